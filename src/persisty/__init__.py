@@ -1,0 +1,1 @@
+from persisty._version import __version__ as __version__

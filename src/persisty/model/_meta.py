@@ -1,0 +1,480 @@
+"""``@stored``: turns a class into a slotted dataclass and derives its :class:`StoreMeta`."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+import sys
+import typing
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+import msgspec
+
+from persisty.errors import ValidationError
+from persisty.model._attr import AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
+
+T = TypeVar("T")
+
+_ENCODER = msgspec.json.Encoder(order="deterministic")
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A secondary index over one or more attributes; ``unique=True`` enforces uniqueness.
+
+    Example::
+
+        @stored(indexes=[Index("owner", "priority"), Index("email", unique=True)])
+        class User: ...
+    """
+
+    attrs: tuple[str, ...]
+    unique: bool = False
+    name: str | None = None
+
+    def __init__(self, *attrs: str, unique: bool = False, name: str | None = None) -> None:
+        if not attrs:
+            raise ValueError("an Index needs at least one attribute")
+        object.__setattr__(self, "attrs", tuple(attrs))
+        object.__setattr__(self, "unique", unique)
+        object.__setattr__(self, "name", name)
+
+    def index_name(self, store_name: str) -> str:
+        """The index's name: given, or derived from the store and its attributes."""
+        return self.name or "ix_" + store_name + "_" + "_".join(self.attrs)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """How an item's key string is derived from its attributes.
+
+    One attribute gives the attribute's text (``str(uuid)``, ``"42"``); several are joined
+    with ``:``, where ``~`` and ``:`` inside values are escaped as ``~0`` and ``~1``.
+
+    Example::
+
+        @stored(key=("owner", "slug"))
+        class Page: ...           # key "ann:home"
+    """
+
+    attrs: tuple[str, ...]
+
+    def __init__(self, *attrs: str) -> None:
+        if not attrs:
+            raise ValueError("a key needs at least one attribute")
+        object.__setattr__(self, "attrs", tuple(attrs))
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace(":", "~1")
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", ":").replace("~0", "~")
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dt.datetime):
+        return to_utc(value).isoformat()
+    if hasattr(value, "value") and not isinstance(value, int | float):  # enums
+        return str(value.value)
+    if isinstance(value, bytes):
+        return base64.urlsafe_b64encode(value).decode()
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StoreMeta:
+    """Everything persisty derived from a ``@stored`` class: attributes, key, indexes, schemas.
+
+    Example::
+
+        meta = Note.__persisty__          # or persisty.meta_of(Note)
+        meta.name, meta.key.attrs, [a.name for a in meta.attrs]
+    """
+
+    cls: type[Any]
+    name: str
+    attrs: tuple[AttrMeta, ...]
+    key: KeyConfig
+    indexes: tuple[Index, ...]
+    label: str | None
+    summary: tuple[str, ...]
+    ttl: dt.timedelta | None
+    description: str | None
+    by_name: dict[str, AttrMeta] = dataclasses.field(default_factory=dict)
+    datetime_attrs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.by_name.update({a.name: a for a in self.attrs})
+        object.__setattr__(
+            self, "datetime_attrs", tuple(a.name for a in self.attrs if a.kind == "datetime")
+        )
+
+    # ---- attributes -------------------------------------------------------------------
+
+    def attr(self, name: str) -> AttrMeta:
+        """The attribute called ``name``; ``ValidationError`` naming it when there is none."""
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise ValidationError(
+                f"{self.name} has no attribute {name!r}", field=name
+            ) from None
+
+    @property
+    def key_attrs(self) -> tuple[AttrMeta, ...]:
+        """The attributes that make up the key, in key order."""
+        return tuple(self.by_name[n] for n in self.key.attrs)
+
+    # ---- keys -------------------------------------------------------------------------
+
+    def key_values(self, item: Any) -> tuple[Any, ...]:
+        """The typed values of the key attributes of ``item``."""
+        return tuple(getattr(item, n) for n in self.key.attrs)
+
+    def key_of(self, item: Any) -> str:
+        """The key string of ``item``."""
+        return self.key_string(self.key_values(item))
+
+    def key_string(self, values: Sequence[Any]) -> str:
+        """The key string for typed key values."""
+        if len(values) == 1:
+            return _key_text(values[0])
+        return ":".join(_escape(_key_text(v)) for v in values)
+
+    def parse_key(self, key: Any) -> tuple[Any, ...]:
+        """Typed key values from a key string; ``ValidationError`` naming the key attribute."""
+        attrs = self.key_attrs
+        if not isinstance(key, str):
+            if len(attrs) == 1 and not isinstance(key, tuple | list | dict | set):
+                key = _key_text(key)
+            else:
+                raise ValidationError(f"a key must be a string, not {type(key).__name__}",
+                                      field=attrs[0].name)
+        if len(attrs) == 1:
+            parts = [key]
+        else:
+            parts = [_unescape(p) for p in key.split(":")]
+            if len(parts) != len(attrs):
+                raise ValidationError(
+                    f"key {key!r} must have {len(attrs)} parts separated by ':'",
+                    field=attrs[0].name,
+                )
+        values = []
+        for a, part in zip(attrs, parts, strict=True):
+            if a.kind == "bytes":
+                try:
+                    values.append(base64.urlsafe_b64decode(part.encode()))
+                except ValueError as e:
+                    raise ValidationError(f"{a.name}: bad key {part!r}", field=a.name) from e
+                continue
+            value = a.coerce(part)
+            if value is None or (a.kind == "str" and part == ""):
+                raise ValidationError(f"{a.name}: a key part may not be empty", field=a.name)
+            values.append(value)
+        return tuple(values)
+
+    # ---- items ------------------------------------------------------------------------
+
+    def to_builtins(self, item: Any) -> dict[str, Any]:
+        """``item`` as JSON-compatible builtins (what the REST API sends)."""
+        result: dict[str, Any] = msgspec.to_builtins(item)
+        return result
+
+    def from_builtins(self, data: Any) -> Any:
+        """An item from JSON-compatible data, validated; ``ValidationError`` names the field."""
+        if isinstance(data, self.cls):
+            return self.validate(data)
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"{self.name}: expected an object, got {type(data).__name__}")
+        unknown = [k for k in data if k not in self.by_name]
+        if unknown:
+            raise ValidationError(f"{self.name} has no attribute {unknown[0]!r}", field=unknown[0])
+        return self._convert(dict(data))
+
+    def validate(self, item: Any) -> Any:
+        """Check every attribute of ``item`` and return a normalized copy (UTC datetimes …)."""
+        if isinstance(item, Mapping):
+            return self.from_builtins(item)
+        if not isinstance(item, self.cls):
+            raise ValidationError(
+                f"expected a {self.cls.__name__}, got {type(item).__name__}"
+            )
+        return self._convert(msgspec.to_builtins(item, builtin_types=_KEEP))
+
+    def _convert(self, data: dict[str, Any]) -> Any:
+        try:
+            item = msgspec.convert(data, self.cls, strict=False)
+        except msgspec.ValidationError as e:
+            raise _validation_error(self, e) from None
+        for a in self.datetime_attrs:
+            value = getattr(item, a)
+            if value is not None:
+                object.__setattr__(item, a, to_utc(value))
+        return item
+
+    def encode(self, item: Any) -> bytes:
+        """Canonical JSON bytes of ``item`` (dict keys sorted): what etags hash."""
+        return _ENCODER.encode(item)
+
+    def decode(self, data: bytes | str) -> Any:
+        """An item from :meth:`encode`'s bytes."""
+        item = msgspec.json.decode(data, type=self.cls)
+        return item
+
+    # ---- schema -----------------------------------------------------------------------
+
+    def json_schema(self, shape: str = "read") -> dict[str, Any]:
+        """JSON Schema of the ``read``, ``create``, ``update`` or ``patch`` shape.
+
+        ``create`` leaves out generated and non-creatable attributes and requires only what
+        has no default; ``update`` leaves out non-updatable ones; ``patch`` requires nothing.
+        """
+        (defs,) = [msgspec.json.schema_components([self.cls])[1]]
+        full = dict(defs[self.cls.__name__])
+        props = dict(full.get("properties", {}))
+        required = list(full.get("required", []))
+        if shape == "read":
+            props = {k: v for k, v in props.items() if self.by_name[k].readable}
+            required = [a.name for a in self.attrs if a.readable]
+        elif shape == "create":
+            props = {
+                k: v for k, v in props.items()
+                if self.by_name[k].creatable and self.by_name[k].generated not in (
+                    "created", "updated", "sequence")
+            }
+            required = [r for r in required if r in props]
+        elif shape == "update":
+            props = {k: v for k, v in props.items()
+                     if self.by_name[k].updatable or k in self.key.attrs}
+            required = [r for r in required if r in props]
+        elif shape == "patch":
+            props = {k: v for k, v in props.items()
+                     if self.by_name[k].updatable and k not in self.key.attrs}
+            required = []
+        else:
+            raise ValueError(f"unknown shape {shape!r}")
+        schema: dict[str, Any] = {
+            "title": f"{self.cls.__name__}{'' if shape == 'read' else shape.capitalize()}",
+            "type": "object",
+            "properties": props,
+            "additionalProperties": False,
+        }
+        if required:
+            schema["required"] = required
+        nested = {k: v for k, v in defs.items() if k != self.cls.__name__}
+        if nested:
+            schema["$defs"] = nested
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+_KEEP = (dt.datetime, dt.date, uuid.UUID, bytes)
+
+_PATH = re.compile(r"at `\$\.([A-Za-z_][A-Za-z_0-9]*)")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def _validation_error(meta: StoreMeta, e: msgspec.ValidationError) -> ValidationError:
+    text = str(e)
+    m = _PATH.search(text) or _MISSING.search(text)
+    field = m.group(1) if m else None
+    reason = text.split(" - at ")[0]
+    where = f"{meta.name}.{field}" if field else meta.name
+    return ValidationError(f"{where}: {reason}", field=field)
+
+
+def etag(item: Any) -> str:
+    """The etag of an item: a hash of its canonical stored content.
+
+    Example::
+
+        notes.update(dataclasses.replace(n, title="Hi"), if_match=etag(n))
+    """
+    digest = hashlib.blake2b(_ENCODER.encode(item), digest_size=12).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _snake(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+@overload
+def stored(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def stored(
+    *,
+    key: str | Sequence[str] | None = None,
+    indexes: Iterable[Index] = (),
+    name: str | None = None,
+    label: str | None = None,
+    summary: Sequence[str] = (),
+    ttl: dt.timedelta | None = None,
+) -> Callable[[type[T]], type[T]]: ...
+
+
+def stored(
+    cls: type[T] | None = None,
+    /,
+    *,
+    key: str | Sequence[str] | None = None,
+    indexes: Iterable[Index] = (),
+    name: str | None = None,
+    label: str | None = None,
+    summary: Sequence[str] = (),
+    ttl: dt.timedelta | None = None,
+) -> Any:
+    """Make a class a stored item: a slotted, keyword-only dataclass with a :class:`StoreMeta`.
+
+    The key is ``key`` (one attribute or several), else the attribute ``id``. A ``UUID`` key
+    without a default gets a fresh ``uuid4`` when absent. ``name`` defaults to the class
+    name in snake_case; ``label``/``summary`` name the attributes that describe an item.
+
+    Example::
+
+        @stored(indexes=[Index("owner")])
+        class Note:
+            id: UUID
+            owner: str
+            title: str = Attr(max_length=200)
+
+        Note(owner="ann", title="Hello").id   # a fresh uuid4
+    """
+
+    def wrap(c: type[T]) -> type[T]:
+        caller = sys._getframe(1 if cls is None else 2).f_locals
+        return _make_stored(c, key, tuple(indexes), name, label, tuple(summary), ttl, caller)
+
+    return wrap(cls) if cls is not None else wrap
+
+
+def _make_stored(
+    cls: type[Any],
+    key: str | Sequence[str] | None,
+    indexes: tuple[Index, ...],
+    name: str | None,
+    label: str | None,
+    summary: tuple[str, ...],
+    ttl: dt.timedelta | None,
+    localns: Mapping[str, Any],
+) -> type[Any]:
+    module = sys.modules.get(cls.__module__)
+    globalns = dict(vars(module)) if module else {}
+    raw = cls.__dict__.get("__annotations__", {})
+    hints = typing.get_type_hints(cls, globalns=globalns, localns=dict(localns),
+                                  include_extras=True)
+    hints = {k: v for k, v in hints.items() if k in raw}
+    key_attrs: tuple[str, ...]
+    if key is None:
+        if "id" not in hints:
+            raise TypeError(f"{cls.__name__}: declare key=... or an attribute named 'id'")
+        key_attrs = ("id",)
+    elif isinstance(key, str):
+        key_attrs = (key,)
+    else:
+        key_attrs = tuple(key)
+    for k in key_attrs:
+        if k not in hints:
+            raise TypeError(f"{cls.__name__}: key attribute {k!r} is not declared")
+
+    annotations: dict[str, Any] = {}
+    options: dict[str, AttrOptions] = {}
+    for attr_name, tp in hints.items():
+        default = cls.__dict__.get(attr_name, dataclasses.MISSING)
+        opts = AttrOptions()
+        if isinstance(default, dataclasses.Field):
+            opts = default.metadata.get("persisty", opts)
+        base, _optional = strip_optional(tp)
+        kind = kind_of(base)[0]
+        if attr_name in key_attrs and len(key_attrs) == 1 and kind == "uuid" and (
+            default is dataclasses.MISSING
+        ):
+            opts = dataclasses.replace(opts, generated="uuid")
+            setattr(cls, attr_name, dataclasses.field(default_factory=uuid.uuid4,
+                                                      metadata={"persisty": opts}))
+        elif opts.generated == "uuid" and isinstance(default, dataclasses.Field) and (
+            default.default is None
+        ):
+            setattr(cls, attr_name, dataclasses.field(default_factory=uuid.uuid4,
+                                                      metadata={"persisty": opts}))
+        options[attr_name] = opts
+        if opts.constraints:
+            tp = typing.Annotated[tp, msgspec.Meta(**opts.constraints)]
+        annotations[attr_name] = tp
+    description = (cls.__doc__ or "").strip() or None
+    cls.__annotations__ = annotations
+    dc = dataclasses.dataclass(slots=True, kw_only=True)(cls)
+
+    attrs = []
+    for f in dataclasses.fields(dc):
+        opts = options[f.name]
+        declared = hints[f.name]
+        if typing.get_origin(declared) is typing.Annotated:
+            declared = typing.get_args(declared)[0]
+        base, optional = strip_optional(declared)
+        kind, item_kind, enum_type = kind_of(base)
+        has_default = f.default is not dataclasses.MISSING or (
+            f.default_factory is not dataclasses.MISSING
+        )
+        attrs.append(
+            AttrMeta(
+                name=f.name,
+                type=declared,
+                kind=kind,
+                optional=optional,
+                item_kind=item_kind,
+                enum_type=enum_type,
+                generated=opts.generated,
+                creatable=opts.creatable,
+                readable=opts.readable,
+                updatable=opts.updatable and f.name not in key_attrs,
+                sortable=opts.sortable,
+                required=not has_default and opts.generated is None,
+                description=opts.description,
+                constraints=opts.constraints,
+            )
+        )
+    by_name = {a.name for a in attrs}
+    for ix in indexes:
+        for a in ix.attrs:
+            if a not in by_name:
+                raise TypeError(f"{cls.__name__}: index attribute {a!r} is not declared")
+    meta = StoreMeta(
+        cls=dc,
+        name=name or _snake(cls.__name__),
+        attrs=tuple(attrs),
+        key=KeyConfig(*key_attrs),
+        indexes=indexes,
+        label=label,
+        summary=summary,
+        ttl=ttl,
+        description=description,
+    )
+    dc.__persisty__ = meta  # type: ignore[attr-defined]
+    return dc
+
+
+def meta_of(cls_or_item: Any) -> StoreMeta:
+    """The :class:`StoreMeta` of a ``@stored`` class or item.
+
+    Example::
+
+        meta_of(Note).name == "note"
+    """
+    meta = getattr(cls_or_item, "__persisty__", None)
+    if not isinstance(meta, StoreMeta):
+        raise TypeError(f"{cls_or_item!r} is not a @stored class")
+    return meta
