@@ -1,1 +1,59 @@
-from persisty._version import __version__ as __version__
+"""persisty: one typed model and one Store interface over every engine.
+
+Example::
+
+    from persisty import stored, Attr, F, connect
+
+    @stored
+    class Note:
+        id: UUID
+        owner: str
+        title: str = Attr(max_length=200)
+
+    notes = connect("memory://").store(Note)
+    notes.create(Note(owner="ann", title="Hello"))
+    notes.search(F.owner == "ann").items
+"""
+
+from persisty._connect import connect
+from persisty._version import __version__
+from persisty.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    ValidationError,
+)
+from persisty.model import Attr, Index, KeyConfig, StoreMeta, etag, meta_of, stored
+from persisty.query import ALL, NONE, F, Filter, Order
+from persisty.store import Database, Edit, EditResult, Explain, Page, Store
+
+__all__ = [
+    "ALL",
+    "NONE",
+    "Attr",
+    "Conflict",
+    "Database",
+    "Edit",
+    "EditResult",
+    "Explain",
+    "F",
+    "Filter",
+    "Forbidden",
+    "Index",
+    "KeyConfig",
+    "NotFound",
+    "Order",
+    "Page",
+    "PersistyError",
+    "PreconditionFailed",
+    "Store",
+    "StoreMeta",
+    "ValidationError",
+    "__version__",
+    "connect",
+    "etag",
+    "meta_of",
+    "stored",
+]

@@ -1,0 +1,592 @@
+"""The Store contract (async), the base class backends build on, and the Database.
+
+The sync twin ``_sync.py`` is generated from this file by ``scripts/generate-sync``;
+edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from persisty.errors import (
+    Conflict,
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    ValidationError,
+)
+from persisty.model import StoreMeta, etag, meta_of
+from persisty.query import (
+    ALL,
+    NONE,
+    Filter,
+    Order,
+    PageKeys,
+    Sort,
+    compile_filter,
+    sort_spec,
+    sort_values,
+    validate_filter,
+)
+from persisty.store._prepare import check_changes, prepare_create, prepare_patch, prepare_update
+from persisty.store._types import (
+    Clock,
+    Edit,
+    EditKind,
+    EditResult,
+    Explain,
+    Insert,
+    Key,
+    Page,
+    Remove,
+    Replace,
+    WriteOp,
+)
+
+T = TypeVar("T")
+OrderArg = Iterable[Order | str] | Order | str | None
+
+DEFAULT_LIMIT = 100
+MAX_RETRIES = 100
+
+
+class AsyncStore(ABC, Generic[T]):
+    """The one contract: every backend and every layer is a Store.
+
+    Keys are strings (``key_of(item)``). ``read`` returns ``None`` for a missing key;
+    ``update``/``patch``/``delete`` raise ``NotFound``. ``if_match`` (an etag) and
+    ``precondition`` (a filter the stored item must match) are checked atomically with the
+    write and raise ``PreconditionFailed`` when they do not hold; nothing is written then.
+    A ``filter`` of ``None`` means every item. Pages are ordered by ``order`` with ties
+    broken by key, and a page key continues exactly after the last item of its page.
+
+    Example::
+
+        notes = db.store(Note)
+        n = await notes.create(Note(owner="ann", title="Hello"))
+        page = await notes.search(F.owner == "ann", order=[-F.priority], limit=20)
+    """
+
+    meta: StoreMeta
+
+    def key_of(self, item: T) -> str:
+        """The key string of ``item``."""
+        return self.meta.key_of(item)
+
+    @abstractmethod
+    async def create(self, item: T) -> T:
+        """Store a new item and return it as stored (generated values filled in).
+
+        Raises ``Conflict`` if the key or a unique index value is taken,
+        ``ValidationError`` (naming the field) for a bad value.
+        """
+
+    @abstractmethod
+    async def read(self, key: str) -> T | None:
+        """The item with ``key``, or ``None``."""
+
+    @abstractmethod
+    async def update(self, item: T, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> T:
+        """Replace the stored item that has ``item``'s key; return what was stored."""
+
+    @abstractmethod
+    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+                    precondition: Filter | None = None) -> T:
+        """Change the named attributes of the item with ``key``; return what was stored."""
+
+    @abstractmethod
+    async def delete(self, key: str, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> None:
+        """Delete the item with ``key``."""
+
+    @abstractmethod
+    async def search(self, filter: Filter | None = None, order: OrderArg = None,
+                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        """One page of the items matching ``filter`` in ``order``."""
+
+    async def search_all(self, filter: Filter | None = None, order: OrderArg = None,
+                         page_size: int = 500) -> AsyncIterator[T]:
+        """Every item matching ``filter`` in ``order``, fetched a page at a time."""
+        page_key: str | None = None
+        while True:
+            page = await self.search(filter, order, limit=page_size, page_key=page_key)
+            for item in page.items:
+                yield item
+            if page.next_page_key is None:
+                return
+            page_key = page.next_page_key
+
+    @abstractmethod
+    async def count(self, filter: Filter | None = None) -> int:
+        """How many items match ``filter``."""
+
+    @abstractmethod
+    async def read_batch(self, keys: Sequence[str]) -> list[T | None]:
+        """The items for ``keys``, in order, ``None`` where a key is missing."""
+
+    @abstractmethod
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        """Apply ``edits`` in order. ``atomic=True``: all or nothing (the failing edit has
+        its code, the others ``aborted``); ``atomic=False``: each on its own."""
+
+    @abstractmethod
+    async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        """Apply ``changes`` to every item matching ``filter``; return how many changed."""
+
+    @abstractmethod
+    async def delete_all(self, filter: Filter | None) -> int:
+        """Delete every item matching ``filter``; return how many were deleted."""
+
+    @abstractmethod
+    async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
+        """Which part of ``filter`` (and ``order``) runs on the engine, which in Python."""
+
+
+class AsyncStoreBase(AsyncStore[T]):
+    """The Store logic every backend shares; a backend implements the ``_`` hooks only.
+
+    Hooks: ``_get`` (item and stored etag), ``_commit`` (apply write ops, all or nothing
+    when ``atomic``), ``_find`` (natively filtered, sorted, after a position, limited),
+    and optionally ``_get_many``, ``_count``, ``_plan`` (split a filter into native and
+    residual parts), ``_describe`` and ``_next_sequence``.
+    """
+
+    def __init__(self, meta: StoreMeta, pages: PageKeys, *, clock: Clock | None = None,
+                 default_limit: int = DEFAULT_LIMIT) -> None:
+        self.meta = meta
+        self.pages = pages
+        self.clock = clock or Clock()
+        self.default_limit = default_limit
+
+    # ---- hooks --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def _get(self, key: Key) -> tuple[T, str] | None:
+        """The stored item with ``key`` and its etag, or ``None``."""
+
+    async def _get_many(self, keys: Sequence[Key]) -> list[tuple[T, str] | None]:
+        return [await self._get(k) for k in keys]
+
+    @abstractmethod
+    async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        """Apply ``ops`` in order, returning one error (or ``None``) per op; when ``atomic``
+        and any op fails, none is applied (ops after the first failure may be left ``None``)."""
+
+    @abstractmethod
+    async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
+                    limit: int | None) -> list[T]:
+        """Items matching ``native`` sorted by ``spec``, strictly after the position
+        ``after`` (values for each term of ``spec``), at most ``limit``."""
+
+    async def _count(self, native: Filter) -> int:
+        return len(await self._find(native, sort_spec(self.meta, None), None, None))
+
+    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
+        """Split a validated filter into (native, residual); ``native & residual == f``."""
+        return f, ALL
+
+    def _describe(self, native: Filter, spec: Sort) -> str:
+        return f"native: {native!r}"
+
+    async def _next_sequence(self, attr: str) -> int:
+        raise ValidationError(f"{attr}: this backend does not generate sequences", field=attr)
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    async def _sequences(self) -> dict[str, int] | None:
+        names = [a.name for a in self.meta.attrs if a.generated == "sequence"]
+        if not names:
+            return None
+        return {n: await self._next_sequence(n) for n in names}
+
+    def _check(self, stored: tuple[T, str], if_match: str | None,
+               precondition: Filter | None) -> None:
+        item, tag = stored
+        if if_match is not None and if_match != tag:
+            raise PreconditionFailed("the item has changed (etag does not match)")
+        if precondition is not None and not compile_filter(
+            validate_filter(precondition, self.meta), self.meta
+        )(item):
+            raise PreconditionFailed("the precondition does not hold")
+
+    async def _commit_one(self, op: WriteOp) -> None:
+        err = (await self._commit([op], True))[0]
+        if err is not None:
+            raise err
+
+    # ---- the contract -------------------------------------------------------------------
+
+    async def create(self, item: T) -> T:
+        new = prepare_create(self.meta, item, self.clock(), await self._sequences())
+        await self._commit_one(Insert(self.meta.key_values(new), new, etag(new)))
+        return new  # type: ignore[no-any-return]
+
+    async def read(self, key: str) -> T | None:
+        found = await self._get(self.meta.parse_key(key))
+        return None if found is None else found[0]
+
+    async def update(self, item: T, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> T:
+        if not isinstance(item, self.meta.cls):
+            item = self.meta.from_builtins(item)
+        key = self.meta.key_values(item)
+        for _ in range(MAX_RETRIES):
+            found = await self._get(key)
+            if found is None:
+                raise NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
+            self._check(found, if_match, precondition)
+            new = prepare_update(self.meta, item, found[0], self.clock())
+            try:
+                await self._commit_one(Replace(key, new, etag(new), found[1], found[0]))
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+                continue  # changed since we read it: check the precondition again
+            return new  # type: ignore[no-any-return]
+        raise Conflict("too many concurrent changes; try again")
+
+    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+                    precondition: Filter | None = None) -> T:
+        changes = check_changes(self.meta, changes)
+        k = self.meta.parse_key(key)
+        for _ in range(MAX_RETRIES):
+            found = await self._get(k)
+            if found is None:
+                raise NotFound(f"no {self.meta.name} with key {key!r}")
+            self._check(found, if_match, precondition)
+            new = prepare_patch(self.meta, found[0], changes, self.clock())
+            try:
+                await self._commit_one(Replace(k, new, etag(new), found[1], found[0]))
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+                continue
+            return new  # type: ignore[no-any-return]
+        raise Conflict("too many concurrent changes; try again")
+
+    async def delete(self, key: str, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> None:
+        k = self.meta.parse_key(key)
+        if if_match is None and precondition is None:
+            await self._commit_one(Remove(k))
+            return
+        for _ in range(MAX_RETRIES):
+            found = await self._get(k)
+            if found is None:
+                raise NotFound(f"no {self.meta.name} with key {key!r}")
+            self._check(found, if_match, precondition)
+            try:
+                await self._commit_one(Remove(k, found[1], found[0]))
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+                continue
+            return
+        raise Conflict("too many concurrent changes; try again")
+
+    def _prepare_search(self, filter: Filter | None, order: OrderArg,
+                        page_key: str | None) -> tuple[Filter, Sort, tuple[Any, ...] | None]:
+        f = validate_filter(filter, self.meta)
+        spec = sort_spec(self.meta, order)
+        after = None if page_key is None else self.pages.decode(page_key, self.meta, spec)
+        return f, spec, after
+
+    async def search(self, filter: Filter | None = None, order: OrderArg = None,
+                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        f, spec, after = self._prepare_search(filter, order, page_key)
+        if limit is None:
+            limit = self.default_limit
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValidationError("limit must be a positive integer", field="limit")
+        if f is NONE:
+            return Page([], None)
+        items = await self._collect(f, spec, after, limit + 1)
+        if len(items) > limit:
+            items = items[:limit]
+            return Page(items, self.pages.encode(self.meta, spec, sort_values(items[-1], spec)))
+        return Page(items, None)
+
+    async def _collect(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
+                       limit: int | None) -> list[T]:
+        native, residual = self._plan(f)
+        if residual is ALL:
+            return await self._find(native, spec, after, limit)
+        keep = compile_filter(residual, self.meta)
+        chunk = max(100, 4 * (limit or 0)) if limit is not None else None
+        result: list[T] = []
+        while True:
+            raw = await self._find(native, spec, after, chunk)
+            result.extend(i for i in raw if keep(i))
+            if chunk is None or len(raw) < chunk:
+                break
+            if limit is not None and len(result) >= limit:
+                break
+            after = sort_values(raw[-1], spec)
+        return result if limit is None else result[:limit]
+
+    async def count(self, filter: Filter | None = None) -> int:
+        f = validate_filter(filter, self.meta)
+        if f is NONE:
+            return 0
+        native, residual = self._plan(f)
+        if residual is ALL:
+            return await self._count(native)
+        return len(await self._collect(f, sort_spec(self.meta, None), None, None))
+
+    async def read_batch(self, keys: Sequence[str]) -> list[T | None]:
+        if isinstance(keys, str):
+            raise ValidationError("read_batch takes a list of keys")
+        parsed = [self.meta.parse_key(k) for k in keys]
+        found = await self._get_many(parsed)
+        return [None if f is None else f[0] for f in found]
+
+    async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
+        f, spec, _ = self._prepare_search(filter, order, None)
+        native, residual = self._plan(f)
+        return Explain(native, residual, True, self._describe(native, spec))
+
+    # ---- batches ------------------------------------------------------------------------
+
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = list(edits)
+        for _ in range(MAX_RETRIES):
+            results, retry = await self._try_batch(edits, atomic)
+            if not retry:
+                return results
+        raise Conflict("too many concurrent changes; try again")
+
+    async def _try_batch(self, edits: list[Edit], atomic: bool
+                         ) -> tuple[list[EditResult[T]], bool]:
+        """One attempt; ``retry`` is true when an etag we read ourselves went stale."""
+        ops: list[WriteOp | None] = []
+        errors: list[PersistyError | None] = []
+        needed = [self._edit_key(e) for e in edits if e.kind != EditKind.CREATE]
+        state: dict[Key, tuple[Any, str] | None] = {}
+        keys = [k for k in needed if k is not None]
+        if keys:
+            uniq = list(dict.fromkeys(keys))
+            for k, found in zip(uniq, await self._get_many(uniq), strict=True):
+                state[k] = found
+        now = self.clock()
+        for e in edits:
+            try:
+                op = await self._resolve(e, state, now)
+                ops.append(op)
+                errors.append(None)
+            except PersistyError as err:
+                ops.append(None)
+                errors.append(err)
+        if atomic and any(err is not None for err in errors):
+            return self._results(edits, ops, errors, atomic), False
+        todo = [(i, op) for i, op in enumerate(ops) if op is not None]
+        committed = await self._commit([op for _, op in todo], atomic) if todo else []
+        for (i, op), err in zip(todo, committed, strict=True):
+            if err is not None and isinstance(err, PreconditionFailed) and (
+                edits[i].if_match is None and not isinstance(op, Insert)
+            ):
+                if atomic or any(e.if_match is None for e in edits):
+                    return [], True
+            errors[i] = err
+        return self._results(edits, ops, errors, atomic), False
+
+    def _edit_key(self, e: Edit) -> Key | None:
+        try:
+            if e.kind == EditKind.UPDATE:
+                item = e.item if isinstance(e.item, self.meta.cls) else (
+                    self.meta.from_builtins(e.item))
+                return self.meta.key_values(item)
+            return self.meta.parse_key(e.key)
+        except PersistyError:
+            return None
+
+    async def _resolve(self, e: Edit, state: dict[Key, tuple[Any, str] | None],
+                       now: Any) -> WriteOp:
+        meta = self.meta
+        if not isinstance(e, Edit):
+            raise ValidationError(f"not an Edit: {e!r}")
+        if e.kind == EditKind.CREATE:
+            new = prepare_create(meta, e.item, now, await self._sequences())
+            key = meta.key_values(new)
+            tag = etag(new)
+            if key in state and state[key] is not None:
+                raise Conflict(f"{meta.name} {meta.key_string(key)!r} already exists")
+            state[key] = (new, tag)
+            return Insert(key, new, tag)
+        if e.kind == EditKind.UPDATE:
+            item = e.item if isinstance(e.item, meta.cls) else meta.from_builtins(e.item)
+            key = meta.key_values(item)
+        else:
+            key = meta.parse_key(e.key)
+        found = state.get(key)
+        if found is None:
+            raise NotFound(f"no {meta.name} with key {meta.key_string(key)!r}")
+        self._check(found, e.if_match, e.precondition)
+        if e.kind == EditKind.DELETE:
+            state[key] = None
+            return Remove(key, found[1], found[0])
+        if e.kind == EditKind.UPDATE:
+            new = prepare_update(meta, item, found[0], now)
+        else:
+            new = prepare_patch(meta, found[0], check_changes(meta, e.changes or {}), now)
+        tag = etag(new)
+        state[key] = (new, tag)
+        return Replace(key, new, tag, found[1], found[0])
+
+    def _results(self, edits: list[Edit], ops: list[WriteOp | None],
+                 errors: list[PersistyError | None], atomic: bool) -> list[EditResult[T]]:
+        failed = any(err is not None for err in errors)
+        results: list[EditResult[T]] = []
+        for e, op, err in zip(edits, ops, errors, strict=True):
+            if err is not None:
+                results.append(EditResult(e, False, err.code, None, err.message, err.field))
+            elif atomic and failed:
+                results.append(EditResult(e, False, "aborted", None,
+                                          "not applied: another edit in the batch failed"))
+            else:
+                item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
+                results.append(EditResult(e, True, None, item))
+        return results
+
+    async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        changes = check_changes(self.meta, changes)
+        f = validate_filter(filter, self.meta)
+        if f is NONE:
+            return 0
+        keys = [self.meta.key_of(i) async for i in self.search_all(f)]
+        total = 0
+        for start in range(0, len(keys), 100):
+            edits = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
+            results = await self.edit_batch(edits, atomic=False)
+            bad = [r for r in results if not r.ok and r.code == "validation_error"]
+            if bad:
+                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
+            total += sum(1 for r in results if r.ok)
+        return total
+
+    async def delete_all(self, filter: Filter | None) -> int:
+        f = validate_filter(filter, self.meta)
+        if f is NONE:
+            return 0
+        keys = [self.meta.key_of(i) async for i in self.search_all(f)]
+        total = 0
+        for start in range(0, len(keys), 100):
+            edits = [Edit.delete(k, precondition=f) for k in keys[start:start + 100]]
+            results = await self.edit_batch(edits, atomic=False)
+            total += sum(1 for r in results if r.ok)
+        return total
+
+
+class AsyncWrappedStore(AsyncStore[T]):
+    """A layer: a Store that passes every call to ``inner``; override what the layer changes.
+
+    Example::
+
+        class Logged(AsyncWrappedStore[T]):
+            async def create(self, item):
+                print("create", item)
+                return await self.inner.create(item)
+    """
+
+    def __init__(self, inner: AsyncStore[T]) -> None:
+        self.inner = inner
+        self.meta = inner.meta
+
+    async def create(self, item: T) -> T:
+        return await self.inner.create(item)
+
+    async def read(self, key: str) -> T | None:
+        return await self.inner.read(key)
+
+    async def update(self, item: T, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> T:
+        return await self.inner.update(item, if_match=if_match, precondition=precondition)
+
+    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+                    precondition: Filter | None = None) -> T:
+        return await self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
+
+    async def delete(self, key: str, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> None:
+        await self.inner.delete(key, if_match=if_match, precondition=precondition)
+
+    async def search(self, filter: Filter | None = None, order: OrderArg = None,
+                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        return await self.inner.search(filter, order, limit, page_key)
+
+    async def count(self, filter: Filter | None = None) -> int:
+        return await self.inner.count(filter)
+
+    async def read_batch(self, keys: Sequence[str]) -> list[T | None]:
+        return await self.inner.read_batch(keys)
+
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        return await self.inner.edit_batch(edits, atomic)
+
+    async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        return await self.inner.update_all(filter, changes)
+
+    async def delete_all(self, filter: Filter | None) -> int:
+        return await self.inner.delete_all(filter)
+
+    async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
+        return await self.inner.explain(filter, order)
+
+
+_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+
+
+class AsyncDatabase(ABC):
+    """A connection to one engine: hands out one Store per ``@stored`` class.
+
+    ``namespace`` isolates the stores of one tenant from another's on the same engine.
+    Page keys are signed with ``secret`` (else ``PERSISTY_SECRET``, else one the backend
+    keeps, else a random one for this process).
+
+    Example::
+
+        db = persisty.aio.connect("memory://", namespace="tenant1")
+        notes = db.store(Note)
+    """
+
+    def __init__(self, url: str, *, namespace: str | None = None,
+                 secret: bytes | str | None = None) -> None:
+        if namespace is not None and not _NAMESPACE.match(namespace):
+            raise ValidationError("a namespace is a letter then letters, digits or _ "
+                                  "(at most 40)", field="namespace")
+        self.url = url
+        self.namespace = namespace
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
+        self._stores: dict[type[Any], AsyncStore[Any]] = {}
+
+    def _secret(self) -> bytes | None:
+        """A secret the backend keeps for its database; ``None`` for a random one."""
+        return None
+
+    def store(self, cls: type[T]) -> AsyncStore[T]:
+        """The Store for the ``@stored`` class ``cls`` (one per class per database)."""
+        found = self._stores.get(cls)
+        if found is None:
+            found = self._stores[cls] = self._open(meta_of(cls))
+        return found
+
+    @abstractmethod
+    def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
+        """A new Store for ``meta``."""
+
+    async def migrate(self) -> list[str]:
+        """Bring the engine's schema up to the stores opened so far; return what was done."""
+        return []
+
+    async def close(self) -> None:
+        """Release connections; the database is unusable afterwards."""
+
+    async def __aenter__(self) -> AsyncDatabase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,79 @@
+"""Turning what a user passes into what is stored: generators, flags and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from persisty.errors import ValidationError
+from persisty.model import StoreMeta
+
+
+def _defaults(meta: StoreMeta) -> dict[str, Any]:
+    result = {}
+    for f in dataclasses.fields(meta.cls):
+        if f.default is not dataclasses.MISSING:
+            result[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            result[f.name] = f.default_factory
+    return result
+
+
+def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
+                   sequences: Mapping[str, int] | None = None) -> Any:
+    """The item to insert: defaults for non-creatable attributes, generated values, checked."""
+    if isinstance(item, Mapping):
+        item = meta.from_builtins(item)
+    elif not isinstance(item, meta.cls):
+        raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
+    changes: dict[str, Any] = {}
+    defaults = None
+    for a in meta.attrs:
+        if not a.creatable:
+            defaults = defaults or _defaults(meta)
+            d = defaults.get(a.name)
+            changes[a.name] = d() if callable(d) else d
+        if a.generated == "created" and getattr(item, a.name) is None:
+            changes[a.name] = now
+        elif a.generated == "updated":
+            changes[a.name] = now
+        elif a.generated == "sequence" and getattr(item, a.name) is None:
+            if sequences is None or a.name not in sequences:
+                raise ValidationError(f"{a.name}: no sequence value", field=a.name)
+            changes[a.name] = sequences[a.name]
+    if changes:
+        item = dataclasses.replace(item, **changes)
+    return meta.validate(item)
+
+
+def prepare_update(meta: StoreMeta, item: Any, current: Any, now: dt.datetime) -> Any:
+    """The item to store for ``update``: non-updatable and created values kept, checked."""
+    if not isinstance(item, meta.cls):
+        raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
+    changes: dict[str, Any] = {}
+    for a in meta.attrs:
+        if a.generated == "updated":
+            changes[a.name] = now
+        elif not a.updatable or a.generated in ("created", "sequence"):
+            changes[a.name] = getattr(current, a.name)
+    return meta.validate(dataclasses.replace(item, **changes))
+
+
+def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the names in a patch: known, updatable, not part of the key."""
+    if not isinstance(changes, Mapping):
+        raise ValidationError("changes must be a mapping of attribute names to values")
+    for name in changes:
+        a = meta.attr(name)
+        if not a.updatable or a.generated is not None:
+            raise ValidationError(f"{name} cannot be changed", field=name)
+    return dict(changes)
+
+
+def prepare_patch(meta: StoreMeta, current: Any, changes: Mapping[str, Any],
+                  now: dt.datetime) -> Any:
+    """``current`` with ``changes`` applied (values coerced), timestamps set, checked."""
+    stamped = {a.name: now for a in meta.attrs if a.generated == "updated"}
+    return meta.validate(dataclasses.replace(current, **{**changes, **stamped}))

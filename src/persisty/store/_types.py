@@ -1,0 +1,157 @@
+"""Values the Store contract passes around: pages, edits, results, plans and write ops."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from persisty.query import Filter
+
+T = TypeVar("T")
+Key = tuple[Any, ...]
+"""Typed key values, in key-attribute order (backends receive these, users pass strings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a search. ``next_page_key`` is ``None`` on the last page.
+
+    Example::
+
+        page = notes.search(F.owner == "ann", limit=20)
+        while page.next_page_key:
+            page = notes.search(F.owner == "ann", limit=20, page_key=page.next_page_key)
+    """
+
+    items: list[T]
+    next_page_key: str | None = None
+
+
+class EditKind(enum.StrEnum):
+    """What an :class:`Edit` does."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    PATCH = "patch"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One write in an ``edit_batch``; build it with the static constructors.
+
+    Example::
+
+        notes.edit_batch([Edit.create(a), Edit.patch(key, {"priority": 2}),
+                          Edit.delete(other_key, if_match=tag)], atomic=True)
+    """
+
+    kind: EditKind
+    item: Any = None
+    key: str | None = None
+    changes: Mapping[str, Any] | None = None
+    if_match: str | None = None
+    precondition: Filter | None = None
+
+    @staticmethod
+    def create(item: Any) -> Edit:
+        """Create ``item``."""
+        return Edit(EditKind.CREATE, item=item)
+
+    @staticmethod
+    def update(item: Any, *, if_match: str | None = None,
+               precondition: Filter | None = None) -> Edit:
+        """Replace the stored item with ``item`` (found by its key)."""
+        return Edit(EditKind.UPDATE, item=item, if_match=if_match, precondition=precondition)
+
+    @staticmethod
+    def patch(key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+              precondition: Filter | None = None) -> Edit:
+        """Change some attributes of the item with ``key``."""
+        return Edit(EditKind.PATCH, key=key, changes=dict(changes), if_match=if_match,
+                    precondition=precondition)
+
+    @staticmethod
+    def delete(key: str, *, if_match: str | None = None,
+               precondition: Filter | None = None) -> Edit:
+        """Delete the item with ``key``."""
+        return Edit(EditKind.DELETE, key=key, if_match=if_match, precondition=precondition)
+
+
+@dataclass(frozen=True, slots=True)
+class EditResult(Generic[T]):
+    """The outcome of one edit: ``ok``, else an error ``code`` (``aborted`` when an atomic
+    batch was rolled back because of another edit) and a ``message``; ``item`` is the
+    stored item after a successful create, update or patch (the old one for a delete)."""
+
+    edit: Edit
+    ok: bool
+    code: str | None = None
+    item: T | None = None
+    message: str | None = None
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Explain:
+    """Where a search runs: ``native`` on the engine, ``residual`` in Python.
+
+    Example::
+
+        plan = notes.explain(F.title.icontains("x"), order=[-F.priority])
+        plan.native, plan.residual, plan.detail
+    """
+
+    native: Filter
+    residual: Filter
+    order_native: bool
+    detail: str = ""
+
+
+# ---- what a backend is asked to write --------------------------------------------------
+
+
+@dataclass(slots=True)
+class Insert:
+    """Store a new item; ``Conflict`` if the key or a unique index value is taken."""
+
+    key: Key
+    item: Any
+    etag: str
+
+
+@dataclass(slots=True)
+class Replace:
+    """Overwrite an existing item; ``NotFound`` if missing, ``PreconditionFailed`` if its
+    stored etag is not ``expected`` (when given)."""
+
+    key: Key
+    item: Any
+    etag: str
+    expected: str | None = None
+    old: Any = None
+
+
+@dataclass(slots=True)
+class Remove:
+    """Delete an item; ``NotFound`` if missing, ``PreconditionFailed`` on an etag mismatch."""
+
+    key: Key
+    expected: str | None = None
+    old: Any = None
+
+
+WriteOp = Insert | Replace | Remove
+
+
+@dataclass(slots=True)
+class Clock:
+    """The source of generated timestamps; tests may set ``now``."""
+
+    now: Any = field(default=None)
+
+    def __call__(self) -> dt.datetime:
+        return self.now() if callable(self.now) else dt.datetime.now(dt.UTC)
