@@ -23,10 +23,15 @@ def twins() -> dict[Path, tuple[Path, dict[str, str]]]:
     """Each async source with its sync target and the name replacements it needs."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["unasyncd"]
     replacements = config.get("add_replacements", {})
-    return {
-        ROOT / source: (ROOT / target, replacements)
-        for source, target in config["files"].items()
-    }
+    result = {}
+    for source, target in config["files"].items():
+        src, dst = ROOT / source, ROOT / target
+        if src.is_dir():
+            for file in sorted(src.rglob("*.py")):
+                result[file] = (dst / file.relative_to(src), replacements)
+        elif src.exists():
+            result[src] = (dst, replacements)
+    return result
 
 
 def generate(source: Path, replacements: dict[str, str]) -> str:
@@ -42,9 +47,12 @@ def generate(source: Path, replacements: dict[str, str]) -> str:
     )
     rel = source.relative_to(ROOT).as_posix()
     code = HEADER.format(source=rel) + transformer(source.read_text())
-    # the transformer renames uses of names but not the names in import statements
+    # the transformer renames uses of names but not the names in import statements;
+    # by convention AsyncFoo becomes Foo and a module path's _async becomes _sync
     for old in sorted(replacements, key=len, reverse=True):
         code = re.sub(rf"(?<![\w.]){re.escape(old)}(?!\w)", replacements[old], code)
+    code = re.sub(r"(?<![\w])Async([A-Z]\w*)", r"\1", code)
+    code = re.sub(r"\._async\b", "._sync", code)
     # drop the async-only imports the transformation leaves behind, and sort the rest
     ruff = Path(sys.executable).with_name("ruff")
     fixed = subprocess.run(
@@ -59,8 +67,6 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for source, (target, replacements) in twins().items():
-        if not source.exists():
-            continue
         code = generate(source, replacements)
         if target.exists() and target.read_text() == code:
             continue
