@@ -1,0 +1,15 @@
+"""The conformance suite every backend and layer passes; ship it to test your own backend.
+
+Example::
+
+    from persisty.testing import StoreConformance
+
+    class TestMine(StoreConformance):
+        def open_database(self, namespace):
+            return persisty.connect("mine://…", namespace=namespace)
+"""
+
+from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._sync import StoreConformance
+
+__all__ = ["AsyncStoreConformance", "StoreConformance"]

@@ -1,0 +1,87 @@
+"""The stored classes the conformance suite runs against; they cover every attribute kind,
+a unique index, a composite key and an integer key."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from persisty.model import Attr, Index, stored
+
+
+class Color(enum.Enum):
+    """An enum attribute's values."""
+
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+@stored(indexes=[Index("owner", "priority"), Index("code", unique=True), Index("score")])
+class Item:
+    """The main conformance model: one attribute of nearly every kind."""
+
+    id: UUID
+    owner: str
+    title: str = Attr(max_length=100)
+    priority: int = 0
+    score: float | None = None
+    tags: list[str] = Attr(default_factory=list)
+    body: str | None = None
+    color: Color | None = None
+    due: date | None = None
+    active: bool = True
+    code: str | None = None
+    amount: Decimal | None = None
+    created_at: datetime = Attr(generated="created")
+    updated_at: datetime = Attr(generated="updated")
+
+
+@stored(key=("owner", "slug"))
+class Doc:
+    """A composite key."""
+
+    owner: str
+    slug: str
+    title: str = ""
+    views: int = 0
+
+
+@stored
+class Counter:
+    """A string key and a number: what concurrent increments fight over."""
+
+    id: str
+    value: int = 0
+
+
+@stored
+class Numbered:
+    """An integer key."""
+
+    id: int
+    name: str = ""
+
+
+@dataclasses.dataclass
+class Address:
+    """A nested value."""
+
+    street: str
+    city: str
+    zip: str | None = None
+
+
+@stored
+class Profile:
+    """Nested dataclasses, dicts, bytes and timestamps round-trip exactly."""
+
+    id: str
+    address: Address | None = None
+    history: list[Address] = Attr(default_factory=list)
+    extra: dict[str, int] = Attr(default_factory=dict)
+    avatar: bytes | None = None
+    seen: datetime | None = None

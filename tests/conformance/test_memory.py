@@ -1,0 +1,18 @@
+"""The conformance suite on the in-memory backend, sync and async."""
+
+from __future__ import annotations
+
+import persisty
+import persisty.aio
+from persisty.store import AsyncDatabase, Database
+from persisty.testing import AsyncStoreConformance, StoreConformance
+
+
+class TestMemory(StoreConformance):
+    def open_database(self, namespace: str) -> Database:
+        return persisty.connect("memory://", namespace=namespace)
+
+
+class TestMemoryAsync(AsyncStoreConformance):
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        return persisty.aio.connect("memory://", namespace=namespace)
