@@ -6,7 +6,9 @@ checks each backend against it.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import heapq
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -253,8 +255,13 @@ class _Rev:
 
 
 def _term(v: Any, desc: bool) -> Any:
-    t = (0,) if v is None else (1, _plain(v))
-    return _Rev(t) if desc else t
+    if not desc:
+        return (0,) if v is None else (1, _plain(v))
+    if v is None:
+        return (2,)
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return (1, -v)  # cheaper than _Rev, same order
+    return (1, _Rev(_plain(v)))
 
 
 def cursor_key(values: Sequence[Any], spec: Sort) -> tuple[Any, ...]:
@@ -282,11 +289,11 @@ def seek(items: Iterable[Any], spec: Sort, after: Sequence[Any] | None,
          limit: int | None) -> list[Any]:
     """Sort ``items``, keep those after the position ``after``, return at most ``limit``."""
     key = sort_key(spec)
+    if after is None and limit is not None:
+        return heapq.nsmallest(limit, items, key=key)
     ordered = sorted(items, key=key)
     if after is not None:
         bound = cursor_key(after, spec)
-        import bisect
-
         start = bisect.bisect_right(ordered, bound, key=key)
         ordered = ordered[start:]
     return ordered if limit is None else ordered[:limit]

@@ -1,0 +1,227 @@
+"""The standard workload every persisty benchmark runs, and the harness that times it.
+
+A *contender* runs the workload its own way (persisty on some engine, a raw driver, a peer
+library). ``run()`` times every contender on the same data in the same process and prints
+ops/s per phase and each contender's ratio to the baseline (the first contender given a
+``baseline=True`` flag, usually the raw driver).
+
+Phases (``n`` items, 50,000 by default, shaped {id, title ~30 chars, owner of 100, score
+int, created_at, tags[3]}):
+
+    bulk create   n items, in batches of 1,000
+    read          10,000 random single reads by key
+    read_batch    10,000 random keys in batches of 100
+    update        5,000 single updates (score and title changed)
+    search        1,000 searches: owner == X order by score desc limit 20
+    count         1,000 counts: owner == X
+    delete        5,000 single deletes by key
+
+Run one: ``.venv/bin/python benchmarks/bench_memory.py --n 50000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import string
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from persisty import F, Index, stored
+from persisty.store import Edit, Store
+
+PHASES = ("bulk_create", "read", "read_batch", "update", "search", "count", "delete")
+OWNERS = [f"owner-{i:02d}" for i in range(100)]
+
+
+@stored(indexes=[Index("owner", "score")])
+class BenchItem:
+    """The item every benchmark stores."""
+
+    id: str
+    title: str
+    owner: str
+    score: int
+    created_at: datetime
+    tags: list[str]
+
+
+def make_rows(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    """``n`` rows as plain dicts (what raw drivers get); the same for a seed."""
+    rnd = random.Random(seed)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    letters = string.ascii_letters + " "
+    return [
+        {
+            "id": str(uuid.UUID(int=rnd.getrandbits(128))),
+            "title": "".join(rnd.choices(letters, k=30)),
+            "owner": rnd.choice(OWNERS),
+            "score": rnd.randint(0, 1_000_000),
+            "created_at": start + timedelta(seconds=i),
+            "tags": rnd.sample(["red", "green", "blue", "black", "white", "gold"], 3),
+        }
+        for i in range(n)
+    ]
+
+
+class Contender:
+    """One way of running the workload. Override every phase method."""
+
+    name = "contender"
+    baseline = False
+
+    def setup(self) -> None:
+        """Create an empty table/keyspace."""
+
+    def teardown(self) -> None:
+        """Drop what ``setup`` made and close connections."""
+
+    def bulk_create(self, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def read(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def read_batch(self, keys: Sequence[str]) -> list[Any]:
+        raise NotImplementedError
+
+    def update(self, row: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def search(self, owner: str) -> list[Any]:
+        raise NotImplementedError
+
+    def count(self, owner: str) -> int:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+
+class PersistyContender(Contender):
+    """The workload through any sync persisty Store of :class:`BenchItem`."""
+
+    def __init__(self, name: str, open_store: Callable[[], Store[BenchItem]],
+                 close: Callable[[], None] = lambda: None) -> None:
+        self.name = name
+        self._open = open_store
+        self._close = close
+        self.store: Store[BenchItem]
+
+    def setup(self) -> None:
+        self.store = self._open()
+
+    def teardown(self) -> None:
+        self._close()
+
+    def bulk_create(self, rows: Sequence[dict[str, Any]]) -> None:
+        results = self.store.edit_batch([Edit.create(BenchItem(**r)) for r in rows])
+        assert all(r.ok for r in results)
+
+    def read(self, key: str) -> Any:
+        return self.store.read(key)
+
+    def read_batch(self, keys: Sequence[str]) -> list[Any]:
+        return self.store.read_batch(keys)
+
+    def update(self, row: dict[str, Any]) -> None:
+        self.store.update(BenchItem(**row))
+
+    def search(self, owner: str) -> list[Any]:
+        return self.store.search(F.owner == owner, order=[-F.score], limit=20).items
+
+    def count(self, owner: str) -> int:
+        return self.store.count(F.owner == owner)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+
+@dataclass
+class Result:
+    """Ops per second for each phase of one contender."""
+
+    name: str
+    ops: dict[str, float] = field(default_factory=dict)
+    baseline: bool = False
+
+
+def _time(fn: Callable[[], Any], count: int) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - start)
+
+
+def run_one(c: Contender, n: int, seed: int = 1) -> Result:
+    """Time every phase of the workload for one contender."""
+    rows = make_rows(n, seed)
+    rnd = random.Random(seed + 1)
+    keys = [r["id"] for r in rows]
+    reads = [rnd.choice(keys) for _ in range(min(10_000, 2 * n))]
+    updates = [dict(r, score=r["score"] + 1, title=r["title"][::-1])
+               for r in rnd.sample(rows, min(5_000, n // 2))]
+    owners = [rnd.choice(OWNERS) for _ in range(1_000)]
+    deletes = rnd.sample(keys, min(5_000, n // 2))
+    result = Result(c.name, baseline=c.baseline)
+    c.setup()
+    try:
+        def bulk() -> None:
+            for i in range(0, n, 1000):
+                c.bulk_create(rows[i:i + 1000])
+
+        result.ops["bulk_create"] = _time(bulk, n)
+        result.ops["read"] = _time(lambda: [c.read(k) for k in reads], len(reads))
+        batches = [reads[i:i + 100] for i in range(0, len(reads), 100)]
+        result.ops["read_batch"] = _time(lambda: [c.read_batch(b) for b in batches], len(reads))
+        result.ops["update"] = _time(lambda: [c.update(r) for r in updates], len(updates))
+        result.ops["search"] = _time(lambda: [c.search(o) for o in owners], len(owners))
+        result.ops["count"] = _time(lambda: [c.count(o) for o in owners], len(owners))
+        result.ops["delete"] = _time(lambda: [c.delete(k) for k in deletes], len(deletes))
+    finally:
+        c.teardown()
+    return result
+
+
+def table(results: Sequence[Result]) -> str:
+    """A Markdown table: ops/s per phase, and ratio to the baseline in parentheses."""
+    base = next((r for r in results if r.baseline), results[0])
+    head = "| phase | " + " | ".join(r.name for r in results) + " |"
+    sep = "|---|" + "---:|" * len(results)
+    lines = [head, sep]
+    for p in PHASES:
+        cells = []
+        for r in results:
+            v = r.ops.get(p)
+            if v is None:
+                cells.append("–")
+            elif r is base:
+                cells.append(f"{v:,.0f}")
+            else:
+                cells.append(f"{v:,.0f} ({v / base.ops[p]:.2f}×)")
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(contenders: Sequence[Contender], n: int = 50_000, seed: int = 1) -> list[Result]:
+    """Run every contender on the same workload; print and return the results."""
+    results = []
+    for c in contenders:
+        print(f"running {c.name} (n={n:,}) …", flush=True)
+        results.append(run_one(c, n, seed))
+    print()
+    print(table(results))
+    return results
+
+
+def arguments(default_n: int = 50_000) -> argparse.Namespace:
+    """``--n`` (items) and ``--seed``, shared by every benchmark script."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=default_n)
+    p.add_argument("--seed", type=int, default=1)
+    return p.parse_args()
