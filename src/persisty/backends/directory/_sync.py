@@ -1,0 +1,64 @@
+# Generated from src/persisty/backends/directory/_async.py by scripts/generate_sync.py - do not edit.
+"""The directory backend (``file:///path``): one JSON document per item, crash-safe writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from persisty.backends.directory._files import DirectoryTable, Row, read_or_create_secret
+from persisty.errors import PersistyError, ValidationError
+from persisty.model import StoreMeta
+from persisty.query import Filter, PageKeys, Sort
+from persisty.store import Database, Key, Store, StoreBase, WriteOp
+
+
+class DirectoryStore(StoreBase[Any]):
+    """A Store over a :class:`DirectoryTable`; searches scan the directory and filter in
+    Python, so this backend suits small data sets, fixtures and local tools."""
+
+    def __init__(self, meta: StoreMeta, pages: PageKeys, table: DirectoryTable) -> None:
+        super().__init__(meta, pages)
+        self.table = table
+
+    def _get(self, key: Key) -> Row | None:
+        return self.table.get(key)
+
+    def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        return self.table.commit(ops, atomic)
+
+    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
+                    limit: int | None) -> list[Any]:
+        return self.table.find(native, spec, after, limit)
+
+    def _describe(self, native: Filter, spec: Sort) -> str:
+        return f"scan of {self.table.path}; filter {native!r} evaluated in process"
+
+
+class DirectoryDatabase(Database):
+    """``file:///path/to/dir``: items as JSON files under ``dir/<namespace>/<store>/``.
+
+    Example::
+
+        db = persisty.aio.connect("file:///var/lib/myapp/data")
+        notes = db.store(Note)
+    """
+
+    def __init__(self, url: str, *, namespace: str | None = None,
+                 secret: bytes | str | None = None) -> None:
+        parts = urlsplit(url)
+        path = unquote(parts.netloc + parts.path)
+        if not path:
+            raise ValidationError("file:// needs a directory, e.g. file:///var/data",
+                                  field="url")
+        self.root = Path(path)
+        super().__init__(url, namespace=namespace, secret=secret)
+
+    def _secret(self) -> bytes | None:
+        return read_or_create_secret(self.root)
+
+    def _open(self, meta: StoreMeta) -> Store[Any]:
+        folder = self.root / (self.namespace or "_default") / meta.name
+        return DirectoryStore(meta, self.pages, DirectoryTable(meta, folder))
