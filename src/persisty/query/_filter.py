@@ -220,7 +220,7 @@ class AttrRef:
 
     def in_(self, values: Sequence[Any]) -> Compare:
         """The value is one of ``values``."""
-        return self._c(Op.IN, tuple(values))
+        return self._c(Op.IN, values if isinstance(values, str | bytes) else tuple(values))
 
     def contains(self, value: Any) -> Compare:
         """Substring of a string attribute, or element of a list attribute."""

@@ -61,6 +61,8 @@ class PageKeys:
             payload, signature = _unb64(body), _unb64(sig)
         except ValueError:
             raise bad from None
+        if _b64(payload) != body or _b64(signature) != sig:
+            raise bad  # a non-canonical spelling of the same bytes is still a changed key
         if not hmac.compare_digest(signature, self._sign(meta, spec, payload)):
             raise bad
         try:

@@ -94,11 +94,18 @@ def filter_to_query(f: Filter | None) -> list[tuple[str, str]]:
     terms = f.filters if isinstance(f, And) else (f,)
     pairs: list[tuple[str, str]] = []
     rest: list[Filter] = []
+    in_attrs: set[str] = set()
     for t in terms:
         if isinstance(t, Compare):
             suffix = "" if t.op is Op.EQ else "__" + t.op.value
-            if t.op is Op.IN:
+            if t.op is Op.IN and t.attr not in in_attrs and None not in t.value:
+                # repeated pairs of one attribute form one list, so a second `in` on the
+                # same attribute goes into the JSON part
+                in_attrs.add(t.attr)
                 pairs.extend((t.attr + suffix, _text(v)) for v in t.value)
+                continue
+            if t.op is Op.IN:
+                rest.append(t)
                 continue
             if t.value is not None:
                 pairs.append((t.attr + suffix, _text(t.value)))
