@@ -12,8 +12,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import persisty  # noqa: E402
-from workload import BenchItem, Contender, PersistyContender, arguments, run  # noqa: E402
+from workload import BenchItem, Contender, PersistyContender, arguments, run
+
+import persisty
 
 
 class DictContender(Contender):

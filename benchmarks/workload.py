@@ -199,11 +199,11 @@ def table(results: Sequence[Result]) -> str:
         for r in results:
             v = r.ops.get(p)
             if v is None:
-                cells.append("–")
+                cells.append("-")
             elif r is base:
                 cells.append(f"{v:,.0f}")
             else:
-                cells.append(f"{v:,.0f} ({v / base.ops[p]:.2f}×)")
+                cells.append(f"{v:,.0f} ({v / base.ops[p]:.2f}x)")
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

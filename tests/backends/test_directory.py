@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -12,7 +13,6 @@ import msgspec
 import persisty
 from persisty import F, etag
 from persisty.backends.directory._files import _JournalEntry
-from persisty.errors import PreconditionFailed
 from persisty.testing.models import Counter, Item
 
 
@@ -72,27 +72,29 @@ def test_torn_journal_is_discarded(tmp_path: Path) -> None:
     assert not (path / ".journal").exists()
 
 
-def _increment(root: str, times: int) -> None:
-    counters = persisty.connect(f"file://{root}").store(Counter)
-    for _ in range(times):
-        while True:
-            c = counters.read("c")
-            assert c is not None
-            try:
-                counters.update(dataclasses.replace(c, value=c.value + 1), if_match=etag(c))
-                break
-            except PreconditionFailed:
-                continue
+_INCREMENT = """
+import dataclasses, sys
+import persisty
+from persisty import etag
+from persisty.errors import PreconditionFailed
+from persisty.testing.models import Counter
+counters = persisty.connect("file://" + sys.argv[1]).store(Counter)
+for _ in range(int(sys.argv[2])):
+    while True:
+        c = counters.read("c")
+        try:
+            counters.update(dataclasses.replace(c, value=c.value + 1), if_match=etag(c))
+            break
+        except PreconditionFailed:
+            continue
+"""
 
 
 def test_conditional_writes_are_atomic_across_processes(tmp_path: Path) -> None:
     persisty.connect(f"file://{tmp_path}").store(Counter).create(Counter(id="c"))
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_increment, args=(str(tmp_path), 40)) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", _INCREMENT, str(tmp_path), "40"])
+             for _ in range(3)]
     for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+        assert p.wait(120) == 0
     final = persisty.connect(f"file://{tmp_path}").store(Counter).read("c")
     assert final is not None and final.value == 120

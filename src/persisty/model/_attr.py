@@ -22,7 +22,9 @@ GENERATORS: tuple[str, ...] = ("uuid", "created", "updated", "sequence")
 SCALAR_KINDS = frozenset(
     {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 )
-ORDERED_KINDS = frozenset({"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum"})
+ORDERED_KINDS = frozenset(
+    {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ class AttrOptions:
 _NO_DEFAULT: Any = dataclasses.MISSING
 
 
-def Attr(  # noqa: N802 - reads like a type in a class body, as dataclasses.field does
+def Attr(
     default: Any = _NO_DEFAULT,
     *,
     default_factory: Callable[[], Any] | None = None,
@@ -112,7 +114,7 @@ class AttrMeta:
     type: Any
     """The declared type without constraints (``str | None``, ``list[str]`` …)."""
     kind: str
-    """str, int, float, bool, datetime, date, uuid, decimal, bytes, enum, list, dict, struct, any."""
+    """str int float bool datetime date uuid decimal bytes enum list dict struct any."""
     optional: bool
     item_kind: str | None
     """For lists: the kind of the elements."""

@@ -6,18 +6,19 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
+import inspect
 import re
 import sys
 import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, dataclass_transform, overload
 
 import msgspec
 
 from persisty.errors import ValidationError
-from persisty.model._attr import AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
+from persisty.model._attr import Attr, AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
 
 T = TypeVar("T")
 
@@ -311,10 +312,12 @@ def _snake(name: str) -> str:
 
 
 @overload
+@dataclass_transform(kw_only_default=True, field_specifiers=(Attr, dataclasses.field))
 def stored(cls: type[T], /) -> type[T]: ...
 
 
 @overload
+@dataclass_transform(kw_only_default=True, field_specifiers=(Attr, dataclasses.field))
 def stored(
     *,
     key: str | Sequence[str] | None = None,
@@ -326,6 +329,7 @@ def stored(
 ) -> Callable[[type[T]], type[T]]: ...
 
 
+@dataclass_transform(kw_only_default=True, field_specifiers=(Attr, dataclasses.field))
 def stored(
     cls: type[T] | None = None,
     /,
@@ -373,7 +377,7 @@ def _make_stored(
 ) -> type[Any]:
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
-    raw = cls.__dict__.get("__annotations__", {})
+    raw = inspect.get_annotations(cls)
     hints = typing.get_type_hints(cls, globalns=globalns, localns=dict(localns),
                                   include_extras=True)
     hints = {k: v for k, v in hints.items() if k in raw}
@@ -463,7 +467,7 @@ def _make_stored(
         ttl=ttl,
         description=description,
     )
-    dc.__persisty__ = meta  # type: ignore[attr-defined]
+    dc.__persisty__ = meta
     return dc
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from persisty.errors import ValidationError
 from persisty.model import StoreMeta
-from persisty.model._attr import AttrMeta
 from persisty.query._filter import (
     ALL,
     NONE,
@@ -124,15 +123,15 @@ def _plain(v: Any) -> Any:
 
 def _compare_fn(c: Compare, meta: StoreMeta) -> Callable[[Any], bool]:
     name = c.attr
-    get = operator.attrgetter(name)
-    is_enum = meta.by_name[name].kind == "enum"
+    get: Callable[[Any], Any] = operator.attrgetter(name)
     value = c.value
     op = c.op
-    if is_enum:
+    if meta.by_name[name].kind == "enum":
         value = tuple(_plain(v) for v in value) if op is Op.IN else _plain(value)
+        plain_get = get
 
-        def get(item: Any, _g: Callable[[Any], Any] = operator.attrgetter(name)) -> Any:
-            return _plain(_g(item))
+        def get(item: Any) -> Any:
+            return _plain(plain_get(item))
 
     if op is Op.EQ:
         return lambda item: bool(get(item) == value)

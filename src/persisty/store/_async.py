@@ -378,21 +378,44 @@ class AsyncStoreBase(AsyncStore[T]):
                 op = await self._resolve(e, state, now)
                 ops.append(op)
                 errors.append(None)
-            except PersistyError as err:
+            except PersistyError as failure:
                 ops.append(None)
-                errors.append(err)
-        if atomic and any(err is not None for err in errors):
+                errors.append(failure)
+        if atomic and any(x is not None for x in errors):
             return self._results(edits, ops, errors, atomic), False
         todo = [(i, op) for i, op in enumerate(ops) if op is not None]
         committed = await self._commit([op for _, op in todo], atomic) if todo else []
-        for (i, op), err in zip(todo, committed, strict=True):
-            if err is not None and isinstance(err, PreconditionFailed) and (
-                edits[i].if_match is None and not isinstance(op, Insert)
+        stale: list[int] = []
+        for (i, op), outcome in zip(todo, committed, strict=True):
+            if isinstance(outcome, PreconditionFailed) and edits[i].if_match is None and (
+                not isinstance(op, Insert)
             ):
-                if atomic or any(e.if_match is None for e in edits):
+                # the item changed after we read it; the edit's own conditions may still hold
+                if atomic:
                     return [], True
-            errors[i] = err
+                stale.append(i)
+            errors[i] = outcome
+        for i in stale:
+            try:
+                ops[i] = await self._apply_alone(edits[i])
+                errors[i] = None
+            except PersistyError as e:
+                errors[i] = e
         return self._results(edits, ops, errors, atomic), False
+
+    async def _apply_alone(self, e: Edit) -> WriteOp:
+        """One edit through the single-item methods (which retry on concurrent changes)."""
+        if e.kind == EditKind.DELETE:
+            assert e.key is not None
+            await self.delete(e.key, if_match=e.if_match, precondition=e.precondition)
+            return Remove(self.meta.parse_key(e.key))
+        if e.kind == EditKind.UPDATE:
+            new = await self.update(e.item, if_match=e.if_match, precondition=e.precondition)
+        else:
+            assert e.key is not None
+            new = await self.patch(e.key, e.changes or {}, if_match=e.if_match,
+                                   precondition=e.precondition)
+        return Replace(self.meta.key_values(new), new, etag(new))
 
     def _edit_key(self, e: Edit) -> Key | None:
         try:
@@ -582,7 +605,7 @@ class AsyncDatabase(ABC):
         """Bring the engine's schema up to the stores opened so far; return what was done."""
         return []
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - nothing to release for most backends
         """Release connections; the database is unusable afterwards."""
 
     async def __aenter__(self) -> AsyncDatabase:

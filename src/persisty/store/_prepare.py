@@ -35,9 +35,7 @@ def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
             defaults = defaults or _defaults(meta)
             d = defaults.get(a.name)
             changes[a.name] = d() if callable(d) else d
-        if a.generated == "created" and getattr(item, a.name) is None:
-            changes[a.name] = now
-        elif a.generated == "updated":
+        if (a.generated == "created" and getattr(item, a.name) is None) or a.generated == "updated":
             changes[a.name] = now
         elif a.generated == "sequence" and getattr(item, a.name) is None:
             if sequences is None or a.name not in sequences:

@@ -83,7 +83,7 @@ def every_op_filters() -> list[Filter]:
 
 
 _VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "owner": st.sampled_from(OWNERS + ["a", "z"]),
+    "owner": st.sampled_from([*OWNERS, "a", "z"]),
     "title": st.sampled_from(TITLES),
     "priority": st.integers(-4, 6),
     "score": st.one_of(st.none(), st.floats(-11, 11, allow_nan=False).map(lambda x: round(x, 2))),
@@ -112,9 +112,12 @@ def _compare(draw: st.DrawFn) -> Filter:
     if op == "exists":
         return ref.exists(draw(st.booleans()))
     if op in ("contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"):
-        return getattr(ref, op)(draw(_TEXT))  # type: ignore[no-any-return]
-    return {"eq": ref == value, "ne": ref != value, "lt": ref < value, "lte": ref <= value,
-            "gt": ref > value, "gte": ref >= value}[op]
+        method: Any = getattr(ref, op)
+        text_filter: Filter = method(draw(_TEXT))
+        return text_filter
+    built: Filter = {"eq": ref == value, "ne": ref != value, "lt": ref < value,
+                     "lte": ref <= value, "gt": ref > value, "gte": ref >= value}[op]
+    return built
 
 
 def _tags() -> st.SearchStrategy[Filter]:

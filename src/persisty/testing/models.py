@@ -7,7 +7,7 @@ import dataclasses
 import enum
 from datetime import date, datetime
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from persisty.model import Attr, Index, stored
 
@@ -24,7 +24,7 @@ class Color(enum.Enum):
 class Item:
     """The main conformance model: one attribute of nearly every kind."""
 
-    id: UUID
+    id: UUID = Attr(default_factory=uuid4)
     owner: str
     title: str = Attr(max_length=100)
     priority: int = 0
@@ -36,8 +36,9 @@ class Item:
     active: bool = True
     code: str | None = None
     amount: Decimal | None = None
-    created_at: datetime = Attr(generated="created")
-    updated_at: datetime = Attr(generated="updated")
+    # an explicit default tells type checkers these need not be passed
+    created_at: datetime = Attr(generated="created", default=None)
+    updated_at: datetime = Attr(generated="updated", default=None)
 
 
 @stored(key=("owner", "slug"))
