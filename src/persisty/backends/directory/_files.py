@@ -119,6 +119,14 @@ class DirectoryTable:
             else:
                 _write_atomic(target, e.content)
 
+    def next_sequence(self, attr: str) -> int:
+        """The next value of the integer sequence ``attr``, kept in ``.sequence-<attr>``."""
+        with self._locked():
+            path = self.path / f".sequence-{attr}"
+            value = int(path.read_text()) + 1 if path.exists() else 1
+            _write_atomic(path, str(value).encode())
+            return value
+
     # ---- reads --------------------------------------------------------------------------
 
     def _load(self, file: Path) -> Row | None:

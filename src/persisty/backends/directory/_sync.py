@@ -33,6 +33,9 @@ class DirectoryStore(StoreBase[Any]):
                     limit: int | None) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
+    def _next_sequence(self, attr: str) -> int:
+        return self.table.next_sequence(attr)
+
     def _describe(self, native: Filter, spec: Sort) -> str:
         return f"scan of {self.table.path}; filter {native!r} evaluated in process"
 
