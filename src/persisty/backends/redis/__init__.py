@@ -1,0 +1,13 @@
+"""The Redis backend: ``redis://host:port/db`` (redis-py with hiredis, Redis 7).
+
+Example::
+
+    import persisty
+    db = persisty.connect("redis://127.0.0.1:6379/0", namespace="app")
+    notes = db.store(Note)
+"""
+
+from persisty.backends.redis._async import AsyncRedisDatabase, AsyncRedisStore
+from persisty.backends.redis._sync import RedisDatabase, RedisStore
+
+__all__ = ["AsyncRedisDatabase", "AsyncRedisStore", "RedisDatabase", "RedisStore"]

@@ -1,0 +1,317 @@
+"""The Redis backend (``redis://host:port/db``) on redis-py's asyncio client.
+
+The sync twin ``_sync.py`` is generated from this file by ``scripts/generate_sync.py``;
+edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from persisty.backends.redis._clients import AsyncRedis
+from persisty.backends.redis._keys import (
+    base_name,
+    load_secret,
+    namespace_pattern,
+    parse_url,
+    translate,
+)
+from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
+from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
+from persisty.errors import PersistyError
+from persisty.model import StoreMeta
+from persisty.query import ALL, Filter, Sort, compile_filter, seek, sort_spec, validate_filter
+from persisty.store import AsyncDatabase, AsyncStore, AsyncStoreBase, Explain, Key, WriteOp
+from persisty.store._async import OrderArg
+
+CHUNK = 1000
+"""Items per MGET, per SCAN page and per commit script call of a non-atomic batch."""
+
+
+class AsyncRedisStore(AsyncStoreBase[Any]):
+    """A Store whose items are JSON values under one key each, with every declared index
+    kept as a lexicographic sorted set that is written in the same Lua script as the item.
+
+    Equality, ``in``, ranges, ``exists`` and ``startswith`` on indexed attributes (and on the
+    key) are answered by ``ZRANGEBYLEX``; ordering by indexed attributes pages through the
+    index; anything else is evaluated in Python (``explain()`` says which).
+
+    Example::
+
+        db = persisty.aio.connect("redis://127.0.0.1:6379/0", namespace="app")
+        notes = db.store(Note)
+        await notes.search(F.owner == "ann", order=[-F.priority], limit=20)
+    """
+
+    def __init__(self, meta: StoreMeta, pages: Any, client: AsyncRedis, base: str) -> None:
+        super().__init__(meta, pages)
+        self.client = client
+        self.layout = Layout(meta, base)
+        self._commit_script = client.register_script(COMMIT)
+        self._count_script = client.register_script(COUNT)
+        self._expire_script = client.register_script(EXPIRE)
+
+    # ---- reads ------------------------------------------------------------------------
+
+    async def _get(self, key: Key) -> tuple[Any, str] | None:
+        with translate():
+            data = await self.client.get(self.layout.item_key(self.layout.raw_key(key)))
+        return self.layout.load(data)
+
+    async def _get_many(self, keys: Sequence[Key]) -> list[tuple[Any, str] | None]:
+        return await self._fetch([self.layout.raw_key(k) for k in keys])
+
+    async def _fetch(self, raws: Sequence[bytes]) -> list[tuple[Any, str] | None]:
+        """Items by raw key strings, ``None`` where missing (MGET, pipelined in chunks)."""
+        if not raws:
+            return []
+        names = [self.layout.item_key(r) for r in raws]
+        with translate():
+            if len(names) <= CHUNK:
+                values = await self.client.mget(names)
+            else:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for start in range(0, len(names), CHUNK):
+                        pipe.mget(names[start:start + CHUNK])
+                    values = [v for part in await pipe.execute() for v in part]
+        load = self.layout.load
+        return [load(v) for v in values]
+
+    async def _next_sequence(self, attr: str) -> int:
+        with translate():
+            value = await self.client.incr(self.layout.b + b":q:" + attr.encode())
+        return int(value)
+
+    # ---- writes -------------------------------------------------------------------------
+
+    async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        if not ops:
+            return []
+        if atomic or len(ops) <= CHUNK:
+            parts = [ops]
+        else:
+            parts = [ops[i:i + CHUNK] for i in range(0, len(ops), CHUNK)]
+        errors: list[PersistyError | None] = []
+        for part in parts:
+            with translate():
+                codes = await self._commit_script(args=self.layout.commit_args(part, atomic))
+            errors += self.layout.errors(part, codes)
+        return errors
+
+    # ---- search -------------------------------------------------------------------------
+
+    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
+        acc = self.layout.access(f, sort_spec(self.meta, None))
+        return acc.native, acc.residual
+
+    def _describe(self, native: Filter, spec: Sort) -> str:
+        return self.layout.access(native, spec).detail
+
+    async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
+        f, spec, _ = self._prepare_search(filter, order, None)
+        acc = self.layout.access(f, spec)
+        order_native = acc.order_native or (acc.kind == "keys")
+        return Explain(acc.native, acc.residual, order_native, "redis " + acc.detail)
+
+    async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
+                    limit: int | None) -> list[Any]:
+        return await self._run(native, spec, after, limit)
+
+    async def _collect(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
+                       limit: int | None) -> list[Any]:
+        return await self._run(f, spec, after, limit)
+
+    async def _count(self, native: Filter) -> int:
+        acc = self.layout.access(native, sort_spec(self.meta, None))
+        if native is not ALL and (acc.residual is not ALL or acc.kind == "scan"):
+            return len(await self._run(native, sort_spec(self.meta, None), None, None))
+        if acc.kind == "keys":
+            with translate():
+                return int(await self.client.exists(
+                    *[self.layout.item_key(self.layout.raw_key(k)) for k in acc.keys]
+                )) if acc.keys else 0
+        ix = acc.index or self.layout.keyset
+        args: list[bytes] = [self.layout.b, ix.zset]
+        if native is not ALL:
+            for lo, hi in acc.ranges:
+                args += [lo, hi]
+        with translate():
+            if self.meta.ttl is None and len(args) == 2:
+                return int(await self.client.zcard(ix.zset))
+            return int(await self._count_script(args=args))
+
+    async def _run(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
+                   limit: int | None) -> list[Any]:
+        """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
+        acc = self.layout.access(f, spec)
+        keep = compile_filter(f, self.meta)
+        if self.meta.ttl is not None and acc.kind != "keys":
+            with translate():
+                await self._expire_script(args=[self.layout.b])
+        if acc.kind == "keys":
+            rows = await self._get_many(acc.keys)
+            return seek([r[0] for r in rows if r is not None and keep(r[0])], spec, after, limit)
+        if acc.kind == "scan":
+            items = [i async for i in self._scan() if keep(i)]
+            return seek(items, spec, after, limit)
+        if acc.stream:
+            return await self._stream(acc, keep, spec, after, limit)
+        members = await self._members(acc)
+        assert acc.index is not None
+        if acc.sortable:
+            ordered = self.layout.sort_members(acc.index, members, spec, after)
+            result: list[Any] = []
+            step = CHUNK if limit is None else max(limit + 1, 50)
+            for start in range(0, len(ordered), step):
+                raws = [self.layout.raw_of(acc.index, m) for m in ordered[start:start + step]]
+                rows = await self._fetch(raws)
+                result += [r[0] for r in rows if r is not None and keep(r[0])]
+                if limit is not None and len(result) >= limit:
+                    break
+            return seek(result, spec, after, limit)
+        raws = [self.layout.raw_of(acc.index, m) for m in members]
+        rows = await self._fetch(raws)
+        return seek([r[0] for r in rows if r is not None and keep(r[0])], spec, after, limit)
+
+    async def _members(self, acc: Access) -> list[bytes]:
+        """Every member in the access's ranges (without duplicates)."""
+        assert acc.index is not None
+        zset = acc.index.zset
+        with translate():
+            if len(acc.ranges) == 1:
+                lo, hi = acc.ranges[0]
+                return as_bytes(await self.client.zrangebylex(zset, lo, hi))
+            async with self.client.pipeline(transaction=False) as pipe:
+                for lo, hi in acc.ranges:
+                    pipe.zrangebylex(zset, lo, hi)
+                parts = await pipe.execute()
+        return list(dict.fromkeys(m for part in parts for m in part))
+
+    async def _stream(self, acc: Access, keep: Any, spec: Sort, after: Sequence[Any] | None,
+                      limit: int | None) -> list[Any]:
+        """Page through one index range in its order; ties are sorted per complete group."""
+        assert acc.index is not None
+        ix = acc.index
+        lo, hi = self.layout.start(acc, spec, after, *acc.ranges[0])
+        size = CHUNK if limit is None else min(CHUNK, max(2 * (limit + 1), 32))
+        result: list[Any] = []
+        pending: list[bytes] = []
+        beyond = after_filter(spec, after)
+        while True:
+            with translate():
+                if acc.desc:
+                    page = as_bytes(await self.client.zrevrangebylex(ix.zset, hi, lo, 0, size))
+                else:
+                    page = as_bytes(await self.client.zrangebylex(ix.zset, lo, hi, 0, size))
+            done = len(page) < size
+            if page:
+                if acc.desc:
+                    hi = b"(" + page[-1]
+                else:
+                    lo = b"(" + page[-1]
+            pending += page
+            if done:
+                ready, pending = pending, []
+            else:
+                last = self.layout.group_of(acc, pending[-1])
+                cut = len(pending) - 1
+                while cut > 0 and pending[cut - 1].startswith(last) and (
+                    self.layout.group_of(acc, pending[cut - 1]) == last
+                ):
+                    cut -= 1
+                ready, pending = pending[:cut], pending[cut:]
+            if ready:
+                rows = await self._fetch([self.layout.raw_of(ix, m) for m in ready])
+                items = [r[0] for r in rows if r is not None and keep(r[0]) and beyond(r[0])]
+                result += seek(items, spec, None, None)
+                if limit is not None and len(result) >= limit:
+                    return result[:limit]
+            if done:
+                return result
+            size = min(CHUNK, size * 2)
+
+    async def _scan(self) -> AsyncIterator[Any]:
+        """Every item of the store: SCAN over its item keys in pages, MGET per page."""
+        pattern = _glob_escape(self.layout.item_prefix) + b"*"
+        seen: set[bytes] = set()
+        cursor: int = 0
+        while True:
+            with translate():
+                cursor, found = await self.client.scan(cursor, match=pattern, count=CHUNK)
+            names = [n for n in as_bytes(found) if n not in seen]
+            seen.update(names)
+            if names:
+                with translate():
+                    values = await self.client.mget(names)
+                for v in values:
+                    row = self.layout.load(v)
+                    if row is not None:
+                        yield row[0]
+            if cursor == 0:
+                return
+
+    async def count(self, filter: Filter | None = None) -> int:
+        f = validate_filter(filter, self.meta)
+        if f is ALL:
+            return await self._count(ALL)
+        return await super().count(f)
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    out = bytearray()
+    for b in raw:
+        if b in b"*?[]\\":
+            out += b"\\"
+        out.append(b)
+    return bytes(out)
+
+
+class AsyncRedisDatabase(AsyncDatabase):
+    """``redis://[user:password@]host:port/db[?prefix=persisty]`` (also ``rediss://``):
+    stores on a Redis 7 server through redis-py (with hiredis when installed).
+
+    Every key starts with ``prefix`` (default ``persisty``), then the namespace and the
+    store name. The page-key secret is kept in Redis under ``<prefix>:secret`` unless one
+    is given. Extra keyword options go to ``redis.asyncio.Redis.from_url``.
+
+    Example::
+
+        db = persisty.aio.connect("redis://127.0.0.1:6379/0", namespace="tenant1")
+        notes = db.store(Note)
+        await db.close()
+    """
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str | None = None,
+                 secret: bytes | str | None = None, prefix: str | None = None,
+                 **options: Any) -> None:
+        self.redis_url, self.prefix = parse_url(url, prefix)
+        super().__init__(url, namespace=namespace, secret=secret)
+        options["decode_responses"] = False
+        self.client: AsyncRedis = AsyncRedis.from_url(self.redis_url, **options)
+
+    def _secret(self) -> bytes | None:
+        return load_secret(self.redis_url, self.prefix)
+
+    def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
+        return AsyncRedisStore(meta, self.pages, self.client,
+                               base_name(self.prefix, self.namespace, meta.name))
+
+    async def drop(self) -> int:
+        """Delete every key of this database's namespace (all its stores); return how many.
+
+        Example::
+
+            await db.drop()
+        """
+        pattern = namespace_pattern(self.prefix, self.namespace)
+        total = 0
+        with translate():
+            async for name in self.client.scan_iter(match=pattern, count=CHUNK):
+                total += int(await self.client.unlink(name))
+        return total
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.connection_pool.disconnect()
+

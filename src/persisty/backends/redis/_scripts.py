@@ -1,0 +1,257 @@
+"""The Lua scripts the Redis backend runs: every write, with its index maintenance, unique
+checks, etag checks and TTL bookkeeping, happens inside one script call, so it is atomic.
+
+Arguments of ``COMMIT`` (see ``Layout.commit_args``): the store's base name, ``1`` for an
+all-or-nothing batch, the TTL in milliseconds (0 for none), the number of sorted-set indexes
+(the key set first) and of unique indexes, their names, then per operation ``D key
+expected`` or ``I|R key expected value etag <one member per index> <one field per unique
+index>``. It returns one code per operation: ``ok``, ``exists``, ``missing``, ``etag`` or
+``unique:<n>`` (in an atomic batch that fails, operations after the failing one get ``""``).
+"""
+
+from __future__ import annotations
+
+_LIB = r"""
+local base = ARGV[1]
+local shadow = base .. ':s'
+local now = nil
+local function nowms()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+local function pack(list)
+  local out = {}
+  for i = 1, #list do out[i] = #list[i] .. ':' .. list[i] end
+  return table.concat(out)
+end
+local function unpack_list(s)
+  local t = {}
+  local i = 1
+  local n = #s
+  while i <= n do
+    local c = string.find(s, ':', i, true)
+    local len = tonumber(string.sub(s, i, c - 1))
+    t[#t + 1] = string.sub(s, c + 1, c + len)
+    i = c + len + 1
+  end
+  return t
+end
+-- shadow list: etag, n, (index name, member) * n, m, (unique name, field) * m
+local function unindex(key, sh, keep)
+  local nm = tonumber(sh[2])
+  local i = 3
+  for _ = 1, nm do
+    local id = sh[i] .. '\0' .. sh[i + 1]
+    if not (keep and keep[id]) then
+      redis.call('ZREM', base .. ':x:' .. sh[i], sh[i + 1])
+    end
+    i = i + 2
+  end
+  local nu = tonumber(sh[i])
+  i = i + 1
+  for _ = 1, nu do
+    local h = base .. ':u:' .. sh[i]
+    if redis.call('HGET', h, sh[i + 1]) == key then redis.call('HDEL', h, sh[i + 1]) end
+    i = i + 2
+  end
+end
+local function expire_due()
+  local ez = base .. ':e'
+  local due = redis.call('ZRANGEBYSCORE', ez, '-inf', nowms())
+  for _, key in ipairs(due) do
+    local s = redis.call('HGET', shadow, key)
+    if s then
+      unindex(key, unpack_list(s), nil)
+      redis.call('HDEL', shadow, key)
+    end
+    redis.call('DEL', base .. ':i:' .. key)
+    redis.call('ZREM', ez, key)
+  end
+  return #due
+end
+"""
+
+COMMIT = _LIB + r"""
+local atomic = ARGV[2] == '1'
+local ttl = tonumber(ARGV[3])
+local nix = tonumber(ARGV[4])
+local nu = tonumber(ARGV[5])
+local p = 6
+local ixnames = {}
+for i = 1, nix do ixnames[i] = ARGV[p]; p = p + 1 end
+local unames = {}
+for i = 1, nu do unames[i] = ARGV[p]; p = p + 1 end
+if ttl > 0 then expire_due() end
+
+local ops = {}
+while p <= #ARGV do
+  local op = {kind = ARGV[p], key = ARGV[p + 1], expected = ARGV[p + 2]}
+  p = p + 3
+  if op.kind ~= 'D' then
+    op.value = ARGV[p]
+    op.etag = ARGV[p + 1]
+    p = p + 2
+    op.members = {}
+    for i = 1, nix do op.members[i] = ARGV[p]; p = p + 1 end
+    op.fields = {}
+    for i = 1, nu do op.fields[i] = ARGV[p]; p = p + 1 end
+  end
+  ops[#ops + 1] = op
+end
+
+local state = {}
+local owners = {}
+local function current(key)
+  local v = state[key]
+  if v == nil then
+    local s = redis.call('HGET', shadow, key)
+    if s then v = unpack_list(s) else v = false end
+    state[key] = v
+  end
+  return v
+end
+local function owner(uname, field)
+  local id = uname .. '\0' .. field
+  local v = owners[id]
+  if v == nil then
+    v = redis.call('HGET', base .. ':u:' .. uname, field)
+    owners[id] = v
+  end
+  return v
+end
+local function release(key, sh)
+  local i = 3 + 2 * tonumber(sh[2])
+  local n = tonumber(sh[i])
+  i = i + 1
+  for _ = 1, n do
+    if owner(sh[i], sh[i + 1]) == key then owners[sh[i] .. '\0' .. sh[i + 1]] = false end
+    i = i + 2
+  end
+end
+local function shadow_of(op)
+  local sh = {op.etag, tostring(nix)}
+  for i = 1, nix do sh[#sh + 1] = ixnames[i]; sh[#sh + 1] = op.members[i] end
+  local fields = {}
+  for i = 1, nu do
+    if op.fields[i] ~= '' then
+      fields[#fields + 1] = unames[i]
+      fields[#fields + 1] = op.fields[i]
+    end
+  end
+  sh[#sh + 1] = tostring(#fields / 2)
+  for i = 1, #fields do sh[#sh + 1] = fields[i] end
+  return sh
+end
+
+local function check(op)
+  local cur = current(op.key)
+  if op.kind == 'I' then
+    if cur then return 'exists' end
+  else
+    if not cur then return 'missing' end
+    if op.expected ~= '' and cur[1] ~= op.expected then return 'etag' end
+  end
+  if op.kind ~= 'D' then
+    for i = 1, nu do
+      local f = op.fields[i]
+      if f ~= '' then
+        local o = owner(unames[i], f)
+        if o and o ~= op.key then return 'unique:' .. (i - 1) end
+      end
+    end
+  end
+  if cur then release(op.key, cur) end
+  if op.kind == 'D' then
+    state[op.key] = false
+  else
+    op.shadow = shadow_of(op)
+    state[op.key] = op.shadow
+    for i = 1, nu do
+      local f = op.fields[i]
+      if f ~= '' then owners[unames[i] .. '\0' .. f] = op.key end
+    end
+  end
+  return 'ok'
+end
+
+local function apply(op)
+  local ikey = base .. ':i:' .. op.key
+  local s = redis.call('HGET', shadow, op.key)
+  local keep = nil
+  if op.kind ~= 'D' then
+    keep = {}
+    for i = 1, nix do keep[ixnames[i] .. '\0' .. op.members[i]] = true end
+  end
+  local old = {}
+  if s then
+    local sh = unpack_list(s)
+    unindex(op.key, sh, keep)
+    local nm = tonumber(sh[2])
+    for i = 1, nm do old[sh[1 + 2 * i] .. '\0' .. sh[2 + 2 * i]] = true end
+  end
+  if op.kind == 'D' then
+    redis.call('DEL', ikey)
+    redis.call('HDEL', shadow, op.key)
+    if ttl > 0 then redis.call('ZREM', base .. ':e', op.key) end
+    return
+  end
+  if ttl > 0 then
+    local at = nowms() + ttl
+    redis.call('SET', ikey, op.value, 'PXAT', at)
+    redis.call('ZADD', base .. ':e', at, op.key)
+  else
+    redis.call('SET', ikey, op.value)
+  end
+  for i = 1, nix do
+    if not old[ixnames[i] .. '\0' .. op.members[i]] then
+      redis.call('ZADD', base .. ':x:' .. ixnames[i], 0, op.members[i])
+    end
+  end
+  for i = 1, nu do
+    local f = op.fields[i]
+    if f ~= '' then redis.call('HSET', base .. ':u:' .. unames[i], f, op.key) end
+  end
+  redis.call('HSET', shadow, op.key, pack(op.shadow))
+end
+
+local results = {}
+if atomic then
+  local failed = false
+  for i, op in ipairs(ops) do
+    if failed then
+      results[i] = ''
+    else
+      results[i] = check(op)
+      if results[i] ~= 'ok' then failed = true end
+    end
+  end
+  if not failed then
+    for _, op in ipairs(ops) do apply(op) end
+  end
+else
+  for i, op in ipairs(ops) do
+    results[i] = check(op)
+    if results[i] == 'ok' then apply(op) end
+  end
+end
+return results
+"""
+
+EXPIRE = _LIB + r"""
+return expire_due()
+"""
+
+COUNT = _LIB + r"""
+-- ARGV: base, zset, then pairs of lex bounds; with no pairs, ZCARD
+if redis.call('EXISTS', base .. ':e') == 1 then expire_due() end
+local zset = ARGV[2]
+if #ARGV == 2 then return redis.call('ZCARD', zset) end
+local total = 0
+for i = 3, #ARGV, 2 do
+  total = total + redis.call('ZLEXCOUNT', zset, ARGV[i], ARGV[i + 1])
+end
+return total
+"""

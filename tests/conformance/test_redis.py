@@ -1,0 +1,34 @@
+"""The conformance suite on the Redis backend (the real server on 127.0.0.1), sync and async.
+Each test uses its own namespace; every key of it is deleted afterwards."""
+
+from __future__ import annotations
+
+from tests.conftest import REDIS_URL
+
+import persisty
+import persisty.aio
+from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
+from persisty.store import AsyncDatabase, Database
+from persisty.testing import AsyncStoreConformance, StoreConformance
+
+
+class TestRedis(StoreConformance):
+    concurrency_increments = 200  # 8 workers x 200 if_match increments = exactly 1,600
+
+    def open_database(self, namespace: str) -> Database:
+        return persisty.connect(REDIS_URL, namespace=namespace)
+
+    def drop(self, database: Database) -> None:
+        assert isinstance(database, RedisDatabase)
+        database.drop()
+
+
+class TestRedisAsync(AsyncStoreConformance):
+    concurrency_increments = 200
+
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        return persisty.aio.connect(REDIS_URL, namespace=namespace)
+
+    async def drop(self, database: AsyncDatabase) -> None:
+        assert isinstance(database, AsyncRedisDatabase)
+        await database.drop()
