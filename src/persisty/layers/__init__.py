@@ -1,0 +1,30 @@
+"""Layers: Stores that wrap a Store and add caching, access control, encryption, sharding or
+change events; each is itself a Store (sync or async, like the store it wraps).
+
+Example::
+
+    from persisty.layers import Policy, Principal, cached, secured
+
+    notes = cached(db.store(Note), ttl=timedelta(seconds=30))
+    mine = secured(notes, Policy.owner("owner"), Principal("ann", scopes={"user"}))
+"""
+
+from persisty.layers._async.cache import AsyncCachedStore, CacheStats
+from persisty.layers._async.secured import AsyncSecuredStore
+from persisty.layers._cache import cached
+from persisty.layers._policy import Policy, Principal, Rules, secured
+from persisty.layers._sync.cache import CachedStore
+from persisty.layers._sync.secured import SecuredStore
+
+__all__ = [
+    "AsyncCachedStore",
+    "AsyncSecuredStore",
+    "CacheStats",
+    "CachedStore",
+    "Policy",
+    "Principal",
+    "Rules",
+    "SecuredStore",
+    "cached",
+    "secured",
+]
