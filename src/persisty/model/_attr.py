@@ -139,6 +139,8 @@ class AttrMeta:
 
         if value is None:
             return None
+        if _EXACT.get(self.kind) is type(value):
+            return value
         try:
             return _convert(value, self.type)
         except (msgspec.ValidationError, TypeError, ValueError) as e:
@@ -157,6 +159,10 @@ class AttrMeta:
             raise ValidationError(
                 f"{self.name}: cannot use {value!r} as an element", field=self.name
             ) from e
+
+
+_EXACT: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool,
+                           "uuid": uuid.UUID, "decimal": decimal.Decimal, "date": dt.date}
 
 
 def _convert(value: Any, tp: Any) -> Any:

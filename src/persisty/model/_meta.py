@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import inspect
+import operator
 import re
 import sys
 import typing
@@ -113,12 +114,26 @@ class StoreMeta:
     description: str | None
     by_name: dict[str, AttrMeta] = dataclasses.field(default_factory=dict)
     datetime_attrs: tuple[str, ...] = ()
+    _values: Any = None
+    _decoder: Any = None
+    _key_parsers: tuple[Callable[[str], Any], ...] = ()
+    generated_or_fixed: tuple[AttrMeta, ...] = ()
+    """Attributes the store sets itself: generated, not creatable or not updatable."""
 
     def __post_init__(self) -> None:
         self.by_name.update({a.name: a for a in self.attrs})
-        object.__setattr__(
-            self, "datetime_attrs", tuple(a.name for a in self.attrs if a.kind == "datetime")
-        )
+        set_ = object.__setattr__
+        set_(self, "datetime_attrs", tuple(a.name for a in self.attrs if a.kind == "datetime"))
+        names = [a.name for a in self.attrs]
+        getter = operator.attrgetter(*names)
+        if len(names) == 1:
+            set_(self, "_values", lambda item: (getter(item),))
+        else:
+            set_(self, "_values", getter)
+        set_(self, "_decoder", msgspec.json.Decoder(self.cls))
+        set_(self, "_key_parsers", tuple(_key_parser(self.by_name[k]) for k in self.key.attrs))
+        set_(self, "generated_or_fixed", tuple(
+            a for a in self.attrs if a.generated or not a.creatable or not a.updatable))
 
     # ---- attributes -------------------------------------------------------------------
 
@@ -171,17 +186,14 @@ class StoreMeta:
                     field=attrs[0].name,
                 )
         values = []
-        for a, part in zip(attrs, parts, strict=True):
-            if a.kind == "bytes":
-                try:
-                    values.append(base64.urlsafe_b64decode(part.encode()))
-                except ValueError as e:
-                    raise ValidationError(f"{a.name}: bad key {part!r}", field=a.name) from e
-                continue
-            value = a.coerce(part)
-            if value is None or (a.kind == "str" and part == ""):
+        for a, parse, part in zip(attrs, self._key_parsers, parts, strict=True):
+            if part == "":
                 raise ValidationError(f"{a.name}: a key part may not be empty", field=a.name)
-            values.append(value)
+            try:
+                values.append(parse(part))
+            except (ValueError, TypeError) as e:
+                raise ValidationError(f"{a.name}: {part!r} is not a valid key", field=a.name
+                                      ) from e
         return tuple(values)
 
     # ---- items ------------------------------------------------------------------------
@@ -210,16 +222,36 @@ class StoreMeta:
             raise ValidationError(
                 f"expected a {self.cls.__name__}, got {type(item).__name__}"
             )
-        return self._convert(msgspec.to_builtins(item, builtin_types=_KEEP))
+        return self.build(item)
+
+    def build(self, base: Any, changes: Mapping[str, Any] | None = None) -> Any:
+        """A new, checked and normalized item: ``base``'s values with ``changes`` applied.
+
+        Values go through the same JSON path as stored data, so what is returned is exactly
+        what a backend will give back (datetimes in UTC, ints where floats are declared …).
+        """
+        data = dict(zip(self.by_name, self._values(base), strict=True))
+        if changes:
+            data.update(changes)
+        try:
+            item = self._decoder.decode(_ENCODER.encode(data))
+        except msgspec.ValidationError as e:
+            raise _validation_error(self, e) from None
+        except (msgspec.EncodeError, TypeError, OverflowError) as e:
+            raise ValidationError(f"{self.name}: {e}") from None
+        return self._normalize(item)
 
     def _convert(self, data: dict[str, Any]) -> Any:
         try:
             item = msgspec.convert(data, self.cls, strict=False)
         except msgspec.ValidationError as e:
             raise _validation_error(self, e) from None
+        return self._normalize(item)
+
+    def _normalize(self, item: Any) -> Any:
         for a in self.datetime_attrs:
             value = getattr(item, a)
-            if value is not None:
+            if value is not None and value.tzinfo is not dt.UTC:
                 object.__setattr__(item, a, to_utc(value))
         return item
 
@@ -293,6 +325,33 @@ def _validation_error(meta: StoreMeta, e: msgspec.ValidationError) -> Validation
     reason = text.split(" - at ")[0]
     where = f"{meta.name}.{field}" if field else meta.name
     return ValidationError(f"{where}: {reason}", field=field)
+
+
+def _key_parser(a: AttrMeta) -> Callable[[str], Any]:
+    if a.kind == "str":
+        return str
+    if a.kind == "uuid":
+        return uuid.UUID
+    if a.kind == "int":
+        def parse_int(text: str) -> int:
+            if not _INT.fullmatch(text):
+                raise ValueError(text)
+            return int(text)
+
+        return parse_int
+    if a.kind == "bytes":
+        return lambda text: base64.urlsafe_b64decode(text.encode())
+
+    def parse_other(text: str) -> Any:
+        try:
+            return a.coerce(text)
+        except ValidationError as e:
+            raise ValueError(str(e)) from None
+
+    return parse_other
+
+
+_INT = re.compile(r"-?[0-9]+")
 
 
 def etag(item: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import heapq
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -73,10 +74,11 @@ def validate_filter(f: Filter | None, meta: StoreMeta) -> Filter:
 def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
     a = meta.attr(c.attr)
     op = c.op
-    try:
-        op = Op(op)
-    except ValueError:
-        raise ValidationError(f"unknown operator {c.op!r}", field=a.name) from None
+    if not isinstance(op, Op):
+        try:
+            op = Op(op)
+        except ValueError:
+            raise ValidationError(f"unknown operator {c.op!r}", field=a.name) from None
     value = c.value
     if op is Op.EXISTS:
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
@@ -217,9 +219,14 @@ def attrs_of(f: Filter) -> set[str]:
 
 def sort_spec(meta: StoreMeta, order: Iterable[Order | str] | Order | str | None) -> Sort:
     """The full sort for ``order``: validated, with the key attributes appended as ties."""
+    return _sort_spec(meta, Order.parse(order))
+
+
+@functools.lru_cache(maxsize=4096)
+def _sort_spec(meta: StoreMeta, orders: tuple[Order, ...]) -> Sort:
     spec: list[tuple[str, bool]] = []
     seen: set[str] = set()
-    for o in Order.parse(order):
+    for o in orders:
         a = meta.attr(o.attr)
         if not a.sortable or not (a.ordered or a.kind == "bool"):
             raise ValidationError(f"{a.name}: cannot order by a {a.kind}", field=a.name)

@@ -30,7 +30,7 @@ def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
         raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
     changes: dict[str, Any] = {}
     defaults = None
-    for a in meta.attrs:
+    for a in meta.generated_or_fixed:
         if not a.creatable:
             defaults = defaults or _defaults(meta)
             d = defaults.get(a.name)
@@ -41,9 +41,7 @@ def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
             if sequences is None or a.name not in sequences:
                 raise ValidationError(f"{a.name}: no sequence value", field=a.name)
             changes[a.name] = sequences[a.name]
-    if changes:
-        item = dataclasses.replace(item, **changes)
-    return meta.validate(item)
+    return meta.build(item, changes)
 
 
 def prepare_update(meta: StoreMeta, item: Any, current: Any, now: dt.datetime) -> Any:
@@ -51,12 +49,12 @@ def prepare_update(meta: StoreMeta, item: Any, current: Any, now: dt.datetime) -
     if not isinstance(item, meta.cls):
         raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
     changes: dict[str, Any] = {}
-    for a in meta.attrs:
+    for a in meta.generated_or_fixed:
         if a.generated == "updated":
             changes[a.name] = now
         elif not a.updatable or a.generated in ("created", "sequence"):
             changes[a.name] = getattr(current, a.name)
-    return meta.validate(dataclasses.replace(item, **changes))
+    return meta.build(item, changes)
 
 
 def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,5 +71,5 @@ def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]
 def prepare_patch(meta: StoreMeta, current: Any, changes: Mapping[str, Any],
                   now: dt.datetime) -> Any:
     """``current`` with ``changes`` applied (values coerced), timestamps set, checked."""
-    stamped = {a.name: now for a in meta.attrs if a.generated == "updated"}
-    return meta.validate(dataclasses.replace(current, **{**changes, **stamped}))
+    stamped = {a.name: now for a in meta.generated_or_fixed if a.generated == "updated"}
+    return meta.build(current, {**changes, **stamped})
