@@ -1,0 +1,686 @@
+"""The SQL backend (async): SQLite, PostgreSQL and MariaDB/MySQL through SQLAlchemy 2 Core.
+
+SQLAlchemy supplies the dialects, the tables and the DDL; the statements a store runs are
+built once per store (or once per filter shape) and executed on the driver's own
+connection, from a small pool (the asyncio drivers aiosqlite, psycopg and asyncmy; the
+generated sync twin uses sqlite3, psycopg and pymysql).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading  # noqa: F401, RUF100 - the sync twin's semaphore and lock
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from persisty.backends.sql._schema import (
+    DOC,
+    Dialect,
+    SqlUrl,
+    Step,
+    TableSchema,
+    classify,
+    introspect_sql,
+    make_dialect,
+    meta_get_sql,
+    meta_insert_sql,
+    meta_table_sql,
+    parse_url,
+    plan_table,
+    sequence_sql,
+)
+from persisty.errors import (
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    Unavailable,
+    ValidationError,
+)
+from persisty.model import StoreMeta, etag
+from persisty.query import ALL, NONE, Filter, Sort, validate_filter
+from persisty.store import AsyncDatabase, AsyncStoreBase, Insert, Key, Remove, Replace, WriteOp
+from persisty.store._prepare import check_changes, prepare_patch, prepare_update
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# ---- drivers -------------------------------------------------------------------------------
+
+
+class AsyncDriver:
+    """How one driver connects and runs a statement (the base serves DB-API cursors)."""
+
+    def __init__(self, url: SqlUrl, dialect: Dialect, options: Mapping[str, Any]) -> None:
+        self.url = url
+        self.dialect = dialect
+        self.options = dict(options)
+
+    async def connect(self) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        """All rows of a query."""
+        cur = await conn.execute(sql, params)
+        rows: list[Any] = await cur.fetchall()
+        return rows
+
+    async def run(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; return its row count."""
+        cur = await conn.execute(sql, params)
+        count: int = cur.rowcount
+        return count
+
+    async def run_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement once per parameter row (executemany)."""
+        await conn.executemany(sql, rows)
+
+    async def close(self, conn: Any) -> None:
+        await conn.close()
+
+
+class AsyncSqliteDriver(AsyncDriver):
+    """SQLite: WAL, a busy timeout, and Python's ``str.lower`` as ``persisty_lower``."""
+
+    async def connect(self) -> Any:
+        import aiosqlite
+
+        path = self.url.path or ":memory:"
+        timeout = float(self.options.get("timeout", 30))
+        conn = await aiosqlite.connect(path, isolation_level=None, timeout=timeout,
+                                       check_same_thread=False)
+        await conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if self.url.path is not None:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.create_function("persisty_lower", 1, _lower, deterministic=True)
+        return conn
+
+
+class AsyncPostgresDriver(AsyncDriver):
+    """psycopg 3 in autocommit mode (statements are prepared by psycopg after a few uses)."""
+
+    async def connect(self) -> Any:
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(self.url.conninfo, autocommit=True)
+
+    async def run_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(sql, rows)
+
+
+class AsyncMysqlDriver(AsyncDriver):
+    """MariaDB/MySQL: utf8mb4, UTC, strict mode, rowcount = rows matched."""
+
+    async def connect(self) -> Any:
+        import asyncmy  # type: ignore[import-untyped, unused-ignore]
+        from asyncmy.constants import CLIENT  # type: ignore[import-untyped, unused-ignore]
+
+        u = self.url
+        return await asyncmy.connect(
+            host=u.host, port=u.port, user=u.user, password=u.password, database=u.database,
+            charset="utf8mb4", autocommit=True, client_flag=CLIENT.FOUND_ROWS,
+            init_command="SET time_zone = '+00:00', "
+                         "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+        )
+
+    async def fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        async with conn.cursor() as cur:
+            await cur.execute(sql, tuple(params))
+            rows: list[Any] = list(await cur.fetchall())
+            return rows
+
+    async def run(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> int:
+        async with conn.cursor() as cur:
+            await cur.execute(sql, tuple(params))
+            count: int = cur.rowcount
+            return count
+
+    async def run_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(sql, rows)
+
+    async def close(self, conn: Any) -> None:
+        conn.close()
+
+
+# ---- a pool of driver connections ---------------------------------------------------------------
+
+
+class AsyncPool:
+    """At most ``size`` connections, reused; safe for concurrent tasks (threads when sync)."""
+
+    def __init__(self, driver: AsyncDriver, size: int) -> None:
+        self.driver = driver
+        self.size = size
+        self._idle: list[Any] = []
+        self._all: list[Any] = []
+        self._slots = asyncio.Semaphore(size)
+        self.closed = False
+
+    async def acquire(self) -> Any:
+        if self.closed:
+            raise Unavailable("the database is closed")
+        await self._slots.acquire()
+        try:
+            if self._idle:
+                return self._idle.pop()
+            conn = await self.driver.connect()
+            self._all.append(conn)
+            return conn
+        except PersistyError:
+            self._slots.release()
+            raise
+        except Exception as e:
+            self._slots.release()
+            raise Unavailable(f"cannot connect to {self.driver.dialect.name}: {e}") from e
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def release(self, conn: Any, broken: bool = False) -> None:
+        if broken or self.closed:
+            if conn in self._all:
+                self._all.remove(conn)
+            with contextlib.suppress(Exception):  # it is being thrown away
+                await self.driver.close(conn)
+        else:
+            self._idle.append(conn)
+        self._slots.release()
+
+    async def close(self) -> None:
+        self.closed = True
+        while self._idle:
+            conn = self._idle.pop()
+            with contextlib.suppress(Exception):
+                await self.driver.close(conn)
+        self._all.clear()
+
+
+# ---- the store --------------------------------------------------------------------------------
+
+
+class AsyncSqlStore(AsyncStoreBase[Any]):
+    """A Store over one SQL table: every filter runs in SQL, pages seek by key.
+
+    Example::
+
+        db = persisty.aio.connect("sqlite:///notes.db")
+        notes = db.store(Note)
+        await notes.search(F.title.icontains("x"), order=[-F.priority])
+    """
+
+    def __init__(self, db: AsyncSqlDatabase, meta: StoreMeta, schema: TableSchema) -> None:
+        super().__init__(meta, db.pages)
+        self.db = db
+        self.schema = schema
+        self.dialect = db.dialect
+        self._driver = db.driver
+        self._ready = False
+        self._decode = meta.decode
+        # update() needs no read when nothing of the stored item is kept
+        self._blind_update = all(
+            a.updatable and a.generated not in ("created", "sequence")
+            for a in meta.attrs if a.name not in meta.key.attrs
+        )
+
+    # ---- connections --------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        if not self._ready:
+            await self.db._ensure_table(self.schema)
+            self._ready = True
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        if not self._ready:
+            await self._prepare()
+        async with self.db._connection(self.schema) as conn:
+            yield conn
+
+    # ---- hooks --------------------------------------------------------------------------
+
+    async def _get(self, key: Key) -> tuple[Any, str] | None:
+        async with self._conn() as conn:
+            rows = await self._driver.fetch(conn, self.schema.sql_get,
+                                            self.schema.key_params(key))
+        if not rows:
+            return None
+        doc, tag = rows[0]
+        return self._decode(doc), tag
+
+    async def _get_many(self, keys: Sequence[Key]) -> list[tuple[Any, str] | None]:
+        if not keys:
+            return []
+        s = self.schema
+        found: dict[Key, tuple[Any, str]] = {}
+        unique = list(dict.fromkeys(keys))
+        async with self._conn() as conn:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start:start + 500]
+                params: list[Any] = []
+                for k in chunk:
+                    params.extend(s.key_params(k))
+                rows = await self._driver.fetch(conn, s.sql_get_many(len(chunk)), params)
+                for doc, tag in rows:
+                    item = self._decode(doc)
+                    found[self.meta.key_values(item)] = (item, tag)
+        return [found.get(tuple(k)) for k in keys]
+
+    async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        if not ops:
+            return []
+        async with self._conn() as conn:
+            if len(ops) == 1:
+                try:
+                    await self._apply(conn, ops[0])
+                except PersistyError as e:
+                    return [e]
+                return [None]
+            if atomic:
+                return await self._commit_atomic(conn, ops)
+            results: list[PersistyError | None] = []
+            for op in ops:
+                try:
+                    await self._apply(conn, op)
+                    results.append(None)
+                except PersistyError as e:
+                    results.append(e)
+            return results
+
+    async def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]
+                             ) -> list[PersistyError | None]:
+        results: list[PersistyError | None] = [None] * len(ops)
+        await self.db._begin(conn)
+        try:
+            i = 0
+            while i < len(ops):
+                j = i
+                while j < len(ops) and isinstance(ops[j], Insert):
+                    j += 1
+                if j - i > 1:
+                    inserts = ops[i:j]
+                    try:
+                        await self.db._run_many(conn, self.schema.sql_insert, [
+                            self.schema.insert_params(op.item, op.etag)  # type: ignore[union-attr]
+                            for op in inserts], self.schema)
+                    except PersistyError:
+                        # find which insert failed, then undo everything
+                        await self.db._rollback(conn)
+                        return await self._find_failure(conn, ops)
+                    i = j
+                    continue
+                try:
+                    await self._apply(conn, ops[i])
+                except PersistyError as e:
+                    results[i] = e
+                    await self.db._rollback(conn)
+                    return results
+                i += 1
+            await self.db._commit(conn)
+            return results
+        except BaseException:
+            await self.db._rollback(conn, quiet=True)
+            raise
+
+    async def _find_failure(self, conn: Any, ops: Sequence[WriteOp]
+                            ) -> list[PersistyError | None]:
+        results: list[PersistyError | None] = [None] * len(ops)
+        await self.db._begin(conn)
+        try:
+            for i, op in enumerate(ops):
+                try:
+                    await self._apply(conn, op)
+                except PersistyError as e:
+                    results[i] = e
+                    break
+        finally:
+            await self.db._rollback(conn, quiet=True)
+        if not any(results):
+            results[0] = Unavailable("the batch failed; try again")
+        return results
+
+    async def _apply(self, conn: Any, op: WriteOp) -> None:
+        s = self.schema
+        db = self.db
+        if isinstance(op, Insert):
+            await db._run(conn, s.sql_insert, s.insert_params(op.item, op.etag), s)
+            return
+        if isinstance(op, Replace):
+            if op.expected is None:
+                n = await db._run(conn, s.sql_update, s.update_params(op.item, op.etag), s)
+            else:
+                n = await db._run(conn, s.sql_update_if,
+                                  s.update_params(op.item, op.etag, op.expected), s)
+        elif isinstance(op, Remove):
+            if op.expected is None:
+                n = await db._run(conn, s.sql_delete, s.key_params(op.key), s)
+            else:
+                n = await db._run(conn, s.sql_delete_if,
+                                  (*s.key_params(op.key), op.expected), s)
+        else:
+            raise ValidationError(f"unknown write {op!r}")
+        if n == 0:
+            await self._missing(conn, op.key, op.expected)
+
+    async def _missing(self, conn: Any, key: Key, expected: str | None) -> None:
+        key_text = self.meta.key_string(key)
+        if expected is not None:
+            rows = await self.db._fetch(conn, self.schema.sql_etag,
+                                        self.schema.key_params(key), self.schema)
+            if rows:
+                raise PreconditionFailed("the item has changed (etag does not match)")
+        raise NotFound(f"no {self.meta.name} with key {key_text!r}")
+
+    async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
+                    limit: int | None) -> list[Any]:
+        sql, params = self.schema.select(native, spec, after, limit)
+        async with self._conn() as conn:
+            rows = await self._driver.fetch(conn, sql, params)
+        decode = self._decode
+        return [decode(r[0]) for r in rows]
+
+    async def _count(self, native: Filter) -> int:
+        sql, params = self.schema.count(native)
+        async with self._conn() as conn:
+            rows = await self._driver.fetch(conn, sql, params)
+        return int(rows[0][0])
+
+    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
+        return f, ALL
+
+    def _describe(self, native: Filter, spec: Sort) -> str:
+        sql, params = self.schema.select(native, spec, None, self.default_limit + 1)
+        return f"{self.dialect.name}: {sql}; parameters {params!r}"
+
+    async def _next_sequence(self, attr: str) -> int:
+        name = f"seq:{self.schema.name}:{attr}"
+        async with self._conn() as conn:
+            statements = sequence_sql(self.dialect)
+            rows: list[Any] = []
+            for i, sql in enumerate(statements):
+                if i == len(statements) - 1:
+                    rows = await self.db._fetch(conn, sql, (name,) if i == 0 else ())
+                else:
+                    await self.db._run(conn, sql, (name,))
+        return int(rows[0][0])
+
+    # ---- faster paths with the same semantics ------------------------------------------------
+
+    async def update(self, item: Any, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> Any:
+        if if_match is not None or precondition is not None or not self._blind_update:
+            return await super().update(item, if_match=if_match, precondition=precondition)
+        if not isinstance(item, self.meta.cls):
+            item = self.meta.from_builtins(item)
+        new = prepare_update(self.meta, item, item, self.clock())
+        key = self.meta.key_values(new)
+        s = self.schema
+        async with self._conn() as conn:
+            n = await self.db._run(conn, s.sql_update, s.update_params(new, etag(new)), s)
+        if n == 0:
+            raise NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
+        return new
+
+    async def delete_all(self, filter: Filter | None) -> int:
+        f = validate_filter(filter, self.meta)
+        if f is NONE:
+            return 0
+        sql, params = self.schema.delete_where(f)
+        async with self._conn() as conn:
+            return await self.db._run(conn, sql, params, self.schema)
+
+    async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        changes = check_changes(self.meta, changes)
+        f = validate_filter(filter, self.meta)
+        if f is NONE:
+            return 0
+        s = self.schema
+        sql, params = s.select(f, (), None, None, what=self.dialect.quote(DOC), lock=True)
+        now = self.clock()
+        async with self._conn() as conn:
+            await self.db._begin(conn)
+            try:
+                rows = await self.db._fetch(conn, sql, params, s)
+                batch = []
+                for (doc,) in rows:
+                    new = prepare_patch(self.meta, self._decode(doc), changes, now)
+                    batch.append(s.update_params(new, etag(new)))
+                if batch:
+                    await self.db._run_many(conn, s.sql_update, batch, s)
+                await self.db._commit(conn)
+            except BaseException:
+                await self.db._rollback(conn, quiet=True)
+                raise
+        return len(batch)
+
+
+# ---- the database ------------------------------------------------------------------------------
+
+
+_DRIVERS: dict[str, type[AsyncDriver]] = {
+    "sqlite": AsyncSqliteDriver,
+    "postgresql": AsyncPostgresDriver,
+    "mysql": AsyncMysqlDriver,
+}
+
+
+class AsyncSqlDatabase(AsyncDatabase):
+    """``sqlite:///file.db`` (``sqlite://`` in memory), ``postgresql://user@host/db``,
+    ``mysql://user@host/db`` (or ``mariadb://``): one table per store, named
+    ``<namespace>_<store>``, created on first use.
+
+    Options: ``pool_size`` (connections kept; 1 for SQLite in memory), ``timeout``
+    (SQLite's busy timeout in seconds).
+
+    Example::
+
+        db = persisty.aio.connect("postgresql://postgres@127.0.0.1/app", namespace="t1")
+        notes = db.store(Note)
+        print(await db.plan_migration())   # what migrate() would do
+        await db.migrate()
+    """
+
+    def __init__(self, url: str = "sqlite:///persisty.db", *, namespace: str | None = None,
+                 secret: bytes | str | None = None, pool_size: int | None = None,
+                 **options: Any) -> None:
+        self._own_secret = not (secret or os.environ.get("PERSISTY_SECRET"))
+        super().__init__(url, namespace=namespace, secret=secret)
+        unknown = set(options) - {"timeout"}
+        if unknown:
+            raise ValidationError(f"unknown option {sorted(unknown)[0]!r}",
+                                  field=sorted(unknown)[0])
+        self.sql_url = parse_url(url)
+        self.dialect = make_dialect(self.sql_url.engine)
+        self.driver = _DRIVERS[self.sql_url.engine](self.sql_url, self.dialect, options)
+        size = pool_size or (1 if self.sql_url.memory else 8)
+        if self.sql_url.memory:
+            size = 1
+        self.pool = AsyncPool(self.driver, size)
+        self.metadata = sa.MetaData()
+        self.schemas: dict[str, TableSchema] = {}
+        self._auto_pages = self.pages
+        self._setup_done = False
+        self._tables_ready: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    def _open(self, meta: StoreMeta) -> AsyncSqlStore:
+        schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
+        self.schemas[schema.name] = schema
+        return AsyncSqlStore(self, meta, schema)
+
+    # ---- connections ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self, schema: TableSchema | None = None) -> AsyncIterator[Any]:
+        """A pooled driver connection; driver errors become persisty errors."""
+        conn = await self.pool.acquire()
+        broken = False
+        try:
+            yield conn
+        except PersistyError:
+            raise
+        except Exception as e:
+            err = classify(self.dialect, e, schema)
+            if err is None or isinstance(err, Unavailable):
+                broken = True
+                raise Unavailable(f"{self.dialect.name}: {e}") from e
+            raise err from e
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            await self.pool.release(conn, broken)
+
+    async def _run(self, conn: Any, sql: str, params: Sequence[Any],
+                   schema: TableSchema | None = None) -> int:
+        try:
+            return await self.driver.run(conn, sql, params)
+        except PersistyError:
+            raise
+        except Exception as e:
+            err = classify(self.dialect, e, schema)
+            if err is None:
+                raise
+            raise err from e
+
+    async def _run_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]],
+                        schema: TableSchema | None = None) -> None:
+        try:
+            await self.driver.run_many(conn, sql, rows)
+        except PersistyError:
+            raise
+        except Exception as e:
+            err = classify(self.dialect, e, schema)
+            if err is None:
+                raise
+            raise err from e
+
+    async def _fetch(self, conn: Any, sql: str, params: Sequence[Any],
+                     schema: TableSchema | None = None) -> list[Any]:
+        try:
+            return await self.driver.fetch(conn, sql, params)
+        except PersistyError:
+            raise
+        except Exception as e:
+            err = classify(self.dialect, e, schema)
+            if err is None:
+                raise
+            raise err from e
+
+    async def _begin(self, conn: Any) -> None:
+        await self.driver.run(conn, self.dialect.begin_sql)
+
+    async def _commit(self, conn: Any) -> None:
+        await self.driver.run(conn, "COMMIT")
+
+    async def _rollback(self, conn: Any, quiet: bool = False) -> None:
+        try:
+            await self.driver.run(conn, "ROLLBACK")
+        except Exception:
+            if not quiet:
+                raise
+
+    # ---- schema -------------------------------------------------------------------------------
+
+    async def _setup(self) -> None:
+        """The meta table and the page-key secret every process of this database shares."""
+        if self._setup_done:
+            return
+        async with self._connection() as conn:
+            await self.driver.run(conn, meta_table_sql(self.dialect))
+            if self.dialect.name == "postgresql":
+                icu = await self.driver.fetch(
+                    conn, "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'", ())
+                if not icu:  # a server built without ICU: the database's own lower()
+                    self.dialect.lower_fn = 'lower({} COLLATE "default") COLLATE "C"'
+            if self._own_secret:
+                await self.driver.run(conn, meta_insert_sql(self.dialect),
+                                      ("secret", os.urandom(32).hex()))
+                rows = await self.driver.fetch(conn, meta_get_sql(self.dialect), ("secret",))
+                self._auto_pages._secret = bytes.fromhex(rows[0][0])
+        self._setup_done = True
+
+    async def _ensure_table(self, schema: TableSchema) -> None:
+        if schema.name in self._tables_ready:
+            return
+        async with self._lock:
+            if schema.name in self._tables_ready:
+                return
+            await self._setup()
+            async with self._connection(schema) as conn:
+                for sql in schema.create_sql():
+                    try:
+                        await self.driver.run(conn, sql)
+                    except Exception as e:  # another process created it at the same time
+                        if not await self._table_exists(conn, schema):
+                            raise Unavailable(f"cannot create {schema.name}: {e}") from e
+                cur_cols = await self._columns(conn, schema)
+            missing = [c for c in schema.expected_columns()
+                       if c.lower() not in {k.lower() for k in cur_cols}]
+            if missing:
+                raise Unavailable(
+                    f"table {schema.name} lacks column(s) {', '.join(missing)}: "
+                    "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+            self._tables_ready.add(schema.name)
+
+    async def _columns(self, conn: Any, schema: TableSchema) -> dict[str, str]:
+        cols_sql, _ = introspect_sql(self.dialect)
+        rows = await self.driver.fetch(conn, cols_sql, (schema.name,))
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    async def _table_exists(self, conn: Any, schema: TableSchema) -> bool:
+        return bool(await self._columns(conn, schema))
+
+    async def _plan(self) -> list[Step]:
+        await self._setup()
+        steps: list[Step] = []
+        _, ix_sql = introspect_sql(self.dialect)
+        async with self._connection() as conn:
+            for schema in self.schemas.values():
+                cols = await self._columns(conn, schema)
+                indexes = {str(r[0]) for r in await self.driver.fetch(conn, ix_sql,
+                                                                      (schema.name,))}
+                steps.extend(plan_table(schema, cols, indexes))
+        return steps
+
+    async def plan_migration(self) -> list[str]:
+        """What :meth:`migrate` would do for the stores opened so far: SQL statements, and
+        ``-- not applied: …`` lines for destructive differences (never applied)."""
+        return [str(s) for s in await self._plan()]
+
+    async def migrate(self) -> list[str]:
+        """Create missing tables, columns and indexes for the stores opened so far; return
+        the plan (destructive differences are reported as ``-- not applied: …``)."""
+        steps = await self._plan()
+        async with self._lock:
+            async with self._connection() as conn:
+                for step in steps:
+                    if step.sql is not None and not step.destructive:
+                        await self.driver.run(conn, step.sql, step.params)
+            self._tables_ready.clear()
+        for store in self._stores.values():
+            if isinstance(store, AsyncSqlStore):
+                store._ready = False
+        return [str(s) for s in steps]
+
+    async def drop_tables(self) -> None:
+        """Drop the tables of every store opened so far (their data is gone)."""
+        async with self._connection() as conn:
+            for schema in self.schemas.values():
+                await self.driver.run(conn, schema.drop_sql())
+        self._tables_ready.clear()
+        for store in self._stores.values():
+            if isinstance(store, AsyncSqlStore):
+                store._ready = False
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.pool.close()
