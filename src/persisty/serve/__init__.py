@@ -1,0 +1,29 @@
+"""Serving stores over HTTP: REST + OpenAPI + GraphQL as a Starlette ASGI app, bearer JWT
+auth feeding the access-control layer, and an AWS Lambda handler.
+
+Example::
+
+    import persisty.aio
+    from persisty.serve import app
+
+    db = persisty.aio.connect("sqlite:///notes.db")
+    asgi = app(db, [Note])        # uvicorn mymodule:asgi  -> /api/note, /docs, /graphql
+"""
+
+from persisty.serve._app import JSONResponse, app, router
+from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
+from persisty.serve._graphql import build_schema
+from persisty.serve._lambda import lambda_handler
+from persisty.serve._openapi import openapi
+
+__all__ = [
+    "ANONYMOUS_SUBJECT",
+    "DemoAuthenticator",
+    "JSONResponse",
+    "JWTAuth",
+    "app",
+    "build_schema",
+    "lambda_handler",
+    "openapi",
+    "router",
+]

@@ -1,0 +1,668 @@
+"""The REST API over async stores, as a Starlette application or a router to mount."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route, Router
+
+from persisty.errors import (
+    Forbidden,
+    PersistyError,
+    Unauthorized,
+    ValidationError,
+)
+from persisty.model import StoreMeta, etag, meta_of
+from persisty.query import Filter, filter_from_json, filter_from_query
+from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth, make_principal
+from persisty.store import AsyncDatabase, AsyncStore, Edit
+
+MAX_BATCH = 1000
+_ENCODER = msgspec.json.Encoder()
+_RESERVED = frozenset({"order", "limit", "page_key"})
+
+
+class JSONResponse(Response):
+    """A JSON response encoded with msgspec (dataclass items, datetimes, UUIDs …)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content)
+
+
+class BadRequest(PersistyError):
+    """The request could not be read (malformed JSON, wrong content)."""
+
+    code = "bad_request"
+    status = 400
+
+
+class NotModified(Exception):
+    """Internal: answer 304."""
+
+
+@dataclass(eq=False)
+class Served:
+    """One store as the API serves it."""
+
+    cls: type[Any]
+    meta: StoreMeta
+    policy: Any = None
+    anonymous: bool = False
+    cache_control: str | None = None
+    hidden: frozenset[str] = frozenset()
+    create_attrs: frozenset[str] = frozenset()
+    update_attrs: frozenset[str] = frozenset()
+    patch_attrs: frozenset[str] = frozenset()
+    filter_attrs: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+
+@dataclass(eq=False)
+class Api:
+    """Everything the routes share: the database, the stores, auth and policies."""
+
+    db: AsyncDatabase
+    served: dict[str, Served]
+    auth: JWTAuth | None = None
+    login: DemoAuthenticator | None = None
+    prefix: str = "/api"
+    max_limit: int = 1000
+    title: str = "persisty"
+    version: str = "0.1.0"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ---- principals and stores ----------------------------------------------------------
+
+    def principal(self, request: Request, served: Served | None) -> Any:
+        """The caller (``None`` when no policy applies and no auth is configured)."""
+        cached = request.scope.get("persisty.principal")
+        if cached is not None:
+            return cached
+        header = request.headers.get("authorization")
+        if header:
+            if self.auth is None:
+                raise Unauthorized("this API does not accept credentials")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("use Authorization: Bearer <token>")
+            sub, scopes = self.auth.verify(token.strip())
+            principal = make_principal(sub, scopes)
+        elif self.auth is not None and not (served is not None and served.anonymous):
+            raise Unauthorized("credentials are required")
+        elif served is not None and served.policy is None:
+            return None
+        else:
+            principal = make_principal(ANONYMOUS_SUBJECT, {ANONYMOUS_SUBJECT})
+        request.scope["persisty.principal"] = principal
+        return principal
+
+    def store(self, request: Request, served: Served) -> AsyncStore[Any]:
+        """The store as the caller may use it (wrapped in the policy, when there is one)."""
+        store = self.db.store(served.cls)
+        principal = self.principal(request, served)
+        if served.policy is None:
+            return store
+        from persisty.layers import secured
+
+        return secured(store, served.policy, principal)
+
+    def is_anonymous(self, request: Request) -> bool:
+        p = request.scope.get("persisty.principal")
+        return p is None or getattr(p, "subject", None) == ANONYMOUS_SUBJECT
+
+    # ---- encoding -----------------------------------------------------------------------
+
+    def out(self, served: Served, item: Any) -> Any:
+        if item is None or not served.hidden:
+            return item
+        data = msgspec.to_builtins(item)
+        for name in served.hidden:
+            data.pop(name, None)
+        return data
+
+    def location(self, served: Served, key: str) -> str:
+        return f"{self.prefix}/{served.name}/{quote(key, safe='')}"
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def error_response(e: PersistyError, *, anonymous: bool = False,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The JSON error ``{code, message, field}`` with the error's status."""
+    if isinstance(e, Forbidden) and anonymous:
+        e = Unauthorized("credentials are required")
+    hdrs = dict(headers or {})
+    if isinstance(e, Unauthorized):
+        hdrs["WWW-Authenticate"] = 'Bearer realm="persisty"'
+    return JSONResponse(e.to_dict(), status_code=e.status, headers=hdrs)
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise BadRequest("the request needs a JSON body")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise BadRequest(f"the body is not valid JSON ({e})") from None
+
+
+def _object(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationError(f"{what} must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _only(data: Mapping[str, Any], allowed: frozenset[str], meta: StoreMeta,
+          shape: str) -> None:
+    for name in data:
+        if name not in allowed:
+            if name in meta.by_name:
+                raise ValidationError(f"{meta.name}.{name} cannot be set on {shape}", field=name)
+            raise ValidationError(f"{meta.name} has no attribute {name!r}", field=name)
+
+
+def _tags(header: str | None) -> list[str] | None:
+    """The etags in an If-Match / If-None-Match header (``["*"]`` for any)."""
+    if header is None:
+        return None
+    tags = []
+    for part in header.split(","):
+        t = part.strip()
+        if t.startswith("W/"):
+            t = t[2:]
+        if len(t) >= 2 and t[0] == t[-1] == '"':
+            t = t[1:-1]
+        if t:
+            tags.append(t)
+    return tags
+
+
+def _etag_header(tag: str) -> str:
+    return f'"{tag}"'
+
+
+def _limit(text: str | None, api: Api) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValidationError("limit must be a positive integer", field="limit") from None
+    if value < 1 or value > api.max_limit:
+        raise ValidationError(f"limit must be between 1 and {api.max_limit}", field="limit")
+    return value
+
+
+def query_filter(request: Request) -> Filter:
+    """The filter in the request's query string."""
+    pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in _RESERVED]
+    return filter_from_query(pairs)
+
+
+def _precondition(data: Mapping[str, Any]) -> Filter | None:
+    raw = data.get("precondition")
+    return None if raw is None else filter_from_json(raw)
+
+
+def _key_from_path(served: Served, request: Request) -> str:
+    key: str = request.path_params["key"]
+    served.meta.parse_key(key)  # ValidationError naming the key attribute
+    return key
+
+
+def _merge_key(served: Served, key: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the key attributes of ``key``; a different key in ``data`` is an error."""
+    meta = served.meta
+    values = meta.parse_key(key)
+    for a, v in zip(meta.key_attrs, values, strict=True):
+        if a.name in data:
+            given = a.coerce(data[a.name])
+            if given != v:
+                raise ValidationError(f"{meta.name}.{a.name} does not match the key in the path",
+                                      field=a.name)
+    data = dict(data)
+    for a, v in zip(meta.key_attrs, values, strict=True):
+        data[a.name] = msgspec.to_builtins(v)
+    return data
+
+
+async def _full_item(served: Served, store: AsyncStore[Any], key: str,
+                     data: dict[str, Any]) -> Any:
+    """The item a PUT describes: the body, plus what the update shape cannot change taken
+    from the stored item; ``None`` when no item has ``key``."""
+    current = await store.read(key)
+    if current is None:
+        return None
+    base = msgspec.to_builtins(current)
+    keep = {k: v for k, v in base.items() if k not in served.update_attrs}
+    return served.meta.from_builtins({**keep, **data})
+
+
+# ---- handlers -----------------------------------------------------------------------------
+
+Handler = Callable[[Api, Served, Request], Awaitable[Response]]
+
+
+async def search(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    params = request.query_params
+    page = await store.search(query_filter(request), params.get("order"),
+                              _limit(params.get("limit"), api), params.get("page_key"))
+    items = page.items if not served.hidden else [api.out(served, i) for i in page.items]
+    return _cached(served, JSONResponse({"items": items, "next_page_key": page.next_page_key}))
+
+
+async def count(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    n = await store.count(query_filter(request))
+    return _cached(served, JSONResponse({"count": n}))
+
+
+async def create(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    data = _object(await read_json(request), "the item")
+    _only(data, served.create_attrs, served.meta, "create")
+    item = await store.create(data)
+    key = served.meta.key_of(item)
+    return JSONResponse(api.out(served, item), status_code=201,
+                        headers={"Location": api.location(served, key), "ETag": _etag_header(
+                            etag(item))})
+
+
+def _cached(served: Served, response: Response) -> Response:
+    if served.cache_control:
+        response.headers["Cache-Control"] = served.cache_control
+    return response
+
+
+async def read(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    key = _key_from_path(served, request)
+    item = await store.read(key)
+    if item is None:
+        raise _not_found(served, key)
+    tag = etag(item)
+    match = _tags(request.headers.get("if-none-match"))
+    if match is not None and (tag in match or "*" in match):
+        headers = {"ETag": _etag_header(tag)}
+        if served.cache_control:
+            headers["Cache-Control"] = served.cache_control
+        return Response(status_code=304, headers=headers)
+    return _cached(served, JSONResponse(api.out(served, item),
+                                        headers={"ETag": _etag_header(tag)}))
+
+
+def _not_found(served: Served, key: str) -> PersistyError:
+    from persisty.errors import NotFound
+
+    return NotFound(f"no {served.name} with key {key!r}")
+
+
+async def _if_match(store: AsyncStore[Any], served: Served, key: str,
+                    request: Request) -> str | None:
+    tags = _tags(request.headers.get("if-match"))
+    if tags is None:
+        return None
+    from persisty.errors import PreconditionFailed
+
+    if "*" in tags or len(tags) > 1:
+        current = await store.read(key)
+        if current is None:
+            if "*" in tags:
+                raise PreconditionFailed("the item does not exist (If-Match: *)")
+            raise _not_found(served, key)
+        tag = etag(current)
+        if "*" in tags:
+            return tag
+        if tag not in tags:
+            raise PreconditionFailed("the item has changed (etag does not match)")
+        return tag
+    if not tags:
+        raise ValidationError("If-Match needs an etag", field="If-Match")
+    return tags[0]
+
+
+async def replace(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    key = _key_from_path(served, request)
+    data = _object(await read_json(request), "the item")
+    _only(data, served.update_attrs, served.meta, "update")
+    data = _merge_key(served, key, data)
+    if_match = await _if_match(store, served, key, request)
+    item = await _full_item(served, store, key, data)
+    if item is None:
+        raise _not_found(served, key)
+    new = await store.update(item, if_match=if_match)
+    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(etag(new))})
+
+
+async def patch(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    key = _key_from_path(served, request)
+    data = _object(await read_json(request), "the changes")
+    _only(data, served.patch_attrs, served.meta, "patch")
+    if_match = await _if_match(store, served, key, request)
+    new = await store.patch(key, data, if_match=if_match)
+    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(etag(new))})
+
+
+async def delete(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    key = _key_from_path(served, request)
+    if_match = await _if_match(store, served, key, request)
+    await store.delete(key, if_match=if_match)
+    return Response(status_code=204)
+
+
+async def batch_read(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    data = _object(await read_json(request), "the request")
+    keys = data.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ValidationError("keys must be a list of strings", field="keys")
+    if len(keys) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} keys", field="keys")
+    items = await store.read_batch(keys)
+    return JSONResponse({"items": [api.out(served, i) for i in items]})
+
+
+async def batch_edit(api: Api, served: Served, request: Request) -> Response:
+    store = api.store(request, served)
+    data = _object(await read_json(request), "the request")
+    raw = data.get("edits")
+    atomic = data.get("atomic", True)
+    if not isinstance(atomic, bool):
+        raise ValidationError("atomic must be true or false", field="atomic")
+    if not isinstance(raw, list):
+        raise ValidationError("edits must be a list", field="edits")
+    if len(raw) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} edits", field="edits")
+    edits = [await _edit(served, store, e) for e in raw]
+    results = await store.edit_batch(edits, atomic=atomic)
+    out = []
+    for r in results:
+        entry: dict[str, Any] = {"ok": r.ok, "code": r.code, "message": r.message,
+                                 "field": r.field, "item": None, "etag": None}
+        if r.ok and r.item is not None and r.edit.kind != "delete":
+            entry["item"] = api.out(served, r.item)
+            entry["etag"] = etag(r.item)
+        out.append(entry)
+    return JSONResponse({"results": out})
+
+
+_EDIT_FIELDS = {
+    "create": frozenset({"op", "item"}),
+    "update": frozenset({"op", "item", "if_match", "precondition"}),
+    "patch": frozenset({"op", "key", "changes", "if_match", "precondition"}),
+    "delete": frozenset({"op", "key", "if_match", "precondition"}),
+}
+
+
+async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
+    e = _object(raw, "an edit")
+    op = e.get("op")
+    if op not in _EDIT_FIELDS:
+        raise ValidationError("op must be create, update, patch or delete", field="op")
+    for name in e:
+        if name not in _EDIT_FIELDS[op]:
+            raise ValidationError(f"a {op} edit has no {name!r}", field=name)
+    if_match = e.get("if_match")
+    if if_match is not None and not isinstance(if_match, str):
+        raise ValidationError("if_match must be a string", field="if_match")
+    meta = served.meta
+    if op == "create":
+        item = _object(e.get("item"), "item")
+        _only(item, served.create_attrs, meta, "create")
+        return Edit.create(item)
+    if op == "update":
+        item = _object(e.get("item"), "item")
+        _only(item, served.update_attrs, meta, "update")
+        missing = [a for a in meta.key.attrs if a not in item]
+        if missing:
+            raise ValidationError(f"{meta.name}.{missing[0]}: the key is required",
+                                  field=missing[0])
+        item_key = meta.key_string(tuple(a.coerce(item[a.name]) for a in meta.key_attrs))
+        full = await _full_item(served, store, item_key, item)
+        return Edit.update(full if full is not None else meta.from_builtins(item),
+                           if_match=if_match, precondition=_precondition(e))
+    key = e.get("key")
+    if not isinstance(key, str):
+        raise ValidationError("key must be a string", field="key")
+    meta.parse_key(key)
+    if op == "patch":
+        changes = _object(e.get("changes"), "changes")
+        _only(changes, served.patch_attrs, meta, "patch")
+        return Edit.patch(key, changes, if_match=if_match, precondition=_precondition(e))
+    return Edit.delete(key, if_match=if_match, precondition=_precondition(e))
+
+
+async def login(api: Api, request: Request) -> Response:
+    assert api.login is not None and api.auth is not None
+    data = _object(await read_json(request), "the request")
+    username: Any = data.get("username")
+    password: Any = data.get("password")
+    if not isinstance(username, str) or not username:
+        raise ValidationError("username must be a non-empty string", field="username")
+    if not isinstance(password, str):
+        raise ValidationError("password must be a string", field="password")
+    scopes = api.login.authenticate(username, password)
+    token = api.auth.issue(username, scopes)
+    return JSONResponse({"access_token": token, "token_type": "bearer",
+                         "expires_in": int(api.auth.expires_in.total_seconds())})
+
+
+# ---- wiring -------------------------------------------------------------------------------
+
+
+def _wrap(api: Api, served: Served | None, fn: Handler | Callable[..., Awaitable[Response]]
+          ) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            if served is None:
+                return await fn(api, request)  # type: ignore[call-arg,arg-type]
+            return await fn(api, served, request)
+        except PersistyError as e:
+            return error_response(e, anonymous=api.is_anonymous(request))
+
+    endpoint.__name__ = getattr(fn, "__name__", "endpoint")
+    return endpoint
+
+
+def _served(cls: Any, policies: Mapping[Any, Any], anonymous: Any,
+            cache_control: Any) -> Served:
+    meta = meta_of(cls)
+    policy = policies.get(cls, policies.get(meta.name))
+    anon = anonymous if isinstance(anonymous, bool) else (
+        cls in anonymous or meta.name in anonymous)
+    if isinstance(cache_control, Mapping):
+        cc = cache_control.get(cls, cache_control.get(meta.name))
+    else:
+        cc = cache_control
+    hidden = frozenset(a.name for a in meta.attrs if not a.readable)
+    return Served(
+        cls=cls, meta=meta, policy=policy, anonymous=anon, cache_control=cc, hidden=hidden,
+        create_attrs=frozenset(meta.json_schema("create")["properties"]),
+        update_attrs=frozenset(meta.json_schema("update")["properties"]),
+        patch_attrs=frozenset(meta.json_schema("patch")["properties"]),
+    )
+
+
+def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None = None,
+           policies: Mapping[Any, Any] | None = None, anonymous: Iterable[Any] | bool = (),
+           login: DemoAuthenticator | None = None, cache_control: Any = None,
+           prefix: str = "/api", max_limit: int = 1000, title: str = "persisty",
+           graphql: bool = True, docs: bool = True) -> tuple[Api, list[BaseRoute]]:
+    """The :class:`Api` and its routes (see :func:`app` for the arguments)."""
+    if login is not None and (auth is None or auth.secret is None):
+        raise ValidationError("login needs auth=JWTAuth(secret=...) to issue tokens",
+                              field="login")
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    policies = dict(policies or {})
+    anon = anonymous if isinstance(anonymous, bool) else list(anonymous)
+    if auth is None and anonymous == ():
+        anon = True
+    served: dict[str, Served] = {}
+    for cls in stores:
+        s = _served(cls, policies, anon, cache_control)
+        if s.name in served:
+            raise ValidationError(f"two stores are named {s.name!r}", field="stores")
+        served[s.name] = s
+    if policies:
+        import persisty.layers  # noqa: F401 - fail early when the layer is missing
+    api = Api(db, served, auth=auth, login=login, prefix=prefix, max_limit=max_limit,
+              title=title)
+    result: list[BaseRoute] = []
+    if login is not None:
+        result.append(Route(f"{prefix}/_login", _wrap(api, None, login_endpoint),
+                            methods=["POST"]))
+    for s in served.values():
+        base = f"{prefix}/{s.name}"
+        result += [
+            Route(base, _wrap(api, s, search), methods=["GET"], name=f"{s.name}.search"),
+            Route(base, _wrap(api, s, create), methods=["POST"], name=f"{s.name}.create"),
+            Route(base + "/_count", _wrap(api, s, count), methods=["GET"]),
+            Route(base + "/_batch/read", _wrap(api, s, batch_read), methods=["POST"]),
+            Route(base + "/_batch/edit", _wrap(api, s, batch_edit), methods=["POST"]),
+            Route(base + "/{key:path}", _wrap(api, s, read), methods=["GET"]),
+            Route(base + "/{key:path}", _wrap(api, s, replace), methods=["PUT"]),
+            Route(base + "/{key:path}", _wrap(api, s, patch), methods=["PATCH"]),
+            Route(base + "/{key:path}", _wrap(api, s, delete), methods=["DELETE"]),
+        ]
+    from persisty.serve._openapi import openapi, swagger_html
+
+    spec_cache: dict[str, Any] = {}
+
+    async def openapi_json(request: Request) -> Response:
+        if "spec" not in spec_cache:
+            spec_cache["spec"] = openapi(api)
+        return JSONResponse(spec_cache["spec"])
+
+    result.append(Route(f"{prefix}/openapi.json", openapi_json, methods=["GET"],
+                        include_in_schema=False))
+    if docs:
+        async def docs_page(request: Request) -> Response:
+            return HTMLResponse(swagger_html(f"{api.prefix}/openapi.json", api.title))
+
+        result.append(Route("/docs", docs_page, methods=["GET"], include_in_schema=False))
+    if graphql:
+        from persisty.serve._graphql import graphql_route
+
+        result.append(graphql_route(api))
+    return api, result
+
+
+login_endpoint = login
+
+
+def router(db: AsyncDatabase, stores: Iterable[type[Any]], **options: Any) -> Router:
+    """The API's routes as a Starlette ``Router``, to mount in an existing application.
+
+    Takes the arguments of :func:`app`. With FastAPI: ``fastapi_app.mount("/", router(...))``;
+    with Starlette: ``Mount("/", routes=router(...).routes)``.
+
+    Example::
+
+        from starlette.applications import Starlette
+        from starlette.routing import Mount
+        from persisty.serve import router
+
+        site = Starlette(routes=[Mount("/data", router(db, [Note]))])   # /data/api/note
+    """
+    _, rs = routes(db, stores, **options)
+    return Router(routes=rs)
+
+
+def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None = None,
+        policies: Mapping[Any, Any] | None = None, anonymous: Iterable[Any] | bool = (),
+        login: DemoAuthenticator | None = None, cache_control: Any = None,
+        cors: bool | Sequence[str] | Mapping[str, Any] | None = None, prefix: str = "/api",
+        max_limit: int = 1000, title: str = "persisty", graphql: bool = True,
+        docs: bool = True, on_startup: Sequence[Callable[[], Any]] = (),
+        close_database: bool = True, debug: bool = False) -> Starlette:
+    """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
+
+    Routes per store ``name``: ``GET/POST {prefix}/name``, ``GET {prefix}/name/_count``,
+    ``POST {prefix}/name/_batch/read`` and ``/_batch/edit``, ``GET/PUT/PATCH/DELETE
+    {prefix}/name/{key}``; ``{prefix}/openapi.json``, ``/docs`` (Swagger UI) and
+    ``/graphql`` (GraphiQL in a browser).
+
+    ``auth``: a :class:`JWTAuth`; then requests need a bearer token except for the stores in
+    ``anonymous`` (classes or names, or ``True`` for all). ``policies`` maps a class (or
+    store name) to a ``persisty.layers.Policy`` applied to the caller's principal (an
+    anonymous caller is ``Principal("anonymous", {"anonymous"})``). ``login``: a
+    :class:`DemoAuthenticator` enabling ``POST {prefix}/_login``. ``cache_control``: one
+    ``Cache-Control`` value, or a mapping per class/name. ``cors``: ``True`` (any origin), a
+    list of origins, or keyword arguments for Starlette's ``CORSMiddleware``.
+
+    Example::
+
+        import persisty.aio
+        from persisty.serve import app, JWTAuth
+        from persisty.layers import Policy
+
+        db = persisty.aio.connect("sqlite:///notes.db")
+        asgi = app(db, [Note], auth=JWTAuth(secret="s3cret"),
+                   policies={Note: Policy.owner("owner")}, cache_control="private, no-cache")
+        # uvicorn module:asgi   or   persisty serve module:asgi
+    """
+    api, rs = routes(db, stores, auth=auth, policies=policies, anonymous=anonymous,
+                     login=login, cache_control=cache_control, prefix=prefix,
+                     max_limit=max_limit, title=title, graphql=graphql, docs=docs)
+    middleware = []
+    if cors:
+        if cors is True:
+            options: dict[str, Any] = {"allow_origins": ["*"]}
+        elif isinstance(cors, Mapping):
+            options = dict(cors)
+        else:
+            options = {"allow_origins": list(cors)}
+        options.setdefault("allow_methods", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+        options.setdefault("allow_headers", ["Authorization", "Content-Type", "If-Match",
+                                             "If-None-Match"])
+        options.setdefault("expose_headers", ["ETag", "Location"])
+        middleware.append(Middleware(CORSMiddleware, **options))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return JSONResponse({"code": code, "message": str(exc.detail), "field": None},
+                            status_code=exc.status_code, headers=exc.headers)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"code": "internal_error", "message": "internal server error",
+                             "field": None}, status_code=500)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> Any:
+        for fn in on_startup:
+            result = fn()
+            if hasattr(result, "__await__"):
+                await result
+        yield
+        if close_database:
+            await db.close()
+
+    asgi = Starlette(debug=debug, routes=rs,
+                     middleware=middleware, lifespan=lifespan,
+                     exception_handlers={HTTPException: http_error, 500: server_error})
+    asgi.state.persisty = api
+    return asgi

@@ -1,0 +1,540 @@
+"""GraphQL (graphql-core) generated from store metadata: per store a read, search, count and
+read-batch query and create, update, patch, delete and edit-batch mutations."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import decimal
+import enum
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from graphql import (
+    GraphQLArgument,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLFloat,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLString,
+    OperationType,
+    get_operation_ast,
+    graphql,
+    parse,
+)
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from persisty.errors import PersistyError, ValidationError
+from persisty.model import etag
+from persisty.model._attr import AttrMeta
+from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
+
+if TYPE_CHECKING:
+    from persisty.serve._app import Api, Served
+
+Info = Any
+_SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
+_ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
+_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH,
+               Op.IENDSWITH)
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _scalar(name: str, description: str) -> GraphQLScalarType:
+    return GraphQLScalarType(name, description=description, serialize=_text,
+                             parse_value=lambda v: v)
+
+
+DATETIME = _scalar("DateTime", "An ISO 8601 date and time (UTC)")
+DATE = _scalar("Date", "An ISO 8601 date")
+UUID = _scalar("UUID", "A UUID in its text form")
+DECIMAL = _scalar("Decimal", "A decimal number as a string")
+BYTES = _scalar("Bytes", "Binary data, base64")
+JSON = GraphQLScalarType("JSON", description="Any JSON value",
+                         serialize=lambda v: msgspec.to_builtins(v), parse_value=lambda v: v)
+
+_KIND_TYPES: dict[str, Any] = {
+    "str": GraphQLString, "int": GraphQLInt, "float": GraphQLFloat, "bool": GraphQLBoolean,
+    "datetime": DATETIME, "date": DATE, "uuid": UUID, "decimal": DECIMAL, "bytes": BYTES,
+    "enum": GraphQLString,
+}
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def _pascal(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+
+
+def _type_of(a: AttrMeta) -> Any:
+    if a.kind in _KIND_TYPES:
+        return _KIND_TYPES[a.kind]
+    if a.kind == "list" and a.item_kind in _KIND_TYPES:
+        return GraphQLList(_KIND_TYPES[a.item_kind])
+    return JSON
+
+
+def _field_type(a: AttrMeta) -> Any:
+    t = _type_of(a)
+    return t if a.optional else GraphQLNonNull(t)
+
+
+def _to_gql_error(e: Exception) -> GraphQLError:
+    if isinstance(e, PersistyError):
+        return GraphQLError(e.message, original_error=e,
+                            extensions={"code": e.code, "field": e.field})
+    return GraphQLError(str(e), original_error=e)
+
+
+class _Loader:
+    """Batches the reads of one request's resolvers: keys asked for in the same tick of the
+    event loop are read with one ``read_batch`` (one per store and level of the query)."""
+
+    def __init__(self, load: Callable[[list[str]], Any]) -> None:
+        self.load = load
+        self.pending: dict[str, list[asyncio.Future[Any]]] = {}
+        self.scheduled = False
+
+    def get(self, key: str) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.pending.setdefault(key, []).append(fut)
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(lambda: asyncio.ensure_future(self._dispatch()))
+        return fut
+
+    async def _dispatch(self) -> None:
+        pending, self.pending, self.scheduled = self.pending, {}, False
+        keys = list(pending)
+        try:
+            items = await self.load(keys)
+        except Exception as e:  # delivered to every waiting resolver
+            for futs in pending.values():
+                for f in futs:
+                    if not f.done():
+                        f.set_exception(e)
+            return
+        for k, item in zip(keys, items, strict=True):
+            for f in pending[k]:
+                if not f.done():
+                    f.set_result(item)
+
+
+class _Context:
+    def __init__(self, api: Api, request: Request) -> None:
+        self.api = api
+        self.request = request
+        self.loaders: dict[str, _Loader] = {}
+
+    def store(self, served: Served) -> Any:
+        return self.api.store(self.request, served)
+
+    def loader(self, served: Served) -> _Loader:
+        found = self.loaders.get(served.name)
+        if found is None:
+            store = self.store(served)
+            found = self.loaders[served.name] = _Loader(store.read_batch)
+        return found
+
+
+class _Builder:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.types: dict[str, GraphQLObjectType] = {}
+        self.filters: dict[str, tuple[GraphQLInputObjectType, dict[str, tuple[str, Op]]]] = {}
+
+    # ---- types ------------------------------------------------------------------------
+
+    def object_type(self, s: Served) -> GraphQLObjectType:
+        title = s.meta.cls.__name__
+        if title in self.types:
+            return self.types[title]
+
+        def fields() -> dict[str, GraphQLField]:
+            result = {a.name: GraphQLField(_field_type(a), description=a.description)
+                      for a in s.meta.attrs if a.readable}
+            result["_key"] = GraphQLField(GraphQLNonNull(GraphQLString),
+                                          resolve=lambda item, info: s.meta.key_of(item))
+            result["_etag"] = GraphQLField(GraphQLNonNull(GraphQLString),
+                                           resolve=lambda item, info: etag(item))
+            result.update(self.relation_fields(s))
+            return result
+
+        t = GraphQLObjectType(title, fields, description=s.meta.description)
+        self.types[title] = t
+        return t
+
+    def relation_fields(self, s: Served) -> dict[str, GraphQLField]:
+        """Nested fields for relations declared in ``app(..., relations=...)``: a
+        ``BelongsTo``-like link (an attribute holding another store's key) is resolved with
+        one batched read per level."""
+        links = self.api.extra.get("relations", {}).get(s.name, {})
+        result: dict[str, GraphQLField] = {}
+        for field_name, (attr, target_name) in links.items():
+            target = self.api.served[target_name]
+            result[field_name] = GraphQLField(
+                self.object_type(target), resolve=self._belongs_to(attr, target))
+        back = self.api.extra.get("has_many", {}).get(s.name, {})
+        for field_name, (target_name, attr) in back.items():
+            target = self.api.served[target_name]
+            result[field_name] = GraphQLField(
+                GraphQLNonNull(GraphQLList(GraphQLNonNull(self.object_type(target)))),
+                args={"limit": GraphQLArgument(GraphQLInt)},
+                resolve=self._has_many(s, target, attr))
+        return result
+
+    def _belongs_to(self, attr: str, target: Served) -> Callable[..., Any]:
+        async def resolve(item: Any, info: Info) -> Any:
+            value = getattr(item, attr)
+            if value is None:
+                return None
+            key = target.meta.key_string((value,))
+            return await info.context.loader(target).get(key)
+
+        return resolve
+
+    def _has_many(self, parent: Served, target: Served, attr: str) -> Callable[..., Any]:
+        async def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
+            ctx: _Context = info.context
+            name = f"{target.name}.{attr}"
+            loader = ctx.loaders.get(name)
+            if loader is None:
+                store = ctx.store(target)
+
+                async def load(keys: list[str]) -> list[list[Any]]:
+                    values = [parent.meta.parse_key(k)[0] for k in keys]
+                    found: dict[Any, list[Any]] = {}
+                    async for child in store.search_all(Compare(attr, Op.IN, tuple(values))):
+                        found.setdefault(getattr(child, attr), []).append(child)
+                    return [found.get(v, []) for v in values]
+
+                loader = ctx.loaders[name] = _Loader(load)
+            children = await loader.get(parent.meta.key_of(item))
+            return children if limit is None else children[:max(limit, 0)]
+
+        return resolve
+
+    def input_type(self, s: Served, shape: str) -> GraphQLInputObjectType:
+        schema = s.meta.json_schema(shape)
+        required = set(schema.get("required", []))
+        fields = {}
+        for name in schema["properties"]:
+            a = s.meta.by_name[name]
+            t = _type_of(a)
+            fields[name] = GraphQLInputField(GraphQLNonNull(t) if name in required else t)
+        title = s.meta.cls.__name__ + shape.capitalize() + "Input"
+        return GraphQLInputObjectType(title, fields)
+
+    def filter_type(self, s: Served) -> tuple[GraphQLInputObjectType, dict[str, tuple[str, Op]]]:
+        if s.name in self.filters:
+            return self.filters[s.name]
+        ops: dict[str, tuple[str, Op]] = {}
+        title = s.meta.cls.__name__ + "Filter"
+
+        def fields() -> dict[str, GraphQLInputField]:
+            result: dict[str, GraphQLInputField] = {}
+
+            def add(name: str, attr: str, op: Op, t: Any) -> None:
+                if (name not in result and name not in s.meta.by_name) or name == attr:
+                    result[name] = GraphQLInputField(t)
+                    ops[name] = (attr, op)
+
+            for a in s.meta.attrs:
+                if not a.readable:
+                    continue
+                if a.kind in _SCALARS:
+                    t = _KIND_TYPES[a.kind]
+                    add(a.name, a.name, Op.EQ, t)
+                    add(f"{a.name}_ne", a.name, Op.NE, t)
+                    add(f"{a.name}_in", a.name, Op.IN, GraphQLList(t))
+                    if a.kind in _ORDERED:
+                        for op in (Op.LT, Op.LTE, Op.GT, Op.GTE):
+                            add(f"{a.name}_{op.value}", a.name, op, t)
+                    if a.kind == "str":
+                        for op in _STRING_OPS:
+                            add(f"{a.name}_{op.value}", a.name, op, GraphQLString)
+                elif a.kind == "list" and a.item_kind in _KIND_TYPES:
+                    add(f"{a.name}_contains", a.name, Op.CONTAINS, _KIND_TYPES[a.item_kind])
+                add(f"{a.name}_exists", a.name, Op.EXISTS, GraphQLBoolean)
+            me = self.filters[s.name][0]
+            result["and"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
+            result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
+            result["not"] = GraphQLInputField(me)
+            result["q"] = GraphQLInputField(GraphQLString, description="free-text search")
+            return result
+
+        t = GraphQLInputObjectType(title, fields)
+        self.filters[s.name] = (t, ops)
+        return t, ops
+
+    # ---- fields -----------------------------------------------------------------------
+
+    def build(self) -> GraphQLSchema:
+        query: dict[str, GraphQLField] = {}
+        mutation: dict[str, GraphQLField] = {}
+        for s in self.api.served.values():
+            self.add_store(s, query, mutation)
+        return GraphQLSchema(
+            GraphQLObjectType("Query", query),
+            GraphQLObjectType("Mutation", mutation) if mutation else None,
+        )
+
+    def add_store(self, s: Served, query: dict[str, GraphQLField],
+                  mutation: dict[str, GraphQLField]) -> None:
+        t = self.object_type(s)
+        filt, ops = self.filter_type(s)
+        camel, pascal = _camel(s.name), _pascal(s.name)
+        title = s.meta.cls.__name__
+        page = GraphQLObjectType(title + "Page", {
+            "items": GraphQLField(GraphQLNonNull(GraphQLList(GraphQLNonNull(t)))),
+            "next_page_key": GraphQLField(GraphQLString),
+        })
+        result_t = GraphQLObjectType(title + "EditResult", {
+            "ok": GraphQLField(GraphQLNonNull(GraphQLBoolean)),
+            "code": GraphQLField(GraphQLString), "message": GraphQLField(GraphQLString),
+            "field": GraphQLField(GraphQLString), "item": GraphQLField(t),
+        })
+        create_in = self.input_type(s, "create")
+        update_in = self.input_type(s, "update")
+        patch_in = self.input_type(s, "patch")
+        edit_in = GraphQLInputObjectType(title + "EditInput", {
+            "op": GraphQLInputField(GraphQLNonNull(EDIT_OP)),
+            "item": GraphQLInputField(JSON, description="create/update: the item"),
+            "key": GraphQLInputField(GraphQLString, description="patch/delete: the key"),
+            "changes": GraphQLInputField(patch_in, description="patch: the changes"),
+            "if_match": GraphQLInputField(GraphQLString),
+        })
+        key_arg = {"key": GraphQLArgument(GraphQLNonNull(GraphQLString))}
+        if_match = {"if_match": GraphQLArgument(GraphQLString)}
+        search_args = {
+            "filter": GraphQLArgument(filt),
+            "order": GraphQLArgument(GraphQLList(GraphQLNonNull(GraphQLString)),
+                                     description='e.g. ["-priority", "title"]'),
+            "limit": GraphQLArgument(GraphQLInt),
+            "page_key": GraphQLArgument(GraphQLString),
+        }
+
+        def to_filter(data: dict[str, Any] | None) -> Filter:
+            if not data:
+                return ALL
+            parts: list[Filter] = []
+            for name, value in data.items():
+                if name in ("and", "or"):
+                    subs = [to_filter(x) for x in value or []]
+                    parts.append(And.of(*subs) if name == "and" else Or.of(*subs))
+                elif name == "not":
+                    if value is not None:
+                        parts.append(Not(to_filter(value)))
+                elif name == "q":
+                    if value is not None:
+                        parts.append(TextQuery(value))
+                else:
+                    attr, op = ops[name]
+                    if op is Op.IN:
+                        if value is None:
+                            raise ValidationError(f"{attr}: in takes a list", field=attr)
+                        value = tuple(value)
+                    parts.append(Compare(attr, op, value))
+            return And.of(*parts)
+
+        def store(info: Info) -> Any:
+            return info.context.store(s)
+
+        async def read(_: Any, info: Info, key: str) -> Any:
+            return await store(info).read(key)
+
+        async def search(_: Any, info: Info, filter: Any = None,
+                         order: Any = None, limit: int | None = None,
+                         page_key: str | None = None) -> Any:
+            if limit is not None and not 1 <= limit <= self.api.max_limit:
+                raise ValidationError(f"limit must be between 1 and {self.api.max_limit}",
+                                      field="limit")
+            return await store(info).search(to_filter(filter), order, limit, page_key)
+
+        async def count(_: Any, info: Info, filter: Any = None) -> int:
+            n: int = await store(info).count(to_filter(filter))
+            return n
+
+        async def batch(_: Any, info: Info, keys: list[str]) -> Any:
+            if len(keys) > 1000:
+                raise ValidationError("at most 1000 keys", field="keys")
+            return await store(info).read_batch(keys)
+
+        async def create(_: Any, info: Info, item: dict[str, Any]) -> Any:
+            return await store(info).create(item)
+
+        async def update(_: Any, info: Info, item: dict[str, Any],
+                         if_match: str | None = None) -> Any:
+            st = store(info)
+            missing = [k for k in s.meta.key.attrs if item.get(k) is None]
+            if missing:
+                raise ValidationError(f"{s.name}.{missing[0]}: the key is required",
+                                      field=missing[0])
+            key = s.meta.key_string(tuple(a.coerce(item[a.name]) for a in s.meta.key_attrs))
+            from persisty.serve._app import _full_item
+
+            full = await _full_item(s, st, key, item)
+            if full is None:
+                from persisty.errors import NotFound
+
+                raise NotFound(f"no {s.name} with key {key!r}")
+            return await st.update(full, if_match=if_match)
+
+        async def patch(_: Any, info: Info, key: str, changes: dict[str, Any],
+                        if_match: str | None = None) -> Any:
+            return await store(info).patch(key, changes, if_match=if_match)
+
+        async def delete(_: Any, info: Info, key: str,
+                         if_match: str | None = None) -> bool:
+            await store(info).delete(key, if_match=if_match)
+            return True
+
+        async def edit_batch(_: Any, info: Info, edits: list[dict[str, Any]],
+                             atomic: bool = True) -> Any:
+            from persisty.serve._app import _edit
+
+            st = store(info)
+            if len(edits) > 1000:
+                raise ValidationError("at most 1000 edits", field="edits")
+            parsed = [await _edit(s, st, {k: v for k, v in e.items() if v is not None})
+                      for e in edits]
+            return await st.edit_batch(parsed, atomic=atomic)
+
+        query[camel] = GraphQLField(t, args=key_arg, resolve=read,
+                                    description=f"The {s.name} with this key, or null")
+        query[camel + "Search"] = GraphQLField(GraphQLNonNull(page), args=search_args,
+                                               resolve=search)
+        query[camel + "Count"] = GraphQLField(GraphQLNonNull(GraphQLInt),
+                                              args={"filter": GraphQLArgument(filt)},
+                                              resolve=count)
+        query[camel + "Batch"] = GraphQLField(
+            GraphQLNonNull(GraphQLList(t)),
+            args={"keys": GraphQLArgument(GraphQLNonNull(GraphQLList(
+                GraphQLNonNull(GraphQLString))))}, resolve=batch)
+        mutation["create" + pascal] = GraphQLField(
+            GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(create_in))},
+            resolve=create)
+        mutation["update" + pascal] = GraphQLField(
+            GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(update_in)),
+                                     **if_match}, resolve=update)
+        mutation["patch" + pascal] = GraphQLField(
+            GraphQLNonNull(t), args={**key_arg, "changes": GraphQLArgument(
+                GraphQLNonNull(patch_in)), **if_match}, resolve=patch)
+        mutation["delete" + pascal] = GraphQLField(
+            GraphQLNonNull(GraphQLBoolean), args={**key_arg, **if_match}, resolve=delete)
+        mutation["edit" + pascal + "Batch"] = GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(result_t))),
+            args={"edits": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(
+                edit_in)))), "atomic": GraphQLArgument(GraphQLBoolean, default_value=True)},
+            resolve=edit_batch)
+
+
+EDIT_OP = GraphQLEnumType("EditOp", {"create": "create", "update": "update",
+                                     "patch": "patch", "delete": "delete"})
+
+
+def build_schema(api: Api) -> GraphQLSchema:
+    """The GraphQL schema of ``api``'s stores."""
+    return _Builder(api).build()
+
+
+_GRAPHIQL = """<!doctype html>
+<html><head><meta charset="utf-8"><title>GraphiQL</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/graphiql@3/graphiql.min.css">
+</head><body style="margin:0"><div id="graphiql" style="height:100vh"></div>
+<script src="https://cdn.jsdelivr.net/npm/react@18/umd/react.production.min.js"></script>
+<script src="https://cdn.jsdelivr.net/npm/react-dom@18/umd/react-dom.production.min.js"></script>
+<script src="https://cdn.jsdelivr.net/npm/graphiql@3/graphiql.min.js"></script>
+<script>
+const fetcher = GraphiQL.createFetcher({url: window.location.pathname});
+ReactDOM.createRoot(document.getElementById("graphiql"))
+  .render(React.createElement(GraphiQL, {fetcher}));
+</script></body></html>"""
+
+
+def graphql_route(api: Api, path: str = "/graphql") -> Route:
+    """``GET`` (GraphiQL for browsers, or ``?query=`` for queries) and ``POST`` of GraphQL."""
+    from persisty.serve._app import BadRequest, JSONResponse, error_response, read_json
+
+    schema = build_schema(api)
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            if request.method == "GET":
+                if "query" not in request.query_params:
+                    return HTMLResponse(_GRAPHIQL)
+                body: Any = dict(request.query_params)
+                if "variables" in body:
+                    try:
+                        body["variables"] = msgspec.json.decode(body["variables"])
+                    except msgspec.DecodeError:
+                        raise BadRequest("variables is not valid JSON") from None
+            else:
+                body = await read_json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+                raise BadRequest("send {\"query\": ..., \"variables\": {...}}")
+            variables = body.get("variables")
+            if variables is not None and not isinstance(variables, dict):
+                raise BadRequest("variables must be an object")
+            op_name = body.get("operationName")
+            if request.method == "GET":
+                try:
+                    doc = parse(body["query"])
+                except GraphQLError as e:
+                    return JSONResponse({"errors": [e.formatted]}, status_code=400)
+                op = get_operation_ast(doc, op_name)
+                if op is not None and op.operation != OperationType.QUERY:
+                    raise BadRequest("mutations need POST")
+            result = await graphql(schema, body["query"], context_value=_Context(api, request),
+                                   variable_values=variables, operation_name=op_name)
+        except PersistyError as e:
+            return error_response(e, anonymous=api.is_anonymous(request))
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            errs = []
+            for err in result.errors:
+                formatted = err.formatted
+                orig = err.original_error
+                if isinstance(orig, PersistyError):
+                    code = orig.code
+                    if code == "forbidden" and api.is_anonymous(request):
+                        code = "unauthorized"
+                    formatted["extensions"] = {"code": code, "field": orig.field}
+                elif orig is not None:
+                    formatted["message"] = "internal server error"
+                    formatted["extensions"] = {"code": "internal_error"}
+                errs.append(formatted)
+            out["errors"] = errs
+        status = 200 if result.data is not None or not result.errors else 400
+        return JSONResponse(out, status_code=status)
+
+    return Route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)

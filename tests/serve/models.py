@@ -1,0 +1,39 @@
+"""Stored classes the serving tests use."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from uuid import UUID
+
+from persisty import Attr, Index, stored
+
+
+class Mood(enum.Enum):
+    HAPPY = "happy"
+    SAD = "sad"
+
+
+@stored(indexes=[Index("owner")])
+class Note:
+    """A note someone wrote."""
+
+    id: UUID
+    owner: str = Attr(max_length=40)
+    title: str = Attr(max_length=200)
+    priority: int = 0
+    tags: list[str] = Attr(default_factory=list)
+    mood: Mood | None = None
+    due: date | None = None
+    created_at: datetime = Attr(generated="created", default=None)
+    updated_at: datetime = Attr(generated="updated", default=None)
+
+
+@stored(key=("owner", "slug"))
+class Page:
+    """A composite key."""
+
+    owner: str = Attr(min_length=1, max_length=40)
+    slug: str = Attr(min_length=1, max_length=40)
+    body: str = ""
+    views: int = Attr(default=0, ge=0, le=1_000_000)
