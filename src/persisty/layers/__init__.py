@@ -10,21 +10,31 @@ Example::
 """
 
 from persisty.layers._async.cache import AsyncCachedStore, CacheStats
+from persisty.layers._async.encrypted import AsyncEncryptedStore
 from persisty.layers._async.secured import AsyncSecuredStore
 from persisty.layers._cache import cached
+from persisty.layers._crypto import KeyRing, MissingKeyError, sealed_model
+from persisty.layers._encryption import encrypted
 from persisty.layers._policy import Policy, Principal, Rules, secured
 from persisty.layers._sync.cache import CachedStore
+from persisty.layers._sync.encrypted import EncryptedStore
 from persisty.layers._sync.secured import SecuredStore
 
 __all__ = [
     "AsyncCachedStore",
+    "AsyncEncryptedStore",
     "AsyncSecuredStore",
     "CacheStats",
     "CachedStore",
+    "EncryptedStore",
+    "KeyRing",
+    "MissingKeyError",
     "Policy",
     "Principal",
     "Rules",
     "SecuredStore",
     "cached",
+    "encrypted",
+    "sealed_model",
     "secured",
 ]

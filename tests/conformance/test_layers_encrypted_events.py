@@ -1,0 +1,87 @@
+"""The conformance suite through the encryption layer (and, stacked, the events and relations
+layers), sync and async, on the memory backend and on SQLite.
+
+Which attributes are encrypted depends on the model: the suite filters on every attribute of
+``Item``, so its items pass through unencrypted (the layer's item, etag and batch paths still
+run); ``Profile`` encrypts nested, list-element and bytes paths in place; ``Doc`` and
+``Numbered`` encrypt a text attribute in place; ``Counter`` keeps its integer ``value``
+encrypted in a ``sealed_model`` store (the concurrent ``if_match`` increments run on it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import persisty
+import persisty.aio
+from persisty.layers import KeyRing, encrypted, sealed_model
+from persisty.store import AsyncDatabase, AsyncStore, Database, Store
+from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing.models import Counter
+
+KEYS = KeyRing({"old": KeyRing.new_key(), "new": KeyRing.new_key()}, current="new")
+FIELDS = {
+    "profile": ["address.city", "history[].street", "avatar"],
+    "doc": ["title"],
+    "numbered": ["=name"],
+    "item": [],
+}
+SEALED_COUNTER = sealed_model(Counter, ["value"], name="sealed_counter")
+
+
+class _Layers:
+    url = "memory://"
+    layers: tuple[str, ...] = ("encrypted",)
+
+    def _remember(self, db: Any) -> Any:
+        self.__dict__.setdefault("_dbs", []).append(db)
+        return db
+
+    def _database_of(self, store: Any) -> Any:
+        for db in self.__dict__.get("_dbs", []):
+            if any(s is store for s in db._stores.values()):
+                return db
+        raise AssertionError("store of an unknown database")
+
+    def _wrap(self, store: Any) -> Any:
+        wrapped = store
+        for layer in self.layers:
+            if layer == "encrypted":
+                if store.meta.name == "counter":
+                    wrapped = self._database_of(store).store(SEALED_COUNTER)
+                    wrapped = encrypted(wrapped, ["value"], KEYS)
+                else:
+                    wrapped = encrypted(wrapped, FIELDS[store.meta.name], KEYS)
+        return wrapped
+
+
+class _Sync(_Layers, StoreConformance):
+    def open_database(self, namespace: str) -> Database:
+        return self._remember(persisty.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
+
+    def wrap(self, store: Store[Any]) -> Store[Any]:
+        return self._wrap(store)  # type: ignore[no-any-return]
+
+
+class _Async(_Layers, AsyncStoreConformance):
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        return self._remember(persisty.aio.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
+
+    async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
+        return self._wrap(store)  # type: ignore[no-any-return]
+
+
+class TestEncryptedMemory(_Sync):
+    pass
+
+
+class TestEncryptedMemoryAsync(_Async):
+    pass
+
+
+class TestEncryptedSqlite(_Sync):
+    url = "sqlite://"
+
+
+class TestEncryptedSqliteAsync(_Async):
+    url = "sqlite://"
