@@ -68,6 +68,32 @@ class Access:
     stream: bool = False
     sortable: bool = False
     order_native: bool = False
+    exact: bool = False
+
+    def describe(self) -> str:
+        """What ``explain()`` reports for this access."""
+        if self.kind != "index" or self.index is None:
+            return self.detail
+        ix = self.index
+        names = ", ".join(ix.attrs[:ix.own]) if ix.own else "key"
+        if self.native is ALL:
+            how = f"ZRANGEBYLEX over the whole of {ix.zset.decode()}"
+        else:
+            how = f"{len(self.ranges)} ZRANGEBYLEX range(s) on {ix.zset.decode()}"
+        what = f"index {ix.name} ({names}): {how}"
+        if self.stream:
+            if self.exact and not self.desc:
+                what += "; paged in index order"
+            else:
+                what += "; paged in index order" + (" reversed" if self.desc else "")
+                what += ", ties re-sorted in Python"
+        elif self.sortable:
+            what += "; sorted in Python on the index entries"
+        else:
+            what += "; matching items sorted in Python"
+        if self.residual is not ALL:
+            what += f"; residual {self.residual!r} evaluated in Python"
+        return what
 
 
 @dataclasses.dataclass
@@ -173,11 +199,25 @@ class Layout:
             if isinstance(op, Remove):
                 args += [b"D", raw, expected]
                 continue
+            members = [self.member(ix, op.item, raw) for ix in self.indexes]
+            fields = [self.unique_field(ix, op.item) for ix in self.unique]
+            tag = op.etag.encode()
             args += [b"I" if isinstance(op, Insert) else b"R", raw, expected,
-                     self.value(op.item, op.etag), op.etag.encode()]
-            args += [self.member(ix, op.item, raw) for ix in self.indexes]
-            args += [self.unique_field(ix, op.item) for ix in self.unique]
+                     tag + b"|" + self.meta.encode(op.item),
+                     self.shadow_entry(tag, members, fields), *members, *fields]
         return args
+
+    def shadow_entry(self, tag: bytes, members: list[bytes], fields: list[bytes]) -> bytes:
+        """The shadow record of an item: etag, (index, member) pairs, (unique index, field)
+        pairs, packed as the scripts' list format."""
+        parts = [tag, str(len(members)).encode()]
+        for ix, m in zip(self.indexes, members, strict=True):
+            parts += [ix.name.encode(), m]
+        taken = [(ix, f) for ix, f in zip(self.unique, fields, strict=True) if f]
+        parts.append(str(len(taken)).encode())
+        for ix, f in taken:
+            parts += [ix.name.encode(), f]
+        return pack(parts)
 
     def errors(self, ops: Sequence[WriteOp], codes: Sequence[bytes]) -> list[PersistyError | None]:
         """The script's result codes as persisty errors."""
@@ -304,27 +344,9 @@ class Layout:
         if ix is self.keyset and not used and not stream:
             return None, 0
         sortable = all(a in ix.attrs for a, _ in spec)
-        names = ", ".join(ix.attrs[:ix.own]) if ix.own else "key"
-        if not used:
-            how = f"ZRANGEBYLEX over the whole of {ix.zset.decode()}"
-        else:
-            how = f"{len(ranges)} ZRANGEBYLEX range(s) on {ix.zset.decode()}"
-        what = f"index {ix.name} ({names}): {how}"
-        if stream:
-            exact = group == len(rest_spec)
-            order = ("in index order" if exact and not desc else
-                     "in index order " + ("reversed, " if desc else "")
-                     + "ties re-sorted in Python")
-            what += f"; paged {order}"
-        elif sortable:
-            what += "; sorted in Python on the index entries"
-        else:
-            what += "; matching items sorted in Python"
-        if residual is not ALL:
-            what += f"; residual {residual!r} evaluated in Python"
-        return Access("index", native, residual, what, index=ix, ranges=ranges, fixed=fixed,
+        return Access("index", native, residual, "", index=ix, ranges=ranges, fixed=fixed,
                       group=group, desc=desc, stream=stream, sortable=sortable,
-                      order_native=stream), score
+                      order_native=stream, exact=stream and group == len(rest_spec)), score
 
     @staticmethod
     def _fix(conj: list[Filter], attr: str, used: list[int]) -> tuple[int, list[Any]] | None:

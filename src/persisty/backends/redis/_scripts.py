@@ -4,9 +4,10 @@ checks, etag checks and TTL bookkeeping, happens inside one script call, so it i
 Arguments of ``COMMIT`` (see ``Layout.commit_args``): the store's base name, ``1`` for an
 all-or-nothing batch, the TTL in milliseconds (0 for none), the number of sorted-set indexes
 (the key set first) and of unique indexes, their names, then per operation ``D key
-expected`` or ``I|R key expected value etag <one member per index> <one field per unique
-index>``. It returns one code per operation: ``ok``, ``exists``, ``missing``, ``etag`` or
-``unique:<n>`` (in an atomic batch that fails, operations after the failing one get ``""``).
+expected`` or ``I|R key expected value shadow <one member per index> <one field per unique
+index>`` (``shadow`` is what ``Layout.shadow_entry`` builds). It returns one code per
+operation: ``ok``, ``exists``, ``missing``, ``etag`` or ``unique:<n>`` (in an atomic
+batch that fails, operations after the failing one get ``""``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,6 @@ local function nowms()
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
   return now
-end
-local function pack(list)
-  local out = {}
-  for i = 1, #list do out[i] = #list[i] .. ':' .. list[i] end
-  return table.concat(out)
 end
 local function unpack_list(s)
   local t = {}
@@ -92,7 +88,7 @@ while p <= #ARGV do
   p = p + 3
   if op.kind ~= 'D' then
     op.value = ARGV[p]
-    op.etag = ARGV[p + 1]
+    op.shadow = ARGV[p + 1]
     p = p + 2
     op.members = {}
     for i = 1, nix do op.members[i] = ARGV[p]; p = p + 1 end
@@ -107,8 +103,7 @@ local owners = {}
 local function current(key)
   local v = state[key]
   if v == nil then
-    local s = redis.call('HGET', shadow, key)
-    if s then v = unpack_list(s) else v = false end
+    v = redis.call('HGET', shadow, key)
     state[key] = v
   end
   return v
@@ -131,19 +126,9 @@ local function release(key, sh)
     i = i + 2
   end
 end
-local function shadow_of(op)
-  local sh = {op.etag, tostring(nix)}
-  for i = 1, nix do sh[#sh + 1] = ixnames[i]; sh[#sh + 1] = op.members[i] end
-  local fields = {}
-  for i = 1, nu do
-    if op.fields[i] ~= '' then
-      fields[#fields + 1] = unames[i]
-      fields[#fields + 1] = op.fields[i]
-    end
-  end
-  sh[#sh + 1] = tostring(#fields / 2)
-  for i = 1, #fields do sh[#sh + 1] = fields[i] end
-  return sh
+local function etag_of(sh)
+  local c = string.find(sh, ':', 1, true)
+  return string.sub(sh, c + 1, c + tonumber(string.sub(sh, 1, c - 1)))
 end
 
 local function check(op)
@@ -152,7 +137,7 @@ local function check(op)
     if cur then return 'exists' end
   else
     if not cur then return 'missing' end
-    if op.expected ~= '' and cur[1] ~= op.expected then return 'etag' end
+    if op.expected ~= '' and etag_of(cur) ~= op.expected then return 'etag' end
   end
   if op.kind ~= 'D' then
     for i = 1, nu do
@@ -163,11 +148,13 @@ local function check(op)
       end
     end
   end
-  if cur then release(op.key, cur) end
+  if cur then
+    op.prev = unpack_list(cur)
+    release(op.key, op.prev)
+  end
   if op.kind == 'D' then
     state[op.key] = false
   else
-    op.shadow = shadow_of(op)
     state[op.key] = op.shadow
     for i = 1, nu do
       local f = op.fields[i]
@@ -179,15 +166,14 @@ end
 
 local function apply(op)
   local ikey = base .. ':i:' .. op.key
-  local s = redis.call('HGET', shadow, op.key)
   local keep = nil
   if op.kind ~= 'D' then
     keep = {}
     for i = 1, nix do keep[ixnames[i] .. '\0' .. op.members[i]] = true end
   end
   local old = {}
-  if s then
-    local sh = unpack_list(s)
+  if op.prev then
+    local sh = op.prev
     unindex(op.key, sh, keep)
     local nm = tonumber(sh[2])
     for i = 1, nm do old[sh[1 + 2 * i] .. '\0' .. sh[2 + 2 * i]] = true end
@@ -214,7 +200,7 @@ local function apply(op)
     local f = op.fields[i]
     if f ~= '' then redis.call('HSET', base .. ':u:' .. unames[i], f, op.key) end
   end
-  redis.call('HSET', shadow, op.key, pack(op.shadow))
+  redis.call('HSET', shadow, op.key, op.shadow)
 end
 
 local results = {}

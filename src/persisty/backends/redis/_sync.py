@@ -21,9 +21,28 @@ from persisty.backends.redis._keys import (
 from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
 from persisty.errors import PersistyError
-from persisty.model import StoreMeta
-from persisty.query import ALL, Filter, Sort, compile_filter, seek, sort_spec, validate_filter
-from persisty.store import Database, Explain, Key, Store, StoreBase, WriteOp
+from persisty.model import StoreMeta, etag
+from persisty.query import (
+    ALL,
+    NONE,
+    Filter,
+    Sort,
+    compile_filter,
+    seek,
+    sort_spec,
+    validate_filter,
+)
+from persisty.store import (
+    Database,
+    Explain,
+    Key,
+    Remove,
+    Replace,
+    Store,
+    StoreBase,
+    WriteOp,
+)
+from persisty.store._prepare import prepare_update
 from persisty.store._sync import OrderArg
 
 CHUNK = 1000
@@ -52,6 +71,14 @@ class RedisStore(StoreBase[Any]):
         self._commit_script = client.register_script(COMMIT)
         self._count_script = client.register_script(COUNT)
         self._expire_script = client.register_script(EXPIRE)
+        self._key_order = sort_spec(meta, None)
+        key_attrs = meta.key_attrs
+        self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
+        # update() needs no read of the stored item when nothing is kept from it
+        self._blind_updates = all(
+            a.updatable and a.generated not in ("created", "sequence")
+            for a in meta.attrs if a.name not in meta.key.attrs
+        )
 
     # ---- reads ------------------------------------------------------------------------
 
@@ -103,17 +130,17 @@ class RedisStore(StoreBase[Any]):
     # ---- search -------------------------------------------------------------------------
 
     def _plan(self, f: Filter) -> tuple[Filter, Filter]:
-        acc = self.layout.access(f, sort_spec(self.meta, None))
+        acc = self.layout.access(f, self._key_order)
         return acc.native, acc.residual
 
     def _describe(self, native: Filter, spec: Sort) -> str:
-        return self.layout.access(native, spec).detail
+        return self.layout.access(native, spec).describe()
 
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
         f, spec, _ = self._prepare_search(filter, order, None)
         acc = self.layout.access(f, spec)
         order_native = acc.order_native or (acc.kind == "keys")
-        return Explain(acc.native, acc.residual, order_native, "redis " + acc.detail)
+        return Explain(acc.native, acc.residual, order_native, "redis " + acc.describe())
 
     def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
                     limit: int | None) -> list[Any]:
@@ -124,28 +151,35 @@ class RedisStore(StoreBase[Any]):
         return self._run(f, spec, after, limit)
 
     def _count(self, native: Filter) -> int:
-        acc = self.layout.access(native, sort_spec(self.meta, None))
-        if native is not ALL and (acc.residual is not ALL or acc.kind == "scan"):
-            return len(self._run(native, sort_spec(self.meta, None), None, None))
+        return self._count_access(native, self.layout.access(native, self._key_order))
+
+    def _count_access(self, f: Filter, acc: Access) -> int:
+        if f is not ALL and (acc.residual is not ALL or acc.kind == "scan"):
+            return len(self._run(f, self._key_order, None, None, acc))
         if acc.kind == "keys":
+            if not acc.keys:
+                return 0
+            names = [self.layout.item_key(self.layout.raw_key(k)) for k in acc.keys]
             with translate():
-                return int(self.client.exists(
-                    *[self.layout.item_key(self.layout.raw_key(k)) for k in acc.keys]
-                )) if acc.keys else 0
+                return int(self.client.exists(*names))
         ix = acc.index or self.layout.keyset
-        args: list[bytes] = [self.layout.b, ix.zset]
-        if native is not ALL:
-            for lo, hi in acc.ranges:
-                args += [lo, hi]
         with translate():
-            if self.meta.ttl is None and len(args) == 2:
-                return int(self.client.zcard(ix.zset))
+            if self.meta.ttl is None:
+                if f is ALL:
+                    return int(self.client.zcard(ix.zset))
+                if len(acc.ranges) == 1:
+                    return int(self.client.zlexcount(ix.zset, *acc.ranges[0]))
+            args: list[bytes] = [self.layout.b, ix.zset]
+            if f is not ALL:
+                for lo, hi in acc.ranges:
+                    args += [lo, hi]
             return int(self._count_script(args=args))
 
     def _run(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                   limit: int | None) -> list[Any]:
+                   limit: int | None, acc: Access | None = None) -> list[Any]:
         """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
-        acc = self.layout.access(f, spec)
+        if acc is None:
+            acc = self.layout.access(f, spec)
         keep = compile_filter(f, self.meta)
         if self.meta.ttl is not None and acc.kind != "keys":
             with translate():
@@ -254,9 +288,44 @@ class RedisStore(StoreBase[Any]):
 
     def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
-        if f is ALL:
-            return self._count(ALL)
-        return super().count(f)
+        if f is NONE:
+            return 0
+        return self._count_access(f, self.layout.access(f, self._key_order))
+
+    # ---- one round trip where the contract allows it ----------------------------------
+
+    def read(self, key: str) -> Any:
+        if self._plain_keys and isinstance(key, str) and key:
+            with translate():
+                data = self.client.get(self.layout.item_prefix + key.encode())
+            row = self.layout.load(data)
+            return None if row is None else row[0]
+        return super().read(key)
+
+    def read_batch(self, keys: Sequence[str]) -> list[Any]:
+        if self._plain_keys and isinstance(keys, list | tuple) and all(
+            isinstance(k, str) and k for k in keys
+        ):
+            rows = self._fetch([k.encode() for k in keys])
+            return [None if r is None else r[0] for r in rows]
+        return super().read_batch(keys)
+
+    def update(self, item: Any, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> Any:
+        if precondition is not None or not self._blind_updates:
+            return super().update(item, if_match=if_match, precondition=precondition)
+        if not isinstance(item, self.meta.cls):
+            item = self.meta.from_builtins(item)
+        new = prepare_update(self.meta, item, item, self.clock())
+        self._commit_one(Replace(self.meta.key_values(new), new, etag(new), if_match))
+        return new
+
+    def delete(self, key: str, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> None:
+        if precondition is not None:
+            super().delete(key, if_match=if_match, precondition=precondition)
+            return
+        self._commit_one(Remove(self.meta.parse_key(key), if_match))
 
 
 def _glob_escape(raw: bytes) -> bytes:
