@@ -284,10 +284,13 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         self.stats.misses += 1
 
         async def load() -> bytes:
+            (again,), fresh = await self.cache.get_items([key])  # a flight that just ended
+            if again is not None:  # (after our lookup) may have filled it
+                return again
             self.stats.loads += 1
             item = await self.inner.read(key)
             data = MISSING if item is None else self.meta.encode(item)
-            await self.cache.put_items(token, {key: data})
+            await self.cache.put_items(fresh, {key: data})
             return data
 
         return self._decode(await self._flights.run(("i", token, key), load))
@@ -305,11 +308,16 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         if missing:
 
             async def load() -> dict[str, bytes]:
-                self.stats.loads += 1
-                items = await self.inner.read_batch(missing)
-                data = {k: MISSING if i is None else self.meta.encode(i)
-                        for k, i in zip(missing, items, strict=True)}
-                await self.cache.put_items(token, data)
+                again, fresh = await self.cache.get_items(missing)
+                data = {k: v for k, v in zip(missing, again, strict=True) if v is not None}
+                still = [k for k in missing if k not in data]
+                if still:
+                    self.stats.loads += 1
+                    items = await self.inner.read_batch(still)
+                    loaded = {k: MISSING if i is None else self.meta.encode(i)
+                              for k, i in zip(still, items, strict=True)}
+                    await self.cache.put_items(fresh, loaded)
+                    data.update(loaded)
                 return data
 
             loaded = await self._flights.run(("b", token, tuple(missing)), load)
@@ -332,11 +340,14 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
             self.stats.misses += 1
 
             async def load() -> bytes:
+                again, fresh = await self.cache.get_query(query)
+                if again is not None:
+                    return again
                 self.stats.loads += 1
                 page = await self.inner.search(filter, order, limit, page_key)
                 data = msgspec.json.encode(
                     ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
-                await self.cache.put_query(token, query, data)
+                await self.cache.put_query(fresh, query, data)
                 return data
 
             found = await self._flights.run(("q", token, query), load)
@@ -352,9 +363,12 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
             self.stats.misses += 1
 
             async def load() -> bytes:
+                again, fresh = await self.cache.get_query(query)
+                if again is not None:
+                    return again
                 self.stats.loads += 1
                 data = str(await self.inner.count(filter)).encode()
-                await self.cache.put_query(token, query, data)
+                await self.cache.put_query(fresh, query, data)
                 return data
 
             found = await self._flights.run(("q", token, query), load)

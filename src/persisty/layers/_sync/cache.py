@@ -285,10 +285,13 @@ class CachedStore(WrappedStore[T]):
         self.stats.misses += 1
 
         def load() -> bytes:
+            (again,), fresh = self.cache.get_items([key])  # a flight that just ended
+            if again is not None:  # (after our lookup) may have filled it
+                return again
             self.stats.loads += 1
             item = self.inner.read(key)
             data = MISSING if item is None else self.meta.encode(item)
-            self.cache.put_items(token, {key: data})
+            self.cache.put_items(fresh, {key: data})
             return data
 
         return self._decode(self._flights.run(("i", token, key), load))
@@ -306,11 +309,16 @@ class CachedStore(WrappedStore[T]):
         if missing:
 
             def load() -> dict[str, bytes]:
-                self.stats.loads += 1
-                items = self.inner.read_batch(missing)
-                data = {k: MISSING if i is None else self.meta.encode(i)
-                        for k, i in zip(missing, items, strict=True)}
-                self.cache.put_items(token, data)
+                again, fresh = self.cache.get_items(missing)
+                data = {k: v for k, v in zip(missing, again, strict=True) if v is not None}
+                still = [k for k in missing if k not in data]
+                if still:
+                    self.stats.loads += 1
+                    items = self.inner.read_batch(still)
+                    loaded = {k: MISSING if i is None else self.meta.encode(i)
+                              for k, i in zip(still, items, strict=True)}
+                    self.cache.put_items(fresh, loaded)
+                    data.update(loaded)
                 return data
 
             loaded = self._flights.run(("b", token, tuple(missing)), load)
@@ -333,11 +341,14 @@ class CachedStore(WrappedStore[T]):
             self.stats.misses += 1
 
             def load() -> bytes:
+                again, fresh = self.cache.get_query(query)
+                if again is not None:
+                    return again
                 self.stats.loads += 1
                 page = self.inner.search(filter, order, limit, page_key)
                 data = msgspec.json.encode(
                     ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
-                self.cache.put_query(token, query, data)
+                self.cache.put_query(fresh, query, data)
                 return data
 
             found = self._flights.run(("q", token, query), load)
@@ -353,9 +364,12 @@ class CachedStore(WrappedStore[T]):
             self.stats.misses += 1
 
             def load() -> bytes:
+                again, fresh = self.cache.get_query(query)
+                if again is not None:
+                    return again
                 self.stats.loads += 1
                 data = str(self.inner.count(filter)).encode()
-                self.cache.put_query(token, query, data)
+                self.cache.put_query(fresh, query, data)
                 return data
 
             found = self._flights.run(("q", token, query), load)
