@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -28,6 +29,21 @@ from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth, 
 from persisty.store import AsyncDatabase, AsyncStore, Edit
 
 MAX_BATCH = 1000
+
+
+class _KeyConvertor(Convertor[str]):
+    """A key: any text, "/" and newlines included (keys come percent-encoded)."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("persisty_key", _KeyConvertor())
 _ENCODER = msgspec.json.Encoder()
 _RESERVED = frozenset({"order", "limit", "page_key"})
 
@@ -540,10 +556,10 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
             Route(base + "/_count", _wrap(api, s, count), methods=["GET"]),
             Route(base + "/_batch/read", _wrap(api, s, batch_read), methods=["POST"]),
             Route(base + "/_batch/edit", _wrap(api, s, batch_edit), methods=["POST"]),
-            Route(base + "/{key:path}", _wrap(api, s, read), methods=["GET"]),
-            Route(base + "/{key:path}", _wrap(api, s, replace), methods=["PUT"]),
-            Route(base + "/{key:path}", _wrap(api, s, patch), methods=["PATCH"]),
-            Route(base + "/{key:path}", _wrap(api, s, delete), methods=["DELETE"]),
+            Route(base + "/{key:persisty_key}", _wrap(api, s, read), methods=["GET"]),
+            Route(base + "/{key:persisty_key}", _wrap(api, s, replace), methods=["PUT"]),
+            Route(base + "/{key:persisty_key}", _wrap(api, s, patch), methods=["PATCH"]),
+            Route(base + "/{key:persisty_key}", _wrap(api, s, delete), methods=["DELETE"]),
         ]
     from persisty.serve._openapi import openapi, swagger_html
 
