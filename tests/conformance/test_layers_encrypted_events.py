@@ -14,7 +14,17 @@ from typing import Any
 
 import persisty
 import persisty.aio
-from persisty.layers import KeyRing, encrypted, sealed_model
+from persisty.layers import (
+    Change,
+    KeyRing,
+    Policy,
+    Principal,
+    cached,
+    encrypted,
+    observed,
+    sealed_model,
+    secured,
+)
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
 from persisty.testing import AsyncStoreConformance, StoreConformance
 from persisty.testing.models import Counter
@@ -27,6 +37,10 @@ FIELDS = {
     "item": [],
 }
 SEALED_COUNTER = sealed_model(Counter, ["value"], name="sealed_counter")
+
+
+def _failing_hook(change: Change) -> None:
+    raise RuntimeError("a hook that always fails: writes must not notice")
 
 
 class _Layers:
@@ -52,6 +66,15 @@ class _Layers:
                     wrapped = encrypted(wrapped, ["value"], KEYS)
                 else:
                     wrapped = encrypted(wrapped, FIELDS[store.meta.name], KEYS)
+            elif layer == "events":
+                wrapped = observed(wrapped)
+                wrapped.on_change(_failing_hook)
+                seen = self.__dict__.setdefault("_seen", [])
+                wrapped.on_change(seen.append)
+            elif layer == "cache":
+                wrapped = cached(wrapped, max_items=1000)
+            elif layer == "secured":
+                wrapped = secured(wrapped, Policy.allow_all(), Principal("tester"))
         return wrapped
 
 
@@ -69,6 +92,28 @@ class _Async(_Layers, AsyncStoreConformance):
 
     async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
         return self._wrap(store)  # type: ignore[no-any-return]
+
+
+class TestEventsMemory(_Sync):
+    layers = ("events",)
+
+
+class TestEventsSqliteAsync(_Async):
+    url = "sqlite://"
+    layers = ("events",)
+
+
+class TestEventsOverEncryptedMemoryAsync(_Async):
+    layers = ("encrypted", "events")
+
+
+class TestEncryptedOverEventsSqlite(_Sync):
+    url = "sqlite://"
+    layers = ("events", "encrypted")
+
+
+class TestAllStackedMemoryAsync(_Async):
+    layers = ("encrypted", "secured", "events", "cache")
 
 
 class TestEncryptedMemory(_Sync):

@@ -11,30 +11,42 @@ Example::
 
 from persisty.layers._async.cache import AsyncCachedStore, CacheStats
 from persisty.layers._async.encrypted import AsyncEncryptedStore
+from persisty.layers._async.events import AsyncObservedStore, AsyncSubscription
 from persisty.layers._async.secured import AsyncSecuredStore
 from persisty.layers._cache import cached
+from persisty.layers._changes import Change, HookFailure
 from persisty.layers._crypto import KeyRing, MissingKeyError, sealed_model
 from persisty.layers._encryption import encrypted
+from persisty.layers._observe import events, observed
 from persisty.layers._policy import Policy, Principal, Rules, secured
 from persisty.layers._sync.cache import CachedStore
 from persisty.layers._sync.encrypted import EncryptedStore
+from persisty.layers._sync.events import ObservedStore, Subscription
 from persisty.layers._sync.secured import SecuredStore
 
 __all__ = [
     "AsyncCachedStore",
     "AsyncEncryptedStore",
+    "AsyncObservedStore",
     "AsyncSecuredStore",
+    "AsyncSubscription",
     "CacheStats",
     "CachedStore",
+    "Change",
     "EncryptedStore",
+    "HookFailure",
     "KeyRing",
     "MissingKeyError",
+    "ObservedStore",
     "Policy",
     "Principal",
     "Rules",
     "SecuredStore",
+    "Subscription",
     "cached",
     "encrypted",
+    "events",
+    "observed",
     "sealed_model",
     "secured",
 ]

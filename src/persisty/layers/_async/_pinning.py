@@ -94,7 +94,7 @@ def normalize(meta: StoreMeta, e: Edit) -> Edit:
 async def pinned_edit_batch(
     inner: AsyncStore[Any], meta: StoreMeta, edits: Sequence[Edit], atomic: bool, *,
     view: Callable[[Any], Any], translate: Callable[[Edit], Edit], pin_all: bool,
-    same_etags: bool,
+    same_etags: bool, predict: Callable[[Edit, Any], Any] | None = None,
 ) -> list[Outcome]:
     """Apply ``edits`` through ``inner`` with conditions checked on ``view(stored)``.
 
@@ -102,12 +102,14 @@ async def pinned_edit_batch(
     ``PersistyError``, which fails that edit); ``pin_all`` reads and pins every edit of an
     existing item (to know the item it replaces), else only edits with conditions;
     ``same_etags`` says the caller's etags are the stored ones (``view`` keeps items as
-    they are), so conditions on an item already edited earlier in the batch pass down.
+    they are), so conditions on an item already edited earlier in the batch pass down;
+    else ``predict(edit, before)`` gives the item as the caller will see it after ``edit``
+    (generated values aside), and such conditions are checked on that prediction.
     """
     edits = list(edits)
     for _ in range(MAX_ATTEMPTS):
         outcomes, stale = await _attempt(inner, meta, edits, atomic, view, translate, pin_all,
-                                         same_etags)
+                                         same_etags, predict)
         if not stale:
             return outcomes
         if atomic:
@@ -115,14 +117,15 @@ async def pinned_edit_batch(
         for i in stale:  # not atomic: the others are applied; redo the stale ones alone
             (outcomes[i],) = await pinned_edit_batch(
                 inner, meta, [edits[i]], True, view=view, translate=translate,
-                pin_all=pin_all, same_etags=same_etags)
+                pin_all=pin_all, same_etags=same_etags, predict=predict)
         return outcomes
     raise Conflict("too many concurrent changes; try again")
 
 
 async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], atomic: bool,
                    view: Callable[[Any], Any], translate: Callable[[Edit], Edit],
-                   pin_all: bool, same_etags: bool) -> tuple[list[Outcome], list[int]]:
+                   pin_all: bool, same_etags: bool, predict: Callable[[Edit, Any], Any] | None
+                   ) -> tuple[list[Outcome], list[int]]:
     n = len(edits)
     outcomes: list[Outcome | None] = [None] * n
     normalized: list[Edit | None] = [None] * n
@@ -136,14 +139,16 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
     for i, k in enumerate(keys):
         if k is not None and k not in first:
             first[k] = i
+    conditioned = {k for k, e in zip(keys, normalized, strict=True) if k is not None
+                   and e is not None and (e.if_match is not None or e.precondition is not None)}
     wanted = [k for k, i in first.items() if (e := normalized[i]) is not None
-              and e.kind != EditKind.CREATE
-              and (pin_all or e.if_match is not None or e.precondition is not None)]
+              and e.kind != EditKind.CREATE and (pin_all or k in conditioned)]
     current: dict[str, Any] = dict(zip(wanted, await inner.read_batch(wanted), strict=True)
                                    ) if wanted else {}
     planned: list[Edit | None] = [None] * n
     pinned = [False] * n
     olds: list[Any] = [None] * n
+    state: dict[str, Any] = {}  # what the caller will see after the edits so far
     for i, maybe in enumerate(normalized):
         if maybe is None:
             continue
@@ -164,12 +169,27 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
                 down = replace(down, if_match=etag(stored), precondition=None)
                 pinned[i] = True
                 olds[i] = stored
+                before: Any = seen
             elif e.if_match is not None or e.precondition is not None:
-                if not same_etags:
-                    raise PreconditionFailed(
-                        "a condition on an item edited earlier in the same batch cannot be "
-                        "checked through this layer")
-                down = replace(down, if_match=e.if_match, precondition=e.precondition)
+                if same_etags:
+                    down = replace(down, if_match=e.if_match, precondition=e.precondition)
+                elif k is None or k not in state:
+                    raise PreconditionFailed("the condition cannot be checked")
+                else:
+                    before = state[k]
+                    if before is None:
+                        if e.kind != EditKind.CREATE:
+                            raise NotFound(f"no {meta.name} with key {k!r}")
+                    elif e.if_match is not None and e.if_match != etag(before):
+                        raise PreconditionFailed("the item has changed (etag does not match)")
+                    elif e.precondition is not None and not compile_filter(
+                            validate_filter(e.precondition, meta), meta)(before):
+                        raise PreconditionFailed("the precondition does not hold")
+            else:
+                before = state.get(k) if k is not None else None
+            if predict is not None and k is not None and (
+                    k in state or pinned[i] or e.kind == EditKind.CREATE):
+                state[k] = predict(e, before)
             planned[i] = down
         except PersistyError as err:
             outcomes[i] = error_result(e, err)

@@ -167,6 +167,17 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
             raise ValidationError("a delete needs a key")
         return Edit.delete(e.key)
 
+    def _predict(self, e: Edit, before: Any) -> Any:
+        if e.kind == EditKind.DELETE:
+            return None
+        if e.kind in (EditKind.CREATE, EditKind.UPDATE):
+            return e.item
+        if before is None:
+            return None
+        changes = check_changes(self.meta, e.changes or {})
+        return dataclasses.replace(before, **{
+            n: _checked_value(self.meta.attr(n), v) for n, v in changes.items()})
+
     # ---- filters ----------------------------------------------------------------------
 
     def _filter(self, f: Filter | None) -> Filter:
@@ -234,7 +245,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
     async def _one(self, edit: Edit) -> Outcome:
         (outcome,) = await pinned_edit_batch(
             self.inner, self.meta, [edit], True, view=self._view, translate=self._translate,
-            pin_all=False, same_etags=False)
+            pin_all=False, same_etags=False, predict=self._predict)
         if not outcome.ok:
             raise outcome.error()
         return outcome
@@ -280,7 +291,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         outcomes = await pinned_edit_batch(
             self.inner, self.meta, edits, atomic, view=self._view, translate=self._translate,
-            pin_all=False, same_etags=False)
+            pin_all=False, same_etags=False, predict=self._predict)
         return [o.result(self._view) for o in outcomes]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -168,6 +168,17 @@ class EncryptedStore(WrappedStore[T]):
             raise ValidationError("a delete needs a key")
         return Edit.delete(e.key)
 
+    def _predict(self, e: Edit, before: Any) -> Any:
+        if e.kind == EditKind.DELETE:
+            return None
+        if e.kind in (EditKind.CREATE, EditKind.UPDATE):
+            return e.item
+        if before is None:
+            return None
+        changes = check_changes(self.meta, e.changes or {})
+        return dataclasses.replace(before, **{
+            n: _checked_value(self.meta.attr(n), v) for n, v in changes.items()})
+
     # ---- filters ----------------------------------------------------------------------
 
     def _filter(self, f: Filter | None) -> Filter:
@@ -235,7 +246,7 @@ class EncryptedStore(WrappedStore[T]):
     def _one(self, edit: Edit) -> Outcome:
         (outcome,) = pinned_edit_batch(
             self.inner, self.meta, [edit], True, view=self._view, translate=self._translate,
-            pin_all=False, same_etags=False)
+            pin_all=False, same_etags=False, predict=self._predict)
         if not outcome.ok:
             raise outcome.error()
         return outcome
@@ -281,7 +292,7 @@ class EncryptedStore(WrappedStore[T]):
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         outcomes = pinned_edit_batch(
             self.inner, self.meta, edits, atomic, view=self._view, translate=self._translate,
-            pin_all=False, same_etags=False)
+            pin_all=False, same_etags=False, predict=self._predict)
         return [o.result(self._view) for o in outcomes]
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
