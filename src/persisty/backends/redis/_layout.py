@@ -75,6 +75,12 @@ class Access:
         if self.kind != "index" or self.index is None:
             return self.detail
         ix = self.index
+        if ix.name == KEYS_INDEX and self.native is ALL:
+            what = (f"scan in key order: ZRANGEBYLEX over {ix.zset.decode()} in pages, "
+                    "items fetched with MGET")
+            if self.residual is not ALL:
+                what += f", {self.residual!r} evaluated in Python"
+            return what
         names = ", ".join(ix.attrs[:ix.own]) if ix.own else "key"
         if self.native is ALL:
             how = f"ZRANGEBYLEX over the whole of {ix.zset.decode()}"
