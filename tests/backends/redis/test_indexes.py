@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import REDIS_URL
 
 from persisty import F, Index, stored
 from persisty.backends.redis import RedisDatabase
@@ -237,7 +238,9 @@ def test_no_index_entries_left_behind(db: RedisDatabase) -> None:
         store.update(dataclasses.replace(r, owner="zed", title="changed", score=1.0))
     store.update_all(F.owner == "bob", {"title": "x", "email": None})
     assert store.delete_all(None) == 30
-    assert _keys(db) == set(), "every index, shadow and unique entry is removed"
+    left = _keys(db)
+    assert left == {f"persisty:{{{db.namespace}:row}}:v".encode()}, (
+        "only the index version is left: every item, index, shadow and unique entry is gone")
 
 
 def test_indexes_survive_key_kinds(db: RedisDatabase) -> None:
@@ -296,3 +299,43 @@ def test_uuid_keys_sort_like_python(db: RedisDatabase) -> None:
     store = db.store(U)
     made = [store.create(U(v=i)) for i in range(20)]
     assert [u.id for u in paged_docs(store)] == sorted(u.id for u in made)
+
+
+def test_changed_indexes_are_rebuilt(db: RedisDatabase) -> None:
+    @stored(name="evolving", indexes=[Index("a")])
+    class V1:
+        id: str
+        a: str = ""
+        b: int = 0
+
+    @stored(name="evolving", indexes=[Index("b"), Index("a", unique=True)])
+    class V2:
+        id: str
+        a: str = ""
+        b: int = 0
+
+    old = db.store(V1)
+    old.edit_batch([Edit.create(V1(id=f"k{i}", a=f"a{i}", b=i % 3)) for i in range(25)])
+    other = persisty_connect(db)
+    try:
+        new = other.store(V2)
+        assert "ix_evolving_b" in new.explain(F.b == 1).detail
+        assert sorted(v.id for v in new.search(F.b == 1, limit=100).items) == sorted(
+            f"k{i}" for i in range(25) if i % 3 == 1)
+        assert new.count(F.a == "a3") == 1
+        with pytest.raises(Conflict):
+            new.create(V2(id="dup", a="a3"))
+        assert other.migrate() == []  # already done on first use
+    finally:
+        other.close()
+    keys = {k.split(b":x:")[-1] for k in _keys(db) if b":x:" in k}
+    assert keys == {b"~keys", b"ix_evolving_b", b"ix_evolving_a"}
+    assert db.client.zcard(f"persisty:{{{db.namespace}:evolving}}:x:ix_evolving_a") == 25
+
+
+def persisty_connect(db: RedisDatabase) -> RedisDatabase:
+    import persisty
+
+    other = persisty.connect(REDIS_URL, namespace=db.namespace)
+    assert isinstance(other, RedisDatabase)
+    return other

@@ -19,7 +19,7 @@ from persisty.backends.redis._keys import (
 )
 from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
-from persisty.errors import PersistyError
+from persisty.errors import Conflict, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta, etag
 from persisty.query import (
     ALL,
@@ -71,6 +71,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         self._count_script = client.register_script(COUNT)
         self._expire_script = client.register_script(EXPIRE)
         self._key_order = sort_spec(meta, None)
+        self._ready = False
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
         # update() needs no read of the stored item when nothing is kept from it
@@ -79,9 +80,59 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             for a in meta.attrs if a.name not in meta.key.attrs
         )
 
+    # ---- index versions -----------------------------------------------------------------
+
+    async def _prepare(self) -> list[str]:
+        """Once per store object: when the declared indexes differ from those the stored
+        items were indexed with, re-index every item (what ``db.migrate()`` reports)."""
+        layout = self.layout
+        with translate():
+            stored = await self.client.get(layout.version_key)
+            if stored == layout.signature:
+                self._ready = True
+                return []
+            self._ready = True  # the writes below must not come back here
+            done = 0
+            if await self.client.zcard(layout.keyset.zset):
+                done = await self._reindex()
+            await self.client.set(layout.version_key, layout.signature)
+        if stored is None and not done:
+            return []
+        return [f"redis: re-indexed {done} {self.meta.name} item(s) for indexes "
+                f"{', '.join(ix.name for ix in layout.indexes[1:]) or '(none)'}"]
+
+    async def _reindex(self) -> int:
+        layout = self.layout
+        lo = b"-"
+        total = 0
+        while True:
+            with translate():
+                page = as_bytes(await self.client.zrangebylex(layout.keyset.zset, lo, b"+",
+                                                              0, CHUNK))
+            if not page:
+                return total
+            lo = b"(" + page[-1]
+            raws = [layout.raw_of(layout.keyset, m) for m in page]
+            rows = await self._fetch(raws)
+            ops: list[WriteOp] = []
+            for row in rows:
+                if row is not None:
+                    item, tag = row
+                    ops.append(Replace(self.meta.key_values(item), item, tag, tag))
+            errors = await self._commit(ops, False)
+            clash = next((e for e in errors if isinstance(e, Conflict)
+                          and not isinstance(e, PreconditionFailed)), None)
+            if clash is not None:
+                self._ready = False
+                raise Conflict(f"cannot build the indexes of {self.meta.name}: {clash.message}",
+                               field=clash.field)
+            total += len(ops)
+
     # ---- reads ------------------------------------------------------------------------
 
     async def _get(self, key: Key) -> tuple[Any, str] | None:
+        if not self._ready:
+            await self._prepare()
         with translate():
             data = await self.client.get(self.layout.item_key(self.layout.raw_key(key)))
         return self.layout.load(data)
@@ -91,6 +142,8 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
 
     async def _fetch(self, raws: Sequence[bytes]) -> list[tuple[Any, str] | None]:
         """Items by raw key strings, ``None`` where missing (MGET, pipelined in chunks)."""
+        if not self._ready:
+            await self._prepare()
         if not raws:
             return []
         names = [self.layout.item_key(r) for r in raws]
@@ -113,6 +166,8 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
     # ---- writes -------------------------------------------------------------------------
 
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        if not self._ready:
+            await self._prepare()
         if not ops:
             return []
         if atomic or len(ops) <= CHUNK:
@@ -153,6 +208,8 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         return await self._count_access(native, self.layout.access(native, self._key_order))
 
     async def _count_access(self, f: Filter, acc: Access) -> int:
+        if not self._ready:
+            await self._prepare()
         if f is not ALL and (acc.residual is not ALL or acc.kind == "scan"):
             return len(await self._run(f, self._key_order, None, None, acc))
         if acc.kind == "keys":
@@ -177,6 +234,8 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
     async def _run(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
                    limit: int | None, acc: Access | None = None) -> list[Any]:
         """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
+        if not self._ready:
+            await self._prepare()
         if acc is None:
             acc = self.layout.access(f, spec)
         keep = compile_filter(f, self.meta)
@@ -294,6 +353,8 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
     # ---- one round trip where the contract allows it ----------------------------------
 
     async def read(self, key: str) -> Any:
+        if not self._ready:
+            await self._prepare()
         if self._plain_keys and isinstance(key, str) and key:
             with translate():
                 data = await self.client.get(self.layout.item_prefix + key.encode())
@@ -365,6 +426,22 @@ class AsyncRedisDatabase(AsyncDatabase):
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
         return AsyncRedisStore(meta, self.pages, self.client,
                                base_name(self.prefix, self.namespace, meta.name))
+
+    async def migrate(self) -> list[str]:
+        """Re-index the stored items of every store opened so far whose declared indexes
+        changed; return what was done. (Stores also do this by themselves on first use.)
+
+        Example::
+
+            db.store(Note)
+            print(await db.migrate())
+        """
+        done: list[str] = []
+        for store in self._stores.values():
+            if isinstance(store, AsyncRedisStore):
+                store._ready = False
+                done += await store._prepare()
+        return done
 
     async def drop(self) -> int:
         """Delete every key of this database's namespace (all its stores); return how many.

@@ -149,6 +149,11 @@ class Layout:
         self.indexes: tuple[IndexDef, ...] = tuple(indexes)
         self.skipped = tuple(skipped)
         self.unique = tuple(ix for ix in self.indexes if ix.unique)
+        self._plans: dict[tuple[Filter, Sort], Access] = {}
+        self.version_key = self.b + b":v"
+        self.signature = ("1|" + ";".join(
+            f"{ix.name}={','.join(ix.attrs)}{'!' if ix.unique else ''}" for ix in self.indexes
+        )).encode()
         self.shadow = self.b + b":s"
         self.expiry = self.b + b":e"
         self.ttl_ms = 0 if meta.ttl is None else max(1, int(meta.ttl.total_seconds() * 1000))
@@ -255,7 +260,20 @@ class Layout:
     # ---- planning -----------------------------------------------------------------------
 
     def access(self, f: Filter, spec: Sort) -> Access:
-        """The best way to run the validated filter ``f`` in the order ``spec``."""
+        """The best way to run the validated filter ``f`` in the order ``spec`` (plans are
+        cached: equal filter values always have equal encodings)."""
+        try:
+            found = self._plans.get((f, spec))
+        except TypeError:  # an unhashable value somewhere in the filter
+            return self._access(f, spec)
+        if found is None:
+            found = self._access(f, spec)
+            if len(self._plans) >= 1024:
+                self._plans.clear()
+            self._plans[(f, spec)] = found
+        return found
+
+    def _access(self, f: Filter, spec: Sort) -> Access:
         conj: list[Filter] = [] if f is ALL else list(f.filters) if isinstance(f, And) else [f]
         keys = self._key_lookup(conj)
         if keys is not None:
