@@ -1,5 +1,6 @@
-"""The conformance suite through the encryption layer (and, stacked, the events and relations
-layers), sync and async, on the memory backend and on SQLite.
+"""The conformance suite through the encryption, events and relations layers, alone and
+stacked (also with the cache and access-control layers), sync and async, on the memory
+backend and on SQLite.
 
 Which attributes are encrypted depends on the model: the suite filters on every attribute of
 ``Item``, so its items pass through unencrypted (the layer's item, etag and batch paths still
@@ -22,6 +23,7 @@ from persisty.layers import (
     cached,
     encrypted,
     observed,
+    related,
     sealed_model,
     secured,
 )
@@ -71,6 +73,8 @@ class _Layers:
                 wrapped.on_change(_failing_hook)
                 seen = self.__dict__.setdefault("_seen", [])
                 wrapped.on_change(seen.append)
+            elif layer == "related":
+                wrapped = related(wrapped, self._database_of(store))
             elif layer == "cache":
                 wrapped = cached(wrapped, max_items=1000)
             elif layer == "secured":
@@ -113,7 +117,21 @@ class TestEncryptedOverEventsSqlite(_Sync):
 
 
 class TestAllStackedMemoryAsync(_Async):
-    layers = ("encrypted", "secured", "events", "cache")
+    layers = ("encrypted", "secured", "events", "related", "cache")
+
+
+class TestRelatedMemory(_Sync):
+    layers = ("related",)
+
+
+class TestRelatedSqliteAsync(_Async):
+    url = "sqlite://"
+    layers = ("related",)
+
+
+class TestRelatedOverEventsOverEncryptedSqlite(_Sync):
+    url = "sqlite://"
+    layers = ("encrypted", "events", "related")
 
 
 class TestEncryptedMemory(_Sync):

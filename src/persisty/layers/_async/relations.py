@@ -1,0 +1,347 @@
+"""The relations layer (async): batched loading of related items and referential integrity.
+
+The sync twin ``persisty/layers/_sync/relations.py`` is generated from this file by
+``scripts/generate_sync.py``; edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
+from persisty.layers._async._pinning import Outcome
+from persisty.model import StoreMeta, etag, meta_of
+from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
+from persisty.query import F, Filter, compile_filter, validate_filter
+from persisty.store import AsyncDatabase, AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult
+
+T = TypeVar("T")
+StoreSource = AsyncDatabase | Mapping[type[Any], AsyncStore[Any]] | Callable[[type[Any]],
+                                                                             AsyncStore[Any]]
+LOAD_PAGE = 1000
+
+
+def _fk_keys(meta: StoreMeta, values: Sequence[Any]) -> list[str]:
+    """Key strings of ``meta`` for foreign-key values (``None`` left out, order kept)."""
+    keys: list[str] = []
+    for v in values:
+        if v is not None:
+            keys.append(v if isinstance(v, str) else meta.key_string((v,)))
+    return list(dict.fromkeys(keys))
+
+
+class _Plan:
+    """The writes a delete causes, per store, deepest stores first when applied."""
+
+    def __init__(self) -> None:
+        self.stores: list[AsyncStore[Any]] = []
+        self.edits: dict[int, dict[str, Edit]] = {}
+
+    def add(self, store: AsyncStore[Any], key: str, edit: Edit) -> None:
+        if id(store) not in self.edits:
+            self.stores.append(store)
+            self.edits[id(store)] = {}
+        found = self.edits[id(store)].get(key)
+        if found is None or (found.kind != EditKind.DELETE and edit.kind == EditKind.DELETE):
+            self.edits[id(store)][key] = edit
+
+    def deleting(self, store: AsyncStore[Any], key: str) -> bool:
+        e = self.edits.get(id(store), {}).get(key)
+        return e is not None and e.kind == EditKind.DELETE
+
+
+class AsyncRelatedStore(AsyncWrappedStore[T]):
+    """A Store that knows the relations declared on its class: ``load`` reads related items
+    in one batched call per relation, and deleting an item applies the ``on_delete`` rule of
+    every reference to it (``block`` raises ``Conflict``, ``cascade`` deletes the referring
+    items, ``set_null`` clears their foreign key), through every delete path (``delete``,
+    ``edit_batch``, ``delete_all``). Creating or changing a foreign key to an item that does
+    not exist raises ``ValidationError`` naming the foreign key.
+
+    ``stores`` says where related items live: the database (``db.store(cls)``), a mapping
+    from class to store, or a callable.
+
+    Example::
+
+        books = related(db.store(Book), db)
+        page = await books.search(F.year > 2000)
+        authors = await books.load(page.items, "author")       # one read_batch
+        await related(db.store(Author), db).delete("a1")         # cascades to the books
+    """
+
+    def __init__(self, inner: AsyncStore[T], stores: StoreSource) -> None:
+        super().__init__(inner)
+        self._source = stores
+        self.relations: dict[str, Relation] = relations_of(self.meta.cls)
+        self._belongs = [r for r in self.relations.values() if isinstance(r, BelongsTo)]
+        for r in self.relations.values():
+            self._check_declaration(r)
+
+    def _check_declaration(self, r: Relation) -> None:
+        child = meta_of(r.child)
+        parent = meta_of(r.parent)
+        if r.foreign_key not in child.by_name:
+            raise ValidationError(f"{r!r}: {child.name} has no attribute {r.foreign_key!r}",
+                                  field=r.foreign_key)
+        if len(parent.key.attrs) != 1:
+            raise ValidationError(f"{r!r}: {parent.name} has a composite key; a foreign key "
+                                  "refers to a single-attribute key", field=r.foreign_key)
+        if r.on_delete == "set_null" and not child.by_name[r.foreign_key].optional:
+            raise ValidationError(f"{r!r}: set_null needs an optional foreign key",
+                                  field=r.foreign_key)
+
+    # ---- where related items live ------------------------------------------------------
+
+    def store_for(self, cls: type[Any]) -> AsyncStore[Any]:
+        """The store of ``cls`` this layer reads and writes related items through."""
+        if cls is self.meta.cls:
+            return self.inner
+        source = self._source
+        if isinstance(source, AsyncDatabase):
+            return source.store(cls)
+        if isinstance(source, Mapping):
+            found = source.get(cls)
+            if found is None:
+                raise ValidationError(f"no store given for {cls.__name__}")
+            return found
+        return source(cls)
+
+    def _relation(self, name: str) -> Relation:
+        found = self.relations.get(name)
+        if found is None:
+            raise ValidationError(f"{self.meta.name} has no relation {name!r}", field=name)
+        return found
+
+    # ---- loading ------------------------------------------------------------------------
+
+    async def load(self, items: Sequence[Any], relation: str,
+                   order: Any = None) -> list[Any]:
+        """The related items of each of ``items`` for ``relation`` (aligned with ``items``):
+        the item or ``None`` for ``BelongsTo``/``HasOne``, a list for ``HasMany``. One
+        ``read_batch`` (``BelongsTo``) or one search (``HasMany``/``HasOne``, paged only
+        beyond 1,000 results) per call, however many items.
+
+        Example::
+
+            for book, author in zip(books, await store.load(books, "author")):
+                ...
+        """
+        r = self._relation(relation)
+        target = self.store_for(r.target)
+        if isinstance(r, BelongsTo):
+            values = [getattr(i, r.foreign_key) for i in items]
+            keys = _fk_keys(target.meta, values)
+            found = dict(zip(keys, await target.read_batch(keys), strict=True)) if keys else {}
+            return [None if v is None else found.get(_fk_keys(target.meta, [v])[0])
+                    for v in values]
+        own = [self.meta.key_values(i)[0] for i in items]
+        groups: dict[str, list[Any]] = {}
+        keys = _fk_keys(self.meta, own)
+        if keys:
+            f = F[r.foreign_key].in_(keys)
+            async for child in target.search_all(f, order, page_size=LOAD_PAGE):
+                groups.setdefault(_fk_keys(self.meta, [getattr(child, r.foreign_key)])[0],
+                                  []).append(child)
+        result: list[Any] = []
+        for v in own:
+            found_children = groups.get(_fk_keys(self.meta, [v])[0], [])
+            result.append(list(found_children) if r.many else (
+                found_children[0] if found_children else None))
+        return result
+
+    # ---- integrity: foreign keys point at existing items ---------------------------------
+
+    async def _check_references(self, items: Sequence[Any]) -> None:
+        for r in self._belongs:
+            values = [getattr(i, r.foreign_key) for i in items]
+            target = self.store_for(r.target)
+            keys = _fk_keys(target.meta, values)
+            if r.target is self.meta.cls:  # a tree: the items written now count as existing
+                own = {self.meta.key_of(i) for i in items}
+                keys = [k for k in keys if k not in own]
+            if not keys:
+                continue
+            found = await target.read_batch(keys)
+            missing = [k for k, f in zip(keys, found, strict=True) if f is None]
+            if missing:
+                raise ValidationError(f"{self.meta.name}.{r.foreign_key}: no "
+                                      f"{target.meta.name} with key {missing[0]!r}",
+                                      field=r.foreign_key)
+
+    async def _check_changes(self, changes: Mapping[str, Any]) -> None:
+        for r in self._belongs:
+            if changes.get(r.foreign_key) is not None:
+                value = self.meta.attr(r.foreign_key).coerce(changes[r.foreign_key])
+                target = self.store_for(r.target)
+                key = _fk_keys(target.meta, [value])[0]
+                if await target.read(key) is None:
+                    raise ValidationError(f"{self.meta.name}.{r.foreign_key}: no "
+                                          f"{target.meta.name} with key {key!r}",
+                                          field=r.foreign_key)
+
+    async def create(self, item: T) -> T:
+        if isinstance(item, Mapping):
+            item = self.meta.from_builtins(item)
+        await self._check_references([item])
+        return await self.inner.create(item)
+
+    async def update(self, item: T, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> T:
+        if isinstance(item, Mapping):
+            item = self.meta.from_builtins(item)
+        await self._check_references([item])
+        return await self.inner.update(item, if_match=if_match, precondition=precondition)
+
+    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+                    precondition: Filter | None = None) -> T:
+        if isinstance(changes, Mapping):
+            await self._check_changes(changes)
+        return await self.inner.patch(key, changes, if_match=if_match,
+                                      precondition=precondition)
+
+    async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        if isinstance(changes, Mapping):
+            await self._check_changes(changes)
+        return await self.inner.update_all(filter, changes)
+
+    # ---- integrity: deleting referenced items --------------------------------------------
+
+    async def _plan_deletes(self, meta: StoreMeta, store: AsyncStore[Any], keys: list[str],
+                            plan: _Plan, depth: int = 0) -> None:
+        if depth > 50:
+            raise Conflict("delete cascades more than 50 levels deep")
+        for ref in references_to(meta.cls):
+            child_store = self.store_for(ref.child)
+            child_meta = meta_of(ref.child)
+            children = [c async for c in child_store.search_all(
+                F[ref.foreign_key].in_(keys), page_size=LOAD_PAGE)]
+            child_keys = [child_meta.key_of(c) for c in children
+                          if not plan.deleting(child_store, child_meta.key_of(c))]
+            if not child_keys:
+                continue
+            if ref.on_delete == "block":
+                raise Conflict(
+                    f"cannot delete {meta.name} {keys[0] if len(keys) == 1 else keys!r}: "
+                    f"{len(child_keys)} {child_meta.name} item(s) refer to it "
+                    f"({child_meta.name}.{ref.foreign_key}, on_delete='block')",
+                    field=ref.foreign_key)
+            if ref.on_delete == "set_null":
+                for k in child_keys:
+                    plan.add(child_store, k, Edit.patch(k, {ref.foreign_key: None}))
+                continue
+            for k in child_keys:
+                plan.add(child_store, k, Edit.delete(k))
+            await self._plan_deletes(child_meta, child_store, child_keys, plan, depth + 1)
+
+    async def _apply_plan(self, plan: _Plan) -> None:
+        """Writes to other stores, deepest first, each store's in one atomic batch."""
+        for store in reversed(plan.stores):
+            if store is self.inner:
+                continue
+            edits = list(plan.edits[id(store)].values())
+            results = await store.edit_batch(edits, atomic=True)
+            failed = [r for r in results if not r.ok and r.code != "aborted"]
+            if failed:
+                raise Conflict(f"{store.meta.name}: a related change failed "
+                               f"({failed[0].code}: {failed[0].message}); nothing was deleted "
+                               "from this store", field=failed[0].field)
+
+    async def _delete_with_rules(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
+        """``edits`` (some deletes) with the delete rules applied; writes to this store that
+        the rules cause (a tree's own children) join the caller's batch. The deletes' own
+        conditions are checked before anything else is written."""
+        meta = self.meta
+        failures: dict[int, PersistyError] = {}
+        deleted: dict[int, str] = {}
+        for i, e in enumerate(edits):
+            if isinstance(e, Edit) and e.kind == EditKind.DELETE:
+                try:
+                    deleted[i] = meta.key_string(meta.parse_key(e.key))
+                except PersistyError as err:
+                    failures[i] = err
+        keys = list(dict.fromkeys(deleted.values()))
+        current = dict(zip(keys, await self.inner.read_batch(keys), strict=True)) if keys else {}
+        for i, k in deleted.items():
+            e, found = edits[i], current.get(k)
+            if found is None:
+                failures[i] = NotFound(f"no {meta.name} with key {k!r}")
+            elif e.if_match is not None and e.if_match != etag(found):
+                failures[i] = PreconditionFailed("the item has changed (etag does not match)")
+            elif e.precondition is not None and not compile_filter(
+                    validate_filter(e.precondition, meta), meta)(found):
+                failures[i] = PreconditionFailed("the precondition does not hold")
+        if failures and atomic:
+            return [EditResult(e, False, failures[i].code, None, failures[i].message,
+                               failures[i].field) if i in failures else EditResult(
+                e, False, "aborted", None, "not applied: another edit in the batch failed")
+                for i, e in enumerate(edits)]
+        going = [k for i, k in deleted.items() if i not in failures]
+        plan = _Plan()
+        for k in going:
+            plan.add(self.inner, k, Edit.delete(k))
+        if going:
+            await self._plan_deletes(meta, self.inner, going, plan)
+        own = plan.edits.get(id(self.inner), {})
+        extra = [e for k, e in own.items() if k not in going]
+        await self._apply_plan(plan)
+        todo = [e for i, e in enumerate(edits) if i not in failures]
+        done = iter((await self.inner.edit_batch(extra + todo, atomic))[len(extra):])
+        return [EditResult(e, False, failures[i].code, None, failures[i].message,
+                           failures[i].field) if i in failures else next(done)
+                for i, e in enumerate(edits)]
+
+    async def delete(self, key: str, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> None:
+        if not references_to(self.meta.cls):
+            await self.inner.delete(key, if_match=if_match, precondition=precondition)
+            return
+        self.meta.parse_key(key)
+        (result,) = await self._delete_with_rules(
+            [Edit.delete(key, if_match=if_match, precondition=precondition)], True)
+        if not result.ok:
+            raise Outcome(result.edit, False, result.code, message=result.message,
+                          field=result.field).error()
+
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = list(edits)
+        writes = [e.item for e in edits if isinstance(e, Edit) and e.kind in (
+            EditKind.CREATE, EditKind.UPDATE)]
+        try:
+            await self._check_references([w if not isinstance(w, Mapping) else
+                                          self.meta.from_builtins(w) for w in writes])
+            for e in edits:
+                if isinstance(e, Edit) and e.kind == EditKind.PATCH and e.changes:
+                    await self._check_changes(e.changes)
+        except PersistyError as err:
+            if atomic or len(edits) == 1:
+                return [EditResult(e, False, err.code, None, err.message, err.field)
+                        for e in edits]
+            return [(await self.edit_batch([e], True))[0] for e in edits]
+        if not any(isinstance(e, Edit) and e.kind == EditKind.DELETE for e in edits) or (
+                not references_to(self.meta.cls)):
+            return await self.inner.edit_batch(edits, atomic)
+        try:
+            return await self._delete_with_rules(edits, atomic)
+        except Conflict as err:
+            if atomic or len(edits) == 1:
+                return [EditResult(e, False, err.code if e.kind == EditKind.DELETE else
+                                   "aborted", None, err.message, err.field) for e in edits]
+            return [(await self.edit_batch([e], True))[0] for e in edits]
+
+    async def delete_all(self, filter: Filter | None) -> int:
+        if not references_to(self.meta.cls):
+            return await self.inner.delete_all(filter)
+        total = 0
+        keys = [self.meta.key_of(i) async for i in self.inner.search_all(filter)]
+        dry_run = _Plan()  # a blocked delete stops the whole call before anything is written
+        for k in keys:
+            dry_run.add(self.inner, k, Edit.delete(k))
+        if keys:
+            await self._plan_deletes(self.meta, self.inner, keys, dry_run)
+        for start in range(0, len(keys), 100):
+            chunk = [Edit.delete(k, precondition=filter) for k in keys[start:start + 100]]
+            results = await self._delete_with_rules(chunk, False)
+            total += sum(1 for r in results if r.ok)
+        return total
+
