@@ -130,8 +130,10 @@ class SecuredStore(WrappedStore[T]):
         """The item to create: checked against the policy, forced values applied."""
         item = self._as_item(item)
         defaults = _defaults(self.meta.cls)
-        for a in self.meta.attrs:
-            if a.name in self._locked and a.generated is None and a.name in defaults:
+        keys = self.meta.key.attrs
+        for a in self.meta.attrs:  # a locked attribute keeps its default (the key is free)
+            if a.name in self._locked and a.generated is None and a.name in defaults and (
+                    a.name not in keys):
                 d = defaults[a.name]
                 if getattr(item, a.name) != (d() if callable(d) else d):
                     raise Forbidden(f"{a.name} is not writable", field=a.name)
