@@ -1,6 +1,6 @@
 """The conformance suite through the cache layer (in-process LRU and Redis) and the
 access-control layer (allow-all policy), alone and stacked, sync and async, on the memory
-backend and on SQLite."""
+backend and on SQLite (in memory)."""
 
 from __future__ import annotations
 
@@ -110,4 +110,54 @@ class TestCachedOverSecuredMemory(_Sync):
 
 
 class TestSecuredOverCachedMemoryAsync(_Async):
+    layers = ("cache", "secured")
+
+
+class _SqlSync(_Sync):
+    url = "sqlite://"
+
+    def drop(self, database: Database) -> None:
+        from persisty.backends.sql import SqlDatabase
+
+        assert isinstance(database, SqlDatabase)
+        database.drop_tables()
+        for s in self._cached_stores():
+            s.close()
+        self.__dict__.pop("_done", None)
+
+
+class _SqlAsync(_Async):
+    url = "sqlite://"
+
+    async def drop(self, database: AsyncDatabase) -> None:
+        from persisty.backends.sql import AsyncSqlDatabase
+
+        assert isinstance(database, AsyncSqlDatabase)
+        await database.drop_tables()
+        for s in self._cached_stores():
+            await s.close()
+        self.__dict__.pop("_done", None)
+
+
+class TestCachedSqlite(_SqlSync):
+    layers = ("cache",)
+
+
+class TestCachedSqliteAsync(_SqlAsync):
+    layers = ("cache",)
+
+
+class TestRedisCachedSqliteAsync(_SqlAsync):
+    layers = ("redis",)
+
+
+class TestSecuredSqlite(_SqlSync):
+    layers = ("secured",)
+
+
+class TestSecuredSqliteAsync(_SqlAsync):
+    layers = ("secured",)
+
+
+class TestSecuredOverCachedSqlite(_SqlSync):
     layers = ("cache", "secured")
