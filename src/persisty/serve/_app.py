@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
@@ -34,7 +34,7 @@ MAX_BATCH = 1000
 class _KeyConvertor(Convertor[str]):
     """A key: any text, "/" and newlines included (keys come percent-encoded)."""
 
-    regex = "(?s:.+)"
+    regex = r"(?s:(?!(?:_count|_batch/read|_batch/edit)\Z).+)"
 
     def convert(self, value: str) -> str:
         return value
@@ -185,6 +185,25 @@ def _object(data: Any, what: str) -> dict[str, Any]:
     return data
 
 
+def _fields(data: Mapping[str, Any], allowed: set[str]) -> None:
+    for name in data:
+        if name not in allowed:
+            raise ValidationError(f"unknown field {name!r}", field=name)
+
+
+def check_values(meta: StoreMeta, changes: Mapping[str, Any]) -> None:
+    """Each value of ``changes`` is valid for its attribute (type and constraints)."""
+    for name, value in changes.items():
+        a = meta.attr(name)
+        tp = a.type
+        if a.constraints:
+            tp = Annotated[tp, msgspec.Meta(**a.constraints)]
+        try:
+            msgspec.convert(value, tp, strict=False)
+        except (msgspec.ValidationError, TypeError, ValueError) as e:
+            raise ValidationError(f"{meta.name}.{name}: {e}", field=name) from None
+
+
 def _only(data: Mapping[str, Any], allowed: frozenset[str], meta: StoreMeta,
           shape: str) -> None:
     for name in data:
@@ -228,8 +247,13 @@ def _limit(text: str | None, api: Api) -> int | None:
 
 def query_filter(request: Request) -> Filter:
     """The filter in the request's query string."""
-    pairs = [(k, v) for k, v in request.query_params.multi_items() if k not in _RESERVED]
-    return filter_from_query(pairs)
+    pairs = [(k, v) for k, v in request.query_params.multi_items()]
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen and not k.endswith("__in"):
+            raise ValidationError(f"{k} is given twice", field=k.partition("__")[0])
+        seen.add(k)
+    return filter_from_query([(k, v) for k, v in pairs if k not in _RESERVED])
 
 
 def _precondition(data: Mapping[str, Any]) -> Filter | None:
@@ -374,6 +398,7 @@ async def patch(api: Api, served: Served, request: Request) -> Response:
     key = _key_from_path(served, request)
     data = _object(await read_json(request), "the changes")
     _only(data, served.patch_attrs, served.meta, "patch")
+    check_values(served.meta, data)
     if_match = await _if_match(store, served, key, request)
     new = await store.patch(key, data, if_match=if_match)
     return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(etag(new))})
@@ -390,6 +415,7 @@ async def delete(api: Api, served: Served, request: Request) -> Response:
 async def batch_read(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     data = _object(await read_json(request), "the request")
+    _fields(data, {"keys"})
     keys = data.get("keys")
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise ValidationError("keys must be a list of strings", field="keys")
@@ -402,6 +428,7 @@ async def batch_read(api: Api, served: Served, request: Request) -> Response:
 async def batch_edit(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     data = _object(await read_json(request), "the request")
+    _fields(data, {"edits", "atomic"})
     raw = data.get("edits")
     atomic = data.get("atomic", True)
     if not isinstance(atomic, bool):
@@ -434,7 +461,7 @@ _EDIT_FIELDS = {
 async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
     e = _object(raw, "an edit")
     op = e.get("op")
-    if op not in _EDIT_FIELDS:
+    if not isinstance(op, str) or op not in _EDIT_FIELDS:
         raise ValidationError("op must be create, update, patch or delete", field="op")
     for name in e:
         if name not in _EDIT_FIELDS[op]:
@@ -446,6 +473,7 @@ async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
     if op == "create":
         item = _object(e.get("item"), "item")
         _only(item, served.create_attrs, meta, "create")
+        meta.from_builtins(item)  # a malformed item fails the request, not just the edit
         return Edit.create(item)
     if op == "update":
         item = _object(e.get("item"), "item")
@@ -465,6 +493,7 @@ async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
     if op == "patch":
         changes = _object(e.get("changes"), "changes")
         _only(changes, served.patch_attrs, meta, "patch")
+        check_values(meta, changes)
         return Edit.patch(key, changes, if_match=if_match, precondition=_precondition(e))
     return Edit.delete(key, if_match=if_match, precondition=_precondition(e))
 
@@ -472,6 +501,7 @@ async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
 async def login(api: Api, request: Request) -> Response:
     assert api.login is not None and api.auth is not None
     data = _object(await read_json(request), "the request")
+    _fields(data, {"username", "password"})
     username: Any = data.get("username")
     password: Any = data.get("password")
     if not isinstance(username, str) or not username:
@@ -499,6 +529,18 @@ def _wrap(api: Api, served: Served | None, fn: Handler | Callable[..., Awaitable
 
     endpoint.__name__ = getattr(fn, "__name__", "endpoint")
     return endpoint
+
+
+def _route(path: str, api: Api, served: Served, handlers: dict[str, Handler]) -> Route:
+    """One route per path, so a 405 names every method of the path in ``Allow``."""
+    endpoints = {m: _wrap(api, served, h) for m, h in handlers.items()}
+    if "GET" in endpoints:
+        endpoints["HEAD"] = endpoints["GET"]
+
+    async def endpoint(request: Request) -> Response:
+        return await endpoints[request.method](request)
+
+    return Route(path, endpoint, methods=list(handlers))
 
 
 def _served(cls: Any, policies: Mapping[Any, Any], anonymous: Any,
@@ -551,15 +593,12 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
     for s in served.values():
         base = f"{prefix}/{s.name}"
         result += [
-            Route(base, _wrap(api, s, search), methods=["GET"], name=f"{s.name}.search"),
-            Route(base, _wrap(api, s, create), methods=["POST"], name=f"{s.name}.create"),
-            Route(base + "/_count", _wrap(api, s, count), methods=["GET"]),
-            Route(base + "/_batch/read", _wrap(api, s, batch_read), methods=["POST"]),
-            Route(base + "/_batch/edit", _wrap(api, s, batch_edit), methods=["POST"]),
-            Route(base + "/{key:persisty_key}", _wrap(api, s, read), methods=["GET"]),
-            Route(base + "/{key:persisty_key}", _wrap(api, s, replace), methods=["PUT"]),
-            Route(base + "/{key:persisty_key}", _wrap(api, s, patch), methods=["PATCH"]),
-            Route(base + "/{key:persisty_key}", _wrap(api, s, delete), methods=["DELETE"]),
+            _route(base, api, s, {"GET": search, "POST": create}),
+            _route(base + "/_count", api, s, {"GET": count}),
+            _route(base + "/_batch/read", api, s, {"POST": batch_read}),
+            _route(base + "/_batch/edit", api, s, {"POST": batch_edit}),
+            _route(base + "/{key:persisty_key}", api, s,
+                   {"GET": read, "PUT": replace, "PATCH": patch, "DELETE": delete}),
         ]
     from persisty.serve._openapi import openapi, swagger_html
 

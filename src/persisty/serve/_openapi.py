@@ -55,7 +55,9 @@ def _scalar_schema(a: AttrMeta, item_schema: dict[str, Any]) -> dict[str, Any]:
     if "anyOf" in s:
         options = [o for o in s["anyOf"] if o.get("type") != "null"]
         s = options[0] if len(options) == 1 else {"anyOf": options}
-    s.pop("default", None)
+    for k in ("default", "minLength", "maxLength", "pattern", "minimum", "maximum",
+              "exclusiveMinimum", "exclusiveMaximum"):
+        s.pop(k, None)  # a filter value may be anything of the attribute's type
     return s  # type: ignore[no-any-return]
 
 
@@ -72,6 +74,8 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
             continue
         if a.kind in _SCALARS:
             value = _scalar_schema(a, read_schema)
+            if a.optional:  # "null" in a query string is the missing value
+                value = {"anyOf": [value, {"type": "null"}]}
             add(a.name, value, f"{a.name} equals")
             add(f"{a.name}__ne", value, f"{a.name} differs")
             params.append({"name": f"{a.name}__in", "in": "query", "required": False,
@@ -126,14 +130,14 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
          "properties": {"op": {"const": "create"}, "item": _ref(f"{title}Create")}},
         {"type": "object", "required": ["op", "item"], "additionalProperties": False,
          "properties": {"op": {"const": "update"}, "item": _ref(f"{title}Update"),
-                        "if_match": {"type": "string"}, "precondition": {"type": "object"}}},
+                        "if_match": {"type": ["string", "null"]}, "precondition": {"type": ["object", "null"]}}},
         {"type": "object", "required": ["op", "key", "changes"], "additionalProperties": False,
          "properties": {"op": {"const": "patch"}, "key": {"type": "string"},
-                        "changes": _ref(f"{title}Patch"), "if_match": {"type": "string"},
-                        "precondition": {"type": "object"}}},
+                        "changes": _ref(f"{title}Patch"), "if_match": {"type": ["string", "null"]},
+                        "precondition": {"type": ["object", "null"]}}},
         {"type": "object", "required": ["op", "key"], "additionalProperties": False,
          "properties": {"op": {"const": "delete"}, "key": {"type": "string"},
-                        "if_match": {"type": "string"}, "precondition": {"type": "object"}}},
+                        "if_match": {"type": ["string", "null"]}, "precondition": {"type": ["object", "null"]}}},
     ]}
     components[f"{title}EditResult"] = {
         "type": "object", "required": ["ok", "code", "message", "field", "item", "etag"],
@@ -273,6 +277,7 @@ def openapi(api: Api) -> dict[str, Any]:
             "security": [{}],
             "requestBody": {"required": True, "content": _json({
                 "type": "object", "required": ["username", "password"],
+                "additionalProperties": False,
                 "properties": {"username": {"type": "string"}, "password": {"type": "string"}}})},
             "responses": {"200": {"description": "A token", "content": _json({
                 "type": "object", "required": ["access_token", "token_type", "expires_in"],
