@@ -352,10 +352,15 @@ class FieldCipher:
                         f"{p.text}: a unique index needs deterministic encryption "
                         f"(write '={p.text}')", field=p.text)
         self._aead: dict[tuple[str, bool], Any] = {}
+        self._opening: dict[tuple[str, str], Any] = {}  # (path, key id) -> cipher, for reads
 
     # ---- keys -------------------------------------------------------------------------
 
     def _key(self, path: FieldPath, key_id: str | None) -> tuple[str, Any]:
+        if key_id is not None:
+            cached = self._opening.get((path.text, key_id))
+            if cached is not None:
+                return key_id, cached
         try:
             kid, key = self.keys(path.text, key_id)
         except KeyError:
@@ -374,6 +379,8 @@ class FieldCipher:
             else:
                 found = AESGCM(key)
             self._aead[(kid, path.deterministic)] = found
+        if key_id is not None:
+            self._opening[(path.text, key_id)] = found
         return kid, found
 
     def key_ids(self, path: FieldPath) -> list[str]:

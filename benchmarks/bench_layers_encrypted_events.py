@@ -1,0 +1,97 @@
+"""The encryption, events and relations layers on the standard workload, against the same
+SQLite store without the layer (the baseline), plus loading related items batched vs N+1.
+
+Contenders (each on its own SQLite file in a temporary directory):
+
+- ``sqlite`` - the plain store (baseline);
+- ``encrypted`` - ``title`` (AES-256-GCM) and each ``tags[]`` element (AES-SIV) encrypted;
+- ``observed`` - the events layer with one hook and one ``listen()`` subscriber;
+- ``related`` - the relations layer (``BenchItem`` declares no relations: its overhead only).
+
+    .venv/bin/python benchmarks/bench_layers_encrypted_events.py [--n 50000]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from workload import BenchItem, PersistyContender, arguments, run
+
+import persisty
+from persisty import stored
+from persisty.layers import BelongsTo, KeyRing, encrypted, observed, related
+
+_DIR = Path(tempfile.mkdtemp(prefix="persisty-bench-layers-"))
+
+
+def _db(name: str) -> Any:
+    return persisty.connect(f"sqlite:///{_DIR / name}.db")
+
+
+def contenders() -> list[PersistyContender]:
+    dbs = {name: _db(name) for name in ("plain", "encrypted", "observed", "related")}
+    keys = KeyRing({"k1": KeyRing.new_key()})
+    seen: list[Any] = []
+
+    def open_observed() -> Any:
+        store = observed(dbs["observed"].store(BenchItem))
+        store.on_change(lambda change: seen.append(change.key))
+        store.listen(maxsize=1000)  # a subscriber that never reads: oldest changes dropped
+        return store
+
+    plain = PersistyContender("sqlite", lambda: dbs["plain"].store(BenchItem))
+    plain.baseline = True
+    return [
+        plain,
+        PersistyContender("encrypted", lambda: encrypted(
+            dbs["encrypted"].store(BenchItem), ["title", "=tags[]"], keys)),
+        PersistyContender("observed", open_observed),
+        PersistyContender("related", lambda: related(dbs["related"].store(BenchItem),
+                                                     dbs["related"])),
+    ]
+
+
+@stored
+class Owner:
+    id: str
+    name: str = ""
+
+
+@stored
+class Post:
+    id: str
+    owner_id: str | None = None
+    owner = BelongsTo(Owner, "owner_id")
+
+
+def relations_load(n_posts: int = 5_000, n_owners: int = 500) -> None:
+    """Loading each post's owner: ``load`` (one read_batch) vs a read per post (N+1)."""
+    db = _db("relations")
+    owners = db.store(Owner)
+    posts = related(db.store(Post), db)
+    owners.edit_batch([persisty.Edit.create(Owner(id=f"o{i}")) for i in range(n_owners)])
+    posts.edit_batch([persisty.Edit.create(Post(id=f"p{i}", owner_id=f"o{i % n_owners}"))
+                      for i in range(n_posts)])
+    items = [p for p in posts.search_all(page_size=1000)]
+    start = time.perf_counter()
+    batched = posts.load(items, "owner")
+    t_batched = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = [owners.read(p.owner_id) for p in items]
+    t_naive = time.perf_counter() - start
+    assert batched == naive
+    print(f"\nrelations: owner of {n_posts:,} posts: load() {n_posts / t_batched:,.0f} items/s, "
+          f"a read per post {n_posts / t_naive:,.0f} items/s "
+          f"({t_naive / t_batched:.1f}x faster batched)")
+
+
+if __name__ == "__main__":
+    args = arguments()
+    run(contenders(), n=args.n, seed=args.seed)
+    relations_load()
