@@ -3,12 +3,12 @@ and checks that no response is a server error or breaks the documented schema.""
 
 from __future__ import annotations
 
-import persisty.aio
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
 from models import Note, Page
+from schemathesis.checks import positive_data_acceptance
 
+import persisty.aio
 from persisty.serve import app
 
 ASGI = app(persisty.aio.connect("memory://"), [Note, Page], cache_control="no-cache")
