@@ -37,3 +37,21 @@ class Page:
     slug: str = Attr(min_length=1, max_length=40)
     body: str = ""
     views: int = Attr(default=0, ge=0, le=1_000_000)
+
+
+@stored
+class Author:
+    """Someone who writes posts."""
+
+    id: str = Attr(min_length=1, max_length=40)
+    name: str = ""
+
+
+@stored(indexes=[Index("author_id")])
+class Post:
+    """A post by an author."""
+
+    id: UUID
+    author_id: str
+    text: str = ""
+    stars: int = 0

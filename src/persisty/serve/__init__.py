@@ -10,7 +10,7 @@ Example::
     asgi = app(db, [Note])        # uvicorn mymodule:asgi  -> /api/note, /docs, /graphql
 """
 
-from persisty.serve._app import JSONResponse, app, router
+from persisty.serve._app import JSONResponse, Link, app, router
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
 from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
@@ -21,6 +21,7 @@ __all__ = [
     "DemoAuthenticator",
     "JSONResponse",
     "JWTAuth",
+    "Link",
     "app",
     "build_schema",
     "lambda_handler",

@@ -68,6 +68,37 @@ class NotModified(Exception):
     """Internal: answer 304."""
 
 
+@dataclass(frozen=True)
+class Link:
+    """A relation for GraphQL: ``source.attr`` holds the key of a ``target`` item.
+
+    ``name`` is the nested field on the source (default: ``attr`` without ``_id``/``_key``);
+    ``back``, when given, is a list field on the target with its source items. Each level of
+    a query loads its related items with one batched read per relation.
+
+    Example::
+
+        app(db, [User, Channel, Message], links=[
+            Link(Message, "channel_id", Channel, back="messages"),   # message.channel
+            Link(Message, "author", User, name="author_user"),
+        ])
+    """
+
+    source: type[Any]
+    attr: str
+    target: type[Any]
+    name: str | None = None
+    back: str | None = None
+
+    def field_name(self) -> str:
+        if self.name:
+            return self.name
+        for suffix in ("_id", "_key"):
+            if self.attr.endswith(suffix):
+                return self.attr[: -len(suffix)]
+        return self.attr + "_item"
+
+
 @dataclass(eq=False)
 class Served:
     """One store as the API serves it."""
@@ -566,7 +597,8 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
            policies: Mapping[Any, Any] | None = None, anonymous: Iterable[Any] | bool = (),
            login: DemoAuthenticator | None = None, cache_control: Any = None,
            prefix: str = "/api", max_limit: int = 1000, title: str = "persisty",
-           graphql: bool = True, docs: bool = True) -> tuple[Api, list[BaseRoute]]:
+           graphql: bool = True, docs: bool = True,
+           links: Iterable[Link] = ()) -> tuple[Api, list[BaseRoute]]:
     """The :class:`Api` and its routes (see :func:`app` for the arguments)."""
     if login is not None and (auth is None or auth.secret is None):
         raise ValidationError("login needs auth=JWTAuth(secret=...) to issue tokens",
@@ -586,6 +618,22 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
         import persisty.layers  # noqa: F401 - fail early when the layer is missing
     api = Api(db, served, auth=auth, login=login, prefix=prefix, max_limit=max_limit,
               title=title)
+    relations: dict[str, dict[str, tuple[str, str]]] = {}
+    has_many: dict[str, dict[str, tuple[str, str]]] = {}
+    for link in links:
+        src, dst = meta_of(link.source), meta_of(link.target)
+        if src.name not in served or dst.name not in served:
+            raise ValidationError(f"link {src.name}.{link.attr}: both stores must be served",
+                                  field="links")
+        src.attr(link.attr)
+        if len(dst.key.attrs) != 1:
+            raise ValidationError(f"link to {dst.name}: the target needs a one-attribute key",
+                                  field="links")
+        relations.setdefault(src.name, {})[link.field_name()] = (link.attr, dst.name)
+        if link.back:
+            has_many.setdefault(dst.name, {})[link.back] = (src.name, link.attr)
+    api.extra["relations"] = relations
+    api.extra["has_many"] = has_many
     result: list[BaseRoute] = []
     if login is not None:
         result.append(Route(f"{prefix}/_login", _wrap(api, None, login_endpoint),
@@ -649,7 +697,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         login: DemoAuthenticator | None = None, cache_control: Any = None,
         cors: bool | Sequence[str] | Mapping[str, Any] | None = None, prefix: str = "/api",
         max_limit: int = 1000, title: str = "persisty", graphql: bool = True,
-        docs: bool = True, on_startup: Sequence[Callable[[], Any]] = (),
+        docs: bool = True, links: Iterable[Link] = (),
+        on_startup: Sequence[Callable[[], Any]] = (),
         close_database: bool = True, debug: bool = False) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
 
@@ -664,7 +713,9 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     anonymous caller is ``Principal("anonymous", {"anonymous"})``). ``login``: a
     :class:`DemoAuthenticator` enabling ``POST {prefix}/_login``. ``cache_control``: one
     ``Cache-Control`` value, or a mapping per class/name. ``cors``: ``True`` (any origin), a
-    list of origins, or keyword arguments for Starlette's ``CORSMiddleware``.
+    list of origins, or keyword arguments for Starlette's ``CORSMiddleware``. ``links``:
+    :class:`Link` relations, nested fields in GraphQL. ``on_startup``: callables (sync or
+    async) run when the app starts, e.g. to seed data; the database is closed on shutdown.
 
     Example::
 
@@ -679,7 +730,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     """
     api, rs = routes(db, stores, auth=auth, policies=policies, anonymous=anonymous,
                      login=login, cache_control=cache_control, prefix=prefix,
-                     max_limit=max_limit, title=title, graphql=graphql, docs=docs)
+                     max_limit=max_limit, title=title, graphql=graphql, docs=docs,
+                     links=links)
     middleware = []
     if cors:
         if cors is True:

@@ -75,13 +75,14 @@ DATE = _scalar("Date", "An ISO 8601 date")
 UUID = _scalar("UUID", "A UUID in its text form")
 DECIMAL = _scalar("Decimal", "A decimal number as a string")
 BYTES = _scalar("Bytes", "Binary data, base64")
+ENUM = _scalar("EnumValue", "The value of an enumeration")
 JSON = GraphQLScalarType("JSON", description="Any JSON value",
                          serialize=lambda v: msgspec.to_builtins(v), parse_value=lambda v: v)
 
 _KIND_TYPES: dict[str, Any] = {
     "str": GraphQLString, "int": GraphQLInt, "float": GraphQLFloat, "bool": GraphQLBoolean,
     "datetime": DATETIME, "date": DATE, "uuid": UUID, "decimal": DECIMAL, "bytes": BYTES,
-    "enum": GraphQLString,
+    "enum": ENUM,
 }
 
 
