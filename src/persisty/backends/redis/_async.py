@@ -26,7 +26,6 @@ from persisty.query import (
     NONE,
     Filter,
     Sort,
-    compile_filter,
     seek,
     sort_spec,
     validate_filter,
@@ -238,7 +237,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             await self._prepare()
         if acc is None:
             acc = self.layout.access(f, spec)
-        keep = compile_filter(f, self.meta)
+        keep = self.layout.predicate(f)
         if self.meta.ttl is not None and acc.kind != "keys":
             with translate():
                 await self._expire_script(args=[self.layout.b])
@@ -287,7 +286,12 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         assert acc.index is not None
         ix = acc.index
         lo, hi = self.layout.start(acc, spec, after, *acc.ranges[0])
-        size = CHUNK if limit is None else min(CHUNK, max(2 * (limit + 1), 32))
+        if limit is None:
+            size = CHUNK
+        elif acc.residual is ALL:  # every entry is a hit: the page plus a few for ties
+            size = min(CHUNK, limit + 8)
+        else:
+            size = min(CHUNK, max(2 * (limit + 1), 32))
         result: list[Any] = []
         pending: list[bytes] = []
         beyond = after_filter(spec, after)

@@ -32,7 +32,17 @@ from persisty.backends.redis import _encoding as enc
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta
 from persisty.model._attr import SCALAR_KINDS
-from persisty.query import ALL, And, Compare, Filter, Op, Sort, cursor_key, sort_key
+from persisty.query import (
+    ALL,
+    And,
+    Compare,
+    Filter,
+    Op,
+    Sort,
+    compile_filter,
+    cursor_key,
+    sort_key,
+)
 from persisty.store import Insert, Key, Remove, WriteOp
 
 KEYS_INDEX = "~keys"
@@ -149,7 +159,9 @@ class Layout:
         self.indexes: tuple[IndexDef, ...] = tuple(indexes)
         self.skipped = tuple(skipped)
         self.unique = tuple(ix for ix in self.indexes if ix.unique)
+        self._index_names = [ix.name.encode() for ix in self.indexes]
         self._plans: dict[tuple[Filter, Sort], Access] = {}
+        self._predicates: dict[Filter, Callable[[Any], bool]] = {}
         self.version_key = self.b + b":v"
         self.signature = ("1|" + ";".join(
             f"{ix.name}={','.join(ix.attrs)}{'!' if ix.unique else ''}" for ix in self.indexes
@@ -210,25 +222,30 @@ class Layout:
             if isinstance(op, Remove):
                 args += [b"D", raw, expected]
                 continue
-            members = [self.member(ix, op.item, raw) for ix in self.indexes]
-            fields = [self.unique_field(ix, op.item) for ix in self.unique]
+            item = op.item
+            encode = enc.encode
+            tail = b"".join([encode(v) for v in op.key]) + raw
+            members = [b"".join([encode(getattr(item, a)) for a in ix.attrs[:ix.own]]) + tail
+                       for ix in self.indexes]
+            fields = [self.unique_field(ix, item) for ix in self.unique] if self.unique else []
             tag = op.etag.encode()
             args += [b"I" if isinstance(op, Insert) else b"R", raw, expected,
-                     tag + b"|" + self.meta.encode(op.item),
+                     tag + b"|" + self.meta.encode(item),
                      self.shadow_entry(tag, members, fields), *members, *fields]
         return args
 
     def shadow_entry(self, tag: bytes, members: list[bytes], fields: list[bytes]) -> bytes:
         """The shadow record of an item: etag, (index, member) pairs, (unique index, field)
         pairs, packed as the scripts' list format."""
-        parts = [tag, str(len(members)).encode()]
-        for ix, m in zip(self.indexes, members, strict=True):
-            parts += [ix.name.encode(), m]
-        taken = [(ix, f) for ix, f in zip(self.unique, fields, strict=True) if f]
-        parts.append(str(len(taken)).encode())
-        for ix, f in taken:
-            parts += [ix.name.encode(), f]
-        return pack(parts)
+        out = [b"%d:%s%d:%d" % (len(tag), tag, len(str(len(members))), len(members))]
+        for name, m in zip(self._index_names, members, strict=True):
+            out.append(b"%d:%s%d:%s" % (len(name), name, len(m), m))
+        taken = [(ix.name.encode(), f) for ix, f in zip(self.unique, fields, strict=True) if f]
+        count = str(len(taken)).encode()
+        out.append(b"%d:%s" % (len(count), count))
+        for name, f in taken:
+            out.append(b"%d:%s%d:%s" % (len(name), name, len(f), f))
+        return b"".join(out)
 
     def errors(self, ops: Sequence[WriteOp], codes: Sequence[bytes]) -> list[PersistyError | None]:
         """The script's result codes as persisty errors."""
@@ -271,6 +288,19 @@ class Layout:
             if len(self._plans) >= 1024:
                 self._plans.clear()
             self._plans[(f, spec)] = found
+        return found
+
+    def predicate(self, f: Filter) -> Callable[[Any], bool]:
+        """``compile_filter(f)``, cached like the plans."""
+        try:
+            found = self._predicates.get(f)
+        except TypeError:
+            return compile_filter(f, self.meta)
+        if found is None:
+            found = compile_filter(f, self.meta)
+            if len(self._predicates) >= 1024:
+                self._predicates.clear()
+            self._predicates[f] = found
         return found
 
     def _access(self, f: Filter, spec: Sort) -> Access:
