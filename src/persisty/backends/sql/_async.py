@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading  # noqa: F401, RUF100 - the sync twin's semaphore and lock
+import queue  # noqa: F401, RUF100 - the sync twin's pool
+import threading  # noqa: F401, RUF100 - the sync twin's lock
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
 from persisty.backends.sql._schema import (
@@ -35,6 +37,7 @@ from persisty.backends.sql._schema import (
     sequence_sql,
 )
 from persisty.errors import (
+    Conflict,
     NotFound,
     PersistyError,
     PreconditionFailed,
@@ -43,8 +46,19 @@ from persisty.errors import (
 )
 from persisty.model import StoreMeta, etag
 from persisty.query import ALL, NONE, Filter, Sort, validate_filter
-from persisty.store import AsyncDatabase, AsyncStoreBase, Insert, Key, Remove, Replace, WriteOp
-from persisty.store._prepare import check_changes, prepare_patch, prepare_update
+from persisty.store import (
+    AsyncDatabase,
+    AsyncStoreBase,
+    Edit,
+    EditKind,
+    EditResult,
+    Insert,
+    Key,
+    Remove,
+    Replace,
+    WriteOp,
+)
+from persisty.store._prepare import check_changes, prepare_create, prepare_patch, prepare_update
 
 
 def _lower(value: Any) -> Any:
@@ -83,6 +97,12 @@ class AsyncDriver:
 
     async def close(self, conn: Any) -> None:
         await conn.close()
+
+    def close_now(self, conn: Any) -> None:
+        """Close without waiting (a connection given back after the pool closed)."""
+        result = conn.close()
+        if hasattr(result, "close"):  # an un-awaited coroutine: let it go
+            result.close()
 
 
 class AsyncSqliteDriver(AsyncDriver):
@@ -155,53 +175,70 @@ class AsyncMysqlDriver(AsyncDriver):
 
 
 class AsyncPool:
-    """At most ``size`` connections, reused; safe for concurrent tasks (threads when sync)."""
+    """At most ``size`` connections, opened when needed and reused; safe for concurrent
+    tasks (threads when sync). One caller at a time reuses one connection (warm caches).
+
+    The queue holds idle connections, and ``None`` for a slot whose connection was thrown
+    away after a failure (whoever takes it opens a new one).
+    """
 
     def __init__(self, driver: AsyncDriver, size: int) -> None:
         self.driver = driver
         self.size = size
-        self._idle: list[Any] = []
-        self._all: list[Any] = []
-        self._slots = asyncio.Semaphore(size)
+        self._slots: asyncio.Queue[Any] = asyncio.Queue()
+        self._opened = 0
+        self._lock = asyncio.Lock()
         self.closed = False
 
     async def acquire(self) -> Any:
+        """A connection (waits while all ``size`` are in use)."""
         if self.closed:
             raise Unavailable("the database is closed")
-        await self._slots.acquire()
         try:
-            if self._idle:
-                return self._idle.pop()
-            conn = await self.driver.connect()
-            self._all.append(conn)
-            return conn
-        except PersistyError:
-            self._slots.release()
-            raise
-        except Exception as e:
-            self._slots.release()
-            raise Unavailable(f"cannot connect to {self.driver.dialect.name}: {e}") from e
-        except BaseException:
-            self._slots.release()
-            raise
+            conn = self._slots.get_nowait()
+        except asyncio.QueueEmpty:
+            conn = None
+            async with self._lock:
+                if self._opened < self.size:
+                    self._opened += 1
+                    opening = True
+                else:
+                    opening = False
+            if not opening:
+                conn = await self._slots.get()
+        if conn is None:
+            try:
+                conn = await self.driver.connect()
+            except Exception as e:
+                self._slots.put_nowait(None)
+                raise Unavailable(f"cannot connect to {self.driver.dialect.name}: {e}") from e
+            except BaseException:
+                self._slots.put_nowait(None)
+                raise
+        return conn
 
-    async def release(self, conn: Any, broken: bool = False) -> None:
-        if broken or self.closed:
-            if conn in self._all:
-                self._all.remove(conn)
-            with contextlib.suppress(Exception):  # it is being thrown away
-                await self.driver.close(conn)
-        else:
-            self._idle.append(conn)
-        self._slots.release()
+    def give_back(self, conn: Any) -> None:
+        """Return a healthy connection to the pool."""
+        if self.closed:
+            with contextlib.suppress(Exception):
+                self.driver.close_now(conn)
+            return
+        self._slots.put_nowait(conn)
+
+    async def discard(self, conn: Any) -> None:
+        """Close a connection that failed; its slot opens a new one when needed."""
+        with contextlib.suppress(Exception):
+            await self.driver.close(conn)
+        self._slots.put_nowait(None)
 
     async def close(self) -> None:
+        """Close the idle connections (and those in use when they are given back)."""
         self.closed = True
-        while self._idle:
-            conn = self._idle.pop()
-            with contextlib.suppress(Exception):
-                await self.driver.close(conn)
-        self._all.clear()
+        while not self._slots.empty():
+            conn = self._slots.get_nowait()
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await self.driver.close(conn)
 
 
 # ---- the store --------------------------------------------------------------------------------
@@ -224,8 +261,10 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         self.dialect = db.dialect
         self._driver = db.driver
         self._ready = False
-        self._decode = meta.decode
+        self._decode = msgspec.json.Decoder(meta.cls).decode
         # update() needs no read when nothing of the stored item is kept
+        self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
+        self._plain_creates = not any(a.generated == "sequence" for a in meta.attrs)
         self._blind_update = all(
             a.updatable and a.generated not in ("created", "sequence")
             for a in meta.attrs if a.name not in meta.key.attrs
@@ -245,12 +284,42 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         async with self.db._connection(self.schema) as conn:
             yield conn
 
+    async def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Rows of one statement on a pooled connection (the hot path: no context managers)."""
+        if not self._ready:
+            await self._prepare()
+        pool = self.db.pool
+        conn = await pool.acquire()
+        try:
+            rows = await self._driver.fetch(conn, sql, params)
+        except BaseException as e:
+            err = await self.db._failure(conn, e, self.schema)
+            if err is e:
+                raise
+            raise err from e
+        pool.give_back(conn)
+        return rows
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Row count of one statement on a pooled connection."""
+        if not self._ready:
+            await self._prepare()
+        pool = self.db.pool
+        conn = await pool.acquire()
+        try:
+            n = await self._driver.run(conn, sql, params)
+        except BaseException as e:
+            err = await self.db._failure(conn, e, self.schema)
+            if err is e:
+                raise
+            raise err from e
+        pool.give_back(conn)
+        return n
+
     # ---- hooks --------------------------------------------------------------------------
 
     async def _get(self, key: Key) -> tuple[Any, str] | None:
-        async with self._conn() as conn:
-            rows = await self._driver.fetch(conn, self.schema.sql_get,
-                                            self.schema.key_params(key))
+        rows = await self._query(self.schema.sql_get, self.schema.key_params(key))
         if not rows:
             return None
         doc, tag = rows[0]
@@ -260,23 +329,43 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         if not keys:
             return []
         s = self.schema
-        found: dict[Key, tuple[Any, str]] = {}
+        decode = self._decode
         unique = list(dict.fromkeys(keys))
-        async with self._conn() as conn:
-            for start in range(0, len(unique), 500):
-                chunk = unique[start:start + 500]
-                params: list[Any] = []
-                for k in chunk:
-                    params.extend(s.key_params(k))
-                rows = await self._driver.fetch(conn, s.sql_get_many(len(chunk)), params)
-                for doc, tag in rows:
-                    item = self._decode(doc)
-                    found[self.meta.key_values(item)] = (item, tag)
+        if len(s.key_cols) == 1:
+            return await self._by_params([s.key_params(k)[0] for k in keys])
+        found: dict[Key, tuple[Any, str]] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            params: list[Any] = []
+            for k in chunk:
+                params.extend(s.key_params(k))
+            for doc, tag, _ in await self._query(s.sql_get_many(len(chunk)), params):
+                item = decode(doc)
+                found[self.meta.key_values(item)] = (item, tag)
         return [found.get(tuple(k)) for k in keys]
+
+    async def _by_params(self, params_of: list[Any]) -> list[tuple[Any, str] | None]:
+        """Rows for single-column keys given as driver parameters, matched on the key
+        column each row comes back with."""
+        s = self.schema
+        decode = self._decode
+        by_param: dict[Any, tuple[Any, str]] = {}
+        wanted = list(dict.fromkeys(params_of))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for doc, tag, kv in await self._query(s.sql_get_many(len(chunk)), chunk):
+                by_param[kv] = (decode(doc), tag)
+        return [by_param.get(p) for p in params_of]
 
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not ops:
             return []
+        if len(ops) == 1 and isinstance(ops[0], Remove) and ops[0].expected is None:
+            s = self.schema
+            if await self._execute(s.sql_delete, s.key_params(ops[0].key)) == 0:
+                key_text = self.meta.key_string(ops[0].key)
+                return [NotFound(f"no {self.meta.name} with key {key_text!r}")]
+            return [None]
         async with self._conn() as conn:
             if len(ops) == 1:
                 try:
@@ -382,15 +471,13 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
                     limit: int | None) -> list[Any]:
         sql, params = self.schema.select(native, spec, after, limit)
-        async with self._conn() as conn:
-            rows = await self._driver.fetch(conn, sql, params)
+        rows = await self._query(sql, params)
         decode = self._decode
         return [decode(r[0]) for r in rows]
 
     async def _count(self, native: Filter) -> int:
         sql, params = self.schema.count(native)
-        async with self._conn() as conn:
-            rows = await self._driver.fetch(conn, sql, params)
+        rows = await self._query(sql, params)
         return int(rows[0][0])
 
     def _plan(self, f: Filter) -> tuple[Filter, Filter]:
@@ -414,6 +501,21 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     # ---- faster paths with the same semantics ------------------------------------------------
 
+    async def read(self, key: str) -> Any:
+        if self._str_key and type(key) is str and key:
+            rows = await self._query(self.schema.sql_get, (key,))
+            return self._decode(rows[0][0]) if rows else None
+        return await super().read(key)
+
+    async def read_batch(self, keys: Sequence[str]) -> list[Any]:
+        if self._str_key and isinstance(keys, list | tuple) and all(
+            type(k) is str and k for k in keys
+        ):
+            if not keys:
+                return []
+            return [None if f is None else f[0] for f in await self._by_params(list(keys))]
+        return await super().read_batch(keys)
+
     async def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
         if if_match is not None or precondition is not None or not self._blind_update:
@@ -423,11 +525,37 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         new = prepare_update(self.meta, item, item, self.clock())
         key = self.meta.key_values(new)
         s = self.schema
-        async with self._conn() as conn:
-            n = await self.db._run(conn, s.sql_update, s.update_params(new, etag(new)), s)
+        n = await self._execute(s.sql_update, s.update_row(new))
         if n == 0:
             raise NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
         return new
+
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
+        edits = list(edits)
+        if not (atomic and len(edits) > 1 and self._plain_creates
+                and all(isinstance(e, Edit) and e.kind == EditKind.CREATE for e in edits)):
+            return await super().edit_batch(edits, atomic)
+        # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
+        # item, a taken key) falls back to the general path, which names the culprit
+        now = self.clock()
+        s = self.schema
+        try:
+            news = [prepare_create(self.meta, e.item, now) for e in edits]
+            rows = [s.insert_row(n) for n in news]
+        except PersistyError:
+            return await super().edit_batch(edits, atomic)
+        try:
+            async with self._conn() as conn:
+                await self.db._begin(conn)
+                try:
+                    await self.db._run_many(conn, s.sql_insert, rows, s)
+                except BaseException:
+                    await self.db._rollback(conn, quiet=True)
+                    raise
+                await self.db._commit(conn)
+        except (Conflict, ValidationError):
+            return await super().edit_batch(edits, atomic)
+        return [EditResult(e, True, None, n) for e, n in zip(edits, news, strict=True)]
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = validate_filter(filter, self.meta)
@@ -522,22 +650,31 @@ class AsyncSqlDatabase(AsyncDatabase):
     async def _connection(self, schema: TableSchema | None = None) -> AsyncIterator[Any]:
         """A pooled driver connection; driver errors become persisty errors."""
         conn = await self.pool.acquire()
-        broken = False
         try:
             yield conn
-        except PersistyError:
-            raise
-        except Exception as e:
-            err = classify(self.dialect, e, schema)
-            if err is None or isinstance(err, Unavailable):
-                broken = True
-                raise Unavailable(f"{self.dialect.name}: {e}") from e
+        except BaseException as e:
+            err = await self._failure(conn, e, schema)
+            if err is e:
+                raise
             raise err from e
-        except BaseException:
-            broken = True
-            raise
-        finally:
-            await self.pool.release(conn, broken)
+        self.pool.give_back(conn)
+
+    async def _failure(self, conn: Any, e: BaseException, schema: TableSchema | None
+                       ) -> BaseException:
+        """The error to raise for ``e``; the connection goes back to the pool, or is thrown
+        away when it failed itself."""
+        if isinstance(e, PersistyError):
+            self.pool.give_back(conn)
+            return e
+        if not isinstance(e, Exception):
+            await self.pool.discard(conn)
+            return e
+        err = classify(self.dialect, e, schema)
+        if err is None or isinstance(err, Unavailable):
+            await self.pool.discard(conn)
+            return err or Unavailable(f"{self.dialect.name}: {e}")
+        self.pool.give_back(conn)
+        return err
 
     async def _run(self, conn: Any, sql: str, params: Sequence[Any],
                    schema: TableSchema | None = None) -> int:

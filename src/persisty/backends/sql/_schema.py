@@ -7,10 +7,12 @@ placeholders; values only ever travel as parameters.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import enum
 import hashlib
+import operator
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +92,13 @@ def parse_url(url: str) -> SqlUrl:
 # ---- columns -----------------------------------------------------------------------------
 
 
+def etag_of(raw: bytes) -> str:
+    """The etag of an item from its canonical JSON (``persisty.model.etag`` without
+    encoding the item a second time; a test keeps the two equal)."""
+    digest = hashlib.blake2b(raw, digest_size=12).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
 def _json_text(v: Any) -> str:
     return msgspec.json.encode(v).decode()
 
@@ -99,7 +108,9 @@ def _enum_value(v: Any) -> Any:
 
 
 def _sqlite_datetime(v: dt.datetime) -> str:
-    return to_utc(v).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if v.tzinfo is not dt.UTC:
+        v = to_utc(v)
+    return v.isoformat(" ", "microseconds")[:26]  # fixed width: sorts as text
 
 
 def _naive_utc(v: dt.datetime) -> dt.datetime:
@@ -150,12 +161,12 @@ class Dialect:
         """A quoted identifier (names come from the model, never from user values)."""
         return str(self.sa.identifier_preparer.quote_identifier(name))
 
-    def conv(self, family: str) -> Callable[[Any], Any] | None:
+    def conv(self, family: str, enum_attr: bool = False) -> Callable[[Any], Any] | None:
         """Python value -> driver parameter for a column family (``None``: unchanged)."""
         if family == "json":
             return _json_text
         if family in ("str", "int"):
-            return _enum_value
+            return _enum_value if enum_attr else None
         table: dict[str, Callable[[Any], Any]] = {}
         if self.name == "sqlite":
             table = {"datetime": _sqlite_datetime, "date": dt.date.isoformat,
@@ -247,7 +258,7 @@ class TableSchema:
             fam = _family(a)
             ph = f"CAST({d.ph} AS JSONB)" if fam == "json" and d.name == "postgresql" else d.ph
             self.columns.append(Column(a.name, a, fam, a.optional or fam == "json",
-                                       d.conv(fam), q(a.name), ph))
+                                       d.conv(fam, a.kind == "enum"), q(a.name), ph))
         self.by_name = {c.name: c for c in self.columns}
         self.key_cols = [self.by_name[k] for k in meta.key.attrs]
         self.str_cols = [c for c in self.columns if c.attr.kind == "str"]
@@ -298,8 +309,10 @@ class TableSchema:
         self.sql_probe = f"SELECT * FROM {t} WHERE 1 = 0"
         self._settable = settable
         self._get_many_cache: dict[int, str] = {}
-        self._getters = [c.name for c in self.columns]
-        self._convs = [c.conv for c in self.columns]
+        self._order_cache: dict[Sort, str] = {}
+        self._get_all = operator.attrgetter(*[c.name for c in self.columns])
+        self._single = len(self.columns) == 1
+        self._conv_at = [(i, c.conv) for i, c in enumerate(self.columns) if c.conv is not None]
         self._key_convs = [c.conv for c in self.key_cols]
         self._set_idx = [self.columns.index(c) for c in settable]
         self._key_idx = [self.columns.index(c) for c in self.key_cols]
@@ -309,6 +322,9 @@ class TableSchema:
 
     def key_params(self, key: Sequence[Any]) -> tuple[Any, ...]:
         """Driver parameters for typed key values."""
+        if len(key) == 1:
+            c = self._key_convs[0]
+            return (key[0],) if c is None else (c(key[0]),)
         return tuple(v if c is None or v is None else c(v)
                      for v, c in zip(key, self._key_convs, strict=True))
 
@@ -319,10 +335,11 @@ class TableSchema:
 
     def values(self, item: Any) -> list[Any]:
         """Column values of ``item`` (in column order)."""
-        out = []
-        for n, c in zip(self._getters, self._convs, strict=True):
-            v = getattr(item, n)
-            out.append(v if c is None or v is None else c(v))
+        out = [self._get_all(item)] if self._single else list(self._get_all(item))
+        for i, c in self._conv_at:
+            v = out[i]
+            if v is not None:
+                out[i] = c(v)
         return out
 
     def doc(self, item: Any) -> bytes | str:
@@ -336,6 +353,24 @@ class TableSchema:
         v.append(tag)
         v.append(self.doc(item))
         return tuple(v)
+
+    def insert_row(self, item: Any) -> tuple[Any, ...]:
+        """Parameters of :attr:`sql_insert`, the etag computed from the encoded item."""
+        v = self.values(item)
+        raw = self.meta.encode(item)
+        v.append(etag_of(raw))
+        v.append(raw.decode() if self.doc_text else raw)
+        return tuple(v)
+
+    def update_row(self, item: Any) -> tuple[Any, ...]:
+        """Parameters of :attr:`sql_update`, the etag computed from the encoded item."""
+        v = self.values(item)
+        raw = self.meta.encode(item)
+        out = [v[i] for i in self._set_idx]
+        out.append(etag_of(raw))
+        out.append(raw.decode() if self.doc_text else raw)
+        out.extend(v[i] for i in self._key_idx)
+        return tuple(out)
 
     def update_params(self, item: Any, tag: str, expected: str | None = None
                       ) -> tuple[Any, ...]:
@@ -358,8 +393,8 @@ class TableSchema:
                 where = f"{self.key_cols[0].quoted} IN ({', '.join([d.ph] * n)})"
             else:
                 where = " OR ".join([f"({self.key_where})"] * n)
-            found = (f"SELECT {d.quote(DOC)}, {d.quote(ETAG)} FROM {self.quoted} "
-                     f"WHERE {where}")
+            found = (f"SELECT {d.quote(DOC)}, {d.quote(ETAG)}, {self.key_cols[0].quoted} "
+                     f"FROM {self.quoted} WHERE {where}")
             if len(self._get_many_cache) < 256:
                 self._get_many_cache[n] = found
         return found
@@ -470,6 +505,14 @@ class TableSchema:
 
     def order_by(self, spec: Sort) -> str:
         """``ORDER BY`` for a full sort, ``None`` first ascending and last descending."""
+        found = self._order_cache.get(spec)
+        if found is None:
+            found = self._order_by(spec)
+            if len(self._order_cache) < 256:
+                self._order_cache[spec] = found
+        return found
+
+    def _order_by(self, spec: Sort) -> str:
         parts = []
         pg = self.dialect.name == "postgresql"
         for name, desc in spec:
