@@ -1,0 +1,84 @@
+"""The ``persisty`` command: export and import JSON Lines, migrate, serve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from models import Page
+from typer.testing import CliRunner
+
+import persisty
+from persisty.cli import cli
+
+runner = CliRunner()
+
+
+def test_export_import_round_trip(tmp_path: Path) -> None:
+    src = f"file://{tmp_path}/src"
+    dst = f"file://{tmp_path}/dst"
+    db = persisty.connect(src)
+    pages = db.store(Page)
+    for i in range(25):
+        pages.create(Page(owner="ann", slug=f"p{i:02}", body="x" * i, views=i))
+    db.close()
+    out = tmp_path / "pages.jsonl"
+    r = runner.invoke(cli, ["export", src, "models:Page", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 25 and json.loads(lines[3])["slug"] == "p03"
+    r = runner.invoke(cli, ["import", dst, "models:Page", str(out), "--batch", "10"])
+    assert r.exit_code == 0, r.output
+    assert "created 25" in r.output
+    r = runner.invoke(cli, ["import", dst, "models:Page", str(out)])
+    assert r.exit_code == 1 and "failed 25" in r.output
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(lines[0].replace('"body":""', '"body":"new"') + "\n")
+    r = runner.invoke(cli, ["import", dst, "models:Page", str(changed), "--replace"])
+    assert r.exit_code == 0 and "replaced 1" in r.output, r.output
+    db = persisty.connect(dst)
+    assert db.store(Page).count() == 25
+    got = db.store(Page).read("ann:p00")
+    assert got is not None and got.body == "new"
+    db.close()
+
+
+def test_import_rejects_a_bad_line_before_writing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"owner": "a", "slug": "1"}\n{"owner": "a", "slug": "2", "views": -5}\n')
+    url = f"file://{tmp_path}/db"
+    r = runner.invoke(cli, ["import", url, "models:Page", str(bad)])
+    assert r.exit_code == 1 and "line 2" in r.output and "views" in r.output
+    db = persisty.connect(url)
+    assert db.store(Page).count() == 0
+    db.close()
+    bad.write_text("{nope\n")
+    assert runner.invoke(cli, ["import", url, "models:Page", str(bad)]).exit_code == 1
+    r = runner.invoke(cli, ["export", url, "models:Nope"])
+    assert r.exit_code != 0
+
+
+def test_migrate_without_changes(tmp_path: Path) -> None:
+    r = runner.invoke(cli, ["migrate", f"file://{tmp_path}/db", "clitarget"])
+    assert r.exit_code == 0, r.output
+    assert "nothing to do" in r.output
+    r = runner.invoke(cli, ["migrate", f"file://{tmp_path}/db", "models_nope"])
+    assert r.exit_code != 0
+
+
+def test_serve_loads_the_app_and_runs_uvicorn(monkeypatch: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    def run(app: Any, **kwargs: Any) -> None:
+        seen.update(kwargs, app=app)
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    r = runner.invoke(cli, ["serve", "servetarget:asgi", "--port", "8765",
+                            "--url", "memory://"])
+    assert r.exit_code == 0, r.output
+    assert seen["port"] == 8765 and seen["host"] == "127.0.0.1"
+    assert "http://127.0.0.1:8765/docs" in r.output
+    assert "http://127.0.0.1:8765/graphql" in r.output
