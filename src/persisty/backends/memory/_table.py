@@ -170,12 +170,15 @@ class MemoryTable:
                                field=ix.attrs[0])
 
     def _put(self, key: Key, row: Row | None) -> None:
-        old = self.rows.pop(key, None)
+        # replace in place: ``get`` takes no lock, so a row must never be briefly missing
+        old = self.rows.get(key)
         if old is not None:
             self._unindex(key, old[0])
         if row is not None:
             self.rows[key] = row
             self._index(key, row[0])
+        elif old is not None:
+            del self.rows[key]
 
     def _index(self, key: Key, item: Any) -> None:
         for attr, by_value in self.eq.items():
