@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -42,6 +42,7 @@ from persisty.store._prepare import check_changes
 
 T = TypeVar("T")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_FINGERPRINT = msgspec.json.Encoder()
 
 
 def _convert(value: Any, tp: Any) -> Any:
@@ -140,6 +141,34 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
     def _view(self, stored: Any) -> Any:
         return self._open(stored)
 
+    def _fingerprint(self, stored: Any) -> tuple[str, bytes]:
+        return (self.inner.meta.key_of(stored),
+                _FINGERPRINT.encode([getattr(stored, a) for a in self.cipher.attrs]))
+
+    def _shown(self, stored: Any, plain: Any) -> Any:
+        """The outer item for ``stored`` whose encrypted values were sealed from ``plain``
+        (no decryption: equal ciphertexts under one key and binding have equal plaintexts)."""
+        return self._build(self.meta.cls, stored,
+                           {a: getattr(plain, a) for a in self.cipher.attrs})
+
+    def _batch_views(self) -> tuple[Callable[[Edit], Edit], Callable[[Any], Any]]:
+        """A translate that remembers what it sealed and a view that uses it, for one call."""
+        sealed: dict[tuple[str, bytes], Any] = {}
+
+        def translate(e: Edit) -> Edit:
+            if e.kind in (EditKind.CREATE, EditKind.UPDATE):
+                checked = self._checked(e.item)
+                item = self._seal(checked)
+                sealed[self._fingerprint(item)] = checked
+                return Edit(e.kind, item=item)
+            return self._translate(e)
+
+        def view(stored: Any) -> Any:
+            plain = sealed.get(self._fingerprint(stored))
+            return self._open(stored) if plain is None else self._shown(stored, plain)
+
+        return translate, view
+
     def _seal_changes(self, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         changes = check_changes(self.meta, changes)
         canonical = self.meta.key_string(self.meta.parse_key(key))
@@ -235,8 +264,9 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
     # ---- the contract -----------------------------------------------------------------
 
     async def create(self, item: T) -> T:
-        stored = await self.inner.create(self._seal(self._checked(item)))
-        return self._open(stored)  # type: ignore[no-any-return]
+        checked = self._checked(item)
+        stored = await self.inner.create(self._seal(checked))
+        return self._shown(stored, checked)  # type: ignore[no-any-return]
 
     async def read(self, key: str) -> T | None:
         stored = await self.inner.read(key)
@@ -253,8 +283,9 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
     async def update(self, item: T, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> T:
         if if_match is None and precondition is None:
-            stored = await self.inner.update(self._seal(self._checked(item)))
-            return self._open(stored)  # type: ignore[no-any-return]
+            checked = self._checked(item)
+            stored = await self.inner.update(self._seal(checked))
+            return self._shown(stored, checked)  # type: ignore[no-any-return]
         outcome = await self._one(Edit.update(item, if_match=if_match,
                                               precondition=precondition))
         return self._open(outcome.item)  # type: ignore[no-any-return]
@@ -289,10 +320,11 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
         return [None if i is None else self._open(i) for i in found]
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        translate, view = self._batch_views()
         outcomes = await pinned_edit_batch(
-            self.inner, self.meta, edits, atomic, view=self._view, translate=self._translate,
+            self.inner, self.meta, edits, atomic, view=self._view, translate=translate,
             pin_all=False, same_etags=False, predict=self._predict)
-        return [o.result(self._view) for o in outcomes]
+        return [o.result(view) for o in outcomes]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         changes = check_changes(self.meta, changes)
