@@ -24,23 +24,27 @@ def _seconds(ttl: timedelta | float | None) -> float | None:
 
 @overload
 def cached(store: AsyncStore[T], *, cache: Any = None, ttl: timedelta | float | None = ...,
-           max_items: int = ..., prefix: str | None = None) -> AsyncStore[T]: ...
+           max_items: int = ..., prefix: str | None = None,
+           copies: bool = False) -> AsyncStore[T]: ...
 
 
 @overload
 def cached(store: Store[T], *, cache: Any = None, ttl: timedelta | float | None = ...,
-           max_items: int = ..., prefix: str | None = None) -> Store[T]: ...
+           max_items: int = ..., prefix: str | None = None,
+           copies: bool = False) -> Store[T]: ...
 
 
 def cached(store: Any, *, cache: Any = None, ttl: timedelta | float | None = DEFAULT_TTL,
-           max_items: int = 10_000, prefix: str | None = None) -> Any:
+           max_items: int = 10_000, prefix: str | None = None, copies: bool = False) -> Any:
     """A read-through cache over ``store`` (sync in, sync out; async in, async out).
 
     ``cache`` is ``None`` for an in-process LRU of at most ``max_items`` entries, a
     ``redis://`` URL for a cache shared by several processes (keys under ``prefix``, by
     default ``persisty:cache:<store name>:``), or a ready cache backend object. ``ttl`` (a
     timedelta or seconds) bounds how stale an entry can be after a write made around this
-    layer; writes through it invalidate at once.
+    layer; writes through it invalidate at once. The in-process cache returns the cached
+    objects themselves (fast; do not mutate them) unless ``copies=True`` asks for a fresh
+    copy on every read; the Redis cache always returns fresh copies.
 
     Example::
 
@@ -77,5 +81,5 @@ def cached(store: Any, *, cache: Any = None, ttl: timedelta | float | None = DEF
     else:
         backend = cache
     if asynchronous:
-        return layer.AsyncCachedStore(store, backend)
-    return layer.CachedStore(store, backend)  # type: ignore[attr-defined]
+        return layer.AsyncCachedStore(store, backend, copies=copies)
+    return layer.CachedStore(store, backend, copies=copies)  # type: ignore[attr-defined]

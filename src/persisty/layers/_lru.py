@@ -34,16 +34,21 @@ class LRU(Generic[V]):
 
     def get(self, key: Hashable) -> V | None:
         """The value for ``key`` if present and fresh, else ``None``."""
-        with self._lock:
-            found = self._data.get(key)
-            if found is None:
-                return None
-            value, expires = found
-            if self.ttl is not None and time.monotonic() >= expires:
-                del self._data[key]
-                return None
+        # lock-free: each OrderedDict operation is atomic, and losing a race with an
+        # eviction only means a miss
+        found = self._data.get(key)
+        if found is None:
+            return None
+        if self.ttl is not None and time.monotonic() >= found[1]:
+            with self._lock:
+                if self._data.get(key) is found:
+                    del self._data[key]
+            return None
+        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
             self._data.move_to_end(key)
-            return value
+        except KeyError:
+            pass
+        return found[0]
 
     def set(self, key: Hashable, value: V) -> None:
         """Store ``value`` under ``key``, evicting the least recently used beyond the bound."""

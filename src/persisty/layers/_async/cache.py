@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -55,7 +56,19 @@ class CacheStats:
 
 class AsyncCacheBackend:
     """Where a cached store keeps its entries: :class:`AsyncMemoryCache` (this process) or
-    :class:`AsyncRedisCache` (shared by several processes)."""
+    :class:`AsyncRedisCache` (shared by several processes).
+
+    ``objects`` says whether it can keep Python objects (else it is given bytes)."""
+
+    objects = False
+
+    def peek_item(self, key: str) -> Any:
+        """The cached value of ``key`` if it can be had without I/O, else ``None``."""
+        return None
+
+    def peek_query(self, query: str) -> Any:
+        """The cached result of ``query`` if it can be had without I/O, else ``None``."""
+        return None
 
     async def get_items(self, keys: Sequence[str]) -> tuple[list[bytes | None], Token]:
         """The cached encoding of each key (``MISSING`` for a cached absence, ``None`` when not
@@ -87,47 +100,60 @@ class AsyncCacheBackend:
 
 
 class AsyncMemoryCache(AsyncCacheBackend):
-    """An in-process LRU cache bounded to ``max_items`` entries, each kept ``ttl`` seconds.
+    """An in-process LRU cache of at most ``max_items`` items and ``max_items`` search and
+    count results, each kept ``ttl`` seconds (``None``: until evicted or invalidated).
 
     Example::
 
         notes = cached(db.store(Note), cache=AsyncMemoryCache(max_items=1000, ttl=5.0))
     """
 
+    objects = True
+
     def __init__(self, max_items: int = 10_000, ttl: float | None = 30.0) -> None:
-        self.lru: LRU[bytes] = LRU(max_items, ttl)
+        self.items: LRU[Any] = LRU(max_items, ttl)
+        self.queries: LRU[Any] = LRU(max_items, ttl)
+        self.peek_item = self.items.get  # type: ignore[method-assign]  # the hot path
         self.generation = 0
         self._lock = threading.Lock()  # a fill and an invalidation never interleave
 
-    async def get_items(self, keys: Sequence[str]) -> tuple[list[bytes | None], Token]:
-        token = self.generation
-        return [self.lru.get(("i", k)) for k in keys], token
+    def peek_item(self, key: str) -> Any:
+        return self.items.get(key)
 
-    async def put_items(self, token: Token, entries: Mapping[str, bytes]) -> None:
+    def peek_query(self, query: str) -> Any:
+        return self.queries.get((self.generation, query))
+
+    async def get_items(self, keys: Sequence[str]) -> tuple[list[Any], Token]:
+        token = self.generation
+        return [self.items.get(k) for k in keys], token
+
+    async def put_items(self, token: Token, entries: Mapping[str, Any]) -> None:
         with self._lock:
             if token == self.generation:
                 for k, v in entries.items():
-                    self.lru.set(("i", k), v)
+                    self.items.set(k, v)
 
-    async def get_query(self, query: str) -> tuple[bytes | None, Token]:
+    async def get_query(self, query: str) -> tuple[Any, Token]:
         token = self.generation
-        return self.lru.get(("q", token, query)), token
+        return self.queries.get((token, query)), token
 
-    async def put_query(self, token: Token, query: str, value: bytes) -> None:
+    async def put_query(self, token: Token, query: str, value: Any) -> None:
         with self._lock:
             if token == self.generation:
-                self.lru.set(("q", token, query), value)
+                self.queries.set((token, query), value)
 
     async def invalidate(self, keys: Iterable[str]) -> None:
         with self._lock:
             self.generation += 1
             for k in keys:
-                self.lru.pop(("i", k))
+                self.items.pop(k)
+            self.queries.clear()
 
     async def invalidate_all(self) -> None:
         with self._lock:
             self.generation += 1
-            self.lru.clear()
+            self.items.clear()
+            self.queries.clear()
 
 
 # Lua scripts: the cache's state for a store lives under one prefix P:
@@ -248,6 +274,10 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
     misses for the same entry cause one backend read. Writes made elsewhere are seen after at
     most ``ttl``. Use :func:`persisty.layers.cached` to build one.
 
+    The in-process cache hands out the cached objects themselves (that is what makes a hit
+    cheap): treat items read through it as read-only, or pass ``copies=True`` to get a
+    fresh copy on every read. The Redis cache always decodes a fresh copy.
+
     Example::
 
         notes = cached(db.store(Note), ttl=timedelta(seconds=30), max_items=10_000)
@@ -256,73 +286,114 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         notes.stats.hits           # 1
     """
 
-    def __init__(self, inner: AsyncStore[T], cache: AsyncCacheBackend) -> None:
+    def __init__(self, inner: AsyncStore[T], cache: AsyncCacheBackend, *,
+                 copies: bool = False) -> None:
         super().__init__(inner)
         self.cache = cache
         self.stats = CacheStats()
         self._flights = AsyncFlights()
+        self._objects = cache.objects and not copies
+        self._peek = cache.peek_item
+        memory = isinstance(cache, AsyncMemoryCache)
+        self._hot = cache.items._data if memory else None  # type: ignore[attr-defined]
+        self._forever = memory and cache.items.ttl is None  # type: ignore[attr-defined]
         self._page = msgspec.json.Decoder(tuple[list[self.meta.cls], str | None])  # type: ignore[name-defined]
 
-    # ---- reads --------------------------------------------------------------------------
+    # ---- values as cached -----------------------------------------------------------------
 
-    def _decode(self, data: bytes) -> T | None:
-        if data == MISSING:
+    def _pack(self, item: T | None) -> Any:
+        if item is None:
+            return MISSING
+        return item if self._objects else self.meta.encode(item)
+
+    def _unpack(self, value: Any) -> T | None:
+        if self._objects:
+            return None if value is MISSING else value
+        if value == MISSING:
             return None
-        item: T = self.meta.decode(data)
+        item: T = self.meta.decode(value)
         return item
+
+    def _pack_page(self, page: Page[T]) -> Any:
+        if self._objects:
+            return (page.items, page.next_page_key)
+        return msgspec.json.encode(
+            ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
+
+    def _unpack_page(self, value: Any) -> Page[T]:
+        items, next_key = value if self._objects else self._page.decode(value)
+        return Page(list(items), next_key)
+
+    # ---- reads --------------------------------------------------------------------------
 
     def _canon(self, key: str) -> str:
         """The one spelling of ``key`` (a bad key is a ValidationError, never an entry)."""
         return self.meta.key_string(self.meta.parse_key(key))
 
     async def read(self, key: str) -> T | None:
+        # entries are under canonical keys only, so the key as given can be tried at once;
+        # the in-process LRU is looked up inline (this is the path a cache is for)
+        hot = self._hot
+        if hot is not None and type(key) is str:
+            entry = hot.get(key)
+            if entry is not None and (self._forever or entry[1] > time.monotonic()):
+                try:  # noqa: SIM105 - cheaper than contextlib.suppress here
+                    hot.move_to_end(key)
+                except KeyError:  # evicted meanwhile: still a valid answer
+                    pass
+                self.stats.hits += 1
+                value = entry[0]
+                if self._objects:
+                    return None if value is MISSING else value
+                return self._unpack(value)
         key = self._canon(key)
         (found,), token = await self.cache.get_items([key])
         if found is not None:
             self.stats.hits += 1
-            return self._decode(found)
+            return self._unpack(found)
         self.stats.misses += 1
 
-        async def load() -> bytes:
+        async def load() -> Any:
             (again,), fresh = await self.cache.get_items([key])  # a flight that just ended
             if again is not None:  # (after our lookup) may have filled it
                 return again
             self.stats.loads += 1
-            item = await self.inner.read(key)
-            data = MISSING if item is None else self.meta.encode(item)
+            data = self._pack(await self.inner.read(key))
             await self.cache.put_items(fresh, {key: data})
             return data
 
-        return self._decode(await self._flights.run(("i", token, key), load))
+        return self._unpack(await self._flights.run(("i", token, key), load))
 
     async def read_batch(self, keys: Sequence[str]) -> list[T | None]:
         if isinstance(keys, str):
             raise ValidationError("read_batch takes a list of keys")
+        peek = self._peek
+        found: list[Any] = [peek(k) if type(k) is str else None for k in keys]
+        if None not in found:
+            self.stats.hits += len(found)
+            return [self._unpack(v) for v in found]
         keys = [self._canon(k) for k in keys]
-        if not keys:
-            return []
         found, token = await self.cache.get_items(keys)
         missing = list(dict.fromkeys(k for k, v in zip(keys, found, strict=True) if v is None))
         self.stats.hits += len(keys) - len(missing)
         self.stats.misses += len(missing)
         if missing:
 
-            async def load() -> dict[str, bytes]:
+            async def load() -> dict[str, Any]:
                 again, fresh = await self.cache.get_items(missing)
                 data = {k: v for k, v in zip(missing, again, strict=True) if v is not None}
                 still = [k for k in missing if k not in data]
                 if still:
                     self.stats.loads += 1
                     items = await self.inner.read_batch(still)
-                    loaded = {k: MISSING if i is None else self.meta.encode(i)
-                              for k, i in zip(still, items, strict=True)}
+                    loaded = {k: self._pack(i) for k, i in zip(still, items, strict=True)}
                     await self.cache.put_items(fresh, loaded)
                     data.update(loaded)
                 return data
 
             loaded = await self._flights.run(("b", token, tuple(missing)), load)
             found = [loaded[k] if v is None else v for k, v in zip(keys, found, strict=True)]
-        return [None if v is None else self._decode(v) for v in found]
+        return [self._unpack(v) for v in found]
 
     def _query_key(self, kind: str, filter: Filter | None, order: OrderArg = None,
                    limit: int | None = None, page_key: str | None = None) -> str:
@@ -330,49 +401,42 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         spec = sort_spec(self.meta, order) if kind == "s" else ()
         return repr((kind, repr(f), spec, limit, page_key))
 
+    async def _query(self, query: str, fetch: Any) -> Any:
+        found = self.cache.peek_query(query)
+        if found is not None:
+            self.stats.hits += 1
+            return found
+        found, token = await self.cache.get_query(query)
+        if found is not None:
+            self.stats.hits += 1
+            return found
+        self.stats.misses += 1
+
+        async def load() -> Any:
+            again, fresh = await self.cache.get_query(query)
+            if again is not None:
+                return again
+            self.stats.loads += 1
+            data = await fetch()
+            await self.cache.put_query(fresh, query, data)
+            return data
+
+        return await self._flights.run(("q", token, query), load)
+
     async def search(self, filter: Filter | None = None, order: OrderArg = None,
                      limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        async def fetch() -> Any:
+            return self._pack_page(await self.inner.search(filter, order, limit, page_key))
+
         query = self._query_key("s", filter, order, limit, page_key)
-        found, token = await self.cache.get_query(query)
-        if found is not None:
-            self.stats.hits += 1
-        else:
-            self.stats.misses += 1
-
-            async def load() -> bytes:
-                again, fresh = await self.cache.get_query(query)
-                if again is not None:
-                    return again
-                self.stats.loads += 1
-                page = await self.inner.search(filter, order, limit, page_key)
-                data = msgspec.json.encode(
-                    ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
-                await self.cache.put_query(fresh, query, data)
-                return data
-
-            found = await self._flights.run(("q", token, query), load)
-        items, next_key = self._page.decode(found)
-        return Page(items, next_key)
+        return self._unpack_page(await self._query(query, fetch))
 
     async def count(self, filter: Filter | None = None) -> int:
-        query = self._query_key("c", filter)
-        found, token = await self.cache.get_query(query)
-        if found is not None:
-            self.stats.hits += 1
-        else:
-            self.stats.misses += 1
+        async def fetch() -> Any:
+            n = await self.inner.count(filter)
+            return n if self._objects else str(n).encode()
 
-            async def load() -> bytes:
-                again, fresh = await self.cache.get_query(query)
-                if again is not None:
-                    return again
-                self.stats.loads += 1
-                data = str(await self.inner.count(filter)).encode()
-                await self.cache.put_query(fresh, query, data)
-                return data
-
-            found = await self._flights.run(("q", token, query), load)
-        return int(found)
+        return int(await self._query(self._query_key("c", filter), fetch))
 
     # ---- writes -------------------------------------------------------------------------
 

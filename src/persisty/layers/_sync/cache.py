@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,7 +57,19 @@ class CacheStats:
 
 class CacheBackend:
     """Where a cached store keeps its entries: :class:`MemoryCache` (this process) or
-    :class:`RedisCache` (shared by several processes)."""
+    :class:`RedisCache` (shared by several processes).
+
+    ``objects`` says whether it can keep Python objects (else it is given bytes)."""
+
+    objects = False
+
+    def peek_item(self, key: str) -> Any:
+        """The cached value of ``key`` if it can be had without I/O, else ``None``."""
+        return None
+
+    def peek_query(self, query: str) -> Any:
+        """The cached result of ``query`` if it can be had without I/O, else ``None``."""
+        return None
 
     def get_items(self, keys: Sequence[str]) -> tuple[list[bytes | None], Token]:
         """The cached encoding of each key (``MISSING`` for a cached absence, ``None`` when not
@@ -88,47 +101,60 @@ class CacheBackend:
 
 
 class MemoryCache(CacheBackend):
-    """An in-process LRU cache bounded to ``max_items`` entries, each kept ``ttl`` seconds.
+    """An in-process LRU cache of at most ``max_items`` items and ``max_items`` search and
+    count results, each kept ``ttl`` seconds (``None``: until evicted or invalidated).
 
     Example::
 
         notes = cached(db.store(Note), cache=MemoryCache(max_items=1000, ttl=5.0))
     """
 
+    objects = True
+
     def __init__(self, max_items: int = 10_000, ttl: float | None = 30.0) -> None:
-        self.lru: LRU[bytes] = LRU(max_items, ttl)
+        self.items: LRU[Any] = LRU(max_items, ttl)
+        self.queries: LRU[Any] = LRU(max_items, ttl)
+        self.peek_item = self.items.get  # type: ignore[method-assign]  # the hot path
         self.generation = 0
         self._lock = threading.Lock()  # a fill and an invalidation never interleave
 
-    def get_items(self, keys: Sequence[str]) -> tuple[list[bytes | None], Token]:
-        token = self.generation
-        return [self.lru.get(("i", k)) for k in keys], token
+    def peek_item(self, key: str) -> Any:
+        return self.items.get(key)
 
-    def put_items(self, token: Token, entries: Mapping[str, bytes]) -> None:
+    def peek_query(self, query: str) -> Any:
+        return self.queries.get((self.generation, query))
+
+    def get_items(self, keys: Sequence[str]) -> tuple[list[Any], Token]:
+        token = self.generation
+        return [self.items.get(k) for k in keys], token
+
+    def put_items(self, token: Token, entries: Mapping[str, Any]) -> None:
         with self._lock:
             if token == self.generation:
                 for k, v in entries.items():
-                    self.lru.set(("i", k), v)
+                    self.items.set(k, v)
 
-    def get_query(self, query: str) -> tuple[bytes | None, Token]:
+    def get_query(self, query: str) -> tuple[Any, Token]:
         token = self.generation
-        return self.lru.get(("q", token, query)), token
+        return self.queries.get((token, query)), token
 
-    def put_query(self, token: Token, query: str, value: bytes) -> None:
+    def put_query(self, token: Token, query: str, value: Any) -> None:
         with self._lock:
             if token == self.generation:
-                self.lru.set(("q", token, query), value)
+                self.queries.set((token, query), value)
 
     def invalidate(self, keys: Iterable[str]) -> None:
         with self._lock:
             self.generation += 1
             for k in keys:
-                self.lru.pop(("i", k))
+                self.items.pop(k)
+            self.queries.clear()
 
     def invalidate_all(self) -> None:
         with self._lock:
             self.generation += 1
-            self.lru.clear()
+            self.items.clear()
+            self.queries.clear()
 
 
 # Lua scripts: the cache's state for a store lives under one prefix P:
@@ -249,6 +275,10 @@ class CachedStore(WrappedStore[T]):
     misses for the same entry cause one backend read. Writes made elsewhere are seen after at
     most ``ttl``. Use :func:`persisty.layers.cached` to build one.
 
+    The in-process cache hands out the cached objects themselves (that is what makes a hit
+    cheap): treat items read through it as read-only, or pass ``copies=True`` to get a
+    fresh copy on every read. The Redis cache always decodes a fresh copy.
+
     Example::
 
         notes = cached(db.store(Note), ttl=timedelta(seconds=30), max_items=10_000)
@@ -257,73 +287,114 @@ class CachedStore(WrappedStore[T]):
         notes.stats.hits           # 1
     """
 
-    def __init__(self, inner: Store[T], cache: CacheBackend) -> None:
+    def __init__(self, inner: Store[T], cache: CacheBackend, *,
+                 copies: bool = False) -> None:
         super().__init__(inner)
         self.cache = cache
         self.stats = CacheStats()
         self._flights = Flights()
+        self._objects = cache.objects and not copies
+        self._peek = cache.peek_item
+        memory = isinstance(cache, MemoryCache)
+        self._hot = cache.items._data if memory else None  # type: ignore[attr-defined]
+        self._forever = memory and cache.items.ttl is None  # type: ignore[attr-defined]
         self._page = msgspec.json.Decoder(tuple[list[self.meta.cls], str | None])  # type: ignore[name-defined]
 
-    # ---- reads --------------------------------------------------------------------------
+    # ---- values as cached -----------------------------------------------------------------
 
-    def _decode(self, data: bytes) -> T | None:
-        if data == MISSING:
+    def _pack(self, item: T | None) -> Any:
+        if item is None:
+            return MISSING
+        return item if self._objects else self.meta.encode(item)
+
+    def _unpack(self, value: Any) -> T | None:
+        if self._objects:
+            return None if value is MISSING else value
+        if value == MISSING:
             return None
-        item: T = self.meta.decode(data)
+        item: T = self.meta.decode(value)
         return item
+
+    def _pack_page(self, page: Page[T]) -> Any:
+        if self._objects:
+            return (page.items, page.next_page_key)
+        return msgspec.json.encode(
+            ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
+
+    def _unpack_page(self, value: Any) -> Page[T]:
+        items, next_key = value if self._objects else self._page.decode(value)
+        return Page(list(items), next_key)
+
+    # ---- reads --------------------------------------------------------------------------
 
     def _canon(self, key: str) -> str:
         """The one spelling of ``key`` (a bad key is a ValidationError, never an entry)."""
         return self.meta.key_string(self.meta.parse_key(key))
 
     def read(self, key: str) -> T | None:
+        # entries are under canonical keys only, so the key as given can be tried at once;
+        # the in-process LRU is looked up inline (this is the path a cache is for)
+        hot = self._hot
+        if hot is not None and type(key) is str:
+            entry = hot.get(key)
+            if entry is not None and (self._forever or entry[1] > time.monotonic()):
+                try:  # noqa: SIM105 - cheaper than contextlib.suppress here
+                    hot.move_to_end(key)
+                except KeyError:  # evicted meanwhile: still a valid answer
+                    pass
+                self.stats.hits += 1
+                value = entry[0]
+                if self._objects:
+                    return None if value is MISSING else value
+                return self._unpack(value)
         key = self._canon(key)
         (found,), token = self.cache.get_items([key])
         if found is not None:
             self.stats.hits += 1
-            return self._decode(found)
+            return self._unpack(found)
         self.stats.misses += 1
 
-        def load() -> bytes:
+        def load() -> Any:
             (again,), fresh = self.cache.get_items([key])  # a flight that just ended
             if again is not None:  # (after our lookup) may have filled it
                 return again
             self.stats.loads += 1
-            item = self.inner.read(key)
-            data = MISSING if item is None else self.meta.encode(item)
+            data = self._pack(self.inner.read(key))
             self.cache.put_items(fresh, {key: data})
             return data
 
-        return self._decode(self._flights.run(("i", token, key), load))
+        return self._unpack(self._flights.run(("i", token, key), load))
 
     def read_batch(self, keys: Sequence[str]) -> list[T | None]:
         if isinstance(keys, str):
             raise ValidationError("read_batch takes a list of keys")
+        peek = self._peek
+        found: list[Any] = [peek(k) if type(k) is str else None for k in keys]
+        if None not in found:
+            self.stats.hits += len(found)
+            return [self._unpack(v) for v in found]
         keys = [self._canon(k) for k in keys]
-        if not keys:
-            return []
         found, token = self.cache.get_items(keys)
         missing = list(dict.fromkeys(k for k, v in zip(keys, found, strict=True) if v is None))
         self.stats.hits += len(keys) - len(missing)
         self.stats.misses += len(missing)
         if missing:
 
-            def load() -> dict[str, bytes]:
+            def load() -> dict[str, Any]:
                 again, fresh = self.cache.get_items(missing)
                 data = {k: v for k, v in zip(missing, again, strict=True) if v is not None}
                 still = [k for k in missing if k not in data]
                 if still:
                     self.stats.loads += 1
                     items = self.inner.read_batch(still)
-                    loaded = {k: MISSING if i is None else self.meta.encode(i)
-                              for k, i in zip(still, items, strict=True)}
+                    loaded = {k: self._pack(i) for k, i in zip(still, items, strict=True)}
                     self.cache.put_items(fresh, loaded)
                     data.update(loaded)
                 return data
 
             loaded = self._flights.run(("b", token, tuple(missing)), load)
             found = [loaded[k] if v is None else v for k, v in zip(keys, found, strict=True)]
-        return [None if v is None else self._decode(v) for v in found]
+        return [self._unpack(v) for v in found]
 
     def _query_key(self, kind: str, filter: Filter | None, order: OrderArg = None,
                    limit: int | None = None, page_key: str | None = None) -> str:
@@ -331,49 +402,42 @@ class CachedStore(WrappedStore[T]):
         spec = sort_spec(self.meta, order) if kind == "s" else ()
         return repr((kind, repr(f), spec, limit, page_key))
 
+    def _query(self, query: str, fetch: Any) -> Any:
+        found = self.cache.peek_query(query)
+        if found is not None:
+            self.stats.hits += 1
+            return found
+        found, token = self.cache.get_query(query)
+        if found is not None:
+            self.stats.hits += 1
+            return found
+        self.stats.misses += 1
+
+        def load() -> Any:
+            again, fresh = self.cache.get_query(query)
+            if again is not None:
+                return again
+            self.stats.loads += 1
+            data = fetch()
+            self.cache.put_query(fresh, query, data)
+            return data
+
+        return self._flights.run(("q", token, query), load)
+
     def search(self, filter: Filter | None = None, order: OrderArg = None,
                      limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        def fetch() -> Any:
+            return self._pack_page(self.inner.search(filter, order, limit, page_key))
+
         query = self._query_key("s", filter, order, limit, page_key)
-        found, token = self.cache.get_query(query)
-        if found is not None:
-            self.stats.hits += 1
-        else:
-            self.stats.misses += 1
-
-            def load() -> bytes:
-                again, fresh = self.cache.get_query(query)
-                if again is not None:
-                    return again
-                self.stats.loads += 1
-                page = self.inner.search(filter, order, limit, page_key)
-                data = msgspec.json.encode(
-                    ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
-                self.cache.put_query(fresh, query, data)
-                return data
-
-            found = self._flights.run(("q", token, query), load)
-        items, next_key = self._page.decode(found)
-        return Page(items, next_key)
+        return self._unpack_page(self._query(query, fetch))
 
     def count(self, filter: Filter | None = None) -> int:
-        query = self._query_key("c", filter)
-        found, token = self.cache.get_query(query)
-        if found is not None:
-            self.stats.hits += 1
-        else:
-            self.stats.misses += 1
+        def fetch() -> Any:
+            n = self.inner.count(filter)
+            return n if self._objects else str(n).encode()
 
-            def load() -> bytes:
-                again, fresh = self.cache.get_query(query)
-                if again is not None:
-                    return again
-                self.stats.loads += 1
-                data = str(self.inner.count(filter)).encode()
-                self.cache.put_query(fresh, query, data)
-                return data
-
-            found = self._flights.run(("q", token, query), load)
-        return int(found)
+        return int(self._query(self._query_key("c", filter), fetch))
 
     # ---- writes -------------------------------------------------------------------------
 
