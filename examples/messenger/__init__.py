@@ -1,0 +1,1 @@
+"""The messenger example: users, channels and messages served over REST and GraphQL."""
