@@ -5,9 +5,11 @@ memory and SQLite, sync and async."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty
 import persisty.aio
@@ -85,9 +87,21 @@ class Counting(WrappedStore[Any]):
         return super().search(*args, **kwargs)
 
 
-@pytest.fixture(params=["memory://", "sqlite://"])
-def db(request: pytest.FixtureRequest) -> Any:
-    return persisty.connect(request.param)
+@pytest.fixture(params=["memory", "sqlite", "file", "redis", "postgresql", "mysql"])
+def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    """Integrity is the layer's job, so it holds on every backend: run on each engine."""
+    namespace = "rel" + uuid.uuid4().hex[:10]
+    url = {"memory": "memory://", "sqlite": "sqlite://", "file": f"file://{tmp_path}",
+           "redis": REDIS_URL, "postgresql": POSTGRES_URL, "mysql": MYSQL_URL}[request.param]
+    database = persisty.connect(url, namespace=namespace)
+    try:
+        yield database
+    finally:
+        if hasattr(database, "drop_tables"):
+            database.drop_tables()
+        elif request.param == "redis":
+            database.drop()
+        database.close()
 
 
 def _library(db: Any) -> tuple[Any, Any, Any]:

@@ -47,7 +47,13 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class HookFailure:
-    """A hook that raised: the write it was told about stays committed."""
+    """A hook that raised: the write it was told about stays committed.
+
+    Example::
+
+        for failure in notes.failures:
+            print(failure.change.kind, failure.change.key, repr(failure.error))
+    """
 
     change: Change
     hook: Callable[..., Any]
@@ -55,7 +61,14 @@ class HookFailure:
 
 
 class Failures:
-    """The most recent hook failures (bounded), also logged on ``persisty.events``."""
+    """The most recent hook failures (bounded), also logged on ``persisty.events``.
+
+    Example::
+
+        if notes.failures.total:
+            last = list(notes.failures)[-1]
+            notes.failures.clear()
+    """
 
     def __init__(self, keep: int = 100) -> None:
         self._items: collections.deque[HookFailure] = collections.deque(maxlen=keep)

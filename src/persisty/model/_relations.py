@@ -203,7 +203,13 @@ def relations_of(cls: type[Any]) -> dict[str, Relation]:
 def references_to(cls: type[Any]) -> list[Reference]:
     """Every declared reference to ``cls`` (from ``BelongsTo`` on other classes and from
     ``HasMany``/``HasOne`` on ``cls``), with the delete rule that applies (``block`` unless
-    declared). ``TypeError`` when two declarations of one reference disagree."""
+    declared). ``TypeError`` when two declarations of one reference disagree.
+
+    Example::
+
+        [(r.child.__name__, r.foreign_key, r.on_delete) for r in references_to(Author)]
+        # [("Book", "author_id", "cascade")]
+    """
     rules: dict[tuple[type[Any], str], list[str | None]] = {}
     for r in list(_DECLARED):
         if r.owner is None or not _stored(r.owner):

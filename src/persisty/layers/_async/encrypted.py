@@ -1,4 +1,4 @@
-"""The field-encryption layer (async): chosen attributes are stored as AES-256-GCM ciphertext.
+"""The field-encryption layer: chosen attributes are stored as AES-256-GCM ciphertext.
 
 The sync twin ``persisty/layers/_sync/encrypted.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.

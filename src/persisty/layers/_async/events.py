@@ -1,4 +1,4 @@
-"""The change-events layer (async): after-commit hooks and ``listen()`` subscriptions.
+"""The change-events layer: after-commit hooks and ``listen()`` subscriptions.
 
 The sync twin ``persisty/layers/_sync/events.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.

@@ -1,4 +1,4 @@
-"""The relations layer (async): batched loading of related items and referential integrity.
+"""The relations layer: batched loading of related items and referential integrity.
 
 The sync twin ``persisty/layers/_sync/relations.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.
