@@ -38,6 +38,7 @@ from persisty.backends.sql._schema import (
 )
 from persisty.errors import (
     Conflict,
+    IntegrityError,
     NotFound,
     PersistyError,
     PreconditionFailed,
@@ -54,10 +55,12 @@ from persisty.store import (
     EditResult,
     Insert,
     Key,
+    Page,
     Remove,
     Replace,
     WriteOp,
 )
+from persisty.store._async import OrderArg
 from persisty.store._prepare import check_changes, prepare_create, prepare_patch, prepare_update
 
 
@@ -261,7 +264,17 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         self.dialect = db.dialect
         self._driver = db.driver
         self._ready = False
-        self._decode = msgspec.json.Decoder(meta.cls).decode
+        decoder = msgspec.json.Decoder(meta.cls)
+
+        def decode(doc: bytes | str) -> Any:
+            try:
+                return decoder.decode(doc)
+            except (msgspec.ValidationError, msgspec.DecodeError) as e:
+                raise IntegrityError(
+                    f"a stored {meta.name} does not fit the model ({e}); migrate or rewrite it"
+                ) from None
+
+        self._decode = decode
         # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         self._plain_creates = not any(a.generated == "sequence" for a in meta.attrs)
@@ -500,6 +513,12 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return int(rows[0][0])
 
     # ---- faster paths with the same semantics ------------------------------------------------
+
+    async def search(self, filter: Filter | None = None, order: OrderArg = None,
+                     limit: int | None = None, page_key: str | None = None) -> Page[Any]:
+        if page_key is not None and not self._ready:
+            await self._prepare()  # the page-key secret is kept in the database
+        return await super().search(filter, order, limit, page_key)
 
     async def read(self, key: str) -> Any:
         if self._str_key and type(key) is str and key:

@@ -279,6 +279,7 @@ class TableSchema:
             metadata.remove(metadata.tables[self.name])
         self.table = sa.Table(self.name, metadata, *sa_cols, **kw)
         self.indexes: list[sa.Index] = []
+        self.index_attrs: dict[str, tuple[str, ...]] = {}
         for ix in meta.indexes:
             elements: list[Any] = []
             for attr_name in ix.attrs:
@@ -288,7 +289,12 @@ class TableSchema:
                 else:
                     elements.append(col)
             name = _short(ix.name or f"ix_{self.name}_{'_'.join(ix.attrs)}")
-            self.indexes.append(sa.Index(name, *elements, unique=ix.unique))
+            kw = {}
+            if d.name == "mysql" and not ix.unique:  # a prefix for TEXT columns
+                kw["mysql_length"] = {a: 255 for a in ix.attrs
+                                      if self.by_name[a].family in ("str", "bytes")}
+            self.indexes.append(sa.Index(name, *elements, unique=ix.unique, **kw))
+            self.index_attrs[name] = ix.attrs
 
         # fixed statements
         ph = d.ph
@@ -761,6 +767,11 @@ def _field_in(text: str, schema: TableSchema | None) -> str | None:
     if schema is None:
         return None
     low = text.lower()
+    for name in sorted(schema.index_attrs, key=len, reverse=True):
+        if name.lower() in low:
+            return schema.index_attrs[name][0]
+    if "primary" in low or "pkey" in low:
+        return schema.key_cols[0].name
     for c in schema.columns:
         n = c.name.lower()
         for form in (f"'{n}'", f'"{n}"', f".{n}", f"({n})", f" {n} ", f"{n}_"):
