@@ -74,10 +74,11 @@ class LRU(Generic[V]):
 
 
 class _Call:
-    __slots__ = ("error", "event", "result")
+    __slots__ = ("done", "error", "result")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.done = threading.Lock()  # held by the leader until the result is there
+        self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -108,7 +109,8 @@ class Flights:
             else:
                 self.shared += 1
         if not leader:
-            call.event.wait()
+            with call.done:  # wait for the leader
+                pass
             if call.error is not None:
                 raise call.error
             result: V = call.result
@@ -122,7 +124,7 @@ class Flights:
             with self._lock:
                 if self._calls.get(key) is call:
                     del self._calls[key]
-            call.event.set()
+            call.done.release()
         value: V = call.result
         return value
 
