@@ -339,3 +339,26 @@ def persisty_connect(db: RedisDatabase) -> RedisDatabase:
     other = persisty.connect(REDIS_URL, namespace=db.namespace)
     assert isinstance(other, RedisDatabase)
     return other
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_same_key_several_times_in_one_batch(db: RedisDatabase, atomic: bool) -> None:
+    store = db.store(Row)
+    store.create(Row(id=1, owner="p", email="one"))
+    results = store.edit_batch([
+        Edit.create(Row(id=50, owner="q", score=1.0, email="e50")),
+        Edit.patch("50", {"owner": "r"}),
+        Edit.patch("1", {"email": "free"}),
+        Edit.patch("50", {"score": 2.0, "email": "one"}),
+        Edit.delete("1"),
+        Edit.create(Row(id=1, owner="p2", email="e50")),
+    ], atomic=atomic)
+    assert all(r.ok for r in results), results
+    assert store.search(F.owner == "q").items == []
+    assert [(r.id, r.score, r.email) for r in store.search(F.owner == "r").items] == [
+        (50, 2.0, "one")]
+    assert [r.id for r in store.search(F.email == "e50").items] == [1]
+    assert store.count(F.owner == "p") == 0 and store.count(F.owner == "p2") == 1
+    for name in [b"~keys", b"ix_row_owner_score", b"ix_row_email", b"ix_row_title"]:
+        key = f"persisty:{{{db.namespace}:row}}:x:".encode() + name
+        assert db.client.zcard(key) == 2, name

@@ -77,7 +77,8 @@ local nix = tonumber(ARGV[4])
 local nu = tonumber(ARGV[5])
 local p = 6
 local ixnames = {}
-for i = 1, nix do ixnames[i] = ARGV[p]; p = p + 1 end
+local ixkeys = {}
+for i = 1, nix do ixnames[i] = ARGV[p]; ixkeys[i] = base .. ':x:' .. ARGV[p]; p = p + 1 end
 local unames = {}
 for i = 1, nu do unames[i] = ARGV[p]; p = p + 1 end
 if ttl > 0 then expire_due() end
@@ -100,6 +101,15 @@ end
 
 local state = {}
 local owners = {}
+-- the shadow records of every key of the batch, in one HMGET per 1,000 keys
+for a = 1, #ops, 1000 do
+  local keys = {}
+  for i = a, math.min(a + 999, #ops) do keys[#keys + 1] = ops[i].key end
+  local found = redis.call('HMGET', shadow, unpack(keys))
+  for i = 1, #keys do
+    if state[keys[i]] == nil then state[keys[i]] = found[i] end
+  end
+end
 local function current(key)
   local v = state[key]
   if v == nil then
@@ -164,17 +174,46 @@ local function check(op)
   return 'ok'
 end
 
-local function apply(op)
-  local ikey = base .. ':i:' .. op.key
-  local keep = nil
-  if op.kind ~= 'D' then
-    keep = {}
-    for i = 1, nix do keep[ixnames[i] .. '\0' .. op.members[i]] = true end
+-- writes of new values are collected and sent as one MSET / ZADD / HSET per kind; a key
+-- written twice in one batch flushes them first, so every change lands in order
+local pset, pshadow, pz, pu, touched = {}, {}, {}, {}, {}
+for i = 1, nix do pz[i] = {} end
+for i = 1, nu do pu[i] = {} end
+local function send(cmd, key, list)
+  for a = 1, #list, 2000 do
+    if key then
+      redis.call(cmd, key, unpack(list, a, math.min(a + 1999, #list)))
+    else
+      redis.call(cmd, unpack(list, a, math.min(a + 1999, #list)))
+    end
   end
-  local old = {}
+end
+local function flush()
+  if #pset > 0 then send('MSET', nil, pset); pset = {} end
+  for i = 1, nix do
+    if #pz[i] > 0 then send('ZADD', ixkeys[i], pz[i]); pz[i] = {} end
+  end
+  for i = 1, nu do
+    if #pu[i] > 0 then send('HSET', base .. ':u:' .. unames[i], pu[i]); pu[i] = {} end
+  end
+  if #pshadow > 0 then send('HSET', shadow, pshadow); pshadow = {} end
+  touched = {}
+end
+
+local function apply(op)
+  if touched[op.key] then flush() end
+  touched[op.key] = true
+  local ikey = base .. ':i:' .. op.key
+  local old = nil
   if op.prev then
     local sh = op.prev
+    local keep = nil
+    if op.kind ~= 'D' then
+      keep = {}
+      for i = 1, nix do keep[ixnames[i] .. '\0' .. op.members[i]] = true end
+    end
     unindex(op.key, sh, keep)
+    old = {}
     local nm = tonumber(sh[2])
     for i = 1, nm do old[sh[1 + 2 * i] .. '\0' .. sh[2 + 2 * i]] = true end
   end
@@ -189,18 +228,26 @@ local function apply(op)
     redis.call('SET', ikey, op.value, 'PXAT', at)
     redis.call('ZADD', base .. ':e', at, op.key)
   else
-    redis.call('SET', ikey, op.value)
+    pset[#pset + 1] = ikey
+    pset[#pset + 1] = op.value
   end
   for i = 1, nix do
-    if not old[ixnames[i] .. '\0' .. op.members[i]] then
-      redis.call('ZADD', base .. ':x:' .. ixnames[i], 0, op.members[i])
+    if not (old and old[ixnames[i] .. '\0' .. op.members[i]]) then
+      local z = pz[i]
+      z[#z + 1] = 0
+      z[#z + 1] = op.members[i]
     end
   end
   for i = 1, nu do
     local f = op.fields[i]
-    if f ~= '' then redis.call('HSET', base .. ':u:' .. unames[i], f, op.key) end
+    if f ~= '' then
+      local u = pu[i]
+      u[#u + 1] = f
+      u[#u + 1] = op.key
+    end
   end
-  redis.call('HSET', shadow, op.key, op.shadow)
+  pshadow[#pshadow + 1] = op.key
+  pshadow[#pshadow + 1] = op.shadow
 end
 
 local results = {}
@@ -223,6 +270,7 @@ else
     if results[i] == 'ok' then apply(op) end
   end
 end
+flush()
 return results
 """
 
