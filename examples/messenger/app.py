@@ -1,7 +1,9 @@
 """A small messenger on persisty: users, channels and messages, served over REST + GraphQL
 with JWT auth. Anyone may read users and channels; signed-in users read messages and write
 their own (the owner of a message is always the signed-in user, and only they may change
-or delete it); admins manage users and channels.
+or delete it); admins manage users and channels. Relations (a message belongs to a channel
+and an author; deleting a channel deletes its messages) come from the class declarations:
+GraphQL nests them, loading each level in one batched read.
 
 Run it with ``scripts/run-example`` (embedded SQLite ``persisty.db`` by default, or
 ``PERSISTY_URL``). Demo accounts: ann/ann, bob/bob (users), root/root (admin).
@@ -15,9 +17,9 @@ from uuid import UUID
 
 import persisty.aio
 from persisty import Attr, Index, stored
-from persisty.layers import Policy
+from persisty.layers import BelongsTo, HasMany, Policy
 from persisty.query import F
-from persisty.serve import DemoAuthenticator, JWTAuth, Link
+from persisty.serve import DemoAuthenticator, JWTAuth
 from persisty.serve import app as make_app
 
 
@@ -28,6 +30,7 @@ class User:
     id: str = Attr(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
     name: str = Attr(max_length=100)
     created_at: datetime = Attr(generated="created", default=None)
+    messages = HasMany("Message", "owner", on_delete="cascade")
 
 
 @stored(indexes=[Index("title", unique=True)])
@@ -38,6 +41,7 @@ class Channel:
     title: str = Attr(max_length=100)
     topic: str = Attr(default="", max_length=500)
     created_at: datetime = Attr(generated="created", default=None)
+    messages = HasMany("Message", "channel_id", on_delete="cascade")
 
 
 @stored(indexes=[Index("channel_id", "sent_at"), Index("owner")])
@@ -50,6 +54,8 @@ class Message:
     text: str = Attr(min_length=1, max_length=2000)
     sent_at: datetime = Attr(generated="created", default=None)
     edited_at: datetime = Attr(generated="updated", default=None)
+    channel = BelongsTo(Channel, "channel_id")
+    author = BelongsTo(User, "owner")
 
 
 def own(principal: persisty.layers.Principal) -> persisty.Filter:
@@ -104,8 +110,6 @@ def create_app(url: str | None = None) -> object:
         login=DemoAuthenticator(USERS),
         policies=POLICIES,
         anonymous=[User, Channel],
-        links=[Link(Message, "channel_id", Channel, back="messages"),
-               Link(Message, "owner", User, name="author", back="messages")],
         cache_control={User: "public, max-age=60", Channel: "public, max-age=60",
                        Message: "private, no-cache"},
         cors=True,

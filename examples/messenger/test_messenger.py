@@ -16,12 +16,10 @@ sys.path.insert(0, str(ROOT))
 from examples.messenger.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-URL = "memory://"
-
 
 @pytest.fixture
-def client() -> Any:
-    with TestClient(create_app(URL)) as c:
+def client(tmp_path: Path) -> Any:
+    with TestClient(create_app(f"sqlite:///{tmp_path}/messenger.db")) as c:
         yield c
 
 
@@ -69,8 +67,21 @@ def test_graphql_relations(client: Any) -> None:
 
 
 def test_run_example_starts_and_serves(tmp_path: Path) -> None:
-    env = {**os.environ, "PERSISTY_URL": URL}
+    env = {k: v for k, v in os.environ.items() if k != "PERSISTY_URL"}
+    # the script's default: the embedded SQLite database ./persisty.db (here in tmp_path)
     r = subprocess.run([str(ROOT / "scripts" / "run-example"), "--check"], env=env,
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "/docs" in r.stdout and "/graphql" in r.stdout and "FAIL" not in r.stdout
+    assert "sqlite:///persisty.db" in r.stdout
+
+
+def test_references_and_cascades(client: Any) -> None:
+    ann, root = login(client, "ann"), login(client, "root")
+    r = client.post("/api/message", json={"channel_id": "nowhere", "text": "x"}, headers=ann)
+    assert r.status_code in (404, 409, 422), r.text
+    n = client.get("/api/message/_count", params={"channel_id": "random"}, headers=ann).json()
+    assert n["count"] == 2
+    assert client.delete("/api/channel/random", headers=root).status_code == 204
+    n = client.get("/api/message/_count", params={"channel_id": "random"}, headers=ann).json()
+    assert n["count"] == 0

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 import persisty.aio
 from persisty.serve import app, router
 
-URLS = ["memory://"]  # sqlite joins when the SQL backend is committed
+URLS = ["memory://", "sqlite"]
 
 
 def _db(url: str, tmp_path: Any) -> Any:

@@ -113,6 +113,8 @@ class Served:
     update_attrs: frozenset[str] = frozenset()
     patch_attrs: frozenset[str] = frozenset()
     filter_attrs: tuple[str, ...] = ()
+    related: bool = False
+    base: AsyncStore[Any] | None = None
 
     @property
     def name(self) -> str:
@@ -160,7 +162,14 @@ class Api:
 
     def store(self, request: Request, served: Served) -> AsyncStore[Any]:
         """The store as the caller may use it (wrapped in the policy, when there is one)."""
-        store = self.db.store(served.cls)
+        store = served.base
+        if store is None:
+            store = self.db.store(served.cls)
+            if served.related:  # declared relations: batched loads, integrity on delete
+                from persisty.layers import related
+
+                store = related(store, self.db)
+            served.base = store
         principal = self.principal(request, served)
         if served.policy is None:
             return store
@@ -619,7 +628,21 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
     api = Api(db, served, auth=auth, login=login, prefix=prefix, max_limit=max_limit,
               title=title)
     relations: dict[str, dict[str, tuple[str, str]]] = {}
-    has_many: dict[str, dict[str, tuple[str, str]]] = {}
+    has_many: dict[str, dict[str, tuple[str, str, bool]]] = {}
+    from persisty.layers import relations_of
+
+    for s in served.values():  # relations declared on the classes (BelongsTo, HasMany, HasOne)
+        declared = relations_of(s.cls)
+        s.related = bool(declared)
+        for rel_name, rel in declared.items():
+            target = meta_of(rel.target)
+            if target.name not in served:
+                continue
+            if rel.kind == "belongs_to":
+                relations.setdefault(s.name, {})[rel_name] = (rel.foreign_key, target.name)
+            else:
+                has_many.setdefault(s.name, {})[rel_name] = (target.name, rel.foreign_key,
+                                                              not rel.many)
     for link in links:
         src, dst = meta_of(link.source), meta_of(link.target)
         if src.name not in served or dst.name not in served:
@@ -631,7 +654,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
                                   field="links")
         relations.setdefault(src.name, {})[link.field_name()] = (link.attr, dst.name)
         if link.back:
-            has_many.setdefault(dst.name, {})[link.back] = (src.name, link.attr)
+            has_many.setdefault(dst.name, {})[link.back] = (src.name, link.attr, False)
     api.extra["relations"] = relations
     api.extra["has_many"] = has_many
     result: list[BaseRoute] = []

@@ -195,9 +195,9 @@ class _Builder:
         return t
 
     def relation_fields(self, s: Served) -> dict[str, GraphQLField]:
-        """Nested fields for relations declared in ``app(..., relations=...)``: a
-        ``BelongsTo``-like link (an attribute holding another store's key) is resolved with
-        one batched read per level."""
+        """Nested fields for the relations declared on the classes (``BelongsTo``,
+        ``HasMany``, ``HasOne``) and the ``links`` given to ``app``: each is resolved with
+        one batched read per relation and level of the query."""
         links = self.api.extra.get("relations", {}).get(s.name, {})
         result: dict[str, GraphQLField] = {}
         for field_name, (attr, target_name) in links.items():
@@ -205,12 +205,16 @@ class _Builder:
             result[field_name] = GraphQLField(
                 self.object_type(target), resolve=self._belongs_to(attr, target))
         back = self.api.extra.get("has_many", {}).get(s.name, {})
-        for field_name, (target_name, attr) in back.items():
+        for field_name, (target_name, attr, one) in back.items():
             target = self.api.served[target_name]
+            if one:
+                result[field_name] = GraphQLField(
+                    self.object_type(target), resolve=self._has_many(s, target, attr, True))
+                continue
             result[field_name] = GraphQLField(
                 GraphQLNonNull(GraphQLList(GraphQLNonNull(self.object_type(target)))),
                 args={"limit": GraphQLArgument(GraphQLInt)},
-                resolve=self._has_many(s, target, attr))
+                resolve=self._has_many(s, target, attr, False))
         return result
 
     def _belongs_to(self, attr: str, target: Served) -> Callable[..., Any]:
@@ -223,7 +227,8 @@ class _Builder:
 
         return resolve
 
-    def _has_many(self, parent: Served, target: Served, attr: str) -> Callable[..., Any]:
+    def _has_many(self, parent: Served, target: Served, attr: str,
+                  one: bool) -> Callable[..., Any]:
         async def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
             ctx: _Context = info.context
             name = f"{target.name}.{attr}"
@@ -240,6 +245,8 @@ class _Builder:
 
                 loader = ctx.loaders[name] = _Loader(load)
             children = await loader.get(parent.meta.key_of(item))
+            if one:
+                return children[0] if children else None
             return children if limit is None else children[:max(limit, 0)]
 
         return resolve
