@@ -1,0 +1,52 @@
+"""The conformance suite on the DynamoDB backend (moto_server on 127.0.0.1, started by
+scripts/services), sync and async. Each test uses its own namespace; its tables are deleted
+afterwards."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import persisty
+import persisty.aio
+from persisty.backends.dynamodb import AsyncDynamoDatabase, DynamoDatabase
+from persisty.store import AsyncDatabase, Database
+from persisty.testing import AsyncStoreConformance, StoreConformance
+
+
+def dynamodb_url() -> str:
+    """The moto_server URL; a test run without it fails (it is never skipped)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not endpoint:
+        pytest.fail("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
+                    "`source scripts/services` first (it starts moto_server)")
+    return os.environ.get("PERSISTY_TEST_DYNAMODB") or (
+        f"dynamodb://?region=us-east-1&endpoint_url={endpoint}")
+
+
+# two parallel Scan segments: exercises segmenting, at half the work of the default four
+# for moto (which reads the whole table for every segment)
+OPTIONS = {"segments": 2}
+
+
+class TestDynamo(StoreConformance):
+    concurrency_increments = 10  # 8 workers x 200 if_match increments = exactly 1,600
+
+    def open_database(self, namespace: str) -> Database:
+        return persisty.connect(dynamodb_url(), namespace=namespace, **OPTIONS)
+
+    def drop(self, database: Database) -> None:
+        assert isinstance(database, DynamoDatabase)
+        database.drop()
+
+
+class TestDynamoAsync(AsyncStoreConformance):
+    concurrency_increments = 10
+
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        return persisty.aio.connect(dynamodb_url(), namespace=namespace, **OPTIONS)
+
+    async def drop(self, database: AsyncDatabase) -> None:
+        assert isinstance(database, AsyncDynamoDatabase)
+        await database.drop()
