@@ -609,7 +609,9 @@ class DynamoStore(StoreBase[Any]):
         keep = None if plan.residual is ALL else compile_filter(plan.residual, self.meta)
         page_limit: int | None = None
         if plan.filter_text is None and keep is None:
-            page_limit = min(1000, limit + 1)
+            # the limit, one more to see that the last group of ties is complete, and the
+            # cursor's own item (the key condition includes its sort value)
+            page_limit = min(1000, limit + (2 if use_after else 1))
         collected: list[Any] = []
         load = self.codec.load
         while True:
