@@ -399,6 +399,11 @@ class FieldCipher:
         return b"\x00".join((b"persisty/pe1", self.context, item_key.encode(),
                              concrete.encode(), kid.encode()))
 
+    @staticmethod
+    def _b64decode(text: str) -> bytes:
+        return binascii.a2b_base64(text.replace("-", "+").replace("_", "/")
+                                   + "=" * (-len(text) % 4), strict_mode=True)
+
     def seal_value(self, path: FieldPath, value: Any, item_key: str, concrete: str,
                    key_id: str | None = None) -> str:
         """The envelope text of one JSON-compatible value."""
@@ -427,7 +432,7 @@ class FieldCipher:
         kid = parts[1]
         _, aead = self._key(path, kid)
         try:
-            body = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4))
+            body = self._b64decode(parts[2])
             ad = self._ad(path, item_key, concrete, kid)
             if path.deterministic:
                 plain = aead.decrypt(body, [ad])
@@ -472,6 +477,14 @@ class FieldCipher:
 
     def _visit(self, node: Any, segments: Sequence[str], i: int, concrete: str,
                fn: Callable[[Any, str], Any]) -> Any:
+        if i == 0 and len(segments) == 1 and isinstance(node, dict):  # a whole attribute
+            name = segments[0]
+            value = node.get(name)
+            if value is None:
+                return node
+            copy = dict(node)
+            copy[name] = fn(value, name)
+            return copy
         if node is None:
             return None
         if i == len(segments):
