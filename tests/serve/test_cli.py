@@ -82,3 +82,29 @@ def test_serve_loads_the_app_and_runs_uvicorn(monkeypatch: Any) -> None:
     assert seen["port"] == 8765 and seen["host"] == "127.0.0.1"
     assert "http://127.0.0.1:8765/docs" in r.output
     assert "http://127.0.0.1:8765/graphql" in r.output
+
+
+def test_migrate_plans_and_applies_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    db = persisty.connect(url)
+    db.store(Page).count()  # the table exists now
+    db.close()
+    (tmp_path / "v2.py").write_text(
+        "from persisty import stored, Index\n"
+        "@stored(key=('owner', 'slug'), name='page', indexes=[Index('views')])\n"
+        "class Page:\n"
+        "    owner: str\n    slug: str\n    body: str = ''\n    views: int = 0\n"
+        "    extra: str | None = None\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        r = runner.invoke(cli, ["migrate", url, "v2"])
+        assert r.exit_code == 0, r.output
+        assert "extra" in r.output and "dry run" in r.output
+        r = runner.invoke(cli, ["migrate", url, "v2", "--apply"])
+        assert r.exit_code == 0 and "applied" in r.output, r.output
+        r = runner.invoke(cli, ["migrate", url, "v2"])
+        assert "nothing to do" in r.output, r.output
+    finally:
+        sys.path.remove(str(tmp_path))
