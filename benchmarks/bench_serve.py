@@ -3,7 +3,8 @@ Starlette handler running the same SQLite queries, in the same run, on 127.0.0.1
 
 Both servers run under uvicorn in their own process on a copy of one SQLite database of
 ``--n`` BenchItems (see workload.py). A bounded asyncio load generator (raw HTTP/1.1 over
-keep-alive connections, ``--concurrency`` of them) sends ``--requests`` requests per phase:
+keep-alive connections, ``--concurrency`` of them) sends ``--requests`` requests per phase,
+alternating between the two servers for ``--rounds`` rounds (the best round of each counts):
 
     get     GET one item by key (random keys)
     search  owner == X order by score desc limit 20
@@ -218,26 +219,45 @@ def phases(kind: str, rows: list[dict[str, Any]], n_requests: int,
     }
 
 
-def measure(kind: str, db_path: str, rows: list[dict[str, Any]], args: Any
-            ) -> dict[str, tuple[float, float, float]]:
-    port = _port()
-    proc = subprocess.Popen([sys.executable, __file__, "--server", kind, "--db", db_path,
-                             "--port", str(port)])
-    try:
-        _wait(port, proc)
-        results = {}
+class Server:
+    """One server process (uvicorn) on its own copy of the database."""
+
+    def __init__(self, kind: str, db_path: str) -> None:
+        self.kind = kind
+        self.port = _port()
+        self.proc = subprocess.Popen([sys.executable, __file__, "--server", kind, "--db",
+                                      db_path, "--port", str(self.port)])
+        _wait(self.port, self.proc)
+
+    def run(self, reqs: list[bytes], concurrency: int,
+            expect: int) -> tuple[float, float, float]:
+        seconds, lat = asyncio.run(load(self.port, reqs, concurrency, expect))
+        q = statistics.quantiles(lat, n=100)
+        return len(reqs) / seconds, q[49] * 1000, q[98] * 1000
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def measure(servers: dict[str, Server], rows: list[dict[str, Any]], args: Any
+            ) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Each phase on each server, alternating, ``--rounds`` times; the best round counts
+    (the machine may be busy with other work: the best round is the least disturbed)."""
+    best: dict[str, dict[str, tuple[float, float, float]]] = {k: {} for k in servers}
+    for kind, server in servers.items():
         warm = phases(kind, rows, 300, seed=7)
         for name in ("get", "search"):
-            asyncio.run(load(port, warm[name], args.concurrency, 200))
-        for name, reqs in phases(kind, rows, args.requests, seed=11).items():
-            seconds, lat = asyncio.run(load(port, reqs, args.concurrency,
-                                            201 if name == "create" else 200))
-            q = statistics.quantiles(lat, n=100)
-            results[name] = (len(reqs) / seconds, q[49] * 1000, q[98] * 1000)
-        return results
-    finally:
-        proc.terminate()
-        proc.wait(10)
+            server.run(warm[name], args.concurrency, 200)
+    for round_ in range(args.rounds):
+        plans = {k: phases(k, rows, args.requests, seed=11 + round_) for k in servers}
+        for name in ("get", "search", "create"):
+            for kind, server in servers.items():
+                r = server.run(plans[kind][name], args.concurrency,
+                               201 if name == "create" else 200)
+                if name not in best[kind] or r[0] > best[kind][name][0]:
+                    best[kind][name] = r
+    return best
 
 
 def main() -> None:
@@ -245,6 +265,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="items in the database")
     parser.add_argument("--requests", type=int, default=3000, help="requests per phase")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best counts")
     parser.add_argument("--server", choices=["persisty", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -265,14 +286,19 @@ def main() -> None:
         for start in range(0, len(rows), 1000):
             store.edit_batch([Edit.create(r) for r in rows[start:start + 1000]])
         db.close()
-        results = {}
-        for kind in ("bare", "persisty"):
-            path = tmp / f"{kind}.db"
-            shutil.copy(base, path)
-            results[kind] = measure(kind, str(path), rows, args)
+        servers: dict[str, Server] = {}
+        try:
+            for kind in ("bare", "persisty"):
+                path = tmp / f"{kind}.db"
+                shutil.copy(base, path)
+                servers[kind] = Server(kind, str(path))
+            results = measure(servers, rows, args)
+        finally:
+            for server in servers.values():
+                server.stop()
         print(f"\nbench_serve: n={args.n} requests/phase={args.requests} "
-              f"concurrency={args.concurrency} (SQLite, uvicorn, 127.0.0.1, "
-              f"{os.cpu_count()} CPUs)")
+              f"concurrency={args.concurrency} rounds={args.rounds} (SQLite, uvicorn, 127.0.0.1, "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
         print(f"{'phase':8} {'bare req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
               f"{'persisty req/s':>14} {'p50 ms':>7} {'p99 ms':>7}   {'ratio':>5}")
         for name in ("get", "search", "create"):
