@@ -316,6 +316,16 @@ def test_changed_indexes_are_rebuilt(db: RedisDatabase) -> None:
 
     old = db.store(V1)
     old.edit_batch([Edit.create(V1(id=f"k{i}", a=f"a{i}", b=i % 3)) for i in range(25)])
+    planner = persisty_connect(db)
+    try:
+        planner.store(V2)
+        assert planner.plan_migration() == [
+            "REINDEX evolving (25 item(s); indexes: ix_evolving_b, ix_evolving_a);"]
+        assert planner.plan_migration() != []  # planning changes nothing
+        assert planner.migrate() == [
+            "redis: re-indexed 25 evolving item(s) for indexes ix_evolving_b, ix_evolving_a"]
+    finally:
+        planner.close()
     other = persisty_connect(db)
     try:
         new = other.store(V2)
@@ -326,6 +336,7 @@ def test_changed_indexes_are_rebuilt(db: RedisDatabase) -> None:
         with pytest.raises(Conflict):
             new.create(V2(id="dup", a="a3"))
         assert other.migrate() == []  # already done on first use
+        assert other.plan_migration() == []
     finally:
         other.close()
     keys = {k.split(b":x:")[-1] for k in _keys(db) if b":x:" in k}

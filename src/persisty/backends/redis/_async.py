@@ -431,6 +431,29 @@ class AsyncRedisDatabase(AsyncDatabase):
         return AsyncRedisStore(meta, self.pages, self.client,
                                base_name(self.prefix, self.namespace, meta.name))
 
+    async def plan_migration(self) -> list[str]:
+        """What :meth:`migrate` would do for the stores opened so far (nothing is changed):
+        one ``REINDEX`` step per store whose items were indexed for other indexes.
+
+        Example::
+
+            db.store(Note)
+            for step in await db.plan_migration():
+                print(step)
+        """
+        steps: list[str] = []
+        for store in self._stores.values():
+            if not isinstance(store, AsyncRedisStore):
+                continue
+            layout = store.layout
+            with translate():
+                stored = await self.client.get(layout.version_key)
+                count = int(await self.client.zcard(layout.keyset.zset))
+            if stored != layout.signature and count:
+                names = ", ".join(ix.name for ix in layout.indexes[1:]) or "no index"
+                steps.append(f"REINDEX {store.meta.name} ({count} item(s); indexes: {names});")
+        return steps
+
     async def migrate(self) -> list[str]:
         """Re-index the stored items of every store opened so far whose declared indexes
         changed; return what was done. (Stores also do this by themselves on first use.)
