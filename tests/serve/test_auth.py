@@ -133,3 +133,17 @@ def test_rs256_with_a_public_key() -> None:
         auth.issue("ann")
     with pytest.raises(ValidationError):
         JWTAuth()
+
+
+def test_graphql_checks_anonymous_access_per_store(client: Any) -> None:
+    client.post("/api/note", json={"owner": "ann", "title": "secret"}, headers=bearer("ann"))
+    r = client.post("/graphql", json={"query": "{ pageCount noteCount }"})
+    body = r.json()
+    assert body["data"] is None or body["data"].get("noteCount") is None
+    assert body["errors"][0]["extensions"]["code"] == "unauthorized"
+    r = client.post("/graphql", json={"query": "{ pageCount }"})
+    assert r.json() == {"data": {"pageCount": 0}}
+    r = client.post("/graphql", json={"query": "{ noteCount }"}, headers=bearer("ann"))
+    assert r.json() == {"data": {"noteCount": 1}}
+    r = client.post("/graphql", json={"query": "{ noteCount }"}, headers=bearer("bob"))
+    assert r.json() == {"data": {"noteCount": 0}}

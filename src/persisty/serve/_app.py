@@ -138,12 +138,15 @@ class Api:
     # ---- principals and stores ----------------------------------------------------------
 
     def principal(self, request: Request, served: Served | None) -> Any:
-        """The caller (``None`` when no policy applies and no auth is configured)."""
-        cached = request.scope.get("persisty.principal")
-        if cached is not None:
-            return cached
+        """The caller for ``served`` (``None`` when no policy applies and no token came).
+
+        A verified token's principal is kept for the request; whether an anonymous caller
+        may use a store is decided per store (a GraphQL request may touch several)."""
         header = request.headers.get("authorization")
         if header:
+            cached = request.scope.get("persisty.principal")
+            if cached is not None:
+                return cached
             if self.auth is None:
                 raise Unauthorized("this API does not accept credentials")
             scheme, _, token = header.partition(" ")
@@ -151,14 +154,13 @@ class Api:
                 raise Unauthorized("use Authorization: Bearer <token>")
             sub, scopes = self.auth.verify(token.strip())
             principal = make_principal(sub, scopes)
-        elif self.auth is not None and not (served is not None and served.anonymous):
+            request.scope["persisty.principal"] = principal
+            return principal
+        if self.auth is not None and not (served is not None and served.anonymous):
             raise Unauthorized("credentials are required")
-        elif served is not None and served.policy is None:
+        if served is not None and served.policy is None:
             return None
-        else:
-            principal = make_principal(ANONYMOUS_SUBJECT, {ANONYMOUS_SUBJECT})
-        request.scope["persisty.principal"] = principal
-        return principal
+        return _anonymous()
 
     def store(self, request: Request, served: Served) -> AsyncStore[Any]:
         """The store as the caller may use it (wrapped in the policy, when there is one)."""
@@ -178,8 +180,7 @@ class Api:
         return secured(store, served.policy, principal)
 
     def is_anonymous(self, request: Request) -> bool:
-        p = request.scope.get("persisty.principal")
-        return p is None or getattr(p, "subject", None) == ANONYMOUS_SUBJECT
+        return "authorization" not in request.headers
 
     # ---- encoding -----------------------------------------------------------------------
 
@@ -196,6 +197,15 @@ class Api:
 
 
 # ---- helpers ------------------------------------------------------------------------------
+
+_ANONYMOUS: list[Any] = []
+
+
+def _anonymous() -> Any:
+    if not _ANONYMOUS:
+        _ANONYMOUS.append(make_principal(ANONYMOUS_SUBJECT, {ANONYMOUS_SUBJECT}))
+    return _ANONYMOUS[0]
+
 
 
 def error_response(e: PersistyError, *, anonymous: bool = False,
