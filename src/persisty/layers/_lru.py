@@ -4,6 +4,7 @@ call sharing for threads (``Flights``) and asyncio tasks (``AsyncFlights``)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -39,7 +40,7 @@ class LRU(Generic[V]):
         found = self._data.get(key)
         if found is None:
             return None
-        if self.ttl is not None and time.monotonic() >= found[1]:
+        if found[1] <= time.monotonic():
             with self._lock:
                 if self._data.get(key) is found:
                     del self._data[key]
@@ -52,7 +53,7 @@ class LRU(Generic[V]):
 
     def set(self, key: Hashable, value: V) -> None:
         """Store ``value`` under ``key``, evicting the least recently used beyond the bound."""
-        expires = time.monotonic() + self.ttl if self.ttl is not None else 0.0
+        expires = time.monotonic() + self.ttl if self.ttl is not None else math.inf
         with self._lock:
             self._data[key] = (value, expires)
             self._data.move_to_end(key)

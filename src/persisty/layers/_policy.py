@@ -41,7 +41,14 @@ class Principal:
 class Rules:
     """A policy resolved for one principal: the filters an item must match to be read,
     created, updated (before and after) or deleted, the attributes that may be read and
-    written (``None``: all), and the values forced on create."""
+    written (``None``: all), and the values forced on create.
+
+    Example::
+
+        rules = Policy.owner("owner").rules(Principal("ann"))
+        rules.read        # (F.owner eq 'ann')
+        rules.forced      # {'owner': 'ann'}
+    """
 
     read: Filter
     create: Filter

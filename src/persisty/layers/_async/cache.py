@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from time import monotonic as _monotonic
 from typing import Any, TypeVar
 
 import msgspec
@@ -58,7 +58,14 @@ class AsyncCacheBackend:
     """Where a cached store keeps its entries: :class:`AsyncMemoryCache` (this process) or
     :class:`AsyncRedisCache` (shared by several processes).
 
-    ``objects`` says whether it can keep Python objects (else it is given bytes)."""
+    ``objects`` says whether it can keep Python objects (else it is given bytes).
+
+    Example::
+
+        class Mine(AsyncCacheBackend):   # implement get/put of items and queries,
+            ...                          # invalidate, invalidate_all, close
+        notes = cached(db.store(Note), cache=Mine())
+    """
 
     objects = False
 
@@ -296,7 +303,6 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         self._peek = cache.peek_item
         memory = isinstance(cache, AsyncMemoryCache)
         self._hot = cache.items._data if memory else None  # type: ignore[attr-defined]
-        self._forever = memory and cache.items.ttl is None  # type: ignore[attr-defined]
         self._page = msgspec.json.Decoder(tuple[list[self.meta.cls], str | None])  # type: ignore[name-defined]
 
     # ---- values as cached -----------------------------------------------------------------
@@ -336,7 +342,7 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         hot = self._hot
         if hot is not None and type(key) is str:
             entry = hot.get(key)
-            if entry is not None and (self._forever or entry[1] > time.monotonic()):
+            if entry is not None and entry[1] > _monotonic():  # fresh (expiry inf: no ttl)
                 try:  # noqa: SIM105 - cheaper than contextlib.suppress here
                     hot.move_to_end(key)
                 except KeyError:  # evicted meanwhile: still a valid answer
