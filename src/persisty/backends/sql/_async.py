@@ -122,6 +122,8 @@ class AsyncSqliteDriver(AsyncDriver):
         if self.url.path is not None:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")
+            cache_kib = int(self.options.get("cache_mb", 32)) * 1024
+            await conn.execute(f"PRAGMA cache_size = -{cache_kib}")
         await conn.create_function("persisty_lower", 1, _lower, deterministic=True)
         return conn
 
@@ -624,8 +626,9 @@ class AsyncSqlDatabase(AsyncDatabase):
     ``mysql://user@host/db`` (or ``mariadb://``): one table per store, named
     ``<namespace>_<store>``, created on first use.
 
-    Options: ``pool_size`` (connections kept; 1 for SQLite in memory), ``timeout``
-    (SQLite's busy timeout in seconds).
+    Options: ``pool_size`` (connections kept; 1 for SQLite in memory); for SQLite files
+    ``timeout`` (the busy timeout in seconds, default 30) and ``cache_mb`` (the page cache of
+    each connection, default 32).
 
     Example::
 
@@ -640,7 +643,7 @@ class AsyncSqlDatabase(AsyncDatabase):
                  **options: Any) -> None:
         self._own_secret = not (secret or os.environ.get("PERSISTY_SECRET"))
         super().__init__(url, namespace=namespace, secret=secret)
-        unknown = set(options) - {"timeout"}
+        unknown = set(options) - {"timeout", "cache_mb"}
         if unknown:
             raise ValidationError(f"unknown option {sorted(unknown)[0]!r}",
                                   field=sorted(unknown)[0])

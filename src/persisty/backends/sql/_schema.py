@@ -636,7 +636,9 @@ class Step:
     def __str__(self) -> str:
         if self.destructive or self.sql is None:
             return f"-- not applied: {self.description}"
-        return self.sql if not self.params else f"{self.sql}  -- {self.description}"
+        if self.params:
+            return f"{self.sql}  -- {self.description}, parameters {list(self.params)!r}"
+        return self.sql
 
 
 def _coarse(type_text: str) -> str:
