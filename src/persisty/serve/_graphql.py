@@ -471,7 +471,14 @@ EDIT_OP = GraphQLEnumType("EditOp", {"create": "create", "update": "update",
 
 
 def build_schema(api: Api) -> GraphQLSchema:
-    """The GraphQL schema of ``api``'s stores."""
+    """The GraphQL schema of ``api``'s stores (served at ``/graphql``).
+
+    Example::
+
+        from graphql import print_schema
+        asgi = persisty.serve.app(db, [Note])
+        print(print_schema(persisty.serve.build_schema(asgi.state.persisty)))
+    """
     return _Builder(api).build()
 
 

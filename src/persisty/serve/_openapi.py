@@ -265,7 +265,14 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
 
 
 def openapi(api: Api) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``api``."""
+    """The OpenAPI 3.1 document of ``api`` (served at ``{prefix}/openapi.json``).
+
+    Example::
+
+        asgi = persisty.serve.app(db, [Note])
+        spec = persisty.serve.openapi(asgi.state.persisty)
+        spec["paths"]["/api/note"]["get"]["parameters"]   # every filter parameter
+    """
     components: dict[str, Any] = {
         "Error": {"type": "object", "required": ["code", "message", "field"],
                   "properties": {"code": {"type": "string"}, "message": {"type": "string"},
