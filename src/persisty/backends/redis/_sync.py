@@ -170,14 +170,19 @@ class RedisStore(StoreBase[Any]):
             self._prepare()
         if not ops:
             return []
-        if atomic or len(ops) <= CHUNK:
-            parts = [ops]
-        else:
-            parts = [ops[i:i + CHUNK] for i in range(0, len(ops), CHUNK)]
-        errors: list[PersistyError | None] = []
-        for part in parts:
+        if atomic or len(ops) <= CHUNK:  # one script call: all or nothing when atomic
             with translate():
-                codes = self._commit_script(args=self.layout.commit_args(part, atomic))
+                codes = self._commit_script(args=self.layout.commit_args(ops, atomic))
+            return self.layout.errors(ops, codes)
+        parts = [ops[i:i + CHUNK] for i in range(0, len(ops), CHUNK)]
+        with self.client.pipeline(transaction=False) as pipe:
+            for part in parts:  # buffered: nothing is sent before execute()
+                self._commit_script(args=self.layout.commit_args(part, False),
+                                          client=pipe)
+            with translate():
+                replies = pipe.execute()
+        errors: list[PersistyError | None] = []
+        for part, codes in zip(parts, replies, strict=True):
             errors += self.layout.errors(part, codes)
         return errors
 
