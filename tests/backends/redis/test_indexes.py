@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.conftest import REDIS_URL
 
 from persisty import F, Index, stored
-from persisty.backends.redis import RedisDatabase
+from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
 from persisty.errors import Conflict
 from persisty.model import meta_of
 from persisty.query import compile_filter, seek, sort_spec, validate_filter
@@ -373,3 +373,22 @@ def test_same_key_several_times_in_one_batch(db: RedisDatabase, atomic: bool) ->
     for name in [b"~keys", b"ix_row_owner_score", b"ix_row_email", b"ix_row_title"]:
         key = f"persisty:{{{db.namespace}:row}}:x:".encode() + name
         assert db.client.zcard(key) == 2, name
+
+
+async def test_unique_index_under_concurrency_async(adb: AsyncRedisDatabase) -> None:
+    from persisty.testing._concurrency import run_concurrently_async
+
+    store = adb.store(Row)
+
+    async def worker(i: int) -> bool:
+        try:
+            await store.create(Row(id=200 + i, email="race@x"))
+            return True
+        except Conflict:
+            return False
+
+    results = await run_concurrently_async([lambda i=i: worker(i) for i in range(8)])
+    assert sum(results) == 1
+    assert await store.count(F.email == "race@x") == 1
+    page = await store.search(F.email.exists(), order=[-F.email], limit=5)
+    assert [r.email for r in page.items] == ["race@x"]
