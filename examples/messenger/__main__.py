@@ -23,7 +23,7 @@ def _free_port(host: str) -> int:
 
 
 def _urls(base: str) -> str:
-    return f"API:     {base}/api/message\nDocs:    {base}/docs\nGraphQL: {base}/graphql"
+    return f"API:     {base}/api\nDocs:    {base}/docs\nGraphQL: {base}/graphql"
 
 
 def check(server: object, base: str) -> int:
@@ -31,6 +31,8 @@ def check(server: object, base: str) -> int:
 
     with httpx.Client(base_url=base, timeout=10) as c:
         steps = []
+        r = c.get("/api")
+        steps.append(("GET /api", r.status_code == 200 and "message" in r.json()["stores"]))
         r = c.get("/api/channel")
         steps.append(("GET /api/channel", r.status_code == 200 and len(r.json()["items"]) >= 2))
         steps.append(("GET /docs", c.get("/docs").status_code == 200))

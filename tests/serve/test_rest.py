@@ -182,6 +182,12 @@ def test_batches(client: Any) -> None:
         assert client.post(path, json=bad).status_code == 422, bad
 
 
+def test_index(client: Any) -> None:
+    r = client.get("/api")
+    assert r.json()["stores"]["page"]["href"] == "/api/page"
+    assert r.json()["openapi"] == "/api/openapi.json"
+
+
 def test_cors(client: Any) -> None:
     r = client.options("/api/note", headers={"Origin": "https://example.com",
                                              "Access-Control-Request-Method": "PATCH"})

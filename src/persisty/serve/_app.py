@@ -692,6 +692,16 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
 
     result.append(Route(f"{prefix}/openapi.json", openapi_json, methods=["GET"],
                         include_in_schema=False))
+
+    async def index(request: Request) -> Response:
+        return JSONResponse({
+            "stores": {n: {"href": f"{api.prefix}/{n}", "description": s.meta.description}
+                       for n, s in api.served.items()},
+            "openapi": f"{api.prefix}/openapi.json",
+            "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None,
+        })
+
+    result.append(Route(prefix or "/", index, methods=["GET"], include_in_schema=False))
     if docs:
         async def docs_page(request: Request) -> Response:
             return HTMLResponse(swagger_html(f"{api.prefix}/openapi.json", api.title))
