@@ -415,3 +415,23 @@ def test_cipher_binds_item_and_path(value: str, other: str) -> None:
     assert (cipher.seal_value(det, value, "", "tags[]") == cipher.seal_value(det, other, "",
                                                                              "tags[]")
             ) == (value == other)
+
+
+def test_stacked_with_owner_policy_and_events(db: Any) -> None:
+    from persisty.errors import Forbidden, NotFound
+    from persisty.layers import Policy, Principal, observed, secured
+
+    base = encrypted(db.store(Note), fields=["body", "=email"], keys=ring())
+    seen: list[Any] = []
+    events = observed(base)
+    events.on_change(seen.append)
+    ann = secured(events, Policy.owner("owner"), Principal("ann"))
+    bob = secured(events, Policy.owner("owner"), Principal("bob"))
+    n = ann.create(Note(owner="ann", body="ann's", email="a@x"))
+    bob.create(Note(owner="bob", body="bob's", email="b@x"))
+    assert [x.body for x in ann.search().items] == ["ann's"]
+    assert ann.count(F.email == "b@x") == 0 and bob.count(F.email == "b@x") == 1
+    with pytest.raises((Forbidden, NotFound)):
+        bob.patch(ann.key_of(n), {"body": "stolen"})
+    assert ann.read(ann.key_of(n)).body == "ann's"
+    assert [c.new.body for c in seen] == ["ann's", "bob's"]  # plaintext below secured
