@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
+from persisty._version import __version__
 from persisty.errors import (
     Forbidden,
     PersistyError,
@@ -112,7 +113,6 @@ class Served:
     create_attrs: frozenset[str] = frozenset()
     update_attrs: frozenset[str] = frozenset()
     patch_attrs: frozenset[str] = frozenset()
-    filter_attrs: tuple[str, ...] = ()
     related: bool = False
     base: AsyncStore[Any] | None = None
 
@@ -132,7 +132,7 @@ class Api:
     prefix: str = "/api"
     max_limit: int = 1000
     title: str = "persisty"
-    version: str = "0.1.0"
+    version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- principals and stores ----------------------------------------------------------
@@ -548,7 +548,7 @@ async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
     return Edit.delete(key, if_match=if_match, precondition=_precondition(e))
 
 
-async def login(api: Api, request: Request) -> Response:
+async def login_route(api: Api, request: Request) -> Response:
     assert api.login is not None and api.auth is not None
     data = _object(await read_json(request), "the request")
     _fields(data, {"username", "password"})
@@ -669,7 +669,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
     api.extra["has_many"] = has_many
     result: list[BaseRoute] = []
     if login is not None:
-        result.append(Route(f"{prefix}/_login", _wrap(api, None, login_endpoint),
+        result.append(Route(f"{prefix}/_login", _wrap(api, None, login_route),
                             methods=["POST"]))
     for s in served.values():
         base = f"{prefix}/{s.name}"
@@ -713,8 +713,6 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
         result.append(graphql_route(api))
     return api, result
 
-
-login_endpoint = login
 
 
 def router(db: AsyncDatabase, stores: Iterable[type[Any]], **options: Any) -> Router:
