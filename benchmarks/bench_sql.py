@@ -124,7 +124,7 @@ class RawSqlite(Contender):
 
 
 class RawPsycopg(Contender):
-    """psycopg 3 by hand: one autocommit connection, server-side prepared statements; rows
+    """psycopg 3 by hand: one autocommit connection, statements prepared by psycopg; rows
     mapped to ``BenchItem`` by hand (``objects``, the baseline) or left as tuples."""
 
     def __init__(self, objects: bool = True) -> None:
@@ -135,7 +135,7 @@ class RawPsycopg(Contender):
     def setup(self) -> None:
         import psycopg
 
-        self.conn = psycopg.connect(POSTGRES_URL, autocommit=True, prepare_threshold=0)
+        self.conn = psycopg.connect(POSTGRES_URL, autocommit=True)
         c = self.conn
         c.execute("DROP TABLE IF EXISTS raw_item")
         c.execute("CREATE TABLE raw_item (id TEXT COLLATE \"C\" PRIMARY KEY, title TEXT, "

@@ -270,3 +270,18 @@ async def test_async_database(url: str) -> None:
     finally:
         await db.drop_tables()
         await db.close()
+
+
+def test_mariadb_indexed_string_limit() -> None:
+    db = persisty.connect(MYSQL_URL, namespace="t" + uuid.uuid4().hex[:10])
+    assert isinstance(db, SqlDatabase)
+    try:
+        items = db.store(Item)
+        with pytest.raises(ValidationError) as e:
+            items.create(Item(owner="x" * 256, title="t"))  # owner is indexed: VARCHAR(255)
+        assert e.value.field == "owner"
+        items.create(Item(owner="x" * 255, title="t", body="y" * 100_000))
+        assert items.count() == 1
+    finally:
+        db.drop_tables()
+        db.close()
