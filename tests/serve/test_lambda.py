@@ -45,3 +45,22 @@ def test_api_gateway_v2_events() -> None:
     assert r["statusCode"] == 400 and json.loads(r["body"])["code"] == "bad_request"
     r = invoke(handler, "missing_page.json")
     assert r["statusCode"] == 404 and json.loads(r["body"])["code"] == "not_found"
+
+
+def test_graphql_and_jwt_through_lambda() -> None:
+    from models import Note
+
+    from persisty.layers import Policy
+    from persisty.serve import JWTAuth
+
+    auth = JWTAuth(secret="lambda-test-secret-long-enough-for-hs256")
+    handler = lambda_handler(app(persisty.aio.connect("memory://"), [Page, Note], auth=auth,
+                                 anonymous=[Page], policies={Note: Policy.owner("owner")}))
+    invoke(handler, "create_page.json")
+    r = invoke(handler, "graphql_pages.json")
+    assert json.loads(r["body"]) == {"data": {"pageCount": 1,
+                                              "pageSearch": {"items": [{"slug": "home"}]}}}
+    r = invoke(handler, "search_notes_without_token.json")
+    assert r["statusCode"] == 401 and r["headers"]["www-authenticate"].startswith("Bearer")
+    r = invoke(handler, "create_note_with_token.json")  # a token recorded with exp in 2100
+    assert r["statusCode"] == 201 and json.loads(r["body"])["owner"] == "ann"
