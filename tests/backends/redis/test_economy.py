@@ -50,7 +50,7 @@ def test_indexed_search_reads_about_one_page(posts: tuple[Store[Post], Recorder]
     page = store.search(F.owner == "o1", order=[-F.score], limit=10)
     assert len(page.items) == 10
     assert rec.names() == ["ZREVRANGEBYLEX", "MGET"]
-    assert rec.calls[1][1] <= 10 + 8
+    assert rec.calls[1][1] <= 10 + 2  # the page, its next item and the rest of a tie
     rec.calls.clear()
     store.search(F.owner == "o1", order=[-F.score], limit=10, page_key=page.next_page_key)
     assert rec.names() == ["ZREVRANGEBYLEX", "MGET"]

@@ -323,8 +323,17 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                 ):
                     cut -= 1
                 ready, pending = pending[:cut], pending[cut:]
-            if ready:
-                rows = await self._fetch([self.layout.raw_of(ix, m) for m in ready])
+            batches = [ready]
+            if limit is not None and acc.residual is ALL:
+                # every entry is a hit: fetch the groups the page needs, the rest if short
+                need = limit - len(result)
+                if after is not None and not result:  # the cursor's own group comes first
+                    need += len(self.layout.split_groups(acc, ready, 1)[0])
+                batches = self.layout.split_groups(acc, ready, need)
+            for batch in batches:
+                if not batch:
+                    continue
+                rows = await self._fetch([self.layout.raw_of(ix, m) for m in batch])
                 items = [r[0] for r in rows if r is not None and keep(r[0]) and beyond(r[0])]
                 result += seek(items, spec, None, None)
                 if limit is not None and len(result) >= limit:

@@ -160,6 +160,9 @@ class Layout:
         self.skipped = tuple(skipped)
         self.unique = tuple(ix for ix in self.indexes if ix.unique)
         self._index_names = [ix.name.encode() for ix in self.indexes]
+        self._shadow_names = [b"%d:%s" % (len(n), n) for n in self._index_names]
+        count = str(len(self.indexes)).encode()
+        self._shadow_count = b"%d:%s" % (len(count), count)
         self._plans: dict[tuple[Filter, Sort], Access] = {}
         self._predicates: dict[Filter, Callable[[Any], bool]] = {}
         self.version_key = self.b + b":v"
@@ -237,9 +240,12 @@ class Layout:
     def shadow_entry(self, tag: bytes, members: list[bytes], fields: list[bytes]) -> bytes:
         """The shadow record of an item: etag, (index, member) pairs, (unique index, field)
         pairs, packed as the scripts' list format."""
-        out = [b"%d:%s%d:%d" % (len(tag), tag, len(str(len(members))), len(members))]
-        for name, m in zip(self._index_names, members, strict=True):
-            out.append(b"%d:%s%d:%s" % (len(name), name, len(m), m))
+        out = [b"%d:" % len(tag), tag, self._shadow_count]
+        for prefix, m in zip(self._shadow_names, members, strict=True):
+            out += (prefix, b"%d:" % len(m), m)
+        if not self.unique:
+            out.append(b"1:0")
+            return b"".join(out)
         taken = [(ix.name.encode(), f) for ix, f in zip(self.unique, fields, strict=True) if f]
         count = str(len(taken)).encode()
         out.append(b"%d:%s" % (len(count), count))
@@ -453,6 +459,18 @@ class Layout:
         """The part of ``member`` that decides its group in a streamed search."""
         assert acc.index is not None
         return member[:enc.prefix_length(member, acc.fixed + acc.group)]
+
+    def split_groups(self, acc: Access, members: list[bytes], need: int) -> list[list[bytes]]:
+        """``members`` cut after the group of the ``need``-th one (and the rest)."""
+        if need < 1 or len(members) <= need:
+            return [members]
+        last = self.group_of(acc, members[need - 1])
+        cut = need
+        while cut < len(members) and members[cut].startswith(last) and (
+            self.group_of(acc, members[cut]) == last
+        ):
+            cut += 1
+        return [members[:cut], members[cut:]]
 
     def start(self, acc: Access, spec: Sort, after: Sequence[Any] | None,
               lo: bytes, hi: bytes) -> tuple[bytes, bytes]:
