@@ -327,3 +327,34 @@ def test_datetime_text_orders_like_time() -> None:
 
 def test_dataclass_fields_are_what_is_stored() -> None:
     assert {f.name for f in dataclasses.fields(Thing)} >= {"id", "owner", "labels"}
+
+
+@pytest.mark.parametrize("desc", [False, True])
+def test_native_paging_with_ties_and_ranges(db: DynamoDatabase, desc: bool) -> None:
+    things = db.store(Thing)
+    things.edit_batch([Edit.create(Thing(id=f"t{i:02d}", owner="o",
+                                         score=None if i % 7 == 0 else i % 5))
+                       for i in range(50)], atomic=False)
+    everything = things.search(F.owner == "o", limit=1000).items
+
+    def expected(f: Any) -> list[str]:
+        from persisty.query import compile_filter, seek, sort_spec, validate_filter
+
+        meta = things.meta
+        keep = compile_filter(validate_filter(f, meta), meta)
+        spec = sort_spec(meta, [-F.score if desc else +F.score])
+        return [t.id for t in seek([t for t in everything if keep(t)], spec, None, None)]
+
+    for f in (F.owner == "o", (F.owner == "o") & (F.score >= 2),
+              (F.owner == "o") & (F.score < 3) & (F.score > 0), (F.owner == "o") & (F.score > 9)):
+        got: list[str] = []
+        page_key = None
+        while True:
+            page = things.search(f, order=[-F.score if desc else +F.score], limit=7,
+                                 page_key=page_key)
+            got += [t.id for t in page.items]
+            page_key = page.next_page_key
+            if page_key is None:
+                break
+        assert got == expected(f), f
+        assert things.explain(f, [-F.score if desc else +F.score]).order_native

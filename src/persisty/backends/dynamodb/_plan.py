@@ -158,8 +158,9 @@ class Plan:
     description: str = ""
 
     def key_condition(self, after_value: Any = None, use_after: bool = False
-                      ) -> tuple[str, dict[str, Any]]:
-        """The KeyConditionExpression text (placeholders added to ``self.expr``)."""
+                      ) -> tuple[str, dict[str, Any]] | None:
+        """The KeyConditionExpression and its placeholders; ``None`` when the sort-key
+        range (narrowed by the page cursor) is empty."""
         lo, hi = self.lo, self.hi
         if use_after:
             b = order_bytes(after_value)
@@ -168,6 +169,8 @@ class Plan:
                 hi = s if hi is None or s < hi else hi
             else:
                 lo = b if lo is None or b > lo else lo
+        if lo is not None and hi is not None and lo > hi:
+            return None
         ex = Expr("k", "w")
         pk = {"S": self.pk} if isinstance(self.pk, str) else {"B": self.pk}
         text = f"{ex.name(self.pk_attr)} = {ex.value(pk)}"

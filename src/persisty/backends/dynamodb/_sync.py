@@ -581,9 +581,12 @@ class DynamoStore(StoreBase[Any]):
         return params
 
     def _query_params(self, plan: Plan, after_value: Any = None, use_after: bool = False
-                      ) -> dict[str, Any]:
+                      ) -> dict[str, Any] | None:
         params = self._params(plan)
-        text, extra = plan.key_condition(after_value, use_after)
+        condition = plan.key_condition(after_value, use_after)
+        if condition is None:
+            return None
+        text, extra = condition
         params["KeyConditionExpression"] = text
         params["ExpressionAttributeNames"] = {**params.get("ExpressionAttributeNames", {}),
                                               **extra["ExpressionAttributeNames"]}
@@ -605,7 +608,10 @@ class DynamoStore(StoreBase[Any]):
         names = [a for a, _ in spec]
         use_after = after is not None and sk is not None and sk in names
         after_value = after[names.index(sk)] if use_after and after is not None and sk else None
-        params = self._query_params(plan, after_value, use_after)
+        found = self._query_params(plan, after_value, use_after)
+        if found is None:
+            return []
+        params = found
         keep = None if plan.residual is ALL else compile_filter(plan.residual, self.meta)
         page_limit: int | None = None
         if plan.filter_text is None and keep is None:
@@ -656,7 +662,10 @@ class DynamoStore(StoreBase[Any]):
 
     def _scan_raw(self, plan: Plan | None, bound: int | None) -> list[dict[str, Any]]:
         if plan is not None and plan.kind == "query":
-            params = self._query_params(plan)
+            found = self._query_params(plan)
+            if found is None:
+                return []
+            params = found
             out_items: list[dict[str, Any]] = []
             while True:
                 out = self._call("query", params)
@@ -702,7 +711,10 @@ class DynamoStore(StoreBase[Any]):
         if plan.kind == "get" or plan.residual is not ALL:
             return len(self._run(f, self._key_order, None, None))
         if plan.kind == "query":
-            params = self._query_params(plan)
+            found = self._query_params(plan)
+            if found is None:
+                return 0
+            params = found
             params["Select"] = "COUNT"
             total = 0
             while True:
