@@ -170,8 +170,15 @@ def test_foreign_keys_must_exist(db: Any) -> None:
         books.update_all(None, {"author_id": "ghost"})
     results = books.edit_batch([Edit.create(Book(title="y", author_id="a2")),
                                 Edit.create(Book(title="z", author_id="nobody"))])
-    assert [r.code for r in results] == ["validation_error", "validation_error"]
+    assert [r.code for r in results] == ["aborted", "validation_error"]
+    assert results[1].field == "author_id"
     assert books.count() == 1
+    results = books.edit_batch([Edit.create(Book(title="y", author_id="a2")),
+                                Edit.create(Book(title="z", author_id="nobody"))],
+                               atomic=False)
+    assert [r.code for r in results] == [None, "validation_error"]
+    assert books.count() == 2
+    books.delete(str(results[0].item.id))
     books.patch(str(b.id), {"author_id": None})
     with pytest.raises(ValidationError):
         reviews.create(Review(id=1, book_id=uuid.uuid4()))

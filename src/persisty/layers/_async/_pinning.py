@@ -154,6 +154,7 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
             continue
         e = maybe
         k = keys[i]
+        before: Any = None
         try:
             down = translate(e)
             if k is not None and k in current and first[k] == i:
@@ -169,7 +170,7 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
                 down = replace(down, if_match=etag(stored), precondition=None)
                 pinned[i] = True
                 olds[i] = stored
-                before: Any = seen
+                before = seen
             elif e.if_match is not None or e.precondition is not None:
                 if same_etags:
                     down = replace(down, if_match=e.if_match, precondition=e.precondition)

@@ -152,57 +152,77 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
     # ---- integrity: foreign keys point at existing items ---------------------------------
 
-    async def _check_references(self, items: Sequence[Any]) -> None:
+    async def _reference_errors(self, edits: Sequence[Edit]) -> dict[int, PersistyError]:
+        """For each edit (by index) whose foreign keys name an item that does not exist, the
+        ``ValidationError``; one ``read_batch`` per relation for the whole batch."""
+        errors: dict[int, PersistyError] = {}
+        if not self._belongs:
+            return errors
+        values: dict[int, dict[str, Any]] = {}
+        own: set[str] = set()  # items written by the batch count as existing (trees)
+        for i, e in enumerate(edits):
+            if not isinstance(e, Edit):
+                continue
+            try:
+                if e.kind in (EditKind.CREATE, EditKind.UPDATE):
+                    item = e.item if not isinstance(e.item, Mapping) else (
+                        self.meta.from_builtins(e.item))
+                    if not isinstance(item, self.meta.cls):
+                        continue
+                    own.add(self.meta.key_of(item))
+                    values[i] = {r.foreign_key: getattr(item, r.foreign_key)
+                                 for r in self._belongs}
+                elif e.kind == EditKind.PATCH and isinstance(e.changes, Mapping):
+                    values[i] = {r.foreign_key: self.meta.attr(r.foreign_key).coerce(
+                        e.changes[r.foreign_key]) for r in self._belongs
+                        if r.foreign_key in e.changes}
+            except PersistyError as err:
+                errors[i] = err
         for r in self._belongs:
-            values = [getattr(i, r.foreign_key) for i in items]
             target = self.store_for(r.target)
-            keys = _fk_keys(target.meta, values)
-            if r.target is self.meta.cls:  # a tree: the items written now count as existing
-                own = {self.meta.key_of(i) for i in items}
-                keys = [k for k in keys if k not in own]
+            wanted = {i: _fk_keys(target.meta, [v[r.foreign_key]])
+                      for i, v in values.items() if v.get(r.foreign_key) is not None}
+            keys = list(dict.fromkeys(k for ks in wanted.values() for k in ks
+                                      if not (r.target is self.meta.cls and k in own)))
             if not keys:
                 continue
             found = await target.read_batch(keys)
-            missing = [k for k, f in zip(keys, found, strict=True) if f is None]
-            if missing:
-                raise ValidationError(f"{self.meta.name}.{r.foreign_key}: no "
-                                      f"{target.meta.name} with key {missing[0]!r}",
-                                      field=r.foreign_key)
+            missing = {k for k, f in zip(keys, found, strict=True) if f is None}
+            for i, ks in wanted.items():
+                if i not in errors and ks and ks[0] in missing:
+                    errors[i] = ValidationError(
+                        f"{self.meta.name}.{r.foreign_key}: no {target.meta.name} with key "
+                        f"{ks[0]!r}", field=r.foreign_key)
+        return errors
 
-    async def _check_changes(self, changes: Mapping[str, Any]) -> None:
-        for r in self._belongs:
-            if changes.get(r.foreign_key) is not None:
-                value = self.meta.attr(r.foreign_key).coerce(changes[r.foreign_key])
-                target = self.store_for(r.target)
-                key = _fk_keys(target.meta, [value])[0]
-                if await target.read(key) is None:
-                    raise ValidationError(f"{self.meta.name}.{r.foreign_key}: no "
-                                          f"{target.meta.name} with key {key!r}",
-                                          field=r.foreign_key)
+    async def _check(self, edit: Edit) -> None:
+        errors = await self._reference_errors([edit])
+        if errors:
+            raise errors[0]
 
     async def create(self, item: T) -> T:
         if isinstance(item, Mapping):
             item = self.meta.from_builtins(item)
-        await self._check_references([item])
+        await self._check(Edit.create(item))
         return await self.inner.create(item)
 
     async def update(self, item: T, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> T:
         if isinstance(item, Mapping):
             item = self.meta.from_builtins(item)
-        await self._check_references([item])
+        await self._check(Edit.update(item))
         return await self.inner.update(item, if_match=if_match, precondition=precondition)
 
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if isinstance(changes, Mapping):
-            await self._check_changes(changes)
+            await self._check(Edit.patch(key, changes))
         return await self.inner.patch(key, changes, if_match=if_match,
                                       precondition=precondition)
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         if isinstance(changes, Mapping):
-            await self._check_changes(changes)
+            await self._check(Edit.patch("", changes))
         return await self.inner.update_all(filter, changes)
 
     # ---- integrity: deleting referenced items --------------------------------------------
@@ -305,19 +325,21 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = list(edits)
-        writes = [e.item for e in edits if isinstance(e, Edit) and e.kind in (
-            EditKind.CREATE, EditKind.UPDATE)]
-        try:
-            await self._check_references([w if not isinstance(w, Mapping) else
-                                          self.meta.from_builtins(w) for w in writes])
-            for e in edits:
-                if isinstance(e, Edit) and e.kind == EditKind.PATCH and e.changes:
-                    await self._check_changes(e.changes)
-        except PersistyError as err:
-            if atomic or len(edits) == 1:
-                return [EditResult(e, False, err.code, None, err.message, err.field)
-                        for e in edits]
-            return [(await self.edit_batch([e], True))[0] for e in edits]
+        errors = await self._reference_errors(edits)
+        if errors:
+            if atomic:
+                return [EditResult(e, False, errors[i].code, None, errors[i].message,
+                                   errors[i].field) if i in errors else EditResult(
+                    e, False, "aborted", None, "not applied: another edit in the batch failed")
+                    for i, e in enumerate(edits)]
+            todo = [e for i, e in enumerate(edits) if i not in errors]
+            done = iter(await self._edit_batch(todo, atomic) if todo else [])
+            return [EditResult(e, False, errors[i].code, None, errors[i].message,
+                               errors[i].field) if i in errors else next(done)
+                    for i, e in enumerate(edits)]
+        return await self._edit_batch(edits, atomic)
+
+    async def _edit_batch(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         if not any(isinstance(e, Edit) and e.kind == EditKind.DELETE for e in edits) or (
                 not references_to(self.meta.cls)):
             return await self.inner.edit_batch(edits, atomic)
@@ -327,7 +349,7 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             if atomic or len(edits) == 1:
                 return [EditResult(e, False, err.code if e.kind == EditKind.DELETE else
                                    "aborted", None, err.message, err.field) for e in edits]
-            return [(await self.edit_batch([e], True))[0] for e in edits]
+            return [(await self._edit_batch([e], True))[0] for e in edits]
 
     async def delete_all(self, filter: Filter | None) -> int:
         if not references_to(self.meta.cls):
