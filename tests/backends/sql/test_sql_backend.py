@@ -285,3 +285,36 @@ def test_mariadb_indexed_string_limit() -> None:
     finally:
         db.drop_tables()
         db.close()
+
+
+@stored(name="tagged")
+class Tagged:
+    """Nothing of the stored item is kept on update: one conditional statement."""
+
+    id: str
+    value: int = 0
+    tags: list[str] = Attr(default_factory=list)
+
+
+def test_single_statement_conditional_writes(db: SqlDatabase) -> None:
+    from persisty.errors import NotFound, PreconditionFailed
+
+    store = db.store(Tagged)
+    t = store.create(Tagged(id="a", value=1, tags=["x"]))
+    with pytest.raises(NotFound):
+        store.update(Tagged(id="ghost"), if_match="x")
+    with pytest.raises(NotFound):
+        store.delete("ghost", precondition=F.value == 1)
+    with pytest.raises(PreconditionFailed):
+        store.update(dataclasses.replace(t, value=2), if_match="stale")
+    with pytest.raises(PreconditionFailed):
+        store.update(dataclasses.replace(t, value=2), precondition=F.tags.contains("y"))
+    u = store.update(dataclasses.replace(t, value=2), if_match=etag(t),
+                     precondition=F.tags.contains("x") & (F.value < 2))
+    assert store.read("a") == u
+    with pytest.raises(PreconditionFailed):
+        store.delete("a", if_match=etag(t))
+    with pytest.raises(PreconditionFailed):
+        store.delete("a", precondition=~F.tags.contains("x"))
+    store.delete("a", if_match=etag(u), precondition=F.tags.contains("x"))
+    assert store.read("a") is None

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from persisty.backends.sql._schema import (
     DOC,
+    ETAG,
     Dialect,
     SqlUrl,
     Step,
@@ -537,19 +538,50 @@ class SqlStore(StoreBase[Any]):
             return [None if f is None else f[0] for f in self._by_params(list(keys))]
         return super().read_batch(keys)
 
+    def _conditions(self, sql: str, params: list[Any], if_match: str | None,
+                    precondition: Filter | None) -> str:
+        """``sql`` (ending in its key condition) with the etag and precondition checks."""
+        if if_match is not None:
+            sql += f" AND {self.dialect.quote(ETAG)} = {self.dialect.ph}"
+            params.append(if_match)
+        if precondition is not None:
+            f = validate_filter(precondition, self.meta)
+            sql += f" AND {self.schema.where(f, params)}"
+        return sql
+
+    def _not_written(self, key: Key) -> PersistyError:
+        """Why a conditional statement changed no row: missing, or a failed condition."""
+        rows = self._query(self.schema.sql_etag, self.schema.key_params(key))
+        if not rows:
+            return NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
+        return PreconditionFailed("the item has changed (etag does not match) or the "
+                                  "precondition does not hold")
+
     def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if if_match is not None or precondition is not None or not self._blind_update:
+        if not self._blind_update:
             return super().update(item, if_match=if_match, precondition=precondition)
+        # nothing of the stored item is kept: one conditional UPDATE, no read
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
         new = prepare_update(self.meta, item, item, self.clock())
         key = self.meta.key_values(new)
         s = self.schema
-        n = self._execute(s.sql_update, s.update_row(new))
-        if n == 0:
-            raise NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
+        params = list(s.update_row(new))
+        sql = self._conditions(s.sql_update, params, if_match, precondition)
+        if self._execute(sql, params) == 0:
+            raise self._not_written(key)
         return new
+
+    def delete(self, key: str, *, if_match: str | None = None,
+                     precondition: Filter | None = None) -> None:
+        # one conditional DELETE
+        k = self.meta.parse_key(key)
+        s = self.schema
+        params = list(s.key_params(k))
+        sql = self._conditions(s.sql_delete, params, if_match, precondition)
+        if self._execute(sql, params) == 0:
+            raise self._not_written(k)
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
