@@ -7,6 +7,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from persisty import Attr, Index, stored
+from persisty.layers import BelongsTo, HasOne
 
 
 class Mood(enum.Enum):
@@ -55,3 +56,21 @@ class Post:
     author_id: str
     text: str = ""
     stars: int = 0
+
+
+@stored
+class Person:
+    """Has at most one profile; deleting a person with a profile is blocked."""
+
+    id: str = Attr(min_length=1, max_length=40)
+    profile = HasOne("Profile", "person_id", on_delete="block")
+
+
+@stored(indexes=[Index("person_id")])
+class Profile:
+    """Belongs to a person."""
+
+    id: str = Attr(min_length=1, max_length=40)
+    person_id: str
+    bio: str = ""
+    person = BelongsTo(Person, "person_id")

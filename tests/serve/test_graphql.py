@@ -127,3 +127,23 @@ def test_relations_are_batched_per_level(client: Any) -> None:
     # one search, then one batched read per relation and level (not one per item)
     assert Counting.calls.count("author.read_batch(3)") == 2, Counting.calls
     assert sum(c.startswith("post.search") for c in Counting.calls) == 2, Counting.calls
+
+
+def test_declared_relations(tmp_path: Any) -> None:
+    from models import Person, Profile
+
+    db = persisty.aio.connect(f"sqlite:///{tmp_path}/rel.db")
+    with TestClient(app(db, [Person, Profile])) as c:
+        for pid in ("p1", "p2"):
+            assert c.post("/api/person", json={"id": pid}).status_code == 201
+        r = c.post("/api/profile", json={"id": "a", "person_id": "p1", "bio": "hi"})
+        assert r.status_code == 201
+        r = c.post("/api/profile", json={"id": "b", "person_id": "nobody"})
+        assert r.status_code in (404, 409, 422), r.text
+        r = gql(c, '{ personSearch(order: ["id"]) { items { id profile { bio person { id } } } } }')
+        assert r["data"]["personSearch"]["items"] == [
+            {"id": "p1", "profile": {"bio": "hi", "person": {"id": "p1"}}},
+            {"id": "p2", "profile": None}]
+        r = c.delete("/api/person/p1")
+        assert r.status_code == 409, r.text  # blocked: a profile refers to it
+        assert c.delete("/api/person/p2").status_code == 204

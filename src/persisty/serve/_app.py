@@ -297,11 +297,11 @@ def _limit(text: str | None, api: Api) -> int | None:
 
 def query_filter(request: Request) -> Filter:
     """The filter in the request's query string."""
-    pairs = [(k, v) for k, v in request.query_params.multi_items()]
+    pairs = request.query_params.multi_items()
     seen: set[str] = set()
-    for k, _ in pairs:
-        if k in seen and not k.endswith("__in"):
-            raise ValidationError(f"{k} is given twice", field=k.partition("__")[0])
+    for k, _ in pairs:  # a repeated filter pair means AND (the query form); not so paging
+        if k in seen and k in _RESERVED:
+            raise ValidationError(f"{k} is given twice", field=k)
         seen.add(k)
     return filter_from_query([(k, v) for k, v in pairs if k not in _RESERVED])
 

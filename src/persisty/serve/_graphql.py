@@ -251,7 +251,9 @@ class _Builder:
 
         return resolve
 
-    def input_type(self, s: Served, shape: str) -> GraphQLInputObjectType:
+    def input_type(self, s: Served, shape: str) -> GraphQLInputObjectType | None:
+        """The input of a shape; ``None`` when it has no attributes (GraphQL forbids empty
+        input objects: e.g. nothing to patch on a store that has only its key)."""
         schema = s.meta.json_schema(shape)
         required = set(schema.get("required", []))
         fields = {}
@@ -259,6 +261,8 @@ class _Builder:
             a = s.meta.by_name[name]
             t = _type_of(a)
             fields[name] = GraphQLInputField(GraphQLNonNull(t) if name in required else t)
+        if not fields:
+            return None
         title = s.meta.cls.__name__ + shape.capitalize() + "Input"
         return GraphQLInputObjectType(title, fields)
 
@@ -338,7 +342,7 @@ class _Builder:
             "op": GraphQLInputField(GraphQLNonNull(EDIT_OP)),
             "item": GraphQLInputField(JSON, description="create/update: the item"),
             "key": GraphQLInputField(GraphQLString, description="patch/delete: the key"),
-            "changes": GraphQLInputField(patch_in, description="patch: the changes"),
+            "changes": GraphQLInputField(patch_in or JSON, description="patch: the changes"),
             "if_match": GraphQLInputField(GraphQLString),
         })
         key_arg = {"key": GraphQLArgument(GraphQLNonNull(GraphQLString))}
@@ -448,15 +452,18 @@ class _Builder:
             GraphQLNonNull(GraphQLList(t)),
             args={"keys": GraphQLArgument(GraphQLNonNull(GraphQLList(
                 GraphQLNonNull(GraphQLString))))}, resolve=batch)
-        mutation["create" + pascal] = GraphQLField(
-            GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(create_in))},
-            resolve=create)
-        mutation["update" + pascal] = GraphQLField(
-            GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(update_in)),
-                                     **if_match}, resolve=update)
-        mutation["patch" + pascal] = GraphQLField(
-            GraphQLNonNull(t), args={**key_arg, "changes": GraphQLArgument(
-                GraphQLNonNull(patch_in)), **if_match}, resolve=patch)
+        if create_in is not None:
+            mutation["create" + pascal] = GraphQLField(
+                GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(create_in))},
+                resolve=create)
+        if update_in is not None:
+            mutation["update" + pascal] = GraphQLField(
+                GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(update_in)),
+                                         **if_match}, resolve=update)
+        if patch_in is not None:
+            mutation["patch" + pascal] = GraphQLField(
+                GraphQLNonNull(t), args={**key_arg, "changes": GraphQLArgument(
+                    GraphQLNonNull(patch_in)), **if_match}, resolve=patch)
         mutation["delete" + pascal] = GraphQLField(
             GraphQLNonNull(GraphQLBoolean), args={**key_arg, **if_match}, resolve=delete)
         mutation["edit" + pascal + "Batch"] = GraphQLField(

@@ -66,8 +66,11 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
     params: list[dict[str, Any]] = []
 
     def add(name: str, schema: dict[str, Any], description: str) -> None:
-        params.append({"name": name, "in": "query", "required": False, "schema": schema,
-                       "description": description})
+        # a filter pair may repeat, meaning AND (e.g. tags__contains=a&tags__contains=b)
+        params.append({"name": name, "in": "query", "required": False,
+                       "schema": {"anyOf": [schema, {"type": "array", "items": schema}]},
+                       "style": "form", "explode": True,
+                       "description": description + " (repeat for AND)"})
 
     for a in meta.attrs:
         if not a.readable:
