@@ -10,7 +10,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from models import Note, Page
+from serve_models import Note, Page
 from starlette.testclient import TestClient
 
 import persisty.aio

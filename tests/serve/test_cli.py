@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from models import Page
+from serve_models import Page
 from typer.testing import CliRunner
 
 import persisty
@@ -24,18 +24,18 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         pages.create(Page(owner="ann", slug=f"p{i:02}", body="x" * i, views=i))
     db.close()
     out = tmp_path / "pages.jsonl"
-    r = runner.invoke(cli, ["export", src, "models:Page", "-o", str(out)])
+    r = runner.invoke(cli, ["export", src, "serve_models:Page", "-o", str(out)])
     assert r.exit_code == 0, r.output
     lines = out.read_text().splitlines()
     assert len(lines) == 25 and json.loads(lines[3])["slug"] == "p03"
-    r = runner.invoke(cli, ["import", dst, "models:Page", str(out), "--batch", "10"])
+    r = runner.invoke(cli, ["import", dst, "serve_models:Page", str(out), "--batch", "10"])
     assert r.exit_code == 0, r.output
     assert "created 25" in r.output
-    r = runner.invoke(cli, ["import", dst, "models:Page", str(out)])
+    r = runner.invoke(cli, ["import", dst, "serve_models:Page", str(out)])
     assert r.exit_code == 1 and "failed 25" in r.output
     changed = tmp_path / "changed.jsonl"
     changed.write_text(lines[0].replace('"body":""', '"body":"new"') + "\n")
-    r = runner.invoke(cli, ["import", dst, "models:Page", str(changed), "--replace"])
+    r = runner.invoke(cli, ["import", dst, "serve_models:Page", str(changed), "--replace"])
     assert r.exit_code == 0 and "replaced 1" in r.output, r.output
     db = persisty.connect(dst)
     assert db.store(Page).count() == 25
@@ -48,14 +48,14 @@ def test_import_rejects_a_bad_line_before_writing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"owner": "a", "slug": "1"}\n{"owner": "a", "slug": "2", "views": -5}\n')
     url = f"file://{tmp_path}/db"
-    r = runner.invoke(cli, ["import", url, "models:Page", str(bad)])
+    r = runner.invoke(cli, ["import", url, "serve_models:Page", str(bad)])
     assert r.exit_code == 1 and "line 2" in r.output and "views" in r.output
     db = persisty.connect(url)
     assert db.store(Page).count() == 0
     db.close()
     bad.write_text("{nope\n")
-    assert runner.invoke(cli, ["import", url, "models:Page", str(bad)]).exit_code == 1
-    r = runner.invoke(cli, ["export", url, "models:Nope"])
+    assert runner.invoke(cli, ["import", url, "serve_models:Page", str(bad)]).exit_code == 1
+    r = runner.invoke(cli, ["export", url, "serve_models:Nope"])
     assert r.exit_code != 0
 
 
@@ -63,7 +63,7 @@ def test_migrate_without_changes(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["migrate", f"file://{tmp_path}/db", "clitarget"])
     assert r.exit_code == 0, r.output
     assert "nothing to do" in r.output
-    r = runner.invoke(cli, ["migrate", f"file://{tmp_path}/db", "models_nope"])
+    r = runner.invoke(cli, ["migrate", f"file://{tmp_path}/db", "serve_models_nope"])
     assert r.exit_code != 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from models import Author, Note, Page, Post
+from serve_models import Author, Note, Page, Post
 from starlette.testclient import TestClient
 
 import persisty.aio
@@ -130,7 +130,7 @@ def test_relations_are_batched_per_level(client: Any) -> None:
 
 
 def test_declared_relations(tmp_path: Any) -> None:
-    from models import Person, Profile
+    from serve_models import Person, Profile
 
     db = persisty.aio.connect(f"sqlite:///{tmp_path}/rel.db")
     with TestClient(app(db, [Person, Profile])) as c:

@@ -8,8 +8,8 @@ import tempfile
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from models import Note, Page
 from schemathesis.graphql import nodes, scalar
+from serve_models import Note, Page
 
 import persisty.aio
 from persisty.serve import app

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from models import Note, Page
+from serve_models import Note, Page
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient

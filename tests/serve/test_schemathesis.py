@@ -7,8 +7,8 @@ import tempfile
 
 import schemathesis
 from hypothesis import HealthCheck, settings
-from models import Note, Page
 from schemathesis.checks import positive_data_acceptance
+from serve_models import Note, Page
 
 import persisty.aio
 from persisty.serve import app
