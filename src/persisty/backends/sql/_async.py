@@ -1,9 +1,10 @@
-"""The SQL backend (async): SQLite, PostgreSQL and MariaDB/MySQL through SQLAlchemy 2 Core.
+"""The SQL backend: SQLite, PostgreSQL and MariaDB/MySQL through SQLAlchemy 2 Core.
 
-SQLAlchemy supplies the dialects, the tables and the DDL; the statements a store runs are
-built once per store (or once per filter shape) and executed on the driver's own
-connection, from a small pool (the asyncio drivers aiosqlite, psycopg and asyncmy; the
-generated sync twin uses sqlite3, psycopg and pymysql).
+SQLAlchemy supplies the dialects, the tables and the DDL. A store's fixed statements are
+built once, filter statements per call (their text is stable per filter shape, so the
+drivers' statement caches and prepared statements apply), and all of them run on the
+driver's own connection from a small pool: sqlite3, psycopg and PyMySQL when sync, their
+asyncio counterparts when async.
 """
 
 from __future__ import annotations
