@@ -54,6 +54,22 @@ def validate_filter(f: Filter | None, meta: StoreMeta) -> Filter:
         raise ValidationError(f"not a filter: {f!r}")
     if f is ALL or f is NONE:
         return f
+    try:
+        # repr keeps apart values that compare equal across types (1, 1.0, True)
+        return _validated(meta, f, repr(f))
+    except TypeError:  # a value that cannot be hashed (a list, a dict): validate afresh
+        return _validate(f, meta)
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated(meta: StoreMeta, f: Filter, _spelling: str) -> Filter:
+    # the same filters arrive again and again from application code and the API
+    return _validate(f, meta)
+
+
+def _validate(f: Filter, meta: StoreMeta) -> Filter:
+    if f is ALL or f is NONE:
+        return f
     if isinstance(f, And):
         return And.of(*(validate_filter(x, meta) for x in f.filters))
     if isinstance(f, Or):
