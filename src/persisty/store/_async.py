@@ -481,27 +481,47 @@ class AsyncStoreBase(AsyncStore[T]):
         if f is NONE:
             return 0
         keys = [self.meta.key_of(i) async for i in self.search_all(f)]
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
-            results = await self.edit_batch(edits, atomic=False)
-            bad = [r for r in results if not r.ok and r.code == "validation_error"]
-            if bad:
-                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return await patch_keys(self, keys, changes, f)
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = validate_filter(filter, self.meta)
         if f is NONE:
             return 0
         keys = [self.meta.key_of(i) async for i in self.search_all(f)]
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.delete(k, precondition=f) for k in keys[start:start + 100]]
-            results = await self.edit_batch(edits, atomic=False)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return await delete_keys(self, keys, f)
+
+
+BULK_CHUNK = 100
+
+
+async def patch_keys(store: AsyncStore[Any], keys: Sequence[str], changes: Mapping[str, Any],
+                     precondition: Filter | None) -> int:
+    """Patch each of ``keys`` with ``changes`` where ``precondition`` still holds, in
+    non-atomic batches through ``store.edit_batch``; return how many changed. A change that
+    fails validation raises ``ValidationError`` (the same change fails for every item)."""
+    total = 0
+    for start in range(0, len(keys), BULK_CHUNK):
+        edits = [Edit.patch(k, changes, precondition=precondition)
+                 for k in keys[start:start + BULK_CHUNK]]
+        results = await store.edit_batch(edits, atomic=False)
+        bad = [r for r in results if not r.ok and r.code == "validation_error"]
+        if bad:
+            raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
+        total += sum(1 for r in results if r.ok)
+    return total
+
+
+async def delete_keys(store: AsyncStore[Any], keys: Sequence[str],
+                      precondition: Filter | None) -> int:
+    """Delete each of ``keys`` where ``precondition`` still holds, in non-atomic batches
+    through ``store.edit_batch``; return how many were deleted."""
+    total = 0
+    for start in range(0, len(keys), BULK_CHUNK):
+        edits = [Edit.delete(k, precondition=precondition)
+                 for k in keys[start:start + BULK_CHUNK]]
+        results = await store.edit_batch(edits, atomic=False)
+        total += sum(1 for r in results if r.ok)
+    return total
 
 
 class AsyncWrappedStore(AsyncStore[T]):

@@ -482,27 +482,47 @@ class StoreBase(Store[T]):
         if f is NONE:
             return 0
         keys = [self.meta.key_of(i) for i in self.search_all(f)]
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
-            results = self.edit_batch(edits, atomic=False)
-            bad = [r for r in results if not r.ok and r.code == "validation_error"]
-            if bad:
-                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return patch_keys(self, keys, changes, f)
 
     def delete_all(self, filter: Filter | None) -> int:
         f = validate_filter(filter, self.meta)
         if f is NONE:
             return 0
         keys = [self.meta.key_of(i) for i in self.search_all(f)]
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.delete(k, precondition=f) for k in keys[start:start + 100]]
-            results = self.edit_batch(edits, atomic=False)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return delete_keys(self, keys, f)
+
+
+BULK_CHUNK = 100
+
+
+def patch_keys(store: Store[Any], keys: Sequence[str], changes: Mapping[str, Any],
+                     precondition: Filter | None) -> int:
+    """Patch each of ``keys`` with ``changes`` where ``precondition`` still holds, in
+    non-atomic batches through ``store.edit_batch``; return how many changed. A change that
+    fails validation raises ``ValidationError`` (the same change fails for every item)."""
+    total = 0
+    for start in range(0, len(keys), BULK_CHUNK):
+        edits = [Edit.patch(k, changes, precondition=precondition)
+                 for k in keys[start:start + BULK_CHUNK]]
+        results = store.edit_batch(edits, atomic=False)
+        bad = [r for r in results if not r.ok and r.code == "validation_error"]
+        if bad:
+            raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
+        total += sum(1 for r in results if r.ok)
+    return total
+
+
+def delete_keys(store: Store[Any], keys: Sequence[str],
+                      precondition: Filter | None) -> int:
+    """Delete each of ``keys`` where ``precondition`` still holds, in non-atomic batches
+    through ``store.edit_batch``; return how many were deleted."""
+    total = 0
+    for start in range(0, len(keys), BULK_CHUNK):
+        edits = [Edit.delete(k, precondition=precondition)
+                 for k in keys[start:start + BULK_CHUNK]]
+        results = store.edit_batch(edits, atomic=False)
+        total += sum(1 for r in results if r.ok)
+    return total
 
 
 class WrappedStore(Store[T]):

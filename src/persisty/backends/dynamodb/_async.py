@@ -57,7 +57,7 @@ from persisty.store import (
     Replace,
     WriteOp,
 )
-from persisty.store._async import OrderArg
+from persisty.store._async import OrderArg, delete_keys, patch_keys
 from persisty.store._prepare import check_changes, prepare_update
 
 MAX_TRANSACTION = 100
@@ -779,26 +779,12 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
         changes = check_changes(self.meta, changes)
         f = validate_filter(filter, self.meta)
         keys = await self._matching_keys(f)
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
-            results = await self.edit_batch(edits, atomic=False)
-            bad = [r for r in results if not r.ok and r.code == "validation_error"]
-            if bad:
-                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return await patch_keys(self, keys, changes, f)
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = validate_filter(filter, self.meta)
         keys = await self._matching_keys(f)
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.delete(k, precondition=None if f is ALL else f)
-                     for k in keys[start:start + 100]]
-            results = await self.edit_batch(edits, atomic=False)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return await delete_keys(self, keys, None if f is ALL else f)
 
 
 class AsyncDynamoDatabase(AsyncDatabase):

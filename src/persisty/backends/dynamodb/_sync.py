@@ -59,7 +59,7 @@ from persisty.store import (
     WriteOp,
 )
 from persisty.store._prepare import check_changes, prepare_update
-from persisty.store._sync import OrderArg
+from persisty.store._sync import OrderArg, delete_keys, patch_keys
 
 MAX_TRANSACTION = 100
 """DynamoDB's limit of actions in one TransactWriteItems (edits plus unique markers)."""
@@ -780,26 +780,12 @@ class DynamoStore(StoreBase[Any]):
         changes = check_changes(self.meta, changes)
         f = validate_filter(filter, self.meta)
         keys = self._matching_keys(f)
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
-            results = self.edit_batch(edits, atomic=False)
-            bad = [r for r in results if not r.ok and r.code == "validation_error"]
-            if bad:
-                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return patch_keys(self, keys, changes, f)
 
     def delete_all(self, filter: Filter | None) -> int:
         f = validate_filter(filter, self.meta)
         keys = self._matching_keys(f)
-        total = 0
-        for start in range(0, len(keys), 100):
-            edits = [Edit.delete(k, precondition=None if f is ALL else f)
-                     for k in keys[start:start + 100]]
-            results = self.edit_batch(edits, atomic=False)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return delete_keys(self, keys, None if f is ALL else f)
 
 
 class DynamoDatabase(Database):

@@ -28,6 +28,7 @@ from persisty.errors import (
 from persisty.model import StoreMeta, etag
 from persisty.query import NONE, compile_filter, validate_filter
 from persisty.store import AsyncStore, Edit, EditKind, EditResult
+from persisty.store._async import delete_keys, patch_keys
 from persisty.store._prepare import check_changes
 
 MAX_ATTEMPTS = 50
@@ -230,15 +231,7 @@ async def batched_update_all(store: AsyncStore[Any], filter: Any,
     if validate_filter(filter, store.meta) is NONE:
         return 0
     keys = [store.key_of(i) async for i in store.search_all(filter)]
-    total = 0
-    for start in range(0, len(keys), 100):
-        edits = [Edit.patch(k, changes, precondition=filter) for k in keys[start:start + 100]]
-        results = await store.edit_batch(edits, atomic=False)
-        bad = [r for r in results if not r.ok and r.code == "validation_error"]
-        if bad:
-            raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-        total += sum(1 for r in results if r.ok)
-    return total
+    return await patch_keys(store, keys, changes, filter)
 
 
 async def batched_delete_all(store: AsyncStore[Any], filter: Any) -> int:
@@ -246,9 +239,4 @@ async def batched_delete_all(store: AsyncStore[Any], filter: Any) -> int:
     if validate_filter(filter, store.meta) is NONE:
         return 0
     keys = [store.key_of(i) async for i in store.search_all(filter)]
-    total = 0
-    for start in range(0, len(keys), 100):
-        edits = [Edit.delete(k, precondition=filter) for k in keys[start:start + 100]]
-        results = await store.edit_batch(edits, atomic=False)
-        total += sum(1 for r in results if r.ok)
-    return total
+    return await delete_keys(store, keys, filter)

@@ -31,7 +31,7 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Explain, Page
-from persisty.store._async import OrderArg
+from persisty.store._async import OrderArg, patch_keys
 from persisty.store._prepare import (
     check_changes,
     prepare_create,
@@ -377,15 +377,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             if not self._can_update(prepare_patch(self.meta, item, changes, now)):
                 raise self._forbidden("update")
             keys.append(self.meta.key_of(item))
-        total = 0
-        for start in range(0, len(keys), 100):
-            batch = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
-            results = await self.edit_batch(batch, atomic=False)
-            bad = [r for r in results if not r.ok and r.code == "validation_error"]
-            if bad:
-                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return await patch_keys(self, keys, changes, f)
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = self._filter(filter)

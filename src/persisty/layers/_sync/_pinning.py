@@ -30,6 +30,7 @@ from persisty.model import StoreMeta, etag
 from persisty.query import NONE, compile_filter, validate_filter
 from persisty.store import Edit, EditKind, EditResult, Store
 from persisty.store._prepare import check_changes
+from persisty.store._sync import delete_keys, patch_keys
 
 MAX_ATTEMPTS = 50
 
@@ -231,15 +232,7 @@ def batched_update_all(store: Store[Any], filter: Any,
     if validate_filter(filter, store.meta) is NONE:
         return 0
     keys = [store.key_of(i) for i in store.search_all(filter)]
-    total = 0
-    for start in range(0, len(keys), 100):
-        edits = [Edit.patch(k, changes, precondition=filter) for k in keys[start:start + 100]]
-        results = store.edit_batch(edits, atomic=False)
-        bad = [r for r in results if not r.ok and r.code == "validation_error"]
-        if bad:
-            raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-        total += sum(1 for r in results if r.ok)
-    return total
+    return patch_keys(store, keys, changes, filter)
 
 
 def batched_delete_all(store: Store[Any], filter: Any) -> int:
@@ -247,9 +240,4 @@ def batched_delete_all(store: Store[Any], filter: Any) -> int:
     if validate_filter(filter, store.meta) is NONE:
         return 0
     keys = [store.key_of(i) for i in store.search_all(filter)]
-    total = 0
-    for start in range(0, len(keys), 100):
-        edits = [Edit.delete(k, precondition=filter) for k in keys[start:start + 100]]
-        results = store.edit_batch(edits, atomic=False)
-        total += sum(1 for r in results if r.ok)
-    return total
+    return delete_keys(store, keys, filter)

@@ -38,7 +38,7 @@ from persisty.store._prepare import (
     prepare_patch,
     prepare_update,
 )
-from persisty.store._sync import OrderArg
+from persisty.store._sync import OrderArg, patch_keys
 
 T = TypeVar("T")
 
@@ -378,15 +378,7 @@ class SecuredStore(WrappedStore[T]):
             if not self._can_update(prepare_patch(self.meta, item, changes, now)):
                 raise self._forbidden("update")
             keys.append(self.meta.key_of(item))
-        total = 0
-        for start in range(0, len(keys), 100):
-            batch = [Edit.patch(k, changes, precondition=f) for k in keys[start:start + 100]]
-            results = self.edit_batch(batch, atomic=False)
-            bad = [r for r in results if not r.ok and r.code == "validation_error"]
-            if bad:
-                raise ValidationError(bad[0].message or "invalid change", field=bad[0].field)
-            total += sum(1 for r in results if r.ok)
-        return total
+        return patch_keys(self, keys, changes, f)
 
     def delete_all(self, filter: Filter | None) -> int:
         f = self._filter(filter)
