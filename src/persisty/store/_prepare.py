@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from persisty.errors import ValidationError
@@ -24,13 +24,32 @@ def _defaults(meta: StoreMeta) -> dict[str, Any]:
 def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
                    sequences: Mapping[str, int] | None = None) -> Any:
     """The item to insert: defaults for non-creatable attributes, generated values, checked."""
+    item = _instance(meta, item)
+    return meta.build(item, _create_changes(meta, item, now, sequences))
+
+
+def prepare_creates(meta: StoreMeta, items: Sequence[Any], now: dt.datetime) -> list[Any]:
+    """:func:`prepare_create` for many items (without sequences) in one validation pass;
+    the first invalid item raises the error ``prepare_create`` gives for it."""
+    items = [_instance(meta, i) for i in items]
+    if not meta.set_on_create:
+        return meta.build_many(items)
+    return meta.build_many(items, [_create_changes(meta, i, now, None) for i in items])
+
+
+def _instance(meta: StoreMeta, item: Any) -> Any:
+    if isinstance(item, meta.cls):
+        return item
     if isinstance(item, Mapping):
-        item = meta.from_builtins(item)
-    elif not isinstance(item, meta.cls):
-        raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
+        return meta.from_builtins(item)
+    raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
+
+
+def _create_changes(meta: StoreMeta, item: Any, now: dt.datetime,
+                    sequences: Mapping[str, int] | None) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     defaults = None
-    for a in meta.generated_or_fixed:
+    for a in meta.set_on_create:
         if not a.creatable:
             defaults = defaults or _defaults(meta)
             d = defaults.get(a.name)
@@ -41,7 +60,7 @@ def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
             if sequences is None or a.name not in sequences:
                 raise ValidationError(f"{a.name}: no sequence value", field=a.name)
             changes[a.name] = sequences[a.name]
-    return meta.build(item, changes)
+    return changes
 
 
 def prepare_update(meta: StoreMeta, item: Any, current: Any, now: dt.datetime) -> Any:

@@ -7,7 +7,7 @@ placeholders; values only ever travel as parameters.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import dataclasses
 import datetime as dt
 import enum
@@ -92,11 +92,14 @@ def parse_url(url: str) -> SqlUrl:
 # ---- columns -----------------------------------------------------------------------------
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def etag_of(raw: bytes) -> str:
     """The etag of an item from its canonical JSON (``persisty.model.etag`` without
     encoding the item a second time; a test keeps the two equal)."""
     digest = hashlib.blake2b(raw, digest_size=12).digest()
-    return base64.urlsafe_b64encode(digest).decode()
+    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).decode()
 
 
 def _json_text(v: Any) -> str:
@@ -367,6 +370,23 @@ class TableSchema:
         v.append(etag_of(raw))
         v.append(raw.decode() if self.doc_text else raw)
         return tuple(v)
+
+    def insert_rows(self, items: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """:meth:`insert_row` for many items, built column by column."""
+        raws = self.meta.encode_many(items)
+        columns: list[Any] = []
+        for c in self.columns:
+            values = map(operator.attrgetter(c.name), items)
+            conv = c.conv
+            if conv is None:
+                columns.append(values)
+            elif c.attr.optional:
+                columns.append([v if v is None else conv(v) for v in values])
+            else:
+                columns.append(map(conv, values))
+        columns.append(map(etag_of, raws))
+        columns.append(map(bytes.decode, raws) if self.doc_text else raws)
+        return list(zip(*columns, strict=True))
 
     def update_row(self, item: Any) -> tuple[Any, ...]:
         """Parameters of :attr:`sql_update`, the etag computed from the encoded item."""

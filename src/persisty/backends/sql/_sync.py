@@ -62,7 +62,12 @@ from persisty.store import (
     StoreBase,
     WriteOp,
 )
-from persisty.store._prepare import check_changes, prepare_create, prepare_patch, prepare_update
+from persisty.store._prepare import (
+    check_changes,
+    prepare_creates,
+    prepare_patch,
+    prepare_update,
+)
 from persisty.store._sync import OrderArg
 
 
@@ -587,15 +592,15 @@ class SqlStore(StoreBase[Any]):
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
         if not (atomic and len(edits) > 1 and self._plain_creates
-                and all(isinstance(e, Edit) and e.kind == EditKind.CREATE for e in edits)):
+                and all(isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits)):
             return super().edit_batch(edits, atomic)
         # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
         # item, a taken key) falls back to the general path, which names the culprit
         now = self.clock()
         s = self.schema
         try:
-            news = [prepare_create(self.meta, e.item, now) for e in edits]
-            rows = [s.insert_row(n) for n in news]
+            news = prepare_creates(self.meta, [e.item for e in edits], now)
+            rows = s.insert_rows(news)
         except PersistyError:
             return super().edit_batch(edits, atomic)
         try:
