@@ -1,6 +1,6 @@
 """The conformance suite through the encryption, events and relations layers, alone and
 stacked (also with the cache and access-control layers), sync and async, on the memory
-backend and on SQLite.
+backend and on SQLite; the events layer with its SQL outbox also on PostgreSQL and MariaDB.
 
 Which attributes are encrypted depends on the model: the suite filters on every attribute of
 ``Item``, so its items pass through unencrypted (the layer's item, etag and batch paths still
@@ -12,6 +12,8 @@ encrypted in a ``sealed_model`` store (the concurrent ``if_match`` increments ru
 from __future__ import annotations
 
 from typing import Any
+
+from tests.conftest import MYSQL_URL, POSTGRES_URL
 
 import persisty
 import persisty.aio
@@ -73,6 +75,11 @@ class _Layers:
                 wrapped.on_change(_failing_hook)
                 seen = self.__dict__.setdefault("_seen", [])
                 wrapped.on_change(seen.append)
+            elif layer == "outbox":
+                wrapped = observed(wrapped, outbox=True)
+                wrapped.on_change(_failing_hook)
+                seen = self.__dict__.setdefault("_seen", [])
+                wrapped.on_change(seen.append)
             elif layer == "related":
                 wrapped = related(wrapped, self._database_of(store))
             elif layer == "cache":
@@ -86,6 +93,10 @@ class _Sync(_Layers, StoreConformance):
     def open_database(self, namespace: str) -> Database:
         return self._remember(persisty.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
 
+    def drop(self, database: Database) -> None:
+        if hasattr(database, "drop_tables"):
+            database.drop_tables()
+
     def wrap(self, store: Store[Any]) -> Store[Any]:
         return self._wrap(store)  # type: ignore[no-any-return]
 
@@ -93,6 +104,10 @@ class _Sync(_Layers, StoreConformance):
 class _Async(_Layers, AsyncStoreConformance):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return self._remember(persisty.aio.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
+
+    async def drop(self, database: AsyncDatabase) -> None:
+        if hasattr(database, "drop_tables"):
+            await database.drop_tables()
 
     async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
         return self._wrap(store)  # type: ignore[no-any-return]
@@ -105,6 +120,21 @@ class TestEventsMemory(_Sync):
 class TestEventsSqliteAsync(_Async):
     url = "sqlite://"
     layers = ("events",)
+
+
+class TestOutboxSqlite(_Sync):
+    url = "sqlite://"
+    layers = ("outbox",)
+
+
+class TestOutboxPostgresAsync(_Async):
+    url = POSTGRES_URL
+    layers = ("outbox",)
+
+
+class TestOutboxMariaDB(_Sync):
+    url = MYSQL_URL
+    layers = ("outbox", "encrypted")
 
 
 class TestEventsOverEncryptedMemoryAsync(_Async):

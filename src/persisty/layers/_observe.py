@@ -3,6 +3,7 @@ point; the layers are in ``_async/events.py`` and its generated twin)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, overload
 
 from persisty.layers._async.events import AsyncObservedStore
@@ -11,16 +12,21 @@ from persisty.store import AsyncStore, Store
 
 
 @overload
-def observed(store: AsyncStore[Any], *, keep_failures: int = 100) -> AsyncObservedStore[Any]: ...
+def observed(store: AsyncStore[Any], *, keep_failures: int = 100, outbox: bool = False,
+             outbox_lease: dt.timedelta = ...) -> AsyncObservedStore[Any]: ...
 
 
 @overload
-def observed(store: Store[Any], *, keep_failures: int = 100) -> ObservedStore[Any]: ...
+def observed(store: Store[Any], *, keep_failures: int = 100, outbox: bool = False,
+             outbox_lease: dt.timedelta = ...) -> ObservedStore[Any]: ...
 
 
-def observed(store: Any, *, keep_failures: int = 100) -> Any:
+def observed(store: Any, *, keep_failures: int = 100, outbox: bool = False,
+             outbox_lease: dt.timedelta = dt.timedelta(seconds=30)) -> Any:
     """Wrap ``store`` (sync or async) so every committed write is reported to hooks
     (``on_create``/``on_update``/``on_delete``/``on_change``) and ``listen()`` subscribers.
+    With ``outbox=True`` (SQL stores) changes are also kept in an outbox table written in the
+    same transaction, and ``deliver_pending()`` delivers what a crashed process left behind.
 
     Example::
 
@@ -28,9 +34,11 @@ def observed(store: Any, *, keep_failures: int = 100) -> Any:
         notes.on_delete(lambda change: print("gone:", change.old))
     """
     if isinstance(store, AsyncStore):
-        return AsyncObservedStore(store, keep_failures=keep_failures)
+        return AsyncObservedStore(store, keep_failures=keep_failures, outbox=outbox,
+                                  outbox_lease=outbox_lease)
     if isinstance(store, Store):
-        return ObservedStore(store, keep_failures=keep_failures)
+        return ObservedStore(store, keep_failures=keep_failures, outbox=outbox,
+                             outbox_lease=outbox_lease)
     raise TypeError(f"observed() wraps a Store, not {type(store).__name__}")
 
 

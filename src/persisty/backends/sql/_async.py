@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import datetime as dt
 import os
 import queue  # noqa: F401, RUF100 - the sync twin's pool
 import threading  # noqa: F401, RUF100 - the sync twin's lock
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import msgspec
@@ -24,7 +28,9 @@ import sqlalchemy as sa
 from persisty.backends.sql._schema import (
     DOC,
     ETAG,
+    OUTBOX_TABLE,
     Dialect,
+    OutboxSchema,
     SqlUrl,
     Step,
     TableSchema,
@@ -284,6 +290,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 ) from None
 
         self._decode = decode
+        self._outbox: AsyncSqlOutbox | None = None
         # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         self._plain_creates = not any(a.generated == "sequence" for a in meta.attrs)
@@ -297,7 +304,33 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def _prepare(self) -> None:
         if not self._ready:
             await self.db._ensure_table(self.schema)
+            if self._outbox is not None:
+                await self.db._ensure_outbox()
             self._ready = True
+
+    def with_outbox(self, lease: float = 30.0) -> tuple[AsyncSqlStore, AsyncSqlOutbox]:
+        """This store again, writing each change to the outbox table in the transaction of
+        its write, and the outbox to deliver and clear those changes; how
+        ``observed(store, outbox=True)`` makes delivery at-least-once across a crash.
+
+        ``lease`` is how many seconds the writer has to deliver before
+        :meth:`AsyncSqlOutbox.claim` lets another process take the change over.
+
+        Example::
+
+            store, outbox = db.store(Note).with_outbox()
+            with outbox.collecting() as ids:
+                await store.create(note)      # the note and its change commit together
+            ...                               # deliver the change, then
+            await outbox.done(ids)
+        """
+        outbox = AsyncSqlOutbox(self.db, self.schema.name, self.meta, lease)
+        twin = AsyncSqlStore(self.db, self.meta, self.schema)
+        twin.clock = self.clock
+        twin.default_limit = self.default_limit
+        twin._outbox = outbox
+        self.db._twins.append(twin)
+        return twin, outbox
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:
@@ -382,6 +415,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not ops:
             return []
+        if self._outbox is not None:
+            # every write commits with its outbox rows: one transaction per op when not atomic
+            async with self._conn() as conn:
+                if atomic:
+                    return await self._commit_atomic(conn, ops)
+                results: list[PersistyError | None] = []
+                for op in ops:
+                    results.extend(await self._commit_atomic(conn, [op]))
+                return results
         if len(ops) == 1 and isinstance(ops[0], Remove) and ops[0].expected is None:
             s = self.schema
             if await self._execute(s.sql_delete, s.key_params(ops[0].key)) == 0:
@@ -397,7 +439,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 return [None]
             if atomic:
                 return await self._commit_atomic(conn, ops)
-            results: list[PersistyError | None] = []
+            results = []
             for op in ops:
                 try:
                     await self._apply(conn, op)
@@ -435,6 +477,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                     await self.db._rollback(conn)
                     return results
                 i += 1
+            if self._outbox is not None:
+                await self._outbox.write(conn, ops)
             await self.db._commit(conn)
             return results
         except BaseException:
@@ -565,7 +609,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     async def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if not self._blind_update:
+        if not self._blind_update or self._outbox is not None:
             return await super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one conditional UPDATE, no read
         if not isinstance(item, self.meta.cls):
@@ -581,6 +625,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
+        if self._outbox is not None:  # the outbox row needs the deleted item
+            return await super().delete(key, if_match=if_match, precondition=precondition)
         # one conditional DELETE
         k = self.meta.parse_key(key)
         s = self.schema
@@ -608,6 +654,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 await self.db._begin(conn)
                 try:
                     await self.db._run_many(conn, s.sql_insert, rows, s)
+                    if self._outbox is not None:
+                        await self._outbox.write_created(conn, news)
                 except BaseException:
                     await self.db._rollback(conn, quiet=True)
                     raise
@@ -617,6 +665,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return [EditResult(e, True, None, n) for e, n in zip(edits, news, strict=True)]
 
     async def delete_all(self, filter: Filter | None) -> int:
+        if self._outbox is not None:  # item by item, so each change has its outbox row
+            return await super().delete_all(filter)
         f = validate_filter(filter, self.meta)
         if f is NONE:
             return 0
@@ -625,6 +675,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             return await self.db._run(conn, sql, params, self.schema)
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        if self._outbox is not None:
+            return await super().update_all(filter, changes)
         changes = check_changes(self.meta, changes)
         f = validate_filter(filter, self.meta)
         if f is NONE:
@@ -647,6 +699,112 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 await self.db._rollback(conn, quiet=True)
                 raise
         return len(batch)
+
+
+# ---- the outbox --------------------------------------------------------------------------------
+
+
+_COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "persisty_outbox_ids", default=None)
+
+
+class AsyncSqlOutbox:
+    """The changes of one store's writes, kept in the ``persisty_outbox`` table until
+    delivered: each row is written in the transaction of its write, leased to the writer
+    for ``lease`` seconds, and deleted by :meth:`done`. A row whose lease ran out (its
+    writer crashed before delivering) is taken over by :meth:`claim`, so every committed
+    change is delivered at least once.
+
+    Example::
+
+        store, outbox = db.store(Note).with_outbox(lease=30)
+        for change_id, kind, key, old, new, at in await outbox.claim(100):
+            ...                               # deliver, then
+        await outbox.done([row[0] for row in rows])
+    """
+
+    def __init__(self, db: AsyncSqlDatabase, store: str, meta: StoreMeta, lease: float) -> None:
+        self.db = db
+        self.store = store
+        self.meta = meta
+        self.lease = float(lease)
+        self.schema = db.outbox_schema
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[str]]:
+        """Collect the ids of the rows written in this block (this task or thread only)."""
+        ids: list[str] = []
+        token = _COLLECTED.set(ids)
+        try:
+            yield ids
+        finally:
+            _COLLECTED.reset(token)
+
+    def _row(self, kind: str, key: Key, old: Any, new: Any, now: float) -> tuple[Any, ...]:
+        change_id = uuid.uuid4().hex
+        collected = _COLLECTED.get()
+        if collected is not None:
+            collected.append(change_id)
+        m = self.meta
+        doc = self.schema.doc
+        return (change_id, self.store, kind, m.key_string(key),
+                doc(None if old is None else m.encode(old)),
+                doc(None if new is None else m.encode(new)), now, now + self.lease)
+
+    async def write(self, conn: Any, ops: Sequence[WriteOp]) -> None:
+        """Insert the rows of ``ops`` on ``conn``, inside the caller's transaction."""
+        now = time.time()
+        rows = []
+        for op in ops:
+            if isinstance(op, Insert):
+                rows.append(self._row("create", op.key, None, op.item, now))
+            elif isinstance(op, Replace):
+                rows.append(self._row("update", op.key, op.old, op.item, now))
+            else:
+                rows.append(self._row("delete", op.key, op.old, None, now))
+        await self.db._run_many(conn, self.schema.sql_insert, rows)
+
+    async def write_created(self, conn: Any, items: Sequence[Any]) -> None:
+        """Insert the rows of newly created ``items``, inside the caller's transaction."""
+        now = time.time()
+        key_values = self.meta.key_values
+        await self.db._run_many(conn, self.schema.sql_insert, [
+            self._row("create", key_values(i), None, i, now) for i in items])
+
+    async def done(self, ids: Sequence[str]) -> None:
+        """Delete delivered rows (ids that are gone already are fine)."""
+        if ids:
+            async with self.db._connection() as conn:
+                await self.db._run_many(conn, self.schema.sql_delete, [(i,) for i in ids])
+
+    async def claim(self, limit: int = 100) -> list[tuple[str, str, str, Any, Any, dt.datetime]]:
+        """Take over up to ``limit`` rows whose lease ran out, oldest first, and lease them
+        to this process: ``(id, kind, key, old, new, at)`` with the items decoded."""
+        await self.db._ensure_outbox()
+        s = self.schema
+        now = time.time()
+        claimed = []
+        async with self.db._connection() as conn:
+            due = await self.db._fetch(conn, s.sql_due, (self.store, now, limit))
+            for change_id, until in due:
+                # a conditional update: of two processes claiming one row, one wins
+                if await self.db._run(conn, s.sql_claim, (now + self.lease, change_id, until)):
+                    rows = await self.db._fetch(conn, s.sql_get, (change_id,))
+                    if rows:
+                        kind, key, old, new, at = rows[0]
+                        claimed.append((change_id, kind, key, self._item(old), self._item(new),
+                                        dt.datetime.fromtimestamp(at, dt.UTC)))
+        return claimed
+
+    def _item(self, doc: Any) -> Any:
+        return None if doc is None else self.meta.decode(doc)
+
+    async def pending(self) -> int:
+        """How many changes of this store wait in the outbox (leased or not)."""
+        await self.db._ensure_outbox()
+        async with self.db._connection() as conn:
+            rows = await self.db._fetch(conn, self.schema.sql_count, (self.store,))
+        return int(rows[0][0])
 
 
 # ---- the database ------------------------------------------------------------------------------
@@ -698,6 +856,8 @@ class AsyncSqlDatabase(AsyncDatabase):
         self._setup_done = False
         self._tables_ready: set[str] = set()
         self._lock = asyncio.Lock()
+        self.outbox_schema = OutboxSchema(self.dialect)
+        self._twins: list[AsyncSqlStore] = []  # stores writing to the outbox
 
     def _open(self, meta: StoreMeta) -> AsyncSqlStore:
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
@@ -828,6 +988,24 @@ class AsyncSqlDatabase(AsyncDatabase):
                     "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
             self._tables_ready.add(schema.name)
 
+    async def _ensure_outbox(self) -> None:
+        if OUTBOX_TABLE in self._tables_ready:
+            return
+        async with self._lock:
+            if OUTBOX_TABLE in self._tables_ready:
+                return
+            await self._setup()
+            async with self._connection() as conn:
+                for sql in self.outbox_schema.create_sql():
+                    try:
+                        await self.driver.run(conn, sql)
+                    except Exception as e:  # another process created it at the same time
+                        rows = await self.driver.fetch(conn, introspect_sql(self.dialect)[0],
+                                                       (OUTBOX_TABLE,))
+                        if not rows:
+                            raise Unavailable(f"cannot create {OUTBOX_TABLE}: {e}") from e
+            self._tables_ready.add(OUTBOX_TABLE)
+
     async def _columns(self, conn: Any, schema: TableSchema) -> dict[str, str]:
         cols_sql, _ = introspect_sql(self.dialect)
         rows = await self.driver.fetch(conn, cols_sql, (schema.name,))
@@ -863,20 +1041,25 @@ class AsyncSqlDatabase(AsyncDatabase):
                     if step.sql is not None and not step.destructive:
                         await self.driver.run(conn, step.sql, step.params)
             self._tables_ready.clear()
-        for store in self._stores.values():
-            if isinstance(store, AsyncSqlStore):
-                store._ready = False
+        self._forget_tables()
         return [str(s) for s in steps]
 
+    def _forget_tables(self) -> None:
+        for store in [*self._stores.values(), *self._twins]:
+            if isinstance(store, AsyncSqlStore):
+                store._ready = False
+
     async def drop_tables(self) -> None:
-        """Drop the tables of every store opened so far (their data is gone)."""
+        """Drop the tables of every store opened so far (their data is gone), and their
+        changes waiting in the outbox."""
         async with self._connection() as conn:
             for schema in self.schemas.values():
                 await self.driver.run(conn, schema.drop_sql())
+            if OUTBOX_TABLE in self._tables_ready:
+                await self.driver.run_many(conn, self.outbox_schema.sql_delete_store,
+                                           [(name,) for name in self.schemas])
         self._tables_ready.clear()
-        for store in self._stores.values():
-            if isinstance(store, AsyncSqlStore):
-                store._ready = False
+        self._forget_tables()
 
     async def close(self) -> None:
         """Close every pooled connection."""

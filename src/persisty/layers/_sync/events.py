@@ -7,8 +7,10 @@ The sync twin ``persisty/layers/_sync/events.py`` is generated from this file by
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from persisty.errors import ValidationError
@@ -117,6 +119,14 @@ class ObservedStore(WrappedStore[T]):
     and does not keep the later hooks or subscribers from running. Writes made elsewhere
     (another process, the inner store directly) are not seen.
 
+    With ``outbox=True`` (a SQL store only, directly beneath this layer) each change is
+    also written to the database's outbox table in the transaction of its write and
+    deleted once delivered; call :meth:`deliver_pending` at startup (after registering the
+    hooks) and from time to time to deliver the changes of a process that crashed between
+    its commit and its delivery: delivery is then at-least-once, so hooks should be
+    idempotent. ``outbox_lease`` is how long a writer has to deliver before another
+    process may take its changes over.
+
     Example::
 
         notes = observed(db.store(Note))
@@ -128,7 +138,16 @@ class ObservedStore(WrappedStore[T]):
         notes.patch(key, {"title": "new"})      # reindex runs after the commit
     """
 
-    def __init__(self, inner: Store[T], *, keep_failures: int = 100) -> None:
+    def __init__(self, inner: Store[T], *, keep_failures: int = 100, outbox: bool = False,
+                 outbox_lease: dt.timedelta = dt.timedelta(seconds=30)) -> None:
+        self._outbox: Any = None
+        if outbox:
+            with_outbox = getattr(inner, "with_outbox", None)
+            if with_outbox is None:
+                raise ValidationError(
+                    "outbox=True needs a SQL store directly beneath observed(), not "
+                    f"{type(inner).__name__}", field="outbox")
+            inner, self._outbox = with_outbox(outbox_lease.total_seconds())
         super().__init__(inner)
         self._hooks: list[tuple[frozenset[str], Hook]] = []
         self._subscribers: list[Subscription] = []
@@ -206,12 +225,58 @@ class ObservedStore(WrappedStore[T]):
         return Change(kind, self.meta.name, key, o.old,
                       None if kind == "delete" else o.item)
 
+    @contextlib.contextmanager
+    def _outbox_rows(self) -> Iterator[list[str]]:
+        if self._outbox is None:
+            yield []
+        else:
+            with self._outbox.collecting() as ids:
+                yield ids
+
     def _apply(self, edits: Sequence[Edit], atomic: bool) -> list[Outcome]:
-        outcomes = pinned_edit_batch(
-            self.inner, self.meta, edits, atomic, view=_same, translate=_as_is, pin_all=True,
-            same_etags=True)
+        with self._outbox_rows() as ids:
+            outcomes = pinned_edit_batch(
+                self.inner, self.meta, edits, atomic, view=_same, translate=_as_is,
+                pin_all=True, same_etags=True)
         self._emit([self._change(o) for o in outcomes if o.ok])
+        self._delivered(ids)
         return outcomes
+
+    def _delivered(self, ids: list[str]) -> None:
+        if ids:
+            self._outbox.done(ids)
+
+    # ---- the outbox ---------------------------------------------------------------------
+
+    def deliver_pending(self, limit: int | None = None) -> int:
+        """Deliver the outbox's changes whose writer did not (it crashed, or its lease ran
+        out), oldest first, to the hooks and subscribers registered now; return how many.
+
+        Example::
+
+            notes = observed(db.store(Note), outbox=True)
+            notes.on_change(reindex)
+            notes.deliver_pending()     # what a crashed process left undelivered
+        """
+        if self._outbox is None:
+            raise ValidationError("this store has no outbox: observed(store, outbox=True)",
+                                  field="outbox")
+        delivered = 0
+        while limit is None or delivered < limit:
+            rows = self._outbox.claim(100 if limit is None else min(100, limit - delivered))
+            if not rows:
+                break
+            self._emit([Change(kind, self.meta.name, key, old, new, at)
+                              for _, kind, key, old, new, at in rows])
+            self._outbox.done([row[0] for row in rows])
+            delivered += len(rows)
+        return delivered
+
+    def pending_changes(self) -> int:
+        """How many changes wait in the outbox: being delivered, or left by a crash."""
+        if self._outbox is None:
+            return 0
+        return int(self._outbox.pending())
 
     def _one(self, edit: Edit) -> Outcome:
         (outcome,) = self._apply([edit], True)
@@ -222,8 +287,10 @@ class ObservedStore(WrappedStore[T]):
     # ---- writes -------------------------------------------------------------------------
 
     def create(self, item: T) -> T:
-        new = self.inner.create(item)
+        with self._outbox_rows() as ids:
+            new = self.inner.create(item)
         self._emit([Change("create", self.meta.name, self.meta.key_of(new), None, new)])
+        self._delivered(ids)
         return new
 
     def update(self, item: T, *, if_match: str | None = None,
