@@ -6,6 +6,8 @@ Contenders (each on its own SQLite file in a temporary directory):
 - ``sqlite`` - the plain store (baseline);
 - ``encrypted`` - ``title`` (AES-256-GCM) and each ``tags[]`` element (AES-SIV) encrypted;
 - ``observed`` - the events layer with one hook and one ``listen()`` subscriber;
+- ``observed+outbox`` - the same with the SQL outbox (each change also written in the
+  write's transaction and deleted after delivery);
 - ``related`` - the relations layer (``BenchItem`` declares no relations: its overhead only).
 
 Each contender runs twice, in order and then in reverse order, on fresh files, and the better
@@ -41,12 +43,13 @@ def _db(name: str) -> Any:
 
 
 def contenders() -> list[PersistyContender]:
-    dbs = {name: _db(name) for name in ("plain", "encrypted", "observed", "related")}
+    dbs = {name: _db(name) for name in ("plain", "encrypted", "observed", "outbox", "related")}
     keys = KeyRing({"k1": KeyRing.new_key()})
     seen: list[Any] = []
 
-    def open_observed() -> Any:
-        store = observed(dbs["observed"].store(BenchItem))
+    def open_observed(outbox: bool = False) -> Any:
+        db = dbs["outbox" if outbox else "observed"]
+        store = observed(db.store(BenchItem), outbox=outbox)
         store.on_change(lambda change: seen.append(change.key))
         store.listen(maxsize=1000)  # a subscriber that never reads: oldest changes dropped
         return store
@@ -58,6 +61,7 @@ def contenders() -> list[PersistyContender]:
         PersistyContender("encrypted", lambda: encrypted(
             dbs["encrypted"].store(BenchItem), ["title", "=tags[]"], keys)),
         PersistyContender("observed", open_observed),
+        PersistyContender("observed+outbox", lambda: open_observed(outbox=True)),
         PersistyContender("related", lambda: related(dbs["related"].store(BenchItem),
                                                      dbs["related"])),
     ]

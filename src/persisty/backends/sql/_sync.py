@@ -15,9 +15,9 @@ import contextvars
 import datetime as dt
 import os
 import queue  # noqa: F401, RUF100 - the sync twin's pool
+import secrets
 import threading  # noqa: F401, RUF100 - the sync twin's lock
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -741,7 +741,9 @@ class SqlOutbox:
             _COLLECTED.reset(token)
 
     def _row(self, kind: str, key: Key, old: Any, new: Any, now: float) -> tuple[Any, ...]:
-        change_id = uuid.uuid4().hex
+        # ids grow with time (nanoseconds, then 64 random bits), so rows are appended to the
+        # table's B-tree and deleted from its end instead of landing all over it
+        change_id = f"{time.time_ns():016x}{secrets.randbits(64):016x}"
         collected = _COLLECTED.get()
         if collected is not None:
             collected.append(change_id)
@@ -775,7 +777,14 @@ class SqlOutbox:
         """Delete delivered rows (ids that are gone already are fine)."""
         if ids:
             with self.db._connection() as conn:
-                self.db._run_many(conn, self.schema.sql_delete, [(i,) for i in ids])
+                # one transaction: in autocommit each delete would commit on its own
+                self.db._begin(conn)
+                try:
+                    self.db._run_many(conn, self.schema.sql_delete, [(i,) for i in ids])
+                except BaseException:
+                    self.db._rollback(conn, quiet=True)
+                    raise
+                self.db._commit(conn)
 
     def claim(self, limit: int = 100) -> list[tuple[str, str, str, Any, Any, dt.datetime]]:
         """Take over up to ``limit`` rows whose lease ran out, oldest first, and lease them
