@@ -304,6 +304,8 @@ class CachedStore(WrappedStore[T]):
         self._peek = cache.peek_item
         memory = isinstance(cache, MemoryCache)
         self._hot = cache.items._data if memory else None  # type: ignore[attr-defined]
+        # without a ttl every entry is fresh: the hot path then skips reading the clock
+        self._forever = memory and cache.items.ttl is None  # type: ignore[attr-defined]
         self._page = msgspec.json.Decoder(tuple[list[self.meta.cls], str | None])  # type: ignore[name-defined]
 
     # ---- values as cached -----------------------------------------------------------------
@@ -343,7 +345,7 @@ class CachedStore(WrappedStore[T]):
         hot = self._hot
         if hot is not None and type(key) is str:
             entry = hot.get(key)
-            if entry is not None and entry[1] > _monotonic():  # fresh (expiry inf: no ttl)
+            if entry is not None and (self._forever or entry[1] > _monotonic()):
                 try:  # noqa: SIM105 - cheaper than contextlib.suppress here
                     hot.move_to_end(key)
                 except KeyError:  # evicted meanwhile: still a valid answer
@@ -353,6 +355,10 @@ class CachedStore(WrappedStore[T]):
                 if self._objects:
                     return None if value is MISSING else value
                 return self._unpack(value)
+        return self._read_through(key)
+
+    def _read_through(self, key: str) -> T | None:
+        # apart from read(): its closure would make every read pay for cell variables
         key = self._canon(key)
         (found,), token = self.cache.get_items([key])
         if found is not None:
