@@ -13,7 +13,14 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persisty.backends.sql._schema import TableSchema, make_dialect
+from persisty.backends.sql._schema import (
+    TableSchema,
+    _sqlite_datetime,
+    _sqlite_datetimes,
+    etag_of,
+    etags_of,
+    make_dialect,
+)
 from persisty.errors import ValidationError
 from persisty.model import meta_of
 from persisty.store._prepare import prepare_create, prepare_creates
@@ -98,4 +105,16 @@ def test_insert_rows_equal_insert_row_each(engine: str, batch: list[Item]) -> No
         stored = [prepare_create(META, i, NOW) for i in batch]
     except ValidationError:
         return
-    assert schema.insert_rows(stored) == [schema.insert_row(i) for i in stored]
+    assert list(schema.insert_rows(stored)) == [schema.insert_row(i) for i in stored]
+
+
+@given(st.lists(st.one_of(st.none(), st.datetimes(
+    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))]))), max_size=8))
+def test_sqlite_datetimes_equal_sqlite_datetime_each(values: list[dt.datetime | None]) -> None:
+    expected = [None if v is None else _sqlite_datetime(v) for v in values]
+    assert _sqlite_datetimes(values) == expected
+
+
+@given(st.lists(st.binary(max_size=40), max_size=8))
+def test_etags_of_equal_etag_of_each(raws: list[bytes]) -> None:
+    assert etags_of(raws) == [etag_of(r) for r in raws]

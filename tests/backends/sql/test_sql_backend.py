@@ -318,3 +318,16 @@ def test_single_statement_conditional_writes(db: SqlDatabase) -> None:
         store.delete("a", precondition=~F.tags.contains("x"))
     store.delete("a", if_match=etag(u), precondition=F.tags.contains("x"))
     assert store.read("a") is None
+
+
+def test_sqlite_page_size_applies_to_a_new_file(tmp_path: Path) -> None:
+    db = persisty.connect(f"sqlite:///{tmp_path / 'big.db'}", page_size=8192)
+    db.store(Item).create(Item(owner="a", title="t"))
+    with db._connection() as conn:
+        assert db.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
+    db.close()
+    again = persisty.connect(f"sqlite:///{tmp_path / 'big.db'}", page_size=4096)
+    assert again.store(Item).count() == 1  # an existing file keeps its page size
+    with again._connection() as conn:
+        assert again.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
+    again.close()
