@@ -21,6 +21,7 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.model import StoreMeta, etag, meta_of
+from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
     NONE,
@@ -33,7 +34,13 @@ from persisty.query import (
     sort_values,
     validate_filter,
 )
-from persisty.store._prepare import check_changes, prepare_create, prepare_patch, prepare_update
+from persisty.store._prepare import (
+    check_changes,
+    prepare_create,
+    prepare_creates,
+    prepare_patch,
+    prepare_update,
+)
 from persisty.store._types import (
     Clock,
     Edit,
@@ -355,6 +362,12 @@ class StoreBase(Store[T]):
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = list(edits)
+        if len(edits) > 1 and self._no_sequences and all(
+            isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits
+        ):
+            ops = self._inserts(edits)
+            if ops is not None:
+                return self._results(edits, list(ops), self._commit(ops, atomic), atomic)
         for _ in range(MAX_RETRIES):
             results, retry = self._try_batch(edits, atomic)
             if not retry:
@@ -403,6 +416,25 @@ class StoreBase(Store[T]):
             except PersistyError as e:
                 errors[i] = e
         return self._results(edits, ops, errors, atomic), False
+
+    def _inserts(self, edits: list[Edit]) -> list[Insert] | None:
+        """The inserts of a batch of creates, validated in one pass; ``None`` when an item
+        is invalid or two share a key (the general path then names the culprit)."""
+        meta = self.meta
+        try:
+            news = prepare_creates(meta, [e.item for e in edits], self.clock())
+        except PersistyError:
+            return None
+        docs = meta.encode_many(news)
+        keys = [meta.key_values(n) for n in news]
+        if len(set(keys)) < len(keys):
+            return None
+        return [Insert(k, n, tag, doc) for k, n, tag, doc
+                in zip(keys, news, etags_of(docs), docs, strict=True)]
+
+    @property
+    def _no_sequences(self) -> bool:
+        return not any(a.generated == "sequence" for a in self.meta.attrs)
 
     def _apply_alone(self, e: Edit) -> WriteOp:
         """One edit through the single-item methods (which retry on concurrent changes)."""

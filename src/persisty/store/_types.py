@@ -118,11 +118,13 @@ class Explain:
 
 @dataclass(slots=True)
 class Insert:
-    """Store a new item; ``Conflict`` if the key or a unique index value is taken."""
+    """Store a new item; ``Conflict`` if the key or a unique index value is taken. ``doc``,
+    when set, is the item's canonical JSON already encoded (what ``etag`` hashes)."""
 
     key: Key
     item: Any
     etag: str
+    doc: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -48,9 +48,15 @@ def _escape(raw: bytes) -> bytes:
     return raw.replace(b"\x00", b"\x00\xff")
 
 
+_STR_TAG = bytes((STR,))
+_POS_TAG = bytes((POS,))
+_NEG_TAG = bytes((NEG,))
+
+
 def encode_str(value: str) -> bytes:
     """The component of a string (without its terminator when used as a prefix)."""
-    return bytes((STR,)) + _escape(value.encode("utf-8", "surrogatepass")) + b"\x00"
+    return _STR_TAG + value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + (
+        b"\x00")
 
 
 def str_prefix(value: str) -> bytes:
@@ -88,15 +94,20 @@ def _int(value: int) -> bytes:
     if adjusted >= _BIAS:
         raise ValueError("number out of the indexable range")
     if value < 0:
-        return (bytes((NEG,)) + (_BIAS - adjusted).to_bytes(4, "big")
+        return (_NEG_TAG + (_BIAS - adjusted).to_bytes(4, "big")
                 + digits.encode().translate(_NEG_DIGITS) + b"~")
-    return bytes((POS,)) + (_BIAS + adjusted).to_bytes(4, "big") + digits.encode() + b"\x00"
+    return _POS_TAG + (_BIAS + adjusted).to_bytes(4, "big") + digits.encode() + b"\x00"
 
 
 def encode(value: Any) -> bytes:
     """The order-preserving component of one attribute value."""
     if value is None:
         return NONE
+    if type(value) is str:
+        return _STR_TAG + value.encode("utf-8", "surrogatepass").replace(
+            b"\x00", b"\x00\xff") + b"\x00"
+    if type(value) is int:
+        return _int(value)
     if isinstance(value, str):
         return encode_str(value)
     if isinstance(value, bool):

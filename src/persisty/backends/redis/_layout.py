@@ -227,13 +227,16 @@ class Layout:
                 continue
             item = op.item
             encode = enc.encode
-            tail = b"".join([encode(v) for v in op.key]) + raw
+            key = op.key
+            tail = (encode(key[0]) if len(key) == 1 else b"".join([encode(v) for v in key])
+                    ) + raw
             members = [b"".join([encode(getattr(item, a)) for a in ix.attrs[:ix.own]]) + tail
                        for ix in self.indexes]
             fields = [self.unique_field(ix, item) for ix in self.unique] if self.unique else []
             tag = op.etag.encode()
-            args += [b"I" if isinstance(op, Insert) else b"R", raw, expected,
-                     tag + b"|" + self.meta.encode(item),
+            doc = op.doc if isinstance(op, Insert) and op.doc is not None else (
+                self.meta.encode(item))
+            args += [b"I" if isinstance(op, Insert) else b"R", raw, expected, tag + b"|" + doc,
                      self.shadow_entry(tag, members, fields), *members, *fields]
         return args
 

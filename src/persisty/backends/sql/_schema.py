@@ -7,7 +7,6 @@ placeholders; values only ever travel as parameters.
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
 import datetime as dt
 import enum
@@ -29,6 +28,7 @@ from sqlalchemy.engine.interfaces import Dialect as SaDialect
 from persisty.errors import Conflict, PersistyError, Unavailable, ValidationError
 from persisty.model import StoreMeta
 from persisty.model._attr import AttrMeta, to_utc
+from persisty.model._meta import etag_of, etags_of
 from persisty.query import ALL, NONE, And, Compare, Filter, Not, Op, Or, Sort, TextQuery
 
 META_TABLE = "persisty_meta"
@@ -90,25 +90,6 @@ def parse_url(url: str) -> SqlUrl:
 
 
 # ---- columns -----------------------------------------------------------------------------
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def etag_of(raw: bytes) -> str:
-    """The etag of an item from its canonical JSON (``persisty.model.etag`` without
-    encoding the item a second time; a test keeps the two equal)."""
-    digest = hashlib.blake2b(raw, digest_size=12).digest()
-    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).decode()
-
-
-def etags_of(raws: Sequence[bytes]) -> list[str]:
-    """:func:`etag_of` of each document: 12-byte digests encode to 16 characters without
-    padding, so one base64 pass over all of them, cut every 16, gives the same etags."""
-    blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(raw, digest_size=12).digest() for raw in raws])
-    text = binascii.b2a_base64(digests, newline=False).translate(_URLSAFE).decode()
-    return [text[i:i + 16] for i in range(0, len(text), 16)]
 
 
 _DATETIME_TEXTS = msgspec.json.Decoder(list[str | None])
