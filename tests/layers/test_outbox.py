@@ -213,3 +213,17 @@ async def test_async_outbox_delivers_and_clears(namespace: str) -> None:
     finally:
         await db.drop_tables()
         await db.close()
+
+
+def test_outbox_layers_made_per_request_are_not_kept(tmp_path: Path) -> None:
+    import gc
+
+    db = persisty.connect(f"sqlite:///{tmp_path / 'many.db'}")
+    for i in range(50):
+        counters = observed(db.store(Counter), outbox=True)
+        counters.create(Counter(id=f"c{i}"))
+    del counters
+    gc.collect()
+    assert len(db._twins) == 0
+    assert db.store(Counter).count() == 50
+    db.close()

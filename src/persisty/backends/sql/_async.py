@@ -18,6 +18,7 @@ import queue  # noqa: F401, RUF100 - the sync twin's pool
 import secrets
 import threading  # noqa: F401, RUF100 - the sync twin's lock
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -333,7 +334,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         twin.clock = self.clock
         twin.default_limit = self.default_limit
         twin._outbox = outbox
-        self.db._twins.append(twin)
+        self.db._twins.add(twin)
         return twin, outbox
 
     @asynccontextmanager
@@ -871,7 +872,8 @@ class AsyncSqlDatabase(AsyncDatabase):
         self._tables_ready: set[str] = set()
         self._lock = asyncio.Lock()
         self.outbox_schema = OutboxSchema(self.dialect)
-        self._twins: list[AsyncSqlStore] = []  # stores writing to the outbox
+        # stores writing to the outbox, forgotten with the layers that made them
+        self._twins: weakref.WeakSet[AsyncSqlStore] = weakref.WeakSet()
 
     def _open(self, meta: StoreMeta) -> AsyncSqlStore:
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
