@@ -123,6 +123,8 @@ class StoreMeta:
     """Attributes the store sets itself: generated, not creatable or not updatable."""
     set_on_create: tuple[AttrMeta, ...] = ()
     """Attributes the store sets on create: generated or not creatable."""
+    sequence_attrs: tuple[str, ...] = ()
+    """Attributes numbered by the store (``Attr(generated="sequence")``)."""
 
     def __post_init__(self) -> None:
         self.by_name.update({a.name: a for a in self.attrs})
@@ -139,6 +141,8 @@ class StoreMeta:
         set_(self, "_key_parsers", tuple(_key_parser(self.by_name[k]) for k in self.key.attrs))
         set_(self, "generated_or_fixed", tuple(
             a for a in self.attrs if a.generated or not a.creatable or not a.updatable))
+        set_(self, "sequence_attrs", tuple(
+            a.name for a in self.attrs if a.generated == "sequence"))
         set_(self, "set_on_create", tuple(
             a for a in self.attrs if a.generated or not a.creatable))
 

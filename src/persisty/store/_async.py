@@ -206,7 +206,7 @@ class AsyncStoreBase(AsyncStore[T]):
     # ---- helpers ------------------------------------------------------------------------
 
     async def _sequences(self) -> dict[str, int] | None:
-        names = [a.name for a in self.meta.attrs if a.generated == "sequence"]
+        names = self.meta.sequence_attrs
         if not names:
             return None
         return {n: await self._next_sequence(n) for n in names}
@@ -361,12 +361,16 @@ class AsyncStoreBase(AsyncStore[T]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = list(edits)
-        if len(edits) > 1 and self._no_sequences and all(
+        if len(edits) > 1 and not self.meta.sequence_attrs and all(
             isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits
         ):
             ops = self._inserts(edits)
             if ops is not None:
-                return self._results(edits, list(ops), await self._commit(ops, atomic), atomic)
+                errors = await self._commit(ops, atomic)
+                if not any(errors):
+                    return [EditResult(e, True, None, op.item)
+                            for e, op in zip(edits, ops, strict=True)]
+                return self._results(edits, list(ops), errors, atomic)
         for _ in range(MAX_RETRIES):
             results, retry = await self._try_batch(edits, atomic)
             if not retry:
@@ -430,10 +434,6 @@ class AsyncStoreBase(AsyncStore[T]):
             return None
         return [Insert(k, n, tag, doc) for k, n, tag, doc
                 in zip(keys, news, etags_of(docs), docs, strict=True)]
-
-    @property
-    def _no_sequences(self) -> bool:
-        return not any(a.generated == "sequence" for a in self.meta.attrs)
 
     async def _apply_alone(self, e: Edit) -> WriteOp:
         """One edit through the single-item methods (which retry on concurrent changes)."""

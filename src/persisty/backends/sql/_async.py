@@ -298,7 +298,6 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         self._outbox: AsyncSqlOutbox | None = None
         # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
-        self._plain_creates = not any(a.generated == "sequence" for a in meta.attrs)
         self._blind_update = all(
             a.updatable and a.generated not in ("created", "sequence")
             for a in meta.attrs if a.name not in meta.key.attrs
@@ -642,7 +641,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
-        if not (atomic and len(edits) > 1 and self._plain_creates
+        if not (atomic and len(edits) > 1 and not self.meta.sequence_attrs
                 and all(isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits)):
             return await super().edit_batch(edits, atomic)
         # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
