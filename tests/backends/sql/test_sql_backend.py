@@ -331,3 +331,10 @@ def test_sqlite_page_size_applies_to_a_new_file(tmp_path: Path) -> None:
     with again._connection() as conn:
         assert again.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
     again.close()
+
+
+@pytest.mark.parametrize("bad", ["big", 1000, 0, 131072, 8192.0])
+def test_sqlite_page_size_must_be_a_page_size(bad: object) -> None:
+    with pytest.raises(ValidationError) as e:
+        persisty.connect("sqlite:///unused.db", page_size=bad)
+    assert e.value.field == "page_size"

@@ -857,6 +857,10 @@ class AsyncSqlDatabase(AsyncDatabase):
         if unknown:
             raise ValidationError(f"unknown option {sorted(unknown)[0]!r}",
                                   field=sorted(unknown)[0])
+        page_size = options.get("page_size", 4096)
+        if type(page_size) is not int or page_size not in [2 ** n for n in range(9, 17)]:
+            raise ValidationError(f"page_size must be a power of two from 512 to 65536, not "
+                                  f"{page_size!r}", field="page_size")
         self.sql_url = parse_url(url)
         self.dialect = make_dialect(self.sql_url.engine)
         self.driver = _DRIVERS[self.sql_url.engine](self.sql_url, self.dialect, options)
