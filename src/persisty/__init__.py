@@ -27,12 +27,13 @@ from persisty.errors import (
 )
 from persisty.model import Attr, Index, KeyConfig, StoreMeta, etag, meta_of, stored
 from persisty.query import ALL, NONE, F, Filter, Order
-from persisty.store import Database, Edit, EditResult, Explain, Page, Store
+from persisty.store import Clock, Database, Edit, EditResult, Explain, Increment, Page, Store
 
 __all__ = [
     "ALL",
     "NONE",
     "Attr",
+    "Clock",
     "Conflict",
     "Database",
     "Edit",
@@ -41,6 +42,7 @@ __all__ = [
     "F",
     "Filter",
     "Forbidden",
+    "Increment",
     "Index",
     "KeyConfig",
     "NotFound",

@@ -10,6 +10,9 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
+from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncStoreConformance", "StoreConformance"]
+__all__ = ["AsyncPutExpiryIncrementConformance", "AsyncStoreConformance",
+           "PutExpiryIncrementConformance", "StoreConformance"]
