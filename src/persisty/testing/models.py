@@ -108,5 +108,5 @@ class Lease:
     id: str
     owner: str = ""
     note: str | None = None
-    expires_at: datetime | None = Attr(expires=True)
+    expires_at: datetime | None = Attr(expires=True, default=None)
     created_at: datetime = Attr(generated="created", default=None)
