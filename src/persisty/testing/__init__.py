@@ -10,6 +10,9 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._files_async import AsyncFileStoreConformance
+from persisty.testing._files_sync import FileStoreConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncStoreConformance", "StoreConformance"]
+__all__ = ["AsyncFileStoreConformance", "AsyncStoreConformance", "FileStoreConformance",
+           "StoreConformance"]
