@@ -12,7 +12,9 @@ Example::
 from persisty.testing._async import AsyncStoreConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
+from persisty.testing._stash_async import AsyncStashConformance
+from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncFileStoreConformance", "AsyncStoreConformance", "FileStoreConformance",
-           "StoreConformance"]
+__all__ = ["AsyncFileStoreConformance", "AsyncStashConformance", "AsyncStoreConformance",
+           "FileStoreConformance", "StashConformance", "StoreConformance"]

@@ -22,7 +22,8 @@ from persisty.stash._open import database_secret, entry_type, open_database, seq
 from persisty.stash._sync.base import Stash
 from persisty.store import Database, Edit, Store
 
-PAGE = 1000
+PAGE = 500
+ATOMIC_LIMIT = 100
 
 
 def _now() -> dt.datetime:
@@ -57,9 +58,20 @@ def _put_edit(item: Any) -> Edit:
 
 
 def _put_all(store: Store[Any], items: list[Any]) -> None:
-    """Upsert ``items`` in one atomic batch."""
+    """Upsert ``items`` in one atomic batch (in atomic batches of ``ATOMIC_LIMIT``, the
+    last written last, on an engine that bounds its transactions: DynamoDB's is 100)."""
     if not items:
         return
+    try:
+        _put_batch(store, items)
+    except ValidationError:
+        if len(items) <= ATOMIC_LIMIT:
+            raise
+        for i in range(0, len(items), ATOMIC_LIMIT):
+            _put_batch(store, items[i:i + ATOMIC_LIMIT])
+
+
+def _put_batch(store: Store[Any], items: list[Any]) -> None:
     if getattr(Edit, "put", None) is None:
         # until the contract's Edit.put: creates for missing keys, updates for the others
         found = store.read_batch([store.key_of(i) for i in items])
