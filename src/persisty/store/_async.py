@@ -663,6 +663,8 @@ class AsyncDatabase(ABC):
 
         Example::
 
+            from persisty.files import Limits
+
             avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
         """
         from persisty.files._async.open import chunked_files

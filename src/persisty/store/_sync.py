@@ -664,6 +664,8 @@ class Database(ABC):
 
         Example::
 
+            from persisty.files import Limits
+
             avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
         """
         from persisty.files._sync.open import chunked_files
