@@ -26,7 +26,7 @@ SNIFF_BYTES = 4096
 DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _STORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 
 
 @stored(indexes=[Index("store"), Index("blob")])

@@ -10,9 +10,12 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
+from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncFileStoreConformance", "AsyncStoreConformance", "FileStoreConformance",
+__all__ = ["AsyncFileStoreConformance", "AsyncPutExpiryIncrementConformance",
+           "AsyncStoreConformance", "FileStoreConformance", "PutExpiryIncrementConformance",
            "StoreConformance"]
