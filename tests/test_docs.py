@@ -199,7 +199,7 @@ def test_the_readme_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
 # models, a hook and an index. An example needing anything else defines it itself.
 EXAMPLE_CONTEXT = '''
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import TypeVar
 from uuid import UUID, uuid4
