@@ -275,10 +275,16 @@ class _Builder:
         def fields() -> dict[str, GraphQLInputField]:
             result: dict[str, GraphQLInputField] = {}
 
-            def add(name: str, attr: str, op: Op, t: Any) -> None:
+            def add(name: str, attr: str, op: Op, t: Any, deprecated: str | None = None) -> None:
                 if (name not in result and name not in s.meta.by_name) or name == attr:
-                    result[name] = GraphQLInputField(t)
+                    result[name] = GraphQLInputField(t, deprecation_reason=deprecated)
                     ops[name] = (attr, op)
+
+            def add_op(attr: str, op: Op, t: Any) -> None:
+                # one rule with REST's query string: attribute, two underscores, operator
+                # (owner__ne); the earlier one-underscore names stay accepted
+                add(f"{attr}__{op.value}", attr, op, t)
+                add(f"{attr}_{op.value}", attr, op, t, f"use {attr}__{op.value}")
 
             for a in s.meta.attrs:
                 if not a.readable:
@@ -286,17 +292,17 @@ class _Builder:
                 if a.kind in _SCALARS:
                     t = _KIND_TYPES[a.kind]
                     add(a.name, a.name, Op.EQ, t)
-                    add(f"{a.name}_ne", a.name, Op.NE, t)
-                    add(f"{a.name}_in", a.name, Op.IN, GraphQLList(t))
+                    add_op(a.name, Op.NE, t)
+                    add_op(a.name, Op.IN, GraphQLList(t))
                     if a.kind in _ORDERED:
                         for op in (Op.LT, Op.LTE, Op.GT, Op.GTE):
-                            add(f"{a.name}_{op.value}", a.name, op, t)
+                            add_op(a.name, op, t)
                     if a.kind == "str":
                         for op in _STRING_OPS:
-                            add(f"{a.name}_{op.value}", a.name, op, GraphQLString)
+                            add_op(a.name, op, GraphQLString)
                 elif a.kind == "list" and a.item_kind in _KIND_TYPES:
-                    add(f"{a.name}_contains", a.name, Op.CONTAINS, _KIND_TYPES[a.item_kind])
-                add(f"{a.name}_exists", a.name, Op.EXISTS, GraphQLBoolean)
+                    add_op(a.name, Op.CONTAINS, _KIND_TYPES[a.item_kind])
+                add_op(a.name, Op.EXISTS, GraphQLBoolean)
             me = self.filters[s.name][0]
             result["and"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
             result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
@@ -489,18 +495,25 @@ def build_schema(api: Api) -> GraphQLSchema:
     return _Builder(api).build()
 
 
-_GRAPHIQL = """<!doctype html>
+def _graphiql_html() -> str:
+    """GraphiQL; its assets (React, ReactDOM, GraphiQL) are the package's own (``_static/``)."""
+    from persisty.serve._static import GRAPHIQL, REACT, REACT_DOM, asset
+
+    return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GraphiQL</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/graphiql@3/graphiql.min.css">
+<link rel="stylesheet" href="{asset(GRAPHIQL + '/graphiql.min.css')}">
 </head><body style="margin:0"><div id="graphiql" style="height:100vh"></div>
-<script src="https://cdn.jsdelivr.net/npm/react@18/umd/react.production.min.js"></script>
-<script src="https://cdn.jsdelivr.net/npm/react-dom@18/umd/react-dom.production.min.js"></script>
-<script src="https://cdn.jsdelivr.net/npm/graphiql@3/graphiql.min.js"></script>
+<script src="{asset(REACT + '/react.production.min.js')}"></script>
+<script src="{asset(REACT_DOM + '/react-dom.production.min.js')}"></script>
+<script src="{asset(GRAPHIQL + '/graphiql.min.js')}"></script>
 <script>
-const fetcher = GraphiQL.createFetcher({url: window.location.pathname});
+const fetcher = GraphiQL.createFetcher({{url: window.location.pathname}});
 ReactDOM.createRoot(document.getElementById("graphiql"))
-  .render(React.createElement(GraphiQL, {fetcher}));
+  .render(React.createElement(GraphiQL, {{fetcher}}));
 </script></body></html>"""
+
+
+_GRAPHIQL = _graphiql_html()
 
 
 def graphql_route(api: Api, path: str = "/graphql") -> Route:
