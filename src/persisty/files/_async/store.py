@@ -150,6 +150,8 @@ class AsyncFileStore:
         self.catalog = catalog
         self.uploads = uploads
         self.blobs = blobs
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError("limits is a persisty.files.Limits", field="limits")
         self.limits = limits or Limits()
         self.base_url = (base_url or f"/files/{name}").rstrip("/")
         self.clock = clock or now_utc
