@@ -10,6 +10,9 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._kv_async import AsyncKVConformance
+from persisty.testing._kv_sync import KVConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncStoreConformance", "StoreConformance"]
+__all__ = ["AsyncKVConformance", "AsyncStoreConformance", "KVConformance",
+           "StoreConformance"]
