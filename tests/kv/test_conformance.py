@@ -32,6 +32,9 @@ def dynamodb_url() -> str:
 class _Sync(KVConformance):
     url = ""
     shared = True
+    # until the contract's native Increment: increments are conditional writes, retried
+    incr_processes = 2
+    incr_each = 25
 
     def target(self) -> str:
         return self.url
@@ -53,6 +56,8 @@ class _Sync(KVConformance):
 class _Async(AsyncKVConformance):
     url = ""
     shared = True
+    incr_processes = 2
+    incr_each = 25
 
     def target(self) -> str:
         return self.url
@@ -131,8 +136,9 @@ class TestDynamo(_Sync):
     # moto answers one request at a time (~10 ms): fewer increments, a smaller crash
     incr_workers = 4
     incr_processes = 2
-    incr_each = 10
-    crash_points = 300
+    incr_each = 5
+    local_incr_each = 5
+    crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
     apply_count = 50
 
     def target(self) -> str:
@@ -142,8 +148,9 @@ class TestDynamo(_Sync):
 class TestDynamoAsync(_Async):
     incr_workers = 4
     incr_processes = 2
-    incr_each = 10
-    crash_points = 300
+    incr_each = 5
+    local_incr_each = 5
+    crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
     apply_count = 50
 
     def target(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import Conflict, Forbidden, NotFound, ValidationError
+from persisty.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
 from persisty.kv._logic import check_namespace
 from persisty.kv._open import frozen_missing, kv_connect_async, sqlite_has_table
@@ -61,6 +61,12 @@ async def put_items(store: AsyncStore[Any], items: Sequence[Any],
     raise Conflict("too many concurrent changes; try again")
 
 
+def retryable(error: BaseException) -> bool:
+    """A transient failure of a write that loses nothing when tried again (MariaDB reports
+    a deadlock between two conditional writes as unavailable)."""
+    return isinstance(error, Unavailable) and "eadlock" in str(error)
+
+
 def raise_result(result: EditResult[Any]) -> None:
     """Raise the error an edit result reports."""
     from persisty import errors
@@ -87,16 +93,35 @@ class AsyncService:
         self.key_ring = make_keys(keys)
         self.frozen = bool(frozen)
         self.db, self._owned = kv_connect_async(db_or_url)
-        self.raw: AsyncStore[Any] = self.db.store(self.model)
-        self.store: AsyncStore[Any] = self.raw
-        if self.key_ring is not None:
-            self.store = encrypted(self.raw, fields=list(self.encrypted_fields),
-                                   keys=self.key_ring, context="persisty.kv." + self.raw.meta.name)
+        db: Any = self.db
+        # a directory store makes its folder when opened: a frozen one looks first
+        self._folder_existed = hasattr(db, "root") and (
+            db.root / (db.namespace or "_default") / self.model.__persisty__.name).is_dir()
+        self._raw: AsyncStore[Any] | None = None
+        self._store: AsyncStore[Any] | None = None
         self._checked = not self.frozen
         self._absent = False
         # DynamoDB transactions hold at most 100 items: bigger batches go in atomic parts
-        self.atomic_limit = 100 if hasattr(self.raw, "table") and hasattr(
-            self.raw, "client") else None
+        self.atomic_limit = 100 if type(self.db).__name__.endswith("DynamoDatabase") else None
+
+    @property
+    def raw(self) -> AsyncStore[Any]:
+        """The store of the stored type (ciphertexts as stored)."""
+        if self._raw is None:
+            self._raw = self.db.store(self.model)
+        return self._raw
+
+    @property
+    def store(self) -> AsyncStore[Any]:
+        """The store the service reads and writes (through the encrypted layer with
+        ``keys=``)."""
+        if self._store is None:
+            self._store = self.raw
+            if self.key_ring is not None:
+                self._store = encrypted(self.raw, fields=list(self.encrypted_fields),
+                                        keys=self.key_ring,
+                                        context="persisty.kv." + self.raw.meta.name)
+        return self._store
 
     @property
     def mine(self) -> Filter:
@@ -111,6 +136,9 @@ class AsyncService:
         """Whether this service's table exists on the engine (checked without creating
         anything)."""
         db: Any = self.db
+        if hasattr(db, "root"):  # a directory: its folder, or anything stored
+            return self._folder_existed or (
+                self._raw is not None and await self._raw.count(None) > 0)
         raw: Any = self.raw
         if hasattr(db, "sql_url"):  # SQL: the table, without creating it
             names = [n for n, s in db.schemas.items() if s.meta is raw.meta]
@@ -121,9 +149,6 @@ class AsyncService:
             plan = await db.plan_migration()
             return not any(s.startswith("CREATE TABLE") and names and names[0] in s
                            for s in plan)
-        if hasattr(db, "root"):  # a directory
-            folder = db.root / (db.namespace or "_default") / raw.meta.name
-            return bool(folder.is_dir())
         if hasattr(raw, "table") and hasattr(raw, "client"):  # DynamoDB
             try:
                 await raw.client.call("describe_table", TableName=raw.table)
@@ -141,7 +166,7 @@ class AsyncService:
         if self._checked:
             return
         if not await self.exists():
-            raise frozen_missing(self.db.url, f"the {self.raw.meta.name} store")
+            raise frozen_missing(self.db.url, f"the {self.model.__persisty__.name} store")
         self._checked = True
 
     async def _ready(self) -> bool:

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from persisty.errors import Conflict, PreconditionFailed, ValidationError
-from persisty.kv._async._base import AsyncService, raise_result
+from persisty.errors import Conflict, PreconditionFailed, Unavailable, ValidationError
+from persisty.kv._async._base import AsyncService, raise_result, retryable
 from persisty.kv._logic import (
     EVENTS_FIRST,
     EVENTS_LAST,
@@ -238,7 +238,12 @@ class AsyncEventLog(AsyncService):
             edits = [Edit.create(event),
                      Edit.create(new_head) if head is None else Edit.update(
                          new_head, if_match=etag(head))]
-            results = await self.store.edit_batch(edits, atomic=True)
+            try:
+                results = await self.store.edit_batch(edits, atomic=True)
+            except Unavailable as e:
+                if retryable(e):
+                    continue
+                raise
             if all(r.ok for r in results):
                 return state
             if not results[0].ok and results[0].code == "conflict" and t is not None:

@@ -7,8 +7,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
-from persisty.kv._async._base import AsyncService, put_item, put_items
+from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
+from persisty.kv._async._base import AsyncService, put_item, put_items, retryable
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
 from persisty.kv._models import KVPair
@@ -197,6 +197,10 @@ class AsyncKeyValue(AsyncService):
                         return int(new.num)
                 except NotFound:
                     pass
+                except Unavailable as e:
+                    if not retryable(e):
+                        raise
+                    continue
                 except PreconditionFailed:
                     self._not_int(await self.store.read(k))
                     continue
@@ -209,6 +213,10 @@ class AsyncKeyValue(AsyncService):
                                                          if_match=etag(old))
                         return int(self._value(stored))
                     except (PreconditionFailed, NotFound):
+                        continue
+                    except Unavailable as e:
+                        if not retryable(e):
+                            raise
                         continue
             if await self.add(key, by):
                 return by

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import Conflict, Forbidden, NotFound, ValidationError
+from persisty.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
 from persisty.kv._logic import check_namespace
 from persisty.kv._open import frozen_missing, kv_connect, sqlite_has_table
@@ -62,6 +62,12 @@ def put_items(store: Store[Any], items: Sequence[Any],
     raise Conflict("too many concurrent changes; try again")
 
 
+def retryable(error: BaseException) -> bool:
+    """A transient failure of a write that loses nothing when tried again (MariaDB reports
+    a deadlock between two conditional writes as unavailable)."""
+    return isinstance(error, Unavailable) and "eadlock" in str(error)
+
+
 def raise_result(result: EditResult[Any]) -> None:
     """Raise the error an edit result reports."""
     from persisty import errors
@@ -88,16 +94,35 @@ class Service:
         self.key_ring = make_keys(keys)
         self.frozen = bool(frozen)
         self.db, self._owned = kv_connect(db_or_url)
-        self.raw: Store[Any] = self.db.store(self.model)
-        self.store: Store[Any] = self.raw
-        if self.key_ring is not None:
-            self.store = encrypted(self.raw, fields=list(self.encrypted_fields),
-                                   keys=self.key_ring, context="persisty.kv." + self.raw.meta.name)
+        db: Any = self.db
+        # a directory store makes its folder when opened: a frozen one looks first
+        self._folder_existed = hasattr(db, "root") and (
+            db.root / (db.namespace or "_default") / self.model.__persisty__.name).is_dir()
+        self._raw: Store[Any] | None = None
+        self._store: Store[Any] | None = None
         self._checked = not self.frozen
         self._absent = False
         # DynamoDB transactions hold at most 100 items: bigger batches go in atomic parts
-        self.atomic_limit = 100 if hasattr(self.raw, "table") and hasattr(
-            self.raw, "client") else None
+        self.atomic_limit = 100 if type(self.db).__name__.endswith("DynamoDatabase") else None
+
+    @property
+    def raw(self) -> Store[Any]:
+        """The store of the stored type (ciphertexts as stored)."""
+        if self._raw is None:
+            self._raw = self.db.store(self.model)
+        return self._raw
+
+    @property
+    def store(self) -> Store[Any]:
+        """The store the service reads and writes (through the encrypted layer with
+        ``keys=``)."""
+        if self._store is None:
+            self._store = self.raw
+            if self.key_ring is not None:
+                self._store = encrypted(self.raw, fields=list(self.encrypted_fields),
+                                        keys=self.key_ring,
+                                        context="persisty.kv." + self.raw.meta.name)
+        return self._store
 
     @property
     def mine(self) -> Filter:
@@ -112,6 +137,9 @@ class Service:
         """Whether this service's table exists on the engine (checked without creating
         anything)."""
         db: Any = self.db
+        if hasattr(db, "root"):  # a directory: its folder, or anything stored
+            return self._folder_existed or (
+                self._raw is not None and self._raw.count(None) > 0)
         raw: Any = self.raw
         if hasattr(db, "sql_url"):  # SQL: the table, without creating it
             names = [n for n, s in db.schemas.items() if s.meta is raw.meta]
@@ -122,9 +150,6 @@ class Service:
             plan = db.plan_migration()
             return not any(s.startswith("CREATE TABLE") and names and names[0] in s
                            for s in plan)
-        if hasattr(db, "root"):  # a directory
-            folder = db.root / (db.namespace or "_default") / raw.meta.name
-            return bool(folder.is_dir())
         if hasattr(raw, "table") and hasattr(raw, "client"):  # DynamoDB
             try:
                 raw.client.call("describe_table", TableName=raw.table)
@@ -142,7 +167,7 @@ class Service:
         if self._checked:
             return
         if not self.exists():
-            raise frozen_missing(self.db.url, f"the {self.raw.meta.name} store")
+            raise frozen_missing(self.db.url, f"the {self.model.__persisty__.name} store")
         self._checked = True
 
     def _ready(self) -> bool:

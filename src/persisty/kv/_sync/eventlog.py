@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from persisty.errors import Conflict, PreconditionFailed, ValidationError
+from persisty.errors import Conflict, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._logic import (
     EVENTS_FIRST,
     EVENTS_LAST,
@@ -20,7 +20,7 @@ from persisty.kv._logic import (
 )
 from persisty.kv._models import EventRow
 from persisty.kv._ops import fold, op_function, op_name, parse_changes
-from persisty.kv._sync._base import Service, raise_result
+from persisty.kv._sync._base import Service, raise_result, retryable
 from persisty.model import etag
 from persisty.query import F, Filter
 from persisty.store import Edit
@@ -239,7 +239,12 @@ class EventLog(Service):
             edits = [Edit.create(event),
                      Edit.create(new_head) if head is None else Edit.update(
                          new_head, if_match=etag(head))]
-            results = self.store.edit_batch(edits, atomic=True)
+            try:
+                results = self.store.edit_batch(edits, atomic=True)
+            except Unavailable as e:
+                if retryable(e):
+                    continue
+                raise
             if all(r.ok for r in results):
                 return state
             if not results[0].ok and results[0].code == "conflict" and t is not None:

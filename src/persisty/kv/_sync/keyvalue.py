@@ -8,11 +8,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
 from persisty.kv._models import KVPair
-from persisty.kv._sync._base import Service, put_item, put_items
+from persisty.kv._sync._base import Service, put_item, put_items, retryable
 from persisty.model import etag
 from persisty.query import F, Filter
 from persisty.store import Edit
@@ -198,6 +198,10 @@ class KeyValue(Service):
                         return int(new.num)
                 except NotFound:
                     pass
+                except Unavailable as e:
+                    if not retryable(e):
+                        raise
+                    continue
                 except PreconditionFailed:
                     self._not_int(self.store.read(k))
                     continue
@@ -210,6 +214,10 @@ class KeyValue(Service):
                                                          if_match=etag(old))
                         return int(self._value(stored))
                     except (PreconditionFailed, NotFound):
+                        continue
+                    except Unavailable as e:
+                        if not retryable(e):
+                            raise
                         continue
             if self.add(key, by):
                 return by
