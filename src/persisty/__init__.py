@@ -15,6 +15,7 @@ Example::
     notes.search(F.owner == "ann").items
 """
 
+from persisty import aio
 from persisty._connect import connect
 from persisty._version import __version__
 from persisty.errors import (
@@ -27,12 +28,13 @@ from persisty.errors import (
 )
 from persisty.model import Attr, Index, KeyConfig, StoreMeta, etag, meta_of, stored
 from persisty.query import ALL, NONE, F, Filter, Order
-from persisty.store import Database, Edit, EditResult, Explain, Page, Store
+from persisty.store import Clock, Database, Edit, EditResult, Explain, Increment, Page, Store
 
 __all__ = [
     "ALL",
     "NONE",
     "Attr",
+    "Clock",
     "Conflict",
     "Database",
     "Edit",
@@ -41,6 +43,7 @@ __all__ = [
     "F",
     "Filter",
     "Forbidden",
+    "Increment",
     "Index",
     "KeyConfig",
     "NotFound",
@@ -52,6 +55,7 @@ __all__ = [
     "StoreMeta",
     "ValidationError",
     "__version__",
+    "aio",
     "connect",
     "etag",
     "meta_of",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from persisty.model import stored
+from persisty.model import Attr, stored
 
 KV_STORE = "persisty_kv"
 TS_STORE = "persisty_ts"
@@ -26,7 +26,7 @@ class KVPair:
     key: str
     value: str | None = None
     num: int | None = None
-    expires: datetime | None = None
+    expires: datetime | None = Attr(expires=True)
 
 
 @stored(key=("ns", "series", "t"), name=TS_STORE)

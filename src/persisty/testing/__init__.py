@@ -10,9 +10,15 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
+from persisty.testing._contract_sync import PutExpiryIncrementConformance
+from persisty.testing._files_async import AsyncFileStoreConformance
+from persisty.testing._files_sync import FileStoreConformance
 from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncKVConformance", "AsyncStoreConformance", "KVConformance",
+__all__ = ["AsyncFileStoreConformance", "AsyncKVConformance",
+           "AsyncPutExpiryIncrementConformance", "AsyncStoreConformance",
+           "FileStoreConformance", "KVConformance", "PutExpiryIncrementConformance",
            "StoreConformance"]

@@ -16,12 +16,12 @@ import datetime as dt
 import os
 import queue  # noqa: F401, RUF100 - the sync twin's pool
 import secrets
-import threading  # noqa: F401, RUF100 - the sync twin's lock
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -122,6 +122,22 @@ class AsyncDriver:
             result.close()
 
 
+_Conn = TypeVar("_Conn")
+
+
+def _daemon_worker(pending: _Conn) -> _Conn:
+    """The connection, with its worker thread (if the driver runs one) made a daemon.
+
+    The async SQLite driver runs each connection in a thread of its own; a daemon thread
+    lets a program that never closes its database exit (every write is committed when its
+    call returns, so there is nothing to flush). Older versions are the thread themselves.
+    """
+    worker = getattr(pending, "_thread", pending)
+    if isinstance(worker, threading.Thread) and not worker.is_alive():
+        worker.daemon = True
+    return pending
+
+
 class AsyncSqliteDriver(AsyncDriver):
     """SQLite: WAL, a busy timeout, and Python's ``str.lower`` as ``persisty_lower``."""
 
@@ -130,8 +146,8 @@ class AsyncSqliteDriver(AsyncDriver):
 
         path = self.url.path or ":memory:"
         timeout = float(self.options.get("timeout", 30))
-        conn = await aiosqlite.connect(path, isolation_level=None, timeout=timeout,
-                                       check_same_thread=False)
+        conn = await _daemon_worker(aiosqlite.connect(path, isolation_level=None,
+                                                      timeout=timeout, check_same_thread=False))
         await conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         if self.url.path is not None:
             # takes effect on a new database file only; 8192 makes bulk inserts cheaper and
@@ -578,13 +594,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return await super().search(filter, order, limit, page_key)
 
     async def read(self, key: str) -> Any:
-        if self._str_key and type(key) is str and key:
+        if self._str_key and type(key) is str and key and self.meta.expires is None:
             rows = await self._query(self.schema.sql_get, (key,))
             return self._decode(rows[0][0]) if rows else None
         return await super().read(key)
 
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._str_key and isinstance(keys, list | tuple) and all(
+        if self._str_key and self.meta.expires is None and isinstance(
+            keys, list | tuple
+        ) and all(
             type(k) is str and k for k in keys
         ):
             if not keys:
@@ -613,7 +631,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     async def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if not self._blind_update or self._outbox is not None:
+        if not self._blind_update or self._outbox is not None or self.meta.expires is not None:
             return await super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one conditional UPDATE, no read
         if not isinstance(item, self.meta.cls):
@@ -629,7 +647,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
-        if self._outbox is not None:  # the outbox row needs the deleted item
+        if self._outbox is not None or self.meta.expires is not None:
+            # the outbox row needs the deleted item; an expired item is not there to delete
             return await super().delete(key, if_match=if_match, precondition=precondition)
         # one conditional DELETE
         k = self.meta.parse_key(key)
@@ -671,7 +690,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def delete_all(self, filter: Filter | None) -> int:
         if self._outbox is not None:  # item by item, so each change has its outbox row
             return await super().delete_all(filter)
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         sql, params = self.schema.delete_where(f)
@@ -682,7 +701,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         if self._outbox is not None:
             return await super().update_all(filter, changes)
         changes = check_changes(self.meta, changes)
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         s = self.schema

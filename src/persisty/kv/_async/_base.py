@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationError
+from persisty.errors import Conflict, Forbidden, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
 from persisty.kv._logic import check_namespace
 from persisty.kv._open import frozen_missing, kv_connect_async, sqlite_has_table
@@ -14,24 +14,10 @@ from persisty.layers import encrypted
 from persisty.query import F, Filter
 from persisty.store import AsyncStore, Edit, EditResult
 
-_PUT = hasattr(Edit, "put")
-
 
 async def put_item(store: AsyncStore[Any], item: Any, *, if_match: str | None = None) -> Any:
     """Create or replace ``item`` (``store.put``)."""
-    if hasattr(store, "put"):
-        return await store.put(item, if_match=if_match)
-    for _ in range(100):  # until the contract's put is on every store: update, else create
-        try:
-            return await store.update(item, if_match=if_match)
-        except NotFound:
-            if if_match is not None:
-                raise
-        try:
-            return await store.create(item)
-        except Conflict:
-            continue
-    raise Conflict("too many concurrent changes; try again")
+    return await store.put(item, if_match=if_match)
 
 
 async def put_items(store: AsyncStore[Any], items: Sequence[Any],
@@ -45,18 +31,15 @@ async def put_items(store: AsyncStore[Any], items: Sequence[Any],
     if not items:
         return
     for _ in range(100):
-        if _PUT:
-            edits = [Edit.put(i) for i in items]  # type: ignore[attr-defined]
-        else:
-            found = await store.read_batch([store.key_of(i) for i in items])
-            edits = [Edit.create(i) if f is None else Edit.update(i)
-                     for i, f in zip(items, found, strict=True)]
-        results = await store.edit_batch(edits, atomic=True)
+        try:
+            results = await store.edit_batch([Edit.put(i) for i in items], atomic=True)
+        except Unavailable as e:
+            if retryable(e):
+                continue
+            raise
         failed = [r for r in results if not r.ok and r.code != "aborted"]
         if not failed:
             return
-        if failed[0].code in ("conflict", "not_found") and not _PUT:
-            continue  # raced with another writer between the read and the batch
         raise_result(failed[0])
     raise Conflict("too many concurrent changes; try again")
 

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from persisty import Increment
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._async._base import AsyncService, put_item, put_items, retryable
 from persisty.kv._codec import JsonCodec
@@ -15,11 +16,6 @@ from persisty.kv._models import KVPair
 from persisty.model import etag
 from persisty.query import F, Filter
 from persisty.store import Edit
-
-try:  # the contract's atomic increment
-    from persisty import Increment  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until the contract lands
-    Increment = None
 
 _MISSING: Any = object()
 _INT64 = 2 ** 63
@@ -55,7 +51,8 @@ class AsyncKeyValue(AsyncService):
             if not isinstance(ttl, dt.timedelta) or ttl.total_seconds() <= 0:
                 raise ValidationError("ttl must be a positive number of seconds or a "
                                       "timedelta", field="ttl")
-            expires = dt.datetime.now(dt.UTC) + ttl
+            clock = getattr(self.db, "clock", None)  # the database's (injectable) clock
+            expires = (clock() if callable(clock) else dt.datetime.now(dt.UTC)) + ttl
         if self._native_ints and type(value) is int and -_INT64 <= value < _INT64:
             return KVPair(ns=self.ns, key="/" + key, num=value, expires=expires)
         return KVPair(ns=self.ns, key="/" + key, value=self._encode(value), expires=expires)
@@ -68,9 +65,7 @@ class AsyncKeyValue(AsyncService):
 
     @staticmethod
     def _live(pair: KVPair | None) -> KVPair | None:
-        if pair is not None and pair.expires is not None and (
-                pair.expires <= dt.datetime.now(dt.UTC)):
-            return None
+        # expired pairs are never returned by the store (the contract's expiry)
         return pair
 
     async def _read(self, key: str) -> KVPair | None:
@@ -189,7 +184,7 @@ class AsyncKeyValue(AsyncService):
             raise ValidationError("by must be an int", field="by")
         k = self._key(key)
         for _ in range(10_000):
-            if self._native_ints and Increment is not None:
+            if self._native_ints:
                 try:
                     new = await self.store.patch(k, {"num": Increment(by)},
                                                  precondition=F.value.exists(False))

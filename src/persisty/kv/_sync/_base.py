@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import Conflict, Forbidden, NotFound, Unavailable, ValidationError
+from persisty.errors import Conflict, Forbidden, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
 from persisty.kv._logic import check_namespace
 from persisty.kv._open import frozen_missing, kv_connect, sqlite_has_table
@@ -15,24 +15,10 @@ from persisty.layers import encrypted
 from persisty.query import F, Filter
 from persisty.store import Edit, EditResult, Store
 
-_PUT = hasattr(Edit, "put")
-
 
 def put_item(store: Store[Any], item: Any, *, if_match: str | None = None) -> Any:
     """Create or replace ``item`` (``store.put``)."""
-    if hasattr(store, "put"):
-        return store.put(item, if_match=if_match)
-    for _ in range(100):  # until the contract's put is on every store: update, else create
-        try:
-            return store.update(item, if_match=if_match)
-        except NotFound:
-            if if_match is not None:
-                raise
-        try:
-            return store.create(item)
-        except Conflict:
-            continue
-    raise Conflict("too many concurrent changes; try again")
+    return store.put(item, if_match=if_match)
 
 
 def put_items(store: Store[Any], items: Sequence[Any],
@@ -46,18 +32,15 @@ def put_items(store: Store[Any], items: Sequence[Any],
     if not items:
         return
     for _ in range(100):
-        if _PUT:
-            edits = [Edit.put(i) for i in items]  # type: ignore[attr-defined]
-        else:
-            found = store.read_batch([store.key_of(i) for i in items])
-            edits = [Edit.create(i) if f is None else Edit.update(i)
-                     for i, f in zip(items, found, strict=True)]
-        results = store.edit_batch(edits, atomic=True)
+        try:
+            results = store.edit_batch([Edit.put(i) for i in items], atomic=True)
+        except Unavailable as e:
+            if retryable(e):
+                continue
+            raise
         failed = [r for r in results if not r.ok and r.code != "aborted"]
         if not failed:
             return
-        if failed[0].code in ("conflict", "not_found") and not _PUT:
-            continue  # raced with another writer between the read and the batch
         raise_result(failed[0])
     raise Conflict("too many concurrent changes; try again")
 

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from persisty import Increment
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
@@ -16,11 +17,6 @@ from persisty.kv._sync._base import Service, put_item, put_items, retryable
 from persisty.model import etag
 from persisty.query import F, Filter
 from persisty.store import Edit
-
-try:  # the contract's atomic increment
-    from persisty import Increment  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - until the contract lands
-    Increment = None
 
 _MISSING: Any = object()
 _INT64 = 2 ** 63
@@ -56,7 +52,8 @@ class KeyValue(Service):
             if not isinstance(ttl, dt.timedelta) or ttl.total_seconds() <= 0:
                 raise ValidationError("ttl must be a positive number of seconds or a "
                                       "timedelta", field="ttl")
-            expires = dt.datetime.now(dt.UTC) + ttl
+            clock = getattr(self.db, "clock", None)  # the database's (injectable) clock
+            expires = (clock() if callable(clock) else dt.datetime.now(dt.UTC)) + ttl
         if self._native_ints and type(value) is int and -_INT64 <= value < _INT64:
             return KVPair(ns=self.ns, key="/" + key, num=value, expires=expires)
         return KVPair(ns=self.ns, key="/" + key, value=self._encode(value), expires=expires)
@@ -69,9 +66,7 @@ class KeyValue(Service):
 
     @staticmethod
     def _live(pair: KVPair | None) -> KVPair | None:
-        if pair is not None and pair.expires is not None and (
-                pair.expires <= dt.datetime.now(dt.UTC)):
-            return None
+        # expired pairs are never returned by the store (the contract's expiry)
         return pair
 
     def _read(self, key: str) -> KVPair | None:
@@ -190,7 +185,7 @@ class KeyValue(Service):
             raise ValidationError("by must be an int", field="by")
         k = self._key(key)
         for _ in range(10_000):
-            if self._native_ints and Increment is not None:
+            if self._native_ints:
                 try:
                     new = self.store.patch(k, {"num": Increment(by)},
                                                  precondition=F.value.exists(False))
