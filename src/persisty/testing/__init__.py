@@ -16,11 +16,23 @@ from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
 from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
+from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
+from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
 from persisty.testing._stash_async import AsyncStashConformance
 from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncFileStoreConformance", "AsyncKVConformance",
-           "AsyncPutExpiryIncrementConformance", "AsyncStashConformance",
-           "AsyncStoreConformance", "FileStoreConformance", "KVConformance",
-           "PutExpiryIncrementConformance", "StashConformance", "StoreConformance"]
+__all__ = [
+    "AsyncDatabaseLifecycleConformance",
+    "AsyncFileStoreConformance",
+    "AsyncKVConformance",
+    "AsyncPutExpiryIncrementConformance",
+    "AsyncStashConformance",
+    "AsyncStoreConformance",
+    "DatabaseLifecycleConformance",
+    "FileStoreConformance",
+    "KVConformance",
+    "PutExpiryIncrementConformance",
+    "StashConformance",
+    "StoreConformance",
+]
