@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from graphql import (
+    ExecutionResult,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLEnumType,
@@ -30,16 +31,16 @@ from graphql import (
     GraphQLSchema,
     GraphQLString,
     OperationType,
+    execute,
     get_operation_ast,
-    graphql,
     parse,
+    validate,
 )
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from persisty.errors import PersistyError, ValidationError
-from persisty.model import etag
 from persisty.model._attr import AttrMeta
 from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
 
@@ -167,6 +168,35 @@ class _Context:
         return found
 
 
+DEFAULT_PAGE = 100
+"""How many items a search gives without a ``limit`` (the stores' default page)."""
+
+DEFAULT_CHILDREN = 100
+"""How many children a has-many field gives without a ``limit``."""
+
+
+def _children_loader(store: Any, parent: Served, attr: str,
+                     limit: int) -> Callable[[list[str]], Any]:
+    """Loads at most ``limit`` children per parent key: one search for all the parents
+    (limited to what they may have together), one limited search per parent only when that
+    one did not hold them all."""
+
+    async def load(keys: list[str]) -> list[list[Any]]:
+        values = [parent.meta.parse_key(k)[0] for k in keys]
+        cap = len(values) * limit
+        page = await store.search(Compare(attr, Op.IN, tuple(values)), None, cap)
+        found: dict[Any, list[Any]] = {}
+        for child in page.items:
+            found.setdefault(getattr(child, attr), []).append(child)
+        if page.next_page_key is None:
+            return [found.get(v, [])[:limit] for v in values]
+        pages = await asyncio.gather(*(store.search(Compare(attr, Op.EQ, v), None, limit)
+                                       for v in values))
+        return [list(p.items) for p in pages]
+
+    return load
+
+
 class _Builder:
     def __init__(self, api: Api) -> None:
         self.api = api
@@ -186,7 +216,7 @@ class _Builder:
             result["_key"] = GraphQLField(GraphQLNonNull(GraphQLString),
                                           resolve=lambda item, info: s.meta.key_of(item))
             result["_etag"] = GraphQLField(GraphQLNonNull(GraphQLString),
-                                           resolve=lambda item, info: etag(item))
+                                           resolve=lambda item, info: self.api.etag(s, item))
             result.update(self.relation_fields(s))
             return result
 
@@ -229,25 +259,26 @@ class _Builder:
 
     def _has_many(self, parent: Served, target: Served, attr: str,
                   one: bool) -> Callable[..., Any]:
+        api = self.api
+
         async def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
             ctx: _Context = info.context
-            name = f"{target.name}.{attr}"
+            if one:
+                limit = 1
+            elif limit is None:
+                limit = DEFAULT_CHILDREN
+            elif not 1 <= limit <= api.max_limit:
+                raise ValidationError(f"limit must be between 1 and {api.max_limit}",
+                                      field="limit")
+            name = f"{target.name}.{attr}.{limit}"
             loader = ctx.loaders.get(name)
             if loader is None:
-                store = ctx.store(target)
-
-                async def load(keys: list[str]) -> list[list[Any]]:
-                    values = [parent.meta.parse_key(k)[0] for k in keys]
-                    found: dict[Any, list[Any]] = {}
-                    async for child in store.search_all(Compare(attr, Op.IN, tuple(values))):
-                        found.setdefault(getattr(child, attr), []).append(child)
-                    return [found.get(v, []) for v in values]
-
-                loader = ctx.loaders[name] = _Loader(load)
+                loader = ctx.loaders[name] = _Loader(_children_loader(
+                    ctx.store(target), parent, attr, limit))
             children = await loader.get(parent.meta.key_of(item))
             if one:
                 return children[0] if children else None
-            return children if limit is None else children[:max(limit, 0)]
+            return children
 
         return resolve
 
@@ -419,26 +450,34 @@ class _Builder:
                 from persisty.errors import NotFound
 
                 raise NotFound(f"no {s.name} with key {key!r}")
-            return await st.update(full, if_match=if_match)
+            return await st.update(full, if_match=await pinned(st, key, if_match))
+
+        async def pinned(st: Any, key: str, if_match: str | None) -> str | None:
+            if if_match is None:
+                return None
+            return (await self.api.store_tags(s, st, [(key, if_match)]))[0]
 
         async def patch(_: Any, info: Info, key: str, changes: dict[str, Any],
                         if_match: str | None = None) -> Any:
-            return await store(info).patch(key, changes, if_match=if_match)
+            st = store(info)
+            return await st.patch(key, changes, if_match=await pinned(st, key, if_match))
 
         async def delete(_: Any, info: Info, key: str,
                          if_match: str | None = None) -> bool:
-            await store(info).delete(key, if_match=if_match)
+            st = store(info)
+            await st.delete(key, if_match=await pinned(st, key, if_match))
             return True
 
         async def edit_batch(_: Any, info: Info, edits: list[dict[str, Any]],
                              atomic: bool = True) -> Any:
-            from persisty.serve._app import _edit
+            from persisty.serve._app import _edit, pin_edits
 
             st = store(info)
             if len(edits) > 1000:
                 raise ValidationError("at most 1000 edits", field="edits")
             parsed = [await _edit(s, st, {k: v for k, v in e.items() if v is not None})
                       for e in edits]
+            await pin_edits(self.api, s, st, parsed)
             return await st.edit_batch(parsed, atomic=atomic)
 
         query[camel] = GraphQLField(t, args=key_arg, resolve=read,
@@ -503,11 +542,28 @@ ReactDOM.createRoot(document.getElementById("graphiql"))
 </script></body></html>"""
 
 
+async def _awaited(value: Any) -> ExecutionResult:
+    if isinstance(value, ExecutionResult):
+        return value
+    result: ExecutionResult = await value
+    return result
+
+
 def graphql_route(api: Api, path: str = "/graphql") -> Route:
-    """``GET`` (GraphiQL for browsers, or ``?query=`` for queries) and ``POST`` of GraphQL."""
+    """``GET`` (GraphiQL for browsers, or ``?query=`` for queries) and ``POST`` of GraphQL.
+
+    Every operation is checked against ``api.limits`` before it runs (document size, root
+    fields, depth, cost, nesting of variables) and stopped after ``graphql_timeout``."""
     from persisty.serve._app import BadRequest, JSONResponse, error_response, read_json
+    from persisty.serve._graphql_limits import check_operation
+    from persisty.serve._limits import decode_json, too_deep
 
     schema = build_schema(api)
+    limits = api.limits
+
+    def refused(errors: list[GraphQLError], status: int = 400) -> Response:
+        return JSONResponse({"data": None, "errors": [e.formatted for e in errors]},
+                            status_code=status)
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -516,28 +572,51 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                     return HTMLResponse(_GRAPHIQL)
                 body: Any = dict(request.query_params)
                 if "variables" in body:
-                    try:
-                        body["variables"] = msgspec.json.decode(body["variables"])
-                    except msgspec.DecodeError:
-                        raise BadRequest("variables is not valid JSON") from None
+                    body["variables"] = decode_json(body["variables"], limits, "variables")
             else:
-                body = await read_json(request)
+                body = await read_json(request, limits)
             if not isinstance(body, dict) or not isinstance(body.get("query"), str):
                 raise BadRequest("send {\"query\": ..., \"variables\": {...}}")
             variables = body.get("variables")
             if variables is not None and not isinstance(variables, dict):
                 raise BadRequest("variables must be an object")
+            if variables and too_deep(variables, limits.max_depth):
+                raise ValidationError(f"variables nest deeper than {limits.max_depth} levels",
+                                      field="variables")
             op_name = body.get("operationName")
-            if request.method == "GET":
-                try:
-                    doc = parse(body["query"])
-                except GraphQLError as e:
-                    return JSONResponse({"errors": [e.formatted]}, status_code=400)
-                op = get_operation_ast(doc, op_name)
-                if op is not None and op.operation != OperationType.QUERY:
-                    raise BadRequest("mutations need POST")
-            result = await graphql(schema, body["query"], context_value=_Context(api, request),
-                                   variable_values=variables, operation_name=op_name)
+            if op_name is not None and not isinstance(op_name, str):
+                raise BadRequest("operationName must be a string")
+            try:
+                doc = parse(body["query"], max_tokens=limits.graphql_tokens)
+            except GraphQLError as e:
+                return refused([e])
+            except RecursionError:
+                return refused([GraphQLError("the document nests too deeply",
+                                             extensions={"code": "too_deep"})])
+            op = get_operation_ast(doc, op_name)
+            if request.method == "GET" and op is not None and (
+                    op.operation != OperationType.QUERY):
+                raise BadRequest("mutations need POST")
+            try:
+                invalid = validate(schema, doc)
+            except RecursionError:
+                invalid = [GraphQLError("the document nests too deeply",
+                                        extensions={"code": "too_deep"})]
+            if invalid:
+                return refused(invalid)
+            if op is not None:
+                over = check_operation(schema, doc, op, variables, limits,
+                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit)
+                if over:
+                    return refused(over)
+            run = execute(schema, doc, context_value=_Context(api, request),
+                          variable_values=variables, operation_name=op_name)
+            try:
+                result = await asyncio.wait_for(_awaited(run), limits.graphql_timeout)
+            except TimeoutError:
+                return refused([GraphQLError(
+                    f"the query ran longer than {limits.graphql_timeout:g} s and was stopped",
+                    extensions={"code": "timeout"})], 503)
         except PersistyError as e:
             return error_response(e, anonymous=api.is_anonymous(request))
         out: dict[str, Any] = {"data": result.data}

@@ -636,7 +636,8 @@ class Database(ABC):
                                   "(at most 40)", field="namespace")
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+                              namespace=namespace, database=url)
         self._stores: dict[type[Any], Store[Any]] = {}
 
     def _secret(self) -> bytes | None:

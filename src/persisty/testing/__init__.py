@@ -10,6 +10,13 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
+from persisty.testing._secrecy._sync import PageKeySecrecyConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncStoreConformance", "StoreConformance"]
+__all__ = [
+    "AsyncPageKeySecrecyConformance",
+    "AsyncStoreConformance",
+    "PageKeySecrecyConformance",
+    "StoreConformance",
+]
