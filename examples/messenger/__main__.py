@@ -73,6 +73,7 @@ def main() -> int:
     if args.url:
         os.environ["PERSISTY_URL"] = args.url
     import uvicorn
+
     from examples.messenger.app import create_app
 
     app = create_app(demo=args.demo)

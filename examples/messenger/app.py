@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
+
+from starlette.applications import Starlette
 
 import persisty.aio
 from persisty import Attr, Index, stored
@@ -52,7 +54,7 @@ class Channel:
 class Message:
     """A message in a channel; its owner is the user who posted it."""
 
-    id: UUID
+    id: UUID = Attr(default_factory=uuid4)
     channel_id: str = Attr(min_length=1, max_length=40)
     owner: str = Attr(default="", max_length=40)
     text: str = Attr(min_length=1, max_length=2000)
@@ -104,7 +106,7 @@ async def seed(db: persisty.aio.AsyncDatabase) -> None:
         await messages.create(Message(channel_id=channel, owner=owner, text=text))
 
 
-def create_app(url: str | None = None, *, demo: bool = False) -> object:
+def create_app(url: str | None = None, *, demo: bool = False) -> Starlette:
     """The messenger ASGI app on ``url`` (else ``PERSISTY_URL``, else sqlite:///persisty.db).
 
     The JWT secret comes from ``MESSENGER_SECRET``; without it the app refuses to start,
@@ -132,10 +134,10 @@ def create_app(url: str | None = None, *, demo: bool = False) -> object:
     )
 
 
-_app: object | None = None
+_app: Starlette | None = None
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Starlette:
     """``app`` is made on first use, so importing this module opens no database."""
     global _app
     if name == "app":

@@ -13,8 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from examples.messenger.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
+
+from examples.messenger.app import create_app  # noqa: E402
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_refuses_to_start_without_a_secret(tmp_path: Path, monkeypatch: Any) -> 
     with pytest.raises(SystemExit):
         create_app(f"sqlite:///{tmp_path}/m.db")
     monkeypatch.setenv("MESSENGER_SECRET", "s" * 40)
-    with TestClient(create_app(f"sqlite:///{tmp_path}/m.db")) as c:  # type: ignore[arg-type]
+    with TestClient(create_app(f"sqlite:///{tmp_path}/m.db")) as c:
         assert c.get("/api/channel").status_code == 200
         assert c.post("/api/_login", json={"username": "ann", "password": "ann"}
                       ).status_code in (404, 405)  # no demo logins outside demo mode

@@ -10,7 +10,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from persisty.errors import (
     Conflict,
@@ -53,6 +53,9 @@ from persisty.store._types import (
     Replace,
     WriteOp,
 )
+
+if TYPE_CHECKING:
+    from persisty.files import AsyncFileStore
 
 T = TypeVar("T")
 OrderArg = Iterable[Order | str] | Order | str | None
@@ -653,6 +656,19 @@ class AsyncDatabase(ABC):
     @abstractmethod
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
         """A new Store for ``meta``."""
+
+    def files(self, name: str = "files", **options: Any) -> AsyncFileStore:
+        """A file store whose bytes are chunks in this database (256 KiB each by default);
+        ``options`` are those of ``persisty.files.chunked_files`` (``limits``,
+        ``chunk_size``, ``secret`` …).
+
+        Example::
+
+            avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
+        """
+        from persisty.files._async.open import chunked_files
+
+        return chunked_files(self, name, **options)
 
     async def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""

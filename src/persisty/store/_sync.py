@@ -11,7 +11,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from persisty.errors import (
     Conflict,
@@ -54,6 +54,9 @@ from persisty.store._types import (
     Replace,
     WriteOp,
 )
+
+if TYPE_CHECKING:
+    from persisty.files import FileStore
 
 T = TypeVar("T")
 OrderArg = Iterable[Order | str] | Order | str | None
@@ -654,6 +657,19 @@ class Database(ABC):
     @abstractmethod
     def _open(self, meta: StoreMeta) -> Store[Any]:
         """A new Store for ``meta``."""
+
+    def files(self, name: str = "files", **options: Any) -> FileStore:
+        """A file store whose bytes are chunks in this database (256 KiB each by default);
+        ``options`` are those of ``persisty.files.chunked_files`` (``limits``,
+        ``chunk_size``, ``secret`` …).
+
+        Example::
+
+            avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
+        """
+        from persisty.files._sync.open import chunked_files
+
+        return chunked_files(self, name, **options)
 
     def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""

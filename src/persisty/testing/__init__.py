@@ -10,13 +10,17 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._files_async import AsyncFileStoreConformance
+from persisty.testing._files_sync import FileStoreConformance
 from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
 from persisty.testing._secrecy._sync import PageKeySecrecyConformance
 from persisty.testing._sync import StoreConformance
 
 __all__ = [
+    "AsyncFileStoreConformance",
     "AsyncPageKeySecrecyConformance",
     "AsyncStoreConformance",
+    "FileStoreConformance",
     "PageKeySecrecyConformance",
     "StoreConformance",
 ]
