@@ -93,6 +93,25 @@ def test_redis_cache_separates_namespaces_over_http(tmp_path: Any) -> None:
         assert a.get("/api/page/ann:home").json()["body"] == "tenant one"
 
 
+def test_shared_redis_cache_under_policies_over_http(tmp_path: Any) -> None:
+    """The app puts the policy over the store, so one shared cache serves every principal
+    and still nobody sees another's items (nor a cached "missing" hides their own)."""
+    db = CachedDatabase(persisty.aio.connect(f"sqlite:///{tmp_path}/c.db", namespace=_ns()))
+    asgi = app(db, [Note], auth=AUTH, policies={Note: Policy.owner("owner")})
+    with TestClient(asgi) as c:
+        key = str(uuid.uuid4())
+        assert c.get(f"/api/note/{key}", headers=bearer("ann")).status_code == 404  # cached
+        r = c.post("/api/note", json={"id": key, "title": "bob's"}, headers=bearer("bob"))
+        assert r.status_code == 201
+        assert c.get(f"/api/note/{key}", headers=bearer("bob")).status_code == 200
+        assert c.get(f"/api/note/{key}", headers=bearer("ann")).status_code == 404
+        c.post("/api/note", json={"title": "ann's private"}, headers=bearer("ann"))
+        for who, title in (("ann", "ann's private"), ("bob", "bob's")):
+            r = c.get("/api/note", headers=bearer(who))
+            assert [n["title"] for n in r.json()["items"]] == [title]
+            assert c.get("/api/note/_count", headers=bearer(who)).json() == {"count": 1}
+
+
 def test_redis_cache_over_secured_never_mixes_principals() -> None:
     db = persisty.connect("memory://", namespace=_ns())
     raw = db.store(Note)

@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import inspect
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -122,16 +123,22 @@ class _Loader:
 
     def __init__(self, load: Callable[[list[str]], Any]) -> None:
         self.load = load
-        self.pending: dict[str, list[asyncio.Future[Any]]] = {}
+        self.pending: dict[str, asyncio.Future[Any]] = {}
+        self.loaded: dict[str, Any] = {}  # a key read once in a request is not read again
         self.scheduled = False
 
-    def get(self, key: str) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self.pending.setdefault(key, []).append(fut)
-        if not self.scheduled:
-            self.scheduled = True
-            loop.call_soon(lambda: asyncio.ensure_future(self._dispatch()))
+    def get(self, key: str) -> Any:
+        """The loaded value of ``key`` when it is known (no task, no future: large results
+        stay cheap), else a future of it."""
+        if key in self.loaded:
+            return self.loaded[key]
+        fut = self.pending.get(key)
+        if fut is None:
+            loop = asyncio.get_running_loop()
+            fut = self.pending[key] = loop.create_future()
+            if not self.scheduled:
+                self.scheduled = True
+                loop.call_soon(lambda: asyncio.ensure_future(self._dispatch()))
         return fut
 
     async def _dispatch(self) -> None:
@@ -140,15 +147,15 @@ class _Loader:
         try:
             items = await self.load(keys)
         except Exception as e:  # delivered to every waiting resolver
-            for futs in pending.values():
-                for f in futs:
-                    if not f.done():
-                        f.set_exception(e)
+            for f in pending.values():
+                if not f.done():
+                    f.set_exception(e)
             return
         for k, item in zip(keys, items, strict=True):
-            for f in pending[k]:
-                if not f.done():
-                    f.set_result(item)
+            self.loaded[k] = item
+            f = pending[k]
+            if not f.done():
+                f.set_result(item)
 
 
 class _Context:
@@ -156,6 +163,7 @@ class _Context:
         self.api = api
         self.request = request
         self.loaders: dict[str, _Loader] = {}
+        self.fields = 0
 
     def store(self, served: Served) -> Any:
         return self.api.store(self.request, served)
@@ -168,6 +176,28 @@ class _Context:
         return found
 
 
+YIELD_EVERY = 200
+"""Fields resolved between two yields to the event loop: a large result never holds up
+other requests (and the timeout can stop it)."""
+
+
+async def _after_yield(value: Any) -> Any:
+    await asyncio.sleep(0)
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
+    """Middleware: every ``YIELD_EVERY`` fields, give the event loop back once."""
+    ctx = info.context
+    ctx.fields += 1
+    value = next_(root, info, **args)
+    if ctx.fields % YIELD_EVERY == 0:
+        return _after_yield(value)
+    return value
+
+
 DEFAULT_PAGE = 100
 """How many items a search gives without a ``limit`` (the stores' default page)."""
 
@@ -175,13 +205,17 @@ DEFAULT_CHILDREN = 100
 """How many children a has-many field gives without a ``limit``."""
 
 
-def _children_loader(store: Any, parent: Served, attr: str,
-                     limit: int) -> Callable[[list[str]], Any]:
+def _children_loader(store: Any, parent: Served, attr: str, limit: int,
+                     one: bool = False) -> Callable[[list[str]], Any]:
     """Loads at most ``limit`` children per parent key: one search for all the parents
     (limited to what they may have together), one limited search per parent only when that
     one did not hold them all."""
 
-    async def load(keys: list[str]) -> list[list[Any]]:
+    async def load(keys: list[str]) -> list[Any]:
+        found = await load_lists(keys)
+        return [(f[0] if f else None) for f in found] if one else found
+
+    async def load_lists(keys: list[str]) -> list[list[Any]]:
         values = [parent.meta.parse_key(k)[0] for k in keys]
         cap = len(values) * limit
         page = await store.search(Compare(attr, Op.IN, tuple(values)), None, cap)
@@ -248,12 +282,12 @@ class _Builder:
         return result
 
     def _belongs_to(self, attr: str, target: Served) -> Callable[..., Any]:
-        async def resolve(item: Any, info: Info) -> Any:
+        def resolve(item: Any, info: Info) -> Any:
             value = getattr(item, attr)
             if value is None:
                 return None
             key = target.meta.key_string((value,))
-            return await info.context.loader(target).get(key)
+            return info.context.loader(target).get(key)
 
         return resolve
 
@@ -261,7 +295,7 @@ class _Builder:
                   one: bool) -> Callable[..., Any]:
         api = self.api
 
-        async def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
+        def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
             ctx: _Context = info.context
             if one:
                 limit = 1
@@ -270,15 +304,12 @@ class _Builder:
             elif not 1 <= limit <= api.max_limit:
                 raise ValidationError(f"limit must be between 1 and {api.max_limit}",
                                       field="limit")
-            name = f"{target.name}.{attr}.{limit}"
+            name = f"{target.name}.{attr}.{limit}.{one}"
             loader = ctx.loaders.get(name)
             if loader is None:
                 loader = ctx.loaders[name] = _Loader(_children_loader(
-                    ctx.store(target), parent, attr, limit))
-            children = await loader.get(parent.meta.key_of(item))
-            if one:
-                return children[0] if children else None
-            return children
+                    ctx.store(target), parent, attr, limit, one))
+            return loader.get(parent.meta.key_of(item))
 
         return resolve
 
@@ -428,8 +459,9 @@ class _Builder:
             return n
 
         async def batch(_: Any, info: Info, keys: list[str]) -> Any:
-            if len(keys) > 1000:
-                raise ValidationError("at most 1000 keys", field="keys")
+            cap = self.api.limits.graphql_batch
+            if len(keys) > cap:
+                raise ValidationError(f"at most {cap} keys", field="keys")
             return await store(info).read_batch(keys)
 
         async def create(_: Any, info: Info, item: dict[str, Any]) -> Any:
@@ -473,8 +505,9 @@ class _Builder:
             from persisty.serve._app import _edit, pin_edits
 
             st = store(info)
-            if len(edits) > 1000:
-                raise ValidationError("at most 1000 edits", field="edits")
+            cap = self.api.limits.graphql_batch
+            if len(edits) > cap:
+                raise ValidationError(f"at most {cap} edits", field="edits")
             parsed = [await _edit(s, st, {k: v for k, v in e.items() if v is not None})
                       for e in edits]
             await pin_edits(self.api, s, st, parsed)
@@ -596,6 +629,8 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
             try:
                 doc = parse(body["query"], max_tokens=limits.graphql_tokens)
             except GraphQLError as e:
+                if "tokens" in e.message:  # the document is longer than graphql_tokens
+                    e.extensions = {"code": "too_large"}
                 return refused([e])
             except RecursionError:
                 return refused([GraphQLError("the document nests too deeply",
@@ -604,6 +639,11 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
             if request.method == "GET" and op is not None and (
                     op.operation != OperationType.QUERY):
                 raise BadRequest("mutations need POST")
+            if op is not None:  # before validation, which is quadratic in some shapes
+                over = check_operation(schema, doc, op, variables, limits,
+                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit)
+                if over:
+                    return refused(over)
             try:
                 invalid = validate(schema, doc)
             except RecursionError:
@@ -611,13 +651,9 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                                         extensions={"code": "too_deep"})]
             if invalid:
                 return refused(invalid)
-            if op is not None:
-                over = check_operation(schema, doc, op, variables, limits,
-                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit)
-                if over:
-                    return refused(over)
             run = execute(schema, doc, context_value=_Context(api, request),
-                          variable_values=variables, operation_name=op_name)
+                          variable_values=variables, operation_name=op_name,
+                          middleware=[_share_the_loop])
             try:
                 result = await asyncio.wait_for(_awaited(run), limits.graphql_timeout)
             except TimeoutError:

@@ -30,6 +30,8 @@ from graphql import (
 from persisty.serve._limits import Limits
 
 INTROSPECTION_DEPTH = 16  # GraphiQL's schema query nests ofType about 10 deep
+MAX_VISITS = 5_000  # fields an operation may expand to, fragments spread in
+MAX_REPEATS = 20  # one response name in one selection set: validation compares them pairwise
 
 
 def _fields(selection_set: SelectionSetNode | None,
@@ -78,6 +80,7 @@ class _Walk:
         self.introspection = 0
         self.deepest = 0
         self.too_deep = False
+        self.visits = 0  # fields looked at, fragments spread in: bounded, whatever the shape
         self.sizes = self._introspection_sizes(schema)
 
     @staticmethod
@@ -123,7 +126,14 @@ class _Walk:
 
     def walk(self, selection_set: SelectionSetNode | None, parent: Any, multiplier: int,
              depth: int, introspection: bool) -> None:
+        names: dict[str, int] = {}
         for field in _fields(selection_set, self.fragments):
+            self.visits += 1
+            shown = (field.alias or field.name).value
+            names[shown] = names.get(shown, 0) + 1
+            if self.visits > MAX_VISITS or names[shown] > MAX_REPEATS:
+                self.cost = self.limits.graphql_cost + 1
+                return
             name = field.name.value
             if name == "__typename":
                 continue
@@ -152,10 +162,13 @@ class _Walk:
                 target = get_named_type(definition.type)
             here = multiplier * self.multiplier(field, definition, returns_list, intro)
             if isinstance(target, GraphQLObjectType):
+                # a list stands for ``here`` items; a page (one object with a limit) for one,
+                # its items then count the limit
+                counted = here if returns_list or intro else multiplier
                 if intro:
-                    self.introspection += here
+                    self.introspection += counted
                 else:
-                    self.cost += here
+                    self.cost += counted
                 if self.cost > self.limits.graphql_cost or (
                         self.introspection > self.limits.graphql_introspection_cost):
                     return
@@ -168,10 +181,14 @@ def check_operation(schema: GraphQLSchema, document: Any, operation: OperationDe
     """The limits ``operation`` exceeds, as GraphQL errors (empty: it may run)."""
     fragments = {d.name.value: d for d in document.definitions
                  if isinstance(d, FragmentDefinitionNode)}
-    roots = list(_fields(operation.selection_set, fragments))
+    roots = []
+    for f in _fields(operation.selection_set, fragments):
+        roots.append(f)
+        if len(roots) > limits.graphql_root_fields:
+            break
     if len(roots) > limits.graphql_root_fields:
-        return [_error(f"the operation has {len(roots)} root fields (aliases count); at most "
-                       f"{limits.graphql_root_fields} are allowed", "too_many_root_fields")]
+        return [_error(f"the operation has more than {limits.graphql_root_fields} root fields "
+                       "(aliases count)", "too_many_root_fields")]
     root = schema.mutation_type if operation.operation == OperationType.MUTATION else (
         schema.query_type)
     w = _Walk(schema, fragments, variables or {}, limits, default_limit, max_limit)

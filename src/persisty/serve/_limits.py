@@ -32,8 +32,9 @@ class Limits:
     add up), ``graphql_root_fields`` (fields and aliases at the top of an operation),
     ``graphql_batch`` (keys of a batch read, edits of a batch edit), ``graphql_tokens``
     (size of the document), ``graphql_timeout`` (seconds, a backstop: a query still running
-    then is answered with an error). Introspection has its own allowance
-    (``graphql_introspection_cost``): GraphiQL's schema query stays within it.
+    then is answered with an error, so every answer comes within 2 s). Introspection has
+    its own allowance (``graphql_introspection_cost``): GraphiQL's schema query stays within
+    it.
 
     Example::
 
@@ -44,11 +45,11 @@ class Limits:
     max_body: int = 1 << 20
     max_depth: int = 64
     graphql_depth: int = 10
-    graphql_cost: int = 50_000
+    graphql_cost: int = 25_000
     graphql_root_fields: int = 20
     graphql_batch: int = 1000
     graphql_tokens: int = 20_000
-    graphql_timeout: float = 2.0
+    graphql_timeout: float = 1.8
     graphql_introspection_cost: int = 200_000
 
     def __post_init__(self) -> None:

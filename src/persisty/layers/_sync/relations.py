@@ -61,7 +61,12 @@ class RelatedStore(WrappedStore[T]):
     not exist raises ``ValidationError`` naming the foreign key.
 
     ``stores`` says where related items live: the database (``db.store(cls)``), a mapping
-    from class to store, or a callable.
+    from class to store, or a callable. A callable is also asked for the store's own class
+    when a reference is checked, so it can give the caller's view of every store
+    (``lambda cls: secured(db.store(cls), policies[cls], principal)``): a target hidden from
+    the caller is then exactly a missing one, and a delete rule that would reach items
+    outside the caller's rules (an access-control layer's ``outside_rules``) is refused with
+    ``Conflict``, without counts.
 
     Example::
 
