@@ -6,6 +6,7 @@ Example::
     persisty export sqlite:///notes.db mymodule:Note -o notes.jsonl
     persisty import postgresql://localhost/db mymodule:Note notes.jsonl
     persisty migrate sqlite:///notes.db mymodule --apply
+    persisty files put sqlite:///app.db avatars ann.png ./ann.png
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from persisty.errors import PersistyError
+from persisty.files.cli import app as files_app
 
 cli = typer.Typer(help="persisty: serve stores, export/import JSON Lines, migrate schemas.",
                   no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+cli.add_typer(files_app, name="files")  # persisty files ls|put|get|rm|cp|gc|fsck
 
 
 def load(target: str) -> Any:
@@ -67,7 +70,7 @@ def serve(
     url: Annotated[str | None, typer.Option(help="database URL (sets PERSISTY_URL)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Serve an ASGI app (e.g. one made by ``persisty.serve.app``) with uvicorn."""
+    """Serve an ASGI app (e.g. one made by persisty.serve.app) with uvicorn."""
     import uvicorn
 
     if url:
@@ -125,7 +128,7 @@ def import_(
     replace: Annotated[bool, typer.Option(help="overwrite items whose key exists")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Create the items of a JSON Lines file (``--replace`` overwrites existing keys).
+    """Create the items of a JSON Lines file (--replace overwrites existing keys).
 
     Every line is validated before anything is written; a bad line stops the import with
     its line number and field.
@@ -186,7 +189,7 @@ def migrate(
     apply: Annotated[bool, typer.Option("--apply", help="apply the plan")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Print the schema changes the module's stores need; apply them with ``--apply``."""
+    """Print the schema changes the module's stores need; apply them with --apply."""
     import persisty
 
     mod = load(module)
@@ -218,7 +221,7 @@ def migrate(
 
 
 def main() -> None:
-    """Entry point of the ``persisty`` console script."""
+    """Run the command line (the console script is :func:`persisty.__main__.main`)."""
     cli()
 
 

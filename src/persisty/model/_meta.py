@@ -34,7 +34,11 @@ class Index:
     Example::
 
         @stored(indexes=[Index("owner", "priority"), Index("email", unique=True)])
-        class User: ...
+        class User:
+            id: str
+            owner: str
+            email: str
+            priority: int = 0
     """
 
     attrs: tuple[str, ...]
@@ -63,7 +67,11 @@ class KeyConfig:
     Example::
 
         @stored(key=("owner", "slug"))
-        class Page: ...           # key "ann:home"
+        class Home:
+            owner: str
+            slug: str
+
+        connect("memory://").store(Home).key_of(Home(owner="ann", slug="home"))  # "ann:home"
     """
 
     attrs: tuple[str, ...]
@@ -125,6 +133,8 @@ class StoreMeta:
     """Attributes the store sets on create: generated or not creatable."""
     sequence_attrs: tuple[str, ...] = ()
     """Attributes numbered by the store (``Attr(generated="sequence")``)."""
+    expires: str | None = None
+    """The attribute holding the item's expiry instant (``Attr(expires=True)``), if any."""
 
     def __post_init__(self) -> None:
         self.by_name.update({a.name: a for a in self.attrs})
@@ -145,6 +155,7 @@ class StoreMeta:
             a.name for a in self.attrs if a.generated == "sequence"))
         set_(self, "set_on_create", tuple(
             a for a in self.attrs if a.generated or not a.creatable))
+        set_(self, "expires", next((a.name for a in self.attrs if a.expires), None))
 
     # ---- attributes -------------------------------------------------------------------
 
@@ -572,8 +583,10 @@ def _make_stored(
                 required=not has_default and opts.generated is None,
                 description=opts.description,
                 constraints=opts.constraints,
+                expires=opts.expires,
             )
         )
+    _check_expiry(cls.__name__, attrs, key_attrs, ttl)
     by_name = {a.name for a in attrs}
     for ix in indexes:
         for a in ix.attrs:
@@ -592,6 +605,25 @@ def _make_stored(
     )
     dc.__persisty__ = meta
     return dc
+
+
+def _check_expiry(cls_name: str, attrs: Sequence[AttrMeta], key_attrs: Sequence[str],
+                  ttl: dt.timedelta | None) -> None:
+    marked = [a for a in attrs if a.expires]
+    if len(marked) > 1:
+        raise TypeError(f"{cls_name}: only one attribute can be Attr(expires=True)")
+    for a in marked:
+        if a.kind != "datetime" or not a.optional or a.generated is not None or (
+            a.name in key_attrs
+        ):
+            raise TypeError(f"{cls_name}.{a.name}: Attr(expires=True) needs a "
+                            "`datetime | None` attribute that is neither generated nor a key")
+    if ttl is not None:
+        if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
+            raise TypeError(f"{cls_name}: ttl must be a positive timedelta")
+        if not marked:
+            raise TypeError(f"{cls_name}: ttl needs an attribute that holds the expiry, e.g. "
+                            "`expires_at: datetime | None = Attr(expires=True)`")
 
 
 def meta_of(cls_or_item: Any) -> StoreMeta:

@@ -47,9 +47,11 @@ class PageKeys:
 
     Example::
 
-        keys = PageKeys(b"secret", namespace="tenant1")
-        token = keys.encode(meta, spec, ("ann", 3))
-        keys.decode(token, meta, spec)     # ("ann", 3)
+        keys = PageKeys(b"a secret of thirty-two bytes or more", namespace="tenant1")
+        meta = meta_of(Note)
+        spec = sort_spec(meta, [+F.owner, -F.priority])   # ties broken by the key: id
+        token = keys.encode(meta, spec, ("ann", 3, n.id))  # the position after item n
+        keys.decode(token, meta, spec)     # ("ann", 3, n.id)
     """
 
     def __init__(self, secret: bytes | str | None = None, *, namespace: str | None = None,

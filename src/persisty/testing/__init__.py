@@ -10,17 +10,25 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
+from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
 from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
 from persisty.testing._secrecy._sync import PageKeySecrecyConformance
+from persisty.testing._stash_async import AsyncStashConformance
+from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
 __all__ = [
     "AsyncFileStoreConformance",
     "AsyncPageKeySecrecyConformance",
+    "AsyncPutExpiryIncrementConformance",
+    "AsyncStashConformance",
     "AsyncStoreConformance",
     "FileStoreConformance",
     "PageKeySecrecyConformance",
+    "PutExpiryIncrementConformance",
+    "StashConformance",
     "StoreConformance",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -86,3 +86,27 @@ class Profile:
     extra: dict[str, int] = Attr(default_factory=dict)
     avatar: bytes | None = None
     seen: datetime | None = None
+
+
+@stored
+class Tally:
+    """Numbers that ``Increment`` adds to."""
+
+    id: str
+    hits: int = 0
+    score: float = 0.0
+    label: str = ""
+
+
+LEASE_TTL = timedelta(hours=1)
+
+
+@stored(ttl=LEASE_TTL, indexes=[Index("owner")])
+class Lease:
+    """Items that expire: ``expires_at`` defaults to write time + one hour."""
+
+    id: str
+    owner: str = ""
+    note: str | None = None
+    expires_at: datetime | None = Attr(expires=True, default=None)
+    created_at: datetime = Attr(generated="created", default=None)

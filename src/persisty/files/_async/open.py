@@ -35,14 +35,21 @@ MAX_CHUNK_SIZE = 350 * 1024  # DynamoDB's 400 KB item, with room for the rest of
 def chunked_files(db: AsyncDatabase, name: str = "files", *, limits: Limits | None = None,
                   chunk_size: int = DEFAULT_CHUNK_SIZE, secret: bytes | str | None = None,
                   base_url: str | None = None, clock: Callable[[], datetime] | None = None,
-                  closing: tuple[Any, ...] = ()) -> AsyncFileStore:
-    """A file store whose blobs are chunks in ``db`` (what ``db.files(name)`` gives)."""
+                  closing: tuple[Any, ...] = (), batch_bytes: int = 4 * 1024 * 1024,
+                  ) -> AsyncFileStore:
+    """A file store whose blobs are chunks in ``db`` (what ``db.files(name)`` gives):
+    ``chunk_size`` bytes per chunk, about ``batch_bytes`` per write or read batch.
+
+    Example::
+
+        files = chunked_files(persisty.aio.connect("sqlite:///app.db"), "avatars")
+    """
     check_store_name(name)
     if not isinstance(chunk_size, int) or not 1024 <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValidationError(f"chunk_size is from 1 KiB to {MAX_CHUNK_SIZE} bytes",
                               field="chunk_size")
     blobs = AsyncChunkBlobs(name, db.store(FileBlob), db.store(FileChunk),
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, batch_bytes=batch_bytes)
     return _file_store(name, db, blobs, limits, secret, base_url, clock, closing)
 
 

@@ -29,6 +29,7 @@ from persisty.layers._changes import (
 )
 from persisty.query import Filter
 from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult
+from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 Hook = Callable[[Change], Any]
@@ -52,9 +53,12 @@ class AsyncSubscription:
 
     Example::
 
+        notes = observed(db.store(Note))
         async with notes.listen() as changes:
+            await notes.create(Note(owner="ann"))
             async for change in changes:
                 print(change.kind, change.key)
+                break
     """
 
     def __init__(self, store: AsyncObservedStore[Any], kinds: Iterable[str] | None,
@@ -132,7 +136,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
 
         @notes.on_update
         async def reindex(change):
-            await search_index.put(change.key, change.new)
+            await search_index.put(change.key, change.new)   # your own index
 
         await notes.patch(key, {"title": "new"})      # reindex runs after the commit
     """
@@ -253,7 +257,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
 
         Example::
 
-            notes = observed(db.store(Note), outbox=True)
+            notes = observed(sql_db.store(Note), outbox=True)   # sql_db: a SQL database
             notes.on_change(reindex)
             await notes.deliver_pending()     # what a crashed process left undelivered
         """
@@ -298,6 +302,10 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
                                               precondition=precondition))
         return outcome.item  # type: ignore[no-any-return]
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if not isinstance(changes, Mapping):
@@ -311,6 +319,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
         await self._one(Edit.delete(key, if_match=if_match, precondition=precondition))
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = await resolve_puts(self, edits)
         return [o.result(_same) for o in await self._apply(edits, atomic)]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

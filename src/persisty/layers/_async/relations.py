@@ -15,6 +15,7 @@ from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter
 from persisty.store import AsyncDatabase, AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult
+from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 StoreSource = AsyncDatabase | Mapping[type[Any], AsyncStore[Any]] | Callable[[type[Any]],
@@ -136,8 +137,10 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
         Example::
 
-            for book, author in zip(books, await store.load(books, "author")):
-                ...
+            books = related(db.store(Book), db)
+            page = await books.search()
+            for book, author in zip(page.items, await books.load(page.items, "author")):
+                print(book.title, author.name if author else None)
         """
         r = self._relation(relation)
         target = self.store_for(r.target)
@@ -224,6 +227,10 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             item = self.meta.from_builtins(item)
         await self._check(Edit.update(item))
         return await self.inner.update(item, if_match=if_match, precondition=precondition)
+
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
@@ -347,7 +354,7 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
                           field=result.field).error()
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = list(edits)
+        edits = await resolve_puts(self, edits)
         errors = await self._reference_errors(edits)
         if errors:
             if atomic:
