@@ -221,7 +221,9 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
 
         Example::
 
-            await mine.outside_rules(F.folder_id.in_(["f1"]), "delete")   # True: not all mine
+            mine = secured(notes, Policy.owner("owner"), Principal("ann"))
+            assert await mine.outside_rules(F.owner.in_(["ann", "bob"]), "delete")  # bob's
+            assert not await mine.outside_rules(F.owner == "ann")
         """
         allowed = self.rules.read
         if action == "delete":

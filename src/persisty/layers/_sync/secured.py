@@ -222,7 +222,9 @@ class SecuredStore(WrappedStore[T]):
 
         Example::
 
-            mine.outside_rules(F.folder_id.in_(["f1"]), "delete")   # True: not all mine
+            mine = secured(notes, Policy.owner("owner"), Principal("ann"))
+            assert mine.outside_rules(F.owner.in_(["ann", "bob"]), "delete")  # bob's
+            assert not mine.outside_rules(F.owner == "ann")
         """
         allowed = self.rules.read
         if action == "delete":
