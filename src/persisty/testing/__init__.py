@@ -14,6 +14,8 @@ from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
 from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
+from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
+from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
 from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
 from persisty.testing._secrecy._sync import PageKeySecrecyConformance
 from persisty.testing._stash_async import AsyncStashConformance
@@ -21,11 +23,13 @@ from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
 __all__ = [
+    "AsyncDatabaseLifecycleConformance",
     "AsyncFileStoreConformance",
     "AsyncPageKeySecrecyConformance",
     "AsyncPutExpiryIncrementConformance",
     "AsyncStashConformance",
     "AsyncStoreConformance",
+    "DatabaseLifecycleConformance",
     "FileStoreConformance",
     "PageKeySecrecyConformance",
     "PutExpiryIncrementConformance",
