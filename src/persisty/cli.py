@@ -2,7 +2,7 @@
 
 Example::
 
-    persisty serve examples.messenger.app:app --port 8000
+    MESSENGER_DEMO=1 persisty serve examples.messenger.app:app --port 8000
     persisty export sqlite:///notes.db mymodule:Note -o notes.jsonl
     persisty import postgresql://localhost/db mymodule:Note notes.jsonl
     persisty migrate sqlite:///notes.db mymodule --apply

@@ -18,6 +18,8 @@ from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
 from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
 from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
+from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
+from persisty.testing._secrecy._sync import PageKeySecrecyConformance
 from persisty.testing._stash_async import AsyncStashConformance
 from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
@@ -26,12 +28,14 @@ __all__ = [
     "AsyncDatabaseLifecycleConformance",
     "AsyncFileStoreConformance",
     "AsyncKVConformance",
+    "AsyncPageKeySecrecyConformance",
     "AsyncPutExpiryIncrementConformance",
     "AsyncStashConformance",
     "AsyncStoreConformance",
     "DatabaseLifecycleConformance",
     "FileStoreConformance",
     "KVConformance",
+    "PageKeySecrecyConformance",
     "PutExpiryIncrementConformance",
     "StashConformance",
     "StoreConformance",
