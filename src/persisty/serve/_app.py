@@ -227,6 +227,8 @@ async def read_json(request: Request) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as e:
         raise BadRequest(f"the body is not valid JSON ({e})") from None
+    except RecursionError:  # valid JSON, but deeper than the decoder can go
+        raise ValidationError("the body is nested too deeply") from None
 
 
 def _object(data: Any, what: str) -> dict[str, Any]:

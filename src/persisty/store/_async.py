@@ -657,6 +657,44 @@ class AsyncDatabase(ABC):
         """Bring the engine's schema up to the stores opened so far; return what was done."""
         return []
 
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Remove the store of ``cls`` and everything the engine keeps for it (items,
+        indexes, sequence counters, tables, files, meta records); without ``cls``, every
+        store of this database's namespace. A store used afterwards starts empty.
+
+        Backends override this to leave nothing behind; this default deletes the items of
+        the stores opened so far.
+
+        Example::
+
+            await db.drop(Note)   # one store
+            await db.drop()       # the whole namespace
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        for store in stores:
+            await store.delete_all(None)
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """What the engine holds for the store of ``cls`` (without ``cls``, for this
+        database's namespace): the names of its keys, tables, files or records. Empty after
+        :meth:`drop`; what the conformance suite checks drop with.
+
+        Backends override this to look at the engine itself; this default names the stores
+        opened so far that hold items.
+
+        Example::
+
+            await db.drop(Note)
+            assert await db.footprint(Note) == []
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        found = []
+        for store in stores:
+            n = await store.count()
+            if n:
+                found.append(f"{store.meta.name}: {n} item(s)")
+        return found
+
     async def close(self) -> None:  # noqa: B027 - nothing to release for most backends
         """Release connections; the database is unusable afterwards."""
 

@@ -10,6 +10,9 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._robust_async import AsyncRobustnessConformance
+from persisty.testing._robust_sync import RobustnessConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncStoreConformance", "StoreConformance"]
+__all__ = ["AsyncRobustnessConformance", "AsyncStoreConformance", "RobustnessConformance",
+           "StoreConformance"]

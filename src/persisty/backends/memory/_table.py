@@ -52,6 +52,18 @@ class MemoryTable:
         ]
         self.sequences: dict[str, int] = {}
 
+    def clear(self) -> None:
+        """Forget every item, index entry and sequence counter."""
+        with self.lock:
+            self.rows.clear()
+            for values in self.eq.values():
+                values.clear()
+            for entries in self.ranges.values():
+                entries.clear()
+            for _, taken in self.unique:
+                taken.clear()
+            self.sequences.clear()
+
     # ---- reads --------------------------------------------------------------------------
 
     def get(self, key: Key) -> Row | None:

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from persisty.backends.sql._schema import (
     DOC,
     ETAG,
+    META_TABLE,
     OUTBOX_TABLE,
     Dialect,
     OutboxSchema,
@@ -38,6 +39,7 @@ from persisty.backends.sql._schema import (
     classify,
     introspect_sql,
     make_dialect,
+    meta_delete_sql,
     meta_get_sql,
     meta_insert_sql,
     meta_table_sql,
@@ -909,11 +911,12 @@ class SqlDatabase(Database):
             self.pool.discard(conn)
             return e
         err = classify(self.dialect, e, schema)
-        if err is None or isinstance(err, Unavailable):
+        if (err is None or isinstance(err, Unavailable)) and not self.sql_url.memory:
             self.pool.discard(conn)
             return err or Unavailable(f"{self.dialect.name}: {e}")
+        # an in-memory SQLite database lives in its one connection: never throw it away
         self.pool.give_back(conn)
-        return err
+        return err or Unavailable(f"{self.dialect.name}: {e}")
 
     def _run(self, conn: Any, sql: str, params: Sequence[Any],
                    schema: TableSchema | None = None) -> int:
@@ -1068,17 +1071,68 @@ class SqlDatabase(Database):
             if isinstance(store, SqlStore):
                 store._ready = False
 
-    def drop_tables(self) -> None:
-        """Drop the tables of every store opened so far (their data is gone), and their
-        changes waiting in the outbox."""
+    def drop(self, cls: type[Any] | None = None) -> None:
+        """Drop the table of the store of ``cls`` with its sequence counters and its
+        changes waiting in the outbox; without ``cls``, those of every store opened so far.
+
+        Example::
+
+            db.drop(Note)
+        """
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, SqlStore)
+            schemas = [store.schema]
+        else:
+            schemas = list(self.schemas.values())
+        self._setup()
+        counters = [(f"seq:{schema.name}:{attr}",) for schema in schemas
+                    for attr in schema.meta.sequence_attrs]
         with self._connection() as conn:
-            for schema in self.schemas.values():
+            for schema in schemas:
                 self.driver.run(conn, schema.drop_sql())
+            if counters:
+                self.driver.run_many(conn, meta_delete_sql(self.dialect), counters)
             if OUTBOX_TABLE in self._tables_ready:
                 self.driver.run_many(conn, self.outbox_schema.sql_delete_store,
-                                           [(name,) for name in self.schemas])
-        self._tables_ready.clear()
+                                           [(schema.name,) for schema in schemas])
+        for schema in schemas:
+            self._tables_ready.discard(schema.name)
         self._forget_tables()
+
+    def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The table of the store of ``cls`` (without ``cls``, of every store opened so
+        far) if it exists, its sequence counters in ``persisty_meta`` and its changes in the
+        outbox."""
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, SqlStore)
+            schemas = [store.schema]
+        else:
+            schemas = list(self.schemas.values())
+        self._setup()
+        found: list[str] = []
+        with self._connection() as conn:
+            outbox = self.driver.fetch(conn, introspect_sql(self.dialect)[0],
+                                             (OUTBOX_TABLE,))
+            for schema in schemas:
+                if self._table_exists(conn, schema):
+                    found.append(f"table {schema.name}")
+                for attr in schema.meta.sequence_attrs:
+                    name = f"seq:{schema.name}:{attr}"
+                    if self.driver.fetch(conn, meta_get_sql(self.dialect), (name,)):
+                        found.append(f"{META_TABLE} row {name}")
+                if outbox:
+                    rows = self.driver.fetch(conn, self.outbox_schema.sql_count,
+                                                   (schema.name,))
+                    if rows and int(rows[0][0]):
+                        found.append(f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of "
+                                     f"{schema.name}")
+        return found
+
+    def drop_tables(self) -> None:
+        """:meth:`drop` of every store opened so far (kept for existing callers)."""
+        self.drop()
 
     def close(self) -> None:
         """Close every pooled connection."""
