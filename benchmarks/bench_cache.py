@@ -126,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=1,
+                        help="independent runs of the standard workload (median table)")
     parser.add_argument("--url", default="", help="a SQL server URL instead of a SQLite file")
     parser.add_argument("--repeated-only", action="store_true",
                         help="skip the standard workload")
@@ -141,7 +143,7 @@ def main() -> None:
                                 layered(base, max_items=100_000), close)
         shared = PersistyContender(f"{engine} + cached Redis",
                                    layered(base, cache=REDIS_URL, prefix=prefix), close)
-        run([plain, lru, shared], n=args.n, seed=args.seed)
+        run([plain, lru, shared], n=args.n, seed=args.seed, runs=args.runs)
 
     print(f"\nrepeated reads (hot set), {engine}:")
     rows = make_rows(args.n, args.seed)

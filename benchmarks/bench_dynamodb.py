@@ -28,7 +28,16 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workload import PHASES, BenchItem, Contender, PersistyContender, Result, run_one, table
+from workload import (
+    PHASES,
+    BenchItem,
+    Contender,
+    PersistyContender,
+    Result,
+    median_table,
+    run_one,
+    table,
+)
 
 import persisty
 from persisty.backends.dynamodb import DynamoDatabase
@@ -125,6 +134,15 @@ class RawBoto3(Contender):
         self.c.put_item(TableName=self.t, Item=self._item(row),
                         ConditionExpression="attribute_exists(id)")
 
+    def patch(self, change: dict[str, Any]) -> None:
+        self.requests.phase = "patch"
+        self.c.update_item(TableName=self.t, Key={"id": {"S": change["id"]}},
+                           UpdateExpression="SET #s = :s, #t = :t",
+                           ConditionExpression="attribute_exists(id)",
+                           ExpressionAttributeNames={"#s": "score", "#t": "title"},
+                           ExpressionAttributeValues={":s": {"N": str(change["score"])},
+                                                      ":t": {"S": change["title"]}})
+
     def search(self, owner: str) -> list[Any]:
         self.requests.phase = "search"
         out = self.c.query(TableName=self.t, IndexName="owner_score",
@@ -194,6 +212,10 @@ class PersistyDynamo(PersistyContender):
         self.requests.phase = "update"
         super().update(row)
 
+    def patch(self, change: dict[str, Any]) -> None:
+        self.requests.phase = "patch"
+        super().patch(change)
+
     def search(self, owner: str) -> list[Any]:
         self.requests.phase = "search"
         return super().search(owner)
@@ -213,21 +235,29 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--runs", type=int, default=1,
+                   help="independent runs; with several, a median table with the spread")
     args = p.parse_args()
     _url()
-    contenders: list[Any] = [RawBoto3(), PersistyDynamo()]
-    results: list[Result] = []
-    for c in contenders:
-        print(f"running {c.name} (n={args.n:,}) …", flush=True)
-        results.append(run_one(c, args.n, args.seed))
-    print()
-    print(table(results))
-    print()
-    print("| requests per phase | " + " | ".join(c.name for c in contenders) + " |")
-    print("|---|" + "---:|" * len(contenders))
-    for phase in PHASES:
-        print(f"| {phase} | " + " | ".join(f"{c.requests.count[phase]:,}" for c in contenders)
-              + " |")
+    every: list[list[Result]] = []
+    for i in range(args.runs):
+        contenders: list[Any] = [RawBoto3(), PersistyDynamo()]
+        results: list[Result] = []
+        for c in contenders:
+            print(f"run {i + 1}/{args.runs}: {c.name} (n={args.n:,}) …", flush=True)
+            results.append(run_one(c, args.n, args.seed))
+        every.append(results)
+        print()
+        print(table(results))
+        print()
+        print("| requests per phase | " + " | ".join(c.name for c in contenders) + " |")
+        print("|---|" + "---:|" * len(contenders))
+        for phase in PHASES:
+            print(f"| {phase} | "
+                  + " | ".join(f"{c.requests.count[phase]:,}" for c in contenders) + " |")
+        print()
+    if args.runs > 1:
+        print(median_table(every))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workload import BenchItem, PersistyContender, Result, arguments, run_one, table
+from workload import (
+    BenchItem,
+    PersistyContender,
+    Result,
+    arguments,
+    median_table,
+    run_one,
+    table,
+)
 
 import persisty
 from persisty import stored
@@ -117,5 +125,10 @@ if __name__ == "__main__":
     run_one(PersistyContender("warm-up", lambda: _db("warmup").store(BenchItem)),
             min(args.n, 5_000), args.seed)
     print(f"n={args.n:,}, best of two runs per contender\n")
-    print(table(best_of_two(args.n, args.seed)))
+    every = []
+    for _ in range(args.runs):
+        every.append(best_of_two(args.n, args.seed))
+        print(table(every[-1]), end="\n\n")
+    if args.runs > 1:
+        print(median_table(every))
     relations_load()

@@ -1,10 +1,11 @@
 """persisty's memory backend vs a plain dict doing the same work (the floor of overhead).
 
-    .venv/bin/python benchmarks/bench_memory.py --n 50000
+    .venv/bin/python benchmarks/bench_memory.py --n 50000 [--runs 3]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,11 @@ class DictContender(Contender):
     def update(self, row: dict[str, Any]) -> None:
         self.rows[row["id"]] = BenchItem(**row)
 
+    def patch(self, change: dict[str, Any]) -> None:
+        key = change["id"]
+        self.rows[key] = dataclasses.replace(self.rows[key], score=change["score"],
+                                             title=change["title"])
+
     def search(self, owner: str) -> list[Any]:
         items = [self.rows[k] for k in self.by_owner.get(owner, ())]
         return sorted(items, key=lambda i: (-i.score, i.id))[:20]
@@ -55,6 +61,7 @@ class DictContender(Contender):
 
 if __name__ == "__main__":
     args = arguments()
-    db = persisty.connect("memory://")
-    run([DictContender(), PersistyContender("persisty memory", lambda: db.store(BenchItem))],
-        n=args.n, seed=args.seed)
+    # a fresh database per run
+    run([DictContender(), PersistyContender("persisty memory",
+                                            lambda: persisty.connect("memory://").store(BenchItem))],
+        n=args.n, seed=args.seed, runs=args.runs)

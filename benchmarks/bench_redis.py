@@ -4,7 +4,7 @@ The raw contender is what hand-written redis-py code would do: one JSON string p
 (msgspec), a sorted set per owner scored by ``score`` for the search and the count, and a
 pipeline wherever several commands go out together (bulk create, update, delete).
 
-    .venv/bin/python benchmarks/bench_redis.py --n 50000 --rounds 3
+    .venv/bin/python benchmarks/bench_redis.py --n 50000 --rounds 3 [--runs 3]
 
 The machine is shared, so the two contenders take turns slice by slice inside every phase
 (same data and operations as ``workload.run_one``); repeatable phases run ``--rounds`` times
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import random
 import sys
 import time
 import uuid
@@ -32,7 +31,15 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workload import OWNERS, BenchItem, Contender, PersistyContender, Result, make_rows, table
+from workload import (
+    BenchItem,
+    Contender,
+    PersistyContender,
+    Result,
+    median_table,
+    operations,
+    table,
+)
 
 import persisty
 from persisty.backends.redis import RedisDatabase
@@ -82,6 +89,19 @@ class RawRedis(Contender):
             pipe.zadd(f"{self.p}:o:{row['owner']}", {row["id"]: row["score"]})
             pipe.execute()
 
+    def patch(self, change: dict[str, Any]) -> None:
+        # read-modify-write, as hand-written code on JSON strings does it
+        name = f"{self.p}:i:{change['id']}"
+        data = self.r.get(name)
+        if data is None:
+            raise KeyError(change["id"])
+        row = self.dec.decode(data)
+        row["score"], row["title"] = change["score"], change["title"]
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.set(name, self.enc.encode(row))
+            pipe.zadd(f"{self.p}:o:{row['owner']}", {row["id"]: row["score"]})
+            pipe.execute()
+
     def search(self, owner: str) -> list[Any]:
         ids = self.r.zrevrange(f"{self.p}:o:{owner}", 0, 19)
         if not ids:
@@ -121,15 +141,9 @@ def run_interleaved(contenders: Sequence[Contender], n: int, seed: int,
     contenders taking turns slice by slice inside every phase, so that load from other jobs
     on the machine hits both alike. Repeatable phases run ``rounds`` times; the best is kept.
     """
-    rows = make_rows(n, seed)
-    rnd = random.Random(seed + 1)
-    keys = [r["id"] for r in rows]
-    reads = [rnd.choice(keys) for _ in range(min(10_000, 2 * n))]
-    updates = [dict(r, score=r["score"] + 1, title=r["title"][::-1])
-               for r in rnd.sample(rows, min(5_000, n // 2))]
-    owners = [rnd.choice(OWNERS) for _ in range(1_000)]
-    deletes = rnd.sample(keys, min(5_000, n // 2))
-    batches = [reads[i:i + 100] for i in range(0, len(reads), 100)]
+    w = operations(n, seed)
+    rows, reads, updates, owners, deletes = w.rows, w.reads, w.updates, w.owners, w.deletes
+    batches = w.batches
 
     def slices(ops: Sequence[Any], size: int) -> list[Sequence[Any]]:
         return [ops[i:i + size] for i in range(0, len(ops), size)]
@@ -142,6 +156,8 @@ def run_interleaved(contenders: Sequence[Contender], n: int, seed: int,
          len(reads), rounds),
         ("update", slices(updates, 250), lambda c, part: [c.update(r) for r in part],
          len(updates), rounds),
+        ("patch", slices(w.patches, 250), lambda c, part: [c.patch(r) for r in part],
+         len(w.patches), rounds),
         ("search", slices(owners, 50), lambda c, part: [c.search(o) for o in part],
          len(owners), rounds),
         ("count", slices(owners, 50), lambda c, part: [c.count(o) for o in part],
@@ -179,12 +195,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=1,
+                        help="independent runs; with several, a median table with the spread")
     args = parser.parse_args()
-    print(f"raw redis-py vs persisty redis, n={args.n:,}, interleaved", flush=True)
-    results = run_interleaved([RawRedis(), persisty_contender()], args.n, args.seed,
-                              args.rounds)
-    print()
-    print(table(results))
+    every = []
+    for i in range(args.runs):
+        print(f"run {i + 1}/{args.runs}: raw redis-py vs persisty redis, n={args.n:,}, "
+              "interleaved", flush=True)
+        results = run_interleaved([RawRedis(), persisty_contender()], args.n, args.seed,
+                                  args.rounds)
+        print()
+        print(table(results))
+        print()
+        every.append(results)
+    if args.runs > 1:
+        print(median_table(every))
 
 
 if __name__ == "__main__":

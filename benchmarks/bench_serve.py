@@ -8,6 +8,7 @@ alternating between the two servers for ``--rounds`` rounds (the best round of e
 
     get     GET one item by key (random keys)
     search  owner == X order by score desc limit 20
+    patch   PATCH one item's score and title (random keys)
     create  POST a new item
 
 Run: ``.venv/bin/python benchmarks/bench_serve.py [--n 10000] [--requests 3000]``.
@@ -102,6 +103,17 @@ def bare_app(db_path: str) -> Any:
             rows = await cur.fetchall()
         return JSONResponse({"items": [row_dict(r) for r in rows], "next_page_key": None})
 
+    async def patch(request: Request) -> Response:
+        data = json.loads(await request.body())
+        async with conn() as c:
+            cur = await c.execute("UPDATE bench_item SET score = ?, title = ? WHERE id = ?"
+                                  " RETURNING id, title, owner, score, created_at, tags",
+                                  (data["score"], data["title"], request.path_params["key"]))
+            rows = await cur.fetchall()
+        if not rows:
+            return JSONResponse({"code": "not_found"}, status_code=404)
+        return JSONResponse(row_dict(rows[0]))
+
     async def create(request: Request) -> Response:
         data = json.loads(await request.body())
         doc = json.dumps(data, separators=(",", ":")).encode()
@@ -116,7 +128,9 @@ def bare_app(db_path: str) -> Any:
         return JSONResponse(data, status_code=201,
                             headers={"Location": f"/bare/item/{data['id']}"})
 
-    return Starlette(routes=[Route("/bare/item/{key}", get), Route("/bare/item", search),
+    return Starlette(routes=[Route("/bare/item/{key}", get, methods=["GET"]),
+                             Route("/bare/item/{key}", patch, methods=["PATCH"]),
+                             Route("/bare/item", search),
                              Route("/bare/create", create, methods=["POST"])])
 
 
@@ -215,6 +229,10 @@ def phases(kind: str, rows: list[dict[str, Any]], n_requests: int,
         "get": [_raw("GET", get_path + rnd.choice(keys)) for _ in range(n_requests)],
         "search": [_raw("GET", search_path + search_q.format(rnd.choice(OWNERS)))
                    for _ in range(n_requests)],
+        "patch": [_raw("PATCH", get_path + rnd.choice(keys),
+                       json.dumps({"score": rnd.randint(0, 1_000_000),
+                                   "title": "patched " + str(rnd.getrandbits(32))}).encode())
+                  for _ in range(n_requests)],
         "create": [_raw("POST", create_path, json.dumps(r).encode()) for r in new],
     }
 
@@ -251,7 +269,7 @@ def measure(servers: dict[str, Server], rows: list[dict[str, Any]], args: Any
             server.run(warm[name], args.concurrency, 200)
     for round_ in range(args.rounds):
         plans = {k: phases(k, rows, args.requests, seed=11 + round_) for k in servers}
-        for name in ("get", "search", "create"):
+        for name in ("get", "search", "patch", "create"):
             for kind, server in servers.items():
                 r = server.run(plans[kind][name], args.concurrency,
                                201 if name == "create" else 200)
@@ -301,7 +319,7 @@ def main() -> None:
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
         print(f"{'phase':8} {'bare req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
               f"{'persisty req/s':>14} {'p50 ms':>7} {'p99 ms':>7}   {'ratio':>5}")
-        for name in ("get", "search", "create"):
+        for name in ("get", "search", "patch", "create"):
             b, p = results["bare"][name], results["persisty"][name]
             print(f"{name:8} {b[0]:11.0f} {b[1]:7.2f} {b[2]:7.2f}   {p[0]:14.0f} {p[1]:7.2f} "
                   f"{p[2]:7.2f}   {p[0] / b[0]:5.2f}x")

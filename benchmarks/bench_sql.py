@@ -8,6 +8,7 @@ Two groups in one run, each with its own baseline:
   SQLAlchemy 2 ORM over psycopg.
 
     .venv/bin/python benchmarks/bench_sql.py [--n 50000] [--only sqlite|postgresql]
+        [--repeat 3] [--runs 3] [--without orm tuples]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from workload import (
     Contender,
     PersistyContender,
     Result,
+    median_table,
     run_one,
     table,
 )
@@ -107,6 +109,11 @@ class RawSqlite(Contender):
         self.conn.execute("UPDATE raw_item SET title = ?, owner = ?, score = ?, created_at = ?, "
                           "tags = ? WHERE id = ?", (*r[1:], r[0]))
 
+    def patch(self, change: dict[str, Any]) -> None:
+        # autocommit: the statement is committed on its own
+        self.conn.execute("UPDATE raw_item SET score = ?, title = ? WHERE id = ?",
+                          (change["score"], change["title"], change["id"]))
+
     def search(self, owner: str) -> list[Any]:
         rows = self.conn.execute("SELECT * FROM raw_item WHERE owner = ? "
                                  "ORDER BY score DESC, id LIMIT 20", (owner,)).fetchall()
@@ -169,6 +176,11 @@ class RawPsycopg(Contender):
         r = self._row(row)
         self.conn.execute("UPDATE raw_item SET title = %s, owner = %s, score = %s, "
                           "created_at = %s, tags = %s::jsonb WHERE id = %s", (*r[1:], r[0]))
+
+    def patch(self, change: dict[str, Any]) -> None:
+        # autocommit: the statement is committed on its own
+        self.conn.execute("UPDATE raw_item SET score = %s, title = %s WHERE id = %s",
+                          (change["score"], change["title"], change["id"]))
 
     def search(self, owner: str) -> list[Any]:
         rows = self.conn.execute("SELECT * FROM raw_item WHERE owner = %s "
@@ -254,6 +266,15 @@ class OrmContender(Contender):
                 setattr(obj, k, v)
             s.commit()
 
+    def patch(self, change: dict[str, Any]) -> None:
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine) as s:
+            obj = s.get(self.model, change["id"])
+            obj.score = change["score"]
+            obj.title = change["title"]
+            s.commit()
+
     def search(self, owner: str) -> list[Any]:
         from sqlalchemy import select
         from sqlalchemy.orm import Session
@@ -315,6 +336,19 @@ def best_of(contenders: Sequence[Contender], n: int, seed: int, repeat: int) -> 
     return best
 
 
+def runs_of(contenders: Sequence[Contender], args: Any) -> None:
+    """``--runs`` independent runs (each the best of ``--repeat`` rounds); with several, the
+    median table with each ratio's spread."""
+    every = []
+    for i in range(args.runs):
+        if args.runs > 1:
+            print(f"-- run {i + 1}/{args.runs}")
+        every.append(best_of(contenders, args.n, args.seed, args.repeat))
+    if args.runs > 1:
+        print()
+        print(median_table(every))
+
+
 def main() -> None:
     import argparse
 
@@ -323,21 +357,31 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", choices=["sqlite", "postgresql"])
     p.add_argument("--repeat", type=int, default=3, help="rounds; each phase keeps its best")
+    p.add_argument("--runs", type=int, default=1,
+                   help="independent runs; with several, a median table with the spread")
+    p.add_argument("--without", nargs="*", choices=["orm", "tuples"], default=[],
+                   help="leave out the SQLAlchemy ORM and/or the raw-tuples contenders")
     args = p.parse_args()
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as tmp:
             print("== SQLite (file, WAL)")
-            best_of([RawSqlite(f"{tmp}/raw.db"), RawSqlite(f"{tmp}/raw_t.db", objects=False),
-                     persisty_contender("persisty sqlite", f"sqlite:///{tmp}/persisty.db"),
-                     OrmContender("SQLAlchemy ORM", f"sqlite:///{tmp}/orm.db")],
-                    args.n, args.seed, args.repeat)
+            lite: list[Contender] = [RawSqlite(f"{tmp}/raw.db")]
+            if "tuples" not in args.without:
+                lite.append(RawSqlite(f"{tmp}/raw_t.db", objects=False))
+            lite.append(persisty_contender("persisty sqlite", f"sqlite:///{tmp}/persisty.db"))
+            if "orm" not in args.without:
+                lite.append(OrmContender("SQLAlchemy ORM", f"sqlite:///{tmp}/orm.db"))
+            runs_of(lite, args)
     if args.only in (None, "postgresql"):
         print("\n== PostgreSQL")
-        best_of([RawPsycopg(), RawPsycopg(objects=False),
-                 persisty_contender("persisty postgresql", POSTGRES_URL),
-                 OrmContender("SQLAlchemy ORM", POSTGRES_URL.replace("postgresql://",
-                                                                      "postgresql+psycopg://"))],
-                args.n, args.seed, args.repeat)
+        pg: list[Contender] = [RawPsycopg()]
+        if "tuples" not in args.without:
+            pg.append(RawPsycopg(objects=False))
+        pg.append(persisty_contender("persisty postgresql", POSTGRES_URL))
+        if "orm" not in args.without:
+            pg.append(OrmContender("SQLAlchemy ORM",
+                                   POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://")))
+        runs_of(pg, args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ int, created_at, tags[3]}):
     bulk create   n items, in batches of 1,000
     read          10,000 random single reads by key
     read_batch    10,000 random keys in batches of 100
-    update        5,000 single updates (score and title changed)
+    update        5,000 single updates (the whole item written, score and title changed)
+    patch         5,000 single-item patches ``store.patch(key, {"score": …, "title": …})``,
+                  each committed on its own (raw SQL: ``UPDATE … SET score=?, title=?
+                  WHERE id=?`` + commit)
     search        1,000 searches: owner == X order by score desc limit 20
     count         1,000 counts: owner == X
     delete        5,000 single deletes by key
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import statistics
 import string
 import time
 import uuid
@@ -35,7 +39,7 @@ from typing import Any
 from persisty import F, Index, stored
 from persisty.store import Edit, Store
 
-PHASES = ("bulk_create", "read", "read_batch", "update", "search", "count", "delete")
+PHASES = ("bulk_create", "read", "read_batch", "update", "patch", "search", "count", "delete")
 OWNERS = [f"owner-{i:02d}" for i in range(100)]
 
 
@@ -93,6 +97,10 @@ class Contender:
     def update(self, row: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def patch(self, change: dict[str, Any]) -> None:
+        """Set ``score`` and ``title`` of the item ``change["id"]`` (nothing else)."""
+        raise NotImplementedError
+
     def search(self, owner: str) -> list[Any]:
         raise NotImplementedError
 
@@ -132,6 +140,9 @@ class PersistyContender(Contender):
     def update(self, row: dict[str, Any]) -> None:
         self.store.update(BenchItem(**row))
 
+    def patch(self, change: dict[str, Any]) -> None:
+        self.store.patch(change["id"], {"score": change["score"], "title": change["title"]})
+
     def search(self, owner: str) -> list[Any]:
         return self.store.search(F.owner == owner, order=[-F.score], limit=20).items
 
@@ -158,8 +169,25 @@ def _time(fn: Callable[[], Any], count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def run_one(c: Contender, n: int, seed: int = 1) -> Result:
-    """Time every phase of the workload for one contender."""
+@dataclass
+class Operations:
+    """The data and operations of one workload run (the same for a given ``n`` and seed)."""
+
+    rows: list[dict[str, Any]]
+    reads: list[str]
+    updates: list[dict[str, Any]]
+    patches: list[dict[str, Any]]
+    owners: list[str]
+    deletes: list[str]
+
+    @property
+    def batches(self) -> list[list[str]]:
+        return [self.reads[i:i + 100] for i in range(0, len(self.reads), 100)]
+
+
+def operations(n: int, seed: int = 1) -> Operations:
+    """The workload's operations for ``n`` items (patches are drawn last, so the other
+    phases are the ones every earlier version of this workload ran)."""
     rows = make_rows(n, seed)
     rnd = random.Random(seed + 1)
     keys = [r["id"] for r in rows]
@@ -168,21 +196,31 @@ def run_one(c: Contender, n: int, seed: int = 1) -> Result:
                for r in rnd.sample(rows, min(5_000, n // 2))]
     owners = [rnd.choice(OWNERS) for _ in range(1_000)]
     deletes = rnd.sample(keys, min(5_000, n // 2))
+    patches = [{"id": r["id"], "score": r["score"] + 2, "title": r["title"].swapcase()}
+               for r in rnd.sample(rows, min(5_000, n // 2))]
+    return Operations(rows, reads, updates, patches, owners, deletes)
+
+
+def run_one(c: Contender, n: int, seed: int = 1) -> Result:
+    """Time every phase of the workload for one contender."""
+    w = operations(n, seed)
     result = Result(c.name, baseline=c.baseline)
     c.setup()
     try:
         def bulk() -> None:
             for i in range(0, n, 1000):
-                c.bulk_create(rows[i:i + 1000])
+                c.bulk_create(w.rows[i:i + 1000])
 
         result.ops["bulk_create"] = _time(bulk, n)
-        result.ops["read"] = _time(lambda: [c.read(k) for k in reads], len(reads))
-        batches = [reads[i:i + 100] for i in range(0, len(reads), 100)]
-        result.ops["read_batch"] = _time(lambda: [c.read_batch(b) for b in batches], len(reads))
-        result.ops["update"] = _time(lambda: [c.update(r) for r in updates], len(updates))
-        result.ops["search"] = _time(lambda: [c.search(o) for o in owners], len(owners))
-        result.ops["count"] = _time(lambda: [c.count(o) for o in owners], len(owners))
-        result.ops["delete"] = _time(lambda: [c.delete(k) for k in deletes], len(deletes))
+        result.ops["read"] = _time(lambda: [c.read(k) for k in w.reads], len(w.reads))
+        batches = w.batches
+        result.ops["read_batch"] = _time(lambda: [c.read_batch(b) for b in batches],
+                                         len(w.reads))
+        result.ops["update"] = _time(lambda: [c.update(r) for r in w.updates], len(w.updates))
+        result.ops["patch"] = _time(lambda: [c.patch(p) for p in w.patches], len(w.patches))
+        result.ops["search"] = _time(lambda: [c.search(o) for o in w.owners], len(w.owners))
+        result.ops["count"] = _time(lambda: [c.count(o) for o in w.owners], len(w.owners))
+        result.ops["delete"] = _time(lambda: [c.delete(k) for k in w.deletes], len(w.deletes))
     finally:
         c.teardown()
     return result
@@ -208,20 +246,60 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def run(contenders: Sequence[Contender], n: int = 50_000, seed: int = 1) -> list[Result]:
-    """Run every contender on the same workload; print and return the results."""
-    results = []
-    for c in contenders:
-        print(f"running {c.name} (n={n:,}) …", flush=True)
-        results.append(run_one(c, n, seed))
-    print()
-    print(table(results))
-    return results
+def median_table(runs: Sequence[Sequence[Result]]) -> str:
+    """A Markdown table over several runs of the same contenders: per phase the median
+    ops/s, and for each non-baseline contender the median ratio to the baseline with the
+    spread (lowest-highest ratio) of the runs in brackets."""
+    names = [r.name for r in runs[0]]
+    base_i = next((i for i, r in enumerate(runs[0]) if r.baseline), 0)
+    head = "| phase | " + " | ".join(names) + " |"
+    lines = [f"median of {len(runs)} runs", "", head, "|---|" + "---:|" * len(names)]
+    for p in PHASES:
+        if any(p not in run[base_i].ops for run in runs):
+            continue
+        cells = []
+        for i in range(len(names)):
+            ops = [run[i].ops[p] for run in runs if p in run[i].ops]
+            if not ops:
+                cells.append("-")
+                continue
+            med = statistics.median(ops)
+            if i == base_i:
+                cells.append(f"{med:,.0f}")
+                continue
+            ratios = [run[i].ops[p] / run[base_i].ops[p] for run in runs if p in run[i].ops]
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+            cells.append(f"{med:,.0f} ({statistics.median(ratios):.2f}x"
+                         + (f", {spread})" if spread else ")"))
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(contenders: Sequence[Contender], n: int = 50_000, seed: int = 1,
+        runs: int = 1) -> list[list[Result]]:
+    """Run every contender on the same workload ``runs`` times; print each run's table (and
+    the median table when there are several) and return the results of every run."""
+    every: list[list[Result]] = []
+    for i in range(runs):
+        results = []
+        for c in contenders:
+            print(f"run {i + 1}/{runs}: {c.name} (n={n:,}) …", flush=True)
+            results.append(run_one(c, n, seed))
+        print()
+        print(table(results))
+        print()
+        every.append(results)
+    if runs > 1:
+        print(median_table(every))
+    return every
 
 
 def arguments(default_n: int = 50_000) -> argparse.Namespace:
-    """``--n`` (items) and ``--seed``, shared by every benchmark script."""
+    """``--n`` (items), ``--seed`` and ``--runs`` (independent runs, reported with their
+    median and spread), shared by every benchmark script."""
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=default_n)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--runs", type=int, default=1,
+                   help="independent runs; with several, a median table with the spread")
     return p.parse_args()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from persisty import Attr, Edit, F, Index, connect, etag, stored
+from persisty import Attr, Edit, F, Index, Store, connect, etag, stored
 from persisty.errors import PreconditionFailed
 
 
@@ -21,14 +22,15 @@ from persisty.errors import PreconditionFailed
 class Note:
     """A note someone wrote."""
 
-    id: UUID                                              # the key; generated when absent
+    id: UUID = Attr(default_factory=uuid4)                # the key
     owner: str
     title: str = Attr(max_length=200)
     priority: int = 0
     tags: list[str] = Attr(default_factory=list)
     body: str | None = None
-    created_at: datetime = Attr(generated="created")      # set on create
-    updated_at: datetime = Attr(generated="updated")      # set on every write
+    # a default for the type checker; the store sets them
+    created_at: datetime = Attr(generated="created", default=None)   # set on create
+    updated_at: datetime = Attr(generated="updated", default=None)   # set on every write
 
 
 def main(url: str = "memory://") -> list[str]:
@@ -39,8 +41,11 @@ def main(url: str = "memory://") -> list[str]:
         out.append(text)
         print(text)
 
-    db = connect(url, namespace="quickstart")
-    notes = db.store(Note)
+    with connect(url, namespace="quickstart") as db:
+        return _tour(db.store(Note), say, out)
+
+
+def _tour(notes: Store[Note], say: Callable[[str], None], out: list[str]) -> list[str]:
     notes.delete_all(None)
 
     hello = notes.create(Note(owner="ann", title="Hello", tags=["greeting"]))
@@ -63,10 +68,11 @@ def main(url: str = "memory://") -> list[str]:
     except PreconditionFailed:
         say("a stale etag was refused: no lost update")
     notes.patch(str(updated.id), {"priority": 3}, precondition=F.priority < 3)
-    say(f"patched: {notes.read(str(updated.id))!r}"[:80])
+    patched = notes.read(str(updated.id))
+    assert patched is not None
+    say(f"patched: {patched.title!r} now has priority {patched.priority}")
     say(f"bumped {notes.update_all(F.owner == 'bob', {'priority': 0})} of bob's notes")
     say(f"plan: {notes.explain(F.owner == 'ann', [-F.priority]).detail}")
-    db.close()
     return out
 
 

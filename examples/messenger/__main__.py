@@ -70,6 +70,7 @@ def main() -> int:
     if args.url:
         os.environ["PERSISTY_URL"] = args.url
     import uvicorn
+
     from examples.messenger.app import app
 
     url = os.environ.get("PERSISTY_URL", "sqlite:///persisty.db")

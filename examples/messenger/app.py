@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
+
+from starlette.applications import Starlette
 
 import persisty.aio
 from persisty import Attr, Index, stored
@@ -48,7 +50,7 @@ class Channel:
 class Message:
     """A message in a channel; its owner is the user who posted it."""
 
-    id: UUID
+    id: UUID = Attr(default_factory=uuid4)
     channel_id: str = Attr(min_length=1, max_length=40)
     owner: str = Attr(default="", max_length=40)
     text: str = Attr(min_length=1, max_length=2000)
@@ -100,7 +102,7 @@ async def seed(db: persisty.aio.AsyncDatabase) -> None:
         await messages.create(Message(channel_id=channel, owner=owner, text=text))
 
 
-def create_app(url: str | None = None) -> object:
+def create_app(url: str | None = None) -> Starlette:
     """The messenger ASGI app on ``url`` (else ``PERSISTY_URL``, else sqlite:///persisty.db)."""
     db = persisty.aio.connect(url)
     secret = os.environ.get("MESSENGER_SECRET", "dev-only-secret-change-me-in-production!")
@@ -118,10 +120,10 @@ def create_app(url: str | None = None) -> object:
     )
 
 
-_app: object | None = None
+_app: Starlette | None = None
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Starlette:
     """``app`` is made on first use, so importing this module opens no database."""
     global _app
     if name == "app":

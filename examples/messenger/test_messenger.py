@@ -13,8 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from examples.messenger.app import create_app  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
+
+from examples.messenger.app import create_app  # noqa: E402
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ Example::
     notes.search(F.owner == "ann").items
 """
 
+from persisty import aio
 from persisty._connect import connect
 from persisty._version import __version__
 from persisty.errors import (
@@ -52,6 +53,7 @@ __all__ = [
     "StoreMeta",
     "ValidationError",
     "__version__",
+    "aio",
     "connect",
     "etag",
     "meta_of",

@@ -16,12 +16,12 @@ import datetime as dt
 import os
 import queue  # noqa: F401, RUF100 - the sync twin's pool
 import secrets
-import threading  # noqa: F401, RUF100 - the sync twin's lock
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -124,6 +124,22 @@ class Driver:
             result.close()
 
 
+_Conn = TypeVar("_Conn")
+
+
+def _daemon_worker(pending: _Conn) -> _Conn:
+    """The connection, with its worker thread (if the driver runs one) made a daemon.
+
+    The async SQLite driver runs each connection in a thread of its own; a daemon thread
+    lets a program that never closes its database exit (every write is committed when its
+    call returns, so there is nothing to flush). Older versions are the thread themselves.
+    """
+    worker = getattr(pending, "_thread", pending)
+    if isinstance(worker, threading.Thread) and not worker.is_alive():
+        worker.daemon = True
+    return pending
+
+
 class SqliteDriver(Driver):
     """SQLite: WAL, a busy timeout, and Python's ``str.lower`` as ``persisty_lower``."""
 
@@ -132,8 +148,8 @@ class SqliteDriver(Driver):
 
         path = self.url.path or ":memory:"
         timeout = float(self.options.get("timeout", 30))
-        conn = sqlite3.connect(path, isolation_level=None, timeout=timeout,
-                                       check_same_thread=False)
+        conn = _daemon_worker(sqlite3.connect(path, isolation_level=None,
+                                                      timeout=timeout, check_same_thread=False))
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         if self.url.path is not None:
             # takes effect on a new database file only; 8192 makes bulk inserts cheaper and
