@@ -22,7 +22,7 @@ from typing import Any, TypeVar, dataclass_transform, overload
 
 import msgspec
 
-from persisty.errors import ValidationError
+from persisty.errors import IntegrityError, ValidationError
 from persisty.model._attr import Attr, AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
 
 T = TypeVar("T")
@@ -275,19 +275,19 @@ class StoreMeta:
             sources: Sequence[Any] = bases
         else:
             sources = [self._source(b, c) for b, c in zip(bases, changes, strict=True)]
-        if self.number_attrs:
-            for source in sources:
-                self._check_finite(source)
         try:
+            if self.number_attrs:
+                for source in sources:
+                    self._check_finite(source)
             items: list[Any] = self._many_decoder.decode(_ENCODER.encode(sources))
+            if self.number_attrs:
+                for item in items:
+                    self._check_finite(item)
         except (msgspec.ValidationError, msgspec.EncodeError, TypeError, OverflowError,
-                RecursionError):
+                RecursionError, ValidationError):
             for b, c in zip(bases, changes or [None] * len(bases), strict=True):
-                self.build(b, c)  # raises the error naming the item's field
+                self.build(b, c)  # raises the error of the first bad item, naming its field
             raise
-        if self.number_attrs:
-            for item in items:
-                self._check_finite(item)
         if self.datetime_attrs:
             for item in items:
                 self._normalize(item)
@@ -349,9 +349,13 @@ class StoreMeta:
         return raws
 
     def decode(self, data: bytes | str) -> Any:
-        """An item from :meth:`encode`'s bytes."""
-        item = msgspec.json.decode(data, type=self.cls)
-        return item
+        """An item from :meth:`encode`'s bytes; ``IntegrityError`` when the stored data does
+        not fit the model (say, a required attribute was added without a default)."""
+        try:
+            return self._decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise IntegrityError(f"a stored {self.name} does not fit the model ({e}); "
+                                 "migrate or rewrite it") from None
 
     # ---- schema -----------------------------------------------------------------------
 

@@ -66,6 +66,10 @@ class AsyncDirectoryDatabase(AsyncDatabase):
         super().__init__(url, namespace=namespace, secret=secret)
 
     def _secret(self) -> bytes | None:
+        # opening creates nothing: without the directory, this process signs page keys
+        # with a random secret until it is reopened
+        if not self.root.is_dir():
+            return None
         return read_or_create_secret(self.root)
 
     @property

@@ -773,6 +773,12 @@ def meta_insert_sql(dialect: Dialect) -> str:
     return f"INSERT INTO {t} (name, value) VALUES ({ph}, {ph}) ON CONFLICT (name) DO NOTHING"
 
 
+def meta_add_sql(dialect: Dialect) -> str:
+    """Insert ``(name, value)`` (a duplicate name is a unique violation)."""
+    ph = dialect.ph
+    return f"INSERT INTO {dialect.quote(META_TABLE)} (name, value) VALUES ({ph}, {ph})"
+
+
 def meta_delete_sql(dialect: Dialect) -> str:
     """Delete one name."""
     return f"DELETE FROM {dialect.quote(META_TABLE)} WHERE name = {dialect.ph}"
