@@ -28,12 +28,13 @@ from persisty.errors import (
 )
 from persisty.model import Attr, Index, KeyConfig, StoreMeta, etag, meta_of, stored
 from persisty.query import ALL, NONE, F, Filter, Order
-from persisty.store import Database, Edit, EditResult, Explain, Page, Store
+from persisty.store import Clock, Database, Edit, EditResult, Explain, Increment, Page, Store
 
 __all__ = [
     "ALL",
     "NONE",
     "Attr",
+    "Clock",
     "Conflict",
     "Database",
     "Edit",
@@ -42,6 +43,7 @@ __all__ = [
     "F",
     "Filter",
     "Forbidden",
+    "Increment",
     "Index",
     "KeyConfig",
     "NotFound",

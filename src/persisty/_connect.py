@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from persisty.backends import DEFAULT_URL, database_class
-from persisty.store import AsyncDatabase, Database
+from persisty.store import AsyncDatabase, Clock, Database
 
 
 def resolve_url(url: str | None) -> str:
@@ -15,12 +15,15 @@ def resolve_url(url: str | None) -> str:
 
 
 def connect(url: str | None = None, *, namespace: str | None = None,
-            secret: bytes | str | None = None, **options: Any) -> Database:
+            secret: bytes | str | None = None, clock: Clock | None = None,
+            **options: Any) -> Database:
     """Open a database by URL and get sync stores from it.
 
     ``memory://``, ``file:///dir``, ``sqlite:///path.db``, ``postgresql://…``,
     ``mysql://…``, ``redis://…``, ``dynamodb://…``. Without a URL: ``$PERSISTY_URL``, else
     ``sqlite:///persisty.db``. ``namespace`` isolates one tenant's stores from another's.
+    ``clock`` (a :class:`persisty.store.Clock`) is the time the stores write and expire
+    items by (``db.clock``; the system clock by default): tests inject one to move time.
 
     Example::
 
@@ -30,13 +33,18 @@ def connect(url: str | None = None, *, namespace: str | None = None,
     url = resolve_url(url)
     db: Database = database_class(url, False)(url, namespace=namespace, secret=secret,
                                                 **options)
+    if clock is not None:
+        db.clock = clock
     return db
 
 
 def connect_async(url: str | None = None, *, namespace: str | None = None,
-                  secret: bytes | str | None = None, **options: Any) -> AsyncDatabase:
+                  secret: bytes | str | None = None, clock: Clock | None = None,
+                  **options: Any) -> AsyncDatabase:
     """Like :func:`connect`, with async stores (every method awaitable)."""
     url = resolve_url(url)
     db: AsyncDatabase = database_class(url, True)(url, namespace=namespace, secret=secret,
                                                    **options)
+    if clock is not None:
+        db.clock = clock
     return db

@@ -6,6 +6,7 @@ Example::
     persisty export sqlite:///notes.db mymodule:Note -o notes.jsonl
     persisty import postgresql://localhost/db mymodule:Note notes.jsonl
     persisty migrate sqlite:///notes.db mymodule --apply
+    persisty files put sqlite:///app.db avatars ann.png ./ann.png
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from persisty.errors import PersistyError
+from persisty.files.cli import app as files_app
 
 cli = typer.Typer(help="persisty: serve stores, export/import JSON Lines, migrate schemas.",
                   no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+cli.add_typer(files_app, name="files")  # persisty files ls|put|get|rm|cp|gc|fsck
 
 
 def load(target: str) -> Any:

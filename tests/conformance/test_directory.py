@@ -9,10 +9,15 @@ import pytest
 import persisty
 import persisty.aio
 from persisty.store import AsyncDatabase, Database
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 
 
-class TestDirectory(StoreConformance):
+class TestDirectory(StoreConformance, PutExpiryIncrementConformance):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path
@@ -21,7 +26,7 @@ class TestDirectory(StoreConformance):
         return persisty.connect(f"file://{self.root}", namespace=namespace)
 
 
-class TestDirectoryAsync(AsyncStoreConformance):
+class TestDirectoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path

@@ -12,7 +12,12 @@ import persisty
 import persisty.aio
 from persisty.backends.dynamodb import AsyncDynamoDatabase, DynamoDatabase
 from persisty.store import AsyncDatabase, Database
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 
 
 def dynamodb_url() -> str:
@@ -31,11 +36,12 @@ SYNC_OPTIONS = {"segments": 1}
 ASYNC_OPTIONS = {"segments": 2}
 
 
-class TestDynamo(StoreConformance):
+class TestDynamo(StoreConformance, PutExpiryIncrementConformance):
     # 8 workers x 10 if_match increments (fewer than the default 25): moto
     # answers one request at a time in ~10 ms and 8-way contention costs ~16 requests per
     # increment (8 x 25 took 60-70 s per run here; 8 x 200 would take many minutes)
     concurrency_increments = 10
+    increment_rounds = 10
 
     def open_database(self, namespace: str) -> Database:
         return persisty.connect(dynamodb_url(), namespace=namespace, **SYNC_OPTIONS)
@@ -45,8 +51,9 @@ class TestDynamo(StoreConformance):
         database.drop()
 
 
-class TestDynamoAsync(AsyncStoreConformance):
+class TestDynamoAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     concurrency_increments = 10
+    increment_rounds = 10
 
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect(dynamodb_url(), namespace=namespace, **ASYNC_OPTIONS)

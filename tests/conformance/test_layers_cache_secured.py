@@ -13,7 +13,12 @@ import persisty
 import persisty.aio
 from persisty.layers import Policy, Principal, cached, secured
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 
 ANYONE = Principal("tester", scopes={"user"})
 
@@ -53,7 +58,7 @@ class _Layers:
         return result
 
 
-class _Sync(_Layers, StoreConformance):
+class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect(self.url, namespace=namespace)
 
@@ -67,7 +72,7 @@ class _Sync(_Layers, StoreConformance):
         self.__dict__.pop("_done", None)
 
 
-class _Async(_Layers, AsyncStoreConformance):
+class _Async(_Layers, AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect(self.url, namespace=namespace)
 

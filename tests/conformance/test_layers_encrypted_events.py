@@ -30,7 +30,12 @@ from persisty.layers import (
     secured,
 )
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 from persisty.testing.models import Counter
 
 KEYS = KeyRing({"old": KeyRing.new_key(), "new": KeyRing.new_key()}, current="new")
@@ -39,6 +44,8 @@ FIELDS = {
     "doc": ["title"],
     "numbered": ["=name"],
     "item": [],
+    "tally": [],
+    "lease": ["note"],
 }
 SEALED_COUNTER = sealed_model(Counter, ["value"], name="sealed_counter")
 
@@ -89,7 +96,7 @@ class _Layers:
         return wrapped
 
 
-class _Sync(_Layers, StoreConformance):
+class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance):
     def open_database(self, namespace: str) -> Database:
         return self._remember(persisty.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
 
@@ -101,7 +108,7 @@ class _Sync(_Layers, StoreConformance):
         return self._wrap(store)  # type: ignore[no-any-return]
 
 
-class _Async(_Layers, AsyncStoreConformance):
+class _Async(_Layers, AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return self._remember(persisty.aio.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import persisty
 import persisty.aio
 from persisty.store import AsyncDatabase, Database
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 
 
-class TestMemory(StoreConformance):
+class TestMemory(StoreConformance, PutExpiryIncrementConformance):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect("memory://", namespace=namespace)
 
 
-class TestMemoryAsync(AsyncStoreConformance):
+class TestMemoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect("memory://", namespace=namespace)

@@ -9,10 +9,15 @@ import persisty
 import persisty.aio
 from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
 from persisty.store import AsyncDatabase, Database
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 
 
-class TestRedis(StoreConformance):
+class TestRedis(StoreConformance, PutExpiryIncrementConformance):
     concurrency_increments = 200  # 8 workers x 200 if_match increments = exactly 1,600
 
     def open_database(self, namespace: str) -> Database:
@@ -23,7 +28,7 @@ class TestRedis(StoreConformance):
         database.drop()
 
 
-class TestRedisAsync(AsyncStoreConformance):
+class TestRedisAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     concurrency_increments = 200
 
     async def open_database(self, namespace: str) -> AsyncDatabase:

@@ -14,13 +14,18 @@ import persisty
 import persisty.aio
 from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
 from persisty.store import AsyncDatabase, Database
-from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing import (
+    AsyncPutExpiryIncrementConformance,
+    AsyncStoreConformance,
+    PutExpiryIncrementConformance,
+    StoreConformance,
+)
 
 _DIR = Path(tempfile.mkdtemp(prefix="persisty-sql-"))
 SQLITE_FILE_URL = f"sqlite:///{_DIR / 'conformance.db'}"
 
 
-class _Sync(StoreConformance):
+class _Sync(StoreConformance, PutExpiryIncrementConformance):
     url = ""
     concurrency_increments = 200
 
@@ -32,7 +37,7 @@ class _Sync(StoreConformance):
         database.drop_tables()
 
 
-class _Async(AsyncStoreConformance):
+class _Async(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
     url = ""
     concurrency_increments = 200
 

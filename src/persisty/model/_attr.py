@@ -40,6 +40,7 @@ class AttrOptions:
     sortable: bool = True
     description: str | None = None
     constraints: dict[str, Any] = dataclasses.field(default_factory=dict)
+    expires: bool = False
 
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -55,6 +56,7 @@ def Attr(
     updatable: bool = True,
     sortable: bool = True,
     description: str | None = None,
+    expires: bool = False,
     min_length: int | None = None,
     max_length: int | None = None,
     pattern: str | None = None,
@@ -67,7 +69,10 @@ def Attr(
 
     Constraints (``min_length``, ``max_length``, ``pattern``, ``ge``, ``le``, ``gt``, ``lt``)
     are checked on every write; ``generated`` is one of ``"uuid"``, ``"created"``,
-    ``"updated"`` (UTC timestamps) or ``"sequence"`` (next integer).
+    ``"updated"`` (UTC timestamps) or ``"sequence"`` (next integer). ``expires=True`` marks
+    the ``datetime | None`` attribute that holds the instant the item expires: from then on
+    the item is invisible to every read, search, count and write (NotFound) and its key can
+    be created anew; ``@stored(ttl=...)`` defaults it to "write time + ttl".
 
     Example::
 
@@ -100,7 +105,10 @@ def Attr(
         sortable=sortable,
         description=description,
         constraints=constraints,
+        expires=expires,
     )
+    if default is _NO_DEFAULT and default_factory is None and expires:
+        default = None
     if default is _NO_DEFAULT and default_factory is None and generated is not None:
         default = None
     if default_factory is not None:
@@ -129,6 +137,8 @@ class AttrMeta:
     required: bool
     description: str | None
     constraints: dict[str, Any]
+    expires: bool = False
+    """Whether this attribute holds the item's expiry instant (``Attr(expires=True)``)."""
 
     @property
     def ordered(self) -> bool:

@@ -130,6 +130,8 @@ class StoreMeta:
     """Attributes numbered by the store (``Attr(generated="sequence")``)."""
     number_attrs: tuple[str, ...] = ()
     """Float and decimal attributes: their values must be finite."""
+    expires: str | None = None
+    """The attribute holding the item's expiry instant (``Attr(expires=True)``), if any."""
 
     def __post_init__(self) -> None:
         self.by_name.update({a.name: a for a in self.attrs})
@@ -152,6 +154,7 @@ class StoreMeta:
             a for a in self.attrs if a.generated or not a.creatable))
         set_(self, "number_attrs", tuple(
             a.name for a in self.attrs if a.kind in ("float", "decimal")))
+        set_(self, "expires", next((a.name for a in self.attrs if a.expires), None))
 
     # ---- attributes -------------------------------------------------------------------
 
@@ -624,8 +627,10 @@ def _make_stored(
                 required=not has_default and opts.generated is None,
                 description=opts.description,
                 constraints=opts.constraints,
+                expires=opts.expires,
             )
         )
+    _check_expiry(cls.__name__, attrs, key_attrs, ttl)
     by_name = {a.name for a in attrs}
     for ix in indexes:
         for a in ix.attrs:
@@ -700,6 +705,23 @@ def _constrained(tp: Any, constraints: dict[str, Any]) -> Any:
     inner, optional = strip_optional(tp)
     constrained: Any = typing.Annotated[inner, msgspec.Meta(**constraints)]
     return typing.Optional[constrained] if optional else constrained  # noqa: UP045
+def _check_expiry(cls_name: str, attrs: Sequence[AttrMeta], key_attrs: Sequence[str],
+                  ttl: dt.timedelta | None) -> None:
+    marked = [a for a in attrs if a.expires]
+    if len(marked) > 1:
+        raise TypeError(f"{cls_name}: only one attribute can be Attr(expires=True)")
+    for a in marked:
+        if a.kind != "datetime" or not a.optional or a.generated is not None or (
+            a.name in key_attrs
+        ):
+            raise TypeError(f"{cls_name}.{a.name}: Attr(expires=True) needs a "
+                            "`datetime | None` attribute that is neither generated nor a key")
+    if ttl is not None:
+        if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
+            raise TypeError(f"{cls_name}: ttl must be a positive timedelta")
+        if not marked:
+            raise TypeError(f"{cls_name}: ttl needs an attribute that holds the expiry, e.g. "
+                            "`expires_at: datetime | None = Attr(expires=True)`")
 
 
 def meta_of(cls_or_item: Any) -> StoreMeta:

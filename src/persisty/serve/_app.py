@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -704,9 +705,17 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
         })
 
     result.append(Route(prefix or "/", index, methods=["GET"], include_in_schema=False))
+    if prefix:
+        result.append(_root_route(api, docs=docs, graphql=graphql))
+    if docs or graphql:
+        from persisty.serve._static import static_route
+
+        result.append(static_route())
     if docs:
         async def docs_page(request: Request) -> Response:
-            return HTMLResponse(swagger_html(f"{api.prefix}/openapi.json", api.title))
+            # relative: the page also works when the routes are mounted under a path
+            spec = f"{api.prefix.lstrip('/')}/openapi.json"
+            return HTMLResponse(swagger_html(spec, api.title))
 
         result.append(Route("/docs", docs_page, methods=["GET"], include_in_schema=False))
     if graphql:
@@ -715,6 +724,24 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
         result.append(graphql_route(api))
     return api, result
 
+
+
+def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
+    """``GET /``: where the API, its docs and GraphQL are (a page of links for a browser)."""
+    links = {"api": api.prefix, "openapi": f"{api.prefix}/openapi.json",
+             "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None}
+
+    async def root(request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            items = "".join(f'<li><a href="{url.lstrip("/")}">{name}</a>: {url}</li>'
+                            for name, url in links.items() if url)
+            return HTMLResponse(f"<!doctype html><html><head><meta charset=\"utf-8\">"
+                                f"<title>{html.escape(api.title)}</title></head><body>"
+                                f"<h1>{html.escape(api.title)}</h1><ul>{items}</ul>"
+                                f"</body></html>")
+        return JSONResponse(links)
+
+    return Route("/", root, methods=["GET"], include_in_schema=False)
 
 
 def router(db: AsyncDatabase, stores: Iterable[type[Any]], **options: Any) -> Router:

@@ -489,18 +489,25 @@ def build_schema(api: Api) -> GraphQLSchema:
     return _Builder(api).build()
 
 
-_GRAPHIQL = """<!doctype html>
+def _graphiql_html() -> str:
+    """GraphiQL; its assets (React, ReactDOM, GraphiQL) are the package's own (``_static/``)."""
+    from persisty.serve._static import GRAPHIQL, REACT, REACT_DOM, asset
+
+    return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GraphiQL</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/graphiql@3/graphiql.min.css">
+<link rel="stylesheet" href="{asset(GRAPHIQL + '/graphiql.min.css')}">
 </head><body style="margin:0"><div id="graphiql" style="height:100vh"></div>
-<script src="https://cdn.jsdelivr.net/npm/react@18/umd/react.production.min.js"></script>
-<script src="https://cdn.jsdelivr.net/npm/react-dom@18/umd/react-dom.production.min.js"></script>
-<script src="https://cdn.jsdelivr.net/npm/graphiql@3/graphiql.min.js"></script>
+<script src="{asset(REACT + '/react.production.min.js')}"></script>
+<script src="{asset(REACT_DOM + '/react-dom.production.min.js')}"></script>
+<script src="{asset(GRAPHIQL + '/graphiql.min.js')}"></script>
 <script>
-const fetcher = GraphiQL.createFetcher({url: window.location.pathname});
+const fetcher = GraphiQL.createFetcher({{url: window.location.pathname}});
 ReactDOM.createRoot(document.getElementById("graphiql"))
-  .render(React.createElement(GraphiQL, {fetcher}));
+  .render(React.createElement(GraphiQL, {{fetcher}}));
 </script></body></html>"""
+
+
+_GRAPHIQL = _graphiql_html()
 
 
 def graphql_route(api: Api, path: str = "/graphql") -> Route:

@@ -312,13 +312,19 @@ def openapi(api: Api) -> dict[str, Any]:
 
 
 def swagger_html(spec_url: str, title: str) -> str:
-    """Swagger UI for ``spec_url`` (its assets come from a CDN when a browser opens it)."""
+    """Swagger UI for ``spec_url``; its assets are the package's own (``_static/``)."""
+    from persisty.serve._static import SWAGGER_UI, asset
+
     t = html.escape(title)
     u = html.escape(spec_url)
+    css = asset(f"{SWAGGER_UI}/swagger-ui.css")
+    js = asset(f"{SWAGGER_UI}/swagger-ui-bundle.js")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{t} - API docs</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+<link rel="stylesheet" href="{css}">
 </head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({{url: "{u}", dom_id: "#swagger-ui"}});</script>
+<script src="{js}"></script>
+<script>
+window.ui = SwaggerUIBundle({{url: "{u}", dom_id: "#swagger-ui", validatorUrl: null}});
+</script>
 </body></html>"""

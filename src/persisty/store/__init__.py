@@ -7,19 +7,31 @@ from persisty.store._async import (
     AsyncStoreBase,
     AsyncWrappedStore,
 )
-from persisty.store._sync import Database, Store, StoreBase, WrappedStore
+from persisty.store._async import put_through as put_through_async
+from persisty.store._async import resolve_puts as resolve_puts_async
+from persisty.store._prepare import has_increments, resolve_increments
+from persisty.store._sync import (
+    Database,
+    Store,
+    StoreBase,
+    WrappedStore,
+    put_through,
+    resolve_puts,
+)
 from persisty.store._types import (
     Clock,
     Edit,
     EditKind,
     EditResult,
     Explain,
+    Increment,
     Insert,
     Key,
     Page,
     Remove,
     Replace,
     WriteOp,
+    clock_of,
 )
 
 __all__ = [
@@ -33,6 +45,7 @@ __all__ = [
     "EditKind",
     "EditResult",
     "Explain",
+    "Increment",
     "Insert",
     "Key",
     "Page",
@@ -42,4 +55,11 @@ __all__ = [
     "StoreBase",
     "WrappedStore",
     "WriteOp",
+    "clock_of",
+    "has_increments",
+    "put_through",
+    "put_through_async",
+    "resolve_increments",
+    "resolve_puts",
+    "resolve_puts_async",
 ]

@@ -10,7 +10,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from persisty.errors import (
     Conflict,
@@ -24,6 +24,7 @@ from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
     NONE,
+    F,
     Filter,
     Order,
     PageKeys,
@@ -34,6 +35,7 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store._prepare import (
+    as_item,
     check_changes,
     prepare_create,
     prepare_creates,
@@ -53,6 +55,9 @@ from persisty.store._types import (
     Replace,
     WriteOp,
 )
+
+if TYPE_CHECKING:
+    from persisty.files import AsyncFileStore
 
 T = TypeVar("T")
 OrderArg = Iterable[Order | str] | Order | str | None
@@ -101,10 +106,28 @@ class AsyncStore(ABC, Generic[T]):
                      precondition: Filter | None = None) -> T:
         """Replace the stored item that has ``item``'s key; return what was stored."""
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        """Create ``item``, or replace the stored item with its key (an upsert); return what
+        was stored. Generated attributes behave as on ``create`` for a new item and as on
+        ``update`` for an existing one. With ``if_match`` the item must exist with that etag
+        (else ``PreconditionFailed``). Backends do it in one atomic engine operation; this
+        default (for layers) reads, then creates or updates with the etag it read, retrying
+        when a concurrent write gets in between, so no write is lost.
+
+        Example::
+
+            kv.put(Entry(key="theme", value="dark"))   # new or not, now it is this
+        """
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     @abstractmethod
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
-        """Change the named attributes of the item with ``key``; return what was stored."""
+        """Change the named attributes of the item with ``key``; return what was stored.
+
+        A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
+        atomically (``patch(key, {"hits": Increment(1)})``); a missing value counts as 0.
+        """
 
     @abstractmethod
     async def delete(self, key: str, *, if_match: str | None = None,
@@ -161,6 +184,11 @@ class AsyncStoreBase(AsyncStore[T]):
     when ``atomic``), ``_find`` (natively filtered, sorted, after a position, limited),
     and optionally ``_get_many``, ``_count``, ``_plan`` (split a filter into native and
     residual parts), ``_describe`` and ``_next_sequence``.
+
+    Expiry: when the model has an ``Attr(expires=True)`` attribute, an item whose expiry is
+    at or before ``self.clock()`` is treated as absent by every method (the hooks still
+    return it; this class filters), and creating its key again replaces it. ``clock`` is
+    the database's :class:`Clock` (``db.clock``), which tests may set.
     """
 
     def __init__(self, meta: StoreMeta, pages: PageKeys, *, clock: Clock | None = None,
@@ -221,6 +249,30 @@ class AsyncStoreBase(AsyncStore[T]):
         )(item):
             raise PreconditionFailed("the precondition does not hold")
 
+    def _expired(self, item: Any, now: Any = None) -> bool:
+        """Whether ``item`` has expired (always false for a model without expiry)."""
+        name = self.meta.expires
+        if name is None:
+            return False
+        at = getattr(item, name)
+        return at is not None and at <= (now or self.clock())
+
+    def _live(self, f: Filter) -> Filter:
+        """``f`` restricted to the items that have not expired (validated)."""
+        name = self.meta.expires
+        if name is None or f is NONE:
+            return f
+        alive = (F[name] == None) | (F[name] > self.clock())  # noqa: E711
+        return validate_filter(alive if f is ALL else f & alive, self.meta)
+
+    async def _get_live(self, key: Key) -> tuple[tuple[T, str] | None, str | None]:
+        """The live stored item with ``key`` (or ``None``), and the etag of an expired item
+        that still occupies the key (or ``None``)."""
+        found = await self._get(key)
+        if found is not None and self._expired(found[0]):
+            return None, found[1]
+        return found, None
+
     async def _commit_one(self, op: WriteOp) -> None:
         err = (await self._commit([op], True))[0]
         if err is not None:
@@ -230,12 +282,71 @@ class AsyncStoreBase(AsyncStore[T]):
 
     async def create(self, item: T) -> T:
         new = prepare_create(self.meta, item, self.clock(), await self._sequences())
-        await self._commit_one(Insert(self.meta.key_values(new), new, etag(new)))
+        key = self.meta.key_values(new)
+        tag = etag(new)
+        try:
+            await self._commit_one(Insert(key, new, tag))
+        except Conflict:
+            if self.meta.expires is None:
+                raise
+            await self._replace_expired(key, new, tag)
         return new  # type: ignore[no-any-return]
+
+    async def _replace_expired(self, key: Key, new: Any, tag: str) -> None:
+        """Create ``new`` over an expired item holding its key (the Conflict a create got
+        stands when the key holds a live item, or the conflict was on a unique index)."""
+        for _ in range(MAX_RETRIES):
+            found, stale = await self._get_live(key)
+            if found is not None:
+                raise Conflict(f"{self.meta.name} {self.meta.key_string(key)!r} already exists",
+                               field=self.meta.key.attrs[0])
+            try:
+                if stale is None:
+                    await self._commit_one(Insert(key, new, tag))
+                else:
+                    await self._commit_one(Replace(key, new, tag, stale))
+                return
+            except (PreconditionFailed, NotFound):
+                continue  # the expired item changed or went away: look again
+        raise Conflict("too many concurrent changes; try again")
+
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        item = as_item(self.meta, item)
+        key = self.meta.key_values(item)
+        for _ in range(MAX_RETRIES):
+            found, stale = await self._get_live(key)
+            now = self.clock()
+            op: WriteOp
+            if found is None:
+                if if_match is not None:
+                    raise PreconditionFailed("the item does not exist (etag does not match)")
+                new = prepare_create(self.meta, item, now, await self._sequences())
+                op = (Insert(key, new, etag(new)) if stale is None
+                      else Replace(key, new, etag(new), stale))
+            else:
+                self._check(found, if_match, None)
+                new = prepare_update(self.meta, item, found[0], now)
+                op = Replace(key, new, etag(new), found[1], found[0])
+            try:
+                await self._commit_one(op)
+            except PreconditionFailed:
+                if if_match is not None:
+                    raise
+                continue
+            except NotFound:
+                continue  # deleted since we read it: create it
+            except Conflict:
+                if isinstance(op, Insert) and (await self._get_live(key))[0] is not None:
+                    continue  # created since we read it: replace it
+                raise
+            return new  # type: ignore[no-any-return]
+        raise Conflict("too many concurrent changes; try again")
 
     async def read(self, key: str) -> T | None:
         found = await self._get(self.meta.parse_key(key))
-        return None if found is None else found[0]
+        if found is None or (self.meta.expires is not None and self._expired(found[0])):
+            return None
+        return found[0]
 
     async def update(self, item: T, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> T:
@@ -243,7 +354,7 @@ class AsyncStoreBase(AsyncStore[T]):
             item = self.meta.from_builtins(item)
         key = self.meta.key_values(item)
         for _ in range(MAX_RETRIES):
-            found = await self._get(key)
+            found = (await self._get_live(key))[0]
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
             self._check(found, if_match, precondition)
@@ -262,7 +373,7 @@ class AsyncStoreBase(AsyncStore[T]):
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
         for _ in range(MAX_RETRIES):
-            found = await self._get(k)
+            found = (await self._get_live(k))[0]
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
             self._check(found, if_match, precondition)
@@ -279,11 +390,11 @@ class AsyncStoreBase(AsyncStore[T]):
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
         k = self.meta.parse_key(key)
-        if if_match is None and precondition is None:
+        if if_match is None and precondition is None and self.meta.expires is None:
             await self._commit_one(Remove(k))
             return
         for _ in range(MAX_RETRIES):
-            found = await self._get(k)
+            found = (await self._get_live(k))[0]
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
             self._check(found, if_match, precondition)
@@ -299,6 +410,8 @@ class AsyncStoreBase(AsyncStore[T]):
     def _prepare_search(self, filter: Filter | None, order: OrderArg,
                         page_key: str | None) -> tuple[Filter, Sort, tuple[Any, ...] | None]:
         f = validate_filter(filter, self.meta)
+        if self.meta.expires is not None:
+            f = self._live(f)
         spec = sort_spec(self.meta, order)
         after = None if page_key is None else self.pages.decode(page_key, self.meta, spec)
         return f, spec, after
@@ -338,6 +451,8 @@ class AsyncStoreBase(AsyncStore[T]):
 
     async def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
+        if self.meta.expires is not None:
+            f = self._live(f)
         if f is NONE:
             return 0
         native, residual = self._plan(f)
@@ -350,6 +465,9 @@ class AsyncStoreBase(AsyncStore[T]):
             raise ValidationError("read_batch takes a list of keys")
         parsed = [self.meta.parse_key(k) for k in keys]
         found = await self._get_many(parsed)
+        if self.meta.expires is not None:
+            now = self.clock()
+            return [None if f is None or self._expired(f[0], now) else f[0] for f in found]
         return [None if f is None else f[0] for f in found]
 
     async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
@@ -361,7 +479,7 @@ class AsyncStoreBase(AsyncStore[T]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = list(edits)
-        if len(edits) > 1 and not self.meta.sequence_attrs and all(
+        if len(edits) > 1 and not self.meta.sequence_attrs and self.meta.expires is None and all(
             isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits
         ):
             ops = self._inserts(edits)
@@ -382,17 +500,23 @@ class AsyncStoreBase(AsyncStore[T]):
         """One attempt; ``retry`` is true when an etag we read ourselves went stale."""
         ops: list[WriteOp | None] = []
         errors: list[PersistyError | None] = []
-        needed = [self._edit_key(e) for e in edits if e.kind != EditKind.CREATE]
+        expiring = self.meta.expires is not None
+        needed = [self._edit_key(e) for e in edits
+                  if e.kind != EditKind.CREATE or (expiring and isinstance(e, Edit))]
         state: dict[Key, tuple[Any, str] | None] = {}
+        stale: dict[Key, str] = {}  # keys held by expired items: their etags
         keys = [k for k in needed if k is not None]
+        now = self.clock()
         if keys:
             uniq = list(dict.fromkeys(keys))
             for k, found in zip(uniq, await self._get_many(uniq), strict=True):
+                if found is not None and expiring and self._expired(found[0], now):
+                    stale[k] = found[1]
+                    found = None
                 state[k] = found
-        now = self.clock()
         for e in edits:
             try:
-                op = await self._resolve(e, state, now)
+                op = await self._resolve(e, state, now, stale)
                 ops.append(op)
                 errors.append(None)
             except PersistyError as failure:
@@ -402,17 +526,22 @@ class AsyncStoreBase(AsyncStore[T]):
             return self._results(edits, ops, errors, atomic), False
         todo = [(i, op) for i, op in enumerate(ops) if op is not None]
         committed = await self._commit([op for _, op in todo], atomic) if todo else []
-        stale: list[int] = []
+        again: list[int] = []
         for (i, op), outcome in zip(todo, committed, strict=True):
-            if isinstance(outcome, PreconditionFailed) and edits[i].if_match is None and (
-                not isinstance(op, Insert)
-            ):
+            raced = isinstance(outcome, PreconditionFailed) and edits[i].if_match is None and (
+                not isinstance(op, Insert))
+            if edits[i].kind is EditKind.PUT and edits[i].if_match is None and (
+                isinstance(outcome, PreconditionFailed | NotFound) or (
+                    isinstance(outcome, Conflict) and isinstance(op, Insert)
+                    and (await self._get_live(op.key))[0] is not None)):
+                raced = True  # a put resolved against a state that changed: resolve it again
+            if raced:
                 # the item changed after we read it; the edit's own conditions may still hold
                 if atomic:
                     return [], True
-                stale.append(i)
+                again.append(i)
             errors[i] = outcome
-        for i in stale:
+        for i in again:
             try:
                 ops[i] = await self._apply_alone(edits[i])
                 errors[i] = None
@@ -443,6 +572,8 @@ class AsyncStoreBase(AsyncStore[T]):
             return Remove(self.meta.parse_key(e.key))
         if e.kind == EditKind.UPDATE:
             new = await self.update(e.item, if_match=e.if_match, precondition=e.precondition)
+        elif e.kind == EditKind.PUT:
+            new = await self.put(e.item, if_match=e.if_match)
         else:
             assert e.key is not None
             new = await self.patch(e.key, e.changes or {}, if_match=e.if_match,
@@ -451,7 +582,7 @@ class AsyncStoreBase(AsyncStore[T]):
 
     def _edit_key(self, e: Edit) -> Key | None:
         try:
-            if e.kind == EditKind.UPDATE:
+            if e.kind in (EditKind.UPDATE, EditKind.PUT, EditKind.CREATE):
                 item = e.item if isinstance(e.item, self.meta.cls) else (
                     self.meta.from_builtins(e.item))
                 return self.meta.key_values(item)
@@ -460,10 +591,24 @@ class AsyncStoreBase(AsyncStore[T]):
             return None
 
     async def _resolve(self, e: Edit, state: dict[Key, tuple[Any, str] | None],
-                       now: Any) -> WriteOp:
+                       now: Any, stale: dict[Key, str] | None = None) -> WriteOp:
         meta = self.meta
         if not isinstance(e, Edit):
             raise ValidationError(f"not an Edit: {e!r}")
+        if e.kind == EditKind.PUT:
+            item = as_item(meta, e.item)
+            key = meta.key_values(item)
+            if key not in state:  # a put the batch has not read (bad key): read it now
+                found, held = await self._get_live(key)
+                state[key] = found
+                if held is not None and stale is not None:
+                    stale[key] = held
+            if state[key] is not None:
+                e = Edit(EditKind.UPDATE, item=item, if_match=e.if_match)
+            elif e.if_match is not None:
+                raise PreconditionFailed("the item does not exist (etag does not match)")
+            else:
+                e = Edit.create(item)
         if e.kind == EditKind.CREATE:
             new = prepare_create(meta, e.item, now, await self._sequences())
             key = meta.key_values(new)
@@ -471,6 +616,9 @@ class AsyncStoreBase(AsyncStore[T]):
             if key in state and state[key] is not None:
                 raise Conflict(f"{meta.name} {meta.key_string(key)!r} already exists")
             state[key] = (new, tag)
+            held = None if stale is None else stale.pop(key, None)
+            if held is not None:
+                return Replace(key, new, tag, held)
             return Insert(key, new, tag)
         if e.kind == EditKind.UPDATE:
             item = e.item if isinstance(e.item, meta.cls) else meta.from_builtins(e.item)
@@ -601,6 +749,62 @@ async def delete_keys(store: AsyncStore[Any], keys: Sequence[str],
     return total
 
 
+async def put_through(store: AsyncStore[Any], item: Any, if_match: str | None) -> Any:
+    """``put`` made of ``store``'s own ``read``, ``create`` and ``update`` (so a layer's
+    checks apply to it): update with the etag just read, or create; a concurrent write in
+    between makes it try again, never overwrite what it did not see."""
+    item = as_item(store.meta, item)
+    key = store.meta.key_of(item)
+    for _ in range(MAX_RETRIES):
+        current = await store.read(key)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed("the item does not exist (etag does not match)")
+            try:
+                return await store.create(item)
+            except Conflict:
+                if await store.read(key) is None:
+                    raise  # a unique index, not the key
+                continue
+        try:
+            return await store.update(item, if_match=if_match or etag(current))
+        except PreconditionFailed:
+            if if_match is not None:
+                raise
+        except NotFound:
+            continue
+    raise Conflict("too many concurrent changes; try again")
+
+
+async def resolve_puts(store: AsyncStore[Any], edits: Sequence[Edit]) -> list[Edit]:
+    """``edits`` with each ``Edit.put`` turned into the create or the update (pinned to the
+    etag just read) it is now, for layers whose batch logic knows create and update only;
+    a put that then meets a concurrent write fails with ``conflict`` or
+    ``precondition_failed`` (retry it)."""
+    edits = list(edits)
+    puts = [i for i, e in enumerate(edits) if isinstance(e, Edit) and e.kind is EditKind.PUT]
+    if not puts:
+        return edits
+    keys: list[str | None] = []
+    for i in puts:
+        try:
+            keys.append(store.meta.key_of(as_item(store.meta, edits[i].item)))
+        except PersistyError:
+            keys.append(None)
+    wanted = list(dict.fromkeys(k for k in keys if k is not None))
+    found = dict(zip(wanted, await store.read_batch(wanted), strict=True)) if wanted else {}
+    for i, k in zip(puts, keys, strict=True):
+        e = edits[i]
+        current = None if k is None else found.get(k)
+        if current is None:
+            # with an etag the update reports the missing item; without, it is new
+            edits[i] = Edit.create(e.item) if e.if_match is None else Edit.update(
+                e.item, if_match=e.if_match)
+        else:
+            edits[i] = Edit.update(e.item, if_match=e.if_match or etag(current))
+    return edits
+
+
 class AsyncWrappedStore(AsyncStore[T]):
     """A layer: a Store that passes every call to ``inner``; override what the layer changes.
 
@@ -625,6 +829,9 @@ class AsyncWrappedStore(AsyncStore[T]):
     async def update(self, item: T, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> T:
         return await self.inner.update(item, if_match=if_match, precondition=precondition)
+
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        return await self.inner.put(item, if_match=if_match)
 
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
@@ -665,7 +872,8 @@ class AsyncDatabase(ABC):
 
     ``namespace`` isolates the stores of one tenant from another's on the same engine.
     Page keys are signed with ``secret`` (else ``PERSISTY_SECRET``, else one the backend
-    keeps, else a random one for this process).
+    keeps, else a random one for this process). ``db.clock`` (a :class:`Clock`) is the time
+    its stores write and expire items by.
 
     Example::
 
@@ -682,6 +890,9 @@ class AsyncDatabase(ABC):
         self.namespace = namespace
         self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
         self._stores: dict[type[Any], AsyncStore[Any]] = {}
+        self.clock = Clock()
+        """The clock every store of this database reads (timestamps, expiry); tests set
+        ``db.clock.now`` (or pass ``connect(url, clock=Clock(...))``) to move time."""
 
     def _secret(self) -> bytes | None:
         """A secret the backend keeps for its database; ``None`` for a random one."""
@@ -692,11 +903,26 @@ class AsyncDatabase(ABC):
         found = self._stores.get(cls)
         if found is None:
             found = self._stores[cls] = self._open(meta_of(cls))
+            if isinstance(found, AsyncStoreBase):
+                found.clock = self.clock
         return found
 
     @abstractmethod
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
         """A new Store for ``meta``."""
+
+    def files(self, name: str = "files", **options: Any) -> AsyncFileStore:
+        """A file store whose bytes are chunks in this database (256 KiB each by default);
+        ``options`` are those of ``persisty.files.chunked_files`` (``limits``,
+        ``chunk_size``, ``secret`` …).
+
+        Example::
+
+            avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
+        """
+        from persisty.files._async.open import chunked_files
+
+        return chunked_files(self, name, **options)
 
     async def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""

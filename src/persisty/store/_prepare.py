@@ -9,6 +9,9 @@ from typing import Any
 
 from persisty.errors import ValidationError
 from persisty.model import StoreMeta
+from persisty.store._types import Increment
+
+NUMERIC_KINDS = frozenset({"int", "float", "decimal"})
 
 
 def _defaults(meta: StoreMeta) -> dict[str, Any]:
@@ -32,9 +35,14 @@ def prepare_creates(meta: StoreMeta, items: Sequence[Any], now: dt.datetime) -> 
     """:func:`prepare_create` for many items (without sequences) in one validation pass;
     the first invalid item raises the error ``prepare_create`` gives for it."""
     items = [_instance(meta, i) for i in items]
-    if not meta.set_on_create:
+    if not meta.set_on_create and meta.ttl is None:
         return meta.build_many(items)
     return meta.build_many(items, [_create_changes(meta, i, now, None) for i in items])
+
+
+def as_item(meta: StoreMeta, item: Any) -> Any:
+    """``item`` as an instance of the stored class (a mapping is converted and checked)."""
+    return _instance(meta, item)
 
 
 def _instance(meta: StoreMeta, item: Any) -> Any:
@@ -60,6 +68,8 @@ def _create_changes(meta: StoreMeta, item: Any, now: dt.datetime,
             if sequences is None or a.name not in sequences:
                 raise ValidationError(f"{a.name}: no sequence value", field=a.name)
             changes[a.name] = sequences[a.name]
+    if meta.ttl is not None and getattr(item, meta.expires) is None:  # type: ignore[arg-type]
+        changes[meta.expires] = now + meta.ttl  # type: ignore[index]
     return changes
 
 
@@ -73,6 +83,8 @@ def prepare_update(meta: StoreMeta, item: Any, current: Any, now: dt.datetime) -
             changes[a.name] = now
         elif not a.updatable or a.generated in ("created", "sequence"):
             changes[a.name] = getattr(current, a.name)
+    if meta.ttl is not None and getattr(item, meta.expires) is None:  # type: ignore[arg-type]
+        changes[meta.expires] = now + meta.ttl  # type: ignore[index]
     return meta.build(item, changes)
 
 
@@ -80,15 +92,40 @@ def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]
     """Validate the names in a patch: known, updatable, not part of the key."""
     if not isinstance(changes, Mapping):
         raise ValidationError("changes must be a mapping of attribute names to values")
-    for name in changes:
+    for name, value in changes.items():
         a = meta.attr(name)
         if not a.updatable or a.generated is not None:
             raise ValidationError(f"{name} cannot be changed", field=name)
+        if isinstance(value, Increment) and (
+            a.kind not in NUMERIC_KINDS or (a.kind == "int" and not isinstance(value.by, int))
+        ):
+            raise ValidationError(f"{name}: Increment({value.by!r}) does not apply to "
+                                  f"{a.kind} values", field=name)
     return dict(changes)
+
+
+def has_increments(changes: Mapping[str, Any]) -> bool:
+    """Whether a (checked) patch holds an :class:`Increment`."""
+    return any(type(v) is Increment for v in changes.values())
+
+
+def resolve_increments(current: Any, changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``changes`` with each :class:`Increment` replaced by the value it gives on
+    ``current`` (a missing value counts as 0)."""
+    if not has_increments(changes):
+        return changes
+    resolved = dict(changes)
+    for name, value in changes.items():
+        if type(value) is Increment:
+            base = getattr(current, name)
+            resolved[name] = (0 if base is None else base) + value.by
+    return resolved
 
 
 def prepare_patch(meta: StoreMeta, current: Any, changes: Mapping[str, Any],
                   now: dt.datetime) -> Any:
     """``current`` with ``changes`` applied (values coerced), timestamps set, checked."""
     stamped = {a.name: now for a in meta.generated_or_fixed if a.generated == "updated"}
-    return meta.build(current, {**changes, **stamped})
+    if meta.ttl is not None and changes.get(meta.expires) is None:  # type: ignore[arg-type]
+        stamped[meta.expires] = now + meta.ttl  # type: ignore[index]
+    return meta.build(current, {**resolve_increments(current, changes), **stamped})

@@ -37,6 +37,7 @@ class EditKind(enum.StrEnum):
     UPDATE = "update"
     PATCH = "patch"
     DELETE = "delete"
+    PUT = "put"
 
 
 # Edit and EditResult are not frozen: a frozen dataclass's __init__ costs three times as
@@ -68,6 +69,11 @@ class Edit:
                precondition: Filter | None = None) -> Edit:
         """Replace the stored item with ``item`` (found by its key)."""
         return Edit(EditKind.UPDATE, item=item, if_match=if_match, precondition=precondition)
+
+    @staticmethod
+    def put(item: Any, *, if_match: str | None = None) -> Edit:
+        """Create ``item``, or replace the stored item with its key (upsert)."""
+        return Edit(EditKind.PUT, item=item, if_match=if_match)
 
     @staticmethod
     def patch(key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
@@ -151,11 +157,66 @@ class Remove:
 WriteOp = Insert | Replace | Remove
 
 
+@dataclass(frozen=True, slots=True)
+class Increment:
+    """A patch value that adds ``by`` to a number atomically on the engine (a missing value
+    counts as 0); ``Increment(-1)`` decrements.
+
+    Example::
+
+        counters.patch("home", {"hits": Increment(1)})        # returns the new item
+        counters.update_all(F.day == today, {"hits": Increment(-1)})
+    """
+
+    by: Any = 1
+
+    def __post_init__(self) -> None:
+        import decimal
+
+        if isinstance(self.by, bool) or not isinstance(self.by, int | float | decimal.Decimal):
+            raise TypeError(f"Increment takes a number, not {self.by!r}")
+
+
 @dataclass(slots=True)
 class Clock:
-    """The source of generated timestamps; tests may set ``now``."""
+    """The source of the timestamps a store writes (generated attributes, expiry) and of
+    "now" when it decides whether an item has expired.
+
+    ``now`` is ``None`` for the system clock (UTC), a callable returning an aware datetime,
+    or a fixed datetime; every store of a database shares the database's clock
+    (``db.clock``, or ``connect(url, clock=Clock(...))``), so a test moves time for all of
+    them at once.
+
+    Example::
+
+        db = persisty.connect("memory://", clock=Clock(datetime(2030, 1, 1, tzinfo=UTC)))
+        db.clock.now += timedelta(hours=2)     # or db.clock.advance(timedelta(hours=2))
+    """
 
     now: Any = field(default=None)
 
     def __call__(self) -> dt.datetime:
-        return self.now() if callable(self.now) else dt.datetime.now(dt.UTC)
+        now = self.now
+        if now is None:
+            return dt.datetime.now(dt.UTC)
+        if isinstance(now, dt.datetime):
+            return now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
+        result: dt.datetime = now()
+        return result
+
+    def advance(self, by: dt.timedelta) -> None:
+        """Move the clock forward by ``by`` (from the system time if it was not set)."""
+        self.now = self() + by
+
+
+def clock_of(store: Any) -> Clock:
+    """The clock of the backend store under ``store`` (through any layers): the time that
+    store writes and expires items by."""
+    seen = 0
+    while store is not None and seen < 100:
+        clock = getattr(store, "clock", None)
+        if isinstance(clock, Clock):
+            return clock
+        store = getattr(store, "inner", None)
+        seen += 1
+    return Clock()

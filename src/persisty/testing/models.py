@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -137,3 +137,27 @@ class Pet(Tagged, Stamped):
     """Inherits a dataclass and a plain class."""
 
     id: str
+
+
+@stored
+class Tally:
+    """Numbers that ``Increment`` adds to."""
+
+    id: str
+    hits: int = 0
+    score: float = 0.0
+    label: str = ""
+
+
+LEASE_TTL = timedelta(hours=1)
+
+
+@stored(ttl=LEASE_TTL, indexes=[Index("owner")])
+class Lease:
+    """Items that expire: ``expires_at`` defaults to write time + one hour."""
+
+    id: str
+    owner: str = ""
+    note: str | None = None
+    expires_at: datetime | None = Attr(expires=True, default=None)
+    created_at: datetime = Attr(generated="created", default=None)

@@ -4,11 +4,11 @@ expired item never shows in a search or a count."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from persisty import F, Index, stored
+from persisty import Attr, F, Index, stored
 from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
 from persisty.store import Edit
 
@@ -20,6 +20,7 @@ class Session:
     id: str
     owner: str
     code: str | None = None
+    expires_at: datetime | None = Attr(expires=True)
 
 
 def _index_sizes(db: RedisDatabase) -> dict[bytes, int]:

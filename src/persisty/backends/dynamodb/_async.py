@@ -700,7 +700,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
             params["ExclusiveStartKey"] = start
 
     async def count(self, filter: Filter | None = None) -> int:
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         plan = make_plan(f, self._key_order, self.meta)
@@ -747,7 +747,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
 
     async def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if precondition is not None or not self._blind_updates:
+        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
             return await super().update(item, if_match=if_match, precondition=precondition)
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
@@ -758,7 +758,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
 
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
-        if precondition is not None or self._uniques:
+        if precondition is not None or self._uniques or self.meta.expires is not None:
             await super().delete(key, if_match=if_match, precondition=precondition)
             return
         await self._prepare()
@@ -777,12 +777,12 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
 
     async def update_all(self, filter: Filter | None, changes: Any) -> int:
         changes = check_changes(self.meta, changes)
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         keys = await self._matching_keys(f)
         return await patch_keys(self, keys, changes, f)
 
     async def delete_all(self, filter: Filter | None) -> int:
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         keys = await self._matching_keys(f)
         return await delete_keys(self, keys, None if f is ALL else f)
 

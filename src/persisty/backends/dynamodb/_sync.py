@@ -701,7 +701,7 @@ class DynamoStore(StoreBase[Any]):
             params["ExclusiveStartKey"] = start
 
     def count(self, filter: Filter | None = None) -> int:
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         plan = make_plan(f, self._key_order, self.meta)
@@ -748,7 +748,7 @@ class DynamoStore(StoreBase[Any]):
 
     def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if precondition is not None or not self._blind_updates:
+        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
             return super().update(item, if_match=if_match, precondition=precondition)
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
@@ -759,7 +759,7 @@ class DynamoStore(StoreBase[Any]):
 
     def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
-        if precondition is not None or self._uniques:
+        if precondition is not None or self._uniques or self.meta.expires is not None:
             super().delete(key, if_match=if_match, precondition=precondition)
             return
         self._prepare()
@@ -778,12 +778,12 @@ class DynamoStore(StoreBase[Any]):
 
     def update_all(self, filter: Filter | None, changes: Any) -> int:
         changes = check_changes(self.meta, changes)
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         keys = self._matching_keys(f)
         return patch_keys(self, keys, changes, f)
 
     def delete_all(self, filter: Filter | None) -> int:
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         keys = self._matching_keys(f)
         return delete_keys(self, keys, None if f is ALL else f)
 

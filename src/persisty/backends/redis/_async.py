@@ -363,7 +363,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                 return
 
     async def count(self, filter: Filter | None = None) -> int:
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         return await self._count_access(f, self.layout.access(f, self._key_order))
@@ -373,7 +373,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
     async def read(self, key: str) -> Any:
         if not self._ready:
             await self._prepare()
-        if self._plain_keys and isinstance(key, str) and key:
+        if self._plain_keys and isinstance(key, str) and key and self.meta.expires is None:
             with translate():
                 data = await self.client.get(self.layout.item_prefix + key.encode())
             row = self.layout.load(data)
@@ -381,7 +381,9 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         return await super().read(key)
 
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._plain_keys and isinstance(keys, list | tuple) and all(
+        if self._plain_keys and self.meta.expires is None and isinstance(
+            keys, list | tuple
+        ) and all(
             isinstance(k, str) and k for k in keys
         ):
             rows = await self._fetch([k.encode() for k in keys])
@@ -390,7 +392,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
 
     async def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if precondition is not None or not self._blind_updates:
+        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
             return await super().update(item, if_match=if_match, precondition=precondition)
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
@@ -400,7 +402,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
 
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
-        if precondition is not None:
+        if precondition is not None or self.meta.expires is not None:
             await super().delete(key, if_match=if_match, precondition=precondition)
             return
         await self._commit_one(Remove(self.meta.parse_key(key), if_match))

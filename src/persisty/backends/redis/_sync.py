@@ -364,7 +364,7 @@ class RedisStore(StoreBase[Any]):
                 return
 
     def count(self, filter: Filter | None = None) -> int:
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         return self._count_access(f, self.layout.access(f, self._key_order))
@@ -374,7 +374,7 @@ class RedisStore(StoreBase[Any]):
     def read(self, key: str) -> Any:
         if not self._ready:
             self._prepare()
-        if self._plain_keys and isinstance(key, str) and key:
+        if self._plain_keys and isinstance(key, str) and key and self.meta.expires is None:
             with translate():
                 data = self.client.get(self.layout.item_prefix + key.encode())
             row = self.layout.load(data)
@@ -382,7 +382,9 @@ class RedisStore(StoreBase[Any]):
         return super().read(key)
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._plain_keys and isinstance(keys, list | tuple) and all(
+        if self._plain_keys and self.meta.expires is None and isinstance(
+            keys, list | tuple
+        ) and all(
             isinstance(k, str) and k for k in keys
         ):
             rows = self._fetch([k.encode() for k in keys])
@@ -391,7 +393,7 @@ class RedisStore(StoreBase[Any]):
 
     def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if precondition is not None or not self._blind_updates:
+        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
             return super().update(item, if_match=if_match, precondition=precondition)
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
@@ -401,7 +403,7 @@ class RedisStore(StoreBase[Any]):
 
     def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
-        if precondition is not None:
+        if precondition is not None or self.meta.expires is not None:
             super().delete(key, if_match=if_match, precondition=precondition)
             return
         self._commit_one(Remove(self.meta.parse_key(key), if_match))

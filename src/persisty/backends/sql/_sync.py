@@ -596,13 +596,15 @@ class SqlStore(StoreBase[Any]):
         return super().search(filter, order, limit, page_key)
 
     def read(self, key: str) -> Any:
-        if self._str_key and type(key) is str and key:
+        if self._str_key and type(key) is str and key and self.meta.expires is None:
             rows = self._query(self.schema.sql_get, (key,))
             return self._decode(rows[0][0]) if rows else None
         return super().read(key)
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._str_key and isinstance(keys, list | tuple) and all(
+        if self._str_key and self.meta.expires is None and isinstance(
+            keys, list | tuple
+        ) and all(
             type(k) is str and k for k in keys
         ):
             if not keys:
@@ -631,7 +633,7 @@ class SqlStore(StoreBase[Any]):
 
     def update(self, item: Any, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> Any:
-        if not self._blind_update or self._outbox is not None:
+        if not self._blind_update or self._outbox is not None or self.meta.expires is not None:
             return super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one conditional UPDATE, no read
         if not isinstance(item, self.meta.cls):
@@ -647,7 +649,8 @@ class SqlStore(StoreBase[Any]):
 
     def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
-        if self._outbox is not None:  # the outbox row needs the deleted item
+        if self._outbox is not None or self.meta.expires is not None:
+            # the outbox row needs the deleted item; an expired item is not there to delete
             return super().delete(key, if_match=if_match, precondition=precondition)
         # one conditional DELETE
         k = self.meta.parse_key(key)
@@ -689,7 +692,7 @@ class SqlStore(StoreBase[Any]):
     def delete_all(self, filter: Filter | None) -> int:
         if self._outbox is not None:  # item by item, so each change has its outbox row
             return super().delete_all(filter)
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         sql, params = self.schema.delete_where(f)
@@ -700,7 +703,7 @@ class SqlStore(StoreBase[Any]):
         if self._outbox is not None:
             return super().update_all(filter, changes)
         changes = check_changes(self.meta, changes)
-        f = validate_filter(filter, self.meta)
+        f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
         s = self.schema

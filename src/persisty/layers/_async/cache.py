@@ -20,6 +20,7 @@ from persisty.layers._lru import LRU, AsyncFlights, AsyncRedisClient
 from persisty.query import Filter, sort_spec, validate_filter
 from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Page
 from persisty.store._async import OrderArg
+from persisty.store._types import clock_of
 
 T = TypeVar("T")
 
@@ -306,6 +307,13 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         # without a ttl every entry is fresh: the hot path then skips reading the clock
         self._forever = memory and cache.items.ttl is None  # type: ignore[attr-defined]
         self._page = msgspec.json.Decoder(tuple[list[self.meta.cls], str | None])  # type: ignore[name-defined]
+        # items that expire (Attr(expires=True)): a cached item is checked against the
+        # backend's clock on every hit, and pages and counts are not cached (they would
+        # change as items expire, with no write to invalidate them)
+        self._expires = self.meta.expires
+        self._clock = clock_of(inner)
+        if self._expires is not None:
+            self._hot = None
 
     # ---- values as cached -----------------------------------------------------------------
 
@@ -316,10 +324,15 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
 
     def _unpack(self, value: Any) -> T | None:
         if self._objects:
-            return None if value is MISSING else value
-        if value == MISSING:
+            item = None if value is MISSING else value
+        elif value == MISSING:
             return None
-        item: T = self.meta.decode(value)
+        else:
+            item = self.meta.decode(value)
+        if self._expires is not None and item is not None:
+            at = getattr(item, self._expires)
+            if at is not None and at <= self._clock():
+                return None
         return item
 
     def _pack_page(self, page: Page[T]) -> Any:
@@ -437,6 +450,9 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
 
     async def search(self, filter: Filter | None = None, order: OrderArg = None,
                      limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        if self._expires is not None:
+            return await self.inner.search(filter, order, limit, page_key)
+
         async def fetch() -> Any:
             return self._pack_page(await self.inner.search(filter, order, limit, page_key))
 
@@ -444,6 +460,9 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         return self._unpack_page(await self._query(query, fetch))
 
     async def count(self, filter: Filter | None = None) -> int:
+        if self._expires is not None:
+            return await self.inner.count(filter)
+
         async def fetch() -> Any:
             n = await self.inner.count(filter)
             return n if self._objects else str(n).encode()
@@ -486,6 +505,12 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         finally:
             await self._written([self._key_or_none(item)])
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        try:
+            return await self.inner.put(item, if_match=if_match)
+        finally:
+            await self._written([self._key_or_none(item)])
+
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         try:
@@ -507,7 +532,7 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         for e in edits:
             if not isinstance(e, Edit):
                 continue
-            if e.kind in (EditKind.CREATE, EditKind.UPDATE):
+            if e.kind in (EditKind.CREATE, EditKind.UPDATE, EditKind.PUT):
                 keys.append(self._key_or_none(e.item))
             else:
                 keys.append(self._canon_or_none(e.key))

@@ -36,8 +36,18 @@ from persisty.query import (
     TextQuery,
     validate_filter,
 )
-from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Explain, Page
-from persisty.store._async import OrderArg
+from persisty.store import (
+    AsyncStore,
+    AsyncWrappedStore,
+    Edit,
+    EditKind,
+    EditResult,
+    Explain,
+    Increment,
+    Page,
+    resolve_increments,
+)
+from persisty.store._async import OrderArg, put_through, resolve_puts
 from persisty.store._prepare import check_changes
 
 T = TypeVar("T")
@@ -175,6 +185,10 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
         touched = [n for n in changes if n in self.cipher.attrs]
         if not touched:
             return changes
+        for n in touched:
+            if isinstance(changes[n], Increment):
+                raise ValidationError(f"{n} is encrypted: the engine cannot increment it",
+                                      field=n)
         data = {n: msgspec.to_builtins(_checked_value(self.meta.attr(n), changes[n]))
                 for n in touched}
         sealed = self.cipher.seal(data, canonical, only=touched)
@@ -203,7 +217,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
             return e.item
         if before is None:
             return None
-        changes = check_changes(self.meta, e.changes or {})
+        changes = resolve_increments(before, check_changes(self.meta, e.changes or {}))
         return dataclasses.replace(before, **{
             n: _checked_value(self.meta.attr(n), v) for n, v in changes.items()})
 
@@ -290,6 +304,10 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
                                               precondition=precondition))
         return self._open(outcome.item)  # type: ignore[no-any-return]
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if if_match is None and precondition is None:
@@ -320,6 +338,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
         return [None if i is None else self._open(i) for i in found]
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = await resolve_puts(self, edits)
         translate, view = self._batch_views()
         outcomes = await pinned_edit_batch(
             self.inner, self.meta, edits, atomic, view=self._view, translate=translate,

@@ -29,6 +29,7 @@ from persisty.layers._changes import (
 )
 from persisty.query import Filter
 from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult
+from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 Hook = Callable[[Change], Any]
@@ -298,6 +299,10 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
                                               precondition=precondition))
         return outcome.item  # type: ignore[no-any-return]
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if not isinstance(changes, Mapping):
@@ -311,6 +316,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
         await self._one(Edit.delete(key, if_match=if_match, precondition=precondition))
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = await resolve_puts(self, edits)
         return [o.result(_same) for o in await self._apply(edits, atomic)]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

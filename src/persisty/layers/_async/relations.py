@@ -15,6 +15,7 @@ from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter
 from persisty.store import AsyncDatabase, AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult
+from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 StoreSource = AsyncDatabase | Mapping[type[Any], AsyncStore[Any]] | Callable[[type[Any]],
@@ -213,6 +214,10 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
         await self._check(Edit.update(item))
         return await self.inner.update(item, if_match=if_match, precondition=precondition)
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if isinstance(changes, Mapping):
@@ -324,7 +329,7 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
                           field=result.field).error()
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = list(edits)
+        edits = await resolve_puts(self, edits)
         errors = await self._reference_errors(edits)
         if errors:
             if atomic:

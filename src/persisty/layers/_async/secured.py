@@ -31,7 +31,7 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Explain, Page
-from persisty.store._async import OrderArg, patch_keys
+from persisty.store._async import OrderArg, patch_keys, put_through, resolve_puts
 from persisty.store._prepare import (
     check_changes,
     prepare_create,
@@ -212,6 +212,10 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
                 raise self._missing(key) from None
         raise Conflict("too many concurrent changes; try again")
 
+    async def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
@@ -251,7 +255,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
     # ---- batches ------------------------------------------------------------------------
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = list(edits)
+        edits = await resolve_puts(self, edits)
         results: list[EditResult[T] | None] = [None] * len(edits)
         pending = list(range(len(edits)))
         for _ in range(MAX_RETRIES):

@@ -21,6 +21,7 @@ from persisty.layers._lru import LRU, Flights, RedisClient
 from persisty.query import Filter, sort_spec, validate_filter
 from persisty.store import Edit, EditKind, EditResult, Page, Store, WrappedStore
 from persisty.store._sync import OrderArg
+from persisty.store._types import clock_of
 
 T = TypeVar("T")
 
@@ -307,6 +308,13 @@ class CachedStore(WrappedStore[T]):
         # without a ttl every entry is fresh: the hot path then skips reading the clock
         self._forever = memory and cache.items.ttl is None  # type: ignore[attr-defined]
         self._page = msgspec.json.Decoder(tuple[list[self.meta.cls], str | None])  # type: ignore[name-defined]
+        # items that expire (Attr(expires=True)): a cached item is checked against the
+        # backend's clock on every hit, and pages and counts are not cached (they would
+        # change as items expire, with no write to invalidate them)
+        self._expires = self.meta.expires
+        self._clock = clock_of(inner)
+        if self._expires is not None:
+            self._hot = None
 
     # ---- values as cached -----------------------------------------------------------------
 
@@ -317,10 +325,15 @@ class CachedStore(WrappedStore[T]):
 
     def _unpack(self, value: Any) -> T | None:
         if self._objects:
-            return None if value is MISSING else value
-        if value == MISSING:
+            item = None if value is MISSING else value
+        elif value == MISSING:
             return None
-        item: T = self.meta.decode(value)
+        else:
+            item = self.meta.decode(value)
+        if self._expires is not None and item is not None:
+            at = getattr(item, self._expires)
+            if at is not None and at <= self._clock():
+                return None
         return item
 
     def _pack_page(self, page: Page[T]) -> Any:
@@ -438,6 +451,9 @@ class CachedStore(WrappedStore[T]):
 
     def search(self, filter: Filter | None = None, order: OrderArg = None,
                      limit: int | None = None, page_key: str | None = None) -> Page[T]:
+        if self._expires is not None:
+            return self.inner.search(filter, order, limit, page_key)
+
         def fetch() -> Any:
             return self._pack_page(self.inner.search(filter, order, limit, page_key))
 
@@ -445,6 +461,9 @@ class CachedStore(WrappedStore[T]):
         return self._unpack_page(self._query(query, fetch))
 
     def count(self, filter: Filter | None = None) -> int:
+        if self._expires is not None:
+            return self.inner.count(filter)
+
         def fetch() -> Any:
             n = self.inner.count(filter)
             return n if self._objects else str(n).encode()
@@ -487,6 +506,12 @@ class CachedStore(WrappedStore[T]):
         finally:
             self._written([self._key_or_none(item)])
 
+    def put(self, item: T, *, if_match: str | None = None) -> T:
+        try:
+            return self.inner.put(item, if_match=if_match)
+        finally:
+            self._written([self._key_or_none(item)])
+
     def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         try:
@@ -508,7 +533,7 @@ class CachedStore(WrappedStore[T]):
         for e in edits:
             if not isinstance(e, Edit):
                 continue
-            if e.kind in (EditKind.CREATE, EditKind.UPDATE):
+            if e.kind in (EditKind.CREATE, EditKind.UPDATE, EditKind.PUT):
                 keys.append(self._key_or_none(e.item))
             else:
                 keys.append(self._canon_or_none(e.key))

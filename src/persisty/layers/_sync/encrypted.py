@@ -37,9 +37,19 @@ from persisty.query import (
     TextQuery,
     validate_filter,
 )
-from persisty.store import Edit, EditKind, EditResult, Explain, Page, Store, WrappedStore
+from persisty.store import (
+    Edit,
+    EditKind,
+    EditResult,
+    Explain,
+    Increment,
+    Page,
+    Store,
+    WrappedStore,
+    resolve_increments,
+)
 from persisty.store._prepare import check_changes
-from persisty.store._sync import OrderArg
+from persisty.store._sync import OrderArg, put_through, resolve_puts
 
 T = TypeVar("T")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -176,6 +186,10 @@ class EncryptedStore(WrappedStore[T]):
         touched = [n for n in changes if n in self.cipher.attrs]
         if not touched:
             return changes
+        for n in touched:
+            if isinstance(changes[n], Increment):
+                raise ValidationError(f"{n} is encrypted: the engine cannot increment it",
+                                      field=n)
         data = {n: msgspec.to_builtins(_checked_value(self.meta.attr(n), changes[n]))
                 for n in touched}
         sealed = self.cipher.seal(data, canonical, only=touched)
@@ -204,7 +218,7 @@ class EncryptedStore(WrappedStore[T]):
             return e.item
         if before is None:
             return None
-        changes = check_changes(self.meta, e.changes or {})
+        changes = resolve_increments(before, check_changes(self.meta, e.changes or {}))
         return dataclasses.replace(before, **{
             n: _checked_value(self.meta.attr(n), v) for n, v in changes.items()})
 
@@ -291,6 +305,10 @@ class EncryptedStore(WrappedStore[T]):
                                               precondition=precondition))
         return self._open(outcome.item)  # type: ignore[no-any-return]
 
+    def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if if_match is None and precondition is None:
@@ -321,6 +339,7 @@ class EncryptedStore(WrappedStore[T]):
         return [None if i is None else self._open(i) for i in found]
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = resolve_puts(self, edits)
         translate, view = self._batch_views()
         outcomes = pinned_edit_batch(
             self.inner, self.meta, edits, atomic, view=self._view, translate=translate,

@@ -30,6 +30,7 @@ from persisty.layers._sync._pinning import (
 )
 from persisty.query import Filter
 from persisty.store import Edit, EditKind, EditResult, Store, WrappedStore
+from persisty.store._sync import put_through, resolve_puts
 
 T = TypeVar("T")
 Hook = Callable[[Change], Any]
@@ -299,6 +300,10 @@ class ObservedStore(WrappedStore[T]):
                                               precondition=precondition))
         return outcome.item  # type: ignore[no-any-return]
 
+    def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if not isinstance(changes, Mapping):
@@ -312,6 +317,7 @@ class ObservedStore(WrappedStore[T]):
         self._one(Edit.delete(key, if_match=if_match, precondition=precondition))
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
+        edits = resolve_puts(self, edits)
         return [o.result(_same) for o in self._apply(edits, atomic)]
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -16,6 +16,7 @@ from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter
 from persisty.store import Database, Edit, EditKind, EditResult, Store, WrappedStore
+from persisty.store._sync import put_through, resolve_puts
 
 T = TypeVar("T")
 StoreSource = Database | Mapping[type[Any], Store[Any]] | Callable[[type[Any]],
@@ -214,6 +215,10 @@ class RelatedStore(WrappedStore[T]):
         self._check(Edit.update(item))
         return self.inner.update(item, if_match=if_match, precondition=precondition)
 
+    def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         if isinstance(changes, Mapping):
@@ -325,7 +330,7 @@ class RelatedStore(WrappedStore[T]):
                           field=result.field).error()
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = list(edits)
+        edits = resolve_puts(self, edits)
         errors = self._reference_errors(edits)
         if errors:
             if atomic:

@@ -38,7 +38,7 @@ from persisty.store._prepare import (
     prepare_patch,
     prepare_update,
 )
-from persisty.store._sync import OrderArg, patch_keys
+from persisty.store._sync import OrderArg, patch_keys, put_through, resolve_puts
 
 T = TypeVar("T")
 
@@ -213,6 +213,10 @@ class SecuredStore(WrappedStore[T]):
                 raise self._missing(key) from None
         raise Conflict("too many concurrent changes; try again")
 
+    def put(self, item: T, *, if_match: str | None = None) -> T:
+        # made of this layer's read, create and update, so their rules apply to it
+        return put_through(self, item, if_match)  # type: ignore[no-any-return]
+
     def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
@@ -252,7 +256,7 @@ class SecuredStore(WrappedStore[T]):
     # ---- batches ------------------------------------------------------------------------
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = list(edits)
+        edits = resolve_puts(self, edits)
         results: list[EditResult[T] | None] = [None] * len(edits)
         pending = list(range(len(edits)))
         for _ in range(MAX_RETRIES):

@@ -1,0 +1,75 @@
+"""Binary files: a catalog of :class:`FileInfo` records in any persisty store plus immutable
+blobs (chunks in any database, a directory, S3, or memory); ``persisty.files.aio`` is the
+asyncio flavour.
+
+A write streams into a new blob, computing its SHA-256 (the file's ``etag`` on every
+backend) and size and sniffing its first bytes, and becomes visible only when the catalog
+record is switched to the blob by one conditional write.
+
+Example::
+
+    import persisty
+    files = persisty.connect("memory://").files("docs")
+    info = files.put("a/hello.txt", b"hello world", content_type="text/plain")
+    files.read("a/hello.txt", start=-5)         # b'world'
+    files.list("a/").items                      # [FileInfo(key='a/hello.txt', …)]
+"""
+
+from persisty.files._async.blobs import (
+    AsyncBlobs,
+    AsyncChunkBlobs,
+    AsyncDirectoryBlobs,
+    AsyncMemoryBlobs,
+)
+from persisty.files._async.store import AsyncFileReader, AsyncFileStore, SignedDownload
+from persisty.files._model import (
+    FileBlob,
+    FileChunk,
+    FileInfo,
+    FileSecret,
+    FileUpload,
+    FsckProblem,
+    FsckReport,
+    GcReport,
+    Limits,
+    UploadGrant,
+    UploadPart,
+    check_key,
+    resolve_range,
+    sniff,
+)
+from persisty.files._sync.blobs import Blobs, ChunkBlobs, DirectoryBlobs, MemoryBlobs
+from persisty.files._sync.open import chunked_files, connect
+from persisty.files._sync.store import FileReader, FileStore
+
+__all__ = [
+    "AsyncBlobs",
+    "AsyncChunkBlobs",
+    "AsyncDirectoryBlobs",
+    "AsyncFileReader",
+    "AsyncFileStore",
+    "AsyncMemoryBlobs",
+    "Blobs",
+    "ChunkBlobs",
+    "DirectoryBlobs",
+    "FileBlob",
+    "FileChunk",
+    "FileInfo",
+    "FileReader",
+    "FileSecret",
+    "FileStore",
+    "FileUpload",
+    "FsckProblem",
+    "FsckReport",
+    "GcReport",
+    "Limits",
+    "MemoryBlobs",
+    "SignedDownload",
+    "UploadGrant",
+    "UploadPart",
+    "check_key",
+    "chunked_files",
+    "connect",
+    "resolve_range",
+    "sniff",
+]

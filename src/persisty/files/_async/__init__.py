@@ -1,0 +1,1 @@
+"""The async file store; ``_sync/`` is generated from this folder."""

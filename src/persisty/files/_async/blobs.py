@@ -1,0 +1,319 @@
+"""Where a file store keeps its bytes: immutable blobs named by fresh ids (async; the sync
+twin ``_sync/blobs.py`` is generated).
+
+Blobs are written once and never changed, so a reader never sees partial content: a file
+becomes visible only when the catalog points at a complete blob. A crash leaves at most a
+blob nothing points at, which ``gc`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from persisty.errors import IntegrityError, NotFound, PersistyError
+from persisty.files._model import (
+    DEFAULT_CHUNK_SIZE,
+    FileBlob,
+    FileChunk,
+    FileUpload,
+    Limits,
+    UploadGrant,
+    new_blob_id,
+    now_utc,
+)
+from persisty.query import F
+from persisty.store import AsyncStore, Edit
+
+READ_PIECE = 1024 * 1024
+_TEMPORARY = re.compile(r"^[0-9a-z]+\.[A-Za-z0-9_]+$")
+
+
+class AsyncBlobs(ABC):
+    """A place for immutable blobs. ``hosted`` backends have no URL of their own: the file
+    store signs grants and URLs for them and a server (the HTTP routes) checks them."""
+
+    hosted = True
+    min_part_size = 64 * 1024
+
+    def new_id(self) -> str:
+        """A fresh blob id (time-ordered, see ``new_blob_id``)."""
+        return new_blob_id()
+
+    @abstractmethod
+    async def write(self, blob_id: str, data: AsyncIterator[bytes]) -> None:
+        """Store the stream as blob ``blob_id``; nothing is left of it when this raises."""
+
+    @abstractmethod
+    def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes ``[start, end)`` of a blob, in pieces (``IntegrityError`` when gone)."""
+
+    async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of a blob at once."""
+        return b"".join([piece async for piece in self.read(blob_id, start, end)])
+
+    @abstractmethod
+    async def stat(self, blob_id: str) -> int | None:
+        """The size of a complete blob, ``None`` when it is not there."""
+
+    async def exists(self, blob_id: str) -> bool:
+        """Whether the blob is there."""
+        return await self.stat(blob_id) is not None
+
+    @abstractmethod
+    async def delete(self, blob_id: str) -> None:
+        """Remove a blob (nothing happens when it is not there)."""
+
+    @abstractmethod
+    async def ids(self) -> list[str]:
+        """Every blob id of this file store."""
+
+    async def close(self) -> None:  # noqa: B027 - most backends hold nothing
+        """Release what the backend holds."""
+
+    # hosted backends keep the defaults: the file store signs, receives and assembles
+    # uploads itself; S3 overrides these to hand the work to S3
+
+    async def presign_download(self, blob_id: str, ttl: int, content_type: str,
+                               disposition: str) -> str | None:
+        """A URL of the backend's own that serves the blob, or ``None``."""
+        return None
+
+    async def start_upload(self, record: FileUpload) -> FileUpload:
+        """Prepare the backend for an upload (S3 starts a multipart upload)."""
+        return record
+
+    async def presign_upload(self, record: FileUpload, limits: Limits) -> UploadGrant | None:
+        """A grant that uploads to the backend directly, or ``None``."""
+        return None
+
+    async def finish_upload(self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
+                            ) -> tuple[str, int, str, bytes] | None:
+        """``(blob, size, sha256, first bytes)`` of a finished direct upload, or ``None``."""
+        return None
+
+    async def abort_upload(self, record: FileUpload) -> None:  # noqa: B027 - hosted: nothing
+        """Drop what the backend holds of a pending upload."""
+
+
+class AsyncMemoryBlobs(AsyncBlobs):
+    """Blobs in this process's memory (``files.connect("memory://")``)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    async def write(self, blob_id: str, data: AsyncIterator[bytes]) -> None:
+        parts = [piece async for piece in data]
+        self.blobs[blob_id] = b"".join(parts)
+
+    async def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        blob = self.blobs.get(blob_id)
+        if blob is None:
+            raise IntegrityError(f"blob {blob_id} is missing")
+        for at in range(start, end, READ_PIECE):
+            yield blob[at:min(end, at + READ_PIECE)]
+
+    async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        blob = self.blobs.get(blob_id)
+        if blob is None:
+            raise IntegrityError(f"blob {blob_id} is missing")
+        return blob[start:end]
+
+    async def stat(self, blob_id: str) -> int | None:
+        blob = self.blobs.get(blob_id)
+        return None if blob is None else len(blob)
+
+    async def delete(self, blob_id: str) -> None:
+        self.blobs.pop(blob_id, None)
+
+    async def ids(self) -> list[str]:
+        return list(self.blobs)
+
+
+def chunk_id(blob_id: str, index: int) -> str:
+    """The key of chunk ``index`` of a blob."""
+    return f"{blob_id}.{index:08d}"
+
+
+def chunk_size_of(blob_id: str) -> int:
+    """A chunked blob's chunk size, which its id carries after ``c``."""
+    _, _, size = blob_id.rpartition("c")
+    return int(size) if size.isdigit() else DEFAULT_CHUNK_SIZE
+
+
+class AsyncChunkBlobs(AsyncBlobs):
+    """Blobs as chunks (``chunk_size`` bytes each, 256 KiB by default) in two ordinary
+    stores of any persisty database: ``FileBlob`` records (one per blob, written before its
+    chunks and deleted after them) and ``FileChunk`` records. A range reads only the chunks
+    it covers, ``window`` chunks per ``read_batch``."""
+
+    def __init__(self, store: str, blobs: AsyncStore[FileBlob], chunks: AsyncStore[FileChunk],
+                 *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_bytes: int = 4 * 1024 * 1024,
+                 ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.chunks = chunks
+        self.chunk_size = chunk_size
+        self.batch = max(1, batch_bytes // chunk_size)
+
+    def new_id(self) -> str:
+        return f"{new_blob_id()}c{self.chunk_size}"
+
+    async def write(self, blob_id: str, data: AsyncIterator[bytes]) -> None:
+        size = chunk_size_of(blob_id)
+        await self.blobs.create(FileBlob(id=blob_id, store=self.store, chunk_size=size,
+                                         created_at=now_utc()))
+        try:
+            buffer = bytearray()
+            batch: list[FileChunk] = []
+            index = 0
+            async for piece in data:
+                buffer += piece
+                while len(buffer) >= size:
+                    batch.append(FileChunk(id=chunk_id(blob_id, index), blob=blob_id,
+                                           index=index, data=bytes(buffer[:size])))
+                    del buffer[:size]
+                    index += 1
+                    if len(batch) >= self.batch:
+                        await self._flush(batch)
+                        batch = []
+            if buffer:
+                batch.append(FileChunk(id=chunk_id(blob_id, index), blob=blob_id,
+                                       index=index, data=bytes(buffer)))
+            if batch:
+                await self._flush(batch)
+            await self.blobs.patch(blob_id, {"size": index * size + len(buffer)})
+        except BaseException:
+            with contextlib.suppress(PersistyError):
+                await self.delete(blob_id)
+            raise
+
+    async def _flush(self, batch: list[FileChunk]) -> None:
+        results = await self.chunks.edit_batch([Edit.create(c) for c in batch], atomic=False)
+        for r in results:
+            if not r.ok:
+                raise PersistyError(f"writing a chunk failed: {r.code}: {r.message}")
+
+    async def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        if start >= end:
+            if not await self.exists(blob_id):
+                raise IntegrityError(f"blob {blob_id} is missing")
+            return
+        size = chunk_size_of(blob_id)
+        first, last = start // size, (end - 1) // size
+        for window in range(first, last + 1, self.batch):
+            indexes = range(window, min(last + 1, window + self.batch))
+            found = await self.chunks.read_batch([chunk_id(blob_id, i) for i in indexes])
+            for i, chunk in zip(indexes, found, strict=True):
+                if chunk is None:
+                    raise IntegrityError(f"chunk {i} of blob {blob_id} is missing")
+                base = i * size
+                lo, hi = max(start - base, 0), min(end - base, size)
+                if len(chunk.data) < hi:
+                    raise IntegrityError(f"chunk {i} of blob {blob_id} is short")
+                yield chunk.data if (lo, hi) == (0, len(chunk.data)) else chunk.data[lo:hi]
+
+    async def stat(self, blob_id: str) -> int | None:
+        found = await self.blobs.read(blob_id)
+        return None if found is None else found.size
+
+    async def delete(self, blob_id: str) -> None:
+        await self.chunks.delete_all(F.blob == blob_id)
+        with contextlib.suppress(NotFound):
+            await self.blobs.delete(blob_id)
+
+    async def ids(self) -> list[str]:
+        return [b.id async for b in self.blobs.search_all(F.store == self.store)]
+
+
+class AsyncDirectoryBlobs(AsyncBlobs):
+    """Blobs as files under ``<root>/blobs/`` (``files.connect("dir:///path", …)``).
+
+    A blob is written to a temporary file in ``<root>/tmp/``, fsynced and renamed into
+    place. Blob ids are generated hex, never a user's key, so no path outside the root is
+    ever formed from input.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.dir = self.root / "blobs"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, blob_id: str) -> Path:
+        if not blob_id.isalnum():
+            raise IntegrityError(f"not a blob id: {blob_id!r}")
+        return self.dir / blob_id[-2:] / blob_id
+
+    async def write(self, blob_id: str, data: AsyncIterator[bytes]) -> None:
+        path = self._path(blob_id)
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix=blob_id + ".")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for piece in data:
+                    f.write(piece)
+                f.flush()
+                os.fsync(f.fileno())
+            path.parent.mkdir(exist_ok=True)
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    async def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        try:
+            f = self._path(blob_id).open("rb")
+        except FileNotFoundError:
+            raise IntegrityError(f"blob {blob_id} is missing") from None
+        with f:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                piece = f.read(min(left, READ_PIECE))
+                if not piece:
+                    raise IntegrityError(f"blob {blob_id} is short")
+                left -= len(piece)
+                yield piece
+
+    async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        try:
+            f = self._path(blob_id).open("rb", buffering=0)
+        except FileNotFoundError:
+            raise IntegrityError(f"blob {blob_id} is missing") from None
+        with f:
+            f.seek(start)
+            data = f.read(end - start)
+        if len(data) != end - start:
+            raise IntegrityError(f"blob {blob_id} is short")
+        return bytes(data)
+
+    async def stat(self, blob_id: str) -> int | None:
+        try:
+            return self._path(blob_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    async def delete(self, blob_id: str) -> None:
+        # a name with a dot is a temporary file a crashed write left behind (see ids())
+        path = self.tmp / blob_id if _TEMPORARY.match(blob_id) else self._path(blob_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    async def ids(self) -> list[str]:
+        found = [p.name for p in self.dir.glob("*/*") if p.is_file()]
+        # a temporary file a crash left behind is named after its blob
+        found.extend(p.name for p in self.tmp.iterdir() if p.is_file())
+        return found

@@ -1,0 +1,506 @@
+"""The records of a file store and the rules on their values: keys, limits, ranges, sniffing.
+
+Everything here is plain sync code shared by the async store and its generated sync twin.
+The catalog, blob, chunk and upload records are ordinary ``@stored`` items, so they live in
+any persisty database and every layer applies to them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import mimetypes
+import os
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from persisty.errors import ValidationError
+from persisty.model import Attr, Index, stored
+
+MAX_KEY_BYTES = 1024
+SNIFF_BYTES = 4096
+DEFAULT_CHUNK_SIZE = 256 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_STORE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+@stored(indexes=[Index("store"), Index("blob")])
+class FileInfo:
+    """One file in a file store's catalog.
+
+    ``etag`` is the SHA-256 hex of the file's bytes on every backend; ``blob`` names the
+    immutable blob holding them (a copy shares it); ``id`` is the catalog key (a hash of the
+    file store's name and ``key``, so keys of any length fit every engine).
+
+    Example::
+
+        info = files.put("docs/a.txt", b"hello")
+        info.size, info.etag, info.content_type   # 5, '2cf24d…', 'text/plain'
+    """
+
+    id: str
+    store: str
+    key: str
+    blob: str
+    size: int
+    content_type: str
+    etag: str
+    created_at: datetime
+    updated_at: datetime
+    owner: str | None = None
+    filename: str | None = None
+    metadata: dict[str, str] = Attr(default_factory=dict)
+
+
+@stored(indexes=[Index("store")])
+class FileBlob:
+    """A blob held as chunks in a database (written before its chunks, deleted after)."""
+
+    id: str
+    store: str
+    chunk_size: int
+    created_at: datetime
+    size: int | None = None  # set once every chunk is written
+
+
+@stored(indexes=[Index("blob")])
+class FileChunk:
+    """Bytes ``[index * chunk_size, (index + 1) * chunk_size)`` of a blob."""
+
+    id: str
+    blob: str
+    index: int
+    data: bytes
+
+
+@stored(indexes=[Index("store")])
+class FileUpload:
+    """A pending (or completed) upload granted by ``upload_grant``."""
+
+    id: str
+    store: str
+    key: str
+    size: int
+    content_type: str
+    staging: str
+    expires_at: datetime
+    created_at: datetime
+    sha256: str | None = None
+    part_size: int | None = None
+    multipart_id: str | None = None
+    owner: str | None = None
+    filename: str | None = None
+    metadata: dict[str, str] = Attr(default_factory=dict)
+    state: str = "pending"
+    result_etag: str | None = None
+
+
+@stored
+class FileSecret:
+    """The HMAC secret a file store signs its grants and URLs with (kept in its database)."""
+
+    id: str
+    secret: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """What a file store accepts, and how long its URLs and grants live.
+
+    ``content_types`` are patterns (``"image/*"``); ``None`` allows every type. With
+    ``sniff`` the first bytes must agree with the declared type when persisty knows the
+    type's signature. ``url_ttl``/``grant_ttl`` are the default lifetimes in seconds.
+
+    Example::
+
+        Limits(max_size=5_000_000, content_types=["image/png", "image/jpeg"])
+    """
+
+    max_size: int | None = None
+    min_size: int = 0
+    content_types: Sequence[str] | None = None
+    sniff: bool = True
+    url_ttl: float = 3600.0
+    grant_ttl: float = 3600.0
+
+    def check_type(self, content_type: str) -> None:
+        """``content_type_not_allowed`` unless ``content_type`` matches a pattern."""
+        if self.content_types is None:
+            return
+        base = content_type.split(";")[0].strip().lower()
+        if not any(fnmatch.fnmatchcase(base, p.lower()) for p in self.content_types):
+            raise invalid("content_type_not_allowed",
+                          f"content type {base!r} is not allowed (allowed: "
+                          f"{', '.join(self.content_types)})", field="content_type")
+
+    def check_size(self, size: int, *, final: bool = True) -> None:
+        """``file_too_large`` / ``file_too_small`` (the latter only for a final size)."""
+        if self.max_size is not None and size > self.max_size:
+            raise invalid("file_too_large", f"the file is larger than {self.max_size} bytes",
+                          field="size")
+        if final and size < self.min_size:
+            raise invalid("file_too_small",
+                          f"the file is smaller than {self.min_size} bytes", field="size")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UploadPart:
+    """One part of a multipart grant: PUT its bytes to ``url``, keep the ETag answered."""
+
+    part_number: int
+    url: str
+    size: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UploadGrant:
+    """How a client (a browser) uploads a file without going through the application.
+
+    A form grant: POST ``fields`` plus the file (as the last field, named ``file``) to
+    ``url`` as ``multipart/form-data``. A multipart grant: PUT each part's bytes to its
+    ``url`` and pass the collected ``{"part_number", "etag"}`` to ``complete_upload``.
+
+    Example::
+
+        grant = files.upload_grant("avatars/ann.png", size=n, content_type="image/png")
+        # browser: POST grant.fields + file to grant.url
+        files.complete_upload(grant.upload_id)
+    """
+
+    upload_id: str
+    key: str
+    url: str
+    fields: dict[str, str]
+    parts: list[UploadPart]
+    expires_at: datetime
+    method: str = "POST"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FsckProblem:
+    """A catalog record whose blob is missing or damaged."""
+
+    key: str
+    blob: str
+    problem: str  # "missing_blob" | "digest_mismatch" | "size_mismatch"
+    detail: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class FsckReport:
+    """What ``fsck()`` found: damaged files, unreferenced blobs, expired upload grants."""
+
+    checked: int = 0
+    problems: list[FsckProblem] = dataclasses.field(default_factory=list)
+    orphans: list[str] = dataclasses.field(default_factory=list)
+    expired_uploads: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No damaged file (orphans and expired grants are gc's business)."""
+        return not self.problems
+
+
+@dataclasses.dataclass(slots=True)
+class GcReport:
+    """What ``gc()`` removed."""
+
+    blobs: list[str] = dataclasses.field(default_factory=list)
+    uploads: list[str] = dataclasses.field(default_factory=list)
+
+
+# ---- keys ----------------------------------------------------------------------------
+
+
+def invalid(code: str, message: str, *, field: str) -> ValidationError:
+    """A ``ValidationError`` with a file-specific ``code`` (``invalid_key``, ``file_too_large``,
+    ``content_type_mismatch`` …) naming ``field``."""
+    error = ValidationError(message, field=field)
+    error.code = code
+    return error
+
+
+def check_key(key: object, field: str = "key") -> str:
+    """``key`` if it is a valid file key, else ``ValidationError`` with code ``invalid_key``.
+
+    A key is UTF-8 of at most 1,024 bytes, ``/``-separated, with no empty, ``.`` or ``..``
+    segment, no leading ``/``, and no NUL, control character or backslash.
+
+    Example::
+
+        check_key("docs/a.txt")      # 'docs/a.txt'
+        check_key("../etc/passwd")   # ValidationError(code='invalid_key')
+    """
+
+    def bad(why: str) -> ValidationError:
+        return invalid("invalid_key", f"invalid file key {key!r}: {why}", field=field)
+
+    if not isinstance(key, str):
+        raise bad("a key is a string")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise bad("not valid UTF-8") from None
+    if size == 0:
+        raise bad("empty")
+    if size > MAX_KEY_BYTES:
+        raise bad(f"longer than {MAX_KEY_BYTES} bytes")
+    if _CONTROL.search(key):
+        raise bad("NUL, control characters and backslashes are not allowed")
+    if key.startswith("/"):
+        raise bad("a key does not start with '/'")
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            raise bad("empty, '.' and '..' segments are not allowed")
+    return key
+
+
+def check_prefix(prefix: object) -> str:
+    """A listing or grant prefix: empty, or a key (optionally ending with ``/``)."""
+    if prefix == "":
+        return ""
+    if not isinstance(prefix, str):
+        raise invalid("invalid_key", "a prefix is a string", field="prefix")
+    check_key(prefix[:-1] if prefix.endswith("/") else prefix, field="prefix")
+    return prefix
+
+
+def check_store_name(name: str) -> str:
+    """A file store's name: lowercase letters, digits and ``_``, starting with a letter."""
+    if not isinstance(name, str) or not _STORE_NAME.match(name):
+        raise ValidationError("a file store name is a lowercase letter then lowercase "
+                              "letters, digits or _ (at most 40)", field="name")
+    return name
+
+
+def catalog_id(store: str, key: str) -> str:
+    """The catalog key of ``key`` in file store ``store`` (fixed length on every engine)."""
+    return hashlib.sha256(f"{store}\x00{key}".encode()).hexdigest()[:40]
+
+
+# ---- blob ids ------------------------------------------------------------------------
+
+
+def new_blob_id() -> str:
+    """A fresh blob id: 16 hex digits of nanoseconds since the epoch, then 16 random ones,
+    so a blob's age is read from its id (``gc`` needs no clock on the blob)."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+def blob_time(blob_id: str) -> datetime:
+    """When the blob named ``blob_id`` was started (the epoch for a foreign name)."""
+    try:
+        return datetime.fromtimestamp(int(blob_id[:16], 16) / 1e9, UTC)
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
+def seconds(value: float | timedelta | None, default: float) -> float:
+    """Seconds from a number of seconds or a ``timedelta`` (``default`` for ``None``)."""
+    if value is None:
+        return default
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValidationError("a duration is a number of seconds or a timedelta",
+                              field="expires_in")
+    return float(value)
+
+
+# ---- ranges ----------------------------------------------------------------------------
+
+
+def resolve_range(size: int, start: int = 0, end: int | None = None) -> tuple[int, int]:
+    """The half-open byte range ``[start, end)`` of a file of ``size`` bytes.
+
+    A negative ``start`` (or ``end``) counts from the end; ``end`` past the size is
+    clamped. ``invalid_range`` when ``start`` is past the end or after ``end``.
+
+    Example::
+
+        resolve_range(100, -10)      # (90, 100): the last 10 bytes
+        resolve_range(100, 5, 10)    # (5, 10)
+    """
+    if not isinstance(start, int) or isinstance(start, bool) or (
+            end is not None and (not isinstance(end, int) or isinstance(end, bool))):
+        raise invalid("invalid_range", "range bounds are integers", field="range")
+    s = max(0, size + start) if start < 0 else start
+    e = size if end is None else (max(0, size + end) if end < 0 else min(end, size))
+    if s > size or s > e:
+        raise invalid("invalid_range",
+                      f"range [{start}, {end}) is outside a file of {size} bytes",
+                      field="range")
+    return s, e
+
+
+# ---- content types and sniffing --------------------------------------------------------
+
+_SIGNATURES: list[tuple[str, bytes, int]] = [
+    ("image/png", b"\x89PNG\r\n\x1a\n", 0),
+    ("image/jpeg", b"\xff\xd8\xff", 0),
+    ("image/gif", b"GIF87a", 0),
+    ("image/gif", b"GIF89a", 0),
+    ("image/webp", b"WEBP", 8),
+    ("image/bmp", b"BM", 0),
+    ("image/tiff", b"II*\x00", 0),
+    ("image/tiff", b"MM\x00*", 0),
+    ("application/pdf", b"%PDF-", 0),
+    ("application/zip", b"PK\x03\x04", 0),
+    ("application/gzip", b"\x1f\x8b", 0),
+    ("audio/mpeg", b"ID3", 0),
+    ("audio/ogg", b"OggS", 0),
+    ("audio/wav", b"WAVE", 8),
+    ("video/mp4", b"ftyp", 4),
+    ("video/webm", b"\x1a\x45\xdf\xa3", 0),
+]
+_KNOWN = {t for t, _, _ in _SIGNATURES}
+_ALIASES = {"image/jpg": "image/jpeg", "application/x-zip-compressed": "application/zip",
+            "application/x-gzip": "application/gzip", "audio/x-wav": "audio/wav",
+            "audio/mp3": "audio/mpeg"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The content type the first bytes of a file show, when persisty knows its signature.
+
+    Example::
+
+        sniff(b"\\x89PNG\\r\\n\\x1a\\n…")   # 'image/png'
+        sniff(b"hello")                   # None
+    """
+    for content_type, magic, offset in _SIGNATURES:
+        if head[offset:offset + len(magic)] == magic and (
+                offset != 8 or head[:4] == b"RIFF"):
+            return content_type
+    return None
+
+
+def base_type(content_type: str) -> str:
+    """``content_type`` without parameters, lowercased, aliases resolved."""
+    t = content_type.split(";")[0].strip().lower()
+    return _ALIASES.get(t, t)
+
+
+def guess_type(key: str, filename: str | None) -> str | None:
+    """The type a file name's extension suggests."""
+    for name in (filename, key):
+        if name:
+            guessed, _ = mimetypes.guess_type(os.path.basename(name), strict=False)
+            if guessed:
+                return guessed
+    return None
+
+
+def decide_type(declared: str | None, head: bytes, key: str, filename: str | None,
+                limits: Limits) -> str:
+    """The content type recorded for a file whose first bytes are ``head``.
+
+    A declared type wins, but with ``limits.sniff`` a type whose signature persisty knows
+    must match the bytes (``content_type_mismatch``); undeclared, the sniffed type, else the
+    extension's, else ``application/octet-stream``. Then ``limits.content_types`` applies.
+    """
+    sniffed = sniff(head)
+    if declared is not None:
+        check_content_type(declared)
+        chosen = declared
+        if limits.sniff:
+            claimed = base_type(declared)
+            if (claimed in _KNOWN or sniffed is not None) and sniffed != claimed:
+                raise invalid("content_type_mismatch",
+                              f"the bytes are {sniffed or 'not of a known type'}, "
+                              f"not {claimed}", field="content_type")
+    else:
+        chosen = (sniffed if limits.sniff else None) or guess_type(key, filename) \
+            or DEFAULT_CONTENT_TYPE
+    limits.check_type(chosen)
+    return chosen
+
+
+_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+                   r"(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\r\n]*\"|[A-Za-z0-9!#$&^_.+-]+))*$")
+
+
+def check_content_type(content_type: object) -> str:
+    """``content_type`` if it is a well-formed media type (``type/subtype; k=v``)."""
+    if not isinstance(content_type, str) or len(content_type) > 255 or not _TYPE.match(
+            content_type):
+        raise ValidationError(f"invalid content type {content_type!r}",
+                              field="content_type")
+    return content_type
+
+
+def check_metadata(metadata: object) -> dict[str, str]:
+    """User metadata: at most 64 string pairs, keys of at most 128 characters."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or len(metadata) > 64 or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128
+            and len(v) <= 2048 for k, v in metadata.items()):
+        raise ValidationError("metadata is a dict of at most 64 str -> str pairs",
+                              field="metadata")
+    return dict(metadata)
+
+
+_HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persisty-sha256")
+PARALLEL_HASH_FROM = 256 * 1024
+
+
+class Digest:
+    """Counts, hashes and keeps the first bytes of a stream as it passes by.
+
+    ``limit`` (bytes) raises ``file_too_large`` as soon as the stream passes it, so an
+    oversized upload is refused before it is all written. Large pieces are hashed on a
+    worker thread (hashlib releases the GIL) while the caller writes them, one piece at a
+    time in order, so hashing and writing overlap instead of adding up.
+    """
+
+    __slots__ = ("_pending", "_sha", "head", "limit", "size")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._sha = hashlib.sha256()
+        self._pending: Future[None] | None = None
+        self.size = 0
+        self.head = b""
+        self.limit = limit
+
+    def add(self, piece: bytes) -> None:
+        """Account for the next piece of the stream."""
+        self.size += len(piece)
+        if self.limit is not None and self.size > self.limit:
+            raise invalid("file_too_large", f"the file is larger than {self.limit} bytes",
+                          field="size")
+        if len(self.head) < SNIFF_BYTES:
+            self.head = (self.head + piece[:SNIFF_BYTES])[:SNIFF_BYTES]
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        if len(piece) >= PARALLEL_HASH_FROM:
+            self._pending = _HASHERS.submit(self._sha.update, piece)
+        else:
+            self._sha.update(piece)
+
+    def hexdigest(self) -> str:
+        """SHA-256 hex of what passed."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        return self._sha.hexdigest()
+
+
+def check_sha256(value: object, field: str = "sha256") -> str | None:
+    """A SHA-256 given as 64 hex digits (lowercased), or ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValidationError("a SHA-256 is 64 hex digits", field=field)
+    return value.lower()
+
+
+def now_utc() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)

@@ -1,0 +1,268 @@
+"""Stashes over persisty stores (async): ``AsyncStoreStash`` (a key/value stash in any
+database) and ``AsyncStoreStash.of(store)`` (any store as a stash of its items).
+
+The sync twin ``persisty/stash/_sync/store.py`` is generated from this file by
+``scripts/generate_sync.py``; edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
+from persisty.model import etag
+from persisty.query import F
+from persisty.stash._async.base import AsyncStash
+from persisty.stash._codec import MISSING, Codec, check_key
+from persisty.stash._open import database_secret, entry_type, open_async_database, sequence_type
+from persisty.store import AsyncDatabase, AsyncStore, Edit
+
+PAGE = 500
+ATOMIC_LIMIT = 100
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _put_all(store: AsyncStore[Any], items: list[Any]) -> None:
+    """Upsert ``items`` in one atomic batch (in atomic batches of ``ATOMIC_LIMIT``, the
+    last written last, on an engine that bounds its transactions: DynamoDB's is 100)."""
+    if not items:
+        return
+    try:
+        await _put_batch(store, items)
+    except ValidationError:
+        if len(items) <= ATOMIC_LIMIT:
+            raise
+        for i in range(0, len(items), ATOMIC_LIMIT):
+            await _put_batch(store, items[i:i + ATOMIC_LIMIT])
+
+
+async def _put_batch(store: AsyncStore[Any], items: list[Any]) -> None:
+    results = await store.edit_batch([Edit.put(i) for i in items], atomic=True)
+    failed = [r for r in results if not r.ok and r.code != "aborted"]
+    if failed:
+        raise Conflict(f"the batch was not written: {failed[0].code} "
+                       f"{getattr(failed[0], 'message', '')}".strip())
+
+
+class AsyncStoreStash(AsyncStash):
+    """A key/value stash over one store in any persisty database: the stash ``name`` is the
+    store ``stash_<name>`` (key, encoded value, expiry). ``exists`` is one point read,
+    ``count`` one native count, ``keys`` a paged native search (``prefix`` pushed down).
+
+    Values are msgspec JSON (``codec="json"``, the default) or ``"msgpack"``;
+    ``codec="pickle"`` signs each blob with HMAC-SHA256 under ``secret`` (default: the
+    database's secret) and refuses a blob whose tag does not verify before unpickling.
+    ``ttl`` makes every entry expire that long after it was written.
+
+    Example::
+
+        stash = AsyncStoreStash("sqlite:///cache.db", "reports")
+        await stash.dump("2024-05", {"rows": 3})
+        await stash.get("2024-05")     # {"rows": 3}
+    """
+
+    def __init__(self, db_or_url: AsyncDatabase | str, name: str, *, codec: str = "json",
+                 secret: bytes | str | None = None, ttl: dt.timedelta | None = None,
+                 value_type: Any = Any) -> None:
+        self.database, self._owns_database = open_async_database(db_or_url)
+        self.name = name
+        self.entry = entry_type(name)
+        self.store: AsyncStore[Any] = self.database.store(self.entry)
+        if codec == "pickle" and secret is None:
+            secret = database_secret(self.database)
+        self.codec = Codec(codec, secret=secret, type=value_type)
+        if ttl is not None and ttl <= dt.timedelta(0):
+            raise ValidationError("ttl must be positive", field="ttl")
+        self.ttl = ttl
+        self._sequence: AsyncStore[Any] | None = None
+
+    @classmethod
+    def of(cls, store: AsyncStore[Any]) -> AsyncStoreItemStash:
+        """Any store as a stash of its items, keyed by the store's keys; every layer
+        composes under it.
+
+        Example::
+
+            notes = AsyncStoreStash.of(cached(db.store(Note)))
+            await notes.get(str(note_id))
+        """
+        return AsyncStoreItemStash(store)
+
+    def _entry(self, key: Any, value: Any, ttl: dt.timedelta | None = None) -> Any:
+        ttl = ttl or self.ttl
+        return self.entry(key=check_key(key), value=self.codec.encode(value),
+                          expires_at=None if ttl is None else _now() + ttl)
+
+    @staticmethod
+    def _expired(entry: Any) -> bool:
+        return entry.expires_at is not None and entry.expires_at <= _now()
+
+    async def load(self, key: Any) -> Any:
+        value = await self._lookup(key)
+        return None if value is MISSING else value
+
+    async def _lookup(self, key: Any) -> Any:
+        entry = await self.store.read(check_key(key))
+        if entry is None or self._expired(entry):
+            return MISSING
+        return self.codec.decode(entry.value)
+
+    async def exists(self, key: Any) -> bool:
+        entry = await self.store.read(check_key(key))
+        return entry is not None and not self._expired(entry)
+
+    async def dump(self, key: Any, value: Any) -> None:
+        await self.store.put(self._entry(key, value))
+
+    async def dump_for(self, key: Any, value: Any, ttl: dt.timedelta | None) -> None:
+        """``dump`` with its own ``ttl`` (``None``: the stash's)."""
+        await self.store.put(self._entry(key, value, ttl))
+
+    async def dump_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        await _put_all(self.store, [self._entry(k, v) for k, v in pairs])
+
+    async def add(self, key: Any, value: Any) -> bool:
+        entry = self._entry(key, value)
+        try:
+            await self.store.create(entry)
+            return True
+        except Conflict:
+            pass
+        found = await self.store.read(entry.key)
+        if found is not None and self._expired(found):
+            try:  # an expired entry is no value: take its place, unless someone else did
+                await self.store.update(entry, if_match=etag(found))
+                return True
+            except (PreconditionFailed, NotFound):
+                return False
+        return False
+
+    async def delete(self, key: Any) -> None:
+        with contextlib.suppress(NotFound):
+            await self.store.delete(check_key(key))
+
+    async def keys(self, prefix: str | None = None) -> Iterable[Any]:
+        f = F.key.startswith(prefix) if prefix else None
+        return [e.key async for e in self.store.search_all(f, page_size=PAGE)]
+
+    async def count(self) -> int:
+        return await self.store.count()
+
+    async def clear(self) -> None:
+        await self.store.delete_all(None)
+
+    async def next_sequence(self) -> int:
+        """The next number of this stash's sequence (unique across every writer)."""
+        if self._sequence is None:
+            self._sequence = self.database.store(sequence_type(self.name))
+        item = await self._sequence.create(self._sequence.meta.cls())
+        await self._sequence.delete(self._sequence.key_of(item))
+        return int(item.n)
+
+    async def close(self) -> None:
+        if self._owns_database:
+            await self.database.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.database.url!r}, {self.name!r})"
+
+
+class AsyncStoreItemStash(AsyncStash):
+    """A stash of the items of one store (``AsyncStoreStash.of(store)``): ``dump(key, item)``
+    puts the item (its key must be ``key``), ``get`` reads, ``count`` counts natively.
+
+    Example::
+
+        stash = AsyncStoreStash.of(db.store(Note))
+        await stash.dump(str(n.id), n)
+    """
+
+    def __init__(self, store: AsyncStore[Any]) -> None:
+        self.store = store
+
+    def _checked(self, key: Any, item: Any) -> Any:
+        key = check_key(key)
+        if not isinstance(item, self.store.meta.cls):
+            raise ValidationError(f"this stash holds {self.store.meta.cls.__name__} items, "
+                                  f"not {type(item).__name__}", field="value")
+        if self.store.key_of(item) != key:
+            raise ValidationError(f"the item's key is {self.store.key_of(item)!r}, "
+                                  f"not {key!r}", field="key")
+        return item
+
+    async def load(self, key: Any) -> Any:
+        return await self.store.read(check_key(key))
+
+    async def _lookup(self, key: Any) -> Any:
+        item = await self.store.read(check_key(key))
+        return MISSING if item is None else item
+
+    async def exists(self, key: Any) -> bool:
+        return await self.store.read(check_key(key)) is not None
+
+    async def dump(self, key: Any, value: Any) -> None:
+        await self.store.put(self._checked(key, value))
+
+    async def dump_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        await _put_all(self.store, [self._checked(k, v) for k, v in pairs])
+
+    async def add(self, key: Any, value: Any) -> bool:
+        try:
+            await self.store.create(self._checked(key, value))
+            return True
+        except Conflict:
+            return False
+
+    async def delete(self, key: Any) -> None:
+        with contextlib.suppress(NotFound):
+            await self.store.delete(check_key(key))
+
+    async def keys(self, prefix: str | None = None) -> Iterable[Any]:
+        keys = [self.store.key_of(i) async for i in self.store.search_all(None, page_size=PAGE)]
+        return keys if prefix is None else [k for k in keys if k.startswith(prefix)]
+
+    async def count(self) -> int:
+        return await self.store.count()
+
+    async def clear(self) -> None:
+        await self.store.delete_all(None)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.store.meta.name!r})"
+
+
+class AsyncShelveStash(AsyncStoreStash):
+    """A one-file stash at ``path`` that several processes can share (zensols'
+    ``ShelveStash``; SQLite underneath, so writes are atomic and concurrent readers and
+    writers are safe).
+
+    Example::
+
+        async with AsyncShelveStash(Path("data.db")) as stash:
+            await stash.dump("cool", [1, 2, 123])
+    """
+
+    def __init__(self, path: Path | str, *, codec: str = "json",
+                 secret: bytes | str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(f"sqlite:///{self.path.absolute()}", "shelve", codec=codec,
+                         secret=secret)
+
+
+def shelve(path: Path | str, **options: Any) -> AsyncShelveStash:
+    """A :class:`AsyncShelveStash` for a ``with`` block (closed at its end).
+
+    Example::
+
+        async with shelve(Path("data.db")) as stash:
+            await stash.dump("cool", [1, 2, 123])
+    """
+    return AsyncShelveStash(path, **options)

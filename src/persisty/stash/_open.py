@@ -1,0 +1,91 @@
+"""Opening the database a stash or memo works on, from a Database or a URL (plain code)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import uuid
+from typing import Any
+
+from persisty.errors import ValidationError
+from persisty.model import Attr, stored
+from persisty.store import AsyncDatabase, Database
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+_LOCK = threading.Lock()
+_ENTRIES: dict[str, type[Any]] = {}
+_SEQUENCES: dict[str, type[Any]] = {}
+
+
+def open_database(db_or_url: Database | str) -> tuple[Database, bool]:
+    """The sync database (and whether the stash opened it, so closes it)."""
+    if isinstance(db_or_url, Database):
+        return db_or_url, False
+    if isinstance(db_or_url, str):
+        from persisty import connect
+
+        return connect(db_or_url), True
+    raise ValidationError("a stash needs a Database or a URL", field="db_or_url")
+
+
+def open_async_database(db_or_url: AsyncDatabase | str) -> tuple[AsyncDatabase, bool]:
+    """The async database (and whether the stash opened it, so closes it)."""
+    if isinstance(db_or_url, AsyncDatabase):
+        return db_or_url, False
+    if isinstance(db_or_url, str):
+        from persisty.aio import connect
+
+        return connect(db_or_url), True
+    raise ValidationError("an async stash needs an AsyncDatabase or a URL", field="db_or_url")
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError("a stash name is a letter then letters, digits or _ "
+                              "(at most 40)", field="name")
+    return name
+
+
+def entry_type(name: str) -> type[Any]:
+    """The ``@stored`` key/value type of the stash ``name`` (store ``stash_<name>``): the
+    key, the encoded value, and when it expires (``None``: never; an expired entry is
+    invisible on every engine, the contract's expiry)."""
+    _check_name(name)
+    with _LOCK:
+        found = _ENTRIES.get(name)
+        if found is None:
+
+            @stored(key="key", name=f"stash_{name}")
+            class StashEntry:
+                key: str
+                value: bytes
+                expires_at: dt.datetime | None = Attr(expires=True, default=None)
+
+            StashEntry.__qualname__ = f"StashEntry[{name}]"
+            found = _ENTRIES[name] = StashEntry
+        return found
+
+
+def sequence_type(name: str) -> type[Any]:
+    """The type whose ``n`` numbers the keys of an increment-key stash ``name``."""
+    _check_name(name)
+    with _LOCK:
+        found = _SEQUENCES.get(name)
+        if found is None:
+
+            @stored(name=f"stash_{name}_seq")
+            class StashSequence:
+                id: uuid.UUID
+                n: int | None = Attr(generated="sequence", default=None)
+
+            StashSequence.__qualname__ = f"StashSequence[{name}]"
+            found = _SEQUENCES[name] = StashSequence
+        return found
+
+
+def database_secret(database: Any) -> bytes | None:
+    """The secret a database signs with (the pickle codec's default key)."""
+    pages = getattr(database, "pages", None)
+    secret = getattr(pages, "_secret", None)  # PageKeys keeps it; no public accessor yet
+    return secret if isinstance(secret, bytes) else None
