@@ -101,7 +101,7 @@ def serve(
     url: Annotated[str | None, typer.Option(help="database URL (sets PERSISTY_URL)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Serve an ASGI app (e.g. one made by ``persisty.serve.app``) with uvicorn."""
+    """Serve an ASGI app (e.g. one made by persisty.serve.app) with uvicorn."""
     import uvicorn
 
     if url:
@@ -162,9 +162,9 @@ def import_(
              "of restoring them")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Restore the items of a JSON Lines file exactly (``--replace`` overwrites existing
-    keys): generated values are kept as exported, so every item keeps its etag
-    (``--restamp`` creates the items as new ones instead).
+    """Restore the items of a JSON Lines file exactly (--replace overwrites existing keys):
+    generated values are kept as exported, so every item keeps its etag (--restamp creates
+    the items as new ones instead).
 
     Every line is validated before anything is written; a bad line stops the import with
     its line number and field.
@@ -237,7 +237,7 @@ def migrate(
     apply: Annotated[bool, typer.Option("--apply", help="apply the plan")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Print the schema changes the module's stores need; apply them with ``--apply``."""
+    """Print the schema changes the module's stores need; apply them with --apply."""
     import persisty
 
     mod = load(module)
@@ -290,7 +290,7 @@ def _unreadable(db: Any, classes: list[Any]) -> list[str]:
 
 
 def main() -> None:
-    """Entry point of the ``persisty`` console script."""
+    """Run the command line (the console script is :func:`persisty.__main__.main`)."""
     cli()
 
 

@@ -355,8 +355,10 @@ class _Spec:
                 stash_cls: Any = StoreStash if sync else AsyncStoreStash
                 base: Any = Stash if sync else AsyncStash
                 db: Any = Database if sync else AsyncDatabase
-                if isinstance(store, base):
+                if isinstance(store, base) and not isinstance(store, stash_cls):
                     self._stashes = (store, store)
+                elif isinstance(store, base):
+                    self._stashes = (store, stash_cls(store.database, store.name + "_l"))
                 elif isinstance(store, (str, db)):
                     name = stash_name(self.fn)
                     value_type: Any = tuple.__class_getitem__((_return_type(self.fn), float | None))
@@ -373,6 +375,15 @@ class _Spec:
                                           f"{'Database' if sync else 'AsyncDatabase'} or a "
                                           f"{'Stash' if sync else 'AsyncStash'}", field="store")
         return self._stashes
+
+    def store_key(self, key: Any) -> str:
+        """The key of a call in the store: in a stash the caller gave (which other functions
+        may share) prefixed by the function's name."""
+        text = self.keys.text(key)
+        stashes = self._stashes
+        if stashes is not None and not isinstance(stashes[0], (StoreStash, AsyncStoreStash)):
+            return f"{stash_name(self.fn)}:{text}"
+        return text
 
     def open_stash(self) -> tuple[Any, Any] | None:
         return self._store_stashes(True)
