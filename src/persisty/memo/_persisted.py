@@ -325,8 +325,7 @@ class _Spec:
         self.max_items = options.max_items
         self.mkdir = options.mkdir
         self.lease_seconds = options.lease_seconds
-        self.hits = 0
-        self.misses = 0
+        self.counts = [0, 0]  # hits, misses (a list: the hot path adds to it cheaply)
         self.works: weakref.WeakSet[PersistedWork] = weakref.WeakSet()
         self.side = _SideWorks()
         self.flights: Any = AsyncFlights() if self.is_async else Flights()
@@ -454,9 +453,9 @@ class _Spec:
                           kwargs: dict[str, Any]) -> Any:
         value = work._memory_get(self, key)
         if value is not MISSING:
-            self.hits += 1
+            self.counts[0] += 1
             return value
-        self.misses += 1
+        self.counts[1] += 1
         return self.flights.run(
             (id(work), key), lambda: work._memory_get(self, key),
             lambda: compute_entry(self, work, key, lambda: self.fn(*args, **kwargs)))
@@ -465,9 +464,9 @@ class _Spec:
                                       kwargs: dict[str, Any]) -> Any:
         value = work._memory_get(self, key)
         if value is not MISSING:
-            self.hits += 1
+            self.counts[0] += 1
             return value
-        self.misses += 1
+        self.counts[1] += 1
         return await self.flights.run(
             (id(work), key), lambda: work._memory_get(self, key),
             lambda: compute_entry_async(self, work, key, lambda: self.fn(*args, **kwargs)))
@@ -477,13 +476,13 @@ class _Spec:
 
     def info(self) -> CacheInfo:
         size = sum(len(w._values) for w in self.all_works())
-        return CacheInfo(self.hits, self.misses, size, self.max_items)
+        return CacheInfo(self.counts[0], self.counts[1], size, self.max_items)
 
     def clear(self) -> None:
         for work in self.all_works():
             work.clear()
         self.clear_store()
-        self.hits = self.misses = 0
+        self.counts[:] = [0, 0]
 
 
 class persisted:  # zensols spells it in lower case
@@ -600,31 +599,40 @@ class persisted:  # zensols spells it in lower case
                 if plain:
                     value = work._values.get(key, MISSING)
                     if value is not MISSING:
-                        spec.hits += 1
+                        spec.counts[0] += 1
                         return value
                 return await lookup(work, key, args, kwargs)
 
             wrapper: Any = async_wrapper
         else:
-            values_of_function = None if method else function_work._values
+            counts = spec.counts
+            missing = MISSING
+            if not method and plain and positional >= 0:
+                # a function called with every argument by position: its arguments are its key
+                get = function_work._values.get
 
-            @functools.wraps(fn)
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                if values_of_function is not None and plain and not kwargs:
-                    try:
-                        value = values_of_function.get(args, MISSING)
-                    except TypeError:
-                        value = MISSING
-                    if value is not MISSING:
-                        spec.hits += 1
-                        return value
-                work, key = resolve(args, kwargs)
-                if plain:
-                    value = work._values.get(key, MISSING)
-                    if value is not MISSING:
-                        spec.hits += 1
-                        return value
-                return lookup(work, key, args, kwargs)
+                @functools.wraps(fn)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    if not kwargs:
+                        try:
+                            value = get(args, missing)
+                        except TypeError:
+                            value = missing
+                        if value is not missing:
+                            counts[0] += 1
+                            return value
+                    work, key = resolve(args, kwargs)
+                    return lookup(work, key, args, kwargs)
+            else:
+                @functools.wraps(fn)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    work, key = resolve(args, kwargs)
+                    if plain:
+                        value = work._values.get(key, missing)
+                        if value is not missing:
+                            counts[0] += 1
+                            return value
+                    return lookup(work, key, args, kwargs)
 
             wrapper = sync_wrapper
 
