@@ -127,8 +127,7 @@ class MemoryTable:
             self.rows.clear()
             for values in self.eq.values():
                 values.clear()
-            for entries in self.ranges.values():
-                entries.clear()
+            self.ordered[:] = [OrderedIndex(ix.columns) for ix in self.ordered]
             for _, taken in self.unique:
                 taken.clear()
             self.sequences.clear()
