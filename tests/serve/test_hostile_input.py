@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty.aio
-from persisty.serve import app
+from persisty.serve import Limits, app
 from persisty.testing.models import Measure
 
 URLS = ["memory://", "sqlite://", "file", "sqlite-file", POSTGRES_URL, MYSQL_URL, REDIS_URL,
@@ -40,7 +40,9 @@ def _url(name: str) -> str:
 @pytest.fixture(params=URLS, scope="module")
 def client(request: Any) -> Any:
     db = persisty.aio.connect(_url(request.param), namespace="h" + uuid.uuid4().hex[:10])
-    with TestClient(app(db, [Measure], close_database=False)) as c:
+    # bodies up to 4 MB: the 2 MB key must reach the engine
+    asgi = app(db, [Measure], close_database=False, limits=Limits(max_body=4 << 20))
+    with TestClient(asgi) as c:
         yield c
         c.portal.call(db.drop)  # type: ignore[union-attr]
         c.portal.call(db.close)  # type: ignore[union-attr]

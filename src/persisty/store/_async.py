@@ -888,7 +888,8 @@ class AsyncDatabase(ABC):
                                   "(at most 40)", field="namespace")
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+                              namespace=namespace, database=url)
         self._stores: dict[type[Any], AsyncStore[Any]] = {}
         self.clock = Clock()
         """The clock every store of this database reads (timestamps, expiry); tests set

@@ -889,7 +889,8 @@ class Database(ABC):
                                   "(at most 40)", field="namespace")
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+                              namespace=namespace, database=url)
         self._stores: dict[type[Any], Store[Any]] = {}
         self.clock = Clock()
         """The clock every store of this database reads (timestamps, expiry); tests set
