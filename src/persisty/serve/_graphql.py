@@ -123,7 +123,7 @@ class _Loader:
 
     def __init__(self, load: Callable[[list[str]], Any]) -> None:
         self.load = load
-        self.pending: dict[str, asyncio.Future[Any]] = {}
+        self.pending: dict[str, list[asyncio.Future[Any]]] = {}
         self.loaded: dict[str, Any] = {}  # a key read once in a request is not read again
         self.scheduled = False
 
@@ -132,13 +132,12 @@ class _Loader:
         stay cheap), else a future of it."""
         if key in self.loaded:
             return self.loaded[key]
-        fut = self.pending.get(key)
-        if fut is None:
-            loop = asyncio.get_running_loop()
-            fut = self.pending[key] = loop.create_future()
-            if not self.scheduled:
-                self.scheduled = True
-                loop.call_soon(lambda: asyncio.ensure_future(self._dispatch()))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.pending.setdefault(key, []).append(fut)
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(lambda: asyncio.ensure_future(self._dispatch()))
         return fut
 
     async def _dispatch(self) -> None:
@@ -147,15 +146,20 @@ class _Loader:
         try:
             items = await self.load(keys)
         except Exception as e:  # delivered to every waiting resolver
-            for f in pending.values():
-                if not f.done():
-                    f.set_exception(e)
+            for futs in pending.values():
+                for f in futs:
+                    if not f.done():
+                        f.set_exception(e)
             return
+        woken = 0
         for k, item in zip(keys, items, strict=True):
             self.loaded[k] = item
-            f = pending[k]
-            if not f.done():
-                f.set_result(item)
+            for f in pending[k]:
+                if not f.done():
+                    f.set_result(item)
+                    woken += 1
+                    if woken % WAKE_AT_ONCE == 0:  # wake waiters a slice at a time, so
+                        await asyncio.sleep(0)     # other requests get the loop in between
 
 
 class _Context:
@@ -175,6 +179,9 @@ class _Context:
             found = self.loaders[served.name] = _Loader(store.read_batch)
         return found
 
+
+WAKE_AT_ONCE = 100
+"""Resolvers a loaded batch wakes in one turn of the event loop."""
 
 YIELD_EVERY = 200
 """Fields resolved between two yields to the event loop: a large result never holds up
@@ -201,7 +208,7 @@ def _share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
 DEFAULT_PAGE = 100
 """How many items a search gives without a ``limit`` (the stores' default page)."""
 
-DEFAULT_CHILDREN = 100
+DEFAULT_CHILDREN = 20
 """How many children a has-many field gives without a ``limit``."""
 
 
@@ -647,7 +654,8 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                 raise BadRequest("mutations need POST")
             if op is not None:  # before validation, which is quadratic in some shapes
                 over = check_operation(schema, doc, op, variables, limits,
-                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit)
+                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit,
+                                       default_children=DEFAULT_CHILDREN)
                 if over:
                     return refused(over)
             try:

@@ -69,12 +69,13 @@ def _arg(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
 class _Walk:
     def __init__(self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode],
                  variables: Mapping[str, Any], limits: Limits, default_limit: int,
-                 max_limit: int) -> None:
+                 max_limit: int, default_children: int = 20) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
         self.limits = limits
         self.default_limit = default_limit
+        self.default_children = default_children
         self.max_limit = max_limit
         self.cost = 0
         self.introspection = 0
@@ -117,8 +118,9 @@ class _Walk:
         if not accepts:
             return 1  # e.g. a page's items: its search's limit counted them already
         given = any(a.name.value == "limit" for a in field.arguments or ())
-        if not given:
-            return self.default_limit
+        if not given:  # a search's default page, or a has-many field's default children
+            return self.default_limit if field.name.value.endswith("Search") else (
+                self.default_children)
         limit = _arg(field, "limit", self.variables)
         if isinstance(limit, int) and not isinstance(limit, bool):
             return max(min(limit, self.max_limit), 1)
@@ -177,7 +179,8 @@ class _Walk:
 
 def check_operation(schema: GraphQLSchema, document: Any, operation: OperationDefinitionNode,
                     variables: Mapping[str, Any] | None, limits: Limits, *,
-                    default_limit: int, max_limit: int) -> list[GraphQLError]:
+                    default_limit: int, max_limit: int,
+                    default_children: int = 20) -> list[GraphQLError]:
     """The limits ``operation`` exceeds, as GraphQL errors (empty: it may run)."""
     fragments = {d.name.value: d for d in document.definitions
                  if isinstance(d, FragmentDefinitionNode)}
@@ -191,7 +194,8 @@ def check_operation(schema: GraphQLSchema, document: Any, operation: OperationDe
                        "(aliases count)", "too_many_root_fields")]
     root = schema.mutation_type if operation.operation == OperationType.MUTATION else (
         schema.query_type)
-    w = _Walk(schema, fragments, variables or {}, limits, default_limit, max_limit)
+    w = _Walk(schema, fragments, variables or {}, limits, default_limit, max_limit,
+              default_children)
     w.walk(operation.selection_set, root, 1, 1, False)
     if w.too_deep:
         return [_error(f"the query nests deeper than {limits.graphql_depth} levels",

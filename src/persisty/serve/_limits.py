@@ -45,7 +45,7 @@ class Limits:
     max_body: int = 1 << 20
     max_depth: int = 64
     graphql_depth: int = 10
-    graphql_cost: int = 25_000
+    graphql_cost: int = 10_000
     graphql_root_fields: int = 20
     graphql_batch: int = 1000
     graphql_tokens: int = 20_000
