@@ -18,6 +18,8 @@ from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
 from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
 from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
+from persisty.testing._robust_async import AsyncRobustnessConformance
+from persisty.testing._robust_sync import RobustnessConformance
 from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
 from persisty.testing._secrecy._sync import PageKeySecrecyConformance
 from persisty.testing._stash_async import AsyncStashConformance
@@ -30,6 +32,7 @@ __all__ = [
     "AsyncKVConformance",
     "AsyncPageKeySecrecyConformance",
     "AsyncPutExpiryIncrementConformance",
+    "AsyncRobustnessConformance",
     "AsyncStashConformance",
     "AsyncStoreConformance",
     "DatabaseLifecycleConformance",
@@ -37,6 +40,7 @@ __all__ = [
     "KVConformance",
     "PageKeySecrecyConformance",
     "PutExpiryIncrementConformance",
+    "RobustnessConformance",
     "StashConformance",
     "StoreConformance",
 ]
