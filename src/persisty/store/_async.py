@@ -197,6 +197,9 @@ class AsyncStoreBase(AsyncStore[T]):
         self.pages = pages
         self.clock = clock or Clock()
         self.default_limit = default_limit
+        self.retries = 0
+        """How often a write was tried again because the item changed between the read and
+        the conditional write (native atomic paths never need to)."""
 
     # ---- hooks --------------------------------------------------------------------------
 
@@ -332,6 +335,7 @@ class AsyncStoreBase(AsyncStore[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             except NotFound:
                 continue  # deleted since we read it: create it
@@ -364,6 +368,7 @@ class AsyncStoreBase(AsyncStore[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue  # changed since we read it: check the precondition again
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -383,6 +388,7 @@ class AsyncStoreBase(AsyncStore[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -403,6 +409,7 @@ class AsyncStoreBase(AsyncStore[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return
         raise Conflict("too many concurrent changes; try again")

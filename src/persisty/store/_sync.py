@@ -198,6 +198,9 @@ class StoreBase(Store[T]):
         self.pages = pages
         self.clock = clock or Clock()
         self.default_limit = default_limit
+        self.retries = 0
+        """How often a write was tried again because the item changed between the read and
+        the conditional write (native atomic paths never need to)."""
 
     # ---- hooks --------------------------------------------------------------------------
 
@@ -333,6 +336,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             except NotFound:
                 continue  # deleted since we read it: create it
@@ -365,6 +369,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue  # changed since we read it: check the precondition again
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -384,6 +389,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -404,6 +410,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return
         raise Conflict("too many concurrent changes; try again")
