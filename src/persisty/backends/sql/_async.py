@@ -655,6 +655,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             raise await self._not_written(key)
         return new
 
+    async def purge_expired(self, limit: int | None = None) -> int:
+        if self.meta.expires is None:
+            return 0
+        if self._outbox is not None:  # each deletion has its outbox row
+            return await super().purge_expired(limit)
+        s = self.schema
+        return await self._execute(s.purge_sql(limit),
+                                   (s.param(self.meta.expires, self.clock()),))
+
     async def put(self, item: Any, *, if_match: str | None = None) -> Any:
         if if_match is not None or not self._blind_put or self._outbox is not None:
             return await super().put(item, if_match=if_match)

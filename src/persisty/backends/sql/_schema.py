@@ -417,6 +417,19 @@ class TableSchema:
         out.extend(v[i] for i in self._key_idx)
         return tuple(out)
 
+    def purge_sql(self, limit: int | None) -> str:
+        """``DELETE`` of (at most ``limit``) rows whose expiry is at or before a parameter."""
+        exp = self.by_name[self.meta.expires].quoted  # type: ignore[index]
+        ph = self.dialect.ph
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
+        if self.dialect.name == "mysql" or limit is None:
+            return f"DELETE FROM {self.quoted} WHERE {exp} <= {ph}{bound}"
+        keys = ", ".join(c.quoted for c in self.key_cols)
+        if len(self.key_cols) > 1:
+            keys = f"({keys})"
+        return (f"DELETE FROM {self.quoted} WHERE {keys} IN (SELECT {keys} FROM {self.quoted} "
+                f"WHERE {exp} <= {ph}{bound})")
+
     def patch_sql(self, names: tuple[str, ...], conditional: bool) -> str:
         """``UPDATE`` of the columns ``names`` (and etag and doc) of one row by key; with
         ``conditional`` only while the row's etag is the one given last."""
