@@ -191,3 +191,152 @@ def test_the_readme_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
     out, err, status = api.run(["--strict", "--no-error-summary", "--cache-dir",
                                 str(ROOT / ".mypy_cache"), str(source)])
     assert status == 0, out + err
+
+
+# What the API's Example:: blocks may take as given (as the page around an example would):
+# the usual imports, a Note model, a db (memory://, async for examples that await) with a
+# notes store and a few items, their keys and etag, keys for encryption, a related pair of
+# models, a hook and an index. An example needing anything else defines it itself.
+EXAMPLE_CONTEXT = '''
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import TypeVar
+from uuid import UUID, uuid4
+
+import persisty
+from persisty import *
+from persisty.errors import *
+from persisty.layers import *
+from persisty.model import *
+from persisty.query import *
+from persisty.serve import DemoAuthenticator, JWTAuth, Link, app
+from persisty.store import *
+
+T = TypeVar("T")
+
+@dataclasses.dataclass
+class Address:
+    street: str = ""
+    city: str = ""
+
+@stored
+class Note:
+    id: UUID = Attr(default_factory=uuid4)
+    owner: str = ""
+    title: str = ""
+    priority: int = 0
+    tags: list[str] = Attr(default_factory=list)
+    body: str | None = None
+    address: Address | None = None
+    team: str = ""
+    locked: bool = False
+    created_at: datetime = Attr(generated="created", default=None)
+    updated_at: datetime = Attr(generated="updated", default=None)
+
+@stored
+class Author:
+    id: str
+    name: str = ""
+    books = HasMany("Book", "author_id", on_delete="cascade")
+
+@stored
+class Book:
+    id: UUID = Attr(default_factory=uuid4)
+    title: str = ""
+    year: int = 2000
+    author_id: str | None = None
+    author = BelongsTo(Author, "author_id")
+
+@dataclasses.dataclass
+class Visit:
+    notes: str = ""
+
+@stored
+class Patient:
+    id: str
+    birthday: date | None = None
+    weight: float | None = None
+    visits: list[Visit] = Attr(default_factory=list)
+
+key1, key2 = KeyRing.new_key(), KeyRing.new_key()
+old = old_key = key1
+new = new_key = key2
+k = KeyRing({"k1": key1})
+auth = JWTAuth(secret="a long random secret of 32+ bytes")
+a = Note(owner="ann", title="not stored yet")
+db = CONNECT("memory://")
+sql_db = CONNECT("sqlite:///app.db")
+store = notes = db.store(Note)
+n = AWAIT notes.create(Note(owner="ann", title="Hello"))
+key, tag = notes.key_of(n), etag(n)
+other_key = notes.key_of(AWAIT notes.create(Note(owner="ann", title="Other")))
+bobs_key = notes.key_of(AWAIT notes.create(Note(owner="bob", title="Bob's")))
+AWAIT db.store(Author).create(Author(id="a1", name="Ursula"))
+AWAIT db.store(Book).create(Book(title="The Dispossessed", year=2001, author_id="a1"))
+def reindex(change): pass
+search_index = SimpleNamespace(put=reindex)
+'''
+ASYNC_EXTRAS = '''
+async def reindex(change, *rest): pass
+search_index = SimpleNamespace(put=reindex)
+'''
+PUBLIC_MODULES = ["persisty", "persisty.aio", "persisty.errors", "persisty.layers",
+                  "persisty.model", "persisty.query", "persisty.serve", "persisty.sql",
+                  "persisty.store", "persisty.testing"]
+NEEDS_A_SERVER = ("postgresql://", "mysql://", "redis://", "dynamodb://", "s3://")
+
+
+def public_examples() -> Iterator[tuple[str, str]]:
+    """(where, code) of every Example:: block of the public modules and their ``__all__``."""
+    import importlib
+
+    seen: set[int] = set()
+    for module_name in PUBLIC_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found: list[tuple[str, Any]] = [(module_name, module)]
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            found.append((f"{module_name}.{name}", obj))
+            if inspect.isclass(obj):
+                found += [(f"{module_name}.{name}.{attr}", value)
+                          for attr, value in vars(obj).items() if not attr.startswith("_")]
+        for where, obj in found:
+            if isinstance(obj, staticmethod | classmethod):
+                obj = obj.__func__
+            if isinstance(obj, property):
+                obj = obj.fget
+            if not getattr(obj, "__doc__", None) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            for code in docstring_examples(obj):
+                yield where, code
+
+
+EXAMPLES = list(public_examples())
+
+
+def test_the_public_api_has_examples() -> None:
+    assert len(EXAMPLES) > 50
+
+
+@pytest.mark.parametrize(("where", "code"), EXAMPLES, ids=[w for w, _ in EXAMPLES])
+def test_docstring_example_runs(where: str, code: str, isolated: Path) -> None:
+    if any(url in code for url in NEEDS_A_SERVER):
+        return  # an example naming a server engine is a fragment for that engine
+    asynchronous = "await " in code or "async " in code or where.startswith(
+        ("persisty.serve", "persisty.aio"))
+    context = EXAMPLE_CONTEXT.replace("CONNECT", "persisty.aio.connect" if asynchronous
+                                      else "persisty.connect")
+    context = context.replace("AWAIT ", "await " if asynchronous else "")
+    if asynchronous:
+        context += ASYNC_EXTRAS
+    block = Block(ROOT / "README.md", 0, "python", context + code)
+    try:
+        # a module of its own: relation targets named by string resolve in it
+        run_blocks("docstring_" + re.sub(r"\W", "_", where), [block], top_level_await=True)
+    except AssertionError as e:
+        raise AssertionError(f"the Example:: of {where} failed:\n{code}\n{e.__cause__!r}") from e

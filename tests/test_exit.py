@@ -27,19 +27,23 @@ class Thing:
     n: int = 0
 
 url, namespace, mode = sys.argv[1:4]
-if mode == "async":
+if mode.startswith("async"):
     async def main() -> None:
         db = persisty.aio.connect(url, namespace=namespace)   # never closed
         things = db.store(Thing)
         await things.create(Thing(id="a", n=1))
         assert (await things.read("a")) is not None
         assert await things.count(None) == 1
+        if mode.endswith("closed"):
+            await db.close()
     asyncio.run(main())
 else:
     db = persisty.connect(url, namespace=namespace)           # never closed
     things = db.store(Thing)
     things.create(Thing(id="a", n=1))
     assert things.count(None) == 1
+    if mode.endswith("closed"):
+        db.close()
 print(time.time(), flush=True)
 """
 
@@ -57,18 +61,27 @@ ENGINES = ["memory", "file", "sqlite", "sqlite-memory", "postgresql", "mysql", "
            "dynamodb"]
 
 
-@pytest.mark.parametrize("mode", ["async", "sync"])
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_database_never_closed_does_not_hold_up_exit(engine: str, mode: str,
-                                                       tmp_path: Path) -> None:
-    url = engine_urls(tmp_path)[engine]
+def _exit_delay(url: str, mode: str) -> float:
+    """Seconds from the program's last line to its exit."""
     namespace = "x" + uuid.uuid4().hex[:12]
     proc = subprocess.run([sys.executable, "-c", FORGETFUL, url, namespace, mode],
                           capture_output=True, text=True, timeout=120)
     exited = time.time()
     assert proc.returncode == 0, proc.stderr
-    finished = float(proc.stdout.split()[-1])
-    assert exited - finished < 1.0, f"{engine}: exit took {exited - finished:.2f} s"
+    return exited - float(proc.stdout.split()[-1])
+
+
+@pytest.mark.parametrize("mode", ["async", "sync"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_database_never_closed_does_not_hold_up_exit(engine: str, mode: str,
+                                                       tmp_path: Path) -> None:
+    url = engine_urls(tmp_path)[engine]
+    delay = _exit_delay(url, mode)
+    if delay >= 1.0:
+        # a loaded machine tears any big interpreter down slowly: then the same program
+        # closing its database is the measure (a forgotten close used to hang for ever)
+        closed = _exit_delay(url, mode + "-closed")
+        assert delay < closed + 1.0, f"{engine}: exit took {delay:.2f} s ({closed:.2f} s closed)"
 
 
 @stored

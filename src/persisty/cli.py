@@ -70,7 +70,7 @@ def serve(
     url: Annotated[str | None, typer.Option(help="database URL (sets PERSISTY_URL)")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Serve an ASGI app (e.g. one made by ``persisty.serve.app``) with uvicorn."""
+    """Serve an ASGI app (e.g. one made by persisty.serve.app) with uvicorn."""
     import uvicorn
 
     if url:
@@ -128,7 +128,7 @@ def import_(
     replace: Annotated[bool, typer.Option(help="overwrite items whose key exists")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Create the items of a JSON Lines file (``--replace`` overwrites existing keys).
+    """Create the items of a JSON Lines file (--replace overwrites existing keys).
 
     Every line is validated before anything is written; a bad line stops the import with
     its line number and field.
@@ -189,7 +189,7 @@ def migrate(
     apply: Annotated[bool, typer.Option("--apply", help="apply the plan")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Print the schema changes the module's stores need; apply them with ``--apply``."""
+    """Print the schema changes the module's stores need; apply them with --apply."""
     import persisty
 
     mod = load(module)
@@ -221,7 +221,7 @@ def migrate(
 
 
 def main() -> None:
-    """Entry point of the ``persisty`` console script."""
+    """Run the command line (the console script is :func:`persisty.__main__.main`)."""
     cli()
 
 

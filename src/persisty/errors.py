@@ -4,7 +4,7 @@ Example::
 
     from persisty.errors import NotFound
     try:
-        notes.delete("missing")
+        notes.delete(str(uuid4()))          # no such note
     except NotFound as e:
         assert e.code == "not_found"
 """

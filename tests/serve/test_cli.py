@@ -108,3 +108,14 @@ def test_migrate_plans_and_applies_on_sqlite(tmp_path: Path) -> None:
         assert "nothing to do" in r.output, r.output
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_help_has_no_raw_restructuredtext() -> None:
+    """Command help is plain text: no ``double backticks`` from docstrings."""
+    from persisty.cli import cli
+
+    for args in (["--help"], ["serve", "--help"], ["export", "--help"], ["import", "--help"],
+                 ["migrate", "--help"]):
+        result = runner.invoke(cli, args, env={"COLUMNS": "200", "NO_COLOR": "1"})
+        assert result.exit_code == 0, result.output
+        assert "``" not in result.output and ":func:" not in result.output, result.output

@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from persisty.errors import ValidationError
@@ -445,17 +446,24 @@ def check_metadata(metadata: object) -> dict[str, str]:
     return dict(metadata)
 
 
+_HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persisty-sha256")
+PARALLEL_HASH_FROM = 256 * 1024
+
+
 class Digest:
     """Counts, hashes and keeps the first bytes of a stream as it passes by.
 
     ``limit`` (bytes) raises ``file_too_large`` as soon as the stream passes it, so an
-    oversized upload is refused before it is all written.
+    oversized upload is refused before it is all written. Large pieces are hashed on a
+    worker thread (hashlib releases the GIL) while the caller writes them, one piece at a
+    time in order, so hashing and writing overlap instead of adding up.
     """
 
-    __slots__ = ("_sha", "head", "limit", "size")
+    __slots__ = ("_pending", "_sha", "head", "limit", "size")
 
     def __init__(self, limit: int | None = None) -> None:
         self._sha = hashlib.sha256()
+        self._pending: Future[None] | None = None
         self.size = 0
         self.head = b""
         self.limit = limit
@@ -465,13 +473,22 @@ class Digest:
         self.size += len(piece)
         if self.limit is not None and self.size > self.limit:
             raise invalid("file_too_large", f"the file is larger than {self.limit} bytes",
-                                  field="size")
-        self._sha.update(piece)
+                          field="size")
         if len(self.head) < SNIFF_BYTES:
             self.head = (self.head + piece[:SNIFF_BYTES])[:SNIFF_BYTES]
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        if len(piece) >= PARALLEL_HASH_FROM:
+            self._pending = _HASHERS.submit(self._sha.update, piece)
+        else:
+            self._sha.update(piece)
 
     def hexdigest(self) -> str:
         """SHA-256 hex of what passed."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
         return self._sha.hexdigest()
 
 

@@ -8,8 +8,10 @@ caller asks whether it is there.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -67,6 +69,7 @@ def _arguments(options: dict[str, str]) -> dict[str, Any]:
 
 
 _SESSIONS: dict[tuple[str, str], Any] = {}
+_WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="persisty-s3")
 _LOCK = threading.Lock()
 
 
@@ -129,6 +132,14 @@ class AsyncS3Client:
         finally:
             body.close()
 
+    def spawn(self, work: Callable[..., Awaitable[Any]], *args: Any) -> asyncio.Future[Any]:
+        """Start ``work(*args)`` in the background (a task); :meth:`wait` for its result."""
+        return asyncio.ensure_future(work(*args))
+
+    async def wait(self, handle: asyncio.Future[Any]) -> Any:
+        """The result of what :meth:`spawn` started."""
+        return await handle
+
     async def presign(self, operation: str, params: dict[str, Any], expires: int) -> str:
         """A presigned URL for ``operation``."""
         client = await self.client()
@@ -190,6 +201,14 @@ class S3Client:
                 yield piece
         finally:
             body.close()
+
+    def spawn(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Start ``work(*args)`` in the background (a thread); :meth:`wait` for its result."""
+        return _WORKERS.submit(work, *args)
+
+    def wait(self, handle: Future[Any]) -> Any:
+        """The result of what :meth:`spawn` started."""
+        return handle.result()
 
     def presign(self, operation: str, params: dict[str, Any], expires: int) -> str:
         """A presigned URL for ``operation``."""

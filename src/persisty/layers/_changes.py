@@ -27,6 +27,8 @@ class Change:
 
     Example::
 
+        notes = observed(db.store(Note))
+
         @notes.on_update
         def audit(change: Change) -> None:
             print(change.key, change.old.title, "->", change.new.title)
@@ -51,6 +53,7 @@ class HookFailure:
 
     Example::
 
+        notes = observed(db.store(Note))
         for failure in notes.failures:
             print(failure.change.kind, failure.change.key, repr(failure.error))
     """
@@ -65,6 +68,7 @@ class Failures:
 
     Example::
 
+        notes = observed(db.store(Note))
         if notes.failures.total:
             last = list(notes.failures)[-1]
             notes.failures.clear()

@@ -154,8 +154,14 @@ class Policy:
 
         Example::
 
-            mine = secured(db.store(Note), Policy.owner("owner"), Principal("ann"))
-            mine.create(Note(title="x")).owner   # "ann"
+            @stored
+            class Memo:
+                id: UUID = Attr(default_factory=uuid4)
+                owner: str = ""           # a default: the policy sets it on create
+                title: str = ""
+
+            mine = secured(db.store(Memo), Policy.owner("owner"), Principal("ann"))
+            mine.create(Memo(title="x")).owner   # "ann"
         """
 
         def own(p: Principal) -> Filter:

@@ -34,7 +34,11 @@ class Index:
     Example::
 
         @stored(indexes=[Index("owner", "priority"), Index("email", unique=True)])
-        class User: ...
+        class User:
+            id: str
+            owner: str
+            email: str
+            priority: int = 0
     """
 
     attrs: tuple[str, ...]
@@ -63,7 +67,11 @@ class KeyConfig:
     Example::
 
         @stored(key=("owner", "slug"))
-        class Page: ...           # key "ann:home"
+        class Home:
+            owner: str
+            slug: str
+
+        connect("memory://").store(Home).key_of(Home(owner="ann", slug="home"))  # "ann:home"
     """
 
     attrs: tuple[str, ...]

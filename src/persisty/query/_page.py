@@ -32,9 +32,11 @@ class PageKeys:
 
     Example::
 
-        keys = PageKeys(b"secret")
-        token = keys.encode(meta, spec, ("ann", 3))
-        keys.decode(token, meta, spec)     # ("ann", 3)
+        keys = PageKeys(b"a secret of thirty-two bytes or more")
+        meta = meta_of(Note)
+        spec = sort_spec(meta, [+F.owner, -F.priority])   # ties broken by the key: id
+        token = keys.encode(meta, spec, ("ann", 3, n.id))  # the position after item n
+        keys.decode(token, meta, spec)     # ("ann", 3, n.id)
     """
 
     def __init__(self, secret: bytes | str | None = None) -> None:

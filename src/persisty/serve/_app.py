@@ -80,9 +80,17 @@ class Link:
 
     Example::
 
-        app(db, [User, Channel, Message], links=[
-            Link(Message, "channel_id", Channel, back="messages"),   # message.channel
-            Link(Message, "author", User, name="author_user"),
+        @stored
+        class Channel:
+            id: str
+
+        @stored
+        class Post:
+            id: str
+            channel_id: str
+
+        app(db, [Channel, Post], links=[
+            Link(Post, "channel_id", Channel, back="posts"),   # post.channel, channel.posts
         ])
     """
 
@@ -792,7 +800,7 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         from persisty.layers import Policy
 
         db = persisty.aio.connect("sqlite:///notes.db")
-        asgi = app(db, [Note], auth=JWTAuth(secret="s3cret"),
+        asgi = app(db, [Note], auth=JWTAuth(secret="a long random secret of 32+ bytes"),
                    policies={Note: Policy.owner("owner")}, cache_control="private, no-cache")
         # uvicorn module:asgi   or   persisty serve module:asgi
     """

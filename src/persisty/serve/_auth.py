@@ -32,7 +32,7 @@ class JWTAuth:
 
     Example::
 
-        auth = JWTAuth(secret="change-me")
+        auth = JWTAuth(secret="a long random secret of 32+ bytes")
         token = auth.issue("ann", scopes=["user"])      # HS256 only
         app = persisty.serve.app(db, [Note], auth=auth, policies={Note: Policy.owner()})
     """
@@ -109,7 +109,8 @@ class DemoAuthenticator:
     Example::
 
         login = DemoAuthenticator({"ann": ("secret", ["user"]), "root": ("pw", ["admin"])})
-        app = persisty.serve.app(db, [Note], auth=JWTAuth(secret="x"), login=login)
+        auth = JWTAuth(secret="a long random secret of 32+ bytes")
+        app = persisty.serve.app(db, [Note], auth=auth, login=login)
     """
 
     def __init__(self, users: Mapping[str, tuple[str, Iterable[str]]]) -> None:

@@ -275,10 +275,16 @@ class _Builder:
         def fields() -> dict[str, GraphQLInputField]:
             result: dict[str, GraphQLInputField] = {}
 
-            def add(name: str, attr: str, op: Op, t: Any) -> None:
+            def add(name: str, attr: str, op: Op, t: Any, deprecated: str | None = None) -> None:
                 if (name not in result and name not in s.meta.by_name) or name == attr:
-                    result[name] = GraphQLInputField(t)
+                    result[name] = GraphQLInputField(t, deprecation_reason=deprecated)
                     ops[name] = (attr, op)
+
+            def add_op(attr: str, op: Op, t: Any) -> None:
+                # one rule with REST's query string: attribute, two underscores, operator
+                # (owner__ne); the earlier one-underscore names stay accepted
+                add(f"{attr}__{op.value}", attr, op, t)
+                add(f"{attr}_{op.value}", attr, op, t, f"use {attr}__{op.value}")
 
             for a in s.meta.attrs:
                 if not a.readable:
@@ -286,17 +292,17 @@ class _Builder:
                 if a.kind in _SCALARS:
                     t = _KIND_TYPES[a.kind]
                     add(a.name, a.name, Op.EQ, t)
-                    add(f"{a.name}_ne", a.name, Op.NE, t)
-                    add(f"{a.name}_in", a.name, Op.IN, GraphQLList(t))
+                    add_op(a.name, Op.NE, t)
+                    add_op(a.name, Op.IN, GraphQLList(t))
                     if a.kind in _ORDERED:
                         for op in (Op.LT, Op.LTE, Op.GT, Op.GTE):
-                            add(f"{a.name}_{op.value}", a.name, op, t)
+                            add_op(a.name, op, t)
                     if a.kind == "str":
                         for op in _STRING_OPS:
-                            add(f"{a.name}_{op.value}", a.name, op, GraphQLString)
+                            add_op(a.name, op, GraphQLString)
                 elif a.kind == "list" and a.item_kind in _KIND_TYPES:
-                    add(f"{a.name}_contains", a.name, Op.CONTAINS, _KIND_TYPES[a.item_kind])
-                add(f"{a.name}_exists", a.name, Op.EXISTS, GraphQLBoolean)
+                    add_op(a.name, Op.CONTAINS, _KIND_TYPES[a.item_kind])
+                add_op(a.name, Op.EXISTS, GraphQLBoolean)
             me = self.filters[s.name][0]
             result["and"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
             result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))

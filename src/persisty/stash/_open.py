@@ -49,7 +49,8 @@ def _check_name(name: str) -> str:
 
 def entry_type(name: str) -> type[Any]:
     """The ``@stored`` key/value type of the stash ``name`` (store ``stash_<name>``): the
-    key, the encoded value, and when it expires (``None``: never)."""
+    key, the encoded value, and when it expires (``None``: never; an expired entry is
+    invisible on every engine, the contract's expiry)."""
     _check_name(name)
     with _LOCK:
         found = _ENTRIES.get(name)
@@ -59,7 +60,7 @@ def entry_type(name: str) -> type[Any]:
             class StashEntry:
                 key: str
                 value: bytes
-                expires_at: dt.datetime | None = None
+                expires_at: dt.datetime | None = Attr(expires=True, default=None)
 
             StashEntry.__qualname__ = f"StashEntry[{name}]"
             found = _ENTRIES[name] = StashEntry

@@ -118,7 +118,7 @@ class AsyncStore(ABC, Generic[T]):
 
         Example::
 
-            kv.put(Entry(key="theme", value="dark"))   # new or not, now it is this
+            await notes.put(Note(id=n.id, owner="ann", title="Hi"))   # new or not, now it is this
         """
         return await put_through(self, item, if_match)  # type: ignore[no-any-return]
 
@@ -919,6 +919,8 @@ class AsyncDatabase(ABC):
         ``chunk_size``, ``secret`` …).
 
         Example::
+
+            from persisty.files import Limits
 
             avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
         """

@@ -119,7 +119,7 @@ class Store(ABC, Generic[T]):
 
         Example::
 
-            kv.put(Entry(key="theme", value="dark"))   # new or not, now it is this
+            notes.put(Note(id=n.id, owner="ann", title="Hi"))   # new or not, now it is this
         """
         return put_through(self, item, if_match)  # type: ignore[no-any-return]
 
@@ -920,6 +920,8 @@ class Database(ABC):
         ``chunk_size``, ``secret`` …).
 
         Example::
+
+            from persisty.files import Limits
 
             avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
         """

@@ -164,8 +164,8 @@ class Increment:
 
     Example::
 
-        counters.patch("home", {"hits": Increment(1)})        # returns the new item
-        counters.update_all(F.day == today, {"hits": Increment(-1)})
+        notes.patch(key, {"priority": Increment(1)})          # returns the new item
+        notes.update_all(F.owner == "ann", {"priority": Increment(-1)})
     """
 
     by: Any = 1

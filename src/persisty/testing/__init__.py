@@ -14,8 +14,10 @@ from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
 from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
+from persisty.testing._stash_async import AsyncStashConformance
+from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
 __all__ = ["AsyncFileStoreConformance", "AsyncPutExpiryIncrementConformance",
-           "AsyncStoreConformance", "FileStoreConformance", "PutExpiryIncrementConformance",
-           "StoreConformance"]
+           "AsyncStashConformance", "AsyncStoreConformance", "FileStoreConformance",
+           "PutExpiryIncrementConformance", "StashConformance", "StoreConformance"]

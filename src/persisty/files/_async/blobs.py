@@ -54,6 +54,10 @@ class AsyncBlobs(ABC):
     def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of a blob, in pieces (``IntegrityError`` when gone)."""
 
+    async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of a blob at once."""
+        return b"".join([piece async for piece in self.read(blob_id, start, end)])
+
     @abstractmethod
     async def stat(self, blob_id: str) -> int | None:
         """The size of a complete blob, ``None`` when it is not there."""
@@ -114,6 +118,12 @@ class AsyncMemoryBlobs(AsyncBlobs):
             raise IntegrityError(f"blob {blob_id} is missing")
         for at in range(start, end, READ_PIECE):
             yield blob[at:min(end, at + READ_PIECE)]
+
+    async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        blob = self.blobs.get(blob_id)
+        if blob is None:
+            raise IntegrityError(f"blob {blob_id} is missing")
+        return blob[start:end]
 
     async def stat(self, blob_id: str) -> int | None:
         blob = self.blobs.get(blob_id)
@@ -277,6 +287,18 @@ class AsyncDirectoryBlobs(AsyncBlobs):
                     raise IntegrityError(f"blob {blob_id} is short")
                 left -= len(piece)
                 yield piece
+
+    async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        try:
+            f = self._path(blob_id).open("rb", buffering=0)
+        except FileNotFoundError:
+            raise IntegrityError(f"blob {blob_id} is missing") from None
+        with f:
+            f.seek(start)
+            data = f.read(end - start)
+        if len(data) != end - start:
+            raise IntegrityError(f"blob {blob_id} is short")
+        return bytes(data)
 
     async def stat(self, blob_id: str) -> int | None:
         try:

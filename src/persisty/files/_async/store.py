@@ -98,19 +98,18 @@ class AsyncFileReader:
             ...
     """
 
-    def __init__(self, info: FileInfo, start: int, end: int,
-                 stream: AsyncIterator[bytes]) -> None:
+    def __init__(self, info: FileInfo, start: int, end: int, blobs: AsyncBlobs) -> None:
         self.info = info
         self.start = start
         self.end = end
-        self._stream = stream
+        self._blobs = blobs
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream
+        return self._blobs.read(self.info.blob, self.start, self.end)
 
     async def read(self) -> bytes:
         """Every byte of the range."""
-        return b"".join([piece async for piece in self._stream])
+        return await self._blobs.read_all(self.info.blob, self.start, self.end)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -373,7 +372,7 @@ class AsyncFileStore:
         """
         info = await self.info(key)
         s, e = resolve_range(info.size, start, end)
-        return AsyncFileReader(info, s, e, self.blobs.read(info.blob, s, e))
+        return AsyncFileReader(info, s, e, self.blobs)
 
     async def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         """The bytes ``[start, end)`` of a file (see :meth:`open`)."""

@@ -55,6 +55,10 @@ class Blobs(ABC):
     def read(self, blob_id: str, start: int, end: int) -> Iterator[bytes]:
         """The bytes ``[start, end)`` of a blob, in pieces (``IntegrityError`` when gone)."""
 
+    def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        """The bytes ``[start, end)`` of a blob at once."""
+        return b"".join([piece for piece in self.read(blob_id, start, end)])
+
     @abstractmethod
     def stat(self, blob_id: str) -> int | None:
         """The size of a complete blob, ``None`` when it is not there."""
@@ -115,6 +119,12 @@ class MemoryBlobs(Blobs):
             raise IntegrityError(f"blob {blob_id} is missing")
         for at in range(start, end, READ_PIECE):
             yield blob[at:min(end, at + READ_PIECE)]
+
+    def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        blob = self.blobs.get(blob_id)
+        if blob is None:
+            raise IntegrityError(f"blob {blob_id} is missing")
+        return blob[start:end]
 
     def stat(self, blob_id: str) -> int | None:
         blob = self.blobs.get(blob_id)
@@ -278,6 +288,18 @@ class DirectoryBlobs(Blobs):
                     raise IntegrityError(f"blob {blob_id} is short")
                 left -= len(piece)
                 yield piece
+
+    def read_all(self, blob_id: str, start: int, end: int) -> bytes:
+        try:
+            f = self._path(blob_id).open("rb", buffering=0)
+        except FileNotFoundError:
+            raise IntegrityError(f"blob {blob_id} is missing") from None
+        with f:
+            f.seek(start)
+            data = f.read(end - start)
+        if len(data) != end - start:
+            raise IntegrityError(f"blob {blob_id} is short")
+        return bytes(data)
 
     def stat(self, blob_id: str) -> int | None:
         try:

@@ -31,6 +31,7 @@ from persisty.files._sync.blobs import Blobs
 
 SINGLE_PUT = 8 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
+IN_FLIGHT = 2
 MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -67,6 +68,8 @@ class S3Blobs(Blobs):
         buffer = bytearray()
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
+        # one part uploads while the next is read: at most IN_FLIGHT parts in memory
+        flying: list[Any] = []
         try:
             for piece in data:
                 buffer += piece
@@ -79,18 +82,26 @@ class S3Blobs(Blobs):
                         upload_id = str(started["UploadId"])
                     body = bytes(buffer[:PART_SIZE])
                     del buffer[:PART_SIZE]
-                    parts.append(self._part(key, upload_id, len(parts) + 1, body))
+                    if len(flying) >= IN_FLIGHT:
+                        parts.append(self.client.wait(flying.pop(0)))
+                    flying.append(self.client.spawn(self._part, key, upload_id,
+                                                    len(parts) + len(flying) + 1, body))
             if upload_id is None:
                 body = bytes(buffer)
                 self.client.call("put_object", Bucket=self.bucket, Key=key, Body=body,
                                        ChecksumSHA256=_b64sha(body), IfNoneMatch="*")
                 return
+            while flying:
+                parts.append(self.client.wait(flying.pop(0)))
             if buffer or not parts:
                 parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
             self.client.call("complete_multipart_upload", Bucket=self.bucket, Key=key,
                                    UploadId=upload_id, MultipartUpload={"Parts": parts},
                                    IfNoneMatch="*")
-        except Exception as e:
+        except BaseException as e:
+            for handle in flying:
+                with contextlib.suppress(BaseException):
+                    self.client.wait(handle)
             if upload_id is not None:
                 with contextlib.suppress(Exception):
                     self.client.call("abort_multipart_upload", Bucket=self.bucket,

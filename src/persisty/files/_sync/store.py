@@ -99,19 +99,18 @@ class FileReader:
             ...
     """
 
-    def __init__(self, info: FileInfo, start: int, end: int,
-                 stream: Iterator[bytes]) -> None:
+    def __init__(self, info: FileInfo, start: int, end: int, blobs: Blobs) -> None:
         self.info = info
         self.start = start
         self.end = end
-        self._stream = stream
+        self._blobs = blobs
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._stream
+        return self._blobs.read(self.info.blob, self.start, self.end)
 
     def read(self) -> bytes:
         """Every byte of the range."""
-        return b"".join([piece for piece in self._stream])
+        return self._blobs.read_all(self.info.blob, self.start, self.end)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -374,7 +373,7 @@ class FileStore:
         """
         info = self.info(key)
         s, e = resolve_range(info.size, start, end)
-        return FileReader(info, s, e, self.blobs.read(info.blob, s, e))
+        return FileReader(info, s, e, self.blobs)
 
     def read(self, key: str, *, start: int = 0, end: int | None = None) -> bytes:
         """The bytes ``[start, end)`` of a file (see :meth:`open`)."""

@@ -53,9 +53,12 @@ class AsyncSubscription:
 
     Example::
 
+        notes = observed(db.store(Note))
         async with notes.listen() as changes:
+            await notes.create(Note(owner="ann"))
             async for change in changes:
                 print(change.kind, change.key)
+                break
     """
 
     def __init__(self, store: AsyncObservedStore[Any], kinds: Iterable[str] | None,
@@ -133,7 +136,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
 
         @notes.on_update
         async def reindex(change):
-            await search_index.put(change.key, change.new)
+            await search_index.put(change.key, change.new)   # your own index
 
         await notes.patch(key, {"title": "new"})      # reindex runs after the commit
     """
@@ -254,7 +257,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
 
         Example::
 
-            notes = observed(db.store(Note), outbox=True)
+            notes = observed(sql_db.store(Note), outbox=True)   # sql_db: a SQL database
             notes.on_change(reindex)
             await notes.deliver_pending()     # what a crashed process left undelivered
         """

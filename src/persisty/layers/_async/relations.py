@@ -125,8 +125,10 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
         Example::
 
-            for book, author in zip(books, await store.load(books, "author")):
-                ...
+            books = related(db.store(Book), db)
+            page = await books.search()
+            for book, author in zip(page.items, await books.load(page.items, "author")):
+                print(book.title, author.name if author else None)
         """
         r = self._relation(relation)
         target = self.store_for(r.target)

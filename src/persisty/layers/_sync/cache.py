@@ -41,6 +41,7 @@ class CacheStats:
 
     Example::
 
+        notes = cached(db.store(Note))
         notes.stats.hits, notes.stats.misses, notes.stats.hit_ratio
     """
 

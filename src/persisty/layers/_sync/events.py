@@ -54,9 +54,12 @@ class Subscription:
 
     Example::
 
+        notes = observed(db.store(Note))
         with notes.listen() as changes:
+            notes.create(Note(owner="ann"))
             for change in changes:
                 print(change.kind, change.key)
+                break
     """
 
     def __init__(self, store: ObservedStore[Any], kinds: Iterable[str] | None,
@@ -134,7 +137,7 @@ class ObservedStore(WrappedStore[T]):
 
         @notes.on_update
         def reindex(change):
-            search_index.put(change.key, change.new)
+            search_index.put(change.key, change.new)   # your own index
 
         notes.patch(key, {"title": "new"})      # reindex runs after the commit
     """
@@ -255,7 +258,7 @@ class ObservedStore(WrappedStore[T]):
 
         Example::
 
-            notes = observed(db.store(Note), outbox=True)
+            notes = observed(sql_db.store(Note), outbox=True)   # sql_db: a SQL database
             notes.on_change(reindex)
             notes.deliver_pending()     # what a crashed process left undelivered
         """

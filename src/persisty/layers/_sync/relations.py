@@ -126,8 +126,10 @@ class RelatedStore(WrappedStore[T]):
 
         Example::
 
-            for book, author in zip(books, store.load(books, "author")):
-                ...
+            books = related(db.store(Book), db)
+            page = books.search()
+            for book, author in zip(page.items, books.load(page.items, "author")):
+                print(book.title, author.name if author else None)
         """
         r = self._relation(relation)
         target = self.store_for(r.target)

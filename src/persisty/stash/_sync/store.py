@@ -16,58 +16,36 @@ from typing import Any
 
 from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from persisty.model import etag
-from persisty.query import F, Filter
+from persisty.query import F
 from persisty.stash._codec import MISSING, Codec, check_key
 from persisty.stash._open import database_secret, entry_type, open_database, sequence_type
 from persisty.stash._sync.base import Stash
 from persisty.store import Database, Edit, Store
 
-PAGE = 1000
+PAGE = 500
+ATOMIC_LIMIT = 100
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _put(store: Store[Any], item: Any) -> None:
-    """Upsert ``item`` (the contract's ``put`` where the store has it)."""
-    put = getattr(store, "put", None)
-    if put is not None:
-        put(item)
-        return
-    for _ in range(20):
-        try:
-            store.create(item)
-            return
-        except Conflict:
-            pass
-        try:
-            store.update(item)
-            return
-        except NotFound:
-            pass  # deleted in between: create again
-    raise Conflict("the key kept changing while it was written")
-
-
-def _put_edit(item: Any) -> Edit:
-    put = getattr(Edit, "put", None)
-    if put is not None:
-        return put(item)  # type: ignore[no-any-return]
-    return Edit.create(item)
-
-
 def _put_all(store: Store[Any], items: list[Any]) -> None:
-    """Upsert ``items`` in one atomic batch."""
+    """Upsert ``items`` in one atomic batch (in atomic batches of ``ATOMIC_LIMIT``, the
+    last written last, on an engine that bounds its transactions: DynamoDB's is 100)."""
     if not items:
         return
-    if getattr(Edit, "put", None) is None:
-        # until the contract's Edit.put: creates for missing keys, updates for the others
-        found = store.read_batch([store.key_of(i) for i in items])
-        edits = [Edit.create(i) if f is None else Edit.update(i, if_match=etag(f))
-                 for i, f in zip(items, found, strict=True)]
-    else:
-        edits = [_put_edit(i) for i in items]
-    results = store.edit_batch(edits, atomic=True)
+    try:
+        _put_batch(store, items)
+    except ValidationError:
+        if len(items) <= ATOMIC_LIMIT:
+            raise
+        for i in range(0, len(items), ATOMIC_LIMIT):
+            _put_batch(store, items[i:i + ATOMIC_LIMIT])
+
+
+def _put_batch(store: Store[Any], items: list[Any]) -> None:
+    results = store.edit_batch([Edit.put(i) for i in items], atomic=True)
     failed = [r for r in results if not r.ok and r.code != "aborted"]
     if failed:
         raise Conflict(f"the batch was not written: {failed[0].code} "
@@ -123,11 +101,6 @@ class StoreStash(Stash):
         return self.entry(key=check_key(key), value=self.codec.encode(value),
                           expires_at=None if ttl is None else _now() + ttl)
 
-    def _live(self) -> Filter | None:
-        if self.ttl is None:
-            return None
-        return ~(F.expires_at <= _now())
-
     @staticmethod
     def _expired(entry: Any) -> bool:
         return entry.expires_at is not None and entry.expires_at <= _now()
@@ -147,11 +120,11 @@ class StoreStash(Stash):
         return entry is not None and not self._expired(entry)
 
     def dump(self, key: Any, value: Any) -> None:
-        _put(self.store, self._entry(key, value))
+        self.store.put(self._entry(key, value))
 
     def dump_for(self, key: Any, value: Any, ttl: dt.timedelta | None) -> None:
         """``dump`` with its own ``ttl`` (``None``: the stash's)."""
-        _put(self.store, self._entry(key, value, ttl))
+        self.store.put(self._entry(key, value, ttl))
 
     def dump_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         _put_all(self.store, [self._entry(k, v) for k, v in pairs])
@@ -177,13 +150,11 @@ class StoreStash(Stash):
             self.store.delete(check_key(key))
 
     def keys(self, prefix: str | None = None) -> Iterable[Any]:
-        f = self._live()
-        if prefix:
-            f = F.key.startswith(prefix) if f is None else f & F.key.startswith(prefix)
+        f = F.key.startswith(prefix) if prefix else None
         return [e.key for e in self.store.search_all(f, page_size=PAGE)]
 
     def count(self) -> int:
-        return self.store.count(self._live())
+        return self.store.count()
 
     def clear(self) -> None:
         self.store.delete_all(None)
@@ -238,7 +209,7 @@ class StoreItemStash(Stash):
         return self.store.read(check_key(key)) is not None
 
     def dump(self, key: Any, value: Any) -> None:
-        _put(self.store, self._checked(key, value))
+        self.store.put(self._checked(key, value))
 
     def dump_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         _put_all(self.store, [self._checked(k, v) for k, v in pairs])
