@@ -188,7 +188,7 @@ class AsyncStore(ABC, Generic[T]):
 
         Example::
 
-            await sessions.purge_expired()
+            await notes.purge_expired()   # 0: a Note never expires
         """
         return 0
 

@@ -189,7 +189,7 @@ class Store(ABC, Generic[T]):
 
         Example::
 
-            sessions.purge_expired()
+            notes.purge_expired()   # 0: a Note never expires
         """
         return 0
 
