@@ -3,11 +3,12 @@
 Example::
 
     import persisty.aio
-    db = persisty.aio.connect("memory://")
-    notes = db.store(Note)
-    n = await notes.create(Note(owner="ann", title="Hello"))
-    async for note in notes.search_all(F.owner == "ann"):
-        ...
+
+    async with persisty.aio.connect("sqlite:///notes.db") as db:   # closed on the way out
+        notes = db.store(Note)
+        n = await notes.create(Note(owner="ann", title="Hello"))
+        async for note in notes.search_all(F.owner == "ann"):
+            print(note.title)
 """
 
 from persisty._connect import connect_async as connect

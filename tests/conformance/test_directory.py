@@ -10,14 +10,17 @@ import persisty
 import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncDatabaseLifecycleConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    DatabaseLifecycleConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestDirectory(StoreConformance, PutExpiryIncrementConformance):
+class TestDirectory(StoreConformance, PutExpiryIncrementConformance,
+             DatabaseLifecycleConformance):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path
@@ -26,7 +29,8 @@ class TestDirectory(StoreConformance, PutExpiryIncrementConformance):
         return persisty.connect(f"file://{self.root}", namespace=namespace)
 
 
-class TestDirectoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class TestDirectoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
+             AsyncDatabaseLifecycleConformance):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path

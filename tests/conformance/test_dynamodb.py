@@ -13,8 +13,10 @@ import persisty.aio
 from persisty.backends.dynamodb import AsyncDynamoDatabase, DynamoDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncDatabaseLifecycleConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    DatabaseLifecycleConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -36,7 +38,8 @@ SYNC_OPTIONS = {"segments": 1}
 ASYNC_OPTIONS = {"segments": 2}
 
 
-class TestDynamo(StoreConformance, PutExpiryIncrementConformance):
+class TestDynamo(StoreConformance, PutExpiryIncrementConformance,
+             DatabaseLifecycleConformance):
     # 8 workers x 10 if_match increments (fewer than the default 25): moto
     # answers one request at a time in ~10 ms and 8-way contention costs ~16 requests per
     # increment (8 x 25 took 60-70 s per run here; 8 x 200 would take many minutes)
@@ -51,7 +54,8 @@ class TestDynamo(StoreConformance, PutExpiryIncrementConformance):
         database.drop()
 
 
-class TestDynamoAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class TestDynamoAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
+             AsyncDatabaseLifecycleConformance):
     concurrency_increments = 10
     increment_rounds = 10
 

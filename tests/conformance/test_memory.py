@@ -6,18 +6,22 @@ import persisty
 import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncDatabaseLifecycleConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    DatabaseLifecycleConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestMemory(StoreConformance, PutExpiryIncrementConformance):
+class TestMemory(StoreConformance, PutExpiryIncrementConformance,
+             DatabaseLifecycleConformance):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect("memory://", namespace=namespace)
 
 
-class TestMemoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class TestMemoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
+             AsyncDatabaseLifecycleConformance):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect("memory://", namespace=namespace)

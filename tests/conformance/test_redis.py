@@ -10,14 +10,17 @@ import persisty.aio
 from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncDatabaseLifecycleConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    DatabaseLifecycleConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestRedis(StoreConformance, PutExpiryIncrementConformance):
+class TestRedis(StoreConformance, PutExpiryIncrementConformance,
+             DatabaseLifecycleConformance):
     concurrency_increments = 200  # 8 workers x 200 if_match increments = exactly 1,600
 
     def open_database(self, namespace: str) -> Database:
@@ -28,7 +31,8 @@ class TestRedis(StoreConformance, PutExpiryIncrementConformance):
         database.drop()
 
 
-class TestRedisAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class TestRedisAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
+             AsyncDatabaseLifecycleConformance):
     concurrency_increments = 200
 
     async def open_database(self, namespace: str) -> AsyncDatabase:

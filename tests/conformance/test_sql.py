@@ -15,8 +15,10 @@ import persisty.aio
 from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncDatabaseLifecycleConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    DatabaseLifecycleConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -25,7 +27,8 @@ _DIR = Path(tempfile.mkdtemp(prefix="persisty-sql-"))
 SQLITE_FILE_URL = f"sqlite:///{_DIR / 'conformance.db'}"
 
 
-class _Sync(StoreConformance, PutExpiryIncrementConformance):
+class _Sync(StoreConformance, PutExpiryIncrementConformance,
+             DatabaseLifecycleConformance):
     url = ""
     concurrency_increments = 200
 
@@ -37,7 +40,8 @@ class _Sync(StoreConformance, PutExpiryIncrementConformance):
         database.drop_tables()
 
 
-class _Async(AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class _Async(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
+             AsyncDatabaseLifecycleConformance):
     url = ""
     concurrency_increments = 200
 

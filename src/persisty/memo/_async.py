@@ -99,6 +99,10 @@ async def through_store(stash: AsyncStash, leases: AsyncStash, text: str,
         lease = {"owner": uuid.uuid4().hex, "until": time.time() + lease_seconds}
         if await leases.add(lease_key, lease):
             try:
+                # the previous holder stores its value before it frees the lease: look again
+                value = await read_entry(stash, text)
+                if value is not MISSING:
+                    return value
                 value = await compute()
                 await write_entry(stash, text, value, ttl)
                 return value
@@ -119,7 +123,7 @@ async def compute_entry(spec: Any, work: Any, key: Any, call: Callable[[], Any])
     if value is MISSING:
         stashes = spec.open_stash_async()
         if stashes is not None:
-            value = await through_store(stashes[0], stashes[1], spec.keys.text(key), call,
+            value = await through_store(stashes[0], stashes[1], spec.store_key(key), call,
                                         spec.ttl, spec.lease_seconds)
         else:
             value = await call()

@@ -325,8 +325,7 @@ class _Spec:
         self.max_items = options.max_items
         self.mkdir = options.mkdir
         self.lease_seconds = options.lease_seconds
-        self.hits = 0
-        self.misses = 0
+        self.counts = [0, 0]  # hits, misses (a list: the hot path adds to it cheaply)
         self.works: weakref.WeakSet[PersistedWork] = weakref.WeakSet()
         self.side = _SideWorks()
         self.flights: Any = AsyncFlights() if self.is_async else Flights()
@@ -355,8 +354,10 @@ class _Spec:
                 stash_cls: Any = StoreStash if sync else AsyncStoreStash
                 base: Any = Stash if sync else AsyncStash
                 db: Any = Database if sync else AsyncDatabase
-                if isinstance(store, base):
+                if isinstance(store, base) and not isinstance(store, stash_cls):
                     self._stashes = (store, store)
+                elif isinstance(store, base):
+                    self._stashes = (store, stash_cls(store.database, store.name + "_l"))
                 elif isinstance(store, (str, db)):
                     name = stash_name(self.fn)
                     value_type: Any = tuple.__class_getitem__((_return_type(self.fn), float | None))
@@ -373,6 +374,15 @@ class _Spec:
                                           f"{'Database' if sync else 'AsyncDatabase'} or a "
                                           f"{'Stash' if sync else 'AsyncStash'}", field="store")
         return self._stashes
+
+    def store_key(self, key: Any) -> str:
+        """The key of a call in the store: in a stash the caller gave (which other functions
+        may share) prefixed by the function's name."""
+        text = self.keys.text(key)
+        stashes = self._stashes
+        if stashes is not None and not isinstance(stashes[0], (StoreStash, AsyncStoreStash)):
+            return f"{stash_name(self.fn)}:{text}"
+        return text
 
     def open_stash(self) -> tuple[Any, Any] | None:
         return self._store_stashes(True)
@@ -443,9 +453,9 @@ class _Spec:
                           kwargs: dict[str, Any]) -> Any:
         value = work._memory_get(self, key)
         if value is not MISSING:
-            self.hits += 1
+            self.counts[0] += 1
             return value
-        self.misses += 1
+        self.counts[1] += 1
         return self.flights.run(
             (id(work), key), lambda: work._memory_get(self, key),
             lambda: compute_entry(self, work, key, lambda: self.fn(*args, **kwargs)))
@@ -454,9 +464,9 @@ class _Spec:
                                       kwargs: dict[str, Any]) -> Any:
         value = work._memory_get(self, key)
         if value is not MISSING:
-            self.hits += 1
+            self.counts[0] += 1
             return value
-        self.misses += 1
+        self.counts[1] += 1
         return await self.flights.run(
             (id(work), key), lambda: work._memory_get(self, key),
             lambda: compute_entry_async(self, work, key, lambda: self.fn(*args, **kwargs)))
@@ -466,13 +476,13 @@ class _Spec:
 
     def info(self) -> CacheInfo:
         size = sum(len(w._values) for w in self.all_works())
-        return CacheInfo(self.hits, self.misses, size, self.max_items)
+        return CacheInfo(self.counts[0], self.counts[1], size, self.max_items)
 
     def clear(self) -> None:
         for work in self.all_works():
             work.clear()
         self.clear_store()
-        self.hits = self.misses = 0
+        self.counts[:] = [0, 0]
 
 
 class persisted:  # zensols spells it in lower case
@@ -589,31 +599,40 @@ class persisted:  # zensols spells it in lower case
                 if plain:
                     value = work._values.get(key, MISSING)
                     if value is not MISSING:
-                        spec.hits += 1
+                        spec.counts[0] += 1
                         return value
                 return await lookup(work, key, args, kwargs)
 
             wrapper: Any = async_wrapper
         else:
-            values_of_function = None if method else function_work._values
+            counts = spec.counts
+            missing = MISSING
+            if not method and plain and positional >= 0:
+                # a function called with every argument by position: its arguments are its key
+                get = function_work._values.get
 
-            @functools.wraps(fn)
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                if values_of_function is not None and plain and not kwargs:
-                    try:
-                        value = values_of_function.get(args, MISSING)
-                    except TypeError:
-                        value = MISSING
-                    if value is not MISSING:
-                        spec.hits += 1
-                        return value
-                work, key = resolve(args, kwargs)
-                if plain:
-                    value = work._values.get(key, MISSING)
-                    if value is not MISSING:
-                        spec.hits += 1
-                        return value
-                return lookup(work, key, args, kwargs)
+                @functools.wraps(fn)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    if not kwargs:
+                        try:
+                            value = get(args, missing)
+                        except TypeError:
+                            value = missing
+                        if value is not missing:
+                            counts[0] += 1
+                            return value
+                    work, key = resolve(args, kwargs)
+                    return lookup(work, key, args, kwargs)
+            else:
+                @functools.wraps(fn)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    work, key = resolve(args, kwargs)
+                    if plain:
+                        value = work._values.get(key, missing)
+                        if value is not missing:
+                            counts[0] += 1
+                            return value
+                    return lookup(work, key, args, kwargs)
 
             wrapper = sync_wrapper
 

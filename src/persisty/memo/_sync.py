@@ -99,6 +99,10 @@ def through_store(stash: Stash, leases: Stash, text: str,
         lease = {"owner": uuid.uuid4().hex, "until": time.time() + lease_seconds}
         if leases.add(lease_key, lease):
             try:
+                # the previous holder stores its value before it frees the lease: look again
+                value = read_entry(stash, text)
+                if value is not MISSING:
+                    return value
                 value = compute()
                 write_entry(stash, text, value, ttl)
                 return value
@@ -119,7 +123,7 @@ def compute_entry(spec: Any, work: Any, key: Any, call: Callable[[], Any]) -> An
     if value is MISSING:
         stashes = spec.open_stash()
         if stashes is not None:
-            value = through_store(stashes[0], stashes[1], spec.keys.text(key), call,
+            value = through_store(stashes[0], stashes[1], spec.store_key(key), call,
                                         spec.ttl, spec.lease_seconds)
         else:
             value = call()

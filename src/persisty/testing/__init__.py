@@ -14,10 +14,21 @@ from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
 from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
+from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
+from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
 from persisty.testing._stash_async import AsyncStashConformance
 from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
-__all__ = ["AsyncFileStoreConformance", "AsyncPutExpiryIncrementConformance",
-           "AsyncStashConformance", "AsyncStoreConformance", "FileStoreConformance",
-           "PutExpiryIncrementConformance", "StashConformance", "StoreConformance"]
+__all__ = [
+    "AsyncDatabaseLifecycleConformance",
+    "AsyncFileStoreConformance",
+    "AsyncPutExpiryIncrementConformance",
+    "AsyncStashConformance",
+    "AsyncStoreConformance",
+    "DatabaseLifecycleConformance",
+    "FileStoreConformance",
+    "PutExpiryIncrementConformance",
+    "StashConformance",
+    "StoreConformance",
+]

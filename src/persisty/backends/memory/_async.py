@@ -14,7 +14,7 @@ from persisty.store import AsyncDatabase, AsyncStore, AsyncStoreBase, Key, Write
 
 class AsyncMemoryStore(AsyncStoreBase[Any]):
     """A Store over a :class:`MemoryTable`; every filter runs natively (in Python), with
-    declared indexes used for equality and range lookups."""
+    declared indexes used for equality, range and ordered lookups and counts."""
 
     def __init__(self, meta: StoreMeta, pages: PageKeys, table: MemoryTable) -> None:
         super().__init__(meta, pages)
@@ -40,9 +40,7 @@ class AsyncMemoryStore(AsyncStoreBase[Any]):
         return self.table.next_sequence(attr)
 
     def _describe(self, native: Filter, spec: Sort) -> str:
-        used = [a for a in self.table.eq if a in repr(native)]
-        how = f"index on {', '.join(used)}" if used else "scan"
-        return f"memory {how}; filter {native!r} evaluated in process"
+        return self.table.describe(native, spec)
 
 
 class AsyncMemoryDatabase(AsyncDatabase):

@@ -15,7 +15,7 @@ from persisty.store import Database, Key, Store, StoreBase, WriteOp
 
 class MemoryStore(StoreBase[Any]):
     """A Store over a :class:`MemoryTable`; every filter runs natively (in Python), with
-    declared indexes used for equality and range lookups."""
+    declared indexes used for equality, range and ordered lookups and counts."""
 
     def __init__(self, meta: StoreMeta, pages: PageKeys, table: MemoryTable) -> None:
         super().__init__(meta, pages)
@@ -41,9 +41,7 @@ class MemoryStore(StoreBase[Any]):
         return self.table.next_sequence(attr)
 
     def _describe(self, native: Filter, spec: Sort) -> str:
-        used = [a for a in self.table.eq if a in repr(native)]
-        how = f"index on {', '.join(used)}" if used else "scan"
-        return f"memory {how}; filter {native!r} evaluated in process"
+        return self.table.describe(native, spec)
 
 
 class MemoryDatabase(Database):
