@@ -220,6 +220,35 @@ def migrate(
         db.close()
 
 
+@cli.command("import-rstore")
+def import_rstore(
+    dsn: Annotated[str, typer.Argument(help="rstore DSN: sqlite://FILE, postgresql://…, "
+                                            "redis://…")],
+    url: Annotated[str, typer.Argument(help="persisty database URL to import into")],
+    namespace: Annotated[str, typer.Option(help="the rstore namespace")] = "default",
+    to_namespace: Annotated[str | None, typer.Option(
+        help="the persisty.kv namespace (default: the same)")] = None,
+    trust_pickle: Annotated[bool, typer.Option(
+        "--trust-pickle", help="unpickle rstore's values (runs code named by the data)")
+    ] = False,
+) -> None:
+    """Copy an rstore namespace (pairs, time series, event sequences) into persisty.kv."""
+    from persisty.kv._import import import_rstore as run
+
+    try:
+        with _progress() as bar:
+            task = bar.add_task("import-rstore", total=None)
+            counts = run(dsn, url, namespace=namespace, to_namespace=to_namespace,
+                         trust_pickle=trust_pickle,
+                         total=lambda n: bar.update(task, total=n),
+                         progress=lambda n: bar.advance(task, n))
+    except PersistyError as e:
+        console.print(f"[red]error:[/red] {e.message}")
+        raise typer.Exit(1) from None
+    console.print(f"imported {counts['pairs']} pair(s), {counts['points']} point(s), "
+                  f"{counts['events']} event(s)")
+
+
 def main() -> None:
     """Run the command line (the console script is :func:`persisty.__main__.main`)."""
     cli()

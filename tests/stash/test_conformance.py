@@ -85,5 +85,5 @@ class TestCacheOverStoreAsync(AsyncStashConformance):
 
 class TestStackedDelegates(StashConformance):
     def open_stash(self) -> Stash:
-        return SortedStash(ProtectiveStash(DelegateStash(LRUCacheStash(DictionaryStash(),
-                                                                       maxsize=5000))))
+        return SortedStash(ProtectiveStash(DelegateStash(LRUCacheStash(5000,
+                                                                       DictionaryStash()))))

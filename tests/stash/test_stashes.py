@@ -152,7 +152,7 @@ def test_cache_stash_does_not_cache_misses() -> None:
 
 def test_lru_every_read_counts_as_a_use() -> None:
     backing = Counting({k: k for k in "abc"})
-    stash = LRUCacheStash(backing, maxsize=2)
+    stash = LRUCacheStash(2, backing)
     stash.get("a"), stash.get("b")
     stash.get("a")  # a is now the most recent: c evicts b
     stash.get("c")
@@ -289,3 +289,51 @@ def test_increment_key_directory_processes_never_collide(tmp_path: Path) -> None
     keys = [k for r in results for k in r]
     assert len(set(keys)) == 60
     assert len(IncrementKeyDirectoryStash(tmp_path, name="run")) == 60
+
+
+def test_lru_alone_as_in_zensols() -> None:
+    from collections import OrderedDict
+
+    def check(stash: LRUCacheStash) -> None:
+        assert type(stash.data) is OrderedDict and len(stash.data) == 0
+        stash.dump("a", 1)
+        assert tuple(stash.keys()) == ("a",) and tuple(stash.values()) == (1,)
+        assert stash["a"] == 1 and stash.load("a") == 1
+        with pytest.raises(KeyError, match=r"^'b'"):
+            stash["b"]
+        stash.dump("b", 2)
+        assert sorted(stash.keys()) == ["a", "b"] and stash.load("a") == 1
+        assert stash.load("b") == 2
+        stash.dump("c", 3)
+        assert len(stash.data) == 2 and sorted(stash.keys()) == ["b", "c"]
+        assert stash["c"] == 3 and stash.get("a") is None
+        with pytest.raises(KeyError, match=r"^'a'"):
+            stash["a"]
+
+    stash = LRUCacheStash(2)
+    check(stash)
+    stash.clear()
+    check(stash)
+
+
+def test_preemptive_as_in_zensols() -> None:
+    class Range(ReadOnlyStash):
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n, self.keyed, self.loaded = n, False, False
+
+        def load(self, name):
+            self.loaded = True
+            return name if self.exists(name) else None
+
+        def keys(self):
+            self.keyed = True
+            return range(self.n)
+
+        def exists(self, name):
+            return int(name) < self.n
+
+    rs = Range(3)
+    pe = PreemptiveStash(rs)
+    assert pe.has_data and rs.keyed and not rs.loaded
+    assert tuple(pe) == ((0, 0), (1, 1), (2, 2)) and rs.loaded

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from persisty.backends.sql._schema import (
     TableSchema,
+    _json_text,
+    _json_texts,
     _sqlite_datetime,
     _sqlite_datetimes,
     etag_of,
@@ -118,3 +120,12 @@ def test_sqlite_datetimes_equal_sqlite_datetime_each(values: list[dt.datetime | 
 @given(st.lists(st.binary(max_size=40), max_size=8))
 def test_etags_of_equal_etag_of_each(raws: list[bytes]) -> None:
     assert etags_of(raws) == [etag_of(r) for r in raws]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.text(max_size=4), max_size=3),
+                          st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
+                max_size=20), st.booleans())
+def test_json_texts_equal_json_text_each(values: list[Any], optional: bool) -> None:
+    want = [None if v is None and optional else _json_text(v) for v in values]
+    assert _json_texts(values, optional) == want

@@ -14,6 +14,8 @@ from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
 from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
 from persisty.testing._files_sync import FileStoreConformance
+from persisty.testing._kv_async import AsyncKVConformance
+from persisty.testing._kv_sync import KVConformance
 from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
 from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
 from persisty.testing._stash_async import AsyncStashConformance
@@ -23,11 +25,13 @@ from persisty.testing._sync import StoreConformance
 __all__ = [
     "AsyncDatabaseLifecycleConformance",
     "AsyncFileStoreConformance",
+    "AsyncKVConformance",
     "AsyncPutExpiryIncrementConformance",
     "AsyncStashConformance",
     "AsyncStoreConformance",
     "DatabaseLifecycleConformance",
     "FileStoreConformance",
+    "KVConformance",
     "PutExpiryIncrementConformance",
     "StashConformance",
     "StoreConformance",

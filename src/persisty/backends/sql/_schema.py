@@ -111,6 +111,19 @@ def _json_text(v: Any) -> str:
     return msgspec.json.encode(v).decode()
 
 
+_JSON_LINES = msgspec.json.Encoder()
+
+
+def _json_texts(values: list[Any], optional: bool) -> list[Any]:
+    """:func:`_json_text` of each value (``None`` kept when ``optional``) in one encoder
+    call and one split (JSON never holds a raw newline)."""
+    if optional and any(v is None for v in values):
+        return [None if v is None else _json_text(v) for v in values]
+    texts = _JSON_LINES.encode_lines(values).decode().split("\n")
+    texts.pop()
+    return texts
+
+
 def _enum_value(v: Any) -> Any:
     return v.value if isinstance(v, enum.Enum) else v
 
@@ -399,6 +412,8 @@ class TableSchema:
                 columns.append(values)
             elif conv is _sqlite_datetime:
                 columns.append(_sqlite_datetimes(list(values)))
+            elif conv is _json_text:
+                columns.append(_json_texts(list(values), c.attr.optional))
             elif c.attr.optional:
                 columns.append([v if v is None else conv(v) for v in values])
             else:

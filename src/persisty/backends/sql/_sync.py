@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
+import itertools
+import operator
 import os
 import queue  # noqa: F401, RUF100 - the sync twin's pool
 import secrets
@@ -210,6 +212,9 @@ class MysqlDriver(Driver):
 
     def close(self, conn: Any) -> None:
         conn.close()
+
+
+_KIND = operator.attrgetter("kind")
 
 
 # ---- a pool of driver connections ---------------------------------------------------------------
@@ -735,8 +740,10 @@ class SqlStore(StoreBase[Any]):
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
+        # (type and kind checked by C-level maps: this runs once per item of a bulk load)
         if not (atomic and len(edits) > 1 and not self.meta.sequence_attrs
-                and all(isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits)):
+                and set(map(type, edits)) == {Edit}
+                and set(map(_KIND, edits)) == {EditKind.CREATE}):
             return super().edit_batch(edits, atomic)
         # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
         # item, a taken key) falls back to the general path, which names the culprit
@@ -760,7 +767,7 @@ class SqlStore(StoreBase[Any]):
                 self.db._commit(conn)
         except (Conflict, ValidationError):
             return super().edit_batch(edits, atomic)
-        return [EditResult(e, True, None, n) for e, n in zip(edits, news, strict=True)]
+        return list(map(EditResult, edits, itertools.repeat(True), itertools.repeat(None), news))
 
     def delete_all(self, filter: Filter | None) -> int:
         if self._outbox is not None:  # item by item, so each change has its outbox row

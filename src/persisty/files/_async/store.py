@@ -150,6 +150,8 @@ class AsyncFileStore:
         self.catalog = catalog
         self.uploads = uploads
         self.blobs = blobs
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError("limits is a persisty.files.Limits", field="limits")
         self.limits = limits or Limits()
         self.base_url = (base_url or f"/files/{name}").rstrip("/")
         self.clock = clock or now_utc
@@ -310,9 +312,16 @@ class AsyncFileStore:
         info = await self.info(src)
         dst = check_key(dst, "dst")
         await self._precheck(dst, None, if_none_match)
-        return await self._switch(dst, info.blob, info.size, info.content_type, info.etag,
-                                  filename=info.filename, metadata=dict(info.metadata),
-                                  owner=info.owner, if_match=None, if_none_match=if_none_match)
+        copied = await self._switch(dst, info.blob, info.size, info.content_type, info.etag,
+                                    filename=info.filename, metadata=dict(info.metadata),
+                                    owner=info.owner, if_match=None,
+                                    if_none_match=if_none_match)
+        if not await self.blobs.exists(info.blob):
+            # the source was deleted (and its blob released) while we copied it
+            with contextlib.suppress(NotFound, PreconditionFailed):
+                await self.catalog.delete(copied.id, if_match=etag(copied))
+            raise NotFound(f"no file {src!r}", field="src")
+        return copied
 
     async def move(self, src: str, dst: str, *, if_none_match: str | None = None) -> FileInfo:
         """Rename ``src`` to ``dst`` (a copy, then the delete of ``src`` if unchanged)."""

@@ -151,6 +151,8 @@ class FileStore:
         self.catalog = catalog
         self.uploads = uploads
         self.blobs = blobs
+        if limits is not None and not isinstance(limits, Limits):
+            raise ValidationError("limits is a persisty.files.Limits", field="limits")
         self.limits = limits or Limits()
         self.base_url = (base_url or f"/files/{name}").rstrip("/")
         self.clock = clock or now_utc
@@ -311,9 +313,16 @@ class FileStore:
         info = self.info(src)
         dst = check_key(dst, "dst")
         self._precheck(dst, None, if_none_match)
-        return self._switch(dst, info.blob, info.size, info.content_type, info.etag,
-                                  filename=info.filename, metadata=dict(info.metadata),
-                                  owner=info.owner, if_match=None, if_none_match=if_none_match)
+        copied = self._switch(dst, info.blob, info.size, info.content_type, info.etag,
+                                    filename=info.filename, metadata=dict(info.metadata),
+                                    owner=info.owner, if_match=None,
+                                    if_none_match=if_none_match)
+        if not self.blobs.exists(info.blob):
+            # the source was deleted (and its blob released) while we copied it
+            with contextlib.suppress(NotFound, PreconditionFailed):
+                self.catalog.delete(copied.id, if_match=etag(copied))
+            raise NotFound(f"no file {src!r}", field="src")
+        return copied
 
     def move(self, src: str, dst: str, *, if_none_match: str | None = None) -> FileInfo:
         """Rename ``src`` to ``dst`` (a copy, then the delete of ``src`` if unchanged)."""

@@ -311,20 +311,31 @@ class AsyncCacheStash(AsyncDelegateStash):
 
 
 class AsyncLRUCacheStash(AsyncCacheStash):
-    """A :class:`AsyncCacheStash` that keeps the ``maxsize`` most recently used values;
-    every read (``get``, ``load``, ``[]``, ``exists``) counts as a use.
+    """The ``maxsize`` most recently used values (zensols' ``LRUCacheStash(maxsize)``: an
+    ``OrderedDict`` in ``data``); over a ``delegate`` it is a :class:`AsyncCacheStash` that
+    keeps only those. Every read (``get``, ``load``, ``[]``, ``exists``) counts as a use.
 
     Example::
 
-        stash = AsyncLRUCacheStash(AsyncStoreStash(db, "pages"), maxsize=1000)
+        lru = AsyncLRUCacheStash(2)
+        pages = AsyncLRUCacheStash(1000, AsyncDirectoryStash(Path("pages")))
     """
 
-    def __init__(self, delegate: AsyncStash, maxsize: int = 128) -> None:
-        if maxsize < 1:
+    def __init__(self, maxsize: Any = 128, delegate: AsyncStash | None = None) -> None:
+        if isinstance(maxsize, AsyncStash) and delegate is None:  # LRUCacheStash(delegate)
+            maxsize, delegate = 128, maxsize
+        if not isinstance(maxsize, int) or maxsize < 1:
             raise ValidationError("maxsize is at least 1", field="maxsize")
         self.lru: OrderedDict[Any, Any] = OrderedDict()
-        super().__init__(delegate, AsyncDictionaryStash(self.lru))
+        cache = AsyncDictionaryStash(self.lru)
+        # without a delegate the LRU dict is the whole stash: an evicted key is gone
+        super().__init__(cache if delegate is None else delegate, cache)
         self.maxsize = maxsize
+
+    @property
+    def data(self) -> OrderedDict[Any, Any]:
+        """The values held, least recently used first."""
+        return self.lru
 
     def _used(self, key: Any) -> None:
         if key in self.lru:

@@ -1,0 +1,173 @@
+"""persisty.kv against rstore (when installed: pip install rlib-store) and the raw driver
+doing the same, in one run, on SQLite, PostgreSQL and Redis. Prints ops/s and ratios.
+
+    .venv/bin/python benchmarks/bench_kv.py --n 50000 --points 100000 --events 10000
+
+Phases: set and get (n keys, one at a time), has and len (at n keys), extend (one call of
+``points`` points), range (1,000 points), apply (1,000 events), current (after ``events``
+events). rstore's Redis time series and events use a redis-py 2 API (``zadd(name, member,
+score)``) that redis-py 5 refuses, so only its key/value phases run there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import persisty
+from persisty.kv import EventLog, KeyValue, TimeSeries
+
+try:
+    import rstore
+except ImportError:  # pragma: no cover - optional peer library
+    rstore = None
+
+PG = os.environ.get("PERSISTY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("PERSISTY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def timed(fn: Callable[[], Any], ops: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return ops / (time.perf_counter() - start)
+
+
+def bench_persisty(url: str, n: int, points: int, events: int) -> dict[str, float]:
+    ns = "b" + uuid.uuid4().hex[:8]
+    db = persisty.connect(url, namespace=ns)
+    kv, ts, log = KeyValue(db), TimeSeries(db), EventLog(db)
+    keys = [f"key{i}" for i in range(n)]
+    r: dict[str, float] = {}
+    r["set"] = timed(lambda: [kv.set(k, i) for i, k in enumerate(keys)], n)
+    r["get"] = timed(lambda: [kv.get(k) for k in keys], n)
+    r["has"] = timed(lambda: [kv.has(k) for k in keys[:1000]], 1000)
+    r["len"] = timed(lambda: [len(kv) for _ in range(20)], 20)
+    data = [(t, "abcdefg") for t in range(points)]
+    r["extend"] = timed(lambda: ts.extend("s", *data), points)
+    r["range"] = timed(lambda: [ts.range("s", 5000, n=1000) for _ in range(10)], 10)
+    r["apply"] = timed(lambda: [log.apply("e", {"n": i}) for i in range(1000)], 1000)
+    for i in range(events - 1000):
+        log.apply("e", {"n": (operator.add, 1)} if i else {"n": i})
+    r["current"] = timed(lambda: [log.current("e") for _ in range(20)], 20)
+    for name in ("drop_tables", "drop"):
+        if hasattr(db, name):
+            getattr(db, name)()
+            break
+    db.close()
+    return r
+
+
+def bench_rstore(dsn: str, n: int, points: int, events: int, kv_only: bool
+                 ) -> dict[str, float]:
+    assert rstore is not None
+    ns = "b" + uuid.uuid4().hex[:8]
+    r: dict[str, float] = {}
+    with rstore.Store(dsn, namespace=ns, frozen=False) as s:
+        keys = [f"key{i}" for i in range(n)]
+        r["set"] = timed(lambda: [s.set(k, i) for i, k in enumerate(keys)], n)
+        r["get"] = timed(lambda: [s.get(k) for k in keys], n)
+        r["has"] = timed(lambda: [s.has(k) for k in keys[:20]], 20)
+        r["len"] = timed(lambda: [len(s) for _ in range(5)], 5)
+        if not kv_only:
+            data = [(t, "abcdefg") for t in range(points)]
+            r["extend"] = timed(lambda: s.extend("s", *data), points)
+            r["range"] = timed(lambda: [s.range("s", 5000, n=1000) for _ in range(10)], 10)
+            r["apply"] = timed(lambda: [s.apply("e", {"n": i}, t=i + 1)
+                                        for i in range(1000)], 1000)
+            for i in range(1000, events):
+                s.apply("e", {"n": (operator.add, 1)}, t=i + 1)
+            r["current"] = timed(lambda: [s.current("e") for _ in range(3)], 3)
+        s.discard()
+    return r
+
+
+def bench_raw_sqlite(path: str, n: int) -> dict[str, float]:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+    keys = [f"key{i}" for i in range(n)]
+
+    def put() -> None:
+        for i, k in enumerate(keys):
+            conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, str(i)))
+            conn.commit()
+
+    r = {"set": timed(put, n),
+         "get": timed(lambda: [conn.execute("SELECT v FROM kv WHERE k = ?", (k,)).fetchone()
+                               for k in keys], n)}
+    conn.close()
+    return r
+
+
+def bench_raw_redis(n: int) -> dict[str, float]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    prefix = "rawkv" + uuid.uuid4().hex[:6] + ":"
+    keys = [prefix + f"key{i}" for i in range(n)]
+    r = {"set": timed(lambda: [client.set(k, str(i)) for i, k in enumerate(keys)], n),
+         "get": timed(lambda: [client.get(k) for k in keys], n)}
+    for start in range(0, n, 1000):
+        client.delete(*keys[start:start + 1000])
+    client.close()
+    return r
+
+
+PHASES = ("set", "get", "has", "len", "extend", "range", "apply", "current")
+
+
+def report(engine: str, mine: dict[str, float], peers: dict[str, dict[str, float]]) -> None:
+    print(f"\n## {engine}\n")
+    names = list(peers)
+    print("| phase | persisty ops/s | " + " | ".join(f"{p} ops/s | ÷ {p}" for p in names) + " |")
+    print("|---|---:|" + "---:|---:|" * len(names))
+    for phase in PHASES:
+        if phase not in mine:
+            continue
+        row = [f"{mine[phase]:,.0f}"]
+        for p in names:
+            other = peers[p].get(phase)
+            row += ["-", "-"] if other is None else [f"{other:,.0f}", f"{mine[phase] / other:.2f}x"]
+        print(f"| {phase} | " + " | ".join(row) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--engines", default="sqlite,postgresql,redis")
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench-kv-")
+    for engine in args.engines.split(","):
+        peers: dict[str, dict[str, float]] = {}
+        if engine == "sqlite":
+            mine = bench_persisty(f"sqlite:///{tmp}/persisty.db", args.n, args.points,
+                                  args.events)
+            if rstore is not None:
+                peers["rstore"] = bench_rstore(f"sqlite://{tmp}/rstore.store", args.n,
+                                               args.points, args.events, False)
+            peers["raw sqlite3"] = bench_raw_sqlite(f"{tmp}/raw.db", args.n)
+        elif engine == "postgresql":
+            mine = bench_persisty(PG, args.n, args.points, args.events)
+            if rstore is not None:
+                try:
+                    peers["rstore"] = bench_rstore(PG, args.n, args.points, args.events, False)
+                except Exception as e:  # psycopg2 missing
+                    print(f"rstore on PostgreSQL: {e}")
+        else:
+            mine = bench_persisty(REDIS, args.n, args.points, args.events)
+            if rstore is not None:
+                peers["rstore"] = bench_rstore(REDIS, args.n, args.points, args.events, True)
+            peers["raw redis-py"] = bench_raw_redis(args.n)
+        report(engine, mine, peers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The kv conformance suite (persisty.testing) on every backend, sync and async, against
+the real engines on 127.0.0.1 (DynamoDB on moto_server)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
+
+import persisty
+import persisty.aio
+from persisty.store import AsyncDatabase, Database
+from persisty.testing import AsyncKVConformance, KVConformance
+
+_DIR = Path(tempfile.mkdtemp(prefix="persisty-kv-"))
+SQLITE_URL = f"sqlite:///{_DIR / 'kv.db'}"
+FILE_URL = f"file://{_DIR / 'files'}"
+
+
+def dynamodb_url() -> str:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not endpoint:
+        pytest.fail("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
+                    "`source scripts/services` first (it starts moto_server)")
+    return os.environ.get("PERSISTY_TEST_DYNAMODB") or (
+        f"dynamodb://?region=us-east-1&endpoint_url={endpoint}")
+
+
+class _Sync(KVConformance):
+    url = ""
+    shared = True
+    # until the contract's native Increment: increments are conditional writes, retried
+    incr_processes = 2
+    incr_each = 25
+
+    def target(self) -> str:
+        return self.url
+
+    def open_database(self, namespace: str) -> Database:
+        return persisty.connect(self.target(), namespace=namespace)
+
+    def process_url(self) -> str | None:
+        return self.target() if self.shared else None
+
+    def drop(self, database: Database) -> None:
+        for name in ("drop_tables", "drop"):
+            if hasattr(database, name):
+                getattr(database, name)()
+                return
+        super().drop(database)
+
+
+class _Async(AsyncKVConformance):
+    url = ""
+    shared = True
+    incr_processes = 2
+    incr_each = 25
+
+    def target(self) -> str:
+        return self.url
+
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        return persisty.aio.connect(self.target(), namespace=namespace)
+
+    def process_url(self) -> str | None:
+        return self.target() if self.shared else None
+
+    async def drop(self, database: AsyncDatabase) -> None:
+        for name in ("drop_tables", "drop"):
+            if hasattr(database, name):
+                await getattr(database, name)()
+                return
+        await super().drop(database)
+
+
+class TestMemory(_Sync):
+    url = "memory://"
+    shared = False
+
+
+class TestMemoryAsync(_Async):
+    url = "memory://"
+    shared = False
+
+
+class TestFile(_Sync):
+    url = FILE_URL
+    incr_processes = 2
+    incr_each = 25
+    crash_points = 2_000
+
+
+class TestFileAsync(_Async):
+    url = FILE_URL
+    incr_processes = 2
+    incr_each = 25
+    crash_points = 2_000
+
+
+class TestSqlite(_Sync):
+    url = SQLITE_URL
+
+
+class TestSqliteAsync(_Async):
+    url = SQLITE_URL
+
+
+class TestPostgres(_Sync):
+    url = POSTGRES_URL
+
+
+class TestPostgresAsync(_Async):
+    url = POSTGRES_URL
+
+
+class TestMariaDB(_Sync):
+    url = MYSQL_URL
+
+
+class TestMariaDBAsync(_Async):
+    url = MYSQL_URL
+
+
+class TestRedis(_Sync):
+    url = REDIS_URL
+
+
+class TestRedisAsync(_Async):
+    url = REDIS_URL
+
+
+class TestDynamo(_Sync):
+    # moto answers one request at a time (~10 ms): fewer increments, a smaller crash
+    incr_workers = 4
+    incr_processes = 2
+    incr_each = 5
+    local_incr_each = 5
+    crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
+    apply_count = 50
+
+    def target(self) -> str:
+        return dynamodb_url()
+
+
+class TestDynamoAsync(_Async):
+    incr_workers = 4
+    incr_processes = 2
+    incr_each = 5
+    local_incr_each = 5
+    crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
+    apply_count = 50
+
+    def target(self) -> str:
+        return dynamodb_url()
