@@ -440,9 +440,8 @@ class TableSchema:
         if self.dialect.name == "mysql" or limit is None:
             return f"DELETE FROM {self.quoted} WHERE {exp} <= {ph}{bound}"
         keys = ", ".join(c.quoted for c in self.key_cols)
-        if len(self.key_cols) > 1:
-            keys = f"({keys})"
-        return (f"DELETE FROM {self.quoted} WHERE {keys} IN (SELECT {keys} FROM {self.quoted} "
+        lhs = f"({keys})" if len(self.key_cols) > 1 else keys
+        return (f"DELETE FROM {self.quoted} WHERE {lhs} IN (SELECT {keys} FROM {self.quoted} "
                 f"WHERE {exp} <= {ph}{bound})")
 
     def patch_sql(self, names: tuple[str, ...], conditional: bool) -> str:
