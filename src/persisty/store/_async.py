@@ -664,8 +664,10 @@ class AsyncStoreBase(AsyncStore[T]):
 
         Example::
 
-            results = await notes.restore(items_read_from_a_backup)
-            assert all(r.ok for r in results)
+            note = await notes.create(Note(owner="ann", title="Hi"))
+            await notes.delete(notes.key_of(note))
+            results = await notes.restore([note])      # e.g. from a backup
+            assert results[0].ok and await notes.read(notes.key_of(note)) == note
         """
         meta = self.meta
         results: list[EditResult[T] | None] = [None] * len(items)

@@ -665,8 +665,10 @@ class StoreBase(Store[T]):
 
         Example::
 
-            results = notes.restore(items_read_from_a_backup)
-            assert all(r.ok for r in results)
+            note = notes.create(Note(owner="ann", title="Hi"))
+            notes.delete(notes.key_of(note))
+            results = notes.restore([note])      # e.g. from a backup
+            assert results[0].ok and notes.read(notes.key_of(note)) == note
         """
         meta = self.meta
         results: list[EditResult[T] | None] = [None] * len(items)
