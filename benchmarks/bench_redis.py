@@ -17,12 +17,10 @@ own key prefixes, and deletes them at the end.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +33,8 @@ from workload import (
     BenchItem,
     Contender,
     PersistyContender,
-    Result,
     median_table,
-    operations,
+    run_interleaved,
     table,
 )
 
@@ -133,61 +130,6 @@ def persisty_contender() -> PersistyContender:
         db.close()
 
     return PersistyContender("persisty redis", lambda: db.store(BenchItem), close)
-
-
-def run_interleaved(contenders: Sequence[Contender], n: int, seed: int,
-                    rounds: int) -> list[Result]:
-    """The standard workload (same data and operations as ``workload.run_one``), with the
-    contenders taking turns slice by slice inside every phase, so that load from other jobs
-    on the machine hits both alike. Repeatable phases run ``rounds`` times; the best is kept.
-    """
-    w = operations(n, seed)
-    rows, reads, updates, owners, deletes = w.rows, w.reads, w.updates, w.owners, w.deletes
-    batches = w.batches
-
-    def slices(ops: Sequence[Any], size: int) -> list[Sequence[Any]]:
-        return [ops[i:i + size] for i in range(0, len(ops), size)]
-
-    phases: list[tuple[str, list[Sequence[Any]], Callable[[Contender, Any], Any], int, int]] = [
-        ("bulk_create", slices(rows, 1000), lambda c, part: c.bulk_create(part), n, 1),
-        ("read", slices(reads, 500), lambda c, part: [c.read(k) for k in part],
-         len(reads), rounds),
-        ("read_batch", slices(batches, 10), lambda c, part: [c.read_batch(b) for b in part],
-         len(reads), rounds),
-        ("update", slices(updates, 250), lambda c, part: [c.update(r) for r in part],
-         len(updates), rounds),
-        ("patch", slices(w.patches, 250), lambda c, part: [c.patch(r) for r in part],
-         len(w.patches), rounds),
-        ("search", slices(owners, 50), lambda c, part: [c.search(o) for o in part],
-         len(owners), rounds),
-        ("count", slices(owners, 50), lambda c, part: [c.count(o) for o in part],
-         len(owners), rounds),
-        ("delete", slices(deletes, 250), lambda c, part: [c.delete(k) for k in part],
-         len(deletes), 1),
-    ]
-    results = [Result(c.name, baseline=c.baseline) for c in contenders]
-    for c in contenders:
-        c.setup()
-    try:
-        for name, parts, fn, count, times in phases:
-            print(f"  {name} …", flush=True)
-            for _ in range(times):
-                spent = [0.0] * len(contenders)
-                gc.collect()
-                for i, part in enumerate(parts):
-                    order = list(range(len(contenders)))
-                    if i % 2:
-                        order.reverse()
-                    for j in order:
-                        start = time.perf_counter()
-                        fn(contenders[j], part)
-                        spent[j] += time.perf_counter() - start
-                for r, t in zip(results, spent, strict=True):
-                    r.ops[name] = max(r.ops.get(name, 0.0), count / t)
-    finally:
-        for c in contenders:
-            c.teardown()
-    return results
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ Two groups in one run, each with its own baseline:
   SQLAlchemy 2 ORM over psycopg.
 
     .venv/bin/python benchmarks/bench_sql.py [--n 50000] [--only sqlite|postgresql]
-        [--repeat 3] [--runs 3] [--without orm tuples]
+        [--repeat 3] [--runs 3] [--without orm tuples] [--interleaved]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from workload import (
     PersistyContender,
     Result,
     median_table,
+    run_interleaved,
     run_one,
     table,
 )
@@ -343,7 +344,13 @@ def runs_of(contenders: Sequence[Contender], args: Any) -> None:
     for i in range(args.runs):
         if args.runs > 1:
             print(f"-- run {i + 1}/{args.runs}")
-        every.append(best_of(contenders, args.n, args.seed, args.repeat))
+        if args.interleaved:
+            got = run_interleaved(contenders, args.n, args.seed, args.repeat)
+            print()
+            print(table(got))
+            every.append(got)
+        else:
+            every.append(best_of(contenders, args.n, args.seed, args.repeat))
     if args.runs > 1:
         print()
         print(median_table(every))
@@ -359,6 +366,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="rounds; each phase keeps its best")
     p.add_argument("--runs", type=int, default=1,
                    help="independent runs; with several, a median table with the spread")
+    p.add_argument("--interleaved", action="store_true",
+                   help="contenders take turns slice by slice inside every phase (for a "
+                        "loaded machine); --repeat rounds of the repeatable phases")
     p.add_argument("--without", nargs="*", choices=["orm", "tuples"], default=[],
                    help="leave out the SQLAlchemy ORM and/or the raw-tuples contenders")
     args = p.parse_args()

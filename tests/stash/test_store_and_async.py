@@ -20,6 +20,7 @@ from persisty.stash import (
     AsyncFactoryStash,
     AsyncIncrementKeyStash,
     AsyncLRUCacheStash,
+    AsyncMultiProcessStash,
     AsyncOneShotFactoryStash,
     AsyncReadOnlyStash,
     AsyncStoreStash,
@@ -111,3 +112,11 @@ async def test_async_stacks() -> None:
     keys = await asyncio.gather(*(inc.dump(i) for i in range(10)))
     assert len(set(keys)) == 10
     await base.close()
+
+
+async def test_async_multi_process_populate() -> None:
+    stash = AsyncMultiProcessStash(AsyncDictionaryStash({"1": -1}))
+    keys = [str(i) for i in range(1, 8)]
+    assert await stash.populate(int, keys, workers=2, chunk_size=2) == 6  # "1" was there
+    assert await stash.get("7") == 7 and await stash.get("1") == -1
+    assert await stash.populate(int, keys) == 0

@@ -32,7 +32,7 @@ from persisty.stash._async.stacked import (
 )
 from persisty.stash._async.store import AsyncShelveStash, AsyncStoreItemStash, AsyncStoreStash
 from persisty.stash._codec import Codec
-from persisty.stash._multi import MultiProcessStash
+from persisty.stash._multi import AsyncMultiProcessStash, MultiProcessStash
 from persisty.stash._protocol import StashedError
 from persisty.stash._sync.backing import DictionaryStash, DirectoryStash
 from persisty.stash._sync.base import DelegateStash, ReadOnlyStash, Stash
@@ -64,6 +64,7 @@ __all__ = [
     "AsyncKeyLimitStash",
     "AsyncKeySubsetStash",
     "AsyncLRUCacheStash",
+    "AsyncMultiProcessStash",
     "AsyncOneShotFactoryStash",
     "AsyncPreemptiveStash",
     "AsyncPrimeableStash",

@@ -699,6 +699,53 @@ class AsyncStoreBase(AsyncStore[T]):
                 results.append(EditResult(e, True, None, item))
         return results
 
+    async def restore(self, items: Sequence[Any], *, replace: bool = False
+                      ) -> list[EditResult[T]]:
+        """Write ``items`` exactly as given: generated values (``created``/``updated``
+        timestamps, sequences) are kept, not stamped anew, so every item keeps its etag;
+        what ``persisty import`` does with an export. Each item is validated and written on
+        its own (not atomically); an existing key is a ``conflict`` unless ``replace``.
+
+        Example::
+
+            note = await notes.create(Note(owner="ann", title="Hi"))
+            await notes.delete(notes.key_of(note))
+            results = await notes.restore([note])      # e.g. from a backup
+            assert results[0].ok and await notes.read(notes.key_of(note)) == note
+        """
+        meta = self.meta
+        results: list[EditResult[T] | None] = [None] * len(items)
+        inserts: list[tuple[int, Insert]] = []
+        for i, item in enumerate(items):
+            try:
+                new = meta.validate(item)
+            except PersistyError as e:
+                results[i] = EditResult(Edit.create(item), False, e.code, None, e.message,
+                                        e.field)
+                continue
+            inserts.append((i, Insert(meta.key_values(new), new, etag(new))))
+        errors = await self._commit([op for _, op in inserts], False) if inserts else []
+        again: list[tuple[int, Insert, PersistyError]] = []
+        for (i, op), err in zip(inserts, errors, strict=True):
+            if err is None:
+                results[i] = EditResult(Edit.create(op.item), True, None, op.item)
+            elif replace and isinstance(err, Conflict):
+                again.append((i, op, err))
+            else:
+                results[i] = EditResult(Edit.create(op.item), False, err.code, None,
+                                        err.message, err.field)
+        if again:
+            replaced = await self._commit([Replace(op.key, op.item, op.etag)
+                                           for _, op, _ in again], False)
+            for (i, op, first), err in zip(again, replaced, strict=True):
+                if err is None:
+                    results[i] = EditResult(Edit.update(op.item), True, None, op.item)
+                else:  # not there: the conflict was on a unique index, not the key
+                    failure = first if isinstance(err, NotFound) else err
+                    results[i] = EditResult(Edit.update(op.item), False, failure.code, None,
+                                            failure.message, failure.field)
+        return [r for r in results if r is not None]
+
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         changes = check_changes(self.meta, changes)
         f = validate_filter(filter, self.meta)
@@ -890,7 +937,8 @@ class AsyncDatabase(ABC):
                                   "(at most 40)", field="namespace")
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+                              namespace=namespace, database=url)
         self._stores: dict[type[Any], AsyncStore[Any]] = {}
         self.clock = Clock()
         """The clock every store of this database reads (timestamps, expiry); tests set
@@ -931,6 +979,44 @@ class AsyncDatabase(ABC):
     async def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""
         return []
+
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Remove the store of ``cls`` and everything the engine keeps for it (items,
+        indexes, sequence counters, tables, files, meta records); without ``cls``, every
+        store of this database's namespace. A store used afterwards starts empty.
+
+        Backends override this to leave nothing behind; this default deletes the items of
+        the stores opened so far.
+
+        Example::
+
+            await db.drop(Note)   # one store
+            await db.drop()       # the whole namespace
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        for store in stores:
+            await store.delete_all(None)
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """What the engine holds for the store of ``cls`` (without ``cls``, for this
+        database's namespace): the names of its keys, tables, files or records. Empty after
+        :meth:`drop`; what the conformance suite checks drop with.
+
+        Backends override this to look at the engine itself; this default names the stores
+        opened so far that hold items.
+
+        Example::
+
+            await db.drop(Note)
+            assert await db.footprint(Note) == []
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        found = []
+        for store in stores:
+            n = await store.count()
+            if n:
+                found.append(f"{store.meta.name}: {n} item(s)")
+        return found
 
     async def close(self) -> None:  # noqa: B027 - nothing to release for most backends
         """Release connections; the database is unusable afterwards."""

@@ -20,7 +20,7 @@ from persisty.backends.redis._keys import (
 from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
 from persisty.errors import Conflict, PersistyError, PreconditionFailed
-from persisty.model import StoreMeta, etag
+from persisty.model import StoreMeta, etag, meta_of
 from persisty.query import (
     ALL,
     NONE,
@@ -488,19 +488,45 @@ class AsyncRedisDatabase(AsyncDatabase):
                 done += await store._prepare()
         return done
 
-    async def drop(self) -> int:
-        """Delete every key of this database's namespace (all its stores); return how many.
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Delete every key of the store of ``cls`` (items, indexes, layout version,
+        sequence counters); without ``cls``, every key of this database's namespace.
 
         Example::
 
-            await db.drop()
+            await db.drop(Note)   # one store
+            await db.drop()       # the namespace
         """
-        pattern = namespace_pattern(self.prefix, self.namespace)
-        total = 0
+        if cls is None:
+            pattern = namespace_pattern(self.prefix, self.namespace)
+            stores = list(self._stores.values())
+        else:
+            store = self.store(cls)
+            pattern = base_name(self.prefix, self.namespace, store.meta.name).encode() + b"*"
+            stores = [store]
         with translate():
+            batch: list[bytes] = []
             async for name in self.client.scan_iter(match=pattern, count=CHUNK):
-                total += int(await self.client.unlink(name))
-        return total
+                batch.append(name)
+                if len(batch) >= CHUNK:
+                    await self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                await self.client.unlink(*batch)
+        for s in stores:
+            if isinstance(s, AsyncRedisStore):
+                s._ready = False
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The keys of the store of ``cls`` (without ``cls``, of the namespace)."""
+        if cls is None:
+            pattern = namespace_pattern(self.prefix, self.namespace)
+        else:
+            name = meta_of(cls).name
+            pattern = base_name(self.prefix, self.namespace, name).encode() + b"*"
+        with translate():
+            return sorted([k.decode(errors="replace") async for k in
+                           self.client.scan_iter(match=pattern, count=CHUNK)])
 
     async def close(self) -> None:
         """Close the connection pool."""

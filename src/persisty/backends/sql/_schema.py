@@ -844,6 +844,17 @@ def meta_insert_sql(dialect: Dialect) -> str:
     return f"INSERT INTO {t} (name, value) VALUES ({ph}, {ph}) ON CONFLICT (name) DO NOTHING"
 
 
+def meta_add_sql(dialect: Dialect) -> str:
+    """Insert ``(name, value)`` (a duplicate name is a unique violation)."""
+    ph = dialect.ph
+    return f"INSERT INTO {dialect.quote(META_TABLE)} (name, value) VALUES ({ph}, {ph})"
+
+
+def meta_delete_sql(dialect: Dialect) -> str:
+    """Delete one name."""
+    return f"DELETE FROM {dialect.quote(META_TABLE)} WHERE name = {dialect.ph}"
+
+
 def meta_get_sql(dialect: Dialect) -> str:
     """The value of one name."""
     return f"SELECT value FROM {dialect.quote(META_TABLE)} WHERE name = {dialect.ph}"
@@ -944,6 +955,12 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
     where = f"{schema.meta.name}: " if schema is not None else ""
     if isinstance(e, OverflowError):
         return ValidationError(f"{where}a number is out of range", field=None)
+    if isinstance(e, ValueError | TypeError | ArithmeticError | UnicodeError) and (
+        type(e).__module__ in ("builtins", "decimal")
+    ):
+        # raised converting a parameter, before the engine saw the statement: the value
+        # is at fault, never the connection
+        return ValidationError(f"{where}a value cannot be stored: {e}", field=None)
     if dialect.name == "sqlite":
         if name == "IntegrityError":
             if "UNIQUE" in text or "PRIMARY KEY" in text:
@@ -963,7 +980,7 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
         if sqlstate == "23505":
             field = _field_in(text, schema)
             return Conflict(f"{where}already exists (unique {field or 'key'})", field=field)
-        if sqlstate.startswith("22") or sqlstate.startswith("23"):
+        if sqlstate.startswith(("22", "23", "54")):  # data, integrity, too large
             return ValidationError(f"{where}{text.splitlines()[0]}",
                                    field=_field_in(text, schema))
         if name in ("DataError",):

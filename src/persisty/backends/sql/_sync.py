@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from persisty.backends.sql._schema import (
     DOC,
     ETAG,
+    META_TABLE,
     OUTBOX_TABLE,
     Dialect,
     OutboxSchema,
@@ -40,8 +41,9 @@ from persisty.backends.sql._schema import (
     classify,
     introspect_sql,
     make_dialect,
+    meta_add_sql,
+    meta_delete_sql,
     meta_get_sql,
-    meta_insert_sql,
     meta_table_sql,
     parse_url,
     plan_table,
@@ -1010,11 +1012,12 @@ class SqlDatabase(Database):
             self.pool.discard(conn)
             return e
         err = classify(self.dialect, e, schema)
-        if err is None or isinstance(err, Unavailable):
+        if (err is None or isinstance(err, Unavailable)) and not self.sql_url.memory:
             self.pool.discard(conn)
             return err or Unavailable(f"{self.dialect.name}: {e}")
+        # an in-memory SQLite database lives in its one connection: never throw it away
         self.pool.give_back(conn)
-        return err
+        return err or Unavailable(f"{self.dialect.name}: {e}")
 
     def _run(self, conn: Any, sql: str, params: Sequence[Any],
                    schema: TableSchema | None = None) -> int:
@@ -1068,24 +1071,45 @@ class SqlDatabase(Database):
     # ---- schema -------------------------------------------------------------------------------
 
     def _setup(self) -> None:
-        """The meta table and the page-key secret every process of this database shares."""
+        """The meta table and the page-key secret every process of this database shares.
+
+        What exists is looked up first and only what is missing is created: MariaDB answers
+        ``IF NOT EXISTS`` and ``INSERT IGNORE`` on existing things with notes, which the
+        async driver prints and fetches with an extra ``SHOW WARNINGS`` round trip."""
         if self._setup_done:
             return
         with self._connection() as conn:
-            self.driver.run(conn, meta_table_sql(self.dialect))
+            if not self._exists(conn, META_TABLE):
+                self.driver.run(conn, meta_table_sql(self.dialect))
             if self.dialect.name == "postgresql":
                 icu = self.driver.fetch(
                     conn, "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'", ())
                 if not icu:  # a server built without ICU: the database's own lower()
                     self.dialect.lower_fn = 'lower({} COLLATE "default") COLLATE "C"'
             if self._own_secret:
-                self.driver.run(conn, meta_insert_sql(self.dialect),
-                                      ("secret", os.urandom(32).hex()))
                 rows = self.driver.fetch(conn, meta_get_sql(self.dialect), ("secret",))
+                if not rows:
+                    try:
+                        self.driver.run(conn, meta_add_sql(self.dialect),
+                                              ("secret", os.urandom(32).hex()))
+                    except Exception as e:  # another process stored its secret first
+                        if not isinstance(classify(self.dialect, e), Conflict):
+                            raise
+                    rows = self.driver.fetch(conn, meta_get_sql(self.dialect),
+                                                   ("secret",))
                 self._auto_pages._secret = bytes.fromhex(rows[0][0])
         self._setup_done = True
 
+    def _exists(self, conn: Any, table: str) -> bool:
+        return bool(self.driver.fetch(conn, introspect_sql(self.dialect)[0], (table,)))
+
+    def _index_names(self, conn: Any, table: str) -> set[str]:
+        rows = self.driver.fetch(conn, introspect_sql(self.dialect)[1], (table,))
+        return {str(r[0]).lower() for r in rows}
+
     def _ensure_table(self, schema: TableSchema) -> None:
+        """Create the store's table and indexes when missing. A table that lacks columns is
+        refused (``migrate``) before anything is created for it."""
         if schema.name in self._tables_ready:
             return
         with self._lock:
@@ -1093,20 +1117,33 @@ class SqlDatabase(Database):
                 return
             self._setup()
             with self._connection(schema) as conn:
-                for sql in schema.create_sql():
+                cur_cols = self._columns(conn, schema)
+                if not cur_cols:
                     try:
-                        self.driver.run(conn, sql)
+                        self.driver.run(conn, schema.create_sql()[0])
                     except Exception as e:  # another process created it at the same time
                         if not self._table_exists(conn, schema):
                             raise Unavailable(f"cannot create {schema.name}: {e}") from e
-                cur_cols = self._columns(conn, schema)
-            missing = [c for c in schema.expected_columns()
-                       if c.lower() not in {k.lower() for k in cur_cols}]
-            if missing:
-                raise Unavailable(
-                    f"table {schema.name} lacks column(s) {', '.join(missing)}: "
-                    "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                    cur_cols = self._columns(conn, schema)
+                missing = [c for c in schema.expected_columns()
+                           if c.lower() not in {k.lower() for k in cur_cols}]
+                if missing:
+                    raise Unavailable(
+                        f"table {schema.name} lacks column(s) {', '.join(missing)}: "
+                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                have = self._index_names(conn, schema.name)
+                for ix in schema.indexes:
+                    if str(ix.name).lower() not in have:
+                        self._create_index(conn, schema.index_sql(ix), schema.name,
+                                                 str(ix.name))
             self._tables_ready.add(schema.name)
+
+    def _create_index(self, conn: Any, sql: str, table: str, name: str) -> None:
+        try:
+            self.driver.run(conn, sql)
+        except Exception as e:  # another process created it at the same time
+            if name.lower() not in self._index_names(conn, table):
+                raise Unavailable(f"cannot create index {name}: {e}") from e
 
     def _ensure_outbox(self) -> None:
         if OUTBOX_TABLE in self._tables_ready:
@@ -1116,14 +1153,16 @@ class SqlDatabase(Database):
                 return
             self._setup()
             with self._connection() as conn:
-                for sql in self.outbox_schema.create_sql():
+                table_sql, index_sql = self.outbox_schema.create_sql()
+                if not self._exists(conn, OUTBOX_TABLE):
                     try:
-                        self.driver.run(conn, sql)
+                        self.driver.run(conn, table_sql)
                     except Exception as e:  # another process created it at the same time
-                        rows = self.driver.fetch(conn, introspect_sql(self.dialect)[0],
-                                                       (OUTBOX_TABLE,))
-                        if not rows:
+                        if not self._exists(conn, OUTBOX_TABLE):
                             raise Unavailable(f"cannot create {OUTBOX_TABLE}: {e}") from e
+                name = str(self.outbox_schema.index.name)
+                if name.lower() not in self._index_names(conn, OUTBOX_TABLE):
+                    self._create_index(conn, index_sql, OUTBOX_TABLE, name)
             self._tables_ready.add(OUTBOX_TABLE)
 
     def _columns(self, conn: Any, schema: TableSchema) -> dict[str, str]:
@@ -1169,17 +1208,67 @@ class SqlDatabase(Database):
             if isinstance(store, SqlStore):
                 store._ready = False
 
-    def drop_tables(self) -> None:
-        """Drop the tables of every store opened so far (their data is gone), and their
-        changes waiting in the outbox."""
+    def drop(self, cls: type[Any] | None = None) -> None:
+        """Drop the table of the store of ``cls`` with its sequence counters and its
+        changes waiting in the outbox; without ``cls``, those of every store opened so far.
+
+        Example::
+
+            db.drop(Note)
+        """
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, SqlStore)
+            schemas = [store.schema]
+        else:
+            schemas = list(self.schemas.values())
+        counters = [(f"seq:{schema.name}:{attr}",) for schema in schemas
+                    for attr in schema.meta.sequence_attrs]
         with self._connection() as conn:
-            for schema in self.schemas.values():
-                self.driver.run(conn, schema.drop_sql())
-            if OUTBOX_TABLE in self._tables_ready:
+            for schema in schemas:
+                if self._table_exists(conn, schema):  # no DROP IF EXISTS notes
+                    self.driver.run(conn, schema.drop_sql())
+            if counters and self._exists(conn, META_TABLE):
+                self.driver.run_many(conn, meta_delete_sql(self.dialect), counters)
+            if OUTBOX_TABLE in self._tables_ready or self._exists(conn, OUTBOX_TABLE):
                 self.driver.run_many(conn, self.outbox_schema.sql_delete_store,
-                                           [(name,) for name in self.schemas])
-        self._tables_ready.clear()
+                                           [(schema.name,) for schema in schemas])
+        for schema in schemas:
+            self._tables_ready.discard(schema.name)
         self._forget_tables()
+
+    def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The table of the store of ``cls`` (without ``cls``, of every store opened so
+        far) if it exists, its sequence counters in ``persisty_meta`` and its changes in the
+        outbox."""
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, SqlStore)
+            schemas = [store.schema]
+        else:
+            schemas = list(self.schemas.values())
+        found: list[str] = []
+        with self._connection() as conn:
+            outbox = self._exists(conn, OUTBOX_TABLE)
+            counters = self._exists(conn, META_TABLE)
+            for schema in schemas:
+                if self._table_exists(conn, schema):
+                    found.append(f"table {schema.name}")
+                for attr in schema.meta.sequence_attrs if counters else ():
+                    name = f"seq:{schema.name}:{attr}"
+                    if self.driver.fetch(conn, meta_get_sql(self.dialect), (name,)):
+                        found.append(f"{META_TABLE} row {name}")
+                if outbox:
+                    rows = self.driver.fetch(conn, self.outbox_schema.sql_count,
+                                                   (schema.name,))
+                    if rows and int(rows[0][0]):
+                        found.append(f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of "
+                                     f"{schema.name}")
+        return found
+
+    def drop_tables(self) -> None:
+        """:meth:`drop` of every store opened so far (kept for existing callers)."""
+        self.drop()
 
     def close(self) -> None:
         """Close every pooled connection."""

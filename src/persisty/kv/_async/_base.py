@@ -30,9 +30,18 @@ async def put_items(store: AsyncStore[Any], items: Sequence[Any],
         return
     if not items:
         return
-    for _ in range(100):
+    keys = [store.key_of(i) for i in items]
+    for attempt in range(100):
+        # new items go as creates, which backends write in bulk; one created meanwhile
+        # makes the batch fail as a conflict and the next attempt puts everything
+        if attempt == 0 and len(items) > 1:
+            found = await store.read_batch(keys)
+            edits = [Edit.create(i) if f is None else Edit.put(i)
+                     for i, f in zip(items, found, strict=True)]
+        else:
+            edits = [Edit.put(i) for i in items]
         try:
-            results = await store.edit_batch([Edit.put(i) for i in items], atomic=True)
+            results = await store.edit_batch(edits, atomic=True)
         except Unavailable as e:
             if retryable(e):
                 continue
@@ -40,6 +49,8 @@ async def put_items(store: AsyncStore[Any], items: Sequence[Any],
         failed = [r for r in results if not r.ok and r.code != "aborted"]
         if not failed:
             return
+        if failed[0].code == "conflict" and attempt == 0:
+            continue
         raise_result(failed[0])
     raise Conflict("too many concurrent changes; try again")
 
