@@ -65,6 +65,8 @@ OrderArg = Iterable[Order | str] | Order | str | None
 
 DEFAULT_LIMIT = 100
 MAX_RETRIES = 100
+PURGE_EVERY = 100
+PURGE_LIMIT = 100
 
 
 class Store(ABC, Generic[T]):
@@ -177,6 +179,20 @@ class Store(ABC, Generic[T]):
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
         """Which part of ``filter`` (and ``order``) runs on the engine, which in Python."""
 
+    def purge_expired(self, limit: int | None = None) -> int:
+        """Delete (at most ``limit``) expired items now; return how many were deleted.
+
+        Expired items are invisible already; this frees their storage. Engines that expire
+        items themselves (Redis, DynamoDB) do it natively; on the others every 100th write
+        of an expiring store purges up to 100. A store without ``Attr(expires=True)``
+        has nothing to purge.
+
+        Example::
+
+            notes.purge_expired()   # 0: a Note never expires
+        """
+        return 0
+
 
 class StoreBase(Store[T]):
     """The Store logic every backend shares; a backend implements the ``_`` hooks only.
@@ -198,6 +214,10 @@ class StoreBase(Store[T]):
         self.pages = pages
         self.clock = clock or Clock()
         self.default_limit = default_limit
+        self.retries = 0
+        self._writes = 0
+        """How often a write was tried again because the item changed between the read and
+        the conditional write (native atomic paths never need to)."""
 
     # ---- hooks --------------------------------------------------------------------------
 
@@ -278,6 +298,26 @@ class StoreBase(Store[T]):
         err = (self._commit([op], True))[0]
         if err is not None:
             raise err
+        if self.meta.expires is not None and not self.reclaims_natively:
+            self._writes += 1
+            if self._writes >= PURGE_EVERY:  # the storage of expired items, a bit at a time
+                self._writes = 0
+                self.purge_expired(PURGE_LIMIT)
+
+    reclaims_natively = False
+    """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
+    ``PURGE_EVERY`` writes of an expiring store purge up to ``PURGE_LIMIT`` of them."""
+
+    def purge_expired(self, limit: int | None = None) -> int:
+        name = self.meta.expires
+        if name is None:
+            return 0
+        f = validate_filter(F[name] <= self.clock(), self.meta)
+        found = self._collect(f, sort_spec(self.meta, None), None, limit)
+        ops: list[WriteOp] = [Remove(self.meta.key_values(i), etag(i), i) for i in found]
+        if not ops:
+            return 0
+        return sum(1 for err in self._commit(ops, False) if err is None)
 
     # ---- the contract -------------------------------------------------------------------
 
@@ -333,6 +373,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             except NotFound:
                 continue  # deleted since we read it: create it
@@ -365,6 +406,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue  # changed since we read it: check the precondition again
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -384,6 +426,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -404,6 +447,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return
         raise Conflict("too many concurrent changes; try again")
@@ -665,8 +709,10 @@ class StoreBase(Store[T]):
 
         Example::
 
-            results = notes.restore(items_read_from_a_backup)
-            assert all(r.ok for r in results)
+            note = notes.create(Note(owner="ann", title="Hi"))
+            notes.delete(notes.key_of(note))
+            results = notes.restore([note])      # e.g. from a backup
+            assert results[0].ok and notes.read(notes.key_of(note)) == note
         """
         meta = self.meta
         results: list[EditResult[T] | None] = [None] * len(items)
@@ -863,6 +909,9 @@ class WrappedStore(Store[T]):
 
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
         return self.inner.explain(filter, order)
+
+    def purge_expired(self, limit: int | None = None) -> int:
+        return self.inner.purge_expired(limit)
 
 
 _NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")

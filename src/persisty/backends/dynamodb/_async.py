@@ -23,7 +23,7 @@ from persisty.backends.dynamodb._clients import (
     meta_definition,
     parse_url,
 )
-from persisty.backends.dynamodb._codec import ETAG, PK, SK, Codec, order_bytes
+from persisty.backends.dynamodb._codec import ETAG, PK, SK, TTL, Codec, order_bytes
 from persisty.backends.dynamodb._plan import Plan, make_plan
 from persisty.errors import (
     Conflict,
@@ -155,6 +155,8 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
         page = await notes.search(F.owner == "ann", order=[-F.priority], limit=20)
     """
 
+    reclaims_natively = True  # the table's TimeToLive attribute
+
     def __init__(self, meta: StoreMeta, pages: Any, database: AsyncDynamoDatabase,
                  table: str) -> None:
         super().__init__(meta, pages)
@@ -200,6 +202,12 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                     if error_code(e2) != "ResourceInUseException":
                         raise client_error(e2, self.meta.name) from e2
                 described = await self.database.wait_active(self.table)
+                if self.meta.expires is not None:
+                    # native reclaim; reads filter what its lag leaves behind
+                    await self.client.call(
+                        "update_time_to_live", TableName=self.table,
+                        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
+                    done.append(f"enabled TTL on {TTL} of {self.table}")
             have = {g["IndexName"] for g in described.get("GlobalSecondaryIndexes", [])}
             for i, ix in enumerate(self.meta.indexes):
                 name = ix.index_name(self.meta.name)

@@ -63,6 +63,8 @@ class RedisStore(StoreBase[Any]):
         notes.search(F.owner == "ann", order=[-F.priority], limit=20)
     """
 
+    reclaims_natively = True  # SET … PXAT at each item's expiry
+
     def __init__(self, meta: StoreMeta, pages: Any, client: Redis, base: str) -> None:
         super().__init__(meta, pages)
         self.client = client
@@ -225,7 +227,7 @@ class RedisStore(StoreBase[Any]):
                 return int(self.client.exists(*names))
         ix = acc.index or self.layout.keyset
         with translate():
-            if self.meta.ttl is None:
+            if self.meta.expires is None:
                 if f is ALL:
                     return int(self.client.zcard(ix.zset))
                 if len(acc.ranges) == 1:
@@ -244,7 +246,7 @@ class RedisStore(StoreBase[Any]):
         if acc is None:
             acc = self.layout.access(f, spec)
         keep = self.layout.predicate(f)
-        if self.meta.ttl is not None and acc.kind != "keys":
+        if self.meta.expires is not None and acc.kind != "keys":
             with translate():
                 self._expire_script(args=[self.layout.b])
         if acc.kind == "keys":

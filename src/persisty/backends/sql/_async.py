@@ -73,9 +73,11 @@ from persisty.store import (
     Replace,
     WriteOp,
 )
-from persisty.store._async import OrderArg
+from persisty.store._async import MAX_RETRIES, OrderArg
 from persisty.store._prepare import (
     check_changes,
+    has_increments,
+    prepare_create,
     prepare_creates,
     prepare_patch,
     prepare_update,
@@ -319,6 +321,14 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
         self._decode = decode
         self._outbox: AsyncSqlOutbox | None = None
+        self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # put() is one upsert when nothing of a stored item is kept and creating sets
+        # nothing an update would not (MySQL's upsert fires on any unique index: none then)
+        self._blind_put = all(
+            a.updatable and a.creatable and a.generated in (None, "updated")
+            for a in meta.attrs if a.name not in meta.key.attrs
+        ) and not meta.sequence_attrs and not (
+            self.dialect.name == "mysql" and any(ix.unique for ix in meta.indexes))
         # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         self._blind_update = all(
@@ -650,6 +660,71 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         sql = self._conditions(s.sql_update, params, if_match, precondition)
         if await self._execute(sql, params) == 0:
             raise await self._not_written(key)
+        return new
+
+    async def purge_expired(self, limit: int | None = None) -> int:
+        if self.meta.expires is None:
+            return 0
+        if self._outbox is not None:  # each deletion has its outbox row
+            return await super().purge_expired(limit)
+        s = self.schema
+        return await self._execute(s.purge_sql(limit),
+                                   (s.param(self.meta.expires, self.clock()),))
+
+    async def put(self, item: Any, *, if_match: str | None = None) -> Any:
+        if if_match is not None or not self._blind_put or self._outbox is not None:
+            return await super().put(item, if_match=if_match)
+        # create and update give the same item: one INSERT … ON CONFLICT DO UPDATE
+        new = prepare_create(self.meta, item, self.clock())
+        s = self.schema
+        await self._execute(s.sql_upsert, s.insert_row(new))
+        return new
+
+    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+                    precondition: Filter | None = None) -> Any:
+        if self._outbox is not None or self.meta.expires is not None:
+            return await super().patch(key, changes, if_match=if_match,
+                                       precondition=precondition)
+        names = self._patched.get(tuple(changes)) if type(changes) is dict else None
+        increments = names is None or has_increments(changes)
+        if increments:  # names seen before need no check again; increment values do
+            changes = check_changes(self.meta, changes)
+            increments = has_increments(changes)
+            if names is None:
+                names = self._patched[tuple(changes)] = tuple(dict.fromkeys(
+                    [*changes, *(a.name for a in self.meta.attrs if a.generated == "updated")]))
+        assert names is not None
+        k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
+        s = self.schema
+        if if_match is None and precondition is None and not increments:
+            # read, then one UPDATE of the changed columns while the row is as read
+            keyp = s.key_params(k)
+            for _ in range(MAX_RETRIES):
+                rows = await self._query(s.sql_get, keyp)
+                if not rows:
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                new = prepare_patch(self.meta, self._decode(rows[0][0]), changes, self.clock())
+                _, params = s.patch_params(names, new, k, rows[0][1])
+                if await self._execute(s.patch_sql(names, True), params):
+                    return new
+                self.retries += 1
+            raise Conflict("too many concurrent changes; try again")
+        # increments and conditions: one transaction holding the row, so no retries
+        async with self._conn() as conn:
+            await self.db._begin(conn)
+            try:
+                rows = await self.db._fetch(conn, s.sql_get_locked, s.key_params(k), s)
+                if not rows:
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                current = self._decode(rows[0][0])
+                self._check((current, rows[0][1]), if_match, precondition)
+                new = prepare_patch(self.meta, current, changes, self.clock())
+                _, params = s.patch_params(names, new, k)
+                await self.db._run(conn, s.patch_sql(names, False), params, s)
+                await self.db._commit(conn)
+            except BaseException:
+                await self.db._rollback(conn, quiet=True)
+                raise
         return new
 
     async def delete(self, key: str, *, if_match: str | None = None,

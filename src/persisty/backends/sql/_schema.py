@@ -329,9 +329,20 @@ class TableSchema:
         sets += [f"{q(ETAG)} = {ph}", f"{q(DOC)} = {ph}"]
         self.sql_update = f"UPDATE {t} SET {', '.join(sets)} WHERE {self.key_where}"
         self.sql_update_if = self.sql_update + f" AND {q(ETAG)} = {ph}"
+        keys = ", ".join(c.quoted for c in self.key_cols)
+        others = [c.quoted for c in settable] + [q(ETAG), q(DOC)]
+        if d.name == "mysql":
+            self.sql_upsert = self.sql_insert + " ON DUPLICATE KEY UPDATE " + ", ".join(
+                f"{c} = VALUES({c})" for c in others)
+        else:
+            self.sql_upsert = self.sql_insert + f" ON CONFLICT ({keys}) DO UPDATE SET " + (
+                ", ".join(f"{c} = excluded.{c}" for c in others))
         self.sql_delete = f"DELETE FROM {t} WHERE {self.key_where}"
         self.sql_delete_if = self.sql_delete + f" AND {q(ETAG)} = {ph}"
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
+        # the row held until commit (SQLite's BEGIN IMMEDIATE holds the whole database)
+        self.sql_get_locked = self.sql_get + ("" if d.name == "sqlite" else " FOR UPDATE")
+        self._patch_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         self.sql_etag = f"SELECT {q(ETAG)} FROM {t} WHERE {self.key_where}"
         self.sql_probe = f"SELECT * FROM {t} WHERE 1 = 0"
         self._settable = settable
@@ -420,6 +431,51 @@ class TableSchema:
         out.append(raw.decode() if self.doc_text else raw)
         out.extend(v[i] for i in self._key_idx)
         return tuple(out)
+
+    def purge_sql(self, limit: int | None) -> str:
+        """``DELETE`` of (at most ``limit``) rows whose expiry is at or before a parameter."""
+        exp = self.by_name[self.meta.expires].quoted  # type: ignore[index]
+        ph = self.dialect.ph
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
+        if self.dialect.name == "mysql" or limit is None:
+            return f"DELETE FROM {self.quoted} WHERE {exp} <= {ph}{bound}"
+        keys = ", ".join(c.quoted for c in self.key_cols)
+        lhs = f"({keys})" if len(self.key_cols) > 1 else keys
+        return (f"DELETE FROM {self.quoted} WHERE {lhs} IN (SELECT {keys} FROM {self.quoted} "
+                f"WHERE {exp} <= {ph}{bound})")
+
+    def patch_sql(self, names: tuple[str, ...], conditional: bool) -> str:
+        """``UPDATE`` of the columns ``names`` (and etag and doc) of one row by key; with
+        ``conditional`` only while the row's etag is the one given last."""
+        found = self._patch_cache.get((names, conditional))
+        if found is None:
+            q = self.dialect.quote
+            ph = self.dialect.ph
+            sets = [f"{self.by_name[n].quoted} = {self.by_name[n].placeholder}" for n in names]
+            sets += [f"{q(ETAG)} = {ph}", f"{q(DOC)} = {ph}"]
+            found = f"UPDATE {self.quoted} SET {', '.join(sets)} WHERE {self.key_where}"
+            if conditional:
+                found += f" AND {q(ETAG)} = {ph}"
+            self._patch_cache[(names, conditional)] = found
+        return found
+
+    def patch_params(self, names: tuple[str, ...], item: Any, key: Sequence[Any],
+                     expected: str | None = None) -> tuple[str, list[Any]]:
+        """The etag of ``item`` and the parameters of :meth:`patch_sql` for it."""
+        by_name = self.by_name
+        out: list[Any] = []
+        for n in names:
+            v = getattr(item, n)
+            c = by_name[n].conv
+            out.append(v if c is None or v is None else c(v))
+        raw = self.meta.encode(item)
+        tag = etag_of(raw)
+        out.append(tag)
+        out.append(raw.decode() if self.doc_text else raw)
+        out.extend(self.key_params(key))
+        if expected is not None:
+            out.append(expected)
+        return tag, out
 
     def update_params(self, item: Any, tag: str, expected: str | None = None
                       ) -> tuple[Any, ...]:
