@@ -40,8 +40,9 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The messenger example served by uvicorn on a free loopback port."""
     db = tmp_path_factory.mktemp("browser") / "messenger.db"
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(f"sqlite:///{db}"), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    asgi = create_app(f"sqlite:///{db}", demo=True)
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -111,7 +112,7 @@ def test_graphiql_renders_its_editor_offline(browser: Any, origin: str) -> None:
 
 
 def test_pages_refer_only_to_their_own_origin_and_assets_cache_long(tmp_path: Path) -> None:
-    with TestClient(create_app(f"sqlite:///{tmp_path}/m.db")) as client:
+    with TestClient(create_app(f"sqlite:///{tmp_path}/m.db", demo=True)) as client:
         for path in ("/docs", "/graphql"):
             page = client.get(path, headers={"accept": "text/html"})
             assert page.status_code == 200 and page.headers["content-type"].startswith(

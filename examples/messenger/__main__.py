@@ -1,6 +1,7 @@
-"""``python -m examples.messenger [--host H] [--port P] [--url URL] [--check]``.
+"""``python -m examples.messenger [--demo] [--host H] [--port P] [--url URL] [--check]``.
 
-Starts the messenger and prints the URLs of the API, /docs and /graphql. ``--check``
+``--demo`` starts it with demo logins and a random JWT secret (else ``MESSENGER_SECRET`` is
+required). Starts the messenger and prints the URLs of the API, /docs and /graphql. ``--check``
 starts it on a free port, exercises it over HTTP (docs, GraphQL, login, posting) and exits
 0 when everything answered as it should.
 """
@@ -64,6 +65,8 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--url", help="database URL (default: sqlite:///persisty.db)")
+    parser.add_argument("--demo", action="store_true",
+                        help="demo logins (ann/ann, bob/bob, root/root), a random JWT secret")
     parser.add_argument("--check", action="store_true",
                         help="start on a free port, exercise the API, stop")
     args = parser.parse_args()
@@ -71,7 +74,9 @@ def main() -> int:
         os.environ["PERSISTY_URL"] = args.url
     import uvicorn
 
-    from examples.messenger.app import app
+    from examples.messenger.app import create_app
+
+    app = create_app(demo=args.demo)
 
     url = os.environ.get("PERSISTY_URL", "sqlite:///persisty.db")
     if not args.check:

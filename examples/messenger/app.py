@@ -6,12 +6,16 @@ and an author; deleting a channel deletes its messages) come from the class decl
 GraphQL nests them, loading each level in one batched read.
 
 Run it with ``scripts/run-example`` (embedded SQLite ``persisty.db`` by default, or
-``PERSISTY_URL``). Demo accounts: ann/ann, bob/bob (users), root/root (admin).
+``PERSISTY_URL``), which starts it in demo mode: demo accounts ann/ann, bob/bob (users),
+root/root (admin), signed with a random secret for this run. Outside demo mode it needs
+``MESSENGER_SECRET`` (the JWT signing secret, at least 32 characters) and refuses to start
+without it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -102,14 +106,24 @@ async def seed(db: persisty.aio.AsyncDatabase) -> None:
         await messages.create(Message(channel_id=channel, owner=owner, text=text))
 
 
-def create_app(url: str | None = None) -> Starlette:
-    """The messenger ASGI app on ``url`` (else ``PERSISTY_URL``, else sqlite:///persisty.db)."""
+def create_app(url: str | None = None, *, demo: bool = False) -> Starlette:
+    """The messenger ASGI app on ``url`` (else ``PERSISTY_URL``, else sqlite:///persisty.db).
+
+    The JWT secret comes from ``MESSENGER_SECRET``; without it the app refuses to start,
+    unless ``demo`` (then a random secret for this process, and the demo logins)."""
+    secret = os.environ.get("MESSENGER_SECRET")
+    if secret is not None and len(secret) < 32:
+        raise SystemExit("MESSENGER_SECRET must be at least 32 characters")
+    if secret is None:
+        if not demo:
+            raise SystemExit("set MESSENGER_SECRET (the JWT signing secret, 32+ characters), "
+                             "or start the demo: scripts/run-example (--demo)")
+        secret = secrets.token_urlsafe(32)
     db = persisty.aio.connect(url)
-    secret = os.environ.get("MESSENGER_SECRET", "dev-only-secret-change-me-in-production!")
     return make_app(
         db, [User, Channel, Message],
         auth=JWTAuth(secret=secret),
-        login=DemoAuthenticator(USERS),
+        login=DemoAuthenticator(USERS) if demo else None,
         policies=POLICIES,
         anonymous=[User, Channel],
         cache_control={User: "public, max-age=60", Channel: "public, max-age=60",
@@ -128,6 +142,6 @@ def __getattr__(name: str) -> Starlette:
     global _app
     if name == "app":
         if _app is None:
-            _app = create_app()
+            _app = create_app(demo=os.environ.get("MESSENGER_DEMO") == "1")
         return _app
     raise AttributeError(name)

@@ -20,7 +20,7 @@ from examples.messenger.app import create_app  # noqa: E402
 
 @pytest.fixture
 def client(tmp_path: Path) -> Any:
-    with TestClient(create_app(f"sqlite:///{tmp_path}/messenger.db")) as c:
+    with TestClient(create_app(f"sqlite:///{tmp_path}/messenger.db", demo=True)) as c:
         yield c
 
 
@@ -43,6 +43,9 @@ def test_messages_are_owned(client: Any) -> None:
     ann, bob, root = login(client, "ann"), login(client, "bob"), login(client, "root")
     r = client.post("/api/message", json={"channel_id": "general", "text": "mine",
                                           "owner": "bob"}, headers=ann)
+    assert r.status_code == 403 and r.json()["field"] == "owner"  # posting as someone else
+    r = client.post("/api/message", json={"channel_id": "general", "text": "mine"},
+                    headers=ann)
     assert r.status_code == 201 and r.json()["owner"] == "ann"
     loc = r.headers["location"]
     assert client.get(loc, headers=bob).status_code == 200  # signed-in users read all
@@ -86,3 +89,19 @@ def test_references_and_cascades(client: Any) -> None:
     assert client.delete("/api/channel/random", headers=root).status_code == 204
     n = client.get("/api/message/_count", params={"channel_id": "random"}, headers=ann).json()
     assert n["count"] == 0
+
+
+def test_refuses_to_start_without_a_secret(tmp_path: Path, monkeypatch: Any) -> None:
+    """No hard-coded fallback secret: outside demo mode MESSENGER_SECRET is required."""
+    monkeypatch.delenv("MESSENGER_SECRET", raising=False)
+    with pytest.raises(SystemExit) as refused:
+        create_app(f"sqlite:///{tmp_path}/m.db")
+    assert "MESSENGER_SECRET" in str(refused.value)
+    monkeypatch.setenv("MESSENGER_SECRET", "short")
+    with pytest.raises(SystemExit):
+        create_app(f"sqlite:///{tmp_path}/m.db")
+    monkeypatch.setenv("MESSENGER_SECRET", "s" * 40)
+    with TestClient(create_app(f"sqlite:///{tmp_path}/m.db")) as c:
+        assert c.get("/api/channel").status_code == 200
+        assert c.post("/api/_login", json={"username": "ann", "password": "ann"}
+                      ).status_code in (404, 405)  # no demo logins outside demo mode

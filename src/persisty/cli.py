@@ -2,7 +2,7 @@
 
 Example::
 
-    persisty serve examples.messenger.app:app --port 8000
+    MESSENGER_DEMO=1 persisty serve examples.messenger.app:app --port 8000
     persisty export sqlite:///notes.db mymodule:Note -o notes.jsonl
     persisty import postgresql://localhost/db mymodule:Note notes.jsonl
     persisty migrate sqlite:///notes.db mymodule --apply
@@ -15,7 +15,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 import typer
@@ -57,6 +57,37 @@ def _stored_class(target: str) -> Any:
     return cls
 
 
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _open_existing(url: str, namespace: str | None, cls: Any) -> Any:
+    """The database at ``url`` for a command that only reads: nothing is created, and a
+    missing database file, directory or store is a clear error."""
+    import persisty
+
+    db = persisty.connect(url, namespace=namespace)
+    try:
+        sql_url = getattr(db, "sql_url", None)
+        path = getattr(sql_url, "path", None)
+        if path and not Path(path).exists():
+            _fail(f"there is no SQLite database at {path}")
+        root = getattr(db, "root", None)
+        if isinstance(root, Path) and not root.is_dir():
+            _fail(f"there is no directory {root}")
+        if not db.footprint(cls):
+            where = f" in namespace {namespace!r}" if namespace else ""
+            _fail(f"there is no store {cls.__persisty__.name!r}{where} at {url}")
+    except PersistyError as e:
+        db.close()
+        _fail(e.message)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console)
@@ -90,11 +121,11 @@ def export_(
                                                 help="file (default: stdout)")] = None,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Write every item of a store as JSON Lines (one item per line)."""
-    import persisty
+    """Write every item of a store as JSON Lines (one item per line).
 
+    Nothing is created: a database, namespace or store that does not exist is an error."""
     cls = _stored_class(target)
-    db = persisty.connect(url, namespace=namespace)
+    db = _open_existing(url, namespace, cls)
     encoder = msgspec.json.Encoder()
     try:
         store = db.store(cls)
@@ -126,15 +157,20 @@ def import_(
                                            dir_okay=False)],
     batch: Annotated[int, typer.Option(help="items per batch", min=1, max=1000)] = 500,
     replace: Annotated[bool, typer.Option(help="overwrite items whose key exists")] = False,
+    restamp: Annotated[bool, typer.Option(
+        help="stamp generated values (created/updated timestamps, sequences) anew instead "
+             "of restoring them")] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
-    """Create the items of a JSON Lines file (--replace overwrites existing keys).
+    """Restore the items of a JSON Lines file exactly (--replace overwrites existing keys):
+    generated values are kept as exported, so every item keeps its etag (--restamp creates
+    the items as new ones instead).
 
     Every line is validated before anything is written; a bad line stops the import with
     its line number and field.
     """
     import persisty
-    from persisty.store import Edit
+    from persisty.store import Edit, StoreBase
 
     cls = _stored_class(target)
     meta = cls.__persisty__
@@ -159,6 +195,18 @@ def import_(
             task = progress.add_task(f"import {meta.name}", total=len(items))
             for start in range(0, len(items), batch):
                 chunk = items[start:start + batch]
+                if not restamp and isinstance(store, StoreBase):
+                    results = store.restore(chunk, replace=replace)
+                    for item, r in zip(chunk, results, strict=True):
+                        if not r.ok:
+                            failed += 1
+                            console.print(f"[yellow]{meta.key_of(item)}:[/yellow] {r.message}")
+                        elif r.edit.kind == "update":
+                            replaced += 1
+                        else:
+                            created += 1
+                    progress.advance(task, len(chunk))
+                    continue
                 edits = [Edit.create(i) for i in chunk]
                 results = store.edit_batch(edits, atomic=False)
                 retry = []
@@ -203,6 +251,8 @@ def migrate(
             db.store(cls)
         planner = getattr(db, "plan_migration", None)
         plan: list[str] = list(planner()) if planner else []
+        if not any(step.startswith("--") for step in plan):
+            plan += _unreadable(db, classes)
         if not plan:
             typer.echo("-- nothing to do")
         for step in plan:
@@ -218,6 +268,25 @@ def migrate(
         raise typer.Exit(1) from None
     finally:
         db.close()
+
+
+def _unreadable(db: Any, classes: list[Any]) -> list[str]:
+    """A note for each store whose stored items no longer fit its class (an attribute
+    made required without a default, a changed type): no schema step fixes that."""
+    from persisty.errors import IntegrityError
+
+    notes = []
+    for cls in classes:
+        try:
+            db.store(cls).search(limit=100)
+        except IntegrityError as e:
+            name = cls.__persisty__.name
+            notes.append(f"-- not applied: stored {name} items cannot be read: {e.message}; "
+                         "give new or changed attributes a default, or rewrite the items "
+                         "(a data migration)")
+        except PersistyError:
+            continue  # e.g. a SQL table that needs the steps above first
+    return notes
 
 
 @cli.command("import-rstore")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -98,3 +100,93 @@ def test_conditional_writes_are_atomic_across_processes(tmp_path: Path) -> None:
         assert p.wait(120) == 0
     final = persisty.connect(f"file://{tmp_path}").store(Counter).read("c")
     assert final is not None and final.value == 120
+
+
+# ---- readers see a batch whole or not at all (issue 11, item 1) ----------------------------
+
+_BATCH_WRITER = """
+import os, signal, sys
+import persisty
+from persisty.backends.directory import _files
+from persisty.store import Edit
+from persisty.testing.models import Item
+
+root, batches, kill_after = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+items = persisty.connect("file://" + root).store(Item)
+if kill_after:
+    # die (SIGKILL: no cleanup) after the journal and kill_after item files are written
+    real = _files._write_atomic
+    count = [0]
+    def dying(path, content):
+        real(path, content)
+        count[0] += 1
+        if count[0] > kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    _files._write_atomic = dying
+print("ready", flush=True)
+for b in range(batches):
+    items.edit_batch([Edit.create(Item(owner="w", title=f"{b}-{i}")) for i in range(300)])
+"""
+
+_READER = """
+import sys, time
+import persisty
+from persisty import F
+from persisty.testing.models import Item
+
+items = persisty.connect("file://" + sys.argv[1]).store(Item)
+seen = set()
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    seen.add(items.count(F.owner == "w"))
+    seen.add(len(items.search(F.owner == "w", limit=1000).items))
+print(" ".join(map(str, sorted(seen))), flush=True)
+"""
+
+
+def _writer(root: Path, batches: int, kill_after: int = 0) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-c", _BATCH_WRITER, str(root), str(batches),
+                             str(kill_after)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith(b"ready"), line
+    return proc
+
+
+def test_a_reader_in_another_process_never_sees_half_a_batch(tmp_path: Path) -> None:
+    persisty.connect(f"file://{tmp_path}").store(Item).create(Item(owner="o", title="t"))
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(tmp_path), "6"],
+                              stdout=subprocess.PIPE)
+    writer = _writer(tmp_path, 3)
+    assert writer.wait(300) == 0
+    out, _ = reader.communicate(timeout=300)
+    assert reader.returncode == 0, out
+    seen = {int(x) for x in out.split()}
+    assert seen <= {0, 300, 600, 900}, sorted(seen)
+    assert persisty.connect(f"file://{tmp_path}").store(Item).count(F.owner == "w") == 900
+
+
+def test_an_open_store_replays_the_batch_of_a_killed_writer(tmp_path: Path) -> None:
+    items = persisty.connect(f"file://{tmp_path}").store(Item)
+    assert items.count() == 0  # open (and read) before the writer dies
+    writer = _writer(tmp_path, 1, kill_after=75)  # the journal, then 75 of 300 items
+    assert writer.wait(300) == -signal.SIGKILL
+    path = items.table.path  # type: ignore[attr-defined]
+    assert (path / ".journal").exists()
+    assert len(list(path.glob("*.json"))) == 75  # torn on disk ...
+    assert items.count(F.owner == "w") == 300  # ... whole for the reader, already open
+    assert not (path / ".journal").exists()
+    assert len(items.search(F.owner == "w", limit=1000).items) == 300
+
+
+def test_reads_create_nothing_and_drop_leaves_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "db"
+    db = persisty.connect(f"file://{root}", namespace="ns")
+    items = db.store(Item)
+    assert items.count() == 0 and items.read(str(uuid.uuid4())) is None
+    assert not root.exists()
+    items.create(Item(owner="o", title="t"))
+    assert db.footprint(Item)
+    db.drop()
+    assert not (root / "ns").exists() and db.footprint() == []
+    assert items.count() == 0

@@ -57,6 +57,7 @@ def _failing_hook(change: Change) -> None:
 class _Layers:
     url = "memory://"
     layers: tuple[str, ...] = ("encrypted",)
+    increment_rounds = 10  # each increment through these layers is a read and a pinned write
 
     def _remember(self, db: Any) -> Any:
         self.__dict__.setdefault("_dbs", []).append(db)

@@ -134,6 +134,22 @@ def test_swapped_list_elements_fail(db: Any) -> None:
         notes.read(notes.key_of(n))
 
 
+def test_removed_list_elements_fail(db: Any) -> None:
+    """Dropping the last element (or any) of an encrypted list is detected: each element's
+    associated data carries the list's length."""
+    raw = db.store(Note)
+    notes = encrypted(raw, fields=["tags[]"], keys=ring())
+    n = notes.create(Note(owner="ann", tags=["first", "second", "third"]))
+    key = notes.key_of(n)
+    at_rest = raw.read(key)
+    for shorter in (at_rest.tags[:-1], at_rest.tags[1:], at_rest.tags[:1]):
+        raw.patch(key, {"tags": shorter})
+        with pytest.raises(IntegrityError):
+            notes.read(key)
+    raw.patch(key, {"tags": at_rest.tags})
+    assert notes.read(key).tags == ["first", "second", "third"]  # type: ignore[union-attr]
+
+
 def test_tampering_raises_integrity_error(db: Any) -> None:
     raw = db.store(Note)
     notes = encrypted(raw, fields=["body"], keys=ring())

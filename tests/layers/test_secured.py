@@ -43,9 +43,12 @@ def test_owner_policy() -> None:
     raw = _raw()
     ann = secured(raw, Policy.owner("owner"), ANN)
     bob = secured(raw, Policy.owner("owner"), BOB)
-    a = ann.create(Item(owner="someone else", title="a"))
-    assert a.owner == "ann"  # forced
-    b = bob.create(Item(owner="", title="b"))
+    with pytest.raises(Forbidden) as refused:  # the owner is the principal, nobody else
+        ann.create(Item(owner="someone else", title="a"))
+    assert refused.value.field == "owner"
+    a = ann.create({"title": "a"})  # left out: filled in from the principal
+    assert a.owner == "ann"
+    b = bob.create(Item(owner="bob", title="b"))
     ka, kb = ann.key_of(a), bob.key_of(b)
     assert ann.read(kb) is None and ann.read(ka) == a
     assert ann.read_batch([ka, kb]) == [a, None]
@@ -103,7 +106,9 @@ def test_scoped_policy() -> None:
     nobody = secured(raw, policy, Principal("eve"))
     x = admin.create(Item(owner="bob", title="x"))  # admin is not forced to own it
     assert x.owner == "bob"
-    u = user.create(Item(owner="bob", title="u"))
+    with pytest.raises(Forbidden):  # a user's items are its own
+        user.create(Item(owner="bob", title="u"))
+    u = user.create({"title": "u"})
     assert u.owner == "ann"
     assert admin.count() == auditor.count() == 2 and user.count() == 1 and nobody.count() == 0
     with pytest.raises(Forbidden):
@@ -184,7 +189,7 @@ def test_edit_batch() -> None:
     assert [r.code for r in results] == ["aborted", "not_found"]
     assert raw.read(km) == mine and raw.read(kb) == bobs
     results = ann.edit_batch([
-        Edit.create(Item(owner="zed", title="new")),
+        Edit.create({"title": "new"}),
         Edit.patch(km, {"title": "m2"}),
         Edit.patch(km, {"owner": "bob"}),
         Edit.update(dataclasses.replace(bobs, title="stolen")),
@@ -195,7 +200,7 @@ def test_edit_batch() -> None:
     assert results[0].item is not None and results[0].item.owner == "ann"
     assert raw.read(km).title == "m2"  # type: ignore[union-attr]
     assert raw.read(kb) == bobs
-    results = ann.edit_batch([Edit.create(Item(owner="x", title="c")),
+    results = ann.edit_batch([Edit.create(Item(owner="ann", title="c")),
                               Edit.patch(km, {"priority": 1}), Edit.delete(km)])
     assert all(r.ok for r in results)
     assert ann.count() == 2 and raw.count() == 3
@@ -206,8 +211,8 @@ async def test_async_owner_and_stacking() -> None:
     raw = db.store(Item)
     ann = secured(cached(raw), Policy.owner(), ANN)
     bob = cached(secured(raw, Policy.owner(), BOB))
-    a = await ann.create(Item(owner="x", title="a"))
-    b = await bob.create(Item(owner="x", title="b"))
+    a = await ann.create(Item(owner="ann", title="a"))
+    b = await bob.create(Item(owner="bob", title="b"))
     assert await ann.read(bob.key_of(b)) is None
     assert await bob.read(ann.key_of(a)) is None
     assert [i.title for i in (await ann.search()).items] == ["a"]

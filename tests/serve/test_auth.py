@@ -59,7 +59,9 @@ def test_credentials_required_where_not_anonymous(client: Any) -> None:
 def test_owner_policy(client: Any) -> None:
     ann, bob = bearer("ann"), bearer("bob")
     r = client.post("/api/note", json={"owner": "bob", "title": "mine"}, headers=ann)
-    assert r.status_code == 201 and r.json()["owner"] == "ann"  # forced by the policy
+    assert r.status_code == 403 and r.json()["field"] == "owner"  # not someone else's
+    r = client.post("/api/note", json={"title": "mine"}, headers=ann)
+    assert r.status_code == 201 and r.json()["owner"] == "ann"  # filled in by the policy
     loc = r.headers["location"]
     assert client.get(loc, headers=ann).status_code == 200
     assert client.get(loc, headers=bob).status_code == 404

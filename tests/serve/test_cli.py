@@ -110,6 +110,90 @@ def test_migrate_plans_and_applies_on_sqlite(tmp_path: Path) -> None:
         sys.path.remove(str(tmp_path))
 
 
+# ---- issue 11: exact restores, reading creates nothing, migrate sees unreadable rows -------
+
+
+def test_export_then_import_is_an_exact_restore(tmp_path: Path) -> None:
+    from serve_models import Note
+
+    from persisty import etag
+
+    src = f"sqlite:///{tmp_path}/src.db"
+    db = persisty.connect(src)
+    notes = db.store(Note)
+    made = [notes.create(Note(owner="ann", title=f"n{i}", priority=i)) for i in range(12)]
+    made[3] = notes.patch(str(made[3].id), {"title": "changed later"})
+    db.close()
+    out = tmp_path / "notes.jsonl"
+    r = runner.invoke(cli, ["export", src, "serve_models:Note", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    for dst in (f"sqlite:///{tmp_path}/dst.db", f"file://{tmp_path}/dst"):
+        r = runner.invoke(cli, ["import", dst, "serve_models:Note", str(out)])
+        assert r.exit_code == 0 and "created 12" in r.output, r.output
+        restored = persisty.connect(dst)
+        got = restored.store(Note).read_batch([str(n.id) for n in made])
+        assert got == made
+        assert [etag(g) for g in got] == [etag(n) for n in made]
+        again = runner.invoke(cli, ["import", dst, "serve_models:Note", str(out), "--replace"])
+        assert again.exit_code == 0 and "replaced 12" in again.output, again.output
+        assert restored.store(Note).read_batch([str(n.id) for n in made]) == made
+        restored.close()
+    restamped = f"sqlite:///{tmp_path}/restamped.db"
+    r = runner.invoke(cli, ["import", restamped, "serve_models:Note", str(out), "--restamp"])
+    assert r.exit_code == 0, r.output
+    db = persisty.connect(restamped)
+    first = db.store(Note).read(str(made[0].id))
+    assert first is not None and first.updated_at != made[0].updated_at
+    db.close()
+
+
+def test_export_creates_nothing_and_fails_clearly(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.db"
+    r = runner.invoke(cli, ["export", f"sqlite:///{missing}", "serve_models:Page"])
+    assert r.exit_code == 1 and "no SQLite database" in r.output, r.output
+    assert not missing.exists()
+    r = runner.invoke(cli, ["export", f"file://{tmp_path}/nodir", "serve_models:Page"])
+    assert r.exit_code == 1 and "no directory" in r.output
+    assert not (tmp_path / "nodir").exists()
+    real = f"sqlite:///{tmp_path}/real.db"
+    db = persisty.connect(real)
+    db.store(Page).create(Page(owner="ann", slug="a"))
+    db.close()
+    r = runner.invoke(cli, ["export", real, "serve_models:Page", "--namespace", "typo"])
+    assert r.exit_code == 1 and "no store 'page' in namespace 'typo'" in r.output, r.output
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "real.db") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert not any(t.startswith("typo") for t in tables), tables
+    r = runner.invoke(cli, ["export", real, "serve_models:Page"])
+    assert r.exit_code == 0 and '"slug":"a"' in r.output
+
+
+def test_migrate_reports_a_new_required_attribute(tmp_path: Path) -> None:
+    (tmp_path / "before_mig.py").write_text(
+        "from persisty import stored\n@stored\nclass Thing:\n    id: str\n    a: int = 0\n")
+    (tmp_path / "after_mig.py").write_text(
+        "from persisty import stored\n@stored\nclass Thing:\n    id: str\n    a: int = 0\n"
+        "    b: str\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import before_mig
+
+        for url in (f"file://{tmp_path}/files", f"sqlite:///{tmp_path}/m.db"):
+            db = persisty.connect(url)
+            db.store(before_mig.Thing).create(before_mig.Thing(id="1"))
+            db.close()
+            r = runner.invoke(cli, ["migrate", url, "after_mig"])
+            assert r.exit_code == 0, r.output
+            assert "nothing to do" not in r.output, r.output
+            assert "-- not applied" in r.output and "default" in r.output, r.output
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
 def test_help_has_no_raw_restructuredtext() -> None:
     """Command help is plain text: no ``double backticks`` from docstrings."""
     from persisty.cli import cli

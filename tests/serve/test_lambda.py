@@ -55,7 +55,8 @@ def test_graphql_and_jwt_through_lambda() -> None:
 
     auth = JWTAuth(secret="lambda-test-secret-long-enough-for-hs256")
     handler = lambda_handler(app(persisty.aio.connect("memory://"), [Page, Note], auth=auth,
-                                 anonymous=[Page], policies={Note: Policy.owner("owner")}))
+                                 anonymous=[Page], policies={Note: Policy.owner("owner"),
+                                                             Page: Policy.allow_all()}))
     invoke(handler, "create_page.json")
     r = invoke(handler, "graphql_pages.json")
     assert json.loads(r["body"]) == {"data": {"pageCount": 1,

@@ -9,7 +9,7 @@ Example::
     mine = secured(notes, Policy.owner("owner"), Principal("ann", scopes={"user"}))
 """
 
-from persisty.layers._async.cache import AsyncCachedStore, CacheStats
+from persisty.layers._async.cache import AsyncCachedStore, AsyncMemoryCache, CacheStats
 from persisty.layers._async.encrypted import AsyncEncryptedStore
 from persisty.layers._async.events import AsyncObservedStore, AsyncSubscription
 from persisty.layers._async.relations import AsyncRelatedStore
@@ -21,7 +21,7 @@ from persisty.layers._encryption import encrypted
 from persisty.layers._observe import events, observed
 from persisty.layers._policy import Policy, Principal, Rules, secured
 from persisty.layers._relate import related
-from persisty.layers._sync.cache import CachedStore
+from persisty.layers._sync.cache import CachedStore, MemoryCache
 from persisty.layers._sync.encrypted import EncryptedStore
 from persisty.layers._sync.events import ObservedStore, Subscription
 from persisty.layers._sync.relations import RelatedStore
@@ -31,6 +31,7 @@ from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
 __all__ = [
     "AsyncCachedStore",
     "AsyncEncryptedStore",
+    "AsyncMemoryCache",
     "AsyncObservedStore",
     "AsyncRelatedStore",
     "AsyncSecuredStore",
@@ -44,6 +45,7 @@ __all__ = [
     "HasOne",
     "HookFailure",
     "KeyRing",
+    "MemoryCache",
     "MissingKeyError",
     "ObservedStore",
     "Policy",

@@ -8,7 +8,8 @@ stored as a text envelope beside the id of the key that sealed it::
     pd1.<key id>.<base64url(siv tag[16] + ciphertext)>             AES-SIV, deterministic
 
 The associated data binds a ciphertext to the store, the item key and the concrete path (list
-indexes included), so a value copied to another item or field fails to decrypt. Deterministic
+indexes and list lengths included), so a value copied to another item or field, or a list
+reordered, shortened or truncated, fails to decrypt. Deterministic
 ciphertexts are bound to the store and the path only (list indexes left out), which is what
 makes equality search possible.
 """
@@ -493,7 +494,10 @@ class FieldCipher:
         if seg == "[]":
             if not isinstance(node, list):
                 return node
-            return [self._visit(x, segments, i + 1, f"{concrete}[{j}]", fn)
+            # the index and the list's length are both in the concrete path (and so in the
+            # associated data): reordering, dropping or truncating elements is detected
+            n = len(node)
+            return [self._visit(x, segments, i + 1, f"{concrete}[{j}/{n}]", fn)
                     for j, x in enumerate(node)]
         if not isinstance(node, dict) or seg not in node:
             return node

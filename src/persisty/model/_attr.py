@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import math
+import reprlib
 import types
 import typing
 import uuid
@@ -150,13 +152,21 @@ class AttrMeta:
         if value is None:
             return None
         if _EXACT.get(self.kind) is type(value):
-            return value
-        try:
-            return _convert(value, self.type)
-        except (msgspec.ValidationError, TypeError, ValueError) as e:
-            raise ValidationError(
-                f"{self.name}: cannot use {value!r} as {_type_name(self.type)}", field=self.name
-            ) from e
+            result = value
+        else:
+            try:
+                result = _convert(value, self.type)
+            except (msgspec.ValidationError, TypeError, ValueError, OverflowError,
+                    RecursionError) as e:
+                raise ValidationError(
+                    f"{self.name}: cannot use {_shown(value)} as {_type_name(self.type)}",
+                    field=self.name) from e
+        if (type(result) is float and not math.isfinite(result)) or (
+            isinstance(result, decimal.Decimal) and not result.is_finite()
+        ):
+            raise ValidationError(f"{self.name}: {result!r} is not a finite number",
+                                  field=self.name)
+        return result
 
     def coerce_element(self, value: Any) -> Any:
         """Convert a value to this list attribute's element type."""
@@ -165,9 +175,10 @@ class AttrMeta:
         args = typing.get_args(strip_optional(self.type)[0])
         try:
             return _convert(value, args[0] if args else Any)
-        except (msgspec.ValidationError, TypeError, ValueError) as e:
+        except (msgspec.ValidationError, TypeError, ValueError, OverflowError,
+                RecursionError) as e:
             raise ValidationError(
-                f"{self.name}: cannot use {value!r} as an element", field=self.name
+                f"{self.name}: cannot use {_shown(value)} as an element", field=self.name
             ) from e
 
 
@@ -191,6 +202,12 @@ def to_utc(value: dt.datetime) -> dt.datetime:
     if value.utcoffset() == dt.timedelta(0) and value.tzinfo is dt.UTC:
         return value
     return value.astimezone(dt.UTC)
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut short (a client's value may be megabytes long)."""
+    text = reprlib.repr(value)
+    return text
 
 
 def _type_name(tp: Any) -> str:

@@ -6,8 +6,11 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import decimal
+import functools
 import hashlib
 import inspect
+import math
 import operator
 import re
 import sys
@@ -19,7 +22,7 @@ from typing import Any, TypeVar, dataclass_transform, overload
 
 import msgspec
 
-from persisty.errors import ValidationError
+from persisty.errors import IntegrityError, ValidationError
 from persisty.model._attr import Attr, AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
 
 T = TypeVar("T")
@@ -133,6 +136,8 @@ class StoreMeta:
     """Attributes the store sets on create: generated or not creatable."""
     sequence_attrs: tuple[str, ...] = ()
     """Attributes numbered by the store (``Attr(generated="sequence")``)."""
+    number_attrs: tuple[str, ...] = ()
+    """Float and decimal attributes: their values must be finite."""
     expires: str | None = None
     """The attribute holding the item's expiry instant (``Attr(expires=True)``), if any."""
 
@@ -155,6 +160,8 @@ class StoreMeta:
             a.name for a in self.attrs if a.generated == "sequence"))
         set_(self, "set_on_create", tuple(
             a for a in self.attrs if a.generated or not a.creatable))
+        set_(self, "number_attrs", tuple(
+            a.name for a in self.attrs if a.kind in ("float", "decimal")))
         set_(self, "expires", next((a.name for a in self.attrs if a.expires), None))
 
     # ---- attributes -------------------------------------------------------------------
@@ -252,12 +259,19 @@ class StoreMeta:
         Values go through the same JSON path as stored data, so what is returned is exactly
         what a backend will give back (datetimes in UTC, ints where floats are declared …).
         """
+        source = self._source(base, changes)
+        if self.number_attrs:
+            self._check_finite(source)
         try:
-            item = self._decoder.decode(_ENCODER.encode(self._source(base, changes)))
+            item = self._decoder.decode(_ENCODER.encode(source))
         except msgspec.ValidationError as e:
             raise _validation_error(self, e) from None
         except (msgspec.EncodeError, TypeError, OverflowError) as e:
             raise ValidationError(f"{self.name}: {e}") from None
+        except RecursionError:
+            raise ValidationError(f"{self.name}: a value is nested too deeply") from None
+        if self.number_attrs:
+            self._check_finite(item)
         return self._normalize(item)
 
     def build_many(self, bases: Sequence[Any],
@@ -273,10 +287,17 @@ class StoreMeta:
         else:
             sources = [self._source(b, c) for b, c in zip(bases, changes, strict=True)]
         try:
+            if self.number_attrs:
+                for source in sources:
+                    self._check_finite(source)
             items: list[Any] = self._many_decoder.decode(_ENCODER.encode(sources))
-        except (msgspec.ValidationError, msgspec.EncodeError, TypeError, OverflowError):
+            if self.number_attrs:
+                for item in items:
+                    self._check_finite(item)
+        except (msgspec.ValidationError, msgspec.EncodeError, TypeError, OverflowError,
+                RecursionError, ValidationError):
             for b, c in zip(bases, changes or [None] * len(bases), strict=True):
-                self.build(b, c)  # raises the error naming the item's field
+                self.build(b, c)  # raises the error of the first bad item, naming its field
             raise
         if self.datetime_attrs:
             for item in items:
@@ -296,13 +317,35 @@ class StoreMeta:
             item = msgspec.convert(data, self.cls, strict=False)
         except msgspec.ValidationError as e:
             raise _validation_error(self, e) from None
+        except RecursionError:
+            raise ValidationError(f"{self.name}: a value is nested too deeply") from None
+        if self.number_attrs:
+            self._check_finite(item)
         return self._normalize(item)
+
+    def _check_finite(self, source: Any) -> None:
+        """NaN and infinities are refused: JSON cannot hold them (a float would come back
+        as null), engines store them differently or not at all, and they do not order."""
+        get = source.get if isinstance(source, Mapping) else functools.partial(
+            getattr, source)
+        for name in self.number_attrs:
+            value = get(name, None)
+            if (type(value) is float and not math.isfinite(value)) or (
+                isinstance(value, decimal.Decimal) and not value.is_finite()
+            ):
+                raise ValidationError(f"{self.name}.{name}: {value!r} is not a finite number",
+                                      field=name)
 
     def _normalize(self, item: Any) -> Any:
         for a in self.datetime_attrs:
             value = getattr(item, a)
             if value is not None and value.tzinfo is not dt.UTC:
-                object.__setattr__(item, a, to_utc(value))
+                try:
+                    object.__setattr__(item, a, to_utc(value))
+                except OverflowError:
+                    raise ValidationError(
+                        f"{self.name}.{a}: {value.isoformat()} is outside the range of "
+                        "UTC datetimes", field=a) from None
         return item
 
     def encode(self, item: Any) -> bytes:
@@ -317,9 +360,13 @@ class StoreMeta:
         return raws
 
     def decode(self, data: bytes | str) -> Any:
-        """An item from :meth:`encode`'s bytes."""
-        item = msgspec.json.decode(data, type=self.cls)
-        return item
+        """An item from :meth:`encode`'s bytes; ``IntegrityError`` when the stored data does
+        not fit the model (say, a required attribute was added without a default)."""
+        try:
+            return self._decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise IntegrityError(f"a stored {self.name} does not fit the model ({e}); "
+                                 "migrate or rewrite it") from None
 
     # ---- schema -----------------------------------------------------------------------
 
@@ -512,9 +559,14 @@ def _make_stored(
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
     raw = inspect.get_annotations(cls)
-    hints = typing.get_type_hints(cls, globalns=globalns, localns=dict(localns),
-                                  include_extras=True)
-    hints = {k: v for k, v in hints.items() if k in raw}
+    own = typing.get_type_hints(cls, globalns=globalns, localns=dict(localns),
+                                include_extras=True)
+    # the bases' attributes first, in dataclass order; the class's own may redeclare them
+    hints, inherited = _inherited(cls)
+    hints.update({k: v for k, v in own.items() if k in raw})
+    for attr_name, field in inherited.items():
+        if attr_name not in raw and attr_name not in cls.__dict__:
+            setattr(cls, attr_name, field)
     key_attrs: tuple[str, ...]
     if key is None:
         if "id" not in hints:
@@ -550,7 +602,7 @@ def _make_stored(
                                                       metadata={"persisty": opts}))
         options[attr_name] = opts
         if opts.constraints:
-            tp = typing.Annotated[tp, msgspec.Meta(**opts.constraints)]
+            tp = _constrained(tp, opts.constraints)
         annotations[attr_name] = tp
     description = (cls.__doc__ or "").strip() or None
     cls.__annotations__ = annotations
@@ -607,6 +659,60 @@ def _make_stored(
     return dc
 
 
+def _inherited(cls: type[Any]) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    """The attributes ``cls`` inherits, as dataclasses collects them (bases in reverse MRO
+    order, a later base's declaration of a name replacing an earlier one's in place): their
+    types and a fresh field each (default, factory and ``Attr`` options) for ``cls``.
+
+    Bases may be ``@stored`` classes, dataclasses or plain classes with annotations."""
+    hints: dict[str, Any] = {}
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for base in reversed(cls.__mro__[1:]):
+        if base is object:
+            continue
+        meta = base.__dict__.get("__persisty__")
+        if isinstance(meta, StoreMeta):
+            for f in dataclasses.fields(base):
+                hints[f.name] = meta.by_name[f.name].type
+                fields[f.name] = _copy_field(f)
+            continue
+        own = inspect.get_annotations(base)
+        if not own:
+            continue
+        module = sys.modules.get(base.__module__)
+        base_hints = typing.get_type_hints(base, globalns=dict(vars(module)) if module else {},
+                                           include_extras=True)
+        is_dataclass = "__dataclass_fields__" in base.__dict__
+        declared = {f.name: f for f in dataclasses.fields(base)} if is_dataclass else {}
+        for name in own:
+            if typing.get_origin(base_hints.get(name)) is typing.ClassVar or (
+                name not in base_hints or (is_dataclass and name not in declared)
+            ):
+                continue  # a ClassVar (or a dataclass's InitVar) is no attribute
+            if name in declared:
+                fields[name] = _copy_field(declared[name])
+            else:
+                value = base.__dict__.get(name, dataclasses.MISSING)
+                if isinstance(value, dataclasses.Field):
+                    fields[name] = _copy_field(value)
+                else:
+                    fields[name] = dataclasses.field(default=value)
+            hints[name] = base_hints[name]
+    return hints, fields
+
+
+def _copy_field(f: dataclasses.Field[Any]) -> dataclasses.Field[Any]:
+    new: dataclasses.Field[Any] = dataclasses.field(
+        default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+    return new
+
+
+def _constrained(tp: Any, constraints: dict[str, Any]) -> Any:
+    """``tp`` with ``constraints``; on an optional type they apply to the value when it is
+    not ``None`` (``int | None`` with ``ge=0`` accepts ``None`` and ``0``, not ``-1``)."""
+    inner, optional = strip_optional(tp)
+    constrained: Any = typing.Annotated[inner, msgspec.Meta(**constraints)]
+    return typing.Optional[constrained] if optional else constrained  # noqa: UP045
 def _check_expiry(cls_name: str, attrs: Sequence[AttrMeta], key_attrs: Sequence[str],
                   ttl: dt.timedelta | None) -> None:
     marked = [a for a in attrs if a.expires]

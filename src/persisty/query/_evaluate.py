@@ -18,6 +18,7 @@ from persisty.errors import ValidationError
 from persisty.model import StoreMeta
 from persisty.query._filter import (
     ALL,
+    MAX_DEPTH,
     NONE,
     And,
     Compare,
@@ -54,11 +55,32 @@ def validate_filter(f: Filter | None, meta: StoreMeta) -> Filter:
         raise ValidationError(f"not a filter: {f!r}")
     if f is ALL or f is NONE:
         return f
+    if not isinstance(f, Compare):
+        _check_depth(f)
     try:
         # repr keeps apart values that compare equal across types (1, 1.0, True)
         return _validated(meta, f, repr(f))
     except TypeError:  # a value that cannot be hashed (a list, a dict): validate afresh
         return _validate(f, meta)
+
+
+def _check_depth(f: Filter) -> None:
+    """Refuse filters nested more than ``MAX_DEPTH`` levels: every engine and the evaluator
+    walk filters recursively. (Checked without recursion, before anything else walks it.)"""
+    level: list[Filter] = [f]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise ValidationError(f"the filter is nested more than {MAX_DEPTH} levels deep",
+                                  field="filter")
+        below: list[Filter] = []
+        for x in level:
+            if isinstance(x, And | Or):
+                below.extend(x.filters)
+            elif isinstance(x, Not):
+                below.append(x.filter)
+        level = below
 
 
 @functools.lru_cache(maxsize=4096)
@@ -120,7 +142,10 @@ def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
                                   field=a.name)
         if value is None:
             raise ValidationError(f"{a.name}: {op.value} needs a value, not null", field=a.name)
-        return Compare(a.name, op, a.coerce(value))
+        bound = a.coerce(value)
+        if bound is None:  # "null" in a query string
+            raise ValidationError(f"{a.name}: {op.value} needs a value, not null", field=a.name)
+        return Compare(a.name, op, bound)
     # string ops
     if op is Op.CONTAINS and a.kind == "list":
         if a.item_kind not in _SCALARS:

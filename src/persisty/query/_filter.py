@@ -7,6 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+MAX_DEPTH = 100
+"""How deeply filters may nest (``and`` in ``or`` in ``not`` …); deeper is a ValidationError."""
+
 
 class Op(enum.StrEnum):
     """A comparison operator of the query language."""

@@ -19,6 +19,7 @@ import msgspec
 from persisty.errors import ValidationError
 from persisty.query._filter import (
     ALL,
+    MAX_DEPTH,
     NONE,
     And,
     Compare,
@@ -52,8 +53,11 @@ def filter_to_json(f: Filter | None) -> Any:
     raise ValidationError(f"not a filter: {f!r}")
 
 
-def filter_from_json(data: Any) -> Filter:
+def filter_from_json(data: Any, _depth: int = 0) -> Filter:
     """The filter for :func:`filter_to_json`'s form (values are coerced on validation)."""
+    if _depth > MAX_DEPTH:
+        raise ValidationError(f"the filter is nested more than {MAX_DEPTH} levels deep",
+                              field="filter")
     if not isinstance(data, Mapping):
         raise ValidationError("a filter must be a JSON object", field="filter")
     if data.get("all") is True and len(data) == 1:
@@ -64,10 +68,10 @@ def filter_from_json(data: Any) -> Filter:
         parts = data.get("and", data.get("or"))
         if not isinstance(parts, list) or len(data) != 1:
             raise ValidationError("'and'/'or' take a list of filters", field="filter")
-        filters = [filter_from_json(p) for p in parts]
+        filters = [filter_from_json(p, _depth + 1) for p in parts]
         return And.of(*filters) if "and" in data else Or.of(*filters)
     if "not" in data and len(data) == 1:
-        return ~filter_from_json(data["not"])
+        return ~filter_from_json(data["not"], _depth + 1)
     if "query" in data and len(data) == 1:
         if not isinstance(data["query"], str):
             raise ValidationError("'query' takes a string", field="query")
@@ -142,6 +146,9 @@ def filter_from_query(pairs: Iterable[tuple[str, str]]) -> Filter:
                 terms.append(filter_from_json(msgspec.json.decode(value)))
             except msgspec.DecodeError:
                 raise ValidationError("filter is not valid JSON", field="filter") from None
+            except RecursionError:
+                raise ValidationError("the filter is nested too deeply",
+                                      field="filter") from None
             continue
         attr, _, op_name = name.partition("__")
         try:

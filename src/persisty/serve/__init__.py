@@ -14,6 +14,7 @@ from persisty.serve._app import JSONResponse, Link, app, router
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
 from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
+from persisty.serve._limits import Limits, PayloadTooLarge
 from persisty.serve._openapi import openapi
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "DemoAuthenticator",
     "JSONResponse",
     "JWTAuth",
+    "Limits",
     "Link",
+    "PayloadTooLarge",
     "app",
     "build_schema",
     "lambda_handler",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,10 @@ from persisty.errors import (
 from persisty.model import StoreMeta, etag, meta_of
 from persisty.query import Filter, filter_from_json, filter_from_query
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth, make_principal
+from persisty.serve._limits import Limits, check_query_json, decode_json, read_body
 from persisty.store import AsyncDatabase, AsyncStore, Edit
+
+DEFAULT_LIMITS = Limits()
 
 MAX_BATCH = 1000
 
@@ -143,6 +147,7 @@ class Api:
     title: str = "persisty"
     version: str = __version__
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
 
     # ---- principals and stores ----------------------------------------------------------
 
@@ -172,21 +177,71 @@ class Api:
         return _anonymous()
 
     def store(self, request: Request, served: Served) -> AsyncStore[Any]:
-        """The store as the caller may use it (wrapped in the policy, when there is one)."""
-        store = served.base
-        if store is None:
-            store = self.db.store(served.cls)
+        """The store as the caller may use it: under its policy (or, for attributes the model
+        hides, under one that allows everything else), with declared relations checked and
+        applied as the caller sees the related stores. Made once per request."""
+        views = request.scope.setdefault("persisty.stores", {})
+        found = views.get(served.name)
+        if found is None:
+            base = self.db.store(served.cls)
             if served.related:  # declared relations: batched loads, integrity on delete
                 from persisty.layers import related
 
-                store = related(store, self.db)
-            served.base = store
+                base = related(base, lambda cls: self._related_view(request, cls))
+            found = views[served.name] = self._view(request, served, base)
+        return found  # type: ignore[no-any-return]
+
+    def _view(self, request: Request, served: Served,
+              base: AsyncStore[Any] | None = None) -> AsyncStore[Any]:
+        """``base`` (by default ``served``'s store) under the caller's policy."""
+        from persisty.layers import Policy, secured
+
+        raw = base if base is not None else self.db.store(served.cls)
         principal = self.principal(request, served)
-        if served.policy is None:
-            return store
+        policy = served.policy
+        if policy is None and self.auth is not None and self.is_anonymous(request):
+            policy = _READ_ONLY  # anonymous callers only read a store no policy opens more
+        if policy is None and not served.hidden:
+            return raw
+        return secured(raw, policy or Policy.allow_all(), principal or _anonymous())
+
+    def _related_view(self, request: Request, cls: type[Any]) -> AsyncStore[Any]:
+        """The store of a related class as the caller sees it; a class the caller may not
+        use at all shows it nothing (its items answer as missing)."""
         from persisty.layers import secured
 
-        return secured(store, served.policy, principal)
+        meta = meta_of(cls)
+        served = self.served.get(meta.name)
+        if served is None or served.cls is not cls:
+            return self.db.store(cls)
+        views = request.scope.setdefault("persisty.related", {})
+        found = views.get(meta.name)
+        if found is None:
+            try:
+                found = self._view(request, served)
+            except Unauthorized:
+                found = secured(self.db.store(cls), _NOTHING, _anonymous())
+            views[meta.name] = found
+        return found  # type: ignore[no-any-return]
+
+    def etag(self, served: Served, item: Any) -> str:
+        """The ETag of ``item`` as served: a MAC (with the database's secret) of exactly
+        what the caller receives, so it says nothing about what the caller may not read."""
+        view = self.out(served, item)
+        digest = self.db.pages.mac("etag:" + served.name, _ENCODER.encode(view))
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    async def store_tags(self, served: Served, store: AsyncStore[Any],
+                         wanted: Sequence[tuple[str, str]]) -> list[str]:
+        """For each (key, served ETag), the store's etag to write with: the current one when
+        the served ETag matches the item as the caller sees it now, else one that never
+        matches (the write then fails its precondition)."""
+        if not wanted:
+            return []
+        keys = [k for k, _ in wanted]
+        current = await store.read_batch(keys)
+        return [etag(c) if c is not None and self.etag(served, c) == tag else _NO_MATCH
+                for c, (_, tag) in zip(current, wanted, strict=True)]
 
     def is_anonymous(self, request: Request) -> bool:
         return "authorization" not in request.headers
@@ -216,6 +271,17 @@ def _anonymous() -> Any:
     return _ANONYMOUS[0]
 
 
+def _policies() -> tuple[Any, Any]:
+    from persisty.layers import Policy
+    from persisty.query import NONE
+
+    return Policy.read_only(), Policy(read=NONE, create=NONE, update=NONE, delete=NONE)
+
+
+_READ_ONLY, _NOTHING = _policies()
+_NO_MATCH = "\x00no-match"
+
+
 
 def error_response(e: PersistyError, *, anonymous: bool = False,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -228,14 +294,13 @@ def error_response(e: PersistyError, *, anonymous: bool = False,
     return JSONResponse(e.to_dict(), status_code=e.status, headers=hdrs)
 
 
-async def read_json(request: Request) -> Any:
-    body = await request.body()
+async def read_json(request: Request, limits: Limits | None = None) -> Any:
+    """The request's JSON body, within ``limits`` (size: 413, nesting: 422)."""
+    limits = limits or DEFAULT_LIMITS
+    body = await read_body(request, limits)
     if not body:
         raise BadRequest("the request needs a JSON body")
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError as e:
-        raise BadRequest(f"the body is not valid JSON ({e})") from None
+    return decode_json(body, limits)
 
 
 def _object(data: Any, what: str) -> dict[str, Any]:
@@ -304,9 +369,10 @@ def _limit(text: str | None, api: Api) -> int | None:
     return value
 
 
-def query_filter(request: Request) -> Filter:
+def query_filter(request: Request, limits: Limits = DEFAULT_LIMITS) -> Filter:
     """The filter in the request's query string."""
     pairs = request.query_params.multi_items()
+    check_query_json(pairs, limits)
     seen: set[str] = set()
     for k, _ in pairs:  # a repeated filter pair means AND (the query form); not so paging
         if k in seen and k in _RESERVED:
@@ -362,7 +428,7 @@ Handler = Callable[[Api, Served, Request], Awaitable[Response]]
 async def search(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     params = request.query_params
-    page = await store.search(query_filter(request), params.get("order"),
+    page = await store.search(query_filter(request, api.limits), params.get("order"),
                               _limit(params.get("limit"), api), params.get("page_key"))
     items = page.items if not served.hidden else [api.out(served, i) for i in page.items]
     return _cached(served, JSONResponse({"items": items, "next_page_key": page.next_page_key}))
@@ -370,19 +436,19 @@ async def search(api: Api, served: Served, request: Request) -> Response:
 
 async def count(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
-    n = await store.count(query_filter(request))
+    n = await store.count(query_filter(request, api.limits))
     return _cached(served, JSONResponse({"count": n}))
 
 
 async def create(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
-    data = _object(await read_json(request), "the item")
+    data = _object(await read_json(request, api.limits), "the item")
     _only(data, served.create_attrs, served.meta, "create")
     item = await store.create(data)
     key = served.meta.key_of(item)
     return JSONResponse(api.out(served, item), status_code=201,
                         headers={"Location": api.location(served, key), "ETag": _etag_header(
-                            etag(item))})
+                            api.etag(served, item))})
 
 
 def _cached(served: Served, response: Response) -> Response:
@@ -397,7 +463,7 @@ async def read(api: Api, served: Served, request: Request) -> Response:
     item = await store.read(key)
     if item is None:
         raise _not_found(served, key)
-    tag = etag(item)
+    tag = api.etag(served, item)
     match = _tags(request.headers.get("if-none-match"))
     if match is not None and (tag in match or "*" in match):
         headers = {"ETag": _etag_header(tag)}
@@ -414,66 +480,65 @@ def _not_found(served: Served, key: str) -> PersistyError:
     return NotFound(f"no {served.name} with key {key!r}")
 
 
-async def _if_match(store: AsyncStore[Any], served: Served, key: str,
+async def _if_match(api: Api, store: AsyncStore[Any], served: Served, key: str,
                     request: Request) -> str | None:
+    """The store's etag to write with for the request's ``If-Match`` (served ETags are
+    compared with the item as the caller sees it now; the write is then pinned to it)."""
     tags = _tags(request.headers.get("if-match"))
     if tags is None:
         return None
     from persisty.errors import PreconditionFailed
 
-    if "*" in tags or len(tags) > 1:
-        current = await store.read(key)
-        if current is None:
-            if "*" in tags:
-                raise PreconditionFailed("the item does not exist (If-Match: *)")
-            raise _not_found(served, key)
-        tag = etag(current)
-        if "*" in tags:
-            return tag
-        if tag not in tags:
-            raise PreconditionFailed("the item has changed (etag does not match)")
-        return tag
     if not tags:
         raise ValidationError("If-Match needs an etag", field="If-Match")
-    return tags[0]
+    current = await store.read(key)
+    if current is None:
+        if "*" in tags:
+            raise PreconditionFailed("the item does not exist (If-Match: *)")
+        raise _not_found(served, key)
+    if "*" not in tags and api.etag(served, current) not in tags:
+        raise PreconditionFailed("the item has changed (etag does not match)")
+    return etag(current)
 
 
 async def replace(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     key = _key_from_path(served, request)
-    data = _object(await read_json(request), "the item")
+    data = _object(await read_json(request, api.limits), "the item")
     _only(data, served.update_attrs, served.meta, "update")
     data = _merge_key(served, key, data)
-    if_match = await _if_match(store, served, key, request)
+    if_match = await _if_match(api, store, served, key, request)
     item = await _full_item(served, store, key, data)
     if item is None:
         raise _not_found(served, key)
     new = await store.update(item, if_match=if_match)
-    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(etag(new))})
+    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(api.etag(served,
+                                                                                     new))})
 
 
 async def patch(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     key = _key_from_path(served, request)
-    data = _object(await read_json(request), "the changes")
+    data = _object(await read_json(request, api.limits), "the changes")
     _only(data, served.patch_attrs, served.meta, "patch")
     check_values(served.meta, data)
-    if_match = await _if_match(store, served, key, request)
+    if_match = await _if_match(api, store, served, key, request)
     new = await store.patch(key, data, if_match=if_match)
-    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(etag(new))})
+    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(api.etag(served,
+                                                                                     new))})
 
 
 async def delete(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     key = _key_from_path(served, request)
-    if_match = await _if_match(store, served, key, request)
+    if_match = await _if_match(api, store, served, key, request)
     await store.delete(key, if_match=if_match)
     return Response(status_code=204)
 
 
 async def batch_read(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
-    data = _object(await read_json(request), "the request")
+    data = _object(await read_json(request, api.limits), "the request")
     _fields(data, {"keys"})
     keys = data.get("keys")
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
@@ -486,7 +551,7 @@ async def batch_read(api: Api, served: Served, request: Request) -> Response:
 
 async def batch_edit(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
-    data = _object(await read_json(request), "the request")
+    data = _object(await read_json(request, api.limits), "the request")
     _fields(data, {"edits", "atomic"})
     raw = data.get("edits")
     atomic = data.get("atomic", True)
@@ -497,6 +562,7 @@ async def batch_edit(api: Api, served: Served, request: Request) -> Response:
     if len(raw) > MAX_BATCH:
         raise ValidationError(f"at most {MAX_BATCH} edits", field="edits")
     edits = [await _edit(served, store, e) for e in raw]
+    await pin_edits(api, served, store, edits)
     results = await store.edit_batch(edits, atomic=atomic)
     out = []
     for r in results:
@@ -504,7 +570,7 @@ async def batch_edit(api: Api, served: Served, request: Request) -> Response:
                                  "field": r.field, "item": None, "etag": None}
         if r.ok and r.item is not None and r.edit.kind != "delete":
             entry["item"] = api.out(served, r.item)
-            entry["etag"] = etag(r.item)
+            entry["etag"] = api.etag(served, r.item)
         out.append(entry)
     return JSONResponse({"results": out})
 
@@ -515,6 +581,30 @@ _EDIT_FIELDS = {
     "patch": frozenset({"op", "key", "changes", "if_match", "precondition"}),
     "delete": frozenset({"op", "key", "if_match", "precondition"}),
 }
+
+
+async def pin_edits(api: Api, served: Served, store: AsyncStore[Any],
+                    edits: Sequence[Edit]) -> None:
+    """Turn the served ETags in ``edits`` into the store's (see :meth:`Api.store_tags`)."""
+    wanted: list[tuple[int, str, str]] = []
+    for i, e in enumerate(edits):
+        if e.if_match is None:
+            continue
+        key = e.key if e.key is not None else served.meta.key_of(e.item)
+        wanted.append((i, key, e.if_match))
+    tags = await api.store_tags(served, store, [(k, t) for _, k, t in wanted])
+    for (i, _, _), tag in zip(wanted, tags, strict=True):
+        edits[i].if_match = tag
+
+
+def _forced(store: Any) -> Mapping[str, Any]:
+    """The values the access-control layer of ``store`` sets on create (none without one)."""
+    rules = getattr(store, "rules", None)
+    while rules is None and getattr(store, "inner", None) is not None:
+        store = store.inner
+        rules = getattr(store, "rules", None)
+    forced = getattr(rules, "forced", None)
+    return forced if isinstance(forced, Mapping) else {}
 
 
 async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
@@ -532,7 +622,9 @@ async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
     if op == "create":
         item = _object(e.get("item"), "item")
         _only(item, served.create_attrs, meta, "create")
-        meta.from_builtins(item)  # a malformed item fails the request, not just the edit
+        # a malformed item fails the request, not just the edit (values the policy fills in
+        # need not be given)
+        meta.from_builtins({**_forced(store), **item})
         return Edit.create(item)
     if op == "update":
         item = _object(e.get("item"), "item")
@@ -559,7 +651,7 @@ async def _edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
 
 async def login_route(api: Api, request: Request) -> Response:
     assert api.login is not None and api.auth is not None
-    data = _object(await read_json(request), "the request")
+    data = _object(await read_json(request, api.limits), "the request")
     _fields(data, {"username", "password"})
     username: Any = data.get("username")
     password: Any = data.get("password")
@@ -626,8 +718,15 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
            login: DemoAuthenticator | None = None, cache_control: Any = None,
            prefix: str = "/api", max_limit: int = 1000, title: str = "persisty",
            graphql: bool = True, docs: bool = True,
-           links: Iterable[Link] = ()) -> tuple[Api, list[BaseRoute]]:
+           links: Iterable[Link] = (), limits: Limits | None = None,
+           ) -> tuple[Api, list[BaseRoute]]:
     """The :class:`Api` and its routes (see :func:`app` for the arguments)."""
+    if not isinstance(db, AsyncDatabase):
+        raise TypeError(
+            f"the API serves an async database, not {type(db).__name__}: open it with "
+            "persisty.aio.connect(url) (persisty.connect gives a sync one)")
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError("limits must be a persisty.serve.Limits")
     if login is not None and (auth is None or auth.secret is None):
         raise ValidationError("login needs auth=JWTAuth(secret=...) to issue tokens",
                               field="login")
@@ -645,7 +744,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
     if policies:
         import persisty.layers  # noqa: F401 - fail early when the layer is missing
     api = Api(db, served, auth=auth, login=login, prefix=prefix, max_limit=max_limit,
-              title=title)
+              title=title, limits=limits or DEFAULT_LIMITS)
     relations: dict[str, dict[str, tuple[str, str]]] = {}
     has_many: dict[str, dict[str, tuple[str, str, bool]]] = {}
     from persisty.layers import relations_of
@@ -773,7 +872,7 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         login: DemoAuthenticator | None = None, cache_control: Any = None,
         cors: bool | Sequence[str] | Mapping[str, Any] | None = None, prefix: str = "/api",
         max_limit: int = 1000, title: str = "persisty", graphql: bool = True,
-        docs: bool = True, links: Iterable[Link] = (),
+        docs: bool = True, links: Iterable[Link] = (), limits: Limits | None = None,
         on_startup: Sequence[Callable[[], Any]] = (),
         close_database: bool = True, debug: bool = False) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
@@ -790,8 +889,14 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     :class:`DemoAuthenticator` enabling ``POST {prefix}/_login``. ``cache_control``: one
     ``Cache-Control`` value, or a mapping per class/name. ``cors``: ``True`` (any origin), a
     list of origins, or keyword arguments for Starlette's ``CORSMiddleware``. ``links``:
-    :class:`Link` relations, nested fields in GraphQL. ``on_startup``: callables (sync or
-    async) run when the app starts, e.g. to seed data; the database is closed on shutdown.
+    :class:`Link` relations, nested fields in GraphQL. ``limits``: a :class:`Limits` (body
+    size, JSON nesting, GraphQL depth, cost, root fields, batch sizes, time; safe defaults).
+    ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
+    database is closed on shutdown.
+
+    A store listed in ``anonymous`` without a policy is read-only for anonymous callers;
+    give it a policy to let them do more. ``db`` must be an async database
+    (``persisty.aio.connect``): a sync one is a ``TypeError``.
 
     Example::
 
@@ -807,7 +912,7 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     api, rs = routes(db, stores, auth=auth, policies=policies, anonymous=anonymous,
                      login=login, cache_control=cache_control, prefix=prefix,
                      max_limit=max_limit, title=title, graphql=graphql, docs=docs,
-                     links=links)
+                     links=links, limits=limits)
     middleware = []
     if cors:
         if cors is True:

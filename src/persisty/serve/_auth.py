@@ -69,8 +69,10 @@ class JWTAuth:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or sub == ANONYMOUS_SUBJECT:
             raise Unauthorized("invalid token: bad subject")
-        raw = claims.get("scope", claims.get("scopes", ()))
-        if isinstance(raw, str):
+        raw = claims.get("scope", claims.get("scopes"))
+        if raw is None:  # no scope claim: a principal with no scopes
+            scopes: frozenset[str] = frozenset()
+        elif isinstance(raw, str):
             scopes = frozenset(raw.split())
         elif isinstance(raw, list) and all(isinstance(s, str) for s in raw):
             scopes = frozenset(raw)

@@ -8,12 +8,14 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import inspect
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from graphql import (
+    ExecutionResult,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLEnumType,
@@ -30,16 +32,16 @@ from graphql import (
     GraphQLSchema,
     GraphQLString,
     OperationType,
+    execute,
     get_operation_ast,
-    graphql,
     parse,
+    validate,
 )
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from persisty.errors import PersistyError, ValidationError
-from persisty.model import etag
 from persisty.model._attr import AttrMeta
 from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
 
@@ -122,9 +124,14 @@ class _Loader:
     def __init__(self, load: Callable[[list[str]], Any]) -> None:
         self.load = load
         self.pending: dict[str, list[asyncio.Future[Any]]] = {}
+        self.loaded: dict[str, Any] = {}  # a key read once in a request is not read again
         self.scheduled = False
 
-    def get(self, key: str) -> asyncio.Future[Any]:
+    def get(self, key: str) -> Any:
+        """The loaded value of ``key`` when it is known (no task, no future: large results
+        stay cheap), else a future of it."""
+        if key in self.loaded:
+            return self.loaded[key]
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self.pending.setdefault(key, []).append(fut)
@@ -144,10 +151,15 @@ class _Loader:
                     if not f.done():
                         f.set_exception(e)
             return
+        woken = 0
         for k, item in zip(keys, items, strict=True):
+            self.loaded[k] = item
             for f in pending[k]:
                 if not f.done():
                     f.set_result(item)
+                    woken += 1
+                    if woken % WAKE_AT_ONCE == 0:  # wake waiters a slice at a time, so
+                        await asyncio.sleep(0)     # other requests get the loop in between
 
 
 class _Context:
@@ -155,6 +167,7 @@ class _Context:
         self.api = api
         self.request = request
         self.loaders: dict[str, _Loader] = {}
+        self.fields = 0
 
     def store(self, served: Served) -> Any:
         return self.api.store(self.request, served)
@@ -165,6 +178,64 @@ class _Context:
             store = self.store(served)
             found = self.loaders[served.name] = _Loader(store.read_batch)
         return found
+
+
+WAKE_AT_ONCE = 100
+"""Resolvers a loaded batch wakes in one turn of the event loop."""
+
+YIELD_EVERY = 200
+"""Fields resolved between two yields to the event loop: a large result never holds up
+other requests (and the timeout can stop it)."""
+
+
+async def _after_yield(value: Any) -> Any:
+    await asyncio.sleep(0)
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
+    """Middleware: every ``YIELD_EVERY`` fields, give the event loop back once."""
+    ctx = info.context
+    ctx.fields += 1
+    value = next_(root, info, **args)
+    if ctx.fields % YIELD_EVERY == 0:
+        return _after_yield(value)
+    return value
+
+
+DEFAULT_PAGE = 100
+"""How many items a search gives without a ``limit`` (the stores' default page)."""
+
+DEFAULT_CHILDREN = 20
+"""How many children a has-many field gives without a ``limit``."""
+
+
+def _children_loader(store: Any, parent: Served, attr: str, limit: int,
+                     one: bool = False) -> Callable[[list[str]], Any]:
+    """Loads at most ``limit`` children per parent key: one search for all the parents
+    (limited to what they may have together), one limited search per parent only when that
+    one did not hold them all."""
+
+    async def load(keys: list[str]) -> list[Any]:
+        found = await load_lists(keys)
+        return [(f[0] if f else None) for f in found] if one else found
+
+    async def load_lists(keys: list[str]) -> list[list[Any]]:
+        values = [parent.meta.parse_key(k)[0] for k in keys]
+        cap = len(values) * limit
+        page = await store.search(Compare(attr, Op.IN, tuple(values)), None, cap)
+        found: dict[Any, list[Any]] = {}
+        for child in page.items:
+            found.setdefault(getattr(child, attr), []).append(child)
+        if page.next_page_key is None:
+            return [found.get(v, [])[:limit] for v in values]
+        pages = await asyncio.gather(*(store.search(Compare(attr, Op.EQ, v), None, limit)
+                                       for v in values))
+        return [list(p.items) for p in pages]
+
+    return load
 
 
 class _Builder:
@@ -186,7 +257,7 @@ class _Builder:
             result["_key"] = GraphQLField(GraphQLNonNull(GraphQLString),
                                           resolve=lambda item, info: s.meta.key_of(item))
             result["_etag"] = GraphQLField(GraphQLNonNull(GraphQLString),
-                                           resolve=lambda item, info: etag(item))
+                                           resolve=lambda item, info: self.api.etag(s, item))
             result.update(self.relation_fields(s))
             return result
 
@@ -218,36 +289,34 @@ class _Builder:
         return result
 
     def _belongs_to(self, attr: str, target: Served) -> Callable[..., Any]:
-        async def resolve(item: Any, info: Info) -> Any:
+        def resolve(item: Any, info: Info) -> Any:
             value = getattr(item, attr)
             if value is None:
                 return None
             key = target.meta.key_string((value,))
-            return await info.context.loader(target).get(key)
+            return info.context.loader(target).get(key)
 
         return resolve
 
     def _has_many(self, parent: Served, target: Served, attr: str,
                   one: bool) -> Callable[..., Any]:
-        async def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
+        api = self.api
+
+        def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
             ctx: _Context = info.context
-            name = f"{target.name}.{attr}"
+            if one:
+                limit = 1
+            elif limit is None:
+                limit = DEFAULT_CHILDREN
+            elif not 1 <= limit <= api.max_limit:
+                raise ValidationError(f"limit must be between 1 and {api.max_limit}",
+                                      field="limit")
+            name = f"{target.name}.{attr}.{limit}.{one}"
             loader = ctx.loaders.get(name)
             if loader is None:
-                store = ctx.store(target)
-
-                async def load(keys: list[str]) -> list[list[Any]]:
-                    values = [parent.meta.parse_key(k)[0] for k in keys]
-                    found: dict[Any, list[Any]] = {}
-                    async for child in store.search_all(Compare(attr, Op.IN, tuple(values))):
-                        found.setdefault(getattr(child, attr), []).append(child)
-                    return [found.get(v, []) for v in values]
-
-                loader = ctx.loaders[name] = _Loader(load)
-            children = await loader.get(parent.meta.key_of(item))
-            if one:
-                return children[0] if children else None
-            return children if limit is None else children[:max(limit, 0)]
+                loader = ctx.loaders[name] = _Loader(_children_loader(
+                    ctx.store(target), parent, attr, limit, one))
+            return loader.get(parent.meta.key_of(item))
 
         return resolve
 
@@ -403,8 +472,9 @@ class _Builder:
             return n
 
         async def batch(_: Any, info: Info, keys: list[str]) -> Any:
-            if len(keys) > 1000:
-                raise ValidationError("at most 1000 keys", field="keys")
+            cap = self.api.limits.graphql_batch
+            if len(keys) > cap:
+                raise ValidationError(f"at most {cap} keys", field="keys")
             return await store(info).read_batch(keys)
 
         async def create(_: Any, info: Info, item: dict[str, Any]) -> Any:
@@ -425,26 +495,35 @@ class _Builder:
                 from persisty.errors import NotFound
 
                 raise NotFound(f"no {s.name} with key {key!r}")
-            return await st.update(full, if_match=if_match)
+            return await st.update(full, if_match=await pinned(st, key, if_match))
+
+        async def pinned(st: Any, key: str, if_match: str | None) -> str | None:
+            if if_match is None:
+                return None
+            return (await self.api.store_tags(s, st, [(key, if_match)]))[0]
 
         async def patch(_: Any, info: Info, key: str, changes: dict[str, Any],
                         if_match: str | None = None) -> Any:
-            return await store(info).patch(key, changes, if_match=if_match)
+            st = store(info)
+            return await st.patch(key, changes, if_match=await pinned(st, key, if_match))
 
         async def delete(_: Any, info: Info, key: str,
                          if_match: str | None = None) -> bool:
-            await store(info).delete(key, if_match=if_match)
+            st = store(info)
+            await st.delete(key, if_match=await pinned(st, key, if_match))
             return True
 
         async def edit_batch(_: Any, info: Info, edits: list[dict[str, Any]],
                              atomic: bool = True) -> Any:
-            from persisty.serve._app import _edit
+            from persisty.serve._app import _edit, pin_edits
 
             st = store(info)
-            if len(edits) > 1000:
-                raise ValidationError("at most 1000 edits", field="edits")
+            cap = self.api.limits.graphql_batch
+            if len(edits) > cap:
+                raise ValidationError(f"at most {cap} edits", field="edits")
             parsed = [await _edit(s, st, {k: v for k, v in e.items() if v is not None})
                       for e in edits]
+            await pin_edits(self.api, s, st, parsed)
             return await st.edit_batch(parsed, atomic=atomic)
 
         query[camel] = GraphQLField(t, args=key_arg, resolve=read,
@@ -516,11 +595,28 @@ ReactDOM.createRoot(document.getElementById("graphiql"))
 _GRAPHIQL = _graphiql_html()
 
 
+async def _awaited(value: Any) -> ExecutionResult:
+    if isinstance(value, ExecutionResult):
+        return value
+    result: ExecutionResult = await value
+    return result
+
+
 def graphql_route(api: Api, path: str = "/graphql") -> Route:
-    """``GET`` (GraphiQL for browsers, or ``?query=`` for queries) and ``POST`` of GraphQL."""
+    """``GET`` (GraphiQL for browsers, or ``?query=`` for queries) and ``POST`` of GraphQL.
+
+    Every operation is checked against ``api.limits`` before it runs (document size, root
+    fields, depth, cost, nesting of variables) and stopped after ``graphql_timeout``."""
     from persisty.serve._app import BadRequest, JSONResponse, error_response, read_json
+    from persisty.serve._graphql_limits import check_operation
+    from persisty.serve._limits import decode_json, too_deep
 
     schema = build_schema(api)
+    limits = api.limits
+
+    def refused(errors: list[GraphQLError], status: int = 400) -> Response:
+        return JSONResponse({"data": None, "errors": [e.formatted for e in errors]},
+                            status_code=status)
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -529,28 +625,55 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                     return HTMLResponse(_GRAPHIQL)
                 body: Any = dict(request.query_params)
                 if "variables" in body:
-                    try:
-                        body["variables"] = msgspec.json.decode(body["variables"])
-                    except msgspec.DecodeError:
-                        raise BadRequest("variables is not valid JSON") from None
+                    body["variables"] = decode_json(body["variables"], limits, "variables")
             else:
-                body = await read_json(request)
+                body = await read_json(request, limits)
             if not isinstance(body, dict) or not isinstance(body.get("query"), str):
                 raise BadRequest("send {\"query\": ..., \"variables\": {...}}")
             variables = body.get("variables")
             if variables is not None and not isinstance(variables, dict):
                 raise BadRequest("variables must be an object")
+            if variables and too_deep(variables, limits.max_depth):
+                raise ValidationError(f"variables nest deeper than {limits.max_depth} levels",
+                                      field="variables")
             op_name = body.get("operationName")
-            if request.method == "GET":
-                try:
-                    doc = parse(body["query"])
-                except GraphQLError as e:
-                    return JSONResponse({"errors": [e.formatted]}, status_code=400)
-                op = get_operation_ast(doc, op_name)
-                if op is not None and op.operation != OperationType.QUERY:
-                    raise BadRequest("mutations need POST")
-            result = await graphql(schema, body["query"], context_value=_Context(api, request),
-                                   variable_values=variables, operation_name=op_name)
+            if op_name is not None and not isinstance(op_name, str):
+                raise BadRequest("operationName must be a string")
+            try:
+                doc = parse(body["query"], max_tokens=limits.graphql_tokens)
+            except GraphQLError as e:
+                if "tokens" in e.message:  # the document is longer than graphql_tokens
+                    e.extensions = {"code": "too_large"}
+                return refused([e])
+            except RecursionError:
+                return refused([GraphQLError("the document nests too deeply",
+                                             extensions={"code": "too_deep"})])
+            op = get_operation_ast(doc, op_name)
+            if request.method == "GET" and op is not None and (
+                    op.operation != OperationType.QUERY):
+                raise BadRequest("mutations need POST")
+            if op is not None:  # before validation, which is quadratic in some shapes
+                over = check_operation(schema, doc, op, variables, limits,
+                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit,
+                                       default_children=DEFAULT_CHILDREN)
+                if over:
+                    return refused(over)
+            try:
+                invalid = validate(schema, doc)
+            except RecursionError:
+                invalid = [GraphQLError("the document nests too deeply",
+                                        extensions={"code": "too_deep"})]
+            if invalid:
+                return refused(invalid)
+            run = execute(schema, doc, context_value=_Context(api, request),
+                          variable_values=variables, operation_name=op_name,
+                          middleware=[_share_the_loop])
+            try:
+                result = await asyncio.wait_for(_awaited(run), limits.graphql_timeout)
+            except TimeoutError:
+                return refused([GraphQLError(
+                    f"the query ran longer than {limits.graphql_timeout:g} s and was stopped",
+                    extensions={"code": "timeout"})], 503)
         except PersistyError as e:
             return error_response(e, anonymous=api.is_anonymous(request))
         out: dict[str, Any] = {"data": result.data}

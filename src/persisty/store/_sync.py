@@ -65,6 +65,8 @@ OrderArg = Iterable[Order | str] | Order | str | None
 
 DEFAULT_LIMIT = 100
 MAX_RETRIES = 100
+PURGE_EVERY = 100
+PURGE_LIMIT = 100
 
 
 class Store(ABC, Generic[T]):
@@ -177,6 +179,20 @@ class Store(ABC, Generic[T]):
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
         """Which part of ``filter`` (and ``order``) runs on the engine, which in Python."""
 
+    def purge_expired(self, limit: int | None = None) -> int:
+        """Delete (at most ``limit``) expired items now; return how many were deleted.
+
+        Expired items are invisible already; this frees their storage. Engines that expire
+        items themselves (Redis, DynamoDB) do it natively; on the others every 100th write
+        of an expiring store purges up to 100. A store without ``Attr(expires=True)``
+        has nothing to purge.
+
+        Example::
+
+            notes.purge_expired()   # 0: a Note never expires
+        """
+        return 0
+
 
 class StoreBase(Store[T]):
     """The Store logic every backend shares; a backend implements the ``_`` hooks only.
@@ -198,6 +214,10 @@ class StoreBase(Store[T]):
         self.pages = pages
         self.clock = clock or Clock()
         self.default_limit = default_limit
+        self.retries = 0
+        self._writes = 0
+        """How often a write was tried again because the item changed between the read and
+        the conditional write (native atomic paths never need to)."""
 
     # ---- hooks --------------------------------------------------------------------------
 
@@ -278,6 +298,26 @@ class StoreBase(Store[T]):
         err = (self._commit([op], True))[0]
         if err is not None:
             raise err
+        if self.meta.expires is not None and not self.reclaims_natively:
+            self._writes += 1
+            if self._writes >= PURGE_EVERY:  # the storage of expired items, a bit at a time
+                self._writes = 0
+                self.purge_expired(PURGE_LIMIT)
+
+    reclaims_natively = False
+    """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
+    ``PURGE_EVERY`` writes of an expiring store purge up to ``PURGE_LIMIT`` of them."""
+
+    def purge_expired(self, limit: int | None = None) -> int:
+        name = self.meta.expires
+        if name is None:
+            return 0
+        f = validate_filter(F[name] <= self.clock(), self.meta)
+        found = self._collect(f, sort_spec(self.meta, None), None, limit)
+        ops: list[WriteOp] = [Remove(self.meta.key_values(i), etag(i), i) for i in found]
+        if not ops:
+            return 0
+        return sum(1 for err in self._commit(ops, False) if err is None)
 
     # ---- the contract -------------------------------------------------------------------
 
@@ -333,6 +373,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             except NotFound:
                 continue  # deleted since we read it: create it
@@ -365,6 +406,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue  # changed since we read it: check the precondition again
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -384,6 +426,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -404,6 +447,7 @@ class StoreBase(Store[T]):
             except PreconditionFailed:
                 if if_match is not None:
                     raise
+                self.retries += 1
                 continue
             return
         raise Conflict("too many concurrent changes; try again")
@@ -656,6 +700,53 @@ class StoreBase(Store[T]):
                 results.append(EditResult(e, True, None, item))
         return results
 
+    def restore(self, items: Sequence[Any], *, replace: bool = False
+                      ) -> list[EditResult[T]]:
+        """Write ``items`` exactly as given: generated values (``created``/``updated``
+        timestamps, sequences) are kept, not stamped anew, so every item keeps its etag;
+        what ``persisty import`` does with an export. Each item is validated and written on
+        its own (not atomically); an existing key is a ``conflict`` unless ``replace``.
+
+        Example::
+
+            note = notes.create(Note(owner="ann", title="Hi"))
+            notes.delete(notes.key_of(note))
+            results = notes.restore([note])      # e.g. from a backup
+            assert results[0].ok and notes.read(notes.key_of(note)) == note
+        """
+        meta = self.meta
+        results: list[EditResult[T] | None] = [None] * len(items)
+        inserts: list[tuple[int, Insert]] = []
+        for i, item in enumerate(items):
+            try:
+                new = meta.validate(item)
+            except PersistyError as e:
+                results[i] = EditResult(Edit.create(item), False, e.code, None, e.message,
+                                        e.field)
+                continue
+            inserts.append((i, Insert(meta.key_values(new), new, etag(new))))
+        errors = self._commit([op for _, op in inserts], False) if inserts else []
+        again: list[tuple[int, Insert, PersistyError]] = []
+        for (i, op), err in zip(inserts, errors, strict=True):
+            if err is None:
+                results[i] = EditResult(Edit.create(op.item), True, None, op.item)
+            elif replace and isinstance(err, Conflict):
+                again.append((i, op, err))
+            else:
+                results[i] = EditResult(Edit.create(op.item), False, err.code, None,
+                                        err.message, err.field)
+        if again:
+            replaced = self._commit([Replace(op.key, op.item, op.etag)
+                                           for _, op, _ in again], False)
+            for (i, op, first), err in zip(again, replaced, strict=True):
+                if err is None:
+                    results[i] = EditResult(Edit.update(op.item), True, None, op.item)
+                else:  # not there: the conflict was on a unique index, not the key
+                    failure = first if isinstance(err, NotFound) else err
+                    results[i] = EditResult(Edit.update(op.item), False, failure.code, None,
+                                            failure.message, failure.field)
+        return [r for r in results if r is not None]
+
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         changes = check_changes(self.meta, changes)
         f = validate_filter(filter, self.meta)
@@ -819,6 +910,9 @@ class WrappedStore(Store[T]):
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
         return self.inner.explain(filter, order)
 
+    def purge_expired(self, limit: int | None = None) -> int:
+        return self.inner.purge_expired(limit)
+
 
 _NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
@@ -844,7 +938,8 @@ class Database(ABC):
                                   "(at most 40)", field="namespace")
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret())
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+                              namespace=namespace, database=url)
         self._stores: dict[type[Any], Store[Any]] = {}
         self.clock = Clock()
         """The clock every store of this database reads (timestamps, expiry); tests set
@@ -885,6 +980,44 @@ class Database(ABC):
     def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""
         return []
+
+    def drop(self, cls: type[Any] | None = None) -> None:
+        """Remove the store of ``cls`` and everything the engine keeps for it (items,
+        indexes, sequence counters, tables, files, meta records); without ``cls``, every
+        store of this database's namespace. A store used afterwards starts empty.
+
+        Backends override this to leave nothing behind; this default deletes the items of
+        the stores opened so far.
+
+        Example::
+
+            db.drop(Note)   # one store
+            db.drop()       # the whole namespace
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        for store in stores:
+            store.delete_all(None)
+
+    def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """What the engine holds for the store of ``cls`` (without ``cls``, for this
+        database's namespace): the names of its keys, tables, files or records. Empty after
+        :meth:`drop`; what the conformance suite checks drop with.
+
+        Backends override this to look at the engine itself; this default names the stores
+        opened so far that hold items.
+
+        Example::
+
+            db.drop(Note)
+            assert db.footprint(Note) == []
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        found = []
+        for store in stores:
+            n = store.count()
+            if n:
+                found.append(f"{store.meta.name}: {n} item(s)")
+        return found
 
     def close(self) -> None:  # noqa: B027 - nothing to release for most backends
         """Release connections; the database is unusable afterwards."""

@@ -18,6 +18,10 @@ from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
 from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
 from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
+from persisty.testing._robust_async import AsyncRobustnessConformance
+from persisty.testing._robust_sync import RobustnessConformance
+from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
+from persisty.testing._secrecy._sync import PageKeySecrecyConformance
 from persisty.testing._stash_async import AsyncStashConformance
 from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
@@ -26,13 +30,17 @@ __all__ = [
     "AsyncDatabaseLifecycleConformance",
     "AsyncFileStoreConformance",
     "AsyncKVConformance",
+    "AsyncPageKeySecrecyConformance",
     "AsyncPutExpiryIncrementConformance",
+    "AsyncRobustnessConformance",
     "AsyncStashConformance",
     "AsyncStoreConformance",
     "DatabaseLifecycleConformance",
     "FileStoreConformance",
     "KVConformance",
+    "PageKeySecrecyConformance",
     "PutExpiryIncrementConformance",
+    "RobustnessConformance",
     "StashConformance",
     "StoreConformance",
 ]

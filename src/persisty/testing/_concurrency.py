@@ -20,3 +20,29 @@ def run_concurrently(workers: list[Callable[[], Any]]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=len(workers)) as pool:
         futures = [pool.submit(w) for w in workers]
         return [f.result() for f in futures]
+
+
+async def in_thread_async(fn: Callable[[], Any]) -> Any:
+    """Run a blocking call without blocking the event loop."""
+    import asyncio
+
+    return await asyncio.to_thread(fn)
+
+
+def in_thread(fn: Callable[[], Any]) -> Any:
+    """The sync twin of :func:`in_thread_async`: just call it."""
+    return fn()
+
+
+async def pause_async() -> None:
+    """Let the other tasks run."""
+    import asyncio
+
+    await asyncio.sleep(0)
+
+
+def pause() -> None:
+    """The sync twin of :func:`pause_async` (threads are preempted anyway)."""
+    import time
+
+    time.sleep(0)

@@ -250,6 +250,21 @@ class AsyncPutExpiryIncrementConformance:
         assert await leases.delete_all(None) == 3
         assert await leases.count() == 0
 
+    async def test_purge_expired(self, database: AsyncDatabase) -> None:
+        leases = await self._clocked(database, Lease)
+        t0 = database.clock()
+        await leases.edit_batch([Edit.create(Lease(id=f"l{i}", owner="o")) for i in range(5)]
+                                + [Edit.create(Lease(id="keep", expires_at=t0 + LEASE_TTL * 9))])
+        backend = database.store(Lease)  # purging is the backend's, under any layer
+        assert await backend.purge_expired() == 0
+        database.clock.advance(LEASE_TTL * 2)
+        assert await backend.purge_expired(limit=2) == 2
+        assert await backend.purge_expired() == 3
+        assert await backend.purge_expired() == 0
+        assert [x.id for x in (await leases.search()).items] == ["keep"]
+        await leases.create(Lease(id="l0", owner="again"))
+        assert await leases.count() == 2
+
     # ---- increments -----------------------------------------------------------------------
 
     async def test_increment(self, database: AsyncDatabase) -> None:

@@ -251,6 +251,21 @@ class PutExpiryIncrementConformance:
         assert leases.delete_all(None) == 3
         assert leases.count() == 0
 
+    def test_purge_expired(self, database: Database) -> None:
+        leases = self._clocked(database, Lease)
+        t0 = database.clock()
+        leases.edit_batch([Edit.create(Lease(id=f"l{i}", owner="o")) for i in range(5)]
+                                + [Edit.create(Lease(id="keep", expires_at=t0 + LEASE_TTL * 9))])
+        backend = database.store(Lease)  # purging is the backend's, under any layer
+        assert backend.purge_expired() == 0
+        database.clock.advance(LEASE_TTL * 2)
+        assert backend.purge_expired(limit=2) == 2
+        assert backend.purge_expired() == 3
+        assert backend.purge_expired() == 0
+        assert [x.id for x in (leases.search()).items] == ["keep"]
+        leases.create(Lease(id="l0", owner="again"))
+        assert leases.count() == 2
+
     # ---- increments -----------------------------------------------------------------------
 
     def test_increment(self, database: Database) -> None:

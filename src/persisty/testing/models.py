@@ -7,6 +7,7 @@ import dataclasses
 import enum
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 from persisty.model import Attr, Index, stored
@@ -86,6 +87,56 @@ class Profile:
     extra: dict[str, int] = Attr(default_factory=dict)
     avatar: bytes | None = None
     seen: datetime | None = None
+
+
+@stored
+class Measure:
+    """Hostile values: numbers, timestamps and a free-form nested document."""
+
+    id: str
+    value: float | None = None
+    amount: Decimal | None = None
+    at: datetime | None = None
+    data: dict[str, Any] = Attr(default_factory=dict)
+    serial: int | None = Attr(generated="sequence", default=None)
+
+
+@stored
+class Animal:
+    """A stored base class."""
+
+    id: str
+    name: str = ""
+    legs: int = Attr(ge=0, default=4)
+
+
+@stored
+class Dog(Animal):
+    """Inherits a stored class, redeclares one of its attributes."""
+
+    breed: str = ""
+    name: str = Attr(max_length=20, default="dog")
+
+
+class Stamped:
+    """A plain base class: annotations and defaults only."""
+
+    note: str = ""
+    age: int | None = Attr(ge=0, default=None)
+
+
+@dataclasses.dataclass
+class Tagged:
+    """A dataclass base."""
+
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+@stored
+class Pet(Tagged, Stamped):
+    """Inherits a dataclass and a plain class."""
+
+    id: str
 
 
 @stored

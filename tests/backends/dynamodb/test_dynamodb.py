@@ -399,3 +399,18 @@ def test_codec_round_trips_exactly(thing: Thing) -> None:
     codec = Codec(meta)
     loaded, tag = codec.load(_as_dynamodb_returns(codec.dump(item, etag(item))))
     assert loaded == item and tag == etag(item) == etag(loaded)
+
+
+def test_expiring_items_carry_the_tables_ttl_attribute(db: DynamoDatabase) -> None:
+    from persisty.testing.models import Lease
+
+    leases = db.store(Lease)
+    until = datetime(2040, 1, 2, 3, 4, 5, tzinfo=UTC)
+    leases.create(Lease(id="a", expires_at=until))
+    table = leases.table  # type: ignore[attr-defined]
+    client = leases.client  # type: ignore[attr-defined]
+    ttl = client.call("describe_time_to_live", TableName=table)["TimeToLiveDescription"]
+    assert ttl["AttributeName"] == "~t" and ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
+    raw = client.call("scan", TableName=table)["Items"]
+    assert [int(r["~t"]["N"]) for r in raw] == [int(until.timestamp()) + 1]
+    assert leases.read("a").expires_at == until  # type: ignore[union-attr]

@@ -59,7 +59,7 @@ def test_prefix_option_and_drop() -> None:
         db.store(Item).create(Item(owner="ann", title="t"))
         keys = list(db.client.scan_iter(match=f"{prefix}:*"))
         assert keys and all(k.startswith(f"{prefix}:".encode()) for k in keys)
-        assert db.drop() > 0
+        db.drop()
         assert list(db.client.scan_iter(match=f"{prefix}:{{n1:*")) == []
     finally:
         db.client.delete(f"{prefix}:secret")

@@ -78,3 +78,15 @@ async def test_ttl_async(adb: AsyncRedisDatabase) -> None:
     assert await store.count(F.owner == "ann") == 0
     assert (await store.search()).items == []
     assert await store.read("a") is None
+
+
+def test_redis_expires_each_item_at_its_own_instant(db: RedisDatabase) -> None:
+    from datetime import UTC
+
+    store = db.store(Session)
+    until = datetime.now(UTC) + timedelta(days=2)
+    store.create(Session(id="long", owner="ann", expires_at=until))
+    store.create(Session(id="short", owner="ann"))
+    prefix = b"persisty:{" + db.namespace.encode() + b":session}:i:"
+    assert abs(db.client.pexpiretime(prefix + b"long") - until.timestamp() * 1000) < 2
+    assert 0 < db.client.pttl(prefix + b"short") <= 600

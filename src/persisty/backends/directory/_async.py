@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from persisty.backends.directory._files import DirectoryTable, Row, read_or_create_secret
 from persisty.errors import PersistyError, ValidationError
-from persisty.model import StoreMeta
+from persisty.model import StoreMeta, meta_of
 from persisty.query import Filter, PageKeys, Sort
 from persisty.store import AsyncDatabase, AsyncStore, AsyncStoreBase, Key, WriteOp
 
@@ -24,6 +25,12 @@ class AsyncDirectoryStore(AsyncStoreBase[Any]):
 
     async def _get(self, key: Key) -> Row | None:
         return self.table.get(key)
+
+    async def _get_many(self, keys: Sequence[Key]) -> list[Row | None]:
+        return self.table.get_many(keys)
+
+    async def _count(self, native: Filter) -> int:
+        return self.table.count(native)
 
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
@@ -59,8 +66,46 @@ class AsyncDirectoryDatabase(AsyncDatabase):
         super().__init__(url, namespace=namespace, secret=secret)
 
     def _secret(self) -> bytes | None:
+        # opening creates nothing: without the directory, this process signs page keys
+        # with a random secret until it is reopened
+        if not self.root.is_dir():
+            return None
         return read_or_create_secret(self.root)
 
+    @property
+    def folder(self) -> Path:
+        """The directory of this database's namespace."""
+        return self.root / (self.namespace or "_default")
+
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
-        folder = self.root / (self.namespace or "_default") / meta.name
-        return AsyncDirectoryStore(meta, self.pages, DirectoryTable(meta, folder))
+        return AsyncDirectoryStore(meta, self.pages, DirectoryTable(meta, self.folder / meta.name))
+
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Delete the directory of the store of ``cls`` (without ``cls``, the namespace's
+        directory with every store in it).
+
+        Example::
+
+            await db.drop(Note)
+        """
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, AsyncDirectoryStore)
+            store.table.drop()
+            return
+        for store in self._stores.values():
+            if isinstance(store, AsyncDirectoryStore):
+                store.table.drop()
+        if self.folder.is_dir():
+            for child in sorted(self.folder.iterdir()):
+                if child.is_dir():
+                    DirectoryTable.drop_path(child)
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The files and directories of the store of ``cls`` (else of the namespace)."""
+        top = self.folder / meta_of(cls).name if cls is not None else self.folder
+        if not top.exists():
+            return []
+        return [str(top), *sorted(str(p) for p in top.rglob("*"))]

@@ -2,8 +2,14 @@
 
 Layout: ``<root>/<namespace>/<store>/<hash of key>.json`` holding ``{"key", "etag",
 "item"}``. Writers take an exclusive ``flock`` on the store's ``.lock`` so conditional writes
-are atomic across processes; a batch is first written to ``.journal`` (fsynced) and replayed
-on the next open or write if a crash interrupted it, so a batch is never half-applied.
+are atomic across processes; a batch is first written to ``.journal`` (fsynced) and then
+applied. Readers take a shared ``flock``, so they never see a batch being applied; a journal
+a reader finds under its shared lock was left by a writer that died (a live writer holds
+the exclusive lock), and the reader replays it before reading. A batch is therefore seen
+whole or not at all, while it is applied and after a crash.
+
+The store's directory is created by its first write; reads of a store that was never
+written (or was dropped) find nothing and create nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,9 +87,9 @@ class DirectoryTable:
     def __init__(self, meta: StoreMeta, path: Path) -> None:
         self.meta = meta
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
-        with self._locked():
-            self._replay()
+        if (path / ".journal").exists():
+            with self._locked():
+                self._replay()
 
     def _file(self, key: Key) -> Path:
         text = self.meta.key_string(key)
@@ -90,12 +97,46 @@ class DirectoryTable:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """The exclusive (writer's) lock; creates the store's directory."""
+        self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / ".lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The shared (reader's) lock: no batch is being applied while it is held. A
+        journal found under it was left by a writer that died; it is replayed first."""
+        try:
+            lock = open(self.path / ".lock", "a+b")  # noqa: SIM115 - closed below
+        except FileNotFoundError:  # never written, or dropped: nothing to read
+            yield
+            return
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            try:
+                if (self.path / ".journal").exists():
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    self._replay()
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def drop(self) -> None:
+        """Delete the store's directory: items, journal, sequences and lock."""
+        self.drop_path(self.path)
+
+    @staticmethod
+    def drop_path(path: Path) -> None:
+        """Delete a store's directory under its writer's lock."""
+        if not path.is_dir():
+            return
+        with open(path / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            shutil.rmtree(path, ignore_errors=True)
 
     def _replay(self) -> None:
         journal = self.path / ".journal"
@@ -138,16 +179,26 @@ class DirectoryTable:
 
     def get(self, key: Key) -> Row | None:
         """The item and etag stored under ``key``."""
-        return self._load(self._file(key))
+        with self._reading():
+            return self._load(self._file(key))
 
-    def all(self) -> list[Any]:
-        """Every stored item."""
+    def get_many(self, keys: Sequence[Key]) -> list[Row | None]:
+        """The items and etags stored under ``keys``, read under one lock."""
+        with self._reading():
+            return [self._load(self._file(k)) for k in keys]
+
+    def _all(self) -> list[Any]:
         result = []
         for file in self.path.glob("*.json"):
             row = self._load(file)
             if row is not None:
                 result.append(row[0])
         return result
+
+    def all(self) -> list[Any]:
+        """Every stored item."""
+        with self._reading():
+            return self._all()
 
     def find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
              limit: int | None) -> list[Any]:
@@ -157,6 +208,14 @@ class DirectoryTable:
             keep = compile_filter(f, self.meta)
             items = [i for i in items if keep(i)]
         return seek(items, spec, after, limit)
+
+    def count(self, f: Filter) -> int:
+        """How many items match ``f``."""
+        items = self.all()
+        if f is ALL:
+            return len(items)
+        keep = compile_filter(f, self.meta)
+        return sum(1 for i in items if keep(i))
 
     # ---- writes -------------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ from persisty.model._meta import _key_text
 PK = "~pk"
 SK = "~sk"
 ETAG = "~e"
+TTL = "~t"
+"""The table's TimeToLive attribute: an expiring item's expiry in epoch seconds."""
 EXACT = "~x"
 MAX_ITEM_BYTES = 400 * 1024
 NATIVE_SCALARS = frozenset(
@@ -307,6 +309,10 @@ class Codec:
         if exact:
             out[EXACT] = {"M": exact}
         out[ETAG] = {"S": tag}
+        if self.meta.expires is not None:  # DynamoDB deletes the item (within days) after it
+            at = getattr(item, self.meta.expires)
+            if at is not None:
+                out[TTL] = {"N": str(int(at.timestamp()) + 1)}
         out.update(self.index_keys(item))
         size = sum(len(k) + _size(v) for k, v in out.items())
         if size > MAX_ITEM_BYTES:

@@ -24,7 +24,7 @@ from persisty.backends.dynamodb._clients import (
     meta_definition,
     parse_url,
 )
-from persisty.backends.dynamodb._codec import ETAG, PK, SK, Codec, order_bytes
+from persisty.backends.dynamodb._codec import ETAG, PK, SK, TTL, Codec, order_bytes
 from persisty.backends.dynamodb._plan import Plan, make_plan
 from persisty.errors import (
     Conflict,
@@ -34,7 +34,7 @@ from persisty.errors import (
     Unavailable,
     ValidationError,
 )
-from persisty.model import StoreMeta, etag
+from persisty.model import StoreMeta, etag, meta_of
 from persisty.query import (
     ALL,
     NONE,
@@ -156,6 +156,8 @@ class DynamoStore(StoreBase[Any]):
         page = notes.search(F.owner == "ann", order=[-F.priority], limit=20)
     """
 
+    reclaims_natively = True  # the table's TimeToLive attribute
+
     def __init__(self, meta: StoreMeta, pages: Any, database: DynamoDatabase,
                  table: str) -> None:
         super().__init__(meta, pages)
@@ -201,6 +203,12 @@ class DynamoStore(StoreBase[Any]):
                     if error_code(e2) != "ResourceInUseException":
                         raise client_error(e2, self.meta.name) from e2
                 described = self.database.wait_active(self.table)
+                if self.meta.expires is not None:
+                    # native reclaim; reads filter what its lag leaves behind
+                    self.client.call(
+                        "update_time_to_live", TableName=self.table,
+                        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
+                    done.append(f"enabled TTL on {TTL} of {self.table}")
             have = {g["IndexName"] for g in described.get("GlobalSecondaryIndexes", [])}
             for i, ix in enumerate(self.meta.indexes):
                 name = ix.index_name(self.meta.name)
@@ -904,59 +912,95 @@ class DynamoDatabase(Database):
             done += store.ensure_table()
         return done
 
-    def drop(self) -> list[str]:
-        """Delete every table of this namespace and its meta entries; return the tables.
+    def drop(self, cls: type[Any] | None = None) -> None:
+        """Delete the table of the store of ``cls`` and its meta entries (unique values,
+        sequence counters); without ``cls``, every table of this namespace and its meta
+        entries.
 
         Example::
 
-            db.drop()
+            db.drop(Note)   # one store
+            db.drop()       # the namespace
         """
-        dropped = []
+        ns = self.namespace or "_"
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, DynamoStore)
+            stores = [store]
+            self._delete_table(store.table)
+            name = store.meta.name
+            self._drop_meta_entries((f"u|{ns}|{name}|", f"seq|{ns}|{name}|"))
+        else:
+            stores = [s for s in self._stores.values() if isinstance(s, DynamoStore)]
+            start: str | None = None
+            while True:
+                params: dict[str, Any] = {"Limit": 100}
+                if start:
+                    params["ExclusiveStartTableName"] = start
+                out = self.client.call("list_tables", **params)
+                for table in out.get("TableNames", []):
+                    if table.startswith(self.table_prefix):
+                        self._delete_table(table)
+                start = out.get("LastEvaluatedTableName")
+                if not start:
+                    break
+            self._drop_meta_entries((f"u|{ns}|", f"seq|{ns}|"))
+        for s in stores:
+            s._ready = False
+
+    def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The tables and meta entries of the store of ``cls`` (else of the namespace)."""
+        ns = self.namespace or "_"
+        if cls is None:
+            table_prefix, prefixes = self.table_prefix, (f"u|{ns}|", f"seq|{ns}|")
+        else:
+            name = meta_of(cls).name
+            table_prefix = self.table_prefix + name
+            prefixes = (f"u|{ns}|{name}|", f"seq|{ns}|{name}|")
+        found: list[str] = []
         start: str | None = None
         while True:
             params: dict[str, Any] = {"Limit": 100}
             if start:
                 params["ExclusiveStartTableName"] = start
             out = self.client.call("list_tables", **params)
-            for name in out.get("TableNames", []):
-                if name.startswith(self.table_prefix):
-                    try:
-                        self.client.call("delete_table", TableName=name)
-                        dropped.append(name)
-                    except botocore.exceptions.ClientError as e:
-                        if error_code(e) != "ResourceNotFoundException":
-                            raise client_error(e, name) from e
+            found += [t for t in out.get("TableNames", []) if (
+                t == table_prefix if cls is not None else t.startswith(table_prefix))]
             start = out.get("LastEvaluatedTableName")
             if not start:
                 break
-        for store in self._stores.values():
-            assert isinstance(store, DynamoStore)
-            store._ready = False
-        if self._meta_ready or dropped:
-            self._drop_meta_entries()
-        return dropped
+        return found + self._meta_entries(prefixes)
 
-    def _drop_meta_entries(self) -> None:
-        ns = self.namespace or "_"
+    def _delete_table(self, name: str) -> None:
+        try:
+            self.client.call("delete_table", TableName=name)
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) != "ResourceNotFoundException":
+                raise client_error(e, name) from e
+
+    def _meta_entries(self, prefixes: tuple[str, str]) -> list[str]:
         params: dict[str, Any] = {
             "TableName": self.meta_table,
             "FilterExpression": "begins_with(#k, :u) OR begins_with(#k, :s)",
             "ExpressionAttributeNames": {"#k": META_KEY},
-            "ExpressionAttributeValues": {":u": {"S": f"u|{ns}|"}, ":s": {"S": f"seq|{ns}|"}},
+            "ExpressionAttributeValues": {":u": {"S": prefixes[0]}, ":s": {"S": prefixes[1]}},
         }
-        keys = []
+        names: list[str] = []
         while True:
             try:
                 out = self.client.call("scan", **params)
             except botocore.exceptions.ClientError as e:
                 if error_code(e) == "ResourceNotFoundException":
-                    return
+                    return []
                 raise client_error(e, self.meta_table) from e
-            keys += [{META_KEY: i[META_KEY]} for i in out.get("Items", [])]
+            names += [i[META_KEY]["S"] for i in out.get("Items", [])]
             start = out.get("LastEvaluatedKey")
             if start is None:
-                break
+                return names
             params["ExclusiveStartKey"] = start
+
+    def _drop_meta_entries(self, prefixes: tuple[str, str]) -> None:
+        keys = [{META_KEY: {"S": name}} for name in self._meta_entries(prefixes)]
         for s in range(0, len(keys), BATCH_WRITE):
             pending: dict[str, Any] = {self.meta_table: [
                 {"DeleteRequest": {"Key": k}} for k in keys[s:s + BATCH_WRITE]]}

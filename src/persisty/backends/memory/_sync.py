@@ -8,7 +8,7 @@ from typing import Any
 
 from persisty.backends.memory._table import MemoryTable, Row
 from persisty.errors import PersistyError
-from persisty.model import StoreMeta
+from persisty.model import StoreMeta, meta_of
 from persisty.query import Filter, PageKeys, Sort
 from persisty.store import Database, Key, Store, StoreBase, WriteOp
 
@@ -62,3 +62,27 @@ class MemoryDatabase(Database):
     def _open(self, meta: StoreMeta) -> Store[Any]:
         table = self._tables.setdefault(meta.name, MemoryTable(meta))
         return MemoryStore(meta, self.pages, table)
+
+    def drop(self, cls: type[Any] | None = None) -> None:
+        """Forget the items, indexes and counters of the store of ``cls`` (of every store
+        without ``cls``).
+
+        Example::
+
+            db.drop(Note)
+        """
+        names = [meta_of(cls).name] if cls is not None else list(self._tables)
+        for name in names:
+            table = self._tables.get(name)
+            if table is not None:
+                table.clear()
+
+    def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The stores (of ``cls``, else every one) holding items or sequence counters."""
+        names = [meta_of(cls).name] if cls is not None else list(self._tables)
+        found = []
+        for name in names:
+            table = self._tables.get(name)
+            if table is not None and (table.rows or table.sequences):
+                found.append(f"{name}: {len(table.rows)} item(s), counters {table.sequences}")
+        return found

@@ -121,6 +121,17 @@ class MemoryTable:
         self.sequences: dict[str, int] = {}
         self._walks: dict[tuple[Any, ...], Walk | None] = {}
 
+    def clear(self) -> None:
+        """Forget every item, index entry and sequence counter."""
+        with self.lock:
+            self.rows.clear()
+            for values in self.eq.values():
+                values.clear()
+            self.ordered[:] = [OrderedIndex(ix.columns) for ix in self.ordered]
+            for _, taken in self.unique:
+                taken.clear()
+            self.sequences.clear()
+
     # ---- reads --------------------------------------------------------------------------
 
     def get(self, key: Key) -> Row | None:

@@ -171,8 +171,9 @@ class Layout:
         )).encode()
         self.shadow = self.b + b":s"
         self.expiry = self.b + b":e"
-        self.ttl_ms = 0 if meta.ttl is None else max(1, int(meta.ttl.total_seconds() * 1000))
-        self.header = [self.b, b"0", str(self.ttl_ms).encode(), str(len(self.indexes)).encode(),
+        self.expires = meta.expires
+        self.header = [self.b, b"0", b"0" if meta.expires is None else b"1",
+                       str(len(self.indexes)).encode(),
                        str(len(self.unique)).encode(),
                        *(ix.name.encode() for ix in self.indexes),
                        *(ix.name.encode() for ix in self.unique)]
@@ -238,6 +239,9 @@ class Layout:
                 self.meta.encode(item))
             args += [b"I" if isinstance(op, Insert) else b"R", raw, expected, tag + b"|" + doc,
                      self.shadow_entry(tag, members, fields), *members, *fields]
+            if self.expires is not None:  # PXAT: Redis deletes the item at its expiry
+                at = getattr(item, self.expires)
+                args.append(b"0" if at is None else b"%d" % max(1, int(at.timestamp() * 1000)))
         return args
 
     def shadow_entry(self, tag: bytes, members: list[bytes], fields: list[bytes]) -> bytes:

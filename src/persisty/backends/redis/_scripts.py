@@ -72,7 +72,7 @@ end
 
 COMMIT = _LIB + r"""
 local atomic = ARGV[2] == '1'
-local ttl = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[3])  -- 1: the store's items expire (each op carries its instant)
 local nix = tonumber(ARGV[4])
 local nu = tonumber(ARGV[5])
 local p = 6
@@ -95,6 +95,7 @@ while p <= #ARGV do
     for i = 1, nix do op.members[i] = ARGV[p]; p = p + 1 end
     op.fields = {}
     for i = 1, nu do op.fields[i] = ARGV[p]; p = p + 1 end
+    if ttl > 0 then op.at = tonumber(ARGV[p]); p = p + 1 end
   end
   ops[#ops + 1] = op
 end
@@ -224,9 +225,14 @@ local function apply(op)
     return
   end
   if ttl > 0 then
-    local at = nowms() + ttl
-    redis.call('SET', ikey, op.value, 'PXAT', at)
-    redis.call('ZADD', base .. ':e', at, op.key)
+    -- the item's own expiry instant (its Attr(expires=True) value), 0 for none
+    if op.at > 0 then
+      redis.call('SET', ikey, op.value, 'PXAT', op.at)
+      redis.call('ZADD', base .. ':e', op.at, op.key)
+    else
+      redis.call('SET', ikey, op.value)
+      redis.call('ZREM', base .. ':e', op.key)
+    end
   else
     pset[#pset + 1] = ikey
     pset[#pset + 1] = op.value

@@ -21,7 +21,7 @@ from persisty.backends.redis._keys import (
 from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
 from persisty.errors import Conflict, PersistyError, PreconditionFailed
-from persisty.model import StoreMeta, etag
+from persisty.model import StoreMeta, etag, meta_of
 from persisty.query import (
     ALL,
     NONE,
@@ -62,6 +62,8 @@ class RedisStore(StoreBase[Any]):
         notes = db.store(Note)
         notes.search(F.owner == "ann", order=[-F.priority], limit=20)
     """
+
+    reclaims_natively = True  # SET … PXAT at each item's expiry
 
     def __init__(self, meta: StoreMeta, pages: Any, client: Redis, base: str) -> None:
         super().__init__(meta, pages)
@@ -225,7 +227,7 @@ class RedisStore(StoreBase[Any]):
                 return int(self.client.exists(*names))
         ix = acc.index or self.layout.keyset
         with translate():
-            if self.meta.ttl is None:
+            if self.meta.expires is None:
                 if f is ALL:
                     return int(self.client.zcard(ix.zset))
                 if len(acc.ranges) == 1:
@@ -244,7 +246,7 @@ class RedisStore(StoreBase[Any]):
         if acc is None:
             acc = self.layout.access(f, spec)
         keep = self.layout.predicate(f)
-        if self.meta.ttl is not None and acc.kind != "keys":
+        if self.meta.expires is not None and acc.kind != "keys":
             with translate():
                 self._expire_script(args=[self.layout.b])
         if acc.kind == "keys":
@@ -487,19 +489,45 @@ class RedisDatabase(Database):
                 done += store._prepare()
         return done
 
-    def drop(self) -> int:
-        """Delete every key of this database's namespace (all its stores); return how many.
+    def drop(self, cls: type[Any] | None = None) -> None:
+        """Delete every key of the store of ``cls`` (items, indexes, layout version,
+        sequence counters); without ``cls``, every key of this database's namespace.
 
         Example::
 
-            db.drop()
+            db.drop(Note)   # one store
+            db.drop()       # the namespace
         """
-        pattern = namespace_pattern(self.prefix, self.namespace)
-        total = 0
+        if cls is None:
+            pattern = namespace_pattern(self.prefix, self.namespace)
+            stores = list(self._stores.values())
+        else:
+            store = self.store(cls)
+            pattern = base_name(self.prefix, self.namespace, store.meta.name).encode() + b"*"
+            stores = [store]
         with translate():
+            batch: list[bytes] = []
             for name in self.client.scan_iter(match=pattern, count=CHUNK):
-                total += int(self.client.unlink(name))
-        return total
+                batch.append(name)
+                if len(batch) >= CHUNK:
+                    self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                self.client.unlink(*batch)
+        for s in stores:
+            if isinstance(s, RedisStore):
+                s._ready = False
+
+    def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The keys of the store of ``cls`` (without ``cls``, of the namespace)."""
+        if cls is None:
+            pattern = namespace_pattern(self.prefix, self.namespace)
+        else:
+            name = meta_of(cls).name
+            pattern = base_name(self.prefix, self.namespace, name).encode() + b"*"
+        with translate():
+            return sorted([k.decode(errors="replace") for k in
+                           self.client.scan_iter(match=pattern, count=CHUNK)])
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from persisty.backends.sql._schema import (
     DOC,
     ETAG,
+    META_TABLE,
     OUTBOX_TABLE,
     Dialect,
     OutboxSchema,
@@ -40,8 +41,9 @@ from persisty.backends.sql._schema import (
     classify,
     introspect_sql,
     make_dialect,
+    meta_add_sql,
+    meta_delete_sql,
     meta_get_sql,
-    meta_insert_sql,
     meta_table_sql,
     parse_url,
     plan_table,
@@ -71,9 +73,11 @@ from persisty.store import (
     Replace,
     WriteOp,
 )
-from persisty.store._async import OrderArg
+from persisty.store._async import MAX_RETRIES, OrderArg
 from persisty.store._prepare import (
     check_changes,
+    has_increments,
+    prepare_create,
     prepare_creates,
     prepare_patch,
     prepare_update,
@@ -317,6 +321,14 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
         self._decode = decode
         self._outbox: AsyncSqlOutbox | None = None
+        self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # put() is one upsert when nothing of a stored item is kept and creating sets
+        # nothing an update would not (MySQL's upsert fires on any unique index: none then)
+        self._blind_put = all(
+            a.updatable and a.creatable and a.generated in (None, "updated")
+            for a in meta.attrs if a.name not in meta.key.attrs
+        ) and not meta.sequence_attrs and not (
+            self.dialect.name == "mysql" and any(ix.unique for ix in meta.indexes))
         # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         self._blind_update = all(
@@ -650,6 +662,71 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             raise await self._not_written(key)
         return new
 
+    async def purge_expired(self, limit: int | None = None) -> int:
+        if self.meta.expires is None:
+            return 0
+        if self._outbox is not None:  # each deletion has its outbox row
+            return await super().purge_expired(limit)
+        s = self.schema
+        return await self._execute(s.purge_sql(limit),
+                                   (s.param(self.meta.expires, self.clock()),))
+
+    async def put(self, item: Any, *, if_match: str | None = None) -> Any:
+        if if_match is not None or not self._blind_put or self._outbox is not None:
+            return await super().put(item, if_match=if_match)
+        # create and update give the same item: one INSERT … ON CONFLICT DO UPDATE
+        new = prepare_create(self.meta, item, self.clock())
+        s = self.schema
+        await self._execute(s.sql_upsert, s.insert_row(new))
+        return new
+
+    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
+                    precondition: Filter | None = None) -> Any:
+        if self._outbox is not None or self.meta.expires is not None:
+            return await super().patch(key, changes, if_match=if_match,
+                                       precondition=precondition)
+        names = self._patched.get(tuple(changes)) if type(changes) is dict else None
+        increments = names is None or has_increments(changes)
+        if increments:  # names seen before need no check again; increment values do
+            changes = check_changes(self.meta, changes)
+            increments = has_increments(changes)
+            if names is None:
+                names = self._patched[tuple(changes)] = tuple(dict.fromkeys(
+                    [*changes, *(a.name for a in self.meta.attrs if a.generated == "updated")]))
+        assert names is not None
+        k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
+        s = self.schema
+        if if_match is None and precondition is None and not increments:
+            # read, then one UPDATE of the changed columns while the row is as read
+            keyp = s.key_params(k)
+            for _ in range(MAX_RETRIES):
+                rows = await self._query(s.sql_get, keyp)
+                if not rows:
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                new = prepare_patch(self.meta, self._decode(rows[0][0]), changes, self.clock())
+                _, params = s.patch_params(names, new, k, rows[0][1])
+                if await self._execute(s.patch_sql(names, True), params):
+                    return new
+                self.retries += 1
+            raise Conflict("too many concurrent changes; try again")
+        # increments and conditions: one transaction holding the row, so no retries
+        async with self._conn() as conn:
+            await self.db._begin(conn)
+            try:
+                rows = await self.db._fetch(conn, s.sql_get_locked, s.key_params(k), s)
+                if not rows:
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                current = self._decode(rows[0][0])
+                self._check((current, rows[0][1]), if_match, precondition)
+                new = prepare_patch(self.meta, current, changes, self.clock())
+                _, params = s.patch_params(names, new, k)
+                await self.db._run(conn, s.patch_sql(names, False), params, s)
+                await self.db._commit(conn)
+            except BaseException:
+                await self.db._rollback(conn, quiet=True)
+                raise
+        return new
+
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
         if self._outbox is not None or self.meta.expires is not None:
@@ -935,11 +1012,12 @@ class AsyncSqlDatabase(AsyncDatabase):
             await self.pool.discard(conn)
             return e
         err = classify(self.dialect, e, schema)
-        if err is None or isinstance(err, Unavailable):
+        if (err is None or isinstance(err, Unavailable)) and not self.sql_url.memory:
             await self.pool.discard(conn)
             return err or Unavailable(f"{self.dialect.name}: {e}")
+        # an in-memory SQLite database lives in its one connection: never throw it away
         self.pool.give_back(conn)
-        return err
+        return err or Unavailable(f"{self.dialect.name}: {e}")
 
     async def _run(self, conn: Any, sql: str, params: Sequence[Any],
                    schema: TableSchema | None = None) -> int:
@@ -993,24 +1071,45 @@ class AsyncSqlDatabase(AsyncDatabase):
     # ---- schema -------------------------------------------------------------------------------
 
     async def _setup(self) -> None:
-        """The meta table and the page-key secret every process of this database shares."""
+        """The meta table and the page-key secret every process of this database shares.
+
+        What exists is looked up first and only what is missing is created: MariaDB answers
+        ``IF NOT EXISTS`` and ``INSERT IGNORE`` on existing things with notes, which the
+        async driver prints and fetches with an extra ``SHOW WARNINGS`` round trip."""
         if self._setup_done:
             return
         async with self._connection() as conn:
-            await self.driver.run(conn, meta_table_sql(self.dialect))
+            if not await self._exists(conn, META_TABLE):
+                await self.driver.run(conn, meta_table_sql(self.dialect))
             if self.dialect.name == "postgresql":
                 icu = await self.driver.fetch(
                     conn, "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'", ())
                 if not icu:  # a server built without ICU: the database's own lower()
                     self.dialect.lower_fn = 'lower({} COLLATE "default") COLLATE "C"'
             if self._own_secret:
-                await self.driver.run(conn, meta_insert_sql(self.dialect),
-                                      ("secret", os.urandom(32).hex()))
                 rows = await self.driver.fetch(conn, meta_get_sql(self.dialect), ("secret",))
+                if not rows:
+                    try:
+                        await self.driver.run(conn, meta_add_sql(self.dialect),
+                                              ("secret", os.urandom(32).hex()))
+                    except Exception as e:  # another process stored its secret first
+                        if not isinstance(classify(self.dialect, e), Conflict):
+                            raise
+                    rows = await self.driver.fetch(conn, meta_get_sql(self.dialect),
+                                                   ("secret",))
                 self._auto_pages._secret = bytes.fromhex(rows[0][0])
         self._setup_done = True
 
+    async def _exists(self, conn: Any, table: str) -> bool:
+        return bool(await self.driver.fetch(conn, introspect_sql(self.dialect)[0], (table,)))
+
+    async def _index_names(self, conn: Any, table: str) -> set[str]:
+        rows = await self.driver.fetch(conn, introspect_sql(self.dialect)[1], (table,))
+        return {str(r[0]).lower() for r in rows}
+
     async def _ensure_table(self, schema: TableSchema) -> None:
+        """Create the store's table and indexes when missing. A table that lacks columns is
+        refused (``migrate``) before anything is created for it."""
         if schema.name in self._tables_ready:
             return
         async with self._lock:
@@ -1018,20 +1117,33 @@ class AsyncSqlDatabase(AsyncDatabase):
                 return
             await self._setup()
             async with self._connection(schema) as conn:
-                for sql in schema.create_sql():
+                cur_cols = await self._columns(conn, schema)
+                if not cur_cols:
                     try:
-                        await self.driver.run(conn, sql)
+                        await self.driver.run(conn, schema.create_sql()[0])
                     except Exception as e:  # another process created it at the same time
                         if not await self._table_exists(conn, schema):
                             raise Unavailable(f"cannot create {schema.name}: {e}") from e
-                cur_cols = await self._columns(conn, schema)
-            missing = [c for c in schema.expected_columns()
-                       if c.lower() not in {k.lower() for k in cur_cols}]
-            if missing:
-                raise Unavailable(
-                    f"table {schema.name} lacks column(s) {', '.join(missing)}: "
-                    "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                    cur_cols = await self._columns(conn, schema)
+                missing = [c for c in schema.expected_columns()
+                           if c.lower() not in {k.lower() for k in cur_cols}]
+                if missing:
+                    raise Unavailable(
+                        f"table {schema.name} lacks column(s) {', '.join(missing)}: "
+                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                have = await self._index_names(conn, schema.name)
+                for ix in schema.indexes:
+                    if str(ix.name).lower() not in have:
+                        await self._create_index(conn, schema.index_sql(ix), schema.name,
+                                                 str(ix.name))
             self._tables_ready.add(schema.name)
+
+    async def _create_index(self, conn: Any, sql: str, table: str, name: str) -> None:
+        try:
+            await self.driver.run(conn, sql)
+        except Exception as e:  # another process created it at the same time
+            if name.lower() not in await self._index_names(conn, table):
+                raise Unavailable(f"cannot create index {name}: {e}") from e
 
     async def _ensure_outbox(self) -> None:
         if OUTBOX_TABLE in self._tables_ready:
@@ -1041,14 +1153,16 @@ class AsyncSqlDatabase(AsyncDatabase):
                 return
             await self._setup()
             async with self._connection() as conn:
-                for sql in self.outbox_schema.create_sql():
+                table_sql, index_sql = self.outbox_schema.create_sql()
+                if not await self._exists(conn, OUTBOX_TABLE):
                     try:
-                        await self.driver.run(conn, sql)
+                        await self.driver.run(conn, table_sql)
                     except Exception as e:  # another process created it at the same time
-                        rows = await self.driver.fetch(conn, introspect_sql(self.dialect)[0],
-                                                       (OUTBOX_TABLE,))
-                        if not rows:
+                        if not await self._exists(conn, OUTBOX_TABLE):
                             raise Unavailable(f"cannot create {OUTBOX_TABLE}: {e}") from e
+                name = str(self.outbox_schema.index.name)
+                if name.lower() not in await self._index_names(conn, OUTBOX_TABLE):
+                    await self._create_index(conn, index_sql, OUTBOX_TABLE, name)
             self._tables_ready.add(OUTBOX_TABLE)
 
     async def _columns(self, conn: Any, schema: TableSchema) -> dict[str, str]:
@@ -1094,17 +1208,67 @@ class AsyncSqlDatabase(AsyncDatabase):
             if isinstance(store, AsyncSqlStore):
                 store._ready = False
 
-    async def drop_tables(self) -> None:
-        """Drop the tables of every store opened so far (their data is gone), and their
-        changes waiting in the outbox."""
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Drop the table of the store of ``cls`` with its sequence counters and its
+        changes waiting in the outbox; without ``cls``, those of every store opened so far.
+
+        Example::
+
+            await db.drop(Note)
+        """
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, AsyncSqlStore)
+            schemas = [store.schema]
+        else:
+            schemas = list(self.schemas.values())
+        counters = [(f"seq:{schema.name}:{attr}",) for schema in schemas
+                    for attr in schema.meta.sequence_attrs]
         async with self._connection() as conn:
-            for schema in self.schemas.values():
-                await self.driver.run(conn, schema.drop_sql())
-            if OUTBOX_TABLE in self._tables_ready:
+            for schema in schemas:
+                if await self._table_exists(conn, schema):  # no DROP IF EXISTS notes
+                    await self.driver.run(conn, schema.drop_sql())
+            if counters and await self._exists(conn, META_TABLE):
+                await self.driver.run_many(conn, meta_delete_sql(self.dialect), counters)
+            if OUTBOX_TABLE in self._tables_ready or await self._exists(conn, OUTBOX_TABLE):
                 await self.driver.run_many(conn, self.outbox_schema.sql_delete_store,
-                                           [(name,) for name in self.schemas])
-        self._tables_ready.clear()
+                                           [(schema.name,) for schema in schemas])
+        for schema in schemas:
+            self._tables_ready.discard(schema.name)
         self._forget_tables()
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The table of the store of ``cls`` (without ``cls``, of every store opened so
+        far) if it exists, its sequence counters in ``persisty_meta`` and its changes in the
+        outbox."""
+        if cls is not None:
+            store = self.store(cls)
+            assert isinstance(store, AsyncSqlStore)
+            schemas = [store.schema]
+        else:
+            schemas = list(self.schemas.values())
+        found: list[str] = []
+        async with self._connection() as conn:
+            outbox = await self._exists(conn, OUTBOX_TABLE)
+            counters = await self._exists(conn, META_TABLE)
+            for schema in schemas:
+                if await self._table_exists(conn, schema):
+                    found.append(f"table {schema.name}")
+                for attr in schema.meta.sequence_attrs if counters else ():
+                    name = f"seq:{schema.name}:{attr}"
+                    if await self.driver.fetch(conn, meta_get_sql(self.dialect), (name,)):
+                        found.append(f"{META_TABLE} row {name}")
+                if outbox:
+                    rows = await self.driver.fetch(conn, self.outbox_schema.sql_count,
+                                                   (schema.name,))
+                    if rows and int(rows[0][0]):
+                        found.append(f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of "
+                                     f"{schema.name}")
+        return found
+
+    async def drop_tables(self) -> None:
+        """:meth:`drop` of every store opened so far (kept for existing callers)."""
+        await self.drop()
 
     async def close(self) -> None:
         """Close every pooled connection."""

@@ -329,9 +329,20 @@ class TableSchema:
         sets += [f"{q(ETAG)} = {ph}", f"{q(DOC)} = {ph}"]
         self.sql_update = f"UPDATE {t} SET {', '.join(sets)} WHERE {self.key_where}"
         self.sql_update_if = self.sql_update + f" AND {q(ETAG)} = {ph}"
+        keys = ", ".join(c.quoted for c in self.key_cols)
+        others = [c.quoted for c in settable] + [q(ETAG), q(DOC)]
+        if d.name == "mysql":
+            self.sql_upsert = self.sql_insert + " ON DUPLICATE KEY UPDATE " + ", ".join(
+                f"{c} = VALUES({c})" for c in others)
+        else:
+            self.sql_upsert = self.sql_insert + f" ON CONFLICT ({keys}) DO UPDATE SET " + (
+                ", ".join(f"{c} = excluded.{c}" for c in others))
         self.sql_delete = f"DELETE FROM {t} WHERE {self.key_where}"
         self.sql_delete_if = self.sql_delete + f" AND {q(ETAG)} = {ph}"
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
+        # the row held until commit (SQLite's BEGIN IMMEDIATE holds the whole database)
+        self.sql_get_locked = self.sql_get + ("" if d.name == "sqlite" else " FOR UPDATE")
+        self._patch_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         self.sql_etag = f"SELECT {q(ETAG)} FROM {t} WHERE {self.key_where}"
         self.sql_probe = f"SELECT * FROM {t} WHERE 1 = 0"
         self._settable = settable
@@ -420,6 +431,51 @@ class TableSchema:
         out.append(raw.decode() if self.doc_text else raw)
         out.extend(v[i] for i in self._key_idx)
         return tuple(out)
+
+    def purge_sql(self, limit: int | None) -> str:
+        """``DELETE`` of (at most ``limit``) rows whose expiry is at or before a parameter."""
+        exp = self.by_name[self.meta.expires].quoted  # type: ignore[index]
+        ph = self.dialect.ph
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
+        if self.dialect.name == "mysql" or limit is None:
+            return f"DELETE FROM {self.quoted} WHERE {exp} <= {ph}{bound}"
+        keys = ", ".join(c.quoted for c in self.key_cols)
+        lhs = f"({keys})" if len(self.key_cols) > 1 else keys
+        return (f"DELETE FROM {self.quoted} WHERE {lhs} IN (SELECT {keys} FROM {self.quoted} "
+                f"WHERE {exp} <= {ph}{bound})")
+
+    def patch_sql(self, names: tuple[str, ...], conditional: bool) -> str:
+        """``UPDATE`` of the columns ``names`` (and etag and doc) of one row by key; with
+        ``conditional`` only while the row's etag is the one given last."""
+        found = self._patch_cache.get((names, conditional))
+        if found is None:
+            q = self.dialect.quote
+            ph = self.dialect.ph
+            sets = [f"{self.by_name[n].quoted} = {self.by_name[n].placeholder}" for n in names]
+            sets += [f"{q(ETAG)} = {ph}", f"{q(DOC)} = {ph}"]
+            found = f"UPDATE {self.quoted} SET {', '.join(sets)} WHERE {self.key_where}"
+            if conditional:
+                found += f" AND {q(ETAG)} = {ph}"
+            self._patch_cache[(names, conditional)] = found
+        return found
+
+    def patch_params(self, names: tuple[str, ...], item: Any, key: Sequence[Any],
+                     expected: str | None = None) -> tuple[str, list[Any]]:
+        """The etag of ``item`` and the parameters of :meth:`patch_sql` for it."""
+        by_name = self.by_name
+        out: list[Any] = []
+        for n in names:
+            v = getattr(item, n)
+            c = by_name[n].conv
+            out.append(v if c is None or v is None else c(v))
+        raw = self.meta.encode(item)
+        tag = etag_of(raw)
+        out.append(tag)
+        out.append(raw.decode() if self.doc_text else raw)
+        out.extend(self.key_params(key))
+        if expected is not None:
+            out.append(expected)
+        return tag, out
 
     def update_params(self, item: Any, tag: str, expected: str | None = None
                       ) -> tuple[Any, ...]:
@@ -788,6 +844,17 @@ def meta_insert_sql(dialect: Dialect) -> str:
     return f"INSERT INTO {t} (name, value) VALUES ({ph}, {ph}) ON CONFLICT (name) DO NOTHING"
 
 
+def meta_add_sql(dialect: Dialect) -> str:
+    """Insert ``(name, value)`` (a duplicate name is a unique violation)."""
+    ph = dialect.ph
+    return f"INSERT INTO {dialect.quote(META_TABLE)} (name, value) VALUES ({ph}, {ph})"
+
+
+def meta_delete_sql(dialect: Dialect) -> str:
+    """Delete one name."""
+    return f"DELETE FROM {dialect.quote(META_TABLE)} WHERE name = {dialect.ph}"
+
+
 def meta_get_sql(dialect: Dialect) -> str:
     """The value of one name."""
     return f"SELECT value FROM {dialect.quote(META_TABLE)} WHERE name = {dialect.ph}"
@@ -888,6 +955,12 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
     where = f"{schema.meta.name}: " if schema is not None else ""
     if isinstance(e, OverflowError):
         return ValidationError(f"{where}a number is out of range", field=None)
+    if isinstance(e, ValueError | TypeError | ArithmeticError | UnicodeError) and (
+        type(e).__module__ in ("builtins", "decimal")
+    ):
+        # raised converting a parameter, before the engine saw the statement: the value
+        # is at fault, never the connection
+        return ValidationError(f"{where}a value cannot be stored: {e}", field=None)
     if dialect.name == "sqlite":
         if name == "IntegrityError":
             if "UNIQUE" in text or "PRIMARY KEY" in text:
@@ -907,7 +980,7 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
         if sqlstate == "23505":
             field = _field_in(text, schema)
             return Conflict(f"{where}already exists (unique {field or 'key'})", field=field)
-        if sqlstate.startswith("22") or sqlstate.startswith("23"):
+        if sqlstate.startswith(("22", "23", "54")):  # data, integrity, too large
             return ValidationError(f"{where}{text.splitlines()[0]}",
                                    field=_field_in(text, schema))
         if name in ("DataError",):

@@ -199,6 +199,8 @@ class AsyncKeyValue(AsyncService):
                 except PreconditionFailed:
                     self._not_int(await self.store.read(k))
                     continue
+                except Conflict:  # the store gave up retrying under contention: nothing
+                    continue      # was written, so trying again loses no increment
             else:
                 old = await self.store.read(k)
                 if old is not None and self._live(old) is not None:

@@ -200,6 +200,8 @@ class KeyValue(Service):
                 except PreconditionFailed:
                     self._not_int(self.store.read(k))
                     continue
+                except Conflict:  # the store gave up retrying under contention: nothing
+                    continue      # was written, so trying again loses no increment
             else:
                 old = self.store.read(k)
                 if old is not None and self._live(old) is not None:

@@ -62,7 +62,12 @@ class RelatedStore(WrappedStore[T]):
     not exist raises ``ValidationError`` naming the foreign key.
 
     ``stores`` says where related items live: the database (``db.store(cls)``), a mapping
-    from class to store, or a callable.
+    from class to store, or a callable. A callable is also asked for the store's own class
+    when a reference is checked, so it can give the caller's view of every store
+    (``lambda cls: secured(db.store(cls), policies[cls], principal)``): a target hidden from
+    the caller is then exactly a missing one, and a delete rule that would reach items
+    outside the caller's rules (an access-control layer's ``outside_rules``) is refused with
+    ``Conflict``, without counts.
 
     Example::
 
@@ -108,6 +113,13 @@ class RelatedStore(WrappedStore[T]):
                 raise ValidationError(f"no store given for {cls.__name__}")
             return found
         return source(cls)
+
+    def _view_for(self, cls: type[Any]) -> Store[Any]:
+        """The store of ``cls`` to check references against: the caller's view of it when
+        ``stores`` is a callable (its own class included), else :meth:`store_for`."""
+        if callable(self._source) and not isinstance(self._source, Database | Mapping):
+            return self._source(cls)
+        return self.store_for(cls)
 
     def _relation(self, name: str) -> Relation:
         found = self.relations.get(name)
@@ -183,7 +195,7 @@ class RelatedStore(WrappedStore[T]):
             except PersistyError as err:
                 errors[i] = err
         for r in self._belongs:
-            target = self.store_for(r.target)
+            target = self._view_for(r.target)  # an item hidden from the caller is missing
             wanted = {i: _fk_keys(target.meta, [v[r.foreign_key]])
                       for i, v in values.items() if v.get(r.foreign_key) is not None}
             keys = list(dict.fromkeys(k for ks in wanted.values() for k in ks
@@ -242,6 +254,17 @@ class RelatedStore(WrappedStore[T]):
         for ref in references_to(meta.cls):
             child_store = self.store_for(ref.child)
             child_meta = meta_of(ref.child)
+            guard = _access_control_of(self._view_for(ref.child))
+            if guard is not None:  # never reach, count or change what the caller may not
+                action = {"block": "read", "cascade": "delete"}.get(ref.on_delete or "block",
+                                                                    "update")
+                if guard.outside_rules(F[ref.foreign_key].in_(keys), action) or (
+                        ref.on_delete == "set_null" and ref.foreign_key in guard.locked):
+                    raise Conflict(
+                        f"cannot delete {meta.name} {keys[0] if len(keys) == 1 else keys!r}: "
+                        f"{child_meta.name} items you may not change refer to it "
+                        f"({child_meta.name}.{ref.foreign_key}, on_delete="
+                        f"'{ref.on_delete or 'block'}')", field=ref.foreign_key)
             children = [c for c in child_store.search_all(
                 F[ref.foreign_key].in_(keys), page_size=LOAD_PAGE)]
             child_keys = [child_meta.key_of(c) for c in children
@@ -375,3 +398,14 @@ class RelatedStore(WrappedStore[T]):
             total += sum(1 for r in results if r.ok)
         return total
 
+
+
+def _access_control_of(store: Any) -> Any:
+    """The access-control layer in ``store``'s stack (``None`` without one): anything with
+    ``outside_rules``."""
+    s = store
+    while s is not None:
+        if hasattr(s, "outside_rules"):
+            return s
+        s = getattr(s, "inner", None)
+    return None

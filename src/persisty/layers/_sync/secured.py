@@ -25,8 +25,13 @@ from persisty.model import etag
 from persisty.query import (
     NONE,
     And,
+    Compare,
     Filter,
+    Not,
+    Op,
+    Or,
     Order,
+    TextQuery,
     attrs_of,
     compile_filter,
     validate_filter,
@@ -75,12 +80,24 @@ class SecuredStore(WrappedStore[T]):
         self._can_delete = compile_filter(rules.delete, self.meta)
         self._sequences = {a.name: 0 for a in self.meta.attrs if a.generated == "sequence"}
         names = [a.name for a in self.meta.attrs]
-        self._hidden = [] if rules.readable is None else [
-            n for n in names if n not in rules.readable]
-        self._locked = [] if rules.writable is None else [
-            n for n in names if n not in rules.writable and n not in rules.forced]
+        keys = set(self.meta.key.attrs)
+        # hidden: what the policy does not let this principal read, and what the model
+        # declares unreadable (Attr(readable=False)); the key always stays readable
+        self._hidden = [n for n in names if n not in keys and (
+            (rules.readable is not None and n not in rules.readable)
+            or not self.meta.by_name[n].readable)]
+        self.hidden: frozenset[str] = frozenset(self._hidden)
+        self.locked: frozenset[str] = frozenset(self._locked_names(rules, names))
+        self._text_attrs = tuple(a.name for a in self.meta.attrs
+                                 if a.kind == "str" and a.name not in self.hidden)
+        self._locked = self._locked_names(rules, names)
 
     # ---- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _locked_names(rules: Any, names: list[str]) -> list[str]:
+        return [] if rules.writable is None else [
+            n for n in names if n not in rules.writable and n not in rules.forced]
 
     def _mask(self, item: T) -> T:
         if not self._hidden:
@@ -93,17 +110,31 @@ class SecuredStore(WrappedStore[T]):
         return self._mask(item)
 
     def _filter(self, f: Filter | None, what: str = "filter") -> Filter:
-        """``f`` validated, refusing attributes the principal may not read."""
+        """``f`` validated, refusing attributes the principal may not read; free text
+        searches only the string attributes it may read."""
         v = validate_filter(f, self.meta)
         for name in sorted(attrs_of(v)):
-            if name in self._hidden:
+            if name in self.hidden:
                 raise Forbidden(f"{name} is not readable, so it cannot be used in a {what}",
                                 field=name)
+        if self.hidden:
+            v = self._readable_text(v)
         return v
+
+    def _readable_text(self, f: Filter) -> Filter:
+        if isinstance(f, TextQuery):
+            return Or.of(*(Compare(a, Op.ICONTAINS, f.text) for a in self._text_attrs))
+        if isinstance(f, And):
+            return And.of(*(self._readable_text(x) for x in f.filters))
+        if isinstance(f, Or):
+            return Or.of(*(self._readable_text(x) for x in f.filters))
+        if isinstance(f, Not):
+            return ~self._readable_text(f.filter)
+        return f
 
     def _order(self, order: OrderArg) -> None:
         for o in Order.parse(order):
-            if o.attr in self._hidden:
+            if o.attr in self.hidden:
                 raise Forbidden(f"{o.attr} is not readable, so it cannot be used in an order",
                                 field=o.attr)
 
@@ -127,9 +158,27 @@ class SecuredStore(WrappedStore[T]):
         return item
 
     def _for_create(self, item: Any) -> Any:
-        """The item to create: checked against the policy, forced values applied."""
-        item = self._as_item(item)
+        """The item to create: checked against the policy, forced values filled in where
+        absent (a different value is refused)."""
         defaults = _defaults(self.meta.cls)
+        forced = self.rules.forced
+        if forced and isinstance(item, Mapping):
+            for name, value in forced.items():
+                if name in item and item[name] is not None and (
+                        self.meta.attr(name).coerce(item[name]) != value):
+                    raise Forbidden(f"{name} is set by the access policy; it cannot be "
+                                    f"{item[name]!r}", field=name)
+            item = {**item, **forced}
+        item = self._as_item(item)
+        for name, value in forced.items():
+            given = getattr(item, name)
+            if given is None or given == value:
+                continue
+            d = defaults.get(name, dataclasses.MISSING)
+            if d is not dataclasses.MISSING and given == (d() if callable(d) else d):
+                continue  # left at its default: filled in below
+            raise Forbidden(f"{name} is set by the access policy; it cannot be {given!r}",
+                            field=name)
         keys = self.meta.key.attrs
         for a in self.meta.attrs:  # a locked attribute keeps its default (the key is free)
             if a.name in self._locked and a.generated is None and a.name in defaults and (
@@ -164,6 +213,28 @@ class SecuredStore(WrappedStore[T]):
             if getattr(item, n) is None:
                 keep[n] = getattr(current, n)
         return dataclasses.replace(item, **keep) if keep else item
+
+    def outside_rules(self, filter: Filter, action: str = "read") -> bool:
+        """Whether any item matching ``filter`` is one this principal may not read or, for
+        ``action`` ``"update"``/``"delete"``, not change that way. The relations layer asks
+        this before a delete rule touches referring items: it refuses the delete instead of
+        reaching (or counting) items outside the principal's rules.
+
+        Example::
+
+            mine = secured(notes, Policy.owner("owner"), Principal("ann"))
+            assert mine.outside_rules(F.owner.in_(["ann", "bob"]), "delete")  # bob's
+            assert not mine.outside_rules(F.owner == "ann")
+        """
+        allowed = self.rules.read
+        if action == "delete":
+            allowed = And.of(allowed, self.rules.delete)
+        elif action == "update":
+            allowed = And.of(allowed, self.rules.update)
+        scope = And.of(validate_filter(filter, self.meta), ~allowed)
+        if scope is NONE:
+            return False
+        return self.inner.count(scope) > 0
 
     # ---- reads --------------------------------------------------------------------------
 

@@ -1,0 +1,395 @@
+"""The robustness suite: nothing lost, nothing torn, no server error for a client's value.
+
+Subclass it beside :class:`AsyncStoreConformance` and say how to open a database::
+
+    class TestMineRobust(AsyncRobustnessConformance):
+        async def open_database(self, namespace):
+            return persisty.aio.connect("mine://…", namespace=namespace)
+
+It checks that ``drop`` (of one store and of a namespace) leaves nothing behind on the
+engine (``footprint()`` is empty afterwards); that NaN, infinities and signalling NaNs,
+datetimes at the ends of the range, a 2 MB key and 1,000-deep nesting (filters,
+preconditions, documents) are refused with a ``ValidationError`` naming the field or stored
+exactly, and never break the database; that ``@stored`` classes inherit from stored,
+plain and dataclass bases; and that readers see an atomic batch whole or not at all, while
+it is written and after its writer was killed (from another process when the engine is
+shared between processes, see :meth:`process_url`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from persisty.errors import ValidationError
+from persisty.model import meta_of
+from persisty.query import And, F, Filter, Or
+from persisty.store import AsyncDatabase, AsyncStore, Edit
+from persisty.testing._concurrency import in_thread_async, pause_async, run_concurrently_async
+from persisty.testing.models import Animal, Dog, Item, Measure, Pet
+
+DEPTH = 1000
+BIG_KEY = "k" * (2 * 1024 * 1024)
+
+
+def _deep_filter(depth: int) -> Filter:
+    """``depth`` levels of alternating And/Or (they do not flatten)."""
+    f: Filter = F.id == "x"
+    for i in range(depth):
+        f = And((f, F.id != "y")) if i % 2 else Or((f, F.id == "z"))
+    return f
+
+
+def _deep_doc(depth: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for _ in range(depth):
+        doc = {"a": doc}
+    return doc
+
+
+def _depth_of(doc: Any) -> int:
+    depth = 0
+    while isinstance(doc, dict) and doc:
+        doc = doc["a"]
+        depth += 1
+    return depth
+
+
+_WRITER = r"""
+import sys
+import persisty
+from persisty.store import Edit
+from persisty.testing.models import Item
+
+url, namespace, batches, size, owner = sys.argv[1:6]
+db = persisty.connect(url, namespace=namespace)
+items = db.store(Item)
+items.count()
+print("ready", flush=True)
+for b in range(int(batches)):
+    results = items.edit_batch(
+        [Edit.create(Item(owner=owner, title=f"{b}-{i}")) for i in range(int(size))],
+        atomic=True)
+    assert all(r.ok for r in results), [r for r in results if not r.ok][:1]
+    print("batch", b, flush=True)
+db.close()
+"""
+
+
+class AsyncRobustnessConformance:
+    """Drop, hostile values, inheritance and torn batches. Subclasses implement
+    :meth:`open_database`."""
+
+    batch_size = 100
+    """Edits per atomic batch in the torn-batch tests (DynamoDB takes at most 100)."""
+
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        """A database on the engine under test, isolated by ``namespace``."""
+        raise NotImplementedError
+
+    def process_url(self, database: AsyncDatabase) -> str | None:
+        """The URL another process opens the same database with; ``None`` when the engine
+        lives in this process (``memory://``, ``sqlite://``): batches are then written by a
+        concurrent task (thread when sync) instead of a killed process."""
+        url = database.url
+        if url.startswith("memory:") or url.rstrip("/") in ("sqlite:", "sqlite:/"):
+            return None
+        if url.startswith("sqlite:") and ":memory:" in url:
+            return None
+        return url
+
+    @pytest.fixture
+    async def database(self) -> AsyncIterator[AsyncDatabase]:
+        db = await self.open_database("r" + os.urandom(6).hex())
+        try:
+            yield db
+        finally:
+            try:
+                await db.drop()
+            finally:
+                await db.close()
+
+    # ---- drop ----------------------------------------------------------------------------
+
+    async def _fill(self, database: AsyncDatabase) -> None:
+        items = database.store(Item)
+        await items.edit_batch([Edit.create(Item(owner="ann", title=f"t{i}", code=f"c{i}"))
+                                for i in range(5)])
+        measures = database.store(Measure)
+        for i in range(3):
+            await measures.create(Measure(id=f"m{i}", value=float(i)))
+
+    async def test_drop_store_leaves_nothing(self, database: AsyncDatabase) -> None:
+        await self._fill(database)
+        assert await database.footprint(Item)
+        assert await database.footprint(Measure)
+        await database.drop(Item)
+        assert await database.footprint(Item) == []
+        assert await database.footprint(Measure), "drop(Item) must leave other stores alone"
+        assert await database.store(Measure).count() == 3
+        # the store works again afterwards, empty, with its unique index
+        items = database.store(Item)
+        assert await items.count() == 0
+        await items.create(Item(owner="bob", title="again", code="c0"))
+        assert await items.count() == 1
+        await database.drop(Measure)
+        assert await database.footprint(Measure) == []
+        # sequence counters are gone too: numbering starts over
+        again = await database.store(Measure).create(Measure(id="m9"))
+        assert again.serial == 1
+
+    async def test_drop_namespace_leaves_nothing(self, database: AsyncDatabase) -> None:
+        await self._fill(database)
+        await database.drop()
+        assert await database.footprint() == []
+        assert await database.footprint(Item) == []
+        assert await database.store(Item).count() == 0
+
+    # ---- numbers -------------------------------------------------------------------------
+
+    async def _still_works(self, database: AsyncDatabase) -> None:
+        """The database survived: a write and reads on it still succeed."""
+        store = database.store(Measure)
+        key = "ok-" + os.urandom(4).hex()
+        made = await store.create(Measure(id=key, value=1.5, amount=Decimal("2.25")))
+        assert await store.read(key) == made
+        assert await store.count(F.id == key) == 1
+
+    async def test_non_finite_numbers_are_refused(self, database: AsyncDatabase) -> None:
+        store = database.store(Measure)
+        bad: list[tuple[str, Any]] = [
+            ("value", math.nan), ("value", math.inf), ("value", -math.inf),
+            ("amount", Decimal("NaN")), ("amount", Decimal("sNaN")),
+            ("amount", Decimal("Infinity")), ("amount", Decimal("-Infinity")),
+        ]
+        await store.create(Measure(id="base", value=1.0, amount=Decimal(1)))
+        for name, value in bad:
+            with pytest.raises(ValidationError) as e:
+                await store.create(Measure(id=f"x-{name}", **{name: value}))
+            assert e.value.field == name
+            with pytest.raises(ValidationError) as e:
+                await store.create({"id": f"y-{name}", name: str(value)})  # type: ignore[arg-type]
+            assert e.value.field == name
+            with pytest.raises(ValidationError) as e:
+                await store.patch("base", {name: value})
+            assert e.value.field == name
+            for f in (F[name] >= value, F[name] < value, F[name] == value,
+                      F[name].in_([value, 1])):
+                with pytest.raises(ValidationError) as e:
+                    await store.search(f)
+                assert e.value.field == name
+                with pytest.raises(ValidationError):
+                    await store.count(f)
+        for f in (F.value >= None, F.amount < None):
+            with pytest.raises(ValidationError):
+                await store.search(f)
+        assert await store.read("base") == Measure(id="base", value=1.0, amount=Decimal(1),
+                                                   serial=1)
+        assert await store.count() == 1
+        await self._still_works(database)
+
+    # ---- datetimes -----------------------------------------------------------------------
+
+    async def test_extreme_datetimes(self, database: AsyncDatabase) -> None:
+        store = database.store(Measure)
+        values = [
+            datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC),
+            datetime(1, 1, 1, 12, tzinfo=timezone(timedelta(hours=5))),
+            datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+            datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+            datetime(1000, 1, 1, tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC),
+        ]
+        for i, value in enumerate(values):
+            key = f"d{i}"
+            try:
+                made = await store.create(Measure(id=key, at=value))
+            except ValidationError as e:
+                assert e.field == "at", e
+                assert await store.read(key) is None
+            else:
+                assert made.at == value
+                assert await store.read(key) == made
+                found = await store.search(F.at == value)
+                assert [m.id for m in found.items] == [key]
+                assert key in [m.id for m in (await store.search(F.at >= value)).items]
+                assert key in [m.id for m in (await store.search(F.at <= value)).items]
+            for f in (F.at >= value, F.at < value, F.at == value):
+                try:
+                    await store.count(f)
+                except ValidationError as e:
+                    assert e.field == "at", e
+        await self._still_works(database)
+
+    # ---- sizes and depths ----------------------------------------------------------------
+
+    async def test_two_megabyte_key(self, database: AsyncDatabase) -> None:
+        store = database.store(Measure)
+        try:
+            made = await store.create(Measure(id=BIG_KEY, value=1.0))
+        except ValidationError:
+            pass
+        else:
+            got = await store.read(BIG_KEY)
+            assert got is not None and got == made
+            assert await store.count(F.id == BIG_KEY) == 1
+            await store.delete(BIG_KEY)
+        try:
+            assert await store.read(BIG_KEY) is None
+            assert await store.read_batch([BIG_KEY, "nope"]) == [None, None]
+        except ValidationError:
+            pass
+        await self._still_works(database)
+
+    async def test_deeply_nested_values(self, database: AsyncDatabase) -> None:
+        store = database.store(Measure)
+        await store.create(Measure(id="base"))
+        deep = _deep_filter(DEPTH)
+        for call in (lambda: store.search(deep), lambda: store.count(deep),
+                     lambda: store.patch("base", {"value": 2.0}, precondition=deep),
+                     lambda: store.delete("base", precondition=deep),
+                     lambda: store.delete_all(deep),
+                     lambda: store.update_all(deep, {"value": 3.0})):
+            with pytest.raises(ValidationError):
+                await call()
+        assert (await store.read("base")) == Measure(id="base", serial=1)
+        # a shallow enough filter works
+        assert await store.count(_deep_filter(20)) == 0
+        for how in ("item", "builtins"):
+            key = f"deep-{how}"
+            source: Any = (Measure(id=key, data=_deep_doc(DEPTH)) if how == "item"
+                           else {"id": key, "data": _deep_doc(DEPTH)})
+            try:
+                await store.create(source)
+            except ValidationError:
+                assert await store.read(key) is None
+            else:
+                got = await store.read(key)
+                assert got is not None and _depth_of(got.data) == DEPTH
+        await self._still_works(database)
+
+    # ---- inheritance ---------------------------------------------------------------------
+
+    async def test_inheritance(self, database: AsyncDatabase) -> None:
+        assert [f.name for f in dataclasses.fields(Dog)] == ["id", "name", "legs", "breed"]
+        assert meta_of(Dog).name == "dog" and meta_of(Dog).key.attrs == ("id",)
+        animals, dogs, pets = (database.store(Animal), database.store(Dog),
+                               database.store(Pet))
+        rex = await dogs.create(Dog(id="rex", name="Rex", breed="lab"))
+        assert await dogs.read("rex") == rex and rex.legs == 4
+        await animals.create(Animal(id="cat", name="Tom"))
+        assert await animals.count() == 1 and await dogs.count() == 1  # a store each
+        assert await animals.read("rex") is None
+        assert [d.id for d in (await dogs.search(F.legs == 4)).items] == ["rex"]
+        with pytest.raises(ValidationError) as e:
+            await dogs.create(Dog(id="long", name="x" * 21))
+        assert e.value.field == "name"
+        with pytest.raises(ValidationError) as e:
+            await dogs.create(Dog(id="bad", legs=-1))
+        assert e.value.field == "legs"
+        assert (await dogs.patch("rex", {"legs": 3})).legs == 3
+        # type checkers do not see a plain base's attributes as dataclass fields
+        note: dict[str, Any] = {"note": "n"}
+        kit = await pets.create(Pet(id="kit", tags=["a"], **note))
+        assert kit.age is None and await pets.read("kit") == kit
+        age: dict[str, Any] = {"age": 0}
+        assert (await pets.create(Pet(id="old", **age))).age == 0
+        with pytest.raises(ValidationError) as e:
+            await pets.create(Pet(id="neg", **{**age, "age": -1}))
+        assert e.value.field == "age"
+        assert await pets.count(F.age == None) == 1  # noqa: E711
+        assert await pets.count(F.tags.contains("a")) == 1
+
+    # ---- torn batches --------------------------------------------------------------------
+
+    async def test_readers_see_whole_batches(self, database: AsyncDatabase) -> None:
+        items = database.store(Item)
+        size = self.batch_size
+        owner = "w" + os.urandom(3).hex()
+        mine = F.owner == owner
+        assert await items.count(mine) == 0  # the store is open before the writer runs
+        url = self.process_url(database)
+        if url is None:
+            await self._in_process_batches(items, owner, size)
+            return
+        seen = await self._watch_writer(items, url, database, owner, 3, size, kill=False)
+        assert seen <= {0, size, 2 * size, 3 * size}, sorted(seen)
+        assert await items.count(mine) == 3 * size
+        # killed while writing one more batch: afterwards the batch is there whole or not
+        seen = await self._watch_writer(items, url, database, owner, 1, size, kill=True)
+        assert seen <= {3 * size, 4 * size}, sorted(seen)
+        after = await items.count(mine)
+        assert after in (3 * size, 4 * size)
+        assert len([i async for i in items.search_all(mine)]) == after
+        other = await self.open_database(database.namespace or "")
+        try:
+            assert await other.store(Item).count(mine) == after
+        finally:
+            await other.close()
+
+    async def _watch_writer(self, items: AsyncStore[Item], url: str, database: AsyncDatabase,
+                            owner: str, batches: int, size: int, kill: bool) -> set[int]:
+        """Counts a reader sees while a writer process runs ``batches`` atomic batches
+        (killed with SIGKILL a random moment after it starts, when ``kill``)."""
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", _WRITER, url, database.namespace or "", str(batches),
+             str(size), owner], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout is not None
+        line = await in_thread_async(proc.stdout.readline)
+        assert line.startswith(b"ready"), line
+        deadline = time.monotonic() + (random.uniform(0.0, 0.3) if kill else 120)
+        seen: set[int] = set()
+        mine = F.owner == owner
+        while proc.poll() is None:
+            seen.add(await items.count(mine))
+            if kill and time.monotonic() >= deadline:
+                proc.send_signal(signal.SIGKILL)
+                break
+        await in_thread_async(proc.wait)
+        proc.stdout.close()
+        if not kill:
+            assert proc.returncode == 0
+        seen.add(await items.count(mine))
+        return seen
+
+    async def _in_process_batches(self, items: AsyncStore[Item], owner: str,
+                                  size: int) -> None:
+        mine = F.owner == owner
+        seen: set[int] = set()
+        done = False
+
+        async def write() -> None:
+            nonlocal done
+            try:
+                for b in range(3):
+                    await items.edit_batch([Edit.create(Item(owner=owner, title=f"{b}-{i}"))
+                                            for i in range(size)], atomic=True)
+                    await pause_async()
+            finally:
+                done = True
+
+        async def read() -> None:
+            while not done:
+                seen.add(await items.count(mine))
+                await pause_async()
+
+        await run_concurrently_async([write, read])
+        seen.add(await items.count(mine))
+        assert seen <= {0, size, 2 * size, 3 * size}, sorted(seen)
+
+
+__all__ = ["AsyncRobustnessConformance"]

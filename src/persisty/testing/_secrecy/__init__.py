@@ -1,0 +1,1 @@
+"""Conformance of page-key secrecy (async source and its generated sync twin)."""
