@@ -719,6 +719,9 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
            prefix: str = "/api", max_limit: int = 1000, title: str = "persisty",
            graphql: bool = True, docs: bool = True,
            links: Iterable[Link] = (), limits: Limits | None = None,
+           files: Mapping[str, Any] | None = None,
+           file_policies: Mapping[str, Any] | None = None,
+           file_anonymous: Iterable[str] | bool = (), file_redirect: Iterable[str] | bool = False,
            ) -> tuple[Api, list[BaseRoute]]:
     """The :class:`Api` and its routes (see :func:`app` for the arguments)."""
     if not isinstance(db, AsyncDatabase):
@@ -789,6 +792,15 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
             _route(base + "/{key:persisty_key}", api, s,
                    {"GET": read, "PUT": replace, "PATCH": patch, "DELETE": delete}),
         ]
+    from persisty.serve._files_access import file_mounts
+    from persisty.serve._files_http import file_routes
+
+    mounts = file_mounts(dict(files) if files is not None else None, file_policies,
+                         file_anonymous if isinstance(file_anonymous, bool)
+                         else list(file_anonymous), redirect=file_redirect if isinstance(
+                             file_redirect, bool) else list(file_redirect))
+    api.extra["files"] = mounts
+    result += file_routes(api, mounts)
     from persisty.serve._openapi import openapi, swagger_html
 
     spec_cache: dict[str, Any] = {}
@@ -873,6 +885,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         cors: bool | Sequence[str] | Mapping[str, Any] | None = None, prefix: str = "/api",
         max_limit: int = 1000, title: str = "persisty", graphql: bool = True,
         docs: bool = True, links: Iterable[Link] = (), limits: Limits | None = None,
+        files: Mapping[str, Any] | None = None, file_policies: Mapping[str, Any] | None = None,
+        file_anonymous: Iterable[str] | bool = (), file_redirect: Iterable[str] | bool = False,
         on_startup: Sequence[Callable[[], Any]] = (),
         close_database: bool = True, debug: bool = False) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
@@ -912,7 +926,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     api, rs = routes(db, stores, auth=auth, policies=policies, anonymous=anonymous,
                      login=login, cache_control=cache_control, prefix=prefix,
                      max_limit=max_limit, title=title, graphql=graphql, docs=docs,
-                     links=links, limits=limits)
+                     links=links, limits=limits, files=files, file_policies=file_policies,
+                     file_anonymous=file_anonymous, file_redirect=file_redirect)
     middleware = []
     if cors:
         if cors is True:
@@ -947,6 +962,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
                 await result
         yield
         if close_database:
+            for mount in api.extra.get("files", {}).values():
+                await mount.files.close()
             await db.close()
 
     asgi = Starlette(debug=debug, routes=rs,
