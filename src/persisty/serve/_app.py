@@ -908,6 +908,13 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
     database is closed on shutdown.
 
+    ``files`` maps names to async file stores, served under ``{prefix}/_files/{name}``
+    (downloads with ranges and conditional requests, signed URLs, PUT, DELETE, list, count,
+    copy, upload grants; see ``docs/files.md``); ``file_policies`` maps a name to a
+    ``Policy`` over ``persisty.files.FileInfo`` (``Policy.owner("owner")``);
+    ``file_anonymous`` names the file stores callers without credentials may read;
+    ``file_redirect`` the S3 ones that answer downloads with a 302 to a presigned URL.
+
     A store listed in ``anonymous`` without a policy is read-only for anonymous callers;
     give it a policy to let them do more. ``db`` must be an async database
     (``persisty.aio.connect``): a sync one is a ``TypeError``.
