@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import msgspec
@@ -22,6 +22,9 @@ from persisty.query import NONE, Filter, filter_from_json
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth, make_principal
 from persisty.serve._limits import BadRequest, Limits, decode_json, read_body
 from persisty.store import AsyncDatabase, AsyncStore, Edit
+
+if TYPE_CHECKING:  # the file routes build on this module
+    from persisty.serve._files_access import FileMount
 
 DEFAULT_LIMITS = Limits()
 
@@ -114,6 +117,7 @@ class Api:
     version: str = __version__
     links: tuple[Link, ...] = ()
     limits: Limits = DEFAULT_LIMITS
+    files: dict[str, FileMount] = field(default_factory=dict)
 
     # ---- principals and stores ----------------------------------------------------------
 

@@ -22,6 +22,8 @@ from persisty.layers import relations_of
 from persisty.model import meta_of
 from persisty.serve._api import DEFAULT_LIMITS, Api, JSONResponse, Link, Served
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
+from persisty.serve._files_access import file_mounts
+from persisty.serve._files_http import file_routes
 from persisty.serve._graphql import relation_graph
 from persisty.serve._graphql_http import graphql_route
 from persisty.serve._limits import Limits
@@ -50,6 +52,10 @@ class ServeOptions:
     docs: bool = True
     links: Iterable[Link] = ()
     limits: Limits | None = None
+    files: Mapping[str, Any] | None = None
+    file_policies: Mapping[str, Any] | None = None
+    file_anonymous: Iterable[str] | bool = ()
+    file_redirect: Iterable[str] | bool = False
     # the application's own (router ignores them)
     cors: Cors = None
     on_startup: Sequence[Callable[[], Any]] = ()
@@ -72,6 +78,10 @@ class RouterKeywords(TypedDict, total=False):
     docs: bool
     links: Iterable[Link]
     limits: Limits | None
+    files: Mapping[str, Any] | None
+    file_policies: Mapping[str, Any] | None
+    file_anonymous: Iterable[str] | bool
+    file_redirect: Iterable[str] | bool
 
 
 class ServeKeywords(RouterKeywords, total=False):
@@ -132,9 +142,14 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
         served[s.name] = s
     links = tuple(options.links)
     relation_graph(served, links)  # a bad link fails here, GraphQL or not
+    anon_files, redirect = options.file_anonymous, options.file_redirect
+    mounts = file_mounts(
+        dict(options.files) if options.files is not None else None, options.file_policies,
+        anon_files if isinstance(anon_files, bool) else list(anon_files),
+        redirect=redirect if isinstance(redirect, bool) else list(redirect))
     return Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
                max_limit=options.max_limit, title=options.title, links=links,
-               limits=options.limits or DEFAULT_LIMITS)
+               limits=options.limits or DEFAULT_LIMITS, files=mounts)
 
 
 def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions,
@@ -142,7 +157,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
     """The :class:`Api` and its routes (see :func:`app` for the options)."""
     api = serve_api(db, stores, options)
     docs, graphql = options.docs, options.graphql
-    result = rest_routes(api)
+    result = rest_routes(api) + file_routes(api, api.files)
     spec_cache: dict[str, Any] = {}
 
     async def openapi_json(request: Request) -> Response:
@@ -268,6 +283,13 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]],
     ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
     database is closed on shutdown.
 
+    ``files`` maps names to async file stores, served under ``{prefix}/_files/{name}``
+    (downloads with ranges and conditional requests, signed URLs, PUT, DELETE, list, count,
+    copy, upload grants; see ``docs/files.md``); ``file_policies`` maps a name to a
+    ``Policy`` over ``persisty.files.FileInfo`` (``Policy.owner("owner")``);
+    ``file_anonymous`` names the file stores callers without credentials may read;
+    ``file_redirect`` the S3 ones that answer downloads with a 302 to a presigned URL.
+
     A store listed in ``anonymous`` without a policy is read-only for anonymous callers;
     give it a policy to let them do more. ``db`` must be an async database
     (``persisty.aio.connect``): a sync one is a ``TypeError``.
@@ -298,6 +320,8 @@ def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions)
                 await result
         yield
         if options.close_database:
+            for mount in api.files.values():
+                await mount.files.close()
             await db.close()
 
     asgi = Starlette(debug=options.debug, routes=rs,
