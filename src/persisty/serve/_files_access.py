@@ -141,7 +141,7 @@ def candidate(mount: FileMount, key: str, current: FileInfo | None, owner: str |
     """The record a write would leave, for checking it against the policy beforehand."""
     now = mount.files.clock()
     if current is None:
-        base = FileInfo(id="", store=mount.name, key=key, blob="", size=0,
+        base = FileInfo(id="", store=mount.files.name, key=key, blob="", size=0,
                         content_type="application/octet-stream", etag="", created_at=now,
                         updated_at=now, owner=owner)
     else:

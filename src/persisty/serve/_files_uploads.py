@@ -130,7 +130,7 @@ async def _record(api: Any, mount: FileMount, request: Request) -> FileUpload:
     acc = access(api, request, mount)
     upload_id = request.path_params["upload_id"]
     record = await mount.files.uploads.read(upload_id)
-    if record is None or record.store != mount.name or (
+    if record is None or record.store != mount.files.name or (
             acc.owner is not None and record.owner != acc.owner) or not (
             acc.allows_any("create") or acc.allows_any("update")):
         raise NotFound(f"no upload {upload_id!r}", field="upload_id")
