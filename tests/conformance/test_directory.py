@@ -19,8 +19,7 @@ from persisty.testing import (
 )
 
 
-class TestDirectory(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestDirectory(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path
@@ -29,8 +28,9 @@ class TestDirectory(StoreConformance, PutExpiryIncrementConformance,
         return persisty.connect(f"file://{self.root}", namespace=namespace)
 
 
-class TestDirectoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestDirectoryAsync(
+    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path

@@ -40,8 +40,9 @@ class _Layers:
             if layer == "cache":
                 wrapped = cached(wrapped, max_items=1000)
             elif layer == "redis":
-                wrapped = cached(wrapped, cache=REDIS_URL,
-                                 prefix=f"persisty:test:{uuid.uuid4().hex}:")
+                wrapped = cached(
+                    wrapped, cache=REDIS_URL, prefix=f"persisty:test:{uuid.uuid4().hex}:"
+                )
             elif layer == "secured":
                 wrapped = secured(wrapped, Policy.allow_all(), ANYONE)
         done[id(store)] = (store, wrapped)  # keep store alive so its id stays unique

@@ -15,13 +15,13 @@ from persisty.testing import (
 )
 
 
-class TestMemory(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestMemory(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect("memory://", namespace=namespace)
 
 
-class TestMemoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestMemoryAsync(
+    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect("memory://", namespace=namespace)

@@ -19,8 +19,7 @@ from persisty.testing import (
 )
 
 
-class TestRedis(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestRedis(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
     concurrency_increments = 200  # 8 workers x 200 if_match increments = exactly 1,600
 
     def open_database(self, namespace: str) -> Database:
@@ -31,8 +30,9 @@ class TestRedis(StoreConformance, PutExpiryIncrementConformance,
         database.drop()
 
 
-class TestRedisAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestRedisAsync(
+    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+):
     concurrency_increments = 200
 
     async def open_database(self, namespace: str) -> AsyncDatabase:

@@ -27,8 +27,7 @@ _DIR = Path(tempfile.mkdtemp(prefix="persisty-sql-"))
 SQLITE_FILE_URL = f"sqlite:///{_DIR / 'conformance.db'}"
 
 
-class _Sync(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class _Sync(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
     url = ""
     concurrency_increments = 200
 
@@ -40,8 +39,9 @@ class _Sync(StoreConformance, PutExpiryIncrementConformance,
         database.drop_tables()
 
 
-class _Async(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class _Async(
+    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+):
     url = ""
     concurrency_increments = 200
 

@@ -4,5 +4,17 @@ from persisty.model._attr import Attr, AttrMeta
 from persisty.model._meta import Index, KeyConfig, StoreMeta, etag, meta_of, stored
 from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
 
-__all__ = ["Attr", "AttrMeta", "BelongsTo", "HasMany", "HasOne", "Index", "KeyConfig",
-           "StoreMeta", "etag", "meta_of", "relations_of", "stored"]
+__all__ = [
+    "Attr",
+    "AttrMeta",
+    "BelongsTo",
+    "HasMany",
+    "HasOne",
+    "Index",
+    "KeyConfig",
+    "StoreMeta",
+    "etag",
+    "meta_of",
+    "relations_of",
+    "stored",
+]

@@ -97,19 +97,24 @@ class ServeKeywords(RouterKeywords, total=False):
 APP_ONLY = frozenset(f.name for f in fields(ServeOptions)) - RouterKeywords.__optional_keys__
 
 
-def _served(cls: Any, policies: Mapping[Any, Any], anonymous: Any,
-            cache_control: Any) -> Served:
+def _served(cls: Any, policies: Mapping[Any, Any], anonymous: Any, cache_control: Any) -> Served:
     meta = meta_of(cls)
     policy = policies.get(cls, policies.get(meta.name))
-    anon = anonymous if isinstance(anonymous, bool) else (
-        cls in anonymous or meta.name in anonymous)
+    anon = (
+        anonymous if isinstance(anonymous, bool) else (cls in anonymous or meta.name in anonymous)
+    )
     if isinstance(cache_control, Mapping):
         cc = cache_control.get(cls, cache_control.get(meta.name))
     else:
         cc = cache_control
     hidden = frozenset(a.name for a in meta.attrs if not a.readable)
     return Served(
-        cls=cls, meta=meta, policy=policy, anonymous=anon, cache_control=cc, hidden=hidden,
+        cls=cls,
+        meta=meta,
+        policy=policy,
+        anonymous=anon,
+        cache_control=cc,
+        hidden=hidden,
         create_attrs=frozenset(meta.json_schema("create")["properties"]),
         update_attrs=frozenset(meta.json_schema("update")["properties"]),
         patch_attrs=frozenset(meta.json_schema("patch")["properties"]),
@@ -122,12 +127,12 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
     if not isinstance(db, AsyncDatabase):
         raise TypeError(
             f"the API serves an async database, not {type(db).__name__}: open it with "
-            "persisty.aio.connect(url) (persisty.connect gives a sync one)")
+            "persisty.aio.connect(url) (persisty.connect gives a sync one)"
+        )
     if options.limits is not None and not isinstance(options.limits, Limits):
         raise TypeError("limits must be a persisty.serve.Limits")
     if options.login is not None and (options.auth is None or options.auth.secret is None):
-        raise ValidationError("login needs auth=JWTAuth(secret=...) to issue tokens",
-                              field="login")
+        raise ValidationError("login needs auth=JWTAuth(secret=...) to issue tokens", field="login")
     prefix = "/" + options.prefix.strip("/") if options.prefix.strip("/") else ""
     policies = dict(options.policies or {})
     anonymous = options.anonymous
@@ -144,16 +149,30 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
     relation_graph(served, links)  # a bad link fails here, GraphQL or not
     anon_files, redirect = options.file_anonymous, options.file_redirect
     mounts = file_mounts(
-        dict(options.files) if options.files is not None else None, options.file_policies,
+        dict(options.files) if options.files is not None else None,
+        options.file_policies,
         anon_files if isinstance(anon_files, bool) else list(anon_files),
-        redirect=redirect if isinstance(redirect, bool) else list(redirect))
-    return Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
-               max_limit=options.max_limit, title=options.title, links=links,
-               limits=options.limits or DEFAULT_LIMITS, files=mounts)
+        redirect=redirect if isinstance(redirect, bool) else list(redirect),
+    )
+    return Api(
+        db,
+        served,
+        auth=options.auth,
+        login=options.login,
+        prefix=prefix,
+        max_limit=options.max_limit,
+        title=options.title,
+        links=links,
+        limits=options.limits or DEFAULT_LIMITS,
+        files=mounts,
+    )
 
 
-def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions,
-           ) -> tuple[Api, list[BaseRoute]]:
+def routes(
+    db: AsyncDatabase,
+    stores: Iterable[type[Any]],
+    options: ServeOptions,
+) -> tuple[Api, list[BaseRoute]]:
     """The :class:`Api` and its routes (see :func:`app` for the options)."""
     api = serve_api(db, stores, options)
     docs, graphql = options.docs, options.graphql
@@ -165,16 +184,22 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
             spec_cache["spec"] = openapi(api)
         return JSONResponse(spec_cache["spec"])
 
-    result.append(Route(f"{api.prefix}/openapi.json", openapi_json, methods=["GET"],
-                        include_in_schema=False))
+    result.append(
+        Route(f"{api.prefix}/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    )
 
     async def index(request: Request) -> Response:
-        return JSONResponse({
-            "stores": {n: {"href": f"{api.prefix}/{n}", "description": s.meta.description}
-                       for n, s in api.served.items()},
-            "openapi": f"{api.prefix}/openapi.json",
-            "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None,
-        })
+        return JSONResponse(
+            {
+                "stores": {
+                    n: {"href": f"{api.prefix}/{n}", "description": s.meta.description}
+                    for n, s in api.served.items()
+                },
+                "openapi": f"{api.prefix}/openapi.json",
+                "docs": "/docs" if docs else None,
+                "graphql": "/graphql" if graphql else None,
+            }
+        )
 
     result.append(Route(api.prefix or "/", index, methods=["GET"], include_in_schema=False))
     if api.prefix:
@@ -182,6 +207,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
     if docs or graphql:
         result.append(static_route())
     if docs:
+
         async def docs_page(request: Request) -> Response:
             # relative: the page also works when the routes are mounted under a path
             spec = f"{api.prefix.lstrip('/')}/openapi.json"
@@ -195,24 +221,34 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
 
 def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
     """``GET /``: where the API, its docs and GraphQL are (a page of links for a browser)."""
-    links = {"api": api.prefix, "openapi": f"{api.prefix}/openapi.json",
-             "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None}
+    links = {
+        "api": api.prefix,
+        "openapi": f"{api.prefix}/openapi.json",
+        "docs": "/docs" if docs else None,
+        "graphql": "/graphql" if graphql else None,
+    }
 
     async def root(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
-            items = "".join(f'<li><a href="{url.lstrip("/")}">{name}</a>: {url}</li>'
-                            for name, url in links.items() if url)
-            return HTMLResponse(f"<!doctype html><html><head><meta charset=\"utf-8\">"
-                                f"<title>{html.escape(api.title)}</title></head><body>"
-                                f"<h1>{html.escape(api.title)}</h1><ul>{items}</ul>"
-                                f"</body></html>")
+            items = "".join(
+                f'<li><a href="{url.lstrip("/")}">{name}</a>: {url}</li>'
+                for name, url in links.items()
+                if url
+            )
+            return HTMLResponse(
+                f'<!doctype html><html><head><meta charset="utf-8">'
+                f"<title>{html.escape(api.title)}</title></head><body>"
+                f"<h1>{html.escape(api.title)}</h1><ul>{items}</ul>"
+                f"</body></html>"
+            )
         return JSONResponse(links)
 
     return Route("/", root, methods=["GET"], include_in_schema=False)
 
 
-def router(db: AsyncDatabase, stores: Iterable[type[Any]],
-           **options: Unpack[RouterKeywords]) -> Router:
+def router(
+    db: AsyncDatabase, stores: Iterable[type[Any]], **options: Unpack[RouterKeywords]
+) -> Router:
     """The API's routes as a Starlette ``Router``, to mount in an existing application.
 
     Takes the arguments of :func:`app`. With FastAPI: ``fastapi_app.mount("/", router(...))``;
@@ -228,8 +264,10 @@ def router(db: AsyncDatabase, stores: Iterable[type[Any]],
     """
     for name in options:
         if name in APP_ONLY:
-            raise TypeError(f"router() got an unexpected keyword argument {name!r} "
-                            "(an option of the application: give it to app())")
+            raise TypeError(
+                f"router() got an unexpected keyword argument {name!r} "
+                "(an option of the application: give it to app())"
+            )
     _, rs = routes(db, stores, ServeOptions(**options))
     return Router(routes=rs)
 
@@ -244,8 +282,9 @@ def _cors_middleware(cors: Cors) -> list[Middleware]:
     else:
         options = {"allow_origins": list(cors)}
     options.setdefault("allow_methods", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-    options.setdefault("allow_headers", ["Authorization", "Content-Type", "If-Match",
-                                         "If-None-Match"])
+    options.setdefault(
+        "allow_headers", ["Authorization", "Content-Type", "If-Match", "If-None-Match"]
+    )
     options.setdefault("expose_headers", ["ETag", "Location"])
     return [Middleware(CORSMiddleware, **options)]
 
@@ -253,17 +292,23 @@ def _cors_middleware(cors: Cors) -> list[Middleware]:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-    return JSONResponse({"code": code, "message": str(exc.detail), "field": None},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"code": code, "message": str(exc.detail), "field": None},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"code": "internal_error", "message": "internal server error",
-                         "field": None}, status_code=500)
+    return JSONResponse(
+        {"code": "internal_error", "message": "internal server error", "field": None},
+        status_code=500,
+    )
 
 
-def app(db: AsyncDatabase, stores: Iterable[type[Any]],
-        **options: Unpack[ServeKeywords]) -> Starlette:
+def app(
+    db: AsyncDatabase, stores: Iterable[type[Any]], **options: Unpack[ServeKeywords]
+) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
 
     Routes per store ``name``: ``GET/POST {prefix}/name``, ``GET {prefix}/name/_count``,
@@ -324,8 +369,12 @@ def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions)
                 await mount.files.close()
             await db.close()
 
-    asgi = Starlette(debug=options.debug, routes=rs,
-                     middleware=_cors_middleware(options.cors), lifespan=lifespan,
-                     exception_handlers={HTTPException: _http_error, 500: _server_error})
+    asgi = Starlette(
+        debug=options.debug,
+        routes=rs,
+        middleware=_cors_middleware(options.cors),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
+    )
     asgi.state.persisty = api
     return asgi

@@ -24,8 +24,9 @@ def _defaults(meta: StoreMeta) -> dict[str, Any]:
     return result
 
 
-def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
-                   sequences: Mapping[str, int] | None = None) -> Any:
+def prepare_create(
+    meta: StoreMeta, item: Any, now: dt.datetime, sequences: Mapping[str, int] | None = None
+) -> Any:
     """The item to insert: defaults for non-creatable attributes, generated values, checked."""
     item = _instance(meta, item)
     return meta.build(item, _create_changes(meta, item, now, sequences))
@@ -53,8 +54,9 @@ def _instance(meta: StoreMeta, item: Any) -> Any:
     raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
 
 
-def _create_changes(meta: StoreMeta, item: Any, now: dt.datetime,
-                    sequences: Mapping[str, int] | None) -> dict[str, Any]:
+def _create_changes(
+    meta: StoreMeta, item: Any, now: dt.datetime, sequences: Mapping[str, int] | None
+) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     defaults = None
     for a in meta.set_on_create:
@@ -99,8 +101,9 @@ def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]
         if isinstance(value, Increment) and (
             a.kind not in NUMERIC_KINDS or (a.kind == "int" and not isinstance(value.by, int))
         ):
-            raise ValidationError(f"{name}: Increment({value.by!r}) does not apply to "
-                                  f"{a.kind} values", field=name)
+            raise ValidationError(
+                f"{name}: Increment({value.by!r}) does not apply to {a.kind} values", field=name
+            )
     return dict(changes)
 
 
@@ -122,8 +125,9 @@ def resolve_increments(current: Any, changes: Mapping[str, Any]) -> Mapping[str,
     return resolved
 
 
-def prepare_patch(meta: StoreMeta, current: Any, changes: Mapping[str, Any],
-                  now: dt.datetime) -> Any:
+def prepare_patch(
+    meta: StoreMeta, current: Any, changes: Mapping[str, Any], now: dt.datetime
+) -> Any:
     """``current`` with ``changes`` applied (values coerced), timestamps set, checked."""
     stamped = {a.name: now for a in meta.generated_or_fixed if a.generated == "updated"}
     if meta.ttl is not None and changes.get(meta.expires) is None:  # type: ignore[arg-type]

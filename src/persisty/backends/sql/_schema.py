@@ -103,7 +103,8 @@ def _sqlite_datetimes(values: list[Any]) -> list[str | None]:
     if not all(v is None or v.tzinfo is dt.UTC for v in values):
         return [None if v is None else _sqlite_datetime(v) for v in values]
     texts = _DATETIME_TEXTS.decode(
-        msgspec.json.encode(values).replace(b"T", b" ").replace(b"Z", b""))
+        msgspec.json.encode(values).replace(b"T", b" ").replace(b"Z", b"")
+    )
     return [t if t is None or len(t) == 26 else t + ".000000" for t in texts]
 
 
@@ -190,8 +191,13 @@ class Dialect:
             return _enum_value if enum_attr else None
         table: dict[str, Callable[[Any], Any]] = {}
         if self.name == "sqlite":
-            table = {"datetime": _sqlite_datetime, "date": dt.date.isoformat,
-                     "uuid": _uuid_hex, "decimal": float, "bool": int}
+            table = {
+                "datetime": _sqlite_datetime,
+                "date": dt.date.isoformat,
+                "uuid": _uuid_hex,
+                "decimal": float,
+                "bool": int,
+            }
         elif self.name == "mysql":
             table = {"datetime": _naive_utc, "uuid": _uuid_hex, "bool": int}
         return table.get(family)
@@ -201,10 +207,16 @@ class Dialect:
         fam = col.family
         if self.name == "postgresql":
             return {
-                "str": sa.Text(collation="C"), "int": sa.BigInteger(), "float": sa.Double(),
-                "bool": sa.Boolean(), "datetime": sa.DateTime(timezone=True),
-                "date": sa.Date(), "uuid": sa.Uuid(), "decimal": sa.Numeric(),
-                "bytes": sa.LargeBinary(), "json": sa_pg.JSONB(),
+                "str": sa.Text(collation="C"),
+                "int": sa.BigInteger(),
+                "float": sa.Double(),
+                "bool": sa.Boolean(),
+                "datetime": sa.DateTime(timezone=True),
+                "date": sa.Date(),
+                "uuid": sa.Uuid(),
+                "decimal": sa.Numeric(),
+                "bytes": sa.LargeBinary(),
+                "json": sa_pg.JSONB(),
             }[fam]
         if self.name == "mysql":
             if fam == "str":
@@ -215,15 +227,25 @@ class Dialect:
             if fam == "bytes":
                 return sa_mysql.VARBINARY(255) if indexed else sa_mysql.LONGBLOB()
             return {
-                "int": sa.BigInteger(), "float": sa_mysql.DOUBLE(), "bool": sa.Boolean(),
-                "datetime": sa_mysql.DATETIME(fsp=6), "date": sa.Date(),
+                "int": sa.BigInteger(),
+                "float": sa_mysql.DOUBLE(),
+                "bool": sa.Boolean(),
+                "datetime": sa_mysql.DATETIME(fsp=6),
+                "date": sa.Date(),
                 "uuid": sa_mysql.CHAR(32, collation="utf8mb4_nopad_bin"),
-                "decimal": sa_mysql.DECIMAL(65, 30), "json": sa.JSON(),
+                "decimal": sa_mysql.DECIMAL(65, 30),
+                "json": sa.JSON(),
             }[fam]
         return {
-            "str": sa.Text(), "int": sa.BigInteger(), "float": sa.Double(),
-            "bool": sa.Boolean(), "datetime": sa.DateTime(), "date": sa.Date(),
-            "uuid": sa.CHAR(32), "decimal": sa.Numeric(), "bytes": sa.LargeBinary(),
+            "str": sa.Text(),
+            "int": sa.BigInteger(),
+            "float": sa.Double(),
+            "bool": sa.Boolean(),
+            "datetime": sa.DateTime(),
+            "date": sa.Date(),
+            "uuid": sa.CHAR(32),
+            "decimal": sa.Numeric(),
+            "bytes": sa.LargeBinary(),
             "json": sa.JSON(),
         }[fam]
 
@@ -239,12 +261,10 @@ class Dialect:
 def make_dialect(engine: str) -> Dialect:
     """The :class:`Dialect` of ``sqlite``, ``postgresql`` or ``mysql``."""
     if engine == "sqlite":
-        return Dialect("sqlite", sa_sqlite.dialect(), "?", "BEGIN IMMEDIATE",
-                       "persisty_lower({})")
+        return Dialect("sqlite", sa_sqlite.dialect(), "?", "BEGIN IMMEDIATE", "persisty_lower({})")
     if engine == "postgresql":
         pg: SaDialect = sa_pg.psycopg.dialect()  # type: ignore[no-untyped-call]
-        return Dialect("postgresql", pg, "%s", "BEGIN",
-                       'lower({} COLLATE "und-x-icu") COLLATE "C"')
+        return Dialect("postgresql", pg, "%s", "BEGIN", 'lower({} COLLATE "und-x-icu") COLLATE "C"')
     return Dialect("mysql", sa_mysql.pymysql.dialect(), "%s", "START TRANSACTION")
 
 
@@ -265,8 +285,9 @@ def table_name(meta: StoreMeta, namespace: str | None) -> str:
 class TableSchema:
     """A store's table on one dialect, and the SQL of its fixed statements (built once)."""
 
-    def __init__(self, meta: StoreMeta, dialect: Dialect, namespace: str | None,
-                 metadata: sa.MetaData) -> None:
+    def __init__(
+        self, meta: StoreMeta, dialect: Dialect, namespace: str | None, metadata: sa.MetaData
+    ) -> None:
         self.meta = meta
         self.dialect = dialect
         self.name = table_name(meta, namespace)
@@ -278,24 +299,41 @@ class TableSchema:
         for a in meta.attrs:
             fam = _family(a)
             ph = f"CAST({d.ph} AS JSONB)" if fam == "json" and d.name == "postgresql" else d.ph
-            self.columns.append(Column(a.name, a, fam, a.optional or fam == "json",
-                                       d.conv(fam, a.kind == "enum"), q(a.name), ph))
+            self.columns.append(
+                Column(
+                    a.name,
+                    a,
+                    fam,
+                    a.optional or fam == "json",
+                    d.conv(fam, a.kind == "enum"),
+                    q(a.name),
+                    ph,
+                )
+            )
         self.by_name = {c.name: c for c in self.columns}
         self.key_cols = [self.by_name[k] for k in meta.key.attrs]
         self.str_cols = [c for c in self.columns if c.attr.kind == "str"]
         self.nullable: set[str] = {c.name for c in self.columns if c.nullable}
 
         sa_cols = [
-            sa.Column(c.name, d.sa_type(c, c.name in indexed), primary_key=c.name in meta.key.attrs,
-                      nullable=c.name not in meta.key.attrs, autoincrement=False)
+            sa.Column(
+                c.name,
+                d.sa_type(c, c.name in indexed),
+                primary_key=c.name in meta.key.attrs,
+                nullable=c.name not in meta.key.attrs,
+                autoincrement=False,
+            )
             for c in self.columns
         ]
         sa_cols.append(sa.Column(ETAG, sa.String(32), nullable=False))
         sa_cols.append(sa.Column(DOC, d.doc_type(), nullable=False))
         kw: dict[str, Any] = {}
         if d.name == "mysql":
-            kw = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-                  "mysql_collate": "utf8mb4_nopad_bin"}
+            kw = {
+                "mysql_engine": "InnoDB",
+                "mysql_charset": "utf8mb4",
+                "mysql_collate": "utf8mb4_nopad_bin",
+            }
         if self.name in metadata.tables:
             metadata.remove(metadata.tables[self.name])
         self.table = sa.Table(self.name, metadata, *sa_cols, **kw)
@@ -312,8 +350,9 @@ class TableSchema:
             name = _short(ix.name or f"ix_{self.name}_{'_'.join(ix.attrs)}")
             kw = {}
             if d.name == "mysql" and not ix.unique:  # a prefix for TEXT columns
-                kw["mysql_length"] = {a: 255 for a in ix.attrs
-                                      if self.by_name[a].family in ("str", "bytes")}
+                kw["mysql_length"] = {
+                    a: 255 for a in ix.attrs if self.by_name[a].family in ("str", "bytes")
+                }
             self.indexes.append(sa.Index(name, *elements, unique=ix.unique, **kw))
             self.index_attrs[name] = ix.attrs
 
@@ -332,11 +371,17 @@ class TableSchema:
         keys = ", ".join(c.quoted for c in self.key_cols)
         others = [c.quoted for c in settable] + [q(ETAG), q(DOC)]
         if d.name == "mysql":
-            self.sql_upsert = self.sql_insert + " ON DUPLICATE KEY UPDATE " + ", ".join(
-                f"{c} = VALUES({c})" for c in others)
+            self.sql_upsert = (
+                self.sql_insert
+                + " ON DUPLICATE KEY UPDATE "
+                + ", ".join(f"{c} = VALUES({c})" for c in others)
+            )
         else:
-            self.sql_upsert = self.sql_insert + f" ON CONFLICT ({keys}) DO UPDATE SET " + (
-                ", ".join(f"{c} = excluded.{c}" for c in others))
+            self.sql_upsert = (
+                self.sql_insert
+                + f" ON CONFLICT ({keys}) DO UPDATE SET "
+                + (", ".join(f"{c} = excluded.{c}" for c in others))
+            )
         self.sql_delete = f"DELETE FROM {t} WHERE {self.key_where}"
         self.sql_delete_if = self.sql_delete + f" AND {q(ETAG)} = {ph}"
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
@@ -363,8 +408,9 @@ class TableSchema:
         if len(key) == 1:
             c = self._key_convs[0]
             return (key[0],) if c is None else (c(key[0]),)
-        return tuple(v if c is None or v is None else c(v)
-                     for v, c in zip(key, self._key_convs, strict=True))
+        return tuple(
+            v if c is None or v is None else c(v) for v, c in zip(key, self._key_convs, strict=True)
+        )
 
     def param(self, name: str, value: Any) -> Any:
         """The driver parameter for ``value`` of attribute ``name``."""
@@ -441,8 +487,10 @@ class TableSchema:
             return f"DELETE FROM {self.quoted} WHERE {exp} <= {ph}{bound}"
         keys = ", ".join(c.quoted for c in self.key_cols)
         lhs = f"({keys})" if len(self.key_cols) > 1 else keys
-        return (f"DELETE FROM {self.quoted} WHERE {lhs} IN (SELECT {keys} FROM {self.quoted} "
-                f"WHERE {exp} <= {ph}{bound})")
+        return (
+            f"DELETE FROM {self.quoted} WHERE {lhs} IN (SELECT {keys} FROM {self.quoted} "
+            f"WHERE {exp} <= {ph}{bound})"
+        )
 
     def patch_sql(self, names: tuple[str, ...], conditional: bool) -> str:
         """``UPDATE`` of the columns ``names`` (and etag and doc) of one row by key; with
@@ -459,8 +507,9 @@ class TableSchema:
             self._patch_cache[(names, conditional)] = found
         return found
 
-    def patch_params(self, names: tuple[str, ...], item: Any, key: Sequence[Any],
-                     expected: str | None = None) -> tuple[str, list[Any]]:
+    def patch_params(
+        self, names: tuple[str, ...], item: Any, key: Sequence[Any], expected: str | None = None
+    ) -> tuple[str, list[Any]]:
         """The etag of ``item`` and the parameters of :meth:`patch_sql` for it."""
         by_name = self.by_name
         out: list[Any] = []
@@ -477,8 +526,7 @@ class TableSchema:
             out.append(expected)
         return tag, out
 
-    def update_params(self, item: Any, tag: str, expected: str | None = None
-                      ) -> tuple[Any, ...]:
+    def update_params(self, item: Any, tag: str, expected: str | None = None) -> tuple[Any, ...]:
         """Parameters of :attr:`sql_update` (``sql_update_if`` with ``expected``)."""
         v = self.values(item)
         out = [v[i] for i in self._set_idx]
@@ -498,8 +546,10 @@ class TableSchema:
                 where = f"{self.key_cols[0].quoted} IN ({', '.join([d.ph] * n)})"
             else:
                 where = " OR ".join([f"({self.key_where})"] * n)
-            found = (f"SELECT {d.quote(DOC)}, {d.quote(ETAG)}, {self.key_cols[0].quoted} "
-                     f"FROM {self.quoted} WHERE {where}")
+            found = (
+                f"SELECT {d.quote(DOC)}, {d.quote(ETAG)}, {self.key_cols[0].quoted} "
+                f"FROM {self.quoted} WHERE {where}"
+            )
             if len(self._get_many_cache) < 256:
                 self._get_many_cache[n] = found
         return found
@@ -579,8 +629,10 @@ class TableSchema:
             params.append(_json_text(element))
             return f"JSON_CONTAINS({c.quoted}, {d.ph})"
         params.append(element)
-        return (f"EXISTS (SELECT 1 FROM json_each({self.quoted}.{c.quoted}) AS je "
-                f"WHERE je.value = {d.ph})")
+        return (
+            f"EXISTS (SELECT 1 FROM json_each({self.quoted}.{c.quoted}) AS je "
+            f"WHERE je.value = {d.ph})"
+        )
 
     def _text(self, c: Column, op: Op, value: str, params: list[Any]) -> str:
         d = self.dialect
@@ -590,8 +642,14 @@ class TableSchema:
             return f"{c.quoted} IS NOT NULL"
         needle = value.lower() if lower else value
         subject = d.lower_fn.format(c.quoted) if lower else c.quoted
-        kind = {Op.CONTAINS: "c", Op.ICONTAINS: "c", Op.STARTSWITH: "s", Op.ISTARTSWITH: "s",
-                Op.ENDSWITH: "e", Op.IENDSWITH: "e"}[op]
+        kind = {
+            Op.CONTAINS: "c",
+            Op.ICONTAINS: "c",
+            Op.STARTSWITH: "s",
+            Op.ISTARTSWITH: "s",
+            Op.ENDSWITH: "e",
+            Op.IENDSWITH: "e",
+        }[op]
         if d.name == "sqlite":  # LIKE ignores ASCII case in SQLite: use instr/substr
             if kind == "c":
                 params.append(needle)
@@ -650,16 +708,25 @@ class TableSchema:
             else:
                 params.append(self.param(name, v))
                 if desc:
-                    ands.append(f"({c.quoted} < {ph} OR {c.quoted} IS NULL)"
-                                if c.nullable else f"{c.quoted} < {ph}")
+                    ands.append(
+                        f"({c.quoted} < {ph} OR {c.quoted} IS NULL)"
+                        if c.nullable
+                        else f"{c.quoted} < {ph}"
+                    )
                 else:
                     ands.append(f"{c.quoted} > {ph}")
             ors.append("(" + " AND ".join(ands) + ")")
         return "(" + " OR ".join(ors) + ")" if ors else "1 = 0"
 
-    def select(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-               limit: int | None, what: str | None = None, lock: bool = False
-               ) -> tuple[str, list[Any]]:
+    def select(
+        self,
+        native: Filter,
+        spec: Sort,
+        after: Sequence[Any] | None,
+        limit: int | None,
+        what: str | None = None,
+        lock: bool = False,
+    ) -> tuple[str, list[Any]]:
         """A ``SELECT`` of docs matching ``native`` in ``spec`` order after ``after``."""
         params: list[Any] = []
         where = self.where(native, params)
@@ -692,15 +759,21 @@ class TableSchema:
 
     def create_sql(self) -> list[str]:
         """``CREATE TABLE`` and ``CREATE INDEX`` statements (each ``IF NOT EXISTS``)."""
-        out = [str(sa.schema.CreateTable(self.table, if_not_exists=True)
-                   .compile(dialect=self.dialect.sa)).strip()]
+        out = [
+            str(
+                sa.schema.CreateTable(self.table, if_not_exists=True).compile(
+                    dialect=self.dialect.sa
+                )
+            ).strip()
+        ]
         out.extend(self.index_sql(ix) for ix in self.indexes)
         return out
 
     def index_sql(self, ix: sa.Index) -> str:
         """``CREATE INDEX IF NOT EXISTS`` for one index."""
-        return str(sa.schema.CreateIndex(ix, if_not_exists=True)
-                   .compile(dialect=self.dialect.sa)).strip()
+        return str(
+            sa.schema.CreateIndex(ix, if_not_exists=True).compile(dialect=self.dialect.sa)
+        ).strip()
 
     def add_column_sql(self, name: str) -> str:
         """``ALTER TABLE … ADD COLUMN`` for one attribute."""
@@ -742,12 +815,27 @@ class Step:
 
 def _coarse(type_text: str) -> str:
     t = type_text.lower()
-    for word, fam in (("json", "json"), ("bool", "bool"), ("tinyint(1)", "bool"),
-                      ("int", "int"), ("double", "float"), ("float", "float"), ("real", "float"),
-                      ("numeric", "num"), ("decimal", "num"), ("timestamp", "datetime"),
-                      ("datetime", "datetime"), ("date", "date"), ("uuid", "uuid"),
-                      ("blob", "bytes"), ("bytea", "bytes"), ("binary", "bytes"),
-                      ("char", "text"), ("text", "text"), ("clob", "text")):
+    for word, fam in (
+        ("json", "json"),
+        ("bool", "bool"),
+        ("tinyint(1)", "bool"),
+        ("int", "int"),
+        ("double", "float"),
+        ("float", "float"),
+        ("real", "float"),
+        ("numeric", "num"),
+        ("decimal", "num"),
+        ("timestamp", "datetime"),
+        ("datetime", "datetime"),
+        ("date", "date"),
+        ("uuid", "uuid"),
+        ("blob", "bytes"),
+        ("bytea", "bytes"),
+        ("binary", "bytes"),
+        ("char", "text"),
+        ("text", "text"),
+        ("clob", "text"),
+    ):
         if word in t:
             return fam
     return t
@@ -776,13 +864,23 @@ def plan_table(schema: TableSchema, columns: dict[str, str], indexes: set[str]) 
             if name in schema.by_name:
                 steps.extend(_backfill(schema, name))
         elif not _compatible(schema.type_of(name), actual):
-            steps.append(Step(f"column {schema.name}.{name} is {actual} but the model wants "
-                              f"{schema.type_of(name)}; change it yourself", destructive=True))
+            steps.append(
+                Step(
+                    f"column {schema.name}.{name} is {actual} but the model wants "
+                    f"{schema.type_of(name)}; change it yourself",
+                    destructive=True,
+                )
+            )
     expected = {n.lower() for n in schema.expected_columns()}
     for name in columns:
         if name.lower() not in expected:
-            steps.append(Step(f"column {schema.name}.{name} is not in the model; "
-                              "drop it yourself if it is no longer needed", destructive=True))
+            steps.append(
+                Step(
+                    f"column {schema.name}.{name} is not in the model; "
+                    "drop it yourself if it is no longer needed",
+                    destructive=True,
+                )
+            )
     have = {i.lower() for i in indexes}
     for ix in schema.indexes:
         if str(ix.name).lower() not in have:
@@ -798,31 +896,43 @@ def _backfill(schema: TableSchema, name: str) -> list[Step]:
     elif f.default_factory is not dataclasses.MISSING:
         default = f.default_factory()
     else:
-        return [Step(f"{schema.name}.{name} is new and required without a default: existing "
-                     "rows cannot be read until they are rewritten", destructive=True)]
+        return [
+            Step(
+                f"{schema.name}.{name} is new and required without a default: existing "
+                "rows cannot be read until they are rewritten",
+                destructive=True,
+            )
+        ]
     if default is None:
         return []
     q = schema.dialect.quote
     sql = f"UPDATE {schema.quoted} SET {q(name)} = {schema.by_name[name].placeholder}"
-    return [Step(f"fill {schema.name}.{name} with its default", sql,
-                 (schema.param(name, default),))]
+    return [
+        Step(f"fill {schema.name}.{name} with its default", sql, (schema.param(name, default),))
+    ]
 
 
 def introspect_sql(dialect: Dialect) -> tuple[str, str]:
     """Queries for (column name, type) and index names of a table (one parameter each)."""
     ph = dialect.ph
     if dialect.name == "sqlite":
-        return (f"SELECT name, type FROM pragma_table_info({ph})",
-                f"SELECT name FROM pragma_index_list({ph})")
+        return (
+            f"SELECT name, type FROM pragma_table_info({ph})",
+            f"SELECT name FROM pragma_index_list({ph})",
+        )
     if dialect.name == "postgresql":
-        return ("SELECT column_name, data_type FROM information_schema.columns "
-                f"WHERE table_schema = current_schema() AND table_name = {ph}",
-                f"SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-                f"AND tablename = {ph}")
-    return ("SELECT column_name, column_type FROM information_schema.columns "
-            f"WHERE table_schema = DATABASE() AND table_name = {ph}",
-            "SELECT DISTINCT index_name FROM information_schema.statistics "
-            f"WHERE table_schema = DATABASE() AND table_name = {ph}")
+        return (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = current_schema() AND table_name = {ph}",
+            f"SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            f"AND tablename = {ph}",
+        )
+    return (
+        "SELECT column_name, column_type FROM information_schema.columns "
+        f"WHERE table_schema = DATABASE() AND table_name = {ph}",
+        "SELECT DISTINCT index_name FROM information_schema.statistics "
+        f"WHERE table_schema = DATABASE() AND table_name = {ph}",
+    )
 
 
 # ---- the meta table (page-key secret, sequences) -----------------------------------------------
@@ -831,8 +941,10 @@ def introspect_sql(dialect: Dialect) -> tuple[str, str]:
 def meta_table_sql(dialect: Dialect) -> str:
     """``CREATE TABLE IF NOT EXISTS persisty_meta``."""
     text = "VARCHAR(200) COLLATE utf8mb4_bin" if dialect.name == "mysql" else "VARCHAR(200)"
-    return (f"CREATE TABLE IF NOT EXISTS {dialect.quote(META_TABLE)} "
-            f"(name {text} PRIMARY KEY, value VARCHAR(200), num BIGINT)")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {dialect.quote(META_TABLE)} "
+        f"(name {text} PRIMARY KEY, value VARCHAR(200), num BIGINT)"
+    )
 
 
 def meta_insert_sql(dialect: Dialect) -> str:
@@ -871,10 +983,12 @@ class OutboxSchema:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         d = dialect
-        key_type = sa.String(200) if d.name != "mysql" else sa_mysql.VARCHAR(
-            200, collation="utf8mb4_bin")
+        key_type = (
+            sa.String(200) if d.name != "mysql" else sa_mysql.VARCHAR(200, collation="utf8mb4_bin")
+        )
         self.table = sa.Table(
-            OUTBOX_TABLE, sa.MetaData(),
+            OUTBOX_TABLE,
+            sa.MetaData(),
             sa.Column("id", sa.String(32), primary_key=True),
             sa.Column("store", key_type, nullable=False),
             sa.Column("kind", sa.String(10), nullable=False),
@@ -884,16 +998,22 @@ class OutboxSchema:
             sa.Column("at", sa.Double(), nullable=False),
             sa.Column("claimed_until", sa.Double(), nullable=False),
         )
-        self.index = sa.Index(f"ix_{OUTBOX_TABLE}_store_claimed", self.table.c.store,
-                              self.table.c.claimed_until)
+        self.index = sa.Index(
+            f"ix_{OUTBOX_TABLE}_store_claimed", self.table.c.store, self.table.c.claimed_until
+        )
         ph = d.ph
         t = d.quote(OUTBOX_TABLE)
-        self.sql_insert = (f"INSERT INTO {t} (id, store, kind, item_key, old, new, at, "
-                           f"claimed_until) VALUES ({', '.join([ph] * 8)})")
-        self.sql_due = (f"SELECT id, claimed_until FROM {t} WHERE store = {ph} AND "
-                        f"claimed_until <= {ph} ORDER BY at, id LIMIT {ph}")
-        self.sql_claim = (f"UPDATE {t} SET claimed_until = {ph} "
-                          f"WHERE id = {ph} AND claimed_until = {ph}")
+        self.sql_insert = (
+            f"INSERT INTO {t} (id, store, kind, item_key, old, new, at, "
+            f"claimed_until) VALUES ({', '.join([ph] * 8)})"
+        )
+        self.sql_due = (
+            f"SELECT id, claimed_until FROM {t} WHERE store = {ph} AND "
+            f"claimed_until <= {ph} ORDER BY at, id LIMIT {ph}"
+        )
+        self.sql_claim = (
+            f"UPDATE {t} SET claimed_until = {ph} WHERE id = {ph} AND claimed_until = {ph}"
+        )
         self.sql_get = f"SELECT kind, item_key, old, new, at FROM {t} WHERE id = {ph}"
         self.sql_delete = f"DELETE FROM {t} WHERE id = {ph}"
         self.sql_count = f"SELECT count(*) FROM {t} WHERE store = {ph}"
@@ -902,10 +1022,14 @@ class OutboxSchema:
     def create_sql(self) -> list[str]:
         """``CREATE TABLE`` and ``CREATE INDEX``, each ``IF NOT EXISTS``."""
         sa_d = self.dialect.sa
-        return [str(sa.schema.CreateTable(self.table, if_not_exists=True).compile(
-                    dialect=sa_d)).strip(),
-                str(sa.schema.CreateIndex(self.index, if_not_exists=True).compile(
-                    dialect=sa_d)).strip()]
+        return [
+            str(
+                sa.schema.CreateTable(self.table, if_not_exists=True).compile(dialect=sa_d)
+            ).strip(),
+            str(
+                sa.schema.CreateIndex(self.index, if_not_exists=True).compile(dialect=sa_d)
+            ).strip(),
+        ]
 
     def doc(self, raw: bytes | None) -> bytes | str | None:
         """A canonical JSON document as the doc columns hold it."""
@@ -919,11 +1043,15 @@ def sequence_sql(dialect: Dialect) -> list[str]:
     ph = dialect.ph
     t = dialect.quote(META_TABLE)
     if dialect.name == "mysql":
-        return [f"INSERT INTO {t} (name, num) VALUES ({ph}, LAST_INSERT_ID(1)) "
-                "ON DUPLICATE KEY UPDATE num = LAST_INSERT_ID(num + 1)",
-                "SELECT LAST_INSERT_ID()"]
-    return [f"INSERT INTO {t} (name, num) VALUES ({ph}, 1) ON CONFLICT (name) "
-            f"DO UPDATE SET num = {t}.num + 1 RETURNING num"]
+        return [
+            f"INSERT INTO {t} (name, num) VALUES ({ph}, LAST_INSERT_ID(1)) "
+            "ON DUPLICATE KEY UPDATE num = LAST_INSERT_ID(num + 1)",
+            "SELECT LAST_INSERT_ID()",
+        ]
+    return [
+        f"INSERT INTO {t} (name, num) VALUES ({ph}, 1) ON CONFLICT (name) "
+        f"DO UPDATE SET num = {t}.num + 1 RETURNING num"
+    ]
 
 
 # ---- driver errors -> persisty errors ------------------------------------------------------------
@@ -946,8 +1074,9 @@ def _field_in(text: str, schema: TableSchema | None) -> str | None:
     return None
 
 
-def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = None
-             ) -> PersistyError | None:
+def classify(
+    dialect: Dialect, e: BaseException, schema: TableSchema | None = None
+) -> PersistyError | None:
     """The persisty error for a driver error; ``None`` when the connection itself failed
     (the caller discards it and raises ``Unavailable``)."""
     text = str(e)
@@ -965,8 +1094,7 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
         if name == "IntegrityError":
             if "UNIQUE" in text or "PRIMARY KEY" in text:
                 field = _field_in(text, schema)
-                return Conflict(f"{where}already exists (unique {field or 'key'})",
-                                field=field)
+                return Conflict(f"{where}already exists (unique {field or 'key'})", field=field)
             return ValidationError(f"{where}{text}", field=_field_in(text, schema))
         if name in ("OperationalError", "DatabaseError") and (
             "locked" in text or "busy" in text or "unable to open" in text or "disk" in text
@@ -981,8 +1109,7 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
             field = _field_in(text, schema)
             return Conflict(f"{where}already exists (unique {field or 'key'})", field=field)
         if sqlstate.startswith(("22", "23", "54")):  # data, integrity, too large
-            return ValidationError(f"{where}{text.splitlines()[0]}",
-                                   field=_field_in(text, schema))
+            return ValidationError(f"{where}{text.splitlines()[0]}", field=_field_in(text, schema))
         if name in ("DataError",):
             return ValidationError(f"{where}{text}", field=_field_in(text, schema))
         if sqlstate.startswith("08") or name in ("OperationalError", "InterfaceError"):
@@ -993,8 +1120,9 @@ def classify(dialect: Dialect, e: BaseException, schema: TableSchema | None = No
         field = _field_in(text, schema)
         return Conflict(f"{where}already exists (unique {field or 'key'})", field=field)
     if code in (1406, 1264, 1366, 1292, 1265, 3140, 4025, 1048):
-        return ValidationError(f"{where}{e.args[1] if len(e.args) > 1 else text}",
-                               field=_field_in(text, schema))
+        return ValidationError(
+            f"{where}{e.args[1] if len(e.args) > 1 else text}", field=_field_in(text, schema)
+        )
     if code in (2003, 2006, 2013, 2055) or name in ("OperationalError", "InterfaceError"):
         return None
     return Unavailable(f"mysql: {text}")

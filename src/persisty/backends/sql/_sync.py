@@ -152,8 +152,9 @@ class SqliteDriver(Driver):
 
         path = self.url.path or ":memory:"
         timeout = float(self.options.get("timeout", 30))
-        conn = _daemon_worker(sqlite3.connect(path, isolation_level=None,
-                                                      timeout=timeout, check_same_thread=False))
+        conn = _daemon_worker(
+            sqlite3.connect(path, isolation_level=None, timeout=timeout, check_same_thread=False)
+        )
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         if self.url.path is not None:
             # takes effect on a new database file only; 8192 makes bulk inserts cheaper and
@@ -190,10 +191,16 @@ class MysqlDriver(Driver):
 
         u = self.url
         return pymysql.connect(
-            host=u.host, port=u.port, user=u.user, password=u.password, database=u.database,
-            charset="utf8mb4", autocommit=True, client_flag=CLIENT.FOUND_ROWS,
+            host=u.host,
+            port=u.port,
+            user=u.user,
+            password=u.password,
+            database=u.database,
+            charset="utf8mb4",
+            autocommit=True,
+            client_flag=CLIENT.FOUND_ROWS,
             init_command="SET time_zone = '+00:00', "
-                         "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+            "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
         )
 
     def fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -324,16 +331,21 @@ class SqlStore(StoreBase[Any]):
         self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
         # put() is one upsert when nothing of a stored item is kept and creating sets
         # nothing an update would not (MySQL's upsert fires on any unique index: none then)
-        self._blind_put = all(
-            a.updatable and a.creatable and a.generated in (None, "updated")
-            for a in meta.attrs if a.name not in meta.key.attrs
-        ) and not meta.sequence_attrs and not (
-            self.dialect.name == "mysql" and any(ix.unique for ix in meta.indexes))
+        self._blind_put = (
+            all(
+                a.updatable and a.creatable and a.generated in (None, "updated")
+                for a in meta.attrs
+                if a.name not in meta.key.attrs
+            )
+            and not meta.sequence_attrs
+            and not (self.dialect.name == "mysql" and any(ix.unique for ix in meta.indexes))
+        )
         # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         self._blind_update = all(
             a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs if a.name not in meta.key.attrs
+            for a in meta.attrs
+            if a.name not in meta.key.attrs
         )
 
     # ---- connections --------------------------------------------------------------------
@@ -427,7 +439,7 @@ class SqlStore(StoreBase[Any]):
             return self._by_params([s.key_params(k)[0] for k in keys])
         found: dict[Key, tuple[Any, str]] = {}
         for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+            chunk = unique[start : start + 500]
             params: list[Any] = []
             for k in chunk:
                 params.extend(s.key_params(k))
@@ -444,7 +456,7 @@ class SqlStore(StoreBase[Any]):
         by_param: dict[Any, tuple[Any, str]] = {}
         wanted = list(dict.fromkeys(params_of))
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             for doc, tag, kv in self._query(s.sql_get_many(len(chunk)), chunk):
                 by_param[kv] = (decode(doc), tag)
         return [by_param.get(p) for p in params_of]
@@ -485,8 +497,7 @@ class SqlStore(StoreBase[Any]):
                     results.append(e)
             return results
 
-    def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]
-                             ) -> list[PersistyError | None]:
+    def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
         self.db._begin(conn)
         try:
@@ -498,9 +509,15 @@ class SqlStore(StoreBase[Any]):
                 if j - i > 1:
                     inserts = ops[i:j]
                     try:
-                        self.db._run_many(conn, self.schema.sql_insert, [
-                            self.schema.insert_params(op.item, op.etag)  # type: ignore[union-attr]
-                            for op in inserts], self.schema)
+                        self.db._run_many(
+                            conn,
+                            self.schema.sql_insert,
+                            [
+                                self.schema.insert_params(op.item, op.etag)  # type: ignore[union-attr]
+                                for op in inserts
+                            ],
+                            self.schema,
+                        )
                     except PersistyError:
                         # find which insert failed, then undo everything
                         self.db._rollback(conn)
@@ -522,8 +539,7 @@ class SqlStore(StoreBase[Any]):
             self.db._rollback(conn, quiet=True)
             raise
 
-    def _find_failure(self, conn: Any, ops: Sequence[WriteOp]
-                            ) -> list[PersistyError | None]:
+    def _find_failure(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
         self.db._begin(conn)
         try:
@@ -549,14 +565,14 @@ class SqlStore(StoreBase[Any]):
             if op.expected is None:
                 n = db._run(conn, s.sql_update, s.update_params(op.item, op.etag), s)
             else:
-                n = db._run(conn, s.sql_update_if,
-                                  s.update_params(op.item, op.etag, op.expected), s)
+                n = db._run(
+                    conn, s.sql_update_if, s.update_params(op.item, op.etag, op.expected), s
+                )
         elif isinstance(op, Remove):
             if op.expected is None:
                 n = db._run(conn, s.sql_delete, s.key_params(op.key), s)
             else:
-                n = db._run(conn, s.sql_delete_if,
-                                  (*s.key_params(op.key), op.expected), s)
+                n = db._run(conn, s.sql_delete_if, (*s.key_params(op.key), op.expected), s)
         else:
             raise ValidationError(f"unknown write {op!r}")
         if n == 0:
@@ -565,14 +581,16 @@ class SqlStore(StoreBase[Any]):
     def _missing(self, conn: Any, key: Key, expected: str | None) -> None:
         key_text = self.meta.key_string(key)
         if expected is not None:
-            rows = self.db._fetch(conn, self.schema.sql_etag,
-                                        self.schema.key_params(key), self.schema)
+            rows = self.db._fetch(
+                conn, self.schema.sql_etag, self.schema.key_params(key), self.schema
+            )
             if rows:
                 raise PreconditionFailed("the item has changed (etag does not match)")
         raise NotFound(f"no {self.meta.name} with key {key_text!r}")
 
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         sql, params = self.schema.select(native, spec, after, limit)
         rows = self._query(sql, params)
         decode = self._decode
@@ -604,8 +622,13 @@ class SqlStore(StoreBase[Any]):
 
     # ---- faster paths with the same semantics ------------------------------------------------
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[Any]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[Any]:
         if page_key is not None and not self._ready:
             self._prepare()  # the page-key secret is kept in the database
         return super().search(filter, order, limit, page_key)
@@ -617,18 +640,20 @@ class SqlStore(StoreBase[Any]):
         return super().read(key)
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._str_key and self.meta.expires is None and isinstance(
-            keys, list | tuple
-        ) and all(
-            type(k) is str and k for k in keys
+        if (
+            self._str_key
+            and self.meta.expires is None
+            and isinstance(keys, list | tuple)
+            and all(type(k) is str and k for k in keys)
         ):
             if not keys:
                 return []
             return [None if f is None else f[0] for f in self._by_params(list(keys))]
         return super().read_batch(keys)
 
-    def _conditions(self, sql: str, params: list[Any], if_match: str | None,
-                    precondition: Filter | None) -> str:
+    def _conditions(
+        self, sql: str, params: list[Any], if_match: str | None, precondition: Filter | None
+    ) -> str:
         """``sql`` (ending in its key condition) with the etag and precondition checks."""
         if if_match is not None:
             sql += f" AND {self.dialect.quote(ETAG)} = {self.dialect.ph}"
@@ -643,11 +668,13 @@ class SqlStore(StoreBase[Any]):
         rows = self._query(self.schema.sql_etag, self.schema.key_params(key))
         if not rows:
             return NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
-        return PreconditionFailed("the item has changed (etag does not match) or the "
-                                  "precondition does not hold")
+        return PreconditionFailed(
+            "the item has changed (etag does not match) or the precondition does not hold"
+        )
 
-    def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
+    def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
         if not self._blind_update or self._outbox is not None or self.meta.expires is not None:
             return super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one conditional UPDATE, no read
@@ -668,8 +695,7 @@ class SqlStore(StoreBase[Any]):
         if self._outbox is not None:  # each deletion has its outbox row
             return super().purge_expired(limit)
         s = self.schema
-        return self._execute(s.purge_sql(limit),
-                                   (s.param(self.meta.expires, self.clock()),))
+        return self._execute(s.purge_sql(limit), (s.param(self.meta.expires, self.clock()),))
 
     def put(self, item: Any, *, if_match: str | None = None) -> Any:
         if if_match is not None or not self._blind_put or self._outbox is not None:
@@ -680,19 +706,27 @@ class SqlStore(StoreBase[Any]):
         self._execute(s.sql_upsert, s.insert_row(new))
         return new
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
         if self._outbox is not None or self.meta.expires is not None:
-            return super().patch(key, changes, if_match=if_match,
-                                       precondition=precondition)
+            return super().patch(key, changes, if_match=if_match, precondition=precondition)
         names = self._patched.get(tuple(changes)) if type(changes) is dict else None
         increments = names is None or has_increments(changes)
         if increments:  # names seen before need no check again; increment values do
             changes = check_changes(self.meta, changes)
             increments = has_increments(changes)
             if names is None:
-                names = self._patched[tuple(changes)] = tuple(dict.fromkeys(
-                    [*changes, *(a.name for a in self.meta.attrs if a.generated == "updated")]))
+                names = self._patched[tuple(changes)] = tuple(
+                    dict.fromkeys(
+                        [*changes, *(a.name for a in self.meta.attrs if a.generated == "updated")]
+                    )
+                )
         assert names is not None
         k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
         s = self.schema
@@ -727,8 +761,9 @@ class SqlStore(StoreBase[Any]):
                 raise
         return new
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         if self._outbox is not None or self.meta.expires is not None:
             # the outbox row needs the deleted item; an expired item is not there to delete
             return super().delete(key, if_match=if_match, precondition=precondition)
@@ -743,9 +778,13 @@ class SqlStore(StoreBase[Any]):
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
         # (type and kind checked by C-level maps: this runs once per item of a bulk load)
-        if not (atomic and len(edits) > 1 and not self.meta.sequence_attrs
-                and set(map(type, edits)) == {Edit}
-                and set(map(_KIND, edits)) == {EditKind.CREATE}):
+        if not (
+            atomic
+            and len(edits) > 1
+            and not self.meta.sequence_attrs
+            and set(map(type, edits)) == {Edit}
+            and set(map(_KIND, edits)) == {EditKind.CREATE}
+        ):
             return super().edit_batch(edits, atomic)
         # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
         # item, a taken key) falls back to the general path, which names the culprit
@@ -812,7 +851,8 @@ class SqlStore(StoreBase[Any]):
 
 
 _COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "persisty_outbox_ids", default=None)
+    "persisty_outbox_ids", default=None
+)
 
 
 class SqlOutbox:
@@ -856,9 +896,16 @@ class SqlOutbox:
             collected.append(change_id)
         m = self.meta
         doc = self.schema.doc
-        return (change_id, self.store, kind, m.key_string(key),
-                doc(None if old is None else m.encode(old)),
-                doc(None if new is None else m.encode(new)), now, now + self.lease)
+        return (
+            change_id,
+            self.store,
+            kind,
+            m.key_string(key),
+            doc(None if old is None else m.encode(old)),
+            doc(None if new is None else m.encode(new)),
+            now,
+            now + self.lease,
+        )
 
     def write(self, conn: Any, ops: Sequence[WriteOp]) -> None:
         """Insert the rows of ``ops`` on ``conn``, inside the caller's transaction."""
@@ -877,8 +924,11 @@ class SqlOutbox:
         """Insert the rows of newly created ``items``, inside the caller's transaction."""
         now = time.time()
         key_values = self.meta.key_values
-        self.db._run_many(conn, self.schema.sql_insert, [
-            self._row("create", key_values(i), None, i, now) for i in items])
+        self.db._run_many(
+            conn,
+            self.schema.sql_insert,
+            [self._row("create", key_values(i), None, i, now) for i in items],
+        )
 
     def done(self, ids: Sequence[str]) -> None:
         """Delete delivered rows (ids that are gone already are fine)."""
@@ -908,8 +958,16 @@ class SqlOutbox:
                     rows = self.db._fetch(conn, s.sql_get, (change_id,))
                     if rows:
                         kind, key, old, new, at = rows[0]
-                        claimed.append((change_id, kind, key, self._item(old), self._item(new),
-                                        dt.datetime.fromtimestamp(at, dt.UTC)))
+                        claimed.append(
+                            (
+                                change_id,
+                                kind,
+                                key,
+                                self._item(old),
+                                self._item(new),
+                                dt.datetime.fromtimestamp(at, dt.UTC),
+                            )
+                        )
         return claimed
 
     def _item(self, doc: Any) -> Any:
@@ -951,19 +1009,28 @@ class SqlDatabase(Database):
         db.migrate()
     """
 
-    def __init__(self, url: str = "sqlite:///persisty.db", *, namespace: str | None = None,
-                 secret: bytes | str | None = None, pool_size: int | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        url: str = "sqlite:///persisty.db",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+        pool_size: int | None = None,
+        **options: Any,
+    ) -> None:
         self._own_secret = not (secret or os.environ.get("PERSISTY_SECRET"))
         super().__init__(url, namespace=namespace, secret=secret)
         unknown = set(options) - {"timeout", "cache_mb", "page_size"}
         if unknown:
-            raise ValidationError(f"unknown option {sorted(unknown)[0]!r}",
-                                  field=sorted(unknown)[0])
+            raise ValidationError(
+                f"unknown option {sorted(unknown)[0]!r}", field=sorted(unknown)[0]
+            )
         page_size = options.get("page_size", 4096)
-        if type(page_size) is not int or page_size not in [2 ** n for n in range(9, 17)]:
-            raise ValidationError(f"page_size must be a power of two from 512 to 65536, not "
-                                  f"{page_size!r}", field="page_size")
+        if type(page_size) is not int or page_size not in [2**n for n in range(9, 17)]:
+            raise ValidationError(
+                f"page_size must be a power of two from 512 to 65536, not {page_size!r}",
+                field="page_size",
+            )
         self.sql_url = parse_url(url)
         self.dialect = make_dialect(self.sql_url.engine)
         self.driver = _DRIVERS[self.sql_url.engine](self.sql_url, self.dialect, options)
@@ -1001,8 +1068,7 @@ class SqlDatabase(Database):
             raise err from e
         self.pool.give_back(conn)
 
-    def _failure(self, conn: Any, e: BaseException, schema: TableSchema | None
-                       ) -> BaseException:
+    def _failure(self, conn: Any, e: BaseException, schema: TableSchema | None) -> BaseException:
         """The error to raise for ``e``; the connection goes back to the pool, or is thrown
         away when it failed itself."""
         if isinstance(e, PersistyError):
@@ -1019,8 +1085,9 @@ class SqlDatabase(Database):
         self.pool.give_back(conn)
         return err or Unavailable(f"{self.dialect.name}: {e}")
 
-    def _run(self, conn: Any, sql: str, params: Sequence[Any],
-                   schema: TableSchema | None = None) -> int:
+    def _run(
+        self, conn: Any, sql: str, params: Sequence[Any], schema: TableSchema | None = None
+    ) -> int:
         try:
             return self.driver.run(conn, sql, params)
         except PersistyError:
@@ -1031,8 +1098,9 @@ class SqlDatabase(Database):
                 raise
             raise err from e
 
-    def _run_many(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]],
-                        schema: TableSchema | None = None) -> None:
+    def _run_many(
+        self, conn: Any, sql: str, rows: Iterable[Sequence[Any]], schema: TableSchema | None = None
+    ) -> None:
         try:
             self.driver.run_many(conn, sql, rows)
         except PersistyError:
@@ -1043,8 +1111,9 @@ class SqlDatabase(Database):
                 raise
             raise err from e
 
-    def _fetch(self, conn: Any, sql: str, params: Sequence[Any],
-                     schema: TableSchema | None = None) -> list[Any]:
+    def _fetch(
+        self, conn: Any, sql: str, params: Sequence[Any], schema: TableSchema | None = None
+    ) -> list[Any]:
         try:
             return self.driver.fetch(conn, sql, params)
         except PersistyError:
@@ -1083,20 +1152,21 @@ class SqlDatabase(Database):
                 self.driver.run(conn, meta_table_sql(self.dialect))
             if self.dialect.name == "postgresql":
                 icu = self.driver.fetch(
-                    conn, "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'", ())
+                    conn, "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'", ()
+                )
                 if not icu:  # a server built without ICU: the database's own lower()
                     self.dialect.lower_fn = 'lower({} COLLATE "default") COLLATE "C"'
             if self._own_secret:
                 rows = self.driver.fetch(conn, meta_get_sql(self.dialect), ("secret",))
                 if not rows:
                     try:
-                        self.driver.run(conn, meta_add_sql(self.dialect),
-                                              ("secret", os.urandom(32).hex()))
+                        self.driver.run(
+                            conn, meta_add_sql(self.dialect), ("secret", os.urandom(32).hex())
+                        )
                     except Exception as e:  # another process stored its secret first
                         if not isinstance(classify(self.dialect, e), Conflict):
                             raise
-                    rows = self.driver.fetch(conn, meta_get_sql(self.dialect),
-                                                   ("secret",))
+                    rows = self.driver.fetch(conn, meta_get_sql(self.dialect), ("secret",))
                 self._auto_pages._secret = bytes.fromhex(rows[0][0])
         self._setup_done = True
 
@@ -1125,17 +1195,20 @@ class SqlDatabase(Database):
                         if not self._table_exists(conn, schema):
                             raise Unavailable(f"cannot create {schema.name}: {e}") from e
                     cur_cols = self._columns(conn, schema)
-                missing = [c for c in schema.expected_columns()
-                           if c.lower() not in {k.lower() for k in cur_cols}]
+                missing = [
+                    c
+                    for c in schema.expected_columns()
+                    if c.lower() not in {k.lower() for k in cur_cols}
+                ]
                 if missing:
                     raise Unavailable(
                         f"table {schema.name} lacks column(s) {', '.join(missing)}: "
-                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)"
+                    )
                 have = self._index_names(conn, schema.name)
                 for ix in schema.indexes:
                     if str(ix.name).lower() not in have:
-                        self._create_index(conn, schema.index_sql(ix), schema.name,
-                                                 str(ix.name))
+                        self._create_index(conn, schema.index_sql(ix), schema.name, str(ix.name))
             self._tables_ready.add(schema.name)
 
     def _create_index(self, conn: Any, sql: str, table: str, name: str) -> None:
@@ -1180,8 +1253,7 @@ class SqlDatabase(Database):
         with self._connection() as conn:
             for schema in self.schemas.values():
                 cols = self._columns(conn, schema)
-                indexes = {str(r[0]) for r in self.driver.fetch(conn, ix_sql,
-                                                                      (schema.name,))}
+                indexes = {str(r[0]) for r in self.driver.fetch(conn, ix_sql, (schema.name,))}
                 steps.extend(plan_table(schema, cols, indexes))
         return steps
 
@@ -1222,8 +1294,11 @@ class SqlDatabase(Database):
             schemas = [store.schema]
         else:
             schemas = list(self.schemas.values())
-        counters = [(f"seq:{schema.name}:{attr}",) for schema in schemas
-                    for attr in schema.meta.sequence_attrs]
+        counters = [
+            (f"seq:{schema.name}:{attr}",)
+            for schema in schemas
+            for attr in schema.meta.sequence_attrs
+        ]
         with self._connection() as conn:
             for schema in schemas:
                 if self._table_exists(conn, schema):  # no DROP IF EXISTS notes
@@ -1231,8 +1306,11 @@ class SqlDatabase(Database):
             if counters and self._exists(conn, META_TABLE):
                 self.driver.run_many(conn, meta_delete_sql(self.dialect), counters)
             if OUTBOX_TABLE in self._tables_ready or self._exists(conn, OUTBOX_TABLE):
-                self.driver.run_many(conn, self.outbox_schema.sql_delete_store,
-                                           [(schema.name,) for schema in schemas])
+                self.driver.run_many(
+                    conn,
+                    self.outbox_schema.sql_delete_store,
+                    [(schema.name,) for schema in schemas],
+                )
         for schema in schemas:
             self._tables_ready.discard(schema.name)
         self._forget_tables()
@@ -1259,11 +1337,11 @@ class SqlDatabase(Database):
                     if self.driver.fetch(conn, meta_get_sql(self.dialect), (name,)):
                         found.append(f"{META_TABLE} row {name}")
                 if outbox:
-                    rows = self.driver.fetch(conn, self.outbox_schema.sql_count,
-                                                   (schema.name,))
+                    rows = self.driver.fetch(conn, self.outbox_schema.sql_count, (schema.name,))
                     if rows and int(rows[0][0]):
-                        found.append(f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of "
-                                     f"{schema.name}")
+                        found.append(
+                            f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of {schema.name}"
+                        )
         return found
 
     def drop_tables(self) -> None:
