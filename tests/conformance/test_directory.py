@@ -11,15 +11,19 @@ import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestDirectory(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
+class TestDirectory(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path
@@ -29,7 +33,10 @@ class TestDirectory(StoreConformance, PutExpiryIncrementConformance, DatabaseLif
 
 
 class TestDirectoryAsync(
-    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
 ):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:

@@ -14,9 +14,11 @@ from persisty.backends.dynamodb import AsyncDynamoDatabase, DynamoDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -41,7 +43,9 @@ SYNC_OPTIONS = {"segments": 1}
 ASYNC_OPTIONS = {"segments": 2}
 
 
-class TestDynamo(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
+class TestDynamo(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     # 8 workers x 10 if_match increments (fewer than the default 25): moto
     # answers one request at a time in ~10 ms and 8-way contention costs ~16 requests per
     # increment (8 x 25 took 60-70 s per run here; 8 x 200 would take many minutes)
@@ -57,7 +61,10 @@ class TestDynamo(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecy
 
 
 class TestDynamoAsync(
-    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
 ):
     concurrency_increments = 10
     increment_rounds = 10

@@ -16,9 +16,11 @@ from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -27,7 +29,9 @@ _DIR = Path(tempfile.mkdtemp(prefix="persisty-sql-"))
 SQLITE_FILE_URL = f"sqlite:///{_DIR / 'conformance.db'}"
 
 
-class _Sync(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleConformance):
+class _Sync(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     url = ""
     concurrency_increments = 200
 
@@ -40,7 +44,10 @@ class _Sync(StoreConformance, PutExpiryIncrementConformance, DatabaseLifecycleCo
 
 
 class _Async(
-    AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncDatabaseLifecycleConformance
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
 ):
     url = ""
     concurrency_increments = 200

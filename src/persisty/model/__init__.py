@@ -2,6 +2,7 @@
 
 from persisty.model._attr import Attr, AttrMeta
 from persisty.model._meta import Index, KeyConfig, StoreMeta, etag, meta_of, stored
+from persisty.model._paths import ItemPath, is_path, parse_path
 from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
 
 __all__ = [
@@ -11,10 +12,13 @@ __all__ = [
     "HasMany",
     "HasOne",
     "Index",
+    "ItemPath",
     "KeyConfig",
     "StoreMeta",
     "etag",
+    "is_path",
     "meta_of",
+    "parse_path",
     "relations_of",
     "stored",
 ]

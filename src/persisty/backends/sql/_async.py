@@ -77,6 +77,7 @@ from persisty.store._async import MAX_RETRIES, OrderArg
 from persisty.store._prepare import (
     check_changes,
     has_increments,
+    patched_attrs,
     prepare_create,
     prepare_creates,
     prepare_patch,
@@ -724,7 +725,10 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             if names is None:
                 names = self._patched[tuple(changes)] = tuple(
                     dict.fromkeys(
-                        [*changes, *(a.name for a in self.meta.attrs if a.generated == "updated")]
+                        [
+                            *patched_attrs(changes),
+                            *(a.name for a in self.meta.attrs if a.generated == "updated"),
+                        ]
                     )
                 )
         assert names is not None

@@ -36,7 +36,16 @@ from persisty.query import (
     compile_filter,
     validate_filter,
 )
-from persisty.store import Edit, EditKind, EditResult, Explain, Page, Store, WrappedStore
+from persisty.store import (
+    Edit,
+    EditKind,
+    EditResult,
+    Explain,
+    Page,
+    Store,
+    WrappedStore,
+    patched_attrs,
+)
 from persisty.store._prepare import (
     check_changes,
     prepare_create,
@@ -332,7 +341,7 @@ class SecuredStore(WrappedStore[T]):
         precondition: Filter | None = None,
     ) -> T:
         changes = check_changes(self.meta, changes)
-        self._check_writable(list(changes))
+        self._check_writable(patched_attrs(changes))
         pre = None if precondition is None else self._filter(precondition, "precondition")
         for _ in range(MAX_RETRIES):
             current = self._check_before(
@@ -487,7 +496,7 @@ class SecuredStore(WrappedStore[T]):
             sent = Edit.update(new, if_match=if_match, precondition=guard)
         else:
             changes = check_changes(self.meta, e.changes or {})
-            self._check_writable(list(changes))
+            self._check_writable(patched_attrs(changes))
             after = prepare_patch(self.meta, current, changes, now)
             sent = Edit.patch(key, changes, if_match=if_match, precondition=guard)
         if not self._can_update(after):
@@ -497,7 +506,7 @@ class SecuredStore(WrappedStore[T]):
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         changes = check_changes(self.meta, changes)
-        self._check_writable(list(changes))
+        self._check_writable(patched_attrs(changes))
         f = self._filter(filter)
         if f is NONE:
             return 0
