@@ -2,7 +2,15 @@
 
 from persisty.model._attr import Attr, AttrMeta
 from persisty.model._meta import Index, KeyConfig, StoreMeta, etag, meta_of, stored
-from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
+from persisty.model._relations import (
+    BelongsTo,
+    HasMany,
+    HasOne,
+    Reference,
+    references_to,
+    relations_of,
+)
 
 __all__ = ["Attr", "AttrMeta", "BelongsTo", "HasMany", "HasOne", "Index", "KeyConfig",
-           "StoreMeta", "etag", "meta_of", "relations_of", "stored"]
+           "Reference", "StoreMeta", "etag", "meta_of", "references_to", "relations_of",
+           "stored"]
