@@ -8,6 +8,7 @@ Example::
 
     db = persisty.aio.connect("sqlite:///notes.db")
     asgi = app(db, [Note])        # uvicorn mymodule:asgi  -> /api/note, /docs, /graphql
+    asgi = app(db, [Note], admin=True)                    # and the admin UI at /admin
 """
 
 from persisty.serve._app import JSONResponse, Link, app, router
@@ -16,6 +17,7 @@ from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
 from persisty.serve._limits import Limits, PayloadTooLarge
 from persisty.serve._openapi import openapi
+from persisty.serve.admin import admin
 
 __all__ = [
     "ANONYMOUS_SUBJECT",
@@ -25,6 +27,7 @@ __all__ = [
     "Limits",
     "Link",
     "PayloadTooLarge",
+    "admin",
     "app",
     "build_schema",
     "lambda_handler",

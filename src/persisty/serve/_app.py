@@ -874,7 +874,7 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         max_limit: int = 1000, title: str = "persisty", graphql: bool = True,
         docs: bool = True, links: Iterable[Link] = (), limits: Limits | None = None,
         on_startup: Sequence[Callable[[], Any]] = (),
-        close_database: bool = True, debug: bool = False) -> Starlette:
+        close_database: bool = True, debug: bool = False, admin: bool = False) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
 
     Routes per store ``name``: ``GET/POST {prefix}/name``, ``GET {prefix}/name/_count``,
@@ -892,7 +892,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     :class:`Link` relations, nested fields in GraphQL. ``limits``: a :class:`Limits` (body
     size, JSON nesting, GraphQL depth, cost, root fields, batch sizes, time; safe defaults).
     ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
-    database is closed on shutdown.
+    database is closed on shutdown. ``admin=True`` mounts the admin UI at ``/admin``
+    (:func:`persisty.serve.admin`) over the same stores, policies and sign-in.
 
     A store listed in ``anonymous`` without a policy is read-only for anonymous callers;
     give it a policy to let them do more. ``db`` must be an async database
@@ -913,6 +914,10 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
                      login=login, cache_control=cache_control, prefix=prefix,
                      max_limit=max_limit, title=title, graphql=graphql, docs=docs,
                      links=links, limits=limits)
+    if admin:
+        from persisty.serve.admin import admin_mount
+
+        rs.append(admin_mount(api, title=f"{title} admin"))
     middleware = []
     if cors:
         if cors is True:

@@ -88,7 +88,7 @@ def admin_mount(api: Api, *, prefix: str = "/admin", title: str | None = None) -
         response: Response = site.error_page(request, NotFound("no such page"))
         await site.finish(request, response, 0.0)(scope, receive, send)
 
-    inner.default = not_found  # type: ignore[method-assign]
+    inner.default = not_found
     prefix = "/" + prefix.strip("/")
     return Mount(prefix, app=SessionCookieAuth(inner, api.auth is not None), name="admin")
 

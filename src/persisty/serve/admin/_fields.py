@@ -87,8 +87,9 @@ def _html_constraints(a: AttrMeta, kind: str) -> dict[str, str]:
             out["maxlength"] = str(c["max_length"])
         if "min_length" in c:
             out["minlength"] = str(c["min_length"])
-        if "pattern" in c and kind != "textarea":
-            out["pattern"] = _html_pattern(str(c["pattern"]))
+        html_pattern = _html_pattern(str(c["pattern"])) if "pattern" in c else None
+        if html_pattern is not None and kind != "textarea":
+            out["pattern"] = html_pattern
     if kind == "number":
         for key, attr in (("ge", "min"), ("le", "max")):
             if key in c:
@@ -101,13 +102,43 @@ def _html_constraints(a: AttrMeta, kind: str) -> dict[str, str]:
     return out
 
 
-def _html_pattern(pattern: str) -> str:
-    """HTML patterns match the whole value; the anchors of a Python pattern are dropped."""
-    if pattern.startswith("^"):
-        pattern = pattern[1:]
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1]
-    return pattern
+def _html_pattern(pattern: str) -> str | None:
+    """The Python ``pattern`` as an HTML ``pattern`` (which matches the whole value, as a
+    JavaScript ``v``-flag expression), or ``None`` when it cannot be said safely (the server
+    checks it either way)."""
+    if not (pattern.startswith("^") and pattern.endswith("$")) or pattern.endswith("\\$"):
+        return None  # the server searches for an unanchored pattern; HTML matches it whole
+    pattern = pattern[1:-1]
+    if "(?" in pattern or "|" in pattern or "\\A" in pattern or "\\Z" in pattern:
+        return None
+    out: list[str] = []
+    i, n, in_class, start = 0, len(pattern), False, 0
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if not in_class:
+            if c == "[":
+                in_class, start = True, len(out) + 1
+                if pattern.startswith("[^", i):
+                    out.append("[^")
+                    i += 2
+                    start += 1
+                    continue
+            out.append(c)
+        elif c == "]" and len(out) > start:
+            in_class = False
+            out.append(c)
+        elif c == "-" and (len(out) == start or pattern[i + 1:i + 2] == "]"):
+            out.append("\\-")  # a literal hyphen at an end of the class
+        elif c in "()[]{}/|&!#%,:;<=>@`~" + "-" and c != "-":
+            out.append("\\" + c)
+        else:
+            out.append(c)
+        i += 1
+    return None if in_class else "".join(out)
 
 
 def widgets(meta: StoreMeta, shape: str, *, relations: dict[str, str],
@@ -238,7 +269,7 @@ def parse(w: Widget, raw: list[str] | None, zone: zoneinfo.ZoneInfo) -> Any:
     if w.kind == "json":
         try:
             return json.loads(text)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             raise ValidationError(f"{a.name}: not valid JSON ({e.msg} at line {e.lineno})",
                                   field=a.name) from None
     return text

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from persisty.errors import PersistyError, ValidationError
+from persisty.errors import Forbidden, PersistyError, ValidationError
 from persisty.query import F, Filter, Or, TextQuery
 from persisty.serve._app import MAX_BATCH, JSONResponse, Served, check_values
 from persisty.serve.admin._fields import Widget, display, is_large, parse, widget_kind, widgets
@@ -65,6 +65,8 @@ def _columns(site: Site, store: Any, served: Served) -> tuple[list[Any], set[str
 async def list_page(site: Site, request: Request) -> Response:
     served = site.served(request.path_params["store"])
     store = site.store(request, served)
+    if not site.can(store, "read"):
+        raise Forbidden(f"you may not read {served.name} items")
     zone = site.zone(request)
     clean = clean_query(request, served, zone)
     if clean is not None:

@@ -167,7 +167,7 @@ class Site:
 
     def zone(self, request: Request) -> zoneinfo.ZoneInfo:
         """The viewer's time zone (the browser reports it in a cookie; UTC without one)."""
-        return self.zone_named(request.cookies.get(TZ_COOKIE))
+        return self.zone_named(unquote(request.cookies.get(TZ_COOKIE) or ""))
 
     # ---- CSRF -----------------------------------------------------------------------------
 
