@@ -11,7 +11,8 @@ Example::
     asgi = app(db, [Note], admin=True)                    # and the admin UI at /admin
 """
 
-from persisty.serve._app import JSONResponse, Link, app, router
+from persisty.serve._api import JSONResponse, Link
+from persisty.serve._app import ServeOptions, app, router
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
 from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
@@ -27,6 +28,7 @@ __all__ = [
     "Limits",
     "Link",
     "PayloadTooLarge",
+    "ServeOptions",
     "admin",
     "app",
     "build_schema",

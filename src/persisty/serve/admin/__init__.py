@@ -26,7 +26,9 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from persisty.serve._app import Api, routes
+from persisty.serve import _rest  # noqa: F401 - registers the key convertor of the routes
+from persisty.serve._api import Api
+from persisty.serve._app import ServeOptions, serve_api
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
 from persisty.serve.admin._items import create_page, delete_page, detail, edit_page
 from persisty.serve.admin._pages import bulk, export_page, index, list_page, suggest
@@ -115,6 +117,6 @@ def admin(db: Any, stores: Iterable[type[Any]], *, auth: JWTAuth | None = None,
 
         site = Starlette(routes=admin(db, [Note]).routes)    # /admin
     """
-    api, _ = routes(db, stores, auth=auth, policies=policies, login=login,
-                    anonymous=anonymous, graphql=False, docs=False, **options)
+    api = serve_api(db, stores, ServeOptions(auth=auth, policies=policies, login=login,
+                                             anonymous=anonymous, **options))
     return Router(routes=[admin_mount(api, prefix=prefix, title=title)])

@@ -20,7 +20,7 @@ from persisty.errors import (
 )
 from persisty.model import meta_of, references_to
 from persisty.query import F
-from persisty.serve._app import Served, check_values
+from persisty.serve._api import Served, check_values
 from persisty.serve.admin._fields import MISSING, Widget, display, input_value, parse
 from persisty.serve.admin._listing import COUNT_CAP
 from persisty.serve.admin._pages import belongs_to, form_widgets, has_many

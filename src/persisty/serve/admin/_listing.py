@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from persisty.errors import PersistyError, ValidationError
 from persisty.model import AttrMeta
 from persisty.query import ALL, And, Filter, Order, filter_from_query
-from persisty.serve._app import Served
+from persisty.serve._api import Served
 from persisty.serve._limits import check_query_json
 from persisty.serve.admin._fields import (
     display,

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from persisty.errors import Forbidden, PersistyError, ValidationError
 from persisty.query import F, Filter, Or, TextQuery
-from persisty.serve._app import MAX_BATCH, JSONResponse, Served, check_values
+from persisty.serve._api import MAX_BATCH, JSONResponse, Served, check_values
 from persisty.serve.admin._fields import Widget, display, is_large, parse, widget_kind, widgets
 from persisty.serve.admin._listing import (
     DEFAULT_PAGE_SIZE,
@@ -32,13 +32,13 @@ SUGGESTIONS = 20
 
 def belongs_to(site: Site, served: Served) -> dict[str, str]:
     """Foreign-key attribute -> the served store it refers to."""
-    rels = site.api.extra.get("relations", {}).get(served.name, {})
+    rels = site.graph.belongs_to.get(served.name, {})
     return {fk: target for fk, target in rels.values()}
 
 
 def has_many(site: Site, served: Served) -> list[tuple[str, str, str, bool]]:
     """(relation name, child store, foreign key, at most one) of ``served``."""
-    rels = site.api.extra.get("has_many", {}).get(served.name, {})
+    rels = site.graph.has_many.get(served.name, {})
     return [(name, target, fk, one) for name, (target, fk, one) in rels.items()]
 
 

@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from persisty.errors import Forbidden, NotFound, PersistyError, Unauthorized
 from persisty.query import NONE
-from persisty.serve._app import Api, Served
+from persisty.serve._api import Api, Served
+from persisty.serve._graphql import RelationGraph, relation_graph
 from persisty.serve._limits import read_body
 
 HERE = Path(__file__).resolve().parent
@@ -79,6 +80,7 @@ class Site:
     title: str
     env: jinja2.Environment
     assets: str
+    graph: RelationGraph
 
     @classmethod
     def make(cls, api: Api, title: str) -> Site:
@@ -86,7 +88,7 @@ class Site:
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters["thousands"] = lambda n: f"{n:,}"
-        return cls(api, title, env, asset_version())
+        return cls(api, title, env, asset_version(), relation_graph(api.served, api.links))
 
     # ---- requests ---------------------------------------------------------------------
 
