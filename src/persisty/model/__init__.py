@@ -2,6 +2,7 @@
 
 from persisty.model._attr import Attr, AttrMeta
 from persisty.model._meta import Index, KeyConfig, StoreMeta, etag, meta_of, stored
+from persisty.model._paths import ItemPath, is_path, parse_path
 from persisty.model._relations import (
     BelongsTo,
     HasMany,
@@ -11,6 +12,6 @@ from persisty.model._relations import (
     relations_of,
 )
 
-__all__ = ["Attr", "AttrMeta", "BelongsTo", "HasMany", "HasOne", "Index", "KeyConfig",
-           "Reference", "StoreMeta", "etag", "meta_of", "references_to", "relations_of",
-           "stored"]
+__all__ = ["Attr", "AttrMeta", "BelongsTo", "HasMany", "HasOne", "Index", "ItemPath", "KeyConfig",
+           "Reference", "StoreMeta", "etag", "is_path", "meta_of", "parse_path", "references_to",
+           "relations_of", "stored"]
