@@ -61,6 +61,7 @@ class ServeOptions:
     on_startup: Sequence[Callable[[], Any]] = ()
     close_database: bool = True
     debug: bool = False
+    admin: bool = False
 
 
 class RouterKeywords(TypedDict, total=False):
@@ -92,6 +93,7 @@ class ServeKeywords(RouterKeywords, total=False):
     on_startup: Sequence[Callable[[], Any]]
     close_database: bool
     debug: bool
+    admin: bool
 
 
 APP_ONLY = frozenset(f.name for f in fields(ServeOptions)) - RouterKeywords.__optional_keys__
@@ -326,7 +328,8 @@ def app(
     :class:`Link` relations, nested fields in GraphQL. ``limits``: a :class:`Limits` (body
     size, JSON nesting, GraphQL depth, cost, root fields, batch sizes, time; safe defaults).
     ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
-    database is closed on shutdown.
+    database is closed on shutdown. ``admin=True`` mounts the admin UI at ``/admin``
+    (:func:`persisty.serve.admin`) over the same stores, policies and sign-in.
 
     ``files`` maps names to async file stores, served under ``{prefix}/_files/{name}``
     (downloads with ranges and conditional requests, signed URLs, PUT, DELETE, list, count,
@@ -356,6 +359,10 @@ def app(
 def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions) -> Starlette:
     """:func:`app` with its options as one :class:`ServeOptions`."""
     api, rs = routes(db, stores, options)
+    if options.admin:
+        from persisty.serve.admin import admin_mount
+
+        rs.append(admin_mount(api, title=f"{options.title} admin"))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> Any:
