@@ -26,10 +26,11 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from persisty.errors import NotFound
 from persisty.serve import _rest  # noqa: F401 - registers the key convertor of the routes
 from persisty.serve._api import Api
-from persisty.serve._app import ServeOptions, serve_api
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
+from persisty.serve._options import ServeOptions, serve_api
 from persisty.serve.admin._items import create_page, delete_page, detail, edit_page
 from persisty.serve.admin._pages import bulk, export_page, index, list_page, suggest
 from persisty.serve.admin._session import login_page, logout, theme
@@ -85,8 +86,6 @@ def admin_mount(api: Api, *, prefix: str = "/admin", title: str | None = None) -
     inner = Router(routes=_routes(site))
 
     async def not_found(scope: Scope, receive: Any, send: Any) -> None:
-        from persisty.errors import NotFound
-
         request = Request(scope, receive)
         response: Response = site.error_page(request, NotFound("no such page"))
         await site.finish(request, response, 0.0)(scope, receive, send)
