@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import html
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -945,7 +946,12 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
             result = fn()
             if hasattr(result, "__await__"):
                 await result
+        # what exists once the app has started (modules, schema, stores) lives as long as
+        # the process: frozen, the collector's full passes no longer walk it, and a large
+        # response no longer pauses every request for a walk of the whole heap
+        gc.freeze()
         yield
+        gc.unfreeze()
         if close_database:
             await db.close()
 

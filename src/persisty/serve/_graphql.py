@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import decimal
 import enum
-import inspect
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from starlette.routing import Route
 from persisty.errors import PersistyError, ValidationError
 from persisty.model._attr import AttrMeta
 from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
+from persisty.serve._graphql_executor import SharingExecutor
 
 if TYPE_CHECKING:
     from persisty.serve._app import Api, Served
@@ -167,7 +167,6 @@ class _Context:
         self.api = api
         self.request = request
         self.loaders: dict[str, _Loader] = {}
-        self.fields = 0
 
     def store(self, served: Served) -> Any:
         return self.api.store(self.request, served)
@@ -182,28 +181,6 @@ class _Context:
 
 WAKE_AT_ONCE = 100
 """Resolvers a loaded batch wakes in one turn of the event loop."""
-
-YIELD_EVERY = 200
-"""Fields resolved between two yields to the event loop: a large result never holds up
-other requests (and the timeout can stop it)."""
-
-
-async def _after_yield(value: Any) -> Any:
-    await asyncio.sleep(0)
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
-    """Middleware: every ``YIELD_EVERY`` fields, give the event loop back once."""
-    ctx = info.context
-    ctx.fields += 1
-    value = next_(root, info, **args)
-    if ctx.fields % YIELD_EVERY == 0:
-        return _after_yield(value)
-    return value
-
 
 DEFAULT_PAGE = 100
 """How many items a search gives without a ``limit`` (the stores' default page)."""
@@ -667,7 +644,7 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                 return refused(invalid)
             run = execute(schema, doc, context_value=_Context(api, request),
                           variable_values=variables, operation_name=op_name,
-                          middleware=[_share_the_loop])
+                          executor_class=SharingExecutor)
             try:
                 result = await asyncio.wait_for(_awaited(run), limits.graphql_timeout)
             except TimeoutError:
