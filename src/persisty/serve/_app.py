@@ -720,6 +720,9 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
            prefix: str = "/api", max_limit: int = 1000, title: str = "persisty",
            graphql: bool = True, docs: bool = True,
            links: Iterable[Link] = (), limits: Limits | None = None,
+           files: Mapping[str, Any] | None = None,
+           file_policies: Mapping[str, Any] | None = None,
+           file_anonymous: Iterable[str] | bool = (), file_redirect: Iterable[str] | bool = False,
            ) -> tuple[Api, list[BaseRoute]]:
     """The :class:`Api` and its routes (see :func:`app` for the arguments)."""
     if not isinstance(db, AsyncDatabase):
@@ -790,6 +793,15 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | No
             _route(base + "/{key:persisty_key}", api, s,
                    {"GET": read, "PUT": replace, "PATCH": patch, "DELETE": delete}),
         ]
+    from persisty.serve._files_access import file_mounts
+    from persisty.serve._files_http import file_routes
+
+    mounts = file_mounts(dict(files) if files is not None else None, file_policies,
+                         file_anonymous if isinstance(file_anonymous, bool)
+                         else list(file_anonymous), redirect=file_redirect if isinstance(
+                             file_redirect, bool) else list(file_redirect))
+    api.extra["files"] = mounts
+    result += file_routes(api, mounts)
     from persisty.serve._openapi import openapi, swagger_html
 
     spec_cache: dict[str, Any] = {}
@@ -874,6 +886,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         cors: bool | Sequence[str] | Mapping[str, Any] | None = None, prefix: str = "/api",
         max_limit: int = 1000, title: str = "persisty", graphql: bool = True,
         docs: bool = True, links: Iterable[Link] = (), limits: Limits | None = None,
+        files: Mapping[str, Any] | None = None, file_policies: Mapping[str, Any] | None = None,
+        file_anonymous: Iterable[str] | bool = (), file_redirect: Iterable[str] | bool = False,
         on_startup: Sequence[Callable[[], Any]] = (),
         close_database: bool = True, debug: bool = False) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
@@ -895,6 +909,13 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
     database is closed on shutdown.
 
+    ``files`` maps names to async file stores, served under ``{prefix}/_files/{name}``
+    (downloads with ranges and conditional requests, signed URLs, PUT, DELETE, list, count,
+    copy, upload grants; see ``docs/files.md``); ``file_policies`` maps a name to a
+    ``Policy`` over ``persisty.files.FileInfo`` (``Policy.owner("owner")``);
+    ``file_anonymous`` names the file stores callers without credentials may read;
+    ``file_redirect`` the S3 ones that answer downloads with a 302 to a presigned URL.
+
     A store listed in ``anonymous`` without a policy is read-only for anonymous callers;
     give it a policy to let them do more. ``db`` must be an async database
     (``persisty.aio.connect``): a sync one is a ``TypeError``.
@@ -913,7 +934,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
     api, rs = routes(db, stores, auth=auth, policies=policies, anonymous=anonymous,
                      login=login, cache_control=cache_control, prefix=prefix,
                      max_limit=max_limit, title=title, graphql=graphql, docs=docs,
-                     links=links, limits=limits)
+                     links=links, limits=limits, files=files, file_policies=file_policies,
+                     file_anonymous=file_anonymous, file_redirect=file_redirect)
     middleware = []
     if cors:
         if cors is True:
@@ -953,6 +975,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]], *, auth: JWTAuth | None 
         yield
         gc.unfreeze()
         if close_database:
+            for mount in api.extra.get("files", {}).values():
+                await mount.files.close()
             await db.close()
 
     asgi = Starlette(debug=debug, routes=rs,
