@@ -12,8 +12,17 @@ from persisty.model._meta import (
     meta_of,
     stored,
 )
-from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
+from persisty.model._paths import ItemPath, is_path, parse_path
+from persisty.model._relations import (
+    BelongsTo,
+    HasMany,
+    HasOne,
+    Reference,
+    references_to,
+    relations_of,
+)
 
 __all__ = ["ORDERED_KINDS", "SCALAR_KINDS", "Attr", "AttrMeta", "BelongsTo", "HasMany", "HasOne",
-           "Index", "KeyConfig", "StoreMeta", "etag", "etag_of", "etags_of", "key_text",
-           "meta_of", "relations_of", "stored", "to_utc"]
+           "Index", "ItemPath", "KeyConfig", "Reference", "StoreMeta", "etag", "etag_of",
+           "etags_of", "is_path", "key_text", "meta_of", "parse_path", "references_to",
+           "relations_of", "stored", "to_utc"]
