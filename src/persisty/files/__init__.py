@@ -21,7 +21,12 @@ from persisty.files._async.blobs import (
     AsyncDirectoryBlobs,
     AsyncMemoryBlobs,
 )
-from persisty.files._async.store import AsyncFileReader, AsyncFileStore, SignedDownload
+from persisty.files._async.store import (
+    AsyncFileReader,
+    AsyncFileStore,
+    SignedDownload,
+    part_blob,
+)
 from persisty.files._model import (
     FileBlob,
     FileChunk,
@@ -70,6 +75,7 @@ __all__ = [
     "check_key",
     "chunked_files",
     "connect",
+    "part_blob",
     "resolve_range",
     "sniff",
 ]

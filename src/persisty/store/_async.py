@@ -6,11 +6,15 @@ edit this file, never the twin.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
+import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from persisty.errors import (
     Conflict,
@@ -19,7 +23,7 @@ from persisty.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from persisty.model import StoreMeta, etag, meta_of
+from persisty.model import StoreMeta, etag, meta_of, parse_path
 from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
@@ -130,6 +134,39 @@ class AsyncStore(ABC, Generic[T]):
         A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
         atomically (``patch(key, {"hits": Increment(1)})``); a missing value counts as 0.
         """
+
+    async def read_path(self, key: str, path: str) -> Any:
+        """The value at ``path`` (``location.city``, ``items[3].x``, JSON Pointer
+        ``/extra/a.b``) of the item with ``key``, typed as declared; ``NotFound`` when the
+        item is missing, ``ValidationError`` for a path the model does not have, ``None``
+        past a ``None``.
+
+        Example::
+
+            await notes.write_path(key, "address", {"street": "Main St 1", "city": "Osaka"})
+            assert await notes.read_path(key, "address.city") == "Osaka"
+        """
+        p = parse_path(self.meta, path)
+        item = await self.read(key)
+        if item is None:
+            raise NotFound(f"no {self.meta.name} with key {key!r}")
+        return p.get(item)
+
+    async def write_path(self, key: str, path: str, value: Any, *, if_match: str | None = None,
+                         precondition: Filter | None = None) -> T:
+        """Set the value at ``path`` of the item with ``key`` (coerced to the declared type)
+        and return the new item: one conditional write, tried again when the item changed
+        in between (as ``patch``, which takes paths too), so concurrent writes to other
+        paths of the item are never lost.
+
+        Example::
+
+            placed = await notes.write_path(key, "address", {"street": "Main", "city": "Osaka"})
+            moved = await notes.write_path(key, "address.city", "Tokyo", if_match=etag(placed))
+            assert moved.address.city == "Tokyo" and moved.address.street == "Main"
+        """
+        return await self.patch(key, {path: value}, if_match=if_match,
+                                precondition=precondition)
 
     @abstractmethod
     async def delete(self, key: str, *, if_match: str | None = None,
@@ -414,7 +451,7 @@ class AsyncStoreBase(AsyncStore[T]):
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
             found = (await self._get_live(k))[0]
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
@@ -426,6 +463,7 @@ class AsyncStoreBase(AsyncStore[T]):
                 if if_match is not None:
                     raise
                 self.retries += 1
+                await _after_lost_race(attempt)
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -762,6 +800,13 @@ class AsyncStoreBase(AsyncStore[T]):
         return await delete_keys(self, keys, f)
 
 
+async def _after_lost_race(attempt: int) -> None:
+    """After a few lost races on one item, wait a random moment (growing, at most 50 ms) so
+    writers contending for it spread out instead of colliding again in lockstep."""
+    if attempt >= 2:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
+
+
 BULK_CHUNK = 100
 
 
@@ -911,6 +956,48 @@ class AsyncWrappedStore(AsyncStore[T]):
 
     async def purge_expired(self, limit: int | None = None) -> int:
         return await self.inner.purge_expired(limit)
+
+
+@runtime_checkable
+class AsyncOutbox(Protocol):
+    """The changes a store's writes left in its transactional outbox, kept until they are
+    delivered: what ``observed(store, outbox=True)`` delivers at least once.
+
+    Example::
+
+        store, outbox = sql_db.store(Note).with_outbox()
+        with outbox.collecting() as ids:     # the ids of the changes written in the block
+            await store.create(Note(title="x"))
+        await outbox.done(ids)               # delivered: clear them
+    """
+
+    def collecting(self) -> AbstractContextManager[list[str]]:
+        """Collect the ids of the changes written in this block (this task or thread)."""
+        ...
+
+    async def done(self, ids: Sequence[str]) -> None:
+        """Forget delivered changes."""
+        ...
+
+    async def claim(self, limit: int = 100) -> list[tuple[str, str, str, Any, Any, dt.datetime]]:
+        """Lease up to ``limit`` changes whose writer did not deliver them in time:
+        ``(id, kind, key, old, new, at)``."""
+        ...
+
+    async def pending(self) -> int:
+        """How many changes wait (leased or not)."""
+        ...
+
+
+@runtime_checkable
+class AsyncOutboxSource(Protocol):
+    """A store that can write each change to a transactional outbox with its write (the
+    SQL stores)."""
+
+    def with_outbox(self, lease: float = 30.0) -> tuple[AsyncStore[Any], AsyncOutbox]:
+        """This store again, writing to the outbox, and the outbox; ``lease`` is how many
+        seconds a writer has to deliver before another process may take a change over."""
+        ...
 
 
 _NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
