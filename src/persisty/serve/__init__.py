@@ -10,7 +10,8 @@ Example::
     asgi = app(db, [Note])        # uvicorn mymodule:asgi  -> /api/note, /docs, /graphql
 """
 
-from persisty.serve._app import JSONResponse, Link, app, router
+from persisty.serve._api import JSONResponse, Link
+from persisty.serve._app import ServeOptions, app, router
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
 from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
@@ -25,6 +26,7 @@ __all__ = [
     "Limits",
     "Link",
     "PayloadTooLarge",
+    "ServeOptions",
     "app",
     "build_schema",
     "lambda_handler",

@@ -11,15 +11,14 @@ from typing import Any
 import jwt
 
 from persisty.errors import Unauthorized, ValidationError
+from persisty.layers import Principal
 
 ANONYMOUS_SUBJECT = "anonymous"
 """The subject of requests without credentials (its one scope is ``anonymous``)."""
 
 
-def make_principal(subject: str, scopes: Iterable[str]) -> Any:
+def make_principal(subject: str, scopes: Iterable[str]) -> Principal:
     """A ``persisty.layers.Principal``."""
-    from persisty.layers import Principal
-
     return Principal(subject, scopes)
 
 

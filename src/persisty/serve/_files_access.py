@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from persisty.errors import Forbidden, NotFound, PersistyError, Unauthorized, ValidationError
 from persisty.files import AsyncFileStore, FileInfo
+from persisty.layers import Policy
 from persisty.model import meta_of
 from persisty.query import ALL, NONE, Filter, attrs_of, matches
+from persisty.serve._api import error_response
 from persisty.serve._auth import ANONYMOUS_SUBJECT, make_principal
 
 FILE_META = meta_of(FileInfo)
@@ -105,7 +109,6 @@ class Access:
 def access(api: Any, request: Request, mount: FileMount) -> Access:
     """The caller of ``request`` and its rules for ``mount`` (401 without credentials when
     the API needs them and the mount is not anonymous)."""
-    from persisty.layers import Policy
 
     anonymous = "authorization" not in request.headers
     if not anonymous:
@@ -257,3 +260,22 @@ def file_mounts(files: Any, file_policies: Any, anonymous: Any, *,
         redir = redirect is True or (not isinstance(redirect, bool) and name in redirect)
         mounts[name] = FileMount(name, store, policies.get(name), anon, redir)
     return mounts
+
+
+FileHandler = Callable[[Any, FileMount, Request], Awaitable[Response]]
+
+
+def file_route(path: str, api: Any, mount: FileMount, handlers: dict[str, FileHandler]
+               ) -> Route:
+    """One route of a file mount, errors answered as the API's JSON errors."""
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        try:
+            return await handlers[method](api, mount, request)
+        except PersistyError as e:
+            return error_response(e, anonymous="authorization" not in request.headers,
+                                  headers=getattr(e, "headers", None))
+
+    methods = list(handlers) + (["HEAD"] if "GET" in handlers else [])
+    return Route(path, endpoint, methods=methods)

@@ -8,17 +8,18 @@ import base64
 import binascii
 import dataclasses
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from persisty.errors import NotFound, PersistyError, PreconditionFailed, ValidationError
+from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from persisty.files import FileInfo, check_key
 from persisty.query import ALL, Filter, filter_from_query
+from persisty.serve._api import JSONResponse, read_json
 from persisty.serve._files_access import (
     INLINE_SAFE,
     Access,
@@ -27,6 +28,7 @@ from persisty.serve._files_access import (
     check_filter,
     check_signature,
     check_write,
+    file_route,
     render,
     render_all,
 )
@@ -36,14 +38,13 @@ from persisty.serve._files_ranges import (
     http_date,
     parse_range,
 )
+from persisty.serve._files_uploads import upload_routes
 from persisty.serve._limits import PayloadTooLarge, check_query_json
 
 _DIGEST = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):", re.IGNORECASE)
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    from persisty.serve._app import JSONResponse
-
     return JSONResponse(content, status_code=status, headers=headers)
 
 
@@ -261,7 +262,6 @@ async def upload(api: Any, mount: FileMount, request: Request) -> Response:
         raise
     except PreconditionFailed:
         if if_match is None and if_none is None:  # a concurrent writer won: say so
-            from persisty.errors import Conflict
 
             raise Conflict(f"file {key!r} changed while it was uploaded") from None
         raise
@@ -333,7 +333,6 @@ async def counting(api: Any, mount: FileMount, request: Request) -> Response:
 
 
 async def copying(api: Any, mount: FileMount, request: Request) -> Response:
-    from persisty.serve._app import read_json
 
     acc = access(api, request, mount)
     data = await read_json(request, api.limits)
@@ -354,29 +353,8 @@ async def copying(api: Any, mount: FileMount, request: Request) -> Response:
                  {"ETag": f'"{copied.etag}"'})
 
 
-FileHandler = Callable[[Any, FileMount, Request], Awaitable[Response]]
-
-
-def file_route(path: str, api: Any, mount: FileMount, handlers: dict[str, FileHandler]
-               ) -> Route:
-    """One route of a file mount, errors answered as the API's JSON errors."""
-    from persisty.serve._app import error_response
-
-    async def endpoint(request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method
-        try:
-            return await handlers[method](api, mount, request)
-        except PersistyError as e:
-            return error_response(e, anonymous="authorization" not in request.headers,
-                                  headers=getattr(e, "headers", None))
-
-    methods = list(handlers) + (["HEAD"] if "GET" in handlers else [])
-    return Route(path, endpoint, methods=methods)
-
-
 def file_routes(api: Any, mounts: dict[str, FileMount]) -> list[BaseRoute]:
     """Every route of every file mount (uploads included)."""
-    from persisty.serve._files_uploads import upload_routes
 
     out: list[BaseRoute] = []
     for mount in mounts.values():

@@ -20,11 +20,13 @@ from starlette.routing import BaseRoute
 
 from persisty.errors import NotFound, ValidationError
 from persisty.files import FileUpload, UploadGrant, check_key, part_blob
+from persisty.serve._api import JSONResponse, read_json
 from persisty.serve._files_access import (
     FileMount,
     access,
     candidate,
     check_write,
+    file_route,
     mount_path,
     render,
 )
@@ -37,8 +39,6 @@ _GRANT_FIELDS = frozenset({"key", "prefix", "size", "content_type", "filename", 
 
 
 def _json(content: Any, status: int = 200) -> Response:
-    from persisty.serve._app import JSONResponse
-
     return JSONResponse(content, status_code=status)
 
 
@@ -85,7 +85,6 @@ def _str(data: dict[str, Any], name: str, *, required: bool = False) -> str | No
 
 
 async def begin(api: Any, mount: FileMount, request: Request) -> Response:
-    from persisty.serve._app import read_json
 
     acc = access(api, request, mount)
     if not (acc.allows_any("create") or acc.allows_any("update")):
@@ -228,7 +227,6 @@ async def receive_part(api: Any, mount: FileMount, request: Request) -> Response
 
 
 async def complete(api: Any, mount: FileMount, request: Request) -> Response:
-    from persisty.serve._app import read_json
 
     record = await _record(api, mount, request)
     parts = None
@@ -252,8 +250,6 @@ async def abort(api: Any, mount: FileMount, request: Request) -> Response:
 
 
 def upload_routes(api: Any, mount: FileMount, base: str) -> list[BaseRoute]:
-    from persisty.serve._files_http import file_route
-
     return [
         file_route(base + "/_uploads", api, mount, {"POST": begin}),
         file_route(base + "/_uploads/{upload_id}", api, mount,

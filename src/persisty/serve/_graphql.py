@@ -3,23 +3,20 @@ read-batch query and create, update, patch, delete and edit-batch mutations."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import decimal
 import enum
-import inspect
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from graphql import (
-    ExecutionResult,
     GraphQLArgument,
     GraphQLBoolean,
     GraphQLEnumType,
-    GraphQLError,
     GraphQLField,
     GraphQLFloat,
     GraphQLInputField,
@@ -31,24 +28,15 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
-    OperationType,
-    execute,
-    get_operation_ast,
-    parse,
-    validate,
 )
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
-from persisty.errors import PersistyError, ValidationError
-from persisty.model._attr import AttrMeta
+from persisty.errors import NotFound, ValidationError
+from persisty.layers import relations_of
+from persisty.model import AttrMeta, meta_of
 from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
+from persisty.serve._api import Api, Link, Served, full_item, parse_edit, pin_edits
+from persisty.serve._graphql_loading import DEFAULT_CHILDREN, Context, Info, Loader, children_loader
 
-if TYPE_CHECKING:
-    from persisty.serve._app import Api, Served
-
-Info = Any
 _SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 _ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
 _STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH,
@@ -110,137 +98,51 @@ def _field_type(a: AttrMeta) -> Any:
     return t if a.optional else GraphQLNonNull(t)
 
 
-def _to_gql_error(e: Exception) -> GraphQLError:
-    if isinstance(e, PersistyError):
-        return GraphQLError(e.message, original_error=e,
-                            extensions={"code": e.code, "field": e.field})
-    return GraphQLError(str(e), original_error=e)
+@dataclass(frozen=True)
+class RelationGraph:
+    """The nested fields of each served store, by store name and field name: ``belongs_to``
+    gives (attribute holding the target's key, target store); ``has_many`` gives (store of
+    the children, their attribute holding this store's key, whether there is at most one)."""
+
+    belongs_to: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    has_many: dict[str, dict[str, tuple[str, str, bool]]] = field(default_factory=dict)
 
 
-class _Loader:
-    """Batches the reads of one request's resolvers: keys asked for in the same tick of the
-    event loop are read with one ``read_batch`` (one per store and level of the query)."""
-
-    def __init__(self, load: Callable[[list[str]], Any]) -> None:
-        self.load = load
-        self.pending: dict[str, list[asyncio.Future[Any]]] = {}
-        self.loaded: dict[str, Any] = {}  # a key read once in a request is not read again
-        self.scheduled = False
-
-    def get(self, key: str) -> Any:
-        """The loaded value of ``key`` when it is known (no task, no future: large results
-        stay cheap), else a future of it."""
-        if key in self.loaded:
-            return self.loaded[key]
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self.pending.setdefault(key, []).append(fut)
-        if not self.scheduled:
-            self.scheduled = True
-            loop.call_soon(lambda: asyncio.ensure_future(self._dispatch()))
-        return fut
-
-    async def _dispatch(self) -> None:
-        pending, self.pending, self.scheduled = self.pending, {}, False
-        keys = list(pending)
-        try:
-            items = await self.load(keys)
-        except Exception as e:  # delivered to every waiting resolver
-            for futs in pending.values():
-                for f in futs:
-                    if not f.done():
-                        f.set_exception(e)
-            return
-        woken = 0
-        for k, item in zip(keys, items, strict=True):
-            self.loaded[k] = item
-            for f in pending[k]:
-                if not f.done():
-                    f.set_result(item)
-                    woken += 1
-                    if woken % WAKE_AT_ONCE == 0:  # wake waiters a slice at a time, so
-                        await asyncio.sleep(0)     # other requests get the loop in between
-
-
-class _Context:
-    def __init__(self, api: Api, request: Request) -> None:
-        self.api = api
-        self.request = request
-        self.loaders: dict[str, _Loader] = {}
-        self.fields = 0
-
-    def store(self, served: Served) -> Any:
-        return self.api.store(self.request, served)
-
-    def loader(self, served: Served) -> _Loader:
-        found = self.loaders.get(served.name)
-        if found is None:
-            store = self.store(served)
-            found = self.loaders[served.name] = _Loader(store.read_batch)
-        return found
-
-
-WAKE_AT_ONCE = 100
-"""Resolvers a loaded batch wakes in one turn of the event loop."""
-
-YIELD_EVERY = 200
-"""Fields resolved between two yields to the event loop: a large result never holds up
-other requests (and the timeout can stop it)."""
-
-
-async def _after_yield(value: Any) -> Any:
-    await asyncio.sleep(0)
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def _share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
-    """Middleware: every ``YIELD_EVERY`` fields, give the event loop back once."""
-    ctx = info.context
-    ctx.fields += 1
-    value = next_(root, info, **args)
-    if ctx.fields % YIELD_EVERY == 0:
-        return _after_yield(value)
-    return value
-
-
-DEFAULT_PAGE = 100
-"""How many items a search gives without a ``limit`` (the stores' default page)."""
-
-DEFAULT_CHILDREN = 20
-"""How many children a has-many field gives without a ``limit``."""
-
-
-def _children_loader(store: Any, parent: Served, attr: str, limit: int,
-                     one: bool = False) -> Callable[[list[str]], Any]:
-    """Loads at most ``limit`` children per parent key: one search for all the parents
-    (limited to what they may have together), one limited search per parent only when that
-    one did not hold them all."""
-
-    async def load(keys: list[str]) -> list[Any]:
-        found = await load_lists(keys)
-        return [(f[0] if f else None) for f in found] if one else found
-
-    async def load_lists(keys: list[str]) -> list[list[Any]]:
-        values = [parent.meta.parse_key(k)[0] for k in keys]
-        cap = len(values) * limit
-        page = await store.search(Compare(attr, Op.IN, tuple(values)), None, cap)
-        found: dict[Any, list[Any]] = {}
-        for child in page.items:
-            found.setdefault(getattr(child, attr), []).append(child)
-        if page.next_page_key is None:
-            return [found.get(v, [])[:limit] for v in values]
-        pages = await asyncio.gather(*(store.search(Compare(attr, Op.EQ, v), None, limit)
-                                       for v in values))
-        return [list(p.items) for p in pages]
-
-    return load
+def relation_graph(served: Mapping[str, Served], links: Iterable[Link]) -> RelationGraph:
+    """The relations declared on the served classes (``BelongsTo``, ``HasMany``, ``HasOne``)
+    and the ``links`` given to ``app``; a relation to a store that is not served is left out,
+    a link to one is an error."""
+    graph = RelationGraph()
+    for s in served.values():
+        for rel_name, rel in relations_of(s.cls).items():
+            target = meta_of(rel.target)
+            if target.name not in served:
+                continue
+            if rel.kind == "belongs_to":
+                graph.belongs_to.setdefault(s.name, {})[rel_name] = (rel.foreign_key,
+                                                                     target.name)
+            else:
+                graph.has_many.setdefault(s.name, {})[rel_name] = (
+                    target.name, rel.foreign_key, not rel.many)
+    for link in links:
+        src, dst = meta_of(link.source), meta_of(link.target)
+        if src.name not in served or dst.name not in served:
+            raise ValidationError(f"link {src.name}.{link.attr}: both stores must be served",
+                                  field="links")
+        src.attr(link.attr)
+        if len(dst.key.attrs) != 1:
+            raise ValidationError(f"link to {dst.name}: the target needs a one-attribute key",
+                                  field="links")
+        graph.belongs_to.setdefault(src.name, {})[link.field_name()] = (link.attr, dst.name)
+        if link.back:
+            graph.has_many.setdefault(dst.name, {})[link.back] = (src.name, link.attr, False)
+    return graph
 
 
 class _Builder:
     def __init__(self, api: Api) -> None:
         self.api = api
+        self.graph = relation_graph(api.served, api.links)
         self.types: dict[str, GraphQLObjectType] = {}
         self.filters: dict[str, tuple[GraphQLInputObjectType, dict[str, tuple[str, Op]]]] = {}
 
@@ -269,13 +171,13 @@ class _Builder:
         """Nested fields for the relations declared on the classes (``BelongsTo``,
         ``HasMany``, ``HasOne``) and the ``links`` given to ``app``: each is resolved with
         one batched read per relation and level of the query."""
-        links = self.api.extra.get("relations", {}).get(s.name, {})
+        links = self.graph.belongs_to.get(s.name, {})
         result: dict[str, GraphQLField] = {}
         for field_name, (attr, target_name) in links.items():
             target = self.api.served[target_name]
             result[field_name] = GraphQLField(
                 self.object_type(target), resolve=self._belongs_to(attr, target))
-        back = self.api.extra.get("has_many", {}).get(s.name, {})
+        back = self.graph.has_many.get(s.name, {})
         for field_name, (target_name, attr, one) in back.items():
             target = self.api.served[target_name]
             if one:
@@ -303,7 +205,7 @@ class _Builder:
         api = self.api
 
         def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
-            ctx: _Context = info.context
+            ctx: Context = info.context
             if one:
                 limit = 1
             elif limit is None:
@@ -314,7 +216,7 @@ class _Builder:
             name = f"{target.name}.{attr}.{limit}.{one}"
             loader = ctx.loaders.get(name)
             if loader is None:
-                loader = ctx.loaders[name] = _Loader(_children_loader(
+                loader = ctx.loaders[name] = Loader(children_loader(
                     ctx.store(target), parent, attr, limit, one))
             return loader.get(parent.meta.key_of(item))
 
@@ -488,12 +390,8 @@ class _Builder:
                 raise ValidationError(f"{s.name}.{missing[0]}: the key is required",
                                       field=missing[0])
             key = s.meta.key_string(tuple(a.coerce(item[a.name]) for a in s.meta.key_attrs))
-            from persisty.serve._app import _full_item
-
-            full = await _full_item(s, st, key, item)
+            full = await full_item(s, st, key, item)
             if full is None:
-                from persisty.errors import NotFound
-
                 raise NotFound(f"no {s.name} with key {key!r}")
             return await st.update(full, if_match=await pinned(st, key, if_match))
 
@@ -515,13 +413,11 @@ class _Builder:
 
         async def edit_batch(_: Any, info: Info, edits: list[dict[str, Any]],
                              atomic: bool = True) -> Any:
-            from persisty.serve._app import _edit, pin_edits
-
             st = store(info)
             cap = self.api.limits.graphql_batch
             if len(edits) > cap:
                 raise ValidationError(f"at most {cap} edits", field="edits")
-            parsed = [await _edit(s, st, {k: v for k, v in e.items() if v is not None})
+            parsed = [await parse_edit(s, st, {k: v for k, v in e.items() if v is not None})
                       for e in edits]
             await pin_edits(self.api, s, st, parsed)
             return await st.edit_batch(parsed, atomic=atomic)
@@ -574,125 +470,3 @@ def build_schema(api: Api) -> GraphQLSchema:
     return _Builder(api).build()
 
 
-def _graphiql_html() -> str:
-    """GraphiQL; its assets (React, ReactDOM, GraphiQL) are the package's own (``_static/``)."""
-    from persisty.serve._static import GRAPHIQL, REACT, REACT_DOM, asset
-
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>GraphiQL</title>
-<link rel="stylesheet" href="{asset(GRAPHIQL + '/graphiql.min.css')}">
-</head><body style="margin:0"><div id="graphiql" style="height:100vh"></div>
-<script src="{asset(REACT + '/react.production.min.js')}"></script>
-<script src="{asset(REACT_DOM + '/react-dom.production.min.js')}"></script>
-<script src="{asset(GRAPHIQL + '/graphiql.min.js')}"></script>
-<script>
-const fetcher = GraphiQL.createFetcher({{url: window.location.pathname}});
-ReactDOM.createRoot(document.getElementById("graphiql"))
-  .render(React.createElement(GraphiQL, {{fetcher}}));
-</script></body></html>"""
-
-
-_GRAPHIQL = _graphiql_html()
-
-
-async def _awaited(value: Any) -> ExecutionResult:
-    if isinstance(value, ExecutionResult):
-        return value
-    result: ExecutionResult = await value
-    return result
-
-
-def graphql_route(api: Api, path: str = "/graphql") -> Route:
-    """``GET`` (GraphiQL for browsers, or ``?query=`` for queries) and ``POST`` of GraphQL.
-
-    Every operation is checked against ``api.limits`` before it runs (document size, root
-    fields, depth, cost, nesting of variables) and stopped after ``graphql_timeout``."""
-    from persisty.serve._app import BadRequest, JSONResponse, error_response, read_json
-    from persisty.serve._graphql_limits import check_operation
-    from persisty.serve._limits import decode_json, too_deep
-
-    schema = build_schema(api)
-    limits = api.limits
-
-    def refused(errors: list[GraphQLError], status: int = 400) -> Response:
-        return JSONResponse({"data": None, "errors": [e.formatted for e in errors]},
-                            status_code=status)
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            if request.method == "GET":
-                if "query" not in request.query_params:
-                    return HTMLResponse(_GRAPHIQL)
-                body: Any = dict(request.query_params)
-                if "variables" in body:
-                    body["variables"] = decode_json(body["variables"], limits, "variables")
-            else:
-                body = await read_json(request, limits)
-            if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-                raise BadRequest("send {\"query\": ..., \"variables\": {...}}")
-            variables = body.get("variables")
-            if variables is not None and not isinstance(variables, dict):
-                raise BadRequest("variables must be an object")
-            if variables and too_deep(variables, limits.max_depth):
-                raise ValidationError(f"variables nest deeper than {limits.max_depth} levels",
-                                      field="variables")
-            op_name = body.get("operationName")
-            if op_name is not None and not isinstance(op_name, str):
-                raise BadRequest("operationName must be a string")
-            try:
-                doc = parse(body["query"], max_tokens=limits.graphql_tokens)
-            except GraphQLError as e:
-                if "tokens" in e.message:  # the document is longer than graphql_tokens
-                    e.extensions = {"code": "too_large"}
-                return refused([e])
-            except RecursionError:
-                return refused([GraphQLError("the document nests too deeply",
-                                             extensions={"code": "too_deep"})])
-            op = get_operation_ast(doc, op_name)
-            if request.method == "GET" and op is not None and (
-                    op.operation != OperationType.QUERY):
-                raise BadRequest("mutations need POST")
-            if op is not None:  # before validation, which is quadratic in some shapes
-                over = check_operation(schema, doc, op, variables, limits,
-                                       default_limit=DEFAULT_PAGE, max_limit=api.max_limit,
-                                       default_children=DEFAULT_CHILDREN)
-                if over:
-                    return refused(over)
-            try:
-                invalid = validate(schema, doc)
-            except RecursionError:
-                invalid = [GraphQLError("the document nests too deeply",
-                                        extensions={"code": "too_deep"})]
-            if invalid:
-                return refused(invalid)
-            run = execute(schema, doc, context_value=_Context(api, request),
-                          variable_values=variables, operation_name=op_name,
-                          middleware=[_share_the_loop])
-            try:
-                result = await asyncio.wait_for(_awaited(run), limits.graphql_timeout)
-            except TimeoutError:
-                return refused([GraphQLError(
-                    f"the query ran longer than {limits.graphql_timeout:g} s and was stopped",
-                    extensions={"code": "timeout"})], 503)
-        except PersistyError as e:
-            return error_response(e, anonymous=api.is_anonymous(request))
-        out: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            errs = []
-            for err in result.errors:
-                formatted = err.formatted
-                orig = err.original_error
-                if isinstance(orig, PersistyError):
-                    code = orig.code
-                    if code == "forbidden" and api.is_anonymous(request):
-                        code = "unauthorized"
-                    formatted["extensions"] = {"code": code, "field": orig.field}
-                elif orig is not None:
-                    formatted["message"] = "internal server error"
-                    formatted["extensions"] = {"code": "internal_error"}
-                errs.append(formatted)
-            out["errors"] = errs
-        status = 200 if result.data is not None or not result.errors else 400
-        return JSONResponse(out, status_code=status)
-
-    return Route(path, endpoint, methods=["GET", "POST"], include_in_schema=False)

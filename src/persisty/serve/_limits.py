@@ -76,10 +76,15 @@ def too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+class BadRequest(PersistyError):
+    """The request could not be read (malformed JSON, wrong content)."""
+
+    code = "bad_request"
+    status = 400
+
+
 def decode_json(body: bytes | str, limits: Limits, what: str = "the body") -> Any:
     """``body`` decoded, refusing JSON nested deeper than ``limits.max_depth`` (422)."""
-    from persisty.serve._app import BadRequest
-
     try:
         data = msgspec.json.decode(body)
     except RecursionError:

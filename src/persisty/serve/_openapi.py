@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import copy
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from persisty.model import StoreMeta
-from persisty.model._attr import AttrMeta
+from persisty.model import AttrMeta, StoreMeta
 from persisty.query import Op
-
-if TYPE_CHECKING:
-    from persisty.serve._app import Api, Served
+from persisty.serve._api import Api, Served
+from persisty.serve._static import SWAGGER_UI, asset
 
 _SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 _ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
@@ -313,8 +311,6 @@ def openapi(api: Api) -> dict[str, Any]:
 
 def swagger_html(spec_url: str, title: str) -> str:
     """Swagger UI for ``spec_url``; its assets are the package's own (``_static/``)."""
-    from persisty.serve._static import SWAGGER_UI, asset
-
     t = html.escape(title)
     u = html.escape(spec_url)
     css = asset(f"{SWAGGER_UI}/swagger-ui.css")
