@@ -131,3 +131,17 @@ def test_on_delete_delete_keep_block(client: TestClient) -> None:
     assert client.delete("/api/ref_note/d1", headers=ann).status_code == 204
     assert client.get("/api/_files/docs/att.txt", headers=ann).status_code == 404  # deleted
     assert client.get("/api/_files/docs/keep.txt", headers=ann).content == b"k"  # kept
+
+
+def test_declarations_are_checked() -> None:
+    with pytest.raises(TypeError, match="FileRef"):
+        @stored
+        class Wrong:
+            id: str
+            pic: str = Attr(files="docs")
+    with pytest.raises(ValueError, match="on_delete"):
+        Attr(files="docs", on_delete="cascade")  # type: ignore[arg-type]
+    from persisty.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="refers to file store 'docs'"):
+        app(persisty.aio.connect("memory://"), [RefNote])

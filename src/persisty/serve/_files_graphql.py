@@ -25,8 +25,8 @@ from graphql import (
 
 from persisty.errors import NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.files import FileInfo, check_key
-from persisty.serve._files_access import FileMount, access, signed_url
 from persisty.query import ALL
+from persisty.serve._files_access import FileMount, access, signed_url
 from persisty.serve._files_uploads import begin_upload, grant_json
 from persisty.serve._graphql_loading import Info, Loader
 
@@ -47,7 +47,7 @@ def _camel(name: str) -> str:
     return head + "".join(p.capitalize() for p in rest)
 
 
-async def _url(view: FileView, info: Info, expiresIn: int = 300) -> str | None:  # noqa: N803
+async def _url(view: FileView, info: Info, expiresIn: int = 300) -> str | None:
     if view.info is None:
         return None
     if not 1 <= expiresIn <= 7 * 86400:
@@ -94,7 +94,7 @@ PART_INPUT = GraphQLInputObjectType("UploadPartInput", {
 })
 
 
-def _loader(info: Info, mount: FileMount) -> Loader:
+def _loader(info: Info, mount: FileMount) -> Any:
     """One ``info_batch`` per file store and tick of the event loop, for a request."""
     ctx = info.context
     name = "files:" + mount.name
@@ -152,10 +152,10 @@ def add_file_fields(api: Any, mounts: dict[str, FileMount], query: dict[str, Gra
     def mount_of(store: str) -> FileMount:
         return mounts[store]
 
-    async def begin(_: Any, info: Info, store: str, size: int, contentType: str,  # noqa: N803
+    async def begin(_: Any, info: Info, store: str, size: int, contentType: str,
                     key: str | None = None, prefix: str | None = None,
                     filename: str | None = None, sha256: str | None = None,
-                    partSize: int | None = None) -> dict[str, Any]:  # noqa: N803
+                    partSize: int | None = None) -> dict[str, Any]:
         mount = mount_of(store)
         acc = access(info.context.api, info.context.request, mount)
         if not (acc.allows_any("create") or acc.allows_any("update")):
@@ -165,7 +165,7 @@ def add_file_fields(api: Any, mounts: dict[str, FileMount], query: dict[str, Gra
                                    sha256=sha256, part_size=partSize)
         return _grant_out(grant, mount, info.context)
 
-    async def complete(_: Any, info: Info, store: str, uploadId: str,  # noqa: N803
+    async def complete(_: Any, info: Info, store: str, uploadId: str,
                        parts: list[dict[str, Any]] | None = None) -> FileView:
         mount = mount_of(store)
         acc = access(info.context.api, info.context.request, mount)
@@ -178,7 +178,7 @@ def add_file_fields(api: Any, mounts: dict[str, FileMount], query: dict[str, Gra
         return FileView(mount, done.key, done.etag, done)
 
     async def delete(_: Any, info: Info, store: str, key: str,
-                     ifMatch: str | None = None) -> bool:  # noqa: N803
+                     ifMatch: str | None = None) -> bool:
         mount = mount_of(store)
         acc = access(info.context.api, info.context.request, mount)
         key = check_key(key)

@@ -7,7 +7,7 @@ file store."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -169,6 +169,16 @@ class FileRefStore(AsyncWrappedStore[Any]):
             raise ValidationError(f"{self.meta.name} has FileRef attributes with on_delete: "
                                   "delete its items one by one", field=None)
         return await self.inner.delete_all(filter)
+
+
+def file_ref_view(api: Any, refs: dict[str, FileMount]
+                  ) -> Callable[[AsyncStore[Any], Request], AsyncStore[Any]]:
+    """The ``Served.wrap`` of a store with ``FileRef`` attributes."""
+
+    def wrap(store: AsyncStore[Any], request: Request) -> AsyncStore[Any]:
+        return FileRefStore(store, refs, api, request)
+
+    return wrap
 
 
 async def render_refs(api: Any, request: Request | None, store: Any,
