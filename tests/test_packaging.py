@@ -74,6 +74,11 @@ def test_the_wheel_ships_the_browser_assets_and_typing_marker(wheel: Path) -> No
                   "react-18.3.1/react.production.min.js", "react-18.3.1/LICENSE",
                   "react-dom-18.3.1/react-dom.production.min.js", "react-dom-18.3.1/LICENSE"):
         assert f"persisty/serve/static/{asset}" in static, asset
+    # the admin UI's templates, stylesheet and script (served from the app's own origin)
+    for name in ("static/admin.css", "static/admin.js", "static/favicon.svg",
+                 "templates/base.html", "templates/list.html", "templates/form.html",
+                 "templates/detail.html", "templates/login.html", "templates/_effects.html"):
+        assert f"persisty/serve/admin/{name}" in names, name
 
 
 def test_a_plain_install_runs_sqlite_and_the_command(wheel: Path, tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """``python -m examples.messenger [--demo] [--host H] [--port P] [--url URL] [--check]``.
 
 ``--demo`` starts it with demo logins and a random JWT secret (else ``MESSENGER_SECRET`` is
-required). Starts the messenger and prints the URLs of the API, /docs and /graphql. ``--check``
-starts it on a free port, exercises it over HTTP (docs, GraphQL, login, posting) and exits
-0 when everything answered as it should.
+required). Starts the messenger and prints the URLs of the admin UI, the API, /docs and
+/graphql. ``--check`` starts it on a free port, exercises it over HTTP (docs, the admin's
+sign-in page, GraphQL, login, posting) and exits 0 when everything answered as it should.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def _free_port(host: str) -> int:
 
 
 def _urls(base: str) -> str:
-    return f"API:     {base}/api\nDocs:    {base}/docs\nGraphQL: {base}/graphql"
+    return (f"Admin:   {base}/admin/\nAPI:     {base}/api\nDocs:    {base}/docs\n"
+            f"GraphQL: {base}/graphql")
 
 
 def check(server: object, base: str) -> int:
@@ -37,6 +38,9 @@ def check(server: object, base: str) -> int:
         r = c.get("/api/channel")
         steps.append(("GET /api/channel", r.status_code == 200 and len(r.json()["items"]) >= 2))
         steps.append(("GET /docs", c.get("/docs").status_code == 200))
+        admin = c.get("/admin/", follow_redirects=True)
+        steps.append(("GET /admin/ -> sign-in page", admin.status_code == 200
+                      and "Sign in" in admin.text))
         spec = c.get("/api/openapi.json")
         steps.append(("GET /api/openapi.json", spec.status_code == 200
                       and "/api/message" in spec.json()["paths"]))
@@ -81,7 +85,9 @@ def main() -> int:
     url = os.environ.get("PERSISTY_URL", "sqlite:///persisty.db")
     if not args.check:
         print(f"persisty messenger on {url}\n" + _urls(f"http://{args.host}:{args.port}")
-              + "\nSign in: POST /api/_login {\"username\": \"ann\", \"password\": \"ann\"}",
+              + ("\nDemo logins (admin and API): ann/ann, bob/bob (users), root/root (admin)"
+                 if args.demo else "")
+              + "\nAPI sign-in: POST /api/_login {\"username\": \"ann\", \"password\": \"ann\"}",
               flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0

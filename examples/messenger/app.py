@@ -1,9 +1,9 @@
 """A small messenger on persisty: users, channels and messages, served over REST + GraphQL
-with JWT auth. Anyone may read users and channels; signed-in users read messages and write
-their own (the owner of a message is always the signed-in user, and only they may change
-or delete it); admins manage users and channels. Relations (a message belongs to a channel
-and an author; deleting a channel deletes its messages) come from the class declarations:
-GraphQL nests them, loading each level in one batched read.
+with JWT auth, and the admin UI at ``/admin``. Anyone may read users and channels; signed-in
+users read messages and write their own (the owner of a message is always the signed-in
+user, and only they may change or delete it); admins manage users and channels. Relations
+(a message belongs to a channel and an author; deleting a channel deletes its messages) come
+from the class declarations: GraphQL nests them, loading each level in one batched read.
 
 Run it with ``scripts/run-example`` (embedded SQLite ``persisty.db`` by default, or
 ``PERSISTY_URL``), which starts it in demo mode: demo accounts ann/ann, bob/bob (users),
@@ -130,6 +130,7 @@ def create_app(url: str | None = None, *, demo: bool = False) -> Starlette:
                        Message: "private, no-cache"},
         cors=True,
         title="persisty messenger",
+        admin=True,
         on_startup=[lambda: seed(db)],
     )
 

@@ -11,16 +11,19 @@ import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestDirectory(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestDirectory(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path
@@ -29,8 +32,12 @@ class TestDirectory(StoreConformance, PutExpiryIncrementConformance,
         return persisty.connect(f"file://{self.root}", namespace=namespace)
 
 
-class TestDirectoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestDirectoryAsync(
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
+):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
         self.root = tmp_path

@@ -14,9 +14,11 @@ from persisty.backends.dynamodb import AsyncDynamoDatabase, DynamoDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -26,10 +28,13 @@ def dynamodb_url() -> str:
     """The moto_server URL; a test run without it fails (it is never skipped)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     if not endpoint:
-        pytest.fail("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
-                    "`source scripts/services` first (it starts moto_server)")
+        pytest.fail(
+            "AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
+            "`source scripts/services` first (it starts moto_server)"
+        )
     return os.environ.get("PERSISTY_TEST_DYNAMODB") or (
-        f"dynamodb://?region=us-east-1&endpoint_url={endpoint}")
+        f"dynamodb://?region=us-east-1&endpoint_url={endpoint}"
+    )
 
 
 # moto reads the whole table for every Scan segment: the sync suite scans with one segment,
@@ -38,8 +43,9 @@ SYNC_OPTIONS = {"segments": 1}
 ASYNC_OPTIONS = {"segments": 2}
 
 
-class TestDynamo(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestDynamo(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     # 8 workers x 10 if_match increments (fewer than the default 25): moto
     # answers one request at a time in ~10 ms and 8-way contention costs ~16 requests per
     # increment (8 x 25 took 60-70 s per run here; 8 x 200 would take many minutes)
@@ -54,8 +60,12 @@ class TestDynamo(StoreConformance, PutExpiryIncrementConformance,
         database.drop()
 
 
-class TestDynamoAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestDynamoAsync(
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
+):
     concurrency_increments = 10
     increment_rounds = 10
 

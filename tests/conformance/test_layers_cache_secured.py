@@ -14,8 +14,10 @@ import persisty.aio
 from persisty.layers import Policy, Principal, cached, secured
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
 from persisty.testing import (
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -40,8 +42,9 @@ class _Layers:
             if layer == "cache":
                 wrapped = cached(wrapped, max_items=1000)
             elif layer == "redis":
-                wrapped = cached(wrapped, cache=REDIS_URL,
-                                 prefix=f"persisty:test:{uuid.uuid4().hex}:")
+                wrapped = cached(
+                    wrapped, cache=REDIS_URL, prefix=f"persisty:test:{uuid.uuid4().hex}:"
+                )
             elif layer == "secured":
                 wrapped = secured(wrapped, Policy.allow_all(), ANYONE)
         done[id(store)] = (store, wrapped)  # keep store alive so its id stays unique
@@ -58,7 +61,7 @@ class _Layers:
         return result
 
 
-class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance):
+class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance, PathConformance):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect(self.url, namespace=namespace)
 
@@ -72,7 +75,9 @@ class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance):
         self.__dict__.pop("_done", None)
 
 
-class _Async(_Layers, AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class _Async(
+    _Layers, AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncPathConformance
+):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect(self.url, namespace=namespace)
 

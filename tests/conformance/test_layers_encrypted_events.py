@@ -31,8 +31,10 @@ from persisty.layers import (
 )
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
 from persisty.testing import (
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -97,7 +99,7 @@ class _Layers:
         return wrapped
 
 
-class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance):
+class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance, PathConformance):
     def open_database(self, namespace: str) -> Database:
         return self._remember(persisty.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
 
@@ -109,7 +111,9 @@ class _Sync(_Layers, StoreConformance, PutExpiryIncrementConformance):
         return self._wrap(store)  # type: ignore[no-any-return]
 
 
-class _Async(_Layers, AsyncStoreConformance, AsyncPutExpiryIncrementConformance):
+class _Async(
+    _Layers, AsyncStoreConformance, AsyncPutExpiryIncrementConformance, AsyncPathConformance
+):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return self._remember(persisty.aio.connect(self.url, namespace=namespace))  # type: ignore[no-any-return]
 

@@ -7,21 +7,28 @@ import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestMemory(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestMemory(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect("memory://", namespace=namespace)
 
 
-class TestMemoryAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestMemoryAsync(
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
+):
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect("memory://", namespace=namespace)

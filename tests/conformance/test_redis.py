@@ -11,16 +11,19 @@ from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
 
 
-class TestRedis(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class TestRedis(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     concurrency_increments = 200  # 8 workers x 200 if_match increments = exactly 1,600
 
     def open_database(self, namespace: str) -> Database:
@@ -31,8 +34,12 @@ class TestRedis(StoreConformance, PutExpiryIncrementConformance,
         database.drop()
 
 
-class TestRedisAsync(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class TestRedisAsync(
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
+):
     concurrency_increments = 200
 
     async def open_database(self, namespace: str) -> AsyncDatabase:

@@ -16,9 +16,11 @@ from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncDatabaseLifecycleConformance,
+    AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     DatabaseLifecycleConformance,
+    PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
 )
@@ -27,8 +29,9 @@ _DIR = Path(tempfile.mkdtemp(prefix="persisty-sql-"))
 SQLITE_FILE_URL = f"sqlite:///{_DIR / 'conformance.db'}"
 
 
-class _Sync(StoreConformance, PutExpiryIncrementConformance,
-             DatabaseLifecycleConformance):
+class _Sync(
+    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+):
     url = ""
     concurrency_increments = 200
 
@@ -40,8 +43,12 @@ class _Sync(StoreConformance, PutExpiryIncrementConformance,
         database.drop_tables()
 
 
-class _Async(AsyncStoreConformance, AsyncPutExpiryIncrementConformance,
-             AsyncDatabaseLifecycleConformance):
+class _Async(
+    AsyncStoreConformance,
+    AsyncPutExpiryIncrementConformance,
+    AsyncPathConformance,
+    AsyncDatabaseLifecycleConformance,
+):
     url = ""
     concurrency_increments = 200
 

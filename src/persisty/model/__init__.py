@@ -2,7 +2,16 @@
 
 from persisty.model._attr import Attr, AttrMeta, FileRef
 from persisty.model._meta import Index, KeyConfig, StoreMeta, etag, meta_of, stored
-from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
+from persisty.model._paths import ItemPath, is_path, parse_path
+from persisty.model._relations import (
+    BelongsTo,
+    HasMany,
+    HasOne,
+    Reference,
+    references_to,
+    relations_of,
+)
 
-__all__ = ["Attr", "AttrMeta", "BelongsTo", "FileRef", "HasMany", "HasOne", "Index", "KeyConfig",
-           "StoreMeta", "etag", "meta_of", "relations_of", "stored"]
+__all__ = ["Attr", "AttrMeta", "BelongsTo", "FileRef", "HasMany", "HasOne", "Index", "ItemPath",
+           "KeyConfig", "Reference", "StoreMeta", "etag", "is_path", "meta_of", "parse_path",
+           "references_to", "relations_of", "stored"]

@@ -8,6 +8,7 @@ Example::
 
     db = persisty.aio.connect("sqlite:///notes.db")
     asgi = app(db, [Note])        # uvicorn mymodule:asgi  -> /api/note, /docs, /graphql
+    asgi = app(db, [Note], admin=True)                    # and the admin UI at /admin
 """
 
 from persisty.serve._api import JSONResponse, Link
@@ -17,6 +18,7 @@ from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
 from persisty.serve._limits import Limits, PayloadTooLarge
 from persisty.serve._openapi import openapi
+from persisty.serve.admin import admin
 
 __all__ = [
     "ANONYMOUS_SUBJECT",
@@ -27,6 +29,7 @@ __all__ = [
     "Link",
     "PayloadTooLarge",
     "ServeOptions",
+    "admin",
     "app",
     "build_schema",
     "lambda_handler",

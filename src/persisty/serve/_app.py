@@ -62,6 +62,7 @@ class ServeOptions:
     on_startup: Sequence[Callable[[], Any]] = ()
     close_database: bool = True
     debug: bool = False
+    admin: bool = False
 
 
 class RouterKeywords(TypedDict, total=False):
@@ -93,6 +94,7 @@ class ServeKeywords(RouterKeywords, total=False):
     on_startup: Sequence[Callable[[], Any]]
     close_database: bool
     debug: bool
+    admin: bool
 
 
 APP_ONLY = frozenset(f.name for f in fields(ServeOptions)) - RouterKeywords.__optional_keys__
@@ -287,7 +289,8 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]],
     :class:`Link` relations, nested fields in GraphQL. ``limits``: a :class:`Limits` (body
     size, JSON nesting, GraphQL depth, cost, root fields, batch sizes, time; safe defaults).
     ``on_startup``: callables (sync or async) run when the app starts, e.g. to seed data; the
-    database is closed on shutdown.
+    database is closed on shutdown. ``admin=True`` mounts the admin UI at ``/admin``
+    (:func:`persisty.serve.admin`) over the same stores, policies and sign-in.
 
     ``files`` maps names to async file stores, served under ``{prefix}/_files/{name}``
     (downloads with ranges and conditional requests, signed URLs, PUT, DELETE, list, count,
@@ -317,6 +320,10 @@ def app(db: AsyncDatabase, stores: Iterable[type[Any]],
 def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions) -> Starlette:
     """:func:`app` with its options as one :class:`ServeOptions`."""
     api, rs = routes(db, stores, options)
+    if options.admin:
+        from persisty.serve.admin import admin_mount
+
+        rs.append(admin_mount(api, title=f"{options.title} admin"))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> Any:

@@ -9,7 +9,7 @@ from persisty.store._async import (
 )
 from persisty.store._async import put_through as put_through_async
 from persisty.store._async import resolve_puts as resolve_puts_async
-from persisty.store._prepare import has_increments, resolve_increments
+from persisty.store._prepare import has_increments, patched_attrs, resolve_increments
 from persisty.store._sync import (
     Database,
     Store,
@@ -57,6 +57,7 @@ __all__ = [
     "WriteOp",
     "clock_of",
     "has_increments",
+    "patched_attrs",
     "put_through",
     "put_through_async",
     "resolve_increments",

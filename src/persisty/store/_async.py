@@ -6,7 +6,9 @@ edit this file, never the twin.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -19,7 +21,7 @@ from persisty.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from persisty.model import StoreMeta, etag, meta_of
+from persisty.model import StoreMeta, etag, meta_of, parse_path
 from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
@@ -130,6 +132,39 @@ class AsyncStore(ABC, Generic[T]):
         A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
         atomically (``patch(key, {"hits": Increment(1)})``); a missing value counts as 0.
         """
+
+    async def read_path(self, key: str, path: str) -> Any:
+        """The value at ``path`` (``location.city``, ``items[3].x``, JSON Pointer
+        ``/extra/a.b``) of the item with ``key``, typed as declared; ``NotFound`` when the
+        item is missing, ``ValidationError`` for a path the model does not have, ``None``
+        past a ``None``.
+
+        Example::
+
+            await notes.write_path(key, "address", {"street": "Main St 1", "city": "Osaka"})
+            assert await notes.read_path(key, "address.city") == "Osaka"
+        """
+        p = parse_path(self.meta, path)
+        item = await self.read(key)
+        if item is None:
+            raise NotFound(f"no {self.meta.name} with key {key!r}")
+        return p.get(item)
+
+    async def write_path(self, key: str, path: str, value: Any, *, if_match: str | None = None,
+                         precondition: Filter | None = None) -> T:
+        """Set the value at ``path`` of the item with ``key`` (coerced to the declared type)
+        and return the new item: one conditional write, tried again when the item changed
+        in between (as ``patch``, which takes paths too), so concurrent writes to other
+        paths of the item are never lost.
+
+        Example::
+
+            placed = await notes.write_path(key, "address", {"street": "Main", "city": "Osaka"})
+            moved = await notes.write_path(key, "address.city", "Tokyo", if_match=etag(placed))
+            assert moved.address.city == "Tokyo" and moved.address.street == "Main"
+        """
+        return await self.patch(key, {path: value}, if_match=if_match,
+                                precondition=precondition)
 
     @abstractmethod
     async def delete(self, key: str, *, if_match: str | None = None,
@@ -414,7 +449,7 @@ class AsyncStoreBase(AsyncStore[T]):
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
             found = (await self._get_live(k))[0]
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
@@ -426,6 +461,7 @@ class AsyncStoreBase(AsyncStore[T]):
                 if if_match is not None:
                     raise
                 self.retries += 1
+                await _after_lost_race(attempt)
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -760,6 +796,13 @@ class AsyncStoreBase(AsyncStore[T]):
             return 0
         keys = [self.meta.key_of(i) async for i in self.search_all(f)]
         return await delete_keys(self, keys, f)
+
+
+async def _after_lost_race(attempt: int) -> None:
+    """After a few lost races on one item, wait a random moment (growing, at most 50 ms) so
+    writers contending for it spread out instead of colliding again in lockstep."""
+    if attempt >= 2:
+        await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
 
 
 BULK_CHUNK = 100

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from persisty.errors import ValidationError
-from persisty.model import StoreMeta
+from persisty.model import StoreMeta, is_path, meta_of, parse_path
 from persisty.store._types import Increment
 
 NUMERIC_KINDS = frozenset({"int", "float", "decimal"})
@@ -89,10 +89,16 @@ def prepare_update(meta: StoreMeta, item: Any, current: Any, now: dt.datetime) -
 
 
 def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate the names in a patch: known, updatable, not part of the key."""
+    """Validate the names in a patch: known, updatable, not part of the key. A name may be
+    a path below an attribute (``location.city``, ``items[3].x``, ``/extra/a.b``): its
+    value is coerced to the declared type there, and the key is its canonical text."""
     if not isinstance(changes, Mapping):
         raise ValidationError("changes must be a mapping of attribute names to values")
+    result: dict[str, Any] | None = None
     for name, value in changes.items():
+        if name not in meta.by_name and is_path(name):
+            result = _check_paths(meta, changes)
+            break
         a = meta.attr(name)
         if not a.updatable or a.generated is not None:
             raise ValidationError(f"{name} cannot be changed", field=name)
@@ -101,24 +107,86 @@ def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]
         ):
             raise ValidationError(f"{name}: Increment({value.by!r}) does not apply to "
                                   f"{a.kind} values", field=name)
-    return dict(changes)
+    return dict(changes) if result is None else result
+
+
+def _check_paths(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`check_changes` for a patch that names paths."""
+    result: dict[str, Any] = {}
+    seen: list[tuple[Any, ...]] = []
+    for name, value in changes.items():
+        if name in meta.by_name:
+            result.update(check_changes(meta, {name: value}))
+            segments: tuple[Any, ...] = (name,)
+            text = name
+        else:
+            path = parse_path(meta, name)
+            text, segments = path.text, path.segments
+            a = meta.attr(path.root)
+            if not a.updatable or a.generated is not None or path.root in meta.key.attrs:
+                raise ValidationError(f"{path.root} cannot be changed", field=name)
+            if isinstance(value, Increment):
+                if not path.numeric or (path.coerce(0).__class__ is int
+                                        and not isinstance(value.by, int)):
+                    raise ValidationError(f"{text}: Increment({value.by!r}) does not apply "
+                                          "there", field=name)
+                result[text] = value
+            else:
+                result[text] = path.coerce(value)
+        for other in seen:
+            n = min(len(other), len(segments))
+            if other[:n] == segments[:n]:
+                raise ValidationError(f"{text}: the patch changes it twice (it overlaps "
+                                      "another path of the patch)", field=name)
+        seen.append(segments)
+    return result
+
+
+def patched_attrs(changes: Iterable[str]) -> list[str]:
+    """The top-level attributes a (checked) patch's names change, in order.
+
+    Example::
+
+        assert patched_attrs({"address.city": "x", "title": "t"}) == ["address", "title"]
+    """
+    return list(dict.fromkeys(_root_of(n) for n in changes))
+
+
+def _root_of(name: str) -> str:
+    if name.startswith("/"):
+        return name[1:].split("/", 1)[0].replace("~1", "/").replace("~0", "~")
+    return name.split(".", 1)[0].split("[", 1)[0]
 
 
 def has_increments(changes: Mapping[str, Any]) -> bool:
-    """Whether a (checked) patch holds an :class:`Increment`."""
-    return any(type(v) is Increment for v in changes.values())
+    """Whether a (checked) patch holds an :class:`Increment` (or a path, which is resolved
+    against the stored item the same way)."""
+    return any(type(v) is Increment or is_path(k) for k, v in changes.items())
 
 
 def resolve_increments(current: Any, changes: Mapping[str, Any]) -> Mapping[str, Any]:
     """``changes`` with each :class:`Increment` replaced by the value it gives on
-    ``current`` (a missing value counts as 0)."""
+    ``current`` (a missing value counts as 0), and the paths below an attribute turned
+    into that attribute's new value."""
     if not has_increments(changes):
         return changes
-    resolved = dict(changes)
+    resolved: dict[str, Any] = {}
+    meta = None
     for name, value in changes.items():
-        if type(value) is Increment:
+        if is_path(name):
+            meta = meta or meta_of(type(current))
+            path = parse_path(meta, name)
+            root = path.root
+            base = resolved[root] if root in resolved else getattr(current, root)
+            if type(value) is Increment:
+                at = path.get_below(base)
+                value = (0 if at is None else at) + value.by
+            resolved[root] = path.replace(current, value, root_value=base, use_root=True)
+        elif type(value) is Increment:
             base = getattr(current, name)
             resolved[name] = (0 if base is None else base) + value.by
+        else:
+            resolved[name] = value
     return resolved
 
 

@@ -8,7 +8,9 @@ edit this file, never the twin.
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -20,7 +22,7 @@ from persisty.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from persisty.model import StoreMeta, etag, meta_of
+from persisty.model import StoreMeta, etag, meta_of, parse_path
 from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
@@ -131,6 +133,39 @@ class Store(ABC, Generic[T]):
         A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
         atomically (``patch(key, {"hits": Increment(1)})``); a missing value counts as 0.
         """
+
+    def read_path(self, key: str, path: str) -> Any:
+        """The value at ``path`` (``location.city``, ``items[3].x``, JSON Pointer
+        ``/extra/a.b``) of the item with ``key``, typed as declared; ``NotFound`` when the
+        item is missing, ``ValidationError`` for a path the model does not have, ``None``
+        past a ``None``.
+
+        Example::
+
+            notes.write_path(key, "address", {"street": "Main St 1", "city": "Osaka"})
+            assert notes.read_path(key, "address.city") == "Osaka"
+        """
+        p = parse_path(self.meta, path)
+        item = self.read(key)
+        if item is None:
+            raise NotFound(f"no {self.meta.name} with key {key!r}")
+        return p.get(item)
+
+    def write_path(self, key: str, path: str, value: Any, *, if_match: str | None = None,
+                         precondition: Filter | None = None) -> T:
+        """Set the value at ``path`` of the item with ``key`` (coerced to the declared type)
+        and return the new item: one conditional write, tried again when the item changed
+        in between (as ``patch``, which takes paths too), so concurrent writes to other
+        paths of the item are never lost.
+
+        Example::
+
+            placed = notes.write_path(key, "address", {"street": "Main", "city": "Osaka"})
+            moved = notes.write_path(key, "address.city", "Tokyo", if_match=etag(placed))
+            assert moved.address.city == "Tokyo" and moved.address.street == "Main"
+        """
+        return self.patch(key, {path: value}, if_match=if_match,
+                                precondition=precondition)
 
     @abstractmethod
     def delete(self, key: str, *, if_match: str | None = None,
@@ -415,7 +450,7 @@ class StoreBase(Store[T]):
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
-        for _ in range(MAX_RETRIES):
+        for attempt in range(MAX_RETRIES):
             found = (self._get_live(k))[0]
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
@@ -427,6 +462,7 @@ class StoreBase(Store[T]):
                 if if_match is not None:
                     raise
                 self.retries += 1
+                _after_lost_race(attempt)
                 continue
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
@@ -761,6 +797,13 @@ class StoreBase(Store[T]):
             return 0
         keys = [self.meta.key_of(i) for i in self.search_all(f)]
         return delete_keys(self, keys, f)
+
+
+def _after_lost_race(attempt: int) -> None:
+    """After a few lost races on one item, wait a random moment (growing, at most 50 ms) so
+    writers contending for it spread out instead of colliding again in lockstep."""
+    if attempt >= 2:
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
 
 
 BULK_CHUNK = 100

@@ -18,6 +18,8 @@ from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
 from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
 from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
+from persisty.testing._paths_async import AsyncPathConformance
+from persisty.testing._paths_sync import PathConformance
 from persisty.testing._robust_async import AsyncRobustnessConformance
 from persisty.testing._robust_sync import RobustnessConformance
 from persisty.testing._secrecy._async import AsyncPageKeySecrecyConformance
@@ -31,6 +33,7 @@ __all__ = [
     "AsyncFileStoreConformance",
     "AsyncKVConformance",
     "AsyncPageKeySecrecyConformance",
+    "AsyncPathConformance",
     "AsyncPutExpiryIncrementConformance",
     "AsyncRobustnessConformance",
     "AsyncStashConformance",
@@ -39,6 +42,7 @@ __all__ = [
     "FileStoreConformance",
     "KVConformance",
     "PageKeySecrecyConformance",
+    "PathConformance",
     "PutExpiryIncrementConformance",
     "RobustnessConformance",
     "StashConformance",

@@ -77,6 +77,7 @@ from persisty.store._async import MAX_RETRIES, OrderArg
 from persisty.store._prepare import (
     check_changes,
     has_increments,
+    patched_attrs,
     prepare_create,
     prepare_creates,
     prepare_patch,
@@ -692,7 +693,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             increments = has_increments(changes)
             if names is None:
                 names = self._patched[tuple(changes)] = tuple(dict.fromkeys(
-                    [*changes, *(a.name for a in self.meta.attrs if a.generated == "updated")]))
+                    [*patched_attrs(changes),
+                     *(a.name for a in self.meta.attrs if a.generated == "updated")]))
         assert names is not None
         k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
         s = self.schema

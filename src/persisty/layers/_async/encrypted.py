@@ -14,14 +14,20 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from persisty.errors import PersistyError, ValidationError
+from persisty.errors import (
+    Conflict,
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    ValidationError,
+)
 from persisty.layers._async._pinning import (
     Outcome,
     batched_update_all,
     pinned_edit_batch,
 )
 from persisty.layers._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
-from persisty.model import AttrMeta, etag, meta_of
+from persisty.model import AttrMeta, etag, is_path, meta_of
 from persisty.model._attr import to_utc
 from persisty.query import (
     ALL,
@@ -34,6 +40,7 @@ from persisty.query import (
     Or,
     Order,
     TextQuery,
+    compile_filter,
     validate_filter,
 )
 from persisty.store import (
@@ -45,9 +52,10 @@ from persisty.store import (
     Explain,
     Increment,
     Page,
+    patched_attrs,
     resolve_increments,
 )
-from persisty.store._async import OrderArg, put_through, resolve_puts
+from persisty.store._async import MAX_RETRIES, OrderArg, put_through, resolve_puts
 from persisty.store._prepare import check_changes
 
 T = TypeVar("T")
@@ -182,6 +190,10 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
     def _seal_changes(self, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         changes = check_changes(self.meta, changes)
         canonical = self.meta.key_string(self.meta.parse_key(key))
+        for n in changes:
+            if is_path(n) and patched_attrs([n])[0] in self.cipher.attrs:
+                raise ValidationError(f"{n} is in an encrypted attribute: write it with patch "
+                                      "or write_path, not in a batch", field=n)
         touched = [n for n in changes if n in self.cipher.attrs]
         if not touched:
             return changes
@@ -310,12 +322,37 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
 
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
+        changes = check_changes(self.meta, changes)
+        if any(is_path(n) and r in self.cipher.attrs
+               for n, r in zip(changes, patched_attrs(changes), strict=True)):
+            return await self._patch_sealed_paths(key, changes, if_match, precondition)
         if if_match is None and precondition is None:
             stored = await self.inner.patch(key, self._seal_changes(key, changes))
             return self._open(stored)  # type: ignore[no-any-return]
         outcome = await self._one(Edit.patch(key, changes, if_match=if_match,
                                              precondition=precondition))
         return self._open(outcome.item)  # type: ignore[no-any-return]
+
+    async def _patch_sealed_paths(self, key: str, changes: dict[str, Any],
+                                  if_match: str | None, precondition: Filter | None) -> T:
+        """A patch naming paths inside encrypted attributes: the whole attribute is sealed
+        anew from the item as read, written only while the item is as read."""
+        check = None if precondition is None else compile_filter(
+            validate_filter(precondition, self.meta), self.meta)
+        for _ in range(MAX_RETRIES):
+            current = await self.read(key)
+            if current is None:
+                raise NotFound(f"no {self.meta.name} with key {key!r}")
+            if if_match is not None and etag(current) != if_match:
+                raise PreconditionFailed("the item has changed (etag does not match)")
+            if check is not None and not check(current):
+                raise PreconditionFailed("the precondition does not hold")
+            whole = dict(resolve_increments(current, changes))
+            try:
+                return await self.patch(key, whole, if_match=etag(current))
+            except PreconditionFailed:
+                continue  # changed since it was read: check and apply again
+        raise Conflict("too many concurrent changes; try again")
 
     async def delete(self, key: str, *, if_match: str | None = None,
                      precondition: Filter | None = None) -> None:
@@ -339,6 +376,68 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = await resolve_puts(self, edits)
+        for _ in range(MAX_RETRIES):
+            planned, pinned = await self._resolve_sealed_paths(edits)
+            if not pinned and planned is edits:
+                return await self._edit_batch(edits, atomic)
+            results = await self._edit_batch(planned, atomic)
+            for r, e in zip(results, edits, strict=True):
+                r.edit = e
+            stale = [i for i in pinned if results[i].code == "precondition_failed"]
+            if not stale:
+                return results
+            if atomic:
+                continue  # an item changed since it was read: resolve the paths again
+            for i in stale:
+                e = edits[i]
+                assert e.key is not None
+                try:
+                    item = await self.patch(e.key, e.changes or {}, precondition=e.precondition)
+                    results[i] = EditResult(e, True, None, item)
+                except PersistyError as err:
+                    results[i] = EditResult(e, False, err.code, None, err.message, err.field)
+            return results
+        raise Conflict("too many concurrent changes; try again")
+
+    async def _resolve_sealed_paths(self, edits: list[Edit]) -> tuple[list[Edit], set[int]]:
+        """``edits`` with each patch that names paths inside encrypted attributes turned
+        into a patch of the whole attributes, resolved on the items as read; ``pinned`` are
+        the edits this pinned to the etag it read (a ``precondition_failed`` there means
+        the item changed in between)."""
+        todo: list[int] = []
+        for i, e in enumerate(edits):
+            if isinstance(e, Edit) and e.kind is EditKind.PATCH and isinstance(
+                    e.changes, Mapping) and any(
+                    is_path(n) and patched_attrs([n])[0] in self.cipher.attrs
+                    for n in e.changes):
+                todo.append(i)
+        if not todo:
+            return edits, set()
+        keys = [edits[i].key or "" for i in todo]
+        try:
+            found = await self.read_batch(keys)
+        except PersistyError:
+            found = [None] * len(keys)
+        planned = list(edits)
+        pinned: set[int] = set()
+        for i, current in zip(todo, found, strict=True):
+            e = edits[i]
+            if current is None:
+                planned[i] = Edit.patch(e.key or "", {}, if_match=e.if_match,
+                                        precondition=e.precondition)
+                continue
+            try:
+                whole = dict(resolve_increments(current, check_changes(self.meta,
+                                                                       e.changes or {})))
+            except PersistyError:
+                continue  # the batch reports the bad change
+            if e.if_match is None:
+                pinned.add(i)
+            planned[i] = Edit.patch(e.key or "", whole, if_match=e.if_match or etag(current),
+                                    precondition=e.precondition)
+        return planned, pinned
+
+    async def _edit_batch(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         translate, view = self._batch_views()
         outcomes = await pinned_edit_batch(
             self.inner, self.meta, edits, atomic, view=self._view, translate=translate,

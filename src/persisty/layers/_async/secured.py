@@ -35,7 +35,16 @@ from persisty.query import (
     compile_filter,
     validate_filter,
 )
-from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Explain, Page
+from persisty.store import (
+    AsyncStore,
+    AsyncWrappedStore,
+    Edit,
+    EditKind,
+    EditResult,
+    Explain,
+    Page,
+    patched_attrs,
+)
 from persisty.store._async import OrderArg, patch_keys, put_through, resolve_puts
 from persisty.store._prepare import (
     check_changes,
@@ -290,7 +299,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
     async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
-        self._check_writable(list(changes))
+        self._check_writable(patched_attrs(changes))
         pre = None if precondition is None else self._filter(precondition, "precondition")
         for _ in range(MAX_RETRIES):
             current = self._check_before(await self.inner.read(key), key, self._can_update,
@@ -431,7 +440,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             sent = Edit.update(new, if_match=if_match, precondition=guard)
         else:
             changes = check_changes(self.meta, e.changes or {})
-            self._check_writable(list(changes))
+            self._check_writable(patched_attrs(changes))
             after = prepare_patch(self.meta, current, changes, now)
             sent = Edit.patch(key, changes, if_match=if_match, precondition=guard)
         if not self._can_update(after):
@@ -441,7 +450,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         changes = check_changes(self.meta, changes)
-        self._check_writable(list(changes))
+        self._check_writable(patched_attrs(changes))
         f = self._filter(filter)
         if f is NONE:
             return 0

@@ -36,7 +36,16 @@ from persisty.query import (
     compile_filter,
     validate_filter,
 )
-from persisty.store import Edit, EditKind, EditResult, Explain, Page, Store, WrappedStore
+from persisty.store import (
+    Edit,
+    EditKind,
+    EditResult,
+    Explain,
+    Page,
+    Store,
+    WrappedStore,
+    patched_attrs,
+)
 from persisty.store._prepare import (
     check_changes,
     prepare_create,
@@ -291,7 +300,7 @@ class SecuredStore(WrappedStore[T]):
     def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
                     precondition: Filter | None = None) -> T:
         changes = check_changes(self.meta, changes)
-        self._check_writable(list(changes))
+        self._check_writable(patched_attrs(changes))
         pre = None if precondition is None else self._filter(precondition, "precondition")
         for _ in range(MAX_RETRIES):
             current = self._check_before(self.inner.read(key), key, self._can_update,
@@ -432,7 +441,7 @@ class SecuredStore(WrappedStore[T]):
             sent = Edit.update(new, if_match=if_match, precondition=guard)
         else:
             changes = check_changes(self.meta, e.changes or {})
-            self._check_writable(list(changes))
+            self._check_writable(patched_attrs(changes))
             after = prepare_patch(self.meta, current, changes, now)
             sent = Edit.patch(key, changes, if_match=if_match, precondition=guard)
         if not self._can_update(after):
@@ -442,7 +451,7 @@ class SecuredStore(WrappedStore[T]):
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         changes = check_changes(self.meta, changes)
-        self._check_writable(list(changes))
+        self._check_writable(patched_attrs(changes))
         f = self._filter(filter)
         if f is NONE:
             return 0
