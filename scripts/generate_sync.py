@@ -72,6 +72,7 @@ def main(argv: list[str]) -> int:
             continue
         stale.append(target.relative_to(ROOT).as_posix())
         if not check:
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(code)
     if check and stale:
         print("stale sync twins (run python scripts/generate_sync.py):", *stale, sep="\n  ")

@@ -20,7 +20,7 @@ from tests.conftest import MYSQL_URL, POSTGRES_URL
 import persisty
 import persisty.aio
 from persisty import etag
-from persisty.backends.sql._schema import OUTBOX_TABLE
+from persisty.backends.sql import OUTBOX_TABLE
 from persisty.errors import PersistyError, ValidationError
 from persisty.layers import Change, observed
 from persisty.store import Edit
@@ -80,8 +80,8 @@ def test_a_failed_write_leaves_no_change(db: Any) -> None:
 def test_a_write_and_its_change_commit_together(db: Any) -> None:
     counters = observed(db.store(Counter), outbox=True)
     counters.create(Counter(id="a"))
-    with db._connection() as conn:  # the outbox becomes unwritable behind the store's back
-        db.driver.run(conn, f"DROP TABLE {OUTBOX_TABLE}")
+    with db.executor.connection() as conn:  # the outbox becomes unwritable behind the store's back
+        db.executor.driver.run(conn, f"DROP TABLE {OUTBOX_TABLE}")
     try:
         with pytest.raises(PersistyError):
             counters.create(Counter(id="b"))
@@ -92,8 +92,8 @@ def test_a_write_and_its_change_commit_together(db: Any) -> None:
         # no write committed without its change
         assert counters.read_batch(["a", "b", "c0"]) == [Counter(id="a"), None, None]
     finally:
-        db._tables_ready.discard(OUTBOX_TABLE)
-        db._ensure_outbox()
+        db.tables.forget([OUTBOX_TABLE])
+        db.tables.ensure_outbox()
 
 
 def test_a_failing_hook_is_recorded_and_its_change_cleared(db: Any) -> None:
@@ -217,13 +217,16 @@ async def test_async_outbox_delivers_and_clears(namespace: str) -> None:
 
 def test_outbox_layers_made_per_request_are_not_kept(tmp_path: Path) -> None:
     import gc
+    import weakref
 
     db = persisty.connect(f"sqlite:///{tmp_path / 'many.db'}")
+    made: list[weakref.ref[Any]] = []
     for i in range(50):
         counters = observed(db.store(Counter), outbox=True)
         counters.create(Counter(id=f"c{i}"))
+        made.append(weakref.ref(counters.inner))
     del counters
     gc.collect()
-    assert len(db._twins) == 0
+    assert [ref for ref in made if ref() is not None] == []
     assert db.store(Counter).count() == 50
     db.close()

@@ -5,16 +5,18 @@ on a loopback port, SQLite)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
-import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from serve_models import Author, Post
 from starlette.testclient import TestClient
 
@@ -134,31 +136,29 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: Any) -> Any:
+    """``gql_timing_app`` under uvicorn in a process of its own, on a loopback port."""
     path = tmp_path_factory.mktemp("gql") / "gql.db"
-    db = persisty.aio.connect(f"sqlite:///{path}", namespace="t" + uuid.uuid4().hex[:8])
-
-    async def seed() -> None:
-        authors, posts = db.store(Author), db.store(Post)
-        from persisty.store import Edit
-
-        await authors.edit_batch([Edit.create(Author(id=f"a{i}", name=f"n{i}"))
-                                  for i in range(20)])
-        await posts.edit_batch([Edit.create(Post(id=uuid.uuid4(), author_id=f"a{i % 20}",
-                                                 text=f"post {i}", stars=i))
-                                for i in range(1000)])
-
-    asgi = app(db, [Author, Post], links=LINKS, on_startup=[seed])
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    here = Path(__file__).parent
+    env = {**os.environ, "PERSISTY_GQL_TIMING_DB": str(path),
+           "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gql_timing_app:asgi",
+                             "--host", "127.0.0.1", "--port", str(port),
+                             "--log-level", "warning"], cwd=here, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, "the server exited"
+        assert time.monotonic() < deadline, "the server did not start"
+        try:
+            if httpx.get(f"{url}/api/author/a1", timeout=5).status_code == 200:
+                break  # started and seeded
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
 
 
 # the heaviest shapes the default limits let through, and the hostile ones
@@ -191,7 +191,7 @@ def test_any_query_finishes_in_2s_and_rest_stays_responsive(server: str, query: 
 
         worker = threading.Thread(target=run)
         worker.start()
-        latencies = []
+        latencies: list[float] = []
         while worker.is_alive() and len(latencies) < 200:
             t = time.monotonic()
             assert c.get("/api/author/a1").status_code == 200
@@ -205,3 +205,69 @@ def test_any_query_finishes_in_2s_and_rest_stays_responsive(server: str, query: 
             "code"] == "timeout"
     if len(latencies) >= 5:  # a query refused at once leaves nothing to measure
         assert statistics.median(latencies) < 0.1, latencies
+
+
+# the heaviest queries the default cost (10,000 items) lets through: four lists of 1,000 with
+# a relation each, and nine flat lists of 1,000
+HEAVIEST_NESTED = "{ " + " ".join(f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars "
+                                  f"author {{ name }} }} }}" for i in range(4)) + " }"
+HEAVIEST_FLAT = "{ " + " ".join(f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars }} }}"
+                                for i in range(9)) + " }"
+
+
+def _rest_latencies_during(server: str, query: str) -> tuple[list[float], dict[str, Any]]:
+    """REST read latencies sampled while ``query`` runs (twice in a row, for more samples)."""
+    done: dict[str, Any] = {"bodies": []}
+    with httpx.Client(base_url=server, timeout=30) as c:
+        c.get("/api/author/a1")  # a warm connection: the handshake is not measured
+
+        def run() -> None:
+            with httpx.Client(base_url=server, timeout=30) as g:
+                for _ in range(2):
+                    r = g.post("/graphql", json={"query": query})
+                    done["bodies"].append((r.status_code, r.json()))
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        latencies: list[float] = []
+        while worker.is_alive():
+            t = time.monotonic()
+            assert c.get("/api/author/a1").status_code == 200
+            latencies.append(time.monotonic() - t)
+            time.sleep(0.005)
+        worker.join(30)
+    return latencies, done
+
+
+@pytest.mark.parametrize("query", [HEAVIEST_NESTED, HEAVIEST_FLAT])
+def test_the_slowest_rest_request_stays_under_100ms_during_the_heaviest_query(
+        server: str, query: str) -> None:
+    """Every REST request, not only the median, is answered in < 100 ms while the heaviest
+    allowed GraphQL query runs: the executor completes long lists a slice at a time and gives
+    the event loop back in between (graphql-core alone completes 1,000 items in one turn,
+    which held REST requests up for 300-700 ms).
+
+    Two measures: the longest turn of the server's event loop in CPU time of its thread
+    (what a request arriving meanwhile waits for, unaffected by what else the machine runs:
+    < 50 ms, where graphql-core alone takes 140-190 ms), and the slowest REST request as its
+    client sees it (< 100 ms; on a machine with more runnable processes than cores, every
+    process waits for a core, so the bound grows with the load average per core). A run whose
+    slowest request was slowed by something else is tried again, at most three times."""
+    runs = []
+    for _ in range(3):
+        httpx.get(f"{server}/_probe/loop")  # reset
+        latencies, done = _rest_latencies_during(server, query)
+        busiest = httpx.get(f"{server}/_probe/loop").json()["cpu_seconds"]
+        for status, body in done["bodies"]:
+            assert status == 200 and "errors" not in body, str(body)[:300]
+            assert [len(v["items"]) for v in body["data"].values()] == [1000] * len(
+                body["data"])
+        assert len(latencies) >= 5, latencies  # the query ran long enough to be measured
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+        runs.append((max(latencies), busiest, 0.1 * max(1.0, load)))
+        if max(latencies) < 0.1 and busiest < 0.05:
+            break
+    report = [f"slowest REST {w * 1000:.0f} ms (bound {bound * 1000:.0f} ms), busiest loop "
+              f"turn {b * 1000:.0f} ms CPU" for w, b, bound in runs]
+    assert min(b for _, b, _ in runs) < 0.05, report
+    assert any(w < bound for w, _, bound in runs), report

@@ -13,18 +13,13 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persisty.backends.sql._schema import (
-    TableSchema,
-    _json_text,
-    _json_texts,
-    _sqlite_datetime,
-    _sqlite_datetimes,
-    etag_of,
-    etags_of,
-    make_dialect,
-)
+from persisty.backends.sql import TableSchema, dialect_for
+from persisty.backends.sql._table import _json_texts
+from persisty.backends.sql.dialects._base import json_text as _json_text
+from persisty.backends.sql.dialects.sqlite import sqlite_datetime as _sqlite_datetime
+from persisty.backends.sql.dialects.sqlite import sqlite_datetimes as _sqlite_datetimes
 from persisty.errors import ValidationError
-from persisty.model import meta_of
+from persisty.model import etag_of, etags_of, meta_of
 from persisty.store._prepare import prepare_create, prepare_creates
 from persisty.testing.models import Color, Item
 
@@ -102,7 +97,7 @@ def test_prepare_creates_takes_mappings_and_names_the_bad_item() -> None:
 @settings(max_examples=100, deadline=None)
 @given(batch=st.lists(items(), min_size=1, max_size=6))
 def test_insert_rows_equal_insert_row_each(engine: str, batch: list[Item]) -> None:
-    schema = TableSchema(META, make_dialect(engine), None, sa.MetaData())
+    schema = TableSchema(META, dialect_for(f"{engine}://"), None, sa.MetaData())
     try:
         stored = [prepare_create(META, i, NOW) for i in batch]
     except ValidationError:

@@ -93,7 +93,8 @@ def _unescape(part: str) -> str:
     return part.replace("~1", ":").replace("~0", "~")
 
 
-def _key_text(value: Any) -> str:
+def key_text(value: Any) -> str:
+    """One key value as the text of a key string (before escaping ``:`` of composite keys)."""
     if isinstance(value, str):
         return value
     if isinstance(value, dt.datetime):
@@ -193,15 +194,15 @@ class StoreMeta:
     def key_string(self, values: Sequence[Any]) -> str:
         """The key string for typed key values."""
         if len(values) == 1:
-            return _key_text(values[0])
-        return ":".join(_escape(_key_text(v)) for v in values)
+            return key_text(values[0])
+        return ":".join(_escape(key_text(v)) for v in values)
 
     def parse_key(self, key: Any) -> tuple[Any, ...]:
         """Typed key values from a key string; ``ValidationError`` naming the key attribute."""
         attrs = self.key_attrs
         if not isinstance(key, str):
             if len(attrs) == 1 and not isinstance(key, tuple | list | dict | set):
-                key = _key_text(key)
+                key = key_text(key)
             else:
                 raise ValidationError(f"a key must be a string, not {type(key).__name__}",
                                       field=attrs[0].name)

@@ -3,6 +3,7 @@ and GraphQL routes, the index, OpenAPI and docs pages, and the Starlette applica
 
 from __future__ import annotations
 
+import gc
 import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -327,7 +328,12 @@ def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions)
             result = fn()
             if hasattr(result, "__await__"):
                 await result
+        # what exists once the app has started (modules, schema, stores) lives as long as
+        # the process: frozen, the collector's full passes no longer walk it, and a large
+        # response no longer pauses every request for a walk of the whole heap
+        gc.freeze()
         yield
+        gc.unfreeze()
         if options.close_database:
             for mount in api.files.values():
                 await mount.files.close()

@@ -22,8 +22,9 @@ from starlette.routing import Route
 from persisty.errors import PersistyError, ValidationError
 from persisty.serve._api import Api, JSONResponse, error_response, read_json
 from persisty.serve._graphql import build_schema
+from persisty.serve._graphql_executor import SharingExecutor
 from persisty.serve._graphql_limits import check_operation
-from persisty.serve._graphql_loading import DEFAULT_CHILDREN, DEFAULT_PAGE, Context, share_the_loop
+from persisty.serve._graphql_loading import DEFAULT_CHILDREN, DEFAULT_PAGE, Context
 from persisty.serve._limits import BadRequest, decode_json, too_deep
 from persisty.serve._static import GRAPHIQL, REACT, REACT_DOM, asset
 
@@ -115,7 +116,7 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                 return refused(invalid)
             run = execute(schema, doc, context_value=Context(api, request),
                           variable_values=variables, operation_name=op_name,
-                          middleware=[share_the_loop])
+                          executor_class=SharingExecutor)
             try:
                 result = await asyncio.wait_for(_awaited(run), limits.graphql_timeout)
             except TimeoutError:

@@ -4,7 +4,6 @@ middleware that gives the event loop back while a large result is resolved."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -66,7 +65,6 @@ class Context:
         self.api = api
         self.request = request
         self.loaders: dict[str, Loader] = {}
-        self.fields = 0
 
     def store(self, served: Served) -> Any:
         return self.api.store(self.request, served)
@@ -81,28 +79,6 @@ class Context:
 
 WAKE_AT_ONCE = 100
 """Resolvers a loaded batch wakes in one turn of the event loop."""
-
-YIELD_EVERY = 200
-"""Fields resolved between two yields to the event loop: a large result never holds up
-other requests (and the timeout can stop it)."""
-
-
-async def _after_yield(value: Any) -> Any:
-    await asyncio.sleep(0)
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
-    """Middleware: every ``YIELD_EVERY`` fields, give the event loop back once."""
-    ctx = info.context
-    ctx.fields += 1
-    value = next_(root, info, **args)
-    if ctx.fields % YIELD_EVERY == 0:
-        return _after_yield(value)
-    return value
-
 
 DEFAULT_PAGE = 100
 """How many items a search gives without a ``limit`` (the stores' default page)."""

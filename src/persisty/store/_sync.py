@@ -7,13 +7,15 @@ edit this file, never the twin.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from persisty.errors import (
     Conflict,
@@ -955,6 +957,48 @@ class WrappedStore(Store[T]):
 
     def purge_expired(self, limit: int | None = None) -> int:
         return self.inner.purge_expired(limit)
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """The changes a store's writes left in its transactional outbox, kept until they are
+    delivered: what ``observed(store, outbox=True)`` delivers at least once.
+
+    Example::
+
+        store, outbox = sql_db.store(Note).with_outbox()
+        with outbox.collecting() as ids:     # the ids of the changes written in the block
+            store.create(Note(title="x"))
+        outbox.done(ids)               # delivered: clear them
+    """
+
+    def collecting(self) -> AbstractContextManager[list[str]]:
+        """Collect the ids of the changes written in this block (this task or thread)."""
+        ...
+
+    def done(self, ids: Sequence[str]) -> None:
+        """Forget delivered changes."""
+        ...
+
+    def claim(self, limit: int = 100) -> list[tuple[str, str, str, Any, Any, dt.datetime]]:
+        """Lease up to ``limit`` changes whose writer did not deliver them in time:
+        ``(id, kind, key, old, new, at)``."""
+        ...
+
+    def pending(self) -> int:
+        """How many changes wait (leased or not)."""
+        ...
+
+
+@runtime_checkable
+class OutboxSource(Protocol):
+    """A store that can write each change to a transactional outbox with its write (the
+    SQL stores)."""
+
+    def with_outbox(self, lease: float = 30.0) -> tuple[Store[Any], Outbox]:
+        """This store again, writing to the outbox, and the outbox; ``lease`` is how many
+        seconds a writer has to deliver before another process may take a change over."""
+        ...
 
 
 _NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")

@@ -16,10 +16,9 @@ import persisty
 import persisty.aio
 import persisty.sql
 from persisty import F
-from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
-from persisty.backends.sql._schema import etag_of, parse_url
+from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase, parse_url
 from persisty.errors import Conflict, Unavailable, ValidationError
-from persisty.model import Attr, Index, etag, meta_of, stored
+from persisty.model import Attr, Index, etag, etag_of, meta_of, stored
 from persisty.query import ALL
 from persisty.store import Edit
 from persisty.testing._data import every_op_filters, sample_items
@@ -323,13 +322,13 @@ def test_single_statement_conditional_writes(db: SqlDatabase) -> None:
 def test_sqlite_page_size_applies_to_a_new_file(tmp_path: Path) -> None:
     db = persisty.connect(f"sqlite:///{tmp_path / 'big.db'}", page_size=8192)
     db.store(Item).create(Item(owner="a", title="t"))
-    with db._connection() as conn:
-        assert db.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
+    with db.executor.connection() as conn:
+        assert db.executor.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
     db.close()
     again = persisty.connect(f"sqlite:///{tmp_path / 'big.db'}", page_size=4096)
     assert again.store(Item).count() == 1  # an existing file keeps its page size
-    with again._connection() as conn:
-        assert again.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
+    with again.executor.connection() as conn:
+        assert again.executor.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
     again.close()
 
 

@@ -30,9 +30,7 @@ from typing import Any
 import msgspec
 
 from persisty.errors import ValidationError
-from persisty.model import StoreMeta
-from persisty.model._attr import AttrMeta
-from persisty.model._meta import _key_text
+from persisty.model import AttrMeta, StoreMeta, key_text
 
 PK = "~pk"
 SK = "~sk"
@@ -111,7 +109,7 @@ def partition_text(v: Any) -> str:
     """The table's partition key text of a key value: ``k`` and the value's key text."""
     if isinstance(v, decimal.Decimal):
         return "k" + format(v.normalize(_DEC_CONTEXT), "f")
-    return "k" + _key_text(v)
+    return "k" + key_text(v)
 
 
 def successor(prefix: bytes) -> bytes:

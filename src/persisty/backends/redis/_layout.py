@@ -30,8 +30,7 @@ from typing import Any
 
 from persisty.backends.redis import _encoding as enc
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
-from persisty.model import StoreMeta
-from persisty.model._attr import SCALAR_KINDS
+from persisty.model import SCALAR_KINDS, StoreMeta
 from persisty.query import (
     ALL,
     And,
