@@ -187,7 +187,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
 
     result.append(Route(api.prefix or "/", index, methods=["GET"], include_in_schema=False))
     if api.prefix:
-        result.append(_root_route(api, docs=docs, graphql=graphql))
+        result.append(_root_route(api, docs=docs, graphql=graphql, admin=options.admin))
     if docs or graphql:
         result.append(static_route())
     if docs:
@@ -202,10 +202,12 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
     return api, result
 
 
-def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
+def _root_route(api: Api, *, docs: bool, graphql: bool, admin: bool = False) -> Route:
     """``GET /``: where the API, its docs and GraphQL are (a page of links for a browser)."""
     links = {"api": api.prefix, "openapi": f"{api.prefix}/openapi.json",
              "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None}
+    if admin:
+        links["admin"] = "/admin/"
 
     async def root(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
