@@ -127,6 +127,6 @@ def test_pages_refer_only_to_their_own_origin_and_assets_cache_long(tmp_path: Pa
         root = client.get("/")
         assert root.status_code == 200
         assert root.json() == {"api": "/api", "openapi": "/api/openapi.json",
-                               "docs": "/docs", "graphql": "/graphql"}
+                               "docs": "/docs", "graphql": "/graphql", "admin": "/admin/"}
         browser_root = client.get("/", headers={"accept": "text/html"})
         assert 'href="docs"' in browser_root.text and 'href="api"' in browser_root.text

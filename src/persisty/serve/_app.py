@@ -25,6 +25,7 @@ from persisty.serve._api import DEFAULT_LIMITS, Api, JSONResponse, Link, Served
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
 from persisty.serve._files_access import file_mounts
 from persisty.serve._files_http import file_routes
+from persisty.serve._files_refs import file_ref_view, ref_attrs
 from persisty.serve._graphql import relation_graph
 from persisty.serve._graphql_http import graphql_route
 from persisty.serve._limits import Limits
@@ -150,9 +151,14 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
         dict(options.files) if options.files is not None else None, options.file_policies,
         anon_files if isinstance(anon_files, bool) else list(anon_files),
         redirect=redirect if isinstance(redirect, bool) else list(redirect))
-    return Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
-               max_limit=options.max_limit, title=options.title, links=links,
-               limits=options.limits or DEFAULT_LIMITS, files=mounts)
+    api = Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
+              max_limit=options.max_limit, title=options.title, links=links,
+              limits=options.limits or DEFAULT_LIMITS, files=mounts)
+    for s in served.values():
+        refs = ref_attrs(s.meta, mounts)
+        if refs:
+            s.wrap = file_ref_view(api, refs)
+    return api
 
 
 def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions,
@@ -181,7 +187,7 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
 
     result.append(Route(api.prefix or "/", index, methods=["GET"], include_in_schema=False))
     if api.prefix:
-        result.append(_root_route(api, docs=docs, graphql=graphql))
+        result.append(_root_route(api, docs=docs, graphql=graphql, admin=options.admin))
     if docs or graphql:
         result.append(static_route())
     if docs:
@@ -196,10 +202,12 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
     return api, result
 
 
-def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
+def _root_route(api: Api, *, docs: bool, graphql: bool, admin: bool = False) -> Route:
     """``GET /``: where the API, its docs and GraphQL are (a page of links for a browser)."""
     links = {"api": api.prefix, "openapi": f"{api.prefix}/openapi.json",
              "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None}
+    if admin:
+        links["admin"] = "/admin/"
 
     async def root(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
