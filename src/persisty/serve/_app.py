@@ -25,6 +25,7 @@ from persisty.serve._api import DEFAULT_LIMITS, Api, JSONResponse, Link, Served
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
 from persisty.serve._files_access import file_mounts
 from persisty.serve._files_http import file_routes
+from persisty.serve._files_refs import file_ref_view, ref_attrs
 from persisty.serve._graphql import relation_graph
 from persisty.serve._graphql_http import graphql_route
 from persisty.serve._limits import Limits
@@ -150,9 +151,14 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
         dict(options.files) if options.files is not None else None, options.file_policies,
         anon_files if isinstance(anon_files, bool) else list(anon_files),
         redirect=redirect if isinstance(redirect, bool) else list(redirect))
-    return Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
-               max_limit=options.max_limit, title=options.title, links=links,
-               limits=options.limits or DEFAULT_LIMITS, files=mounts)
+    api = Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
+              max_limit=options.max_limit, title=options.title, links=links,
+              limits=options.limits or DEFAULT_LIMITS, files=mounts)
+    for s in served.values():
+        refs = ref_attrs(s.meta, mounts)
+        if refs:
+            s.wrap = file_ref_view(api, refs)
+    return api
 
 
 def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions,
