@@ -10,8 +10,13 @@ alternating between the two servers for ``--rounds`` rounds (the best round of e
     search  owner == X order by score desc limit 20
     patch   PATCH one item's score and title (random keys)
     create  POST a new item
+    file-dir, file-chunks    GET a 1 MiB file from a directory file store / from chunks in
+                             SQLite; the bare server answers Starlette's FileResponse on
+                             the same bytes on disk
+    range-dir, range-chunks  GET a random 16 KiB Range of that file
 
-Run: ``.venv/bin/python benchmarks/bench_serve.py [--n 10000] [--requests 3000]``.
+Run: ``.venv/bin/python benchmarks/bench_serve.py [--n 10000] [--requests 3000]
+[--file-requests 300]``.
 """
 
 from __future__ import annotations
@@ -43,11 +48,36 @@ COLUMNS = ("id", "title", "owner", "score", "created_at", "tags")
 # ---- the two servers -------------------------------------------------------------------------
 
 
+FILE_SIZE = 1 << 20
+RANGE_SIZE = 16 * 1024
+FILE_KEY = "bench/one-mib.bin"
+
+
+def file_stores(root: Path, aio: bool) -> dict[str, Any]:
+    """The directory and chunks-in-SQLite file stores of the download phases."""
+    import persisty.files
+    import persisty.files.aio
+
+    connect = persisty.files.aio.connect if aio else persisty.files.connect
+    return {
+        "dir": connect(
+            f"dir://{root / 'files'}", catalog=f"sqlite:///{root / 'cat.db'}", name="dir"
+        ),
+        "chunks": connect(f"sqlite:///{root / 'chunks.db'}", name="chunks"),
+    }
+
+
 def persisty_app(db_path: str) -> Any:
     import persisty.aio
     from persisty.serve import app
 
-    return app(persisty.aio.connect(f"sqlite:///{db_path}"), [BenchItem], graphql=False, docs=False)
+    return app(
+        persisty.aio.connect(f"sqlite:///{db_path}"),
+        [BenchItem],
+        graphql=False,
+        docs=False,
+        files=file_stores(Path(db_path).parent, aio=True),
+    )
 
 
 def bare_app(db_path: str) -> Any:
@@ -141,8 +171,16 @@ def bare_app(db_path: str) -> Any:
             )
         return JSONResponse(data, status_code=201, headers={"Location": f"/bare/item/{data['id']}"})
 
+    one_mib = Path(db_path).parent / "one-mib.bin"
+
+    async def download(request: Request) -> Response:
+        from starlette.responses import FileResponse
+
+        return FileResponse(one_mib, media_type="application/octet-stream")
+
     return Starlette(
         routes=[
+            Route("/bare/file", download, methods=["GET"]),
             Route("/bare/item/{key}", get, methods=["GET"]),
             Route("/bare/item/{key}", patch, methods=["PATCH"]),
             Route("/bare/item", search),
@@ -176,8 +214,8 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status
 
 
-def _raw(method: str, path: str, body: bytes = b"") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+def _raw(method: str, path: str, body: bytes = b"", headers: str = "") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}"
     if body:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
@@ -229,7 +267,7 @@ def _port() -> int:
 
 
 def phases(
-    kind: str, rows: list[dict[str, Any]], n_requests: int, seed: int
+    kind: str, rows: list[dict[str, Any]], n_requests: int, seed: int, file_requests: int = 50
 ) -> dict[str, list[bytes]]:
     rnd = random.Random(seed)
     keys = [r["id"] for r in rows]
@@ -267,7 +305,27 @@ def phases(
             for _ in range(n_requests)
         ],
         "create": [_raw("POST", create_path, json.dumps(r).encode()) for r in new],
+        **file_phases(kind, rnd, file_requests),
     }
+
+
+FILE_PHASES = ("file-dir", "file-chunks", "range-dir", "range-chunks")
+
+
+def file_phases(kind: str, rnd: random.Random, n: int) -> dict[str, list[bytes]]:
+    """GETs of the whole 1 MiB file and of random 16 KiB ranges of it."""
+    out: dict[str, list[bytes]] = {}
+    for store in ("dir", "chunks"):
+        path = f"/api/_files/{store}/{FILE_KEY}" if kind == "persisty" else "/bare/file"
+        out[f"file-{store}"] = [_raw("GET", path) for _ in range(n)]
+        ranges = []
+        for _ in range(n):
+            start = rnd.randrange(0, FILE_SIZE - RANGE_SIZE)
+            ranges.append(
+                _raw("GET", path, headers=f"Range: bytes={start}-{start + RANGE_SIZE - 1}\r\n")
+            )
+        out[f"range-{store}"] = ranges
+    return out
 
 
 class Server:
@@ -302,12 +360,14 @@ def measure(
         for name in ("get", "search"):
             server.run(warm[name], args.concurrency, 200)
     for round_ in range(args.rounds):
-        plans = {k: phases(k, rows, args.requests, seed=11 + round_) for k in servers}
-        for name in ("get", "search", "patch", "create"):
+        plans = {
+            k: phases(k, rows, args.requests, seed=11 + round_, file_requests=args.file_requests)
+            for k in servers
+        }
+        for name in ("get", "search", "patch", "create", *FILE_PHASES):
             for kind, server in servers.items():
-                r = server.run(
-                    plans[kind][name], args.concurrency, 201 if name == "create" else 200
-                )
+                expect = 201 if name == "create" else 206 if name.startswith("range") else 200
+                r = server.run(plans[kind][name], args.concurrency, expect)
                 if name not in best[kind] or r[0] > best[kind][name][0]:
                     best[kind][name] = r
     return best
@@ -317,6 +377,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="items in the database")
     parser.add_argument("--requests", type=int, default=3000, help="requests per phase")
+    parser.add_argument(
+        "--file-requests", type=int, default=300, help="requests per download phase"
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; best counts")
     parser.add_argument("--server", choices=["persisty", "bare"], help=argparse.SUPPRESS)
@@ -339,11 +402,18 @@ def main() -> None:
         for start in range(0, len(rows), 1000):
             store.edit_batch([Edit.create(r) for r in rows[start : start + 1000]])
         db.close()
+        payload = random.Random(5).randbytes(FILE_SIZE)
         servers: dict[str, Server] = {}
         try:
             for kind in ("bare", "persisty"):
-                path = tmp / f"{kind}.db"
+                (tmp / kind).mkdir()
+                path = tmp / kind / "items.db"
                 shutil.copy(base, path)
+                (tmp / kind / "one-mib.bin").write_bytes(payload)
+                if kind == "persisty":
+                    for files in file_stores(tmp / kind, aio=False).values():
+                        files.put(FILE_KEY, payload, content_type="application/octet-stream")
+                        files.close()
                 servers[kind] = Server(kind, str(path))
             results = measure(servers, rows, args)
         finally:
@@ -355,13 +425,17 @@ def main() -> None:
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})"
         )
         print(
-            f"{'phase':8} {'bare req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
+            "(file-* and range-*: the bare server is Starlette's FileResponse on the same "
+            "bytes on disk)"
+        )
+        print(
+            f"{'phase':12} {'bare req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
             f"{'persisty req/s':>14} {'p50 ms':>7} {'p99 ms':>7}   {'ratio':>5}"
         )
-        for name in ("get", "search", "patch", "create"):
+        for name in ("get", "search", "patch", "create", *FILE_PHASES):
             b, p = results["bare"][name], results["persisty"][name]
             print(
-                f"{name:8} {b[0]:11.0f} {b[1]:7.2f} {b[2]:7.2f}   {p[0]:14.0f} {p[1]:7.2f} "
+                f"{name:12} {b[0]:11.0f} {b[1]:7.2f} {b[2]:7.2f}   {p[0]:14.0f} {p[1]:7.2f} "
                 f"{p[2]:7.2f}   {p[0] / b[0]:5.2f}x"
             )
     finally:

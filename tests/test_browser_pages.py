@@ -137,6 +137,7 @@ def test_pages_refer_only_to_their_own_origin_and_assets_cache_long(tmp_path: Pa
             "openapi": "/api/openapi.json",
             "docs": "/docs",
             "graphql": "/graphql",
+            "admin": "/admin/",
         }
         browser_root = client.get("/", headers={"accept": "text/html"})
         assert 'href="docs"' in browser_root.text and 'href="api"' in browser_root.text

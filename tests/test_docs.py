@@ -300,6 +300,7 @@ PUBLIC_MODULES = [
     "persisty.aio",
     "persisty.errors",
     "persisty.layers",
+    "persisty.dynamic",
     "persisty.model",
     "persisty.query",
     "persisty.serve",

@@ -4,9 +4,10 @@ that decide what is safe (``next``, CSV cells, HTML patterns, local times)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,14 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         db.store(Shelf).create(Shelf(id="s1", label="first"))
         for i in range(3):
             db.store(Book).create(Book(id=f"b{i}", shelf_id="s1", title=f"=cmd {i}", pages=i))
-    asgi = Starlette(routes=admin(persisty.aio.connect(url), [Shelf, Book]).routes)
+    adb = persisty.aio.connect(url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await adb.close()
+
+    asgi = Starlette(routes=admin(adb, [Shelf, Book]).routes, lifespan=lifespan)
     with TestClient(asgi, base_url="https://testserver") as c:
         c.url = url  # type: ignore[attr-defined]
         yield c
@@ -236,3 +244,91 @@ def test_local_times_are_stored_as_utc_and_a_skipped_time_is_refused() -> None:
         to_utc_text("2024-03-10T02:30", ny, "at")
     with pytest.raises(ValidationError, match="not a date and time"):
         to_utc_text("soon", ny, "at")
+
+
+HOSTILE_GETS = [
+    "/admin/book?page_key=garbage",
+    "/admin/book?limit=0",
+    "/admin/book?limit=abc",
+    "/admin/book?limit=1&limit=2",
+    "/admin/book?filter={bad",
+    "/admin/book?filter=[]",
+    "/admin/book?prev=x&page_key=y",
+    "/admin/book?pages__gte=x",
+    "/admin/book?nope=1",
+    "/admin/book?pages__regex=1",
+    "/admin/book?order=",
+    "/admin/book?order=-",
+    "/admin/book?order=title,title",
+    "/admin/book?q=" + "x" * 5000,
+    "/admin/book/%00",
+    "/admin/book/a%2Fb",
+    "/admin/book/a%2Fb/_edit",
+    "/admin/book/" + "k" * 3000,
+    "/admin/book/_suggest?q=%00",
+    "/admin/shelf/_suggest?q=" + "y" * 1000,
+    "/admin/book/_export?format=jsonl&page_key=x",
+    "/admin/book/_export?order=nope",
+    "/admin/nope/_new",
+    "/admin/nope/x",
+    "/admin/book?filter=" + "[" * 200,
+    "/admin/book?_tz=Nowhere/Land&pages__gte=1",
+    "/admin/book?_tz=../../etc",
+    "/admin/login?next=%0d%0aSet-Cookie:x",
+    "/admin/book/b0/_delete?x=1",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_GETS)
+def test_hostile_urls_get_a_clear_answer_never_a_5xx(client: TestClient, path: str) -> None:
+    client.cookies.set("persisty_admin_tz", "../../../etc/passwd", path="/admin")
+    got = client.get(path, follow_redirects=True)
+    assert got.status_code < 500, (path, got.status_code, got.text[:500])
+    assert "default-src 'self'" in got.headers.get("content-security-policy", "") or (
+        got.headers["content-type"].startswith(
+            ("application/json", "text/csv", "application/x-ndjson")
+        )
+    )
+
+
+def test_hostile_posts_get_a_clear_answer_and_write_nothing(client: TestClient) -> None:
+    token = _token(client.get("/admin/book/_new").text)
+    posts = [
+        ("/admin/book/_new", {"csrf_token": token, "id": "", "pages": "1e999"}),
+        ("/admin/book/_new", {"csrf_token": token, "id": "h0", "title": "\x00" * 81}),
+        ("/admin/book/_new", {"csrf_token": token, "id": "h1", "pages": "9" * 400}),
+        ("/admin/book/_new", {"csrf_token": token, "id": "h2", "_tz": "Mars/Base"}),
+        ("/admin/book/b0/_edit", {"csrf_token": token, "_etag": "x", "pages": "-"}),
+        ("/admin/book/b0/_edit", {"csrf_token": token, "pages": "3"}),  # no etag at all
+        ("/admin/book/missing/_edit", {"csrf_token": token, "_etag": "x"}),
+        ("/admin/book/b0/_delete", {"csrf_token": token}),
+        ("/admin/book/_bulk", {"csrf_token": token, "key": ["b0"], "action": "explode"}),
+        (
+            "/admin/book/_bulk",
+            {"csrf_token": token, "key": ["b0"] * 1001, "action": "delete", "confirm": "yes"},
+        ),
+        ("/admin/_theme", {"csrf_token": token, "theme": "<script>", "next": "//x"}),
+        ("/admin/login", {"csrf_token": token, "username": "a", "password": "b"}),
+    ]
+    for path, data in posts:
+        got = client.post(path, data=data, headers=ORIGIN, follow_redirects=False)
+        assert got.status_code < 500, (path, got.status_code, got.text[:800])
+        if got.status_code == 303:
+            assert got.headers["location"].startswith("/admin"), got.headers["location"]
+    raw = client.post(
+        "/admin/book/_new",
+        content=b"\xff\xfe" * 10,
+        headers={**ORIGIN, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert raw.status_code in (400, 403)
+    big = client.post(
+        "/admin/book/_new",
+        content=b"a=" + b"x" * (2 << 20),
+        headers={**ORIGIN, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert big.status_code == 413
+    json_body = client.post("/admin/book/_new", json={"id": "j"}, headers=ORIGIN)
+    assert json_body.status_code in (403, 415)
+    with persisty.connect(client.url) as db:  # type: ignore[attr-defined]
+        assert sorted(b.id for b in db.store(Book).search_all()) == ["b0", "b1", "b2"]
+        assert db.store(Book).read("b0").pages == 0

@@ -1,6 +1,6 @@
 """Typed stored items: ``@stored``, ``Attr``, ``Index``, keys, metadata and etags."""
 
-from persisty.model._attr import ORDERED_KINDS, SCALAR_KINDS, Attr, AttrMeta, to_utc
+from persisty.model._attr import ORDERED_KINDS, SCALAR_KINDS, Attr, AttrMeta, FileRef, to_utc
 from persisty.model._meta import (
     Index,
     KeyConfig,
@@ -28,6 +28,7 @@ __all__ = [
     "Attr",
     "AttrMeta",
     "BelongsTo",
+    "FileRef",
     "HasMany",
     "HasOne",
     "Index",

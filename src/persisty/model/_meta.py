@@ -23,7 +23,15 @@ from typing import Any, TypeVar, dataclass_transform, overload
 import msgspec
 
 from persisty.errors import IntegrityError, ValidationError
-from persisty.model._attr import Attr, AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
+from persisty.model._attr import (
+    Attr,
+    AttrMeta,
+    AttrOptions,
+    FileRef,
+    kind_of,
+    strip_optional,
+    to_utc,
+)
 
 T = TypeVar("T")
 
@@ -663,8 +671,14 @@ def _make_stored(
                 description=opts.description,
                 constraints=opts.constraints,
                 expires=opts.expires,
+                files=opts.files,
+                on_delete=opts.on_delete,
             )
         )
+        if opts.files is not None and base is not FileRef:
+            raise TypeError(
+                f"{cls.__name__}.{f.name}: Attr(files=...) is for a FileRef | None attribute"
+            )
     _check_expiry(cls.__name__, attrs, key_attrs, ttl)
     by_name = {a.name for a in attrs}
     for ix in indexes:

@@ -4,7 +4,7 @@ them, ETags, errors as JSON, and the reading of items and edits from request bod
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -97,6 +97,8 @@ class Served:
     patch_attrs: frozenset[str] = frozenset()
     related: bool = False
     base: AsyncStore[Any] | None = None
+    wrap: Callable[[AsyncStore[Any], Request], AsyncStore[Any]] | None = None
+    """A last layer of the caller's view (the ``FileRef`` checks of ``_files_refs``)."""
 
     @property
     def name(self) -> str:
@@ -156,7 +158,10 @@ class Api:
             base = self.db.store(served.cls)
             if served.related:  # declared relations: batched loads, integrity on delete
                 base = related_layer(base, lambda cls: self._related_view(request, cls))
-            found = views[served.name] = self._view(request, served, base)
+            found = self._view(request, served, base)
+            if served.wrap is not None:
+                found = served.wrap(found, request)
+            views[served.name] = found
         return found  # type: ignore[no-any-return]
 
     def _view(

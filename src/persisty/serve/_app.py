@@ -70,7 +70,7 @@ def routes(
 
     result.append(Route(api.prefix or "/", index, methods=["GET"], include_in_schema=False))
     if api.prefix:
-        result.append(_root_route(api, docs=docs, graphql=graphql))
+        result.append(_root_route(api, docs=docs, graphql=graphql, admin=options.admin))
     if docs or graphql:
         result.append(static_route())
     if docs:
@@ -86,7 +86,7 @@ def routes(
     return api, result
 
 
-def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
+def _root_route(api: Api, *, docs: bool, graphql: bool, admin: bool = False) -> Route:
     """``GET /``: where the API, its docs and GraphQL are (a page of links for a browser)."""
     links = {
         "api": api.prefix,
@@ -94,6 +94,8 @@ def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
         "docs": "/docs" if docs else None,
         "graphql": "/graphql" if graphql else None,
     }
+    if admin:
+        links["admin"] = "/admin/"
 
     async def root(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):

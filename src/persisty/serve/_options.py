@@ -13,6 +13,7 @@ from persisty.model import meta_of
 from persisty.serve._api import DEFAULT_LIMITS, Api, Link, Served
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
 from persisty.serve._files_access import file_mounts
+from persisty.serve._files_refs import file_ref_view, ref_attrs
 from persisty.serve._graphql import relation_graph
 from persisty.serve._limits import Limits
 from persisty.store import AsyncDatabase
@@ -141,7 +142,7 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
         anon_files if isinstance(anon_files, bool) else list(anon_files),
         redirect=redirect if isinstance(redirect, bool) else list(redirect),
     )
-    return Api(
+    api = Api(
         db,
         served,
         auth=options.auth,
@@ -153,3 +154,8 @@ def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOpti
         limits=options.limits or DEFAULT_LIMITS,
         files=mounts,
     )
+    for s in served.values():
+        refs = ref_attrs(s.meta, mounts)
+        if refs:
+            s.wrap = file_ref_view(api, refs)
+    return api

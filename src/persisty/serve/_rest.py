@@ -32,6 +32,7 @@ from persisty.serve._api import (
     pin_edits,
     read_json,
 )
+from persisty.serve._files_refs import render_refs
 from persisty.serve._limits import Limits, check_query_json
 from persisty.store import AsyncStore
 
@@ -135,6 +136,7 @@ async def search(api: Api, served: Served, request: Request) -> Response:
         params.get("page_key"),
     )
     items = page.items if not served.hidden else [api.out(served, i) for i in page.items]
+    items = await render_refs(api, request, store, items)
     return _cached(served, JSONResponse({"items": items, "next_page_key": page.next_page_key}))
 
 
@@ -151,13 +153,20 @@ async def create(api: Api, served: Served, request: Request) -> Response:
     item = await store.create(data)
     key = served.meta.key_of(item)
     return JSONResponse(
-        api.out(served, item),
+        await _shown(api, request, store, served, item),
         status_code=201,
         headers={
             "Location": api.location(served, key),
             "ETag": _etag_header(api.etag(served, item)),
         },
     )
+
+
+async def _shown(
+    api: Api, request: Request, store: AsyncStore[Any], served: Served, item: Any
+) -> Any:
+    """One item as the caller sees it, file references shown with their signed URLs."""
+    return (await render_refs(api, request, store, [api.out(served, item)]))[0]
 
 
 def _cached(served: Served, response: Response) -> Response:
@@ -179,7 +188,12 @@ async def read(api: Api, served: Served, request: Request) -> Response:
         if served.cache_control:
             headers["Cache-Control"] = served.cache_control
         return Response(status_code=304, headers=headers)
-    return _cached(served, JSONResponse(api.out(served, item), headers={"ETag": _etag_header(tag)}))
+    return _cached(
+        served,
+        JSONResponse(
+            await _shown(api, request, store, served, item), headers={"ETag": _etag_header(tag)}
+        ),
+    )
 
 
 def _not_found(served: Served, key: str) -> PersistyError:
@@ -217,7 +231,10 @@ async def replace(api: Api, served: Served, request: Request) -> Response:
     if item is None:
         raise _not_found(served, key)
     new = await store.update(item, if_match=if_match)
-    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(api.etag(served, new))})
+    return JSONResponse(
+        await _shown(api, request, store, served, new),
+        headers={"ETag": _etag_header(api.etag(served, new))},
+    )
 
 
 async def patch(api: Api, served: Served, request: Request) -> Response:
@@ -228,7 +245,10 @@ async def patch(api: Api, served: Served, request: Request) -> Response:
     check_values(served.meta, data)
     if_match = await _if_match(api, store, served, key, request)
     new = await store.patch(key, data, if_match=if_match)
-    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(api.etag(served, new))})
+    return JSONResponse(
+        await _shown(api, request, store, served, new),
+        headers={"ETag": _etag_header(api.etag(served, new))},
+    )
 
 
 async def delete(api: Api, served: Served, request: Request) -> Response:
@@ -249,7 +269,9 @@ async def batch_read(api: Api, served: Served, request: Request) -> Response:
     if len(keys) > MAX_BATCH:
         raise ValidationError(f"at most {MAX_BATCH} keys", field="keys")
     items = await store.read_batch(keys)
-    return JSONResponse({"items": [api.out(served, i) for i in items]})
+    return JSONResponse(
+        {"items": await render_refs(api, request, store, [api.out(served, i) for i in items])}
+    )
 
 
 async def batch_edit(api: Api, served: Served, request: Request) -> Response:
@@ -281,6 +303,9 @@ async def batch_edit(api: Api, served: Served, request: Request) -> Response:
             entry["item"] = api.out(served, r.item)
             entry["etag"] = api.etag(served, r.item)
         out.append(entry)
+    shown = await render_refs(api, request, store, [e["item"] for e in out])
+    for entry, item in zip(out, shown, strict=True):
+        entry["item"] = item
     return JSONResponse({"results": out})
 
 
