@@ -5,6 +5,7 @@ that decide what is safe (``next``, CSV cells, HTML patterns, local times)."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import zoneinfo
 from collections.abc import AsyncIterator, Iterator
@@ -332,3 +333,76 @@ def test_hostile_posts_get_a_clear_answer_and_write_nothing(client: TestClient) 
     with persisty.connect(client.url) as db:  # type: ignore[attr-defined]
         assert sorted(b.id for b in db.store(Book).search_all()) == ["b0", "b1", "b2"]
         assert db.store(Book).read("b0").pages == 0
+
+
+def test_mounted_under_a_path_with_sign_in(tmp_path: Path) -> None:
+    from starlette.routing import Mount
+
+    from persisty.serve import DemoAuthenticator, JWTAuth
+
+    db = persisty.aio.connect(f"sqlite:///{tmp_path}/mounted.db")
+    auth = JWTAuth(secret="a secret of at least thirty-two bytes!")
+    site = Starlette(
+        routes=[
+            Mount(
+                "/tools",
+                routes=admin(
+                    db,
+                    [Shelf, Book],
+                    auth=auth,
+                    login=DemoAuthenticator({"ann": ("pw", [])}),
+                    prefix="/back-office",
+                    title="Back office",
+                ).routes,
+            )
+        ]
+    )
+    with TestClient(site, base_url="http://testserver") as c:
+        gate = c.get("/tools/back-office/book", follow_redirects=False)
+        assert gate.status_code == 303
+        assert gate.headers["location"] == (
+            "/tools/back-office/login?next=%2Ftools%2Fback-office%2Fbook"
+        )
+        login = c.get(gate.headers["location"])
+        assert "Back office" in login.text and 'action="/tools/back-office/login"' in login.text
+        signed = c.post(
+            "/tools/back-office/login",
+            follow_redirects=False,
+            headers={"origin": "http://testserver"},
+            data={
+                "csrf_token": _token(login.text),
+                "username": "ann",
+                "password": "pw",
+                "next": "/tools/back-office/book",
+            },
+        )
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/tools/back-office/book"
+        cookie = signed.headers["set-cookie"]
+        assert "Path=/tools/back-office" in cookie and "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie and "Secure" not in cookie  # plain http here
+        page = c.get("/tools/back-office/book")
+        assert page.status_code == 200 and 'href="/tools/back-office/book/_new"' in page.text
+        # a bearer header is not a way in: the admin is a cookie session
+        c.cookies.clear()
+        token = auth.issue("ann")
+        bearer = c.get(
+            "/tools/back-office/book",
+            headers={"authorization": f"Bearer {token}"},
+            follow_redirects=False,
+        )
+        assert bearer.status_code == 303
+        expired = auth.issue("ann", expires_in=dt.timedelta(seconds=-5))
+        c.cookies.set("persisty_admin", expired, path="/tools/back-office")
+        again = c.get("/tools/back-office/book", follow_redirects=False)
+        assert again.status_code == 303 and "/login" in again.headers["location"]
+
+
+def test_an_admin_without_a_login_says_so(tmp_path: Path) -> None:
+    from persisty.serve import JWTAuth
+
+    db = persisty.aio.connect(f"sqlite:///{tmp_path}/nologin.db")
+    site = Starlette(routes=admin(db, [Book], auth=JWTAuth(secret="s" * 40)).routes)
+    with TestClient(site, base_url="http://testserver") as c:
+        page = c.get("/admin/", follow_redirects=True)
+        assert "has no sign-in" in page.text and 'name="password"' not in page.text

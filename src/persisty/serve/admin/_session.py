@@ -16,7 +16,14 @@ async def login_page(site: Site, request: Request) -> Response:
     base = site.base(request)
     nxt = safe_next(request.query_params.get("next"), base)
     if request.method == "GET":
-        return site.render(request, "login.html", next=nxt, username="", error=None)
+        return site.render(
+            request,
+            "login.html",
+            next=nxt,
+            username="",
+            error=None,
+            can_sign_in=site.api.login is not None,
+        )
     if site.api.login is None or site.api.auth is None:
         raise NotFound("this admin has no sign-in")
     form = await site.form(request)
@@ -29,7 +36,13 @@ async def login_page(site: Site, request: Request) -> Response:
         scopes = site.api.login.authenticate(username, password)
     except Unauthorized as e:
         return site.render(
-            request, "login.html", status=401, next=nxt, username=username, error=str(e)
+            request,
+            "login.html",
+            status=401,
+            next=nxt,
+            username=username,
+            error=str(e),
+            can_sign_in=True,
         )
     token = site.api.auth.issue(username, scopes)
     response = site.redirect(request, nxt)
