@@ -109,6 +109,9 @@ class PostgresDialect(Dialect):
                 "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
                 "AND tablename = %s")
 
+    def index_entry_too_large(self, message: str) -> bool:
+        return "index row requires" in message or "index row size" in message
+
     def translate_driver(self, e: BaseException, text: str, name: str, where: str,
                          schema: TableSchema | None) -> PersistyError | None:
         sqlstate = getattr(e, "sqlstate", None) or ""
