@@ -282,8 +282,8 @@ async def reindex(change, *rest): pass
 search_index = SimpleNamespace(put=reindex)
 '''
 PUBLIC_MODULES = ["persisty", "persisty.aio", "persisty.errors", "persisty.layers",
-                  "persisty.model", "persisty.query", "persisty.serve", "persisty.sql",
-                  "persisty.store", "persisty.testing"]
+                  "persisty.dynamic", "persisty.model", "persisty.query", "persisty.serve",
+                  "persisty.sql", "persisty.store", "persisty.testing"]
 NEEDS_A_SERVER = ("postgresql://", "mysql://", "redis://", "dynamodb://", "s3://")
 
 

@@ -64,7 +64,7 @@ class Gadget:
     tags: list[str] = Attr(default_factory=list)
     specs: dict[str, Any] = Attr(default_factory=dict)
     blob: bytes = b""
-    notes: str = Attr(default="", max_length=1000)
+    notes: str = Attr(default="", max_length=1000, sortable=False)
     created_at: dt.datetime = Attr(generated="created", default=None)
 
 

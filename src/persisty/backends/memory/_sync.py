@@ -60,7 +60,11 @@ class MemoryDatabase(Database):
         self._tables: dict[str, MemoryTable] = {}
 
     def _open(self, meta: StoreMeta) -> Store[Any]:
-        table = self._tables.setdefault(meta.name, MemoryTable(meta))
+        table = self._tables.get(meta.name)
+        if table is None:
+            table = self._tables[meta.name] = MemoryTable(meta)
+        elif table.meta.cls is not meta.cls:
+            table.adopt(meta)  # a new version of the class: its stores share the items
         return MemoryStore(meta, self.pages, table)
 
     def drop(self, cls: type[Any] | None = None) -> None:

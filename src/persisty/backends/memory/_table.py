@@ -121,6 +121,24 @@ class MemoryTable:
         self.sequences: dict[str, int] = {}
         self._walks: dict[tuple[Any, ...], Walk | None] = {}
 
+    def adopt(self, meta: StoreMeta) -> None:
+        """Keep this table's items for a new version of its class (``meta``: say, an
+        attribute or an index was added): each item is converted to the new class by its
+        values, keeps its etag, and the indexes are rebuilt for the new declaration. An
+        item that does not fit the new class raises ``ValidationError`` and changes
+        nothing."""
+        with self.lock:
+            old = self.meta
+            rows = {k: (meta.from_builtins(old.to_builtins(item)), tag)
+                    for k, (item, tag) in self.rows.items()}
+            sequences, lock = dict(self.sequences), self.lock
+            MemoryTable.__init__(self, meta)
+            self.sequences.update(sequences)
+            self.lock = lock
+            for k, row in rows.items():
+                self._check_unique(k, row[0])
+                self._put(k, row)
+
     def clear(self) -> None:
         """Forget every item, index entry and sequence counter."""
         with self.lock:

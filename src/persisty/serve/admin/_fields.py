@@ -18,7 +18,9 @@ from persisty.model import AttrMeta, StoreMeta
 
 UTC = dt.UTC
 LARGE_TEXT = 200
-"""Strings that may be longer than this are edited in a textarea and left out of lists."""
+"""Strings that may be longer than this are edited in a textarea."""
+LIST_TEXT = 2000
+"""Strings that may be longer than this are left out of lists (shorter ones are cut)."""
 CELL_CHARS = 80
 
 _NUMBER_KINDS = frozenset({"int", "float", "decimal"})
@@ -51,7 +53,7 @@ def is_large(a: AttrMeta) -> bool:
         return True
     if a.kind == "list" and a.item_kind not in ("str", "int", "enum"):
         return True
-    return a.kind == "str" and int(a.constraints.get("max_length", 0)) > LARGE_TEXT
+    return a.kind == "str" and int(a.constraints.get("max_length", 0)) > LIST_TEXT
 
 
 def filterable(a: AttrMeta) -> bool:

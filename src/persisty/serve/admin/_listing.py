@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from persisty.errors import PersistyError, ValidationError
+from persisty.errors import ValidationError
 from persisty.model import AttrMeta
-from persisty.query import ALL, And, Filter, Order, filter_from_query
+from persisty.query import ALL, Filter, Order, filter_from_query
 from persisty.serve._api import Served
 from persisty.serve._limits import check_query_json
 from persisty.serve.admin._fields import (
@@ -257,11 +257,3 @@ def export(site: Site, served: Served, store: Any, f: Filter, order: str | None,
     ext = "csv" if fmt == "csv" else "jsonl"
     return StreamingResponse(rows(), media_type=media, headers={
         "Content-Disposition": f'attachment; filename="{served.name}.{ext}"'})
-
-
-def combined(*filters: Filter) -> Filter:
-    return And.of(*filters)
-
-
-def banner(e: PersistyError) -> str:
-    return str(e)
