@@ -30,9 +30,14 @@ def client(request: Any) -> Iterator[TestClient]:
     pics = open_files(request.param, "q" + uuid.uuid4().hex[:8])
     docs.catalog = CountingCatalog(docs.catalog)
     owner = Policy.scoped({"user": Policy.owner("owner"), "viewer": Policy.read_only()})
-    asgi = app(persisty.aio.connect("memory://", namespace="g" + uuid.uuid4().hex[:8]),
-               [RefNote], auth=AUTH, policies={RefNote: owner},
-               files={"docs": docs, "pics": pics}, file_policies={"docs": owner, "pics": owner})
+    asgi = app(
+        persisty.aio.connect("memory://", namespace="g" + uuid.uuid4().hex[:8]),
+        [RefNote],
+        auth=AUTH,
+        policies={RefNote: owner},
+        files={"docs": docs, "pics": pics},
+        file_policies={"docs": owner, "pics": owner},
+    )
     with TestClient(asgi) as c:
         yield c
 
@@ -46,13 +51,22 @@ def gql(c: TestClient, query: str, headers: dict[str, str], **variables: Any) ->
 def test_files_query_and_refs_from_one_catalog_read(client: TestClient) -> None:
     ann = bearer("ann")
     for i in range(50):
-        r = client.put(f"/api/_files/docs/n/{i:02d}.txt", content=f"file {i}".encode(),
-                       headers=ann)
-        client.post("/api/ref_note", json={"id": f"n{i:02d}", "attachment": {
-            "key": f"n/{i:02d}.txt", "etag": r.json()["etag"]}}, headers=ann)
+        r = client.put(f"/api/_files/docs/n/{i:02d}.txt", content=f"file {i}".encode(), headers=ann)
+        client.post(
+            "/api/ref_note",
+            json={
+                "id": f"n{i:02d}",
+                "attachment": {"key": f"n/{i:02d}.txt", "etag": r.json()["etag"]},
+            },
+            headers=ann,
+        )
     client.put("/api/_files/docs/bob.txt", content=b"bob", headers=bearer("bob"))
-    got = gql(client, "{ docsFiles(prefix: \"n/\", limit: 3) { items { key size contentType "
-                      "etag url(expiresIn: 60) } next_page_key } }", ann)
+    got = gql(
+        client,
+        '{ docsFiles(prefix: "n/", limit: 3) { items { key size contentType '
+        "etag url(expiresIn: 60) } next_page_key } }",
+        ann,
+    )
     files = got["data"]["docsFiles"]
     assert [f["key"] for f in files["items"]] == ["n/00.txt", "n/01.txt", "n/02.txt"]
     assert files["items"][1]["size"] == 6 and files["next_page_key"]
@@ -60,8 +74,12 @@ def test_files_query_and_refs_from_one_catalog_read(client: TestClient) -> None:
     everyone = gql(client, "{ docsFiles(limit: 100) { items { key } } }", ann)
     assert "bob.txt" not in [f["key"] for f in everyone["data"]["docsFiles"]["items"]]
     CountingCatalog.reads = 0
-    page = gql(client, "{ refNoteSearch(limit: 50, order: [\"id\"]) { items { id attachment "
-                       "{ key etag size contentType url } } } }", ann)
+    page = gql(
+        client,
+        '{ refNoteSearch(limit: 50, order: ["id"]) { items { id attachment '
+        "{ key etag size contentType url } } } }",
+        ann,
+    )
     assert CountingCatalog.reads == 1
     items = page["data"]["refNoteSearch"]["items"]
     assert len(items) == 50 and all(i["attachment"]["url"] for i in items)
@@ -83,28 +101,42 @@ def test_upload_mutations(client: TestClient) -> None:
     got = gql(client, BEGIN, ann, key="up/a.txt", size=len(data))
     grant = got["data"]["beginUpload"]
     assert grant["key"] == "up/a.txt" and grant["method"] == "POST"
-    r = client.post(grant["url"], data=dict(grant["fields"]),
-                    files={"file": ("a.txt", data, "text/plain")})
+    r = client.post(
+        grant["url"], data=dict(grant["fields"]), files={"file": ("a.txt", data, "text/plain")}
+    )
     assert r.status_code == 204, r.text
-    done = gql(client, "mutation($id: String!) { completeUpload(store: docs, uploadId: $id) "
-                       "{ key size etag url } }", ann, id=grant["upload_id"])
+    done = gql(
+        client,
+        "mutation($id: String!) { completeUpload(store: docs, uploadId: $id) "
+        "{ key size etag url } }",
+        ann,
+        id=grant["upload_id"],
+    )
     assert done["data"]["completeUpload"]["size"] == len(data)
     assert client.get(done["data"]["completeUpload"]["url"]).content == data
-    other = gql(client, "mutation($id: String!) { completeUpload(store: docs, uploadId: $id) "
-                        "{ key } }", bearer("bob"), id=grant["upload_id"])
+    other = gql(
+        client,
+        "mutation($id: String!) { completeUpload(store: docs, uploadId: $id) { key } }",
+        bearer("bob"),
+        id=grant["upload_id"],
+    )
     assert other["data"] is None and other["errors"][0]["extensions"]["code"] == "not_found"
-    gone = gql(client, 'mutation { deleteFile(store: docs, key: "up/a.txt", ifMatch: "x") }',
-               ann)
+    gone = gql(client, 'mutation { deleteFile(store: docs, key: "up/a.txt", ifMatch: "x") }', ann)
     assert gone["errors"][0]["extensions"]["code"] == "precondition_failed"
-    assert gql(client, 'mutation { deleteFile(store: docs, key: "up/a.txt") }', ann)[
-        "data"]["deleteFile"] is True
+    assert (
+        gql(client, 'mutation { deleteFile(store: docs, key: "up/a.txt") }', ann)["data"][
+            "deleteFile"
+        ]
+        is True
+    )
     assert client.get("/api/_files/docs/up/a.txt", headers=ann).status_code == 404
 
 
 def test_no_rights_no_grant(client: TestClient) -> None:
     for headers in ({}, bearer("val", ("viewer",))):
-        r = client.post("/graphql", json={"query": BEGIN, "variables": {"size": 3}},
-                        headers=headers)
+        r = client.post(
+            "/graphql", json={"query": BEGIN, "variables": {"size": 3}}, headers=headers
+        )
         body = r.json()
         assert body.get("data") is None or body["data"].get("beginUpload") is None
         assert body["errors"][0]["extensions"]["code"] in ("unauthorized", "forbidden")

@@ -44,8 +44,9 @@ def _event(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
 
 def test_a_large_put_answers_413_naming_grants_and_s3_redirects() -> None:
     files = open_files("s3", "l" + uuid.uuid4().hex[:8])
-    handler = lambda_handler(app(persisty.aio.connect("memory://"), [], files={"media": files},
-                                 file_redirect=True))
+    handler = lambda_handler(
+        app(persisty.aio.connect("memory://"), [], files={"media": files}, file_redirect=True)
+    )
     r = handler(_event("PUT", "/api/_files/media/big.bin", bytes(5_000_000)), Context())
     assert r["statusCode"] == 413
     message = json.loads(r["body"])["message"]

@@ -15,10 +15,15 @@ from persisty.serve import JWTAuth, app, openapi
 
 
 def test_every_file_route_is_documented() -> None:
-    asgi = app(persisty.aio.connect("memory://"), [RefNote],
-               auth=JWTAuth(secret="a test secret that is long enough for HS256 ok"),
-               files={"docs": persisty.files.aio.connect("memory://", name="docs"),
-                      "pics": persisty.files.aio.connect("memory://", name="pics")})
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [RefNote],
+        auth=JWTAuth(secret="a test secret that is long enough for HS256 ok"),
+        files={
+            "docs": persisty.files.aio.connect("memory://", name="docs"),
+            "pics": persisty.files.aio.connect("memory://", name="pics"),
+        },
+    )
     spec = openapi(asgi.state.persisty)
     validate(spec)
     routes = [r for r in asgi.routes if isinstance(r, Route) and "/_files/" in r.path]
@@ -35,7 +40,8 @@ def test_every_file_route_is_documented() -> None:
     assert "Content-Range" in download["responses"]["416"]["headers"]
     put = spec["paths"]["/api/_files/docs/{key}"]["put"]
     assert {"Content-Digest", "If-Match", "If-None-Match"} <= {
-        p["name"] for p in put["parameters"] if p["in"] == "header"}
+        p["name"] for p in put["parameters"] if p["in"] == "header"
+    }
     assert {"200", "201", "400", "412", "413"} <= set(put["responses"])
     shown = spec["components"]["schemas"]["FileRef"]["properties"]
     assert {"key", "etag", "size", "content_type", "url", "url_expires_at"} <= set(shown)

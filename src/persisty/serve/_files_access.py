@@ -104,9 +104,12 @@ class FileMount:
             return LAMBDA_MAX_BODY, (
                 f"the file is larger than the {LAMBDA_MAX_BODY} bytes API Gateway and Lambda "
                 "pass to a function: upload it with an upload grant (POST …/_uploads), "
-                "which sends the bytes straight to the file store")
-        return self.upload_limit, (f"the file is larger than {self.upload_limit} bytes: "
-                                   "upload it with an upload grant (POST …/_uploads)")
+                "which sends the bytes straight to the file store"
+            )
+        return self.upload_limit, (
+            f"the file is larger than {self.upload_limit} bytes: "
+            "upload it with an upload grant (POST …/_uploads)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

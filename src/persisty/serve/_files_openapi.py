@@ -36,9 +36,12 @@ FILE_INFO: dict[str, Any] = {
 FILE_REF_SHOWN: dict[str, Any] = {
     "size": {"type": ["integer", "null"], "readOnly": True},
     "content_type": {"type": ["string", "null"], "readOnly": True},
-    "url": {"type": ["string", "null"], "readOnly": True,
-            "description": "a signed download URL; null when the file changed, is gone or "
-                           "is not readable by the caller"},
+    "url": {
+        "type": ["string", "null"],
+        "readOnly": True,
+        "description": "a signed download URL; null when the file changed, is gone or "
+        "is not readable by the caller",
+    },
     "url_expires_at": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
 }
 GRANT: dict[str, Any] = {
