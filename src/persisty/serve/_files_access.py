@@ -69,6 +69,8 @@ INLINE_SAFE = frozenset(
     }
 )
 DEFAULT_MAX_UPLOAD = 1 << 30
+LAMBDA_MAX_BODY = 6 * 1024 * 1024 * 3 // 4
+"""Lambda takes a 6 MB request payload; API Gateway base64-encodes a binary body (4/3)."""
 
 
 class SignatureInvalid(PersistyError):
@@ -94,6 +96,20 @@ class FileMount:
         """The most bytes a PUT through the server may carry."""
         limit = self.files.limits.max_size
         return self.max_upload if limit is None else min(limit, self.max_upload)
+
+    def put_limit(self, request: Request) -> tuple[int, str]:
+        """The most bytes this request may upload through the server, and the message of
+        the 413 beyond it (on Lambda, what API Gateway and Lambda pass to the function)."""
+        if "aws.event" in request.scope and self.upload_limit > LAMBDA_MAX_BODY:
+            return LAMBDA_MAX_BODY, (
+                f"the file is larger than the {LAMBDA_MAX_BODY} bytes API Gateway and Lambda "
+                "pass to a function: upload it with an upload grant (POST …/_uploads), "
+                "which sends the bytes straight to the file store"
+            )
+        return self.upload_limit, (
+            f"the file is larger than {self.upload_limit} bytes: "
+            "upload it with an upload grant (POST …/_uploads)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

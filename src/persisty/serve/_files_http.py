@@ -216,12 +216,10 @@ def _content_digest(header: str | None) -> str | None:
 async def upload(api: Any, mount: FileMount, request: Request) -> Response:
     key = _key(request)
     acc = access(api, request, mount)
-    limit = mount.upload_limit
+    limit, too_large = mount.put_limit(request)
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise PayloadTooLarge(
-            f"the file is larger than {limit} bytes: upload it with a grant (POST …/_uploads)"
-        )
+        raise PayloadTooLarge(too_large)
     if_match = _etag_value(request.headers.get("if-match"), "If-Match")
     if_none = _etag_value(request.headers.get("if-none-match"), "If-None-Match")
     if if_none not in (None, "*"):
@@ -250,10 +248,7 @@ async def upload(api: Any, mount: FileMount, request: Request) -> Response:
         async for piece in request.stream():
             seen += len(piece)
             if seen > limit:
-                raise PayloadTooLarge(
-                    f"the file is larger than {limit} bytes: upload it "
-                    "with a grant (POST …/_uploads)"
-                )
+                raise PayloadTooLarge(too_large)
             if piece:
                 yield piece
 
@@ -274,7 +269,7 @@ async def upload(api: Any, mount: FileMount, request: Request) -> Response:
             e.status = 400
             e.field = "Content-Digest"
         if getattr(e, "code", None) == "file_too_large":
-            raise PayloadTooLarge(e.message) from None
+            raise PayloadTooLarge(too_large) from None
         raise
     except PreconditionFailed:
         if if_match is None and if_none is None:  # a concurrent writer won: say so

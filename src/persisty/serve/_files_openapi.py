@@ -33,6 +33,17 @@ FILE_INFO: dict[str, Any] = {
         "url_expires_at": {"type": "string", "format": "date-time"},
     },
 }
+FILE_REF_SHOWN: dict[str, Any] = {
+    "size": {"type": ["integer", "null"], "readOnly": True},
+    "content_type": {"type": ["string", "null"], "readOnly": True},
+    "url": {
+        "type": ["string", "null"],
+        "readOnly": True,
+        "description": "a signed download URL; null when the file changed, is gone or "
+        "is not readable by the caller",
+    },
+    "url_expires_at": {"type": ["string", "null"], "format": "date-time", "readOnly": True},
+}
 GRANT: dict[str, Any] = {
     "type": "object",
     "required": [

@@ -35,6 +35,7 @@ from persisty.layers import relations_of
 from persisty.model import AttrMeta, meta_of
 from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
 from persisty.serve._api import Api, Link, Served, full_item, parse_edit, pin_edits
+from persisty.serve._files_graphql import add_file_fields, ref_field
 from persisty.serve._graphql_loading import DEFAULT_CHILDREN, Context, Info, Loader, children_loader
 
 _SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
@@ -174,6 +175,9 @@ class _Builder:
                 for a in s.meta.attrs
                 if a.readable
             }
+            for a in s.meta.attrs:  # a FileRef is shown as the File it names
+                if a.readable and a.files is not None and a.files in self.api.files:
+                    result[a.name] = ref_field(self.api.files[a.files], a.name, a.description)
             result["_key"] = GraphQLField(
                 GraphQLNonNull(GraphQLString), resolve=lambda item, info: s.meta.key_of(item)
             )
@@ -314,6 +318,7 @@ class _Builder:
         mutation: dict[str, GraphQLField] = {}
         for s in self.api.served.values():
             self.add_store(s, query, mutation)
+        add_file_fields(self.api, self.api.files, query, mutation)
         return GraphQLSchema(
             GraphQLObjectType("Query", query),
             GraphQLObjectType("Mutation", mutation) if mutation else None,

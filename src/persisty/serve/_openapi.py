@@ -9,6 +9,7 @@ from typing import Any
 from persisty.model import AttrMeta, StoreMeta
 from persisty.query import Op
 from persisty.serve._api import Api, Served
+from persisty.serve._files_openapi import FILE_REF_SHOWN, file_paths
 from persisty.serve._static import SWAGGER_UI, asset
 
 _SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
@@ -532,6 +533,9 @@ def openapi(api: Api) -> dict[str, Any]:
         }
     for s in api.served.values():
         paths.update(_store_paths(api, s, components, secured))
+    paths.update(file_paths(api, api.files, secured))
+    if "FileRef" in components:  # served with the file's details and a signed URL
+        components["FileRef"].setdefault("properties", {}).update(FILE_REF_SHOWN)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": api.title, "version": api.version},
