@@ -150,7 +150,7 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
                        "item": {"anyOf": [_ref(title), {"type": "null"}]},
                        "etag": {"type": ["string", "null"]}},
     }
-    tag = [meta.name]
+    tag = [s.name]
     security: dict[str, Any] = {}
     if secured:
         security["security"] = [{"bearerAuth": []}, {}] if s.anonymous else [{"bearerAuth": []}]
@@ -172,18 +172,18 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
          "description": "next_page_key of the previous page"},
     ]
     common = ["400", "401", "403", "422"]
-    base = f"{api.prefix}/{meta.name}"
+    base = f"{api.prefix}/{s.name}"
     desc = meta.description or ""
     return {
         base: {
-            "get": {"operationId": f"search_{meta.name}", "tags": tag,
-                    "summary": f"Search {meta.name}", "description": desc,
+            "get": {"operationId": f"search_{s.name}", "tags": tag,
+                    "summary": f"Search {s.name}", "description": desc,
                     "parameters": filters + paging, **security,
                     "responses": {"200": {"description": "One page",
                                           "content": _json(_ref(f"{title}Page"))},
                                   **_error_responses(common)}},
-            "post": {"operationId": f"create_{meta.name}", "tags": tag,
-                     "summary": f"Create a {meta.name}", **security,
+            "post": {"operationId": f"create_{s.name}", "tags": tag,
+                     "summary": f"Create a {s.name}", **security,
                      "requestBody": {"required": True,
                                      "content": _json(_ref(f"{title}Create"))},
                      "responses": {"201": {"description": "Created",
@@ -193,16 +193,16 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
                                    **_error_responses([*common, "409"])}},
         },
         base + "/_count": {
-            "get": {"operationId": f"count_{meta.name}", "tags": tag,
-                    "summary": f"Count {meta.name}", "parameters": filters, **security,
+            "get": {"operationId": f"count_{s.name}", "tags": tag,
+                    "summary": f"Count {s.name}", "parameters": filters, **security,
                     "responses": {"200": {"description": "How many match", "content": _json({
                         "type": "object", "required": ["count"],
                         "properties": {"count": {"type": "integer", "minimum": 0}}})},
                         **_error_responses(common)}},
         },
         base + "/_batch/read": {
-            "post": {"operationId": f"read_batch_{meta.name}", "tags": tag,
-                     "summary": f"Read many {meta.name} by key", **security,
+            "post": {"operationId": f"read_batch_{s.name}", "tags": tag,
+                     "summary": f"Read many {s.name} by key", **security,
                      "requestBody": {"required": True, "content": _json({
                          "type": "object", "required": ["keys"], "additionalProperties": False,
                          "properties": {"keys": {"type": "array", "items": {"type": "string"},
@@ -216,8 +216,8 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
                                    **_error_responses(common)}},
         },
         base + "/_batch/edit": {
-            "post": {"operationId": f"edit_batch_{meta.name}", "tags": tag,
-                     "summary": f"Create, update, patch and delete {meta.name} in one call",
+            "post": {"operationId": f"edit_batch_{s.name}", "tags": tag,
+                     "summary": f"Create, update, patch and delete {s.name} in one call",
                      **security,
                      "requestBody": {"required": True, "content": _json({
                          "type": "object", "required": ["edits"], "additionalProperties": False,
@@ -234,30 +234,30 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
         },
         base + "/{key}": {
             "parameters": [key_param],
-            "get": {"operationId": f"read_{meta.name}", "tags": tag,
-                    "summary": f"Read a {meta.name}", "parameters": [if_none], **security,
+            "get": {"operationId": f"read_{s.name}", "tags": tag,
+                    "summary": f"Read a {s.name}", "parameters": [if_none], **security,
                     "responses": {"200": {"description": "The item", "headers": etag_header,
                                           "content": _json(_ref(title))},
                                   "304": {"description": "Not modified (If-None-Match)",
                                           "headers": etag_header},
                                   **_error_responses([*common, "404"])}},
-            "put": {"operationId": f"update_{meta.name}", "tags": tag,
-                    "summary": f"Replace a {meta.name}", "parameters": [if_match], **security,
+            "put": {"operationId": f"update_{s.name}", "tags": tag,
+                    "summary": f"Replace a {s.name}", "parameters": [if_match], **security,
                     "requestBody": {"required": True,
                                     "content": _json(_ref(f"{title}Update"))},
                     "responses": {"200": {"description": "Stored", "headers": etag_header,
                                           "content": _json(_ref(title))},
                                   **_error_responses([*common, "404", "409", "412"])}},
-            "patch": {"operationId": f"patch_{meta.name}", "tags": tag,
-                      "summary": f"Change attributes of a {meta.name}",
+            "patch": {"operationId": f"patch_{s.name}", "tags": tag,
+                      "summary": f"Change attributes of a {s.name}",
                       "parameters": [if_match], **security,
                       "requestBody": {"required": True,
                                       "content": _json(_ref(f"{title}Patch"))},
                       "responses": {"200": {"description": "Stored", "headers": etag_header,
                                             "content": _json(_ref(title))},
                                     **_error_responses([*common, "404", "409", "412"])}},
-            "delete": {"operationId": f"delete_{meta.name}", "tags": tag,
-                       "summary": f"Delete a {meta.name}", "parameters": [if_match],
+            "delete": {"operationId": f"delete_{s.name}", "tags": tag,
+                       "summary": f"Delete a {s.name}", "parameters": [if_match],
                        **security,
                        "responses": {"204": {"description": "Deleted"},
                                      **_error_responses([*common, "404", "412"])}},
