@@ -29,8 +29,10 @@ ITEM_SPEC: dict[str, Any] = {
 CONTACTS: dict[str, Any] = {
     "name": "contacts",
     "key": "email",
-    "attrs": {"email": {"type": "str", "max_length": 200},
-              "name": {"type": "str", "optional": True},
-              "age": {"type": "int", "optional": True, "ge": 0}},
+    "attrs": {
+        "email": {"type": "str", "max_length": 200},
+        "name": {"type": "str", "optional": True},
+        "age": {"type": "int", "optional": True, "ge": 0},
+    },
     "indexes": ["name"],
 }

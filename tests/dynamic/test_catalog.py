@@ -66,32 +66,40 @@ def test_lifecycle(db: Any) -> None:
     assert not plan.destructive and {s.kind for s in plan.steps} == {"add_attr", "add_index"}
     d2 = cat.alter("contacts", wider, if_match=etag(d))
     assert (d2.version, d2.generation, d2.state) == (2, 1, "live")
-    contacts.create({"email": "cy@example.com", "city": "Oslo"})   # the same store object
+    contacts.create({"email": "cy@example.com", "city": "Oslo"})  # the same store object
     assert contacts.count(F.city == "Paris") == 2
     assert [c.email for c in contacts.search(F.city == "Oslo").items] == ["cy@example.com"]
     with pytest.raises(PreconditionFailed):
-        cat.alter("contacts", wider, if_match=etag(d))             # planned on version 1
+        cat.alter("contacts", wider, if_match=etag(d))  # planned on version 1
 
     # destructive: a copy through a transform; old data kept until gc()
-    renamed = {"name": "contacts", "key": "email", "attrs": {
-        "email": {"type": "str"}, "full_name": {"type": "str", "optional": True},
-        "city": {"type": "str", "default": "Paris"}}}
+    renamed = {
+        "name": "contacts",
+        "key": "email",
+        "attrs": {
+            "email": {"type": "str"},
+            "full_name": {"type": "str", "optional": True},
+            "city": {"type": "str", "default": "Paris"},
+        },
+    }
     assert cat.plan("contacts", renamed).destructive
     with pytest.raises(Conflict) as refused:
         cat.alter("contacts", renamed)
     assert refused.value.field is not None and refused.value.field.startswith("attrs.")
-    report = cat.migrate("contacts", renamed,
-                         transform=lambda r: {"email": r["email"], "full_name": r["name"],
-                                              "city": r["city"]})
+    report = cat.migrate(
+        "contacts",
+        renamed,
+        transform=lambda r: {"email": r["email"], "full_name": r["name"], "city": r["city"]},
+    )
     assert (report.copied, report.failed) == (3, 0)
     now = cat.get("contacts")
     assert (now.version, now.generation, now.state) == (3, 2, "live")
     with pytest.raises(Conflict):
-        contacts.create({"email": "dee@example.com"})              # opened for version 1
+        contacts.create({"email": "dee@example.com"})  # opened for version 1
     fresh = cat.store("contacts")
     assert sorted(c.full_name or "" for c in fresh.search().items) == ["", "Ann", "Bob"]
     assert cat.gc() == ["contacts__g1"]
-    now = cat.get("contacts")                                      # gc() changed it
+    now = cat.get("contacts")  # gc() changed it
 
     # drop keeps a tombstone; a new definition never sees the old rows
     cat.drop("contacts", if_match=etag(now))
@@ -112,13 +120,21 @@ async def test_lifecycle_async(name: str) -> None:
             d = await cat.define(CONTACTS)
             contacts = await cat.store("contacts")
             await contacts.create({"email": "ann@example.com", "age": 3})
-            d = await cat.alter("contacts", _with(CONTACTS, tags={
-                "type": "list", "items": {"type": "str"}, "default": []}), if_match=etag(d))
+            d = await cat.alter(
+                "contacts",
+                _with(CONTACTS, tags={"type": "list", "items": {"type": "str"}, "default": []}),
+                if_match=etag(d),
+            )
             assert (await contacts.read("ann@example.com")).tags == []
             report = await cat.migrate(
-                "contacts", {"name": "contacts", "key": "email",
-                             "attrs": {"email": {"type": "str"}, "years": {"type": "int"}}},
-                transform=lambda r: {"email": r["email"], "years": r["age"]})
+                "contacts",
+                {
+                    "name": "contacts",
+                    "key": "email",
+                    "attrs": {"email": {"type": "str"}, "years": {"type": "int"}},
+                },
+                transform=lambda r: {"email": r["email"], "years": r["age"]},
+            )
             assert report.copied == 1
             store = await cat.store("contacts")
             assert (await store.read("ann@example.com")).years == 3
@@ -134,17 +150,18 @@ INVALID = [
     ({"name": "x1", "attrs": {"id": {"type": "money"}}}, "attrs.id.type"),
     ({"name": "1x", "attrs": {"id": "str"}}, "name"),
     ({"name": "docs", "attrs": {"id": "str"}}, "name"),
-    ({"name": "notes", "attrs": {"id": "str"}}, "name"),            # a static store's name
+    ({"name": "notes", "attrs": {"id": "str"}}, "name"),  # a static store's name
     ({"name": "x2", "key": "nope", "attrs": {"id": "str"}}, "key"),
     ({"name": "x3", "attrs": {"id": "str"}, "indexes": ["nope"]}, "indexes.0"),
-    ({"name": "x4", "attrs": {"id": "str", "n": {"type": "int", "max_length": 3}}},
-     "attrs.n.max_length"),
+    (
+        {"name": "x4", "attrs": {"id": "str", "n": {"type": "int", "max_length": 3}}},
+        "attrs.n.max_length",
+    ),
     ({"name": "x5", "attrs": {"id": "str", "class": "str"}}, "attrs.class"),
     ({"name": "x6", "attrs": {"id": "str"}, "colour": "red"}, "colour"),
     ({"name": "x7", "attrs": {"id": {"type": "int", "default": "no"}}}, "attrs.id.default"),
     ({"name": "x" * 41, "attrs": {"id": "str"}}, "name"),
-    ({"name": "x8", "attrs": {"id": "str", "e": {"type": "enum", "values": []}}},
-     "attrs.e.values"),
+    ({"name": "x8", "attrs": {"id": "str", "e": {"type": "enum", "values": []}}}, "attrs.e.values"),
 ]
 
 
@@ -157,7 +174,7 @@ def test_invalid_specs_create_nothing(spec: dict[str, Any], field: str) -> None:
             cat.define(spec)
         assert e.value.field == field
         assert cat.list() == [] and cat.definitions.count() == 0
-        assert [n for n in db.footprint() if "dynamic_" not in n] == []   # no data store
+        assert [n for n in db.footprint() if "dynamic_" not in n] == []  # no data store
     finally:
         db.drop()
 
@@ -166,12 +183,21 @@ def test_invalid_json_schema_creates_nothing() -> None:
     db = persisty.connect("memory://")
     cat = catalog(db)
     with pytest.raises(ValidationError) as e:
-        cat.define_json_schema("pets", {"type": "object", "properties": {
-            "id": {"type": "string"}, "v": {"oneOf": [{"type": "string"}]}}}, key="id")
+        cat.define_json_schema(
+            "pets",
+            {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "v": {"oneOf": [{"type": "string"}]}},
+            },
+            key="id",
+        )
     assert e.value.field == "schema.properties.v.type"
     with pytest.raises(ValidationError) as e:
-        cat.define_json_schema("pets", {"type": "object", "properties": {
-            "id": {"type": "string", "oneOf": []}}}, key="id")
+        cat.define_json_schema(
+            "pets",
+            {"type": "object", "properties": {"id": {"type": "string", "oneOf": []}}},
+            key="id",
+        )
     assert e.value.field == "schema.properties.id.oneOf"
     assert cat.list() == [] and cat.definitions.count() == 0
 
@@ -189,12 +215,13 @@ def test_migrate_fences_writes_and_serves_reads() -> None:
         cat = catalog(db, staleness=0.05, batch_size=50)
         cat.define(CONTACTS)
         contacts = cat.store("contacts")
-        contacts.edit_batch([persisty.Edit.create({"email": f"u{i}@x", "age": i})
-                             for i in range(120)])
+        contacts.edit_batch(
+            [persisty.Edit.create({"email": f"u{i}@x", "age": i}) for i in range(120)]
+        )
         seen: dict[str, Any] = {}
 
         def transform(row: dict[str, Any]) -> dict[str, Any]:
-            if row["email"] == "u60@x":     # in the middle of the copy
+            if row["email"] == "u60@x":  # in the middle of the copy
                 seen["read"] = contacts.read("u1@x")
                 seen["count"] = contacts.count()
                 try:
@@ -203,8 +230,7 @@ def test_migrate_fences_writes_and_serves_reads() -> None:
                     seen["write"] = e
             return {**row, "age": row["age"] + 1000}
 
-        report = cat.migrate("contacts", _with(CONTACTS, age={"type": "int"}),
-                             transform=transform)
+        report = cat.migrate("contacts", _with(CONTACTS, age={"type": "int"}), transform=transform)
         assert report.copied == 120
         assert seen["read"].age == 1 and seen["count"] == 120
         assert isinstance(seen["write"], Unavailable)
@@ -220,11 +246,12 @@ def test_failed_transform_leaves_the_old_version_live() -> None:
         cat = catalog(db, staleness=0.05, batch_size=100)
         before = cat.define(CONTACTS)
         contacts = cat.store("contacts")
-        contacts.edit_batch([persisty.Edit.create({"email": f"u{i:04}@x", "age": i})
-                             for i in range(1000)])
+        contacts.edit_batch(
+            [persisty.Edit.create({"email": f"u{i:04}@x", "age": i}) for i in range(1000)]
+        )
 
         def transform(row: dict[str, Any]) -> dict[str, Any]:
-            if row["email"] == "u0499@x":    # the 500th row in key order
+            if row["email"] == "u0499@x":  # the 500th row in key order
                 raise RuntimeError("boom")
             return row
 
@@ -236,7 +263,7 @@ def test_failed_transform_leaves_the_old_version_live() -> None:
         after = cat.get("contacts")
         assert (after.version, after.generation, after.state) == (1, 1, "live")
         assert etag(after) != etag(before) or after == before
-        contacts.create({"email": "new@x"})                 # writes work again
+        contacts.create({"email": "new@x"})  # writes work again
         assert contacts.count() == 1001
         assert db.footprint(cat.class_of(after)) != []
         assert not [n for n in db.footprint() if "__g2" in n]
@@ -283,9 +310,13 @@ def test_concurrent_alters_with_one_etag_one_wins() -> None:
         def alter(i: int) -> None:
             barrier.wait()
             try:
-                results.append(cats[i].alter("contacts", _with(
-                    CONTACTS, **{f"extra{i}": {"type": "str", "optional": True}}),
-                    if_match=tag))
+                results.append(
+                    cats[i].alter(
+                        "contacts",
+                        _with(CONTACTS, **{f"extra{i}": {"type": "str", "optional": True}}),
+                        if_match=tag,
+                    )
+                )
             except PreconditionFailed as e:
                 results.append(e)
 
@@ -309,8 +340,9 @@ def test_namespaces_define_the_same_name_differently() -> None:
     two = persisty.connect(url, namespace=_ns())
     try:
         catalog(one).define(CONTACTS)
-        catalog(two).define({"name": "contacts", "key": "phone",
-                             "attrs": {"phone": {"type": "str"}}})
+        catalog(two).define(
+            {"name": "contacts", "key": "phone", "attrs": {"phone": {"type": "str"}}}
+        )
         catalog(one).store("contacts").create({"email": "ann@x"})
         catalog(two).store("contacts").create({"phone": "555"})
         assert [c.email for c in catalog(one).store("contacts").search().items] == ["ann@x"]

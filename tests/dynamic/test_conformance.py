@@ -38,8 +38,9 @@ def _swap(monkeypatch: pytest.MonkeyPatch, cls: type[Any]) -> None:
         if hasattr(module, "Color"):
             monkeypatch.setattr(module, "Color", color)
     assert color is not None
-    monkeypatch.setitem(suite_data._VALUES, "color",
-                        st.one_of(st.none(), st.sampled_from(list(color))))
+    monkeypatch.setitem(
+        suite_data._VALUES, "color", st.one_of(st.none(), st.sampled_from(list(color)))
+    )
 
 
 class _Generated(StoreConformance):
@@ -70,8 +71,7 @@ class _GeneratedAsync(AsyncStoreConformance):
         return persisty.aio.connect(self.url, namespace=namespace)
 
     @pytest.fixture(autouse=True)
-    async def generated(self, database: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
-                        ) -> None:
+    async def generated(self, database: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
         cat = catalog(database)
         d = await cat.define(ITEM_SPEC)
         self.cat = cat

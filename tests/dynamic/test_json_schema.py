@@ -21,22 +21,38 @@ CHECKER = jsonschema.FormatChecker()
 
 
 def _scalar() -> st.SearchStrategy[dict[str, Any]]:
-    string = st.fixed_dictionaries({"type": st.just("string")}, optional={
-        "minLength": st.integers(0, 3), "maxLength": st.integers(3, 6),
-        "pattern": st.sampled_from(PATTERNS)})
+    string = st.fixed_dictionaries(
+        {"type": st.just("string")},
+        optional={
+            "minLength": st.integers(0, 3),
+            "maxLength": st.integers(3, 6),
+            "pattern": st.sampled_from(PATTERNS),
+        },
+    )
     formatted = st.sampled_from(["date", "date-time", "uuid"]).map(
-        lambda f: {"type": "string", "format": f})
-    enum = st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=3,
-                    unique=True).map(lambda v: {"type": "string", "enum": v})
-    number = st.fixed_dictionaries({"type": st.sampled_from(["integer", "number"])}, optional={
-        "minimum": st.integers(-5, 0), "maximum": st.integers(1, 5),
-        "exclusiveMinimum": st.integers(-8, -6), "exclusiveMaximum": st.integers(6, 8)})
+        lambda f: {"type": "string", "format": f}
+    )
+    enum = st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=3, unique=True).map(
+        lambda v: {"type": "string", "enum": v}
+    )
+    number = st.fixed_dictionaries(
+        {"type": st.sampled_from(["integer", "number"])},
+        optional={
+            "minimum": st.integers(-5, 0),
+            "maximum": st.integers(1, 5),
+            "exclusiveMinimum": st.integers(-8, -6),
+            "exclusiveMaximum": st.integers(6, 8),
+        },
+    )
     return st.one_of(string, formatted, enum, number, st.just({"type": "boolean"}))
 
 
 def _property(depth: int) -> st.SearchStrategy[dict[str, Any]]:
-    array = st.builds(lambda items, lo: {"type": "array", "items": items, **lo},
-                      _scalar(), st.sampled_from([{}, {"minItems": 1}, {"maxItems": 2}]))
+    array = st.builds(
+        lambda items, lo: {"type": "array", "items": items, **lo},
+        _scalar(),
+        st.sampled_from([{}, {"minItems": 1}, {"maxItems": 2}]),
+    )
     choices = [_scalar(), array]
     if depth < 1:
         choices.append(_object(depth + 1, top=False))
@@ -53,8 +69,9 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 @st.composite
 def _object(draw: st.DrawFn, depth: int = 0, top: bool = True) -> dict[str, Any]:
-    names = draw(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=1,
-                          max_size=4, unique=True))
+    names = draw(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=1, max_size=4, unique=True)
+    )
     props: dict[str, Any] = {"id": {"type": "string"}} if top else {}
     required = ["id"] if top else []
     for n in names:
@@ -73,10 +90,26 @@ def _object(draw: st.DrawFn, depth: int = 0, top: bool = True) -> dict[str, Any]
 
 
 _VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-9, 9), st.floats(-9, 9, allow_nan=False),
-    st.sampled_from(["", "a", "b", "xx", "abcdefg", "12ab", "2024-01-02", "2024-13-40",
-                     "2024-01-02T03:04:05Z", "2024-01-02 03:04", "not-a-uuid",
-                     "9f8b8a2e-6f0e-4d38-9d8a-0a6d7f6c1e2b"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-9, 9),
+    st.floats(-9, 9, allow_nan=False),
+    st.sampled_from(
+        [
+            "",
+            "a",
+            "b",
+            "xx",
+            "abcdefg",
+            "12ab",
+            "2024-01-02",
+            "2024-13-40",
+            "2024-01-02T03:04:05Z",
+            "2024-01-02 03:04",
+            "not-a-uuid",
+            "9f8b8a2e-6f0e-4d38-9d8a-0a6d7f6c1e2b",
+        ]
+    ),
 )
 
 
@@ -119,7 +152,8 @@ def test_generated_schema_accepts_what_the_input_accepts(data: st.DataObject) ->
     store = cat.store("things")
     valid = data.draw(_document(schema), label="document to store")
     if source.is_valid(valid) and all(
-            not (isinstance(v, float) and not v.is_integer()) for v in valid.values()):
+        not (isinstance(v, float) and not v.is_integer()) for v in valid.values()
+    ):
         store.create(valid)
         assert store.count() == 1
 
@@ -127,6 +161,7 @@ def test_generated_schema_accepts_what_the_input_accepts(data: st.DataObject) ->
 @pytest.mark.parametrize("keyword", ["oneOf", "anyOf", "allOf", "$ref", "not", "if"])
 def test_unsupported_keywords_are_named(keyword: str) -> None:
     with pytest.raises(ValidationError) as e:
-        spec_from_json_schema("x", {"type": "object", "properties": {
-            "id": {"type": "string", keyword: {}}}})
+        spec_from_json_schema(
+            "x", {"type": "object", "properties": {"id": {"type": "string", keyword: {}}}}
+        )
     assert e.value.field == f"schema.properties.id.{keyword}"

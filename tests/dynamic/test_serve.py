@@ -26,9 +26,15 @@ SECRET = "a test secret that is long enough for HS256 tokens!"
 AUTH = JWTAuth(secret=SECRET)
 ADMIN = {"Authorization": "Bearer " + AUTH.issue("ann", ["admin"])}
 USER = {"Authorization": "Bearer " + AUTH.issue("bob", ["user"])}
-TASKS = {"name": "tasks", "attrs": {"id": {"type": "uuid"}, "title": {"type": "str"},
-                                    "done": {"type": "bool", "default": False}},
-         "indexes": ["done"]}
+TASKS = {
+    "name": "tasks",
+    "attrs": {
+        "id": {"type": "uuid"},
+        "title": {"type": "str"},
+        "done": {"type": "bool", "default": False},
+    },
+    "indexes": ["done"],
+}
 
 
 def _port() -> int:
@@ -45,9 +51,22 @@ class Server:
         if secret:
             env["DYN_SECRET"] = secret
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "persisty", "serve", "tests.dynamic.dyn_app:asgi",
-             "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "persisty",
+                "serve",
+                "tests.dynamic.dyn_app:asgi",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -55,8 +74,9 @@ class Server:
                 break
             except httpx.HTTPError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stderr.read().decode()  # type: ignore[union-attr]
-                                       ) from None
+                    raise RuntimeError(
+                        self.proc.stderr.read().decode()  # type: ignore[union-attr]
+                    ) from None
                 time.sleep(0.1)
         self.client = httpx.Client(base_url=self.base, timeout=10)
 
@@ -87,22 +107,25 @@ def test_define_serve_and_drop_without_restart(served: Server) -> None:
     assert c.get("/api/tasks/_count").json()["count"] == 2
     spec = c.get("/api/openapi.json").json()
     assert "/api/tasks" in spec["paths"] and "/api/tasks/{key}" in spec["paths"]
-    q = c.post("/graphql", json={"query": "{ tasksSearch(filter: {done: false}) "
-                                          "{ items { title } } }"})
+    q = c.post(
+        "/graphql", json={"query": "{ tasksSearch(filter: {done: false}) { items { title } } }"}
+    )
     assert q.status_code == 200, q.text
     assert q.json()["data"]["tasksSearch"]["items"] == [{"title": "write docs"}]
 
     # an additive alter: served at once, no fence
     wider = {**TASKS, "attrs": {**TASKS["attrs"], "due": {"type": "date", "optional": True}}}
-    assert c.put("/api/_schemas/tasks", json=wider).status_code == 412   # no If-Match
+    assert c.put("/api/_schemas/tasks", json=wider).status_code == 412  # no If-Match
     r = c.put("/api/_schemas/tasks", json=wider, headers={"If-Match": tag})
     assert r.status_code == 200, r.text
     assert c.post("/api/tasks", json={"title": "plan", "due": "2025-01-02"}).status_code == 201
     assert "due" in str(c.get("/api/openapi.json").json()["components"])
-    assert c.put("/api/_schemas/tasks", json=wider,
-                 headers={"If-Match": tag}).status_code == 412     # a stale etag
-    plan = c.post("/api/_schemas/tasks/_plan", json={"name": "tasks", "attrs": {
-        "id": {"type": "uuid"}}}).json()
+    assert (
+        c.put("/api/_schemas/tasks", json=wider, headers={"If-Match": tag}).status_code == 412
+    )  # a stale etag
+    plan = c.post(
+        "/api/_schemas/tasks/_plan", json={"name": "tasks", "attrs": {"id": {"type": "uuid"}}}
+    ).json()
     assert plan["destructive"] is True
 
     assert c.delete("/api/_schemas/tasks").status_code == 204
@@ -121,8 +144,17 @@ def test_invalid_definitions_over_http_name_the_field(served: Server) -> None:
     assert r.status_code == 422 and r.json()["field"] == "attrs.id.type"
     r = c.post("/api/_schemas", json={"name": "_schemas", "attrs": {"id": "str"}})
     assert r.status_code == 422 and r.json()["field"] == "name"
-    r = c.post("/api/_schemas", json={"name": "pets", "key": "id", "json_schema": {
-        "type": "object", "properties": {"id": {"type": "string"}, "x": {"oneOf": []}}}})
+    r = c.post(
+        "/api/_schemas",
+        json={
+            "name": "pets",
+            "key": "id",
+            "json_schema": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "x": {"oneOf": []}},
+            },
+        },
+    )
     assert r.status_code == 422 and r.json()["field"] == "schema.properties.x.type"
     assert c.get("/api/_schemas").json() == {"items": []}
 
@@ -136,11 +168,18 @@ def _csv(bad: set[int]) -> str:
 
 def test_csv_import_reports_bad_rows_by_line(served: Server) -> None:
     c = served.client
-    c.post("/api/_schemas", json={"name": "people", "key": "email", "attrs": {
-        "email": {"type": "str"}, "age": {"type": "int", "ge": 0}}})
+    c.post(
+        "/api/_schemas",
+        json={
+            "name": "people",
+            "key": "email",
+            "attrs": {"email": {"type": "str"}, "age": {"type": "int", "ge": 0}},
+        },
+    )
     body = _csv({10, 500, 998})
-    r = c.post("/api/people/_import?atomic=true", content=body,
-               headers={"Content-Type": "text/csv"})
+    r = c.post(
+        "/api/people/_import?atomic=true", content=body, headers={"Content-Type": "text/csv"}
+    )
     assert r.status_code == 422
     assert r.json()["imported"] == 0 and c.get("/api/people/_count").json()["count"] == 0
     r = c.post("/api/people/_import", content=body, headers={"Content-Type": "text/csv"})
@@ -148,10 +187,16 @@ def test_csv_import_reports_bad_rows_by_line(served: Server) -> None:
     report = r.json()
     assert report["imported"] == 997
     assert [(e["line"], e["field"]) for e in report["errors"]] == [
-        (12, "age"), (502, "age"), (1000, "age")]        # the header is line 1
+        (12, "age"),
+        (502, "age"),
+        (1000, "age"),
+    ]  # the header is line 1
     assert c.get("/api/people/_count").json()["count"] == 997
-    r = c.post("/api/people/_import", content='{"email": "j@x", "age": 3}\n{"email": 5}\n',
-               headers={"Content-Type": "application/x-ndjson"})
+    r = c.post(
+        "/api/people/_import",
+        content='{"email": "j@x", "age": 3}\n{"email": 5}\n',
+        headers={"Content-Type": "application/x-ndjson"},
+    )
     assert r.json()["imported"] == 1 and r.json()["errors"][0]["line"] == 2
 
 
@@ -163,7 +208,7 @@ def test_admin_scope_and_sharing_over_http(tmp_path: Path) -> None:
         assert c.post("/api/_schemas", json=TASKS, headers=USER).status_code == 403
         assert c.post("/api/_schemas", json=TASKS, headers=ADMIN).status_code == 201
         assert c.get("/api/tasks", headers=ADMIN).status_code == 200
-        assert c.get("/api/tasks", headers=USER).status_code == 404     # not shared
+        assert c.get("/api/tasks", headers=USER).status_code == 404  # not shared
         assert c.get("/api/_schemas", headers=USER).json() == {"items": []}
         assert c.delete("/api/_schemas/tasks", headers=USER).status_code == 403
     finally:
@@ -187,17 +232,29 @@ def test_two_processes_on_postgresql_see_each_others_changes() -> None:
         assert r.status_code == 201
         seen = _wait_for(lambda: two.client.get("/api/tasks").status_code == 200, 1.5)
         assert seen < 1.2
-        wider = {**TASKS, "attrs": {**TASKS["attrs"], "due": {"type": "date",
-                                                              "optional": True}}}
-        assert two.client.put("/api/_schemas/tasks", json=wider,
-                              headers={"If-Match": r.headers["etag"]}).status_code == 200
+        wider = {**TASKS, "attrs": {**TASKS["attrs"], "due": {"type": "date", "optional": True}}}
+        assert (
+            two.client.put(
+                "/api/_schemas/tasks", json=wider, headers={"If-Match": r.headers["etag"]}
+            ).status_code
+            == 200
+        )
         start = time.monotonic()
-        _wait_for(lambda: one.client.post("/api/tasks", json={
-            "title": "t", "due": "2025-01-01"}).status_code == 201, 1.5)
+        _wait_for(
+            lambda: (
+                one.client.post("/api/tasks", json={"title": "t", "due": "2025-01-01"}).status_code
+                == 201
+            ),
+            1.5,
+        )
         assert time.monotonic() - start < 1.2
         # the same etag again, from the other process: refused
-        assert one.client.put("/api/_schemas/tasks", json=wider,
-                              headers={"If-Match": r.headers["etag"]}).status_code == 412
+        assert (
+            one.client.put(
+                "/api/_schemas/tasks", json=wider, headers={"If-Match": r.headers["etag"]}
+            ).status_code
+            == 412
+        )
         one.client.delete("/api/_schemas/tasks")
     finally:
         one.close()
@@ -208,10 +265,13 @@ def test_namespaces_define_contacts_differently(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ns.db'}"
     a, b = Server(url, "na" + uuid.uuid4().hex[:6]), Server(url, "nb" + uuid.uuid4().hex[:6])
     try:
-        a.client.post("/api/_schemas", json={"name": "contacts", "key": "email",
-                                            "attrs": {"email": "str"}})
-        b.client.post("/api/_schemas", json={"name": "contacts", "key": "phone",
-                                            "attrs": {"phone": "str", "age": "int"}})
+        a.client.post(
+            "/api/_schemas", json={"name": "contacts", "key": "email", "attrs": {"email": "str"}}
+        )
+        b.client.post(
+            "/api/_schemas",
+            json={"name": "contacts", "key": "phone", "attrs": {"phone": "str", "age": "int"}},
+        )
         assert a.client.post("/api/contacts", json={"email": "ann@x"}).status_code == 201
         assert a.client.post("/api/contacts", json={"phone": "1"}).status_code == 422
         assert b.client.post("/api/contacts", json={"phone": "1", "age": 3}).status_code == 201

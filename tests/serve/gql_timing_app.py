@@ -15,16 +15,21 @@ import persisty.aio
 from persisty.serve import Link, app
 from persisty.store import Edit
 
-db = persisty.aio.connect(f"sqlite:///{os.environ['PERSISTY_GQL_TIMING_DB']}",
-                          namespace="t" + uuid.uuid4().hex[:8])
+db = persisty.aio.connect(
+    f"sqlite:///{os.environ['PERSISTY_GQL_TIMING_DB']}", namespace="t" + uuid.uuid4().hex[:8]
+)
 
 
 async def seed() -> None:
-    await db.store(Author).edit_batch([Edit.create(Author(id=f"a{i}", name=f"n{i}"))
-                                       for i in range(20)])
-    await db.store(Post).edit_batch([Edit.create(Post(id=uuid.uuid4(), author_id=f"a{i % 20}",
-                                                      text=f"post {i}", stars=i))
-                                     for i in range(1000)])
+    await db.store(Author).edit_batch(
+        [Edit.create(Author(id=f"a{i}", name=f"n{i}")) for i in range(20)]
+    )
+    await db.store(Post).edit_batch(
+        [
+            Edit.create(Post(id=uuid.uuid4(), author_id=f"a{i % 20}", text=f"post {i}", stars=i))
+            for i in range(1000)
+        ]
+    )
 
 
 # the longest the event loop was busy between two turns of a heartbeat, in CPU time of the
@@ -52,6 +57,10 @@ async def _busiest_turn(request: Request) -> JSONResponse:
 
 
 _tasks: list[asyncio.Task[None]] = []
-asgi = app(db, [Author, Post], links=[Link(Post, "author_id", Author, back="posts")],
-           on_startup=[seed, _start_heartbeat])
+asgi = app(
+    db,
+    [Author, Post],
+    links=[Link(Post, "author_id", Author, back="posts")],
+    on_startup=[seed, _start_heartbeat],
+)
 asgi.add_route("/_probe/loop", _busiest_turn)

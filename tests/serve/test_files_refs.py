@@ -58,8 +58,14 @@ def client(request: Any) -> Iterator[TestClient]:
     docs.catalog = CountingCatalog(docs.catalog)
     db = persisty.aio.connect("memory://", namespace="r" + uuid.uuid4().hex[:8])
     owner = Policy.owner("owner")
-    asgi = app(db, [RefNote], auth=AUTH, policies={RefNote: owner},
-               files={"docs": docs, "pics": pics}, file_policies={"docs": owner, "pics": owner})
+    asgi = app(
+        db,
+        [RefNote],
+        auth=AUTH,
+        policies={RefNote: owner},
+        files={"docs": docs, "pics": pics},
+        file_policies={"docs": owner, "pics": owner},
+    )
     with TestClient(asgi) as c:
         yield c
 
@@ -79,16 +85,20 @@ def test_writes_check_the_file_and_its_etag(client: TestClient) -> None:
     shown = r.json()["attachment"]
     assert shown["key"] == "a.txt" and shown["size"] == 5
     assert shown["content_type"] == "text/plain" and shown["url"].startswith(
-        "/api/_files/docs/a.txt?exp=")
+        "/api/_files/docs/a.txt?exp="
+    )
     assert client.get(shown["url"]).content == b"hello"
-    for bad in ({"key": "a.txt", "etag": "0" * 64}, {"key": "none.txt", "etag": ref["etag"]},
-                bobs, {"key": "../x", "etag": "e"}):
+    for bad in (
+        {"key": "a.txt", "etag": "0" * 64},
+        {"key": "none.txt", "etag": ref["etag"]},
+        bobs,
+        {"key": "../x", "etag": "e"},
+    ):
         r = client.post("/api/ref_note", json={"id": "n2", "attachment": bad}, headers=ann)
         assert r.status_code == 422 and r.json()["field"] == "attachment", bad
     r = client.post("/api/ref_note", json={"id": "n2", "attachment": "a.txt"}, headers=ann)
     assert r.status_code == 422 and r.json()["field"] == "attachment"
-    r = client.patch("/api/ref_note/n1", json={"extra": {"key": "x", "etag": "y"}},
-                     headers=ann)
+    r = client.patch("/api/ref_note/n1", json={"extra": {"key": "x", "etag": "y"}}, headers=ann)
     assert r.status_code == 422 and r.json()["field"] == "extra"
     r = client.patch("/api/ref_note/n1", json={"extra": ref}, headers=ann)
     assert r.status_code == 200 and r.json()["extra"]["size"] == 5
@@ -101,8 +111,9 @@ def test_writes_check_the_file_and_its_etag(client: TestClient) -> None:
 def test_a_page_of_50_is_signed_from_one_catalog_read(client: TestClient) -> None:
     ann = bearer("ann")
     refs = [_ref(client, "docs", f"n/{i}.txt", f"file {i}".encode()) for i in range(50)]
-    edits = [{"op": "create", "item": {"id": f"n{i:02d}", "attachment": refs[i]}}
-             for i in range(50)]
+    edits = [
+        {"op": "create", "item": {"id": f"n{i:02d}", "attachment": refs[i]}} for i in range(50)
+    ]
     r = client.post("/api/ref_note/_batch/edit", json={"edits": edits}, headers=ann)
     assert r.status_code == 200 and all(e["ok"] for e in r.json()["results"])
     CountingCatalog.reads = 0
@@ -112,8 +123,9 @@ def test_a_page_of_50_is_signed_from_one_catalog_read(client: TestClient) -> Non
     assert len(items) == 50 and all(i["attachment"]["url"] for i in items)
     assert client.get(items[7]["attachment"]["url"]).content == b"file 7"
     CountingCatalog.reads = 0
-    client.post("/api/ref_note/_batch/read", json={"keys": [f"n{i:02d}" for i in range(50)]},
-                headers=ann)
+    client.post(
+        "/api/ref_note/_batch/read", json={"keys": [f"n{i:02d}" for i in range(50)]}, headers=ann
+    )
     assert CountingCatalog.reads == 1
 
 
@@ -122,8 +134,11 @@ def test_on_delete_delete_keep_block(client: TestClient) -> None:
     att = _ref(client, "docs", "att.txt", b"a")
     keep = _ref(client, "docs", "keep.txt", b"k")
     cover = _ref(client, "pics", "cover.txt", b"c")
-    client.post("/api/ref_note", json={"id": "d1", "attachment": att, "extra": keep,
-                                       "cover": cover}, headers=ann)
+    client.post(
+        "/api/ref_note",
+        json={"id": "d1", "attachment": att, "extra": keep, "cover": cover},
+        headers=ann,
+    )
     r = client.delete("/api/ref_note/d1", headers=ann)
     assert r.status_code == 409 and r.json()["field"] == "cover"
     assert client.get("/api/ref_note/d1", headers=ann).status_code == 200
@@ -135,10 +150,12 @@ def test_on_delete_delete_keep_block(client: TestClient) -> None:
 
 def test_declarations_are_checked() -> None:
     with pytest.raises(TypeError, match="FileRef"):
+
         @stored
         class Wrong:
             id: str
             pic: str = Attr(files="docs")
+
     with pytest.raises(ValueError, match="on_delete"):
         Attr(files="docs", on_delete="cascade")  # type: ignore[arg-type]
     from persisty.errors import ValidationError

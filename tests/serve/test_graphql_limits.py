@@ -26,18 +26,28 @@ from persisty.store import AsyncWrappedStore
 
 LINKS = [Link(Post, "author_id", Author, back="posts")]
 CYCLE = "{ postSearch { items { " + "author { posts { " * 8 + "id" + " } }" * 8 + " } } }"
-FAN_OUT = ("{ postSearch(limit: 1000) { items { author { posts(limit: 1000) { author { "
-           "posts(limit: 1000) { id } } } } } } }")
-ALIASES = "{ " + " ".join(f"a{i}: postSearch(limit: 1) {{ items {{ id }} }}"
-                          for i in range(2000)) + " }"
-MUTATIONS = "mutation { " + " ".join(
-    f'm{i}: createAuthor(item: {{id: "x{i}", name: "n"}}) {{ id }}' for i in range(1500)) + " }"
+FAN_OUT = (
+    "{ postSearch(limit: 1000) { items { author { posts(limit: 1000) { author { "
+    "posts(limit: 1000) { id } } } } } } }"
+)
+ALIASES = (
+    "{ " + " ".join(f"a{i}: postSearch(limit: 1) {{ items {{ id }} }}" for i in range(2000)) + " }"
+)
+MUTATIONS = (
+    "mutation { "
+    + " ".join(f'm{i}: createAuthor(item: {{id: "x{i}", name: "n"}}) {{ id }}' for i in range(1500))
+    + " }"
+)
 # fragments spread twice at every level: 2**40 fields if expanded naively
-DOUBLING = "query { authorSearch { items { ...F0 } } } " + " ".join(
-    f"fragment F{i} on Author {{ id ...F{i + 1} ...F{i + 1} }}" for i in range(40)
-) + " fragment F40 on Author { name }"
-FRAGMENTS = ("query { postSearch { items { ...A } } } fragment A on Post { author { ...B } } "
-             "fragment B on Author { posts { ...A } }")
+DOUBLING = (
+    "query { authorSearch { items { ...F0 } } } "
+    + " ".join(f"fragment F{i} on Author {{ id ...F{i + 1} ...F{i + 1} }}" for i in range(40))
+    + " fragment F40 on Author { name }"
+)
+FRAGMENTS = (
+    "query { postSearch { items { ...A } } } fragment A on Post { author { ...B } } "
+    "fragment B on Author { posts { ...A } }"
+)
 
 
 class Counting(AsyncWrappedStore[Any]):
@@ -45,8 +55,9 @@ class Counting(AsyncWrappedStore[Any]):
 
     searches: list[tuple[str, int | None, int]] = []
 
-    async def search(self, filter: Any = None, order: Any = None, limit: Any = None,
-                     page_key: Any = None) -> Any:
+    async def search(
+        self, filter: Any = None, order: Any = None, limit: Any = None, page_key: Any = None
+    ) -> Any:
         page = await self.inner.search(filter, order, limit, page_key)
         Counting.searches.append((self.meta.name, limit, len(page.items)))
         return page
@@ -67,20 +78,26 @@ def _codes(r: Any) -> list[str]:
 
 def test_hostile_shapes_are_refused_before_they_run(client: Any) -> None:
     assert client.post("/api/author", json={"id": "a", "name": "A"}).status_code == 201
-    for query, code in ((CYCLE, "too_deep"), (FAN_OUT, "too_costly"),
-                        (ALIASES, "too_many_root_fields"), (MUTATIONS, "too_many_root_fields")):
+    for query, code in (
+        (CYCLE, "too_deep"),
+        (FAN_OUT, "too_costly"),
+        (ALIASES, "too_many_root_fields"),
+        (MUTATIONS, "too_many_root_fields"),
+    ):
         Counting.searches.clear()
         r = client.post("/graphql", json={"query": query})
         assert r.status_code == 400 and r.json()["data"] is None, r.text[:300]
-        assert _codes(r) == [code] or (query is CYCLE and _codes(r) == ["too_costly"]) or (
-            code == "too_many_root_fields" and _codes(r) == ["too_large"])  # tokens first
+        assert (
+            _codes(r) == [code]
+            or (query is CYCLE and _codes(r) == ["too_costly"])
+            or (code == "too_many_root_fields" and _codes(r) == ["too_large"])
+        )  # tokens first
         assert Counting.searches == []  # nothing ran
     t = time.monotonic()
     r = client.post("/graphql", json={"query": DOUBLING})
     assert r.status_code == 400 and time.monotonic() - t < 2, r.text[:300]
     few = "{ " + " ".join(f"a{i}: postSearch(limit: 1) {{ items {{ id }} }}" for i in range(21))
-    assert _codes(client.post("/graphql", json={"query": few + " }"})) == [
-        "too_many_root_fields"]
+    assert _codes(client.post("/graphql", json={"query": few + " }"})) == ["too_many_root_fields"]
     r = client.post("/graphql", json={"query": FRAGMENTS})
     assert r.status_code == 400 and r.json()["errors"]  # a fragment cycle: invalid
     assert client.get("/api/author/_count").json() == {"count": 1}  # no mutation ran
@@ -98,29 +115,43 @@ def test_variables_count_in_the_cost_and_batches_are_capped() -> None:
         r = c.post("/graphql", json={"query": q, "variables": {"k": [str(i) for i in range(11)]}})
         assert r.json()["errors"] and r.status_code in (200, 400)
         edits = [{"op": "create", "item": {"id": f"e{i}"}} for i in range(11)]
-        r = c.post("/graphql", json={"query": "mutation($e: [AuthorEditInput!]!) { "
-                                              "editAuthorBatch(edits: $e) { ok } }",
-                                     "variables": {"e": edits}})
+        r = c.post(
+            "/graphql",
+            json={
+                "query": "mutation($e: [AuthorEditInput!]!) { editAuthorBatch(edits: $e) { ok } }",
+                "variables": {"e": edits},
+            },
+        )
         assert r.json()["errors"] and c.get("/api/author/_count").json() == {"count": 0}
 
 
 def test_limit_is_pushed_into_child_searches(client: Any) -> None:
     for a in ("a", "b"):
         client.post("/api/author", json={"id": a, "name": a.upper()})
-    r = client.post("/api/post/_batch/edit", json={"edits": [
-        {"op": "create", "item": {"author_id": "a" if i % 5 else "b", "text": f"t{i}"}}
-        for i in range(200)]})
+    r = client.post(
+        "/api/post/_batch/edit",
+        json={
+            "edits": [
+                {"op": "create", "item": {"author_id": "a" if i % 5 else "b", "text": f"t{i}"}}
+                for i in range(200)
+            ]
+        },
+    )
     assert all(x["ok"] for x in r.json()["results"])
     Counting.searches.clear()
-    r = client.post("/graphql", json={"query": '{ authorSearch(order: ["id"]) { items { id '
-                                                'posts(limit: 3) { text } } } }'})
+    r = client.post(
+        "/graphql",
+        json={"query": '{ authorSearch(order: ["id"]) { items { id posts(limit: 3) { text } } } }'},
+    )
     items = r.json()["data"]["authorSearch"]["items"]
     assert [len(i["posts"]) for i in items] == [3, 3]
     post_searches = [s for s in Counting.searches if s[0] == "post"]
-    assert post_searches and all(limit is not None and limit <= 6 and n <= 6
-                                 for _, limit, n in post_searches), post_searches
-    r = client.post("/graphql", json={"query": "{ authorSearch { items { posts(limit: 0) "
-                                               "{ id } } } }"})
+    assert post_searches and all(
+        limit is not None and limit <= 6 and n <= 6 for _, limit, n in post_searches
+    ), post_searches
+    r = client.post(
+        "/graphql", json={"query": "{ authorSearch { items { posts(limit: 0) { id } } } }"}
+    )
     assert r.json()["errors"][0]["extensions"]["field"] == "limit"
 
 
@@ -140,11 +171,27 @@ def server(tmp_path_factory: Any) -> Any:
     path = tmp_path_factory.mktemp("gql") / "gql.db"
     port = _free_port()
     here = Path(__file__).parent
-    env = {**os.environ, "PERSISTY_GQL_TIMING_DB": str(path),
-           "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "gql_timing_app:asgi",
-                             "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], cwd=here, env=env)
+    env = {
+        **os.environ,
+        "PERSISTY_GQL_TIMING_DB": str(path),
+        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gql_timing_app:asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=here,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -162,19 +209,35 @@ def server(tmp_path_factory: Any) -> Any:
 
 
 # the heaviest shapes the default limits let through, and the hostile ones
-HEAVY = ("{ postSearch(limit: 1000) { items { text author { name posts(limit: 20) { text "
-         "author { name } } } } } }")
-WIDE = "{ " + " ".join(f"s{i}: postSearch(limit: 1000, order: [\"-stars\"]) {{ items {{ id text "
-                       f"stars author {{ name }} }} }}" for i in range(20)) + " }"
+HEAVY = (
+    "{ postSearch(limit: 1000) { items { text author { name posts(limit: 20) { text "
+    "author { name } } } } } }"
+)
+WIDE = (
+    "{ "
+    + " ".join(
+        f's{i}: postSearch(limit: 1000, order: ["-stars"]) {{ items {{ id text '
+        f"stars author {{ name }} }} }}"
+        for i in range(20)
+    )
+    + " }"
+)
 # shapes the default cost lets through: two lists of 1,000 with a relation, and a nested
 # has-many with default limits
-ALLOWED = "{ " + " ".join(f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars author "
-                          f"{{ name }} }} }}" for i in range(2)) + " }"
+ALLOWED = (
+    "{ "
+    + " ".join(
+        f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars author {{ name }} }} }}"
+        for i in range(2)
+    )
+    + " }"
+)
 NESTED = "{ postSearch { items { text author { name posts { text author { name } } } } } }"
 
 
-@pytest.mark.parametrize("query", [HEAVY, WIDE, ALLOWED, NESTED, CYCLE, FAN_OUT, ALIASES,
-                                   FRAGMENTS, DOUBLING])
+@pytest.mark.parametrize(
+    "query", [HEAVY, WIDE, ALLOWED, NESTED, CYCLE, FAN_OUT, ALIASES, FRAGMENTS, DOUBLING]
+)
 def test_any_query_finishes_in_2s_and_rest_stays_responsive(server: str, query: str) -> None:
     with httpx.Client(base_url=server, timeout=30) as c:
         key = c.get("/api/author/a1")
@@ -201,18 +264,29 @@ def test_any_query_finishes_in_2s_and_rest_stays_responsive(server: str, query: 
     refused = done["status"] == 400 and done["body"]["data"] is None
     assert refused or done["elapsed"] < 2.0, (done["elapsed"], str(done["body"])[:200])
     if not refused:
-        assert "errors" not in done["body"] or done["body"]["errors"][0]["extensions"][
-            "code"] == "timeout"
+        assert (
+            "errors" not in done["body"]
+            or done["body"]["errors"][0]["extensions"]["code"] == "timeout"
+        )
     if len(latencies) >= 5:  # a query refused at once leaves nothing to measure
         assert statistics.median(latencies) < 0.1, latencies
 
 
 # the heaviest queries the default cost (10,000 items) lets through: four lists of 1,000 with
 # a relation each, and nine flat lists of 1,000
-HEAVIEST_NESTED = "{ " + " ".join(f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars "
-                                  f"author {{ name }} }} }}" for i in range(4)) + " }"
-HEAVIEST_FLAT = "{ " + " ".join(f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars }} }}"
-                                for i in range(9)) + " }"
+HEAVIEST_NESTED = (
+    "{ "
+    + " ".join(
+        f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars author {{ name }} }} }}"
+        for i in range(4)
+    )
+    + " }"
+)
+HEAVIEST_FLAT = (
+    "{ "
+    + " ".join(f"s{i}: postSearch(limit: 1000) {{ items {{ id text stars }} }}" for i in range(9))
+    + " }"
+)
 
 
 def _rest_latencies_during(server: str, query: str) -> tuple[list[float], dict[str, Any]]:
@@ -241,7 +315,8 @@ def _rest_latencies_during(server: str, query: str) -> tuple[list[float], dict[s
 
 @pytest.mark.parametrize("query", [HEAVIEST_NESTED, HEAVIEST_FLAT])
 def test_the_slowest_rest_request_stays_under_100ms_during_the_heaviest_query(
-        server: str, query: str) -> None:
+    server: str, query: str
+) -> None:
     """Every REST request, not only the median, is answered in < 100 ms while the heaviest
     allowed GraphQL query runs: the executor completes long lists a slice at a time and gives
     the event loop back in between (graphql-core alone completes 1,000 items in one turn,
@@ -260,14 +335,16 @@ def test_the_slowest_rest_request_stays_under_100ms_during_the_heaviest_query(
         busiest = httpx.get(f"{server}/_probe/loop").json()["cpu_seconds"]
         for status, body in done["bodies"]:
             assert status == 200 and "errors" not in body, str(body)[:300]
-            assert [len(v["items"]) for v in body["data"].values()] == [1000] * len(
-                body["data"])
+            assert [len(v["items"]) for v in body["data"].values()] == [1000] * len(body["data"])
         assert len(latencies) >= 5, latencies  # the query ran long enough to be measured
         load = os.getloadavg()[0] / (os.cpu_count() or 1)
         runs.append((max(latencies), busiest, 0.1 * max(1.0, load)))
         if max(latencies) < 0.1 and busiest < 0.05:
             break
-    report = [f"slowest REST {w * 1000:.0f} ms (bound {bound * 1000:.0f} ms), busiest loop "
-              f"turn {b * 1000:.0f} ms CPU" for w, b, bound in runs]
+    report = [
+        f"slowest REST {w * 1000:.0f} ms (bound {bound * 1000:.0f} ms), busiest loop "
+        f"turn {b * 1000:.0f} ms CPU"
+        for w, b, bound in runs
+    ]
     assert min(b for _, b, _ in runs) < 0.05, report
     assert any(w < bound for w, _, bound in runs), report

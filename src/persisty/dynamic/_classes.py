@@ -20,8 +20,15 @@ import msgspec
 from persisty.model import Attr, Index, stored
 
 _SCALARS: dict[str, Any] = {
-    "str": str, "int": int, "float": float, "bool": bool, "datetime": dt.datetime,
-    "date": dt.date, "uuid": uuid.UUID, "decimal": decimal.Decimal, "bytes": bytes,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "datetime": dt.datetime,
+    "date": dt.date,
+    "uuid": uuid.UUID,
+    "decimal": decimal.Decimal,
+    "bytes": bytes,
     "any": Any,
 }
 _META_KEYS = ("min_length", "max_length", "pattern", "ge", "le", "gt", "lt")
@@ -59,21 +66,31 @@ def build_class(spec: Mapping[str, Any], generation: int) -> type[Any]:
     """
     name = spec["name"]
     physical = physical_name(name, generation)
-    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__,
-                                 "__doc__": spec.get("description") or None,
-                                 "__qualname__": class_name(name)}
+    namespace: dict[str, Any] = {
+        "__annotations__": {},
+        "__module__": __name__,
+        "__doc__": spec.get("description") or None,
+        "__qualname__": class_name(name),
+    }
     for attr_name, attr in spec["attrs"].items():
         tp, field = _field(class_name(name), attr_name, attr)
         namespace["__annotations__"][attr_name] = tp
         if field is not dataclasses.MISSING:
             namespace[attr_name] = field
     cls = type(class_name(name), (), namespace)
-    indexes = [Index(*ix["attrs"], unique=ix["unique"], name=_index_name(physical, ix))
-               for ix in spec["indexes"]]
+    indexes = [
+        Index(*ix["attrs"], unique=ix["unique"], name=_index_name(physical, ix))
+        for ix in spec["indexes"]
+    ]
     ttl = dt.timedelta(seconds=spec["ttl"]) if spec.get("ttl") else None
-    made: type[Any] = stored(key=tuple(spec["key"]), indexes=indexes, name=physical,
-                             label=spec.get("label"), summary=tuple(spec.get("summary", ())),
-                             ttl=ttl)(cls)
+    made: type[Any] = stored(
+        key=tuple(spec["key"]),
+        indexes=indexes,
+        name=physical,
+        label=spec.get("label"),
+        summary=tuple(spec.get("summary", ())),
+        ttl=ttl,
+    )(cls)
     return made
 
 
@@ -84,26 +101,44 @@ def _index_name(physical: str, ix: Mapping[str, Any]) -> str:
 
 def _field(owner: str, name: str, attr: Mapping[str, Any]) -> tuple[Any, Any]:
     tp = _python_type(owner, name, attr)
-    flags = {f: attr[f] for f in ("creatable", "updatable", "readable", "sortable")
-             if f in attr}
+    flags = {f: attr[f] for f in ("creatable", "updatable", "readable", "sortable") if f in attr}
     constraints = {k: attr[k] for k in _META_KEYS if k in attr}
     description = attr.get("description")
     if attr.get("generated"):
-        return tp, Attr(default=None, generated=attr["generated"], description=description,
-                        **flags, **constraints)
+        return tp, Attr(
+            default=None,
+            generated=attr["generated"],
+            description=description,
+            **flags,
+            **constraints,
+        )
     if attr["optional"]:
         tp = tp | None
     if "default" in attr:
         value = _convert(attr["default"], tp)
         if isinstance(value, list | dict):
-            return tp, Attr(default_factory=functools.partial(copy.deepcopy, value),
-                            description=description, expires=attr.get("expires", False),
-                            **flags, **constraints)
-        return tp, Attr(default=value, description=description,
-                        expires=attr.get("expires", False), **flags, **constraints)
+            return tp, Attr(
+                default_factory=functools.partial(copy.deepcopy, value),
+                description=description,
+                expires=attr.get("expires", False),
+                **flags,
+                **constraints,
+            )
+        return tp, Attr(
+            default=value,
+            description=description,
+            expires=attr.get("expires", False),
+            **flags,
+            **constraints,
+        )
     if attr["optional"]:
-        return tp, Attr(default=None, description=description,
-                        expires=attr.get("expires", False), **flags, **constraints)
+        return tp, Attr(
+            default=None,
+            description=description,
+            expires=attr.get("expires", False),
+            **flags,
+            **constraints,
+        )
     if flags or constraints or description:
         return tp, Attr(description=description, **flags, **constraints)
     return tp, dataclasses.MISSING
@@ -117,10 +152,13 @@ def _python_type(owner: str, name: str, attr: Mapping[str, Any]) -> Any:
     kind = attr["type"]
     if kind == "enum":
         # members are named like constants (``"red"`` -> ``RED``) where that is unique
-        names = [v.upper() if v.isidentifier() and not v.startswith("_") else ""
-                 for v in attr["values"]]
-        members = {(n if n and names.count(n) == 1 else f"V{i}"): v
-                   for i, (n, v) in enumerate(zip(names, attr["values"], strict=True))}
+        names = [
+            v.upper() if v.isidentifier() and not v.startswith("_") else "" for v in attr["values"]
+        ]
+        members = {
+            (n if n and names.count(n) == 1 else f"V{i}"): v
+            for i, (n, v) in enumerate(zip(names, attr["values"], strict=True))
+        }
         made: Any = enum.Enum(f"{owner}{class_name(name)}", members)  # type: ignore[misc]
         made.__module__ = __name__
         return made
@@ -150,8 +188,13 @@ def _nested(cls_name: str, attrs: Mapping[str, Any]) -> type[Any]:
             tp = tp | None
         if "default" in attr:
             value = _convert(attr["default"], tp)
-            fields.append((name, tp, dataclasses.field(
-                default_factory=functools.partial(copy.deepcopy, value))))
+            fields.append(
+                (
+                    name,
+                    tp,
+                    dataclasses.field(default_factory=functools.partial(copy.deepcopy, value)),
+                )
+            )
         elif attr["optional"]:
             fields.append((name, tp, dataclasses.field(default=None)))
         else:

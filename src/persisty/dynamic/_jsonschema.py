@@ -18,8 +18,14 @@ from typing import Any
 from persisty.errors import ValidationError
 
 _FORMATS = {"date": "date", "date-time": "datetime", "uuid": "uuid"}
-_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
-          "array": "list", "object": "dict"}
+_TYPES = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "array": "list",
+    "object": "dict",
+}
 _COMMON = frozenset({"type", "description", "title", "default", "enum"})
 _BY_TYPE = {
     "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
@@ -29,17 +35,26 @@ _BY_TYPE = {
     "array": frozenset({"items", "minItems", "maxItems"}),
     "object": frozenset({"properties", "required", "additionalProperties"}),
 }
-_RENAMED = {"minLength": "min_length", "maxLength": "max_length", "minItems": "min_length",
-            "maxItems": "max_length", "minimum": "ge", "maximum": "le",
-            "exclusiveMinimum": "gt", "exclusiveMaximum": "lt", "pattern": "pattern"}
+_RENAMED = {
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minItems": "min_length",
+    "maxItems": "max_length",
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
+    "pattern": "pattern",
+}
 
 
 def _err(path: str, message: str) -> ValidationError:
     return ValidationError(f"{path}: {message}", field=path)
 
 
-def spec_from_json_schema(name: str, schema: Any, key: str | list[str] | None = None,
-                          **extra: Any) -> dict[str, Any]:
+def spec_from_json_schema(
+    name: str, schema: Any, key: str | list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     """A definition (persisty's spec, not yet validated) from a JSON Schema of the items.
 
     Example::
@@ -54,8 +69,9 @@ def spec_from_json_schema(name: str, schema: Any, key: str | list[str] | None = 
     if schema.get("type", "object") != "object":
         raise _err("schema.type", "the top level must be an object")
     if schema.get("additionalProperties", False) is not False:
-        raise _err("schema.additionalProperties", "must be false (items hold only the "
-                                                  "declared attributes)")
+        raise _err(
+            "schema.additionalProperties", "must be false (items hold only the declared attributes)"
+        )
     attrs = _properties(schema, "schema")
     spec: dict[str, Any] = {"name": name, "attrs": attrs, **extra}
     if key is not None:
@@ -76,15 +92,16 @@ def _properties(schema: Mapping[str, Any], path: str) -> dict[str, Any]:
     for r in required:
         if r not in props:
             raise _err(f"{path}.required", f"{r!r} is not a property")
-    return {name: _property(sub, f"{path}.properties.{name}", name in required)
-            for name, sub in props.items()}
+    return {
+        name: _property(sub, f"{path}.properties.{name}", name in required)
+        for name, sub in props.items()
+    }
 
 
 def _only(schema: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
     for k in schema:
         if k not in allowed:
-            raise _err(f"{path}.{k}", "is not supported (see the documented JSON Schema "
-                                      "subset)")
+            raise _err(f"{path}.{k}", "is not supported (see the documented JSON Schema subset)")
 
 
 def _property(schema: Any, path: str, required: bool) -> dict[str, Any]:
@@ -96,7 +113,7 @@ def _property(schema: Any, path: str, required: bool) -> dict[str, Any]:
         kinds = [t for t in raw_type if t != "null"]
         nullable = len(kinds) != len(raw_type)
         if len(kinds) != 1:
-            raise _err(f"{path}.type", "must be one type (and optionally \"null\")")
+            raise _err(f"{path}.type", 'must be one type (and optionally "null")')
         raw_type = kinds[0]
     if raw_type is None and "enum" in schema:
         raw_type = "string"
@@ -138,21 +155,35 @@ def _property(schema: Any, path: str, required: bool) -> dict[str, Any]:
 def spec_to_json_schema(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON Schema (the documented subset) of the items a normalized spec accepts on
     create: what ``persisty schema show`` prints."""
-    props = {n: _schema_of(a) for n, a in spec["attrs"].items()
-             if not a.get("generated")}
-    required = [n for n, a in spec["attrs"].items()
-                if not a.get("generated") and not a["optional"] and "default" not in a
-                and not (a["type"] == "uuid" and n in spec["key"] and len(spec["key"]) == 1)]
-    out: dict[str, Any] = {"type": "object", "properties": props,
-                           "additionalProperties": False}
+    props = {n: _schema_of(a) for n, a in spec["attrs"].items() if not a.get("generated")}
+    required = [
+        n
+        for n, a in spec["attrs"].items()
+        if not a.get("generated")
+        and not a["optional"]
+        and "default" not in a
+        and not (a["type"] == "uuid" and n in spec["key"] and len(spec["key"]) == 1)
+    ]
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if required:
         out["required"] = required
     return out
 
 
-_BACK = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
-         "list": "array", "dict": "object", "date": "string", "datetime": "string",
-         "uuid": "string", "enum": "string", "decimal": "string", "bytes": "string"}
+_BACK = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "list": "array",
+    "dict": "object",
+    "date": "string",
+    "datetime": "string",
+    "uuid": "string",
+    "enum": "string",
+    "decimal": "string",
+    "bytes": "string",
+}
 
 
 def _schema_of(attr: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,13 +196,17 @@ def _schema_of(attr: Mapping[str, Any]) -> dict[str, Any]:
             out["format"] = fmt
     if attr["type"] == "enum":
         out["enum"] = [*attr["values"], None] if attr["optional"] else list(attr["values"])
-    lengths = ("minItems", "maxItems") if attr["type"] == "list" else ("minLength",
-                                                                        "maxLength")
+    lengths = ("minItems", "maxItems") if attr["type"] == "list" else ("minLength", "maxLength")
     for k, v in zip(lengths, ("min_length", "max_length"), strict=True):
         if v in attr:
             out[k] = attr[v]
-    for k, v in (("minimum", "ge"), ("maximum", "le"), ("exclusiveMinimum", "gt"),
-                 ("exclusiveMaximum", "lt"), ("pattern", "pattern")):
+    for k, v in (
+        ("minimum", "ge"),
+        ("maximum", "le"),
+        ("exclusiveMinimum", "gt"),
+        ("exclusiveMaximum", "lt"),
+        ("pattern", "pattern"),
+    ):
         if v in attr:
             out[k] = attr[v]
     if attr["type"] == "list":

@@ -45,8 +45,12 @@ class MigrationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        return {"copied": self.copied, "skipped": self.skipped, "failed": self.failed,
-                "errors": [e.to_dict() for e in self.errors]}
+        return {
+            "copied": self.copied,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "errors": [e.to_dict() for e in self.errors],
+        }
 
 
 class MigrationFailed(ValidationError):
@@ -58,8 +62,10 @@ class MigrationFailed(ValidationError):
     def __init__(self, report: MigrationReport) -> None:
         first = report.errors[0] if report.errors else None
         where = f" (first: row {first.line}, {first.field}: {first.message})" if first else ""
-        super().__init__(f"{report.failed} row(s) could not be copied{where}",
-                         field=first.field if first else None)
+        super().__init__(
+            f"{report.failed} row(s) could not be copied{where}",
+            field=first.field if first else None,
+        )
         self.report = report
 
 
@@ -80,5 +86,8 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (what ``POST /api/{name}/_import`` answers)."""
-        return {"imported": self.imported, "failed": self.failed,
-                "errors": [e.to_dict() for e in self.errors]}
+        return {
+            "imported": self.imported,
+            "failed": self.failed,
+            "errors": [e.to_dict() for e in self.errors],
+        }

@@ -39,8 +39,10 @@ def rows_of(text: str | Iterable[str], fmt: str) -> Iterator[tuple[int, Any]]:
                     break
                 extra = row.pop(None, None)
                 if extra:
-                    yield reader.line_num, RowError(reader.line_num, None,
-                                                    "the row has more cells than the header")
+                    yield (
+                        reader.line_num,
+                        RowError(reader.line_num, None, "the row has more cells than the header"),
+                    )
                     continue
                 yield reader.line_num, {k: v for k, v in row.items() if v not in ("", None)}
         except csv.Error as e:
@@ -59,9 +61,13 @@ def rows_of(text: str | Iterable[str], fmt: str) -> Iterator[tuple[int, Any]]:
             yield n, RowError(n, None, f"not JSON: {e}")
 
 
-def checked(meta: StoreMeta, rows: Iterable[tuple[int, Any]], *, cells: bool,
-            forced: Mapping[str, Any] | None = None
-            ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def checked(
+    meta: StoreMeta,
+    rows: Iterable[tuple[int, Any]],
+    *,
+    cells: bool,
+    forced: Mapping[str, Any] | None = None,
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """Each row as the values to create, or the :class:`RowError` naming why it cannot be
     (an unknown column, a cell of the wrong type, a constraint …). ``cells``: the values
     are CSV text (lists and objects as JSON); ``forced``: values the caller's policy sets."""

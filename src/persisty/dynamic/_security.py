@@ -41,8 +41,7 @@ def require_admin(principal: Principal | None, scope: str, what: str) -> None:
         raise Forbidden(f"{what} needs the {scope!r} scope")
 
 
-def may_use(owner: str | None, shared: list[str], principal: Principal | None,
-            scope: str) -> bool:
+def may_use(owner: str | None, shared: list[str], principal: Principal | None, scope: str) -> bool:
     """Whether the principal may see a definition and use its store: the trusted process,
     its owner, an admin, or a principal with one of the scopes it is shared with."""
     if principal is None or scope in principal.scopes:

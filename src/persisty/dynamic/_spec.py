@@ -14,18 +14,62 @@ from typing import Any
 
 from persisty.errors import ValidationError
 
-TYPES = ("str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes",
-         "enum", "list", "dict", "any")
-SPEC_FIELDS = frozenset({"name", "key", "attrs", "indexes", "label", "ttl", "policy",
-                         "encrypted", "description", "summary"})
-ATTR_FIELDS = frozenset({"type", "optional", "default", "generated", "items", "values",
-                         "attrs", "description", "min_length", "max_length", "pattern", "ge",
-                         "le", "gt", "lt", "expires", "creatable", "updatable", "readable",
-                         "sortable"})
+TYPES = (
+    "str",
+    "int",
+    "float",
+    "bool",
+    "datetime",
+    "date",
+    "uuid",
+    "decimal",
+    "bytes",
+    "enum",
+    "list",
+    "dict",
+    "any",
+)
+SPEC_FIELDS = frozenset(
+    {
+        "name",
+        "key",
+        "attrs",
+        "indexes",
+        "label",
+        "ttl",
+        "policy",
+        "encrypted",
+        "description",
+        "summary",
+    }
+)
+ATTR_FIELDS = frozenset(
+    {
+        "type",
+        "optional",
+        "default",
+        "generated",
+        "items",
+        "values",
+        "attrs",
+        "description",
+        "min_length",
+        "max_length",
+        "pattern",
+        "ge",
+        "le",
+        "gt",
+        "lt",
+        "expires",
+        "creatable",
+        "updatable",
+        "readable",
+        "sortable",
+    }
+)
 LENGTH_CONSTRAINTS = ("min_length", "max_length")
 BOUND_CONSTRAINTS = ("ge", "le", "gt", "lt")
-GENERATED_TYPES = {"uuid": "uuid", "created": "datetime", "updated": "datetime",
-                   "sequence": "int"}
+GENERATED_TYPES = {"uuid": "uuid", "created": "datetime", "updated": "datetime", "sequence": "int"}
 POLICY_KINDS = ("allow", "read_only", "owner", "scoped")
 
 MAX_NAME = 40
@@ -34,11 +78,33 @@ MAX_NESTING = 4
 NAME = re.compile(r"[a-z][a-z0-9_]*")
 ATTR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # names the serving layer, the catalog or common tooling use for themselves
-RESERVED = frozenset({
-    "api", "admin", "auth", "docs", "files", "graphql", "health", "login", "logout",
-    "openapi", "schema", "schemas", "static", "dynamic", "dynamic_definition",
-    "dynamic_serial", "meta", "metrics", "null", "none", "true", "false", "self",
-})
+RESERVED = frozenset(
+    {
+        "api",
+        "admin",
+        "auth",
+        "docs",
+        "files",
+        "graphql",
+        "health",
+        "login",
+        "logout",
+        "openapi",
+        "schema",
+        "schemas",
+        "static",
+        "dynamic",
+        "dynamic_definition",
+        "dynamic_serial",
+        "meta",
+        "metrics",
+        "null",
+        "none",
+        "true",
+        "false",
+        "self",
+    }
+)
 RESERVED_ATTRS = frozenset({"etag", "meta", "key", "mro", "register"})
 
 
@@ -52,8 +118,11 @@ def check_name(name: Any, static: Iterable[str] = (), path: str = "name") -> str
     if not isinstance(name, str):
         raise _err(path, "must be a string")
     if not NAME.fullmatch(name):
-        raise _err(path, f"{name[:50]!r} is not a name (a lowercase letter, then lowercase "
-                         "letters, digits or _)")
+        raise _err(
+            path,
+            f"{name[:50]!r} is not a name (a lowercase letter, then lowercase "
+            "letters, digits or _)",
+        )
     if len(name) > MAX_NAME:
         raise _err(path, f"is longer than {MAX_NAME} characters")
     if "__" in name or name.endswith("_"):
@@ -81,8 +150,10 @@ def normalize_spec(spec: Any, static: Iterable[str] = ()) -> dict[str, Any]:
         raise _err("spec", "must be an object")
     unknown = [k for k in spec if k not in SPEC_FIELDS]
     if unknown:
-        raise _err(str(unknown[0]), "is not a field of a store definition (one of "
-                                    f"{', '.join(sorted(SPEC_FIELDS))})")
+        raise _err(
+            str(unknown[0]),
+            f"is not a field of a store definition (one of {', '.join(sorted(SPEC_FIELDS))})",
+        )
     name = check_name(spec.get("name"), static)
     raw_attrs = spec.get("attrs")
     if not isinstance(raw_attrs, Mapping) or not raw_attrs:
@@ -92,8 +163,9 @@ def normalize_spec(spec: Any, static: Iterable[str] = ()) -> dict[str, Any]:
     for k in key:
         a = attrs[k]
         if a["type"] in ("list", "dict", "any", "float", "bool") or a["optional"]:
-            raise _err("key", f"{k!r} cannot be a key ({a['type']}"
-                              f"{', optional' if a['optional'] else ''})")
+            raise _err(
+                "key", f"{k!r} cannot be a key ({a['type']}{', optional' if a['optional'] else ''})"
+            )
     indexes = _indexes(spec.get("indexes", []), attrs)
     label = spec.get("label")
     if label is not None and label not in attrs:
@@ -114,9 +186,16 @@ def normalize_spec(spec: Any, static: Iterable[str] = ()) -> dict[str, Any]:
     if description is not None and not isinstance(description, str):
         raise _err("description", "must be a string")
     return {
-        "name": name, "key": key, "attrs": attrs, "indexes": indexes, "label": label,
-        "summary": list(summary), "ttl": ttl, "policy": normalize_policy(
-            spec.get("policy"), attrs), "encrypted": list(encrypted), "description": description,
+        "name": name,
+        "key": key,
+        "attrs": attrs,
+        "indexes": indexes,
+        "label": label,
+        "summary": list(summary),
+        "ttl": ttl,
+        "policy": normalize_policy(spec.get("policy"), attrs),
+        "encrypted": list(encrypted),
+        "description": description,
     }
 
 
@@ -157,14 +236,12 @@ def _indexes(raw: Any, attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(unique, bool):
                 raise _err(f"{path}.unique", "must be true or false")
         else:
-            raise _err(path, "must be an attribute name, a list of them or "
-                             "{attrs, unique}")
+            raise _err(path, "must be an attribute name, a list of them or {attrs, unique}")
         if not isinstance(names, list) or not names:
             raise _err(path, "needs at least one attribute")
         for j, n in enumerate(names):
             if not isinstance(n, str) or n not in attrs:
-                raise _err(f"{path}.{j}" if len(names) > 1 else path,
-                           f"{n!r} is not an attribute")
+                raise _err(f"{path}.{j}" if len(names) > 1 else path, f"{n!r} is not an attribute")
             if attrs[n]["type"] in ("list", "dict", "any"):
                 raise _err(path, f"{n!r} ({attrs[n]['type']}) cannot be indexed")
         if len(set(names)) != len(names):
@@ -182,7 +259,7 @@ def _ttl(raw: Any, attrs: Mapping[str, Any]) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
         raise _err("ttl", "must be a positive number of seconds")
     if not any(a.get("expires") for a in attrs.values()):
-        raise _err("ttl", "needs an optional datetime attribute with \"expires\": true")
+        raise _err("ttl", 'needs an optional datetime attribute with "expires": true')
     return int(raw) if float(raw).is_integer() else raw  # type: ignore[return-value]
 
 
@@ -195,8 +272,11 @@ def _attrs(raw: Mapping[str, Any], path: str, depth: int) -> dict[str, dict[str,
     for name, attr in raw.items():
         where = f"{path}.{name}"
         if not isinstance(name, str) or not ATTR_NAME.fullmatch(name) or len(name) > 64:
-            raise _err(where, f"{str(name)[:50]!r} is not an attribute name (a letter, then "
-                              "letters, digits or _; at most 64)")
+            raise _err(
+                where,
+                f"{str(name)[:50]!r} is not an attribute name (a letter, then "
+                "letters, digits or _; at most 64)",
+            )
         if keyword.iskeyword(name) or name in RESERVED_ATTRS:
             raise _err(where, f"{name!r} is reserved")
         result[name] = _attr(attr, where, depth)
@@ -210,7 +290,7 @@ def _attr(raw: Any, path: str, depth: int) -> dict[str, Any]:
     if isinstance(raw, str):
         raw = {"type": raw}
     if not isinstance(raw, Mapping):
-        raise _err(path, "must be an object with a \"type\" (or a type name)")
+        raise _err(path, 'must be an object with a "type" (or a type name)')
     unknown = [k for k in raw if k not in ATTR_FIELDS]
     if unknown:
         raise _err(f"{path}.{unknown[0]}", "is not a field of an attribute")
@@ -227,8 +307,12 @@ def _attr(raw: Any, path: str, depth: int) -> dict[str, Any]:
         out["description"] = raw["description"]
     if tp == "enum":
         values = raw.get("values")
-        if not isinstance(values, list) or not values or not all(
-                isinstance(v, str) and v for v in values) or len(set(values)) != len(values):
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) and v for v in values)
+            or len(set(values)) != len(values)
+        ):
             raise _err(f"{path}.values", "an enum needs a list of distinct, non-empty strings")
         out["values"] = list(values)
     elif "values" in raw:
@@ -255,8 +339,9 @@ def _attr(raw: Any, path: str, depth: int) -> dict[str, Any]:
         if generated not in GENERATED_TYPES:
             raise _err(f"{path}.generated", f"must be one of {', '.join(GENERATED_TYPES)}")
         if GENERATED_TYPES[generated] != tp:
-            raise _err(f"{path}.generated", f"{generated!r} needs type "
-                                            f"{GENERATED_TYPES[generated]!r}")
+            raise _err(
+                f"{path}.generated", f"{generated!r} needs type {GENERATED_TYPES[generated]!r}"
+            )
         if "default" in raw:
             raise _err(f"{path}.default", "a generated attribute takes no default")
         out["generated"] = generated
@@ -304,8 +389,12 @@ def _constraints(raw: Mapping[str, Any], out: dict[str, Any], path: str) -> None
             if tp not in ("int", "float", "decimal"):
                 raise _err(f"{path}.{c}", f"applies to int, float and decimal, not {tp}")
             v = raw[c]
-            if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (
-                    float("inf"), float("-inf")):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or v != v
+                or v in (float("inf"), float("-inf"))
+            ):
                 raise _err(f"{path}.{c}", "must be a finite number")
             if tp == "int" and not float(v).is_integer():
                 raise _err(f"{path}.{c}", "must be an integer on an int")
@@ -358,10 +447,12 @@ def check_value(attr: Mapping[str, Any], value: Any, path: str) -> Any:
     if "pattern" in attr and isinstance(value, str) and not re.search(attr["pattern"], value):
         raise _err(path, f"does not match {attr['pattern']!r}")
     if tp in ("int", "float"):
-        for c, test in (("ge", value >= attr.get("ge", value)),
-                        ("le", value <= attr.get("le", value)),
-                        ("gt", "gt" not in attr or value > attr["gt"]),
-                        ("lt", "lt" not in attr or value < attr["lt"])):
+        for c, test in (
+            ("ge", value >= attr.get("ge", value)),
+            ("le", value <= attr.get("le", value)),
+            ("gt", "gt" not in attr or value > attr["gt"]),
+            ("lt", "lt" not in attr or value < attr["lt"]),
+        ):
             if not test:
                 raise _err(path, f"{value!r} violates {c}={attr[c]!r}")
     return value

@@ -196,16 +196,23 @@ class AttrMeta:
         else:
             try:
                 result = _convert(value, self.type)
-            except (msgspec.ValidationError, TypeError, ValueError, OverflowError,
-                    RecursionError) as e:
+            except (
+                msgspec.ValidationError,
+                TypeError,
+                ValueError,
+                OverflowError,
+                RecursionError,
+            ) as e:
                 raise ValidationError(
                     f"{self.name}: cannot use {_shown(value)} as {_type_name(self.type)}",
-                    field=self.name) from e
+                    field=self.name,
+                ) from e
         if (type(result) is float and not math.isfinite(result)) or (
             isinstance(result, decimal.Decimal) and not result.is_finite()
         ):
-            raise ValidationError(f"{self.name}: {result!r} is not a finite number",
-                                  field=self.name)
+            raise ValidationError(
+                f"{self.name}: {result!r} is not a finite number", field=self.name
+            )
         return result
 
     def coerce_element(self, value: Any) -> Any:
@@ -215,15 +222,21 @@ class AttrMeta:
         args = typing.get_args(strip_optional(self.type)[0])
         try:
             return _convert(value, args[0] if args else Any)
-        except (msgspec.ValidationError, TypeError, ValueError, OverflowError,
-                RecursionError) as e:
+        except (msgspec.ValidationError, TypeError, ValueError, OverflowError, RecursionError) as e:
             raise ValidationError(
                 f"{self.name}: cannot use {_shown(value)} as an element", field=self.name
             ) from e
 
 
-_EXACT: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool,
-                           "uuid": uuid.UUID, "decimal": decimal.Decimal, "date": dt.date}
+_EXACT: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "uuid": uuid.UUID,
+    "decimal": decimal.Decimal,
+    "date": dt.date,
+}
 
 
 def _convert(value: Any, tp: Any) -> Any:

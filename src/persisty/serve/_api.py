@@ -167,8 +167,9 @@ class Api:
             views[served.name] = found
         return found  # type: ignore[no-any-return]
 
-    def _view(self, request: Request, served: Served,
-              base: AsyncStore[Any] | None = None) -> AsyncStore[Any]:
+    def _view(
+        self, request: Request, served: Served, base: AsyncStore[Any] | None = None
+    ) -> AsyncStore[Any]:
         """``base`` (by default ``served``'s store) under the caller's policy."""
         if base is None:
             base = served.base if served.base is not None else self.db.store(served.cls)
@@ -205,8 +206,9 @@ class Api:
         digest = self.db.pages.mac("etag:" + served.name, ENCODER.encode(view))
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
-    async def store_tags(self, served: Served, store: AsyncStore[Any],
-                         wanted: Sequence[tuple[str, str]]) -> list[str]:
+    async def store_tags(
+        self, served: Served, store: AsyncStore[Any], wanted: Sequence[tuple[str, str]]
+    ) -> list[str]:
         """For each (key, served ETag), the store's etag to write with: the current one when
         the served ETag matches the item as the caller sees it now, else one that never
         matches (the write then fails its precondition)."""
@@ -214,8 +216,10 @@ class Api:
             return []
         keys = [k for k, _ in wanted]
         current = await store.read_batch(keys)
-        return [etag(c) if c is not None and self.etag(served, c) == tag else _NO_MATCH
-                for c, (_, tag) in zip(current, wanted, strict=True)]
+        return [
+            etag(c) if c is not None and self.etag(served, c) == tag else _NO_MATCH
+            for c, (_, tag) in zip(current, wanted, strict=True)
+        ]
 
     def is_anonymous(self, request: Request) -> bool:
         return "authorization" not in request.headers
@@ -250,8 +254,9 @@ _NOTHING = Policy(read=NONE, create=NONE, update=NONE, delete=NONE)
 _NO_MATCH = "\x00no-match"
 
 
-def error_response(e: PersistyError, *, anonymous: bool = False,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    e: PersistyError, *, anonymous: bool = False, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """The JSON error ``{code, message, field}`` with the error's status."""
     if isinstance(e, Forbidden) and anonymous:
         e = Unauthorized("credentials are required")
@@ -295,8 +300,9 @@ def check_values(meta: StoreMeta, changes: Mapping[str, Any]) -> None:
             raise ValidationError(f"{meta.name}.{name}: {e}", field=name) from None
 
 
-def only_attrs(data: Mapping[str, Any], allowed: frozenset[str], meta: StoreMeta,
-          shape: str) -> None:
+def only_attrs(
+    data: Mapping[str, Any], allowed: frozenset[str], meta: StoreMeta, shape: str
+) -> None:
     for name in data:
         if name not in allowed:
             if name in meta.by_name:
@@ -309,8 +315,7 @@ def precondition_of(data: Mapping[str, Any]) -> Filter | None:
     return None if raw is None else filter_from_json(raw)
 
 
-async def full_item(served: Served, store: AsyncStore[Any], key: str,
-                     data: dict[str, Any]) -> Any:
+async def full_item(served: Served, store: AsyncStore[Any], key: str, data: dict[str, Any]) -> Any:
     """The item a PUT describes: the body, plus what the update shape cannot change taken
     from the stored item; ``None`` when no item has ``key``."""
     current = await store.read(key)
@@ -329,8 +334,9 @@ _EDIT_FIELDS = {
 }
 
 
-async def pin_edits(api: Api, served: Served, store: AsyncStore[Any],
-                    edits: Sequence[Edit]) -> None:
+async def pin_edits(
+    api: Api, served: Served, store: AsyncStore[Any], edits: Sequence[Edit]
+) -> None:
     """Turn the served ETags in ``edits`` into the store's (see :meth:`Api.store_tags`)."""
     wanted: list[tuple[int, str, str]] = []
     for i, e in enumerate(edits):
@@ -377,12 +383,16 @@ async def parse_edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
         only_attrs(item, served.update_attrs, meta, "update")
         missing = [a for a in meta.key.attrs if a not in item]
         if missing:
-            raise ValidationError(f"{meta.name}.{missing[0]}: the key is required",
-                                  field=missing[0])
+            raise ValidationError(
+                f"{meta.name}.{missing[0]}: the key is required", field=missing[0]
+            )
         item_key = meta.key_string(tuple(a.coerce(item[a.name]) for a in meta.key_attrs))
         full = await full_item(served, store, item_key, item)
-        return Edit.update(full if full is not None else meta.from_builtins(item),
-                           if_match=if_match, precondition=precondition_of(e))
+        return Edit.update(
+            full if full is not None else meta.from_builtins(item),
+            if_match=if_match,
+            precondition=precondition_of(e),
+        )
     key = e.get("key")
     if not isinstance(key, str):
         raise ValidationError("key must be a string", field="key")
@@ -393,4 +403,3 @@ async def parse_edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
         check_values(meta, changes)
         return Edit.patch(key, changes, if_match=if_match, precondition=precondition_of(e))
     return Edit.delete(key, if_match=if_match, precondition=precondition_of(e))
-

@@ -41,12 +41,13 @@ def get_route_path(scope: Scope) -> str:
     """The request's path below the application's root path (when mounted)."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    response = JSONResponse({"code": "not_found", "message": "Not Found", "field": None},
-                            status_code=404)
+    response = JSONResponse(
+        {"code": "not_found", "message": "Not Found", "field": None}, status_code=404
+    )
     await response(scope, receive, send)
 
 
@@ -79,22 +80,27 @@ class DynamicView:
             meta = meta_of(entry.cls)
             policy = policy_of(d.spec) if d.spec["policy"]["kind"] != "allow" else None
             dynamic[name] = Served(
-                cls=entry.cls, meta=meta, policy=policy,
-                anonymous=self.base.auth is None, route_name=name,
+                cls=entry.cls,
+                meta=meta,
+                policy=policy,
+                anonymous=self.base.auth is None,
+                route_name=name,
                 hidden=frozenset(a.name for a in meta.attrs if not a.readable),
                 create_attrs=frozenset(meta.json_schema("create")["properties"]),
                 update_attrs=frozenset(meta.json_schema("update")["properties"]),
                 patch_attrs=frozenset(meta.json_schema("patch")["properties"]),
                 related=bool(relations_of(entry.cls)),
-                base=AsyncDynamicStore(cat, entry))
+                base=AsyncDynamicStore(cat, entry),
+            )
         combined = dataclasses.replace(self.base, served={**self.base.served, **dynamic})
         only = dataclasses.replace(self.base, served=dynamic)
         rest = [r for r in rest_routes(only) if not getattr(r, "path", "").endswith("_login")]
         rest += import_routes(combined, self, dynamic)
         router = Router(routes=rest, default=_not_found)
         endpoint = graphql_route(combined).endpoint if self.with_graphql else _no_graphql
-        return Snapshot(cat.serial, combined, frozenset(dynamic), router, endpoint,
-                        openapi(combined))
+        return Snapshot(
+            cat.serial, combined, frozenset(dynamic), router, endpoint, openapi(combined)
+        )
 
     def visible(self, request: Request, name: str, snap: Snapshot) -> bool:
         """Whether the caller may know ``name`` (its owner, an admin, or a shared scope)."""
@@ -110,8 +116,9 @@ class DynamicView:
 
 
 async def _no_graphql(request: Request) -> Response:
-    return JSONResponse({"code": "not_found", "message": "Not Found", "field": None},
-                        status_code=404)
+    return JSONResponse(
+        {"code": "not_found", "message": "Not Found", "field": None}, status_code=404
+    )
 
 
 class DynamicStores(BaseRoute):
@@ -132,15 +139,16 @@ class DynamicStores(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         snap = await self.view.current()
-        name = get_route_path(scope)[len(self.prefix):].split("/", 1)[0]
+        name = get_route_path(scope)[len(self.prefix) :].split("/", 1)[0]
         if name not in snap.names or not self.view.visible(Request(scope), name, snap):
             await _not_found(scope, receive, send)
             return
         await snap.router(scope, receive, send)
 
 
-def dynamic_routes(api: Api, catalog: AsyncCatalog, *, graphql: bool
-                   ) -> tuple[DynamicView, list[BaseRoute]]:
+def dynamic_routes(
+    api: Api, catalog: AsyncCatalog, *, graphql: bool
+) -> tuple[DynamicView, list[BaseRoute]]:
     """The routes the catalog adds: ``{prefix}/_schemas…``, an OpenAPI document and a
     GraphQL endpoint that follow the catalog, and :class:`DynamicStores` (last)."""
     view = DynamicView(api, catalog, graphql)
@@ -152,16 +160,19 @@ def dynamic_routes(api: Api, catalog: AsyncCatalog, *, graphql: bool
         return await (await view.current()).graphql(request)
 
     result: list[BaseRoute] = schema_routes(api, view)
-    result.append(Route(f"{api.prefix}/openapi.json", openapi_json, methods=["GET"],
-                        include_in_schema=False))
+    result.append(
+        Route(f"{api.prefix}/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    )
     if graphql:
-        result.append(Route("/graphql", graphql_endpoint, methods=["GET", "POST"],
-                            include_in_schema=False))
+        result.append(
+            Route("/graphql", graphql_endpoint, methods=["GET", "POST"], include_in_schema=False)
+        )
     return view, result
 
 
-def import_routes(api: Api, view: DynamicView, dynamic: dict[str, Served]
-                  ) -> list[BaseRoute]:
+def import_routes(api: Api, view: DynamicView, dynamic: dict[str, Served]) -> list[BaseRoute]:
     """``POST {prefix}/{name}/_import`` for each runtime-defined store."""
-    return [Route(f"{api.prefix}/{name}/_import", import_endpoint(api, s), methods=["POST"])
-            for name, s in dynamic.items()]
+    return [
+        Route(f"{api.prefix}/{name}/_import", import_endpoint(api, s), methods=["POST"])
+        for name, s in dynamic.items()
+    ]

@@ -35,8 +35,11 @@ def ref_attrs(meta: StoreMeta, mounts: Mapping[str, FileMount]) -> dict[str, Fil
             continue
         mount = mounts.get(a.files)
         if mount is None:
-            raise ValidationError(f"{meta.name}.{a.name} refers to file store {a.files!r}: "
-                                  "give it in app(files={...})", field=a.name)
+            raise ValidationError(
+                f"{meta.name}.{a.name} refers to file store {a.files!r}: "
+                "give it in app(files={...})",
+                field=a.name,
+            )
         found[a.name] = mount
     return found
 
@@ -47,15 +50,17 @@ def _ref(value: Any, attr: str, meta: StoreMeta) -> FileRef | None:
     try:
         return msgspec.convert(value, FileRef)
     except (msgspec.ValidationError, TypeError) as e:
-        raise ValidationError(f"{meta.name}.{attr}: {e} (a file reference is "
-                              '{"key": …, "etag": …})', field=attr) from None
+        raise ValidationError(
+            f'{meta.name}.{attr}: {e} (a file reference is {{"key": …, "etag": …}})', field=attr
+        ) from None
 
 
 class FileRefStore(AsyncWrappedStore[Any]):
     """The caller's view of a store with ``FileRef`` attributes (see the module)."""
 
-    def __init__(self, inner: AsyncStore[Any], refs: dict[str, FileMount], api: Any,
-                 request: Request) -> None:
+    def __init__(
+        self, inner: AsyncStore[Any], refs: dict[str, FileMount], api: Any, request: Request
+    ) -> None:
         super().__init__(inner)
         self.refs = refs
         self._api = api
@@ -95,17 +100,20 @@ class FileRefStore(AsyncWrappedStore[Any]):
             except ValidationError:
                 info = None
             acc = self.access(mount)
-            if info is None or acc is None or not acc.can("read", info) or (
-                    info.etag != ref.etag):
-                raise ValidationError(f"{self.meta.name}.{attr}: no file {ref.key!r} with "
-                                      f"etag {ref.etag!r} in {mount.name}", field=attr)
+            if info is None or acc is None or not acc.can("read", info) or (info.etag != ref.etag):
+                raise ValidationError(
+                    f"{self.meta.name}.{attr}: no file {ref.key!r} with "
+                    f"etag {ref.etag!r} in {mount.name}",
+                    field=attr,
+                )
 
     async def create(self, item: Any) -> Any:
         await self.check(item)
         return await self.inner.create(item)
 
-    async def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Any = None) -> Any:
+    async def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Any = None
+    ) -> Any:
         await self.check(item)
         return await self.inner.update(item, if_match=if_match, precondition=precondition)
 
@@ -113,11 +121,16 @@ class FileRefStore(AsyncWrappedStore[Any]):
         await self.check(item)
         return await self.inner.put(item, if_match=if_match)
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Any = None) -> Any:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Any = None,
+    ) -> Any:
         await self.check(changes)
-        return await self.inner.patch(key, changes, if_match=if_match,
-                                      precondition=precondition)
+        return await self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
 
     async def _before_delete(self, item: Any) -> list[tuple[FileMount, FileRef]]:
         """Refuse (409) while a ``block`` file exists; the files to delete afterwards."""
@@ -126,8 +139,11 @@ class FileRefStore(AsyncWrappedStore[Any]):
             mount = self.refs[attr]
             on_delete = self.meta.attr(attr).on_delete
             if on_delete == "block" and await mount.files.exists(ref.key):
-                raise Conflict(f"{self.meta.name}.{attr} still refers to file {ref.key!r}: "
-                               "delete the file first", field=attr)
+                raise Conflict(
+                    f"{self.meta.name}.{attr} still refers to file {ref.key!r}: "
+                    "delete the file first",
+                    field=attr,
+                )
             if on_delete == "delete":
                 doomed.append((mount, ref))
         return doomed
@@ -137,18 +153,21 @@ class FileRefStore(AsyncWrappedStore[Any]):
             with contextlib.suppress(NotFound, PreconditionFailed, ValidationError):
                 await mount.files.delete(ref.key, if_match=ref.etag)
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Any = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Any = None
+    ) -> None:
         item = await self.inner.read(key)
         doomed = await self._before_delete(item) if item is not None else []
         await self.inner.delete(key, if_match=if_match, precondition=precondition)
         await self._drop(doomed)
 
-    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True
-                         ) -> list[EditResult[Any]]:
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         doomed: dict[int, list[tuple[FileMount, FileRef]]] = {}
-        deletes = [(i, e.key) for i, e in enumerate(edits)
-                   if e.kind.value == "delete" and e.key is not None]
+        deletes = [
+            (i, e.key)
+            for i, e in enumerate(edits)
+            if e.kind.value == "delete" and e.key is not None
+        ]
         current = await self.inner.read_batch([k for _, k in deletes]) if deletes else []
         for (i, _), item in zip(deletes, current, strict=True):
             if item is not None:
@@ -166,13 +185,17 @@ class FileRefStore(AsyncWrappedStore[Any]):
 
     async def delete_all(self, filter: Any) -> int:
         if any(self.meta.attr(a).on_delete != "keep" for a in self.refs):
-            raise ValidationError(f"{self.meta.name} has FileRef attributes with on_delete: "
-                                  "delete its items one by one", field=None)
+            raise ValidationError(
+                f"{self.meta.name} has FileRef attributes with on_delete: "
+                "delete its items one by one",
+                field=None,
+            )
         return await self.inner.delete_all(filter)
 
 
-def file_ref_view(api: Any, refs: dict[str, FileMount]
-                  ) -> Callable[[AsyncStore[Any], Request], AsyncStore[Any]]:
+def file_ref_view(
+    api: Any, refs: dict[str, FileMount]
+) -> Callable[[AsyncStore[Any], Request], AsyncStore[Any]]:
     """The ``Served.wrap`` of a store with ``FileRef`` attributes."""
 
     def wrap(store: AsyncStore[Any], request: Request) -> AsyncStore[Any]:
@@ -181,8 +204,9 @@ def file_ref_view(api: Any, refs: dict[str, FileMount]
     return wrap
 
 
-async def render_refs(api: Any, request: Request | None, store: Any,
-                      items: Sequence[Any]) -> list[Any]:
+async def render_refs(
+    api: Any, request: Request | None, store: Any, items: Sequence[Any]
+) -> list[Any]:
     """``items`` (as served) with each file reference shown with the file's size, type and
     a signed URL: one ``info_batch`` per file store for the whole page. A reference the
     caller may not read, or to a file that has changed or gone, has no URL."""
@@ -190,25 +214,37 @@ async def render_refs(api: Any, request: Request | None, store: Any,
         return list(items)
     rows = [msgspec.to_builtins(i) if i is not None else None for i in items]
     for attr, mount in store.refs.items():
-        keys = sorted({r[attr]["key"] for r in rows
-                       if r is not None and isinstance(r.get(attr), dict)})
+        keys = sorted(
+            {r[attr]["key"] for r in rows if r is not None and isinstance(r.get(attr), dict)}
+        )
         if not keys:
             continue
         infos: dict[str, FileInfo | None] = dict(
-            zip(keys, await mount.files.info_batch(keys), strict=True))
+            zip(keys, await mount.files.info_batch(keys), strict=True)
+        )
         acc = store.access(mount)
         for r in rows:
             if r is None or not isinstance(r.get(attr), dict):
                 continue
             ref = r[attr]
             info = infos.get(ref["key"])
-            shown: dict[str, Any] = {"key": ref["key"], "etag": ref["etag"], "size": None,
-                                     "content_type": None, "url": None,
-                                     "url_expires_at": None}
-            if info is not None and info.etag == ref["etag"] and acc is not None and (
-                    acc.can("read", info)):
+            shown: dict[str, Any] = {
+                "key": ref["key"],
+                "etag": ref["etag"],
+                "size": None,
+                "content_type": None,
+                "url": None,
+                "url_expires_at": None,
+            }
+            if (
+                info is not None
+                and info.etag == ref["etag"]
+                and acc is not None
+                and (acc.can("read", info))
+            ):
                 url, expires = await signed_url(api, request, mount, info)
-                shown.update(size=info.size, content_type=info.content_type, url=url,
-                             url_expires_at=expires)
+                shown.update(
+                    size=info.size, content_type=info.content_type, url=url, url_expires_at=expires
+                )
             r[attr] = shown
     return rows

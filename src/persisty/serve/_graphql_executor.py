@@ -37,9 +37,11 @@ class SharingExecutor(Executor[None]):
     ) -> Any:
         if not isinstance(items, list | tuple) or len(items) <= LIST_SLICE:
             return super().complete_iterable_value(
-                item_type, field_details_list, info, path, items, position_context)
-        return self._complete_in_slices(item_type, field_details_list, info, path,
-                                        items, position_context)
+                item_type, field_details_list, info, path, items, position_context
+            )
+        return self._complete_in_slices(
+            item_type, field_details_list, info, path, items, position_context
+        )
 
     async def _complete_in_slices(
         self,
@@ -58,13 +60,21 @@ class SharingExecutor(Executor[None]):
                     await asyncio.sleep(0)  # other requests get the loop between slices
                 item_path = path.add_key(index, None)
                 if self.is_awaitable(item):
-                    completed.append(self.complete_awaitable_list_item_value(
-                        item, item_type, field_details_list, info, item_path,
-                        position_context))
+                    completed.append(
+                        self.complete_awaitable_list_item_value(
+                            item, item_type, field_details_list, info, item_path, position_context
+                        )
+                    )
                     pending.append(index)
-                elif self.complete_list_item_value(item, completed, item_type,
-                                                   field_details_list, info, item_path,
-                                                   position_context):
+                elif self.complete_list_item_value(
+                    item,
+                    completed,
+                    item_type,
+                    field_details_list,
+                    info,
+                    item_path,
+                    position_context,
+                ):
                     pending.append(index)
         except BaseException:
             # a non-null error propagates: the awaitables already started still settle

@@ -57,7 +57,7 @@ class Loader:
                     f.set_result(item)
                     woken += 1
                     if woken % WAKE_AT_ONCE == 0:  # wake waiters a slice at a time, so
-                        await asyncio.sleep(0)     # other requests get the loop in between
+                        await asyncio.sleep(0)  # other requests get the loop in between
 
 
 class Context:
@@ -87,8 +87,9 @@ DEFAULT_CHILDREN = 20
 """How many children a has-many field gives without a ``limit``."""
 
 
-def children_loader(store: Any, parent: Served, attr: str, limit: int,
-                     one: bool = False) -> Callable[[list[str]], Any]:
+def children_loader(
+    store: Any, parent: Served, attr: str, limit: int, one: bool = False
+) -> Callable[[list[str]], Any]:
     """Loads at most ``limit`` children per parent key: one search for all the parents
     (limited to what they may have together), one limited search per parent only when that
     one did not hold them all."""
@@ -106,9 +107,9 @@ def children_loader(store: Any, parent: Served, attr: str, limit: int,
             found.setdefault(getattr(child, attr), []).append(child)
         if page.next_page_key is None:
             return [found.get(v, [])[:limit] for v in values]
-        pages = await asyncio.gather(*(store.search(Compare(attr, Op.EQ, v), None, limit)
-                                       for v in values))
+        pages = await asyncio.gather(
+            *(store.search(Compare(attr, Op.EQ, v), None, limit) for v in values)
+        )
         return [list(p.items) for p in pages]
 
     return load
-

@@ -40,17 +40,30 @@ def _catalog(api: Api, view: DynamicView, request: Request) -> AsyncCatalog:
 
 def definition_json(api: Api, d: Definition) -> dict[str, Any]:
     """A definition as the API shows it."""
-    return {"name": d.name, "version": d.version, "state": d.state, "owner": d.owner,
-            "shared": d.shared, "etag": etag(d), "spec": d.spec,
-            "json_schema": spec_to_json_schema(d.spec),
-            "href": f"{api.prefix}/{quote(d.name, safe='')}",
-            "created_at": d.created_at, "updated_at": d.updated_at}
+    return {
+        "name": d.name,
+        "version": d.version,
+        "state": d.state,
+        "owner": d.owner,
+        "shared": d.shared,
+        "etag": etag(d),
+        "spec": d.spec,
+        "json_schema": spec_to_json_schema(d.spec),
+        "href": f"{api.prefix}/{quote(d.name, safe='')}",
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
 
 
 def _answer(api: Api, d: Definition, status: int = 200) -> JSONResponse:
-    return JSONResponse(definition_json(api, d), status_code=status,
-                        headers={"ETag": f'"{etag(d)}"',
-                                 "Location": f"{api.prefix}/_schemas/{quote(d.name, safe='')}"})
+    return JSONResponse(
+        definition_json(api, d),
+        status_code=status,
+        headers={
+            "ETag": f'"{etag(d)}"',
+            "Location": f"{api.prefix}/_schemas/{quote(d.name, safe='')}",
+        },
+    )
 
 
 def _if_match(request: Request) -> str | None:
@@ -71,8 +84,9 @@ def _spec_of(name: str | None, raw: Any) -> dict[str, Any]:
         given = body.get("name", name)
         if not isinstance(given, str):
             raise ValidationError("name: a definition needs a name", field="name")
-        spec: dict[str, Any] = spec_from_json_schema(given, body["json_schema"],
-                                                     body.get("key"), **extra)
+        spec: dict[str, Any] = spec_from_json_schema(
+            given, body["json_schema"], body.get("key"), **extra
+        )
         return spec
     if name is not None and "name" not in body:
         body = {**body, "name": name}
@@ -102,11 +116,11 @@ async def alter(api: Api, view: DynamicView, request: Request) -> Response:
     name = request.path_params["name"]
     tag = _if_match(request)
     if tag is None:
-        raise PreconditionFailed("altering a definition needs If-Match (its ETag)",
-                                 field="if_match")
+        raise PreconditionFailed(
+            "altering a definition needs If-Match (its ETag)", field="if_match"
+        )
     cat = _catalog(api, view, request)
-    d = await cat.alter(name, _spec_of(name, await read_json(request, api.limits)),
-                        if_match=tag)
+    d = await cat.alter(name, _spec_of(name, await read_json(request, api.limits)), if_match=tag)
     return _answer(api, d)
 
 
@@ -123,8 +137,9 @@ async def plan(api: Api, view: DynamicView, request: Request) -> Response:
     return JSONResponse(steps.to_dict())
 
 
-def _endpoint(api: Api, view: DynamicView, handlers: dict[str, Handler]
-              ) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(
+    api: Api, view: DynamicView, handlers: dict[str, Handler]
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             return await handlers[request.method](api, view, request)
@@ -138,12 +153,19 @@ def schema_routes(api: Api, view: DynamicView) -> list[BaseRoute]:
     """The routes of ``{prefix}/_schemas``."""
     base = f"{api.prefix}/_schemas"
     return [
-        Route(base, _endpoint(api, view, {"GET": list_schemas, "POST": define}),
-              methods=["GET", "POST"]),
+        Route(
+            base,
+            _endpoint(api, view, {"GET": list_schemas, "POST": define}),
+            methods=["GET", "POST"],
+        ),
         Route(base + "/{name}/_plan", _endpoint(api, view, {"POST": plan}), methods=["POST"]),
-        Route(base + "/{name}", _endpoint(api, view, {
-            "GET": read_schema, "PUT": alter, "PATCH": alter, "DELETE": drop}),
-            methods=["GET", "PUT", "PATCH", "DELETE"]),
+        Route(
+            base + "/{name}",
+            _endpoint(
+                api, view, {"GET": read_schema, "PUT": alter, "PATCH": alter, "DELETE": drop}
+            ),
+            methods=["GET", "PUT", "PATCH", "DELETE"],
+        ),
     ]
 
 
@@ -156,17 +178,23 @@ def _format(request: Request) -> str:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("text/csv", "application/csv"):
         return "csv"
-    if ctype in ("application/x-ndjson", "application/jsonl", "application/jsonlines",
-                 "application/x-jsonlines", "application/json", ""):
+    if ctype in (
+        "application/x-ndjson",
+        "application/jsonl",
+        "application/jsonlines",
+        "application/x-jsonlines",
+        "application/json",
+        "",
+    ):
         return "jsonl"
-    raise ValidationError(f"cannot import {ctype}: send text/csv or application/x-ndjson",
-                          field="content-type")
+    raise ValidationError(
+        f"cannot import {ctype}: send text/csv or application/x-ndjson", field="content-type"
+    )
 
 
 def import_endpoint(api: Api, served: Served) -> Callable[[Request], Awaitable[Response]]:
     """``POST {prefix}/{name}/_import``: one item per row; ``atomic=true``: all or none."""
-    limits = dataclasses.replace(api.limits, max_body=max(api.limits.max_body,
-                                                          MAX_IMPORT_BODY))
+    limits = dataclasses.replace(api.limits, max_body=max(api.limits.max_body, MAX_IMPORT_BODY))
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -181,8 +209,13 @@ def import_endpoint(api: Api, served: Served) -> Callable[[Request], Awaitable[R
                 raise ValidationError("the body must be UTF-8 text", field="body") from None
             store = api.store(request, served)
             forced = _forced_values(store)
-            report = await import_rows_async(store, rows_of(text, fmt), cells=fmt == "csv",
-                                             atomic=atomic in ("true", "1"), forced=forced)
+            report = await import_rows_async(
+                store,
+                rows_of(text, fmt),
+                cells=fmt == "csv",
+                atomic=atomic in ("true", "1"),
+                forced=forced,
+            )
         except PersistyError as e:
             return error_response(e, anonymous=api.is_anonymous(request))
         status = 422 if report.failed and atomic in ("true", "1") else 200

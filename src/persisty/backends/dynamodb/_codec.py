@@ -39,6 +39,8 @@ TTL = "~t"
 """The table's TimeToLive attribute: an expiring item's expiry in epoch seconds."""
 EXACT = "~x"
 MAX_ITEM_BYTES = 400 * 1024
+MAX_PARTITION_BYTES = 2048
+MAX_SORT_BYTES = 1024
 NATIVE_SCALARS = frozenset(
     {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 )
@@ -74,8 +76,10 @@ def _number_bytes(d: decimal.Decimal) -> bytes:
 def datetime_text(v: dt.datetime) -> str:
     """A UTC datetime as fixed-width ISO text (its text order is its time order)."""
     v = v.astimezone(dt.UTC) if v.tzinfo is not dt.UTC else v
-    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
-            f"{v.second:02d}.{v.microsecond:06d}+00:00")
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+        f"{v.second:02d}.{v.microsecond:06d}+00:00"
+    )
 
 
 def order_bytes(v: Any) -> bytes:
@@ -141,8 +145,8 @@ def _number_text(d: decimal.Decimal, name: str) -> str:
     digits = len(n.as_tuple().digits)
     if digits > 38:
         raise ValidationError(
-            f"{name}: {d} has {digits} significant digits; DynamoDB keeps at most 38",
-            field=name)
+            f"{name}: {d} has {digits} significant digits; DynamoDB keeps at most 38", field=name
+        )
     if not decimal.Decimal("1e-130") <= abs(n) < decimal.Decimal("1e126"):
         raise ValidationError(f"{name}: {d} is outside DynamoDB's number range", field=name)
     return format(n, "f")
@@ -197,7 +201,8 @@ def enum_native(a: AttrMeta) -> bool:
         return False
     values = [m.value for m in a.enum_type]
     return all(isinstance(x, str) for x in values) or all(
-        isinstance(x, int) and not isinstance(x, bool) for x in values)
+        isinstance(x, int) and not isinstance(x, bool) for x in values
+    )
 
 
 def filter_value_av(a: AttrMeta, v: Any, element: bool = False) -> dict[str, Any] | None:
@@ -215,7 +220,7 @@ def filter_value_av(a: AttrMeta, v: Any, element: bool = False) -> dict[str, Any
 
 
 def _size(av: dict[str, Any]) -> int:
-    (t, v), = av.items()
+    ((t, v),) = av.items()
     if t == "S":
         return len(v.encode()) if not v.isascii() else len(v)
     if t == "N":
@@ -241,13 +246,13 @@ class Codec:
         self.composite = len(self.key_attrs) > 1
         self.indexes = meta.indexes
         self._list_kinds = {
-            a.name: (a.item_kind if a.item_kind in NATIVE_SCALARS and a.item_kind != "enum"
-                     else None)
-            for a in self.attrs if a.kind == "list"
+            a.name: (
+                a.item_kind if a.item_kind in NATIVE_SCALARS and a.item_kind != "enum" else None
+            )
+            for a in self.attrs
+            if a.kind == "list"
         }
-        self._item_decoders = {
-            a.name: msgspec.json.Decoder(a.type) for a in self.attrs
-        }
+        self._item_decoders = {a.name: msgspec.json.Decoder(a.type) for a in self.attrs}
 
     # ---- keys -----------------------------------------------------------------------
 
@@ -255,8 +260,10 @@ class Codec:
         """The DynamoDB primary key of typed key values."""
         if not self.composite:
             return {PK: {"S": partition_text(key[0])}}
-        return {PK: {"S": partition_text(key[0])},
-                SK: {"B": b"".join(order_bytes(k) for k in key[1:])}}
+        return {
+            PK: {"S": partition_text(key[0])},
+            SK: {"B": b"".join(order_bytes(k) for k in key[1:])},
+        }
 
     def index_keys(self, item: Any) -> dict[str, Any]:
         """The synthetic key attributes of every secondary index for ``item``."""
@@ -312,12 +319,39 @@ class Codec:
             if at is not None:
                 out[TTL] = {"N": str(int(at.timestamp()) + 1)}
         out.update(self.index_keys(item))
+        self._check_key_sizes(out, item)
         size = sum(len(k) + _size(v) for k, v in out.items())
         if size > MAX_ITEM_BYTES:
             raise ValidationError(
                 f"{self.meta.name}: the item is {size:,} bytes in DynamoDB, over its limit of "
-                f"400 KB ({MAX_ITEM_BYTES:,} bytes)")
+                f"400 KB ({MAX_ITEM_BYTES:,} bytes)"
+            )
         return out
+
+    def _check_key_sizes(self, out: dict[str, Any], item: Any) -> None:
+        """DynamoDB refuses a partition key over 2,048 bytes and a sort key over 1,024 (of
+        the table and of every index): the error names the attribute, before DynamoDB sees
+        the item."""
+        limits = [(PK, MAX_PARTITION_BYTES, self.key_attrs[0])]
+        if self.composite:  # the sort key holds the other key attributes: name the largest
+            rest = max(self.key_attrs[1:], key=lambda n: len(order_bytes(getattr(item, n))))
+            limits.append((SK, MAX_SORT_BYTES, rest))
+        for i, ix in enumerate(self.indexes):
+            limits.append((f"~p{i}", MAX_PARTITION_BYTES, ix.attrs[0]))
+            if len(ix.attrs) > 1:
+                limits.append((f"~s{i}", MAX_SORT_BYTES, ix.attrs[1]))
+        for name, limit, attr in limits:
+            av = out.get(name)
+            if av is None:
+                continue
+            value = av.get("S", av.get("B", b""))
+            size = len(value.encode()) if isinstance(value, str) else len(value)
+            if size > limit:
+                raise ValidationError(
+                    f"{self.meta.name}: {attr} is {size:,} bytes as a DynamoDB key, over its "
+                    f"limit of {limit:,} bytes",
+                    field=attr,
+                )
 
     def load(self, raw: dict[str, Any]) -> tuple[Any, str]:
         """The item and its etag from a DynamoDB item."""
@@ -371,7 +405,7 @@ class Codec:
 
 
 def _plain(av: dict[str, Any], kind: str | None) -> Any:
-    (t, v), = av.items()
+    ((t, v),) = av.items()
     if t == "S":
         return v
     if t == "N":

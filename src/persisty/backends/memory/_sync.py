@@ -30,8 +30,9 @@ class MemoryStore(StoreBase[Any]):
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
 
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
     def _count(self, native: Filter) -> int:
@@ -54,8 +55,13 @@ class MemoryDatabase(Database):
         notes = db.store(Note)
     """
 
-    def __init__(self, url: str = "memory://", *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+    ) -> None:
         super().__init__(url, namespace=namespace, secret=secret)
         self._tables: dict[str, MemoryTable] = {}
 

@@ -12,10 +12,16 @@ from persisty.store import AsyncStore, Edit
 BATCH = 500
 
 
-async def import_rows(store: AsyncStore[Any], rows: Iterable[tuple[int, Any]], *,
-                      cells: bool, atomic: bool = False,
-                      forced: Mapping[str, Any] | None = None, batch_size: int = BATCH,
-                      progress: Callable[[int], None] | None = None) -> ImportReport:
+async def import_rows(
+    store: AsyncStore[Any],
+    rows: Iterable[tuple[int, Any]],
+    *,
+    cells: bool,
+    atomic: bool = False,
+    forced: Mapping[str, Any] | None = None,
+    batch_size: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     """Create one item per row (see :func:`persisty.dynamic.rows_of`); a rejected row is
     reported with its line, field and message. ``atomic``: nothing is written unless every
     row is valid and every create succeeds. ``progress`` is called with the rows done.
@@ -54,8 +60,12 @@ async def import_rows(store: AsyncStore[Any], rows: Iterable[tuple[int, Any]], *
     return report
 
 
-async def _write(store: AsyncStore[Any], batch: list[tuple[int, dict[str, Any]]],
-                 atomic: bool, report: ImportReport) -> None:
+async def _write(
+    store: AsyncStore[Any],
+    batch: list[tuple[int, dict[str, Any]]],
+    atomic: bool,
+    report: ImportReport,
+) -> None:
     results = await store.edit_batch([Edit.create(row) for _, row in batch], atomic=atomic)
     ok = 0
     for (line, _), r in zip(batch, results, strict=True):

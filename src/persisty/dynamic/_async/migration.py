@@ -12,9 +12,12 @@ from persisty.errors import PersistyError
 from persisty.store import AsyncStore, Edit
 
 
-async def copy_generation(source: AsyncStore[Any], target: AsyncStore[Any],
-                          transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
-                          batch_size: int) -> MigrationReport:
+async def copy_generation(
+    source: AsyncStore[Any],
+    target: AsyncStore[Any],
+    transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
+    batch_size: int,
+) -> MigrationReport:
     """Copy every item of ``source`` into ``target`` in batches of ``batch_size``; each goes
     through ``transform`` (its JSON values) and ``target``'s validation, and a row that
     fails is reported (its position in key order, key, field and message), not written.
@@ -41,8 +44,9 @@ async def copy_generation(source: AsyncStore[Any], target: AsyncStore[Any],
         except PersistyError as e:
             report.add_error(RowError(line, e.field, e.message, key))
         except Exception as e:  # the caller's transform failed on this row
-            report.add_error(RowError(line, None, f"transform failed: {type(e).__name__}: {e}",
-                                      key))
+            report.add_error(
+                RowError(line, None, f"transform failed: {type(e).__name__}: {e}", key)
+            )
         if len(batch) >= batch_size:
             await _write(target, restore, batch, report)
             batch = []
@@ -64,8 +68,12 @@ def _stamp(meta: Any, data: Any) -> Any:
     return data
 
 
-async def _write(target: AsyncStore[Any], restore: Any, batch: list[tuple[int, str, Any]],
-                 report: MigrationReport) -> None:
+async def _write(
+    target: AsyncStore[Any],
+    restore: Any,
+    batch: list[tuple[int, str, Any]],
+    report: MigrationReport,
+) -> None:
     items = [item for _, _, item in batch]
     if restore is not None:
         results = await restore(items, replace=True)

@@ -65,11 +65,12 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
         entry = await self._entry()
         d = entry.definition
         if d.epoch != self.epoch:
-            raise Conflict(f"{self.name} was migrated to version {d.version}: this store was "
-                           "opened for an older version; open it again")
+            raise Conflict(
+                f"{self.name} was migrated to version {d.version}: this store was "
+                "opened for an older version; open it again"
+            )
         if d.state == "fenced":
-            raise Unavailable(f"{self.name} is being migrated: writes resume when the copy "
-                              "is done")
+            raise Unavailable(f"{self.name} is being migrated: writes resume when the copy is done")
         self.inner = entry.store
         return entry.store
 
@@ -89,8 +90,9 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
     async def read(self, key: str) -> Any:
         return await (await self._reader()).read(key)
 
-    async def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
+    async def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
         store = await self._writer()
         item = self._item(item)
         if isinstance(item, Mapping):
@@ -104,18 +106,30 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
             item = store.meta.from_builtins(item)
         return await store.put(item, if_match=if_match)
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
         store = await self._writer()
         return await store.patch(key, changes, if_match=if_match, precondition=precondition)
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         store = await self._writer()
         await store.delete(key, if_match=if_match, precondition=precondition)
 
-    async def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[Any]:
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[Any]:
         return await (await self._reader()).search(filter, order, limit, page_key)
 
     async def count(self, filter: Filter | None = None) -> int:
@@ -124,12 +138,16 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
         return await (await self._reader()).read_batch(keys)
 
-    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True
-                         ) -> list[EditResult[Any]]:
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         store = await self._writer()
-        fixed = [dataclasses.replace(e, item=self._item(e.item))
-                 if e.item is not None and not isinstance(e.item, Mapping)
-                 and type(e.item) is not store.meta.cls else e for e in edits]
+        fixed = [
+            dataclasses.replace(e, item=self._item(e.item))
+            if e.item is not None
+            and not isinstance(e.item, Mapping)
+            and type(e.item) is not store.meta.cls
+            else e
+            for e in edits
+        ]
         return await store.edit_batch(fixed, atomic)
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -85,10 +85,18 @@ class Catalog:
         contacts.create({"email": "ann@example.com", "age": 41})
     """
 
-    def __init__(self, db: Database, *, principal: Principal | None = None,
-                 static: Iterable[Any] = (), staleness: float = 1.0,
-                 admin_scope: str = ADMIN_SCOPE, keys: KeyRing | None = None,
-                 batch_size: int = 500, _state: _State | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        principal: Principal | None = None,
+        static: Iterable[Any] = (),
+        staleness: float = 1.0,
+        admin_scope: str = ADMIN_SCOPE,
+        keys: KeyRing | None = None,
+        batch_size: int = 500,
+        _state: _State | None = None,
+    ) -> None:
         self.db = db
         self.principal = principal
         self.static = frozenset(s if isinstance(s, str) else meta_of(s).name for s in static)
@@ -102,9 +110,16 @@ class Catalog:
 
     def as_principal(self, principal: Principal | None) -> Catalog:
         """A view of this catalog for ``principal`` (sharing what this process knows)."""
-        return Catalog(self.db, principal=principal, static=self.static,
-                            staleness=self.staleness, admin_scope=self.admin_scope,
-                            keys=self.keys, batch_size=self.batch_size, _state=self._state)
+        return Catalog(
+            self.db,
+            principal=principal,
+            static=self.static,
+            staleness=self.staleness,
+            admin_scope=self.admin_scope,
+            keys=self.keys,
+            batch_size=self.batch_size,
+            _state=self._state,
+        )
 
     # ---- knowing the definitions ---------------------------------------------------------
 
@@ -154,8 +169,9 @@ class Catalog:
         """The generated ``@stored`` class of a definition (one per name and version)."""
         return self._class(d.spec, d.name, d.version, d.generation)
 
-    def _class(self, spec: Mapping[str, Any], name: str, version: int,
-               generation: int) -> type[Any]:
+    def _class(
+        self, spec: Mapping[str, Any], name: str, version: int, generation: int
+    ) -> type[Any]:
         key = (name, version, spec_digest({**spec, "generation": generation}))
         found = self._state.classes.get(key)
         if found is None:
@@ -179,19 +195,22 @@ class Catalog:
     def _load(self, name: str, *, change: bool = False) -> Definition:
         """The stored definition (read now, not from what this process knows)."""
         d = self.definitions.read(name) if isinstance(name, str) else None
-        if d is None or d.state == "dropped" or not may_use(
-                d.owner, d.shared, self.principal, self.admin_scope):
+        if (
+            d is None
+            or d.state == "dropped"
+            or not may_use(d.owner, d.shared, self.principal, self.admin_scope)
+        ):
             raise NotFound(f"there is no store {name!r}", field="name")
         if change and not may_change(d.owner, self.principal, self.admin_scope):
-            raise Forbidden(f"changing {name!r} needs the {self.admin_scope!r} scope and "
-                            "ownership")
+            raise Forbidden(f"changing {name!r} needs the {self.admin_scope!r} scope and ownership")
         return d
 
     def _normalize(self, spec: Any) -> dict[str, Any]:
         norm = normalize_spec(spec, self.static)
         if norm["encrypted"] and self.keys is None:
-            raise ValidationError("encrypted: needs catalog(db, keys=KeyRing(...))",
-                                  field="encrypted")
+            raise ValidationError(
+                "encrypted: needs catalog(db, keys=KeyRing(...))", field="encrypted"
+            )
         return norm
 
     # ---- reading ---------------------------------------------------------------------------
@@ -199,10 +218,17 @@ class Catalog:
     def list(self) -> builtins.list[Definition]:
         """The live definitions this principal may see, by name."""
         self.fresh()
-        return sorted((e.definition for e in self._state.entries.values()
-                       if e.definition.state != "dropped" and may_use(
-                           e.definition.owner, e.definition.shared, self.principal,
-                           self.admin_scope)), key=lambda d: d.name)
+        return sorted(
+            (
+                e.definition
+                for e in self._state.entries.values()
+                if e.definition.state != "dropped"
+                and may_use(
+                    e.definition.owner, e.definition.shared, self.principal, self.admin_scope
+                )
+            ),
+            key=lambda d: d.name,
+        )
 
     def get(self, name: str) -> Definition:
         """The current definition of ``name`` (``NotFound`` when there is none or it is
@@ -245,26 +271,34 @@ class Catalog:
         owner = self.principal.subject if self.principal is not None else None
         if old is None:
             self._class(norm, name, 1, 1)
-            saved = self.definitions.create(Definition(name=name, spec=norm,
-                                                             owner=owner))
+            saved = self.definitions.create(Definition(name=name, spec=norm, owner=owner))
         else:
             generation = _next_generation(old)
             self._class(norm, name, old.version + 1, generation)
-            saved = self.definitions.update(dataclasses.replace(
-                old, version=old.version + 1, generation=generation, epoch=old.epoch + 1,
-                spec=norm, state="live", owner=owner, shared=[]), if_match=etag(old))
+            saved = self.definitions.update(
+                dataclasses.replace(
+                    old,
+                    version=old.version + 1,
+                    generation=generation,
+                    epoch=old.epoch + 1,
+                    spec=norm,
+                    state="live",
+                    owner=owner,
+                    shared=[],
+                ),
+                if_match=etag(old),
+            )
         self._bump()
         return saved
 
-    def define_json_schema(self, name: str, schema: Any,
-                                 key: str | builtins.list[str] | None = None,
-                                 **extra: Any) -> Definition:
+    def define_json_schema(
+        self, name: str, schema: Any, key: str | builtins.list[str] | None = None, **extra: Any
+    ) -> Definition:
         """Define a store from a JSON Schema of its items (the subset documented in
         ``docs/dynamic.md``); ``extra`` are further spec fields (``indexes``, ``policy`` …)."""
         return self.define(spec_from_json_schema(name, schema, key, **extra))
 
-    def alter(self, name: str, new_spec: Any, *, if_match: str | None = None
-                    ) -> Definition:
+    def alter(self, name: str, new_spec: Any, *, if_match: str | None = None) -> Definition:
         """Apply additive changes online (new optional attributes or ones with a default,
         new indexes, relaxed constraints, ``int`` to ``float``); a destructive change is a
         ``Conflict`` naming its step (use :meth:`migrate`). ``if_match`` is the etag of the
@@ -277,8 +311,10 @@ class Catalog:
         plan = plan_changes(d.spec, norm)
         bad = [s for s in plan.steps if s.destructive]
         if bad:
-            raise Conflict(f"{bad[0].path}: {bad[0].description} is destructive; use "
-                           "migrate()", field=bad[0].path)
+            raise Conflict(
+                f"{bad[0].path}: {bad[0].description} is destructive; use migrate()",
+                field=bad[0].path,
+            )
         if d.state == "fenced":
             raise Unavailable(f"{name} is being migrated")
         if plan.retypes and self.db.url.split(":", 1)[0].split("+")[0] in SQL_SCHEMES:
@@ -289,38 +325,49 @@ class Catalog:
         self.db.store(cls)
         self.db.migrate()  # new columns and indexes, re-indexing where needed
         saved = self.definitions.update(
-            dataclasses.replace(d, version=d.version + 1, spec=norm), if_match=tag)
+            dataclasses.replace(d, version=d.version + 1, spec=norm), if_match=tag
+        )
         self._bump()
         self._backfill(cls, d.spec, norm)
         return saved
 
-    def _backfill(self, cls: type[Any], old: Mapping[str, Any],
-                        new: Mapping[str, Any]) -> None:
+    def _backfill(self, cls: type[Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         """Document engines keep old items without an added attribute: its default is
         only filled in when they are read, so native filters and indexes would miss them.
         Write the default into each item that shows it or nothing (some engines decode a
         missing attribute as ``None``); SQL fills the new column,
         and memory converts its items, by themselves."""
         scheme = self.db.url.split(":", 1)[0].split("+")[0]
-        added = {n: a["default"] for n, a in new["attrs"].items()
-                 if n not in old["attrs"] and a.get("default") is not None}
+        added = {
+            n: a["default"]
+            for n, a in new["attrs"].items()
+            if n not in old["attrs"] and a.get("default") is not None
+        }
         if not added or scheme in SQL_SCHEMES or scheme == "memory":
             return
         store = self.db.store(cls)
         meta = meta_of(cls)
         defaults = {n: meta.by_name[n].coerce(v) for n, v in added.items()}
-        keys = [meta.key_of(item) for item in store.search_all()
-                if any(getattr(item, n) in (v, None) for n, v in defaults.items())]
+        keys = [
+            meta.key_of(item)
+            for item in store.search_all()
+            if any(getattr(item, n) in (v, None) for n, v in defaults.items())
+        ]
         for key in keys:
             try:
                 store.patch(key, defaults)
             except NotFound:
                 continue  # deleted meanwhile
 
-    def migrate(self, name: str, new_spec: Any, *,
-                      transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
-                      if_match: str | None = None, skip_errors: bool = False
-                      ) -> MigrationReport:
+    def migrate(
+        self,
+        name: str,
+        new_spec: Any,
+        *,
+        transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        if_match: str | None = None,
+        skip_errors: bool = False,
+    ) -> MigrationReport:
         """Change ``name`` to ``new_spec`` by copying its items into a new data generation:
         writes are refused (``Unavailable``) while reads continue, every item goes through
         ``transform`` (its JSON values; ``None`` skips it) and is validated, and the
@@ -334,15 +381,21 @@ class Catalog:
         _same_name(name, norm)
         return self._migrate(d, tag, norm, transform, skip_errors, destructive=True)
 
-    def _migrate(self, d: Definition, tag: str, norm: dict[str, Any],
-                       transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
-                       skip_errors: bool, *, destructive: bool) -> MigrationReport:
+    def _migrate(
+        self,
+        d: Definition,
+        tag: str,
+        norm: dict[str, Any],
+        transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
+        skip_errors: bool,
+        *,
+        destructive: bool,
+    ) -> MigrationReport:
         if d.state == "fenced":
             raise Unavailable(f"{d.name} is being migrated")
         generation = _next_generation(d)
         new_cls = self._class(norm, d.name, d.version + 1, generation)
-        fenced = self.definitions.update(dataclasses.replace(d, state="fenced"),
-                                               if_match=tag)
+        fenced = self.definitions.update(dataclasses.replace(d, state="fenced"), if_match=tag)
         self._bump()
         try:
             sleep_sync(self.staleness)  # every process has seen the fence by now
@@ -358,26 +411,37 @@ class Catalog:
             try:
                 self.db.drop(new_cls)
             finally:
-                self.definitions.update(dataclasses.replace(fenced, state="live"),
-                                              if_match=etag(fenced))
+                self.definitions.update(
+                    dataclasses.replace(fenced, state="live"), if_match=etag(fenced)
+                )
                 self._bump()
             raise
-        retired = [*fenced.retired, {"generation": d.generation, "version": d.version,
-                                     "spec": d.spec}]
-        self.definitions.update(dataclasses.replace(
-            fenced, state="live", version=d.version + 1, generation=generation, spec=norm,
-            retired=retired, epoch=d.epoch + 1 if destructive else d.epoch),
-            if_match=etag(fenced))
+        retired = [
+            *fenced.retired,
+            {"generation": d.generation, "version": d.version, "spec": d.spec},
+        ]
+        self.definitions.update(
+            dataclasses.replace(
+                fenced,
+                state="live",
+                version=d.version + 1,
+                generation=generation,
+                spec=norm,
+                retired=retired,
+                epoch=d.epoch + 1 if destructive else d.epoch,
+            ),
+            if_match=etag(fenced),
+        )
         self._bump()
         return report
 
-    def share(self, name: str, scopes: Iterable[str], *,
-                    if_match: str | None = None) -> Definition:
+    def share(self, name: str, scopes: Iterable[str], *, if_match: str | None = None) -> Definition:
         """Let principals with any of ``scopes`` see and use ``name`` (its owner's call)."""
         d = self._load(name, change=True)
         tag = _matched(d, if_match)
         saved = self.definitions.update(
-            dataclasses.replace(d, shared=sorted(set(scopes))), if_match=tag)
+            dataclasses.replace(d, shared=sorted(set(scopes))), if_match=tag
+        )
         self._bump()
         return saved
 
@@ -403,8 +467,7 @@ class Catalog:
                 self.db.drop(cls)
                 done.append(meta_of(cls).name)
             try:
-                self.definitions.update(dataclasses.replace(d, retired=[]),
-                                              if_match=etag(d))
+                self.definitions.update(dataclasses.replace(d, retired=[]), if_match=etag(d))
             except PreconditionFailed:
                 continue  # changed meanwhile: the next gc() finishes it
         if done:

@@ -13,10 +13,16 @@ from persisty.store import Edit, Store
 BATCH = 500
 
 
-def import_rows(store: Store[Any], rows: Iterable[tuple[int, Any]], *,
-                      cells: bool, atomic: bool = False,
-                      forced: Mapping[str, Any] | None = None, batch_size: int = BATCH,
-                      progress: Callable[[int], None] | None = None) -> ImportReport:
+def import_rows(
+    store: Store[Any],
+    rows: Iterable[tuple[int, Any]],
+    *,
+    cells: bool,
+    atomic: bool = False,
+    forced: Mapping[str, Any] | None = None,
+    batch_size: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
     """Create one item per row (see :func:`persisty.dynamic.rows_of`); a rejected row is
     reported with its line, field and message. ``atomic``: nothing is written unless every
     row is valid and every create succeeds. ``progress`` is called with the rows done.
@@ -55,8 +61,12 @@ def import_rows(store: Store[Any], rows: Iterable[tuple[int, Any]], *,
     return report
 
 
-def _write(store: Store[Any], batch: list[tuple[int, dict[str, Any]]],
-                 atomic: bool, report: ImportReport) -> None:
+def _write(
+    store: Store[Any],
+    batch: list[tuple[int, dict[str, Any]]],
+    atomic: bool,
+    report: ImportReport,
+) -> None:
     results = store.edit_batch([Edit.create(row) for _, row in batch], atomic=atomic)
     ok = 0
     for (line, _), r in zip(batch, results, strict=True):

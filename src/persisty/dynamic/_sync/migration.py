@@ -13,9 +13,12 @@ from persisty.errors import PersistyError
 from persisty.store import Edit, Store
 
 
-def copy_generation(source: Store[Any], target: Store[Any],
-                          transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
-                          batch_size: int) -> MigrationReport:
+def copy_generation(
+    source: Store[Any],
+    target: Store[Any],
+    transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
+    batch_size: int,
+) -> MigrationReport:
     """Copy every item of ``source`` into ``target`` in batches of ``batch_size``; each goes
     through ``transform`` (its JSON values) and ``target``'s validation, and a row that
     fails is reported (its position in key order, key, field and message), not written.
@@ -42,8 +45,9 @@ def copy_generation(source: Store[Any], target: Store[Any],
         except PersistyError as e:
             report.add_error(RowError(line, e.field, e.message, key))
         except Exception as e:  # the caller's transform failed on this row
-            report.add_error(RowError(line, None, f"transform failed: {type(e).__name__}: {e}",
-                                      key))
+            report.add_error(
+                RowError(line, None, f"transform failed: {type(e).__name__}: {e}", key)
+            )
         if len(batch) >= batch_size:
             _write(target, restore, batch, report)
             batch = []
@@ -65,8 +69,12 @@ def _stamp(meta: Any, data: Any) -> Any:
     return data
 
 
-def _write(target: Store[Any], restore: Any, batch: list[tuple[int, str, Any]],
-                 report: MigrationReport) -> None:
+def _write(
+    target: Store[Any],
+    restore: Any,
+    batch: list[tuple[int, str, Any]],
+    report: MigrationReport,
+) -> None:
     items = [item for _, _, item in batch]
     if restore is not None:
         results = restore(items, replace=True)

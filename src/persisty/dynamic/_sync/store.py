@@ -66,11 +66,12 @@ class DynamicStore(WrappedStore[Any]):
         entry = self._entry()
         d = entry.definition
         if d.epoch != self.epoch:
-            raise Conflict(f"{self.name} was migrated to version {d.version}: this store was "
-                           "opened for an older version; open it again")
+            raise Conflict(
+                f"{self.name} was migrated to version {d.version}: this store was "
+                "opened for an older version; open it again"
+            )
         if d.state == "fenced":
-            raise Unavailable(f"{self.name} is being migrated: writes resume when the copy "
-                              "is done")
+            raise Unavailable(f"{self.name} is being migrated: writes resume when the copy is done")
         self.inner = entry.store
         return entry.store
 
@@ -90,8 +91,9 @@ class DynamicStore(WrappedStore[Any]):
     def read(self, key: str) -> Any:
         return (self._reader()).read(key)
 
-    def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
+    def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
         store = self._writer()
         item = self._item(item)
         if isinstance(item, Mapping):
@@ -105,18 +107,30 @@ class DynamicStore(WrappedStore[Any]):
             item = store.meta.from_builtins(item)
         return store.put(item, if_match=if_match)
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
         store = self._writer()
         return store.patch(key, changes, if_match=if_match, precondition=precondition)
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         store = self._writer()
         store.delete(key, if_match=if_match, precondition=precondition)
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[Any]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[Any]:
         return (self._reader()).search(filter, order, limit, page_key)
 
     def count(self, filter: Filter | None = None) -> int:
@@ -125,12 +139,16 @@ class DynamicStore(WrappedStore[Any]):
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
         return (self._reader()).read_batch(keys)
 
-    def edit_batch(self, edits: Sequence[Edit], atomic: bool = True
-                         ) -> list[EditResult[Any]]:
+    def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         store = self._writer()
-        fixed = [dataclasses.replace(e, item=self._item(e.item))
-                 if e.item is not None and not isinstance(e.item, Mapping)
-                 and type(e.item) is not store.meta.cls else e for e in edits]
+        fixed = [
+            dataclasses.replace(e, item=self._item(e.item))
+            if e.item is not None
+            and not isinstance(e.item, Mapping)
+            and type(e.item) is not store.meta.cls
+            else e
+            for e in edits
+        ]
         return store.edit_batch(fixed, atomic)
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

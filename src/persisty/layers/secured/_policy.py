@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from persisty.errors import ValidationError
 from persisty.model import StoreMeta
 from persisty.query import ALL, NONE, Compare, Filter, Op, Or, validate_filter
-from persisty.store import AsyncStore, Store
 
 T = TypeVar("T")
 
@@ -66,9 +65,15 @@ class Rules:
         readable = self.readable
         if readable is not None:  # the key is always readable: items are named by it
             readable = readable | frozenset(meta.key.attrs)
-        return Rules(validate_filter(self.read, meta), validate_filter(self.create, meta),
-                     validate_filter(self.update, meta), validate_filter(self.delete, meta),
-                     readable, self.writable, dict(self.forced))
+        return Rules(
+            validate_filter(self.read, meta),
+            validate_filter(self.create, meta),
+            validate_filter(self.update, meta),
+            validate_filter(self.delete, meta),
+            readable,
+            self.writable,
+            dict(self.forced),
+        )
 
 
 Rule = Filter | None | Callable[[Principal], Filter | None]
@@ -105,27 +110,41 @@ class Policy:
                         writable=["title", "body"])
     """
 
-    def __init__(self, read: Rule = None, create: Rule = None, update: Rule = None,
-                 delete: Rule = None, *, readable: Names = None, writable: Names = None,
-                 force: Mapping[str, Any] | Callable[[Principal], Mapping[str, Any]] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        read: Rule = None,
+        create: Rule = None,
+        update: Rule = None,
+        delete: Rule = None,
+        *,
+        readable: Names = None,
+        writable: Names = None,
+        force: Mapping[str, Any] | Callable[[Principal], Mapping[str, Any]] | None = None,
+    ) -> None:
         self._read, self._create, self._update, self._delete = read, create, update, delete
         self._readable, self._writable, self._force = readable, writable, force
 
     def rules(self, principal: Principal) -> Rules:
         """This policy resolved for ``principal``."""
         if not isinstance(principal, Principal):
-            raise ValidationError(f"expected a Principal, got {type(principal).__name__}",
-                                  field="principal")
+            raise ValidationError(
+                f"expected a Principal, got {type(principal).__name__}", field="principal"
+            )
 
         def f(rule: Rule) -> Filter:
             value = _resolve(rule, principal)
             return ALL if value is None else value
 
         forced = _resolve(self._force, principal) or {}
-        return Rules(f(self._read), f(self._create), f(self._update), f(self._delete),
-                     _names(_resolve(self._readable, principal)),
-                     _names(_resolve(self._writable, principal)), dict(forced))
+        return Rules(
+            f(self._read),
+            f(self._create),
+            f(self._update),
+            f(self._delete),
+            _names(_resolve(self._readable, principal)),
+            _names(_resolve(self._writable, principal)),
+            dict(forced),
+        )
 
     @staticmethod
     def allow_all() -> Policy:
@@ -167,8 +186,9 @@ class Policy:
         def own(p: Principal) -> Filter:
             return Compare(attr, Op.EQ, p.subject)
 
-        return Policy(read=own, create=own, update=own, delete=own,
-                      force=lambda p: {attr: p.subject})
+        return Policy(
+            read=own, create=own, update=own, delete=own, force=lambda p: {attr: p.subject}
+        )
 
     @staticmethod
     def scoped(policies: Mapping[str, Policy]) -> Policy:
@@ -201,10 +221,15 @@ class Policy:
             forced = dict(held[0].forced)
             for r in held[1:]:
                 forced = {k: v for k, v in forced.items() if k in r.forced and r.forced[k] == v}
-            return Rules(Or.of(*(r.read for r in held)), Or.of(*(r.create for r in held)),
-                         Or.of(*(r.update for r in held)), Or.of(*(r.delete for r in held)),
-                         names([r.readable for r in held]), names([r.writable for r in held]),
-                         forced)
+            return Rules(
+                Or.of(*(r.read for r in held)),
+                Or.of(*(r.create for r in held)),
+                Or.of(*(r.update for r in held)),
+                Or.of(*(r.delete for r in held)),
+                names([r.readable for r in held]),
+                names([r.writable for r in held]),
+                forced,
+            )
 
         return _Scoped(union)
 
@@ -216,41 +241,7 @@ class _Scoped(Policy):
 
     def rules(self, principal: Principal) -> Rules:
         if not isinstance(principal, Principal):
-            raise ValidationError(f"expected a Principal, got {type(principal).__name__}",
-                                  field="principal")
+            raise ValidationError(
+                f"expected a Principal, got {type(principal).__name__}", field="principal"
+            )
         return self._resolve_rules(principal)
-
-
-@overload
-def secured(store: AsyncStore[T], policy: Policy, principal: Principal) -> AsyncStore[T]: ...
-
-
-@overload
-def secured(store: Store[T], policy: Policy, principal: Principal) -> Store[T]: ...
-
-
-def secured(store: Any, policy: Policy, principal: Principal) -> Any:
-    """``store`` as seen by ``principal`` under ``policy`` (sync in, sync out; async in,
-    async out). Items the policy hides behave as missing: reads return ``None``, searches
-    and counts leave them out, writes to them raise ``NotFound``. A write the policy forbids
-    on a visible item (or a create it forbids) raises ``Forbidden``.
-
-    Example::
-
-        from persisty.layers import Policy, Principal, secured
-
-        mine = secured(db.store(Note), Policy.owner("owner"), Principal("ann", scopes={"user"}))
-        mine.create(Note(title="hi"))          # owner forced to "ann"
-        mine.search().items                    # only ann's notes
-    """
-    if not isinstance(policy, Policy):
-        raise ValidationError(f"expected a Policy, got {type(policy).__name__}", field="policy")
-    if isinstance(store, AsyncStore):
-        from persisty.layers._async.secured import AsyncSecuredStore
-
-        return AsyncSecuredStore(store, policy, principal)
-    if isinstance(store, Store):
-        from persisty.layers._sync.secured import SecuredStore
-
-        return SecuredStore(store, policy, principal)
-    raise ValidationError(f"secured() takes a Store, got {type(store).__name__}")

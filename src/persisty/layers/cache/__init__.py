@@ -1,4 +1,5 @@
-"""``cached()``: wrap a sync or async Store in the cache layer."""
+"""The cache layer: a read-through cache over a store, in process (LRU) or in Redis (async
+source, generated sync twin, and :func:`cached`, which picks the side)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,30 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from persisty.errors import ValidationError
+from persisty.layers._dispatch import is_async
+from persisty.layers.cache._async import (
+    AsyncCacheBackend,
+    AsyncCachedStore,
+    AsyncMemoryCache,
+    AsyncRedisCache,
+    CacheStats,
+)
+from persisty.layers.cache._sync import CacheBackend, CachedStore, MemoryCache, RedisCache
+from persisty.layers.secured import AsyncSecuredStore, SecuredStore
 from persisty.store import AsyncStore, Store
+
+__all__ = [
+    "AsyncCacheBackend",
+    "AsyncCachedStore",
+    "AsyncMemoryCache",
+    "AsyncRedisCache",
+    "CacheBackend",
+    "CacheStats",
+    "CachedStore",
+    "MemoryCache",
+    "RedisCache",
+    "cached",
+]
 
 T = TypeVar("T")
 
@@ -24,19 +48,38 @@ def _seconds(ttl: timedelta | float | None) -> float | None:
 
 
 @overload
-def cached(store: AsyncStore[T], *, cache: Any = None, ttl: timedelta | float | None = ...,
-           max_items: int = ..., prefix: str | None = None,
-           copies: bool = False) -> AsyncStore[T]: ...
+def cached(
+    store: AsyncStore[T],
+    *,
+    cache: Any = None,
+    ttl: timedelta | float | None = ...,
+    max_items: int = ...,
+    prefix: str | None = None,
+    copies: bool = False,
+) -> AsyncStore[T]: ...
 
 
 @overload
-def cached(store: Store[T], *, cache: Any = None, ttl: timedelta | float | None = ...,
-           max_items: int = ..., prefix: str | None = None,
-           copies: bool = False) -> Store[T]: ...
+def cached(
+    store: Store[T],
+    *,
+    cache: Any = None,
+    ttl: timedelta | float | None = ...,
+    max_items: int = ...,
+    prefix: str | None = None,
+    copies: bool = False,
+) -> Store[T]: ...
 
 
-def cached(store: Any, *, cache: Any = None, ttl: timedelta | float | None = DEFAULT_TTL,
-           max_items: int = 10_000, prefix: str | None = None, copies: bool = False) -> Any:
+def cached(
+    store: Any,
+    *,
+    cache: Any = None,
+    ttl: timedelta | float | None = DEFAULT_TTL,
+    max_items: int = 10_000,
+    prefix: str | None = None,
+    copies: bool = False,
+) -> Any:
     """A read-through cache over ``store`` (sync in, sync out; async in, async out).
 
     ``cache`` is ``None`` for an in-process LRU of at most ``max_items`` entries, a
@@ -53,8 +96,6 @@ def cached(store: Any, *, cache: Any = None, ttl: timedelta | float | None = DEF
 
     Example::
 
-        import hashlib
-from datetime import timedelta
         from persisty.layers import cached
 
         notes = cached(db.store(Note), ttl=timedelta(seconds=30), max_items=10_000)
@@ -65,29 +106,33 @@ from datetime import timedelta
     seconds = _seconds(ttl)
     if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 1:
         raise ValidationError("max_items must be a positive integer", field="max_items")
-    asynchronous = isinstance(store, AsyncStore)
-    if not asynchronous and not isinstance(store, Store):
-        raise ValidationError(f"cached() takes a Store, got {type(store).__name__}")
-    if asynchronous:
-        from persisty.layers._async import cache as layer
-    else:
-        from persisty.layers._sync import cache as layer  # type: ignore[no-redef]
+    asynchronous = is_async(store, "cached")
     scope = _rules_scope(store)
     if cache is None or cache == "memory":
-        backend: Any = layer.AsyncMemoryCache(max_items, seconds) if asynchronous else (
-            layer.MemoryCache(max_items, seconds))  # type: ignore[attr-defined]
+        backend: Any = (
+            AsyncMemoryCache(max_items, seconds)
+            if asynchronous
+            else MemoryCache(max_items, seconds)
+        )
     elif isinstance(cache, str):
         if not cache.startswith(("redis://", "rediss://", "unix://")):
-            raise ValidationError(f"unknown cache {cache!r} (use None or a redis:// URL)",
-                                  field="cache")
+            raise ValidationError(
+                f"unknown cache {cache!r} (use None or a redis:// URL)", field="cache"
+            )
         if seconds is None:
             raise ValidationError("a Redis cache needs a ttl", field="ttl")
-        name = prefix if prefix is not None else (
-            f"persisty:cache:{_identity(store)}:{store.meta.name}:")
+        name = (
+            prefix
+            if prefix is not None
+            else (f"persisty:cache:{_identity(store)}:{store.meta.name}:")
+        )
         if scope is not None:  # one principal's view of the store: never another's entries
             name += f"rules:{scope}:"
-        backend = layer.AsyncRedisCache(cache, name, seconds) if asynchronous else (
-            layer.RedisCache(cache, name, seconds))  # type: ignore[attr-defined]
+        backend = (
+            AsyncRedisCache(cache, name, seconds)
+            if asynchronous
+            else RedisCache(cache, name, seconds)
+        )
     else:
         if scope is not None:
             raise ValidationError(
@@ -95,11 +140,12 @@ from datetime import timedelta
                 "by several principals, whose views differ. Put the cache under the access "
                 "control (secured(cached(store), ...)), or give a redis:// URL (entries are "
                 "then keyed by the principal's rules) or no cache (one per principal)",
-                field="cache")
+                field="cache",
+            )
         backend = cache
     if asynchronous:
-        return layer.AsyncCachedStore(store, backend, copies=copies)
-    return layer.CachedStore(store, backend, copies=copies)  # type: ignore[attr-defined]
+        return AsyncCachedStore(store, backend, copies=copies)
+    return CachedStore(store, backend, copies=copies)
 
 
 def _identity(store: Any) -> str:
@@ -116,19 +162,23 @@ def _identity(store: Any) -> str:
 def _rules_scope(store: Any) -> str | None:
     """A digest of the effective rules of every secured layer under ``store`` (``None``
     when there is none): what one principal may see through it."""
-    from persisty.layers._async.secured import AsyncSecuredStore
-    from persisty.layers._sync.secured import SecuredStore
-
     found: list[Any] = []
     s = store
     while s is not None:
         if isinstance(s, AsyncSecuredStore | SecuredStore):
             r = s.rules
-            found.append([repr(r.read), repr(r.create), repr(r.update), repr(r.delete),
-                          None if r.readable is None else sorted(r.readable),
-                          None if r.writable is None else sorted(r.writable),
-                          sorted((k, repr(v)) for k, v in r.forced.items()),
-                          sorted(s.hidden)])
+            found.append(
+                [
+                    repr(r.read),
+                    repr(r.create),
+                    repr(r.update),
+                    repr(r.delete),
+                    None if r.readable is None else sorted(r.readable),
+                    None if r.writable is None else sorted(r.writable),
+                    sorted((k, repr(v)) for k, v in r.forced.items()),
+                    sorted(s.hidden),
+                ]
+            )
         s = getattr(s, "inner", None)
     if not found:
         return None
