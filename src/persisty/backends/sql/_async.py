@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 
+from persisty.backends.sql._commit_async import commit_stores
 from persisty.backends.sql._schema import (
     DOC,
     ETAG,
@@ -987,6 +988,10 @@ class AsyncSqlDatabase(AsyncDatabase):
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
         self.schemas[schema.name] = schema
         return AsyncSqlStore(self, meta, schema)
+
+    async def _commit_stores(self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+                             ) -> list[list[PersistyError | None]]:
+        return await commit_stores(self, groups)
 
     # ---- connections ------------------------------------------------------------------------
 
