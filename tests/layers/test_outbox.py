@@ -20,7 +20,7 @@ from tests.conftest import MYSQL_URL, POSTGRES_URL
 import persisty
 import persisty.aio
 from persisty import etag
-from persisty.backends.sql._schema import OUTBOX_TABLE
+from persisty.backends.sql import OUTBOX_TABLE
 from persisty.errors import PersistyError, ValidationError
 from persisty.layers import Change, observed
 from persisty.store import Edit
@@ -29,8 +29,11 @@ from persisty.testing.models import Counter
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return {"sqlite": f"sqlite:///{tmp_path / 'outbox.db'}", "postgresql": POSTGRES_URL,
-            "mariadb": MYSQL_URL}[request.param]
+    return {
+        "sqlite": f"sqlite:///{tmp_path / 'outbox.db'}",
+        "postgresql": POSTGRES_URL,
+        "mariadb": MYSQL_URL,
+    }[request.param]
 
 
 @pytest.fixture
@@ -70,8 +73,9 @@ def test_a_failed_write_leaves_no_change(db: Any) -> None:
     results = counters.edit_batch([Edit.create(Counter(id="x")), Edit.create(Counter(id="a"))])
     assert [r.ok for r in results] == [False, False]
     assert counters.read("x") is None
-    results = counters.edit_batch([Edit.patch("a", {"value": 5}), Edit.delete("missing")],
-                                  atomic=False)
+    results = counters.edit_batch(
+        [Edit.patch("a", {"value": 5}), Edit.delete("missing")], atomic=False
+    )
     assert [r.ok for r in results] == [True, False]
     assert [(c.kind, c.key, c.new.value) for c in seen] == [("update", "a", 5)]
     assert counters.pending_changes() == 0
@@ -80,8 +84,8 @@ def test_a_failed_write_leaves_no_change(db: Any) -> None:
 def test_a_write_and_its_change_commit_together(db: Any) -> None:
     counters = observed(db.store(Counter), outbox=True)
     counters.create(Counter(id="a"))
-    with db._connection() as conn:  # the outbox becomes unwritable behind the store's back
-        db.driver.run(conn, f"DROP TABLE {OUTBOX_TABLE}")
+    with db.executor.connection() as conn:  # the outbox becomes unwritable behind the store's back
+        db.executor.driver.run(conn, f"DROP TABLE {OUTBOX_TABLE}")
     try:
         with pytest.raises(PersistyError):
             counters.create(Counter(id="b"))
@@ -92,8 +96,8 @@ def test_a_write_and_its_change_commit_together(db: Any) -> None:
         # no write committed without its change
         assert counters.read_batch(["a", "b", "c0"]) == [Counter(id="a"), None, None]
     finally:
-        db._tables_ready.discard(OUTBOX_TABLE)
-        db._ensure_outbox()
+        db.tables.forget([OUTBOX_TABLE])
+        db.tables.ensure_outbox()
 
 
 def test_a_failing_hook_is_recorded_and_its_change_cleared(db: Any) -> None:
@@ -128,10 +132,10 @@ _WRITER = textwrap.dedent("""
 """)
 
 
-def test_a_change_survives_a_crash_between_commit_and_delivery(url: str, namespace: str
-                                                                 ) -> None:
-    writer = subprocess.run([sys.executable, "-c", _WRITER, url, namespace],
-                            capture_output=True, text=True, timeout=60)
+def test_a_change_survives_a_crash_between_commit_and_delivery(url: str, namespace: str) -> None:
+    writer = subprocess.run(
+        [sys.executable, "-c", _WRITER, url, namespace], capture_output=True, text=True, timeout=60
+    )
     assert writer.returncode == 3, writer.stderr
     db = persisty.connect(url, namespace=namespace)
     try:
@@ -217,13 +221,16 @@ async def test_async_outbox_delivers_and_clears(namespace: str) -> None:
 
 def test_outbox_layers_made_per_request_are_not_kept(tmp_path: Path) -> None:
     import gc
+    import weakref
 
     db = persisty.connect(f"sqlite:///{tmp_path / 'many.db'}")
+    made: list[weakref.ref[Any]] = []
     for i in range(50):
         counters = observed(db.store(Counter), outbox=True)
         counters.create(Counter(id=f"c{i}"))
+        made.append(weakref.ref(counters.inner))
     del counters
     gc.collect()
-    assert len(db._twins) == 0
+    assert [ref for ref in made if ref() is not None] == []
     assert db.store(Counter).count() == 50
     db.close()

@@ -37,8 +37,7 @@ class AtomicLabel:
 
 @pytest.mark.parametrize("failing", ["volume", "label"])
 @pytest.mark.parametrize("url", ["memory://", "sqlite://"])
-def test_a_failing_related_write_changes_no_store(url: str, failing: str,
-                                                  monkeypatch: Any) -> None:
+def test_a_failing_related_write_changes_no_store(url: str, failing: str, monkeypatch: Any) -> None:
     db = persisty.connect(url)
     shelves = related(db.store(AtomicShelf), db)
     shelves.create(AtomicShelf(id="s"))

@@ -13,18 +13,13 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from persisty.backends.sql._schema import (
-    TableSchema,
-    _json_text,
-    _json_texts,
-    _sqlite_datetime,
-    _sqlite_datetimes,
-    etag_of,
-    etags_of,
-    make_dialect,
-)
+from persisty.backends.sql import TableSchema, dialect_for
+from persisty.backends.sql._table import _json_texts
+from persisty.backends.sql.dialects._base import json_text as _json_text
+from persisty.backends.sql.dialects.sqlite import sqlite_datetime as _sqlite_datetime
+from persisty.backends.sql.dialects.sqlite import sqlite_datetimes as _sqlite_datetimes
 from persisty.errors import ValidationError
-from persisty.model import meta_of
+from persisty.model import etag_of, etags_of, meta_of
 from persisty.store._prepare import prepare_create, prepare_creates
 from persisty.testing.models import Color, Item
 
@@ -33,8 +28,11 @@ NOW = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
 
 # values the model accepts, some after coercion (ints for floats, offset datetimes, enum
 # values by name) ...
-_datetimes = st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2100, 1, 1),
-                          timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5))]))
+_datetimes = st.datetimes(
+    dt.datetime(1990, 1, 1),
+    dt.datetime(2100, 1, 1),
+    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5))]),
+)
 _GOOD: dict[str, st.SearchStrategy[Any]] = {
     "owner": st.text(max_size=5),
     "title": st.text(max_size=8),
@@ -44,8 +42,11 @@ _GOOD: dict[str, st.SearchStrategy[Any]] = {
     "color": st.one_of(st.none(), st.sampled_from(list(Color)), st.just("red")),
     "due": st.one_of(st.none(), st.dates()),
     "active": st.booleans(),
-    "amount": st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False,
-                                               places=3), st.just(Decimal("1e3"))),
+    "amount": st.one_of(
+        st.none(),
+        st.decimals(allow_nan=False, allow_infinity=False, places=3),
+        st.just(Decimal("1e3")),
+    ),
     "created_at": st.one_of(st.none(), _datetimes),
     "updated_at": st.one_of(st.none(), _datetimes),
 }
@@ -102,7 +103,7 @@ def test_prepare_creates_takes_mappings_and_names_the_bad_item() -> None:
 @settings(max_examples=100, deadline=None)
 @given(batch=st.lists(items(), min_size=1, max_size=6))
 def test_insert_rows_equal_insert_row_each(engine: str, batch: list[Item]) -> None:
-    schema = TableSchema(META, make_dialect(engine), None, sa.MetaData())
+    schema = TableSchema(META, dialect_for(f"{engine}://"), None, sa.MetaData())
     try:
         stored = [prepare_create(META, i, NOW) for i in batch]
     except ValidationError:
@@ -110,8 +111,15 @@ def test_insert_rows_equal_insert_row_each(engine: str, batch: list[Item]) -> No
     assert list(schema.insert_rows(stored)) == [schema.insert_row(i) for i in stored]
 
 
-@given(st.lists(st.one_of(st.none(), st.datetimes(
-    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))]))), max_size=8))
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))])),
+        ),
+        max_size=8,
+    )
+)
 def test_sqlite_datetimes_equal_sqlite_datetime_each(values: list[dt.datetime | None]) -> None:
     expected = [None if v is None else _sqlite_datetime(v) for v in values]
     assert _sqlite_datetimes(values) == expected
@@ -123,9 +131,17 @@ def test_etags_of_equal_etag_of_each(raws: list[bytes]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.lists(st.text(max_size=4), max_size=3),
-                          st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
-                max_size=20), st.booleans())
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.lists(st.text(max_size=4), max_size=3),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        ),
+        max_size=20,
+    ),
+    st.booleans(),
+)
 def test_json_texts_equal_json_text_each(values: list[Any], optional: bool) -> None:
     want = [None if v is None and optional else _json_text(v) for v in values]
     assert _json_texts(values, optional) == want

@@ -8,15 +8,18 @@ Example::
 
     db = persisty.aio.connect("sqlite:///notes.db")
     asgi = app(db, [Note])        # uvicorn mymodule:asgi  -> /api/note, /docs, /graphql
+    asgi = app(db, [Note], admin=True)                    # and the admin UI at /admin
 """
 
 from persisty.serve._api import JSONResponse, Link
-from persisty.serve._app import ServeOptions, app, router
+from persisty.serve._app import app, router
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
 from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
 from persisty.serve._limits import Limits, PayloadTooLarge
 from persisty.serve._openapi import openapi
+from persisty.serve._options import ServeOptions
+from persisty.serve.admin import admin
 
 __all__ = [
     "ANONYMOUS_SUBJECT",
@@ -27,6 +30,7 @@ __all__ = [
     "Link",
     "PayloadTooLarge",
     "ServeOptions",
+    "admin",
     "app",
     "build_schema",
     "lambda_handler",

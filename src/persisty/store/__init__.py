@@ -1,20 +1,46 @@
 """The Store contract: sync (``Store``) and async (``AsyncStore``), with the base classes
-backends and layers build on, and the values they pass around."""
+backends and layers build on, and the values and helpers they pass around.
+
+A backend needs nothing from persisty's private modules: the ``prepare_*`` functions make
+the item a write stores (validation, generated values), ``check_changes`` validates a
+patch, ``patch_keys`` / ``delete_keys`` apply a change to many keys in batches, and
+``OutboxSource`` is what a store that keeps a transactional outbox offers the events layer.
+"""
 
 from persisty.store._async import (
+    MAX_RETRIES,
     AsyncDatabase,
+    AsyncOutbox,
+    AsyncOutboxSource,
     AsyncStore,
     AsyncStoreBase,
     AsyncWrappedStore,
+    OrderArg,
 )
+from persisty.store._async import delete_keys as delete_keys_async
+from persisty.store._async import patch_keys as patch_keys_async
 from persisty.store._async import put_through as put_through_async
 from persisty.store._async import resolve_puts as resolve_puts_async
-from persisty.store._prepare import has_increments, patched_attrs, resolve_increments
+from persisty.store._prepare import (
+    as_item,
+    check_changes,
+    has_increments,
+    patched_attrs,
+    prepare_create,
+    prepare_creates,
+    prepare_patch,
+    prepare_update,
+    resolve_increments,
+)
 from persisty.store._sync import (
     Database,
+    Outbox,
+    OutboxSource,
     Store,
     StoreBase,
     WrappedStore,
+    delete_keys,
+    patch_keys,
     put_through,
     resolve_puts,
 )
@@ -35,7 +61,10 @@ from persisty.store._types import (
 )
 
 __all__ = [
+    "MAX_RETRIES",
     "AsyncDatabase",
+    "AsyncOutbox",
+    "AsyncOutboxSource",
     "AsyncStore",
     "AsyncStoreBase",
     "AsyncWrappedStore",
@@ -48,6 +77,9 @@ __all__ = [
     "Increment",
     "Insert",
     "Key",
+    "OrderArg",
+    "Outbox",
+    "OutboxSource",
     "Page",
     "Remove",
     "Replace",
@@ -55,9 +87,19 @@ __all__ = [
     "StoreBase",
     "WrappedStore",
     "WriteOp",
+    "as_item",
+    "check_changes",
     "clock_of",
+    "delete_keys",
+    "delete_keys_async",
     "has_increments",
+    "patch_keys",
+    "patch_keys_async",
     "patched_attrs",
+    "prepare_create",
+    "prepare_creates",
+    "prepare_patch",
+    "prepare_update",
     "put_through",
     "put_through_async",
     "resolve_increments",

@@ -34,15 +34,20 @@ def _checked(writes: Sequence[tuple[Any, Edit]]) -> list[tuple[Any, Edit]]:
         raise ValidationError(f"one commit takes at most {MAX_WRITES} writes", field="writes")
     out = []
     for w in writes:
-        if not (isinstance(w, tuple) and len(w) == 2 and isinstance(w[1], Edit)
-                and hasattr(w[0], "edit_batch")):
+        if not (
+            isinstance(w, tuple)
+            and len(w) == 2
+            and isinstance(w[1], Edit)
+            and hasattr(w[0], "edit_batch")
+        ):
             raise ValidationError(f"not a (store, Edit) pair: {w!r}", field="writes")
         out.append(w)
     return out
 
 
-def _group(db: Database, writes: list[tuple[Any, Edit]], atomic: bool
-           ) -> list[tuple[Store[Any], list[int]]]:
+def _group(
+    db: Database, writes: list[tuple[Any, Edit]], atomic: bool
+) -> list[tuple[Store[Any], list[int]]]:
     own = {id(s) for s in db._stores.values()}
     groups: dict[int, tuple[Store[Any], list[int]]] = {}
     for i, (store, _) in enumerate(writes):
@@ -50,20 +55,28 @@ def _group(db: Database, writes: list[tuple[Any, Edit]], atomic: bool
             base = store
             while getattr(base, "inner", None) is not None:
                 base = base.inner
-            what = ("a layer: an atomic commit takes the database's own stores"
-                    if id(base) in own else "of another database")
-            raise ValidationError(f"the store of {store.meta.name} is {what} "
-                                  "(commit with atomic=False, or use one database)",
-                                  field="writes")
+            what = (
+                "a layer: an atomic commit takes the database's own stores"
+                if id(base) in own
+                else "of another database"
+            )
+            raise ValidationError(
+                f"the store of {store.meta.name} is {what} "
+                "(commit with atomic=False, or use one database)",
+                field="writes",
+            )
         if atomic and not (hasattr(store, "_resolve") and hasattr(store, "_commit")):
-            raise ValidationError(f"the store of {store.meta.name} cannot take part in an "
-                                  "atomic commit", field="writes")
+            raise ValidationError(
+                f"the store of {store.meta.name} cannot take part in an atomic commit",
+                field="writes",
+            )
         groups.setdefault(id(store), (store, []))[1].append(i)
     return list(groups.values())
 
 
-def commit_edits(db: Database, writes: Sequence[tuple[Any, Edit]],
-                       atomic: bool) -> list[EditResult[Any]]:
+def commit_edits(
+    db: Database, writes: Sequence[tuple[Any, Edit]], atomic: bool
+) -> list[EditResult[Any]]:
     """What ``db.commit`` does: one result per write, in order."""
     pairs = _checked(writes)
     if not pairs:
@@ -83,8 +96,9 @@ def commit_edits(db: Database, writes: Sequence[tuple[Any, Edit]],
     raise Conflict("too many concurrent changes; try again")
 
 
-def _attempt(db: Database, pairs: list[tuple[Any, Edit]], groups: list[Group]
-                   ) -> list[EditResult[Any]] | None:
+def _attempt(
+    db: Database, pairs: list[tuple[Any, Edit]], groups: list[Group]
+) -> list[EditResult[Any]] | None:
     """One try of an atomic commit; ``None`` when an etag read here went stale."""
     planned: list[tuple[StoreBase[Any], list[int], list[WriteOp]]] = []
     ops: list[WriteOp | None] = [None] * len(pairs)
@@ -100,8 +114,11 @@ def _attempt(db: Database, pairs: list[tuple[Any, Edit]], groups: list[Group]
             for i, err in zip(idx, errs, strict=True):
                 errors[i] = err
         for i, err in enumerate(errors):
-            if isinstance(err, PreconditionFailed) and pairs[i][1].if_match is None and (
-                    not isinstance(ops[i], Insert)):
+            if (
+                isinstance(err, PreconditionFailed)
+                and pairs[i][1].if_match is None
+                and (not isinstance(ops[i], Insert))
+            ):
                 return None  # changed after it was read: resolve everything again
     failed = any(errors)
     results: list[EditResult[Any]] = []
@@ -109,21 +126,28 @@ def _attempt(db: Database, pairs: list[tuple[Any, Edit]], groups: list[Group]
         if err is not None:
             results.append(EditResult(e, False, err.code, None, err.message, err.field))
         elif failed:
-            results.append(EditResult(e, False, "aborted", None,
-                                      "not applied: another write of the commit failed"))
+            results.append(
+                EditResult(
+                    e, False, "aborted", None, "not applied: another write of the commit failed"
+                )
+            )
         else:
             item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
             results.append(EditResult(e, True, None, item))
     return results
 
 
-def plan_edits(store: StoreBase[Any], edits: list[Edit]
-                     ) -> tuple[list[WriteOp | None], list[PersistyError | None]]:
+def plan_edits(
+    store: StoreBase[Any], edits: list[Edit]
+) -> tuple[list[WriteOp | None], list[PersistyError | None]]:
     """The write operations ``edits`` make on ``store`` now (as ``edit_batch`` resolves
     them: etags pinned to what was read), or the error of each edit that cannot apply."""
     expiring = store.meta.expires is not None
-    keys = [k for k in (store._edit_key(e) for e in edits
-                        if e.kind != EditKind.CREATE or expiring) if k is not None]
+    keys = [
+        k
+        for k in (store._edit_key(e) for e in edits if e.kind != EditKind.CREATE or expiring)
+        if k is not None
+    ]
     state: dict[Key, tuple[Any, str] | None] = {}
     stale: dict[Key, str] = {}
     now = store.clock()
@@ -146,11 +170,11 @@ def plan_edits(store: StoreBase[Any], edits: list[Edit]
     return ops, errors
 
 
-def commit_one_store(groups: list[tuple[StoreBase[Any], list[WriteOp]]],
-                           engine: str) -> list[list[PersistyError | None]]:
+def commit_one_store(
+    groups: list[tuple[StoreBase[Any], list[WriteOp]]], engine: str
+) -> list[list[PersistyError | None]]:
     """The default of ``_commit_stores``: atomic for one store only."""
     if len(groups) == 1:
         store, ops = groups[0]
         return [store._commit(ops, True)]
-    raise ValidationError(f"{engine} cannot commit to several stores atomically",
-                          field="writes")
+    raise ValidationError(f"{engine} cannot commit to several stores atomically", field="writes")

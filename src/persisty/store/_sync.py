@@ -7,13 +7,15 @@ edit this file, never the twin.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from persisty.errors import (
     Conflict,
@@ -108,8 +110,9 @@ class Store(ABC, Generic[T]):
         """The item with ``key``, or ``None``."""
 
     @abstractmethod
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         """Replace the stored item that has ``item``'s key; return what was stored."""
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
@@ -127,8 +130,14 @@ class Store(ABC, Generic[T]):
         return put_through(self, item, if_match)  # type: ignore[no-any-return]
 
     @abstractmethod
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         """Change the named attributes of the item with ``key``; return what was stored.
 
         A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
@@ -152,8 +161,15 @@ class Store(ABC, Generic[T]):
             raise NotFound(f"no {self.meta.name} with key {key!r}")
         return p.get(item)
 
-    def write_path(self, key: str, path: str, value: Any, *, if_match: str | None = None,
-                         precondition: Filter | None = None) -> T:
+    def write_path(
+        self,
+        key: str,
+        path: str,
+        value: Any,
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         """Set the value at ``path`` of the item with ``key`` (coerced to the declared type)
         and return the new item: one conditional write, tried again when the item changed
         in between (as ``patch``, which takes paths too), so concurrent writes to other
@@ -165,21 +181,27 @@ class Store(ABC, Generic[T]):
             moved = notes.write_path(key, "address.city", "Tokyo", if_match=etag(placed))
             assert moved.address.city == "Tokyo" and moved.address.street == "Main"
         """
-        return self.patch(key, {path: value}, if_match=if_match,
-                                precondition=precondition)
+        return self.patch(key, {path: value}, if_match=if_match, precondition=precondition)
 
     @abstractmethod
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         """Delete the item with ``key``."""
 
     @abstractmethod
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         """One page of the items matching ``filter`` in ``order``."""
 
-    def search_all(self, filter: Filter | None = None, order: OrderArg = None,
-                         page_size: int = 500) -> Iterator[T]:
+    def search_all(
+        self, filter: Filter | None = None, order: OrderArg = None, page_size: int = 500
+    ) -> Iterator[T]:
         """Every item matching ``filter`` in ``order``, fetched a page at a time."""
         page_key: str | None = None
         while True:
@@ -244,8 +266,14 @@ class StoreBase(Store[T]):
     the database's :class:`Clock` (``db.clock``), which tests may set.
     """
 
-    def __init__(self, meta: StoreMeta, pages: PageKeys, *, clock: Clock | None = None,
-                 default_limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self,
+        meta: StoreMeta,
+        pages: PageKeys,
+        *,
+        clock: Clock | None = None,
+        default_limit: int = DEFAULT_LIMIT,
+    ) -> None:
         self.meta = meta
         self.pages = pages
         self.clock = clock or Clock()
@@ -270,8 +298,9 @@ class StoreBase(Store[T]):
         and any op fails, none is applied (ops after the first failure may be left ``None``)."""
 
     @abstractmethod
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[T]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[T]:
         """Items matching ``native`` sorted by ``spec``, strictly after the position
         ``after`` (values for each term of ``spec``), at most ``limit``."""
 
@@ -296,8 +325,9 @@ class StoreBase(Store[T]):
             return None
         return {n: self._next_sequence(n) for n in names}
 
-    def _check(self, stored: tuple[T, str], if_match: str | None,
-               precondition: Filter | None) -> None:
+    def _check(
+        self, stored: tuple[T, str], if_match: str | None, precondition: Filter | None
+    ) -> None:
         item, tag = stored
         if if_match is not None and if_match != tag:
             raise PreconditionFailed("the item has changed (etag does not match)")
@@ -375,8 +405,10 @@ class StoreBase(Store[T]):
         for _ in range(MAX_RETRIES):
             found, stale = self._get_live(key)
             if found is not None:
-                raise Conflict(f"{self.meta.name} {self.meta.key_string(key)!r} already exists",
-                               field=self.meta.key.attrs[0])
+                raise Conflict(
+                    f"{self.meta.name} {self.meta.key_string(key)!r} already exists",
+                    field=self.meta.key.attrs[0],
+                )
             try:
                 if stale is None:
                     self._commit_one(Insert(key, new, tag))
@@ -398,8 +430,11 @@ class StoreBase(Store[T]):
                 if if_match is not None:
                     raise PreconditionFailed("the item does not exist (etag does not match)")
                 new = prepare_create(self.meta, item, now, self._sequences())
-                op = (Insert(key, new, etag(new)) if stale is None
-                      else Replace(key, new, etag(new), stale))
+                op = (
+                    Insert(key, new, etag(new))
+                    if stale is None
+                    else Replace(key, new, etag(new), stale)
+                )
             else:
                 self._check(found, if_match, None)
                 new = prepare_update(self.meta, item, found[0], now)
@@ -426,8 +461,9 @@ class StoreBase(Store[T]):
             return None
         return found[0]
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
         key = self.meta.key_values(item)
@@ -447,8 +483,14 @@ class StoreBase(Store[T]):
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
         for attempt in range(MAX_RETRIES):
@@ -468,8 +510,9 @@ class StoreBase(Store[T]):
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         k = self.meta.parse_key(key)
         if if_match is None and precondition is None and self.meta.expires is None:
             self._commit_one(Remove(k))
@@ -489,8 +532,9 @@ class StoreBase(Store[T]):
             return
         raise Conflict("too many concurrent changes; try again")
 
-    def _prepare_search(self, filter: Filter | None, order: OrderArg,
-                        page_key: str | None) -> tuple[Filter, Sort, tuple[Any, ...] | None]:
+    def _prepare_search(
+        self, filter: Filter | None, order: OrderArg, page_key: str | None
+    ) -> tuple[Filter, Sort, tuple[Any, ...] | None]:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
             f = self._live(f)
@@ -498,8 +542,13 @@ class StoreBase(Store[T]):
         after = None if page_key is None else self.pages.decode(page_key, self.meta, spec)
         return f, spec, after
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         f, spec, after = self._prepare_search(filter, order, page_key)
         if limit is None:
             limit = self.default_limit
@@ -513,8 +562,9 @@ class StoreBase(Store[T]):
             return Page(items, self.pages.encode(self.meta, spec, sort_values(items[-1], spec)))
         return Page(items, None)
 
-    def _collect(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                       limit: int | None) -> list[T]:
+    def _collect(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[T]:
         native, residual = self._plan(f)
         if residual is ALL:
             return self._find(native, spec, after, limit)
@@ -561,15 +611,19 @@ class StoreBase(Store[T]):
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = list(edits)
-        if len(edits) > 1 and not self.meta.sequence_attrs and self.meta.expires is None and all(
-            isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits
+        if (
+            len(edits) > 1
+            and not self.meta.sequence_attrs
+            and self.meta.expires is None
+            and all(isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits)
         ):
             ops = self._inserts(edits)
             if ops is not None:
                 errors = self._commit(ops, atomic)
                 if not any(errors):
-                    return [EditResult(e, True, None, op.item)
-                            for e, op in zip(edits, ops, strict=True)]
+                    return [
+                        EditResult(e, True, None, op.item) for e, op in zip(edits, ops, strict=True)
+                    ]
                 return self._results(edits, list(ops), errors, atomic)
         for _ in range(MAX_RETRIES):
             results, retry = self._try_batch(edits, atomic)
@@ -577,14 +631,16 @@ class StoreBase(Store[T]):
                 return results
         raise Conflict("too many concurrent changes; try again")
 
-    def _try_batch(self, edits: list[Edit], atomic: bool
-                         ) -> tuple[list[EditResult[T]], bool]:
+    def _try_batch(self, edits: list[Edit], atomic: bool) -> tuple[list[EditResult[T]], bool]:
         """One attempt; ``retry`` is true when an etag we read ourselves went stale."""
         ops: list[WriteOp | None] = []
         errors: list[PersistyError | None] = []
         expiring = self.meta.expires is not None
-        needed = [self._edit_key(e) for e in edits
-                  if e.kind != EditKind.CREATE or (expiring and isinstance(e, Edit))]
+        needed = [
+            self._edit_key(e)
+            for e in edits
+            if e.kind != EditKind.CREATE or (expiring and isinstance(e, Edit))
+        ]
         state: dict[Key, tuple[Any, str] | None] = {}
         stale: dict[Key, str] = {}  # keys held by expired items: their etags
         keys = [k for k in needed if k is not None]
@@ -610,12 +666,23 @@ class StoreBase(Store[T]):
         committed = self._commit([op for _, op in todo], atomic) if todo else []
         again: list[int] = []
         for (i, op), outcome in zip(todo, committed, strict=True):
-            raced = isinstance(outcome, PreconditionFailed) and edits[i].if_match is None and (
-                not isinstance(op, Insert))
-            if edits[i].kind is EditKind.PUT and edits[i].if_match is None and (
-                isinstance(outcome, PreconditionFailed | NotFound) or (
-                    isinstance(outcome, Conflict) and isinstance(op, Insert)
-                    and (self._get_live(op.key))[0] is not None)):
+            raced = (
+                isinstance(outcome, PreconditionFailed)
+                and edits[i].if_match is None
+                and (not isinstance(op, Insert))
+            )
+            if (
+                edits[i].kind is EditKind.PUT
+                and edits[i].if_match is None
+                and (
+                    isinstance(outcome, PreconditionFailed | NotFound)
+                    or (
+                        isinstance(outcome, Conflict)
+                        and isinstance(op, Insert)
+                        and (self._get_live(op.key))[0] is not None
+                    )
+                )
+            ):
                 raced = True  # a put resolved against a state that changed: resolve it again
             if raced:
                 # the item changed after we read it; the edit's own conditions may still hold
@@ -643,8 +710,10 @@ class StoreBase(Store[T]):
         keys = [meta.key_values(n) for n in news]
         if len(set(keys)) < len(keys):
             return None
-        return [Insert(k, n, tag, doc) for k, n, tag, doc
-                in zip(keys, news, etags_of(docs), docs, strict=True)]
+        return [
+            Insert(k, n, tag, doc)
+            for k, n, tag, doc in zip(keys, news, etags_of(docs), docs, strict=True)
+        ]
 
     def _apply_alone(self, e: Edit) -> WriteOp:
         """One edit through the single-item methods (which retry on concurrent changes)."""
@@ -658,22 +727,31 @@ class StoreBase(Store[T]):
             new = self.put(e.item, if_match=e.if_match)
         else:
             assert e.key is not None
-            new = self.patch(e.key, e.changes or {}, if_match=e.if_match,
-                                   precondition=e.precondition)
+            new = self.patch(
+                e.key, e.changes or {}, if_match=e.if_match, precondition=e.precondition
+            )
         return Replace(self.meta.key_values(new), new, etag(new))
 
     def _edit_key(self, e: Edit) -> Key | None:
         try:
             if e.kind in (EditKind.UPDATE, EditKind.PUT, EditKind.CREATE):
-                item = e.item if isinstance(e.item, self.meta.cls) else (
-                    self.meta.from_builtins(e.item))
+                item = (
+                    e.item
+                    if isinstance(e.item, self.meta.cls)
+                    else (self.meta.from_builtins(e.item))
+                )
                 return self.meta.key_values(item)
             return self.meta.parse_key(e.key)
         except PersistyError:
             return None
 
-    def _resolve(self, e: Edit, state: dict[Key, tuple[Any, str] | None],
-                       now: Any, stale: dict[Key, str] | None = None) -> WriteOp:
+    def _resolve(
+        self,
+        e: Edit,
+        state: dict[Key, tuple[Any, str] | None],
+        now: Any,
+        stale: dict[Key, str] | None = None,
+    ) -> WriteOp:
         meta = self.meta
         if not isinstance(e, Edit):
             raise ValidationError(f"not an Edit: {e!r}")
@@ -722,23 +800,30 @@ class StoreBase(Store[T]):
         state[key] = (new, tag)
         return Replace(key, new, tag, found[1], found[0])
 
-    def _results(self, edits: list[Edit], ops: list[WriteOp | None],
-                 errors: list[PersistyError | None], atomic: bool) -> list[EditResult[T]]:
+    def _results(
+        self,
+        edits: list[Edit],
+        ops: list[WriteOp | None],
+        errors: list[PersistyError | None],
+        atomic: bool,
+    ) -> list[EditResult[T]]:
         failed = any(err is not None for err in errors)
         results: list[EditResult[T]] = []
         for e, op, err in zip(edits, ops, errors, strict=True):
             if err is not None:
                 results.append(EditResult(e, False, err.code, None, err.message, err.field))
             elif atomic and failed:
-                results.append(EditResult(e, False, "aborted", None,
-                                          "not applied: another edit in the batch failed"))
+                results.append(
+                    EditResult(
+                        e, False, "aborted", None, "not applied: another edit in the batch failed"
+                    )
+                )
             else:
                 item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
                 results.append(EditResult(e, True, None, item))
         return results
 
-    def restore(self, items: Sequence[Any], *, replace: bool = False
-                      ) -> list[EditResult[T]]:
+    def restore(self, items: Sequence[Any], *, replace: bool = False) -> list[EditResult[T]]:
         """Write ``items`` exactly as given: generated values (``created``/``updated``
         timestamps, sequences) are kept, not stamped anew, so every item keeps its etag;
         what ``persisty import`` does with an export. Each item is validated and written on
@@ -758,8 +843,7 @@ class StoreBase(Store[T]):
             try:
                 new = meta.validate(item)
             except PersistyError as e:
-                results[i] = EditResult(Edit.create(item), False, e.code, None, e.message,
-                                        e.field)
+                results[i] = EditResult(Edit.create(item), False, e.code, None, e.message, e.field)
                 continue
             inserts.append((i, Insert(meta.key_values(new), new, etag(new))))
         errors = self._commit([op for _, op in inserts], False) if inserts else []
@@ -770,18 +854,26 @@ class StoreBase(Store[T]):
             elif replace and isinstance(err, Conflict):
                 again.append((i, op, err))
             else:
-                results[i] = EditResult(Edit.create(op.item), False, err.code, None,
-                                        err.message, err.field)
+                results[i] = EditResult(
+                    Edit.create(op.item), False, err.code, None, err.message, err.field
+                )
         if again:
-            replaced = self._commit([Replace(op.key, op.item, op.etag)
-                                           for _, op, _ in again], False)
+            replaced = self._commit(
+                [Replace(op.key, op.item, op.etag) for _, op, _ in again], False
+            )
             for (i, op, first), err in zip(again, replaced, strict=True):
                 if err is None:
                     results[i] = EditResult(Edit.update(op.item), True, None, op.item)
                 else:  # not there: the conflict was on a unique index, not the key
                     failure = first if isinstance(err, NotFound) else err
-                    results[i] = EditResult(Edit.update(op.item), False, failure.code, None,
-                                            failure.message, failure.field)
+                    results[i] = EditResult(
+                        Edit.update(op.item),
+                        False,
+                        failure.code,
+                        None,
+                        failure.message,
+                        failure.field,
+                    )
         return [r for r in results if r is not None]
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
@@ -804,21 +896,27 @@ def _after_lost_race(attempt: int) -> None:
     """After a few lost races on one item, wait a random moment (growing, at most 50 ms) so
     writers contending for it spread out instead of colliding again in lockstep."""
     if attempt >= 2:
-        time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
 
 BULK_CHUNK = 100
 
 
-def patch_keys(store: Store[Any], keys: Sequence[str], changes: Mapping[str, Any],
-                     precondition: Filter | None) -> int:
+def patch_keys(
+    store: Store[Any],
+    keys: Sequence[str],
+    changes: Mapping[str, Any],
+    precondition: Filter | None,
+) -> int:
     """Patch each of ``keys`` with ``changes`` where ``precondition`` still holds, in
     non-atomic batches through ``store.edit_batch``; return how many changed. A change that
     fails validation raises ``ValidationError`` (the same change fails for every item)."""
     total = 0
     for start in range(0, len(keys), BULK_CHUNK):
-        edits = [Edit.patch(k, changes, precondition=precondition)
-                 for k in keys[start:start + BULK_CHUNK]]
+        edits = [
+            Edit.patch(k, changes, precondition=precondition)
+            for k in keys[start : start + BULK_CHUNK]
+        ]
         results = store.edit_batch(edits, atomic=False)
         bad = [r for r in results if not r.ok and r.code == "validation_error"]
         if bad:
@@ -827,14 +925,14 @@ def patch_keys(store: Store[Any], keys: Sequence[str], changes: Mapping[str, Any
     return total
 
 
-def delete_keys(store: Store[Any], keys: Sequence[str],
-                      precondition: Filter | None) -> int:
+def delete_keys(store: Store[Any], keys: Sequence[str], precondition: Filter | None) -> int:
     """Delete each of ``keys`` where ``precondition`` still holds, in non-atomic batches
     through ``store.edit_batch``; return how many were deleted."""
     total = 0
     for start in range(0, len(keys), BULK_CHUNK):
-        edits = [Edit.delete(k, precondition=precondition)
-                 for k in keys[start:start + BULK_CHUNK]]
+        edits = [
+            Edit.delete(k, precondition=precondition) for k in keys[start : start + BULK_CHUNK]
+        ]
         results = store.edit_batch(edits, atomic=False)
         total += sum(1 for r in results if r.ok)
     return total
@@ -889,8 +987,11 @@ def resolve_puts(store: Store[Any], edits: Sequence[Edit]) -> list[Edit]:
         current = None if k is None else found.get(k)
         if current is None:
             # with an etag the update reports the missing item; without, it is new
-            edits[i] = Edit.create(e.item) if e.if_match is None else Edit.update(
-                e.item, if_match=e.if_match)
+            edits[i] = (
+                Edit.create(e.item)
+                if e.if_match is None
+                else Edit.update(e.item, if_match=e.if_match)
+            )
         else:
             edits[i] = Edit.update(e.item, if_match=e.if_match or etag(current))
     return edits
@@ -917,23 +1018,36 @@ class WrappedStore(Store[T]):
     def read(self, key: str) -> T | None:
         return self.inner.read(key)
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         return self.inner.update(item, if_match=if_match, precondition=precondition)
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
         return self.inner.put(item, if_match=if_match)
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         return self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         self.inner.delete(key, if_match=if_match, precondition=precondition)
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         return self.inner.search(filter, order, limit, page_key)
 
     def count(self, filter: Filter | None = None) -> int:
@@ -958,6 +1072,48 @@ class WrappedStore(Store[T]):
         return self.inner.purge_expired(limit)
 
 
+@runtime_checkable
+class Outbox(Protocol):
+    """The changes a store's writes left in its transactional outbox, kept until they are
+    delivered: what ``observed(store, outbox=True)`` delivers at least once.
+
+    Example::
+
+        store, outbox = sql_db.store(Note).with_outbox()
+        with outbox.collecting() as ids:     # the ids of the changes written in the block
+            store.create(Note(title="x"))
+        outbox.done(ids)               # delivered: clear them
+    """
+
+    def collecting(self) -> AbstractContextManager[list[str]]:
+        """Collect the ids of the changes written in this block (this task or thread)."""
+        ...
+
+    def done(self, ids: Sequence[str]) -> None:
+        """Forget delivered changes."""
+        ...
+
+    def claim(self, limit: int = 100) -> list[tuple[str, str, str, Any, Any, dt.datetime]]:
+        """Lease up to ``limit`` changes whose writer did not deliver them in time:
+        ``(id, kind, key, old, new, at)``."""
+        ...
+
+    def pending(self) -> int:
+        """How many changes wait (leased or not)."""
+        ...
+
+
+@runtime_checkable
+class OutboxSource(Protocol):
+    """A store that can write each change to a transactional outbox with its write (the
+    SQL stores)."""
+
+    def with_outbox(self, lease: float = 30.0) -> tuple[Store[Any], Outbox]:
+        """This store again, writing to the outbox, and the outbox; ``lease`` is how many
+        seconds a writer has to deliver before another process may take a change over."""
+        ...
+
+
 _NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
 
@@ -975,15 +1131,20 @@ class Database(ABC):
         notes = db.store(Note)
     """
 
-    def __init__(self, url: str, *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self, url: str, *, namespace: str | None = None, secret: bytes | str | None = None
+    ) -> None:
         if namespace is not None and not _NAMESPACE.match(namespace):
-            raise ValidationError("a namespace is a letter then letters, digits or _ "
-                                  "(at most 40)", field="namespace")
+            raise ValidationError(
+                "a namespace is a letter then letters, digits or _ (at most 40)", field="namespace"
+            )
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
-                              namespace=namespace, database=url)
+        self.pages = PageKeys(
+            secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+            namespace=namespace,
+            database=url,
+        )
         self._stores: dict[type[Any], Store[Any]] = {}
         self.clock = Clock()
         """The clock every store of this database reads (timestamps, expiry); tests set
@@ -1021,8 +1182,9 @@ class Database(ABC):
 
         return chunked_files(self, name, **options)
 
-    def commit(self, writes: Sequence[tuple[Store[Any], Edit]], *,
-                     atomic: bool = True) -> list[EditResult[Any]]:
+    def commit(
+        self, writes: Sequence[tuple[Store[Any], Edit]], *, atomic: bool = True
+    ) -> list[EditResult[Any]]:
         """Apply edits to several stores of this database; one result per write, in order.
 
         ``atomic=True``: all or nothing, in one engine transaction (one SQL transaction,
@@ -1039,8 +1201,9 @@ class Database(ABC):
         """
         return commit_edits(self, writes, atomic)
 
-    def _commit_stores(self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
-                             ) -> list[list[PersistyError | None]]:
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
         """Apply each store's ops, all or nothing across the stores (backends override)."""
         return commit_one_store(groups, type(self).__name__)
 
@@ -1086,7 +1249,7 @@ class Database(ABC):
                 found.append(f"{store.meta.name}: {n} item(s)")
         return found
 
-    def close(self) -> None:  # noqa: B027 - nothing to release for most backends
+    def close(self) -> None:  # noqa: B027
         """Release connections; the database is unusable afterwards."""
 
     def __enter__(self) -> Database:

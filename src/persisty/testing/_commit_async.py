@@ -52,32 +52,47 @@ class AsyncCommitConformance:
     async def test_commit_is_all_or_nothing(self, committing: AsyncDatabase) -> None:
         db = committing
         tallies, counters, docs = db.store(Tally), db.store(Counter), db.store(Doc)
-        results = await db.commit([(tallies, Edit.create(Tally(id="t", hits=1))),
-                                   (counters, Edit.create(Counter(id="c", value=1))),
-                                   (docs, Edit.create(Doc(owner="ann", slug="d")))])
+        results = await db.commit(
+            [
+                (tallies, Edit.create(Tally(id="t", hits=1))),
+                (counters, Edit.create(Counter(id="c", value=1))),
+                (docs, Edit.create(Doc(owner="ann", slug="d"))),
+            ]
+        )
         assert [r.ok for r in results] == [True, True, True]
         assert results[1].item == Counter(id="c", value=1)
         t = await tallies.read("t")
         assert t is not None
         # one write fails: nothing of the commit is applied, in any store
-        for failing in (Edit.create(Counter(id="c")),                      # taken
-                        Edit.patch("nobody", {"value": 1}),                 # missing
-                        Edit.update(Counter(id="c", value=5), if_match="stale"),
-                        Edit.patch("c", {"value": "not a number"})):
-            results = await db.commit([(tallies, Edit.patch("t", {"hits": 99})),
-                                       (docs, Edit.delete("ann:d")),
-                                       (counters, failing)])
+        for failing in (
+            Edit.create(Counter(id="c")),  # taken
+            Edit.patch("nobody", {"value": 1}),  # missing
+            Edit.update(Counter(id="c", value=5), if_match="stale"),
+            Edit.patch("c", {"value": "not a number"}),
+        ):
+            results = await db.commit(
+                [
+                    (tallies, Edit.patch("t", {"hits": 99})),
+                    (docs, Edit.delete("ann:d")),
+                    (counters, failing),
+                ]
+            )
             assert [r.code for r in results[:2]] == ["aborted", "aborted"], results
             assert not results[2].ok and results[2].code != "aborted"
             assert await tallies.read("t") == t
             assert await docs.read("ann:d") is not None
             assert await counters.read("c") == Counter(id="c", value=1)
-        results = await db.commit([(tallies, Edit.patch("t", {"hits": Increment(2)})),
-                                   (counters, Edit.update(Counter(id="c", value=7),
-                                                          if_match=etag(Counter(id="c",
-                                                                                value=1)))),
-                                   (docs, Edit.delete("ann:d")),
-                                   (tallies, Edit.create(Tally(id="u")))])
+        results = await db.commit(
+            [
+                (tallies, Edit.patch("t", {"hits": Increment(2)})),
+                (
+                    counters,
+                    Edit.update(Counter(id="c", value=7), if_match=etag(Counter(id="c", value=1))),
+                ),
+                (docs, Edit.delete("ann:d")),
+                (tallies, Edit.create(Tally(id="u"))),
+            ]
+        )
         assert all(r.ok for r in results), results
         got = await tallies.read("t")
         assert got is not None and got.hits == 3
@@ -88,8 +103,10 @@ class AsyncCommitConformance:
         db = committing
         tallies, counters = db.store(Tally), db.store(Counter)
         await counters.create(Counter(id="c"))
-        results = await db.commit([(tallies, Edit.create(Tally(id="t"))),
-                                   (counters, Edit.create(Counter(id="c")))], atomic=False)
+        results = await db.commit(
+            [(tallies, Edit.create(Tally(id="t"))), (counters, Edit.create(Counter(id="c")))],
+            atomic=False,
+        )
         assert results[0].ok and results[1].code == "conflict"
         assert await tallies.read("t") is not None
 
@@ -99,14 +116,23 @@ class AsyncCommitConformance:
         try:
             theirs = other.store(Counter)
             with pytest.raises(ValidationError):
-                await db.commit([(db.store(Tally), Edit.create(Tally(id="t"))),
-                                 (theirs, Edit.create(Counter(id="c")))])
+                await db.commit(
+                    [
+                        (db.store(Tally), Edit.create(Tally(id="t"))),
+                        (theirs, Edit.create(Counter(id="c"))),
+                    ]
+                )
             assert await db.store(Tally).read("t") is None
             assert await theirs.read("c") is None
             with pytest.raises(ValidationError):
                 await db.commit([(db.store(Tally), "not an edit")])  # type: ignore[list-item]
-            results = await db.commit([(db.store(Tally), Edit.create(Tally(id="t"))),
-                                       (theirs, Edit.create(Counter(id="c")))], atomic=False)
+            results = await db.commit(
+                [
+                    (db.store(Tally), Edit.create(Tally(id="t"))),
+                    (theirs, Edit.create(Counter(id="c"))),
+                ],
+                atomic=False,
+            )
             assert all(r.ok for r in results)
             assert await theirs.read("c") is not None
         finally:
@@ -125,8 +151,12 @@ class AsyncCommitConformance:
 
         async def worker() -> None:
             for _ in range(self.commit_rounds):
-                results = await db.commit([(tallies, Edit.patch("t", {"hits": Increment(1)})),
-                                           (counters, Edit.patch("c", {"value": Increment(1)}))])
+                results = await db.commit(
+                    [
+                        (tallies, Edit.patch("t", {"hits": Increment(1)})),
+                        (counters, Edit.patch("c", {"value": Increment(1)})),
+                    ]
+                )
                 assert all(r.ok for r in results), results
 
         await run_concurrently_async([worker] * self.commit_workers)

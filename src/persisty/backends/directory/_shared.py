@@ -55,8 +55,9 @@ def replay_shared(table: DirectoryTable, entry: type[Any]) -> None:
     journal.unlink()
 
 
-def commit_tables(root: Path, parts: Sequence[tuple[DirectoryTable, Sequence[WriteOp]]]
-                  ) -> list[list[PersistyError | None]]:
+def commit_tables(
+    root: Path, parts: Sequence[tuple[DirectoryTable, Sequence[WriteOp]]]
+) -> list[list[PersistyError | None]]:
     """Apply each table's ops, all or nothing across the tables."""
     if len(parts) == 1:
         table, ops = parts[0]
@@ -82,8 +83,9 @@ def commit_tables(root: Path, parts: Sequence[tuple[DirectoryTable, Sequence[Wri
         commits.mkdir(parents=True, exist_ok=True)
         marker = commits / secrets.token_hex(16)
         for (table, _), entries in zip(parts, planned, strict=True):
-            _fsync(table.path / ".journal-shared",
-                   msgspec.json.encode(_Shared(str(marker), entries)))
+            _fsync(
+                table.path / ".journal-shared", msgspec.json.encode(_Shared(str(marker), entries))
+            )
         _fsync(marker, b"1")  # the commit point
         for (table, _), entries in zip(parts, planned, strict=True):
             table._apply(entries)

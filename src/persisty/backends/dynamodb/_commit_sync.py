@@ -32,8 +32,9 @@ class TransactPlan:
     first: list[int] = field(default_factory=list)
 
 
-def commit_stores(groups: Sequence[tuple[Any, Sequence[WriteOp]]]
-                        ) -> list[list[PersistyError | None]]:
+def commit_stores(
+    groups: Sequence[tuple[Any, Sequence[WriteOp]]],
+) -> list[list[PersistyError | None]]:
     """Each store's ops in one TransactWriteItems: all or nothing across the tables."""
     if len(groups) == 1:
         store, ops = groups[0]
@@ -48,12 +49,15 @@ def commit_stores(groups: Sequence[tuple[Any, Sequence[WriteOp]]]
             return errors
         plans.append(plan)
     actions = [a for p in plans for a in p.actions]
-    owner: list[tuple[int, int]] = [(n, i) for n, p in enumerate(plans)
-                                    for i in range(len(p.actions))]
+    owner: list[tuple[int, int]] = [
+        (n, i) for n, p in enumerate(plans) for i in range(len(p.actions))
+    ]
     if len(actions) > MAX_TRANSACTION:
         errors[0][0] = ValidationError(
             f"this commit needs {len(actions)} DynamoDB actions (writes plus unique values); "
-            f"one transaction takes at most {MAX_TRANSACTION}", field="writes")
+            f"one transaction takes at most {MAX_TRANSACTION}",
+            field="writes",
+        )
         return errors
     client = groups[0][0].client
     for attempt in range(8):
@@ -71,7 +75,8 @@ def commit_stores(groups: Sequence[tuple[Any, Sequence[WriteOp]]]
                 if any(r.get("Code") == "ValidationError" for _, r in failed):
                     errors[0][0] = ValidationError(
                         "DynamoDB refused the commit: " + str(failed[0][1].get("Message", "")),
-                        field="writes")
+                        field="writes",
+                    )
                     return errors
                 client.sleep(backoff(attempt))
                 continue  # a conflicting transaction: try again

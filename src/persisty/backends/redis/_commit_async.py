@@ -24,7 +24,7 @@ MAX_ATTEMPTS = 50
 
 def _etag(shadow: bytes) -> bytes:
     c = shadow.index(b":")
-    return shadow[c + 1:c + 1 + int(shadow[:c])]
+    return shadow[c + 1 : c + 1 + int(shadow[:c])]
 
 
 def _code(op: WriteOp, current: bytes | None) -> bytes:
@@ -38,8 +38,9 @@ def _code(op: WriteOp, current: bytes | None) -> bytes:
     return b"ok"
 
 
-async def commit_stores(client: Any, groups: Sequence[tuple[Any, Sequence[WriteOp]]]
-                        ) -> list[list[PersistyError | None]]:
+async def commit_stores(
+    client: Any, groups: Sequence[tuple[Any, Sequence[WriteOp]]]
+) -> list[list[PersistyError | None]]:
     """Each store's ops in one Redis transaction: all or nothing across the stores."""
     if len(groups) == 1:
         store, ops = groups[0]
@@ -48,9 +49,11 @@ async def commit_stores(client: Any, groups: Sequence[tuple[Any, Sequence[WriteO
         if not store._ready:
             await store._prepare()
         if store.layout.unique or store.meta.expires is not None:
-            raise ValidationError(f"{store.meta.name}: an atomic commit over several Redis "
-                                  "stores takes stores without unique indexes or expiry",
-                                  field="writes")
+            raise ValidationError(
+                f"{store.meta.name}: an atomic commit over several Redis "
+                "stores takes stores without unique indexes or expiry",
+                field="writes",
+            )
     errors: list[list[PersistyError | None]] = [[None] * len(ops) for _, ops in groups]
     with translate():
         for _ in range(MAX_ATTEMPTS):
@@ -71,8 +74,9 @@ async def commit_stores(client: Any, groups: Sequence[tuple[Any, Sequence[WriteO
                         state[raw] = None if isinstance(op, Remove) else op.etag.encode()
                 pipe.multi()
                 for store, ops in groups:
-                    await store._commit_script(args=store.layout.commit_args(ops, True),
-                                               client=pipe)
+                    await store._commit_script(
+                        args=store.layout.commit_args(ops, True), client=pipe
+                    )
                 try:
                     replies = await pipe.execute()
                 except redis.exceptions.WatchError:

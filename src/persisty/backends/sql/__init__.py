@@ -1,5 +1,10 @@
 """The SQL backend: ``sqlite:///file.db`` (``sqlite://`` in memory), ``postgresql://…``,
-``mysql://…`` / ``mariadb://…``.
+``mysql://…`` / ``mariadb://…``, through SQLAlchemy 2 Core and the engines' own drivers.
+
+The pieces, each replaceable on its own: a :class:`Dialect` per engine (in
+``persisty.backends.sql.dialects``), the ``TableSchema`` of each store with its
+filter compiler, the executor (pool, transactions, error translation), the tables
+(creation, migration) and the outbox.
 
 Example::
 
@@ -7,7 +12,51 @@ Example::
     notes = db.store(Note)
 """
 
-from persisty.backends.sql._async import AsyncSqlDatabase, AsyncSqlStore
-from persisty.backends.sql._sync import SqlDatabase, SqlStore
+from persisty.backends.sql._async.database import AsyncSqlDatabase
+from persisty.backends.sql._async.executor import AsyncSqlExecutor
+from persisty.backends.sql._async.outbox import AsyncSqlOutbox, AsyncSqlOutboxStore
+from persisty.backends.sql._async.store import AsyncSqlStore
+from persisty.backends.sql._async.tables import AsyncSqlTables
+from persisty.backends.sql._meta_tables import META_TABLE, OUTBOX_TABLE
+from persisty.backends.sql._migrate import Step
+from persisty.backends.sql._sync.database import SqlDatabase
+from persisty.backends.sql._sync.executor import SqlExecutor
+from persisty.backends.sql._sync.outbox import SqlOutbox, SqlOutboxStore
+from persisty.backends.sql._sync.store import SqlStore
+from persisty.backends.sql._sync.tables import SqlTables
+from persisty.backends.sql._table import TableSchema
+from persisty.backends.sql._url import SqlUrl
+from persisty.backends.sql.dialects import (
+    AsyncDriver,
+    Dialect,
+    Driver,
+    dialect_for,
+    parse_url,
+    register_dialect,
+)
 
-__all__ = ["AsyncSqlDatabase", "AsyncSqlStore", "SqlDatabase", "SqlStore"]
+__all__ = [
+    "META_TABLE",
+    "OUTBOX_TABLE",
+    "AsyncDriver",
+    "AsyncSqlDatabase",
+    "AsyncSqlExecutor",
+    "AsyncSqlOutbox",
+    "AsyncSqlOutboxStore",
+    "AsyncSqlStore",
+    "AsyncSqlTables",
+    "Dialect",
+    "Driver",
+    "SqlDatabase",
+    "SqlExecutor",
+    "SqlOutbox",
+    "SqlOutboxStore",
+    "SqlStore",
+    "SqlTables",
+    "SqlUrl",
+    "Step",
+    "TableSchema",
+    "dialect_for",
+    "parse_url",
+    "register_dialect",
+]

@@ -1,0 +1,171 @@
+"""The SQL database (async): opens one store per ``@stored`` class over one executor and
+one set of tables, and migrates, drops and inspects them.
+
+The sync twin ``_sync/database.py`` is generated from this file by
+``scripts/generate_sync.py``; edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+
+from persisty.backends.sql._async.commit import commit_stores
+from persisty.backends.sql._async.executor import AsyncSqlExecutor
+from persisty.backends.sql._async.outbox import with_outbox
+from persisty.backends.sql._async.store import AsyncSqlStore
+from persisty.backends.sql._async.tables import AsyncSqlTables
+from persisty.backends.sql._meta_tables import META_TABLE, OUTBOX_TABLE
+from persisty.backends.sql._table import TableSchema
+from persisty.backends.sql.dialects import dialect_for
+from persisty.errors import PersistyError, ValidationError
+from persisty.model import StoreMeta
+from persisty.store import AsyncDatabase, AsyncStoreBase, WriteOp
+
+
+class AsyncSqlDatabase(AsyncDatabase):
+    """``sqlite:///file.db`` (``sqlite://`` in memory), ``postgresql://user@host/db``,
+    ``mysql://user@host/db`` (or ``mariadb://``): one table per store, named
+    ``<namespace>_<store>``, created on first use.
+
+    Options: ``pool_size`` (connections kept; 1 for SQLite in memory); for SQLite files
+    ``timeout`` (the busy timeout in seconds, default 30), ``cache_mb`` (the page cache of
+    each connection, default 32) and ``page_size`` (bytes per page of a new file, default
+    4096).
+
+    ``db.executor`` runs the statements (pool, transactions, error translation) and
+    ``db.tables`` creates and migrates the tables; ``db.dialect`` is the engine's
+    :class:`~persisty.backends.sql.Dialect`.
+
+    Example::
+
+        db = persisty.aio.connect("postgresql://postgres@127.0.0.1/app", namespace="t1")
+        notes = db.store(Note)
+        print(await db.plan_migration())   # what migrate() would do
+        await db.migrate()
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite:///persisty.db",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+        pool_size: int | None = None,
+        **options: Any,
+    ) -> None:
+        own_secret = not (secret or os.environ.get("PERSISTY_SECRET"))
+        super().__init__(url, namespace=namespace, secret=secret)
+        unknown = set(options) - {"timeout", "cache_mb", "page_size"}
+        if unknown:
+            raise ValidationError(
+                f"unknown option {sorted(unknown)[0]!r}", field=sorted(unknown)[0]
+            )
+        page_size = options.get("page_size", 4096)
+        if type(page_size) is not int or page_size not in [2**n for n in range(9, 17)]:
+            raise ValidationError(
+                f"page_size must be a power of two from 512 to 65536, not {page_size!r}",
+                field="page_size",
+            )
+        self.dialect = dialect_for(url)
+        self.sql_url = self.dialect.parse_url(url)
+        self.executor = AsyncSqlExecutor(self.dialect, self.sql_url, options, pool_size)
+        """Runs every statement of this database's stores."""
+        self.tables = AsyncSqlTables(self.executor, self._keep_secret if own_secret else None)
+        """Creates, checks and migrates this database's tables."""
+        self.metadata = sa.MetaData()
+        self.schemas: dict[str, TableSchema] = {}
+
+    def _keep_secret(self, secret: bytes) -> None:
+        self.pages._secret = secret  # the page keys of every process of this database
+
+    def _open(self, meta: StoreMeta) -> AsyncSqlStore:
+        schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
+        self.schemas[schema.name] = schema
+        return AsyncSqlStore(meta, self.pages, schema, self.executor, self.tables, with_outbox)
+
+    async def _commit_stores(
+        self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        return await commit_stores(self.executor, groups)
+
+    async def plan_migration(self) -> list[str]:
+        """What :meth:`migrate` would do for the stores opened so far: SQL statements, and
+        ``-- not applied: …`` lines for destructive differences (never applied)."""
+        return [str(s) for s in await self.tables.plan(self.schemas.values())]
+
+    async def migrate(self) -> list[str]:
+        """Create missing tables, columns and indexes for the stores opened so far; return
+        the plan (destructive differences are reported as ``-- not applied: …``)."""
+        return await self.tables.migrate(self.schemas.values())
+
+    def _schemas_of(self, cls: type[Any] | None) -> list[TableSchema]:
+        if cls is None:
+            return list(self.schemas.values())
+        store = self.store(cls)
+        assert isinstance(store, AsyncSqlStore)
+        return [store.schema]
+
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Drop the table of the store of ``cls`` with its sequence counters and its
+        changes waiting in the outbox; without ``cls``, those of every store opened so far.
+
+        Example::
+
+            await db.drop(Note)
+        """
+        schemas = self._schemas_of(cls)
+        counters = [
+            (f"seq:{schema.name}:{attr}",)
+            for schema in schemas
+            for attr in schema.meta.sequence_attrs
+        ]
+        tables = self.tables
+        driver = self.executor.driver
+        async with self.executor.connection() as conn:
+            for schema in schemas:
+                if await tables.columns(conn, schema):  # no DROP IF EXISTS notes
+                    await driver.run(conn, schema.drop_sql())
+            if counters and await tables.exists(conn, META_TABLE):
+                await driver.run_many(conn, tables.meta.sql_delete, counters)
+            if OUTBOX_TABLE in tables.ready or await tables.exists(conn, OUTBOX_TABLE):
+                await driver.run_many(
+                    conn, tables.outbox.sql_delete_store, [(schema.name,) for schema in schemas]
+                )
+        tables.forget(schema.name for schema in schemas)
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """The table of the store of ``cls`` (without ``cls``, of every store opened so
+        far) if it exists, its sequence counters in ``persisty_meta`` and its changes in the
+        outbox."""
+        schemas = self._schemas_of(cls)
+        found: list[str] = []
+        tables = self.tables
+        driver = self.executor.driver
+        async with self.executor.connection() as conn:
+            outbox = await tables.exists(conn, OUTBOX_TABLE)
+            counters = await tables.exists(conn, META_TABLE)
+            for schema in schemas:
+                if await tables.columns(conn, schema):
+                    found.append(f"table {schema.name}")
+                for attr in schema.meta.sequence_attrs if counters else ():
+                    name = f"seq:{schema.name}:{attr}"
+                    if await driver.fetch(conn, tables.meta.sql_get, (name,)):
+                        found.append(f"{META_TABLE} row {name}")
+                if outbox:
+                    rows = await driver.fetch(conn, tables.outbox.sql_count, (schema.name,))
+                    if rows and int(rows[0][0]):
+                        found.append(
+                            f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of {schema.name}"
+                        )
+        return found
+
+    async def drop_tables(self) -> None:
+        """:meth:`drop` of every store opened so far (kept for existing callers)."""
+        await self.drop()
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.executor.close()

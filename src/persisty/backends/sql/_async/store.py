@@ -1,0 +1,589 @@
+"""The SQL store (async): one table per store, every filter in SQL, pages seek by key.
+
+A store's fixed statements are built once (``TableSchema``), filter statements per call
+(their text is stable per filter shape, so the drivers' statement caches and prepared
+statements apply), and all of them run through the database's executor.
+
+The sync twin ``_sync/store.py`` is generated from this file by
+``scripts/generate_sync.py``; edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from persisty.backends.sql._async.executor import AsyncSqlExecutor
+from persisty.backends.sql._async.tables import AsyncSqlTables
+from persisty.backends.sql._table import ETAG, TableSchema
+from persisty.errors import (
+    Conflict,
+    IntegrityError,
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    Unavailable,
+    ValidationError,
+)
+from persisty.model import StoreMeta, etag
+from persisty.query import ALL, NONE, Filter, PageKeys, Sort, validate_filter
+from persisty.store import (
+    MAX_RETRIES,
+    AsyncStoreBase,
+    Edit,
+    EditKind,
+    EditResult,
+    Insert,
+    Key,
+    OrderArg,
+    Page,
+    Remove,
+    Replace,
+    WriteOp,
+    check_changes,
+    has_increments,
+    patched_attrs,
+    prepare_create,
+    prepare_creates,
+    prepare_patch,
+    prepare_update,
+)
+
+if TYPE_CHECKING:
+    from persisty.backends.sql._async.outbox import AsyncSqlOutbox
+
+OutboxFactory = Callable[["AsyncSqlStore", float], tuple["AsyncSqlStore", "AsyncSqlOutbox"]]
+"""Makes the outbox twin of a store (given by the database, which knows both modules)."""
+
+_KIND = operator.attrgetter("kind")
+
+
+class AsyncSqlStore(AsyncStoreBase[Any]):
+    """A Store over one SQL table: every filter runs in SQL, pages seek by key.
+
+    Example::
+
+        db = persisty.aio.connect("sqlite:///notes.db")
+        notes = db.store(Note)
+        await notes.search(F.title.icontains("x"), order=[-F.priority])
+    """
+
+    def __init__(
+        self,
+        meta: StoreMeta,
+        pages: PageKeys,
+        schema: TableSchema,
+        executor: AsyncSqlExecutor,
+        tables: AsyncSqlTables,
+        outboxes: OutboxFactory | None = None,
+    ) -> None:
+        super().__init__(meta, pages)
+        self._outboxes = outboxes
+        self.schema = schema
+        self.dialect = schema.dialect
+        self.executor = executor
+        """Runs this store's statements (pool, transactions, error translation)."""
+        self.tables = tables
+        """Creates this store's table when first needed."""
+        self._epoch = -1  # the tables' epoch this store's table was last checked in
+        decoder = msgspec.json.Decoder(meta.cls)
+
+        def decode(doc: bytes | str) -> Any:
+            try:
+                return decoder.decode(doc)
+            except (msgspec.ValidationError, msgspec.DecodeError) as e:
+                raise IntegrityError(
+                    f"a stored {meta.name} does not fit the model ({e}); migrate or rewrite it"
+                ) from None
+
+        self._decode = decode
+        self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # put() is one upsert when nothing of a stored item is kept and creating sets
+        # nothing an update would not (MySQL's upsert fires on any unique index: none then)
+        self._blind_put = (
+            all(
+                a.updatable and a.creatable and a.generated in (None, "updated")
+                for a in meta.attrs
+                if a.name not in meta.key.attrs
+            )
+            and not meta.sequence_attrs
+            and (self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
+        )
+        # update() needs no read when nothing of the stored item is kept
+        self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
+        self._blind_update = all(
+            a.updatable and a.generated not in ("created", "sequence")
+            for a in meta.attrs
+            if a.name not in meta.key.attrs
+        )
+
+    # ---- connections --------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        epoch = self.tables.epoch
+        await self.tables.ensure(self.schema)
+        self._epoch = epoch
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        if self._epoch != self.tables.epoch:
+            await self._prepare()
+        async with self.executor.connection(self.schema) as conn:
+            yield conn
+
+    async def _query(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Rows of one statement on a pooled connection (the hot path)."""
+        if self._epoch != self.tables.epoch:
+            await self._prepare()
+        return await self.executor.query(sql, params, self.schema)
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """Row count of one statement on a pooled connection."""
+        if self._epoch != self.tables.epoch:
+            await self._prepare()
+        return await self.executor.execute(sql, params, self.schema)
+
+    def with_outbox(self, lease: float = 30.0) -> tuple[AsyncSqlStore, AsyncSqlOutbox]:
+        """This store again, writing each change to the outbox table in the transaction of
+        its write, and the outbox to deliver and clear those changes; how
+        ``observed(store, outbox=True)`` makes delivery at-least-once across a crash.
+
+        ``lease`` is how many seconds the writer has to deliver before
+        :meth:`AsyncSqlOutbox.claim` lets another process take the change over.
+
+        Example::
+
+            store, outbox = db.store(Note).with_outbox()
+            with outbox.collecting() as ids:
+                await store.create(note)      # the note and its change commit together
+            ...                               # deliver the change, then
+            await outbox.done(ids)
+        """
+        if self._outboxes is None:
+            raise ValidationError(
+                f"{self.meta.name}: this store was opened without an outbox", field="outbox"
+            )
+        return self._outboxes(self, lease)
+
+    async def _log(self, conn: Any, ops: Sequence[WriteOp]) -> None:
+        """Called in the transaction of ``ops`` before it commits (the outbox writes its
+        rows here); nothing by default."""
+
+    async def _log_created(self, conn: Any, items: Sequence[Any]) -> None:
+        """:meth:`_log` for the inserts of a bulk create."""
+
+    # ---- hooks --------------------------------------------------------------------------
+
+    async def _get(self, key: Key) -> tuple[Any, str] | None:
+        rows = await self._query(self.schema.sql_get, self.schema.key_params(key))
+        if not rows:
+            return None
+        doc, tag = rows[0]
+        return self._decode(doc), tag
+
+    async def _get_many(self, keys: Sequence[Key]) -> list[tuple[Any, str] | None]:
+        if not keys:
+            return []
+        s = self.schema
+        decode = self._decode
+        unique = list(dict.fromkeys(keys))
+        if len(s.key_cols) == 1:
+            return await self._by_params([s.key_params(k)[0] for k in keys])
+        found: dict[Key, tuple[Any, str]] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            params: list[Any] = []
+            for k in chunk:
+                params.extend(s.key_params(k))
+            for doc, tag, _ in await self._query(s.sql_get_many(len(chunk)), params):
+                item = decode(doc)
+                found[self.meta.key_values(item)] = (item, tag)
+        return [found.get(tuple(k)) for k in keys]
+
+    async def _by_params(self, params_of: list[Any]) -> list[tuple[Any, str] | None]:
+        """Rows for single-column keys given as driver parameters, matched on the key
+        column each row comes back with."""
+        s = self.schema
+        decode = self._decode
+        by_param: dict[Any, tuple[Any, str]] = {}
+        wanted = list(dict.fromkeys(params_of))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for doc, tag, kv in await self._query(s.sql_get_many(len(chunk)), chunk):
+                by_param[kv] = (decode(doc), tag)
+        return [by_param.get(p) for p in params_of]
+
+    async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        if not ops:
+            return []
+        if len(ops) == 1 and isinstance(ops[0], Remove) and ops[0].expected is None:
+            s = self.schema
+            if await self._execute(s.sql_delete, s.key_params(ops[0].key)) == 0:
+                key_text = self.meta.key_string(ops[0].key)
+                return [NotFound(f"no {self.meta.name} with key {key_text!r}")]
+            return [None]
+        async with self._conn() as conn:
+            if len(ops) == 1:
+                try:
+                    await self._apply(conn, ops[0])
+                except PersistyError as e:
+                    return [e]
+                return [None]
+            if atomic:
+                return await self._commit_atomic(conn, ops)
+            results: list[PersistyError | None] = []
+            for op in ops:
+                try:
+                    await self._apply(conn, op)
+                    results.append(None)
+                except PersistyError as e:
+                    results.append(e)
+            return results
+
+    async def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
+        results: list[PersistyError | None] = [None] * len(ops)
+        await self.executor.begin(conn)
+        try:
+            i = 0
+            while i < len(ops):
+                j = i
+                while j < len(ops) and isinstance(ops[j], Insert):
+                    j += 1
+                if j - i > 1:
+                    inserts = ops[i:j]
+                    try:
+                        await self.executor.run_many(
+                            conn,
+                            self.schema.sql_insert,
+                            [
+                                self.schema.insert_params(op.item, op.etag, op.doc)  # type: ignore[union-attr]
+                                for op in inserts
+                            ],
+                            self.schema,
+                        )
+                    except PersistyError:
+                        # find which insert failed, then undo everything
+                        await self.executor.rollback(conn)
+                        return await self._find_failure(conn, ops)
+                    i = j
+                    continue
+                try:
+                    await self._apply(conn, ops[i])
+                except PersistyError as e:
+                    results[i] = e
+                    await self.executor.rollback(conn)
+                    return results
+                i += 1
+            await self._log(conn, ops)
+            await self.executor.commit(conn)
+            return results
+        except BaseException:
+            await self.executor.rollback(conn, quiet=True)
+            raise
+
+    async def _find_failure(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
+        results: list[PersistyError | None] = [None] * len(ops)
+        await self.executor.begin(conn)
+        try:
+            for i, op in enumerate(ops):
+                try:
+                    await self._apply(conn, op)
+                except PersistyError as e:
+                    results[i] = e
+                    break
+        finally:
+            await self.executor.rollback(conn, quiet=True)
+        if not any(results):
+            results[0] = Unavailable("the batch failed; try again")
+        return results
+
+    async def _apply(self, conn: Any, op: WriteOp) -> None:
+        s = self.schema
+        db = self.executor
+        if isinstance(op, Insert):
+            await db.run(conn, s.sql_insert, s.insert_params(op.item, op.etag, op.doc), s)
+            return
+        if isinstance(op, Replace):
+            if op.expected is None:
+                n = await db.run(conn, s.sql_update, s.update_params(op.item, op.etag), s)
+            else:
+                n = await db.run(
+                    conn, s.sql_update_if, s.update_params(op.item, op.etag, op.expected), s
+                )
+        elif isinstance(op, Remove):
+            if op.expected is None:
+                n = await db.run(conn, s.sql_delete, s.key_params(op.key), s)
+            else:
+                n = await db.run(conn, s.sql_delete_if, (*s.key_params(op.key), op.expected), s)
+        else:
+            raise ValidationError(f"unknown write {op!r}")
+        if n == 0:
+            await self._missing(conn, op.key, op.expected)
+
+    async def _missing(self, conn: Any, key: Key, expected: str | None) -> None:
+        key_text = self.meta.key_string(key)
+        if expected is not None:
+            rows = await self.executor.fetch(
+                conn, self.schema.sql_etag, self.schema.key_params(key), self.schema
+            )
+            if rows:
+                raise PreconditionFailed("the item has changed (etag does not match)")
+        raise NotFound(f"no {self.meta.name} with key {key_text!r}")
+
+    async def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
+        sql, params = self.schema.compiler.select(native, spec, after, limit)
+        rows = await self._query(sql, params)
+        decode = self._decode
+        return [decode(r[0]) for r in rows]
+
+    async def _count(self, native: Filter) -> int:
+        sql, params = self.schema.compiler.count(native)
+        rows = await self._query(sql, params)
+        return int(rows[0][0])
+
+    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
+        return f, ALL
+
+    def _describe(self, native: Filter, spec: Sort) -> str:
+        sql, params = self.schema.compiler.select(native, spec, None, self.default_limit + 1)
+        return f"{self.dialect.name}: {sql}; parameters {params!r}"
+
+    async def _next_sequence(self, attr: str) -> int:
+        name = f"seq:{self.schema.name}:{attr}"
+        async with self._conn() as conn:
+            statements = self.tables.meta.sql_next
+            rows: list[Any] = []
+            for i, sql in enumerate(statements):
+                if i == len(statements) - 1:
+                    rows = await self.executor.fetch(conn, sql, (name,) if i == 0 else ())
+                else:
+                    await self.executor.run(conn, sql, (name,))
+        return int(rows[0][0])
+
+    # ---- faster paths with the same semantics ------------------------------------------------
+
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[Any]:
+        if page_key is not None and self._epoch != self.tables.epoch:
+            await self._prepare()  # the page-key secret is kept in the database
+        return await super().search(filter, order, limit, page_key)
+
+    async def read(self, key: str) -> Any:
+        if self._str_key and type(key) is str and key and self.meta.expires is None:
+            rows = await self._query(self.schema.sql_get, (key,))
+            return self._decode(rows[0][0]) if rows else None
+        return await super().read(key)
+
+    async def read_batch(self, keys: Sequence[str]) -> list[Any]:
+        if (
+            self._str_key
+            and self.meta.expires is None
+            and isinstance(keys, list | tuple)
+            and all(type(k) is str and k for k in keys)
+        ):
+            if not keys:
+                return []
+            return [None if f is None else f[0] for f in await self._by_params(list(keys))]
+        return await super().read_batch(keys)
+
+    def _conditions(
+        self, sql: str, params: list[Any], if_match: str | None, precondition: Filter | None
+    ) -> str:
+        """``sql`` (ending in its key condition) with the etag and precondition checks."""
+        if if_match is not None:
+            sql += f" AND {self.dialect.quote(ETAG)} = {self.dialect.ph}"
+            params.append(if_match)
+        if precondition is not None:
+            f = validate_filter(precondition, self.meta)
+            sql += f" AND {self.schema.compiler.where(f, params)}"
+        return sql
+
+    async def _not_written(self, key: Key) -> PersistyError:
+        """Why a conditional statement changed no row: missing, or a failed condition."""
+        rows = await self._query(self.schema.sql_etag, self.schema.key_params(key))
+        if not rows:
+            return NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
+        return PreconditionFailed(
+            "the item has changed (etag does not match) or the precondition does not hold"
+        )
+
+    async def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
+        if not self._blind_update or self.meta.expires is not None:
+            return await super().update(item, if_match=if_match, precondition=precondition)
+        # nothing of the stored item is kept: one conditional UPDATE, no read
+        if not isinstance(item, self.meta.cls):
+            item = self.meta.from_builtins(item)
+        new = prepare_update(self.meta, item, item, self.clock())
+        key = self.meta.key_values(new)
+        s = self.schema
+        params = list(s.update_row(new))
+        sql = self._conditions(s.sql_update, params, if_match, precondition)
+        if await self._execute(sql, params) == 0:
+            raise await self._not_written(key)
+        return new
+
+    async def purge_expired(self, limit: int | None = None) -> int:
+        if self.meta.expires is None:
+            return 0
+        s = self.schema
+        return await self._execute(s.purge_sql(limit), (s.param(self.meta.expires, self.clock()),))
+
+    async def put(self, item: Any, *, if_match: str | None = None) -> Any:
+        if if_match is not None or not self._blind_put:
+            return await super().put(item, if_match=if_match)
+        # create and update give the same item: one INSERT … ON CONFLICT DO UPDATE
+        new = prepare_create(self.meta, item, self.clock())
+        s = self.schema
+        await self._execute(s.sql_upsert, s.insert_row(new))
+        return new
+
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
+        if self.meta.expires is not None:
+            return await super().patch(key, changes, if_match=if_match, precondition=precondition)
+        names = self._patched.get(tuple(changes)) if type(changes) is dict else None
+        increments = names is None or has_increments(changes)
+        if increments:  # names seen before need no check again; increment values do
+            changes = check_changes(self.meta, changes)
+            increments = has_increments(changes)
+            if names is None:
+                names = self._patched[tuple(changes)] = tuple(
+                    dict.fromkeys(
+                        [
+                            *patched_attrs(changes),
+                            *(a.name for a in self.meta.attrs if a.generated == "updated"),
+                        ]
+                    )
+                )
+        assert names is not None
+        k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
+        s = self.schema
+        if if_match is None and precondition is None and not increments:
+            # read, then one UPDATE of the changed columns while the row is as read
+            keyp = s.key_params(k)
+            for _ in range(MAX_RETRIES):
+                rows = await self._query(s.sql_get, keyp)
+                if not rows:
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                new = prepare_patch(self.meta, self._decode(rows[0][0]), changes, self.clock())
+                _, params = s.patch_params(names, new, k, rows[0][1])
+                if await self._execute(s.patch_sql(names, True), params):
+                    return new
+                self.retries += 1
+            raise Conflict("too many concurrent changes; try again")
+        # increments and conditions: one transaction holding the row, so no retries
+        async with self._conn() as conn:
+            await self.executor.begin(conn)
+            try:
+                rows = await self.executor.fetch(conn, s.sql_get_locked, s.key_params(k), s)
+                if not rows:
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                current = self._decode(rows[0][0])
+                self._check((current, rows[0][1]), if_match, precondition)
+                new = prepare_patch(self.meta, current, changes, self.clock())
+                _, params = s.patch_params(names, new, k)
+                await self.executor.run(conn, s.patch_sql(names, False), params, s)
+                await self.executor.commit(conn)
+            except BaseException:
+                await self.executor.rollback(conn, quiet=True)
+                raise
+        return new
+
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
+        if self.meta.expires is not None:  # an expired item is not there to delete
+            return await super().delete(key, if_match=if_match, precondition=precondition)
+        # one conditional DELETE
+        k = self.meta.parse_key(key)
+        s = self.schema
+        params = list(s.key_params(k))
+        sql = self._conditions(s.sql_delete, params, if_match, precondition)
+        if await self._execute(sql, params) == 0:
+            raise await self._not_written(k)
+
+    async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
+        edits = list(edits)
+        # (type and kind checked by C-level maps: this runs once per item of a bulk load)
+        if not (
+            atomic
+            and len(edits) > 1
+            and not self.meta.sequence_attrs
+            and set(map(type, edits)) == {Edit}
+            and set(map(_KIND, edits)) == {EditKind.CREATE}
+        ):
+            return await super().edit_batch(edits, atomic)
+        # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
+        # item, a taken key) falls back to the general path, which names the culprit
+        now = self.clock()
+        s = self.schema
+        try:
+            news = prepare_creates(self.meta, [e.item for e in edits], now)
+            rows = s.insert_rows(news)
+        except PersistyError:
+            return await super().edit_batch(edits, atomic)
+        try:
+            async with self._conn() as conn:
+                await self.executor.begin(conn)
+                try:
+                    await self.executor.run_many(conn, s.sql_insert, rows, s)
+                    await self._log_created(conn, news)
+                except BaseException:
+                    await self.executor.rollback(conn, quiet=True)
+                    raise
+                await self.executor.commit(conn)
+        except (Conflict, ValidationError):
+            return await super().edit_batch(edits, atomic)
+        return list(map(EditResult, edits, itertools.repeat(True), itertools.repeat(None), news))
+
+    async def delete_all(self, filter: Filter | None) -> int:
+        f = self._live(validate_filter(filter, self.meta))
+        if f is NONE:
+            return 0
+        sql, params = self.schema.compiler.delete_where(f)
+        async with self._conn() as conn:
+            return await self.executor.run(conn, sql, params, self.schema)
+
+    async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
+        changes = check_changes(self.meta, changes)
+        f = self._live(validate_filter(filter, self.meta))
+        if f is NONE:
+            return 0
+        s = self.schema
+        sql, params = s.compiler.select(f, (), None, None, what=s.quoted_doc, lock=True)
+        now = self.clock()
+        async with self._conn() as conn:
+            await self.executor.begin(conn)
+            try:
+                rows = await self.executor.fetch(conn, sql, params, s)
+                batch = []
+                for (doc,) in rows:
+                    new = prepare_patch(self.meta, self._decode(doc), changes, now)
+                    batch.append(s.update_params(new, etag(new)))
+                if batch:
+                    await self.executor.run_many(conn, s.sql_update, batch, s)
+                await self.executor.commit(conn)
+            except BaseException:
+                await self.executor.rollback(conn, quiet=True)
+                raise
+        return len(batch)
