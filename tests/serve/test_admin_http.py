@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import uuid
 import zoneinfo
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty
 import persisty.aio
@@ -42,14 +44,17 @@ class Book:
     pages: int = 0
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    url = f"sqlite:///{tmp_path}/shelves.db"
-    with persisty.connect(url) as db:
+ENGINES = {"sqlite": None, "postgresql": POSTGRES_URL, "mysql": MYSQL_URL, "redis": REDIS_URL}
+
+
+@contextlib.contextmanager
+def _admin_client(url: str) -> Iterator[TestClient]:
+    namespace = "adm" + uuid.uuid4().hex[:10]
+    with persisty.connect(url, namespace=namespace) as db:
         db.store(Shelf).create(Shelf(id="s1", label="first"))
         for i in range(3):
             db.store(Book).create(Book(id=f"b{i}", shelf_id="s1", title=f"=cmd {i}", pages=i))
-    adb = persisty.aio.connect(url)
+    adb = persisty.aio.connect(url, namespace=namespace)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -57,8 +62,26 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         await adb.close()
 
     asgi = Starlette(routes=admin(adb, [Shelf, Book]).routes, lifespan=lifespan)
-    with TestClient(asgi, base_url="https://testserver") as c:
-        c.url = url  # type: ignore[attr-defined]
+    try:
+        with TestClient(asgi, base_url="https://testserver") as c:
+            c.sync_db = lambda: persisty.connect(url, namespace=namespace)  # type: ignore[attr-defined]
+            yield c
+    finally:
+        with persisty.connect(url, namespace=namespace) as db:
+            db.drop()  # the whole namespace
+
+
+@pytest.fixture(params=list(ENGINES))
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """The admin without auth over SQLite, PostgreSQL, MariaDB and Redis."""
+    url = ENGINES[request.param] or f"sqlite:///{tmp_path}/shelves.db"
+    with _admin_client(url) as c:
+        yield c
+
+
+@pytest.fixture
+def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:
+    with _admin_client(f"sqlite:///{tmp_path}/shelves.db") as c:
         yield c
 
 
@@ -117,7 +140,7 @@ def test_posts_need_the_token_and_this_origin(client: TestClient) -> None:
         == 403
     )
     assert client.post("/admin/book/_new", data=data, headers={"origin": "null"}).status_code == 403
-    with persisty.connect(client.url) as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:  # type: ignore[attr-defined]
         assert db.store(Book).read("new") is None
     made = client.post(
         "/admin/book/_new",
@@ -139,7 +162,7 @@ def test_a_blocked_delete_says_why_and_deletes_nothing(client: TestClient) -> No
         data={"csrf_token": _token(confirm.text), "_etag": etag.group(1)},
     )
     assert refused.status_code == 409 and "3 book item(s) refer to it" in refused.text
-    with persisty.connect(client.url) as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:  # type: ignore[attr-defined]
         assert db.store(Shelf).read("s1") is not None
 
 
@@ -160,7 +183,7 @@ def test_bulk_patch_and_an_unknown_key(client: TestClient) -> None:
     )
     assert done.status_code == 303 and done.headers["location"] == "/admin/book"
     assert client.get("/admin/book").text.count("2 updated, 1 not found") == 1
-    with persisty.connect(client.url) as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:  # type: ignore[attr-defined]
         assert [b.pages for b in db.store(Book).read_batch(["b0", "b1", "b2"])] == [42, 42, 2]
     bad = client.post(
         "/admin/book/_bulk",
@@ -281,7 +304,8 @@ HOSTILE_GETS = [
 
 
 @pytest.mark.parametrize("path", HOSTILE_GETS)
-def test_hostile_urls_get_a_clear_answer_never_a_5xx(client: TestClient, path: str) -> None:
+def test_hostile_urls_get_a_clear_answer_never_a_5xx(sqlite_client: TestClient, path: str) -> None:
+    client = sqlite_client
     client.cookies.set("persisty_admin_tz", "../../../etc/passwd", path="/admin")
     got = client.get(path, follow_redirects=True)
     assert got.status_code < 500, (path, got.status_code, got.text[:500])
@@ -292,7 +316,8 @@ def test_hostile_urls_get_a_clear_answer_never_a_5xx(client: TestClient, path: s
     )
 
 
-def test_hostile_posts_get_a_clear_answer_and_write_nothing(client: TestClient) -> None:
+def test_hostile_posts_get_a_clear_answer_and_write_nothing(sqlite_client: TestClient) -> None:
+    client = sqlite_client
     token = _token(client.get("/admin/book/_new").text)
     posts = [
         ("/admin/book/_new", {"csrf_token": token, "id": "", "pages": "1e999"}),
@@ -330,7 +355,7 @@ def test_hostile_posts_get_a_clear_answer_and_write_nothing(client: TestClient) 
     assert big.status_code == 413
     json_body = client.post("/admin/book/_new", json={"id": "j"}, headers=ORIGIN)
     assert json_body.status_code in (403, 415)
-    with persisty.connect(client.url) as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:  # type: ignore[attr-defined]
         assert sorted(b.id for b in db.store(Book).search_all()) == ["b0", "b1", "b2"]
         assert db.store(Book).read("b0").pages == 0
 

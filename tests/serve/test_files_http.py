@@ -284,3 +284,27 @@ def test_signed_urls_expire_and_resist_tampering(env: tuple[TestClient, Clock]) 
     assert c.get(url2).status_code == 200
     c.delete("/api/_files/docs/s.txt", headers=ann)
     assert c.get(url2).status_code == 404
+
+
+def test_cors_lets_a_page_read_ranges_and_etags() -> None:
+    files = open_files("memory", "c" + uuid.uuid4().hex[:8])
+    asgi = app(
+        persisty.aio.connect("memory://"), [], files={"docs": files}, cors=["https://site.example"]
+    )
+    with TestClient(asgi) as c:
+        c.put("/api/_files/docs/a.bin", content=bytes(100))
+        pre = c.options(
+            "/api/_files/docs/a.bin",
+            headers={
+                "Origin": "https://site.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "range, if-range",
+            },
+        )
+        assert pre.status_code == 200
+        r = c.get(
+            "/api/_files/docs/a.bin",
+            headers={"Origin": "https://site.example", "Range": "bytes=0-9"},
+        )
+        exposed = r.headers["access-control-expose-headers"].lower()
+        assert r.status_code == 206 and "content-range" in exposed and "etag" in exposed

@@ -303,6 +303,22 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return results
 
     async def _apply(self, conn: Any, op: WriteOp) -> None:
+        try:
+            await self._apply_op(conn, op)
+        except ValidationError as e:
+            # an engine that reports a value too large for an index without naming the index
+            # (PostgreSQL: "index row requires … bytes"): the largest indexed value is at fault
+            if (
+                e.field is None
+                and not isinstance(op, Remove)
+                and (self.dialect.index_entry_too_large(e.message))
+            ):
+                raise ValidationError(
+                    e.message, field=self.schema.largest_indexed(op.item)
+                ) from None
+            raise
+
+    async def _apply_op(self, conn: Any, op: WriteOp) -> None:
         s = self.schema
         db = self.executor
         if isinstance(op, Insert):

@@ -304,6 +304,22 @@ class SqlStore(StoreBase[Any]):
         return results
 
     def _apply(self, conn: Any, op: WriteOp) -> None:
+        try:
+            self._apply_op(conn, op)
+        except ValidationError as e:
+            # an engine that reports a value too large for an index without naming the index
+            # (PostgreSQL: "index row requires … bytes"): the largest indexed value is at fault
+            if (
+                e.field is None
+                and not isinstance(op, Remove)
+                and (self.dialect.index_entry_too_large(e.message))
+            ):
+                raise ValidationError(
+                    e.message, field=self.schema.largest_indexed(op.item)
+                ) from None
+            raise
+
+    def _apply_op(self, conn: Any, op: WriteOp) -> None:
         s = self.schema
         db = self.executor
         if isinstance(op, Insert):

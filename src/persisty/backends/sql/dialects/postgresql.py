@@ -120,6 +120,9 @@ class PostgresDialect(Dialect):
             "AND tablename = %s",
         )
 
+    def index_entry_too_large(self, message: str) -> bool:
+        return "index row requires" in message or "index row size" in message
+
     def translate_driver(
         self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
     ) -> PersistyError | None:
