@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
-from persisty.layers._sync._pinning import Outcome
+from persisty.layers._pinning._sync import Outcome
 from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter

@@ -1,6 +1,6 @@
 """The relations layer: batched loading of related items and referential integrity.
 
-The sync twin ``persisty/layers/_sync/relations.py`` is generated from this file by
+The sync twin ``persisty/layers/related/_sync.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
-from persisty.layers._async._pinning import Outcome
+from persisty.layers._pinning._async import Outcome
 from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter
