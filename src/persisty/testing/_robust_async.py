@@ -261,7 +261,7 @@ class AsyncRobustnessConformance:
             assert await store.count(F.id == BIG_KEY) == 0
         except ValidationError as e:
             assert e.field == "id", e
-        for change in ({"value": 2.0}, ):
+        for change in ({"value": 2.0},):
             try:
                 await store.patch(BIG_KEY, change)
             except ValidationError as e:
