@@ -39,6 +39,7 @@ from persisty.query import (
     sort_values,
     validate_filter,
 )
+from persisty.store._commit_sync import commit_edits, commit_one_store
 from persisty.store._prepare import (
     as_item,
     check_changes,
@@ -1180,6 +1181,31 @@ class Database(ABC):
         from persisty.files._sync.open import chunked_files
 
         return chunked_files(self, name, **options)
+
+    def commit(
+        self, writes: Sequence[tuple[Store[Any], Edit]], *, atomic: bool = True
+    ) -> list[EditResult[Any]]:
+        """Apply edits to several stores of this database; one result per write, in order.
+
+        ``atomic=True``: all or nothing, in one engine transaction (one SQL transaction,
+        one DynamoDB ``TransactWriteItems``, one Redis transaction, one lock on memory and
+        directory stores); the failing write has its code, the others ``aborted``. The
+        stores must be this database's own (``db.store(cls)``), else ``ValidationError``.
+        ``atomic=False``: each store's edits as one non-atomic ``edit_batch``.
+
+        Example::
+
+            results = db.commit([(notes, Edit.create(Note(owner="ann", title="A"))),
+                                       (db.store(Author), Edit.patch("a1", {"name": "U"}))])
+            assert all(r.ok for r in results)
+        """
+        return commit_edits(self, writes, atomic)
+
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        """Apply each store's ops, all or nothing across the stores (backends override)."""
+        return commit_one_store(groups, type(self).__name__)
 
     def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""

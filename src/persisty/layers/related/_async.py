@@ -342,6 +342,40 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
                     field=failed[0].field,
                 )
 
+    def _shared_database(self, plan: _Plan) -> AsyncDatabase | None:
+        """The database whose own stores are every store ``plan`` writes to (so one
+        ``db.commit`` applies all of it), else ``None``."""
+        db = self._source
+        if not isinstance(db, AsyncDatabase):
+            return None
+        own = {id(s) for s in db._stores.values()}
+        if all(id(s) in own for s in plan.stores) and id(self.inner) in own:
+            return db
+        return None
+
+    async def _commit_plan(
+        self, db: AsyncDatabase, plan: _Plan, edits: list[Edit]
+    ) -> list[EditResult[T]]:
+        """The related writes of ``plan`` and this store's ``edits`` in one atomic commit;
+        a related write that fails raises ``Conflict`` (nothing is written anywhere)."""
+        writes: list[tuple[AsyncStore[Any], Edit]] = [
+            (store, e)
+            for store in reversed(plan.stores)
+            if store is not self.inner
+            for e in plan.edits[id(store)].values()
+        ]
+        related = len(writes)
+        writes += [(self.inner, e) for e in edits]
+        results = await db.commit(writes, atomic=True)
+        for (store, _), r in zip(writes[:related], results, strict=False):
+            if not r.ok and r.code != "aborted":
+                raise Conflict(
+                    f"{store.meta.name}: a related change failed ({r.code}: "
+                    f"{r.message}); nothing was deleted",
+                    field=r.field,
+                )
+        return results[related:]
+
     async def _delete_with_rules(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         """``edits`` (some deletes) with the delete rules applied; writes to this store that
         the rules cause (a tree's own children) join the caller's batch. The deletes' own
@@ -384,9 +418,13 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             await self._plan_deletes(meta, self.inner, going, plan)
         own = plan.edits.get(id(self.inner), {})
         extra = [e for k, e in own.items() if k not in going]
-        await self._apply_plan(plan)
         todo = [e for i, e in enumerate(edits) if i not in failures]
-        done = iter((await self.inner.edit_batch(extra + todo, atomic))[len(extra) :])
+        shared = self._shared_database(plan) if atomic else None
+        if shared is not None:  # one transaction: the related writes and the batch
+            done = iter((await self._commit_plan(shared, plan, extra + todo))[len(extra) :])
+        else:
+            await self._apply_plan(plan)
+            done = iter((await self.inner.edit_batch(extra + todo, atomic))[len(extra) :])
         return [
             EditResult(e, False, failures[i].code, None, failures[i].message, failures[i].field)
             if i in failures
