@@ -12,8 +12,11 @@ from persisty.cli import cli
 from persisty.dynamic import catalog
 
 runner = CliRunner()
-PEOPLE = {"name": "people", "key": "email",
-          "attrs": {"email": {"type": "str"}, "age": {"type": "int", "ge": 0}}}
+PEOPLE = {
+    "name": "people",
+    "key": "email",
+    "attrs": {"email": {"type": "str"}, "age": {"type": "int", "ge": 0}},
+}
 
 
 def test_schema_commands(tmp_path: Path) -> None:
@@ -31,8 +34,9 @@ def test_schema_commands(tmp_path: Path) -> None:
     spec.write_text(json.dumps(wider))
     r = runner.invoke(cli, ["schema", "alter", url, "people", str(spec), "--if-match", "nope"])
     assert r.exit_code == 1 and "changed since etag" in r.output
-    r = runner.invoke(cli, ["schema", "alter", url, "people", str(spec),
-                            "--if-match", shown["etag"]])
+    r = runner.invoke(
+        cli, ["schema", "alter", url, "people", str(spec), "--if-match", shown["etag"]]
+    )
     assert r.exit_code == 0, r.output
     spec.write_text(json.dumps({"name": "people", "key": "email", "attrs": {"email": "str"}}))
     r = runner.invoke(cli, ["schema", "alter", url, "people", str(spec)])
@@ -51,8 +55,7 @@ def test_import_a_thousand_rows_with_three_bad_ones(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'imp.db'}"
     with persisty.connect(url) as db:
         catalog(db).define(PEOPLE)
-    rows = ["email,age"] + [f"u{i}@x,{-1 if i in (3, 400, 999) else i % 90}"
-                            for i in range(1000)]
+    rows = ["email,age"] + [f"u{i}@x,{-1 if i in (3, 400, 999) else i % 90}" for i in range(1000)]
     csv = tmp_path / "people.csv"
     csv.write_text("\n".join(rows) + "\n")
     r = runner.invoke(cli, ["import", url, "people", str(csv), "--atomic"])
