@@ -69,10 +69,10 @@ def main() -> None:
         cat = catalog(dynamic_db)
         cat.define(SPEC)
         static = PersistyContender(
-            "static @stored", lambda: static_db.store(BenchItem), static_db.close
+            "static @stored", lambda db=static_db: db.store(BenchItem), static_db.close
         )
         static.baseline = True
-        dynamic = DynamicContender("dynamic", lambda: cat.store("bench_item"), dynamic_db.close)
+        dynamic = DynamicContender("dynamic", lambda c=cat: c.store("bench_item"), dynamic_db.close)
         print(f"run {i + 1}/{args.runs} (n={args.n:,}) …", flush=True)
         results = run_interleaved([static, dynamic], args.n, args.seed, rounds=1)
         print(table(results))
@@ -82,8 +82,8 @@ def main() -> None:
         for phase in PHASES:
             ratios = [r[1].ops[phase] / r[0].ops[phase] for r in every]
             print(
-                f"  {phase:12} {statistics.median(ratios):.2f}× "
-                f"({min(ratios):.2f}–{max(ratios):.2f})"
+                f"  {phase:12} {statistics.median(ratios):.2f}x "
+                f"({min(ratios):.2f}-{max(ratios):.2f})"
             )
 
 
