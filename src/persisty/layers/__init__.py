@@ -44,7 +44,7 @@ from persisty.layers.secured import (
     SecuredStore,
     secured,
 )
-from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
+from persisty.model import BelongsTo, HasMany, HasOne, relations_of
 
 __all__ = [
     "AsyncCachedStore",
