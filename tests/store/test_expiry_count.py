@@ -11,12 +11,12 @@ import uuid
 from typing import Any
 
 import pytest
+from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty
 from persisty.model import Attr, Index, stored
 from persisty.query import F
 from persisty.store import Clock
-from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 URLS = ["memory://", "sqlite:///{tmp}/count.db", POSTGRES_URL, MYSQL_URL, REDIS_URL]
 
