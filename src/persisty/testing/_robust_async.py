@@ -158,6 +158,31 @@ class AsyncRobustnessConformance:
         assert await database.footprint(Item) == []
         assert await database.store(Item).count() == 0
 
+    async def test_drop_namespace_drops_stores_it_never_opened(
+            self, database: AsyncDatabase) -> None:
+        """``drop()`` leaves nothing of any store of the namespace, also of those another
+        database object (another process) opened and this one never did."""
+        if self.process_url(database) is None:
+            return  # the engine lives in this database object: nothing else can open it
+        writer = await self.open_database(database.namespace or "")
+        try:
+            await self._fill(writer)
+            assert await writer.footprint()
+        finally:
+            await writer.close()
+        await database.drop()  # this object opened no store
+        assert await database.footprint() == []
+        check = await self.open_database(database.namespace or "")
+        try:
+            assert await check.footprint(Item) == []
+            assert await check.footprint(Measure) == []
+            assert await check.store(Item).count() == 0
+            again = await check.store(Measure).create(Measure(id="m9"))
+            assert again.serial == 1  # the counters went too
+            await check.drop()
+        finally:
+            await check.close()
+
     # ---- numbers -------------------------------------------------------------------------
 
     async def _still_works(self, database: AsyncDatabase) -> None:

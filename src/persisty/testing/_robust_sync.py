@@ -159,6 +159,30 @@ class RobustnessConformance:
         assert database.footprint(Item) == []
         assert database.store(Item).count() == 0
 
+    def test_drop_namespace_drops_stores_it_never_opened(self, database: Database) -> None:
+        """``drop()`` leaves nothing of any store of the namespace, also of those another
+        database object (another process) opened and this one never did."""
+        if self.process_url(database) is None:
+            return  # the engine lives in this database object: nothing else can open it
+        writer = self.open_database(database.namespace or "")
+        try:
+            self._fill(writer)
+            assert writer.footprint()
+        finally:
+            writer.close()
+        database.drop()  # this object opened no store
+        assert database.footprint() == []
+        check = self.open_database(database.namespace or "")
+        try:
+            assert check.footprint(Item) == []
+            assert check.footprint(Measure) == []
+            assert check.store(Item).count() == 0
+            again = check.store(Measure).create(Measure(id="m9"))
+            assert again.serial == 1  # the counters went too
+            check.drop()
+        finally:
+            check.close()
+
     # ---- numbers -------------------------------------------------------------------------
 
     def _still_works(self, database: Database) -> None:
