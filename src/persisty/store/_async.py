@@ -28,8 +28,12 @@ from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
     NONE,
+    And,
+    Compare,
     F,
     Filter,
+    Op,
+    Or,
     Order,
     PageKeys,
     Sort,
@@ -343,12 +347,25 @@ class AsyncStoreBase(AsyncStore[T]):
         at = getattr(item, name)
         return at is not None and at <= (now or self.clock())
 
+    @property
+    def _expiry_indexed(self) -> bool:
+        """Whether an index leads with the expiry attribute (so expired items are a range)."""
+        name = self.meta.expires
+        return name is not None and any(ix.attrs[0] == name for ix in self.meta.indexes)
+
     def _live(self, f: Filter) -> Filter:
         """``f`` restricted to the items that have not expired (validated)."""
         name = self.meta.expires
         if name is None or f is NONE:
             return f
-        alive = (F[name] == None) | (F[name] > self.clock())  # noqa: E711
+        now = self.clock()
+        if type(now) is dt.datetime and now.tzinfo is not None:
+            # built as validation builds it (the clock's aware instant needs no coercion):
+            # validating a new instant on every count or search was most of a count's cost,
+            # and filled the validated-filter cache with filters never seen again
+            alive: Filter = Or((Compare(name, Op.EQ, None), Compare(name, Op.GT, now)))
+            return alive if f is ALL else And.of(f, alive)
+        alive = (F[name] == None) | (F[name] > now)  # noqa: E711
         return validate_filter(alive if f is ALL else f & alive, self.meta)
 
     async def _get_live(self, key: Key) -> tuple[tuple[T, str] | None, str | None]:
@@ -586,6 +603,13 @@ class AsyncStoreBase(AsyncStore[T]):
     async def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
+            if f is ALL and self._expiry_indexed:
+                # every item less the expired ones still stored: a count of the table and
+                # one of an index range, instead of testing every row's expiry
+                expired = Compare(self.meta.expires, Op.LTE, self.clock())
+                native, residual = self._plan(expired)
+                if residual is ALL and type(expired.value) is dt.datetime:
+                    return max(0, await self._count(ALL) - await self._count(native))
             f = self._live(f)
         if f is NONE:
             return 0
@@ -894,6 +918,37 @@ class AsyncStoreBase(AsyncStore[T]):
         return await delete_keys(self, keys, f)
 
 
+def _shape(meta: StoreMeta) -> dict[str, str]:
+    """What a stored item is made of, attribute by attribute: ``str``, ``int | None``,
+    ``list[str]``, ``str (key)`` …"""
+    return {a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
+            + (" | None" if a.optional else "") + (" (key)" if a.name in meta.key.attrs else "")
+            for a in meta.attrs}
+
+
+def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any], Any]) -> None:
+    """A store name is one shape in one database: another class of the same shape (a class
+    declared again, as a notebook re-running a cell does) shares the store; a different one
+    is refused, naming both classes and what differs."""
+    for other_cls, store in open_.items():
+        other = store.meta
+        if other.name != meta.name or other_cls is cls:
+            continue
+        mine, theirs = _shape(meta), _shape(other)
+        if mine == theirs and other.key.attrs == meta.key.attrs:
+            continue  # the same shape: the same store
+        differ = [f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
+                  f"{mine.get(n, 'missing')} in {cls.__name__}"
+                  for n in dict.fromkeys([*theirs, *mine]) if theirs.get(n) != mine.get(n)]
+        if not differ:
+            differ = [f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} "
+                      f"in {cls.__name__}"]
+        raise ValidationError(
+            f"store {meta.name!r} is open in this database as {other_cls.__name__}; "
+            f"{cls.__name__} has another shape ({'; '.join(differ)}): give one of them "
+            "another name, or open the changed class with a new database object to migrate")
+
+
 async def _after_lost_race(attempt: int) -> None:
     """After a few lost races on one item, wait a random moment (growing, at most 50 ms) so
     writers contending for it spread out instead of colliding again in lockstep."""
@@ -1162,7 +1217,9 @@ class AsyncDatabase(ABC):
         """The Store for the ``@stored`` class ``cls`` (one per class per database)."""
         found = self._stores.get(cls)
         if found is None:
-            found = self._stores[cls] = self._open(meta_of(cls))
+            meta = meta_of(cls)
+            _check_same_shape(meta, cls, self._stores)
+            found = self._stores[cls] = self._open(meta)
             if isinstance(found, AsyncStoreBase):
                 found.clock = self.clock
                 found.opened_by = self  # layers that write several stores commit through it
