@@ -403,6 +403,9 @@ class AsyncStoreBase(AsyncStore[T]):
                 self._writes = 0
                 await self.purge_expired(PURGE_LIMIT)
 
+    opened_by: AsyncDatabase | None = None
+    """The database that opened this store (``db.store(cls)``), else ``None``."""
+
     reclaims_natively = False
     """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
     ``PURGE_EVERY`` writes of an expiring store purge up to ``PURGE_LIMIT`` of them."""
@@ -1237,6 +1240,7 @@ class AsyncDatabase(ABC):
             found = self._stores[cls] = self._open(meta)
             if isinstance(found, AsyncStoreBase):
                 found.clock = self.clock
+                found.opened_by = self  # layers that write several stores commit through it
         return found
 
     @abstractmethod

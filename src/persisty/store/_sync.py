@@ -404,6 +404,9 @@ class StoreBase(Store[T]):
                 self._writes = 0
                 self.purge_expired(PURGE_LIMIT)
 
+    opened_by: Database | None = None
+    """The database that opened this store (``db.store(cls)``), else ``None``."""
+
     reclaims_natively = False
     """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
     ``PURGE_EVERY`` writes of an expiring store purge up to ``PURGE_LIMIT`` of them."""
@@ -1244,6 +1247,7 @@ class Database(ABC):
             found = self._stores[cls] = self._open(meta)
             if isinstance(found, StoreBase):
                 found.clock = self.clock
+                found.opened_by = self  # layers that write several stores commit through it
         return found
 
     @abstractmethod
