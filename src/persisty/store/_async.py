@@ -921,9 +921,12 @@ class AsyncStoreBase(AsyncStore[T]):
 def _shape(meta: StoreMeta) -> dict[str, str]:
     """What a stored item is made of, attribute by attribute: ``str``, ``int | None``,
     ``list[str]``, ``str (key)`` …"""
-    return {a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
-            + (" | None" if a.optional else "") + (" (key)" if a.name in meta.key.attrs else "")
-            for a in meta.attrs}
+    return {
+        a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
+        + (" | None" if a.optional else "")
+        + (" (key)" if a.name in meta.key.attrs else "")
+        for a in meta.attrs
+    }
 
 
 def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any], Any]) -> None:
@@ -937,16 +940,21 @@ def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any],
         mine, theirs = _shape(meta), _shape(other)
         if mine == theirs and other.key.attrs == meta.key.attrs:
             continue  # the same shape: the same store
-        differ = [f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
-                  f"{mine.get(n, 'missing')} in {cls.__name__}"
-                  for n in dict.fromkeys([*theirs, *mine]) if theirs.get(n) != mine.get(n)]
+        differ = [
+            f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
+            f"{mine.get(n, 'missing')} in {cls.__name__}"
+            for n in dict.fromkeys([*theirs, *mine])
+            if theirs.get(n) != mine.get(n)
+        ]
         if not differ:
-            differ = [f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} "
-                      f"in {cls.__name__}"]
+            differ = [
+                f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} in {cls.__name__}"
+            ]
         raise ValidationError(
             f"store {meta.name!r} is open in this database as {other_cls.__name__}; "
             f"{cls.__name__} has another shape ({'; '.join(differ)}): give one of them "
-            "another name, or open the changed class with a new database object to migrate")
+            "another name, or open the changed class with a new database object to migrate"
+        )
 
 
 async def _after_lost_race(attempt: int) -> None:
