@@ -98,7 +98,12 @@ def sequence_type(name: str) -> type[Any]:
 
 
 def database_secret(database: Any) -> bytes | None:
-    """The secret a database signs with (the pickle codec's default key)."""
+    """The pickle codec's default key: one derived from the database's secret for this
+    purpose alone (``db.pages.mac``), so the secret itself is never read and a pickle tag
+    never equals a page-key signature or an ETag."""
     pages = getattr(database, "pages", None)
-    secret = getattr(pages, "_secret", None)  # PageKeys keeps it; no public accessor yet
-    return secret if isinstance(secret, bytes) else None
+    mac = getattr(pages, "mac", None)
+    if not callable(mac):
+        return None
+    key = mac("persisty.stash.pickle", b"")
+    return key if isinstance(key, bytes) else None

@@ -320,6 +320,23 @@ class AsyncStoreBase(AsyncStore[T]):
     async def _next_sequence(self, attr: str) -> int:
         raise ValidationError(f"{attr}: this backend does not generate sequences", field=attr)
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        """Advance the sequence ``attr`` by ``by`` numbers at once (a restore of items that
+        hold larger values); backends override it with one atomic add."""
+        for _ in range(by):
+            await self._next_sequence(attr)
+
+    async def _advance_sequences(self, items: Sequence[Any]) -> None:
+        """After a restore: every sequence gives numbers above those ``items`` hold, so a
+        later create never reuses one (a counter only grows, concurrent creates included)."""
+        for attr in self.meta.sequence_attrs:
+            held = [v for i in items if isinstance(v := getattr(i, attr, None), int)]
+            if not held:
+                continue
+            at = await self._next_sequence(attr)  # one number is skipped: gaps are allowed
+            if at < max(held):
+                await self._skip_sequence(attr, max(held) - at)
+
     # ---- helpers ------------------------------------------------------------------------
 
     async def _sequences(self) -> dict[str, int] | None:
@@ -900,6 +917,7 @@ class AsyncStoreBase(AsyncStore[T]):
                         failure.message,
                         failure.field,
                     )
+        await self._advance_sequences([r.item for r in results if r is not None and r.ok])
         return [r for r in results if r is not None]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -177,6 +177,10 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             value = await self.client.incr(self.layout.b + b":q:" + attr.encode())
         return int(value)
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        with translate():
+            await self.client.incrby(self.layout.b + b":q:" + attr.encode(), by)
+
     # ---- writes -------------------------------------------------------------------------
 
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:

@@ -176,6 +176,10 @@ class RedisStore(StoreBase[Any]):
             value = self.client.incr(self.layout.b + b":q:" + attr.encode())
         return int(value)
 
+    def _skip_sequence(self, attr: str, by: int) -> None:
+        with translate():
+            self.client.incrby(self.layout.b + b":q:" + attr.encode(), by)
+
     # ---- writes -------------------------------------------------------------------------
 
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:

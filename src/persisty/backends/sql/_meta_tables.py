@@ -28,6 +28,8 @@ class MetaSchema:
         """Insert ``(name, value)`` (a duplicate name is a unique violation)."""
         self.sql_delete = f"DELETE FROM {t} WHERE name = {ph}"
         self.sql_get = f"SELECT value FROM {t} WHERE name = {ph}"
+        self.sql_skip = f"UPDATE {t} SET num = num + {ph} WHERE name = {ph}"
+        """Advance the counter named by the second parameter by the first."""
         self.sql_tables = f"SELECT name, value FROM {t} WHERE name LIKE {ph}"
         """Every store table of the database (parameter ``table:%``): ``table:<table>`` rows,
         valued by namespace."""
