@@ -350,3 +350,23 @@ def test_namespaces_define_the_same_name_differently() -> None:
     finally:
         one.drop()
         two.drop()
+
+
+def test_encrypted_attributes_need_keys_and_are_sealed_at_rest() -> None:
+    from persisty.layers import KeyRing
+
+    spec = {
+        "name": "secrets",
+        "attrs": {"id": "str", "note": {"type": "str"}},
+        "encrypted": ["note"],
+    }
+    db = persisty.connect("memory://")
+    with pytest.raises(ValidationError) as e:
+        catalog(db).define(spec)
+    assert e.value.field == "encrypted"
+    cat = catalog(db, keys=KeyRing({"k1": KeyRing.new_key()}, current="k1"))
+    d = cat.define(spec)
+    cat.store("secrets").create({"id": "a", "note": "the plan"})
+    assert cat.store("secrets").read("a").note == "the plan"
+    raw = db.store(cat.class_of(d)).read("a")
+    assert raw is not None and "the plan" not in raw.note
