@@ -28,8 +28,12 @@ from persisty.model._meta import etags_of
 from persisty.query import (
     ALL,
     NONE,
+    And,
+    Compare,
     F,
     Filter,
+    Op,
+    Or,
     Order,
     PageKeys,
     Sort,
@@ -316,6 +320,23 @@ class AsyncStoreBase(AsyncStore[T]):
     async def _next_sequence(self, attr: str) -> int:
         raise ValidationError(f"{attr}: this backend does not generate sequences", field=attr)
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        """Advance the sequence ``attr`` by ``by`` numbers at once (a restore of items that
+        hold larger values); backends override it with one atomic add."""
+        for _ in range(by):
+            await self._next_sequence(attr)
+
+    async def _advance_sequences(self, items: Sequence[Any]) -> None:
+        """After a restore: every sequence gives numbers above those ``items`` hold, so a
+        later create never reuses one (a counter only grows, concurrent creates included)."""
+        for attr in self.meta.sequence_attrs:
+            held = [v for i in items if isinstance(v := getattr(i, attr, None), int)]
+            if not held:
+                continue
+            at = await self._next_sequence(attr)  # one number is skipped: gaps are allowed
+            if at < max(held):
+                await self._skip_sequence(attr, max(held) - at)
+
     # ---- helpers ------------------------------------------------------------------------
 
     async def _sequences(self) -> dict[str, int] | None:
@@ -343,12 +364,25 @@ class AsyncStoreBase(AsyncStore[T]):
         at = getattr(item, name)
         return at is not None and at <= (now or self.clock())
 
+    @property
+    def _expiry_indexed(self) -> bool:
+        """Whether an index leads with the expiry attribute (so expired items are a range)."""
+        name = self.meta.expires
+        return name is not None and any(ix.attrs[0] == name for ix in self.meta.indexes)
+
     def _live(self, f: Filter) -> Filter:
         """``f`` restricted to the items that have not expired (validated)."""
         name = self.meta.expires
         if name is None or f is NONE:
             return f
-        alive = (F[name] == None) | (F[name] > self.clock())  # noqa: E711
+        now = self.clock()
+        if type(now) is dt.datetime and now.tzinfo is not None:
+            # built as validation builds it (the clock's aware instant needs no coercion):
+            # validating a new instant on every count or search was most of a count's cost,
+            # and filled the validated-filter cache with filters never seen again
+            alive: Filter = Or((Compare(name, Op.EQ, None), Compare(name, Op.GT, now)))
+            return alive if f is ALL else And.of(f, alive)
+        alive = (F[name] == None) | (F[name] > now)  # noqa: E711
         return validate_filter(alive if f is ALL else f & alive, self.meta)
 
     async def _get_live(self, key: Key) -> tuple[tuple[T, str] | None, str | None]:
@@ -368,6 +402,9 @@ class AsyncStoreBase(AsyncStore[T]):
             if self._writes >= PURGE_EVERY:  # the storage of expired items, a bit at a time
                 self._writes = 0
                 await self.purge_expired(PURGE_LIMIT)
+
+    opened_by: AsyncDatabase | None = None
+    """The database that opened this store (``db.store(cls)``), else ``None``."""
 
     reclaims_natively = False
     """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
@@ -583,6 +620,13 @@ class AsyncStoreBase(AsyncStore[T]):
     async def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
+            if f is ALL and self._expiry_indexed:
+                # every item less the expired ones still stored: a count of the table and
+                # one of an index range, instead of testing every row's expiry
+                expired = Compare(self.meta.expires, Op.LTE, self.clock())
+                native, residual = self._plan(expired)
+                if residual is ALL and type(expired.value) is dt.datetime:
+                    return max(0, await self._count(ALL) - await self._count(native))
             f = self._live(f)
         if f is NONE:
             return 0
@@ -873,6 +917,7 @@ class AsyncStoreBase(AsyncStore[T]):
                         failure.message,
                         failure.field,
                     )
+        await self._advance_sequences([r.item for r in results if r is not None and r.ok])
         return [r for r in results if r is not None]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
@@ -1203,6 +1248,7 @@ class AsyncDatabase(ABC):
             found = self._stores[cls] = self._open(meta)
             if isinstance(found, AsyncStoreBase):
                 found.clock = self.clock
+                found.opened_by = self  # layers that write several stores commit through it
         return found
 
     def evolve(self, cls: type[T]) -> AsyncStore[T]:

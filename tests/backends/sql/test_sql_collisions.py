@@ -51,8 +51,11 @@ def _deadlock_with(db: SqlDatabase, write: Any) -> tuple[Any, BaseException | No
     out: dict[str, Any] = {}
     try:
         driver.run(other, "BEGIN")
-        driver.run(other, f"UPDATE {table} SET value = value + 1 WHERE id <> {ph} AND id <> {ph}",
-                   ["a", "b"])
+        driver.run(
+            other,
+            f"UPDATE {table} SET value = value + 1 WHERE id <> {ph} AND id <> {ph}",
+            ["a", "b"],
+        )
         driver.run(other, f"UPDATE {table} SET value = value + 1 WHERE id = {ph}", ["b"])
 
         def run() -> None:

@@ -60,7 +60,8 @@ def retryable(error: BaseException) -> bool:
     """A transient failure of a write that loses nothing when tried again: a collision the
     engine rolled back (a deadlock between two conditional writes)."""
     return isinstance(error, ConcurrentChange) or (
-        isinstance(error, Unavailable) and "eadlock" in str(error))
+        isinstance(error, Unavailable) and "eadlock" in str(error)
+    )
 
 
 def raise_result(result: EditResult[Any]) -> None:

@@ -246,16 +246,18 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                     results[i] = r
         return results
 
-    async def _commit_collided(self, ops: Sequence[WriteOp], atomic: bool
-                               ) -> list[PersistyError | None]:
+    async def _commit_collided(
+        self, ops: Sequence[WriteOp], atomic: bool
+    ) -> list[PersistyError | None]:
         """:meth:`_commit_once`, a collision raised (at commit) reported as a result."""
         try:
             return await self._commit_once(ops, atomic)
         except ConcurrentChange as e:
             return [e] * len(ops)
 
-    async def _commit_once(self, ops: Sequence[WriteOp], atomic: bool
-                           ) -> list[PersistyError | None]:
+    async def _commit_once(
+        self, ops: Sequence[WriteOp], atomic: bool
+    ) -> list[PersistyError | None]:
         if not ops:
             return []
         if len(ops) == 1 and isinstance(ops[0], Remove) and ops[0].expected is None:
@@ -420,6 +422,10 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                     await self.executor.run(conn, sql, (name,))
         return int(rows[0][0])
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        # the counter's row exists: _advance_sequences took a number from it first
+        await self._execute(self.tables.meta.sql_skip, (by, f"seq:{self.schema.name}:{attr}"))
+
     # ---- faster paths with the same semantics ------------------------------------------------
 
     async def search(
@@ -555,9 +561,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 await _after_collision(attempt)
         raise AssertionError("unreachable")
 
-    async def _patch_locked(self, k: Key, key: str, names: tuple[str, ...],
-                            changes: Mapping[str, Any], if_match: str | None,
-                            precondition: Filter | None) -> Any:
+    async def _patch_locked(
+        self,
+        k: Key,
+        key: str,
+        names: tuple[str, ...],
+        changes: Mapping[str, Any],
+        if_match: str | None,
+        precondition: Filter | None,
+    ) -> Any:
         s = self.schema
         async with self._conn() as conn:
             await self.executor.begin(conn)

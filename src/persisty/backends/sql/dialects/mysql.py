@@ -207,8 +207,9 @@ class MysqlDialect(Dialect):
         if code == 1062:
             return conflict(where, text, schema)
         if code in (1213, 1205):  # deadlock, lock wait timeout: this write was rolled back
-            return ConcurrentChange(f"{where}a concurrent change collided with this one; "
-                                    "nothing was written, try again")
+            return ConcurrentChange(
+                f"{where}a concurrent change collided with this one; nothing was written, try again"
+            )
         if code in (1406, 1264, 1366, 1292, 1265, 3140, 4025, 1048):
             return ValidationError(
                 f"{where}{e.args[1] if len(e.args) > 1 else text}", field=field_in(text, schema)

@@ -130,8 +130,9 @@ class PostgresDialect(Dialect):
         if sqlstate == "23505":
             return conflict(where, text, schema)
         if sqlstate in ("40P01", "40001"):  # deadlock, serialization failure: rolled back
-            return ConcurrentChange(f"{where}a concurrent change collided with this one; "
-                                    "nothing was written, try again")
+            return ConcurrentChange(
+                f"{where}a concurrent change collided with this one; nothing was written, try again"
+            )
         if sqlstate.startswith(("22", "23", "54")):  # data, integrity, too large
             return ValidationError(f"{where}{text.splitlines()[0]}", field=field_in(text, schema))
         if name in ("DataError",):
