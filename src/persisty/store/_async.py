@@ -939,9 +939,12 @@ class AsyncStoreBase(AsyncStore[T]):
 def _shape(meta: StoreMeta) -> dict[str, str]:
     """What a stored item is made of, attribute by attribute: ``str``, ``int | None``,
     ``list[str]``, ``str (key)`` …"""
-    return {a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
-            + (" | None" if a.optional else "") + (" (key)" if a.name in meta.key.attrs else "")
-            for a in meta.attrs}
+    return {
+        a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
+        + (" | None" if a.optional else "")
+        + (" (key)" if a.name in meta.key.attrs else "")
+        for a in meta.attrs
+    }
 
 
 def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any], Any]) -> None:
@@ -955,16 +958,21 @@ def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any],
         mine, theirs = _shape(meta), _shape(other)
         if mine == theirs and other.key.attrs == meta.key.attrs:
             continue  # the same shape: the same store
-        differ = [f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
-                  f"{mine.get(n, 'missing')} in {cls.__name__}"
-                  for n in dict.fromkeys([*theirs, *mine]) if theirs.get(n) != mine.get(n)]
+        differ = [
+            f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
+            f"{mine.get(n, 'missing')} in {cls.__name__}"
+            for n in dict.fromkeys([*theirs, *mine])
+            if theirs.get(n) != mine.get(n)
+        ]
         if not differ:
-            differ = [f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} "
-                      f"in {cls.__name__}"]
+            differ = [
+                f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} in {cls.__name__}"
+            ]
         raise ValidationError(
             f"store {meta.name!r} is open in this database as {other_cls.__name__}; "
             f"{cls.__name__} has another shape ({'; '.join(differ)}): give one of them "
-            "another name, or open the changed class with a new database object to migrate")
+            "another name, or open the changed class with a new database object to migrate"
+        )
 
 
 async def _after_lost_race(attempt: int) -> None:
@@ -1242,6 +1250,40 @@ class AsyncDatabase(ABC):
                 found.clock = self.clock
                 found.opened_by = self  # layers that write several stores commit through it
         return found
+
+    def evolve(self, cls: type[T]) -> AsyncStore[T]:
+        """The Store for ``cls``, a new version of a class already open under its store
+        name (an attribute or an index added, a constraint relaxed): the earlier class is no
+        longer served by this database, its items are read through ``cls``, and
+        :meth:`migrate` brings the engine's schema up to it. What runtime-defined stores
+        (``persisty.dynamic``) change their classes with; :meth:`store` refuses a second
+        shape under one name.
+
+        Example::
+
+            @stored(name="note")
+            class NoteV2:
+                id: UUID = Attr(default_factory=uuid4)
+                owner: str = ""
+                title: str = ""
+                priority: int = 0
+                tags: list[str] = Attr(default_factory=list)
+                body: str | None = None
+                address: Address | None = None
+                team: str = ""
+                locked: bool = False
+                created_at: datetime = Attr(generated="created", default=None)
+                updated_at: datetime = Attr(generated="updated", default=None)
+                pinned: bool = False
+
+            db.store(Note)
+            notes = db.evolve(NoteV2)
+            await db.migrate()
+        """
+        name = meta_of(cls).name
+        for other in [c for c, st in self._stores.items() if st.meta.name == name and c is not cls]:
+            del self._stores[other]
+        return self.store(cls)
 
     @abstractmethod
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
