@@ -366,9 +366,10 @@ class AsyncStoreBase(AsyncStore[T]):
 
     @property
     def _expiry_indexed(self) -> bool:
-        """Whether an index leads with the expiry attribute (so expired items are a range)."""
+        """Whether an index holds the expiry attribute (so the expired items of a filter on
+        the attributes before it are a range)."""
         name = self.meta.expires
-        return name is not None and any(ix.attrs[0] == name for ix in self.meta.indexes)
+        return name is not None and any(name in ix.attrs for ix in self.meta.indexes)
 
     def _live(self, f: Filter) -> Filter:
         """``f`` restricted to the items that have not expired (validated)."""
@@ -620,13 +621,16 @@ class AsyncStoreBase(AsyncStore[T]):
     async def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
-            if f is ALL and self._expiry_indexed:
-                # every item less the expired ones still stored: a count of the table and
-                # one of an index range, instead of testing every row's expiry
-                expired = Compare(self.meta.expires, Op.LTE, self.clock())
-                native, residual = self._plan(expired)
-                if residual is ALL and type(expired.value) is dt.datetime:
-                    return max(0, await self._count(ALL) - await self._count(native))
+            now = self.clock()
+            if self._expiry_indexed and f is not NONE and type(now) is dt.datetime and now.tzinfo:
+                # the matching items less the expired ones still stored: a count of ``f``
+                # and one of an index range, instead of testing every row's expiry
+                expired = And.of(f, Compare(self.meta.expires, Op.LTE, now))
+                native, residual = self._plan(f)
+                native_expired, residual_expired = self._plan(expired)
+                if residual is ALL and residual_expired is ALL:
+                    total = await self._count(native)
+                    return max(0, total - await self._count(native_expired))
             f = self._live(f)
         if f is NONE:
             return 0
@@ -939,9 +943,12 @@ class AsyncStoreBase(AsyncStore[T]):
 def _shape(meta: StoreMeta) -> dict[str, str]:
     """What a stored item is made of, attribute by attribute: ``str``, ``int | None``,
     ``list[str]``, ``str (key)`` …"""
-    return {a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
-            + (" | None" if a.optional else "") + (" (key)" if a.name in meta.key.attrs else "")
-            for a in meta.attrs}
+    return {
+        a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
+        + (" | None" if a.optional else "")
+        + (" (key)" if a.name in meta.key.attrs else "")
+        for a in meta.attrs
+    }
 
 
 def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any], Any]) -> None:
@@ -955,16 +962,21 @@ def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any],
         mine, theirs = _shape(meta), _shape(other)
         if mine == theirs and other.key.attrs == meta.key.attrs:
             continue  # the same shape: the same store
-        differ = [f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
-                  f"{mine.get(n, 'missing')} in {cls.__name__}"
-                  for n in dict.fromkeys([*theirs, *mine]) if theirs.get(n) != mine.get(n)]
+        differ = [
+            f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
+            f"{mine.get(n, 'missing')} in {cls.__name__}"
+            for n in dict.fromkeys([*theirs, *mine])
+            if theirs.get(n) != mine.get(n)
+        ]
         if not differ:
-            differ = [f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} "
-                      f"in {cls.__name__}"]
+            differ = [
+                f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} in {cls.__name__}"
+            ]
         raise ValidationError(
             f"store {meta.name!r} is open in this database as {other_cls.__name__}; "
             f"{cls.__name__} has another shape ({'; '.join(differ)}): give one of them "
-            "another name, or open the changed class with a new database object to migrate")
+            "another name, or open the changed class with a new database object to migrate"
+        )
 
 
 async def _after_lost_race(attempt: int) -> None:
