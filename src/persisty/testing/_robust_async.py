@@ -159,7 +159,8 @@ class AsyncRobustnessConformance:
         assert await database.store(Item).count() == 0
 
     async def test_drop_namespace_drops_stores_it_never_opened(
-            self, database: AsyncDatabase) -> None:
+        self, database: AsyncDatabase
+    ) -> None:
         """``drop()`` leaves nothing of any store of the namespace, also of those another
         database object (another process) opened and this one never did."""
         if self.process_url(database) is None:

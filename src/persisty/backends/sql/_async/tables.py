@@ -146,7 +146,7 @@ class AsyncSqlTables:
         if not await self.exists(conn, META_TABLE):
             return []
         rows = await self.driver.fetch(conn, self.meta.sql_tables, ("table:%",))
-        return sorted(str(n)[len("table:"):] for n, v in rows if (v or "") == (namespace or ""))
+        return sorted(str(n)[len("table:") :] for n, v in rows if (v or "") == (namespace or ""))
 
     async def counters_of(self, conn: Any, tables: Iterable[str]) -> list[str]:
         """The names of the sequence counters of ``tables`` in the meta table."""
