@@ -309,6 +309,8 @@ PUBLIC_MODULES = [
     "persisty.stash",
     "persisty.memo",
     "persisty.kv",
+    "persisty.files",
+    "persisty.serve.admin",
     "persisty.testing",
 ]
 OWN_NAMESPACE = ("persisty.stash", "persisty.memo", "persisty.kv")
@@ -364,6 +366,14 @@ def public_examples() -> Iterator[tuple[str, str]]:
                 yield where, code
 
 
+FILES_CONTEXT = """
+from persisty.files import *
+files = db.files("docs")
+AWAIT files.put("a.txt", b"hello", content_type="text/plain")
+AWAIT files.put("a.bin", bytes(range(256)) * 8)
+n = 5
+"""
+
 EXAMPLES = list(public_examples())
 
 
@@ -394,6 +404,8 @@ def test_docstring_example_runs(where: str, code: str, isolated: Path) -> None:
         context += f"from {module} import *\n" + OWN_NAMESPACE_CONTEXT.replace(
             "ASYNC", "Async" if asynchronous else ""
         )
+    if where.startswith("persisty.files"):  # examples of file stores name one ``files``
+        context += FILES_CONTEXT.replace("AWAIT ", "await " if asynchronous else "")
     block = Block(ROOT / "README.md", 0, "python", context + code)
     try:
         # a module of its own: relation targets named by string resolve in it

@@ -174,7 +174,7 @@ class UploadGrant:
 
         grant = files.upload_grant("avatars/ann.png", size=n, content_type="image/png")
         # browser: POST grant.fields + file to grant.url
-        files.complete_upload(grant.upload_id)
+        # ... then, once it has: files.complete_upload(grant.upload_id)
     """
 
     upload_id: str
@@ -238,8 +238,13 @@ def check_key(key: object, field: str = "key") -> str:
 
     Example::
 
-        check_key("docs/a.txt")      # 'docs/a.txt'
-        check_key("../etc/passwd")   # ValidationError(code='invalid_key')
+        from persisty.errors import ValidationError
+
+        assert check_key("docs/a.txt") == "docs/a.txt"
+        try:
+            check_key("../etc/passwd")
+        except ValidationError as e:
+            assert e.code == "invalid_key"
     """
 
     def bad(why: str) -> ValidationError:
@@ -387,8 +392,8 @@ def sniff(head: bytes) -> str | None:
 
     Example::
 
-        sniff(b"\\x89PNG\\r\\n\\x1a\\n…")   # 'image/png'
-        sniff(b"hello")                   # None
+        assert sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(24)) == "image/png"
+        assert sniff(b"hello") is None
     """
     for content_type, magic, offset in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic and (offset != 8 or head[:4] == b"RIFF"):

@@ -576,7 +576,7 @@ class AsyncFileStore:
 
             grant = await files.upload_grant("a.png", size=n, content_type="image/png")
             # the browser POSTs grant.fields and the file to grant.url
-            info = await files.complete_upload(grant.upload_id)
+            # ... then, once it has: info = await files.complete_upload(grant.upload_id)
         """
         upload_id = new_blob_id()
         if key is None:

@@ -573,7 +573,7 @@ class FileStore:
 
             grant = files.upload_grant("a.png", size=n, content_type="image/png")
             # the browser POSTs grant.fields and the file to grant.url
-            info = files.complete_upload(grant.upload_id)
+            # ... then, once it has: info = files.complete_upload(grant.upload_id)
         """
         upload_id = new_blob_id()
         if key is None:

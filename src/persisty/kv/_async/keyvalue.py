@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from persisty import Increment
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._async._base import AsyncService, put_item, put_items, retryable
 from persisty.kv._codec import JsonCodec
@@ -180,7 +181,7 @@ class AsyncKeyValue(AsyncService):
         self._writable()
         await self._ready()
         item = self._item(key, value, ttl)
-        for _ in range(100):
+        for _ in attempts():
             try:
                 await self.store.create(item)
                 return True
@@ -193,7 +194,7 @@ class AsyncKeyValue(AsyncService):
                 # an expired pair the engine has not removed yet
                 with contextlib.suppress(NotFound, PreconditionFailed):
                     await self.store.delete(self._key(key), if_match=etag(old))
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     async def incr(self, key: str, by: int = 1) -> int:
         """Add ``by`` to the integer at ``key`` (0 when absent) atomically; return it."""
@@ -238,7 +239,7 @@ class AsyncKeyValue(AsyncService):
                         continue
             if await self.add(key, by):
                 return by
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def _not_int(self, pair: KVPair | None) -> int:
         value = None if pair is None else self._value(pair)
@@ -250,7 +251,7 @@ class AsyncKeyValue(AsyncService):
         """Remove ``key`` and return its value; ``default`` if absent (``KeyError``
         without one)."""
         self._writable()
-        for _ in range(100):
+        for _ in attempts():
             pair = await self._read(key)
             if pair is None:
                 if default is _MISSING:
@@ -261,7 +262,7 @@ class AsyncKeyValue(AsyncService):
             except (PreconditionFailed, NotFound):
                 continue
             return self._value(pair)
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     async def delete(self, *keys: str) -> int:
         """Delete ``keys`` (missing ones are ignored); return how many were deleted."""

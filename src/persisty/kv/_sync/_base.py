@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import ConcurrentChange, Conflict, Forbidden, Unavailable, ValidationError
+from persisty._retry import attempts, lost_too_often
+from persisty.errors import ConcurrentChange, Forbidden, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
 from persisty.kv._logic import check_namespace
 from persisty.kv._open import frozen_missing, kv_connect, sqlite_has_table
@@ -31,7 +32,7 @@ def put_items(store: Store[Any], items: Sequence[Any], limit: int | None = None)
     if not items:
         return
     keys = [store.key_of(i) for i in items]
-    for attempt in range(100):
+    for attempt in attempts():
         # new items go as creates, which backends write in bulk; one created meanwhile
         # makes the batch fail as a conflict and the next attempt puts everything
         if attempt == 0 and len(items) > 1:
@@ -54,7 +55,7 @@ def put_items(store: Store[Any], items: Sequence[Any], limit: int | None = None)
         if failed[0].code == "conflict" and attempt == 0:
             continue
         raise_result(failed[0])
-    raise Conflict("too many concurrent changes; try again")
+    raise lost_too_often()
 
 
 def retryable(error: BaseException) -> bool:

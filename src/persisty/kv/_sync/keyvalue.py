@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from persisty import Increment
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
@@ -177,7 +178,7 @@ class KeyValue(Service):
         self._writable()
         self._ready()
         item = self._item(key, value, ttl)
-        for _ in range(100):
+        for _ in attempts():
             try:
                 self.store.create(item)
                 return True
@@ -190,7 +191,7 @@ class KeyValue(Service):
                 # an expired pair the engine has not removed yet
                 with contextlib.suppress(NotFound, PreconditionFailed):
                     self.store.delete(self._key(key), if_match=etag(old))
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def incr(self, key: str, by: int = 1) -> int:
         """Add ``by`` to the integer at ``key`` (0 when absent) atomically; return it."""
@@ -235,7 +236,7 @@ class KeyValue(Service):
                         continue
             if self.add(key, by):
                 return by
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def _not_int(self, pair: KVPair | None) -> int:
         value = None if pair is None else self._value(pair)
@@ -247,7 +248,7 @@ class KeyValue(Service):
         """Remove ``key`` and return its value; ``default`` if absent (``KeyError``
         without one)."""
         self._writable()
-        for _ in range(100):
+        for _ in attempts():
             pair = self._read(key)
             if pair is None:
                 if default is _MISSING:
@@ -258,7 +259,7 @@ class KeyValue(Service):
             except (PreconditionFailed, NotFound):
                 continue
             return self._value(pair)
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def delete(self, *keys: str) -> int:
         """Delete ``keys`` (missing ones are ignored); return how many were deleted."""

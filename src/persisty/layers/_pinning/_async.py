@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
-    Conflict,
     NotFound,
     PersistyError,
     PreconditionFailed,
@@ -32,8 +32,6 @@ from persisty.store import (
     delete_keys_async,
     patch_keys_async,
 )
-
-MAX_ATTEMPTS = 50
 
 
 def error_result(edit: Edit, err: PersistyError) -> Outcome:
@@ -83,7 +81,7 @@ async def pinned_edit_batch(
     (generated values aside), and such conditions are checked on that prediction.
     """
     edits = list(edits)
-    for _ in range(MAX_ATTEMPTS):
+    for _ in attempts():
         outcomes, stale = await _attempt(
             inner, meta, edits, atomic, view, translate, pin_all, same_etags, predict
         )
@@ -104,7 +102,7 @@ async def pinned_edit_batch(
                 predict=predict,
             )
         return outcomes
-    raise Conflict("too many concurrent changes; try again")
+    raise lost_too_often()
 
 
 async def _attempt(

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
-    Conflict,
     NotFound,
     PersistyError,
     PreconditionFailed,
@@ -33,8 +33,6 @@ from persisty.store import (
     delete_keys,
     patch_keys,
 )
-
-MAX_ATTEMPTS = 50
 
 
 def error_result(edit: Edit, err: PersistyError) -> Outcome:
@@ -84,7 +82,7 @@ def pinned_edit_batch(
     (generated values aside), and such conditions are checked on that prediction.
     """
     edits = list(edits)
-    for _ in range(MAX_ATTEMPTS):
+    for _ in attempts():
         outcomes, stale = _attempt(
             inner, meta, edits, atomic, view, translate, pin_all, same_etags, predict
         )
@@ -105,7 +103,7 @@ def pinned_edit_batch(
                 predict=predict,
             )
         return outcomes
-    raise Conflict("too many concurrent changes; try again")
+    raise lost_too_often()
 
 
 def _attempt(

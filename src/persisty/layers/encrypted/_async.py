@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
-    Conflict,
     NotFound,
     PersistyError,
     PreconditionFailed,
@@ -43,7 +43,6 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import (
-    MAX_RETRIES,
     AsyncStore,
     AsyncWrappedStore,
     Edit,
@@ -383,7 +382,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
             if precondition is None
             else compile_filter(validate_filter(precondition, self.meta), self.meta)
         )
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             current = await self.read(key)
             if current is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
@@ -396,7 +395,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
                 return await self.patch(key, whole, if_match=etag(current))
             except PreconditionFailed:
                 continue  # changed since it was read: check and apply again
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     async def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
@@ -425,7 +424,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = await resolve_puts_async(self, edits)
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             planned, pinned = await self._resolve_sealed_paths(edits)
             if not pinned and planned is edits:
                 return await self._edit_batch(edits, atomic)
@@ -446,7 +445,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
                 except PersistyError as err:
                     results[i] = EditResult(e, False, err.code, None, err.message, err.field)
             return results
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     async def _resolve_sealed_paths(self, edits: list[Edit]) -> tuple[list[Edit], set[int]]:
         """``edits`` with each patch that names paths inside encrypted attributes turned

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
-    Conflict,
     NotFound,
     PersistyError,
     PreconditionFailed,
@@ -44,7 +44,6 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import (
-    MAX_RETRIES,
     Edit,
     EditKind,
     EditResult,
@@ -382,7 +381,7 @@ class EncryptedStore(WrappedStore[T]):
             if precondition is None
             else compile_filter(validate_filter(precondition, self.meta), self.meta)
         )
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             current = self.read(key)
             if current is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
@@ -395,7 +394,7 @@ class EncryptedStore(WrappedStore[T]):
                 return self.patch(key, whole, if_match=etag(current))
             except PreconditionFailed:
                 continue  # changed since it was read: check and apply again
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
@@ -424,7 +423,7 @@ class EncryptedStore(WrappedStore[T]):
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = resolve_puts(self, edits)
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             planned, pinned = self._resolve_sealed_paths(edits)
             if not pinned and planned is edits:
                 return self._edit_batch(edits, atomic)
@@ -445,7 +444,7 @@ class EncryptedStore(WrappedStore[T]):
                 except PersistyError as err:
                     results[i] = EditResult(e, False, err.code, None, err.message, err.field)
             return results
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def _resolve_sealed_paths(self, edits: list[Edit]) -> tuple[list[Edit], set[int]]:
         """``edits`` with each patch that names paths inside encrypted attributes turned

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
     Conflict,
     Forbidden,
@@ -56,8 +57,6 @@ from persisty.store import (
 )
 
 T = TypeVar("T")
-
-MAX_RETRIES = 20
 
 
 class SecuredStore(WrappedStore[T]):
@@ -312,7 +311,7 @@ class SecuredStore(WrappedStore[T]):
         item = self._as_item(item)
         pre = None if precondition is None else self._filter(precondition, "precondition")
         key = self.meta.key_of(item)
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             current = self._check_before(
                 self.inner.read(key), key, self._can_update, "update", if_match, pre
             )
@@ -327,7 +326,7 @@ class SecuredStore(WrappedStore[T]):
                     raise
             except NotFound:
                 raise self._missing(key) from None
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
@@ -344,7 +343,7 @@ class SecuredStore(WrappedStore[T]):
         changes = check_changes(self.meta, changes)
         self._check_writable(patched_attrs(changes))
         pre = None if precondition is None else self._filter(precondition, "precondition")
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             current = self._check_before(
                 self.inner.read(key), key, self._can_update, "update", if_match, pre
             )
@@ -358,13 +357,13 @@ class SecuredStore(WrappedStore[T]):
                     raise
             except NotFound:
                 raise self._missing(key) from None
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> None:
         pre = None if precondition is None else self._filter(precondition, "precondition")
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             current = self._check_before(
                 self.inner.read(key), key, self._can_delete, "delete", if_match, pre
             )
@@ -376,7 +375,7 @@ class SecuredStore(WrappedStore[T]):
                     raise
             except NotFound:
                 raise self._missing(key) from None
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     # ---- batches ------------------------------------------------------------------------
 
@@ -384,12 +383,12 @@ class SecuredStore(WrappedStore[T]):
         edits = resolve_puts(self, edits)
         results: list[EditResult[T] | None] = [None] * len(edits)
         pending = list(range(len(edits)))
-        for _ in range(MAX_RETRIES):
+        for _ in attempts():
             retry = self._try_batch(edits, pending, results, atomic)
             if not retry:
                 return [r for r in results if r is not None]
             pending = list(range(len(edits))) if atomic else retry
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def _edit_key(self, e: Edit) -> str | None:
         try:

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
     Conflict,
     Forbidden,
@@ -44,7 +45,6 @@ from persisty.store import (
 )
 
 T = TypeVar("T")
-MAX_ATTEMPTS = 100
 READ_ATTEMPTS = 3
 _ERRORS: dict[str, type[PersistyError]] = {
     c.code: c
@@ -217,7 +217,7 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
     ) -> Any:
         """Update (``change`` gives the new item) or delete (``None``) the item with ``key``
         while its parent row is as read; tried again when it changed in between."""
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in attempts():
             if attempt >= 2:  # lost races: spread the contending writers out
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
             found: tuple[Any, Any] | None
@@ -248,7 +248,7 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
             if r.code in ("precondition_failed", "not_found") and r.edit is writes[0][1]:
                 continue  # the parent changed since it was read
             raise _error(r)
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     # ---- the contract -----------------------------------------------------------------
 
@@ -343,11 +343,11 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
         edits = await resolve_puts_async(self, edits)
         if not atomic or len(edits) <= 1:
             return [await self._edit_alone(e) for e in edits]
-        for _ in range(MAX_ATTEMPTS):
+        for _ in attempts():
             results = await self._edit_together(edits)
             if results is not None:
                 return results
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     async def _edit_alone(self, e: Edit) -> EditResult[T]:
         try:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import (
     Conflict,
     Forbidden,
@@ -45,7 +46,6 @@ from persisty.store import (
 )
 
 T = TypeVar("T")
-MAX_ATTEMPTS = 100
 READ_ATTEMPTS = 3
 _ERRORS: dict[str, type[PersistyError]] = {
     c.code: c
@@ -218,7 +218,7 @@ class ShardedStore(ShardRows, Store[T]):
     ) -> Any:
         """Update (``change`` gives the new item) or delete (``None``) the item with ``key``
         while its parent row is as read; tried again when it changed in between."""
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in attempts():
             if attempt >= 2:  # lost races: spread the contending writers out
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
             found: tuple[Any, Any] | None
@@ -249,7 +249,7 @@ class ShardedStore(ShardRows, Store[T]):
             if r.code in ("precondition_failed", "not_found") and r.edit is writes[0][1]:
                 continue  # the parent changed since it was read
             raise _error(r)
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     # ---- the contract -----------------------------------------------------------------
 
@@ -342,11 +342,11 @@ class ShardedStore(ShardRows, Store[T]):
         edits = resolve_puts(self, edits)
         if not atomic or len(edits) <= 1:
             return [self._edit_alone(e) for e in edits]
-        for _ in range(MAX_ATTEMPTS):
+        for _ in attempts():
             results = self._edit_together(edits)
             if results is not None:
                 return results
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     def _edit_alone(self, e: Edit) -> EditResult[T]:
         try:

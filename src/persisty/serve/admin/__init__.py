@@ -80,7 +80,11 @@ def admin_mount(api: Api, *, prefix: str = "/admin", title: str | None = None) -
     Example::
 
         from persisty.serve.admin import admin_mount
-        site = Starlette(routes=[admin_mount(api)])   # api: the app's state.persisty
+        from starlette.applications import Starlette
+        from persisty.serve import app
+
+        api = app(db, [Note]).state.persisty
+        site = Starlette(routes=[admin_mount(api)])
     """
     site = Site.make(api, title or f"{api.title} admin")
     inner = Router(routes=_routes(site))
