@@ -1,0 +1,146 @@
+"""The Database (async): a connection to one engine that hands out one Store per
+``@stored`` class.
+
+The sync twin ``_sync/database.py`` is generated from this file by
+``scripts/generate_sync.py``; edit this file, never the twin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from persisty.errors import (
+    ValidationError,
+)
+from persisty.model import StoreMeta, meta_of
+from persisty.query import (
+    PageKeys,
+)
+from persisty.store._async.base import AsyncStoreBase
+from persisty.store._async.contract import AsyncStore
+from persisty.store._types import (
+    Clock,
+)
+
+if TYPE_CHECKING:
+    from persisty.files import AsyncFileStore
+
+T = TypeVar("T")
+
+
+_NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+
+
+class AsyncDatabase(ABC):
+    """A connection to one engine: hands out one Store per ``@stored`` class.
+
+    ``namespace`` isolates the stores of one tenant from another's on the same engine.
+    Page keys are signed with ``secret`` (else ``PERSISTY_SECRET``, else one the backend
+    keeps, else a random one for this process). ``db.clock`` (a :class:`Clock`) is the time
+    its stores write and expire items by.
+
+    Example::
+
+        db = persisty.aio.connect("memory://", namespace="tenant1")
+        notes = db.store(Note)
+    """
+
+    def __init__(self, url: str, *, namespace: str | None = None,
+                 secret: bytes | str | None = None) -> None:
+        if namespace is not None and not _NAMESPACE.match(namespace):
+            raise ValidationError("a namespace is a letter then letters, digits or _ "
+                                  "(at most 40)", field="namespace")
+        self.url = url
+        self.namespace = namespace
+        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+                              namespace=namespace, database=url)
+        self._stores: dict[type[Any], AsyncStore[Any]] = {}
+        self.clock = Clock()
+        """The clock every store of this database reads (timestamps, expiry); tests set
+        ``db.clock.now`` (or pass ``connect(url, clock=Clock(...))``) to move time."""
+
+    def _secret(self) -> bytes | None:
+        """A secret the backend keeps for its database; ``None`` for a random one."""
+        return None
+
+    def store(self, cls: type[T]) -> AsyncStore[T]:
+        """The Store for the ``@stored`` class ``cls`` (one per class per database)."""
+        found = self._stores.get(cls)
+        if found is None:
+            found = self._stores[cls] = self._open(meta_of(cls))
+            if isinstance(found, AsyncStoreBase):
+                found.clock = self.clock
+        return found
+
+    @abstractmethod
+    def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
+        """A new Store for ``meta``."""
+
+    def files(self, name: str = "files", **options: Any) -> AsyncFileStore:
+        """A file store whose bytes are chunks in this database (256 KiB each by default);
+        ``options`` are those of ``persisty.files.chunked_files`` (``limits``,
+        ``chunk_size``, ``secret`` …).
+
+        Example::
+
+            from persisty.files import Limits
+
+            avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
+        """
+        from persisty.files._async.open import chunked_files
+
+        return chunked_files(self, name, **options)
+
+    async def migrate(self) -> list[str]:
+        """Bring the engine's schema up to the stores opened so far; return what was done."""
+        return []
+
+    async def drop(self, cls: type[Any] | None = None) -> None:
+        """Remove the store of ``cls`` and everything the engine keeps for it (items,
+        indexes, sequence counters, tables, files, meta records); without ``cls``, every
+        store of this database's namespace. A store used afterwards starts empty.
+
+        Backends override this to leave nothing behind; this default deletes the items of
+        the stores opened so far.
+
+        Example::
+
+            await db.drop(Note)   # one store
+            await db.drop()       # the whole namespace
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        for store in stores:
+            await store.delete_all(None)
+
+    async def footprint(self, cls: type[Any] | None = None) -> list[str]:
+        """What the engine holds for the store of ``cls`` (without ``cls``, for this
+        database's namespace): the names of its keys, tables, files or records. Empty after
+        :meth:`drop`; what the conformance suite checks drop with.
+
+        Backends override this to look at the engine itself; this default names the stores
+        opened so far that hold items.
+
+        Example::
+
+            await db.drop(Note)
+            assert await db.footprint(Note) == []
+        """
+        stores = [self.store(cls)] if cls is not None else list(self._stores.values())
+        found = []
+        for store in stores:
+            n = await store.count()
+            if n:
+                found.append(f"{store.meta.name}: {n} item(s)")
+        return found
+
+    async def close(self) -> None:  # noqa: B027 - nothing to release for most backends
+        """Release connections; the database is unusable afterwards."""
+
+    async def __aenter__(self) -> AsyncDatabase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
