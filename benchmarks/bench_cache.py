@@ -67,8 +67,7 @@ def server_store(url: str) -> tuple[Callable[[], Store[BenchItem]], Callable[[],
     return open_store, close
 
 
-def layered(base: Callable[[], Store[BenchItem]], **options: Any) -> Callable[[],
-                                                                              Store[BenchItem]]:
+def layered(base: Callable[[], Store[BenchItem]], **options: Any) -> Callable[[], Store[BenchItem]]:
     return lambda: cached(base(), **options)
 
 
@@ -89,7 +88,7 @@ def repeated(name: str, store: Store[BenchItem], keys: list[str]) -> dict[str, f
     reads = hot * 20
     rnd.shuffle(reads)
     owners = rnd.sample(OWNERS, 20)
-    batches = [reads[i:i + 100] for i in range(0, 2000, 100)]
+    batches = [reads[i : i + 100] for i in range(0, 2000, 100)]
     for k in hot:
         store.read(k)
 
@@ -114,10 +113,12 @@ def repeated(name: str, store: Store[BenchItem], keys: list[str]) -> dict[str, f
 
     search()
     count()
-    result = {"read (hot)": _best(read, len(reads)),
-              "read_batch (hot)": _best(read_batch, 10 * 2000),
-              "search (repeated)": _best(search, 50 * len(owners)),
-              "count (repeated)": _best(count, 50 * len(owners))}
+    result = {
+        "read (hot)": _best(read, len(reads)),
+        "read_batch (hot)": _best(read_batch, 10 * 2000),
+        "search (repeated)": _best(search, 50 * len(owners)),
+        "count (repeated)": _best(count, 50 * len(owners)),
+    }
     print(f"  {name}: " + ", ".join(f"{p} {v:,.0f}/s" for p, v in result.items()), flush=True)
     return result
 
@@ -126,11 +127,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=1,
-                        help="independent runs of the standard workload (median table)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs of the standard workload (median table)",
+    )
     parser.add_argument("--url", default="", help="a SQL server URL instead of a SQLite file")
-    parser.add_argument("--repeated-only", action="store_true",
-                        help="skip the standard workload")
+    parser.add_argument("--repeated-only", action="store_true", help="skip the standard workload")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="persisty-bench-cache-"))
     prefix = f"persisty:bench:{uuid.uuid4().hex}:"
@@ -139,21 +143,23 @@ def main() -> None:
     if not args.repeated_only:
         plain = PersistyContender(f"{engine} (uncached)", base, close)
         plain.baseline = True
-        lru = PersistyContender(f"{engine} + cached LRU",
-                                layered(base, max_items=100_000), close)
-        shared = PersistyContender(f"{engine} + cached Redis",
-                                   layered(base, cache=REDIS_URL, prefix=prefix), close)
+        lru = PersistyContender(f"{engine} + cached LRU", layered(base, max_items=100_000), close)
+        shared = PersistyContender(
+            f"{engine} + cached Redis", layered(base, cache=REDIS_URL, prefix=prefix), close
+        )
         run([plain, lru, shared], n=args.n, seed=args.seed, runs=args.runs)
 
     print(f"\nrepeated reads (hot set), {engine}:")
     rows = make_rows(args.n, args.seed)
     results = []
-    for name, options in ((f"{engine} (uncached)", None), (f"{engine} + cached LRU", {}),
-                          (f"{engine} + cached Redis",
-                           {"cache": REDIS_URL, "prefix": prefix + "r:"})):
+    for name, options in (
+        (f"{engine} (uncached)", None),
+        (f"{engine} + cached LRU", {}),
+        (f"{engine} + cached Redis", {"cache": REDIS_URL, "prefix": prefix + "r:"}),
+    ):
         store = base()
         for i in range(0, len(rows), 1000):
-            store.edit_batch([Edit.create(BenchItem(**r)) for r in rows[i:i + 1000]])
+            store.edit_batch([Edit.create(BenchItem(**r)) for r in rows[i : i + 1000]])
         s = store if options is None else cached(store, max_items=100_000, **options)
         results.append((name, repeated(name, s, [r["id"] for r in rows])))
         if options is not None:
@@ -165,8 +171,9 @@ def main() -> None:
     print("| phase | " + " | ".join(n for n, _ in results) + " |")
     print("|---|" + "---:|" * len(results))
     for p in phases:
-        cells = [f"{base_ops[p]:,.0f}"] + [f"{r[p]:,.0f} ({r[p] / base_ops[p]:.1f}x)"
-                                           for _, r in results[1:]]
+        cells = [f"{base_ops[p]:,.0f}"] + [
+            f"{r[p]:,.0f} ({r[p] / base_ops[p]:.1f}x)" for _, r in results[1:]
+        ]
         print(f"| {p} | " + " | ".join(cells) + " |")
 
 

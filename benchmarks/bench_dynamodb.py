@@ -76,16 +76,25 @@ class RawBoto3(Contender):
         self.c.meta.events.register("before-call.dynamodb", self.requests)
         self.t = f"rawbench-{uuid.uuid4().hex[:8]}"
         self.c.create_table(
-            TableName=self.t, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
-                                  {"AttributeName": "owner", "AttributeType": "S"},
-                                  {"AttributeName": "score", "AttributeType": "N"}],
+            TableName=self.t,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "owner", "AttributeType": "S"},
+                {"AttributeName": "score", "AttributeType": "N"},
+            ],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[{
-                "IndexName": "owner_score",
-                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"},
-                              {"AttributeName": "score", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"}}])
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "owner_score",
+                    "KeySchema": [
+                        {"AttributeName": "owner", "KeyType": "HASH"},
+                        {"AttributeName": "score", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
         self.c.get_waiter("table_exists").wait(TableName=self.t)
 
     def teardown(self) -> None:
@@ -94,22 +103,32 @@ class RawBoto3(Contender):
 
     @staticmethod
     def _item(r: dict[str, Any]) -> dict[str, Any]:
-        return {"id": {"S": r["id"]}, "title": {"S": r["title"]}, "owner": {"S": r["owner"]},
-                "score": {"N": str(r["score"])},
-                "created_at": {"S": r["created_at"].isoformat()},
-                "tags": {"L": [{"S": t} for t in r["tags"]]}}
+        return {
+            "id": {"S": r["id"]},
+            "title": {"S": r["title"]},
+            "owner": {"S": r["owner"]},
+            "score": {"N": str(r["score"])},
+            "created_at": {"S": r["created_at"].isoformat()},
+            "tags": {"L": [{"S": t} for t in r["tags"]]},
+        }
 
     @staticmethod
     def _row(i: dict[str, Any]) -> dict[str, Any]:
-        return {"id": i["id"]["S"], "title": i["title"]["S"], "owner": i["owner"]["S"],
-                "score": int(i["score"]["N"]), "created_at": i["created_at"]["S"],
-                "tags": [t["S"] for t in i["tags"]["L"]]}
+        return {
+            "id": i["id"]["S"],
+            "title": i["title"]["S"],
+            "owner": i["owner"]["S"],
+            "score": int(i["score"]["N"]),
+            "created_at": i["created_at"]["S"],
+            "tags": [t["S"] for t in i["tags"]["L"]],
+        }
 
     def bulk_create(self, rows: Sequence[dict[str, Any]]) -> None:
         self.requests.phase = "bulk_create"
         for s in range(0, len(rows), 25):
-            pending: Any = {self.t: [{"PutRequest": {"Item": self._item(r)}}
-                                     for r in rows[s:s + 25]]}
+            pending: Any = {
+                self.t: [{"PutRequest": {"Item": self._item(r)}} for r in rows[s : s + 25]]
+            }
             while pending:
                 pending = self.c.batch_write_item(RequestItems=pending).get("UnprocessedItems")
 
@@ -131,25 +150,35 @@ class RawBoto3(Contender):
 
     def update(self, row: dict[str, Any]) -> None:
         self.requests.phase = "update"
-        self.c.put_item(TableName=self.t, Item=self._item(row),
-                        ConditionExpression="attribute_exists(id)")
+        self.c.put_item(
+            TableName=self.t, Item=self._item(row), ConditionExpression="attribute_exists(id)"
+        )
 
     def patch(self, change: dict[str, Any]) -> None:
         self.requests.phase = "patch"
-        self.c.update_item(TableName=self.t, Key={"id": {"S": change["id"]}},
-                           UpdateExpression="SET #s = :s, #t = :t",
-                           ConditionExpression="attribute_exists(id)",
-                           ExpressionAttributeNames={"#s": "score", "#t": "title"},
-                           ExpressionAttributeValues={":s": {"N": str(change["score"])},
-                                                      ":t": {"S": change["title"]}})
+        self.c.update_item(
+            TableName=self.t,
+            Key={"id": {"S": change["id"]}},
+            UpdateExpression="SET #s = :s, #t = :t",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#s": "score", "#t": "title"},
+            ExpressionAttributeValues={
+                ":s": {"N": str(change["score"])},
+                ":t": {"S": change["title"]},
+            },
+        )
 
     def search(self, owner: str) -> list[Any]:
         self.requests.phase = "search"
-        out = self.c.query(TableName=self.t, IndexName="owner_score",
-                           KeyConditionExpression="#o = :o",
-                           ExpressionAttributeNames={"#o": "owner"},
-                           ExpressionAttributeValues={":o": {"S": owner}},
-                           ScanIndexForward=False, Limit=20)
+        out = self.c.query(
+            TableName=self.t,
+            IndexName="owner_score",
+            KeyConditionExpression="#o = :o",
+            ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":o": {"S": owner}},
+            ScanIndexForward=False,
+            Limit=20,
+        )
         return [self._row(i) for i in out["Items"]]
 
     def count(self, owner: str) -> int:
@@ -157,10 +186,15 @@ class RawBoto3(Contender):
         total, start = 0, None
         while True:
             kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-            out = self.c.query(TableName=self.t, IndexName="owner_score",
-                               KeyConditionExpression="#o = :o", Select="COUNT",
-                               ExpressionAttributeNames={"#o": "owner"},
-                               ExpressionAttributeValues={":o": {"S": owner}}, **kwargs)
+            out = self.c.query(
+                TableName=self.t,
+                IndexName="owner_score",
+                KeyConditionExpression="#o = :o",
+                Select="COUNT",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":o": {"S": owner}},
+                **kwargs,
+            )
             total += out["Count"]
             start = out.get("LastEvaluatedKey")
             if not start:
@@ -196,8 +230,7 @@ class PersistyDynamo(PersistyContender):
 
     def bulk_create(self, rows: Sequence[dict[str, Any]]) -> None:
         self.requests.phase = "bulk_create"
-        results = self.store.edit_batch([Edit.create(BenchItem(**r)) for r in rows],
-                                        atomic=False)
+        results = self.store.edit_batch([Edit.create(BenchItem(**r)) for r in rows], atomic=False)
         assert all(r.ok for r in results)
 
     def read(self, key: str) -> Any:
@@ -235,8 +268,12 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--runs", type=int, default=1,
-                   help="independent runs; with several, a median table with the spread")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs; with several, a median table with the spread",
+    )
     args = p.parse_args()
     _url()
     every: list[list[Result]] = []
@@ -253,8 +290,11 @@ def main() -> None:
         print("| requests per phase | " + " | ".join(c.name for c in contenders) + " |")
         print("|---|" + "---:|" * len(contenders))
         for phase in PHASES:
-            print(f"| {phase} | "
-                  + " | ".join(f"{c.requests.count[phase]:,}" for c in contenders) + " |")
+            print(
+                f"| {phase} | "
+                + " | ".join(f"{c.requests.count[phase]:,}" for c in contenders)
+                + " |"
+            )
         print()
     if args.runs > 1:
         print(median_table(every))

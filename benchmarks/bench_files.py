@@ -41,8 +41,11 @@ def timed(work: Callable[[int], object], i: int) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(pairs: dict[str, tuple[Callable[[int], object], Callable[[int], object]]],
-                repeat: int, mb: float) -> dict[str, tuple[float, float]]:
+def interleaved(
+    pairs: dict[str, tuple[Callable[[int], object], Callable[[int], object]]],
+    repeat: int,
+    mb: float,
+) -> dict[str, tuple[float, float]]:
     """MB/s of each contender's put and read, the contenders taking turns in every round
     (so a burst of load on the shared machine hits them alike); the median of the rounds."""
     for put, read in pairs.values():  # warm up: tables, connections, directories
@@ -55,13 +58,17 @@ def interleaved(pairs: dict[str, tuple[Callable[[int], object], Callable[[int], 
             puts[name].append(timed(put, i))
         for name, (_, read) in pairs.items():
             reads[name].append(timed(read, i))
-    return {name: (mb / statistics.median(puts[name]), mb / statistics.median(reads[name]))
-            for name in pairs}
+    return {
+        name: (mb / statistics.median(puts[name]), mb / statistics.median(reads[name]))
+        for name in pairs
+    }
 
 
-def plain(root: Path, data: bytes, fsync: bool) -> tuple[Callable[[int], object],
-                                                         Callable[[int], object]]:
+def plain(
+    root: Path, data: bytes, fsync: bool
+) -> tuple[Callable[[int], object], Callable[[int], object]]:
     root.mkdir(parents=True, exist_ok=True)
+
     def put(i: int) -> None:
         with open(root / f"plain{i}", "wb") as f:
             f.write(data)
@@ -76,8 +83,9 @@ def plain(root: Path, data: bytes, fsync: bool) -> tuple[Callable[[int], object]
     return put, read
 
 
-def diskcache_contender(root: Path, data: bytes) -> tuple[Callable[[int], object],
-                                                          Callable[[int], object]]:
+def diskcache_contender(
+    root: Path, data: bytes
+) -> tuple[Callable[[int], object], Callable[[int], object]]:
     import diskcache  # type: ignore[import-untyped]
 
     cache = diskcache.Cache(str(root / "diskcache"))
@@ -95,8 +103,9 @@ def diskcache_contender(root: Path, data: bytes) -> tuple[Callable[[int], object
     return put, read
 
 
-def files_contender(files: persisty.files.FileStore, data: bytes
-                    ) -> tuple[Callable[[int], object], Callable[[int], object]]:
+def files_contender(
+    files: persisty.files.FileStore, data: bytes
+) -> tuple[Callable[[int], object], Callable[[int], object]]:
     def put(i: int) -> None:
         files.put(f"k{i}", data)
 
@@ -106,12 +115,12 @@ def files_contender(files: persisty.files.FileStore, data: bytes
     return put, read
 
 
-def boto3_contender(data: bytes, bucket: str) -> tuple[Callable[[int], object],
-                                                       Callable[[int], object]]:
+def boto3_contender(
+    data: bytes, bucket: str
+) -> tuple[Callable[[int], object], Callable[[int], object]]:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                      region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
 
     def put(i: int) -> None:
         s3.upload_fileobj(io.BytesIO(data), bucket, f"raw/k{i}")
@@ -132,10 +141,14 @@ def main() -> None:
     args = parser.parse_args()
     s3 = not args.no_s3 and bool(os.environ.get("AWS_ENDPOINT_URL"))
     root = Path(tempfile.mkdtemp(prefix="persisty-bench-files-"))
-    print("measured under load on a shared 2-core machine; MB/s (1 MB = 2**20 bytes), "
-          "median of the repeats")
-    print(f"{'size':>6} {'contender':<34} {'put MB/s':>9} {'read MB/s':>10} "
-          f"{'put ratio':>10} {'read ratio':>11}  baseline")
+    print(
+        "measured under load on a shared 2-core machine; MB/s (1 MB = 2**20 bytes), "
+        "median of the repeats"
+    )
+    print(
+        f"{'size':>6} {'contender':<34} {'put MB/s':>9} {'read MB/s':>10} "
+        f"{'put ratio':>10} {'read ratio':>11}  baseline"
+    )
     try:
         for size, repeat in [(MIB, args.small), (64 * MIB, args.large)]:
             data = os.urandom(size)
@@ -150,26 +163,30 @@ def main() -> None:
             db = persisty.connect(f"sqlite:///{run_dir / 'files.db'}", page_size=65536)
             pairs["chunks on SQLite"] = files_contender(db.files("bench"), data)
             closing.append(db.close)
-            directory = persisty.files.connect(f"dir://{run_dir / 'dir'}", name="bench",
-                                               catalog=f"sqlite:///{run_dir / 'cat.db'}")
+            directory = persisty.files.connect(
+                f"dir://{run_dir / 'dir'}", name="bench", catalog=f"sqlite:///{run_dir / 'cat.db'}"
+            )
             pairs["directory (dir://)"] = files_contender(directory, data)
             closing.append(directory.close)
             if s3:
                 import boto3
 
                 bucket = "bench-" + uuid.uuid4().hex[:8]
-                boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                             region_name="us-east-1").create_bucket(Bucket=bucket)
+                boto3.client(
+                    "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1"
+                ).create_bucket(Bucket=bucket)
                 pairs["raw boto3 upload_fileobj"] = boto3_contender(data, bucket)
-                on_s3 = persisty.files.connect(f"s3://{bucket}/p", name="bench",
-                                               catalog=f"sqlite:///{run_dir / 's3cat.db'}")
+                on_s3 = persisty.files.connect(
+                    f"s3://{bucket}/p", name="bench", catalog=f"sqlite:///{run_dir / 's3cat.db'}"
+                )
                 pairs["S3 (moto)"] = files_contender(on_s3, data)
                 closing.append(on_s3.close)
             results = interleaved(pairs, repeat, mb)
             for close in closing:
                 close()
             rows = [
-                ("plain open()", None), ("plain open() + fsync", None),
+                ("plain open()", None),
+                ("plain open() + fsync", None),
                 ("diskcache set(read=True)", None),
                 ("chunks on SQLite", "plain open()"),
                 ("chunks on SQLite", "plain open() + fsync"),
@@ -178,16 +195,17 @@ def main() -> None:
                 ("directory (dir://)", "plain open() + fsync"),
             ]
             if s3:
-                rows += [("raw boto3 upload_fileobj", None),
-                         ("S3 (moto)", "raw boto3 upload_fileobj")]
+                rows += [
+                    ("raw boto3 upload_fileobj", None),
+                    ("S3 (moto)", "raw boto3 upload_fileobj"),
+                ]
             for name, base in rows:
                 put_rate, read_rate = results[name]
                 ratios = ""
                 if base is not None:
                     bput, bread = results[base]
                     ratios = f"{put_rate / bput:>9.2f}x {read_rate / bread:>10.2f}x  {base}"
-                print(f"{int(mb):>4}Mi {name:<34} {put_rate:>9.1f} {read_rate:>10.1f} "
-                      f"{ratios}")
+                print(f"{int(mb):>4}Mi {name:<34} {put_rate:>9.1f} {read_rate:>10.1f} {ratios}")
             shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -64,8 +64,7 @@ def bench_persisty(url: str, n: int, points: int, events: int) -> dict[str, floa
     return r
 
 
-def bench_rstore(dsn: str, n: int, points: int, events: int, kv_only: bool
-                 ) -> dict[str, float]:
+def bench_rstore(dsn: str, n: int, points: int, events: int, kv_only: bool) -> dict[str, float]:
     assert rstore is not None
     ns = "b" + uuid.uuid4().hex[:8]
     r: dict[str, float] = {}
@@ -79,8 +78,7 @@ def bench_rstore(dsn: str, n: int, points: int, events: int, kv_only: bool
             data = [(t, "abcdefg") for t in range(points)]
             r["extend"] = timed(lambda: s.extend("s", *data), points)
             r["range"] = timed(lambda: [s.range("s", 5000, n=1000) for _ in range(10)], 10)
-            r["apply"] = timed(lambda: [s.apply("e", {"n": i}, t=i + 1)
-                                        for i in range(1000)], 1000)
+            r["apply"] = timed(lambda: [s.apply("e", {"n": i}, t=i + 1) for i in range(1000)], 1000)
             for i in range(1000, events):
                 s.apply("e", {"n": (operator.add, 1)}, t=i + 1)
             r["current"] = timed(lambda: [s.current("e") for _ in range(3)], 3)
@@ -98,9 +96,12 @@ def bench_raw_sqlite(path: str, n: int) -> dict[str, float]:
             conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (k, str(i)))
             conn.commit()
 
-    r = {"set": timed(put, n),
-         "get": timed(lambda: [conn.execute("SELECT v FROM kv WHERE k = ?", (k,)).fetchone()
-                               for k in keys], n)}
+    r = {
+        "set": timed(put, n),
+        "get": timed(
+            lambda: [conn.execute("SELECT v FROM kv WHERE k = ?", (k,)).fetchone() for k in keys], n
+        ),
+    }
     conn.close()
     return r
 
@@ -111,10 +112,12 @@ def bench_raw_redis(n: int) -> dict[str, float]:
     client = redis.Redis.from_url(REDIS)
     prefix = "rawkv" + uuid.uuid4().hex[:6] + ":"
     keys = [prefix + f"key{i}" for i in range(n)]
-    r = {"set": timed(lambda: [client.set(k, str(i)) for i, k in enumerate(keys)], n),
-         "get": timed(lambda: [client.get(k) for k in keys], n)}
+    r = {
+        "set": timed(lambda: [client.set(k, str(i)) for i, k in enumerate(keys)], n),
+        "get": timed(lambda: [client.get(k) for k in keys], n),
+    }
     for start in range(0, n, 1000):
-        client.delete(*keys[start:start + 1000])
+        client.delete(*keys[start : start + 1000])
     client.close()
     return r
 
@@ -148,11 +151,11 @@ def main() -> None:
     for engine in args.engines.split(","):
         peers: dict[str, dict[str, float]] = {}
         if engine == "sqlite":
-            mine = bench_persisty(f"sqlite:///{tmp}/persisty.db", args.n, args.points,
-                                  args.events)
+            mine = bench_persisty(f"sqlite:///{tmp}/persisty.db", args.n, args.points, args.events)
             if rstore is not None:
-                peers["rstore"] = bench_rstore(f"sqlite://{tmp}/rstore.store", args.n,
-                                               args.points, args.events, False)
+                peers["rstore"] = bench_rstore(
+                    f"sqlite://{tmp}/rstore.store", args.n, args.points, args.events, False
+                )
             peers["raw sqlite3"] = bench_raw_sqlite(f"{tmp}/raw.db", args.n)
         elif engine == "postgresql":
             mine = bench_persisty(PG, args.n, args.points, args.events)

@@ -66,12 +66,15 @@ def contenders() -> list[PersistyContender]:
     plain.baseline = True
     return [
         plain,
-        PersistyContender("encrypted", lambda: encrypted(
-            dbs["encrypted"].store(BenchItem), ["title", "=tags[]"], keys)),
+        PersistyContender(
+            "encrypted",
+            lambda: encrypted(dbs["encrypted"].store(BenchItem), ["title", "=tags[]"], keys),
+        ),
         PersistyContender("observed", open_observed),
         PersistyContender("observed+outbox", lambda: open_observed(outbox=True)),
-        PersistyContender("related", lambda: related(dbs["related"].store(BenchItem),
-                                                     dbs["related"])),
+        PersistyContender(
+            "related", lambda: related(dbs["related"].store(BenchItem), dbs["related"])
+        ),
     ]
 
 
@@ -94,8 +97,12 @@ def relations_load(n_posts: int = 5_000, n_owners: int = 500) -> None:
     owners = db.store(Owner)
     posts = related(db.store(Post), db)
     owners.edit_batch([persisty.Edit.create(Owner(id=f"o{i}")) for i in range(n_owners)])
-    posts.edit_batch([persisty.Edit.create(Post(id=f"p{i}", owner_id=f"o{i % n_owners}"))
-                      for i in range(n_posts)])
+    posts.edit_batch(
+        [
+            persisty.Edit.create(Post(id=f"p{i}", owner_id=f"o{i % n_owners}"))
+            for i in range(n_posts)
+        ]
+    )
     items = [p for p in posts.search_all(page_size=1000)]
     start = time.perf_counter()
     batched = posts.load(items, "owner")
@@ -104,9 +111,11 @@ def relations_load(n_posts: int = 5_000, n_owners: int = 500) -> None:
     naive = [owners.read(p.owner_id) for p in items]
     t_naive = time.perf_counter() - start
     assert batched == naive
-    print(f"\nrelations: owner of {n_posts:,} posts: load() {n_posts / t_batched:,.0f} items/s, "
-          f"a read per post {n_posts / t_naive:,.0f} items/s "
-          f"({t_naive / t_batched:.1f}x faster batched)")
+    print(
+        f"\nrelations: owner of {n_posts:,} posts: load() {n_posts / t_batched:,.0f} items/s, "
+        f"a read per post {n_posts / t_naive:,.0f} items/s "
+        f"({t_naive / t_batched:.1f}x faster batched)"
+    )
 
 
 def best_of_two(n: int, seed: int) -> list[Result]:
@@ -122,8 +131,11 @@ def best_of_two(n: int, seed: int) -> list[Result]:
 if __name__ == "__main__":
     args = arguments()
     # warm up (imports, SQLite, statement caches) so the baseline does not pay for it
-    run_one(PersistyContender("warm-up", lambda: _db("warmup").store(BenchItem)),
-            min(args.n, 5_000), args.seed)
+    run_one(
+        PersistyContender("warm-up", lambda: _db("warmup").store(BenchItem)),
+        min(args.n, 5_000),
+        args.seed,
+    )
     print(f"n={args.n:,}, best of two runs per contender\n")
     every = []
     for _ in range(args.runs):

@@ -1,6 +1,6 @@
 """persisty's memory backend vs a plain dict doing the same work (the floor of overhead).
 
-    .venv/bin/python benchmarks/bench_memory.py --n 50000 [--runs 3]
+.venv/bin/python benchmarks/bench_memory.py --n 50000 [--runs 3]
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class DictContender(Contender):
 
     def patch(self, change: dict[str, Any]) -> None:
         key = change["id"]
-        self.rows[key] = dataclasses.replace(self.rows[key], score=change["score"],
-                                             title=change["title"])
+        self.rows[key] = dataclasses.replace(
+            self.rows[key], score=change["score"], title=change["title"]
+        )
 
     def search(self, owner: str) -> list[Any]:
         items = [self.rows[k] for k in self.by_owner.get(owner, ())]
@@ -62,6 +63,14 @@ class DictContender(Contender):
 if __name__ == "__main__":
     args = arguments()
     # a fresh database per run
-    run([DictContender(), PersistyContender("persisty memory",
-                                            lambda: persisty.connect("memory://").store(BenchItem))],
-        n=args.n, seed=args.seed, runs=args.runs)
+    run(
+        [
+            DictContender(),
+            PersistyContender(
+                "persisty memory", lambda: persisty.connect("memory://").store(BenchItem)
+            ),
+        ],
+        n=args.n,
+        seed=args.seed,
+        runs=args.runs,
+    )

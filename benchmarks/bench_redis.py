@@ -137,15 +137,22 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=1,
-                        help="independent runs; with several, a median table with the spread")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs; with several, a median table with the spread",
+    )
     args = parser.parse_args()
     every = []
     for i in range(args.runs):
-        print(f"run {i + 1}/{args.runs}: raw redis-py vs persisty redis, n={args.n:,}, "
-              "interleaved", flush=True)
-        results = run_interleaved([RawRedis(), persisty_contender()], args.n, args.seed,
-                                  args.rounds)
+        print(
+            f"run {i + 1}/{args.runs}: raw redis-py vs persisty redis, n={args.n:,}, interleaved",
+            flush=True,
+        )
+        results = run_interleaved(
+            [RawRedis(), persisty_contender()], args.n, args.seed, args.rounds
+        )
         print()
         print(table(results))
         print()

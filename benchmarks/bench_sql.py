@@ -52,8 +52,9 @@ def _item(row: Sequence[Any]) -> BenchItem:
     """Hand-written row mapping: what code on a raw driver does to get typed items."""
     created = row[4] if isinstance(row[4], datetime) else datetime.fromisoformat(row[4])
     tags = row[5] if isinstance(row[5], list) else json.loads(row[5])
-    return BenchItem(id=row[0], title=row[1], owner=row[2], score=row[3], created_at=created,
-                     tags=tags)
+    return BenchItem(
+        id=row[0], title=row[1], owner=row[2], score=row[3], created_at=created, tags=tags
+    )
 
 
 class RawSqlite(Contender):
@@ -75,8 +76,10 @@ class RawSqlite(Contender):
         c.execute("PRAGMA journal_mode = WAL")
         c.execute("PRAGMA synchronous = NORMAL")
         c.execute("DROP TABLE IF EXISTS raw_item")
-        c.execute("CREATE TABLE raw_item (id TEXT PRIMARY KEY, title TEXT, owner TEXT, "
-                  "score INTEGER, created_at TEXT, tags TEXT)")
+        c.execute(
+            "CREATE TABLE raw_item (id TEXT PRIMARY KEY, title TEXT, owner TEXT, "
+            "score INTEGER, created_at TEXT, tags TEXT)"
+        )
         c.execute("CREATE INDEX raw_item_owner_score ON raw_item (owner, score)")
 
     def teardown(self) -> None:
@@ -85,14 +88,21 @@ class RawSqlite(Contender):
 
     @staticmethod
     def _row(r: dict[str, Any]) -> tuple[Any, ...]:
-        return (r["id"], r["title"], r["owner"], r["score"],
-                r["created_at"].isoformat(" "), json.dumps(r["tags"]))
+        return (
+            r["id"],
+            r["title"],
+            r["owner"],
+            r["score"],
+            r["created_at"].isoformat(" "),
+            json.dumps(r["tags"]),
+        )
 
     def bulk_create(self, rows: Sequence[dict[str, Any]]) -> None:
         c = self.conn
         c.execute("BEGIN")
-        c.executemany("INSERT INTO raw_item VALUES (?, ?, ?, ?, ?, ?)",
-                      [self._row(r) for r in rows])
+        c.executemany(
+            "INSERT INTO raw_item VALUES (?, ?, ?, ?, ?, ?)", [self._row(r) for r in rows]
+        )
         c.execute("COMMIT")
 
     def read(self, key: str) -> Any:
@@ -101,28 +111,38 @@ class RawSqlite(Contender):
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
         marks = ", ".join("?" * len(keys))
-        rows = self.conn.execute(f"SELECT * FROM raw_item WHERE id IN ({marks})",
-                                 tuple(keys)).fetchall()
+        rows = self.conn.execute(
+            f"SELECT * FROM raw_item WHERE id IN ({marks})", tuple(keys)
+        ).fetchall()
         return [_item(r) for r in rows] if self.objects else rows
 
     def update(self, row: dict[str, Any]) -> None:
         r = self._row(row)
-        self.conn.execute("UPDATE raw_item SET title = ?, owner = ?, score = ?, created_at = ?, "
-                          "tags = ? WHERE id = ?", (*r[1:], r[0]))
+        self.conn.execute(
+            "UPDATE raw_item SET title = ?, owner = ?, score = ?, created_at = ?, "
+            "tags = ? WHERE id = ?",
+            (*r[1:], r[0]),
+        )
 
     def patch(self, change: dict[str, Any]) -> None:
         # autocommit: the statement is committed on its own
-        self.conn.execute("UPDATE raw_item SET score = ?, title = ? WHERE id = ?",
-                          (change["score"], change["title"], change["id"]))
+        self.conn.execute(
+            "UPDATE raw_item SET score = ?, title = ? WHERE id = ?",
+            (change["score"], change["title"], change["id"]),
+        )
 
     def search(self, owner: str) -> list[Any]:
-        rows = self.conn.execute("SELECT * FROM raw_item WHERE owner = ? "
-                                 "ORDER BY score DESC, id LIMIT 20", (owner,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT * FROM raw_item WHERE owner = ? ORDER BY score DESC, id LIMIT 20", (owner,)
+        ).fetchall()
         return [_item(r) for r in rows] if self.objects else rows
 
     def count(self, owner: str) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM raw_item WHERE owner = ?",
-                                     (owner,)).fetchone()[0])
+        return int(
+            self.conn.execute("SELECT count(*) FROM raw_item WHERE owner = ?", (owner,)).fetchone()[
+                0
+            ]
+        )
 
     def delete(self, key: str) -> None:
         self.conn.execute("DELETE FROM raw_item WHERE id = ?", (key,))
@@ -146,8 +166,10 @@ class RawPsycopg(Contender):
         self.conn = psycopg.connect(POSTGRES_URL, autocommit=True)
         c = self.conn
         c.execute("DROP TABLE IF EXISTS raw_item")
-        c.execute("CREATE TABLE raw_item (id TEXT COLLATE \"C\" PRIMARY KEY, title TEXT, "
-                  "owner TEXT COLLATE \"C\", score BIGINT, created_at TIMESTAMPTZ, tags JSONB)")
+        c.execute(
+            'CREATE TABLE raw_item (id TEXT COLLATE "C" PRIMARY KEY, title TEXT, '
+            'owner TEXT COLLATE "C", score BIGINT, created_at TIMESTAMPTZ, tags JSONB)'
+        )
         c.execute("CREATE INDEX raw_item_owner_score ON raw_item (owner, score)")
 
     def teardown(self) -> None:
@@ -156,41 +178,50 @@ class RawPsycopg(Contender):
 
     @staticmethod
     def _row(r: dict[str, Any]) -> tuple[Any, ...]:
-        return (r["id"], r["title"], r["owner"], r["score"], r["created_at"],
-                json.dumps(r["tags"]))
+        return (r["id"], r["title"], r["owner"], r["score"], r["created_at"], json.dumps(r["tags"]))
 
     def bulk_create(self, rows: Sequence[dict[str, Any]]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.executemany("INSERT INTO raw_item VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
-                            [self._row(r) for r in rows])
+            cur.executemany(
+                "INSERT INTO raw_item VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+                [self._row(r) for r in rows],
+            )
 
     def read(self, key: str) -> Any:
         row = self.conn.execute("SELECT * FROM raw_item WHERE id = %s", (key,)).fetchone()
         return _item(row) if self.objects and row is not None else row
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        rows = self.conn.execute("SELECT * FROM raw_item WHERE id = ANY(%s)",
-                                 (list(keys),)).fetchall()
+        rows = self.conn.execute(
+            "SELECT * FROM raw_item WHERE id = ANY(%s)", (list(keys),)
+        ).fetchall()
         return [_item(r) for r in rows] if self.objects else rows
 
     def update(self, row: dict[str, Any]) -> None:
         r = self._row(row)
-        self.conn.execute("UPDATE raw_item SET title = %s, owner = %s, score = %s, "
-                          "created_at = %s, tags = %s::jsonb WHERE id = %s", (*r[1:], r[0]))
+        self.conn.execute(
+            "UPDATE raw_item SET title = %s, owner = %s, score = %s, "
+            "created_at = %s, tags = %s::jsonb WHERE id = %s",
+            (*r[1:], r[0]),
+        )
 
     def patch(self, change: dict[str, Any]) -> None:
         # autocommit: the statement is committed on its own
-        self.conn.execute("UPDATE raw_item SET score = %s, title = %s WHERE id = %s",
-                          (change["score"], change["title"], change["id"]))
+        self.conn.execute(
+            "UPDATE raw_item SET score = %s, title = %s WHERE id = %s",
+            (change["score"], change["title"], change["id"]),
+        )
 
     def search(self, owner: str) -> list[Any]:
-        rows = self.conn.execute("SELECT * FROM raw_item WHERE owner = %s "
-                                 "ORDER BY score DESC, id LIMIT 20", (owner,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT * FROM raw_item WHERE owner = %s ORDER BY score DESC, id LIMIT 20", (owner,)
+        ).fetchall()
         return [_item(r) for r in rows] if self.objects else rows
 
     def count(self, owner: str) -> int:
-        row = self.conn.execute("SELECT count(*) FROM raw_item WHERE owner = %s",
-                                (owner,)).fetchone()
+        row = self.conn.execute(
+            "SELECT count(*) FROM raw_item WHERE owner = %s", (owner,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def delete(self, key: str) -> None:
@@ -226,10 +257,12 @@ class OrmContender(Contender):
         self.model = OrmItem
         self.engine = create_engine(self.url)
         if self.url.startswith("sqlite"):
+
             @event.listens_for(self.engine, "connect")
             def _wal(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.execute("PRAGMA journal_mode = WAL")
                 dbapi_conn.execute("PRAGMA synchronous = NORMAL")
+
         OrmBase.metadata.drop_all(self.engine)
         OrmBase.metadata.create_all(self.engine)
         self.base = OrmBase
@@ -282,8 +315,11 @@ class OrmContender(Contender):
 
         m = self.model
         with Session(self.engine) as s:
-            return list(s.scalars(select(m).where(m.owner == owner)
-                                  .order_by(m.score.desc(), m.id).limit(20)))
+            return list(
+                s.scalars(
+                    select(m).where(m.owner == owner).order_by(m.score.desc(), m.id).limit(20)
+                )
+            )
 
     def count(self, owner: str) -> int:
         from sqlalchemy import func, select
@@ -291,8 +327,7 @@ class OrmContender(Contender):
 
         m = self.model
         with Session(self.engine) as s:
-            return int(s.scalar(select(func.count()).select_from(m).where(m.owner == owner))
-                       or 0)
+            return int(s.scalar(select(func.count()).select_from(m).where(m.owner == owner)) or 0)
 
     def delete(self, key: str) -> None:
         from sqlalchemy.orm import Session
@@ -364,13 +399,25 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", choices=["sqlite", "postgresql"])
     p.add_argument("--repeat", type=int, default=3, help="rounds; each phase keeps its best")
-    p.add_argument("--runs", type=int, default=1,
-                   help="independent runs; with several, a median table with the spread")
-    p.add_argument("--interleaved", action="store_true",
-                   help="contenders take turns slice by slice inside every phase (for a "
-                        "loaded machine); --repeat rounds of the repeatable phases")
-    p.add_argument("--without", nargs="*", choices=["orm", "tuples"], default=[],
-                   help="leave out the SQLAlchemy ORM and/or the raw-tuples contenders")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs; with several, a median table with the spread",
+    )
+    p.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="contenders take turns slice by slice inside every phase (for a "
+        "loaded machine); --repeat rounds of the repeatable phases",
+    )
+    p.add_argument(
+        "--without",
+        nargs="*",
+        choices=["orm", "tuples"],
+        default=[],
+        help="leave out the SQLAlchemy ORM and/or the raw-tuples contenders",
+    )
     args = p.parse_args()
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -389,8 +436,11 @@ def main() -> None:
             pg.append(RawPsycopg(objects=False))
         pg.append(persisty_contender("persisty postgresql", POSTGRES_URL))
         if "orm" not in args.without:
-            pg.append(OrmContender("SQLAlchemy ORM",
-                                   POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://")))
+            pg.append(
+                OrmContender(
+                    "SQLAlchemy ORM", POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://")
+                )
+            )
         runs_of(pg, args)
 
 

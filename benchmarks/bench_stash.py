@@ -42,9 +42,17 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
 
 
 class Contender:
-    def __init__(self, name: str, obj: Any, *, set_: Callable[[Any, str, Any], None],
-                 get: Callable[[Any, str], Any], exists: Callable[[Any, str], bool],
-                 length: Callable[[Any], int], keys: Callable[[Any], list[str]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        obj: Any,
+        *,
+        set_: Callable[[Any, str, Any], None],
+        get: Callable[[Any, str], Any],
+        exists: Callable[[Any, str], bool],
+        length: Callable[[Any], int],
+        keys: Callable[[Any], list[str]],
+    ) -> None:
         self.name, self.obj = name, obj
         self.set, self.get, self.exists, self.length, self.keys = set_, get, exists, length, keys
 
@@ -61,15 +69,33 @@ def stash_phases(n: int, repeat: int, root: Path) -> dict[str, dict[str, float]]
     dc = diskcache.Cache(str(root / "diskcache"))
     sd = SqliteDict(str(root / "sqlitedict.db"), autocommit=True)
     contenders = [
-        Contender("persisty StoreStash (SQLite)", store,
-                  set_=lambda s, k, v: s.dump(k, v), get=lambda s, k: s.get(k),
-                  exists=lambda s, k: s.exists(k), length=len, keys=lambda s: list(s.keys())),
-        Contender("diskcache.Cache", dc, set_=lambda s, k, v: s.set(k, v),
-                  get=lambda s, k: s.get(k), exists=lambda s, k: k in s, length=len,
-                  keys=lambda s: list(s.iterkeys())),
-        Contender("sqlitedict.SqliteDict", sd, set_=lambda s, k, v: s.__setitem__(k, v),
-                  get=lambda s, k: s.get(k), exists=lambda s, k: k in s, length=len,
-                  keys=lambda s: list(s.keys())),
+        Contender(
+            "persisty StoreStash (SQLite)",
+            store,
+            set_=lambda s, k, v: s.dump(k, v),
+            get=lambda s, k: s.get(k),
+            exists=lambda s, k: s.exists(k),
+            length=len,
+            keys=lambda s: list(s.keys()),
+        ),
+        Contender(
+            "diskcache.Cache",
+            dc,
+            set_=lambda s, k, v: s.set(k, v),
+            get=lambda s, k: s.get(k),
+            exists=lambda s, k: k in s,
+            length=len,
+            keys=lambda s: list(s.iterkeys()),
+        ),
+        Contender(
+            "sqlitedict.SqliteDict",
+            sd,
+            set_=lambda s, k, v: s.__setitem__(k, v),
+            get=lambda s, k: s.get(k),
+            exists=lambda s, k: k in s,
+            length=len,
+            keys=lambda s: list(s.keys()),
+        ),
     ]
     results: dict[str, dict[str, float]] = {}
     for c in contenders:
@@ -99,8 +125,9 @@ def memo_phases(n: int, repeat: int, root: Path) -> dict[str, float]:
         cached_fn(a), memo_fn(a)
     out: dict[str, float] = {}
     out["functools.cache hit"] = len(hits) / best(lambda: [cached_fn(a) for a in hits], repeat)
-    out["@persisted hit (in process)"] = len(hits) / best(lambda: [memo_fn(a) for a in hits],
-                                                          repeat)
+    out["@persisted hit (in process)"] = len(hits) / best(
+        lambda: [memo_fn(a) for a in hits], repeat
+    )
 
     dc = diskcache.Cache(str(root / "memo-diskcache"))
     dc_fn = dc.memoize()(work)
@@ -137,12 +164,16 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     ours = stash["persisty StoreStash (SQLite)"]
     print(f"stashes, n={opts.n} (ops/s; ratio = StoreStash / peer)")
-    print(f"{'phase':8} {'StoreStash':>12} {'diskcache':>12} {'ratio':>7} {'sqlitedict':>12} "
-          f"{'ratio':>7}")
+    print(
+        f"{'phase':8} {'StoreStash':>12} {'diskcache':>12} {'ratio':>7} {'sqlitedict':>12} "
+        f"{'ratio':>7}"
+    )
     for phase in ("set", "get", "exists", "len", "keys"):
         d, s = stash["diskcache.Cache"][phase], stash["sqlitedict.SqliteDict"][phase]
-        print(f"{phase:8} {ours[phase]:12,.0f} {d:12,.0f} {ours[phase] / d:6.2f}x {s:12,.0f} "
-              f"{ours[phase] / s:6.2f}x")
+        print(
+            f"{phase:8} {ours[phase]:12,.0f} {d:12,.0f} {ours[phase] / d:6.2f}x {s:12,.0f} "
+            f"{ours[phase] / s:6.2f}x"
+        )
     print("\nmemo hits (calls/s)")
     for name, rate in memo.items():
         print(f"  {name:38} {rate:14,.0f}")

@@ -114,8 +114,12 @@ class Contender:
 class PersistyContender(Contender):
     """The workload through any sync persisty Store of :class:`BenchItem`."""
 
-    def __init__(self, name: str, open_store: Callable[[], Store[BenchItem]],
-                 close: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        name: str,
+        open_store: Callable[[], Store[BenchItem]],
+        close: Callable[[], None] = lambda: None,
+    ) -> None:
         self.name = name
         self._open = open_store
         self._close = close
@@ -182,7 +186,7 @@ class Operations:
 
     @property
     def batches(self) -> list[list[str]]:
-        return [self.reads[i:i + 100] for i in range(0, len(self.reads), 100)]
+        return [self.reads[i : i + 100] for i in range(0, len(self.reads), 100)]
 
 
 def operations(n: int, seed: int = 1) -> Operations:
@@ -192,12 +196,16 @@ def operations(n: int, seed: int = 1) -> Operations:
     rnd = random.Random(seed + 1)
     keys = [r["id"] for r in rows]
     reads = [rnd.choice(keys) for _ in range(min(10_000, 2 * n))]
-    updates = [dict(r, score=r["score"] + 1, title=r["title"][::-1])
-               for r in rnd.sample(rows, min(5_000, n // 2))]
+    updates = [
+        dict(r, score=r["score"] + 1, title=r["title"][::-1])
+        for r in rnd.sample(rows, min(5_000, n // 2))
+    ]
     owners = [rnd.choice(OWNERS) for _ in range(1_000)]
     deletes = rnd.sample(keys, min(5_000, n // 2))
-    patches = [{"id": r["id"], "score": r["score"] + 2, "title": r["title"].swapcase()}
-               for r in rnd.sample(rows, min(5_000, n // 2))]
+    patches = [
+        {"id": r["id"], "score": r["score"] + 2, "title": r["title"].swapcase()}
+        for r in rnd.sample(rows, min(5_000, n // 2))
+    ]
     return Operations(rows, reads, updates, patches, owners, deletes)
 
 
@@ -207,15 +215,15 @@ def run_one(c: Contender, n: int, seed: int = 1) -> Result:
     result = Result(c.name, baseline=c.baseline)
     c.setup()
     try:
+
         def bulk() -> None:
             for i in range(0, n, 1000):
-                c.bulk_create(w.rows[i:i + 1000])
+                c.bulk_create(w.rows[i : i + 1000])
 
         result.ops["bulk_create"] = _time(bulk, n)
         result.ops["read"] = _time(lambda: [c.read(k) for k in w.reads], len(w.reads))
         batches = w.batches
-        result.ops["read_batch"] = _time(lambda: [c.read_batch(b) for b in batches],
-                                         len(w.reads))
+        result.ops["read_batch"] = _time(lambda: [c.read_batch(b) for b in batches], len(w.reads))
         result.ops["update"] = _time(lambda: [c.update(r) for r in w.updates], len(w.updates))
         result.ops["patch"] = _time(lambda: [c.patch(p) for p in w.patches], len(w.patches))
         result.ops["search"] = _time(lambda: [c.search(o) for o in w.owners], len(w.owners))
@@ -226,8 +234,9 @@ def run_one(c: Contender, n: int, seed: int = 1) -> Result:
     return result
 
 
-def run_interleaved(contenders: Sequence[Contender], n: int, seed: int,
-                    rounds: int) -> list[Result]:
+def run_interleaved(
+    contenders: Sequence[Contender], n: int, seed: int, rounds: int
+) -> list[Result]:
     """The standard workload (same data and operations as ``workload.run_one``), with the
     contenders taking turns slice by slice inside every phase, so that load from other jobs
     on the machine hits both alike. Repeatable phases run ``rounds`` times; the best is kept.
@@ -237,24 +246,53 @@ def run_interleaved(contenders: Sequence[Contender], n: int, seed: int,
     batches = w.batches
 
     def slices(ops: Sequence[Any], size: int) -> list[Sequence[Any]]:
-        return [ops[i:i + size] for i in range(0, len(ops), size)]
+        return [ops[i : i + size] for i in range(0, len(ops), size)]
 
     phases: list[tuple[str, list[Sequence[Any]], Callable[[Contender, Any], Any], int, int]] = [
         ("bulk_create", slices(rows, 1000), lambda c, part: c.bulk_create(part), n, 1),
-        ("read", slices(reads, 500), lambda c, part: [c.read(k) for k in part],
-         len(reads), rounds),
-        ("read_batch", slices(batches, 10), lambda c, part: [c.read_batch(b) for b in part],
-         len(reads), rounds),
-        ("update", slices(updates, 250), lambda c, part: [c.update(r) for r in part],
-         len(updates), rounds),
-        ("patch", slices(w.patches, 250), lambda c, part: [c.patch(r) for r in part],
-         len(w.patches), rounds),
-        ("search", slices(owners, 50), lambda c, part: [c.search(o) for o in part],
-         len(owners), rounds),
-        ("count", slices(owners, 50), lambda c, part: [c.count(o) for o in part],
-         len(owners), rounds),
-        ("delete", slices(deletes, 250), lambda c, part: [c.delete(k) for k in part],
-         len(deletes), 1),
+        ("read", slices(reads, 500), lambda c, part: [c.read(k) for k in part], len(reads), rounds),
+        (
+            "read_batch",
+            slices(batches, 10),
+            lambda c, part: [c.read_batch(b) for b in part],
+            len(reads),
+            rounds,
+        ),
+        (
+            "update",
+            slices(updates, 250),
+            lambda c, part: [c.update(r) for r in part],
+            len(updates),
+            rounds,
+        ),
+        (
+            "patch",
+            slices(w.patches, 250),
+            lambda c, part: [c.patch(r) for r in part],
+            len(w.patches),
+            rounds,
+        ),
+        (
+            "search",
+            slices(owners, 50),
+            lambda c, part: [c.search(o) for o in part],
+            len(owners),
+            rounds,
+        ),
+        (
+            "count",
+            slices(owners, 50),
+            lambda c, part: [c.count(o) for o in part],
+            len(owners),
+            rounds,
+        ),
+        (
+            "delete",
+            slices(deletes, 250),
+            lambda c, part: [c.delete(k) for k in part],
+            len(deletes),
+            1,
+        ),
     ]
     results = [Result(c.name, baseline=c.baseline) for c in contenders]
     for c in contenders:
@@ -324,14 +362,17 @@ def median_table(runs: Sequence[Sequence[Result]]) -> str:
                 continue
             ratios = [run[i].ops[p] / run[base_i].ops[p] for run in runs if p in run[i].ops]
             spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
-            cells.append(f"{med:,.0f} ({statistics.median(ratios):.2f}x"
-                         + (f", {spread})" if spread else ")"))
+            cells.append(
+                f"{med:,.0f} ({statistics.median(ratios):.2f}x"
+                + (f", {spread})" if spread else ")")
+            )
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def run(contenders: Sequence[Contender], n: int = 50_000, seed: int = 1,
-        runs: int = 1) -> list[list[Result]]:
+def run(
+    contenders: Sequence[Contender], n: int = 50_000, seed: int = 1, runs: int = 1
+) -> list[list[Result]]:
     """Run every contender on the same workload ``runs`` times; print each run's table (and
     the median table when there are several) and return the results of every run."""
     every: list[list[Result]] = []
@@ -355,6 +396,10 @@ def arguments(default_n: int = 50_000) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=default_n)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--runs", type=int, default=1,
-                   help="independent runs; with several, a median table with the spread")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs; with several, a median table with the spread",
+    )
     return p.parse_args()

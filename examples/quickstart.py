@@ -22,15 +22,15 @@ from persisty.errors import PreconditionFailed
 class Note:
     """A note someone wrote."""
 
-    id: UUID = Attr(default_factory=uuid4)                # the key
+    id: UUID = Attr(default_factory=uuid4)  # the key
     owner: str
     title: str = Attr(max_length=200)
     priority: int = 0
     tags: list[str] = Attr(default_factory=list)
     body: str | None = None
     # a default for the type checker; the store sets them
-    created_at: datetime = Attr(generated="created", default=None)   # set on create
-    updated_at: datetime = Attr(generated="updated", default=None)   # set on every write
+    created_at: datetime = Attr(generated="created", default=None)  # set on create
+    updated_at: datetime = Attr(generated="updated", default=None)  # set on every write
 
 
 def main(url: str = "memory://") -> list[str]:
@@ -50,15 +50,21 @@ def _tour(notes: Store[Note], say: Callable[[str], None], out: list[str]) -> lis
 
     hello = notes.create(Note(owner="ann", title="Hello", tags=["greeting"]))
     say(f"created {notes.key_of(hello)} at {hello.created_at:%H:%M:%S}")
-    notes.edit_batch([Edit.create(Note(owner="ann", title=f"Note {i}", priority=i % 4))
-                      for i in range(10)])
+    notes.edit_batch(
+        [Edit.create(Note(owner="ann", title=f"Note {i}", priority=i % 4)) for i in range(10)]
+    )
     notes.create(Note(owner="bob", title="Bob's", priority=2))
 
-    page = notes.search((F.owner == "ann") & (F.priority >= 2), order=[-F.priority, +F.title],
-                        limit=3)
+    page = notes.search(
+        (F.owner == "ann") & (F.priority >= 2), order=[-F.priority, +F.title], limit=3
+    )
     say("ann's top notes: " + ", ".join(f"{n.title} (p{n.priority})" for n in page.items))
-    more = notes.search((F.owner == "ann") & (F.priority >= 2), order=[-F.priority, +F.title],
-                        limit=3, page_key=page.next_page_key)
+    more = notes.search(
+        (F.owner == "ann") & (F.priority >= 2),
+        order=[-F.priority, +F.title],
+        limit=3,
+        page_key=page.next_page_key,
+    )
     say("next page: " + ", ".join(n.title for n in more.items))
     say(f"titles containing 'ote': {notes.count(F.title.contains('ote'))}")
 

@@ -55,12 +55,32 @@ def generate(source: Path, replacements: dict[str, str]) -> str:
     code = re.sub(r"\._async\b", "._sync", code)
     # drop the async-only imports the transformation leaves behind, and sort the rest
     ruff = Path(sys.executable).with_name("ruff")
-    fixed = subprocess.run(  # noqa: S603 - runs our own ruff on generated code
-        [str(ruff), "check", "--fix-only", "--select", "F401,I", "--stdin-filename",
-         str(source.with_name("_sync.py")), "-"],
-        input=code, capture_output=True, text=True, check=True, cwd=ROOT,
+    fixed = subprocess.run(  # noqa: S603
+        [
+            str(ruff),
+            "check",
+            "--fix-only",
+            "--select",
+            "F401,I",
+            "--stdin-filename",
+            str(source.with_name("_sync.py")),
+            "-",
+        ],
+        input=code,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
-    return fixed.stdout
+    formatted = subprocess.run(  # noqa: S603
+        [str(ruff), "format", "--stdin-filename", str(source.with_name("_sync.py")), "-"],
+        input=fixed.stdout,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return formatted.stdout
 
 
 def main(argv: list[str]) -> int:

@@ -23,9 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.messenger.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _free_port() -> int:
@@ -41,8 +48,7 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("browser") / "messenger.db"
     port = _free_port()
     asgi = create_app(f"sqlite:///{db}", demo=True)
-    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -56,8 +62,9 @@ def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    assert CHROMIUM.exists(), ("Chromium is missing: scripts/test installs it "
-                               "(apt-get install -y chromium)")
+    assert CHROMIUM.exists(), (
+        "Chromium is missing: scripts/test installs it (apt-get install -y chromium)"
+    )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -115,8 +122,7 @@ def test_pages_refer_only_to_their_own_origin_and_assets_cache_long(tmp_path: Pa
     with TestClient(create_app(f"sqlite:///{tmp_path}/m.db", demo=True)) as client:
         for path in ("/docs", "/graphql"):
             page = client.get(path, headers={"accept": "text/html"})
-            assert page.status_code == 200 and page.headers["content-type"].startswith(
-                "text/html")
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
             refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
             assert refs and all("//" not in r for r in refs), refs
             for ref in refs:
@@ -126,7 +132,12 @@ def test_pages_refer_only_to_their_own_origin_and_assets_cache_long(tmp_path: Pa
         assert client.get("/_static/../static/README.md").status_code == 404
         root = client.get("/")
         assert root.status_code == 200
-        assert root.json() == {"api": "/api", "openapi": "/api/openapi.json",
-                               "docs": "/docs", "graphql": "/graphql"}
+        assert root.json() == {
+            "api": "/api",
+            "openapi": "/api/openapi.json",
+            "docs": "/docs",
+            "graphql": "/graphql",
+            "admin": "/admin/",
+        }
         browser_root = client.get("/", headers={"accept": "text/html"})
         assert 'href="docs"' in browser_root.text and 'href="api"' in browser_root.text

@@ -71,9 +71,10 @@ def blocks(path: Path) -> list[Block]:
         indent, fence, info = m.group(1), m.group(2), m.group(3).strip()
         body = []
         j = i + 1
-        while j < len(lines) and not (lines[j].strip().startswith(fence)
-                                      and lines[j].strip().strip(fence[0]) == ""):
-            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j])
+        while j < len(lines) and not (
+            lines[j].strip().startswith(fence) and lines[j].strip().strip(fence[0]) == ""
+        ):
+            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
             j += 1
         result.append(Block(path, i + 1, info, "\n".join(body) + "\n"))
         i = j + 1
@@ -83,8 +84,9 @@ def blocks(path: Path) -> list[Block]:
 def _isolating(connect: Callable[..., Any], prefix: str) -> Callable[..., Any]:
     """``connect`` with every namespace behind ``prefix`` (parallel runs share no table)."""
 
-    def wrapped(url: str | None = None, *args: Any, namespace: str | None = None,
-                **kwargs: Any) -> Any:
+    def wrapped(
+        url: str | None = None, *args: Any, namespace: str | None = None, **kwargs: Any
+    ) -> Any:
         return connect(url, *args, namespace=f"{prefix}{namespace or 'docs'}"[:40], **kwargs)
 
     wrapped.__doc__ = connect.__doc__
@@ -102,8 +104,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path
 
 
-def run_blocks(name: str, runnable: list[Block], namespace: dict[str, Any] | None = None,
-               *, top_level_await: bool = False) -> None:
+def run_blocks(
+    name: str,
+    runnable: list[Block],
+    namespace: dict[str, Any] | None = None,
+    *,
+    top_level_await: bool = False,
+) -> None:
     """Run ``runnable`` in order in one fresh module; a failure names the block's line."""
     module = types.ModuleType(name)
     module.__dict__.update(namespace or {})
@@ -122,8 +129,9 @@ def run_blocks(name: str, runnable: list[Block], namespace: dict[str, Any] | Non
                 else:
                     exec(code, module.__dict__)
             except Exception as e:
-                raise AssertionError(f"the block at {block.where} failed: "
-                                     f"{type(e).__name__}: {e}\n{block.code}") from e
+                raise AssertionError(
+                    f"the block at {block.where} failed: {type(e).__name__}: {e}\n{block.code}"
+                ) from e
     finally:
         del sys.modules[name]
 
@@ -134,11 +142,15 @@ def test_every_doc_file_is_found() -> None:
 
 def test_the_parser_reads_fences_and_no_run(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("text\n```python\nx = 1\n```\n- item\n  ```python no-run\n  y\n  ```\n"
-                    "```bash\nls\n```\n")
+    page.write_text(
+        "text\n```python\nx = 1\n```\n- item\n  ```python no-run\n  y\n  ```\n```bash\nls\n```\n"
+    )
     found = blocks(page)
     assert [(b.line, b.info, b.runs) for b in found] == [
-        (2, "python", True), (6, "python no-run", False), (9, "bash", False)]
+        (2, "python", True),
+        (6, "python no-run", False),
+        (9, "bash", False),
+    ]
     assert found[0].code == "x = 1\n" and found[1].code == "y\n"
 
 
@@ -152,7 +164,8 @@ def test_python_blocks_run(path: Path, isolated: Path) -> None:
     if any(e in text for e in SERVER_ENGINES):
         assert os.environ.get("AWS_ENDPOINT_URL"), (
             f"{path.name} talks to DynamoDB/S3: run it under scripts/test, or "
-            "`source scripts/services` first (it exports AWS_ENDPOINT_URL for moto_server)")
+            "`source scripts/services` first (it exports AWS_ENDPOINT_URL for moto_server)"
+        )
     run_blocks(f"docs_{path.stem.replace('-', '_')}", runnable)
 
 
@@ -172,7 +185,7 @@ def docstring_examples(obj: Any) -> list[str]:
             continue
         base = len(m.group(1))
         body = []
-        for nxt in lines[i + 1:]:
+        for nxt in lines[i + 1 :]:
             if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= base:
                 break
             body.append(nxt)
@@ -188,8 +201,9 @@ def test_the_readme_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
     assert "@stored" in quickstart[0].code and "asyncio.run" in quickstart[1].code
     source = tmp_path / "quickstart.py"
     source.write_text("".join(b.code for b in quickstart))
-    out, err, status = api.run(["--strict", "--no-error-summary", "--cache-dir",
-                                str(ROOT / ".mypy_cache"), str(source)])
+    out, err, status = api.run(
+        ["--strict", "--no-error-summary", "--cache-dir", str(ROOT / ".mypy_cache"), str(source)]
+    )
     assert status == 0, out + err
 
 
@@ -197,7 +211,7 @@ def test_the_readme_quickstart_passes_mypy_strict(tmp_path: Path) -> None:
 # the usual imports, a Note model, a db (memory://, async for examples that await) with a
 # notes store and a few items, their keys and etag, keys for encryption, a related pair of
 # models, a hook and an index. An example needing anything else defines it itself.
-EXAMPLE_CONTEXT = '''
+EXAMPLE_CONTEXT = """
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
@@ -276,14 +290,24 @@ AWAIT db.store(Author).create(Author(id="a1", name="Ursula"))
 AWAIT db.store(Book).create(Book(title="The Dispossessed", year=2001, author_id="a1"))
 def reindex(change): pass
 search_index = SimpleNamespace(put=reindex)
-'''
-ASYNC_EXTRAS = '''
+"""
+ASYNC_EXTRAS = """
 async def reindex(change, *rest): pass
 search_index = SimpleNamespace(put=reindex)
-'''
-PUBLIC_MODULES = ["persisty", "persisty.aio", "persisty.errors", "persisty.layers",
-                  "persisty.model", "persisty.query", "persisty.serve", "persisty.sql",
-                  "persisty.store", "persisty.testing"]
+"""
+PUBLIC_MODULES = [
+    "persisty",
+    "persisty.aio",
+    "persisty.errors",
+    "persisty.layers",
+    "persisty.dynamic",
+    "persisty.model",
+    "persisty.query",
+    "persisty.serve",
+    "persisty.sql",
+    "persisty.store",
+    "persisty.testing",
+]
 NEEDS_A_SERVER = ("postgresql://", "mysql://", "redis://", "dynamodb://", "s3://")
 
 
@@ -302,8 +326,11 @@ def public_examples() -> Iterator[tuple[str, str]]:
             obj = getattr(module, name)
             found.append((f"{module_name}.{name}", obj))
             if inspect.isclass(obj):
-                found += [(f"{module_name}.{name}.{attr}", value)
-                          for attr, value in vars(obj).items() if not attr.startswith("_")]
+                found += [
+                    (f"{module_name}.{name}.{attr}", value)
+                    for attr, value in vars(obj).items()
+                    if not attr.startswith("_")
+                ]
         for where, obj in found:
             if isinstance(obj, staticmethod | classmethod):
                 obj = obj.__func__
@@ -327,10 +354,12 @@ def test_the_public_api_has_examples() -> None:
 def test_docstring_example_runs(where: str, code: str, isolated: Path) -> None:
     if any(url in code for url in NEEDS_A_SERVER):
         return  # an example naming a server engine is a fragment for that engine
-    asynchronous = "await " in code or "async " in code or where.startswith(
-        ("persisty.serve", "persisty.aio"))
-    context = EXAMPLE_CONTEXT.replace("CONNECT", "persisty.aio.connect" if asynchronous
-                                      else "persisty.connect")
+    asynchronous = (
+        "await " in code or "async " in code or where.startswith(("persisty.serve", "persisty.aio"))
+    )
+    context = EXAMPLE_CONTEXT.replace(
+        "CONNECT", "persisty.aio.connect" if asynchronous else "persisty.connect"
+    )
     context = context.replace("AWAIT ", "await " if asynchronous else "")
     if asynchronous:
         context += ASYNC_EXTRAS

@@ -17,14 +17,14 @@ from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationEr
 
 @stored(indexes=[Index("owner", "priority")])
 class Note:
-    id: UUID                               # the key; a uuid4 is generated when absent
+    id: UUID  # the key; a uuid4 is generated when absent
     owner: str
     title: str = Attr(max_length=200)
     priority: int = 0
     tags: list[str] = Attr(default_factory=list)
     body: str | None = None
-    created_at: datetime = Attr(generated="created")   # set on create
-    updated_at: datetime = Attr(generated="updated")   # set on create and on every update
+    created_at: datetime = Attr(generated="created")  # set on create
+    updated_at: datetime = Attr(generated="updated")  # set on create and on every update
 
 
 def urls(tmp_path: Path) -> list[str]:
@@ -37,8 +37,9 @@ def test_snippet_sync(kind: str, tmp_path: Path) -> None:
     notes = db.store(Note)
     n = notes.create(Note(owner="ann", title="Hello"))  # type: ignore[call-arg]
     assert notes.read(str(n.id)) == n and notes.key_of(n) == str(n.id)
-    page = notes.search((F.owner == "ann") & (F.priority >= 0), order=[-F.priority, +F.title],
-                        limit=20)
+    page = notes.search(
+        (F.owner == "ann") & (F.priority >= 0), order=[-F.priority, +F.title], limit=20
+    )
     assert page.items == [n] and page.next_page_key is None
     assert notes.count(F.title.contains("ell")) == 1
     u = notes.update(dataclasses.replace(n, title="Hi"), if_match=etag(n))
@@ -51,9 +52,15 @@ def test_snippet_sync(kind: str, tmp_path: Path) -> None:
     b = Note(owner="cy", title="b")  # type: ignore[call-arg]
     missing_key = "00000000-0000-0000-0000-000000000000"
     assert notes.read_batch([str(a.id), str(u.id), missing_key])[2] is None
-    results = notes.edit_batch([Edit.create(b), Edit.update(dataclasses.replace(a, body="b")),
-                                Edit.patch(str(a.id), {"priority": -1}),
-                                Edit.delete(str(u.id))], atomic=True)
+    results = notes.edit_batch(
+        [
+            Edit.create(b),
+            Edit.update(dataclasses.replace(a, body="b")),
+            Edit.patch(str(a.id), {"priority": -1}),
+            Edit.delete(str(u.id)),
+        ],
+        atomic=True,
+    )
     assert all(r.ok for r in results)
     assert notes.update_all(F.owner == "ann", {"priority": 0}) == 0
     assert notes.delete_all(F.priority < 0) == 1
@@ -73,8 +80,9 @@ async def test_snippet_async(kind: str, tmp_path: Path) -> None:
     notes = db.store(Note)
     n = await notes.create(Note(owner="ann", title="Hello"))  # type: ignore[call-arg]
     assert await notes.read(str(n.id)) == n
-    page = await notes.search((F.owner == "ann") & (F.priority >= 0),
-                              order=[-F.priority, +F.title], limit=20)
+    page = await notes.search(
+        (F.owner == "ann") & (F.priority >= 0), order=[-F.priority, +F.title], limit=20
+    )
     assert page.items == [n]
     assert await notes.count(F.title.contains("ell")) == 1
     await notes.update(dataclasses.replace(n, title="Hi"), if_match=etag(n))

@@ -48,17 +48,32 @@ print("sqlite sync and async: ok")
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"PYTHONPATH", "PERSISTY_URL", "VIRTUAL_ENV"}}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYTHONPATH", "PERSISTY_URL", "VIRTUAL_ENV"}
+    }
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                  "-q", "-w", str(out), str(ROOT)], cwd=out)
+    built = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        cwd=out,
+    )
     assert built.returncode == 0, built.stderr
     (path,) = out.glob("persisty-*.whl")
     return path
@@ -68,16 +83,30 @@ def test_the_wheel_ships_the_browser_assets_and_typing_marker(wheel: Path) -> No
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "persisty/py.typed" in names
     static = [n for n in names if n.startswith("persisty/serve/static/")]
-    for asset in ("swagger-ui-5.35.0/swagger-ui-bundle.js", "swagger-ui-5.35.0/swagger-ui.css",
-                  "swagger-ui-5.35.0/LICENSE", "graphiql-3.8.3/graphiql.min.js",
-                  "graphiql-3.8.3/LICENSE",
-                  "react-18.3.1/react.production.min.js", "react-18.3.1/LICENSE",
-                  "react-dom-18.3.1/react-dom.production.min.js", "react-dom-18.3.1/LICENSE"):
+    for asset in (
+        "swagger-ui-5.35.0/swagger-ui-bundle.js",
+        "swagger-ui-5.35.0/swagger-ui.css",
+        "swagger-ui-5.35.0/LICENSE",
+        "graphiql-3.8.3/graphiql.min.js",
+        "graphiql-3.8.3/LICENSE",
+        "react-18.3.1/react.production.min.js",
+        "react-18.3.1/LICENSE",
+        "react-dom-18.3.1/react-dom.production.min.js",
+        "react-dom-18.3.1/LICENSE",
+    ):
         assert f"persisty/serve/static/{asset}" in static, asset
     # the admin UI's templates, stylesheet and script (served from the app's own origin)
-    for name in ("static/admin.css", "static/admin.js", "static/favicon.svg",
-                 "templates/base.html", "templates/list.html", "templates/form.html",
-                 "templates/detail.html", "templates/login.html", "templates/_effects.html"):
+    for name in (
+        "static/admin.css",
+        "static/admin.js",
+        "static/favicon.svg",
+        "templates/base.html",
+        "templates/list.html",
+        "templates/form.html",
+        "templates/detail.html",
+        "templates/login.html",
+        "templates/_effects.html",
+    ):
         assert f"persisty/serve/admin/{name}" in names, name
 
 
@@ -86,15 +115,23 @@ def test_a_plain_install_runs_sqlite_and_the_command(wheel: Path, tmp_path: Path
     made = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     python = venv / "bin" / "python"
-    installed = _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-                      str(wheel)], cwd=tmp_path)
+    installed = _run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", str(wheel)],
+        cwd=tmp_path,
+    )
     assert installed.returncode == 0, installed.stderr
     work = tmp_path / "work"
     work.mkdir()
     # nothing beyond the base dependencies: no extra's driver may be importable
-    bare = _run([str(python), "-c", "import importlib.util as u; print([m for m in "
-                 "('typer', 'starlette', 'psycopg', 'redis', 'boto3') if u.find_spec(m)])"],
-                cwd=work)
+    bare = _run(
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u; print([m for m in "
+            "('typer', 'starlette', 'psycopg', 'redis', 'boto3') if u.find_spec(m)])",
+        ],
+        cwd=work,
+    )
     assert bare.stdout.strip() == "[]", bare.stdout + bare.stderr
     used = _run([str(python), "-c", FIRST_HOUR], cwd=work)
     assert used.returncode == 0, used.stderr
@@ -103,6 +140,7 @@ def test_a_plain_install_runs_sqlite_and_the_command(wheel: Path, tmp_path: Path
     helped = _run([str(venv / "bin" / "persisty"), "--help"], cwd=work)
     assert helped.returncode == 0, helped.stderr
     assert helped.stderr.strip().splitlines() == [
-        'persisty: the command line needs the serve extra: pip install "persisty[serve]"']
+        'persisty: the command line needs the serve extra: pip install "persisty[serve]"'
+    ]
     refused = _run([str(venv / "bin" / "persisty"), "serve", "x:app"], cwd=work)
     assert refused.returncode == 1 and "persisty[serve]" in refused.stderr

@@ -19,15 +19,25 @@ TOP_LEVEL_ONLY = ("persisty.serve",)
 # strongly connected component (this list only shrinks)
 KNOWN_CYCLES: list[list[str]] = [
     [
-        "persisty._connect", "persisty.aio", "persisty.files", "persisty.files._async.blobs",
-        "persisty.files._async.open", "persisty.files._async.s3", "persisty.files._async.store",
-        "persisty.files._databases", "persisty.files._sync.blobs", "persisty.files._sync.open",
-        "persisty.files._sync.s3", "persisty.files._sync.store", "persisty.store",
-        "persisty.store._async", "persisty.store._async.database", "persisty.store._sync",
+        "persisty._connect",
+        "persisty.aio",
+        "persisty.files",
+        "persisty.files._async.blobs",
+        "persisty.files._async.open",
+        "persisty.files._async.s3",
+        "persisty.files._async.store",
+        "persisty.files._databases",
+        "persisty.files._sync.blobs",
+        "persisty.files._sync.open",
+        "persisty.files._sync.s3",
+        "persisty.files._sync.store",
+        "persisty.store",
+        "persisty.store._async",
+        "persisty.store._async.database",
+        "persisty.store._sync",
         "persisty.store._sync.database",
     ],
-    ["persisty.layers._async.secured", "persisty.layers._policy",
-     "persisty.layers._sync.secured"],
+    ["persisty.layers._async.secured", "persisty.layers._policy", "persisty.layers._sync.secured"],
 ]
 
 
@@ -99,8 +109,7 @@ def _graph() -> dict[str, set[str]]:
         parts = i.target.split(".")
         for n in range(1, len(parts) + 1):
             above = ".".join(parts[:n])
-            if above in MODULES and not (i.importer == above
-                                         or i.importer.startswith(above + ".")):
+            if above in MODULES and not (i.importer == above or i.importer.startswith(above + ".")):
                 graph[i.importer].add(above)
     return graph
 
@@ -162,6 +171,9 @@ def test_no_import_cycles() -> None:
 
 
 def test_imports_of_persisty_are_at_module_level() -> None:
-    local = [f"{i.importer}:{i.line} imports {i.target}" for i in IMPORTS
-             if not i.top_level and i.importer.startswith(TOP_LEVEL_ONLY)]
+    local = [
+        f"{i.importer}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if not i.top_level and i.importer.startswith(TOP_LEVEL_ONLY)
+    ]
     assert local == []

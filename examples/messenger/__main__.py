@@ -24,8 +24,10 @@ def _free_port(host: str) -> int:
 
 
 def _urls(base: str) -> str:
-    return (f"Admin:   {base}/admin/\nAPI:     {base}/api\nDocs:    {base}/docs\n"
-            f"GraphQL: {base}/graphql")
+    return (
+        f"Admin:   {base}/admin/\nAPI:     {base}/api\nDocs:    {base}/docs\n"
+        f"GraphQL: {base}/graphql"
+    )
 
 
 def check(server: object, base: str) -> int:
@@ -39,24 +41,38 @@ def check(server: object, base: str) -> int:
         steps.append(("GET /api/channel", r.status_code == 200 and len(r.json()["items"]) >= 2))
         steps.append(("GET /docs", c.get("/docs").status_code == 200))
         admin = c.get("/admin/", follow_redirects=True)
-        steps.append(("GET /admin/ -> sign-in page", admin.status_code == 200
-                      and "Sign in" in admin.text))
+        steps.append(
+            ("GET /admin/ -> sign-in page", admin.status_code == 200 and "Sign in" in admin.text)
+        )
         spec = c.get("/api/openapi.json")
-        steps.append(("GET /api/openapi.json", spec.status_code == 200
-                      and "/api/message" in spec.json()["paths"]))
-        steps.append(("GET /api/message without a token -> 401",
-                      c.get("/api/message").status_code == 401))
+        steps.append(
+            (
+                "GET /api/openapi.json",
+                spec.status_code == 200 and "/api/message" in spec.json()["paths"],
+            )
+        )
+        steps.append(
+            ("GET /api/message without a token -> 401", c.get("/api/message").status_code == 401)
+        )
         token = c.post("/api/_login", json={"username": "ann", "password": "ann"})
         steps.append(("POST /api/_login", token.status_code == 200))
         auth = {"Authorization": "Bearer " + token.json().get("access_token", "")}
-        posted = c.post("/api/message", json={"channel_id": "general", "text": "check"},
-                        headers=auth)
-        steps.append(("POST /api/message", posted.status_code == 201
-                      and posted.json()["owner"] == "ann"))
+        posted = c.post(
+            "/api/message", json={"channel_id": "general", "text": "check"}, headers=auth
+        )
+        steps.append(
+            ("POST /api/message", posted.status_code == 201 and posted.json()["owner"] == "ann")
+        )
         q = '{ channel(key: "general") { title messages { text author { name } } } }'
         g = c.post("/graphql", json={"query": q}, headers=auth)
-        steps.append(("POST /graphql", g.status_code == 200 and "errors" not in g.json()
-                      and g.json()["data"]["channel"]["messages"]))
+        steps.append(
+            (
+                "POST /graphql",
+                g.status_code == 200
+                and "errors" not in g.json()
+                and g.json()["data"]["channel"]["messages"],
+            )
+        )
         if posted.status_code == 201:
             c.delete(posted.headers["location"], headers=auth)
     for name, ok in steps:
@@ -69,10 +85,14 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--url", help="database URL (default: sqlite:///persisty.db)")
-    parser.add_argument("--demo", action="store_true",
-                        help="demo logins (ann/ann, bob/bob, root/root), a random JWT secret")
-    parser.add_argument("--check", action="store_true",
-                        help="start on a free port, exercise the API, stop")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo logins (ann/ann, bob/bob, root/root), a random JWT secret",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="start on a free port, exercise the API, stop"
+    )
     args = parser.parse_args()
     if args.url:
         os.environ["PERSISTY_URL"] = args.url
@@ -84,11 +104,17 @@ def main() -> int:
 
     url = os.environ.get("PERSISTY_URL", "sqlite:///persisty.db")
     if not args.check:
-        print(f"persisty messenger on {url}\n" + _urls(f"http://{args.host}:{args.port}")
-              + ("\nDemo logins (admin and API): ann/ann, bob/bob (users), root/root (admin)"
-                 if args.demo else "")
-              + "\nAPI sign-in: POST /api/_login {\"username\": \"ann\", \"password\": \"ann\"}",
-              flush=True)
+        print(
+            f"persisty messenger on {url}\n"
+            + _urls(f"http://{args.host}:{args.port}")
+            + (
+                "\nDemo logins (admin and API): ann/ann, bob/bob (users), root/root (admin)"
+                if args.demo
+                else ""
+            )
+            + '\nAPI sign-in: POST /api/_login {"username": "ann", "password": "ann"}',
+            flush=True,
+        )
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     port = _free_port(args.host)

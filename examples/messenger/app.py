@@ -68,18 +68,21 @@ def own(principal: persisty.layers.Principal) -> persisty.Filter:
     return F.owner == principal.subject
 
 
-READ_ONLY_OR_ADMIN = Policy.scoped({"anonymous": Policy.read_only(),
-                                    "user": Policy.read_only(),
-                                    "admin": Policy.allow_all()})
+READ_ONLY_OR_ADMIN = Policy.scoped(
+    {"anonymous": Policy.read_only(), "user": Policy.read_only(), "admin": Policy.allow_all()}
+)
 
 POLICIES = {
     User: READ_ONLY_OR_ADMIN,
     Channel: READ_ONLY_OR_ADMIN,
-    Message: Policy.scoped({
-        "user": Policy(read=None, create=own, update=own, delete=own,
-                       force=lambda p: {"owner": p.subject}),
-        "admin": Policy.allow_all(),
-    }),
+    Message: Policy.scoped(
+        {
+            "user": Policy(
+                read=None, create=own, update=own, delete=own, force=lambda p: {"owner": p.subject}
+            ),
+            "admin": Policy.allow_all(),
+        }
+    ),
 }
 
 USERS = {"ann": ("ann", ["user"]), "bob": ("bob", ["user"]), "root": ("root", ["admin"])}
@@ -116,18 +119,24 @@ def create_app(url: str | None = None, *, demo: bool = False) -> Starlette:
         raise SystemExit("MESSENGER_SECRET must be at least 32 characters")
     if secret is None:
         if not demo:
-            raise SystemExit("set MESSENGER_SECRET (the JWT signing secret, 32+ characters), "
-                             "or start the demo: scripts/run-example (--demo)")
+            raise SystemExit(
+                "set MESSENGER_SECRET (the JWT signing secret, 32+ characters), "
+                "or start the demo: scripts/run-example (--demo)"
+            )
         secret = secrets.token_urlsafe(32)
     db = persisty.aio.connect(url)
     return make_app(
-        db, [User, Channel, Message],
+        db,
+        [User, Channel, Message],
         auth=JWTAuth(secret=secret),
         login=DemoAuthenticator(USERS) if demo else None,
         policies=POLICIES,
         anonymous=[User, Channel],
-        cache_control={User: "public, max-age=60", Channel: "public, max-age=60",
-                       Message: "private, no-cache"},
+        cache_control={
+            User: "public, max-age=60",
+            Channel: "public, max-age=60",
+            Message: "private, no-cache",
+        },
         cors=True,
         title="persisty messenger",
         admin=True,

@@ -41,11 +41,11 @@ def test_seeded_and_public_reads(client: Any) -> None:
 
 def test_messages_are_owned(client: Any) -> None:
     ann, bob, root = login(client, "ann"), login(client, "bob"), login(client, "root")
-    r = client.post("/api/message", json={"channel_id": "general", "text": "mine",
-                                          "owner": "bob"}, headers=ann)
+    r = client.post(
+        "/api/message", json={"channel_id": "general", "text": "mine", "owner": "bob"}, headers=ann
+    )
     assert r.status_code == 403 and r.json()["field"] == "owner"  # posting as someone else
-    r = client.post("/api/message", json={"channel_id": "general", "text": "mine"},
-                    headers=ann)
+    r = client.post("/api/message", json={"channel_id": "general", "text": "mine"}, headers=ann)
     assert r.status_code == 201 and r.json()["owner"] == "ann"
     loc = r.headers["location"]
     assert client.get(loc, headers=bob).status_code == 200  # signed-in users read all
@@ -53,10 +53,12 @@ def test_messages_are_owned(client: Any) -> None:
     assert client.delete(loc, headers=bob).status_code == 403
     r = client.patch(loc, json={"text": "edited"}, headers=ann)
     assert r.status_code == 200 and r.json()["text"] == "edited"
-    assert client.post("/api/channel", json={"id": "x", "title": "X"},
-                       headers=ann).status_code == 403
-    assert client.post("/api/channel", json={"id": "x", "title": "X"},
-                       headers=root).status_code == 201
+    assert (
+        client.post("/api/channel", json={"id": "x", "title": "X"}, headers=ann).status_code == 403
+    )
+    assert (
+        client.post("/api/channel", json={"id": "x", "title": "X"}, headers=root).status_code == 201
+    )
     assert client.delete(loc, headers=root).status_code == 204
     r = client.post("/api/message", json={"channel_id": "general", "text": ""}, headers=ann)
     assert r.status_code == 422 and r.json()["field"] == "text"
@@ -73,8 +75,14 @@ def test_graphql_relations(client: Any) -> None:
 def test_run_example_starts_and_serves(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PERSISTY_URL"}
     # the script's default: the embedded SQLite database ./persisty.db (here in tmp_path)
-    r = subprocess.run([str(ROOT / "scripts" / "run-example"), "--check"], env=env,
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run(
+        [str(ROOT / "scripts" / "run-example"), "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "/docs" in r.stdout and "/graphql" in r.stdout and "FAIL" not in r.stdout
     assert "sqlite:///persisty.db" in r.stdout
@@ -103,5 +111,7 @@ def test_refuses_to_start_without_a_secret(tmp_path: Path, monkeypatch: Any) -> 
     monkeypatch.setenv("MESSENGER_SECRET", "s" * 40)
     with TestClient(create_app(f"sqlite:///{tmp_path}/m.db")) as c:
         assert c.get("/api/channel").status_code == 200
-        assert c.post("/api/_login", json={"username": "ann", "password": "ann"}
-                      ).status_code in (404, 405)  # no demo logins outside demo mode
+        assert c.post("/api/_login", json={"username": "ann", "password": "ann"}).status_code in (
+            404,
+            405,
+        )  # no demo logins outside demo mode

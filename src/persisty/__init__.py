@@ -26,7 +26,7 @@ from persisty.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from persisty.model import Attr, Index, KeyConfig, StoreMeta, etag, meta_of, stored
+from persisty.model import Attr, FileRef, Index, KeyConfig, StoreMeta, etag, meta_of, stored
 from persisty.query import ALL, NONE, F, Filter, Order
 from persisty.store import Clock, Database, Edit, EditResult, Explain, Increment, Page, Store
 
@@ -41,6 +41,7 @@ __all__ = [
     "EditResult",
     "Explain",
     "F",
+    "FileRef",
     "Filter",
     "Forbidden",
     "Increment",

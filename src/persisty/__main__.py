@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-NEEDS_EXTRA = ('persisty: the command line needs the serve extra: '
-               'pip install "persisty[serve]"')
+NEEDS_EXTRA = 'persisty: the command line needs the serve extra: pip install "persisty[serve]"'
 
 
 def main() -> None:

@@ -14,9 +14,14 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("PERSISTY_URL") or DEFAULT_URL
 
 
-def connect(url: str | None = None, *, namespace: str | None = None,
-            secret: bytes | str | None = None, clock: Clock | None = None,
-            **options: Any) -> Database:
+def connect(
+    url: str | None = None,
+    *,
+    namespace: str | None = None,
+    secret: bytes | str | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Database:
     """Open a database by URL and get sync stores from it.
 
     ``memory://``, ``file:///dir``, ``sqlite:///path.db``, ``postgresql://…``,
@@ -31,20 +36,25 @@ def connect(url: str | None = None, *, namespace: str | None = None,
         notes = db.store(Note)
     """
     url = resolve_url(url)
-    db: Database = database_class(url, False)(url, namespace=namespace, secret=secret,
-                                                **options)
+    db: Database = database_class(url, False)(url, namespace=namespace, secret=secret, **options)
     if clock is not None:
         db.clock = clock
     return db
 
 
-def connect_async(url: str | None = None, *, namespace: str | None = None,
-                  secret: bytes | str | None = None, clock: Clock | None = None,
-                  **options: Any) -> AsyncDatabase:
+def connect_async(
+    url: str | None = None,
+    *,
+    namespace: str | None = None,
+    secret: bytes | str | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> AsyncDatabase:
     """Like :func:`connect`, with async stores (every method awaitable)."""
     url = resolve_url(url)
-    db: AsyncDatabase = database_class(url, True)(url, namespace=namespace, secret=secret,
-                                                   **options)
+    db: AsyncDatabase = database_class(url, True)(
+        url, namespace=namespace, secret=secret, **options
+    )
     if clock is not None:
         db.clock = clock
     return db

@@ -25,8 +25,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from persisty.errors import PersistyError
 from persisty.files.cli import app as files_app
 
-cli = typer.Typer(help="persisty: serve stores, export/import JSON Lines, migrate schemas.",
-                  no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="persisty: serve stores, export/import JSON Lines, migrate schemas.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console(stderr=True)
 cli.add_typer(files_app, name="files")  # persisty files ls|put|get|rm|cp|gc|fsck
 
@@ -89,8 +92,13 @@ def _open_existing(url: str, namespace: str | None, cls: Any) -> Any:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 @cli.command()
@@ -117,8 +125,9 @@ def serve(
 def export_(
     url: Annotated[str, typer.Argument(help="database URL")],
     target: Annotated[str, typer.Argument(help="MODULE:CLASS, a @stored class")],
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="file (default: stdout)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file (default: stdout)")
+    ] = None,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
     """Write every item of a store as JSON Lines (one item per line).
@@ -153,13 +162,16 @@ def export_(
 def import_(
     url: Annotated[str, typer.Argument(help="database URL")],
     target: Annotated[str, typer.Argument(help="MODULE:CLASS, a @stored class")],
-    source: Annotated[Path, typer.Argument(help="a JSON Lines file", exists=True,
-                                           dir_okay=False)],
+    source: Annotated[Path, typer.Argument(help="a JSON Lines file", exists=True, dir_okay=False)],
     batch: Annotated[int, typer.Option(help="items per batch", min=1, max=1000)] = 500,
     replace: Annotated[bool, typer.Option(help="overwrite items whose key exists")] = False,
-    restamp: Annotated[bool, typer.Option(
-        help="stamp generated values (created/updated timestamps, sequences) anew instead "
-             "of restoring them")] = False,
+    restamp: Annotated[
+        bool,
+        typer.Option(
+            help="stamp generated values (created/updated timestamps, sequences) anew instead "
+            "of restoring them"
+        ),
+    ] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
     """Restore the items of a JSON Lines file exactly (--replace overwrites existing keys):
@@ -194,7 +206,7 @@ def import_(
         with _progress() as progress:
             task = progress.add_task(f"import {meta.name}", total=len(items))
             for start in range(0, len(items), batch):
-                chunk = items[start:start + batch]
+                chunk = items[start : start + batch]
                 if not restamp and isinstance(store, StoreBase):
                     results = store.restore(chunk, replace=replace)
                     for item, r in zip(chunk, results, strict=True):
@@ -241,8 +253,7 @@ def migrate(
     import persisty
 
     mod = load(module)
-    classes = [v for v in vars(mod).values()
-               if isinstance(v, type) and hasattr(v, "__persisty__")]
+    classes = [v for v in vars(mod).values() if isinstance(v, type) and hasattr(v, "__persisty__")]
     if not classes:
         raise typer.BadParameter(f"{module} has no @stored classes")
     db = persisty.connect(url, namespace=namespace)
@@ -256,8 +267,7 @@ def migrate(
         if not plan:
             typer.echo("-- nothing to do")
         for step in plan:
-            typer.echo(step if step.rstrip().endswith(";") or step.startswith("--")
-                       else step + ";")
+            typer.echo(step if step.rstrip().endswith(";") or step.startswith("--") else step + ";")
         if apply and plan:
             db.migrate()
             console.print(f"applied {sum(1 for s in plan if not s.startswith('--'))} step(s)")
@@ -281,9 +291,11 @@ def _unreadable(db: Any, classes: list[Any]) -> list[str]:
             db.store(cls).search(limit=100)
         except IntegrityError as e:
             name = cls.__persisty__.name
-            notes.append(f"-- not applied: stored {name} items cannot be read: {e.message}; "
-                         "give new or changed attributes a default, or rewrite the items "
-                         "(a data migration)")
+            notes.append(
+                f"-- not applied: stored {name} items cannot be read: {e.message}; "
+                "give new or changed attributes a default, or rewrite the items "
+                "(a data migration)"
+            )
         except PersistyError:
             continue  # e.g. a SQL table that needs the steps above first
     return notes
@@ -291,14 +303,19 @@ def _unreadable(db: Any, classes: list[Any]) -> list[str]:
 
 @cli.command("import-rstore")
 def import_rstore(
-    dsn: Annotated[str, typer.Argument(help="rstore DSN: sqlite://FILE, postgresql://…, "
-                                            "redis://…")],
+    dsn: Annotated[
+        str, typer.Argument(help="rstore DSN: sqlite://FILE, postgresql://…, redis://…")
+    ],
     url: Annotated[str, typer.Argument(help="persisty database URL to import into")],
     namespace: Annotated[str, typer.Option(help="the rstore namespace")] = "default",
-    to_namespace: Annotated[str | None, typer.Option(
-        help="the persisty.kv namespace (default: the same)")] = None,
-    trust_pickle: Annotated[bool, typer.Option(
-        "--trust-pickle", help="unpickle rstore's values (runs code named by the data)")
+    to_namespace: Annotated[
+        str | None, typer.Option(help="the persisty.kv namespace (default: the same)")
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle", help="unpickle rstore's values (runs code named by the data)"
+        ),
     ] = False,
 ) -> None:
     """Copy an rstore namespace (pairs, time series, event sequences) into persisty.kv."""
@@ -307,15 +324,22 @@ def import_rstore(
     try:
         with _progress() as bar:
             task = bar.add_task("import-rstore", total=None)
-            counts = run(dsn, url, namespace=namespace, to_namespace=to_namespace,
-                         trust_pickle=trust_pickle,
-                         total=lambda n: bar.update(task, total=n),
-                         progress=lambda n: bar.advance(task, n))
+            counts = run(
+                dsn,
+                url,
+                namespace=namespace,
+                to_namespace=to_namespace,
+                trust_pickle=trust_pickle,
+                total=lambda n: bar.update(task, total=n),
+                progress=lambda n: bar.advance(task, n),
+            )
     except PersistyError as e:
         console.print(f"[red]error:[/red] {e.message}")
         raise typer.Exit(1) from None
-    console.print(f"imported {counts['pairs']} pair(s), {counts['points']} point(s), "
-                  f"{counts['events']} event(s)")
+    console.print(
+        f"imported {counts['pairs']} pair(s), {counts['points']} point(s), "
+        f"{counts['events']} event(s)"
+    )
 
 
 def main() -> None:

@@ -87,7 +87,6 @@ class IntegrityError(PersistyError):
     status = 500
 
 
-
 __all__ = [
     "Conflict",
     "Forbidden",

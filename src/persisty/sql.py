@@ -33,8 +33,10 @@ def metadata(db: Any, *classes: type[Any]) -> sa.MetaData:
     from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
 
     if not isinstance(db, SqlDatabase | AsyncSqlDatabase):
-        raise ValidationError("persisty.sql.metadata needs a SQL database "
-                              "(sqlite://, postgresql://, mysql://)", field="db")
+        raise ValidationError(
+            "persisty.sql.metadata needs a SQL database (sqlite://, postgresql://, mysql://)",
+            field="db",
+        )
     for cls in classes:
         db.store(cls)
     result: sa.MetaData = db.metadata

@@ -45,7 +45,9 @@ def test_page_keys_survive_reopening(tmp_path: Path) -> None:
     key = items.search(order=["title"], limit=2).next_page_key
     again = persisty.connect(f"file://{tmp_path}").store(Item)
     assert [i.title for i in again.search(order=["title"], limit=2, page_key=key).items] == [
-        "t2", "t3"]
+        "t2",
+        "t3",
+    ]
 
 
 def test_interrupted_batch_is_replayed(tmp_path: Path) -> None:
@@ -54,11 +56,13 @@ def test_interrupted_batch_is_replayed(tmp_path: Path) -> None:
     a = items.create(Item(owner="ann", title="a"))
     table = items.table  # type: ignore[attr-defined]
     new = dataclasses.replace(a, title="changed")
-    doc = msgspec.json.encode({"key": str(a.id), "etag": etag(new),
-                               "item": msgspec.json.decode(table.meta.encode(new))})
+    doc = msgspec.json.encode(
+        {"key": str(a.id), "etag": etag(new), "item": msgspec.json.decode(table.meta.encode(new))}
+    )
     # the journal was written, then the process died before applying it
-    (table.path / ".journal").write_bytes(msgspec.json.encode(
-        [_JournalEntry(table._file((a.id,)).name, doc)]))
+    (table.path / ".journal").write_bytes(
+        msgspec.json.encode([_JournalEntry(table._file((a.id,)).name, doc)])
+    )
     again = persisty.connect(f"file://{tmp_path}").store(Item)
     assert again.read(str(a.id)).title == "changed"  # type: ignore[union-attr]
     assert not (table.path / ".journal").exists()
@@ -94,8 +98,9 @@ for _ in range(int(sys.argv[2])):
 
 def test_conditional_writes_are_atomic_across_processes(tmp_path: Path) -> None:
     persisty.connect(f"file://{tmp_path}").store(Counter).create(Counter(id="c"))
-    procs = [subprocess.Popen([sys.executable, "-c", _INCREMENT, str(tmp_path), "40"])
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _INCREMENT, str(tmp_path), "40"]) for _ in range(3)
+    ]
     for p in procs:
         assert p.wait(120) == 0
     final = persisty.connect(f"file://{tmp_path}").store(Counter).read("c")
@@ -145,8 +150,10 @@ print(" ".join(map(str, sorted(seen))), flush=True)
 
 
 def _writer(root: Path, batches: int, kill_after: int = 0) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-c", _BATCH_WRITER, str(root), str(batches),
-                             str(kill_after)], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BATCH_WRITER, str(root), str(batches), str(kill_after)],
+        stdout=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith(b"ready"), line
@@ -155,8 +162,9 @@ def _writer(root: Path, batches: int, kill_after: int = 0) -> subprocess.Popen[b
 
 def test_a_reader_in_another_process_never_sees_half_a_batch(tmp_path: Path) -> None:
     persisty.connect(f"file://{tmp_path}").store(Item).create(Item(owner="o", title="t"))
-    reader = subprocess.Popen([sys.executable, "-c", _READER, str(tmp_path), "6"],
-                              stdout=subprocess.PIPE)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(tmp_path), "6"], stdout=subprocess.PIPE
+    )
     writer = _writer(tmp_path, 3)
     assert writer.wait(300) == 0
     out, _ = reader.communicate(timeout=300)

@@ -27,8 +27,14 @@ class Shade(enum.Enum):
     PALE = "pale"
 
 
-@stored(indexes=[Index("owner", "score"), Index("flag", "when", "owner"), Index("shade"),
-                 Index("score", "title")])
+@stored(
+    indexes=[
+        Index("owner", "score"),
+        Index("flag", "when", "owner"),
+        Index("shade"),
+        Index("score", "title"),
+    ]
+)
 class Thing:
     id: str
     owner: str | None = None
@@ -53,8 +59,14 @@ TITLES = st.sampled_from(["", "x", "xy", "y"])
 FLAGS = st.sampled_from([True, False, None])
 SHADES = st.sampled_from([*Shade, None])
 WHENS = st.sampled_from([None, T0, T0 + timedelta(hours=1), T0 + timedelta(days=1)])
-VALUES = {"owner": OWNERS, "score": SCORES, "title": TITLES, "flag": FLAGS, "shade": SHADES,
-          "when": WHENS}
+VALUES = {
+    "owner": OWNERS,
+    "score": SCORES,
+    "title": TITLES,
+    "flag": FLAGS,
+    "shade": SHADES,
+    "when": WHENS,
+}
 ORDERED = ["owner", "score", "title", "when", "shade", "flag", "id"]
 
 
@@ -65,9 +77,16 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def things() -> st.SearchStrategy[Thing]:
-    return st.builds(Thing, id=st.sampled_from([f"k{i:02d}" for i in range(40)]),
-                     owner=OWNERS, score=SCORES, title=TITLES, flag=FLAGS, shade=SHADES,
-                     when=WHENS)
+    return st.builds(
+        Thing,
+        id=st.sampled_from([f"k{i:02d}" for i in range(40)]),
+        owner=OWNERS,
+        score=SCORES,
+        title=TITLES,
+        flag=FLAGS,
+        shade=SHADES,
+        when=WHENS,
+    )
 
 
 @st.composite
@@ -104,7 +123,8 @@ def filters(draw: st.DrawFn) -> Filter | None:
 
 
 orders = st.lists(st.tuples(st.sampled_from(ORDERED), st.booleans()), max_size=3).map(
-    lambda terms: [(-getattr(F, a) if d else +getattr(F, a)) for a, d in terms])
+    lambda terms: [(-getattr(F, a) if d else +getattr(F, a)) for a, d in terms]
+)
 
 
 def apply(store: MemoryStore, model: dict[str, Thing], op: tuple[str, Thing]) -> None:
@@ -120,12 +140,17 @@ def apply(store: MemoryStore, model: dict[str, Thing], op: tuple[str, Thing]) ->
         del model[item.id]
 
 
-def expected(store: MemoryStore, model: dict[str, Any], f: Filter | None, order: Any,
-             after: Any = None, limit: int | None = None) -> list[Any]:
+def expected(
+    store: MemoryStore,
+    model: dict[str, Any],
+    f: Filter | None,
+    order: Any,
+    after: Any = None,
+    limit: int | None = None,
+) -> list[Any]:
     """What an unindexed scan gives: the evaluator over every item, then the sort."""
     keep = compile_filter(validated(f, store.meta), store.meta)
-    return seek([i for i in model.values() if keep(i)], sort_spec(store.meta, order), after,
-                limit)
+    return seek([i for i in model.values() if keep(i)], sort_spec(store.meta, order), after, limit)
 
 
 def pages(store: MemoryStore, f: Filter | None, order: Any, size: int) -> Iterator[Any]:
@@ -136,15 +161,19 @@ def pages(store: MemoryStore, f: Filter | None, order: Any, size: int) -> Iterat
         yield from page.items
 
 
-ops = st.lists(st.tuples(st.sampled_from(["put", "put", "put", "patch", "delete"]), things()),
-               max_size=60)
+ops = st.lists(
+    st.tuples(st.sampled_from(["put", "put", "put", "patch", "delete"]), things()), max_size=60
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=ops, queries=st.lists(st.tuples(filters(), orders, st.integers(1, 7)), min_size=1,
-                                 max_size=6))
-def test_ordered_indexes_match_an_unindexed_scan(ops: list[tuple[str, Thing]],
-                                                 queries: list[Any]) -> None:
+@given(
+    ops=ops,
+    queries=st.lists(st.tuples(filters(), orders, st.integers(1, 7)), min_size=1, max_size=6),
+)
+def test_ordered_indexes_match_an_unindexed_scan(
+    ops: list[tuple[str, Thing]], queries: list[Any]
+) -> None:
     store = persisty.connect("memory://").store(Thing)
     assert isinstance(store, MemoryStore)
     model: dict[str, Thing] = {}
@@ -160,8 +189,8 @@ def test_ordered_indexes_match_an_unindexed_scan(ops: list[tuple[str, Thing]],
 @settings(max_examples=60, deadline=None)
 @given(ops=ops, f=filters(), other=filters(), order=orders, size=st.integers(1, 5))
 def test_a_page_key_from_another_filter_still_seeks_exactly(
-        ops: list[tuple[str, Thing]], f: Filter | None, other: Filter | None, order: Any,
-        size: int) -> None:
+    ops: list[tuple[str, Thing]], f: Filter | None, other: Filter | None, order: Any, size: int
+) -> None:
     """A page key holds a position in the order, whatever filter made it."""
     store = persisty.connect("memory://").store(Thing)
     assert isinstance(store, MemoryStore)
@@ -178,19 +207,35 @@ def test_a_page_key_from_another_filter_still_seeks_exactly(
 
 
 @settings(max_examples=40, deadline=None)
-@given(parts=st.lists(st.tuples(st.sampled_from("pqr"), st.integers(0, 20),
-                                st.one_of(st.none(), st.integers(0, 3))), max_size=40),
-       group=st.sampled_from("pqr"), bound=st.integers(0, 3), desc=st.booleans())
-def test_composite_keys_break_ties(parts: list[tuple[str, int, int | None]], group: str,
-                                   bound: int, desc: bool) -> None:
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.sampled_from("pqr"), st.integers(0, 20), st.one_of(st.none(), st.integers(0, 3))
+        ),
+        max_size=40,
+    ),
+    group=st.sampled_from("pqr"),
+    bound=st.integers(0, 3),
+    desc=st.booleans(),
+)
+def test_composite_keys_break_ties(
+    parts: list[tuple[str, int, int | None]], group: str, bound: int, desc: bool
+) -> None:
     store = persisty.connect("memory://").store(Part)
     model: dict[Any, Part] = {}
     for g, n, v in parts:
-        model[(g, n)] = store.create(Part(group=g, n=n, value=v)) if (g, n) not in model \
+        model[(g, n)] = (
+            store.create(Part(group=g, n=n, value=v))
+            if (g, n) not in model
             else store.update(Part(group=g, n=n, value=v))
+        )
     order = [-F.value if desc else +F.value]
-    for f in (F.group == group, (F.group == group) & (F.value >= bound),
-              (F.group == group) & (F.value < bound), F.value <= bound):
+    for f in (
+        F.group == group,
+        (F.group == group) & (F.value >= bound),
+        (F.group == group) & (F.value < bound),
+        F.value <= bound,
+    ):
         want = expected(store, model, f, order)  # type: ignore[arg-type]
         assert store.count(f) == len(want)
         assert store.search(f, order=order, limit=3).items == want[:3]
@@ -198,11 +243,16 @@ def test_composite_keys_break_ties(parts: list[tuple[str, int, int | None]], gro
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 30), st.integers(0, 30)),
-                max_size=120),
-       st.integers(0, 31), st.integers(0, 31), st.booleans(), st.integers(1, 20))
-def test_sorted_entries_against_a_sorted_list(ops: list[tuple[bool, int, int]], a: int, b: int,
-                                              reverse: bool, n: int) -> None:
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(0, 30), st.integers(0, 30)), max_size=120),
+    st.integers(0, 31),
+    st.integers(0, 31),
+    st.booleans(),
+    st.integers(1, 20),
+)
+def test_sorted_entries_against_a_sorted_list(
+    ops: list[tuple[bool, int, int]], a: int, b: int, reverse: bool, n: int
+) -> None:
     entries = SortedEntries(4)
     plain: list[tuple[Any, ...]] = []
     for add, x, y in ops:

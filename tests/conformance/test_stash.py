@@ -33,8 +33,9 @@ class _Sync(StashConformance):
     options: dict[str, Any] = {}
 
     def open_stash(self) -> Stash:
-        db = persisty.connect(self.url or dynamodb_url(), namespace="s" + uuid.uuid4().hex[:10],
-                              **self.options)
+        db = persisty.connect(
+            self.url or dynamodb_url(), namespace="s" + uuid.uuid4().hex[:10], **self.options
+        )
         return StoreStash(db, "conf")
 
     def close_stash(self, stash: Stash) -> None:
@@ -51,8 +52,9 @@ class _Async(AsyncStashConformance):
     options: dict[str, Any] = {}
 
     async def open_stash(self) -> AsyncStash:
-        db = persisty.aio.connect(self.url or dynamodb_url(),
-                                  namespace="s" + uuid.uuid4().hex[:10], **self.options)
+        db = persisty.aio.connect(
+            self.url or dynamodb_url(), namespace="s" + uuid.uuid4().hex[:10], **self.options
+        )
         return AsyncStoreStash(db, "conf")
 
     async def close_stash(self, stash: AsyncStash) -> None:

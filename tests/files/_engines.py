@@ -21,8 +21,10 @@ def endpoint() -> str:
     """moto_server's URL."""
     url = os.environ.get("AWS_ENDPOINT_URL", "")
     if not url:
-        pytest.fail("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
-                    "`source scripts/services` first (it starts moto_server)")
+        pytest.fail(
+            "AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
+            "`source scripts/services` first (it starts moto_server)"
+        )
     return url
 
 
@@ -44,8 +46,9 @@ def s3_url(prefix: str = "t") -> str:
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
         _BUCKETS.add(bucket)
-    return (f"s3://{bucket}/{prefix}{uuid.uuid4().hex[:8]}?region=us-east-1"
-            f"&endpoint_url={endpoint()}")
+    return (
+        f"s3://{bucket}/{prefix}{uuid.uuid4().hex[:8]}?region=us-east-1&endpoint_url={endpoint()}"
+    )
 
 
 ENGINES = {

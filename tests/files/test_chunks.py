@@ -53,8 +53,13 @@ def test_a_range_reads_only_the_chunks_it_covers() -> None:
     files = FileStore("ranged", db.store(FileInfo), db.store(FileUpload), blobs)
     data = payload(1024 * KIB, 10)
     files.put("k", data)
-    for start, end, covered in [(0, 10, 1), (-10, None, 1), (64 * KIB - 1, 64 * KIB + 1, 2),
-                                (100 * KIB, 300 * KIB, 4), (0, None, 16)]:
+    for start, end, covered in [
+        (0, 10, 1),
+        (-10, None, 1),
+        (64 * KIB - 1, 64 * KIB + 1, 2),
+        (100 * KIB, 300 * KIB, 4),
+        (0, None, 16),
+    ]:
         chunks.batches.clear()
         assert files.read("k", start=start, end=end) == data[start:end]
         assert chunks.batches == [covered], (start, end)

@@ -34,7 +34,15 @@ def test_files_commands(tmp_path: Path) -> None:
     assert "not_found" in run("get", db, "docs", "nope", code=1)
     directory = f"dir://{tmp_path / 'files'}"
     catalog = ["--catalog", f"sqlite:///{tmp_path / 'catalog.db'}"]
-    run("put", directory, "docs", "x.txt", str(source), "--content-type",
-        "application/octet-stream", *catalog)
+    run(
+        "put",
+        directory,
+        "docs",
+        "x.txt",
+        str(source),
+        "--content-type",
+        "application/octet-stream",
+        *catalog,
+    )
     assert "x.txt" in run("ls", directory, "docs", *catalog)
     assert "x.txt" not in run("ls", directory, "docs", "--prefix", "y", *catalog)

@@ -68,14 +68,20 @@ class TestMemory(FileStoreConformance):
 
 class TestDirectory(FileStoreConformance):
     def open_files(self, name: str, limits: Limits | None = None) -> FileStore:
-        return persisty.files.connect(f"dir://{ROOT / 'dir'}", name=name, limits=limits,
-                                      catalog=ENGINES["sqlite"], namespace=NAMESPACE)
+        return persisty.files.connect(
+            f"dir://{ROOT / 'dir'}",
+            name=name,
+            limits=limits,
+            catalog=ENGINES["sqlite"],
+            namespace=NAMESPACE,
+        )
 
 
 class TestS3(FileStoreConformance):
     def open_files(self, name: str, limits: Limits | None = None) -> FileStore:
-        return persisty.files.connect(s3_url(), name=name, limits=limits,
-                                      catalog=ENGINES["sqlite"], namespace=NAMESPACE)
+        return persisty.files.connect(
+            s3_url(), name=name, limits=limits, catalog=ENGINES["sqlite"], namespace=NAMESPACE
+        )
 
 
 class TestMemoryAsync(AsyncFileStoreConformance):
@@ -85,23 +91,31 @@ class TestMemoryAsync(AsyncFileStoreConformance):
 
 class TestChunksSqliteAsync(AsyncFileStoreConformance):
     async def open_files(self, name: str, limits: Limits | None = None) -> AsyncFileStore:
-        return persisty.files.aio.connect(ENGINES["sqlite"], name=name, limits=limits,
-                                          namespace=NAMESPACE, chunk_size=64 * 1024)
+        return persisty.files.aio.connect(
+            ENGINES["sqlite"], name=name, limits=limits, namespace=NAMESPACE, chunk_size=64 * 1024
+        )
 
 
 class TestChunksPostgresAsync(AsyncFileStoreConformance):
     async def open_files(self, name: str, limits: Limits | None = None) -> AsyncFileStore:
-        return persisty.files.aio.connect(ENGINES["postgres"], name=name, limits=limits,
-                                          namespace=NAMESPACE, chunk_size=64 * 1024)
+        return persisty.files.aio.connect(
+            ENGINES["postgres"], name=name, limits=limits, namespace=NAMESPACE, chunk_size=64 * 1024
+        )
 
 
 class TestDirectoryAsync(AsyncFileStoreConformance):
     async def open_files(self, name: str, limits: Limits | None = None) -> AsyncFileStore:
-        return persisty.files.aio.connect(f"dir://{ROOT / 'dir'}", name=name, limits=limits,
-                                          catalog=ENGINES["sqlite"], namespace=NAMESPACE)
+        return persisty.files.aio.connect(
+            f"dir://{ROOT / 'dir'}",
+            name=name,
+            limits=limits,
+            catalog=ENGINES["sqlite"],
+            namespace=NAMESPACE,
+        )
 
 
 class TestS3Async(AsyncFileStoreConformance):
     async def open_files(self, name: str, limits: Limits | None = None) -> AsyncFileStore:
-        return persisty.files.aio.connect(s3_url(), name=name, limits=limits,
-                                          catalog=ENGINES["sqlite"], namespace=NAMESPACE)
+        return persisty.files.aio.connect(
+            s3_url(), name=name, limits=limits, catalog=ENGINES["sqlite"], namespace=NAMESPACE
+        )

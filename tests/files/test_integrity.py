@@ -35,7 +35,9 @@ def open_files(kind, where):
     return persisty.files.connect(f"dir://{where}/dir", name="crash")
 """
 
-CHILD = OPEN + """
+CHILD = (
+    OPEN
+    + """
 import sys, pathlib, time
 kind, where, key, flag = sys.argv[1:5]
 files = open_files(kind, where)
@@ -48,6 +50,7 @@ def source():
         yield piece
 files.put(key, source())
 """
+)
 
 
 def _open(kind: str, where: Path) -> FileStore:
@@ -64,8 +67,9 @@ def test_sigkill_mid_put_leaves_nothing_visible(tmp_path: Path, kind: str, key: 
     files = _open(kind, tmp_path)
     old = files.put("old", b"the old version")
     flag = tmp_path / "flag"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(tmp_path), key,
-                              str(flag)], cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, kind, str(tmp_path), key, str(flag)], cwd=ROOT
+    )
     try:
         deadline = time.monotonic() + 60
         while not flag.exists():
@@ -114,10 +118,12 @@ def test_fsck_finds_a_deleted_chunk_and_a_flipped_byte(tmp_path: Path) -> None:
     report = files.fsck()
     assert report.checked == 3 and not report.ok
     assert {(p.key, p.problem) for p in report.problems} == {
-        ("gone", "missing_blob"), ("flipped", "digest_mismatch")}
+        ("gone", "missing_blob"),
+        ("flipped", "digest_mismatch"),
+    }
     with pytest.raises(IntegrityError):
         files.read("gone")
-    assert files.read("gone", end=64 * 1024) == payload(200_000)[:64 * 1024]  # chunk 0 only
+    assert files.read("gone", end=64 * 1024) == payload(200_000)[: 64 * 1024]  # chunk 0 only
     assert files.read("intact") == payload(1000, 2) and intact.etag
     db.close()
 
@@ -134,7 +140,9 @@ def test_fsck_on_a_directory_store(tmp_path: Path) -> None:
         raw[4999] ^= 0xFF
         blob_b.write_bytes(bytes(raw))
         assert {(p.key, p.problem) for p in files.fsck().problems} == {
-            ("a", "missing_blob"), ("b", "digest_mismatch")}
+            ("a", "missing_blob"),
+            ("b", "digest_mismatch"),
+        }
     finally:
         files.close()
 
@@ -162,11 +170,23 @@ def test_a_directory_store_never_touches_a_path_outside_its_root(tmp_path: Path)
     files = persisty.files.connect(f"dir://{root}", name="files")
     before = _snapshot(tmp_path, root)
     try:
-        for key in [*BAD_KEYS, "../../etc/passwd", "../../../abs", "a/../../b", "..",
-                    "." * 3 + "/../x", "\u202e/x\x7f"]:
-            for attempt in (lambda k: files.put(k, b"evil"), files.read, files.info,
-                            files.delete, lambda k: files.copy(k, "x"),
-                            lambda k: files.upload_grant(k, size=4, content_type="text/plain")):
+        for key in [
+            *BAD_KEYS,
+            "../../etc/passwd",
+            "../../../abs",
+            "a/../../b",
+            "..",
+            "." * 3 + "/../x",
+            "\u202e/x\x7f",
+        ]:
+            for attempt in (
+                lambda k: files.put(k, b"evil"),
+                files.read,
+                files.info,
+                files.delete,
+                lambda k: files.copy(k, "x"),
+                lambda k: files.upload_grant(k, size=4, content_type="text/plain"),
+            ):
                 with pytest.raises(ValidationError) as e:
                     attempt(key)
                 assert e.value.code == "invalid_key", key
@@ -208,8 +228,14 @@ print(json.dumps({"size": info.size, "read": size, "base": base, "put": after_pu
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("kind", ["chunks", "directory"])
 def test_a_200_mb_put_and_read_stay_within_48_mb(tmp_path: Path, kind: str) -> None:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(MEASURE), kind, str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, check=True, timeout=280)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(MEASURE), kind, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=280,
+    )
     figures = json.loads(out.stdout)
     assert figures["size"] == figures["read"] == 200 * MIB
     raised_kib = figures["after_read"] - figures["base"]

@@ -26,8 +26,23 @@ def test_a_valid_key_never_leaves_its_root(key: str) -> None:
     assert all(ord(c) >= 0x20 and ord(c) != 0x7F for c in key)
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a//b", "a\x00b", "x" * 1025,
-                                 "é" * 513, "", "a/", ".", "a\\b", "\ud800", 7])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../etc/passwd",
+        "/abs",
+        "a//b",
+        "a\x00b",
+        "x" * 1025,
+        "é" * 513,
+        "",
+        "a/",
+        ".",
+        "a\\b",
+        "\ud800",
+        7,
+    ],
+)
 def test_bad_keys(key: object) -> None:
     with pytest.raises(ValidationError) as e:
         check_key(key)
@@ -40,10 +55,8 @@ def test_good_keys() -> None:
 
 
 @settings(max_examples=300)
-@given(size=st.integers(0, 50), start=st.integers(-60, 60),
-       end=st.none() | st.integers(-60, 60))
-def test_resolve_range_is_python_slicing_or_invalid(size: int, start: int,
-                                                    end: int | None) -> None:
+@given(size=st.integers(0, 50), start=st.integers(-60, 60), end=st.none() | st.integers(-60, 60))
+def test_resolve_range_is_python_slicing_or_invalid(size: int, start: int, end: int | None) -> None:
     data = bytes(range(size))
     try:
         s, e = resolve_range(size, start, end)

@@ -27,8 +27,9 @@ MIB = 1024 * 1024
 
 @pytest.fixture
 def files() -> Iterator[FileStore]:
-    store = persisty.files.connect(s3_url("big"), name="s3test", catalog=ENGINES["sqlite"],
-                                   namespace=NAMESPACE)
+    store = persisty.files.connect(
+        s3_url("big"), name="s3test", catalog=ENGINES["sqlite"], namespace=NAMESPACE
+    )
     try:
         yield store
     finally:
@@ -48,16 +49,19 @@ def _objects(files: FileStore) -> list[dict[str, object]]:
 def test_form_upload_of_25_000_000_bytes_then_ranged_read(files: FileStore) -> None:
     data = os.urandom(25_000_000)
     sha = hashlib.sha256(data).hexdigest()
-    grant = files.upload_grant("big/video.bin", size=len(data),
-                               content_type="application/octet-stream", sha256=sha)
-    answer = httpx.post(grant.url, data=grant.fields, files={"file": ("video.bin", data)},
-                        timeout=120)
+    grant = files.upload_grant(
+        "big/video.bin", size=len(data), content_type="application/octet-stream", sha256=sha
+    )
+    answer = httpx.post(
+        grant.url, data=grant.fields, files={"file": ("video.bin", data)}, timeout=120
+    )
     assert answer.status_code == 204, answer.text
     info = files.complete_upload(grant.upload_id)
     assert (info.size, info.etag) == (25_000_000, sha)
     assert files.read("big/video.bin", start=-10) == data[-10:]
-    assert files.read("big/video.bin", start=12_345_678, end=12_345_700) == \
-        data[12_345_678:12_345_700]
+    assert (
+        files.read("big/video.bin", start=12_345_678, end=12_345_700) == data[12_345_678:12_345_700]
+    )
     # the staging object is gone; one blob remains
     keys = [str(o["Key"]) for o in _objects(files)]
     assert len(keys) == 1 and "/blobs/" in keys[0]
@@ -65,14 +69,18 @@ def test_form_upload_of_25_000_000_bytes_then_ranged_read(files: FileStore) -> N
 
 def test_multipart_grant_5_x_5_mib(files: FileStore) -> None:
     data = os.urandom(25 * MIB)
-    grant = files.upload_grant("mp/five.bin", size=len(data),
-                               content_type="application/octet-stream", part_size=5 * MIB,
-                               sha256=hashlib.sha256(data).hexdigest())
+    grant = files.upload_grant(
+        "mp/five.bin",
+        size=len(data),
+        content_type="application/octet-stream",
+        part_size=5 * MIB,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
     assert len(grant.parts) == 5 and grant.method == "PUT"
     collected = []
     for part in grant.parts:
         at = (part.part_number - 1) * 5 * MIB
-        answer = httpx.put(part.url, content=data[at:at + part.size], timeout=60)
+        answer = httpx.put(part.url, content=data[at : at + part.size], timeout=60)
         assert answer.status_code == 200
         collected.append({"part_number": part.part_number, "etag": answer.headers["etag"]})
     info = files.complete_upload(grant.upload_id, collected)
@@ -83,8 +91,7 @@ def test_multipart_grant_5_x_5_mib(files: FileStore) -> None:
 
 def test_the_post_policy_pins_key_type_size_and_expiry(files: FileStore) -> None:
     before = datetime.now(UTC)
-    grant = files.upload_grant("p/a.png", size=1234, content_type="image/png",
-                               expires_in=120)
+    grant = files.upload_grant("p/a.png", size=1234, content_type="image/png", expires_in=120)
     policy = json.loads(base64.b64decode(grant.fields["policy"]))
     expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
     assert 100 <= (expiration - before).total_seconds() <= 130
@@ -104,8 +111,9 @@ def test_finalize_checks_what_moto_lets_through(files: FileStore) -> None:
         files.complete_upload(grant.upload_id)
     assert e.value.code == "file_too_large"
     # and a post after the grant expired
-    expired = files.upload_grant("c/y.bin", size=10, content_type="application/octet-stream",
-                                 expires_in=0)
+    expired = files.upload_grant(
+        "c/y.bin", size=10, content_type="application/octet-stream", expires_in=0
+    )
     httpx.post(expired.url, data=expired.fields, files={"file": ("y", payload(10))})
     with pytest.raises(ValidationError) as e:
         files.complete_upload(expired.upload_id)

@@ -23,10 +23,13 @@ FILE_URL = f"file://{_DIR / 'files'}"
 def dynamodb_url() -> str:
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
     if not endpoint:
-        pytest.fail("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
-                    "`source scripts/services` first (it starts moto_server)")
+        pytest.fail(
+            "AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or "
+            "`source scripts/services` first (it starts moto_server)"
+        )
     return os.environ.get("PERSISTY_TEST_DYNAMODB") or (
-        f"dynamodb://?region=us-east-1&endpoint_url={endpoint}")
+        f"dynamodb://?region=us-east-1&endpoint_url={endpoint}"
+    )
 
 
 class _Sync(KVConformance):

@@ -19,16 +19,23 @@ from persisty.kv import EventLog, KeyValue, TimeSeries
 
 KV = {"plain": "Some str", "num": 42, "nested": {"a": [1, 2]}, "a__b": None}
 TS = [(100, "0"), (110, "1"), (1_700_000_000_123, 2.5)]
-ES = [(1000, "n", operator.setitem, 1), (1000, "s", operator.setitem, "x"),
-      (2000, "n", operator.add, 5), (3000, "s", operator.delitem, None)]
+ES = [
+    (1000, "n", operator.setitem, 1),
+    (1000, "s", operator.setitem, "x"),
+    (2000, "n", operator.add, 5),
+    (3000, "s", operator.delitem, None),
+]
 
 
 def _p(value: object) -> bytes:
     return pickle.dumps(value, protocol=4)
 
 
-def _sql_rows(prefix: str) -> tuple[list[tuple[str, bytes]], list[tuple[str, int, bytes]],
-                                     list[tuple[str, int, str, bytes, bytes]]]:
+def _sql_rows(
+    prefix: str,
+) -> tuple[
+    list[tuple[str, bytes]], list[tuple[str, int, bytes]], list[tuple[str, int, str, bytes, bytes]]
+]:
     kv = [(prefix + k, _p(v)) for k, v in KV.items()] + [("__other__x", _p("other ns"))]
     ts = [(prefix + "temp", t, _p(v)) for t, v in TS]
     es = [(prefix + "doc", t, item, _p(op), _p(v)) for t, item, op, v in ES]
@@ -50,11 +57,15 @@ def test_import_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "old.store"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE _kv (_key TEXT NOT NULL PRIMARY KEY, _value BLOB NOT NULL)")
-    conn.execute("CREATE TABLE _ts (_key TEXT NOT NULL, _timestamp BIGINT NOT NULL, "
-                 "_value BLOB NOT NULL, PRIMARY KEY (_key, _timestamp))")
-    conn.execute("CREATE TABLE _es (_key TEXT NOT NULL, _timestamp BIGINT NOT NULL, "
-                 "_item TEXT NOT NULL, _op BLOB NOT NULL, _value BLOB NOT NULL, "
-                 "PRIMARY KEY (_key, _timestamp, _item, _op))")
+    conn.execute(
+        "CREATE TABLE _ts (_key TEXT NOT NULL, _timestamp BIGINT NOT NULL, "
+        "_value BLOB NOT NULL, PRIMARY KEY (_key, _timestamp))"
+    )
+    conn.execute(
+        "CREATE TABLE _es (_key TEXT NOT NULL, _timestamp BIGINT NOT NULL, "
+        "_item TEXT NOT NULL, _op BLOB NOT NULL, _value BLOB NOT NULL, "
+        "PRIMARY KEY (_key, _timestamp, _item, _op))"
+    )
     kv, ts, es = _sql_rows("__default__")
     conn.executemany("INSERT INTO _kv VALUES (?, ?)", kv)
     conn.executemany("INSERT INTO _ts VALUES (?, ?, ?)", ts)
@@ -80,10 +91,14 @@ def test_import_postgres(tmp_path: Path) -> None:
         try:
             conn.execute(f'SET search_path TO "{schema}"')
             conn.execute("CREATE TABLE _kv (_key TEXT NOT NULL PRIMARY KEY, _value BYTEA)")
-            conn.execute("CREATE TABLE _ts (_key TEXT, _timestamp BIGINT, _value BYTEA, "
-                         "PRIMARY KEY (_key, _timestamp))")
-            conn.execute("CREATE TABLE _es (_key TEXT, _timestamp BIGINT, _item TEXT, "
-                         "_op BYTEA, _value BYTEA, PRIMARY KEY (_key, _timestamp, _item, _op))")
+            conn.execute(
+                "CREATE TABLE _ts (_key TEXT, _timestamp BIGINT, _value BYTEA, "
+                "PRIMARY KEY (_key, _timestamp))"
+            )
+            conn.execute(
+                "CREATE TABLE _es (_key TEXT, _timestamp BIGINT, _item TEXT, "
+                "_op BYTEA, _value BYTEA, PRIMARY KEY (_key, _timestamp, _item, _op))"
+            )
             kv, ts, es = _sql_rows(schema + "__")
             with conn.cursor() as c:
                 c.executemany("INSERT INTO _kv VALUES (%s, %s)", kv)
@@ -91,8 +106,19 @@ def test_import_postgres(tmp_path: Path) -> None:
                 c.executemany("INSERT INTO _es VALUES (%s, %s, %s, %s, %s)", es)
             conn.commit()
             url = f"sqlite:///{tmp_path / 'new.db'}"
-            done = CliRunner().invoke(cli, ["import-rstore", POSTGRES_URL, url, "--namespace",
-                                            ns, "--to-namespace", "moved", "--trust-pickle"])
+            done = CliRunner().invoke(
+                cli,
+                [
+                    "import-rstore",
+                    POSTGRES_URL,
+                    url,
+                    "--namespace",
+                    ns,
+                    "--to-namespace",
+                    "moved",
+                    "--trust-pickle",
+                ],
+            )
             assert done.exit_code == 0, done.output
             _check(url, "moved")
         finally:
@@ -120,8 +146,9 @@ def test_import_redis(tmp_path: Path) -> None:
             names.append(row)
         names.append("es" + prefix + "doc")
         url = f"sqlite:///{tmp_path / 'new.db'}"
-        done = CliRunner().invoke(cli, ["import-rstore", REDIS_URL, url, "--namespace", ns,
-                                        "--trust-pickle"])
+        done = CliRunner().invoke(
+            cli, ["import-rstore", REDIS_URL, url, "--namespace", ns, "--trust-pickle"]
+        )
         assert done.exit_code == 0, done.output
         _check(url, ns)
     finally:

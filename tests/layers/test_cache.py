@@ -86,13 +86,16 @@ def test_read_through_and_counters(setup: tuple[CachedStore[Item], CountingStore
 
 def test_search_count_and_batch_cached(setup: tuple[CachedStore[Item], CountingStore]) -> None:
     store, raw = setup
-    made = [store.create(Item(owner=o, title=t, priority=p))
-            for o, t, p in [("ann", "x", 1), ("bob", "y", 2), ("ann", "z", 3)]]
+    made = [
+        store.create(Item(owner=o, title=t, priority=p))
+        for o, t, p in [("ann", "x", 1), ("bob", "y", 2), ("ann", "z", 3)]
+    ]
     first = store.search(F.owner == "ann", order=[-F.priority], limit=1)
     again = store.search(F.owner == "ann", order=[-F.priority], limit=1)
     assert first == again and first.items[0].title == "z" and first.next_page_key
-    second = store.search(F.owner == "ann", order=[-F.priority], limit=1,
-                          page_key=first.next_page_key)
+    second = store.search(
+        F.owner == "ann", order=[-F.priority], limit=1, page_key=first.next_page_key
+    )
     assert second.items[0].title == "x"
     assert store.count(F.owner == "ann") == store.count(F.owner == "ann") == 2
     assert store.count(F.priority >= "2") == store.count(F.priority >= 2) == 2
@@ -123,15 +126,22 @@ def test_every_write_invalidates(setup: tuple[CachedStore[Item], CountingStore])
         got = store.read(key)
         assert (got.title if got else None) == title
         assert store.count(F.owner == "ann") == n
-        assert [i.title for i in store.search(F.owner == "ann").items] == (
-            [title] if title else [])
+        assert [i.title for i in store.search(F.owner == "ann").items] == ([title] if title else [])
         batch = store.read_batch([key])[0]
         assert (batch.title if batch else None) == title
 
     warm()
-    store.update(store.read(key).__class__(**{**store.meta.to_builtins(a), "title": "u",
-                                            "id": a.id, "created_at": a.created_at,
-                                            "updated_at": a.updated_at}))
+    store.update(
+        store.read(key).__class__(
+            **{
+                **store.meta.to_builtins(a),
+                "title": "u",
+                "id": a.id,
+                "created_at": a.created_at,
+                "updated_at": a.updated_at,
+            }
+        )
+    )
     check("u", 1)
     store.patch(key, {"title": "p"})
     check("p", 1)
@@ -247,8 +257,11 @@ def test_bad_options() -> None:
 def test_stampede_threads(backend: str) -> None:
     db = persisty.connect("memory://")
     raw = CountingStore(db.store(Item), delay=0.2)
-    store = cached(raw, cache=REDIS_URL if backend == "redis" else None,
-                   prefix=f"persisty:test:{uuid.uuid4().hex}:")
+    store = cached(
+        raw,
+        cache=REDIS_URL if backend == "redis" else None,
+        prefix=f"persisty:test:{uuid.uuid4().hex}:",
+    )
     a = raw.inner.create(Item(owner="ann", title="a"))
     key = store.key_of(a)
     barrier = threading.Barrier(16)
@@ -261,8 +274,10 @@ def test_stampede_threads(backend: str) -> None:
         for kind, want in (("read", a), ("count", 1)):
             raw.reads = 0
             threads_out: list[Any] = []
-            threads = [threading.Thread(target=lambda k=kind, o=threads_out: o.append(worker(k)))
-                       for _ in range(16)]
+            threads = [
+                threading.Thread(target=lambda k=kind, o=threads_out: o.append(worker(k)))
+                for _ in range(16)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -299,8 +314,11 @@ class SlowAsync(AsyncWrappedStore[Any]):
 async def test_stampede_tasks(backend: str) -> None:
     db = persisty.aio.connect("memory://")
     raw = SlowAsync(db.store(Item))
-    store = cached(raw, cache=REDIS_URL if backend == "redis" else None,
-                   prefix=f"persisty:test:{uuid.uuid4().hex}:")
+    store = cached(
+        raw,
+        cache=REDIS_URL if backend == "redis" else None,
+        prefix=f"persisty:test:{uuid.uuid4().hex}:",
+    )
     try:
         a = await store.create(Item(owner="ann", title="a"))
         key = store.key_of(a)
@@ -340,8 +358,9 @@ async def test_flights_share_errors_and_survive_cancel() -> None:
         await asyncio.sleep(0.01)
         raise RuntimeError("x")
 
-    results = await asyncio.gather(*(flights.run("k", boom) for _ in range(5)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(flights.run("k", boom) for _ in range(5)), return_exceptions=True
+    )
     assert calls == 1 and all(isinstance(r, RuntimeError) for r in results)
 
     async def slow() -> int:

@@ -50,8 +50,9 @@ class Patient:
     flag: bool = False
 
 
-SealedPatient = sealed_model(Patient, ["name", "age", "weight", "born", "seen", "balance",
-                                       "scores", "extra", "flag"])
+SealedPatient = sealed_model(
+    Patient, ["name", "age", "weight", "born", "seen", "balance", "scores", "extra", "flag"]
+)
 PATIENT_FIELDS = ["name", "age", "weight", "born", "seen", "balance", "scores", "extra", "flag"]
 
 URLS = ["memory://", "sqlite://"]
@@ -74,8 +75,9 @@ def adb(request: pytest.FixtureRequest) -> Any:
 def test_values_are_ciphertext_at_rest_and_read_back(db: Any) -> None:
     raw = db.store(Note)
     notes = encrypted(raw, fields=["body", "address.city", "tags[]"], keys=ring())
-    n = notes.create(Note(owner="ann", body="secret", address=Address("Main 1", "Zürich"),
-                          tags=["a", "b"]))
+    n = notes.create(
+        Note(owner="ann", body="secret", address=Address("Main 1", "Zürich"), tags=["a", "b"])
+    )
     assert (n.body, n.address.city, n.tags) == ("secret", "Zürich", ["a", "b"])
     at_rest = raw.read(notes.key_of(n))
     assert at_rest.body.startswith("pe1.k1.") and "secret" not in at_rest.body
@@ -87,8 +89,7 @@ def test_values_are_ciphertext_at_rest_and_read_back(db: Any) -> None:
     m = notes.create(Note(owner="bob", body="secret"))
     assert raw.read(notes.key_of(m)).body != at_rest.body
     assert notes.search(F.owner == "ann").items == [n]
-    assert notes.read_batch([notes.key_of(m), "00000000-0000-0000-0000-000000000000"]) == [
-        m, None]
+    assert notes.read_batch([notes.key_of(m), "00000000-0000-0000-0000-000000000000"]) == [m, None]
 
 
 async def test_async_round_trip(adb: Any) -> None:
@@ -187,8 +188,10 @@ def test_missing_key_is_a_clear_error(db: Any) -> None:
 def test_rotation_and_reencrypt(db: Any) -> None:
     raw = db.store(Note)
     v1 = encrypted(raw, fields=["body", "address.city"], keys=ring("k1", k1=K1))
-    old = [v1.create(Note(owner=f"o{i}", body=f"b{i}", address=Address("s", f"c{i}")))
-           for i in range(5)]
+    old = [
+        v1.create(Note(owner=f"o{i}", body=f"b{i}", address=Address("s", f"c{i}")))
+        for i in range(5)
+    ]
     v2 = encrypted(raw, fields=["body", "address.city"], keys=ring("k2", k1=K1, k2=K2))
     assert [v2.read(v2.key_of(n)) for n in old] == old  # old data stays readable
     fresh = v2.create(Note(owner="new", body="nb"))
@@ -200,8 +203,7 @@ def test_rotation_and_reencrypt(db: Any) -> None:
         at_rest = raw.read(v2.key_of(n))
         assert at_rest.body.startswith("pe1.k2.") and at_rest.address.city.startswith("pe1.k2.")
     only_k2 = encrypted(raw, fields=["body", "address.city"], keys=ring("k2", k2=K2))
-    assert sorted(n.body for n in only_k2.search().items) == ["b0", "b1", "b2", "b3", "b4",
-                                                               "nb"]
+    assert sorted(n.body for n in only_k2.search().items) == ["b0", "b1", "b2", "b3", "b4", "nb"]
 
 
 def test_reencrypt_legacy_plaintext(db: Any) -> None:
@@ -228,8 +230,7 @@ def test_deterministic_equality_search(db: Any) -> None:
     assert notes.count(F.tags.contains("blue")) == 2
     assert notes.count(F.tags.contains("red") & (F.owner == "ann")) == 1
     # after rotation equality still finds values sealed with either key
-    rotated = encrypted(raw, fields=["=email", "=tags[]", "body"],
-                        keys=ring("k2", k1=K1, k2=K2))
+    rotated = encrypted(raw, fields=["=email", "=tags[]", "body"], keys=ring("k2", k1=K1, k2=K2))
     d = rotated.create(Note(owner="dee", email="a@x.org"))
     assert {n.owner for n in rotated.search(F.email == "a@x.org").items} == {"ann", "dee"}
     assert rotated.count(F.email != "a@x.org") == 2
@@ -239,8 +240,14 @@ def test_deterministic_equality_search(db: Any) -> None:
 def test_filters_and_orders_on_encrypted_attributes_rejected(db: Any) -> None:
     notes = encrypted(db.store(Note), fields=["body", "=email", "address.city"], keys=ring())
     notes.create(Note(owner="ann", body="b"))
-    for bad in (F.body == "b", F.body.contains("b"), F.body > "a", F.email.startswith("a"),
-                F.email < "b", (F.owner == "ann") | F.body.in_(["b"])):
+    for bad in (
+        F.body == "b",
+        F.body.contains("b"),
+        F.body > "a",
+        F.email.startswith("a"),
+        F.email < "b",
+        (F.owner == "ann") | F.body.in_(["b"]),
+    ):
         with pytest.raises(ValidationError) as e:
             notes.search(bad)
         assert e.value.field in ("body", "email")
@@ -285,10 +292,18 @@ def test_bad_declarations(db: Any) -> None:
 def test_sealed_model_round_trips_exact_types(db: Any) -> None:
     raw = db.store(SealedPatient)
     patients = encrypted(raw, fields=PATIENT_FIELDS, keys=ring())
-    p = Patient(id="p1", name="Ann", age=42, weight=61.5, born=dt.date(1980, 2, 29),
-                seen=dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
-                balance=Decimal("-12.30"), scores=[1, 2, 3], extra={"a": [1, {"b": None}]},
-                flag=True)
+    p = Patient(
+        id="p1",
+        name="Ann",
+        age=42,
+        weight=61.5,
+        born=dt.date(1980, 2, 29),
+        seen=dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+        balance=Decimal("-12.30"),
+        scores=[1, 2, 3],
+        extra={"a": [1, {"b": None}]},
+        flag=True,
+    )
     assert patients.create(p) == p
     got = patients.read("p1")
     assert got == p and type(got.age) is int and type(got.weight) is float
@@ -320,8 +335,9 @@ def test_validation_before_anything_is_written(db: Any) -> None:
         patients.update_all(None, {"age": "old"})
     assert e.value.field == "age"
     assert patients.read("p1") == Patient(id="p1", name="ok")
-    results = patients.edit_batch([Edit.patch("p1", {"age": 3}),
-                                   Edit.create(Patient(id="p2", name="z" * 30))])
+    results = patients.edit_batch(
+        [Edit.patch("p1", {"age": 3}), Edit.create(Patient(id="p2", name="z" * 30))]
+    )
     assert [r.code for r in results] == ["aborted", "validation_error"]
     assert patients.read("p1").age == 0
 
@@ -331,11 +347,13 @@ def test_batches_updates_and_conditions(db: Any) -> None:
     patients = encrypted(raw, fields=PATIENT_FIELDS, keys=ring())
     a = patients.create(Patient(id="a", age=1))
     b = patients.create(Patient(id="b", age=2))
-    results = patients.edit_batch([
-        Edit.update(dataclasses.replace(a, age=10), if_match=etag(a)),
-        Edit.patch("b", {"age": 20}, precondition=F.flag == False),  # noqa: E712
-        Edit.create(Patient(id="c", age=3)),
-    ])
+    results = patients.edit_batch(
+        [
+            Edit.update(dataclasses.replace(a, age=10), if_match=etag(a)),
+            Edit.patch("b", {"age": 20}, precondition=F.flag == False),  # noqa: E712
+            Edit.create(Patient(id="c", age=3)),
+        ]
+    )
     assert all(r.ok for r in results) and results[0].item.age == 10
     assert results[2].item == Patient(id="c", age=3)
     with pytest.raises(PreconditionFailed):
@@ -350,8 +368,7 @@ def test_batches_updates_and_conditions(db: Any) -> None:
     with pytest.raises(ValidationError):
         patients.delete_all(F.flag == True)  # noqa: E712
     assert patients.delete_all(F.id == "c") == 1
-    results = patients.edit_batch([Edit.delete("a"), Edit.delete("a", if_match="x")],
-                                  atomic=False)
+    results = patients.edit_batch([Edit.delete("a"), Edit.delete("a", if_match="x")], atomic=False)
     assert [r.ok for r in results] == [True, False]
     assert results[0].item.id == "a"
     assert patients.count() == 1
@@ -378,8 +395,12 @@ def test_key_provider_callable_per_path(db: Any) -> None:
 def test_profile_nested_lists_and_bytes(db: Any) -> None:
     raw = db.store(Profile)
     profiles = encrypted(raw, fields=["history.city", "avatar", "address.zip"], keys=ring())
-    p = Profile(id="p", address=Address("a", "b", None), history=[Address("x", "y", "z")] * 3,
-                avatar=b"\x00\x01binary")
+    p = Profile(
+        id="p",
+        address=Address("a", "b", None),
+        history=[Address("x", "y", "z")] * 3,
+        avatar=b"\x00\x01binary",
+    )
     assert profiles.create(p) == p
     at_rest = raw.read("p")
     assert at_rest.avatar.startswith(b"pe1.") and at_rest.address.zip is None
@@ -393,21 +414,41 @@ def test_profile_nested_lists_and_bytes(db: Any) -> None:
     age=st.integers(-(2**53), 2**53),
     weight=st.none() | st.floats(allow_nan=False, allow_infinity=False),
     born=st.none() | st.dates(),
-    balance=st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=4,
-                                    min_value=-10**12, max_value=10**12),
+    balance=st.none()
+    | st.decimals(
+        allow_nan=False, allow_infinity=False, places=4, min_value=-(10**12), max_value=10**12
+    ),
     scores=st.lists(st.integers(-1000, 1000), max_size=5),
-    extra=st.dictionaries(st.text(max_size=5), st.none() | st.booleans() | st.integers()
-                          | st.text(max_size=5), max_size=4),
+    extra=st.dictionaries(
+        st.text(max_size=5),
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        max_size=4,
+    ),
     flag=st.booleans(),
 )
-def test_any_value_round_trips_exactly(name: str, age: int, weight: float | None,
-                                       born: dt.date | None, balance: Decimal | None,
-                                       scores: list[int], extra: dict[str, Any],
-                                       flag: bool) -> None:
+def test_any_value_round_trips_exactly(
+    name: str,
+    age: int,
+    weight: float | None,
+    born: dt.date | None,
+    balance: Decimal | None,
+    scores: list[int],
+    extra: dict[str, Any],
+    flag: bool,
+) -> None:
     db = persisty.connect("memory://")
     patients = encrypted(db.store(SealedPatient), fields=PATIENT_FIELDS, keys=ring())
-    p = Patient(id="p", name=name, age=age, weight=weight, born=born, balance=balance,
-                scores=scores, extra=extra, flag=flag)
+    p = Patient(
+        id="p",
+        name=name,
+        age=age,
+        weight=weight,
+        born=born,
+        balance=balance,
+        scores=scores,
+        extra=extra,
+        flag=flag,
+    )
     created = patients.create(p)
     got = patients.read("p")
     assert got == created == patients.meta.validate(p)
@@ -428,9 +469,9 @@ def test_cipher_binds_item_and_path(value: str, other: str) -> None:
     with pytest.raises(IntegrityError):
         cipher.open_value(email, sealed, "item-1", "email")
     det = cipher.paths[2]
-    assert (cipher.seal_value(det, value, "", "tags[]") == cipher.seal_value(det, other, "",
-                                                                             "tags[]")
-            ) == (value == other)
+    assert (
+        cipher.seal_value(det, value, "", "tags[]") == cipher.seal_value(det, other, "", "tags[]")
+    ) == (value == other)
 
 
 def test_stacked_with_owner_policy_and_events(db: Any) -> None:

@@ -44,8 +44,12 @@ def test_hooks_get_old_and_new(db: Any) -> None:
     u = counters.update(dataclasses.replace(c, value=2))
     p = counters.patch("c", {"value": 3}, if_match=etag(u))
     counters.delete("c")
-    assert [(ch.kind, ch.key) for ch in seen] == [("create", "c"), ("update", "c"),
-                                                   ("update", "c"), ("delete", "c")]
+    assert [(ch.kind, ch.key) for ch in seen] == [
+        ("create", "c"),
+        ("update", "c"),
+        ("update", "c"),
+        ("delete", "c"),
+    ]
     assert (seen[0].old, seen[0].new) == (None, c)
     assert (seen[1].old, seen[1].new) == (c, u)
     assert (seen[2].old, seen[2].new) == (u, p)
@@ -73,7 +77,8 @@ def test_failed_writes_emit_nothing(db: Any) -> None:
 
 
 def test_failing_hook_is_reported_and_never_undoes_the_write(
-        db: Any, caplog: pytest.LogCaptureFixture) -> None:
+    db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     counters = observed(db.store(Counter))
     after: list[str] = []
 
@@ -105,24 +110,39 @@ def test_batches_and_bulk_changes(db: Any) -> None:
     b = items.create(Item(owner="bob", title="b"))
     new = Item(owner="cy", title="c")
     seen.clear()
-    results = items.edit_batch([
-        Edit.create(new), Edit.patch(str(a.id), {"priority": 1}),
-        Edit.patch(str(a.id), {"priority": 2}), Edit.delete(str(new.id)),
-        Edit.delete(str(b.id), if_match="stale")])
+    results = items.edit_batch(
+        [
+            Edit.create(new),
+            Edit.patch(str(a.id), {"priority": 1}),
+            Edit.patch(str(a.id), {"priority": 2}),
+            Edit.delete(str(new.id)),
+            Edit.delete(str(b.id), if_match="stale"),
+        ]
+    )
     assert not any(r.ok for r in results) and seen == []  # atomic: nothing, no events
-    results = items.edit_batch([
-        Edit.create(new), Edit.patch(str(a.id), {"priority": 1}),
-        Edit.patch(str(a.id), {"priority": 2}), Edit.delete(str(new.id))])
+    results = items.edit_batch(
+        [
+            Edit.create(new),
+            Edit.patch(str(a.id), {"priority": 1}),
+            Edit.patch(str(a.id), {"priority": 2}),
+            Edit.delete(str(new.id)),
+        ]
+    )
     assert all(r.ok for r in results)
     assert [(c.kind, c.key) for c in seen] == [
-        ("create", str(new.id)), ("update", str(a.id)), ("update", str(a.id)),
-        ("delete", str(new.id))]
+        ("create", str(new.id)),
+        ("update", str(a.id)),
+        ("update", str(a.id)),
+        ("delete", str(new.id)),
+    ]
     assert seen[1].old == a and seen[1].new.priority == 1
     assert seen[2].old == seen[1].new and seen[2].new.priority == 2
     assert seen[3].old == seen[0].new
     seen.clear()
-    results = items.edit_batch([Edit.patch(str(b.id), {"priority": 5}),
-                                Edit.delete(str(a.id), if_match="stale")], atomic=False)
+    results = items.edit_batch(
+        [Edit.patch(str(b.id), {"priority": 5}), Edit.delete(str(a.id), if_match="stale")],
+        atomic=False,
+    )
     assert [r.ok for r in results] == [True, False]
     assert [(c.kind, c.old.priority, c.new.priority) for c in seen] == [("update", 0, 5)]
     seen.clear()
@@ -217,9 +237,16 @@ def test_events_over_encryption_see_plaintext(db: Any) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=st.lists(st.tuples(st.sampled_from(["create", "patch", "update", "delete",
-                                               "batch"]),
-                              st.integers(0, 4), st.integers(-5, 5)), max_size=30))
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["create", "patch", "update", "delete", "batch"]),
+            st.integers(0, 4),
+            st.integers(-5, 5),
+        ),
+        max_size=30,
+    )
+)
 def test_changes_replay_to_the_stored_state(ops: list[tuple[str, int, int]]) -> None:
     """Applying the reported changes to an empty replica reproduces the store exactly."""
     db = persisty.connect("memory://")
@@ -249,9 +276,14 @@ def test_changes_replay_to_the_stored_state(ops: list[tuple[str, int, int]]) -> 
             elif op == "delete":
                 counters.delete(key)
             else:
-                counters.edit_batch([Edit.patch(key, {"value": v}), Edit.delete(f"c{v % 5}"),
-                                     Edit.create(Counter(id=f"c{(n + 1) % 5}"))],
-                                    atomic=v % 2 == 0)
+                counters.edit_batch(
+                    [
+                        Edit.patch(key, {"value": v}),
+                        Edit.delete(f"c{v % 5}"),
+                        Edit.create(Counter(id=f"c{(n + 1) % 5}")),
+                    ],
+                    atomic=v % 2 == 0,
+                )
         except persisty.PersistyError:
             pass
     assert not list(counters.failures)

@@ -29,8 +29,11 @@ from persisty.testing.models import Counter
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return {"sqlite": f"sqlite:///{tmp_path / 'outbox.db'}", "postgresql": POSTGRES_URL,
-            "mariadb": MYSQL_URL}[request.param]
+    return {
+        "sqlite": f"sqlite:///{tmp_path / 'outbox.db'}",
+        "postgresql": POSTGRES_URL,
+        "mariadb": MYSQL_URL,
+    }[request.param]
 
 
 @pytest.fixture
@@ -70,8 +73,9 @@ def test_a_failed_write_leaves_no_change(db: Any) -> None:
     results = counters.edit_batch([Edit.create(Counter(id="x")), Edit.create(Counter(id="a"))])
     assert [r.ok for r in results] == [False, False]
     assert counters.read("x") is None
-    results = counters.edit_batch([Edit.patch("a", {"value": 5}), Edit.delete("missing")],
-                                  atomic=False)
+    results = counters.edit_batch(
+        [Edit.patch("a", {"value": 5}), Edit.delete("missing")], atomic=False
+    )
     assert [r.ok for r in results] == [True, False]
     assert [(c.kind, c.key, c.new.value) for c in seen] == [("update", "a", 5)]
     assert counters.pending_changes() == 0
@@ -128,10 +132,10 @@ _WRITER = textwrap.dedent("""
 """)
 
 
-def test_a_change_survives_a_crash_between_commit_and_delivery(url: str, namespace: str
-                                                                 ) -> None:
-    writer = subprocess.run([sys.executable, "-c", _WRITER, url, namespace],
-                            capture_output=True, text=True, timeout=60)
+def test_a_change_survives_a_crash_between_commit_and_delivery(url: str, namespace: str) -> None:
+    writer = subprocess.run(
+        [sys.executable, "-c", _WRITER, url, namespace], capture_output=True, text=True, timeout=60
+    )
     assert writer.returncode == 3, writer.stderr
     db = persisty.connect(url, namespace=namespace)
     try:

@@ -21,8 +21,12 @@ PROFILE = meta_of(Profile)
 
 
 def _person() -> Profile:
-    return Profile(id="p1", address=Address("Main St 1", "Osaka"),
-                   history=[Address("Old St 2", "Kobe")], extra={"x": 1})
+    return Profile(
+        id="p1",
+        address=Address("Main St 1", "Osaka"),
+        history=[Address("Old St 2", "Kobe")],
+        extra={"x": 1},
+    )
 
 
 def test_write_path_under_an_encrypted_path_is_sealed() -> None:
@@ -37,8 +41,10 @@ def test_write_path_under_an_encrypted_path_is_sealed() -> None:
     assert "Tokyo" not in stored.address.city and stored.address.street == "Main St 1"
     assert store.read_path("p1", "address.city") == "Tokyo"
     store.patch("p1", {"history[0].street": "Secret Lane", "extra.x": Increment(1)})
-    results = store.edit_batch([Edit.patch("p1", {"address.city": "Nagoya"}),
-                                Edit.patch("p1", {"extra.y": 2})], atomic=True)
+    results = store.edit_batch(
+        [Edit.patch("p1", {"address.city": "Nagoya"}), Edit.patch("p1", {"extra.y": 2})],
+        atomic=True,
+    )
     assert all(r.ok for r in results), results
     assert results[0].edit.changes == {"address.city": "Nagoya"}  # the caller's edit
     stored = raw.read("p1")
@@ -73,8 +79,11 @@ def test_secured_needs_the_top_level_attribute_writable() -> None:
     db = persisty.connect("memory://")
     raw = db.store(Profile)
     raw.create(_person())
-    store = secured(raw, Policy(read=None, create=None, update=None, delete=None,
-                                writable=["address"]), Principal("ann"))
+    store = secured(
+        raw,
+        Policy(read=None, create=None, update=None, delete=None, writable=["address"]),
+        Principal("ann"),
+    )
     assert store.write_path("p1", "address.city", "Kyoto").address.city == "Kyoto"  # type: ignore[union-attr]
     with pytest.raises(Forbidden) as e:
         store.write_path("p1", "extra.x", 5)

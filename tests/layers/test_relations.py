@@ -91,8 +91,14 @@ class Counting(WrappedStore[Any]):
 def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     """Integrity is the layer's job, so it holds on every backend: run on each engine."""
     namespace = "rel" + uuid.uuid4().hex[:10]
-    url = {"memory": "memory://", "sqlite": "sqlite://", "file": f"file://{tmp_path}",
-           "redis": REDIS_URL, "postgresql": POSTGRES_URL, "mysql": MYSQL_URL}[request.param]
+    url = {
+        "memory": "memory://",
+        "sqlite": "sqlite://",
+        "file": f"file://{tmp_path}",
+        "redis": REDIS_URL,
+        "postgresql": POSTGRES_URL,
+        "mysql": MYSQL_URL,
+    }[request.param]
     database = persisty.connect(url, namespace=namespace)
     try:
         yield database
@@ -125,8 +131,10 @@ def test_declarations() -> None:
 
 def test_load_is_one_batched_call_per_relation(db: Any) -> None:
     authors, books, reviews = _library(db)
-    made = [books.create(Book(title=f"b{i}", author_id=f"a{i % 3 + 1}" if i % 4 else None))
-            for i in range(30)]
+    made = [
+        books.create(Book(title=f"b{i}", author_id=f"a{i % 3 + 1}" if i % 4 else None))
+        for i in range(30)
+    ]
     for i, b in enumerate(made[:10]):
         reviews.create(Review(id=i, book_id=b.id, stars=i % 5))
     counted_authors = Counting(db.store(Author))
@@ -139,12 +147,12 @@ def test_load_is_one_batched_call_per_relation(db: Any) -> None:
     assert [None if a is None else a.id for a in got] == [b.author_id for b in made]
     lists = loader.load(made, "reviews")
     assert counted_reviews.calls == ["search"]
-    assert [sorted(r.id for r in rs) for rs in lists] == [[i] if i < 10 else []
-                                                          for i in range(30)]
+    assert [sorted(r.id for r in rs) for rs in lists] == [[i] if i < 10 else [] for i in range(30)]
     by_author = related(db.store(Author), stores).load(authors.search().items, "books")
     assert counted_books.calls == ["search"]
     assert [len(bs) for bs in by_author] == [
-        sum(1 for b in made if b.author_id == a) for a in ("a1", "a2", "a3")]
+        sum(1 for b in made if b.author_id == a) for a in ("a1", "a2", "a3")
+    ]
     assert loader.load([], "author") == []
     with pytest.raises(ValidationError):
         loader.load(made, "nope")
@@ -168,14 +176,22 @@ def test_foreign_keys_must_exist(db: Any) -> None:
         books.patch(str(b.id), {"author_id": "ghost"})
     with pytest.raises(ValidationError):
         books.update_all(None, {"author_id": "ghost"})
-    results = books.edit_batch([Edit.create(Book(title="y", author_id="a2")),
-                                Edit.create(Book(title="z", author_id="nobody"))])
+    results = books.edit_batch(
+        [
+            Edit.create(Book(title="y", author_id="a2")),
+            Edit.create(Book(title="z", author_id="nobody")),
+        ]
+    )
     assert [r.code for r in results] == ["aborted", "validation_error"]
     assert results[1].field == "author_id"
     assert books.count() == 1
-    results = books.edit_batch([Edit.create(Book(title="y", author_id="a2")),
-                                Edit.create(Book(title="z", author_id="nobody"))],
-                               atomic=False)
+    results = books.edit_batch(
+        [
+            Edit.create(Book(title="y", author_id="a2")),
+            Edit.create(Book(title="z", author_id="nobody")),
+        ],
+        atomic=False,
+    )
     assert [r.code for r in results] == [None, "validation_error"]
     assert books.count() == 2
     books.delete(str(results[0].item.id))
@@ -252,8 +268,9 @@ def test_tree_cascades_in_one_atomic_batch(db: Any) -> None:
     assert batches == [7]  # root, 3 children, 3 grandchildren: one atomic batch
     assert [f.id for f in folders.search().items] == ["other"]
     # a tree's own items created in one batch may refer to each other
-    results = folders.edit_batch([Edit.create(Folder(id="n1")),
-                                  Edit.create(Folder(id="n2", parent_id="n1"))])
+    results = folders.edit_batch(
+        [Edit.create(Folder(id="n1")), Edit.create(Folder(id="n2", parent_id="n1"))]
+    )
     assert all(r.ok for r in results)
 
 
@@ -261,8 +278,13 @@ def test_stacks_with_events(db: Any) -> None:
     seen: list[tuple[str, str]] = []
     book_store = observed(db.store(Book))
     book_store.on_delete(lambda ch: seen.append((ch.kind, ch.old.title)))
-    stores = {Author: db.store(Author), Book: book_store, Review: db.store(Review),
-              Bio: db.store(Bio), Fan: db.store(Fan)}
+    stores = {
+        Author: db.store(Author),
+        Book: book_store,
+        Review: db.store(Review),
+        Bio: db.store(Bio),
+        Fan: db.store(Fan),
+    }
     authors = related(db.store(Author), stores)
     authors.create(Author(id="a1"))
     related(book_store, stores).create(Book(title="t", author_id="a1"))
@@ -277,8 +299,9 @@ async def test_async() -> None:
     await authors.create(Author(id="a1"))
     b = await books.create(Book(title="t", author_id="a1"))
     assert [a.id for a in await books.load([b], "author")] == ["a1"]
-    assert [[x.title for x in bs] for bs in await authors.load([Author(id="a1")], "books")
-            ] == [["t"]]
+    assert [[x.title for x in bs] for bs in await authors.load([Author(id="a1")], "books")] == [
+        ["t"]
+    ]
     with pytest.raises(ValidationError):
         await books.create(Book(author_id="zzz"))
     await authors.delete("a1")

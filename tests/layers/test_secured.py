@@ -98,8 +98,9 @@ def test_read_only_and_allow_all() -> None:
 
 def test_scoped_policy() -> None:
     raw = _raw()
-    policy = Policy.scoped({"admin": Policy.allow_all(), "user": Policy.owner("owner"),
-                            "auditor": Policy.read_only()})
+    policy = Policy.scoped(
+        {"admin": Policy.allow_all(), "user": Policy.owner("owner"), "auditor": Policy.read_only()}
+    )
     admin = secured(raw, policy, Principal("root", {"admin", "user"}))
     user = secured(raw, policy, ANN)
     auditor = secured(raw, policy, Principal("aud", {"auditor"}))
@@ -153,7 +154,10 @@ def test_hidden_and_locked_attributes() -> None:
     assert changed.title == "new" and changed.owner == "ann" and changed.body is None
     stored = raw.read(key)
     assert stored is not None and (stored.body, stored.code, stored.owner) == (
-        "secret", "c1", "ann")
+        "secret",
+        "c1",
+        "ann",
+    )
     with pytest.raises(PreconditionFailed):  # the etag of the real item is not accepted
         ann.patch(key, {"title": "y"}, if_match=etag(stored))
     assert ann.patch(key, {"priority": 2}, if_match=etag(changed)).priority == 2
@@ -188,20 +192,33 @@ def test_edit_batch() -> None:
     results = ann.edit_batch([Edit.patch(km, {"title": "m2"}), Edit.delete(kb)], atomic=True)
     assert [r.code for r in results] == ["aborted", "not_found"]
     assert raw.read(km) == mine and raw.read(kb) == bobs
-    results = ann.edit_batch([
-        Edit.create({"title": "new"}),
-        Edit.patch(km, {"title": "m2"}),
-        Edit.patch(km, {"owner": "bob"}),
-        Edit.update(dataclasses.replace(bobs, title="stolen")),
-        Edit.delete(km, if_match="stale"),
-    ], atomic=False)
-    assert [r.code for r in results] == [None, None, "forbidden", "not_found",
-                                         "precondition_failed"]
+    results = ann.edit_batch(
+        [
+            Edit.create({"title": "new"}),
+            Edit.patch(km, {"title": "m2"}),
+            Edit.patch(km, {"owner": "bob"}),
+            Edit.update(dataclasses.replace(bobs, title="stolen")),
+            Edit.delete(km, if_match="stale"),
+        ],
+        atomic=False,
+    )
+    assert [r.code for r in results] == [
+        None,
+        None,
+        "forbidden",
+        "not_found",
+        "precondition_failed",
+    ]
     assert results[0].item is not None and results[0].item.owner == "ann"
     assert raw.read(km).title == "m2"  # type: ignore[union-attr]
     assert raw.read(kb) == bobs
-    results = ann.edit_batch([Edit.create(Item(owner="ann", title="c")),
-                              Edit.patch(km, {"priority": 1}), Edit.delete(km)])
+    results = ann.edit_batch(
+        [
+            Edit.create(Item(owner="ann", title="c")),
+            Edit.patch(km, {"priority": 1}),
+            Edit.delete(km),
+        ]
+    )
     assert all(r.ok for r in results)
     assert ann.count() == 2 and raw.count() == 3
 
@@ -226,35 +243,83 @@ async def test_async_owner_and_stacking() -> None:
 # ---- the property: nothing outside the policy is observed or changed ---------------------
 
 SUBJECTS = ["ann", "bob", "cy"]
-PRINCIPALS = [Principal(s, scopes) for s in SUBJECTS
-              for scopes in ({"user"}, {"admin"}, {"auditor"}, set(), {"user", "auditor"})]
-USER = Policy(read=lambda p: (F.owner == p.subject) | (F.priority == 0),
-              create=lambda p: F.owner == p.subject,
-              update=lambda p: (F.owner == p.subject) & (F.priority < 4),
-              delete=lambda p: (F.owner == p.subject) & (F.active == True),  # noqa: E712
-              readable=["owner", "title", "priority", "active", "tags"],
-              writable=["title", "priority", "active", "tags"],
-              force=lambda p: {"owner": p.subject})
-POLICY = Policy.scoped({"user": USER, "admin": Policy.allow_all(),
-                        "auditor": Policy(read=F.active == True, create=F.owner == "nobody",  # noqa: E712
-                                          update=F.owner == "nobody", delete=F.owner == "x",
-                                          writable=[])})
-FILTERS = [None, F.priority > 1, F.owner == "ann", F.active == False, F.title.contains("t"),  # noqa: E712
-           ~(F.priority == 0)]
-CHANGES = st.sampled_from([{"priority": 0}, {"priority": 5}, {"title": "tt"}, {"owner": "bob"},
-                           {"active": False}, {"body": "b"}, {"priority": 2, "owner": "ann"}])
+PRINCIPALS = [
+    Principal(s, scopes)
+    for s in SUBJECTS
+    for scopes in ({"user"}, {"admin"}, {"auditor"}, set(), {"user", "auditor"})
+]
+USER = Policy(
+    read=lambda p: (F.owner == p.subject) | (F.priority == 0),
+    create=lambda p: F.owner == p.subject,
+    update=lambda p: (F.owner == p.subject) & (F.priority < 4),
+    delete=lambda p: (F.owner == p.subject) & (F.active == True),  # noqa: E712
+    readable=["owner", "title", "priority", "active", "tags"],
+    writable=["title", "priority", "active", "tags"],
+    force=lambda p: {"owner": p.subject},
+)
+POLICY = Policy.scoped(
+    {
+        "user": USER,
+        "admin": Policy.allow_all(),
+        "auditor": Policy(
+            read=F.active == True,  # noqa: E712
+            create=F.owner == "nobody",
+            update=F.owner == "nobody",
+            delete=F.owner == "x",
+            writable=[],
+        ),
+    }
+)
+FILTERS = [
+    None,
+    F.priority > 1,
+    F.owner == "ann",
+    F.active == False,  # noqa: E712
+    F.title.contains("t"),
+    ~(F.priority == 0),
+]
+CHANGES = st.sampled_from(
+    [
+        {"priority": 0},
+        {"priority": 5},
+        {"title": "tt"},
+        {"owner": "bob"},
+        {"active": False},
+        {"body": "b"},
+        {"priority": 2, "owner": "ann"},
+    ]
+)
 
 
 def _fresh_item(draw: Any) -> Item:
-    return Item(owner=draw(st.sampled_from(SUBJECTS)), title=draw(st.sampled_from(["t", "u"])),
-                priority=draw(st.integers(0, 5)), active=draw(st.booleans()),
-                body=draw(st.sampled_from([None, "b"])))
+    return Item(
+        owner=draw(st.sampled_from(SUBJECTS)),
+        title=draw(st.sampled_from(["t", "u"])),
+        priority=draw(st.integers(0, 5)),
+        active=draw(st.booleans()),
+        body=draw(st.sampled_from([None, "b"])),
+    )
 
 
 @st.composite
 def operations(draw: Any) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(["read", "read_batch", "search", "count", "create", "update",
-                                 "patch", "delete", "edit_batch", "update_all", "delete_all"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "read",
+                "read_batch",
+                "search",
+                "count",
+                "create",
+                "update",
+                "patch",
+                "delete",
+                "edit_batch",
+                "update_all",
+                "delete_all",
+            ]
+        )
+    )
     key = draw(st.integers(0, 9))  # index into the current items; 9 is a missing key
     if kind == "create":
         return kind, _fresh_item(draw)
@@ -269,10 +334,18 @@ def operations(draw: Any) -> tuple[str, Any]:
     if kind == "patch":
         return kind, (key, draw(CHANGES))
     if kind == "edit_batch":
-        edits = draw(st.lists(st.tuples(st.sampled_from(["create", "patch", "delete", "update"]),
-                                        st.integers(0, 9), CHANGES,
-                                        st.builds(lambda: None).map(lambda _: _fresh_item(draw))),
-                              min_size=1, max_size=4))
+        edits = draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["create", "patch", "delete", "update"]),
+                    st.integers(0, 9),
+                    CHANGES,
+                    st.builds(lambda: None).map(lambda _: _fresh_item(draw)),
+                ),
+                min_size=1,
+                max_size=4,
+            )
+        )
         return kind, (edits, draw(st.booleans()))
     return kind, key
 
@@ -282,17 +355,22 @@ def _check(f: Filter, item: Item) -> bool:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(start=st.lists(st.tuples(st.sampled_from(SUBJECTS), st.integers(0, 5), st.booleans()),
-                      min_size=3, max_size=8),
-       steps=st.lists(st.tuples(st.sampled_from(PRINCIPALS), operations()), min_size=1,
-                      max_size=12))
+@given(
+    start=st.lists(
+        st.tuples(st.sampled_from(SUBJECTS), st.integers(0, 5), st.booleans()),
+        min_size=3,
+        max_size=8,
+    ),
+    steps=st.lists(st.tuples(st.sampled_from(PRINCIPALS), operations()), min_size=1, max_size=12),
+)
 def test_no_principal_sees_or_changes_what_its_policy_excludes(
-        start: list[tuple[str, int, bool]],
-        steps: list[tuple[Principal, tuple[str, Any]]]) -> None:
+    start: list[tuple[str, int, bool]], steps: list[tuple[Principal, tuple[str, Any]]]
+) -> None:
     raw = _raw()
     for owner, priority, active in start:
-        raw.create(Item(owner=owner, title="t", priority=priority, active=active, body="b",
-                        code=None))
+        raw.create(
+            Item(owner=owner, title="t", priority=priority, active=active, body="b", code=None)
+        )
     for principal, (kind, arg) in steps:
         rules = POLICY.rules(principal).validated(ITEM)
         store = secured(raw, POLICY, principal)
@@ -305,8 +383,11 @@ def test_no_principal_sees_or_changes_what_its_policy_excludes(
         def visible(item: Item, rules: Any = rules) -> bool:
             return _check(rules.read, item)
 
-        hidden = [a.name for a in ITEM.attrs
-                  if rules.readable is not None and a.name not in rules.readable]
+        hidden = [
+            a.name
+            for a in ITEM.attrs
+            if rules.readable is not None and a.name not in rules.readable
+        ]
 
         def shown(item: Item, hidden: list[str] = hidden) -> Item:
             return dataclasses.replace(item, **dict.fromkeys(hidden))
@@ -372,8 +453,12 @@ def test_no_principal_sees_or_changes_what_its_policy_excludes(
         except PersistyError as e:
             error = e
         # writing to an item one cannot see reveals nothing: it is "not found"
-        if target is not None and target in before and not visible(before[target]) and (
-                kind in ("update", "patch", "delete")):
+        if (
+            target is not None
+            and target in before
+            and not visible(before[target])
+            and (kind in ("update", "patch", "delete"))
+        ):
             if kind == "patch" and not isinstance(error, NotFound):
                 # refused before looking: a missing key gets the very same answer
                 with pytest.raises(type(error)) as again:
@@ -388,10 +473,14 @@ def test_no_principal_sees_or_changes_what_its_policy_excludes(
         after = {raw.key_of(i): i for i in raw.search(limit=1000).items}
         for item in observed:
             k = store.key_of(item)
-            state = before.get(k) if kind in ("read", "read_batch", "search") else (
-                after.get(k) or before.get(k))
-            assert state is not None and (visible(state) or kind in ("create", "edit_batch")
-                                          or kind == "patch"), (kind, item)
+            state = (
+                before.get(k)
+                if kind in ("read", "read_batch", "search")
+                else (after.get(k) or before.get(k))
+            )
+            assert state is not None and (
+                visible(state) or kind in ("create", "edit_batch") or kind == "patch"
+            ), (kind, item)
             if kind in ("read", "read_batch", "search"):
                 assert item == shown(state)
         # nothing is changed that the policy excludes
@@ -401,13 +490,19 @@ def test_no_principal_sees_or_changes_what_its_policy_excludes(
                 continue
             if old is None:
                 assert new is not None and _check(rules.create, new), ("created", principal, new)
-                assert new.owner == principal.subject or "user" not in principal.scopes or (
-                    "admin" in principal.scopes)
+                assert (
+                    new.owner == principal.subject
+                    or "user" not in principal.scopes
+                    or ("admin" in principal.scopes)
+                )
                 if rules.writable is not None:  # what it may not write keeps its default
                     blank = Item(owner="", title="")
                     for a in ITEM.attrs:
-                        if a.name not in rules.writable and a.name not in rules.forced and (
-                                a.generated is None and a.name not in ("id", "owner", "title")):
+                        if (
+                            a.name not in rules.writable
+                            and a.name not in rules.forced
+                            and (a.generated is None and a.name not in ("id", "owner", "title"))
+                        ):
                             assert getattr(new, a.name) == getattr(blank, a.name), a.name
             elif new is None:
                 assert visible(old) and _check(rules.delete, old), ("deleted", principal, old)

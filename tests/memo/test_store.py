@@ -56,8 +56,7 @@ def test_once_per_key_across_threads_and_processes(url: str, tmp_path: Path) -> 
     namespace = "m" + uuid.uuid4().hex[:10]
     log = tmp_path / "computed"
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker_process, args=(url, namespace, str(log)))
-             for _ in range(4)]
+    procs = [ctx.Process(target=_worker_process, args=(url, namespace, str(log))) for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:

@@ -40,11 +40,13 @@ def test_store_name_is_snake_case_and_overridable() -> None:
 
 def test_declaration_errors_are_clear() -> None:
     with pytest.raises(TypeError, match="key"):
+
         @stored
         class NoKey:
             name: str
 
     with pytest.raises(TypeError, match="index"):
+
         @stored(indexes=[Index("missing")])
         class BadIndex:
             id: str
@@ -52,12 +54,14 @@ def test_declaration_errors_are_clear() -> None:
 
 def test_validation_names_the_field() -> None:
     meta = meta_of(Item)
-    for data, field in [({"owner": 1, "title": "t"}, "owner"),
-                        ({"owner": "o"}, "title"),
-                        ({"owner": "o", "title": "t", "priority": "x"}, "priority"),
-                        ({"owner": "o", "title": "t", "color": "purple"}, "color"),
-                        ({"owner": "o", "title": "t" * 101}, "title"),
-                        ({"owner": "o", "title": "t", "extra": 1}, "extra")]:
+    for data, field in [
+        ({"owner": 1, "title": "t"}, "owner"),
+        ({"owner": "o"}, "title"),
+        ({"owner": "o", "title": "t", "priority": "x"}, "priority"),
+        ({"owner": "o", "title": "t", "color": "purple"}, "color"),
+        ({"owner": "o", "title": "t" * 101}, "title"),
+        ({"owner": "o", "title": "t", "extra": 1}, "extra"),
+    ]:
         with pytest.raises(ValidationError) as e:
             meta.from_builtins(data)
         assert e.value.field == field, data
@@ -71,8 +75,11 @@ def test_constraints() -> None:
 
     meta = meta_of(Thing)
     meta.validate(Thing(id="abc", n=10))
-    for bad, field in [(Thing(id="ABC"), "id"), (Thing(id="a", n=11), "n"),
-                       (Thing(id="", n=1), "id")]:
+    for bad, field in [
+        (Thing(id="ABC"), "id"),
+        (Thing(id="a", n=11), "n"),
+        (Thing(id="", n=1), "id"),
+    ]:
         with pytest.raises(ValidationError) as e:
             meta.validate(bad)
         assert e.value.field == field

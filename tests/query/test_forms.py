@@ -58,8 +58,12 @@ def test_query_string_round_trip(f: object) -> None:
 
 
 def test_query_string_form() -> None:
-    f = filter_from_query(parse_qsl("owner=ann&priority__gte=1&title__icontains=x&"
-                                    "owner__in=a&owner__in=b&order=-priority,title&limit=5"))
+    f = filter_from_query(
+        parse_qsl(
+            "owner=ann&priority__gte=1&title__icontains=x&"
+            "owner__in=a&owner__in=b&order=-priority,title&limit=5"
+        )
+    )
     assert isinstance(f, And)
     v = validate_filter(f, META)
     assert (F.priority >= 1) in v.filters  # type: ignore[attr-defined]
@@ -77,7 +81,7 @@ keys = PageKeys(b"k" * 32)
 SPEC = sort_spec(META, [-F.priority, +F.due])
 
 
-@given(st.integers(-10**9, 10**9), st.one_of(st.none(), st.dates()), st.uuids())
+@given(st.integers(-(10**9), 10**9), st.one_of(st.none(), st.dates()), st.uuids())
 def test_page_keys_round_trip(p: int, d: object, u: object) -> None:
     token = keys.encode(META, SPEC, (p, d, u))
     assert keys.decode(token, META, SPEC) == (p, d, u)
@@ -85,11 +89,12 @@ def test_page_keys_round_trip(p: int, d: object, u: object) -> None:
 
 @given(st.integers(0, 10**6), st.data())
 def test_page_keys_detect_any_change(p: int, data: st.DataObject) -> None:
-    token = keys.encode(META, SPEC, (p, None, META.key_attrs[0].coerce(
-        "00000000-0000-0000-0000-000000000001")))
+    token = keys.encode(
+        META, SPEC, (p, None, META.key_attrs[0].coerce("00000000-0000-0000-0000-000000000001"))
+    )
     i = data.draw(st.integers(0, len(token) - 1))
     c = data.draw(st.sampled_from("ABCabc012-_."))
-    forged = token[:i] + c + token[i + 1:]
+    forged = token[:i] + c + token[i + 1 :]
     if forged != token:
         with pytest.raises(ValidationError):
             keys.decode(forged, META, SPEC)

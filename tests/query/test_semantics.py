@@ -117,8 +117,13 @@ def test_seek_continues_strictly_after_the_cursor() -> None:
 
 
 def test_bad_filters_name_the_attribute() -> None:
-    cases = [(F.nope == 1, "nope"), (F.tags < "x", "tags"), (F.active.startswith("t"), "active"),
-             (F.priority.in_("12"), "priority"), (F.score < None, "score")]
+    cases = [
+        (F.nope == 1, "nope"),
+        (F.tags < "x", "tags"),
+        (F.active.startswith("t"), "active"),
+        (F.priority.in_("12"), "priority"),
+        (F.score < None, "score"),
+    ]
     for f, field in cases:
         with pytest.raises(ValidationError) as e:
             matches(f, item(), META)

@@ -24,16 +24,23 @@ def open_files(backend: str, name: str, **options: Any) -> AsyncFileStore:
     if backend == "memory":
         return persisty.files.aio.connect("memory://", name=name, **options)
     if backend == "sqlite":
-        return persisty.files.aio.connect(f"sqlite:///{ROOT / 'chunks.db'}", name=name,
-                                          namespace=NAMESPACE, chunk_size=16 * 1024,
-                                          **options)
+        return persisty.files.aio.connect(
+            f"sqlite:///{ROOT / 'chunks.db'}",
+            name=name,
+            namespace=NAMESPACE,
+            chunk_size=16 * 1024,
+            **options,
+        )
     if backend == "postgres":
-        return persisty.files.aio.connect(POSTGRES_URL, name=name, namespace=NAMESPACE,
-                                          chunk_size=16 * 1024, **options)
+        return persisty.files.aio.connect(
+            POSTGRES_URL, name=name, namespace=NAMESPACE, chunk_size=16 * 1024, **options
+        )
     if backend == "dir":
-        return persisty.files.aio.connect(f"dir://{ROOT / 'dir'}", name=name, catalog=sqlite,
-                                          namespace=NAMESPACE, **options)
+        return persisty.files.aio.connect(
+            f"dir://{ROOT / 'dir'}", name=name, catalog=sqlite, namespace=NAMESPACE, **options
+        )
     if backend == "s3":
-        return persisty.files.aio.connect(s3_url(), name=name, catalog=sqlite,
-                                          namespace=NAMESPACE, **options)
+        return persisty.files.aio.connect(
+            s3_url(), name=name, catalog=sqlite, namespace=NAMESPACE, **options
+        )
     raise ValueError(backend)

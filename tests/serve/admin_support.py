@@ -33,9 +33,16 @@ from persisty.serve import app as make_app  # noqa: E402
 from persisty.store import Edit  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = ROOT / "test-artifacts" / "admin"
 
 
@@ -64,7 +71,7 @@ class Gadget:
     tags: list[str] = Attr(default_factory=list)
     specs: dict[str, Any] = Attr(default_factory=dict)
     blob: bytes = b""
-    notes: str = Attr(default="", max_length=1000)
+    notes: str = Attr(default="", max_length=1000, sortable=False)
     created_at: dt.datetime = Attr(generated="created", default=None)
 
 
@@ -88,12 +95,20 @@ CHANNELS = 5000
 
 def gadget(i: int, **changes: Any) -> Gadget:
     values: dict[str, Any] = dict(
-        id=f"g-{i:04d}", name=f"Gadget {i:03d}", owner=("ann", "bob")[i % 2],
-        count=(i * 37) % 500, price=i / 4, cost=Decimal(i) / 100, active=i % 3 == 0,
-        checked=(None, True, False)[i % 3], color=list(Color)[i % 3],
+        id=f"g-{i:04d}",
+        name=f"Gadget {i:03d}",
+        owner=("ann", "bob")[i % 2],
+        count=(i * 37) % 500,
+        price=i / 4,
+        cost=Decimal(i) / 100,
+        active=i % 3 == 0,
+        checked=(None, True, False)[i % 3],
+        color=list(Color)[i % 3],
         released=dt.date(2024, 1, 1) + dt.timedelta(days=i),
         seen_at=dt.datetime(2024, 3, 1, tzinfo=dt.UTC) + dt.timedelta(hours=7 * i),
-        tags=[f"t{i % 5}"], notes=f"note {i}" if i % 4 else "")
+        tags=[f"t{i % 5}"],
+        notes=f"note {i}" if i % 4 else "",
+    )
     values.update(changes)
     return Gadget(**values)
 
@@ -102,8 +117,12 @@ async def seed_all(db: persisty.aio.AsyncDatabase) -> None:
     await seed(db)
     channels = db.store(Channel)
     for start in range(0, CHANNELS, 1000):
-        await channels.edit_batch([Edit.create(Channel(id=f"chan-{i:04d}", title=f"Channel {i}"))
-                                   for i in range(start, min(start + 1000, CHANNELS))])
+        await channels.edit_batch(
+            [
+                Edit.create(Channel(id=f"chan-{i:04d}", title=f"Channel {i}"))
+                for i in range(start, min(start + 1000, CHANNELS))
+            ]
+        )
     await db.store(Gadget).edit_batch([Edit.create(gadget(i)) for i in range(GADGETS)])
     await db.store(AuditEntry).create(AuditEntry(id="a1", text="secret"))
 
@@ -125,16 +144,28 @@ class Server:
         return self.db.store(cls)
 
 
-def serve(url: str, *, stores: list[type[Any]], policies: dict[Any, Any],
-          on_startup: Callable[[Any], Any], anonymous: list[type[Any]]) -> Iterator[Server]:
+def serve(
+    url: str,
+    *,
+    stores: list[type[Any]],
+    policies: dict[Any, Any],
+    on_startup: Callable[[Any], Any],
+    anonymous: list[type[Any]],
+) -> Iterator[Server]:
     db = persisty.aio.connect(url)
-    asgi = make_app(db, stores, auth=JWTAuth(secret="admin browser tests " * 3),
-                    login=DemoAuthenticator(USERS), policies=policies, anonymous=anonymous,
-                    title="persisty messenger", admin=True,
-                    on_startup=[lambda: on_startup(db)])
+    asgi = make_app(
+        db,
+        stores,
+        auth=JWTAuth(secret="admin browser tests " * 3),
+        login=DemoAuthenticator(USERS),
+        policies=policies,
+        anonymous=anonymous,
+        title="persisty messenger",
+        admin=True,
+        on_startup=[lambda: on_startup(db)],
+    )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -190,8 +221,11 @@ class Tab:
         assert "/admin/login" not in self.page.url, self.page.content()[:2000]
 
     def keys(self) -> list[str]:
-        return list(self.page.locator("tbody tr[data-key]").evaluate_all(
-            "rows => rows.map(r => r.dataset.key)"))
+        return list(
+            self.page.locator("tbody tr[data-key]").evaluate_all(
+                "rows => rows.map(r => r.dataset.key)"
+            )
+        )
 
     def csp(self) -> list[str]:
         if not self.context.pages or self.page.evaluate("typeof window.__csp") == "undefined":

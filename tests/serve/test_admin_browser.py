@@ -43,8 +43,9 @@ from persisty.query import F, TextQuery
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"sqlite:///{tmp_path_factory.mktemp('admin') / 'admin.db'}"
-    yield from serve(url, stores=STORES, policies=POLICY, on_startup=seed_all,
-                     anonymous=[User, Channel])
+    yield from serve(
+        url, stores=STORES, policies=POLICY, on_startup=seed_all, anonymous=[User, Channel]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,9 @@ def test_sign_in_gate_wrong_password_cookie_flags_and_foreign_next(tab: Tab) -> 
     assert {urlsplit(u).hostname for u in tab.requests} == {"127.0.0.1"}
 
 
-def test_the_index_shows_only_the_stores_a_principal_may_read(tab: Tab, browser: Any,
-                                                                server: Server) -> None:
+def test_the_index_shows_only_the_stores_a_principal_may_read(
+    tab: Tab, browser: Any, server: Server
+) -> None:
     tab.sign_in("ann")
     names = tab.page.locator("a.store-link").all_inner_texts()
     assert names == ["user", "channel", "message", "gadget"]
@@ -113,7 +115,12 @@ def test_the_index_shows_only_the_stores_a_principal_may_read(tab: Tab, browser:
     root = open_tab(browser, server.origin)
     root.sign_in("root")
     assert root.page.locator("a.store-link").all_inner_texts() == [
-        "user", "channel", "message", "gadget", "audit_entry"]
+        "user",
+        "channel",
+        "message",
+        "gadget",
+        "audit_entry",
+    ]
     # ann may read channels but not create them: no "New" link on her index for it
     assert tab.go("/admin/").ok
     assert tab.page.locator("a.button[href='/admin/channel/_new']").count() == 0
@@ -125,7 +132,8 @@ def test_the_index_shows_only_the_stores_a_principal_may_read(tab: Tab, browser:
 
 
 def test_keyset_paging_every_key_once_reload_stable_and_inserts_repeat_nothing(
-        tab: Tab, server: Server) -> None:
+    tab: Tab, server: Server
+) -> None:
     store = server.store(Gadget)
     expected = [store.key_of(g) for g in store.search_all(F.id.startswith("g-"), "id")]
     assert len(expected) >= GADGETS
@@ -187,8 +195,7 @@ def test_sort_headers_filter_panel_and_search_equal_the_store(tab: Tab, server: 
     assert tab.keys() == [store.key_of(g) for g in store.search(None, "-count", 20).items]
     # columns without a sort header cannot be sorted by hand either: 422, never a 500
     bad = tab.go("/admin/gadget?order=notes")
-    assert bad.status == 422 and "cannot sort by 'notes'" in tab.page.inner_text(
-        "#list-error")
+    assert bad.status == 422 and "cannot sort by 'notes'" in tab.page.inner_text("#list-error")
     assert tab.go("/admin/gadget?order=nope,-").status == 422
     assert tab.go("/admin/gadget?count__gte=many").status == 422
     # the filter panel
@@ -202,11 +209,21 @@ def test_sort_headers_filter_panel_and_search_equal_the_store(tab: Tab, server: 
     with tab.page.expect_navigation():
         tab.page.click("button:has-text('Apply filters')")
     query = parse_qs(urlsplit(tab.page.url).query)
-    assert query == {"order": ["-price"], "count__gte": ["100"], "count__lte": ["300"],
-                     "color": ["green"], "checked__exists": ["true"],
-                     "name__icontains": ["gadget 1"]}  # empty fields are not in the URL
-    f = ((F.count >= 100) & (F.count <= 300) & (F.color == "green") & F.checked.exists()
-         & F.name.icontains("gadget 1"))
+    assert query == {
+        "order": ["-price"],
+        "count__gte": ["100"],
+        "count__lte": ["300"],
+        "color": ["green"],
+        "checked__exists": ["true"],
+        "name__icontains": ["gadget 1"],
+    }  # empty fields are not in the URL
+    f = (
+        (F.count >= 100)
+        & (F.count <= 300)
+        & (F.color == "green")
+        & F.checked.exists()
+        & F.name.icontains("gadget 1")
+    )
     assert tab.keys() == [store.key_of(g) for g in store.search(f, "-price", 20).items]
     assert _count_text(tab) == f"{store.count(f):,}"
     # free-text search
@@ -226,15 +243,23 @@ def test_sort_headers_filter_panel_and_search_equal_the_store(tab: Tab, server: 
 
 
 def test_a_create_with_two_invalid_fields_keeps_every_value_and_writes_nothing(
-        tab: Tab, server: Server) -> None:
+    tab: Tab, server: Server
+) -> None:
     store = server.store(Gadget)
     before = store.count()
     tab.sign_in("root")
     page = tab.page
     tab.go("/admin/gadget/_new")
-    typed = {"#field-id": "Bad Id!", "#field-name": "A name", "#field-count": "42",
-             "#field-price": "1.5", "#field-cost": "9.99", "#field-tags": "a\nb",
-             "#field-specs": "{not json", "#field-notes": "some notes"}
+    typed = {
+        "#field-id": "Bad Id!",
+        "#field-name": "A name",
+        "#field-count": "42",
+        "#field-price": "1.5",
+        "#field-cost": "9.99",
+        "#field-tags": "a\nb",
+        "#field-specs": "{not json",
+        "#field-notes": "some notes",
+    }
     page.evaluate("document.querySelector('#field-id').removeAttribute('pattern')")
     for sel, text in typed.items():
         page.fill(sel, text)
@@ -267,7 +292,8 @@ def test_a_create_with_two_invalid_fields_keeps_every_value_and_writes_nothing(
 
 
 def test_every_attribute_kind_round_trips_with_a_new_york_datetime(
-        browser: Any, server: Server) -> None:
+    browser: Any, server: Server
+) -> None:
     tab = open_tab(browser, server.origin, timezone_id="America/New_York")
     tab.sign_in("root")
     page = tab.page
@@ -295,12 +321,24 @@ def test_every_attribute_kind_round_trips_with_a_new_york_datetime(
     assert nav.value.status == 200 and page.url.endswith("/admin/gadget/kinds")
     item = server.store(Gadget).read("kinds")
     assert item == Gadget(
-        id="kinds", name="Every kind", owner="bob", count=7, price=2.25, cost=Decimal("10.05"),
-        active=True, checked=False, released=dt.date(2024, 2, 29),
+        id="kinds",
+        name="Every kind",
+        owner="bob",
+        count=7,
+        price=2.25,
+        cost=Decimal("10.05"),
+        active=True,
+        checked=False,
+        released=dt.date(2024, 2, 29),
         seen_at=dt.datetime(2024, 7, 4, 16, 30, 15, tzinfo=dt.UTC),  # EDT is UTC-4
-        color=Color.GREEN, ref=UUID(ref), tags=["red", "small"],
-        specs={"w": 3, "deep": {"x": [1, 2]}}, blob=b"hello", notes="line one\nline two",
-        created_at=item.created_at)
+        color=Color.GREEN,
+        ref=UUID(ref),
+        tags=["red", "small"],
+        specs={"w": 3, "deep": {"x": [1, 2]}},
+        blob=b"hello",
+        notes="line one\nline two",
+        created_at=item.created_at,
+    )
     assert "2024-07-04 12:30:15 EDT" in page.inner_text("dl.fields")
     # the edit form shows the same values, and saving it unchanged changes nothing
     tab.go("/admin/gadget/kinds/_edit")
@@ -408,27 +446,39 @@ def test_bulk_delete_with_a_key_of_another_owner(tab: Tab, server: Server) -> No
 
 
 def test_a_post_without_the_csrf_token_or_from_another_origin_is_refused(
-        tab: Tab, server: Server) -> None:
+    tab: Tab, server: Server
+) -> None:
     tab.sign_in("root")
     tab.go("/admin/channel/_new")
     token = tab.page.input_value("input[name=csrf_token]")
     form = {"id": "csrf-x", "title": "x", "topic": ""}
-    status = tab.page.evaluate("""async (form) => (await fetch('/admin/channel/_new', {
-        method: 'POST', body: new URLSearchParams(form)})).status""", form)
+    status = tab.page.evaluate(
+        """async (form) => (await fetch('/admin/channel/_new', {
+        method: 'POST', body: new URLSearchParams(form)})).status""",
+        form,
+    )
     assert status == 403
-    other = tab.context.request.post(tab.origin + "/admin/channel/_new",
-                                     form={**form, "csrf_token": token},
-                                     headers={"Origin": "http://evil.example"},
-                                     max_redirects=0)
+    other = tab.context.request.post(
+        tab.origin + "/admin/channel/_new",
+        form={**form, "csrf_token": token},
+        headers={"Origin": "http://evil.example"},
+        max_redirects=0,
+    )
     assert other.status == 403 and "another origin" in other.text()
-    wrong = tab.context.request.post(tab.origin + "/admin/channel/_new",
-                                     form={**form, "csrf_token": token[::-1]},
-                                     headers={"Origin": tab.origin}, max_redirects=0)
+    wrong = tab.context.request.post(
+        tab.origin + "/admin/channel/_new",
+        form={**form, "csrf_token": token[::-1]},
+        headers={"Origin": tab.origin},
+        max_redirects=0,
+    )
     assert wrong.status == 403
     assert server.store(Channel).read("csrf-x") is None
-    ok = tab.context.request.post(tab.origin + "/admin/channel/_new",
-                                  form={**form, "csrf_token": token},
-                                  headers={"Origin": tab.origin}, max_redirects=0)
+    ok = tab.context.request.post(
+        tab.origin + "/admin/channel/_new",
+        form={**form, "csrf_token": token},
+        headers={"Origin": tab.origin},
+        max_redirects=0,
+    )
     assert ok.status == 303 and server.store(Channel).read("csrf-x") is not None
     server.store(Channel).delete("csrf-x")
 
@@ -438,7 +488,7 @@ def test_a_post_without_the_csrf_token_or_from_another_origin_is_refused(
 
 def test_export_of_a_filtered_list_has_exactly_count_rows(tab: Tab, server: Server) -> None:
     store = server.store(Gadget)
-    store.create(gadget(3, id="formula", name="=HYPERLINK(\"x\")", notes="-2+3", color=Color.BLUE))
+    store.create(gadget(3, id="formula", name='=HYPERLINK("x")', notes="-2+3", color=Color.BLUE))
     tab.sign_in("root")
     tab.go("/admin/gadget?color=blue&count__lte=400")
     f = (F.color == "blue") & (F.count <= 400)
@@ -447,7 +497,7 @@ def test_export_of_a_filtered_list_has_exactly_count_rows(tab: Tab, server: Serv
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     assert len(rows) == store.count(f) > 20  # every page, not just the one on screen
     by_id = {r["id"]: r for r in rows}
-    assert by_id["formula"]["name"] == "'=HYPERLINK(\"x\")" and by_id["formula"]["notes"] == "'-2+3"
+    assert by_id["formula"]["name"] == '\'=HYPERLINK("x")' and by_id["formula"]["notes"] == "'-2+3"
     with tab.page.expect_download() as dl:
         tab.page.click("a:has-text('Export JSON Lines')")
     lines = Path(dl.value.path()).read_text().splitlines()
@@ -460,14 +510,24 @@ def test_export_of_a_filtered_list_has_exactly_count_rows(tab: Tab, server: Serv
 
 
 def test_a_full_tour_stays_on_the_origin_without_console_errors_or_csp_violations(
-        tab: Tab, server: Server) -> None:
+    tab: Tab, server: Server
+) -> None:
     page = tab.page
     tab.sign_in("root")
-    for path in ("/admin/", "/admin/user", "/admin/channel", "/admin/message",
-                 "/admin/gadget", "/admin/gadget?order=-count&limit=50",
-                 "/admin/gadget/g-0001", "/admin/gadget/g-0001/_edit", "/admin/gadget/_new",
-                 "/admin/channel/general", "/admin/channel/general/_delete",
-                 "/admin/audit_entry"):
+    for path in (
+        "/admin/",
+        "/admin/user",
+        "/admin/channel",
+        "/admin/message",
+        "/admin/gadget",
+        "/admin/gadget?order=-count&limit=50",
+        "/admin/gadget/g-0001",
+        "/admin/gadget/g-0001/_edit",
+        "/admin/gadget/_new",
+        "/admin/channel/general",
+        "/admin/channel/general/_delete",
+        "/admin/audit_entry",
+    ):
         response = tab.go(path)
         assert response.status == 200, (path, response.status)
         assert "default-src 'self'" in response.headers["content-security-policy"]
@@ -485,8 +545,7 @@ def test_a_full_tour_stays_on_the_origin_without_console_errors_or_csp_violation
     assert page.locator("select#field-channel_id").count() == 0
     page.locator("#field-channel_id").press_sequentially("chan-01", delay=20)
     wait_for(lambda: page.locator("#field-channel_id-list option").count() == 20)
-    options = page.locator("#field-channel_id-list option").evaluate_all(
-        "o => o.map(x => x.value)")
+    options = page.locator("#field-channel_id-list option").evaluate_all("o => o.map(x => x.value)")
     assert all(o.startswith("chan-01") for o in options)
     suggests = [u for u in tab.requests if "/_suggest" in u]
     assert suggests and all("q=" in u for u in suggests)
@@ -497,15 +556,18 @@ def test_a_full_tour_stays_on_the_origin_without_console_errors_or_csp_violation
     assert all(u.startswith(tab.origin + "/") for u in tab.requests)
     for path in ("/admin/nowhere", "/admin/gadget/missing", "/admin/nowhere/x/y"):
         response = tab.go(path)
-        assert response.status == 404 and "default-src 'self'" in response.headers[
-            "content-security-policy"]
+        assert (
+            response.status == 404
+            and "default-src 'self'" in response.headers["content-security-policy"]
+        )
 
 
 # ---- without JavaScript ------------------------------------------------------------------------
 
 
 def test_without_javascript_paging_filtering_create_stale_edit_and_delete(
-        browser: Any, server: Server) -> None:
+    browser: Any, server: Server
+) -> None:
     tab = _no_js(browser, server)
     page = tab.page
     store = server.store(Gadget)
@@ -573,8 +635,9 @@ def _background(tab: Tab) -> str:
 def test_dark_mode_colours_the_toggle_and_screenshots(browser: Any, server: Server) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for scheme, background in (("light", "rgb(255, 255, 255)"), ("dark", "rgb(20, 23, 28)")):
-        tab = open_tab(browser, server.origin, color_scheme=scheme,
-                       viewport={"width": 1280, "height": 800})
+        tab = open_tab(
+            browser, server.origin, color_scheme=scheme, viewport={"width": 1280, "height": 800}
+        )
         tab.sign_in("root")
         tab.go("/admin/gadget?order=-count")
         assert _background(tab) == background
@@ -585,8 +648,9 @@ def test_dark_mode_colours_the_toggle_and_screenshots(browser: Any, server: Serv
         tab.page.click("button:has-text('Theme')")
         other = "rgb(20, 23, 28)" if scheme == "light" else "rgb(255, 255, 255)"
         assert _background(tab) == other
-        wait_for(lambda tab=tab: any(c["name"] == "persisty_admin_theme"
-                                     for c in tab.context.cookies()))
+        wait_for(
+            lambda tab=tab: any(c["name"] == "persisty_admin_theme" for c in tab.context.cookies())
+        )
         tab.page.reload()
         assert _background(tab) == other
         assert tab.errors == [] and tab.csp() == []

@@ -33,18 +33,28 @@ class Reading:
 async def _seed(db: Any) -> None:
     store = db.store(Reading)
     for start in range(0, ITEMS, 5000):
-        await store.edit_batch([Edit.create(Reading(id=f"r-{i:06d}", sensor=f"s{i % 50}",
-                                                    value=i / 10, note=f"reading {i}"))
-                                for i in range(start, start + 5000)])
+        await store.edit_batch(
+            [
+                Edit.create(
+                    Reading(id=f"r-{i:06d}", sensor=f"s{i % 50}", value=i / 10, note=f"reading {i}")
+                )
+                for i in range(start, start + 5000)
+            ]
+        )
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"sqlite:///{tmp_path_factory.mktemp('admin-scale') / 'big.db'}"
-    yield from serve(url, stores=[Reading],
-                     policies={Reading: Policy.scoped({"admin": Policy.allow_all(),
-                                                       "user": Policy.read_only()})},
-                     on_startup=_seed, anonymous=[])
+    yield from serve(
+        url,
+        stores=[Reading],
+        policies={
+            Reading: Policy.scoped({"admin": Policy.allow_all(), "user": Policy.read_only()})
+        },
+        on_startup=_seed,
+        anonymous=[],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +68,8 @@ def _server_ms(response: Any) -> float:
 
 
 def test_100k_items_first_page_and_next_within_300ms_without_a_count(
-        browser: Any, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser: Any, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert server.store(Reading).count() == ITEMS
     counts: list[Any] = []
     original = AsyncSqlStore._count

@@ -25,15 +25,22 @@ POLICIES = {
 }
 
 
-def bearer(subject: str, scopes: tuple[str, ...] = ("user",),
-           auth: JWTAuth = AUTH) -> dict[str, str]:
+def bearer(
+    subject: str, scopes: tuple[str, ...] = ("user",), auth: JWTAuth = AUTH
+) -> dict[str, str]:
     return {"Authorization": "Bearer " + auth.issue(subject, scopes)}
 
 
 @pytest.fixture
 def client() -> Any:
-    asgi = app(persisty.aio.connect("memory://"), [Note, Page], auth=AUTH, policies=POLICIES,
-               anonymous=[Page], login=DemoAuthenticator({"ann": ("pw-ann", ["user"])}))
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [Note, Page],
+        auth=AUTH,
+        policies=POLICIES,
+        anonymous=[Page],
+        login=DemoAuthenticator({"ann": ("pw-ann", ["user"])}),
+    )
     with TestClient(asgi) as c:
         yield c
 
@@ -71,8 +78,9 @@ def test_owner_policy(client: Any) -> None:
     assert client.get("/api/note/_count", headers=bob).json() == {"count": 0}
     assert client.get("/api/note/_count", headers=ann).json() == {"count": 1}
     key = loc.rsplit("/", 1)[1]
-    assert client.post("/api/note/_batch/read", json={"keys": [key]},
-                       headers=bob).json() == {"items": [None]}
+    assert client.post("/api/note/_batch/read", json={"keys": [key]}, headers=bob).json() == {
+        "items": [None]
+    }
     r = client.patch(loc, json={"owner": "bob"}, headers=ann)
     assert r.status_code in (403, 404)
     assert client.get(loc, headers=ann).json()["owner"] == "ann"
@@ -98,36 +106,56 @@ def test_login(client: Any) -> None:
     r = client.post("/api/_login", json={"username": "ann", "password": "pw-ann"})
     assert r.status_code == 200 and r.json()["token_type"] == "bearer"
     headers = {"Authorization": "Bearer " + r.json()["access_token"]}
-    assert client.post("/api/note", json={"title": "t", "owner": "ann"},
-                       headers=headers).status_code == 201
+    assert (
+        client.post("/api/note", json={"title": "t", "owner": "ann"}, headers=headers).status_code
+        == 201
+    )
 
 
 def test_no_login_route_without_a_demo_authenticator() -> None:
     with TestClient(app(persisty.aio.connect("memory://"), [Note], auth=AUTH)) as c:
         assert c.post("/api/_login", json={"username": "a", "password": "b"}).status_code in (
-            404, 405)
+            404,
+            405,
+        )
     with pytest.raises(ValidationError):
         app(persisty.aio.connect("memory://"), [Note], login=DemoAuthenticator({}))
 
 
 def test_rs256_with_a_public_key() -> None:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     auth = JWTAuth(public_key=pem, audience="persisty-tests")
     now = dt.datetime.now(dt.UTC)
-    token = jwt.encode({"sub": "ann", "scope": "user", "exp": now + dt.timedelta(minutes=5),
-                        "aud": "persisty-tests"}, private, algorithm="RS256")
-    wrong_aud = jwt.encode({"sub": "ann", "exp": now + dt.timedelta(minutes=5), "aud": "x"},
-                           private, algorithm="RS256")
-    hs = jwt.encode({"sub": "ann", "exp": now + dt.timedelta(minutes=5),
-                     "aud": "persisty-tests"}, "secret-secret-secret-secret-secret",
-                    algorithm="HS256")
-    asgi = app(persisty.aio.connect("memory://"), [Note], auth=auth,
-               policies={Note: Policy.owner("owner")})
+    token = jwt.encode(
+        {
+            "sub": "ann",
+            "scope": "user",
+            "exp": now + dt.timedelta(minutes=5),
+            "aud": "persisty-tests",
+        },
+        private,
+        algorithm="RS256",
+    )
+    wrong_aud = jwt.encode(
+        {"sub": "ann", "exp": now + dt.timedelta(minutes=5), "aud": "x"}, private, algorithm="RS256"
+    )
+    hs = jwt.encode(
+        {"sub": "ann", "exp": now + dt.timedelta(minutes=5), "aud": "persisty-tests"},
+        "secret-secret-secret-secret-secret",
+        algorithm="HS256",
+    )
+    asgi = app(
+        persisty.aio.connect("memory://"), [Note], auth=auth, policies={Note: Policy.owner("owner")}
+    )
     with TestClient(asgi) as c:
-        r = c.post("/api/note", json={"owner": "ann", "title": "rs"},
-                   headers={"Authorization": f"Bearer {token}"})
+        r = c.post(
+            "/api/note",
+            json={"owner": "ann", "title": "rs"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 201
         for bad in (wrong_aud, hs):
             assert c.get("/api/note", headers={"Authorization": f"Bearer {bad}"}).status_code == 401

@@ -76,8 +76,7 @@ def test_serve_loads_the_app_and_runs_uvicorn(monkeypatch: Any) -> None:
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", run)
-    r = runner.invoke(cli, ["serve", "servetarget:asgi", "--port", "8765",
-                            "--url", "memory://"])
+    r = runner.invoke(cli, ["serve", "servetarget:asgi", "--port", "8765", "--url", "memory://"])
     assert r.exit_code == 0, r.output
     assert seen["port"] == 8765 and seen["host"] == "127.0.0.1"
     assert "http://127.0.0.1:8765/docs" in r.output
@@ -94,7 +93,8 @@ def test_migrate_plans_and_applies_on_sqlite(tmp_path: Path) -> None:
         "@stored(key=('owner', 'slug'), name='page', indexes=[Index('views')])\n"
         "class Page:\n"
         "    owner: str\n    slug: str\n    body: str = ''\n    views: int = 0\n"
-        "    extra: str | None = None\n")
+        "    extra: str | None = None\n"
+    )
     import sys
 
     sys.path.insert(0, str(tmp_path))
@@ -172,10 +172,12 @@ def test_export_creates_nothing_and_fails_clearly(tmp_path: Path) -> None:
 
 def test_migrate_reports_a_new_required_attribute(tmp_path: Path) -> None:
     (tmp_path / "before_mig.py").write_text(
-        "from persisty import stored\n@stored\nclass Thing:\n    id: str\n    a: int = 0\n")
+        "from persisty import stored\n@stored\nclass Thing:\n    id: str\n    a: int = 0\n"
+    )
     (tmp_path / "after_mig.py").write_text(
         "from persisty import stored\n@stored\nclass Thing:\n    id: str\n    a: int = 0\n"
-        "    b: str\n")
+        "    b: str\n"
+    )
     import sys
 
     sys.path.insert(0, str(tmp_path))
@@ -198,8 +200,13 @@ def test_help_has_no_raw_restructuredtext() -> None:
     """Command help is plain text: no ``double backticks`` from docstrings."""
     from persisty.cli import cli
 
-    for args in (["--help"], ["serve", "--help"], ["export", "--help"], ["import", "--help"],
-                 ["migrate", "--help"]):
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["export", "--help"],
+        ["import", "--help"],
+        ["migrate", "--help"],
+    ):
         result = runner.invoke(cli, args, env={"COLUMNS": "200", "NO_COLOR": "1"})
         assert result.exit_code == 0, result.output
         assert "``" not in result.output and ":func:" not in result.output, result.output

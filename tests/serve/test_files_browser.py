@@ -81,12 +81,20 @@ def _png(width: int, height: int) -> bytes:
     rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows, 1)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 1))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _free_port() -> int:
@@ -101,15 +109,34 @@ def origin(tmp_path: Path) -> Iterator[str]:
     bucket = "persisty-browser-" + uuid.uuid4().hex[:8]
     s3 = boto3.client("s3", endpoint_url=endpoint(), region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [{
-        "AllowedOrigins": ["*"], "AllowedMethods": ["GET", "POST", "PUT"],
-        "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600}]})
+    s3.put_bucket_cors(
+        Bucket=bucket,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedOrigins": ["*"],
+                    "AllowedMethods": ["GET", "POST", "PUT"],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                    "MaxAgeSeconds": 600,
+                }
+            ]
+        },
+    )
     files = persisty.files.aio.connect(
-        f"s3://{bucket}/app?region=us-east-1&endpoint_url={endpoint()}", name="media",
+        f"s3://{bucket}/app?region=us-east-1&endpoint_url={endpoint()}",
+        name="media",
         catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
-        limits=Limits(max_size=10_000_000, content_types=["image/*"]))
-    asgi = app(persisty.aio.connect("memory://"), [], auth=AUTH, files={"media": files},
-               file_policies={"media": Policy.owner("owner")}, file_redirect=True)
+        limits=Limits(max_size=10_000_000, content_types=["image/*"]),
+    )
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [],
+        auth=AUTH,
+        files={"media": files},
+        file_policies={"media": Policy.owner("owner")},
+        file_redirect=True,
+    )
     token = AUTH.issue("ann", ["user"])
 
     async def page(request: Request) -> Response:
@@ -117,8 +144,7 @@ def origin(tmp_path: Path) -> Iterator[str]:
 
     asgi.router.routes.insert(0, Route("/upload-test", page))
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -139,15 +165,16 @@ def test_browser_uploads_3_mb_to_s3_and_shows_it(origin: str, tmp_path: Path) ->
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = browser.new_page()
             page.goto(origin + "/upload-test")
             page.set_input_files("#file", str(picture))
             page.wait_for_function(
-                "document.getElementById('log').textContent.match(/loaded|error/)",
-                timeout=60_000)
+                "document.getElementById('log').textContent.match(/loaded|error/)", timeout=60_000
+            )
             log: Any = page.text_content("#log")
             width = page.evaluate("document.getElementById('shown').naturalWidth")
         finally:

@@ -46,11 +46,17 @@ def backend(request: Any) -> str:
 @pytest.fixture
 def env(backend: str) -> Iterator[tuple[TestClient, Clock]]:
     clock = Clock()
-    files = open_files(backend, "h" + uuid.uuid4().hex[:8], clock=clock,
-                       limits=Limits(max_size=5_000_000))
+    files = open_files(
+        backend, "h" + uuid.uuid4().hex[:8], clock=clock, limits=Limits(max_size=5_000_000)
+    )
     policy = Policy.scoped({"user": Policy.owner("owner"), "viewer": Policy.read_only()})
-    asgi = app(persisty.aio.connect("memory://"), [], auth=AUTH, files={"docs": files},
-               file_policies={"docs": policy})
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [],
+        auth=AUTH,
+        files={"docs": files},
+        file_policies={"docs": policy},
+    )
     with TestClient(asgi) as c:
         yield c, clock
 
@@ -58,15 +64,21 @@ def env(backend: str) -> Iterator[tuple[TestClient, Clock]]:
 def test_put_get_replace_delete(env: tuple[TestClient, Clock]) -> None:
     c, _ = env
     ann = bearer("ann")
-    r = c.put("/api/_files/docs/a/hello.txt", content=b"hello world",
-              headers={**ann, "Content-Type": "text/plain"})
+    r = c.put(
+        "/api/_files/docs/a/hello.txt",
+        content=b"hello world",
+        headers={**ann, "Content-Type": "text/plain"},
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     sha = hashlib.sha256(b"hello world").hexdigest()
     assert r.headers["etag"] == f'"{sha}"' and body["etag"] == sha
     assert body["key"] == "a/hello.txt" and body["size"] == 11 and body["owner"] == "ann"
-    assert "blob" not in body and "id" not in body and body["url"].startswith(
-        "/api/_files/docs/a/hello.txt?exp=")
+    assert (
+        "blob" not in body
+        and "id" not in body
+        and body["url"].startswith("/api/_files/docs/a/hello.txt?exp=")
+    )
     got = c.get("/api/_files/docs/a/hello.txt", headers=ann)
     assert got.content == b"hello world" and got.headers["content-type"] == "text/plain"
     # text/plain is inline-safe: inline on request, sandboxed
@@ -74,19 +86,34 @@ def test_put_get_replace_delete(env: tuple[TestClient, Clock]) -> None:
     assert inline.headers["content-disposition"].startswith("inline")
     assert inline.headers["content-security-policy"] == "sandbox"
     # replace: 200, If-Match checked, If-None-Match: * refused
-    r2 = c.put("/api/_files/docs/a/hello.txt", content=b"bye",
-               headers={**ann, "If-Match": f'"{sha}"'})
+    r2 = c.put(
+        "/api/_files/docs/a/hello.txt", content=b"bye", headers={**ann, "If-Match": f'"{sha}"'}
+    )
     assert r2.status_code == 200 and r2.json()["size"] == 3
-    assert c.put("/api/_files/docs/a/hello.txt", content=b"x",
-                 headers={**ann, "If-Match": f'"{sha}"'}).status_code == 412
-    assert c.put("/api/_files/docs/a/hello.txt", content=b"x",
-                 headers={**ann, "If-None-Match": "*"}).status_code == 412
-    assert c.put("/api/_files/docs/a/new.txt", content=b"x",
-                 headers={**ann, "If-Match": "*"}).status_code == 412
+    assert (
+        c.put(
+            "/api/_files/docs/a/hello.txt", content=b"x", headers={**ann, "If-Match": f'"{sha}"'}
+        ).status_code
+        == 412
+    )
+    assert (
+        c.put(
+            "/api/_files/docs/a/hello.txt", content=b"x", headers={**ann, "If-None-Match": "*"}
+        ).status_code
+        == 412
+    )
+    assert (
+        c.put(
+            "/api/_files/docs/a/new.txt", content=b"x", headers={**ann, "If-Match": "*"}
+        ).status_code
+        == 412
+    )
     assert c.get("/api/_files/docs/a/hello.txt", headers=ann).content == b"bye"
     # delete with a wrong If-Match, then for real
-    assert c.delete("/api/_files/docs/a/hello.txt",
-                    headers={**ann, "If-Match": '"nope"'}).status_code == 412
+    assert (
+        c.delete("/api/_files/docs/a/hello.txt", headers={**ann, "If-Match": '"nope"'}).status_code
+        == 412
+    )
     assert c.delete("/api/_files/docs/a/hello.txt", headers=ann).status_code == 204
     assert c.get("/api/_files/docs/a/hello.txt", headers=ann).status_code == 404
     assert c.delete("/api/_files/docs/a/hello.txt", headers=ann).status_code == 404
@@ -95,8 +122,11 @@ def test_put_get_replace_delete(env: tuple[TestClient, Clock]) -> None:
 def test_html_svg_xml_are_never_inline(env: tuple[TestClient, Clock]) -> None:
     c, _ = env
     ann = bearer("ann")
-    for key, ctype in (("x.html", "text/html"), ("x.svg", "image/svg+xml"),
-                       ("x.xml", "application/xml")):
+    for key, ctype in (
+        ("x.html", "text/html"),
+        ("x.svg", "image/svg+xml"),
+        ("x.xml", "application/xml"),
+    ):
         c.put(f"/api/_files/docs/{key}", content=b"<x/>", headers={**ann, "Content-Type": ctype})
         r = c.get(f"/api/_files/docs/{key}?disposition=inline", headers=ann)
         assert r.headers["content-disposition"].startswith("attachment"), key
@@ -104,7 +134,8 @@ def test_html_svg_xml_are_never_inline(env: tuple[TestClient, Clock]) -> None:
     c.put("/api/_files/docs/résumé.png", content=PNG, headers=ann)
     r = c.get("/api/_files/docs/résumé.png", headers=ann)
     assert r.headers["content-disposition"] == (
-        "attachment; filename=\"r_sum_.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png")
+        "attachment; filename=\"r_sum_.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
+    )
 
 
 def test_content_digest(env: tuple[TestClient, Clock]) -> None:
@@ -112,19 +143,30 @@ def test_content_digest(env: tuple[TestClient, Clock]) -> None:
     ann = bearer("ann")
     good = base64.b64encode(hashlib.sha256(b"data").digest()).decode()
     bad = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
-    r = c.put("/api/_files/docs/d.bin", content=b"data",
-              headers={**ann, "Content-Digest": f"sha-256=:{bad}:"})
+    r = c.put(
+        "/api/_files/docs/d.bin",
+        content=b"data",
+        headers={**ann, "Content-Digest": f"sha-256=:{bad}:"},
+    )
     assert r.status_code == 400 and r.json()["code"] == "digest_mismatch"
     assert c.get("/api/_files/docs/d.bin", headers=ann).status_code == 404
-    r = c.put("/api/_files/docs/d.bin", content=b"data",
-              headers={**ann, "Content-Digest": f"sha-256=:{good}:"})
+    r = c.put(
+        "/api/_files/docs/d.bin",
+        content=b"data",
+        headers={**ann, "Content-Digest": f"sha-256=:{good}:"},
+    )
     assert r.status_code == 201
-    assert c.put("/api/_files/docs/e.bin", content=b"data",
-                 headers={**ann, "Content-Digest": "md5=:x:"}).status_code == 422
+    assert (
+        c.put(
+            "/api/_files/docs/e.bin", content=b"data", headers={**ann, "Content-Digest": "md5=:x:"}
+        ).status_code
+        == 422
+    )
 
 
 def test_a_5_mb_store_refuses_5_000_001_bytes_before_reading_them(
-        env: tuple[TestClient, Clock]) -> None:
+    env: tuple[TestClient, Clock],
+) -> None:
     c, _ = env
     ann = bearer("ann")
     read = 0
@@ -138,8 +180,9 @@ def test_a_5_mb_store_refuses_5_000_001_bytes_before_reading_them(
         yield b"!"
 
     # declared too large: 413 before the body is read
-    r = c.put("/api/_files/docs/big.bin", content=body(),
-              headers={**ann, "Content-Length": "5000001"})
+    r = c.put(
+        "/api/_files/docs/big.bin", content=body(), headers={**ann, "Content-Length": "5000001"}
+    )
     assert r.status_code == 413 and "grant" in r.json()["message"]
     assert read <= 1_000_000  # the client had at most its first piece buffered
     # chunked (no length): refused while streaming, nothing visible
@@ -156,32 +199,38 @@ def test_list_count_copy_and_owners(env: tuple[TestClient, Clock]) -> None:
     c, _ = env
     ann, bob = bearer("ann"), bearer("bob")
     for i in range(5):
-        assert c.put(f"/api/_files/docs/n/{i}.txt", content=b"x" * (i + 1),
-                     headers=ann).status_code == 201
+        assert (
+            c.put(f"/api/_files/docs/n/{i}.txt", content=b"x" * (i + 1), headers=ann).status_code
+            == 201
+        )
     c.put("/api/_files/docs/n/bob.txt", content=b"bob", headers=bob)
     page = c.get("/api/_files/docs", params={"prefix": "n/", "limit": "2"}, headers=ann).json()
     assert [i["key"] for i in page["items"]] == ["n/0.txt", "n/1.txt"]
     keys = [i["key"] for i in page["items"]]
     while page["next_page_key"]:
-        page = c.get("/api/_files/docs", params={"prefix": "n/", "limit": "2",
-                                                  "page_key": page["next_page_key"]},
-                     headers=ann).json()
+        page = c.get(
+            "/api/_files/docs",
+            params={"prefix": "n/", "limit": "2", "page_key": page["next_page_key"]},
+            headers=ann,
+        ).json()
         keys += [i["key"] for i in page["items"]]
     assert keys == [f"n/{i}.txt" for i in range(5)]  # never bob's
     assert c.get("/api/_files/docs/_count", headers=ann).json() == {"count": 5}
     assert c.get("/api/_files/docs/_count", headers=bob).json() == {"count": 1}
-    big = c.get("/api/_files/docs", params={"size__gt": "3", "order": "-size"},
-                headers=ann).json()
+    big = c.get("/api/_files/docs", params={"size__gt": "3", "order": "-size"}, headers=ann).json()
     assert [i["key"] for i in big["items"]] == ["n/4.txt", "n/3.txt"]
     assert c.get("/api/_files/docs", params={"blob": "x"}, headers=ann).status_code == 422
     # bob cannot read, replace, delete or copy ann's file: it does not exist for him
     assert c.get("/api/_files/docs/n/0.txt", headers=bob).status_code == 404
     assert c.put("/api/_files/docs/n/0.txt", content=b"mine", headers=bob).status_code == 404
     assert c.delete("/api/_files/docs/n/0.txt", headers=bob).status_code == 404
-    assert c.post("/api/_files/docs/_copy", json={"from": "n/0.txt", "to": "b/0.txt"},
-                  headers=bob).status_code == 404
-    r = c.post("/api/_files/docs/_copy", json={"from": "n/0.txt", "to": "m/0.txt"},
-               headers=ann)
+    assert (
+        c.post(
+            "/api/_files/docs/_copy", json={"from": "n/0.txt", "to": "b/0.txt"}, headers=bob
+        ).status_code
+        == 404
+    )
+    r = c.post("/api/_files/docs/_copy", json={"from": "n/0.txt", "to": "m/0.txt"}, headers=ann)
     assert r.status_code == 201 and r.json()["key"] == "m/0.txt"
     assert c.get("/api/_files/docs/m/0.txt", headers=ann).content == b"x"
     assert c.get("/api/_files/docs/n/0.txt", headers=ann).content == b"x"

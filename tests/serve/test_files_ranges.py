@@ -37,25 +37,31 @@ def client(request: Any, tmp_path_factory: Any) -> Iterator[TestClient]:
         (root / f"f{size}.bin").write_bytes(_payload(size))
 
     async def plain(req: Request) -> Response:
-        return FileResponse(root / f"f{req.path_params['size']}.bin",
-                            media_type="application/octet-stream")
+        return FileResponse(
+            root / f"f{req.path_params['size']}.bin", media_type="application/octet-stream"
+        )
 
     db = persisty.aio.connect("memory://")
     files = open_files(request.param, "r" + uuid.uuid4().hex[:8])
-    site = Starlette(routes=[Route("/plain/{size}", plain),
-                             Mount("/", router(db, [], files={"docs": files}))])
+    site = Starlette(
+        routes=[Route("/plain/{size}", plain), Mount("/", router(db, [], files={"docs": files}))]
+    )
     with TestClient(site) as c:
         for size in SIZES:
-            r = c.put(f"/api/_files/docs/f{size}.bin", content=_payload(size),
-                      headers={"Content-Type": "application/octet-stream"})
+            r = c.put(
+                f"/api/_files/docs/f{size}.bin",
+                content=_payload(size),
+                headers={"Content-Type": "application/octet-stream"},
+            )
             assert r.status_code == 201, r.text
         yield c
 
 
 def _spec(size: int) -> st.SearchStrategy[str]:
     n = st.integers(min_value=-3, max_value=size + 5) | st.integers(0, 10**12)
-    num = st.builds(str, n) | st.sampled_from(["", " 1", "1 ", "+2", "0x1", "a", "1_0",
-                                                "--1", "9" * 30])
+    num = st.builds(str, n) | st.sampled_from(
+        ["", " 1", "1 ", "+2", "0x1", "a", "1_0", "--1", "9" * 30]
+    )
     return st.one_of(
         st.builds(lambda a, b: f"{a}-{b}", num, num),
         st.builds(lambda a: f"{a}-", num),
@@ -86,16 +92,24 @@ def _answer(r: Any) -> tuple[Any, ...]:
     if ctype.startswith("multipart/byteranges"):
         body = _BOUNDARY.sub(b"B", body or b"")
         ctype = "multipart/byteranges"
-    return (r.status_code, r.headers.get("content-range"),
-            r.headers.get("content-length") if body is not None else None, body,
-            ctype if r.status_code in (200, 206) else None)
+    return (
+        r.status_code,
+        r.headers.get("content-range"),
+        r.headers.get("content-length") if body is not None else None,
+        body,
+        ctype if r.status_code in (200, 206) else None,
+    )
 
 
-@settings(max_examples=500, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(case=range_headers())
-def test_500_random_range_headers_answer_as_file_response(client: TestClient,
-                                                           case: tuple[int, str]) -> None:
+def test_500_random_range_headers_answer_as_file_response(
+    client: TestClient, case: tuple[int, str]
+) -> None:
     size, header = case
     ours = client.get(f"/api/_files/docs/f{size}.bin", headers={"Range": header})
     theirs = client.get(f"/plain/{size}", headers={"Range": header})
@@ -123,23 +137,30 @@ def test_download_headers_and_conditional_gets(client: TestClient) -> None:
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["content-disposition"] == 'attachment; filename="f999.bin"'
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
-    assert client.get(url, headers={"If-None-Match": f'W/{etag}'}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": f"W/{etag}"}).status_code == 304
     assert client.get(url, headers={"If-None-Match": f'"x", {etag}'}).status_code == 304
     assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
     assert client.get(url, headers={"If-Modified-Since": modified}).status_code == 304
     old = "Mon, 01 Jan 2001 00:00:00 GMT"
     assert client.get(url, headers={"If-Modified-Since": old}).status_code == 200
     # If-None-Match wins over If-Modified-Since
-    assert client.get(url, headers={"If-None-Match": '"x"',
-                                    "If-Modified-Since": modified}).status_code == 200
+    assert (
+        client.get(url, headers={"If-None-Match": '"x"', "If-Modified-Since": modified}).status_code
+        == 200
+    )
     assert client.get(url, headers={"If-Match": '"x"'}).status_code == 412
     assert client.get(url, headers={"If-Match": etag}).status_code == 200
     assert client.get(url, headers={"If-Unmodified-Since": old}).status_code == 412
     not_modified = client.get(url, headers={"If-None-Match": etag})
     assert not_modified.headers["etag"] == etag and not_modified.content == b""
     # If-Range: the range applies only while the validator holds
-    for validator, status in ((etag, 206), (modified, 206), ('"old"', 200), (f"W/{etag}", 200),
-                              (old, 200)):
+    for validator, status in (
+        (etag, 206),
+        (modified, 206),
+        ('"old"', 200),
+        (f"W/{etag}", 200),
+        (old, 200),
+    ):
         got = client.get(url, headers={"Range": "bytes=0-9", "If-Range": validator})
         assert got.status_code == status, validator
         assert got.content == (_payload(999)[:10] if status == 206 else _payload(999))

@@ -30,18 +30,29 @@ def bearer(sub: str, scopes: tuple[str, ...] = ("user",)) -> dict[str, str]:
 
 @pytest.fixture(params=BACKENDS)
 def env(request: Any) -> Iterator[tuple[TestClient, str]]:
-    files = open_files(request.param, "u" + uuid.uuid4().hex[:8],
-                       limits=Limits(max_size=20_000_000))
+    files = open_files(
+        request.param, "u" + uuid.uuid4().hex[:8], limits=Limits(max_size=20_000_000)
+    )
     policy = Policy.scoped({"user": Policy.owner("owner"), "viewer": Policy.read_only()})
-    asgi = app(persisty.aio.connect("memory://"), [], auth=AUTH, files={"media": files},
-               file_policies={"media": policy})
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [],
+        auth=AUTH,
+        files={"media": files},
+        file_policies={"media": policy},
+    )
     with TestClient(asgi) as c:
         yield c, str(request.param)
 
 
 def _post_form(c: TestClient, grant: dict[str, Any], data: bytes) -> int:
-    files = {"file": ("upload.bin", data, grant["fields"].get("Content-Type",
-                                                            "application/octet-stream"))}
+    files = {
+        "file": (
+            "upload.bin",
+            data,
+            grant["fields"].get("Content-Type", "application/octet-stream"),
+        )
+    }
     if grant["url"].startswith("http"):  # S3: straight to the bucket
         r = httpx.post(grant["url"], data=grant["fields"], files=files)
     else:
@@ -52,14 +63,18 @@ def _post_form(c: TestClient, grant: dict[str, Any], data: bytes) -> int:
 def test_no_rights_no_url(env: tuple[TestClient, str]) -> None:
     c, _ = env
     body = {"key": "a/pic.png", "size": len(PNG), "content_type": "image/png"}
-    for headers, status in (({}, 401), (bearer("val", ("viewer",)), 403),
-                            (bearer("eve", ("nobody",)), 403)):
+    for headers, status in (
+        ({}, 401),
+        (bearer("val", ("viewer",)), 403),
+        (bearer("eve", ("nobody",)), 403),
+    ):
         r = c.post("/api/_files/media/_uploads", json=body, headers=headers)
         assert r.status_code == status
         assert not {"url", "fields", "parts"} & set(r.json())
     # another owner's file: as if it did not exist, and no URL
-    assert c.put("/api/_files/media/a/pic.png", content=PNG,
-                 headers=bearer("ann")).status_code == 201
+    assert (
+        c.put("/api/_files/media/a/pic.png", content=PNG, headers=bearer("ann")).status_code == 201
+    )
     r = c.post("/api/_files/media/_uploads", json=body, headers=bearer("bob"))
     assert r.status_code == 404 and not {"url", "fields", "parts"} & set(r.json())
 
@@ -68,9 +83,17 @@ def test_form_grant_upload_complete(env: tuple[TestClient, str]) -> None:
     c, _ = env
     ann = bearer("ann")
     sha = hashlib.sha256(PNG).hexdigest()
-    r = c.post("/api/_files/media/_uploads",
-               json={"prefix": "inbox/", "size": len(PNG), "content_type": "image/png",
-                     "sha256": sha, "filename": "cat.png"}, headers=ann)
+    r = c.post(
+        "/api/_files/media/_uploads",
+        json={
+            "prefix": "inbox/",
+            "size": len(PNG),
+            "content_type": "image/png",
+            "sha256": sha,
+            "filename": "cat.png",
+        },
+        headers=ann,
+    )
     assert r.status_code == 201, r.text
     grant = r.json()
     assert grant["key"].startswith("inbox/") and grant["url"] and grant["fields"]
@@ -89,26 +112,27 @@ def test_form_grant_upload_complete(env: tuple[TestClient, str]) -> None:
     assert c.post(grant["complete_url"], headers=ann).json()["etag"] == sha  # retry
 
 
-def test_wrong_type_or_short_upload_is_refused_and_invisible(
-        env: tuple[TestClient, str]) -> None:
+def test_wrong_type_or_short_upload_is_refused_and_invisible(env: tuple[TestClient, str]) -> None:
     c, _ = env
     ann = bearer("ann")
-    r = c.post("/api/_files/media/_uploads",
-               json={"key": "x.png", "size": len(PNG), "content_type": "image/png"},
-               headers=ann).json()
+    r = c.post(
+        "/api/_files/media/_uploads",
+        json={"key": "x.png", "size": len(PNG), "content_type": "image/png"},
+        headers=ann,
+    ).json()
     assert _post_form(c, r, b"not a png at all" + bytes(len(PNG) - 16)) in (200, 201, 204)
     done = c.post(r["complete_url"], headers=ann)
     assert done.status_code == 422 and done.json()["code"] == "content_type_mismatch"
     assert c.get("/api/_files/media/x.png", headers=ann).status_code == 404
-    r = c.post("/api/_files/media/_uploads",
-               json={"key": "y.png", "size": len(PNG), "content_type": "image/png"},
-               headers=ann).json()
+    r = c.post(
+        "/api/_files/media/_uploads",
+        json={"key": "y.png", "size": len(PNG), "content_type": "image/png"},
+        headers=ann,
+    ).json()
     done = c.post(r["complete_url"], headers=ann)
     assert done.status_code == 422 and done.json()["code"] == "upload_incomplete"
-    assert c.delete(f"/api/_files/media/_uploads/{r['upload_id']}",
-                    headers=ann).status_code == 204
-    assert c.get(f"/api/_files/media/_uploads/{r['upload_id']}",
-                 headers=ann).status_code == 404
+    assert c.delete(f"/api/_files/media/_uploads/{r['upload_id']}", headers=ann).status_code == 204
+    assert c.get(f"/api/_files/media/_uploads/{r['upload_id']}", headers=ann).status_code == 404
 
 
 def test_multipart_grant(env: tuple[TestClient, str]) -> None:
@@ -116,24 +140,35 @@ def test_multipart_grant(env: tuple[TestClient, str]) -> None:
     ann = bearer("ann")
     part = 5 * 1024 * 1024 if backend == "s3" else 64 * 1024
     data = bytes(range(256)) * ((2 * part + 1000) // 256)
-    r = c.post("/api/_files/media/_uploads",
-               json={"key": "big.bin", "size": len(data), "content_type":
-                     "application/octet-stream", "part_size": part}, headers=ann)
+    r = c.post(
+        "/api/_files/media/_uploads",
+        json={
+            "key": "big.bin",
+            "size": len(data),
+            "content_type": "application/octet-stream",
+            "part_size": part,
+        },
+        headers=ann,
+    )
     assert r.status_code == 201, r.text
     grant = r.json()
     assert len(grant["parts"]) == 3 and grant["method"] == "PUT"
     parts = []
     for p in grant["parts"]:
-        chunk = data[(p["part_number"] - 1) * part:p["part_number"] * part]
-        put = (httpx.put(p["url"], content=chunk) if p["url"].startswith("http")
-               else c.put(p["url"], content=chunk))
+        chunk = data[(p["part_number"] - 1) * part : p["part_number"] * part]
+        put = (
+            httpx.put(p["url"], content=chunk)
+            if p["url"].startswith("http")
+            else c.put(p["url"], content=chunk)
+        )
         assert put.status_code == 200, put.text
         parts.append({"part_number": p["part_number"], "etag": put.headers["etag"]})
         if backend != "s3" and p["part_number"] == 1:
-            status = c.get(f"/api/_files/media/_uploads/{grant['upload_id']}",
-                           headers=ann).json()
+            status = c.get(f"/api/_files/media/_uploads/{grant['upload_id']}", headers=ann).json()
             assert status["parts"] == [{"part_number": 1, "size": part}]
     done = c.post(grant["complete_url"], json={"parts": parts}, headers=ann)
     assert done.status_code == 201, done.text
-    assert c.get("/api/_files/media/big.bin", headers={**ann, "Range": "bytes=-10"}
-                 ).content == data[-10:]
+    assert (
+        c.get("/api/_files/media/big.bin", headers={**ann, "Range": "bytes=-10"}).content
+        == data[-10:]
+    )

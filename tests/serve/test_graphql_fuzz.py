@@ -16,10 +16,12 @@ from persisty.serve import app
 
 DB = persisty.aio.connect(f"sqlite:///{tempfile.mkdtemp(prefix='persisty-gq-')}/gq.db")
 ASGI = app(DB, [Note, Page], close_database=False)
-for name, value in (("UUID", nodes.String("0a6c4a80-4f2b-4c31-8d2e-6f3c3f1f9d11")),
-                    ("Date", nodes.String("2024-05-06")),
-                    ("DateTime", nodes.String("2024-05-06T07:08:09Z")),
-                    ("EnumValue", nodes.String("happy"))):
+for name, value in (
+    ("UUID", nodes.String("0a6c4a80-4f2b-4c31-8d2e-6f3c3f1f9d11")),
+    ("Date", nodes.String("2024-05-06")),
+    ("DateTime", nodes.String("2024-05-06T07:08:09Z")),
+    ("EnumValue", nodes.String("happy")),
+):
     scalar(name, st.just(value))  # valid values for the custom scalars
 schema = schemathesis.graphql.from_asgi("/graphql", ASGI)
 

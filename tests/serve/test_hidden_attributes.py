@@ -44,8 +44,11 @@ def bearer(sub: str = "ann", scopes: tuple[str, ...] = ("user",)) -> dict[str, s
 
 
 def _url(engine: str, tmp_path: Any) -> str:
-    return {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path}/hidden.db",
-            "postgresql": POSTGRES_URL}[engine]
+    return {
+        "memory": "memory://",
+        "sqlite": f"sqlite:///{tmp_path}/hidden.db",
+        "postgresql": POSTGRES_URL,
+    }[engine]
 
 
 # ---- regression tests: each reproduced attack ----------------------------------------------
@@ -53,34 +56,68 @@ def _url(engine: str, tmp_path: Any) -> str:
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def client(request: Any, tmp_path: Any) -> Any:
-    db = persisty.aio.connect(_url(request.param, tmp_path),
-                              namespace="t" + uuid.uuid4().hex[:10])
-    asgi = app(db, [Account], auth=AUTH, anonymous=[Account],
-               policies={Account: Policy.scoped({"anonymous": Policy.read_only(),
-                                                 "user": Policy.read_only(),
-                                                 "admin": Policy.allow_all()})})
+    db = persisty.aio.connect(_url(request.param, tmp_path), namespace="t" + uuid.uuid4().hex[:10])
+    asgi = app(
+        db,
+        [Account],
+        auth=AUTH,
+        anonymous=[Account],
+        policies={
+            Account: Policy.scoped(
+                {
+                    "anonymous": Policy.read_only(),
+                    "user": Policy.read_only(),
+                    "admin": Policy.allow_all(),
+                }
+            )
+        },
+    )
     with TestClient(asgi) as c:
         admin = bearer("root", ("admin",))
         for i, (h, pin) in enumerate((("sha256$deadbeef", "4821"), ("sha256$cafe", "0007"))):
-            r = c.post("/api/account", json={"id": f"u{i}", "name": f"user {i}", "note": "n",
-                                             "password_hash": h, "pin": pin}, headers=admin)
+            r = c.post(
+                "/api/account",
+                json={
+                    "id": f"u{i}",
+                    "name": f"user {i}",
+                    "note": "n",
+                    "password_hash": h,
+                    "pin": pin,
+                },
+                headers=admin,
+            )
             assert r.status_code == 201, r.text
             assert "password_hash" not in r.json() and "pin" not in r.json()
         yield c
 
 
 def test_no_filter_or_count_oracle_on_a_hidden_attribute(client: Any) -> None:
-    for params in ({"password_hash__startswith": "sha256$d"}, {"pin": "4821"},
-                   {"pin__gte": "0"}, {"pin__exists": "true"},
-                   {"filter": '{"attr": "pin", "op": "eq", "value": "4821"}'}):
+    for params in (
+        {"password_hash__startswith": "sha256$d"},
+        {"pin": "4821"},
+        {"pin__gte": "0"},
+        {"pin__exists": "true"},
+        {"filter": '{"attr": "pin", "op": "eq", "value": "4821"}'},
+    ):
         for headers in ({}, bearer()):
             for path in ("/api/account", "/api/account/_count"):
                 r = client.get(path, params=params, headers=headers)
                 assert r.status_code in (401, 403, 422), (path, params, r.text)
                 assert r.json()["field"] in (None, "pin", "password_hash")
-    r = client.post("/api/account/_batch/edit", headers=bearer("root", ("admin",)), json={
-        "edits": [{"op": "patch", "key": "u0", "changes": {"name": "x"},
-                   "precondition": {"attr": "pin", "op": "eq", "value": "4821"}}]})
+    r = client.post(
+        "/api/account/_batch/edit",
+        headers=bearer("root", ("admin",)),
+        json={
+            "edits": [
+                {
+                    "op": "patch",
+                    "key": "u0",
+                    "changes": {"name": "x"},
+                    "precondition": {"attr": "pin", "op": "eq", "value": "4821"},
+                }
+            ]
+        },
+    )
     assert r.status_code in (403, 422) or r.json()["results"][0]["ok"] is False
 
 
@@ -96,12 +133,18 @@ def test_no_order_oracle_and_page_keys_carry_nothing(client: Any) -> None:
 def test_free_text_covers_only_readable_strings(client: Any) -> None:
     for q in ("deadbeef", "sha256", "4821", "000"):
         assert client.get("/api/account/_count", params={"q": q}).json() == {"count": 0}
-        r = client.post("/graphql", json={"query": "query($q: String) { accountCount("
-                                                   "filter: {q: $q}) }", "variables": {"q": q}})
+        r = client.post(
+            "/graphql",
+            json={
+                "query": "query($q: String) { accountCount(filter: {q: $q}) }",
+                "variables": {"q": q},
+            },
+        )
         assert r.json() == {"data": {"accountCount": 0}}
     assert client.get("/api/account/_count", params={"q": "user 1"}).json() == {"count": 1}
-    r = client.post("/graphql", json={"query": '{ accountSearch(filter: {q: "USER"}) '
-                                               '{ items { id } } }'})
+    r = client.post(
+        "/graphql", json={"query": '{ accountSearch(filter: {q: "USER"}) { items { id } } }'}
+    )
     assert len(r.json()["data"]["accountSearch"]["items"]) == 2
 
 
@@ -124,14 +167,22 @@ def test_etag_is_keyed_and_ignores_hidden_values(client: Any) -> None:
     r = client.patch("/api/account/u0", json={"pin": "9999"}, headers=admin)
     assert r.status_code == 200
     after = client.get("/api/account/u0")
-    r2 = client.patch("/api/account/u0", json={"name": "renamed"},
-                      headers={**admin, "If-Match": after.headers["etag"]})
+    r2 = client.patch(
+        "/api/account/u0",
+        json={"name": "renamed"},
+        headers={**admin, "If-Match": after.headers["etag"]},
+    )
     assert r2.status_code == 200
-    r3 = client.patch("/api/account/u0", json={"name": "again"},
-                      headers={**admin, "If-Match": after.headers["etag"]})
+    r3 = client.patch(
+        "/api/account/u0",
+        json={"name": "again"},
+        headers={**admin, "If-Match": after.headers["etag"]},
+    )
     assert r3.status_code == 412  # the name changed: the old tag is stale
-    assert client.get("/api/account/u0", headers={"If-None-Match": r2.headers["etag"]}
-                      ).status_code == 304
+    assert (
+        client.get("/api/account/u0", headers={"If-None-Match": r2.headers["etag"]}).status_code
+        == 304
+    )
 
 
 def test_python_layer_refuses_hidden_attributes() -> None:
@@ -166,8 +217,14 @@ def worlds(draw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     n = draw(st.integers(1, 5))
     items = []
     for i in range(n):
-        items.append({"id": f"k{i}", "name": draw(st.sampled_from(NAMES)),
-                      "note": draw(VALUE), "level": draw(st.integers(0, 3))})
+        items.append(
+            {
+                "id": f"k{i}",
+                "name": draw(st.sampled_from(NAMES)),
+                "note": draw(VALUE),
+                "level": draw(st.integers(0, 3)),
+            }
+        )
     a = [{**it, "password_hash": draw(HIDDEN_VALUE), "pin": draw(HIDDEN_VALUE)} for it in items]
     b = [{**it, "password_hash": draw(HIDDEN_VALUE), "pin": draw(HIDDEN_VALUE)} for it in items]
     return a, b
@@ -177,17 +234,33 @@ def worlds(draw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def requests(draw: Any, hidden_values: list[str]) -> list[tuple[str, Any]]:
     """REST, GraphQL and Python calls; values often taken from world A's hidden values, so a
     leak would show as a difference."""
-    value = st.one_of(VALUE, st.sampled_from(hidden_values or [""]),
-                      st.sampled_from(hidden_values or [""]).map(lambda v: v[:2]))
+    value = st.one_of(
+        VALUE,
+        st.sampled_from(hidden_values or [""]),
+        st.sampled_from(hidden_values or [""]).map(lambda v: v[:2]),
+    )
     out: list[tuple[str, Any]] = []
     for _ in range(draw(st.integers(1, 5))):
-        kind = draw(st.sampled_from(["search", "count", "q", "read", "walk", "gql", "gqlq",
-                                     "py"]))
+        kind = draw(st.sampled_from(["search", "count", "q", "read", "walk", "gql", "gqlq", "py"]))
         attr, op, v = draw(st.sampled_from(ATTRS)), draw(st.sampled_from(OPS)), draw(value)
-        order = draw(st.sampled_from([None, "name", "-level", "note,-name", "pin",
-                                      "-password_hash", "level,note"]))
-        out.append((kind, (attr, op, v, order, draw(st.integers(1, 3)), draw(st.sampled_from(
-            ["k0", "k1", "k2", "k9"])))))
+        order = draw(
+            st.sampled_from(
+                [None, "name", "-level", "note,-name", "pin", "-password_hash", "level,note"]
+            )
+        )
+        out.append(
+            (
+                kind,
+                (
+                    attr,
+                    op,
+                    v,
+                    order,
+                    draw(st.integers(1, 3)),
+                    draw(st.sampled_from(["k0", "k1", "k2", "k9"])),
+                ),
+            )
+        )
     return out
 
 
@@ -236,41 +309,82 @@ def _observe(client: Any, store: Any, kind: str, args: Any) -> Any:
         again = client.get(f"/api/account/{key}", headers={**h, "If-None-Match": tag or "x"})
         return r.status_code, r.text, tag, again.status_code
     if kind in ("gql", "gqlq"):
-        gql_op = {"eq": "", "ne": "_ne", "lt": "_lt", "gte": "_gte", "contains": "_contains",
-                  "icontains": "_icontains", "startswith": "_startswith",
-                  "exists": "_exists", "in": "_in"}[op]
+        gql_op = {
+            "eq": "",
+            "ne": "_ne",
+            "lt": "_lt",
+            "gte": "_gte",
+            "contains": "_contains",
+            "icontains": "_icontains",
+            "startswith": "_startswith",
+            "exists": "_exists",
+            "in": "_in",
+        }[op]
         if kind == "gqlq":
             filt, variables = "{q: $v}", {"v": v}
             decl = "$v: String"
         else:
             filt = "{" + attr + gql_op + ": $v}"
-            variables = {"v": True if op == "exists" else [v] if op == "in" else
-                         (limit if attr == "level" else v)}
-            decl = "$v: " + ("Boolean" if op == "exists" else "[Int]" if op == "in" and
-                             attr == "level" else "[String]" if op == "in" else "Int"
-                             if attr == "level" else "String")
-        q = (f"query({decl}) {{ accountSearch(filter: {filt}, limit: {limit}) "
-             "{ items { id name note level _etag } next_page_key } }")
+            variables = {
+                "v": True
+                if op == "exists"
+                else [v]
+                if op == "in"
+                else (limit if attr == "level" else v)
+            }
+            decl = "$v: " + (
+                "Boolean"
+                if op == "exists"
+                else "[Int]"
+                if op == "in" and attr == "level"
+                else "[String]"
+                if op == "in"
+                else "Int"
+                if attr == "level"
+                else "String"
+            )
+        q = (
+            f"query({decl}) {{ accountSearch(filter: {filt}, limit: {limit}) "
+            "{ items { id name note level _etag } next_page_key } }"
+        )
         r = client.post("/graphql", json={"query": q, "variables": variables}, headers=h)
         return r.status_code, r.text
     # the Python surface: the secured store itself
     try:
-        f = F[attr].exists() if op == "exists" else getattr(F[attr], {
-            "eq": "__eq__", "ne": "__ne__", "lt": "__lt__", "gte": "__ge__",
-            "contains": "contains", "icontains": "icontains", "startswith": "startswith",
-            "in": "in_"}[op])([v] if op == "in" else (limit if attr == "level" else v))
+        f = (
+            F[attr].exists()
+            if op == "exists"
+            else getattr(
+                F[attr],
+                {
+                    "eq": "__eq__",
+                    "ne": "__ne__",
+                    "lt": "__lt__",
+                    "gte": "__ge__",
+                    "contains": "contains",
+                    "icontains": "icontains",
+                    "startswith": "startswith",
+                    "in": "in_",
+                }[op],
+            )([v] if op == "in" else (limit if attr == "level" else v))
+        )
         page = store.search(f | F.query(v), order=order, limit=limit)
         return [repr(i) for i in page.items], page.next_page_key, store.count(F.query(v))
     except PersistyError as e:
         return type(e).__name__, e.field
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data(), pair=worlds(), readable=READABLE)
 def test_nothing_observable_depends_on_an_unreadable_value(
-        data: st.DataObject, pair: tuple[list[dict[str, Any]], list[dict[str, Any]]],
-        readable: list[str] | None) -> None:
+    data: st.DataObject,
+    pair: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    readable: list[str] | None,
+) -> None:
     a_items, b_items = pair
     for it in b_items:  # what the policy hides differs between the worlds too
         for k in ("name", "note", "level"):

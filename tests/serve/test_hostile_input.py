@@ -20,8 +20,16 @@ import persisty.aio
 from persisty.serve import Limits, app
 from persisty.testing.models import Measure
 
-URLS = ["memory://", "sqlite://", "file", "sqlite-file", POSTGRES_URL, MYSQL_URL, REDIS_URL,
-        "dynamodb"]
+URLS = [
+    "memory://",
+    "sqlite://",
+    "file",
+    "sqlite-file",
+    POSTGRES_URL,
+    MYSQL_URL,
+    REDIS_URL,
+    "dynamodb",
+]
 
 
 def _url(name: str) -> str:
@@ -64,11 +72,20 @@ def _still_works(client: Any) -> None:
     assert client.get("/api/measure/_count", params={"id": key}).json()["count"] == 1
 
 
-@pytest.mark.parametrize("name,value", [
-    ("amount", "sNaN"), ("amount", "NaN"), ("amount", "Infinity"), ("amount", "-Infinity"),
-    ("value", "NaN"), ("value", "nan"), ("value", "Infinity"), ("value", "-inf"),
-    ("value", "1e400"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("amount", "sNaN"),
+        ("amount", "NaN"),
+        ("amount", "Infinity"),
+        ("amount", "-Infinity"),
+        ("value", "NaN"),
+        ("value", "nan"),
+        ("value", "Infinity"),
+        ("value", "-inf"),
+        ("value", "1e400"),
+    ],
+)
 def test_non_finite_numbers_are_422(client: Any, name: str, value: str) -> None:
     r = client.post("/api/measure", json={"id": "n-" + uuid.uuid4().hex[:6], name: value})
     assert r.status_code == 422, r.text
@@ -83,12 +100,17 @@ def test_non_finite_numbers_are_422(client: Any, name: str, value: str) -> None:
     _still_works(client)
 
 
-@pytest.mark.parametrize("query", [
-    {"value__gte": "null"}, {"amount__lt": "null"}, {"at__gt": "null"},
-    {"filter": json.dumps({"attr": "value", "op": "gte", "value": None})},
-    {"filter": json.dumps({"attr": "value", "op": "lt", "value": "NaN"})},
-    {"value__in": ["NaN", "1"]},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"value__gte": "null"},
+        {"amount__lt": "null"},
+        {"at__gt": "null"},
+        {"filter": json.dumps({"attr": "value", "op": "gte", "value": None})},
+        {"filter": json.dumps({"attr": "value", "op": "lt", "value": "NaN"})},
+        {"value__in": ["NaN", "1"]},
+    ],
+)
 def test_range_filters_with_null_or_nan_are_422(client: Any, query: dict[str, Any]) -> None:
     r = client.get("/api/measure", params=query)
     assert r.status_code == 422, r.text
@@ -96,10 +118,17 @@ def test_range_filters_with_null_or_nan_are_422(client: Any, query: dict[str, An
     _still_works(client)
 
 
-@pytest.mark.parametrize("text", [
-    "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0001-01-01T00:00:00+05:00",
-    "9999-12-31T23:00:00-05:00", "1000-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:00:00-05:00",
+        "1000-01-01T00:00:00Z",
+        "1969-12-31T23:59:59.999999Z",
+    ],
+)
 def test_datetimes_at_the_ends_of_the_range(client: Any, text: str) -> None:
     key = "d-" + uuid.uuid4().hex[:6]
     r = client.post("/api/measure", json={"id": key, "at": text})
@@ -133,8 +162,10 @@ def test_deeply_nested_json_is_422(client: Any) -> None:
     assert client.post("/api/measure", json={"id": "pre"}).status_code == 201
     deep_or = '{"or":[' * 1000 + leaf + "]}" * 1000
     for precondition in (_deep_json(1000, leaf), deep_or):
-        edit = ('{"edits": [{"op": "patch", "key": "pre", "changes": {"value": 2},'
-                ' "precondition": ' + precondition + "}]}")
+        edit = (
+            '{"edits": [{"op": "patch", "key": "pre", "changes": {"value": 2},'
+            ' "precondition": ' + precondition + "}]}"
+        )
         r = client.post("/api/measure/_batch/edit", content=edit, headers=headers)
         assert r.status_code in (200, 422), r.text
         if r.status_code == 200:

@@ -54,13 +54,20 @@ def test_graphql_and_jwt_through_lambda() -> None:
     from persisty.serve import JWTAuth
 
     auth = JWTAuth(secret="lambda-test-secret-long-enough-for-hs256")
-    handler = lambda_handler(app(persisty.aio.connect("memory://"), [Page, Note], auth=auth,
-                                 anonymous=[Page], policies={Note: Policy.owner("owner"),
-                                                             Page: Policy.allow_all()}))
+    handler = lambda_handler(
+        app(
+            persisty.aio.connect("memory://"),
+            [Page, Note],
+            auth=auth,
+            anonymous=[Page],
+            policies={Note: Policy.owner("owner"), Page: Policy.allow_all()},
+        )
+    )
     invoke(handler, "create_page.json")
     r = invoke(handler, "graphql_pages.json")
-    assert json.loads(r["body"]) == {"data": {"pageCount": 1,
-                                              "pageSearch": {"items": [{"slug": "home"}]}}}
+    assert json.loads(r["body"]) == {
+        "data": {"pageCount": 1, "pageSearch": {"items": [{"slug": "home"}]}}
+    }
     r = invoke(handler, "search_notes_without_token.json")
     assert r["statusCode"] == 401 and r["headers"]["www-authenticate"].startswith("Bearer")
     r = invoke(handler, "create_note_with_token.json")  # a token recorded with exp in 2100

@@ -23,19 +23,30 @@ def test_rest_and_graphql_share_the_double_underscore_suffix(tmp_path: Path) -> 
     db = persisty.aio.connect(f"sqlite:///{tmp_path}/m.db")
     with TestClient(app(db, [Memo])) as client:
         for i, owner in enumerate(["ann", "bob", "cy"]):
-            assert client.post("/api/memo", json={"id": f"m{i}", "owner": owner,
-                                                  "rank": i}).status_code == 201
+            assert (
+                client.post(
+                    "/api/memo", json={"id": f"m{i}", "owner": owner, "rank": i}
+                ).status_code
+                == 201
+            )
         rest = client.get("/api/memo?owner__ne=ann&rank__gte=1&order=id").json()
         assert [m["id"] for m in rest["items"]] == ["m1", "m2"]
         for ne, gte in (("owner__ne", "rank__gte"), ("owner_ne", "rank_gte")):
-            query = f'{{ memoSearch(filter: {{{ne}: "ann", {gte}: 1}}, order: ["id"]) ' \
-                    "{ items { id } } }"
+            query = (
+                f'{{ memoSearch(filter: {{{ne}: "ann", {gte}: 1}}, order: ["id"]) '
+                "{ items { id } } }"
+            )
             r = client.post("/graphql", json={"query": query})
             assert r.status_code == 200, r.text
             assert [m["id"] for m in r.json()["data"]["memoSearch"]["items"]] == ["m1", "m2"]
-        fields = client.post("/graphql", json={"query": '{ __type(name: "MemoFilter") { '
-                             "inputFields(includeDeprecated: true) { name isDeprecated "
-                             "deprecationReason } } }"}).json()["data"]["__type"]["inputFields"]
+        fields = client.post(
+            "/graphql",
+            json={
+                "query": '{ __type(name: "MemoFilter") { '
+                "inputFields(includeDeprecated: true) { name isDeprecated "
+                "deprecationReason } } }"
+            },
+        ).json()["data"]["__type"]["inputFields"]
         by_name = {f["name"]: f for f in fields}
         assert by_name["owner__ne"]["isDeprecated"] is False
         assert by_name["owner_ne"]["isDeprecated"] is True

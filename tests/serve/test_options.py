@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 import persisty.aio
 from persisty.serve import ServeOptions, app, router
-from persisty.serve._app import RouterKeywords, ServeKeywords
+from persisty.serve._options import RouterKeywords, ServeKeywords
 
 
 def test_the_keywords_are_the_fields_of_the_options() -> None:

@@ -48,8 +48,9 @@ def expected(f: Filter, order: str | None) -> list[str]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(f=filters, order=ORDERS, limit=st.integers(1, 15), as_json=st.booleans())
-def test_search_over_http_matches_the_evaluator(f: Filter, order: str | None, limit: int,
-                                                as_json: bool) -> None:
+def test_search_over_http_matches_the_evaluator(
+    f: Filter, order: str | None, limit: int, as_json: bool
+) -> None:
     _setup()
     if as_json:
         import json
@@ -61,8 +62,7 @@ def test_search_over_http_matches_the_evaluator(f: Filter, order: str | None, li
     got: list[str] = []
     page_key = None
     for _ in range(100):
-        r = CLIENT.get("/api/item", params=params + ([("page_key", page_key)] if page_key
-                                                     else []))
+        r = CLIENT.get("/api/item", params=params + ([("page_key", page_key)] if page_key else []))
         assert r.status_code == 200, r.text
         body = r.json()
         assert len(body["items"]) <= limit

@@ -28,8 +28,12 @@ def _db(url: str, tmp_path: Any) -> Any:
 
 @pytest.fixture(params=URLS)
 def client(request: Any, tmp_path: Any) -> Any:
-    asgi = app(_db(request.param, tmp_path), [Note, Page],
-               cache_control={Note: "private, no-cache"}, cors=["https://example.com"])
+    asgi = app(
+        _db(request.param, tmp_path),
+        [Note, Page],
+        cache_control={Note: "private, no-cache"},
+        cors=["https://example.com"],
+    )
     with TestClient(asgi) as c:
         yield c
 
@@ -53,8 +57,9 @@ def test_create_read_etag_304(client: Any) -> None:
 
 def test_search_filter_order_pages(client: Any) -> None:
     for i in range(7):
-        client.post("/api/note", json={"owner": "ann" if i % 2 else "bob", "title": f"t{i}",
-                                       "priority": i})
+        client.post(
+            "/api/note", json={"owner": "ann" if i % 2 else "bob", "title": f"t{i}", "priority": i}
+        )
     r = client.get("/api/note", params={"owner": "ann", "order": "-priority"})
     assert [n["priority"] for n in r.json()["items"]] == [5, 3, 1]
     seen: list[int] = []
@@ -70,19 +75,30 @@ def test_search_filter_order_pages(client: Any) -> None:
     assert [n["priority"] for n in r.json()["items"]] == [1, 4]
     r = client.get("/api/note", params={"title__istartswith": "T", "priority__lt": 2})
     assert len(r.json()["items"]) == 2
-    f = ('{"or": [{"attr": "priority", "op": "eq", "value": 0}, '
-         '{"attr": "priority", "op": "eq", "value": 6}]}')
+    f = (
+        '{"or": [{"attr": "priority", "op": "eq", "value": 0}, '
+        '{"attr": "priority", "op": "eq", "value": 6}]}'
+    )
     assert len(client.get("/api/note", params={"filter": f}).json()["items"]) == 2
     assert client.get("/api/note/_count", params={"owner": "bob"}).json() == {"count": 4}
     assert client.get("/api/note/_count").headers["cache-control"] == "private, no-cache"
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("priority__gte=x", "priority"), ("nope=1", "nope"), ("limit=0", "limit"),
-    ("limit=abc", "limit"), ("limit=100000", "limit"), ("page_key=forged", "page_key"),
-    ("owner__zz=1", "owner"), ("order=tags", "tags"), ("filter=%7Bbad", "filter"),
-    ("tags__gt=1", "tags"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("priority__gte=x", "priority"),
+        ("nope=1", "nope"),
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=100000", "limit"),
+        ("page_key=forged", "page_key"),
+        ("owner__zz=1", "owner"),
+        ("order=tags", "tags"),
+        ("filter=%7Bbad", "filter"),
+        ("tags__gt=1", "tags"),
+    ],
+)
 def test_bad_search_is_422_naming_the_field(client: Any, query: str, field: str) -> None:
     r = client.get("/api/note?" + query)
     assert r.status_code == 422, r.text
@@ -98,8 +114,9 @@ def test_bad_bodies(client: Any) -> None:
     assert r.status_code == 422
     r = client.post("/api/note", json={"owner": "ann"})
     assert r.status_code == 422 and r.json()["field"] == "title"
-    r = client.post("/api/note", json={"owner": "ann", "title": "x",
-                                       "created_at": "2020-01-01T00:00:00Z"})
+    r = client.post(
+        "/api/note", json={"owner": "ann", "title": "x", "created_at": "2020-01-01T00:00:00Z"}
+    )
     assert r.status_code == 422 and r.json()["field"] == "created_at"
     r = client.post("/api/note", json={"owner": "ann", "title": "x", "color": 1})
     assert r.status_code == 422 and r.json()["field"] == "color"
@@ -155,29 +172,51 @@ def test_update_patch_delete_with_if_match(client: Any) -> None:
 
 
 def test_batches(client: Any) -> None:
-    r = client.post("/api/page/_batch/edit", json={"edits": [
-        {"op": "create", "item": {"owner": "a", "slug": "1"}},
-        {"op": "create", "item": {"owner": "a", "slug": "2", "body": "b"}},
-    ]})
+    r = client.post(
+        "/api/page/_batch/edit",
+        json={
+            "edits": [
+                {"op": "create", "item": {"owner": "a", "slug": "1"}},
+                {"op": "create", "item": {"owner": "a", "slug": "2", "body": "b"}},
+            ]
+        },
+    )
     assert [x["ok"] for x in r.json()["results"]] == [True, True]
-    r = client.post("/api/page/_batch/edit", json={"atomic": True, "edits": [
-        {"op": "patch", "key": "a:1", "changes": {"views": 9}},
-        {"op": "delete", "key": "a:nope"},
-    ]})
+    r = client.post(
+        "/api/page/_batch/edit",
+        json={
+            "atomic": True,
+            "edits": [
+                {"op": "patch", "key": "a:1", "changes": {"views": 9}},
+                {"op": "delete", "key": "a:nope"},
+            ],
+        },
+    )
     assert r.status_code == 200
     assert [x["code"] for x in r.json()["results"]] == ["aborted", "not_found"]
     assert client.get("/api/page/a:1").json()["views"] == 0
-    r = client.post("/api/page/_batch/edit", json={"atomic": False, "edits": [
-        {"op": "update", "item": {"owner": "a", "slug": "1", "body": "new"}},
-        {"op": "delete", "key": "a:2"},
-        {"op": "patch", "key": "a:1", "changes": {"views": 1}, "if_match": "bad"},
-    ]})
+    r = client.post(
+        "/api/page/_batch/edit",
+        json={
+            "atomic": False,
+            "edits": [
+                {"op": "update", "item": {"owner": "a", "slug": "1", "body": "new"}},
+                {"op": "delete", "key": "a:2"},
+                {"op": "patch", "key": "a:1", "changes": {"views": 1}, "if_match": "bad"},
+            ],
+        },
+    )
     assert [x["code"] for x in r.json()["results"]] == [None, None, "precondition_failed"]
     r = client.post("/api/page/_batch/read", json={"keys": ["a:1", "a:2"]})
     assert [x and x["body"] for x in r.json()["items"]] == ["new", None]
-    for bad in ({"keys": "a:1"}, {"keys": [1]}, {"edits": 3}, {"edits": [{"op": "zap"}]},
-                {"edits": [{"op": "create", "item": {"owner": "a", "slug": "1", "x": 1}}]},
-                {"edits": [{"op": "delete", "key": "a:1", "extra": 1}]}):
+    for bad in (
+        {"keys": "a:1"},
+        {"keys": [1]},
+        {"edits": 3},
+        {"edits": [{"op": "zap"}]},
+        {"edits": [{"op": "create", "item": {"owner": "a", "slug": "1", "x": 1}}]},
+        {"edits": [{"op": "delete", "key": "a:1", "extra": 1}]},
+    ):
         path = "/api/page/_batch/read" if "keys" in bad else "/api/page/_batch/edit"
         assert client.post(path, json=bad).status_code == 422, bad
 
@@ -189,28 +228,34 @@ def test_index(client: Any) -> None:
 
 
 def test_cors(client: Any) -> None:
-    r = client.options("/api/note", headers={"Origin": "https://example.com",
-                                             "Access-Control-Request-Method": "PATCH"})
+    r = client.options(
+        "/api/note",
+        headers={"Origin": "https://example.com", "Access-Control-Request-Method": "PATCH"},
+    )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://example.com"
     r = client.get("/api/note", headers={"Origin": "https://example.com"})
     assert "etag" in r.headers["access-control-expose-headers"].lower()
-    r = client.options("/api/note", headers={"Origin": "https://evil.example",
-                                             "Access-Control-Request-Method": "GET"})
+    r = client.options(
+        "/api/note",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
     assert r.status_code == 400
 
 
 def test_router_mounts_in_another_app(tmp_path: Any) -> None:
-    site = Starlette(routes=[Mount("/data", routes=router(_db("memory://", tmp_path),
-                                                           [Note]).routes)])
+    site = Starlette(
+        routes=[Mount("/data", routes=router(_db("memory://", tmp_path), [Note]).routes)]
+    )
     with TestClient(site) as c:
         r = c.post("/data/api/note", json={"owner": "x", "title": "y"})
         assert r.status_code == 201
         assert c.get("/data/api/note").json()["items"][0]["owner"] == "x"
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(owner=st.text(min_size=1, max_size=10), slug=st.text(min_size=1, max_size=10))
 def test_any_key_round_trips_through_the_url(tmp_path: Any, owner: str, slug: str) -> None:
     with TestClient(app(_db("memory://", tmp_path), [Page])) as c:

@@ -43,16 +43,21 @@ def test_page_keys_do_not_cross_tenants(engine: str, tmp_path: Any) -> None:
     with TestClient(app(one, [Page])) as a, TestClient(app(two, [Page])) as b:
         for c in (a, b):
             for slug in ("s1", "s2", "secret-slug-xyz"):
-                assert c.post("/api/page", json={"owner": "ann", "slug": slug,
-                                                 "body": "b"}).status_code == 201
+                assert (
+                    c.post(
+                        "/api/page", json={"owner": "ann", "slug": slug, "body": "b"}
+                    ).status_code
+                    == 201
+                )
         r = a.get("/api/page", params={"order": "-slug", "limit": 1})
         key = r.json()["next_page_key"]
         assert r.json()["items"][0]["slug"] == "secret-slug-xyz"
-        raw = b"".join(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))
-                       for p in key.split("."))
+        raw = b"".join(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in key.split("."))
         assert b"secret-slug-xyz" not in raw and b"ann" not in raw  # sealed, not just signed
-        assert a.get("/api/page", params={"order": "-slug", "limit": 1,
-                                          "page_key": key}).status_code == 200
+        assert (
+            a.get("/api/page", params={"order": "-slug", "limit": 1, "page_key": key}).status_code
+            == 200
+        )
         r = b.get("/api/page", params={"order": "-slug", "limit": 1, "page_key": key})
         assert r.status_code == 422 and r.json()["field"] == "page_key"
 
@@ -82,13 +87,21 @@ def test_redis_cache_separates_namespaces_over_http(tmp_path: Any) -> None:
     one = CachedDatabase(persisty.aio.connect(url, namespace=_ns()))
     two = CachedDatabase(persisty.aio.connect(url, namespace=_ns()))
     with TestClient(app(one, [Page])) as a, TestClient(app(two, [Page])) as b:
-        assert a.post("/api/page", json={"owner": "ann", "slug": "home",
-                                         "body": "tenant one"}).status_code == 201
+        assert (
+            a.post(
+                "/api/page", json={"owner": "ann", "slug": "home", "body": "tenant one"}
+            ).status_code
+            == 201
+        )
         assert a.get("/api/page/ann:home").json()["body"] == "tenant one"  # now cached
         assert b.get("/api/page/ann:home").status_code == 404
         assert b.get("/api/page/_count").json() == {"count": 0}
-        assert b.post("/api/page", json={"owner": "ann", "slug": "home",
-                                         "body": "tenant two"}).status_code == 201
+        assert (
+            b.post(
+                "/api/page", json={"owner": "ann", "slug": "home", "body": "tenant two"}
+            ).status_code
+            == 201
+        )
         assert b.get("/api/page/ann:home").json()["body"] == "tenant two"
         assert a.get("/api/page/ann:home").json()["body"] == "tenant one"
 
@@ -146,8 +159,13 @@ def test_cache_object_over_secured_is_refused() -> None:
 
 @pytest.fixture
 def client() -> Any:
-    with TestClient(app(persisty.aio.connect("memory://"), [Note, Page],
-                        limits=Limits(max_body=4096, max_depth=16))) as c:
+    with TestClient(
+        app(
+            persisty.aio.connect("memory://"),
+            [Note, Page],
+            limits=Limits(max_body=4096, max_depth=16),
+        )
+    ) as c:
         yield c
 
 
@@ -186,8 +204,11 @@ def test_nesting_depth_limit(client: Any) -> None:
     assert r.status_code == 422 and r.json()["field"] == "filter"
     very = "[" * 3000 + "]" * 3000  # beyond the decoder's own recursion limit
     assert client.get("/api/page", params={"filter": very}).status_code == 422
-    r = client.post("/api/page/_batch/edit", content=b'{"edits": ' + b"[" * 1500 + b"]" * 1500
-                    + b"}", headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/page/_batch/edit",
+        content=b'{"edits": ' + b"[" * 1500 + b"]" * 1500 + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422
     q = "query($v: [String!]) { pageCount }"
     r = client.post("/graphql", json={"query": q, "variables": {"v": deep}})
@@ -209,16 +230,25 @@ def test_token_without_scope_is_a_principal_without_scopes() -> None:
 
     import jwt
 
-    asgi = app(persisty.aio.connect("memory://"), [Note], auth=AUTH,
-               policies={Note: Policy.scoped({"user": Policy.allow_all(),
-                                              "": Policy.owner("owner")})})
-    token = jwt.encode({"sub": "ann", "exp": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
-                       AUTH.secret, algorithm="HS256")  # type: ignore[arg-type]
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [Note],
+        auth=AUTH,
+        policies={Note: Policy.scoped({"user": Policy.allow_all(), "": Policy.owner("owner")})},
+    )
+    token = jwt.encode(
+        {"sub": "ann", "exp": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
+        AUTH.secret,
+        algorithm="HS256",
+    )  # type: ignore[arg-type]
     with TestClient(asgi) as c:
         r = c.get("/api/note", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["items"] == []  # no scopes: sees nothing
-        r = c.post("/api/note", json={"title": "x", "owner": "ann"},
-                   headers={"Authorization": f"Bearer {token}"})
+        r = c.post(
+            "/api/note",
+            json={"title": "x", "owner": "ann"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 403
 
 
@@ -229,8 +259,9 @@ def test_sync_database_is_refused_at_construction() -> None:
 
 
 def test_owner_filled_in_when_absent_and_refused_when_different() -> None:
-    asgi = app(persisty.aio.connect("memory://"), [Note], auth=AUTH,
-               policies={Note: Policy.owner("owner")})
+    asgi = app(
+        persisty.aio.connect("memory://"), [Note], auth=AUTH, policies={Note: Policy.owner("owner")}
+    )
     with TestClient(asgi) as c:
         r = c.post("/api/note", json={"title": "mine"}, headers=bearer("ann"))
         assert r.status_code == 201 and r.json()["owner"] == "ann"
@@ -238,21 +269,35 @@ def test_owner_filled_in_when_absent_and_refused_when_different() -> None:
         assert r.status_code == 201
         r = c.post("/api/note", json={"title": "x", "owner": "bob"}, headers=bearer("ann"))
         assert r.status_code == 403 and r.json()["field"] == "owner"
-        r = c.post("/api/note/_batch/edit", json={"edits": [
-            {"op": "create", "item": {"title": "b1"}},
-            {"op": "create", "item": {"title": "b2", "owner": "bob"}}], "atomic": False},
-            headers=bearer("ann"))
+        r = c.post(
+            "/api/note/_batch/edit",
+            json={
+                "edits": [
+                    {"op": "create", "item": {"title": "b1"}},
+                    {"op": "create", "item": {"title": "b2", "owner": "bob"}},
+                ],
+                "atomic": False,
+            },
+            headers=bearer("ann"),
+        )
         assert [x["code"] for x in r.json()["results"]] == [None, "forbidden"]
         assert c.get("/api/note/_count", headers=bearer("bob")).json() == {"count": 0}
 
 
 def test_anonymous_store_without_policy_is_read_only() -> None:
-    asgi = app(persisty.aio.connect("memory://"), [Page, Note], auth=AUTH, anonymous=[Page],
-               policies={Note: Policy.owner("owner")})
+    asgi = app(
+        persisty.aio.connect("memory://"),
+        [Page, Note],
+        auth=AUTH,
+        anonymous=[Page],
+        policies={Note: Policy.owner("owner")},
+    )
     with TestClient(asgi) as c:
         assert c.post("/api/page", json={"owner": "a", "slug": "b"}).status_code == 401
-        assert c.post("/api/page", json={"owner": "a", "slug": "b"},
-                      headers=bearer("ann")).status_code == 201
+        assert (
+            c.post("/api/page", json={"owner": "a", "slug": "b"}, headers=bearer("ann")).status_code
+            == 201
+        )
         assert c.get("/api/page").status_code == 200
         assert c.get("/api/page/a:b").status_code == 200
         assert c.patch("/api/page/a:b", json={"body": "x"}).status_code == 401
@@ -265,7 +310,12 @@ def test_anonymous_store_without_policy_is_read_only() -> None:
         r = c.post("/graphql", json={"query": 'mutation { deletePage(key: "a:b") }'})
         assert r.json().get("errors")
         assert c.get("/api/page/a:b").status_code == 200  # still there
-    granted = app(persisty.aio.connect("memory://"), [Page], auth=AUTH, anonymous=[Page],
-                  policies={Page: Policy.allow_all()})  # a policy may grant more
+    granted = app(
+        persisty.aio.connect("memory://"),
+        [Page],
+        auth=AUTH,
+        anonymous=[Page],
+        policies={Page: Policy.allow_all()},
+    )  # a policy may grant more
     with TestClient(granted) as c:
         assert c.post("/api/page", json={"owner": "a", "slug": "b"}).status_code == 201

@@ -85,5 +85,4 @@ class TestCacheOverStoreAsync(AsyncStashConformance):
 
 class TestStackedDelegates(StashConformance):
     def open_stash(self) -> Stash:
-        return SortedStash(ProtectiveStash(DelegateStash(LRUCacheStash(5000,
-                                                                       DictionaryStash()))))
+        return SortedStash(ProtectiveStash(DelegateStash(LRUCacheStash(5000, DictionaryStash()))))

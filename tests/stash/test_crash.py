@@ -16,8 +16,12 @@ from persisty.stash import DirectoryStash, MultiProcessStash, OneShotFactoryStas
 
 
 def _start(code: str, cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd,
-                            start_new_session=True, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill_when(proc: subprocess.Popen[bytes], ready: callable, timeout: float = 60) -> None:
@@ -44,8 +48,9 @@ def test_killed_directory_dumps_leave_whole_values(tmp_path: Path) -> None:
             i += 1
     """
     proc = _start(code, tmp_path)
-    _kill_when(proc, lambda: len(list(root.glob("b*.dat"))) >= 5 and
-               len(list(root.glob("k*.dat"))) >= 8)
+    _kill_when(
+        proc, lambda: len(list(root.glob("b*.dat"))) >= 5 and len(list(root.glob("k*.dat"))) >= 8
+    )
     stash = DirectoryStash(root)  # finishes a dump_all whose journal was written
     batch = {k: v["i"] for k, v in stash.items() if k.startswith("b")}
     assert len(batch) == 5 and len(set(batch.values())) == 1  # one whole batch, never a mix
@@ -86,14 +91,16 @@ def test_killed_one_shot_fill_is_redone(tmp_path: Path) -> None:
 def test_killed_populate_resumes_with_the_missing_chunks(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pop.db'}"
     log = tmp_path / "computed"
-    (tmp_path / "work.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "work.py").write_text(
+        textwrap.dedent(f"""
         import os, time
         def square(key):
             with open({str(log)!r}, "a") as f:
                 f.write(key + "\\n")
             time.sleep(0.02)
             return int(key) ** 2
-    """))
+    """)
+    )
     code = f"""
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
@@ -121,5 +128,5 @@ def test_killed_populate_resumes_with_the_missing_chunks(tmp_path: Path) -> None
     computed = stash.populate(square, [str(i) for i in range(200)], workers=2, chunk_size=10)
     assert computed == 200 - len(present)
     assert set(log.read_text().split()) == {str(i) for i in range(200)} - present
-    assert len(stash) == 200 and stash.get("199") == 199 ** 2
+    assert len(stash) == 200 and stash.get("199") == 199**2
     delegate.close()

@@ -66,7 +66,8 @@ def test_directory_keys_never_leave_the_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.dat").exists()
     assert sorted(p.parent for p in tmp_path.rglob("*.dat")) == [root] * 9
     assert sorted(stash.keys()) == sorted(
-        ["../escaped", "../../x", "a/b", "/etc/passwd", ".hidden", "..", "", "%41", "ü"])
+        ["../escaped", "../../x", "a/b", "/etc/passwd", ".hidden", "..", "", "%41", "ü"]
+    )
     assert stash.get("../escaped") == "../escaped" and stash.get("%41") == "%41"
 
 
@@ -196,8 +197,9 @@ def test_key_limit_subset_sorted() -> None:
     assert limited.get("5") is None and limited.exists("2")
     subset = KeySubsetStash(base, {"3", "4", "missing"}, dynamic_subset=True)
     assert sorted(subset.keys()) == ["3", "4"] and subset.get("5") is None
-    assert list(SortedStash(DictionaryStash({"b": 1, "a": 2, "c": 0}), sort_function=None).keys()) \
-        == ["a", "b", "c"]
+    assert list(
+        SortedStash(DictionaryStash({"b": 1, "a": 2, "c": 0}), sort_function=None).keys()
+    ) == ["a", "b", "c"]
     assert list(SortedStash(DictionaryStash({"10": 1, "9": 2}), int).keys()) == ["9", "10"]
 
 
@@ -254,9 +256,11 @@ def test_protective_stores_the_error(tmp_path: Path) -> None:
 
 
 def test_increment_key_threads_never_collide(tmp_path: Path) -> None:
-    for stash in (IncrementKeyStash(StoreStash("memory://", "inc")),
-                  IncrementKeyDirectoryStash(tmp_path, name="run"),
-                  IncrementKeyStash(DictionaryStash())):
+    for stash in (
+        IncrementKeyStash(StoreStash("memory://", "inc")),
+        IncrementKeyDirectoryStash(tmp_path, name="run"),
+        IncrementKeyStash(DictionaryStash()),
+    ):
         keys: list[str] = []
         lock = threading.Lock()
 

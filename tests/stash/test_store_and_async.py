@@ -39,8 +39,11 @@ class Secret:
 def test_store_stash_of_layers_composes() -> None:
     db = persisty.connect("memory://")
     raw = db.store(Secret)
-    stash = StoreStash.of(encrypted(cached(raw), fields=["body"],
-                                    keys=KeyRing({"k1": KeyRing.new_key()}, current="k1")))
+    stash = StoreStash.of(
+        encrypted(
+            cached(raw), fields=["body"], keys=KeyRing({"k1": KeyRing.new_key()}, current="k1")
+        )
+    )
     stash.dump("s1", Secret(id="s1", owner="ann", body="the plan"))
     assert stash["s1"].body == "the plan" and len(stash) == 1 and "s1" in stash
     assert raw.read("s1").body != "the plan"  # encrypted underneath

@@ -108,7 +108,12 @@ def test_cache_stash() -> None:
     # the range stash is read only: deleting only evicts from the cache
     assert tuple(stash) == ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4))
     assert tuple(sorted(stash.cache_stash, key=lambda x: x[0])) == (
-        (0, 0), (1, 1), (2, 2), (3, 3), (4, 4))
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+    )
     stash.clear()
     assert stash.cache_stash.data == {}
 

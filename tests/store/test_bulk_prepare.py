@@ -28,8 +28,11 @@ NOW = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
 
 # values the model accepts, some after coercion (ints for floats, offset datetimes, enum
 # values by name) ...
-_datetimes = st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2100, 1, 1),
-                          timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5))]))
+_datetimes = st.datetimes(
+    dt.datetime(1990, 1, 1),
+    dt.datetime(2100, 1, 1),
+    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5))]),
+)
 _GOOD: dict[str, st.SearchStrategy[Any]] = {
     "owner": st.text(max_size=5),
     "title": st.text(max_size=8),
@@ -39,8 +42,11 @@ _GOOD: dict[str, st.SearchStrategy[Any]] = {
     "color": st.one_of(st.none(), st.sampled_from(list(Color)), st.just("red")),
     "due": st.one_of(st.none(), st.dates()),
     "active": st.booleans(),
-    "amount": st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False,
-                                               places=3), st.just(Decimal("1e3"))),
+    "amount": st.one_of(
+        st.none(),
+        st.decimals(allow_nan=False, allow_infinity=False, places=3),
+        st.just(Decimal("1e3")),
+    ),
     "created_at": st.one_of(st.none(), _datetimes),
     "updated_at": st.one_of(st.none(), _datetimes),
 }
@@ -105,8 +111,15 @@ def test_insert_rows_equal_insert_row_each(engine: str, batch: list[Item]) -> No
     assert list(schema.insert_rows(stored)) == [schema.insert_row(i) for i in stored]
 
 
-@given(st.lists(st.one_of(st.none(), st.datetimes(
-    timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))]))), max_size=8))
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-3))])),
+        ),
+        max_size=8,
+    )
+)
 def test_sqlite_datetimes_equal_sqlite_datetime_each(values: list[dt.datetime | None]) -> None:
     expected = [None if v is None else _sqlite_datetime(v) for v in values]
     assert _sqlite_datetimes(values) == expected
@@ -118,9 +131,17 @@ def test_etags_of_equal_etag_of_each(raws: list[bytes]) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.lists(st.text(max_size=4), max_size=3),
-                          st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
-                max_size=20), st.booleans())
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.lists(st.text(max_size=4), max_size=3),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        ),
+        max_size=20,
+    ),
+    st.booleans(),
+)
 def test_json_texts_equal_json_text_each(values: list[Any], optional: bool) -> None:
     want = [None if v is None and optional else _json_text(v) for v in values]
     assert _json_texts(values, optional) == want

@@ -71,8 +71,10 @@ def test_processes_increment_one_counter(engine: str) -> None:
         ctx = multiprocessing.get_context("fork")
         start = ctx.Event()
         out = ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(url, namespace, rounds, start, out))
-                 for _ in range(WORKERS)]
+        procs = [
+            ctx.Process(target=_worker, args=(url, namespace, rounds, start, out))
+            for _ in range(WORKERS)
+        ]
         for p in procs:
             p.start()
         start.set()

@@ -36,8 +36,7 @@ BACKENDS: dict[str, tuple[str, str, str, str]] = {
     "mysql": ("persisty.backends.sql", "SqlDatabase", "AsyncSqlDatabase", "mysql"),
     "mariadb": ("persisty.backends.sql", "SqlDatabase", "AsyncSqlDatabase", "mysql"),
     "redis": ("persisty.backends.redis", "RedisDatabase", "AsyncRedisDatabase", "redis"),
-    "dynamodb": ("persisty.backends.dynamodb", "DynamoDatabase", "AsyncDynamoDatabase",
-                 "dynamodb"),
+    "dynamodb": ("persisty.backends.dynamodb", "DynamoDatabase", "AsyncDynamoDatabase", "dynamodb"),
 }
 
 DEFAULT_URL = "sqlite:///persisty.db"
@@ -78,11 +77,16 @@ def _from_entry_point(scheme: str) -> tuple[type[Any], type[Any]] | None:
             loaded = ep.load()
         except Exception as e:  # any failure of a third-party import is the same to the user
             raise Unavailable(f"the {scheme} backend ({ep.value}) cannot be loaded: {e}") from e
-        pair = loaded if isinstance(loaded, tuple) else (
-            getattr(loaded, "Database", None), getattr(loaded, "AsyncDatabase", None))
+        pair = (
+            loaded
+            if isinstance(loaded, tuple)
+            else (getattr(loaded, "Database", None), getattr(loaded, "AsyncDatabase", None))
+        )
         if len(pair) != 2 or not all(isinstance(c, type) for c in pair):
-            raise Unavailable(f"the entry point {ep.value!r} for {scheme!r} gives no "
-                              "(Database, AsyncDatabase) pair")
+            raise Unavailable(
+                f"the entry point {ep.value!r} for {scheme!r} gives no "
+                "(Database, AsyncDatabase) pair"
+            )
         _registered[scheme] = (pair[0], pair[1])
         return _registered[scheme]
     return None
@@ -109,5 +113,4 @@ def database_class(url: str, asynchronous: bool) -> type[Any]:
     return cls
 
 
-__all__ = ["BACKENDS", "DEFAULT_URL", "ENTRY_POINT_GROUP", "database_class", "register",
-           "schemes"]
+__all__ = ["BACKENDS", "DEFAULT_URL", "ENTRY_POINT_GROUP", "database_class", "register", "schemes"]

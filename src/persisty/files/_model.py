@@ -135,18 +135,22 @@ class Limits:
             return
         base = content_type.split(";")[0].strip().lower()
         if not any(fnmatch.fnmatchcase(base, p.lower()) for p in self.content_types):
-            raise invalid("content_type_not_allowed",
-                          f"content type {base!r} is not allowed (allowed: "
-                          f"{', '.join(self.content_types)})", field="content_type")
+            raise invalid(
+                "content_type_not_allowed",
+                f"content type {base!r} is not allowed (allowed: {', '.join(self.content_types)})",
+                field="content_type",
+            )
 
     def check_size(self, size: int, *, final: bool = True) -> None:
         """``file_too_large`` / ``file_too_small`` (the latter only for a final size)."""
         if self.max_size is not None and size > self.max_size:
-            raise invalid("file_too_large", f"the file is larger than {self.max_size} bytes",
-                          field="size")
+            raise invalid(
+                "file_too_large", f"the file is larger than {self.max_size} bytes", field="size"
+            )
         if final and size < self.min_size:
-            raise invalid("file_too_small",
-                          f"the file is smaller than {self.min_size} bytes", field="size")
+            raise invalid(
+                "file_too_small", f"the file is smaller than {self.min_size} bytes", field="size"
+            )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,8 +278,11 @@ def check_prefix(prefix: object) -> str:
 def check_store_name(name: str) -> str:
     """A file store's name: lowercase letters, digits and ``_``, starting with a letter."""
     if not isinstance(name, str) or not _STORE_NAME.match(name):
-        raise ValidationError("a file store name is a lowercase letter then lowercase "
-                              "letters, digits or _ (at most 40)", field="name")
+        raise ValidationError(
+            "a file store name is a lowercase letter then lowercase "
+            "letters, digits or _ (at most 40)",
+            field="name",
+        )
     return name
 
 
@@ -308,8 +315,9 @@ def seconds(value: float | timedelta | None, default: float) -> float:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValidationError("a duration is a number of seconds or a timedelta",
-                              field="expires_in")
+        raise ValidationError(
+            "a duration is a number of seconds or a timedelta", field="expires_in"
+        )
     return float(value)
 
 
@@ -327,15 +335,20 @@ def resolve_range(size: int, start: int = 0, end: int | None = None) -> tuple[in
         resolve_range(100, -10)      # (90, 100): the last 10 bytes
         resolve_range(100, 5, 10)    # (5, 10)
     """
-    if not isinstance(start, int) or isinstance(start, bool) or (
-            end is not None and (not isinstance(end, int) or isinstance(end, bool))):
+    if (
+        not isinstance(start, int)
+        or isinstance(start, bool)
+        or (end is not None and (not isinstance(end, int) or isinstance(end, bool)))
+    ):
         raise invalid("invalid_range", "range bounds are integers", field="range")
     s = max(0, size + start) if start < 0 else start
     e = size if end is None else (max(0, size + end) if end < 0 else min(end, size))
     if s > size or s > e:
-        raise invalid("invalid_range",
-                      f"range [{start}, {end}) is outside a file of {size} bytes",
-                      field="range")
+        raise invalid(
+            "invalid_range",
+            f"range [{start}, {end}) is outside a file of {size} bytes",
+            field="range",
+        )
     return s, e
 
 
@@ -360,9 +373,13 @@ _SIGNATURES: list[tuple[str, bytes, int]] = [
     ("video/webm", b"\x1a\x45\xdf\xa3", 0),
 ]
 _KNOWN = {t for t, _, _ in _SIGNATURES}
-_ALIASES = {"image/jpg": "image/jpeg", "application/x-zip-compressed": "application/zip",
-            "application/x-gzip": "application/gzip", "audio/x-wav": "audio/wav",
-            "audio/mp3": "audio/mpeg"}
+_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "application/x-zip-compressed": "application/zip",
+    "application/x-gzip": "application/gzip",
+    "audio/x-wav": "audio/wav",
+    "audio/mp3": "audio/mpeg",
+}
 
 
 def sniff(head: bytes) -> str | None:
@@ -374,8 +391,7 @@ def sniff(head: bytes) -> str | None:
         sniff(b"hello")                   # None
     """
     for content_type, magic, offset in _SIGNATURES:
-        if head[offset:offset + len(magic)] == magic and (
-                offset != 8 or head[:4] == b"RIFF"):
+        if head[offset : offset + len(magic)] == magic and (offset != 8 or head[:4] == b"RIFF"):
             return content_type
     return None
 
@@ -396,8 +412,9 @@ def guess_type(key: str, filename: str | None) -> str | None:
     return None
 
 
-def decide_type(declared: str | None, head: bytes, key: str, filename: str | None,
-                limits: Limits) -> str:
+def decide_type(
+    declared: str | None, head: bytes, key: str, filename: str | None, limits: Limits
+) -> str:
     """The content type recorded for a file whose first bytes are ``head``.
 
     A declared type wins, but with ``limits.sniff`` a type whose signature persisty knows
@@ -411,26 +428,33 @@ def decide_type(declared: str | None, head: bytes, key: str, filename: str | Non
         if limits.sniff:
             claimed = base_type(declared)
             if (claimed in _KNOWN or sniffed is not None) and sniffed != claimed:
-                raise invalid("content_type_mismatch",
-                              f"the bytes are {sniffed or 'not of a known type'}, "
-                              f"not {claimed}", field="content_type")
+                raise invalid(
+                    "content_type_mismatch",
+                    f"the bytes are {sniffed or 'not of a known type'}, not {claimed}",
+                    field="content_type",
+                )
     else:
-        chosen = (sniffed if limits.sniff else None) or guess_type(key, filename) \
-            or DEFAULT_CONTENT_TYPE
+        chosen = (
+            (sniffed if limits.sniff else None) or guess_type(key, filename) or DEFAULT_CONTENT_TYPE
+        )
     limits.check_type(chosen)
     return chosen
 
 
-_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
-                   r"(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\r\n]*\"|[A-Za-z0-9!#$&^_.+-]+))*$")
+_TYPE = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*"
+    r"(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\r\n]*\"|[A-Za-z0-9!#$&^_.+-]+))*$"
+)
 
 
 def check_content_type(content_type: object) -> str:
     """``content_type`` if it is a well-formed media type (``type/subtype; k=v``)."""
-    if not isinstance(content_type, str) or len(content_type) > 255 or not _TYPE.match(
-            content_type):
-        raise ValidationError(f"invalid content type {content_type!r}",
-                              field="content_type")
+    if (
+        not isinstance(content_type, str)
+        or len(content_type) > 255
+        or not _TYPE.match(content_type)
+    ):
+        raise ValidationError(f"invalid content type {content_type!r}", field="content_type")
     return content_type
 
 
@@ -438,11 +462,15 @@ def check_metadata(metadata: object) -> dict[str, str]:
     """User metadata: at most 64 string pairs, keys of at most 128 characters."""
     if metadata is None:
         return {}
-    if not isinstance(metadata, dict) or len(metadata) > 64 or not all(
-            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128
-            and len(v) <= 2048 for k, v in metadata.items()):
-        raise ValidationError("metadata is a dict of at most 64 str -> str pairs",
-                              field="metadata")
+    if (
+        not isinstance(metadata, dict)
+        or len(metadata) > 64
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 128 and len(v) <= 2048
+            for k, v in metadata.items()
+        )
+    ):
+        raise ValidationError("metadata is a dict of at most 64 str -> str pairs", field="metadata")
     return dict(metadata)
 
 
@@ -472,8 +500,9 @@ class Digest:
         """Account for the next piece of the stream."""
         self.size += len(piece)
         if self.limit is not None and self.size > self.limit:
-            raise invalid("file_too_large", f"the file is larger than {self.limit} bytes",
-                          field="size")
+            raise invalid(
+                "file_too_large", f"the file is larger than {self.limit} bytes", field="size"
+            )
         if len(self.head) < SNIFF_BYTES:
             self.head = (self.head + piece[:SNIFF_BYTES])[:SNIFF_BYTES]
         if self._pending is not None:

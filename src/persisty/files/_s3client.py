@@ -33,8 +33,9 @@ def parse_s3_url(url: str) -> tuple[str, str, dict[str, str]]:
     known = {"region", "endpoint_url", "profile"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValidationError(f"unknown s3 URL option {unknown[0]!r} (known: "
-                              f"{', '.join(sorted(known))})", field="url")
+        raise ValidationError(
+            f"unknown s3 URL option {unknown[0]!r} (known: {', '.join(sorted(known))})", field="url"
+        )
     return parts.netloc, unquote(parts.path).strip("/"), options
 
 
@@ -56,11 +57,14 @@ def translate(e: Exception) -> PersistyError | None:
 
 def _arguments(options: dict[str, str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
-        "config": Config(retries={"max_attempts": 4, "mode": "standard"},
-                         max_pool_connections=32, signature_version="s3v4",
-                         s3={"addressing_style": "path"},
-                         request_checksum_calculation="when_required",
-                         response_checksum_validation="when_required"),
+        "config": Config(
+            retries={"max_attempts": 4, "mode": "standard"},
+            max_pool_connections=32,
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
         "region_name": options.get("region") or "us-east-1",
     }
     if options.get("endpoint_url"):
@@ -117,11 +121,11 @@ class AsyncS3Client:
             raise
         return result
 
-    async def stream(self, bucket: str, key: str, start: int, end: int
-                     ) -> AsyncIterator[bytes]:
+    async def stream(self, bucket: str, key: str, start: int, end: int) -> AsyncIterator[bytes]:
         """The bytes ``[start, end)`` of an object (``Range`` passthrough)."""
-        answer = await self.call("get_object", Bucket=bucket, Key=key,
-                                 Range=f"bytes={start}-{end - 1}")
+        answer = await self.call(
+            "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+        )
         body = answer["Body"]
         try:
             while True:
@@ -143,16 +147,17 @@ class AsyncS3Client:
     async def presign(self, operation: str, params: dict[str, Any], expires: int) -> str:
         """A presigned URL for ``operation``."""
         client = await self.client()
-        url: str = await client.generate_presigned_url(operation, Params=params,
-                                                       ExpiresIn=expires)
+        url: str = await client.generate_presigned_url(operation, Params=params, ExpiresIn=expires)
         return url
 
-    async def presign_post(self, bucket: str, key: str, fields: dict[str, str],
-                           conditions: list[Any], expires: int) -> dict[str, Any]:
+    async def presign_post(
+        self, bucket: str, key: str, fields: dict[str, str], conditions: list[Any], expires: int
+    ) -> dict[str, Any]:
         """A presigned POST form (``url``, ``fields``)."""
         client = await self.client()
         form: dict[str, Any] = await client.generate_presigned_post(
-            bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires)
+            bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires
+        )
         return form
 
     async def close(self) -> None:
@@ -190,8 +195,7 @@ class S3Client:
 
     def stream(self, bucket: str, key: str, start: int, end: int) -> Iterator[bytes]:
         """The bytes ``[start, end)`` of an object (``Range`` passthrough)."""
-        answer = self.call("get_object", Bucket=bucket, Key=key,
-                           Range=f"bytes={start}-{end - 1}")
+        answer = self.call("get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}")
         body = answer["Body"]
         try:
             while True:
@@ -212,15 +216,16 @@ class S3Client:
 
     def presign(self, operation: str, params: dict[str, Any], expires: int) -> str:
         """A presigned URL for ``operation``."""
-        url: str = self.client().generate_presigned_url(operation, Params=params,
-                                                        ExpiresIn=expires)
+        url: str = self.client().generate_presigned_url(operation, Params=params, ExpiresIn=expires)
         return url
 
-    def presign_post(self, bucket: str, key: str, fields: dict[str, str],
-                     conditions: list[Any], expires: int) -> dict[str, Any]:
+    def presign_post(
+        self, bucket: str, key: str, fields: dict[str, str], conditions: list[Any], expires: int
+    ) -> dict[str, Any]:
         """A presigned POST form (``url``, ``fields``)."""
         form: dict[str, Any] = self.client().generate_presigned_post(
-            bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires)
+            bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires
+        )
         return form
 
     def close(self) -> None:

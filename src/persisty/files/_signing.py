@@ -41,8 +41,7 @@ class Signer:
         self._secret = secret
 
     def _mac(self, purpose: str, payload: bytes) -> bytes:
-        return hmac.new(self._secret, purpose.encode() + b"|" + payload,
-                        hashlib.sha256).digest()
+        return hmac.new(self._secret, purpose.encode() + b"|" + payload, hashlib.sha256).digest()
 
     def mac(self, purpose: str, message: str) -> str:
         """The base64url HMAC-SHA256 of ``message`` for ``purpose`` (for URLs that carry

@@ -15,5 +15,13 @@ from persisty.files._async.open import chunked_files, connect
 from persisty.files._async.store import AsyncFileReader, AsyncFileStore
 from persisty.files._model import FileInfo, Limits, UploadGrant, UploadPart
 
-__all__ = ["AsyncFileReader", "AsyncFileStore", "FileInfo", "Limits", "UploadGrant",
-           "UploadPart", "chunked_files", "connect"]
+__all__ = [
+    "AsyncFileReader",
+    "AsyncFileStore",
+    "FileInfo",
+    "Limits",
+    "UploadGrant",
+    "UploadPart",
+    "chunked_files",
+    "connect",
+]

@@ -33,16 +33,18 @@ from rich.progress import (
 from persisty.errors import PersistyError
 from persisty.files import FileStore, connect
 
-app = typer.Typer(help="Binary files: ls, put, get, rm, cp, gc, fsck.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Binary files: ls, put, get, rm, cp, gc, fsck.", no_args_is_help=True, add_completion=False
+)
 console = Console(stderr=True)
 PIECE = 1024 * 1024
 PROGRESS_FROM = 4 * 1024 * 1024  # smaller transfers print no bar
 
 UrlArg = Annotated[str, typer.Argument(help="database URL, dir://, s3:// or memory://")]
 StoreArg = Annotated[str, typer.Argument(help="the file store's name")]
-CatalogOpt = Annotated[str | None, typer.Option(
-    help="the catalog's database URL (for dir:// and s3://)")]
+CatalogOpt = Annotated[
+    str | None, typer.Option(help="the catalog's database URL (for dir:// and s3://)")
+]
 NamespaceOpt = Annotated[str | None, typer.Option(help="the database namespace")]
 
 
@@ -51,8 +53,14 @@ def _open(url: str, store: str, catalog: str | None, namespace: str | None) -> F
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _fail(e: PersistyError) -> typer.Exit:
@@ -61,9 +69,13 @@ def _fail(e: PersistyError) -> typer.Exit:
 
 
 @app.command("ls")
-def ls(url: UrlArg, store: StoreArg,
-       prefix: Annotated[str, typer.Option(help="only keys starting with this")] = "",
-       catalog: CatalogOpt = None, namespace: NamespaceOpt = None) -> None:
+def ls(
+    url: UrlArg,
+    store: StoreArg,
+    prefix: Annotated[str, typer.Option(help="only keys starting with this")] = "",
+    catalog: CatalogOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """List files: size, content type, etag, key."""
     files = _open(url, store, catalog, namespace)
     try:
@@ -76,28 +88,36 @@ def ls(url: UrlArg, store: StoreArg,
 
 
 @app.command("put")
-def put(url: UrlArg, store: StoreArg,
-        key: Annotated[str, typer.Argument(help="the file's key")],
-        path: Annotated[Path, typer.Argument(help="a local file, or - for stdin",
-                                             allow_dash=True)],
-        content_type: Annotated[str | None, typer.Option(help="default: sniffed")] = None,
-        catalog: CatalogOpt = None, namespace: NamespaceOpt = None) -> None:
+def put(
+    url: UrlArg,
+    store: StoreArg,
+    key: Annotated[str, typer.Argument(help="the file's key")],
+    path: Annotated[Path, typer.Argument(help="a local file, or - for stdin", allow_dash=True)],
+    content_type: Annotated[str | None, typer.Option(help="default: sniffed")] = None,
+    catalog: CatalogOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Upload a local file (or stdin) under KEY."""
     files = _open(url, store, catalog, namespace)
     try:
         source: BinaryIO = sys.stdin.buffer if str(path) == "-" else path.open("rb")
         total = None if str(path) == "-" else path.stat().st_size
         with source, _progress() as progress:
-            task = progress.add_task(f"put {key}", total=total,
-                                     visible=total is None or total >= PROGRESS_FROM)
+            task = progress.add_task(
+                f"put {key}", total=total, visible=total is None or total >= PROGRESS_FROM
+            )
 
             def pieces() -> Iterator[bytes]:
                 while piece := source.read(PIECE):
                     progress.advance(task, len(piece))
                     yield piece
 
-            info = files.put(key, pieces(), content_type=content_type,
-                             filename=None if str(path) == "-" else path.name)
+            info = files.put(
+                key,
+                pieces(),
+                content_type=content_type,
+                filename=None if str(path) == "-" else path.name,
+            )
         typer.echo(f"{info.key}  {info.size} bytes  {info.content_type}  {info.etag}")
     except PersistyError as e:
         raise _fail(e) from None
@@ -106,11 +126,16 @@ def put(url: UrlArg, store: StoreArg,
 
 
 @app.command("get")
-def get(url: UrlArg, store: StoreArg,
-        key: Annotated[str, typer.Argument(help="the file's key")],
-        output: Annotated[Path | None, typer.Option(
-            "--output", "-o", help="a local file (default: stdout)")] = None,
-        catalog: CatalogOpt = None, namespace: NamespaceOpt = None) -> None:
+def get(
+    url: UrlArg,
+    store: StoreArg,
+    key: Annotated[str, typer.Argument(help="the file's key")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="a local file (default: stdout)")
+    ] = None,
+    catalog: CatalogOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Download a file to a local file (or stdout)."""
     files = _open(url, store, catalog, namespace)
     try:
@@ -118,8 +143,9 @@ def get(url: UrlArg, store: StoreArg,
         out = output.open("wb") if output else sys.stdout.buffer
         try:
             with _progress() as progress:
-                task = progress.add_task(f"get {key}", total=reader.info.size,
-                                         visible=reader.info.size >= PROGRESS_FROM)
+                task = progress.add_task(
+                    f"get {key}", total=reader.info.size, visible=reader.info.size >= PROGRESS_FROM
+                )
                 for piece in reader:
                     out.write(piece)
                     progress.advance(task, len(piece))
@@ -135,9 +161,13 @@ def get(url: UrlArg, store: StoreArg,
 
 
 @app.command("rm")
-def rm(url: UrlArg, store: StoreArg,
-       keys: Annotated[list[str], typer.Argument(help="the keys to delete")],
-       catalog: CatalogOpt = None, namespace: NamespaceOpt = None) -> None:
+def rm(
+    url: UrlArg,
+    store: StoreArg,
+    keys: Annotated[list[str], typer.Argument(help="the keys to delete")],
+    catalog: CatalogOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Delete files."""
     files = _open(url, store, catalog, namespace)
     try:
@@ -151,10 +181,14 @@ def rm(url: UrlArg, store: StoreArg,
 
 
 @app.command("cp")
-def cp(url: UrlArg, store: StoreArg,
-       src: Annotated[str, typer.Argument(help="the source key")],
-       dst: Annotated[str, typer.Argument(help="the new key")],
-       catalog: CatalogOpt = None, namespace: NamespaceOpt = None) -> None:
+def cp(
+    url: UrlArg,
+    store: StoreArg,
+    src: Annotated[str, typer.Argument(help="the source key")],
+    dst: Annotated[str, typer.Argument(help="the new key")],
+    catalog: CatalogOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Copy a file (no bytes move: the copy shares the blob)."""
     files = _open(url, store, catalog, namespace)
     try:
@@ -167,10 +201,15 @@ def cp(url: UrlArg, store: StoreArg,
 
 
 @app.command("gc")
-def gc(url: UrlArg, store: StoreArg,
-       older_than: Annotated[float, typer.Option(
-           help="seconds: only blobs older than this are removed")] = 3600.0,
-       catalog: CatalogOpt = None, namespace: NamespaceOpt = None) -> None:
+def gc(
+    url: UrlArg,
+    store: StoreArg,
+    older_than: Annotated[
+        float, typer.Option(help="seconds: only blobs older than this are removed")
+    ] = 3600.0,
+    catalog: CatalogOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Remove unreferenced blobs and expired upload grants."""
     files = _open(url, store, catalog, namespace)
     try:
@@ -183,8 +222,9 @@ def gc(url: UrlArg, store: StoreArg,
 
 
 @app.command("fsck")
-def fsck(url: UrlArg, store: StoreArg, catalog: CatalogOpt = None,
-         namespace: NamespaceOpt = None) -> None:
+def fsck(
+    url: UrlArg, store: StoreArg, catalog: CatalogOpt = None, namespace: NamespaceOpt = None
+) -> None:
     """Check every file's bytes against its size and SHA-256; exit 1 on damage."""
     files = _open(url, store, catalog, namespace)
     try:
@@ -195,8 +235,10 @@ def fsck(url: UrlArg, store: StoreArg, catalog: CatalogOpt = None,
         files.close()
     for p in report.problems:
         typer.echo(f"{p.problem}  {p.key}  {p.detail}")
-    typer.echo(f"checked {report.checked} file(s): {len(report.problems)} damaged, "
-               f"{len(report.orphans)} orphaned blob(s), "
-               f"{len(report.expired_uploads)} expired upload(s)")
+    typer.echo(
+        f"checked {report.checked} file(s): {len(report.problems)} damaged, "
+        f"{len(report.orphans)} orphaned blob(s), "
+        f"{len(report.expired_uploads)} expired upload(s)"
+    )
     if report.problems:
         raise typer.Exit(1)

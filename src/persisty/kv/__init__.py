@@ -58,8 +58,15 @@ class KeyValue(_keyvalue.KeyValue):
         assert kv.incr("a") == 2 and len(kv) == 1 and "a" in kv
     """
 
-    def __init__(self, db_or_url: Any, namespace: str = "default", *, codec: Any = "json",
-                 keys: Any = None, frozen: bool = False) -> None:
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
         self.check()
 
@@ -103,10 +110,17 @@ class TimeSeries(_timeseries.TimeSeries):
         assert ts.missing("t", 0, 30) == [20, 30]
     """
 
-    def __init__(self, db_or_url: Any, namespace: str = "default", *, freq: int | None = None,
-                 codec: Any = "json", keys: Any = None, frozen: bool = False) -> None:
-        super().__init__(db_or_url, namespace, freq=freq, codec=codec, keys=keys,
-                         frozen=frozen)
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        freq: int | None = None,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
+        super().__init__(db_or_url, namespace, freq=freq, codec=codec, keys=keys, frozen=frozen)
         self.check()
 
     def __enter__(self) -> TimeSeries:
@@ -128,8 +142,15 @@ class EventLog(_eventlog.EventLog):
         assert log.current("d") == {"n": 3}
     """
 
-    def __init__(self, db_or_url: Any, namespace: str = "default", *, codec: Any = "json",
-                 keys: Any = None, frozen: bool = False) -> None:
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
         self.check()
 

@@ -59,7 +59,7 @@ class PickleCodec:
             raise ValidationError(f"value cannot be pickled: {e}", field="value") from e
 
     def decode(self, text: str) -> Any:
-        return pickle.loads(base64.b64decode(text))  # noqa: S301 - explicit opt-in
+        return pickle.loads(base64.b64decode(text))  # noqa: S301
 
 
 class FunctionCodec:
@@ -68,8 +68,7 @@ class FunctionCodec:
 
     name = "custom"
 
-    def __init__(self, dumps: Callable[[Any], str | bytes],
-                 loads: Callable[[Any], Any]) -> None:
+    def __init__(self, dumps: Callable[[Any], str | bytes], loads: Callable[[Any], Any]) -> None:
         self.dumps = dumps
         self.loads = loads
 
@@ -77,8 +76,7 @@ class FunctionCodec:
         try:
             data = self.dumps(value)
         except (TypeError, ValueError, OverflowError) as e:
-            raise ValidationError(f"the codec cannot encode the value: {e}",
-                                  field="value") from e
+            raise ValidationError(f"the codec cannot encode the value: {e}", field="value") from e
         if isinstance(data, bytes | bytearray):
             return "b:" + base64.b64encode(bytes(data)).decode()
         if not isinstance(data, str):
@@ -104,16 +102,22 @@ def make_codec(codec: Any) -> Codec:
         if not hasattr(codec, "name"):
             codec.name = type(codec).__name__
         return codec  # type: ignore[no-any-return]
-    raise ValidationError(f"unknown codec {codec!r}: 'json', 'pickle', (dumps, loads) or an "
-                          "object with encode/decode", field="codec")
+    raise ValidationError(
+        f"unknown codec {codec!r}: 'json', 'pickle', (dumps, loads) or an "
+        "object with encode/decode",
+        field="codec",
+    )
 
 
 def make_keys(keys: Any) -> Any:
     """A key provider from ``keys``: a :class:`KeyRing` (or any provider callable), or one
     key (32 bytes, or its urlsafe base64 text as a Fernet key is) whose id is derived from
     it, so values sealed under one single key are never opened with another."""
-    if keys is None or isinstance(keys, KeyRing) or (
-            callable(keys) and not isinstance(keys, bytes | str)):
+    if (
+        keys is None
+        or isinstance(keys, KeyRing)
+        or (callable(keys) and not isinstance(keys, bytes | str))
+    ):
         return keys
     raw = keys
     if isinstance(raw, str):
@@ -122,10 +126,12 @@ def make_keys(keys: Any) -> Any:
         try:
             raw = base64.urlsafe_b64decode(bytes(raw) + b"=" * (-len(raw) % 4))
         except (binascii.Error, ValueError):
-            raise ValidationError("key: 32 bytes or their urlsafe base64 text",
-                                  field="keys") from None
+            raise ValidationError(
+                "key: 32 bytes or their urlsafe base64 text", field="keys"
+            ) from None
     if not isinstance(raw, bytes | bytearray) or len(raw) != 32:
-        raise ValidationError("key: AES-256 needs 32 bytes (or their urlsafe base64 text)",
-                              field="keys")
+        raise ValidationError(
+            "key: AES-256 needs 32 bytes (or their urlsafe base64 text)", field="keys"
+        )
     kid = "k" + hashlib.sha256(b"persisty.kv key id\x00" + bytes(raw)).hexdigest()[:12]
     return KeyRing({kid: bytes(raw)}, current=kid)

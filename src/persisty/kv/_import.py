@@ -44,7 +44,7 @@ def rstore_prefix(namespace: str) -> str:
 
 
 def _strip(prefix: str, key: str) -> str | None:
-    return key[len(prefix):] if key.startswith(prefix) else None
+    return key[len(prefix) :] if key.startswith(prefix) else None
 
 
 def read_sqlite(path: str, namespace: str) -> RstoreData:
@@ -65,8 +65,9 @@ def read_postgres(dsn: str, namespace: str) -> RstoreData:
 
     schema = rstore_prefix(namespace)[:-2]
     with psycopg.connect(dsn) as conn:
-        found = conn.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
-                             (schema,)).fetchall()
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).fetchall()
         if not found:
             raise Unavailable(f"no rstore namespace {namespace!r} (schema {schema!r})")
 
@@ -74,10 +75,14 @@ def read_postgres(dsn: str, namespace: str) -> RstoreData:
             # the table names are rstore's constants, the schema an identifier
             table = statement.split(" FROM ")[1].split()[0]
             text = statement.replace(f" FROM {table}", " FROM {}.{}")
-            query = sql.SQL(text).format(sql.Identifier(schema),  # type: ignore[arg-type,unused-ignore]
-                                         sql.Identifier(table))
-            return [tuple(bytes(c) if isinstance(c, memoryview) else c for c in row)
-                    for row in conn.execute(query).fetchall()]
+            query = sql.SQL(text).format(
+                sql.Identifier(schema),  # type: ignore[arg-type,unused-ignore]
+                sql.Identifier(table),
+            )
+            return [
+                tuple(bytes(c) if isinstance(c, memoryview) else c for c in row)
+                for row in conn.execute(query).fetchall()
+            ]
 
         return _read_sql(fetch, namespace)
 
@@ -89,13 +94,15 @@ def _read_sql(fetch: Callable[[str], list[Any]], namespace: str) -> RstoreData:
         k = _strip(prefix, key)
         if k is not None:
             data.kv.append((k, bytes(value)))
-    for key, t, value in fetch("SELECT _key, _timestamp, _value FROM _ts "
-                               "ORDER BY _key, _timestamp"):
+    for key, t, value in fetch(
+        "SELECT _key, _timestamp, _value FROM _ts ORDER BY _key, _timestamp"
+    ):
         k = _strip(prefix, key)
         if k is not None:
             data.ts.setdefault(k, []).append((int(t), bytes(value)))
-    for key, t, item, op, value in fetch("SELECT _key, _timestamp, _item, _op, _value FROM _es "
-                                         "ORDER BY _key, _timestamp"):
+    for key, t, item, op, value in fetch(
+        "SELECT _key, _timestamp, _item, _op, _value FROM _es ORDER BY _key, _timestamp"
+    ):
         k = _strip(prefix, key)
         if k is not None:
             data.es.setdefault(k, []).append((int(t), item, bytes(op), bytes(value)))
@@ -112,7 +119,7 @@ def read_redis(url: str, namespace: str) -> RstoreData:
     try:
         for kind in ("kv", "ts", "es"):
             for name in sorted(client.scan_iter(match=f"{kind}{prefix}*".encode())):
-                key = name.decode()[2 + len(prefix):]
+                key = name.decode()[2 + len(prefix) :]
                 if kind == "kv":
                     value = client.get(name)
                     if value is not None:
@@ -120,12 +127,11 @@ def read_redis(url: str, namespace: str) -> RstoreData:
                 elif kind == "ts":
                     for member, score in client.zrange(name, 0, -1, withscores=True):
                         t = int(score)
-                        data.ts.setdefault(key, []).append((t, member[len(f"{t:010}"):]))
+                        data.ts.setdefault(key, []).append((t, member[len(f"{t:010}") :]))
                 else:
                     for row_id, score in client.zrange(name, 0, -1, withscores=True):
                         item, op, value = client.hmget(row_id, ["item", "op", "value"])
-                        data.es.setdefault(key, []).append(
-                            (int(score), item.decode(), op, value))
+                        data.es.setdefault(key, []).append((int(score), item.decode(), op, value))
     except redis.exceptions.ConnectionError as e:
         raise Unavailable(f"{url}: {e}") from e
     finally:
@@ -137,24 +143,31 @@ def read_rstore(dsn: str, namespace: str = "default") -> RstoreData:
     """The data of one rstore namespace at ``dsn`` (``sqlite://file``, ``postgresql://…``,
     ``redis://…``), values still pickled."""
     if dsn.startswith("sqlite://"):
-        path = dsn[len("sqlite://"):]
+        path = dsn[len("sqlite://") :]
         return read_sqlite(path[1:] if path.startswith("//") else path, namespace)
     if dsn.startswith(("postgresql://", "postgres://")):
         return read_postgres(dsn, namespace)
     if dsn.startswith(("redis://", "rediss://", "unix://")):
         return read_redis(dsn, namespace)
-    raise ValidationError(f"not an rstore DSN: {dsn!r} (sqlite://, postgresql://, redis://)",
-                          field="dsn")
+    raise ValidationError(
+        f"not an rstore DSN: {dsn!r} (sqlite://, postgresql://, redis://)", field="dsn"
+    )
 
 
 def _unpickle(blob: bytes) -> Any:
-    return pickle.loads(blob)  # noqa: S301 - only behind --trust-pickle
+    return pickle.loads(blob)  # noqa: S301
 
 
-def import_rstore(dsn: str, url: str, *, namespace: str = "default",
-                  to_namespace: str | None = None, trust_pickle: bool = False,
-                  progress: Callable[[int], None] | None = None,
-                  total: Callable[[int], None] | None = None) -> dict[str, int]:
+def import_rstore(
+    dsn: str,
+    url: str,
+    *,
+    namespace: str = "default",
+    to_namespace: str | None = None,
+    trust_pickle: bool = False,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> dict[str, int]:
     """Copy one rstore namespace into persisty at ``url``: pairs with ``KeyValue``, series
     with ``TimeSeries`` (all points of a series at once), sequences with ``EventLog`` (one
     ``apply`` per rstore event, at its own timestamp). Returns counts per kind.
@@ -167,9 +180,12 @@ def import_rstore(dsn: str, url: str, *, namespace: str = "default",
         import_rstore("sqlite://old.store", "sqlite:///new.db", trust_pickle=True)
     """
     if not trust_pickle:
-        raise ValidationError("rstore stored every value as a pickle, and unpickling runs "
-                              "code named by the data: import only data you trust, with "
-                              "--trust-pickle", field="trust_pickle")
+        raise ValidationError(
+            "rstore stored every value as a pickle, and unpickling runs "
+            "code named by the data: import only data you trust, with "
+            "--trust-pickle",
+            field="trust_pickle",
+        )
     from persisty.kv import EventLog, KeyValue, TimeSeries
     from persisty.kv._open import kv_connect
     from persisty.kv._ops import op_name
@@ -183,7 +199,7 @@ def import_rstore(dsn: str, url: str, *, namespace: str = "default",
     try:
         kv = KeyValue(db, target)
         for start in range(0, len(data.kv), 500):
-            chunk = data.kv[start:start + 500]
+            chunk = data.kv[start : start + 500]
             kv.set_many({k: _unpickle(v) for k, v in chunk})
             step(len(chunk))
         ts = TimeSeries(db, target)
@@ -193,19 +209,25 @@ def import_rstore(dsn: str, url: str, *, namespace: str = "default",
         log = EventLog(db, target)
         for key, rows in data.es.items():
             for t, group in _by_time(rows):
-                changes = {item: (op_name(_unpickle(op), item), _unpickle(value))
-                           for item, op, value in group}
+                changes = {
+                    item: (op_name(_unpickle(op), item), _unpickle(value))
+                    for item, op, value in group
+                }
                 log.apply(key, changes, t=t)
                 step(len(group))
     finally:
         if owned:
             db.close()
-    return {"pairs": len(data.kv), "points": sum(map(len, data.ts.values())),
-            "events": sum(len(list(_by_time(r))) for r in data.es.values())}
+    return {
+        "pairs": len(data.kv),
+        "points": sum(map(len, data.ts.values())),
+        "events": sum(len(list(_by_time(r))) for r in data.es.values()),
+    }
 
 
-def _by_time(rows: list[tuple[int, str, bytes, bytes]]
-             ) -> Iterator[tuple[int, list[tuple[str, bytes, bytes]]]]:
+def _by_time(
+    rows: list[tuple[int, str, bytes, bytes]],
+) -> Iterator[tuple[int, list[tuple[str, bytes, bytes]]]]:
     group: list[tuple[str, bytes, bytes]] = []
     current: int | None = None
     for t, item, op, value in rows:

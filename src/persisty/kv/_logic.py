@@ -10,15 +10,14 @@ from typing import Any
 
 from persisty.errors import ValidationError
 
-INT64_MIN = -(2 ** 63)
-INT64_MAX = 2 ** 63 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 
 
 def check_key(key: Any, field: str = "key") -> str:
     """``key`` if it is a string (any string is a key)."""
     if not isinstance(key, str):
-        raise ValidationError(f"{field} must be a string, not {type(key).__name__}",
-                              field=field)
+        raise ValidationError(f"{field} must be a string, not {type(key).__name__}", field=field)
     return key
 
 
@@ -87,13 +86,20 @@ def grid(start: int, end: int, freq: int) -> range:
     return range(start, end + 1, freq) if end >= start else range(0)
 
 
-def decimate(points: Iterable[tuple[int, Any]], freq: int | None, reverse: bool = False,
-             last_kept: int | None = None) -> Iterator[tuple[int, Any]]:
+def decimate(
+    points: Iterable[tuple[int, Any]],
+    freq: int | None,
+    reverse: bool = False,
+    last_kept: int | None = None,
+) -> Iterator[tuple[int, Any]]:
     """Keep the first point, then each point at least ``freq`` after the last kept one
     (before it, when ``reverse``)."""
     for t, v in points:
-        if freq is not None and last_kept is not None and (
-                (t < last_kept + freq) if not reverse else (t > last_kept - freq)):
+        if (
+            freq is not None
+            and last_kept is not None
+            and ((t < last_kept + freq) if not reverse else (t > last_kept - freq))
+        ):
             continue
         last_kept = t
         yield t, v
@@ -117,9 +123,11 @@ class Buckets:
 
     def add(self, t: int, value: Any) -> None:
         if self.fn not in ("count", "first", "last") and (
-                isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValidationError(f"point {t}: {self.fn} needs numbers, not {value!r}",
-                                  field="value")
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            raise ValidationError(
+                f"point {t}: {self.fn} needs numbers, not {value!r}", field="value"
+            )
         b = self.start + (t - self.start) // self.bucket * self.bucket
         acc = self.acc.get(b)
         if acc is None:
@@ -143,8 +151,15 @@ class Buckets:
                 value = previous if self.fill == "locf" else None
             else:
                 s, lo, hi, first, n, last = acc
-                value = {"avg": s / n if n else math.nan, "sum": s, "min": lo, "max": hi,
-                         "count": n, "first": first, "last": last}[self.fn]
+                value = {
+                    "avg": s / n if n else math.nan,
+                    "sum": s,
+                    "min": lo,
+                    "max": hi,
+                    "count": n,
+                    "first": first,
+                    "last": last,
+                }[self.fn]
             previous = value
             out.append((b, value))
         return out

@@ -36,8 +36,7 @@ def kv_connect_async(db_or_url: Any) -> tuple[AsyncDatabase, bool]:
         return db_or_url, False
     if isinstance(db_or_url, str):
         return persisty.aio.connect(normalize_url(db_or_url)), True
-    raise ValidationError("pass a URL or an async Database (persisty.aio.connect(...))",
-                          field="db")
+    raise ValidationError("pass a URL or an async Database (persisty.aio.connect(...))", field="db")
 
 
 def frozen_missing(url: str, what: str) -> Unavailable:
@@ -54,8 +53,9 @@ def sqlite_has_table(path: str, table: str) -> bool:
     except sqlite3.Error:
         return False
     try:
-        rows = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                            (table,)).fetchall()
+        rows = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchall()
         return bool(rows)
     except sqlite3.Error:
         return False

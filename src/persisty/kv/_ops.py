@@ -66,8 +66,10 @@ def op_name(op: Any, item: str = "op") -> str:
             name = None
         if name is not None:
             return name
-    raise ValidationError(f"{item}: unknown op {op!r} (operator.* functions, or one added "
-                          "with register_op)", field=item)
+    raise ValidationError(
+        f"{item}: unknown op {op!r} (operator.* functions, or one added with register_op)",
+        field=item,
+    )
 
 
 def op_function(name: str) -> Any:
@@ -88,14 +90,16 @@ def parse_changes(changes: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
     """``{item: value | (op, value)}`` as ``[(item, op name, value)]``; ``ValidationError``
     naming the item for a bad one."""
     if not isinstance(changes, Mapping):
-        raise ValidationError("changes must be a dict {item: value | (op, value)}",
-                              field="changes")
+        raise ValidationError("changes must be a dict {item: value | (op, value)}", field="changes")
     result: list[tuple[str, str, Any]] = []
     for item, change in changes.items():
         if not isinstance(item, str):
             raise ValidationError(f"item names are strings, not {item!r}", field="changes")
-        if isinstance(change, tuple) and 1 <= len(change) <= 2 and (
-                callable(change[0]) or is_op(change[0])):
+        if (
+            isinstance(change, tuple)
+            and 1 <= len(change) <= 2
+            and (callable(change[0]) or is_op(change[0]))
+        ):
             name = op_name(change[0], item)
             value = change[1] if len(change) == 2 else None
             if OPS[name].unary:
@@ -112,8 +116,9 @@ def fold(state: dict[str, Any], changes: Iterable[tuple[str, str, Any]]) -> dict
     for item, name, value in changes:
         op = OPS.get(name)
         if op is None:
-            raise ValidationError(f"{item}: op {name!r} is not registered in this process",
-                                  field=item)
+            raise ValidationError(
+                f"{item}: op {name!r} is not registered in this process", field=item
+            )
         try:
             if name == "setitem":
                 state[item] = value
@@ -124,8 +129,7 @@ def fold(state: dict[str, Any], changes: Iterable[tuple[str, str, Any]]) -> dict
             else:
                 state[item] = op.fn(state[item], value)
         except KeyError:
-            raise ValidationError(f"{item}: no such item to apply {name} to",
-                                  field=item) from None
+            raise ValidationError(f"{item}: no such item to apply {name} to", field=item) from None
         except (TypeError, ValueError, ArithmeticError) as e:
             raise ValidationError(f"{item}: cannot apply {name}: {e}", field=item) from None
     return state

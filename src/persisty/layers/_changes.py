@@ -84,9 +84,15 @@ class Failures:
         with self._lock:
             self._items.append(failure)
             self.total += 1
-        log.error("persisty: %s hook %r failed for %s %r: %r", failure.change.kind,
-                  getattr(failure.hook, "__qualname__", failure.hook), failure.change.store,
-                  failure.change.key, failure.error, exc_info=failure.error)
+        log.error(
+            "persisty: %s hook %r failed for %s %r: %r",
+            failure.change.kind,
+            getattr(failure.hook, "__qualname__", failure.hook),
+            failure.change.store,
+            failure.change.key,
+            failure.error,
+            exc_info=failure.error,
+        )
 
     def __iter__(self) -> Any:
         with self._lock:

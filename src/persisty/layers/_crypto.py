@@ -68,8 +68,9 @@ class MissingKeyError(PersistyError):
     code = "missing_key"
     status = 500
 
-    def __init__(self, message: str, *, field: str | None = None,
-                 key_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, key_id: str | None = None
+    ) -> None:
         super().__init__(message, field=field)
         self.key_id = key_id
 
@@ -99,8 +100,9 @@ class KeyRing:
         secret.reencrypt()          # rewrite values still sealed with k1
     """
 
-    def __init__(self, keys: Mapping[str, bytes | str], current: str | Mapping[str, str]
-                 | None = None) -> None:
+    def __init__(
+        self, keys: Mapping[str, bytes | str], current: str | Mapping[str, str] | None = None
+    ) -> None:
         if not keys:
             raise ValueError("a KeyRing needs at least one key")
         self._keys: dict[str, bytes] = {}
@@ -204,8 +206,9 @@ def walk_type(root: Any, path: str) -> tuple[tuple[str, ...], Any]:
             tp = strip_optional((typing.get_args(tp) or (Any,))[0])[0]
         if seg == "[]":
             if not _is_list(tp):
-                raise ValidationError(f"{path}: {'.'.join(result) or 'it'} is not a list",
-                                      field=path)
+                raise ValidationError(
+                    f"{path}: {'.'.join(result) or 'it'} is not a list", field=path
+                )
             tp = (typing.get_args(tp) or (Any,))[0]
         elif (typing.get_origin(tp) or tp) is dict:
             tp = (typing.get_args(tp) or (Any, Any))[1]
@@ -280,8 +283,9 @@ def sealed_model(cls: type[Any], fields: Iterable[str], *, name: str | None = No
             metadata = {**metadata, "persisty": dataclasses.replace(opts, constraints={})}
         annotations[f.name] = tp
         if f.default_factory is not dataclasses.MISSING:
-            namespace[f.name] = dataclasses.field(default_factory=f.default_factory,
-                                                  metadata=metadata)
+            namespace[f.name] = dataclasses.field(
+                default_factory=f.default_factory, metadata=metadata
+            )
         elif f.default is not dataclasses.MISSING:
             namespace[f.name] = dataclasses.field(default=f.default, metadata=metadata)
         elif metadata:
@@ -291,9 +295,15 @@ def sealed_model(cls: type[Any], fields: Iterable[str], *, name: str | None = No
     for attr in meta.key.attrs:
         if attr in whole or attr in nested or attr in elements:
             raise ValidationError(f"{attr}: a key attribute cannot be encrypted", field=attr)
-    result = stored(shadow, key=meta.key.attrs, indexes=meta.indexes,  # type: ignore[call-overload]
-                    name=name or meta.name, label=meta.label, summary=meta.summary,
-                    ttl=meta.ttl)
+    result = stored(
+        shadow,
+        key=meta.key.attrs,
+        indexes=meta.indexes,  # type: ignore[call-overload]
+        name=name or meta.name,
+        label=meta.label,
+        summary=meta.summary,
+        ttl=meta.ttl,
+    )
     setattr(result, SEALED_OF, cls)
     return result  # type: ignore[no-any-return]
 
@@ -308,15 +318,22 @@ class FieldCipher:
     ``deterministic``) is sealed deterministically. ``inner`` is the storage model.
     """
 
-    def __init__(self, outer: StoreMeta, inner: StoreMeta, fields: Iterable[str],
-                 keys: KeyProvider, *, deterministic: Iterable[str] = (),
-                 context: str | None = None) -> None:
+    def __init__(
+        self,
+        outer: StoreMeta,
+        inner: StoreMeta,
+        fields: Iterable[str],
+        keys: KeyProvider,
+        *,
+        deterministic: Iterable[str] = (),
+        context: str | None = None,
+    ) -> None:
         if not HAVE_CRYPTO:  # pragma: no cover
-            raise PersistyError("field encryption needs the crypto extra: "
-                                "pip install 'persisty[crypto]'")
+            raise PersistyError(
+                "field encryption needs the crypto extra: pip install 'persisty[crypto]'"
+            )
         if not callable(keys):
-            raise ValidationError("keys must be a KeyRing or a key provider callable",
-                                  field="keys")
+            raise ValidationError("keys must be a KeyRing or a key provider callable", field="keys")
         self.outer = outer
         self.inner = inner
         self.keys = keys
@@ -327,8 +344,9 @@ class FieldCipher:
             text = raw.lstrip("=") if isinstance(raw, str) else raw
             outer_segments, leaf = walk_type(outer.cls, text)
             if outer_segments[0] not in outer.by_name:
-                raise ValidationError(f"{outer.name} has no attribute {outer_segments[0]!r}",
-                                      field=text)
+                raise ValidationError(
+                    f"{outer.name} has no attribute {outer_segments[0]!r}", field=text
+                )
             if outer_segments[0] in outer.key.attrs:
                 raise ValidationError(f"{text}: a key attribute cannot be encrypted", field=text)
             inner_segments, stored_tp = walk_type(inner.cls, text)
@@ -338,10 +356,13 @@ class FieldCipher:
                 raise ValidationError(
                     f"{text}: {inner.name} stores it as {stored_tp!r}, which cannot hold "
                     "ciphertext; declare it str (without constraints) or keep the items in "
-                    f"sealed_model({outer.cls.__name__}, fields)", field=text)
+                    f"sealed_model({outer.cls.__name__}, fields)",
+                    field=text,
+                )
             canonical = ".".join(outer_segments).replace(".[]", "[]")
-            self.paths.append(FieldPath(canonical, outer_segments,
-                                        raw.startswith("=") or text in det, slot, leaf))
+            self.paths.append(
+                FieldPath(canonical, outer_segments, raw.startswith("=") or text in det, slot, leaf)
+            )
         by_text = [p.text for p in self.paths]
         if len(set(by_text)) != len(by_text):
             raise ValidationError("a path is listed twice", field="fields")
@@ -351,7 +372,9 @@ class FieldCipher:
                 if ix.unique and p.attr in ix.attrs and not (p.whole and p.deterministic):
                     raise ValidationError(
                         f"{p.text}: a unique index needs deterministic encryption "
-                        f"(write '={p.text}')", field=p.text)
+                        f"(write '={p.text}')",
+                        field=p.text,
+                    )
         self._aead: dict[tuple[str, bool], Any] = {}
         self._opening: dict[tuple[str, str], Any] = {}  # (path, key id) -> cipher, for reads
 
@@ -366,16 +389,16 @@ class FieldCipher:
             kid, key = self.keys(path.text, key_id)
         except KeyError:
             which = "no current key" if key_id is None else f"key {key_id!r} is not available"
-            raise MissingKeyError(f"{path.text}: {which}", field=path.text,
-                                  key_id=key_id) from None
+            raise MissingKeyError(f"{path.text}: {which}", field=path.text, key_id=key_id) from None
         if not _KEY_ID.match(kid):
             raise ValidationError(f"key id {kid!r}: letters, digits, _ or -", field="keys")
         found = self._aead.get((kid, path.deterministic))
         if found is None:
             key = _as_key(kid, key)
             if path.deterministic:
-                derived = HKDF(hashes.SHA256(), 64, salt=None,
-                               info=b"persisty field encryption: AES-SIV").derive(key)
+                derived = HKDF(
+                    hashes.SHA256(), 64, salt=None, info=b"persisty field encryption: AES-SIV"
+                ).derive(key)
                 found = AESSIV(derived)
             else:
                 found = AESGCM(key)
@@ -397,16 +420,19 @@ class FieldCipher:
     def _ad(self, path: FieldPath, item_key: str, concrete: str, kid: str) -> bytes:
         if path.deterministic:
             return b"\x00".join((b"persisty/pd1", self.context, path.text.encode(), kid.encode()))
-        return b"\x00".join((b"persisty/pe1", self.context, item_key.encode(),
-                             concrete.encode(), kid.encode()))
+        return b"\x00".join(
+            (b"persisty/pe1", self.context, item_key.encode(), concrete.encode(), kid.encode())
+        )
 
     @staticmethod
     def _b64decode(text: str) -> bytes:
-        return binascii.a2b_base64(text.replace("-", "+").replace("_", "/")
-                                   + "=" * (-len(text) % 4), strict_mode=True)
+        return binascii.a2b_base64(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), strict_mode=True
+        )
 
-    def seal_value(self, path: FieldPath, value: Any, item_key: str, concrete: str,
-                   key_id: str | None = None) -> str:
+    def seal_value(
+        self, path: FieldPath, value: Any, item_key: str, concrete: str, key_id: str | None = None
+    ) -> str:
         """The envelope text of one JSON-compatible value."""
         kid, aead = self._key(path, key_id)
         plain = msgspec.json.encode(value)
@@ -423,13 +449,15 @@ class FieldCipher:
     def open_value(self, path: FieldPath, envelope: Any, item_key: str, concrete: str) -> Any:
         """The JSON-compatible value sealed in ``envelope``."""
         if not isinstance(envelope, str):
-            raise IntegrityError(f"{concrete}: the stored value is not a ciphertext",
-                                 field=path.text)
+            raise IntegrityError(
+                f"{concrete}: the stored value is not a ciphertext", field=path.text
+            )
         parts = envelope.split(".")
         expected = _DETERMINISTIC if path.deterministic else _RANDOM
         if len(parts) != 3 or parts[0] != expected:
-            raise IntegrityError(f"{concrete}: the stored value is not a {expected} ciphertext",
-                                 field=path.text)
+            raise IntegrityError(
+                f"{concrete}: the stored value is not a {expected} ciphertext", field=path.text
+            )
         kid = parts[1]
         _, aead = self._key(path, kid)
         try:
@@ -443,7 +471,9 @@ class FieldCipher:
         except (InvalidTag, ValueError, binascii.Error, msgspec.DecodeError):
             raise IntegrityError(
                 f"{concrete}: the ciphertext does not authenticate (tampered, or copied from "
-                "another item or field)", field=path.text) from None
+                "another item or field)",
+                field=path.text,
+            ) from None
 
     def key_id_of(self, envelope: Any) -> str | None:
         """The key id in an envelope (``None`` if it is not one)."""
@@ -476,8 +506,14 @@ class FieldCipher:
 
     # ---- whole items (as builtins) ---------------------------------------------------------
 
-    def _visit(self, node: Any, segments: Sequence[str], i: int, concrete: str,
-               fn: Callable[[Any, str], Any]) -> Any:
+    def _visit(
+        self,
+        node: Any,
+        segments: Sequence[str],
+        i: int,
+        concrete: str,
+        fn: Callable[[Any, str], Any],
+    ) -> Any:
         if i == 0 and len(segments) == 1 and isinstance(node, dict):  # a whole attribute
             name = segments[0]
             value = node.get(name)
@@ -497,17 +533,25 @@ class FieldCipher:
             # the index and the list's length are both in the concrete path (and so in the
             # associated data): reordering, dropping or truncating elements is detected
             n = len(node)
-            return [self._visit(x, segments, i + 1, f"{concrete}[{j}/{n}]", fn)
-                    for j, x in enumerate(node)]
+            return [
+                self._visit(x, segments, i + 1, f"{concrete}[{j}/{n}]", fn)
+                for j, x in enumerate(node)
+            ]
         if not isinstance(node, dict) or seg not in node:
             return node
         copy = dict(node)
-        copy[seg] = self._visit(node[seg], segments, i + 1,
-                                f"{concrete}.{seg}" if concrete else seg, fn)
+        copy[seg] = self._visit(
+            node[seg], segments, i + 1, f"{concrete}.{seg}" if concrete else seg, fn
+        )
         return copy
 
-    def seal(self, data: dict[str, Any], item_key: str, only: Iterable[str] | None = None,
-             key_ids: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def seal(
+        self,
+        data: dict[str, Any],
+        item_key: str,
+        only: Iterable[str] | None = None,
+        key_ids: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """``data`` (an item as builtins) with its encrypted paths sealed; ``only`` limits
         it to some top-level attributes (for a patch)."""
         result = dict(data)
@@ -521,8 +565,7 @@ class FieldCipher:
             result = self._visit(result, path.segments, 0, "", seal_one)
         return result
 
-    def open(self, data: dict[str, Any], item_key: str, legacy: bool = False
-             ) -> dict[str, Any]:
+    def open(self, data: dict[str, Any], item_key: str, legacy: bool = False) -> dict[str, Any]:
         """``data`` (a stored item as builtins) with its encrypted paths opened; with
         ``legacy`` a value that is no ciphertext is taken as plaintext (for migrations)."""
         result = data
@@ -544,8 +587,9 @@ class FieldCipher:
         for path in self.paths:
             current = self._key(path, None)[0]
 
-            def look(value: Any, concrete: str, path: FieldPath = path,
-                     current: str = current) -> Any:
+            def look(
+                value: Any, concrete: str, path: FieldPath = path, current: str = current
+            ) -> Any:
                 kid = self.key_id_of(self._from_slot(path, value))
                 if kid != current:
                     found.add(kid or "?")

@@ -13,19 +13,35 @@ from persisty.store import AsyncStore, Store
 
 
 @overload
-def encrypted(store: AsyncStore[Any], fields: Iterable[str], keys: KeyProvider, *,
-              deterministic: Iterable[str] = (), context: str | None = None
-              ) -> AsyncEncryptedStore[Any]: ...
+def encrypted(
+    store: AsyncStore[Any],
+    fields: Iterable[str],
+    keys: KeyProvider,
+    *,
+    deterministic: Iterable[str] = (),
+    context: str | None = None,
+) -> AsyncEncryptedStore[Any]: ...
 
 
 @overload
-def encrypted(store: Store[Any], fields: Iterable[str], keys: KeyProvider, *,
-              deterministic: Iterable[str] = (), context: str | None = None
-              ) -> EncryptedStore[Any]: ...
+def encrypted(
+    store: Store[Any],
+    fields: Iterable[str],
+    keys: KeyProvider,
+    *,
+    deterministic: Iterable[str] = (),
+    context: str | None = None,
+) -> EncryptedStore[Any]: ...
 
 
-def encrypted(store: Any, fields: Iterable[str], keys: KeyProvider, *,
-              deterministic: Iterable[str] = (), context: str | None = None) -> Any:
+def encrypted(
+    store: Any,
+    fields: Iterable[str],
+    keys: KeyProvider,
+    *,
+    deterministic: Iterable[str] = (),
+    context: str | None = None,
+) -> Any:
     """Wrap ``store`` (sync or async) so the attributes at ``fields`` are stored encrypted.
 
     ``keys`` is a :class:`KeyRing` or any callable ``(path, key_id) -> (key_id, key)``.
@@ -39,9 +55,9 @@ def encrypted(store: Any, fields: Iterable[str], keys: KeyProvider, *,
         secret = encrypted(db.store(Note), fields=["body", "address.city"], keys=keys)
     """
     if isinstance(store, AsyncStore):
-        return AsyncEncryptedStore(store, fields, keys, deterministic=deterministic,
-                                   context=context)
+        return AsyncEncryptedStore(
+            store, fields, keys, deterministic=deterministic, context=context
+        )
     if isinstance(store, Store):
-        return EncryptedStore(store, fields, keys, deterministic=deterministic,
-                              context=context)
+        return EncryptedStore(store, fields, keys, deterministic=deterministic, context=context)
     raise TypeError(f"encrypted() wraps a Store, not {type(store).__name__}")

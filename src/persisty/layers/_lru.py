@@ -45,7 +45,7 @@ class LRU(Generic[V]):
                 if self._data.get(key) is found:
                     del self._data[key]
             return None
-        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
+        try:  # noqa: SIM105
             self._data.move_to_end(key)
         except KeyError:
             pass

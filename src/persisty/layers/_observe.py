@@ -12,17 +12,32 @@ from persisty.store import AsyncStore, Store
 
 
 @overload
-def observed(store: AsyncStore[Any], *, keep_failures: int = 100, outbox: bool = False,
-             outbox_lease: dt.timedelta = ...) -> AsyncObservedStore[Any]: ...
+def observed(
+    store: AsyncStore[Any],
+    *,
+    keep_failures: int = 100,
+    outbox: bool = False,
+    outbox_lease: dt.timedelta = ...,
+) -> AsyncObservedStore[Any]: ...
 
 
 @overload
-def observed(store: Store[Any], *, keep_failures: int = 100, outbox: bool = False,
-             outbox_lease: dt.timedelta = ...) -> ObservedStore[Any]: ...
+def observed(
+    store: Store[Any],
+    *,
+    keep_failures: int = 100,
+    outbox: bool = False,
+    outbox_lease: dt.timedelta = ...,
+) -> ObservedStore[Any]: ...
 
 
-def observed(store: Any, *, keep_failures: int = 100, outbox: bool = False,
-             outbox_lease: dt.timedelta = dt.timedelta(seconds=30)) -> Any:
+def observed(
+    store: Any,
+    *,
+    keep_failures: int = 100,
+    outbox: bool = False,
+    outbox_lease: dt.timedelta = dt.timedelta(seconds=30),
+) -> Any:
     """Wrap ``store`` (sync or async) so every committed write is reported to hooks
     (``on_create``/``on_update``/``on_delete``/``on_change``) and ``listen()`` subscribers.
     With ``outbox=True`` (SQL stores) changes are also kept in an outbox table written in the
@@ -34,11 +49,13 @@ def observed(store: Any, *, keep_failures: int = 100, outbox: bool = False,
         notes.on_delete(lambda change: print("gone:", change.old))
     """
     if isinstance(store, AsyncStore):
-        return AsyncObservedStore(store, keep_failures=keep_failures, outbox=outbox,
-                                  outbox_lease=outbox_lease)
+        return AsyncObservedStore(
+            store, keep_failures=keep_failures, outbox=outbox, outbox_lease=outbox_lease
+        )
     if isinstance(store, Store):
-        return ObservedStore(store, keep_failures=keep_failures, outbox=outbox,
-                             outbox_lease=outbox_lease)
+        return ObservedStore(
+            store, keep_failures=keep_failures, outbox=outbox, outbox_lease=outbox_lease
+        )
     raise TypeError(f"observed() wraps a Store, not {type(store).__name__}")
 
 

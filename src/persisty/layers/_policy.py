@@ -66,9 +66,15 @@ class Rules:
         readable = self.readable
         if readable is not None:  # the key is always readable: items are named by it
             readable = readable | frozenset(meta.key.attrs)
-        return Rules(validate_filter(self.read, meta), validate_filter(self.create, meta),
-                     validate_filter(self.update, meta), validate_filter(self.delete, meta),
-                     readable, self.writable, dict(self.forced))
+        return Rules(
+            validate_filter(self.read, meta),
+            validate_filter(self.create, meta),
+            validate_filter(self.update, meta),
+            validate_filter(self.delete, meta),
+            readable,
+            self.writable,
+            dict(self.forced),
+        )
 
 
 Rule = Filter | None | Callable[[Principal], Filter | None]
@@ -105,27 +111,41 @@ class Policy:
                         writable=["title", "body"])
     """
 
-    def __init__(self, read: Rule = None, create: Rule = None, update: Rule = None,
-                 delete: Rule = None, *, readable: Names = None, writable: Names = None,
-                 force: Mapping[str, Any] | Callable[[Principal], Mapping[str, Any]] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        read: Rule = None,
+        create: Rule = None,
+        update: Rule = None,
+        delete: Rule = None,
+        *,
+        readable: Names = None,
+        writable: Names = None,
+        force: Mapping[str, Any] | Callable[[Principal], Mapping[str, Any]] | None = None,
+    ) -> None:
         self._read, self._create, self._update, self._delete = read, create, update, delete
         self._readable, self._writable, self._force = readable, writable, force
 
     def rules(self, principal: Principal) -> Rules:
         """This policy resolved for ``principal``."""
         if not isinstance(principal, Principal):
-            raise ValidationError(f"expected a Principal, got {type(principal).__name__}",
-                                  field="principal")
+            raise ValidationError(
+                f"expected a Principal, got {type(principal).__name__}", field="principal"
+            )
 
         def f(rule: Rule) -> Filter:
             value = _resolve(rule, principal)
             return ALL if value is None else value
 
         forced = _resolve(self._force, principal) or {}
-        return Rules(f(self._read), f(self._create), f(self._update), f(self._delete),
-                     _names(_resolve(self._readable, principal)),
-                     _names(_resolve(self._writable, principal)), dict(forced))
+        return Rules(
+            f(self._read),
+            f(self._create),
+            f(self._update),
+            f(self._delete),
+            _names(_resolve(self._readable, principal)),
+            _names(_resolve(self._writable, principal)),
+            dict(forced),
+        )
 
     @staticmethod
     def allow_all() -> Policy:
@@ -167,8 +187,9 @@ class Policy:
         def own(p: Principal) -> Filter:
             return Compare(attr, Op.EQ, p.subject)
 
-        return Policy(read=own, create=own, update=own, delete=own,
-                      force=lambda p: {attr: p.subject})
+        return Policy(
+            read=own, create=own, update=own, delete=own, force=lambda p: {attr: p.subject}
+        )
 
     @staticmethod
     def scoped(policies: Mapping[str, Policy]) -> Policy:
@@ -201,10 +222,15 @@ class Policy:
             forced = dict(held[0].forced)
             for r in held[1:]:
                 forced = {k: v for k, v in forced.items() if k in r.forced and r.forced[k] == v}
-            return Rules(Or.of(*(r.read for r in held)), Or.of(*(r.create for r in held)),
-                         Or.of(*(r.update for r in held)), Or.of(*(r.delete for r in held)),
-                         names([r.readable for r in held]), names([r.writable for r in held]),
-                         forced)
+            return Rules(
+                Or.of(*(r.read for r in held)),
+                Or.of(*(r.create for r in held)),
+                Or.of(*(r.update for r in held)),
+                Or.of(*(r.delete for r in held)),
+                names([r.readable for r in held]),
+                names([r.writable for r in held]),
+                forced,
+            )
 
         return _Scoped(union)
 
@@ -216,8 +242,9 @@ class _Scoped(Policy):
 
     def rules(self, principal: Principal) -> Rules:
         if not isinstance(principal, Principal):
-            raise ValidationError(f"expected a Principal, got {type(principal).__name__}",
-                                  field="principal")
+            raise ValidationError(
+                f"expected a Principal, got {type(principal).__name__}", field="principal"
+            )
         return self._resolve_rules(principal)
 
 

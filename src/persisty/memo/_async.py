@@ -82,9 +82,14 @@ async def write_entry(stash: AsyncStash, text: str, value: Any, ttl: float | Non
         await stash.dump("v:" + text, entry)
 
 
-async def through_store(stash: AsyncStash, leases: AsyncStash, text: str,
-                        compute: Callable[[], Any], ttl: float | None,
-                        lease_seconds: float = LEASE_SECONDS) -> Any:
+async def through_store(
+    stash: AsyncStash,
+    leases: AsyncStash,
+    text: str,
+    compute: Callable[[], Any],
+    ttl: float | None,
+    lease_seconds: float = LEASE_SECONDS,
+) -> Any:
     """The stored value of ``text``, else computed by exactly one caller across every
     process sharing ``stash``: the one that adds the lease item ``l:<text>`` computes,
     stores and drops the lease; the others poll until the value (or a free lease) appears.
@@ -123,8 +128,9 @@ async def compute_entry(spec: Any, work: Any, key: Any, call: Callable[[], Any])
     if value is MISSING:
         stashes = spec.open_stash_async()
         if stashes is not None:
-            value = await through_store(stashes[0], stashes[1], spec.store_key(key), call,
-                                        spec.ttl, spec.lease_seconds)
+            value = await through_store(
+                stashes[0], stashes[1], spec.store_key(key), call, spec.ttl, spec.lease_seconds
+            )
         else:
             value = await call()
             work._file_set(spec, key, value)

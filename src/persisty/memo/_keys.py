@@ -24,12 +24,19 @@ class KeyMaker:
     """Builds the in-process key of a call (``key(args, kwargs)``) and its stable text for
     files and stores (``text(key)``)."""
 
-    def __init__(self, fn: Callable[..., Any], *, skip_first: bool, ignore: Iterable[Any] = (),
-                 typed: bool = False, key: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        skip_first: bool,
+        ignore: Iterable[Any] = (),
+        typed: bool = False,
+        key: Callable[..., Any] | None = None,
+    ) -> None:
         self.signature = inspect.signature(fn)
         params = list(self.signature.parameters.values())
         self.skip = 1 if skip_first else 0
-        self.params = params[self.skip:]
+        self.params = params[self.skip :]
         names = [p.name for p in self.params]
         ignored: set[int] = set()
         for i in ignore:
@@ -49,15 +56,16 @@ class KeyMaker:
         self.has_args = bool(self.params)
         simple = all(p.kind in _KINDS for p in self.params)
         # a call with every argument given by position needs no binding (the hot path)
-        self.positional = len(params) if simple and not ignored and not typed and key is None \
-            else -1
+        self.positional = (
+            len(params) if simple and not ignored and not typed and key is None else -1
+        )
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The in-process key of the call ``fn(*args, **kwargs)`` (``args`` with the owner)."""
         if self.custom is not None:
-            return self.custom(*args[self.skip:], **kwargs)
+            return self.custom(*args[self.skip :], **kwargs)
         if not kwargs and len(args) == self.positional:
-            return args[self.skip:]
+            return args[self.skip :]
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = []

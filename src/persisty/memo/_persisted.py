@@ -71,9 +71,15 @@ class PersistedWork:
         r = Report(); r.rows; r._rows.clear(); r._rows.set([1]); r._rows.is_set()
     """
 
-    def __init__(self, path: Path | str, owner: Any, cache_global: bool = False,
-                 transient: bool = False, initial_value: Any = MISSING,
-                 mkdir: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        owner: Any,
+        cache_global: bool = False,
+        transient: bool = False,
+        initial_value: Any = MISSING,
+        mkdir: bool = False,
+    ) -> None:
         self.owner = owner
         self.cache_global = cache_global
         self.transient = transient
@@ -231,8 +237,9 @@ class PersistedWork:
         elif spec.keys.has_args and self.path.parent.is_dir():
             self.path.mkdir(exist_ok=True)
         if not file.parent.is_dir():
-            raise PersistyError(f"parent directory does not exist: {file.parent} "
-                                "(mkdir=True creates it)")
+            raise PersistyError(
+                f"parent directory does not exist: {file.parent} (mkdir=True creates it)"
+            )
         tmp = file.parent / f".{file.name}.{uuid.uuid4().hex}.tmp"
         try:
             with open(tmp, "xb") as f:
@@ -274,12 +281,14 @@ class _SideWorks:
                 entry = self._by_id.get(ident)
                 if entry is not None and entry[0] is ref:
                     del self._by_id[ident]
+
         return drop
 
     def _by_owner_value(self, owner: Any, make: Callable[[], PersistedWork]) -> PersistedWork:
         if dataclasses.is_dataclass(owner):
-            values: tuple[Any, ...] = tuple(getattr(owner, f.name)
-                                            for f in dataclasses.fields(owner))
+            values: tuple[Any, ...] = tuple(
+                getattr(owner, f.name) for f in dataclasses.fields(owner)
+            )
         else:
             slots = [s for c in type(owner).__mro__ for s in getattr(c, "__slots__", ())]
             values = tuple(getattr(owner, s, None) for s in slots)
@@ -318,8 +327,9 @@ class _Spec:
         self.options = options
         self.method = method
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.keys = KeyMaker(fn, skip_first=method, ignore=options.ignore, typed=options.typed,
-                             key=options.key)
+        self.keys = KeyMaker(
+            fn, skip_first=method, ignore=options.ignore, typed=options.typed, key=options.key
+        )
         self.attr_name = options.name or f"_{fn.__name__}_pw"
         self.ttl = None if options.ttl is None else options.ttl.total_seconds()
         self.max_items = options.max_items
@@ -362,17 +372,21 @@ class _Spec:
                     name = stash_name(self.fn)
                     value_type: Any = tuple.__class_getitem__((_return_type(self.fn), float | None))
                     try:
-                        values = stash_cls(store, name, codec=self.options.codec,
-                                           value_type=value_type)
+                        values = stash_cls(
+                            store, name, codec=self.options.codec, value_type=value_type
+                        )
                     except TypeError:
                         values = stash_cls(store, name, codec=self.options.codec)
                     database = values.database
                     self._stashes = (values, stash_cls(database, name + "_l"))
                 else:
                     kind = "an async def" if not sync else "a plain function"
-                    raise ValidationError(f"store= of {kind} is a URL, a "
-                                          f"{'Database' if sync else 'AsyncDatabase'} or a "
-                                          f"{'Stash' if sync else 'AsyncStash'}", field="store")
+                    raise ValidationError(
+                        f"store= of {kind} is a URL, a "
+                        f"{'Database' if sync else 'AsyncDatabase'} or a "
+                        f"{'Stash' if sync else 'AsyncStash'}",
+                        field="store",
+                    )
         return self._stashes
 
     def store_key(self, key: Any) -> str:
@@ -404,8 +418,13 @@ class _Spec:
     def new_work(self, owner: Any, keep_owner: bool = True) -> PersistedWork:
         opts = self.options
         path: Path | str = self.attr_name if opts.path is None else Path(opts.path)
-        work = PersistedWork(path, owner if keep_owner else None, cache_global=opts.cache_global,
-                             transient=opts.transient, mkdir=opts.mkdir)
+        work = PersistedWork(
+            path,
+            owner if keep_owner else None,
+            cache_global=opts.cache_global,
+            transient=opts.transient,
+            mkdir=opts.mkdir,
+        )
         if not keep_owner:
             cls = owner if isinstance(owner, type) else type(owner)
             work.varname = f"_{cls.__module__}.{cls.__qualname__}_{path}_pwvinst"
@@ -440,8 +459,10 @@ class _Spec:
                     else:
                         return self.side.get(owner, lambda: self.new_work(owner, False))
         if not isinstance(found, PersistedWork):
-            raise PersistyError(f"{type(owner).__name__}.{name} is not a PersistedWork "
-                                "(choose another name for @persisted)")
+            raise PersistyError(
+                f"{type(owner).__name__}.{name} is not a PersistedWork "
+                "(choose another name for @persisted)"
+            )
         if found._spec is not self:
             found.owner = found.owner if found.owner is not None else owner
             self._adopt(found)
@@ -449,27 +470,33 @@ class _Spec:
 
     # ---- the slow path (the wrappers inline the hit) -------------------------------------
 
-    def lookup_or_compute(self, work: PersistedWork, key: Any, args: tuple[Any, ...],
-                          kwargs: dict[str, Any]) -> Any:
+    def lookup_or_compute(
+        self, work: PersistedWork, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         value = work._memory_get(self, key)
         if value is not MISSING:
             self.counts[0] += 1
             return value
         self.counts[1] += 1
         return self.flights.run(
-            (id(work), key), lambda: work._memory_get(self, key),
-            lambda: compute_entry(self, work, key, lambda: self.fn(*args, **kwargs)))
+            (id(work), key),
+            lambda: work._memory_get(self, key),
+            lambda: compute_entry(self, work, key, lambda: self.fn(*args, **kwargs)),
+        )
 
-    async def lookup_or_compute_async(self, work: PersistedWork, key: Any, args: tuple[Any, ...],
-                                      kwargs: dict[str, Any]) -> Any:
+    async def lookup_or_compute_async(
+        self, work: PersistedWork, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         value = work._memory_get(self, key)
         if value is not MISSING:
             self.counts[0] += 1
             return value
         self.counts[1] += 1
         return await self.flights.run(
-            (id(work), key), lambda: work._memory_get(self, key),
-            lambda: compute_entry_async(self, work, key, lambda: self.fn(*args, **kwargs)))
+            (id(work), key),
+            lambda: work._memory_get(self, key),
+            lambda: compute_entry_async(self, work, key, lambda: self.fn(*args, **kwargs)),
+        )
 
     def all_works(self) -> list[PersistedWork]:
         return list(self.works) + [w for w in self.side.works() if w not in self.works]
@@ -511,13 +538,23 @@ class persisted:  # zensols spells it in lower case
         def embed(text: str) -> list[float]: ...
     """
 
-    def __init__(self, name: str | None = None, path: Path | str | None = None,
-                 cache_global: bool = False, transient: bool = False, *,
-                 store: Any = None, ttl: dt.timedelta | None = None,
-                 ignore: Iterable[str | int] = (), typed: bool = False,
-                 key: Callable[..., Any] | None = None, max_items: int | None = None,
-                 codec: str = "json", mkdir: bool = False,
-                 lease_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        path: Path | str | None = None,
+        cache_global: bool = False,
+        transient: bool = False,
+        *,
+        store: Any = None,
+        ttl: dt.timedelta | None = None,
+        ignore: Iterable[str | int] = (),
+        typed: bool = False,
+        key: Callable[..., Any] | None = None,
+        max_items: int | None = None,
+        codec: str = "json",
+        mkdir: bool = False,
+        lease_seconds: float = 300.0,
+    ) -> None:
         if ttl is not None and ttl <= dt.timedelta(0):
             raise ValidationError("ttl must be positive", field="ttl")
         if max_items is not None and max_items < 1:
@@ -540,17 +577,16 @@ class persisted:  # zensols spells it in lower case
     def __call__(self, target: Any) -> Any:
         if isinstance(target, property):
             if target.fget is None:
-                raise ValidationError("@persisted needs a property with a getter",
-                                      field="target")
-            return property(self._wrap(target.fget, True), target.fset, target.fdel,
-                            target.__doc__)
+                raise ValidationError("@persisted needs a property with a getter", field="target")
+            return property(self._wrap(target.fget, True), target.fset, target.fdel, target.__doc__)
         if isinstance(target, classmethod):
             return classmethod(self._wrap(target.__func__, True))
         if isinstance(target, staticmethod):
             return staticmethod(self._wrap(target.__func__, False))
         if not callable(target):
-            raise ValidationError("@persisted decorates a function, method or property",
-                                  field="target")
+            raise ValidationError(
+                "@persisted decorates a function, method or property", field="target"
+            )
         params = list(inspect.signature(target).parameters)
         return self._wrap(target, bool(params) and params[0] in ("self", "cls"))
 
@@ -562,6 +598,7 @@ class persisted:  # zensols spells it in lower case
         plain = spec.ttl is None and spec.max_items is None and not self.cache_global
 
         if method:
+
             def work_of(owner: Any) -> PersistedWork:
                 d = getattr(owner, "__dict__", None)
                 if d is not None and not isinstance(owner, type):
@@ -571,8 +608,11 @@ class persisted:  # zensols spells it in lower case
                 return spec.work_for(owner)
 
             def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-                return args[1:] if not kwargs and len(args) == positional else \
-                    spec.keys.key(args, kwargs)
+                return (
+                    args[1:]
+                    if not kwargs and len(args) == positional
+                    else spec.keys.key(args, kwargs)
+                )
         else:
             function_work = spec.new_work(fn)
 
@@ -580,8 +620,9 @@ class persisted:  # zensols spells it in lower case
                 return function_work
 
             def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-                return args if not kwargs and len(args) == positional else \
-                    spec.keys.key(args, kwargs)
+                return (
+                    args if not kwargs and len(args) == positional else spec.keys.key(args, kwargs)
+                )
 
         def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[PersistedWork, Any]:
             work = work_of(args[0] if method else None)
@@ -593,6 +634,7 @@ class persisted:  # zensols spells it in lower case
             return work, key
 
         if spec.is_async:
+
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 work, key = resolve(args, kwargs)
@@ -624,6 +666,7 @@ class persisted:  # zensols spells it in lower case
                     work, key = resolve(args, kwargs)
                     return lookup(work, key, args, kwargs)
             else:
+
                 @functools.wraps(fn)
                 def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                     work, key = resolve(args, kwargs)
@@ -651,6 +694,7 @@ def _clear_async(spec: _Spec) -> Callable[[], Any]:
         if stashes is not None and spec.is_async:
             for stash in dict.fromkeys(stashes):
                 await stash.clear()
+
     return cache_clear_async
 
 
@@ -697,4 +741,3 @@ class PersistableContainer:
         for value in list(self.__dict__.values()):
             if isinstance(value, PersistedWork):
                 value.clear()
-

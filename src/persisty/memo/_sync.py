@@ -82,9 +82,14 @@ def write_entry(stash: Stash, text: str, value: Any, ttl: float | None) -> None:
         stash.dump("v:" + text, entry)
 
 
-def through_store(stash: Stash, leases: Stash, text: str,
-                        compute: Callable[[], Any], ttl: float | None,
-                        lease_seconds: float = LEASE_SECONDS) -> Any:
+def through_store(
+    stash: Stash,
+    leases: Stash,
+    text: str,
+    compute: Callable[[], Any],
+    ttl: float | None,
+    lease_seconds: float = LEASE_SECONDS,
+) -> Any:
     """The stored value of ``text``, else computed by exactly one caller across every
     process sharing ``stash``: the one that adds the lease item ``l:<text>`` computes,
     stores and drops the lease; the others poll until the value (or a free lease) appears.
@@ -123,8 +128,9 @@ def compute_entry(spec: Any, work: Any, key: Any, call: Callable[[], Any]) -> An
     if value is MISSING:
         stashes = spec.open_stash()
         if stashes is not None:
-            value = through_store(stashes[0], stashes[1], spec.store_key(key), call,
-                                        spec.ttl, spec.lease_seconds)
+            value = through_store(
+                stashes[0], stashes[1], spec.store_key(key), call, spec.ttl, spec.lease_seconds
+            )
         else:
             value = call()
             work._file_set(spec, key, value)

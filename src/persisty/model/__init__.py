@@ -1,6 +1,6 @@
 """Typed stored items: ``@stored``, ``Attr``, ``Index``, keys, metadata and etags."""
 
-from persisty.model._attr import ORDERED_KINDS, SCALAR_KINDS, Attr, AttrMeta, to_utc
+from persisty.model._attr import ORDERED_KINDS, SCALAR_KINDS, Attr, AttrMeta, FileRef, to_utc
 from persisty.model._meta import (
     Index,
     KeyConfig,
@@ -22,7 +22,29 @@ from persisty.model._relations import (
     relations_of,
 )
 
-__all__ = ["ORDERED_KINDS", "SCALAR_KINDS", "Attr", "AttrMeta", "BelongsTo", "HasMany", "HasOne",
-           "Index", "ItemPath", "KeyConfig", "Reference", "StoreMeta", "etag", "etag_of",
-           "etags_of", "is_path", "key_text", "meta_of", "parse_path", "references_to",
-           "relations_of", "stored", "to_utc"]
+__all__ = [
+    "ORDERED_KINDS",
+    "SCALAR_KINDS",
+    "Attr",
+    "AttrMeta",
+    "BelongsTo",
+    "FileRef",
+    "HasMany",
+    "HasOne",
+    "Index",
+    "ItemPath",
+    "KeyConfig",
+    "Reference",
+    "StoreMeta",
+    "etag",
+    "etag_of",
+    "etags_of",
+    "is_path",
+    "key_text",
+    "meta_of",
+    "parse_path",
+    "references_to",
+    "relations_of",
+    "stored",
+    "to_utc",
+]

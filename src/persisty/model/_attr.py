@@ -41,6 +41,31 @@ class AttrOptions:
     description: str | None = None
     constraints: dict[str, Any] = dataclasses.field(default_factory=dict)
     expires: bool = False
+    files: str | None = None
+    on_delete: str = "keep"
+
+
+ON_DELETE = ("delete", "keep", "block")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """What an item stores of a file: its ``key`` in a file store and the ``etag`` of the
+    version it refers to. Declare it with ``Attr(files="avatars")``; served over HTTP it is
+    shown with the file's size, type and a signed URL.
+
+    Example::
+
+        @stored
+        class Profile:
+            id: str
+            avatar: FileRef | None = Attr(files="avatars", on_delete="delete")
+
+        Profile(id="ann", avatar=FileRef(key="users/ann.png", etag="9f86d08…"))
+    """
+
+    key: str
+    etag: str
 
 
 _NO_DEFAULT: Any = dataclasses.MISSING
@@ -57,6 +82,8 @@ def Attr(
     sortable: bool = True,
     description: str | None = None,
     expires: bool = False,
+    files: str | None = None,
+    on_delete: Literal["delete", "keep", "block"] = "keep",
     min_length: int | None = None,
     max_length: int | None = None,
     pattern: str | None = None,
@@ -73,6 +100,9 @@ def Attr(
     the ``datetime | None`` attribute that holds the instant the item expires: from then on
     the item is invisible to every read, search, count and write (NotFound) and its key can
     be created anew; ``@stored(ttl=...)`` defaults it to "write time + ttl".
+    ``files="avatars"`` on a ``FileRef | None`` attribute names the file store it refers to
+    (see ``app(files=...)``); ``on_delete`` says what deleting the item does to the file:
+    ``"keep"`` it (the default), ``"delete"`` it, or ``"block"`` (409 while it exists).
 
     Example::
 
@@ -82,6 +112,10 @@ def Attr(
             title: str = Attr(max_length=200)
             created_at: datetime = Attr(generated="created")
     """
+    if on_delete not in ON_DELETE:
+        raise ValueError(f"on_delete must be one of {ON_DELETE}, not {on_delete!r}")
+    if files is not None and default is _NO_DEFAULT and default_factory is None:
+        default = None
     if generated is not None and generated not in GENERATORS:
         raise ValueError(f"generated must be one of {GENERATORS}, not {generated!r}")
     constraints = {
@@ -106,6 +140,8 @@ def Attr(
         description=description,
         constraints=constraints,
         expires=expires,
+        files=files,
+        on_delete=on_delete,
     )
     if default is _NO_DEFAULT and default_factory is None and expires:
         default = None
@@ -139,6 +175,10 @@ class AttrMeta:
     constraints: dict[str, Any]
     expires: bool = False
     """Whether this attribute holds the item's expiry instant (``Attr(expires=True)``)."""
+    files: str | None = None
+    """The file store a ``FileRef`` attribute refers to (``Attr(files="avatars")``)."""
+    on_delete: str = "keep"
+    """What deleting the item does to its file: ``delete``, ``keep`` or ``block``."""
 
     @property
     def ordered(self) -> bool:
@@ -156,16 +196,23 @@ class AttrMeta:
         else:
             try:
                 result = _convert(value, self.type)
-            except (msgspec.ValidationError, TypeError, ValueError, OverflowError,
-                    RecursionError) as e:
+            except (
+                msgspec.ValidationError,
+                TypeError,
+                ValueError,
+                OverflowError,
+                RecursionError,
+            ) as e:
                 raise ValidationError(
                     f"{self.name}: cannot use {_shown(value)} as {_type_name(self.type)}",
-                    field=self.name) from e
+                    field=self.name,
+                ) from e
         if (type(result) is float and not math.isfinite(result)) or (
             isinstance(result, decimal.Decimal) and not result.is_finite()
         ):
-            raise ValidationError(f"{self.name}: {result!r} is not a finite number",
-                                  field=self.name)
+            raise ValidationError(
+                f"{self.name}: {result!r} is not a finite number", field=self.name
+            )
         return result
 
     def coerce_element(self, value: Any) -> Any:
@@ -175,15 +222,21 @@ class AttrMeta:
         args = typing.get_args(strip_optional(self.type)[0])
         try:
             return _convert(value, args[0] if args else Any)
-        except (msgspec.ValidationError, TypeError, ValueError, OverflowError,
-                RecursionError) as e:
+        except (msgspec.ValidationError, TypeError, ValueError, OverflowError, RecursionError) as e:
             raise ValidationError(
                 f"{self.name}: cannot use {_shown(value)} as an element", field=self.name
             ) from e
 
 
-_EXACT: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool,
-                           "uuid": uuid.UUID, "decimal": decimal.Decimal, "date": dt.date}
+_EXACT: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "uuid": uuid.UUID,
+    "decimal": decimal.Decimal,
+    "date": dt.date,
+}
 
 
 def _convert(value: Any, tp: Any) -> Any:

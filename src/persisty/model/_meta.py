@@ -23,7 +23,15 @@ from typing import Any, TypeVar, dataclass_transform, overload
 import msgspec
 
 from persisty.errors import IntegrityError, ValidationError
-from persisty.model._attr import Attr, AttrMeta, AttrOptions, kind_of, strip_optional, to_utc
+from persisty.model._attr import (
+    Attr,
+    AttrMeta,
+    AttrOptions,
+    FileRef,
+    kind_of,
+    strip_optional,
+    to_utc,
+)
 
 T = TypeVar("T")
 
@@ -155,14 +163,18 @@ class StoreMeta:
         set_(self, "_decoder", msgspec.json.Decoder(self.cls))
         set_(self, "_many_decoder", msgspec.json.Decoder(list[self.cls]))  # type: ignore[name-defined]
         set_(self, "_key_parsers", tuple(_key_parser(self.by_name[k]) for k in self.key.attrs))
-        set_(self, "generated_or_fixed", tuple(
-            a for a in self.attrs if a.generated or not a.creatable or not a.updatable))
-        set_(self, "sequence_attrs", tuple(
-            a.name for a in self.attrs if a.generated == "sequence"))
-        set_(self, "set_on_create", tuple(
-            a for a in self.attrs if a.generated or not a.creatable))
-        set_(self, "number_attrs", tuple(
-            a.name for a in self.attrs if a.kind in ("float", "decimal")))
+        set_(
+            self,
+            "generated_or_fixed",
+            tuple(a for a in self.attrs if a.generated or not a.creatable or not a.updatable),
+        )
+        set_(self, "sequence_attrs", tuple(a.name for a in self.attrs if a.generated == "sequence"))
+        set_(self, "set_on_create", tuple(a for a in self.attrs if a.generated or not a.creatable))
+        set_(
+            self,
+            "number_attrs",
+            tuple(a.name for a in self.attrs if a.kind in ("float", "decimal")),
+        )
         set_(self, "expires", next((a.name for a in self.attrs if a.expires), None))
 
     # ---- attributes -------------------------------------------------------------------
@@ -172,9 +184,7 @@ class StoreMeta:
         try:
             return self.by_name[name]
         except KeyError:
-            raise ValidationError(
-                f"{self.name} has no attribute {name!r}", field=name
-            ) from None
+            raise ValidationError(f"{self.name} has no attribute {name!r}", field=name) from None
 
     @property
     def key_attrs(self) -> tuple[AttrMeta, ...]:
@@ -204,8 +214,9 @@ class StoreMeta:
             if len(attrs) == 1 and not isinstance(key, tuple | list | dict | set):
                 key = key_text(key)
             else:
-                raise ValidationError(f"a key must be a string, not {type(key).__name__}",
-                                      field=attrs[0].name)
+                raise ValidationError(
+                    f"a key must be a string, not {type(key).__name__}", field=attrs[0].name
+                )
         if len(attrs) == 1:
             parts = [key]
         else:
@@ -222,8 +233,7 @@ class StoreMeta:
             try:
                 values.append(parse(part))
             except (ValueError, TypeError) as e:
-                raise ValidationError(f"{a.name}: {part!r} is not a valid key", field=a.name
-                                      ) from e
+                raise ValidationError(f"{a.name}: {part!r} is not a valid key", field=a.name) from e
         return tuple(values)
 
     # ---- items ------------------------------------------------------------------------
@@ -249,9 +259,7 @@ class StoreMeta:
         if isinstance(item, Mapping):
             return self.from_builtins(item)
         if not isinstance(item, self.cls):
-            raise ValidationError(
-                f"expected a {self.cls.__name__}, got {type(item).__name__}"
-            )
+            raise ValidationError(f"expected a {self.cls.__name__}, got {type(item).__name__}")
         return self.build(item)
 
     def build(self, base: Any, changes: Mapping[str, Any] | None = None) -> Any:
@@ -275,8 +283,9 @@ class StoreMeta:
             self._check_finite(item)
         return self._normalize(item)
 
-    def build_many(self, bases: Sequence[Any],
-                   changes: Sequence[Mapping[str, Any] | None] | None = None) -> list[Any]:
+    def build_many(
+        self, bases: Sequence[Any], changes: Sequence[Mapping[str, Any] | None] | None = None
+    ) -> list[Any]:
         """:meth:`build` for many items: the same results, in one validation pass.
 
         ``changes``, when given, has one entry per item. The first invalid item raises the
@@ -295,8 +304,14 @@ class StoreMeta:
             if self.number_attrs:
                 for item in items:
                     self._check_finite(item)
-        except (msgspec.ValidationError, msgspec.EncodeError, TypeError, OverflowError,
-                RecursionError, ValidationError):
+        except (
+            msgspec.ValidationError,
+            msgspec.EncodeError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            ValidationError,
+        ):
             for b, c in zip(bases, changes or [None] * len(bases), strict=True):
                 self.build(b, c)  # raises the error of the first bad item, naming its field
             raise
@@ -327,15 +342,15 @@ class StoreMeta:
     def _check_finite(self, source: Any) -> None:
         """NaN and infinities are refused: JSON cannot hold them (a float would come back
         as null), engines store them differently or not at all, and they do not order."""
-        get = source.get if isinstance(source, Mapping) else functools.partial(
-            getattr, source)
+        get = source.get if isinstance(source, Mapping) else functools.partial(getattr, source)
         for name in self.number_attrs:
             value = get(name, None)
             if (type(value) is float and not math.isfinite(value)) or (
                 isinstance(value, decimal.Decimal) and not value.is_finite()
             ):
-                raise ValidationError(f"{self.name}.{name}: {value!r} is not a finite number",
-                                      field=name)
+                raise ValidationError(
+                    f"{self.name}.{name}: {value!r} is not a finite number", field=name
+                )
 
     def _normalize(self, item: Any) -> Any:
         for a in self.datetime_attrs:
@@ -346,7 +361,9 @@ class StoreMeta:
                 except OverflowError:
                     raise ValidationError(
                         f"{self.name}.{a}: {value.isoformat()} is outside the range of "
-                        "UTC datetimes", field=a) from None
+                        "UTC datetimes",
+                        field=a,
+                    ) from None
         return item
 
     def encode(self, item: Any) -> bytes:
@@ -366,8 +383,9 @@ class StoreMeta:
         try:
             return self._decoder.decode(data)
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            raise IntegrityError(f"a stored {self.name} does not fit the model ({e}); "
-                                 "migrate or rewrite it") from None
+            raise IntegrityError(
+                f"a stored {self.name} does not fit the model ({e}); migrate or rewrite it"
+            ) from None
 
     # ---- schema -----------------------------------------------------------------------
 
@@ -386,18 +404,23 @@ class StoreMeta:
             required = [a.name for a in self.attrs if a.readable]
         elif shape == "create":
             props = {
-                k: v for k, v in props.items()
-                if self.by_name[k].creatable and self.by_name[k].generated not in (
-                    "created", "updated", "sequence")
+                k: v
+                for k, v in props.items()
+                if self.by_name[k].creatable
+                and self.by_name[k].generated not in ("created", "updated", "sequence")
             }
             required = [r for r in required if r in props]
         elif shape == "update":
-            props = {k: v for k, v in props.items()
-                     if self.by_name[k].updatable or k in self.key.attrs}
+            props = {
+                k: v for k, v in props.items() if self.by_name[k].updatable or k in self.key.attrs
+            }
             required = [r for r in required if r in props]
         elif shape == "patch":
-            props = {k: v for k, v in props.items()
-                     if self.by_name[k].updatable and k not in self.key.attrs}
+            props = {
+                k: v
+                for k, v in props.items()
+                if self.by_name[k].updatable and k not in self.key.attrs
+            }
             required = []
         else:
             raise ValueError(f"unknown shape {shape!r}")
@@ -438,6 +461,7 @@ def _key_parser(a: AttrMeta) -> Callable[[str], Any]:
     if a.kind == "uuid":
         return uuid.UUID
     if a.kind == "int":
+
         def parse_int(text: str) -> int:
             if not _INT.fullmatch(text):
                 raise ValueError(text)
@@ -485,7 +509,7 @@ def etags_of(raws: Sequence[bytes]) -> list[str]:
     blake2b = hashlib.blake2b
     digests = b"".join([blake2b(raw, digest_size=12).digest() for raw in raws])
     text = binascii.b2a_base64(digests, newline=False).translate(_URLSAFE).decode()
-    return [text[i:i + 16] for i in range(0, len(text), 16)]
+    return [text[i : i + 16] for i in range(0, len(text), 16)]
 
 
 def _snake(name: str) -> str:
@@ -560,8 +584,7 @@ def _make_stored(
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
     raw = inspect.get_annotations(cls)
-    own = typing.get_type_hints(cls, globalns=globalns, localns=dict(localns),
-                                include_extras=True)
+    own = typing.get_type_hints(cls, globalns=globalns, localns=dict(localns), include_extras=True)
     # the bases' attributes first, in dataclass order; the class's own may redeclare them
     hints, inherited = _inherited(cls)
     hints.update({k: v for k, v in own.items() if k in raw})
@@ -590,17 +613,28 @@ def _make_stored(
             opts = default.metadata.get("persisty", opts)
         base, _optional = strip_optional(tp)
         kind = kind_of(base)[0]
-        if attr_name in key_attrs and len(key_attrs) == 1 and kind == "uuid" and (
-            default is dataclasses.MISSING
+        if (
+            attr_name in key_attrs
+            and len(key_attrs) == 1
+            and kind == "uuid"
+            and (default is dataclasses.MISSING)
         ):
             opts = dataclasses.replace(opts, generated="uuid")
-            setattr(cls, attr_name, dataclasses.field(default_factory=uuid.uuid4,
-                                                      metadata={"persisty": opts}))
-        elif opts.generated == "uuid" and isinstance(default, dataclasses.Field) and (
-            default.default is None
+            setattr(
+                cls,
+                attr_name,
+                dataclasses.field(default_factory=uuid.uuid4, metadata={"persisty": opts}),
+            )
+        elif (
+            opts.generated == "uuid"
+            and isinstance(default, dataclasses.Field)
+            and (default.default is None)
         ):
-            setattr(cls, attr_name, dataclasses.field(default_factory=uuid.uuid4,
-                                                      metadata={"persisty": opts}))
+            setattr(
+                cls,
+                attr_name,
+                dataclasses.field(default_factory=uuid.uuid4, metadata={"persisty": opts}),
+            )
         options[attr_name] = opts
         if opts.constraints:
             tp = _constrained(tp, opts.constraints)
@@ -637,8 +671,14 @@ def _make_stored(
                 description=opts.description,
                 constraints=opts.constraints,
                 expires=opts.expires,
+                files=opts.files,
+                on_delete=opts.on_delete,
             )
         )
+        if opts.files is not None and base is not FileRef:
+            raise TypeError(
+                f"{cls.__name__}.{f.name}: Attr(files=...) is for a FileRef | None attribute"
+            )
     _check_expiry(cls.__name__, attrs, key_attrs, ttl)
     by_name = {a.name for a in attrs}
     for ix in indexes:
@@ -681,8 +721,9 @@ def _inherited(cls: type[Any]) -> tuple[dict[str, Any], dict[str, dataclasses.Fi
         if not own:
             continue
         module = sys.modules.get(base.__module__)
-        base_hints = typing.get_type_hints(base, globalns=dict(vars(module)) if module else {},
-                                           include_extras=True)
+        base_hints = typing.get_type_hints(
+            base, globalns=dict(vars(module)) if module else {}, include_extras=True
+        )
         is_dataclass = "__dataclass_fields__" in base.__dict__
         declared = {f.name: f for f in dataclasses.fields(base)} if is_dataclass else {}
         for name in own:
@@ -704,7 +745,8 @@ def _inherited(cls: type[Any]) -> tuple[dict[str, Any], dict[str, dataclasses.Fi
 
 def _copy_field(f: dataclasses.Field[Any]) -> dataclasses.Field[Any]:
     new: dataclasses.Field[Any] = dataclasses.field(
-        default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+        default=f.default, default_factory=f.default_factory, metadata=f.metadata
+    )
     return new
 
 
@@ -714,23 +756,33 @@ def _constrained(tp: Any, constraints: dict[str, Any]) -> Any:
     inner, optional = strip_optional(tp)
     constrained: Any = typing.Annotated[inner, msgspec.Meta(**constraints)]
     return typing.Optional[constrained] if optional else constrained  # noqa: UP045
-def _check_expiry(cls_name: str, attrs: Sequence[AttrMeta], key_attrs: Sequence[str],
-                  ttl: dt.timedelta | None) -> None:
+
+
+def _check_expiry(
+    cls_name: str, attrs: Sequence[AttrMeta], key_attrs: Sequence[str], ttl: dt.timedelta | None
+) -> None:
     marked = [a for a in attrs if a.expires]
     if len(marked) > 1:
         raise TypeError(f"{cls_name}: only one attribute can be Attr(expires=True)")
     for a in marked:
-        if a.kind != "datetime" or not a.optional or a.generated is not None or (
-            a.name in key_attrs
+        if (
+            a.kind != "datetime"
+            or not a.optional
+            or a.generated is not None
+            or (a.name in key_attrs)
         ):
-            raise TypeError(f"{cls_name}.{a.name}: Attr(expires=True) needs a "
-                            "`datetime | None` attribute that is neither generated nor a key")
+            raise TypeError(
+                f"{cls_name}.{a.name}: Attr(expires=True) needs a "
+                "`datetime | None` attribute that is neither generated nor a key"
+            )
     if ttl is not None:
         if not isinstance(ttl, dt.timedelta) or ttl <= dt.timedelta(0):
             raise TypeError(f"{cls_name}: ttl must be a positive timedelta")
         if not marked:
-            raise TypeError(f"{cls_name}: ttl needs an attribute that holds the expiry, e.g. "
-                            "`expires_at: datetime | None = Attr(expires=True)`")
+            raise TypeError(
+                f"{cls_name}: ttl needs an attribute that holds the expiry, e.g. "
+                "`expires_at: datetime | None = Attr(expires=True)`"
+            )
 
 
 def meta_of(cls_or_item: Any) -> StoreMeta:

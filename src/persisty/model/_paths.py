@@ -93,8 +93,9 @@ class ItemPath:
             raise ValidationError(f"{self.text}: {e}", field=self.text) from None
         return to_utc(result) if isinstance(result, dt.datetime) else result
 
-    def replace(self, item: Any, value: Any, *, root_value: Any = None,
-                use_root: bool = False) -> Any:
+    def replace(
+        self, item: Any, value: Any, *, root_value: Any = None, use_root: bool = False
+    ) -> Any:
         """The new value of the top-level attribute of ``item`` with ``value`` (already
         coerced) at this path; ``root_value`` (with ``use_root``) stands for the current
         top-level value (to apply several paths one after another)."""
@@ -118,8 +119,9 @@ class ItemPath:
         if isinstance(node, list | tuple):
             assert isinstance(seg, int)
             if seg >= len(node):
-                raise ValidationError(f"{self.text}: {self._prefix(i)} has {len(node)} "
-                                      "element(s)", field=self.text)
+                raise ValidationError(
+                    f"{self.text}: {self._prefix(i)} has {len(node)} element(s)", field=self.text
+                )
             items = list(node)
             items[seg] = self._set(node[seg], i + 1, value)
             return type(node)(items) if isinstance(node, tuple) else items
@@ -160,8 +162,11 @@ def _tokens(text: str) -> list[Segment]:
     for part in text.split("."):
         m = _DOTTED_PART.match(part)
         if m is None:
-            raise ValidationError(f"not a path: {text!r} (write a.b, items[3].x or a JSON "
-                                  "Pointer such as /extra/a.b)", field=text)
+            raise ValidationError(
+                f"not a path: {text!r} (write a.b, items[3].x or a JSON "
+                "Pointer such as /extra/a.b)",
+                field=text,
+            )
         out.append(m.group(1))
         out.extend(int(i) for i in _INDEX.findall(m.group(2)))
     return out
@@ -181,8 +186,9 @@ def _step(text: str, done: tuple[Segment, ...], tp: Any, raw: Segment) -> tuple[
         return raw, Any
     if origin in (list, tuple):
         if isinstance(raw, str) and not raw.isdigit():
-            raise ValidationError(f"{text}: {_text(done)} is a list: name an element by its "
-                                  "index", field=text)
+            raise ValidationError(
+                f"{text}: {_text(done)} is a list: name an element by its index", field=text
+            )
         args = typing.get_args(base)
         return int(raw), (args[0] if args else Any)
     if origin is dict:

@@ -39,8 +39,13 @@ class Relation:
     kind = "relation"
     many = False
 
-    def __init__(self, target: type[Any] | str | Callable[[], type[Any]], foreign_key: str, *,
-                 on_delete: OnDelete | None = None) -> None:
+    def __init__(
+        self,
+        target: type[Any] | str | Callable[[], type[Any]],
+        foreign_key: str,
+        *,
+        on_delete: OnDelete | None = None,
+    ) -> None:
         if on_delete is not None and on_delete not in ON_DELETE:
             raise ValueError(f"on_delete must be one of {ON_DELETE}, not {on_delete!r}")
         if not isinstance(foreign_key, str) or not foreign_key:
@@ -87,8 +92,11 @@ class Relation:
 
     def __repr__(self) -> str:
         owner = self.owner.__name__ if self.owner else "?"
-        target = self._target if isinstance(self._target, str) else getattr(
-            self._target, "__name__", "?")
+        target = (
+            self._target
+            if isinstance(self._target, str)
+            else getattr(self._target, "__name__", "?")
+        )
         return f"{owner}.{self.name} = {type(self).__name__}({target}, {self.foreign_key!r})"
 
 

@@ -72,8 +72,9 @@ def _check_depth(f: Filter) -> None:
     while level:
         depth += 1
         if depth > MAX_DEPTH:
-            raise ValidationError(f"the filter is nested more than {MAX_DEPTH} levels deep",
-                                  field="filter")
+            raise ValidationError(
+                f"the filter is nested more than {MAX_DEPTH} levels deep", field="filter"
+            )
         below: list[Filter] = []
         for x in level:
             if isinstance(x, And | Or):
@@ -126,8 +127,9 @@ def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
         return Compare(a.name, op, value)
     if op in (Op.EQ, Op.NE):
         if a.kind not in _SCALARS:
-            raise ValidationError(f"{a.name}: {op.value} is not supported on a {a.kind}",
-                                  field=a.name)
+            raise ValidationError(
+                f"{a.name}: {op.value} is not supported on a {a.kind}", field=a.name
+            )
         return Compare(a.name, op, a.coerce(value))
     if op is Op.IN:
         if a.kind not in _SCALARS:
@@ -138,8 +140,9 @@ def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
         return Compare(a.name, op, values) if values else NONE
     if op in RANGE_OPS:
         if not (a.ordered or a.kind == "bool"):
-            raise ValidationError(f"{a.name}: {op.value} is not supported on a {a.kind}",
-                                  field=a.name)
+            raise ValidationError(
+                f"{a.name}: {op.value} is not supported on a {a.kind}", field=a.name
+            )
         if value is None:
             raise ValidationError(f"{a.name}: {op.value} needs a value, not null", field=a.name)
         bound = a.coerce(value)
@@ -149,12 +152,10 @@ def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
     # string ops
     if op is Op.CONTAINS and a.kind == "list":
         if a.item_kind not in _SCALARS:
-            raise ValidationError(f"{a.name}: contains is not supported on this list",
-                                  field=a.name)
+            raise ValidationError(f"{a.name}: contains is not supported on this list", field=a.name)
         return Compare(a.name, op, a.coerce_element(value))
     if a.kind != "str":
-        raise ValidationError(f"{a.name}: {op.value} is only supported on strings",
-                              field=a.name)
+        raise ValidationError(f"{a.name}: {op.value} is only supported on strings", field=a.name)
     if not isinstance(value, str):
         raise ValidationError(f"{a.name}: {op.value} takes a string", field=a.name)
     return Compare(a.name, op, value)
@@ -189,8 +190,7 @@ def _compare_fn(c: Compare, meta: StoreMeta) -> Callable[[Any], bool]:
     if op is Op.EXISTS:
         return (lambda item: get(item) is not None) if value else (lambda item: get(item) is None)
     if op in RANGE_OPS:
-        cmp = {Op.LT: operator.lt, Op.LTE: operator.le, Op.GT: operator.gt,
-               Op.GTE: operator.ge}[op]
+        cmp = {Op.LT: operator.lt, Op.LTE: operator.le, Op.GT: operator.gt, Op.GTE: operator.ge}[op]
 
         def ranged(item: Any) -> bool:
             v = get(item)
@@ -233,9 +233,7 @@ def compile_filter(f: Filter, meta: StoreMeta) -> Callable[[Any], bool]:
     if isinstance(f, TextQuery):
         getters = [operator.attrgetter(a.name) for a in meta.attrs if a.kind == "str"]
         text = f.text.lower()
-        return lambda item: any(
-            (v := g(item)) is not None and text in v.lower() for g in getters
-        )
+        return lambda item: any((v := g(item)) is not None and text in v.lower() for g in getters)
     raise ValidationError(f"not a filter: {f!r}")
 
 
@@ -332,8 +330,9 @@ def sort_key(spec: Sort) -> Callable[[Any], tuple[Any, ...]]:
     return key
 
 
-def seek(items: Iterable[Any], spec: Sort, after: Sequence[Any] | None,
-         limit: int | None) -> list[Any]:
+def seek(
+    items: Iterable[Any], spec: Sort, after: Sequence[Any] | None, limit: int | None
+) -> list[Any]:
     """Sort ``items``, keep those after the position ``after``, return at most ``limit``."""
     key = sort_key(spec)
     if after is None and limit is not None:

@@ -29,8 +29,9 @@ def _unb64(text: str) -> bytes:
 
 
 def _xor(data: bytes, stream: bytes) -> bytes:
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:len(data)], "big")).to_bytes(
-        len(data), "big")
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[: len(data)], "big")).to_bytes(
+        len(data), "big"
+    )
 
 
 class PageKeys:
@@ -54,8 +55,9 @@ class PageKeys:
         keys.decode(token, meta, spec)     # ("ann", 3, n.id)
     """
 
-    def __init__(self, secret: bytes | str | None = None, *, namespace: str | None = None,
-                 database: str = "") -> None:
+    def __init__(
+        self, secret: bytes | str | None = None, *, namespace: str | None = None, database: str = ""
+    ) -> None:
         if secret is None:
             secret = os.urandom(32)
         self._secret = secret.encode() if isinstance(secret, str) else secret
@@ -95,16 +97,19 @@ class PageKeys:
 
     @staticmethod
     def _stream(key: bytes, iv: bytes, n: int) -> bytes:
-        blocks = [hmac.new(key, iv + i.to_bytes(4, "big"), hashlib.sha256).digest()
-                  for i in range(-(-n // _BLOCK))]
+        blocks = [
+            hmac.new(key, iv + i.to_bytes(4, "big"), hashlib.sha256).digest()
+            for i in range(-(-n // _BLOCK))
+        ]
         return b"".join(blocks)
 
     def encode(self, meta: StoreMeta, spec: Sort, values: Sequence[Any]) -> str:
         """The page key for the position ``values`` (one value per term of ``spec``)."""
         mac_key, enc_key = self._keys()
         payload = msgspec.json.encode(list(values))
-        tag = hmac.new(mac_key, self._binding(meta, spec) + b"\0" + payload,
-                       hashlib.sha256).digest()[:_TAG]
+        tag = hmac.new(
+            mac_key, self._binding(meta, spec) + b"\0" + payload, hashlib.sha256
+        ).digest()[:_TAG]
         sealed = _xor(payload, self._stream(enc_key, tag, len(payload)))
         return _b64(sealed) + "." + _b64(tag)
 
@@ -122,8 +127,9 @@ class PageKeys:
             raise bad  # a non-canonical spelling of the same bytes is still a changed key
         mac_key, enc_key = self._keys()
         payload = _xor(sealed, self._stream(enc_key, tag, len(sealed)))
-        expected = hmac.new(mac_key, self._binding(meta, spec) + b"\0" + payload,
-                            hashlib.sha256).digest()[:_TAG]
+        expected = hmac.new(
+            mac_key, self._binding(meta, spec) + b"\0" + payload, hashlib.sha256
+        ).digest()[:_TAG]
         if not hmac.compare_digest(tag, expected):
             raise bad
         try:

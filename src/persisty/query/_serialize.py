@@ -56,8 +56,9 @@ def filter_to_json(f: Filter | None) -> Any:
 def filter_from_json(data: Any, _depth: int = 0) -> Filter:
     """The filter for :func:`filter_to_json`'s form (values are coerced on validation)."""
     if _depth > MAX_DEPTH:
-        raise ValidationError(f"the filter is nested more than {MAX_DEPTH} levels deep",
-                              field="filter")
+        raise ValidationError(
+            f"the filter is nested more than {MAX_DEPTH} levels deep", field="filter"
+        )
     if not isinstance(data, Mapping):
         raise ValidationError("a filter must be a JSON object", field="filter")
     if data.get("all") is True and len(data) == 1:
@@ -80,8 +81,9 @@ def filter_from_json(data: Any, _depth: int = 0) -> Filter:
         try:
             op = Op(data["op"])
         except ValueError:
-            raise ValidationError(f"unknown operator {data['op']!r}",
-                                  field=str(data["attr"])) from None
+            raise ValidationError(
+                f"unknown operator {data['op']!r}", field=str(data["attr"])
+            ) from None
         if not isinstance(data["attr"], str):
             raise ValidationError("'attr' takes a string", field="filter")
         value = data.get("value")
@@ -147,8 +149,7 @@ def filter_from_query(pairs: Iterable[tuple[str, str]]) -> Filter:
             except msgspec.DecodeError:
                 raise ValidationError("filter is not valid JSON", field="filter") from None
             except RecursionError:
-                raise ValidationError("the filter is nested too deeply",
-                                      field="filter") from None
+                raise ValidationError("the filter is nested too deeply", field="filter") from None
             continue
         attr, _, op_name = name.partition("__")
         try:

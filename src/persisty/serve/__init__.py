@@ -12,12 +12,13 @@ Example::
 """
 
 from persisty.serve._api import JSONResponse, Link
-from persisty.serve._app import ServeOptions, app, router
+from persisty.serve._app import app, router
 from persisty.serve._auth import ANONYMOUS_SUBJECT, DemoAuthenticator, JWTAuth
 from persisty.serve._graphql import build_schema
 from persisty.serve._lambda import lambda_handler
 from persisty.serve._limits import Limits, PayloadTooLarge
 from persisty.serve._openapi import openapi
+from persisty.serve._options import ServeOptions
 from persisty.serve.admin import admin
 
 __all__ = [

@@ -4,7 +4,7 @@ them, ETags, errors as JSON, and the reading of items and edits from request bod
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -97,6 +97,8 @@ class Served:
     patch_attrs: frozenset[str] = frozenset()
     related: bool = False
     base: AsyncStore[Any] | None = None
+    wrap: Callable[[AsyncStore[Any], Request], AsyncStore[Any]] | None = None
+    """A last layer of the caller's view (the ``FileRef`` checks of ``_files_refs``)."""
 
     @property
     def name(self) -> str:
@@ -156,11 +158,15 @@ class Api:
             base = self.db.store(served.cls)
             if served.related:  # declared relations: batched loads, integrity on delete
                 base = related_layer(base, lambda cls: self._related_view(request, cls))
-            found = views[served.name] = self._view(request, served, base)
+            found = self._view(request, served, base)
+            if served.wrap is not None:
+                found = served.wrap(found, request)
+            views[served.name] = found
         return found  # type: ignore[no-any-return]
 
-    def _view(self, request: Request, served: Served,
-              base: AsyncStore[Any] | None = None) -> AsyncStore[Any]:
+    def _view(
+        self, request: Request, served: Served, base: AsyncStore[Any] | None = None
+    ) -> AsyncStore[Any]:
         """``base`` (by default ``served``'s store) under the caller's policy."""
         raw = base if base is not None else self.db.store(served.cls)
         principal = self.principal(request, served)
@@ -195,8 +201,9 @@ class Api:
         digest = self.db.pages.mac("etag:" + served.name, ENCODER.encode(view))
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
-    async def store_tags(self, served: Served, store: AsyncStore[Any],
-                         wanted: Sequence[tuple[str, str]]) -> list[str]:
+    async def store_tags(
+        self, served: Served, store: AsyncStore[Any], wanted: Sequence[tuple[str, str]]
+    ) -> list[str]:
         """For each (key, served ETag), the store's etag to write with: the current one when
         the served ETag matches the item as the caller sees it now, else one that never
         matches (the write then fails its precondition)."""
@@ -204,8 +211,10 @@ class Api:
             return []
         keys = [k for k, _ in wanted]
         current = await store.read_batch(keys)
-        return [etag(c) if c is not None and self.etag(served, c) == tag else _NO_MATCH
-                for c, (_, tag) in zip(current, wanted, strict=True)]
+        return [
+            etag(c) if c is not None and self.etag(served, c) == tag else _NO_MATCH
+            for c, (_, tag) in zip(current, wanted, strict=True)
+        ]
 
     def is_anonymous(self, request: Request) -> bool:
         return "authorization" not in request.headers
@@ -240,8 +249,9 @@ _NOTHING = Policy(read=NONE, create=NONE, update=NONE, delete=NONE)
 _NO_MATCH = "\x00no-match"
 
 
-def error_response(e: PersistyError, *, anonymous: bool = False,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    e: PersistyError, *, anonymous: bool = False, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """The JSON error ``{code, message, field}`` with the error's status."""
     if isinstance(e, Forbidden) and anonymous:
         e = Unauthorized("credentials are required")
@@ -285,8 +295,9 @@ def check_values(meta: StoreMeta, changes: Mapping[str, Any]) -> None:
             raise ValidationError(f"{meta.name}.{name}: {e}", field=name) from None
 
 
-def only_attrs(data: Mapping[str, Any], allowed: frozenset[str], meta: StoreMeta,
-          shape: str) -> None:
+def only_attrs(
+    data: Mapping[str, Any], allowed: frozenset[str], meta: StoreMeta, shape: str
+) -> None:
     for name in data:
         if name not in allowed:
             if name in meta.by_name:
@@ -299,8 +310,7 @@ def precondition_of(data: Mapping[str, Any]) -> Filter | None:
     return None if raw is None else filter_from_json(raw)
 
 
-async def full_item(served: Served, store: AsyncStore[Any], key: str,
-                     data: dict[str, Any]) -> Any:
+async def full_item(served: Served, store: AsyncStore[Any], key: str, data: dict[str, Any]) -> Any:
     """The item a PUT describes: the body, plus what the update shape cannot change taken
     from the stored item; ``None`` when no item has ``key``."""
     current = await store.read(key)
@@ -319,8 +329,9 @@ _EDIT_FIELDS = {
 }
 
 
-async def pin_edits(api: Api, served: Served, store: AsyncStore[Any],
-                    edits: Sequence[Edit]) -> None:
+async def pin_edits(
+    api: Api, served: Served, store: AsyncStore[Any], edits: Sequence[Edit]
+) -> None:
     """Turn the served ETags in ``edits`` into the store's (see :meth:`Api.store_tags`)."""
     wanted: list[tuple[int, str, str]] = []
     for i, e in enumerate(edits):
@@ -367,12 +378,16 @@ async def parse_edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
         only_attrs(item, served.update_attrs, meta, "update")
         missing = [a for a in meta.key.attrs if a not in item]
         if missing:
-            raise ValidationError(f"{meta.name}.{missing[0]}: the key is required",
-                                  field=missing[0])
+            raise ValidationError(
+                f"{meta.name}.{missing[0]}: the key is required", field=missing[0]
+            )
         item_key = meta.key_string(tuple(a.coerce(item[a.name]) for a in meta.key_attrs))
         full = await full_item(served, store, item_key, item)
-        return Edit.update(full if full is not None else meta.from_builtins(item),
-                           if_match=if_match, precondition=precondition_of(e))
+        return Edit.update(
+            full if full is not None else meta.from_builtins(item),
+            if_match=if_match,
+            precondition=precondition_of(e),
+        )
     key = e.get("key")
     if not isinstance(key, str):
         raise ValidationError("key must be a string", field="key")
@@ -383,4 +398,3 @@ async def parse_edit(served: Served, store: AsyncStore[Any], raw: Any) -> Edit:
         check_values(meta, changes)
         return Edit.patch(key, changes, if_match=if_match, precondition=precondition_of(e))
     return Edit.delete(key, if_match=if_match, precondition=precondition_of(e))
-

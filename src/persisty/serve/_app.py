@@ -3,11 +3,11 @@ and GraphQL routes, the index, OpenAPI and docs pages, and the Starlette applica
 
 from __future__ import annotations
 
+import gc
 import html
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
-from typing import Any, TypedDict, Unpack
+from typing import Any, Unpack
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,145 +17,29 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
-from persisty.errors import ValidationError
-from persisty.layers import relations_of
-from persisty.model import meta_of
-from persisty.serve._api import DEFAULT_LIMITS, Api, JSONResponse, Link, Served
-from persisty.serve._auth import DemoAuthenticator, JWTAuth
-from persisty.serve._files_access import file_mounts
+from persisty.serve._api import Api, JSONResponse
 from persisty.serve._files_http import file_routes
-from persisty.serve._graphql import relation_graph
 from persisty.serve._graphql_http import graphql_route
-from persisty.serve._limits import Limits
 from persisty.serve._openapi import openapi, swagger_html
+from persisty.serve._options import (
+    APP_ONLY,
+    Cors,
+    RouterKeywords,
+    ServeKeywords,
+    ServeOptions,
+    serve_api,
+)
 from persisty.serve._rest import rest_routes
 from persisty.serve._static import static_route
+from persisty.serve.admin import admin_mount
 from persisty.store import AsyncDatabase
 
-Cors = bool | Sequence[str] | Mapping[str, Any] | None
 
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """How :func:`app` and :func:`router` serve the stores (their keyword arguments; see
-    :func:`app` for what each means)."""
-
-    auth: JWTAuth | None = None
-    policies: Mapping[Any, Any] | None = None
-    anonymous: Iterable[Any] | bool = ()
-    login: DemoAuthenticator | None = None
-    cache_control: Any = None
-    prefix: str = "/api"
-    max_limit: int = 1000
-    title: str = "persisty"
-    graphql: bool = True
-    docs: bool = True
-    links: Iterable[Link] = ()
-    limits: Limits | None = None
-    files: Mapping[str, Any] | None = None
-    file_policies: Mapping[str, Any] | None = None
-    file_anonymous: Iterable[str] | bool = ()
-    file_redirect: Iterable[str] | bool = False
-    # the application's own (router ignores them)
-    cors: Cors = None
-    on_startup: Sequence[Callable[[], Any]] = ()
-    close_database: bool = True
-    debug: bool = False
-    admin: bool = False
-
-
-class RouterKeywords(TypedDict, total=False):
-    """The keyword arguments of :func:`router`."""
-
-    auth: JWTAuth | None
-    policies: Mapping[Any, Any] | None
-    anonymous: Iterable[Any] | bool
-    login: DemoAuthenticator | None
-    cache_control: Any
-    prefix: str
-    max_limit: int
-    title: str
-    graphql: bool
-    docs: bool
-    links: Iterable[Link]
-    limits: Limits | None
-    files: Mapping[str, Any] | None
-    file_policies: Mapping[str, Any] | None
-    file_anonymous: Iterable[str] | bool
-    file_redirect: Iterable[str] | bool
-
-
-class ServeKeywords(RouterKeywords, total=False):
-    """The keyword arguments of :func:`app`: the fields of :class:`ServeOptions` (a test
-    keeps the two the same)."""
-
-    cors: Cors
-    on_startup: Sequence[Callable[[], Any]]
-    close_database: bool
-    debug: bool
-    admin: bool
-
-
-APP_ONLY = frozenset(f.name for f in fields(ServeOptions)) - RouterKeywords.__optional_keys__
-
-
-def _served(cls: Any, policies: Mapping[Any, Any], anonymous: Any,
-            cache_control: Any) -> Served:
-    meta = meta_of(cls)
-    policy = policies.get(cls, policies.get(meta.name))
-    anon = anonymous if isinstance(anonymous, bool) else (
-        cls in anonymous or meta.name in anonymous)
-    if isinstance(cache_control, Mapping):
-        cc = cache_control.get(cls, cache_control.get(meta.name))
-    else:
-        cc = cache_control
-    hidden = frozenset(a.name for a in meta.attrs if not a.readable)
-    return Served(
-        cls=cls, meta=meta, policy=policy, anonymous=anon, cache_control=cc, hidden=hidden,
-        create_attrs=frozenset(meta.json_schema("create")["properties"]),
-        update_attrs=frozenset(meta.json_schema("update")["properties"]),
-        patch_attrs=frozenset(meta.json_schema("patch")["properties"]),
-        related=bool(relations_of(cls)),
-    )
-
-
-def serve_api(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions) -> Api:
-    """The :class:`Api` ``options`` describe, checked (see :func:`app`)."""
-    if not isinstance(db, AsyncDatabase):
-        raise TypeError(
-            f"the API serves an async database, not {type(db).__name__}: open it with "
-            "persisty.aio.connect(url) (persisty.connect gives a sync one)")
-    if options.limits is not None and not isinstance(options.limits, Limits):
-        raise TypeError("limits must be a persisty.serve.Limits")
-    if options.login is not None and (options.auth is None or options.auth.secret is None):
-        raise ValidationError("login needs auth=JWTAuth(secret=...) to issue tokens",
-                              field="login")
-    prefix = "/" + options.prefix.strip("/") if options.prefix.strip("/") else ""
-    policies = dict(options.policies or {})
-    anonymous = options.anonymous
-    anon = anonymous if isinstance(anonymous, bool) else list(anonymous)
-    if options.auth is None and anonymous == ():
-        anon = True
-    served: dict[str, Served] = {}
-    for cls in stores:
-        s = _served(cls, policies, anon, options.cache_control)
-        if s.name in served:
-            raise ValidationError(f"two stores are named {s.name!r}", field="stores")
-        served[s.name] = s
-    links = tuple(options.links)
-    relation_graph(served, links)  # a bad link fails here, GraphQL or not
-    anon_files, redirect = options.file_anonymous, options.file_redirect
-    mounts = file_mounts(
-        dict(options.files) if options.files is not None else None, options.file_policies,
-        anon_files if isinstance(anon_files, bool) else list(anon_files),
-        redirect=redirect if isinstance(redirect, bool) else list(redirect))
-    return Api(db, served, auth=options.auth, login=options.login, prefix=prefix,
-               max_limit=options.max_limit, title=options.title, links=links,
-               limits=options.limits or DEFAULT_LIMITS, files=mounts)
-
-
-def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions,
-           ) -> tuple[Api, list[BaseRoute]]:
+def routes(
+    db: AsyncDatabase,
+    stores: Iterable[type[Any]],
+    options: ServeOptions,
+) -> tuple[Api, list[BaseRoute]]:
     """The :class:`Api` and its routes (see :func:`app` for the options)."""
     api = serve_api(db, stores, options)
     docs, graphql = options.docs, options.graphql
@@ -167,23 +51,30 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
             spec_cache["spec"] = openapi(api)
         return JSONResponse(spec_cache["spec"])
 
-    result.append(Route(f"{api.prefix}/openapi.json", openapi_json, methods=["GET"],
-                        include_in_schema=False))
+    result.append(
+        Route(f"{api.prefix}/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    )
 
     async def index(request: Request) -> Response:
-        return JSONResponse({
-            "stores": {n: {"href": f"{api.prefix}/{n}", "description": s.meta.description}
-                       for n, s in api.served.items()},
-            "openapi": f"{api.prefix}/openapi.json",
-            "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None,
-        })
+        return JSONResponse(
+            {
+                "stores": {
+                    n: {"href": f"{api.prefix}/{n}", "description": s.meta.description}
+                    for n, s in api.served.items()
+                },
+                "openapi": f"{api.prefix}/openapi.json",
+                "docs": "/docs" if docs else None,
+                "graphql": "/graphql" if graphql else None,
+            }
+        )
 
     result.append(Route(api.prefix or "/", index, methods=["GET"], include_in_schema=False))
     if api.prefix:
-        result.append(_root_route(api, docs=docs, graphql=graphql))
+        result.append(_root_route(api, docs=docs, graphql=graphql, admin=options.admin))
     if docs or graphql:
         result.append(static_route())
     if docs:
+
         async def docs_page(request: Request) -> Response:
             # relative: the page also works when the routes are mounted under a path
             spec = f"{api.prefix.lstrip('/')}/openapi.json"
@@ -195,26 +86,38 @@ def routes(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions
     return api, result
 
 
-def _root_route(api: Api, *, docs: bool, graphql: bool) -> Route:
+def _root_route(api: Api, *, docs: bool, graphql: bool, admin: bool = False) -> Route:
     """``GET /``: where the API, its docs and GraphQL are (a page of links for a browser)."""
-    links = {"api": api.prefix, "openapi": f"{api.prefix}/openapi.json",
-             "docs": "/docs" if docs else None, "graphql": "/graphql" if graphql else None}
+    links = {
+        "api": api.prefix,
+        "openapi": f"{api.prefix}/openapi.json",
+        "docs": "/docs" if docs else None,
+        "graphql": "/graphql" if graphql else None,
+    }
+    if admin:
+        links["admin"] = "/admin/"
 
     async def root(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
-            items = "".join(f'<li><a href="{url.lstrip("/")}">{name}</a>: {url}</li>'
-                            for name, url in links.items() if url)
-            return HTMLResponse(f"<!doctype html><html><head><meta charset=\"utf-8\">"
-                                f"<title>{html.escape(api.title)}</title></head><body>"
-                                f"<h1>{html.escape(api.title)}</h1><ul>{items}</ul>"
-                                f"</body></html>")
+            items = "".join(
+                f'<li><a href="{url.lstrip("/")}">{name}</a>: {url}</li>'
+                for name, url in links.items()
+                if url
+            )
+            return HTMLResponse(
+                f'<!doctype html><html><head><meta charset="utf-8">'
+                f"<title>{html.escape(api.title)}</title></head><body>"
+                f"<h1>{html.escape(api.title)}</h1><ul>{items}</ul>"
+                f"</body></html>"
+            )
         return JSONResponse(links)
 
     return Route("/", root, methods=["GET"], include_in_schema=False)
 
 
-def router(db: AsyncDatabase, stores: Iterable[type[Any]],
-           **options: Unpack[RouterKeywords]) -> Router:
+def router(
+    db: AsyncDatabase, stores: Iterable[type[Any]], **options: Unpack[RouterKeywords]
+) -> Router:
     """The API's routes as a Starlette ``Router``, to mount in an existing application.
 
     Takes the arguments of :func:`app`. With FastAPI: ``fastapi_app.mount("/", router(...))``;
@@ -230,8 +133,10 @@ def router(db: AsyncDatabase, stores: Iterable[type[Any]],
     """
     for name in options:
         if name in APP_ONLY:
-            raise TypeError(f"router() got an unexpected keyword argument {name!r} "
-                            "(an option of the application: give it to app())")
+            raise TypeError(
+                f"router() got an unexpected keyword argument {name!r} "
+                "(an option of the application: give it to app())"
+            )
     _, rs = routes(db, stores, ServeOptions(**options))
     return Router(routes=rs)
 
@@ -246,8 +151,9 @@ def _cors_middleware(cors: Cors) -> list[Middleware]:
     else:
         options = {"allow_origins": list(cors)}
     options.setdefault("allow_methods", ["GET", "POST", "PUT", "PATCH", "DELETE"])
-    options.setdefault("allow_headers", ["Authorization", "Content-Type", "If-Match",
-                                         "If-None-Match"])
+    options.setdefault(
+        "allow_headers", ["Authorization", "Content-Type", "If-Match", "If-None-Match"]
+    )
     options.setdefault("expose_headers", ["ETag", "Location"])
     return [Middleware(CORSMiddleware, **options)]
 
@@ -255,17 +161,23 @@ def _cors_middleware(cors: Cors) -> list[Middleware]:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-    return JSONResponse({"code": code, "message": str(exc.detail), "field": None},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"code": code, "message": str(exc.detail), "field": None},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"code": "internal_error", "message": "internal server error",
-                         "field": None}, status_code=500)
+    return JSONResponse(
+        {"code": "internal_error", "message": "internal server error", "field": None},
+        status_code=500,
+    )
 
 
-def app(db: AsyncDatabase, stores: Iterable[type[Any]],
-        **options: Unpack[ServeKeywords]) -> Starlette:
+def app(
+    db: AsyncDatabase, stores: Iterable[type[Any]], **options: Unpack[ServeKeywords]
+) -> Starlette:
     """A Starlette ASGI app serving ``stores`` of ``db`` over REST and GraphQL.
 
     Routes per store ``name``: ``GET/POST {prefix}/name``, ``GET {prefix}/name/_count``,
@@ -315,8 +227,6 @@ def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions)
     """:func:`app` with its options as one :class:`ServeOptions`."""
     api, rs = routes(db, stores, options)
     if options.admin:
-        from persisty.serve.admin import admin_mount
-
         rs.append(admin_mount(api, title=f"{options.title} admin"))
 
     @asynccontextmanager
@@ -325,14 +235,23 @@ def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions)
             result = fn()
             if hasattr(result, "__await__"):
                 await result
+        # what exists once the app has started (modules, schema, stores) lives as long as
+        # the process: frozen, the collector's full passes no longer walk it, and a large
+        # response no longer pauses every request for a walk of the whole heap
+        gc.freeze()
         yield
+        gc.unfreeze()
         if options.close_database:
             for mount in api.files.values():
                 await mount.files.close()
             await db.close()
 
-    asgi = Starlette(debug=options.debug, routes=rs,
-                     middleware=_cors_middleware(options.cors), lifespan=lifespan,
-                     exception_handlers={HTTPException: _http_error, 500: _server_error})
+    asgi = Starlette(
+        debug=options.debug,
+        routes=rs,
+        middleware=_cors_middleware(options.cors),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, 500: _server_error},
+    )
     asgi.state.persisty = api
     return asgi

@@ -36,13 +36,21 @@ class JWTAuth:
         app = persisty.serve.app(db, [Note], auth=auth, policies={Note: Policy.owner()})
     """
 
-    def __init__(self, secret: str | bytes | None = None, *, public_key: str | bytes | None = None,
-                 algorithm: str | None = None, audience: str | None = None,
-                 issuer: str | None = None, leeway: float = 0,
-                 expires_in: dt.timedelta = dt.timedelta(hours=1)) -> None:
+    def __init__(
+        self,
+        secret: str | bytes | None = None,
+        *,
+        public_key: str | bytes | None = None,
+        algorithm: str | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway: float = 0,
+        expires_in: dt.timedelta = dt.timedelta(hours=1),
+    ) -> None:
         if (secret is None) == (public_key is None):
-            raise ValidationError("JWTAuth takes either a secret (HS256) or a public_key (RS256)",
-                                  field="auth")
+            raise ValidationError(
+                "JWTAuth takes either a secret (HS256) or a public_key (RS256)", field="auth"
+            )
         self.secret = secret
         self.public_key = public_key
         self.algorithm = algorithm or ("HS256" if secret is not None else "RS256")
@@ -57,8 +65,12 @@ class JWTAuth:
         assert key is not None
         try:
             claims = jwt.decode(
-                token, key, algorithms=[self.algorithm], audience=self.audience,
-                issuer=self.issuer, leeway=self.leeway,
+                token,
+                key,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
                 options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError:
@@ -79,8 +91,14 @@ class JWTAuth:
             raise Unauthorized("invalid token: bad scopes")
         return sub, scopes
 
-    def issue(self, subject: str, scopes: Iterable[str] = (), *,
-              expires_in: dt.timedelta | None = None, **claims: Any) -> str:
+    def issue(
+        self,
+        subject: str,
+        scopes: Iterable[str] = (),
+        *,
+        expires_in: dt.timedelta | None = None,
+        **claims: Any,
+    ) -> str:
         """A signed token for ``subject`` (needs the ``secret``; tests and demos use this).
 
         Example::
@@ -88,12 +106,16 @@ class JWTAuth:
             headers = {"Authorization": "Bearer " + auth.issue("ann", ["user"])}
         """
         if self.secret is None:
-            raise ValidationError("issuing tokens needs the secret (this auth only has a "
-                                  "public key)", field="auth")
+            raise ValidationError(
+                "issuing tokens needs the secret (this auth only has a public key)", field="auth"
+            )
         now = dt.datetime.now(dt.UTC)
         payload: dict[str, Any] = {
-            "sub": subject, "scope": " ".join(sorted(scopes)), "iat": now,
-            "exp": now + (expires_in or self.expires_in), **claims,
+            "sub": subject,
+            "scope": " ".join(sorted(scopes)),
+            "iat": now,
+            "exp": now + (expires_in or self.expires_in),
+            **claims,
         }
         if self.audience:
             payload.setdefault("aud", self.audience)

@@ -30,17 +30,47 @@ from persisty.serve._api import error_response
 from persisty.serve._auth import ANONYMOUS_SUBJECT, make_principal
 
 FILE_META = meta_of(FileInfo)
-PUBLIC_ATTRS = ("key", "size", "content_type", "etag", "created_at", "updated_at", "owner",
-                "filename", "metadata")
+PUBLIC_ATTRS = (
+    "key",
+    "size",
+    "content_type",
+    "etag",
+    "created_at",
+    "updated_at",
+    "owner",
+    "filename",
+    "metadata",
+)
 """What a caller sees of a catalog record (never the blob id or the catalog key)."""
 # Types a browser may render in the page's origin without running script; anything else
 # (HTML, SVG, XML, JavaScript …) is always served as an attachment.
-INLINE_SAFE = frozenset({
-    "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif",
-    "image/tiff", "application/pdf", "text/plain", "text/csv", "audio/mpeg", "audio/ogg",
-    "audio/wav", "audio/webm", "audio/aac", "audio/flac", "video/mp4", "video/webm",
-    "video/ogg", "application/json"})
+INLINE_SAFE = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/bmp",
+        "image/avif",
+        "image/tiff",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "audio/mpeg",
+        "audio/ogg",
+        "audio/wav",
+        "audio/webm",
+        "audio/aac",
+        "audio/flac",
+        "video/mp4",
+        "video/webm",
+        "video/ogg",
+        "application/json",
+    }
+)
 DEFAULT_MAX_UPLOAD = 1 << 30
+LAMBDA_MAX_BODY = 6 * 1024 * 1024 * 3 // 4
+"""Lambda takes a 6 MB request payload; API Gateway base64-encodes a binary body (4/3)."""
 
 
 class SignatureInvalid(PersistyError):
@@ -66,6 +96,20 @@ class FileMount:
         """The most bytes a PUT through the server may carry."""
         limit = self.files.limits.max_size
         return self.max_upload if limit is None else min(limit, self.max_upload)
+
+    def put_limit(self, request: Request) -> tuple[int, str]:
+        """The most bytes this request may upload through the server, and the message of
+        the 413 beyond it (on Lambda, what API Gateway and Lambda pass to the function)."""
+        if "aws.event" in request.scope and self.upload_limit > LAMBDA_MAX_BODY:
+            return LAMBDA_MAX_BODY, (
+                f"the file is larger than the {LAMBDA_MAX_BODY} bytes API Gateway and Lambda "
+                "pass to a function: upload it with an upload grant (POST …/_uploads), "
+                "which sends the bytes straight to the file store"
+            )
+        return self.upload_limit, (
+            f"the file is larger than {self.upload_limit} bytes: "
+            "upload it with an upload grant (POST …/_uploads)"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +167,15 @@ def access(api: Any, request: Request, mount: FileMount) -> Access:
     if policy is None:
         return Access(principal, anonymous=anonymous)
     rules = policy.rules(principal).validated(FILE_META)
-    return Access(principal, rules.read, rules.create, rules.update, rules.delete,
-                  dict(rules.forced), anonymous)
+    return Access(
+        principal,
+        rules.read,
+        rules.create,
+        rules.update,
+        rules.delete,
+        dict(rules.forced),
+        anonymous,
+    )
 
 
 def check_filter(f: Filter | None) -> None:
@@ -136,21 +187,32 @@ def check_filter(f: Filter | None) -> None:
             raise ValidationError(f"files cannot be filtered on {name!r}", field=name)
 
 
-def candidate(mount: FileMount, key: str, current: FileInfo | None, owner: str | None,
-              **changes: Any) -> FileInfo:
+def candidate(
+    mount: FileMount, key: str, current: FileInfo | None, owner: str | None, **changes: Any
+) -> FileInfo:
     """The record a write would leave, for checking it against the policy beforehand."""
     now = mount.files.clock()
     if current is None:
-        base = FileInfo(id="", store=mount.files.name, key=key, blob="", size=0,
-                        content_type="application/octet-stream", etag="", created_at=now,
-                        updated_at=now, owner=owner)
+        base = FileInfo(
+            id="",
+            store=mount.files.name,
+            key=key,
+            blob="",
+            size=0,
+            content_type="application/octet-stream",
+            etag="",
+            created_at=now,
+            updated_at=now,
+            owner=owner,
+        )
     else:
         base = dataclasses.replace(current, owner=owner if owner is not None else current.owner)
     return dataclasses.replace(base, **changes)
 
 
-def check_write(acc: Access, mount: FileMount, key: str, current: FileInfo | None,
-                **changes: Any) -> None:
+def check_write(
+    acc: Access, mount: FileMount, key: str, current: FileInfo | None, **changes: Any
+) -> None:
     """Refuse (403/404) a write of ``key`` the caller's policy does not allow."""
     after = candidate(mount, key, current, acc.owner, **changes)
     if current is None:
@@ -175,9 +237,15 @@ def _message(mount: FileMount, key: str, etag: str, exp: int, disposition: str) 
     return f"{mount.name}\n{key}\n{etag}\n{exp}\n{disposition}"
 
 
-async def signed_url(api: Any, request: Request | None, mount: FileMount, info: FileInfo, *,
-                     expires_in: float | None = None, disposition: str = "attachment"
-                     ) -> tuple[str, datetime]:
+async def signed_url(
+    api: Any,
+    request: Request | None,
+    mount: FileMount,
+    info: FileInfo,
+    *,
+    expires_in: float | None = None,
+    disposition: str = "attachment",
+) -> tuple[str, datetime]:
     """A URL that downloads this version of the file without credentials until it
     expires, and when it expires (HMAC over store, key, etag, expiry and disposition)."""
     ttl = mount.files.limits.url_ttl if expires_in is None else expires_in
@@ -186,8 +254,11 @@ async def signed_url(api: Any, request: Request | None, mount: FileMount, info: 
     exp = int(mount.files.clock().timestamp() + ttl)
     signer = await mount.files.signer()
     sig = signer.mac("http-download", _message(mount, info.key, info.etag, exp, disposition))
-    query = f"exp={exp}&v={info.etag}" + (
-        "&disposition=inline" if disposition == "inline" else "") + f"&sig={sig}"
+    query = (
+        f"exp={exp}&v={info.etag}"
+        + ("&disposition=inline" if disposition == "inline" else "")
+        + f"&sig={sig}"
+    )
     url = f"{mount_path(api, request, mount)}/{quote(info.key)}?{query}"
     return url, datetime.fromtimestamp(exp, mount.files.clock().tzinfo)
 
@@ -197,12 +268,10 @@ async def check_signature(mount: FileMount, key: str, params: Any) -> tuple[str,
     expired (checked before the catalog is read, so it tells nothing about the file)."""
     exp_text, etag, sig = params.get("exp", ""), params.get("v", ""), params.get("sig", "")
     disposition = params.get("disposition", "attachment")
-    if disposition not in ("attachment", "inline") or not exp_text.isdigit() or len(
-            exp_text) > 12:
+    if disposition not in ("attachment", "inline") or not exp_text.isdigit() or len(exp_text) > 12:
         raise SignatureInvalid("the signed URL is not valid", field="sig")
     signer = await mount.files.signer()
-    expected = signer.mac("http-download", _message(mount, key, etag, int(exp_text),
-                                                    disposition))
+    expected = signer.mac("http-download", _message(mount, key, etag, int(exp_text), disposition))
     if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
         raise SignatureInvalid("the signed URL is not valid", field="sig")
     if int(exp_text) < mount.files.clock().timestamp():
@@ -213,8 +282,14 @@ async def check_signature(mount: FileMount, key: str, params: Any) -> tuple[str,
 # ---- rendering ---------------------------------------------------------------------------
 
 
-async def render(api: Any, request: Request | None, mount: FileMount, info: FileInfo,
-                 *, expires_in: float | None = None) -> dict[str, Any]:
+async def render(
+    api: Any,
+    request: Request | None,
+    mount: FileMount,
+    info: FileInfo,
+    *,
+    expires_in: float | None = None,
+) -> dict[str, Any]:
     """A file as a caller sees it: the public attributes, ``url`` and ``url_expires_at``."""
     out: dict[str, Any] = {name: getattr(info, name) for name in PUBLIC_ATTRS}
     url, expires = await signed_url(api, request, mount, info, expires_in=expires_in)
@@ -223,13 +298,15 @@ async def render(api: Any, request: Request | None, mount: FileMount, info: File
     return out
 
 
-async def render_all(api: Any, request: Request | None, mount: FileMount,
-                     infos: Sequence[FileInfo]) -> list[dict[str, Any]]:
+async def render_all(
+    api: Any, request: Request | None, mount: FileMount, infos: Sequence[FileInfo]
+) -> list[dict[str, Any]]:
     return [await render(api, request, mount, i) for i in infos]
 
 
-def file_mounts(files: Any, file_policies: Any, anonymous: Any, *,
-                redirect: Any = False) -> dict[str, FileMount]:
+def file_mounts(
+    files: Any, file_policies: Any, anonymous: Any, *, redirect: Any = False
+) -> dict[str, FileMount]:
     """The :class:`FileMount` of every file store given to ``app(files=…)``.
 
     ``files`` maps a name to an ``AsyncFileStore``; ``file_policies`` a name to a
@@ -246,14 +323,17 @@ def file_mounts(files: Any, file_policies: Any, anonymous: Any, *,
     policies = dict(file_policies or {})
     for name in policies:
         if name not in files:
-            raise ValidationError(f"file_policies names {name!r}, which is not in files",
-                                  field="file_policies")
+            raise ValidationError(
+                f"file_policies names {name!r}, which is not in files", field="file_policies"
+            )
     mounts: dict[str, FileMount] = {}
     for name, store in files.items():
         if not isinstance(store, AsyncFileStore):
-            raise TypeError(f"files[{name!r}] must be an async file store "
-                            "(persisty.aio.connect(url).files(name)), not "
-                            f"{type(store).__name__}")
+            raise TypeError(
+                f"files[{name!r}] must be an async file store "
+                "(persisty.aio.connect(url).files(name)), not "
+                f"{type(store).__name__}"
+            )
         if not isinstance(name, str) or not name.replace("_", "").isalnum():
             raise ValidationError(f"invalid file store name {name!r}", field="files")
         anon = anonymous is True or (not isinstance(anonymous, bool) and name in anonymous)
@@ -265,8 +345,7 @@ def file_mounts(files: Any, file_policies: Any, anonymous: Any, *,
 FileHandler = Callable[[Any, FileMount, Request], Awaitable[Response]]
 
 
-def file_route(path: str, api: Any, mount: FileMount, handlers: dict[str, FileHandler]
-               ) -> Route:
+def file_route(path: str, api: Any, mount: FileMount, handlers: dict[str, FileHandler]) -> Route:
     """One route of a file mount, errors answered as the API's JSON errors."""
 
     async def endpoint(request: Request) -> Response:
@@ -274,8 +353,11 @@ def file_route(path: str, api: Any, mount: FileMount, handlers: dict[str, FileHa
         try:
             return await handlers[method](api, mount, request)
         except PersistyError as e:
-            return error_response(e, anonymous="authorization" not in request.headers,
-                                  headers=getattr(e, "headers", None))
+            return error_response(
+                e,
+                anonymous="authorization" not in request.headers,
+                headers=getattr(e, "headers", None),
+            )
 
     methods = list(handlers) + (["HEAD"] if "GET" in handlers else [])
     return Route(path, endpoint, methods=methods)

@@ -64,7 +64,7 @@ class FormReader:
         while True:
             at = self._buffer.find(marker)
             if at >= 0:
-                found, self._buffer = self._buffer[:at], self._buffer[at + len(marker):]
+                found, self._buffer = self._buffer[:at], self._buffer[at + len(marker) :]
                 return found
             if len(self._buffer) > limit + len(marker):
                 raise _bad("a field or header is too long")

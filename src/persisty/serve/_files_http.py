@@ -71,15 +71,17 @@ def inline_safe(content_type: str) -> bool:
 
 def file_headers(info: FileInfo, disposition: str) -> dict[str, str]:
     """The headers of a download of ``info`` (without the length and range ones)."""
-    kind = "inline" if disposition == "inline" and inline_safe(info.content_type) else (
-        "attachment")
+    kind = (
+        "inline" if disposition == "inline" and inline_safe(info.content_type) else ("attachment")
+    )
     headers = {
         "ETag": f'"{info.etag}"',
         "Last-Modified": http_date(info.updated_at),
         "Accept-Ranges": "bytes",
         "Content-Type": info.content_type,
         "Content-Disposition": disposition_header(
-            kind, info.filename or info.key.rsplit("/", 1)[-1]),
+            kind, info.filename or info.key.rsplit("/", 1)[-1]
+        ),
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-cache",
     }
@@ -109,8 +111,7 @@ async def download(api: Any, mount: FileMount, request: Request) -> Response:
         if disposition not in ("attachment", "inline"):
             raise ValidationError("disposition is attachment or inline", field="disposition")
     headers = file_headers(info, disposition)
-    conditions = evaluate(request.headers.get, request.method, headers["ETag"],
-                          info.updated_at)
+    conditions = evaluate(request.headers.get, request.method, headers["ETag"], info.updated_at)
     if conditions.status == 304:
         keep = ("ETag", "Last-Modified", "Cache-Control")
         return Response(status_code=304, headers={k: headers[k] for k in keep})
@@ -118,10 +119,12 @@ async def download(api: Any, mount: FileMount, request: Request) -> Response:
         raise PreconditionFailed("the file does not match the precondition")
     if mount.redirect and request.method == "GET" and not mount.files.blobs.hosted:
         url = await mount.files.blobs.presign_download(
-            info.blob, 300, info.content_type, headers["Content-Disposition"])
+            info.blob, 300, info.content_type, headers["Content-Disposition"]
+        )
         if url is not None:
-            return RedirectResponse(url, status_code=302,
-                                    headers={"Cache-Control": "private, no-store"})
+            return RedirectResponse(
+                url, status_code=302, headers={"Cache-Control": "private, no-store"}
+            )
     ranges: list[tuple[int, int]] = []
     header = request.headers.get("range")
     if header is not None and conditions.use_range:
@@ -157,8 +160,9 @@ class _Stream(StreamingResponse):
         self.raw_headers.append((b"content-type", headers["Content-Type"].encode("latin-1")))
 
 
-async def _pieces(blobs: Any, info: FileInfo, ranges: list[tuple[int, int]]
-                  ) -> AsyncIterator[bytes]:
+async def _pieces(
+    blobs: Any, info: FileInfo, ranges: list[tuple[int, int]]
+) -> AsyncIterator[bytes]:
     for start, end in ranges:
         async for piece in blobs.read(info.blob, start, end):
             yield piece
@@ -203,19 +207,19 @@ def _content_digest(header: str | None) -> str | None:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
-        raise ValidationError("Content-Digest sha-256 is 32 bytes in base64",
-                              field="Content-Digest")
+        raise ValidationError(
+            "Content-Digest sha-256 is 32 bytes in base64", field="Content-Digest"
+        )
     return raw.hex()
 
 
 async def upload(api: Any, mount: FileMount, request: Request) -> Response:
     key = _key(request)
     acc = access(api, request, mount)
-    limit = mount.upload_limit
+    limit, too_large = mount.put_limit(request)
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise PayloadTooLarge(f"the file is larger than {limit} bytes: upload it with a "
-                              "grant (POST …/_uploads)")
+        raise PayloadTooLarge(too_large)
     if_match = _etag_value(request.headers.get("if-match"), "If-Match")
     if_none = _etag_value(request.headers.get("if-none-match"), "If-None-Match")
     if if_none not in (None, "*"):
@@ -231,38 +235,44 @@ async def upload(api: Any, mount: FileMount, request: Request) -> Response:
         current_visible = found
     if if_none == "*" and found is not None:
         raise PreconditionFailed(f"file {key!r} exists", field="If-None-Match")
-    if if_match is not None and (current_visible is None or if_match not in (
-            "*", current_visible.etag)):
+    if if_match is not None and (
+        current_visible is None or if_match not in ("*", current_visible.etag)
+    ):
         raise PreconditionFailed(f"file {key!r} does not have that etag", field="If-Match")
-    check_write(acc, mount, key, current_visible,
-                **({"content_type": content_type} if content_type else {}))
+    check_write(
+        acc, mount, key, current_visible, **({"content_type": content_type} if content_type else {})
+    )
 
     async def body() -> AsyncIterator[bytes]:
         seen = 0
         async for piece in request.stream():
             seen += len(piece)
             if seen > limit:
-                raise PayloadTooLarge(f"the file is larger than {limit} bytes: upload it "
-                                      "with a grant (POST …/_uploads)")
+                raise PayloadTooLarge(too_large)
             if piece:
                 yield piece
 
     try:
         info = await mount.files.put(
-            key, body(), content_type=content_type, expected_sha256=expected,
-            if_match=if_match if if_match is not None else (
-                found.etag if found is not None else None),
-            if_none_match="*" if found is None else None, owner=acc.owner)
+            key,
+            body(),
+            content_type=content_type,
+            expected_sha256=expected,
+            if_match=if_match
+            if if_match is not None
+            else (found.etag if found is not None else None),
+            if_none_match="*" if found is None else None,
+            owner=acc.owner,
+        )
     except ValidationError as e:
         if getattr(e, "code", None) == "digest_mismatch":
             e.status = 400
             e.field = "Content-Digest"
         if getattr(e, "code", None) == "file_too_large":
-            raise PayloadTooLarge(e.message) from None
+            raise PayloadTooLarge(too_large) from None
         raise
     except PreconditionFailed:
         if if_match is None and if_none is None:  # a concurrent writer won: say so
-
             raise Conflict(f"file {key!r} changed while it was uploaded") from None
         raise
     out = await render(api, request, mount, info)
@@ -317,11 +327,14 @@ async def listing(api: Any, mount: FileMount, request: Request) -> Response:
     if order is not None:
         for name in order.split(","):
             if name.strip().lstrip("+-") not in _ORDERABLE:
-                raise ValidationError(f"files cannot be ordered by {name.strip()!r}",
-                                      field="order")
-    page = await mount.files.list(prefix, filter=f, order=order,
-                                  limit=_page_size(params.get("limit"), api),
-                                  page_key=params.get("page_key"))
+                raise ValidationError(f"files cannot be ordered by {name.strip()!r}", field="order")
+    page = await mount.files.list(
+        prefix,
+        filter=f,
+        order=order,
+        limit=_page_size(params.get("limit"), api),
+        page_key=params.get("page_key"),
+    )
     items = await render_all(api, request, mount, page.items)
     return _json({"items": items, "next_page_key": page.next_page_key})
 
@@ -344,13 +357,23 @@ async def copying(api: Any, mount: FileMount, request: Request) -> Response:
     target = await current(mount, dst)
     if target is not None and not acc.can("read", target):
         raise NotFound(f"no file {dst!r}", field="to")
-    check_write(acc, mount, dst, target, size=source.size, content_type=source.content_type,
-                etag=source.etag)
+    check_write(
+        acc,
+        mount,
+        dst,
+        target,
+        size=source.size,
+        content_type=source.content_type,
+        etag=source.etag,
+    )
     copied = await mount.files.copy(src, dst)
     if acc.owner is not None and copied.owner != acc.owner:
         copied = await mount.files.catalog.update(dataclasses.replace(copied, owner=acc.owner))
-    return _json(await render(api, request, mount, copied), 201 if target is None else 200,
-                 {"ETag": f'"{copied.etag}"'})
+    return _json(
+        await render(api, request, mount, copied),
+        201 if target is None else 200,
+        {"ETag": f'"{copied.etag}"'},
+    )
 
 
 def file_routes(api: Any, mounts: dict[str, FileMount]) -> list[BaseRoute]:
@@ -364,7 +387,8 @@ def file_routes(api: Any, mounts: dict[str, FileMount]) -> list[BaseRoute]:
             file_route(base + "/_count", api, mount, {"GET": counting}),
             file_route(base + "/_copy", api, mount, {"POST": copying}),
             *upload_routes(api, mount, base),
-            file_route(base + "/{key:path}", api, mount,
-                       {"GET": download, "PUT": upload, "DELETE": remove}),
+            file_route(
+                base + "/{key:path}", api, mount, {"GET": download, "PUT": upload, "DELETE": remove}
+            ),
         ]
     return out

@@ -122,8 +122,7 @@ class Multipart:
         self.ranges = ranges
         self.size = size
         self.part_type = content_type
-        self.length = sum(len(self.head(s, e)) + (e - s) + 2 for s, e in ranges) + len(
-            self.tail)
+        self.length = sum(len(self.head(s, e)) + (e - s) + 2 for s, e in ranges) + len(self.tail)
 
     @property
     def content_type(self) -> str:
@@ -131,8 +130,10 @@ class Multipart:
 
     def head(self, start: int, end: int) -> bytes:
         """What precedes the bytes ``[start, end)`` in the body."""
-        return (f"--{self.boundary}\r\nContent-Type: {self.part_type}\r\n"
-                f"Content-Range: bytes {start}-{end - 1}/{self.size}\r\n\r\n").encode("latin-1")
+        return (
+            f"--{self.boundary}\r\nContent-Type: {self.part_type}\r\n"
+            f"Content-Range: bytes {start}-{end - 1}/{self.size}\r\n\r\n"
+        ).encode("latin-1")
 
     @property
     def tail(self) -> bytes:
@@ -174,15 +175,15 @@ def entity_tags(header: str | None) -> list[str] | None:
             body = rest[2:] if weak else rest
             if not body.startswith('"'):
                 cut = body.find(",")
-                tags.append(body[:cut if cut >= 0 else len(body)].strip())
+                tags.append(body[: cut if cut >= 0 else len(body)].strip())
                 rest = body[cut:] if cut >= 0 else ""
             else:
                 close = body.find('"', 1)
                 if close < 0:
                     tags.append(body)
                     break
-                tags.append(("W/" if weak else "") + body[:close + 1])
-                rest = body[close + 1:]
+                tags.append(("W/" if weak else "") + body[: close + 1])
+                rest = body[close + 1 :]
         rest = rest.lstrip().removeprefix(",").lstrip()
     return [t for t in tags if t]
 
@@ -207,8 +208,9 @@ class Conditions:
         self.use_range = use_range
 
 
-def evaluate(get: Callable[[str], str | None], method: str, etag: str | None,
-             last_modified: datetime | None) -> Conditions:
+def evaluate(
+    get: Callable[[str], str | None], method: str, etag: str | None, last_modified: datetime | None
+) -> Conditions:
     """The preconditions of a request (``get`` reads a header) for the current file
     (``etag`` ``None``: there is none), in RFC 9110's order.
 

@@ -34,8 +34,9 @@ from persisty.serve._files_form import FormReader, boundary_of
 from persisty.serve._limits import PayloadTooLarge
 
 FORM_OVERHEAD = 64 * 1024  # the fields and part headers around a form's file
-_GRANT_FIELDS = frozenset({"key", "prefix", "size", "content_type", "filename", "sha256",
-                           "part_size", "expires_in"})
+_GRANT_FIELDS = frozenset(
+    {"key", "prefix", "size", "content_type", "filename", "sha256", "part_size", "expires_in"}
+)
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -47,22 +48,28 @@ def _rebase(url: str, mount: FileMount, api: Any, request: Request) -> str:
     ``base_url``)."""
     base = mount.files.base_url
     if url.startswith(base + "/_uploads/"):
-        return mount_path(api, request, mount) + url[len(base):]
+        return mount_path(api, request, mount) + url[len(base) :]
     return url
 
 
-def grant_json(grant: UploadGrant, mount: FileMount, api: Any, request: Request
-               ) -> dict[str, Any]:
+def grant_json(grant: UploadGrant, mount: FileMount, api: Any, request: Request) -> dict[str, Any]:
     """What a client needs of a grant: where and how to send the bytes."""
     return {
-        "upload_id": grant.upload_id, "key": grant.key, "method": grant.method,
+        "upload_id": grant.upload_id,
+        "key": grant.key,
+        "method": grant.method,
         "url": _rebase(grant.url, mount, api, request) if grant.url else "",
         "fields": grant.fields,
-        "parts": [{"part_number": p.part_number, "size": p.size,
-                   "url": _rebase(p.url, mount, api, request)} for p in grant.parts],
+        "parts": [
+            {
+                "part_number": p.part_number,
+                "size": p.size,
+                "url": _rebase(p.url, mount, api, request),
+            }
+            for p in grant.parts
+        ],
         "expires_at": grant.expires_at,
-        "complete_url": f"{mount_path(api, request, mount)}/_uploads/{grant.upload_id}"
-                        "/_complete",
+        "complete_url": f"{mount_path(api, request, mount)}/_uploads/{grant.upload_id}/_complete",
     }
 
 
@@ -96,19 +103,35 @@ async def begin(api: Any, mount: FileMount, request: Request) -> Response:
         if name not in _GRANT_FIELDS:
             raise ValidationError(f"an upload grant has no {name!r}", field=name)
     grant = await begin_upload(
-        api, mount, acc, key=_str(data, "key"), prefix=_str(data, "prefix"),
+        api,
+        mount,
+        acc,
+        key=_str(data, "key"),
+        prefix=_str(data, "prefix"),
         size=_int(data, "size", required=True) or 0,
         content_type=_str(data, "content_type", required=True) or "",
-        filename=_str(data, "filename"), sha256=_str(data, "sha256"),
-        part_size=_int(data, "part_size"), expires_in=_int(data, "expires_in"))
+        filename=_str(data, "filename"),
+        sha256=_str(data, "sha256"),
+        part_size=_int(data, "part_size"),
+        expires_in=_int(data, "expires_in"),
+    )
     return _json(grant_json(grant, mount, api, request), 201)
 
 
-async def begin_upload(api: Any, mount: FileMount, acc: Any, *, key: str | None,
-                       prefix: str | None, size: int, content_type: str,
-                       filename: str | None = None, sha256: str | None = None,
-                       part_size: int | None = None, expires_in: int | None = None
-                       ) -> UploadGrant:
+async def begin_upload(
+    api: Any,
+    mount: FileMount,
+    acc: Any,
+    *,
+    key: str | None,
+    prefix: str | None,
+    size: int,
+    content_type: str,
+    filename: str | None = None,
+    sha256: str | None = None,
+    part_size: int | None = None,
+    expires_in: int | None = None,
+) -> UploadGrant:
     """A grant for the caller, after its policy allowed the write (shared with GraphQL)."""
     if key is not None:
         key = check_key(key)
@@ -116,13 +139,24 @@ async def begin_upload(api: Any, mount: FileMount, acc: Any, *, key: str | None,
         if found is not None and not acc.can("read", found):
             raise NotFound(f"no file {key!r}", field="key")
         check_write(acc, mount, key, found, size=size, content_type=content_type)
-    elif not acc.can("create", candidate(mount, (prefix or "") + "x", None, acc.owner,
-                                         size=size, content_type=content_type)):
+    elif not acc.can(
+        "create",
+        candidate(
+            mount, (prefix or "") + "x", None, acc.owner, size=size, content_type=content_type
+        ),
+    ):
         raise acc.forbid("creating files here")
     return await mount.files.upload_grant(
-        key, prefix=prefix, size=size, content_type=content_type, sha256=sha256,
-        part_size=part_size, filename=filename, owner=acc.owner,
-        expires_in=expires_in)
+        key,
+        prefix=prefix,
+        size=size,
+        content_type=content_type,
+        sha256=sha256,
+        part_size=part_size,
+        filename=filename,
+        owner=acc.owner,
+        expires_in=expires_in,
+    )
 
 
 async def _record(api: Any, mount: FileMount, request: Request) -> FileUpload:
@@ -130,9 +164,12 @@ async def _record(api: Any, mount: FileMount, request: Request) -> FileUpload:
     acc = access(api, request, mount)
     upload_id = request.path_params["upload_id"]
     record = await mount.files.uploads.read(upload_id)
-    if record is None or record.store != mount.files.name or (
-            acc.owner is not None and record.owner != acc.owner) or not (
-            acc.allows_any("create") or acc.allows_any("update")):
+    if (
+        record is None
+        or record.store != mount.files.name
+        or (acc.owner is not None and record.owner != acc.owner)
+        or not (acc.allows_any("create") or acc.allows_any("update"))
+    ):
         raise NotFound(f"no upload {upload_id!r}", field="upload_id")
     return record
 
@@ -152,10 +189,19 @@ async def status(api: Any, mount: FileMount, request: Request) -> Response:
                 if size is not None:
                     parts.append({"part_number": n, "size": size})
                     received += size
-    return _json({"upload_id": record.id, "key": record.key, "size": record.size,
-                  "content_type": record.content_type, "state": record.state,
-                  "expires_at": record.expires_at, "bytes_received": received,
-                  "parts": parts, "hosted": blobs.hosted})
+    return _json(
+        {
+            "upload_id": record.id,
+            "key": record.key,
+            "size": record.size,
+            "content_type": record.content_type,
+            "state": record.state,
+            "expires_at": record.expires_at,
+            "bytes_received": received,
+            "parts": parts,
+            "hosted": blobs.hosted,
+        }
+    )
 
 
 class _Capped:
@@ -170,8 +216,7 @@ class _Capped:
         async for piece in self.request.stream():
             seen += len(piece)
             if seen > self.limit:
-                raise PayloadTooLarge(f"the upload is larger than the {self.limit} bytes "
-                                      "granted")
+                raise PayloadTooLarge(f"the upload is larger than the {self.limit} bytes granted")
             yield piece
 
 
@@ -221,8 +266,7 @@ async def receive_part(api: Any, mount: FileMount, request: Request) -> Response
     record = await mount.files.uploads.read(upload_id)
     limit = (record.part_size or 0) if record is not None else 0
     _declared(request, limit)
-    etag = await mount.files.accept_part(token, _Capped(request, limit),
-                                         principal=claims.get("p"))
+    etag = await mount.files.accept_part(token, _Capped(request, limit), principal=claims.get("p"))
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
 
@@ -231,11 +275,13 @@ async def complete(api: Any, mount: FileMount, request: Request) -> Response:
     record = await _record(api, mount, request)
     parts = None
     if request.headers.get("content-length", "0") != "0" or request.headers.get(
-            "transfer-encoding"):
+        "transfer-encoding"
+    ):
         data = await read_json(request, api.limits)
         if not isinstance(data, dict) or set(data) - {"parts"}:
-            raise ValidationError('the body is {"parts": [{"part_number", "etag"}, …]}',
-                                  field="parts")
+            raise ValidationError(
+                'the body is {"parts": [{"part_number", "etag"}, …]}', field="parts"
+            )
         parts = data.get("parts")
         if parts is not None and not isinstance(parts, list):
             raise ValidationError("parts is a list", field="parts")
@@ -252,10 +298,12 @@ async def abort(api: Any, mount: FileMount, request: Request) -> Response:
 def upload_routes(api: Any, mount: FileMount, base: str) -> list[BaseRoute]:
     return [
         file_route(base + "/_uploads", api, mount, {"POST": begin}),
-        file_route(base + "/_uploads/{upload_id}", api, mount,
-                   {"GET": status, "POST": receive_form, "DELETE": abort}),
+        file_route(
+            base + "/_uploads/{upload_id}",
+            api,
+            mount,
+            {"GET": status, "POST": receive_form, "DELETE": abort},
+        ),
         file_route(base + "/_uploads/{upload_id}/_complete", api, mount, {"POST": complete}),
-        file_route(base + "/_uploads/{upload_id}/{part:int}", api, mount,
-                   {"PUT": receive_part}),
+        file_route(base + "/_uploads/{upload_id}/{part:int}", api, mount, {"PUT": receive_part}),
     ]
-

@@ -35,12 +35,12 @@ from persisty.layers import relations_of
 from persisty.model import AttrMeta, meta_of
 from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
 from persisty.serve._api import Api, Link, Served, full_item, parse_edit, pin_edits
+from persisty.serve._files_graphql import add_file_fields, ref_field
 from persisty.serve._graphql_loading import DEFAULT_CHILDREN, Context, Info, Loader, children_loader
 
 _SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 _ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
-_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH,
-               Op.IENDSWITH)
+_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH, Op.IENDSWITH)
 
 
 def _text(value: Any) -> Any:
@@ -56,8 +56,9 @@ def _text(value: Any) -> Any:
 
 
 def _scalar(name: str, description: str) -> GraphQLScalarType:
-    return GraphQLScalarType(name, description=description, serialize=_text,
-                             parse_value=lambda v: v)
+    return GraphQLScalarType(
+        name, description=description, serialize=_text, parse_value=lambda v: v
+    )
 
 
 DATETIME = _scalar("DateTime", "An ISO 8601 date and time (UTC)")
@@ -66,12 +67,23 @@ UUID = _scalar("UUID", "A UUID in its text form")
 DECIMAL = _scalar("Decimal", "A decimal number as a string")
 BYTES = _scalar("Bytes", "Binary data, base64")
 ENUM = _scalar("EnumValue", "The value of an enumeration")
-JSON = GraphQLScalarType("JSON", description="Any JSON value",
-                         serialize=lambda v: msgspec.to_builtins(v), parse_value=lambda v: v)
+JSON = GraphQLScalarType(
+    "JSON",
+    description="Any JSON value",
+    serialize=lambda v: msgspec.to_builtins(v),
+    parse_value=lambda v: v,
+)
 
 _KIND_TYPES: dict[str, Any] = {
-    "str": GraphQLString, "int": GraphQLInt, "float": GraphQLFloat, "bool": GraphQLBoolean,
-    "datetime": DATETIME, "date": DATE, "uuid": UUID, "decimal": DECIMAL, "bytes": BYTES,
+    "str": GraphQLString,
+    "int": GraphQLInt,
+    "float": GraphQLFloat,
+    "bool": GraphQLBoolean,
+    "datetime": DATETIME,
+    "date": DATE,
+    "uuid": UUID,
+    "decimal": DECIMAL,
+    "bytes": BYTES,
     "enum": ENUM,
 }
 
@@ -119,20 +131,24 @@ def relation_graph(served: Mapping[str, Served], links: Iterable[Link]) -> Relat
             if target.name not in served:
                 continue
             if rel.kind == "belongs_to":
-                graph.belongs_to.setdefault(s.name, {})[rel_name] = (rel.foreign_key,
-                                                                     target.name)
+                graph.belongs_to.setdefault(s.name, {})[rel_name] = (rel.foreign_key, target.name)
             else:
                 graph.has_many.setdefault(s.name, {})[rel_name] = (
-                    target.name, rel.foreign_key, not rel.many)
+                    target.name,
+                    rel.foreign_key,
+                    not rel.many,
+                )
     for link in links:
         src, dst = meta_of(link.source), meta_of(link.target)
         if src.name not in served or dst.name not in served:
-            raise ValidationError(f"link {src.name}.{link.attr}: both stores must be served",
-                                  field="links")
+            raise ValidationError(
+                f"link {src.name}.{link.attr}: both stores must be served", field="links"
+            )
         src.attr(link.attr)
         if len(dst.key.attrs) != 1:
-            raise ValidationError(f"link to {dst.name}: the target needs a one-attribute key",
-                                  field="links")
+            raise ValidationError(
+                f"link to {dst.name}: the target needs a one-attribute key", field="links"
+            )
         graph.belongs_to.setdefault(src.name, {})[link.field_name()] = (link.attr, dst.name)
         if link.back:
             graph.has_many.setdefault(dst.name, {})[link.back] = (src.name, link.attr, False)
@@ -154,12 +170,20 @@ class _Builder:
             return self.types[title]
 
         def fields() -> dict[str, GraphQLField]:
-            result = {a.name: GraphQLField(_field_type(a), description=a.description)
-                      for a in s.meta.attrs if a.readable}
-            result["_key"] = GraphQLField(GraphQLNonNull(GraphQLString),
-                                          resolve=lambda item, info: s.meta.key_of(item))
-            result["_etag"] = GraphQLField(GraphQLNonNull(GraphQLString),
-                                           resolve=lambda item, info: self.api.etag(s, item))
+            result = {
+                a.name: GraphQLField(_field_type(a), description=a.description)
+                for a in s.meta.attrs
+                if a.readable
+            }
+            for a in s.meta.attrs:  # a FileRef is shown as the File it names
+                if a.readable and a.files is not None and a.files in self.api.files:
+                    result[a.name] = ref_field(self.api.files[a.files], a.name, a.description)
+            result["_key"] = GraphQLField(
+                GraphQLNonNull(GraphQLString), resolve=lambda item, info: s.meta.key_of(item)
+            )
+            result["_etag"] = GraphQLField(
+                GraphQLNonNull(GraphQLString), resolve=lambda item, info: self.api.etag(s, item)
+            )
             result.update(self.relation_fields(s))
             return result
 
@@ -176,18 +200,21 @@ class _Builder:
         for field_name, (attr, target_name) in links.items():
             target = self.api.served[target_name]
             result[field_name] = GraphQLField(
-                self.object_type(target), resolve=self._belongs_to(attr, target))
+                self.object_type(target), resolve=self._belongs_to(attr, target)
+            )
         back = self.graph.has_many.get(s.name, {})
         for field_name, (target_name, attr, one) in back.items():
             target = self.api.served[target_name]
             if one:
                 result[field_name] = GraphQLField(
-                    self.object_type(target), resolve=self._has_many(s, target, attr, True))
+                    self.object_type(target), resolve=self._has_many(s, target, attr, True)
+                )
                 continue
             result[field_name] = GraphQLField(
                 GraphQLNonNull(GraphQLList(GraphQLNonNull(self.object_type(target)))),
                 args={"limit": GraphQLArgument(GraphQLInt)},
-                resolve=self._has_many(s, target, attr, False))
+                resolve=self._has_many(s, target, attr, False),
+            )
         return result
 
     def _belongs_to(self, attr: str, target: Served) -> Callable[..., Any]:
@@ -200,8 +227,7 @@ class _Builder:
 
         return resolve
 
-    def _has_many(self, parent: Served, target: Served, attr: str,
-                  one: bool) -> Callable[..., Any]:
+    def _has_many(self, parent: Served, target: Served, attr: str, one: bool) -> Callable[..., Any]:
         api = self.api
 
         def resolve(item: Any, info: Info, limit: int | None = None) -> Any:
@@ -211,13 +237,13 @@ class _Builder:
             elif limit is None:
                 limit = DEFAULT_CHILDREN
             elif not 1 <= limit <= api.max_limit:
-                raise ValidationError(f"limit must be between 1 and {api.max_limit}",
-                                      field="limit")
+                raise ValidationError(f"limit must be between 1 and {api.max_limit}", field="limit")
             name = f"{target.name}.{attr}.{limit}.{one}"
             loader = ctx.loaders.get(name)
             if loader is None:
-                loader = ctx.loaders[name] = Loader(children_loader(
-                    ctx.store(target), parent, attr, limit, one))
+                loader = ctx.loaders[name] = Loader(
+                    children_loader(ctx.store(target), parent, attr, limit, one)
+                )
             return loader.get(parent.meta.key_of(item))
 
         return resolve
@@ -292,42 +318,57 @@ class _Builder:
         mutation: dict[str, GraphQLField] = {}
         for s in self.api.served.values():
             self.add_store(s, query, mutation)
+        add_file_fields(self.api, self.api.files, query, mutation)
         return GraphQLSchema(
             GraphQLObjectType("Query", query),
             GraphQLObjectType("Mutation", mutation) if mutation else None,
         )
 
-    def add_store(self, s: Served, query: dict[str, GraphQLField],
-                  mutation: dict[str, GraphQLField]) -> None:
+    def add_store(
+        self, s: Served, query: dict[str, GraphQLField], mutation: dict[str, GraphQLField]
+    ) -> None:
         t = self.object_type(s)
         filt, ops = self.filter_type(s)
         camel, pascal = _camel(s.name), _pascal(s.name)
         title = s.meta.cls.__name__
-        page = GraphQLObjectType(title + "Page", {
-            "items": GraphQLField(GraphQLNonNull(GraphQLList(GraphQLNonNull(t)))),
-            "next_page_key": GraphQLField(GraphQLString),
-        })
-        result_t = GraphQLObjectType(title + "EditResult", {
-            "ok": GraphQLField(GraphQLNonNull(GraphQLBoolean)),
-            "code": GraphQLField(GraphQLString), "message": GraphQLField(GraphQLString),
-            "field": GraphQLField(GraphQLString), "item": GraphQLField(t),
-        })
+        page = GraphQLObjectType(
+            title + "Page",
+            {
+                "items": GraphQLField(GraphQLNonNull(GraphQLList(GraphQLNonNull(t)))),
+                "next_page_key": GraphQLField(GraphQLString),
+            },
+        )
+        result_t = GraphQLObjectType(
+            title + "EditResult",
+            {
+                "ok": GraphQLField(GraphQLNonNull(GraphQLBoolean)),
+                "code": GraphQLField(GraphQLString),
+                "message": GraphQLField(GraphQLString),
+                "field": GraphQLField(GraphQLString),
+                "item": GraphQLField(t),
+            },
+        )
         create_in = self.input_type(s, "create")
         update_in = self.input_type(s, "update")
         patch_in = self.input_type(s, "patch")
-        edit_in = GraphQLInputObjectType(title + "EditInput", {
-            "op": GraphQLInputField(GraphQLNonNull(EDIT_OP)),
-            "item": GraphQLInputField(JSON, description="create/update: the item"),
-            "key": GraphQLInputField(GraphQLString, description="patch/delete: the key"),
-            "changes": GraphQLInputField(patch_in or JSON, description="patch: the changes"),
-            "if_match": GraphQLInputField(GraphQLString),
-        })
+        edit_in = GraphQLInputObjectType(
+            title + "EditInput",
+            {
+                "op": GraphQLInputField(GraphQLNonNull(EDIT_OP)),
+                "item": GraphQLInputField(JSON, description="create/update: the item"),
+                "key": GraphQLInputField(GraphQLString, description="patch/delete: the key"),
+                "changes": GraphQLInputField(patch_in or JSON, description="patch: the changes"),
+                "if_match": GraphQLInputField(GraphQLString),
+            },
+        )
         key_arg = {"key": GraphQLArgument(GraphQLNonNull(GraphQLString))}
         if_match = {"if_match": GraphQLArgument(GraphQLString)}
         search_args = {
             "filter": GraphQLArgument(filt),
-            "order": GraphQLArgument(GraphQLList(GraphQLNonNull(GraphQLString)),
-                                     description='e.g. ["-priority", "title"]'),
+            "order": GraphQLArgument(
+                GraphQLList(GraphQLNonNull(GraphQLString)),
+                description='e.g. ["-priority", "title"]',
+            ),
             "limit": GraphQLArgument(GraphQLInt),
             "page_key": GraphQLArgument(GraphQLString),
         }
@@ -361,12 +402,18 @@ class _Builder:
         async def read(_: Any, info: Info, key: str) -> Any:
             return await store(info).read(key)
 
-        async def search(_: Any, info: Info, filter: Any = None,
-                         order: Any = None, limit: int | None = None,
-                         page_key: str | None = None) -> Any:
+        async def search(
+            _: Any,
+            info: Info,
+            filter: Any = None,
+            order: Any = None,
+            limit: int | None = None,
+            page_key: str | None = None,
+        ) -> Any:
             if limit is not None and not 1 <= limit <= self.api.max_limit:
-                raise ValidationError(f"limit must be between 1 and {self.api.max_limit}",
-                                      field="limit")
+                raise ValidationError(
+                    f"limit must be between 1 and {self.api.max_limit}", field="limit"
+                )
             return await store(info).search(to_filter(filter), order, limit, page_key)
 
         async def count(_: Any, info: Info, filter: Any = None) -> int:
@@ -382,13 +429,15 @@ class _Builder:
         async def create(_: Any, info: Info, item: dict[str, Any]) -> Any:
             return await store(info).create(item)
 
-        async def update(_: Any, info: Info, item: dict[str, Any],
-                         if_match: str | None = None) -> Any:
+        async def update(
+            _: Any, info: Info, item: dict[str, Any], if_match: str | None = None
+        ) -> Any:
             st = store(info)
             missing = [k for k in s.meta.key.attrs if item.get(k) is None]
             if missing:
-                raise ValidationError(f"{s.name}.{missing[0]}: the key is required",
-                                      field=missing[0])
+                raise ValidationError(
+                    f"{s.name}.{missing[0]}: the key is required", field=missing[0]
+                )
             key = s.meta.key_string(tuple(a.coerce(item[a.name]) for a in s.meta.key_attrs))
             full = await full_item(s, st, key, item)
             if full is None:
@@ -400,62 +449,81 @@ class _Builder:
                 return None
             return (await self.api.store_tags(s, st, [(key, if_match)]))[0]
 
-        async def patch(_: Any, info: Info, key: str, changes: dict[str, Any],
-                        if_match: str | None = None) -> Any:
+        async def patch(
+            _: Any, info: Info, key: str, changes: dict[str, Any], if_match: str | None = None
+        ) -> Any:
             st = store(info)
             return await st.patch(key, changes, if_match=await pinned(st, key, if_match))
 
-        async def delete(_: Any, info: Info, key: str,
-                         if_match: str | None = None) -> bool:
+        async def delete(_: Any, info: Info, key: str, if_match: str | None = None) -> bool:
             st = store(info)
             await st.delete(key, if_match=await pinned(st, key, if_match))
             return True
 
-        async def edit_batch(_: Any, info: Info, edits: list[dict[str, Any]],
-                             atomic: bool = True) -> Any:
+        async def edit_batch(
+            _: Any, info: Info, edits: list[dict[str, Any]], atomic: bool = True
+        ) -> Any:
             st = store(info)
             cap = self.api.limits.graphql_batch
             if len(edits) > cap:
                 raise ValidationError(f"at most {cap} edits", field="edits")
-            parsed = [await parse_edit(s, st, {k: v for k, v in e.items() if v is not None})
-                      for e in edits]
+            parsed = [
+                await parse_edit(s, st, {k: v for k, v in e.items() if v is not None})
+                for e in edits
+            ]
             await pin_edits(self.api, s, st, parsed)
             return await st.edit_batch(parsed, atomic=atomic)
 
-        query[camel] = GraphQLField(t, args=key_arg, resolve=read,
-                                    description=f"The {s.name} with this key, or null")
-        query[camel + "Search"] = GraphQLField(GraphQLNonNull(page), args=search_args,
-                                               resolve=search)
-        query[camel + "Count"] = GraphQLField(GraphQLNonNull(GraphQLInt),
-                                              args={"filter": GraphQLArgument(filt)},
-                                              resolve=count)
+        query[camel] = GraphQLField(
+            t, args=key_arg, resolve=read, description=f"The {s.name} with this key, or null"
+        )
+        query[camel + "Search"] = GraphQLField(
+            GraphQLNonNull(page), args=search_args, resolve=search
+        )
+        query[camel + "Count"] = GraphQLField(
+            GraphQLNonNull(GraphQLInt), args={"filter": GraphQLArgument(filt)}, resolve=count
+        )
         query[camel + "Batch"] = GraphQLField(
             GraphQLNonNull(GraphQLList(t)),
-            args={"keys": GraphQLArgument(GraphQLNonNull(GraphQLList(
-                GraphQLNonNull(GraphQLString))))}, resolve=batch)
+            args={
+                "keys": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString))))
+            },
+            resolve=batch,
+        )
         if create_in is not None:
             mutation["create" + pascal] = GraphQLField(
-                GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(create_in))},
-                resolve=create)
+                GraphQLNonNull(t),
+                args={"item": GraphQLArgument(GraphQLNonNull(create_in))},
+                resolve=create,
+            )
         if update_in is not None:
             mutation["update" + pascal] = GraphQLField(
-                GraphQLNonNull(t), args={"item": GraphQLArgument(GraphQLNonNull(update_in)),
-                                         **if_match}, resolve=update)
+                GraphQLNonNull(t),
+                args={"item": GraphQLArgument(GraphQLNonNull(update_in)), **if_match},
+                resolve=update,
+            )
         if patch_in is not None:
             mutation["patch" + pascal] = GraphQLField(
-                GraphQLNonNull(t), args={**key_arg, "changes": GraphQLArgument(
-                    GraphQLNonNull(patch_in)), **if_match}, resolve=patch)
+                GraphQLNonNull(t),
+                args={**key_arg, "changes": GraphQLArgument(GraphQLNonNull(patch_in)), **if_match},
+                resolve=patch,
+            )
         mutation["delete" + pascal] = GraphQLField(
-            GraphQLNonNull(GraphQLBoolean), args={**key_arg, **if_match}, resolve=delete)
+            GraphQLNonNull(GraphQLBoolean), args={**key_arg, **if_match}, resolve=delete
+        )
         mutation["edit" + pascal + "Batch"] = GraphQLField(
             GraphQLNonNull(GraphQLList(GraphQLNonNull(result_t))),
-            args={"edits": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(
-                edit_in)))), "atomic": GraphQLArgument(GraphQLBoolean, default_value=True)},
-            resolve=edit_batch)
+            args={
+                "edits": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(edit_in)))),
+                "atomic": GraphQLArgument(GraphQLBoolean, default_value=True),
+            },
+            resolve=edit_batch,
+        )
 
 
-EDIT_OP = GraphQLEnumType("EditOp", {"create": "create", "update": "update",
-                                     "patch": "patch", "delete": "delete"})
+EDIT_OP = GraphQLEnumType(
+    "EditOp", {"create": "create", "update": "update", "patch": "patch", "delete": "delete"}
+)
 
 
 def build_schema(api: Api) -> GraphQLSchema:
@@ -468,5 +536,3 @@ def build_schema(api: Api) -> GraphQLSchema:
         print(print_schema(persisty.serve.build_schema(asgi.state.persisty)))
     """
     return _Builder(api).build()
-
-

@@ -34,9 +34,11 @@ MAX_VISITS = 5_000  # fields an operation may expand to, fragments spread in
 MAX_REPEATS = 20  # one response name in one selection set: validation compares them pairwise
 
 
-def _fields(selection_set: SelectionSetNode | None,
-            fragments: Mapping[str, FragmentDefinitionNode],
-            seen: frozenset[str] = frozenset()) -> Iterator[FieldNode]:
+def _fields(
+    selection_set: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    seen: frozenset[str] = frozenset(),
+) -> Iterator[FieldNode]:
     """The fields of a selection set, fragments spread in (a fragment cycle stops)."""
     if selection_set is None:
         return
@@ -67,9 +69,16 @@ def _arg(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
 
 
 class _Walk:
-    def __init__(self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode],
-                 variables: Mapping[str, Any], limits: Limits, default_limit: int,
-                 max_limit: int, default_children: int = 20) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        limits: Limits,
+        default_limit: int,
+        max_limit: int,
+        default_children: int = 20,
+    ) -> None:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
@@ -102,11 +111,14 @@ class _Walk:
             "args": mean([len(getattr(f, "args", None) or {}) for f in fields]),
             "enumValues": mean([len(getattr(t, "values", None) or {}) for t in types]),
             "interfaces": mean([len(getattr(t, "interfaces", None) or ()) for t in types]),
-            "possibleTypes": 1, "directives": len(schema.directives), "locations": 20,
+            "possibleTypes": 1,
+            "directives": len(schema.directives),
+            "locations": 20,
         }
 
-    def multiplier(self, field: FieldNode, definition: Any, returns_list: bool,
-                   introspection: bool) -> int:
+    def multiplier(
+        self, field: FieldNode, definition: Any, returns_list: bool, introspection: bool
+    ) -> int:
         """How many items ``field`` may stand for, per item it is in."""
         if introspection:
             return self.sizes.get(field.name.value, 1) if returns_list else 1
@@ -119,15 +131,24 @@ class _Walk:
             return 1  # e.g. a page's items: its search's limit counted them already
         given = any(a.name.value == "limit" for a in field.arguments or ())
         if not given:  # a search's default page, or a has-many field's default children
-            return self.default_limit if field.name.value.endswith("Search") else (
-                self.default_children)
+            return (
+                self.default_limit
+                if field.name.value.endswith("Search")
+                else (self.default_children)
+            )
         limit = _arg(field, "limit", self.variables)
         if isinstance(limit, int) and not isinstance(limit, bool):
             return max(min(limit, self.max_limit), 1)
         return self.max_limit  # not a number (yet): the most it can be
 
-    def walk(self, selection_set: SelectionSetNode | None, parent: Any, multiplier: int,
-             depth: int, introspection: bool) -> None:
+    def walk(
+        self,
+        selection_set: SelectionSetNode | None,
+        parent: Any,
+        multiplier: int,
+        depth: int,
+        introspection: bool,
+    ) -> None:
         names: dict[str, int] = {}
         for field in _fields(selection_set, self.fragments):
             self.visits += 1
@@ -172,38 +193,60 @@ class _Walk:
                 else:
                     self.cost += counted
                 if self.cost > self.limits.graphql_cost or (
-                        self.introspection > self.limits.graphql_introspection_cost):
+                    self.introspection > self.limits.graphql_introspection_cost
+                ):
                     return
                 self.walk(field.selection_set, target, here, depth + 1, intro)
 
 
-def check_operation(schema: GraphQLSchema, document: Any, operation: OperationDefinitionNode,
-                    variables: Mapping[str, Any] | None, limits: Limits, *,
-                    default_limit: int, max_limit: int,
-                    default_children: int = 20) -> list[GraphQLError]:
+def check_operation(
+    schema: GraphQLSchema,
+    document: Any,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+    limits: Limits,
+    *,
+    default_limit: int,
+    max_limit: int,
+    default_children: int = 20,
+) -> list[GraphQLError]:
     """The limits ``operation`` exceeds, as GraphQL errors (empty: it may run)."""
-    fragments = {d.name.value: d for d in document.definitions
-                 if isinstance(d, FragmentDefinitionNode)}
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
     roots = []
     for f in _fields(operation.selection_set, fragments):
         roots.append(f)
         if len(roots) > limits.graphql_root_fields:
             break
     if len(roots) > limits.graphql_root_fields:
-        return [_error(f"the operation has more than {limits.graphql_root_fields} root fields "
-                       "(aliases count)", "too_many_root_fields")]
-    root = schema.mutation_type if operation.operation == OperationType.MUTATION else (
-        schema.query_type)
-    w = _Walk(schema, fragments, variables or {}, limits, default_limit, max_limit,
-              default_children)
+        return [
+            _error(
+                f"the operation has more than {limits.graphql_root_fields} root fields "
+                "(aliases count)",
+                "too_many_root_fields",
+            )
+        ]
+    root = (
+        schema.mutation_type
+        if operation.operation == OperationType.MUTATION
+        else (schema.query_type)
+    )
+    w = _Walk(
+        schema, fragments, variables or {}, limits, default_limit, max_limit, default_children
+    )
     w.walk(operation.selection_set, root, 1, 1, False)
     if w.too_deep:
-        return [_error(f"the query nests deeper than {limits.graphql_depth} levels",
-                       "too_deep")]
+        return [_error(f"the query nests deeper than {limits.graphql_depth} levels", "too_deep")]
     if w.cost > limits.graphql_cost:
-        return [_error(f"the query may resolve more than {limits.graphql_cost} items (each "
-                       "list counts its limit, or the default page size, times what it is "
-                       "in); ask for smaller limits or fewer fields", "too_costly")]
+        return [
+            _error(
+                f"the query may resolve more than {limits.graphql_cost} items (each "
+                "list counts its limit, or the default page size, times what it is "
+                "in); ask for smaller limits or fewer fields",
+                "too_costly",
+            )
+        ]
     if w.introspection > limits.graphql_introspection_cost:
         return [_error("the introspection query is too large", "too_costly")]
     return []

@@ -4,7 +4,6 @@ middleware that gives the event loop back while a large result is resolved."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +57,7 @@ class Loader:
                     f.set_result(item)
                     woken += 1
                     if woken % WAKE_AT_ONCE == 0:  # wake waiters a slice at a time, so
-                        await asyncio.sleep(0)     # other requests get the loop in between
+                        await asyncio.sleep(0)  # other requests get the loop in between
 
 
 class Context:
@@ -66,7 +65,6 @@ class Context:
         self.api = api
         self.request = request
         self.loaders: dict[str, Loader] = {}
-        self.fields = 0
 
     def store(self, served: Served) -> Any:
         return self.api.store(self.request, served)
@@ -82,28 +80,6 @@ class Context:
 WAKE_AT_ONCE = 100
 """Resolvers a loaded batch wakes in one turn of the event loop."""
 
-YIELD_EVERY = 200
-"""Fields resolved between two yields to the event loop: a large result never holds up
-other requests (and the timeout can stop it)."""
-
-
-async def _after_yield(value: Any) -> Any:
-    await asyncio.sleep(0)
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-def share_the_loop(next_: Any, root: Any, info: Info, **args: Any) -> Any:
-    """Middleware: every ``YIELD_EVERY`` fields, give the event loop back once."""
-    ctx = info.context
-    ctx.fields += 1
-    value = next_(root, info, **args)
-    if ctx.fields % YIELD_EVERY == 0:
-        return _after_yield(value)
-    return value
-
-
 DEFAULT_PAGE = 100
 """How many items a search gives without a ``limit`` (the stores' default page)."""
 
@@ -111,8 +87,9 @@ DEFAULT_CHILDREN = 20
 """How many children a has-many field gives without a ``limit``."""
 
 
-def children_loader(store: Any, parent: Served, attr: str, limit: int,
-                     one: bool = False) -> Callable[[list[str]], Any]:
+def children_loader(
+    store: Any, parent: Served, attr: str, limit: int, one: bool = False
+) -> Callable[[list[str]], Any]:
     """Loads at most ``limit`` children per parent key: one search for all the parents
     (limited to what they may have together), one limited search per parent only when that
     one did not hold them all."""
@@ -130,9 +107,9 @@ def children_loader(store: Any, parent: Served, attr: str, limit: int,
             found.setdefault(getattr(child, attr), []).append(child)
         if page.next_page_key is None:
             return [found.get(v, [])[:limit] for v in values]
-        pages = await asyncio.gather(*(store.search(Compare(attr, Op.EQ, v), None, limit)
-                                       for v in values))
+        pages = await asyncio.gather(
+            *(store.search(Compare(attr, Op.EQ, v), None, limit) for v in values)
+        )
         return [list(p.items) for p in pages]
 
     return load
-

@@ -53,15 +53,23 @@ class Limits:
     graphql_introspection_cost: int = 200_000
 
     def __post_init__(self) -> None:
-        for name in ("max_body", "max_depth", "graphql_depth", "graphql_cost",
-                     "graphql_root_fields", "graphql_batch", "graphql_tokens",
-                     "graphql_introspection_cost"):
+        for name in (
+            "max_body",
+            "max_depth",
+            "graphql_depth",
+            "graphql_cost",
+            "graphql_root_fields",
+            "graphql_batch",
+            "graphql_tokens",
+            "graphql_introspection_cost",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValidationError(f"{name} must be a positive integer", field=name)
         if not isinstance(self.graphql_timeout, int | float) or self.graphql_timeout <= 0:
-            raise ValidationError("graphql_timeout must be a positive number of seconds",
-                                  field="graphql_timeout")
+            raise ValidationError(
+                "graphql_timeout must be a positive number of seconds", field="graphql_timeout"
+            )
 
 
 def too_deep(value: Any, limit: int) -> bool:
@@ -95,8 +103,9 @@ def decode_json(body: bytes | str, limits: Limits, what: str = "the body") -> An
     else:
         deep = isinstance(data, dict | list) and too_deep(data, limits.max_depth)
     if deep:
-        raise ValidationError(f"{what} nests JSON deeper than {limits.max_depth} levels",
-                              field=None)
+        raise ValidationError(
+            f"{what} nests JSON deeper than {limits.max_depth} levels", field=None
+        )
     return data
 
 

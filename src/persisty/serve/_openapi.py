@@ -9,12 +9,12 @@ from typing import Any
 from persisty.model import AttrMeta, StoreMeta
 from persisty.query import Op
 from persisty.serve._api import Api, Served
+from persisty.serve._files_openapi import FILE_REF_SHOWN, file_paths
 from persisty.serve._static import SWAGGER_UI, asset
 
 _SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 _ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
-_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH,
-               Op.IENDSWITH)
+_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH, Op.IENDSWITH)
 _ERRORS = {
     "400": "The request could not be read (malformed JSON)",
     "401": "Credentials are missing or invalid",
@@ -31,7 +31,7 @@ def _rewrite_refs(node: Any) -> Any:
         out = {}
         for k, v in node.items():
             if k == "$ref" and isinstance(v, str) and v.startswith("#/$defs/"):
-                out[k] = "#/components/schemas/" + v[len("#/$defs/"):]
+                out[k] = "#/components/schemas/" + v[len("#/$defs/") :]
             else:
                 out[k] = _rewrite_refs(v)
         return out
@@ -53,8 +53,16 @@ def _scalar_schema(a: AttrMeta, item_schema: dict[str, Any]) -> dict[str, Any]:
     if "anyOf" in s:
         options = [o for o in s["anyOf"] if o.get("type") != "null"]
         s = options[0] if len(options) == 1 else {"anyOf": options}
-    for k in ("default", "minLength", "maxLength", "pattern", "minimum", "maximum",
-              "exclusiveMinimum", "exclusiveMaximum"):
+    for k in (
+        "default",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+    ):
         s.pop(k, None)  # a filter value may be anything of the attribute's type
     return s  # type: ignore[no-any-return]
 
@@ -65,10 +73,17 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
 
     def add(name: str, schema: dict[str, Any], description: str) -> None:
         # a filter pair may repeat, meaning AND (e.g. tags__contains=a&tags__contains=b)
-        params.append({"name": name, "in": "query", "required": False,
-                       "schema": {"anyOf": [schema, {"type": "array", "items": schema}]},
-                       "style": "form", "explode": True,
-                       "description": description + " (repeat for AND)"})
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"anyOf": [schema, {"type": "array", "items": schema}]},
+                "style": "form",
+                "explode": True,
+                "description": description + " (repeat for AND)",
+            }
+        )
 
     for a in meta.attrs:
         if not a.readable:
@@ -79,9 +94,17 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
                 value = {"anyOf": [value, {"type": "null"}]}
             add(a.name, value, f"{a.name} equals")
             add(f"{a.name}__ne", value, f"{a.name} differs")
-            params.append({"name": f"{a.name}__in", "in": "query", "required": False,
-                           "schema": {"type": "array", "items": value}, "style": "form",
-                           "explode": True, "description": f"{a.name} is one of (repeat)"})
+            params.append(
+                {
+                    "name": f"{a.name}__in",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "array", "items": value},
+                    "style": "form",
+                    "explode": True,
+                    "description": f"{a.name} is one of (repeat)",
+                }
+            )
             if a.kind in _ORDERED:
                 for op in (Op.LT, Op.LTE, Op.GT, Op.GTE):
                     add(f"{a.name}__{op.value}", value, f"{a.name} {op.value}")
@@ -93,16 +116,23 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
             add(f"{a.name}__contains", items, f"{a.name} contains the element")
         add(f"{a.name}__exists", {"type": "boolean"}, f"{a.name} is (not) null")
     add("q", {"type": "string"}, "free-text search over the string attributes")
-    add("filter", {"type": "string"},
+    add(
+        "filter",
+        {"type": "string"},
         'a JSON filter for what pairs cannot say, e.g. {"or": [{"attr": "owner", "op": "eq", '
-        '"value": "ann"}, ...]}')
+        '"value": "ann"}, ...]}',
+    )
     return params
 
 
 def _error_responses(codes: list[str]) -> dict[str, Any]:
-    return {c: {"description": _ERRORS[c],
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            for c in codes}
+    return {
+        c: {
+            "description": _ERRORS[c],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for c in codes
+    }
 
 
 def _json(ref_or_schema: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +143,7 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _store_paths(api: Api, s: Served, components: dict[str, Any],
-                 secured: bool) -> dict[str, Any]:
+def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool) -> dict[str, Any]:
     meta = s.meta
     title = meta.cls.__name__
     read = _schema(meta, "read", components)
@@ -122,145 +151,321 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any],
     for shape in ("create", "update", "patch"):
         components[f"{title}{shape.capitalize()}"] = _schema(meta, shape, components)
     components[f"{title}Page"] = {
-        "type": "object", "required": ["items", "next_page_key"],
-        "properties": {"items": {"type": "array", "items": _ref(title)},
-                       "next_page_key": {"type": ["string", "null"]}},
+        "type": "object",
+        "required": ["items", "next_page_key"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(title)},
+            "next_page_key": {"type": ["string", "null"]},
+        },
     }
-    components[f"{title}Edit"] = {"oneOf": [
-        {"type": "object", "required": ["op", "item"], "additionalProperties": False,
-         "properties": {"op": {"const": "create"}, "item": _ref(f"{title}Create")}},
-        {"type": "object", "required": ["op", "item"], "additionalProperties": False,
-         "properties": {"op": {"const": "update"}, "item": _ref(f"{title}Update"),
-                        "if_match": {"type": ["string", "null"]},
-                        "precondition": {"type": ["object", "null"]}}},
-        {"type": "object", "required": ["op", "key", "changes"], "additionalProperties": False,
-         "properties": {"op": {"const": "patch"}, "key": {"type": "string"},
-                        "changes": _ref(f"{title}Patch"), "if_match": {"type": ["string", "null"]},
-                        "precondition": {"type": ["object", "null"]}}},
-        {"type": "object", "required": ["op", "key"], "additionalProperties": False,
-         "properties": {"op": {"const": "delete"}, "key": {"type": "string"},
-                        "if_match": {"type": ["string", "null"]},
-                        "precondition": {"type": ["object", "null"]}}},
-    ]}
+    components[f"{title}Edit"] = {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["op", "item"],
+                "additionalProperties": False,
+                "properties": {"op": {"const": "create"}, "item": _ref(f"{title}Create")},
+            },
+            {
+                "type": "object",
+                "required": ["op", "item"],
+                "additionalProperties": False,
+                "properties": {
+                    "op": {"const": "update"},
+                    "item": _ref(f"{title}Update"),
+                    "if_match": {"type": ["string", "null"]},
+                    "precondition": {"type": ["object", "null"]},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["op", "key", "changes"],
+                "additionalProperties": False,
+                "properties": {
+                    "op": {"const": "patch"},
+                    "key": {"type": "string"},
+                    "changes": _ref(f"{title}Patch"),
+                    "if_match": {"type": ["string", "null"]},
+                    "precondition": {"type": ["object", "null"]},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["op", "key"],
+                "additionalProperties": False,
+                "properties": {
+                    "op": {"const": "delete"},
+                    "key": {"type": "string"},
+                    "if_match": {"type": ["string", "null"]},
+                    "precondition": {"type": ["object", "null"]},
+                },
+            },
+        ]
+    }
     components[f"{title}EditResult"] = {
-        "type": "object", "required": ["ok", "code", "message", "field", "item", "etag"],
-        "properties": {"ok": {"type": "boolean"}, "code": {"type": ["string", "null"]},
-                       "message": {"type": ["string", "null"]},
-                       "field": {"type": ["string", "null"]},
-                       "item": {"anyOf": [_ref(title), {"type": "null"}]},
-                       "etag": {"type": ["string", "null"]}},
+        "type": "object",
+        "required": ["ok", "code", "message", "field", "item", "etag"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "code": {"type": ["string", "null"]},
+            "message": {"type": ["string", "null"]},
+            "field": {"type": ["string", "null"]},
+            "item": {"anyOf": [_ref(title), {"type": "null"}]},
+            "etag": {"type": ["string", "null"]},
+        },
     }
     tag = [meta.name]
     security: dict[str, Any] = {}
     if secured:
         security["security"] = [{"bearerAuth": []}, {}] if s.anonymous else [{"bearerAuth": []}]
     etag_header = {"ETag": {"description": "the item's etag", "schema": {"type": "string"}}}
-    key_param = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
-                 "description": "the item's key: " + ":".join(meta.key.attrs)}
-    if_match = {"name": "If-Match", "in": "header", "required": False,
-                "schema": {"type": "string"},
-                "description": "write only if the item's etag is this one (412 otherwise)"}
-    if_none = {"name": "If-None-Match", "in": "header", "required": False,
-               "schema": {"type": "string"}, "description": "304 when the etag matches"}
+    key_param = {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the item's key: " + ":".join(meta.key.attrs),
+    }
+    if_match = {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "write only if the item's etag is this one (412 otherwise)",
+    }
+    if_none = {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "304 when the etag matches",
+    }
     filters = filter_parameters(meta, read)
     paging = [
-        {"name": "order", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "attributes to order by, '-' for descending: -priority,title"},
-        {"name": "limit", "in": "query", "required": False,
-         "schema": {"type": "integer", "minimum": 1, "maximum": api.max_limit}},
-        {"name": "page_key", "in": "query", "required": False, "schema": {"type": "string"},
-         "description": "next_page_key of the previous page"},
+        {
+            "name": "order",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "attributes to order by, '-' for descending: -priority,title",
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": api.max_limit},
+        },
+        {
+            "name": "page_key",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "next_page_key of the previous page",
+        },
     ]
     common = ["400", "401", "403", "422"]
     base = f"{api.prefix}/{meta.name}"
     desc = meta.description or ""
     return {
         base: {
-            "get": {"operationId": f"search_{meta.name}", "tags": tag,
-                    "summary": f"Search {meta.name}", "description": desc,
-                    "parameters": filters + paging, **security,
-                    "responses": {"200": {"description": "One page",
-                                          "content": _json(_ref(f"{title}Page"))},
-                                  **_error_responses(common)}},
-            "post": {"operationId": f"create_{meta.name}", "tags": tag,
-                     "summary": f"Create a {meta.name}", **security,
-                     "requestBody": {"required": True,
-                                     "content": _json(_ref(f"{title}Create"))},
-                     "responses": {"201": {"description": "Created",
-                                           "headers": {**etag_header, "Location": {
-                                               "schema": {"type": "string"}}},
-                                           "content": _json(_ref(title))},
-                                   **_error_responses([*common, "409"])}},
+            "get": {
+                "operationId": f"search_{meta.name}",
+                "tags": tag,
+                "summary": f"Search {meta.name}",
+                "description": desc,
+                "parameters": filters + paging,
+                **security,
+                "responses": {
+                    "200": {"description": "One page", "content": _json(_ref(f"{title}Page"))},
+                    **_error_responses(common),
+                },
+            },
+            "post": {
+                "operationId": f"create_{meta.name}",
+                "tags": tag,
+                "summary": f"Create a {meta.name}",
+                **security,
+                "requestBody": {"required": True, "content": _json(_ref(f"{title}Create"))},
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "headers": {**etag_header, "Location": {"schema": {"type": "string"}}},
+                        "content": _json(_ref(title)),
+                    },
+                    **_error_responses([*common, "409"]),
+                },
+            },
         },
         base + "/_count": {
-            "get": {"operationId": f"count_{meta.name}", "tags": tag,
-                    "summary": f"Count {meta.name}", "parameters": filters, **security,
-                    "responses": {"200": {"description": "How many match", "content": _json({
-                        "type": "object", "required": ["count"],
-                        "properties": {"count": {"type": "integer", "minimum": 0}}})},
-                        **_error_responses(common)}},
+            "get": {
+                "operationId": f"count_{meta.name}",
+                "tags": tag,
+                "summary": f"Count {meta.name}",
+                "parameters": filters,
+                **security,
+                "responses": {
+                    "200": {
+                        "description": "How many match",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "required": ["count"],
+                                "properties": {"count": {"type": "integer", "minimum": 0}},
+                            }
+                        ),
+                    },
+                    **_error_responses(common),
+                },
+            },
         },
         base + "/_batch/read": {
-            "post": {"operationId": f"read_batch_{meta.name}", "tags": tag,
-                     "summary": f"Read many {meta.name} by key", **security,
-                     "requestBody": {"required": True, "content": _json({
-                         "type": "object", "required": ["keys"], "additionalProperties": False,
-                         "properties": {"keys": {"type": "array", "items": {"type": "string"},
-                                                 "maxItems": 1000}}})},
-                     "responses": {"200": {"description": "The items, null where missing",
-                                           "content": _json({
-                                               "type": "object", "required": ["items"],
-                                               "properties": {"items": {
-                                                   "type": "array", "items": {"anyOf": [
-                                                       _ref(title), {"type": "null"}]}}}})},
-                                   **_error_responses(common)}},
+            "post": {
+                "operationId": f"read_batch_{meta.name}",
+                "tags": tag,
+                "summary": f"Read many {meta.name} by key",
+                **security,
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "required": ["keys"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "keys": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "maxItems": 1000,
+                                }
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "The items, null where missing",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "required": ["items"],
+                                "properties": {
+                                    "items": {
+                                        "type": "array",
+                                        "items": {"anyOf": [_ref(title), {"type": "null"}]},
+                                    }
+                                },
+                            }
+                        ),
+                    },
+                    **_error_responses(common),
+                },
+            },
         },
         base + "/_batch/edit": {
-            "post": {"operationId": f"edit_batch_{meta.name}", "tags": tag,
-                     "summary": f"Create, update, patch and delete {meta.name} in one call",
-                     **security,
-                     "requestBody": {"required": True, "content": _json({
-                         "type": "object", "required": ["edits"], "additionalProperties": False,
-                         "properties": {"atomic": {"type": "boolean", "default": True},
-                                        "edits": {"type": "array", "maxItems": 1000,
-                                                  "items": _ref(f"{title}Edit")}}})},
-                     "responses": {"200": {"description": "One result per edit",
-                                           "content": _json({
-                                               "type": "object", "required": ["results"],
-                                               "properties": {"results": {
-                                                   "type": "array",
-                                                   "items": _ref(f"{title}EditResult")}}})},
-                                   **_error_responses([*common, "404"])}},
+            "post": {
+                "operationId": f"edit_batch_{meta.name}",
+                "tags": tag,
+                "summary": f"Create, update, patch and delete {meta.name} in one call",
+                **security,
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "required": ["edits"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "atomic": {"type": "boolean", "default": True},
+                                "edits": {
+                                    "type": "array",
+                                    "maxItems": 1000,
+                                    "items": _ref(f"{title}Edit"),
+                                },
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "One result per edit",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "required": ["results"],
+                                "properties": {
+                                    "results": {
+                                        "type": "array",
+                                        "items": _ref(f"{title}EditResult"),
+                                    }
+                                },
+                            }
+                        ),
+                    },
+                    **_error_responses([*common, "404"]),
+                },
+            },
         },
         base + "/{key}": {
             "parameters": [key_param],
-            "get": {"operationId": f"read_{meta.name}", "tags": tag,
-                    "summary": f"Read a {meta.name}", "parameters": [if_none], **security,
-                    "responses": {"200": {"description": "The item", "headers": etag_header,
-                                          "content": _json(_ref(title))},
-                                  "304": {"description": "Not modified (If-None-Match)",
-                                          "headers": etag_header},
-                                  **_error_responses([*common, "404"])}},
-            "put": {"operationId": f"update_{meta.name}", "tags": tag,
-                    "summary": f"Replace a {meta.name}", "parameters": [if_match], **security,
-                    "requestBody": {"required": True,
-                                    "content": _json(_ref(f"{title}Update"))},
-                    "responses": {"200": {"description": "Stored", "headers": etag_header,
-                                          "content": _json(_ref(title))},
-                                  **_error_responses([*common, "404", "409", "412"])}},
-            "patch": {"operationId": f"patch_{meta.name}", "tags": tag,
-                      "summary": f"Change attributes of a {meta.name}",
-                      "parameters": [if_match], **security,
-                      "requestBody": {"required": True,
-                                      "content": _json(_ref(f"{title}Patch"))},
-                      "responses": {"200": {"description": "Stored", "headers": etag_header,
-                                            "content": _json(_ref(title))},
-                                    **_error_responses([*common, "404", "409", "412"])}},
-            "delete": {"operationId": f"delete_{meta.name}", "tags": tag,
-                       "summary": f"Delete a {meta.name}", "parameters": [if_match],
-                       **security,
-                       "responses": {"204": {"description": "Deleted"},
-                                     **_error_responses([*common, "404", "412"])}},
+            "get": {
+                "operationId": f"read_{meta.name}",
+                "tags": tag,
+                "summary": f"Read a {meta.name}",
+                "parameters": [if_none],
+                **security,
+                "responses": {
+                    "200": {
+                        "description": "The item",
+                        "headers": etag_header,
+                        "content": _json(_ref(title)),
+                    },
+                    "304": {"description": "Not modified (If-None-Match)", "headers": etag_header},
+                    **_error_responses([*common, "404"]),
+                },
+            },
+            "put": {
+                "operationId": f"update_{meta.name}",
+                "tags": tag,
+                "summary": f"Replace a {meta.name}",
+                "parameters": [if_match],
+                **security,
+                "requestBody": {"required": True, "content": _json(_ref(f"{title}Update"))},
+                "responses": {
+                    "200": {
+                        "description": "Stored",
+                        "headers": etag_header,
+                        "content": _json(_ref(title)),
+                    },
+                    **_error_responses([*common, "404", "409", "412"]),
+                },
+            },
+            "patch": {
+                "operationId": f"patch_{meta.name}",
+                "tags": tag,
+                "summary": f"Change attributes of a {meta.name}",
+                "parameters": [if_match],
+                **security,
+                "requestBody": {"required": True, "content": _json(_ref(f"{title}Patch"))},
+                "responses": {
+                    "200": {
+                        "description": "Stored",
+                        "headers": etag_header,
+                        "content": _json(_ref(title)),
+                    },
+                    **_error_responses([*common, "404", "409", "412"]),
+                },
+            },
+            "delete": {
+                "operationId": f"delete_{meta.name}",
+                "tags": tag,
+                "summary": f"Delete a {meta.name}",
+                "parameters": [if_match],
+                **security,
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **_error_responses([*common, "404", "412"]),
+                },
+            },
         },
     }
 
@@ -275,28 +480,62 @@ def openapi(api: Api) -> dict[str, Any]:
         spec["paths"]["/api/note"]["get"]["parameters"]   # every filter parameter
     """
     components: dict[str, Any] = {
-        "Error": {"type": "object", "required": ["code", "message", "field"],
-                  "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                                 "field": {"type": ["string", "null"]}}},
+        "Error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+            },
+        },
     }
     paths: dict[str, Any] = {}
     secured = api.auth is not None
     if api.login is not None:
-        paths[f"{api.prefix}/_login"] = {"post": {
-            "operationId": "login", "summary": "Get a bearer token (demo authenticator)",
-            "security": [{}],
-            "requestBody": {"required": True, "content": _json({
-                "type": "object", "required": ["username", "password"],
-                "additionalProperties": False,
-                "properties": {"username": {"type": "string"}, "password": {"type": "string"}}})},
-            "responses": {"200": {"description": "A token", "content": _json({
-                "type": "object", "required": ["access_token", "token_type", "expires_in"],
-                "properties": {"access_token": {"type": "string"},
-                               "token_type": {"type": "string"},
-                               "expires_in": {"type": "integer"}}})},
-                **_error_responses(["400", "401", "422"])}}}
+        paths[f"{api.prefix}/_login"] = {
+            "post": {
+                "operationId": "login",
+                "summary": "Get a bearer token (demo authenticator)",
+                "security": [{}],
+                "requestBody": {
+                    "required": True,
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "required": ["username", "password"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "username": {"type": "string"},
+                                "password": {"type": "string"},
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {
+                        "description": "A token",
+                        "content": _json(
+                            {
+                                "type": "object",
+                                "required": ["access_token", "token_type", "expires_in"],
+                                "properties": {
+                                    "access_token": {"type": "string"},
+                                    "token_type": {"type": "string"},
+                                    "expires_in": {"type": "integer"},
+                                },
+                            }
+                        ),
+                    },
+                    **_error_responses(["400", "401", "422"]),
+                },
+            }
+        }
     for s in api.served.values():
         paths.update(_store_paths(api, s, components, secured))
+    paths.update(file_paths(api, api.files, secured))
+    if "FileRef" in components:  # served with the file's details and a signed URL
+        components["FileRef"].setdefault("properties", {}).update(FILE_REF_SHOWN)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": api.title, "version": api.version},
@@ -305,7 +544,8 @@ def openapi(api: Api) -> dict[str, Any]:
     }
     if secured:
         doc["components"]["securitySchemes"] = {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        }
     return doc
 
 

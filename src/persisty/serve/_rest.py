@@ -32,6 +32,7 @@ from persisty.serve._api import (
     pin_edits,
     read_json,
 )
+from persisty.serve._files_refs import render_refs
 from persisty.serve._limits import Limits, check_query_json
 from persisty.store import AsyncStore
 
@@ -111,8 +112,9 @@ def _merge_key(served: Served, key: str, data: dict[str, Any]) -> dict[str, Any]
         if a.name in data:
             given = a.coerce(data[a.name])
             if given != v:
-                raise ValidationError(f"{meta.name}.{a.name} does not match the key in the path",
-                                      field=a.name)
+                raise ValidationError(
+                    f"{meta.name}.{a.name} does not match the key in the path", field=a.name
+                )
     data = dict(data)
     for a, v in zip(meta.key_attrs, values, strict=True):
         data[a.name] = msgspec.to_builtins(v)
@@ -127,9 +129,14 @@ Handler = Callable[[Api, Served, Request], Awaitable[Response]]
 async def search(api: Api, served: Served, request: Request) -> Response:
     store = api.store(request, served)
     params = request.query_params
-    page = await store.search(query_filter(request, api.limits), params.get("order"),
-                              _limit(params.get("limit"), api), params.get("page_key"))
+    page = await store.search(
+        query_filter(request, api.limits),
+        params.get("order"),
+        _limit(params.get("limit"), api),
+        params.get("page_key"),
+    )
     items = page.items if not served.hidden else [api.out(served, i) for i in page.items]
+    items = await render_refs(api, request, store, items)
     return _cached(served, JSONResponse({"items": items, "next_page_key": page.next_page_key}))
 
 
@@ -145,9 +152,21 @@ async def create(api: Api, served: Served, request: Request) -> Response:
     only_attrs(data, served.create_attrs, served.meta, "create")
     item = await store.create(data)
     key = served.meta.key_of(item)
-    return JSONResponse(api.out(served, item), status_code=201,
-                        headers={"Location": api.location(served, key), "ETag": _etag_header(
-                            api.etag(served, item))})
+    return JSONResponse(
+        await _shown(api, request, store, served, item),
+        status_code=201,
+        headers={
+            "Location": api.location(served, key),
+            "ETag": _etag_header(api.etag(served, item)),
+        },
+    )
+
+
+async def _shown(
+    api: Api, request: Request, store: AsyncStore[Any], served: Served, item: Any
+) -> Any:
+    """One item as the caller sees it, file references shown with their signed URLs."""
+    return (await render_refs(api, request, store, [api.out(served, item)]))[0]
 
 
 def _cached(served: Served, response: Response) -> Response:
@@ -169,16 +188,21 @@ async def read(api: Api, served: Served, request: Request) -> Response:
         if served.cache_control:
             headers["Cache-Control"] = served.cache_control
         return Response(status_code=304, headers=headers)
-    return _cached(served, JSONResponse(api.out(served, item),
-                                        headers={"ETag": _etag_header(tag)}))
+    return _cached(
+        served,
+        JSONResponse(
+            await _shown(api, request, store, served, item), headers={"ETag": _etag_header(tag)}
+        ),
+    )
 
 
 def _not_found(served: Served, key: str) -> PersistyError:
     return NotFound(f"no {served.name} with key {key!r}")
 
 
-async def _if_match(api: Api, store: AsyncStore[Any], served: Served, key: str,
-                    request: Request) -> str | None:
+async def _if_match(
+    api: Api, store: AsyncStore[Any], served: Served, key: str, request: Request
+) -> str | None:
     """The store's etag to write with for the request's ``If-Match`` (served ETags are
     compared with the item as the caller sees it now; the write is then pinned to it)."""
     tags = _tags(request.headers.get("if-match"))
@@ -207,8 +231,10 @@ async def replace(api: Api, served: Served, request: Request) -> Response:
     if item is None:
         raise _not_found(served, key)
     new = await store.update(item, if_match=if_match)
-    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(api.etag(served,
-                                                                                     new))})
+    return JSONResponse(
+        await _shown(api, request, store, served, new),
+        headers={"ETag": _etag_header(api.etag(served, new))},
+    )
 
 
 async def patch(api: Api, served: Served, request: Request) -> Response:
@@ -219,8 +245,10 @@ async def patch(api: Api, served: Served, request: Request) -> Response:
     check_values(served.meta, data)
     if_match = await _if_match(api, store, served, key, request)
     new = await store.patch(key, data, if_match=if_match)
-    return JSONResponse(api.out(served, new), headers={"ETag": _etag_header(api.etag(served,
-                                                                                     new))})
+    return JSONResponse(
+        await _shown(api, request, store, served, new),
+        headers={"ETag": _etag_header(api.etag(served, new))},
+    )
 
 
 async def delete(api: Api, served: Served, request: Request) -> Response:
@@ -241,7 +269,9 @@ async def batch_read(api: Api, served: Served, request: Request) -> Response:
     if len(keys) > MAX_BATCH:
         raise ValidationError(f"at most {MAX_BATCH} keys", field="keys")
     items = await store.read_batch(keys)
-    return JSONResponse({"items": [api.out(served, i) for i in items]})
+    return JSONResponse(
+        {"items": await render_refs(api, request, store, [api.out(served, i) for i in items])}
+    )
 
 
 async def batch_edit(api: Api, served: Served, request: Request) -> Response:
@@ -261,12 +291,21 @@ async def batch_edit(api: Api, served: Served, request: Request) -> Response:
     results = await store.edit_batch(edits, atomic=atomic)
     out = []
     for r in results:
-        entry: dict[str, Any] = {"ok": r.ok, "code": r.code, "message": r.message,
-                                 "field": r.field, "item": None, "etag": None}
+        entry: dict[str, Any] = {
+            "ok": r.ok,
+            "code": r.code,
+            "message": r.message,
+            "field": r.field,
+            "item": None,
+            "etag": None,
+        }
         if r.ok and r.item is not None and r.edit.kind != "delete":
             entry["item"] = api.out(served, r.item)
             entry["etag"] = api.etag(served, r.item)
         out.append(entry)
+    shown = await render_refs(api, request, store, [e["item"] for e in out])
+    for entry, item in zip(out, shown, strict=True):
+        entry["item"] = item
     return JSONResponse({"results": out})
 
 
@@ -282,15 +321,21 @@ async def login_route(api: Api, request: Request) -> Response:
         raise ValidationError("password must be a string", field="password")
     scopes = api.login.authenticate(username, password)
     token = api.auth.issue(username, scopes)
-    return JSONResponse({"access_token": token, "token_type": "bearer",
-                         "expires_in": int(api.auth.expires_in.total_seconds())})
+    return JSONResponse(
+        {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": int(api.auth.expires_in.total_seconds()),
+        }
+    )
 
 
 # ---- routes ------------------------------------------------------------------------------
 
 
-def _wrap(api: Api, served: Served | None, fn: Handler | Callable[..., Awaitable[Response]]
-          ) -> Callable[[Request], Awaitable[Response]]:
+def _wrap(
+    api: Api, served: Served | None, fn: Handler | Callable[..., Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             if served is None:
@@ -315,14 +360,12 @@ def _route(path: str, api: Api, served: Served, handlers: dict[str, Handler]) ->
     return Route(path, endpoint, methods=list(handlers))
 
 
-
 def rest_routes(api: Api) -> list[BaseRoute]:
     """The REST routes of every served store (and ``_login`` when the API has a login)."""
     prefix = api.prefix
     result: list[BaseRoute] = []
     if api.login is not None:
-        result.append(Route(f"{prefix}/_login", _wrap(api, None, login_route),
-                            methods=["POST"]))
+        result.append(Route(f"{prefix}/_login", _wrap(api, None, login_route), methods=["POST"]))
     for s in api.served.values():
         base = f"{prefix}/{s.name}"
         result += [
@@ -330,7 +373,11 @@ def rest_routes(api: Api) -> list[BaseRoute]:
             _route(base + "/_count", api, s, {"GET": count}),
             _route(base + "/_batch/read", api, s, {"POST": batch_read}),
             _route(base + "/_batch/edit", api, s, {"POST": batch_edit}),
-            _route(base + "/{key:persisty_key}", api, s,
-                   {"GET": read, "PUT": replace, "PATCH": patch, "DELETE": delete}),
+            _route(
+                base + "/{key:persisty_key}",
+                api,
+                s,
+                {"GET": read, "PUT": replace, "PATCH": patch, "DELETE": delete},
+            ),
         ]
     return result

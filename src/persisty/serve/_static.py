@@ -33,8 +33,9 @@ def asset(name: str) -> str:
 class _CachedStaticFiles(StaticFiles):
     """Static files with a long ``Cache-Control`` (the URLs change with the versions)."""
 
-    def file_response(self, full_path: Any, stat_result: Any, scope: Scope,
-                      status_code: int = 200) -> Any:
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Any:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = LONG_CACHE
         return response

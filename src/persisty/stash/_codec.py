@@ -60,11 +60,13 @@ class Codec:
         codec.decode(codec.encode({"a": [1, 2]})) == {"a": [1, 2]}
     """
 
-    def __init__(self, name: str = "json", *, secret: bytes | str | None = None,
-                 type: Any = Any) -> None:
+    def __init__(
+        self, name: str = "json", *, secret: bytes | str | None = None, type: Any = Any
+    ) -> None:
         if name not in CODECS:
-            raise ValidationError(f"codec must be one of {', '.join(CODECS)}, not {name!r}",
-                                  field="codec")
+            raise ValidationError(
+                f"codec must be one of {', '.join(CODECS)}, not {name!r}", field="codec"
+            )
         self.name = name
         self.type = type
         self._key: bytes | None = None
@@ -77,8 +79,11 @@ class Codec:
         else:
             secret = secret or os.environ.get("PERSISTY_SECRET")
             if not secret:
-                raise ValidationError("codec='pickle' needs a secret to sign the blobs "
-                                      "(secret=... or PERSISTY_SECRET)", field="secret")
+                raise ValidationError(
+                    "codec='pickle' needs a secret to sign the blobs "
+                    "(secret=... or PERSISTY_SECRET)",
+                    field="secret",
+                )
             raw = secret.encode() if isinstance(secret, str) else secret
             # a key of its own, so a pickle tag never equals a page-key signature
             self._key = hmac.new(raw, b"persisty-stash-pickle", hashlib.sha256).digest()
@@ -91,22 +96,29 @@ class Codec:
         try:
             return self._enc.encode(value)  # type: ignore[no-any-return]
         except (TypeError, msgspec.EncodeError, OverflowError) as e:
-            raise ValidationError(f"the {self.name} codec cannot encode a "
-                                  f"{type(value).__name__}: {e} (codec='pickle' can)",
-                                  field="value") from e
+            raise ValidationError(
+                f"the {self.name} codec cannot encode a "
+                f"{type(value).__name__}: {e} (codec='pickle' can)",
+                field="value",
+            ) from e
 
     def decode(self, data: bytes) -> Any:
         """The value of ``data``; a pickle blob whose tag does not verify is refused
         (``IntegrityError``) before it is unpickled."""
         if self._key is not None:
-            head, mac = data[:len(_PICKLE_TAG)], data[len(_PICKLE_TAG):len(_PICKLE_TAG) + _MAC_SIZE]
-            payload = data[len(_PICKLE_TAG) + _MAC_SIZE:]
+            head, mac = (
+                data[: len(_PICKLE_TAG)],
+                data[len(_PICKLE_TAG) : len(_PICKLE_TAG) + _MAC_SIZE],
+            )
+            payload = data[len(_PICKLE_TAG) + _MAC_SIZE :]
             good = hmac.new(self._key, payload, hashlib.sha256).digest()
             if head != _PICKLE_TAG or not hmac.compare_digest(mac, good):
-                raise IntegrityError("a pickled stash value failed its signature check "
-                                     "(tampered, or written under another secret); "
-                                     "it was not unpickled")
-            return pickle.loads(payload)  # noqa: S301 - verified above
+                raise IntegrityError(
+                    "a pickled stash value failed its signature check "
+                    "(tampered, or written under another secret); "
+                    "it was not unpickled"
+                )
+            return pickle.loads(payload)  # noqa: S301
         try:
             return self._dec.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
@@ -139,8 +151,10 @@ def key_to_filename(key: str) -> str:
             name = "%2E" + name[1:]
         name = name or "%"  # the empty key; "%" alone never comes out of quote()
     if len(name.encode()) > _MAX_NAME:
-        raise ValidationError(f"a key of this directory stash encodes to at most {_MAX_NAME} "
-                              "bytes of file name", field="key")
+        raise ValidationError(
+            f"a key of this directory stash encodes to at most {_MAX_NAME} bytes of file name",
+            field="key",
+        )
     return name
 
 

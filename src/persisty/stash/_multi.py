@@ -24,7 +24,7 @@ def _chunks(todo: list[Any], chunk_size: int, workers: int | None) -> tuple[list
         raise ValidationError("chunk_size is at least 1", field="chunk_size")
     if workers is not None and workers < 1:
         raise ValidationError("workers is at least 1", field="workers")
-    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
     return chunks, min(workers or os.cpu_count() or 1, max(1, len(chunks)))
 
 
@@ -50,8 +50,13 @@ class MultiProcessStash(DelegateStash):
         present = set(self.delegate.keys())
         return [k for k in dict.fromkeys(keys) if k not in present]
 
-    def populate(self, fn: Callable[[Any], Any], keys: Iterable[Any], workers: int | None = None,
-                 chunk_size: int = 100) -> int:
+    def populate(
+        self,
+        fn: Callable[[Any], Any],
+        keys: Iterable[Any],
+        workers: int | None = None,
+        chunk_size: int = 100,
+    ) -> int:
         """Compute ``fn(key)`` for every key of ``keys`` the stash lacks, in ``workers``
         processes (default: the CPU count), ``chunk_size`` keys per task; return how many
         values were computed. A chunk's values are written together, all or nothing."""
@@ -61,7 +66,8 @@ class MultiProcessStash(DelegateStash):
         done = 0
         with ProcessPoolExecutor(max_workers=workers) as pool:
             pending: set[Future[list[tuple[Any, Any]]]] = {
-                pool.submit(_compute, fn, chunk) for chunk in chunks}
+                pool.submit(_compute, fn, chunk) for chunk in chunks
+            }
             try:
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -93,8 +99,13 @@ class AsyncMultiProcessStash(AsyncDelegateStash):
         present = set(await self.delegate._keys(None))
         return [k for k in dict.fromkeys(keys) if k not in present]
 
-    async def populate(self, fn: Callable[[Any], Any], keys: Iterable[Any],
-                       workers: int | None = None, chunk_size: int = 100) -> int:
+    async def populate(
+        self,
+        fn: Callable[[Any], Any],
+        keys: Iterable[Any],
+        workers: int | None = None,
+        chunk_size: int = 100,
+    ) -> int:
         """Compute ``fn(key)`` for every key the stash lacks; return how many were computed."""
         chunks, workers = _chunks(await self.missing(keys), chunk_size, workers)
         if not chunks:

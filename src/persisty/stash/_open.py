@@ -42,8 +42,9 @@ def open_async_database(db_or_url: AsyncDatabase | str) -> tuple[AsyncDatabase, 
 
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValidationError("a stash name is a letter then letters, digits or _ "
-                              "(at most 40)", field="name")
+        raise ValidationError(
+            "a stash name is a letter then letters, digits or _ (at most 40)", field="name"
+        )
     return name
 
 

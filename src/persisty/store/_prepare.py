@@ -24,8 +24,9 @@ def _defaults(meta: StoreMeta) -> dict[str, Any]:
     return result
 
 
-def prepare_create(meta: StoreMeta, item: Any, now: dt.datetime,
-                   sequences: Mapping[str, int] | None = None) -> Any:
+def prepare_create(
+    meta: StoreMeta, item: Any, now: dt.datetime, sequences: Mapping[str, int] | None = None
+) -> Any:
     """The item to insert: defaults for non-creatable attributes, generated values, checked."""
     item = _instance(meta, item)
     return meta.build(item, _create_changes(meta, item, now, sequences))
@@ -53,8 +54,9 @@ def _instance(meta: StoreMeta, item: Any) -> Any:
     raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
 
 
-def _create_changes(meta: StoreMeta, item: Any, now: dt.datetime,
-                    sequences: Mapping[str, int] | None) -> dict[str, Any]:
+def _create_changes(
+    meta: StoreMeta, item: Any, now: dt.datetime, sequences: Mapping[str, int] | None
+) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     defaults = None
     for a in meta.set_on_create:
@@ -105,8 +107,9 @@ def check_changes(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]
         if isinstance(value, Increment) and (
             a.kind not in NUMERIC_KINDS or (a.kind == "int" and not isinstance(value.by, int))
         ):
-            raise ValidationError(f"{name}: Increment({value.by!r}) does not apply to "
-                                  f"{a.kind} values", field=name)
+            raise ValidationError(
+                f"{name}: Increment({value.by!r}) does not apply to {a.kind} values", field=name
+            )
     return dict(changes) if result is None else result
 
 
@@ -126,18 +129,22 @@ def _check_paths(meta: StoreMeta, changes: Mapping[str, Any]) -> dict[str, Any]:
             if not a.updatable or a.generated is not None or path.root in meta.key.attrs:
                 raise ValidationError(f"{path.root} cannot be changed", field=name)
             if isinstance(value, Increment):
-                if not path.numeric or (path.coerce(0).__class__ is int
-                                        and not isinstance(value.by, int)):
-                    raise ValidationError(f"{text}: Increment({value.by!r}) does not apply "
-                                          "there", field=name)
+                if not path.numeric or (
+                    path.coerce(0).__class__ is int and not isinstance(value.by, int)
+                ):
+                    raise ValidationError(
+                        f"{text}: Increment({value.by!r}) does not apply there", field=name
+                    )
                 result[text] = value
             else:
                 result[text] = path.coerce(value)
         for other in seen:
             n = min(len(other), len(segments))
             if other[:n] == segments[:n]:
-                raise ValidationError(f"{text}: the patch changes it twice (it overlaps "
-                                      "another path of the patch)", field=name)
+                raise ValidationError(
+                    f"{text}: the patch changes it twice (it overlaps another path of the patch)",
+                    field=name,
+                )
         seen.append(segments)
     return result
 
@@ -190,8 +197,9 @@ def resolve_increments(current: Any, changes: Mapping[str, Any]) -> Mapping[str,
     return resolved
 
 
-def prepare_patch(meta: StoreMeta, current: Any, changes: Mapping[str, Any],
-                  now: dt.datetime) -> Any:
+def prepare_patch(
+    meta: StoreMeta, current: Any, changes: Mapping[str, Any], now: dt.datetime
+) -> Any:
     """``current`` with ``changes`` applied (values coerced), timestamps set, checked."""
     stamped = {a.name: now for a in meta.generated_or_fixed if a.generated == "updated"}
     if meta.ttl is not None and changes.get(meta.expires) is None:  # type: ignore[arg-type]

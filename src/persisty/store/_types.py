@@ -65,8 +65,9 @@ class Edit:
         return Edit(EditKind.CREATE, item=item)
 
     @staticmethod
-    def update(item: Any, *, if_match: str | None = None,
-               precondition: Filter | None = None) -> Edit:
+    def update(
+        item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Edit:
         """Replace the stored item with ``item`` (found by its key)."""
         return Edit(EditKind.UPDATE, item=item, if_match=if_match, precondition=precondition)
 
@@ -76,15 +77,26 @@ class Edit:
         return Edit(EditKind.PUT, item=item, if_match=if_match)
 
     @staticmethod
-    def patch(key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-              precondition: Filter | None = None) -> Edit:
+    def patch(
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Edit:
         """Change some attributes of the item with ``key``."""
-        return Edit(EditKind.PATCH, key=key, changes=dict(changes), if_match=if_match,
-                    precondition=precondition)
+        return Edit(
+            EditKind.PATCH,
+            key=key,
+            changes=dict(changes),
+            if_match=if_match,
+            precondition=precondition,
+        )
 
     @staticmethod
-    def delete(key: str, *, if_match: str | None = None,
-               precondition: Filter | None = None) -> Edit:
+    def delete(
+        key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Edit:
         """Delete the item with ``key``."""
         return Edit(EditKind.DELETE, key=key, if_match=if_match, precondition=precondition)
 

@@ -144,8 +144,15 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
         assert await items.count() == 0
 
     async def test_create_from_dict(self, items: AsyncStore[Item]) -> None:
-        n = await items.create({"owner": "ann", "title": "t", "due": "2024-02-03",  # type: ignore[arg-type]
-                                "color": "red", "amount": "1.25"})
+        n = await items.create(
+            {
+                "owner": "ann",
+                "title": "t",
+                "due": "2024-02-03",  # type: ignore[arg-type]
+                "color": "red",
+                "amount": "1.25",
+            }
+        )
         assert n.due == date(2024, 2, 3) and n.color is Color.RED
         assert n.amount == Decimal("1.25")
         with pytest.raises(ValidationError) as e:
@@ -155,9 +162,14 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
 
     async def test_round_trip_types(self, database: AsyncDatabase) -> None:
         profiles = await self.wrap(database.store(Profile))
-        p = Profile(id="p1", address=Address("Main St 1", "Zürich", None),
-                    history=[Address("a", "b", "c")], extra={"x": 1, "ü": -2},
-                    avatar=b"\x00\xffbin", seen=datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC))
+        p = Profile(
+            id="p1",
+            address=Address("Main St 1", "Zürich", None),
+            history=[Address("a", "b", "c")],
+            extra={"x": 1, "ü": -2},
+            avatar=b"\x00\xffbin",
+            seen=datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        )
         created = await profiles.create(p)
         assert created == p
         got = await profiles.read("p1")
@@ -184,8 +196,9 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
         found = await docs.search(F.owner == "ann")
         assert [d.slug for d in found.items] == ["home"]
 
-    async def test_wrongly_typed_keys(self, database: AsyncDatabase, items: AsyncStore[Item]
-                                      ) -> None:
+    async def test_wrongly_typed_keys(
+        self, database: AsyncDatabase, items: AsyncStore[Item]
+    ) -> None:
         with pytest.raises(ValidationError) as e:
             await items.read("not-a-uuid")
         assert e.value.field == "id"
@@ -206,8 +219,9 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
 
     async def test_update(self, items: AsyncStore[Item]) -> None:
         n = await items.create(Item(owner="ann", title="Hello"))
-        changed = dataclasses.replace(n, title="Hi", priority=2,
-                                      created_at=datetime(2000, 1, 1, tzinfo=UTC))
+        changed = dataclasses.replace(
+            n, title="Hi", priority=2, created_at=datetime(2000, 1, 1, tzinfo=UTC)
+        )
         u = await items.update(changed)
         assert u.title == "Hi" and u.priority == 2
         assert u.created_at == n.created_at  # generated on create, kept on update
@@ -292,8 +306,9 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
                     c = await counters.read("c")
                     assert c is not None
                     try:
-                        await counters.update(dataclasses.replace(c, value=c.value + 1),
-                                              if_match=etag(c))
+                        await counters.update(
+                            dataclasses.replace(c, value=c.value + 1), if_match=etag(c)
+                        )
                         break
                     except PreconditionFailed:
                         retries += 1
@@ -319,10 +334,14 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
 
     async def test_filter_validation(self, items: AsyncStore[Item]) -> None:
         bad: list[tuple[Filter, str]] = [
-            (F.nope == 1, "nope"), (F.priority.startswith("1"), "priority"),
-            (F.priority == "high", "priority"), (F.due > "someday", "due"),
-            (F.tags > "x", "tags"), (F.active.icontains("t"), "active"),
-            (F.priority < None, "priority"), (F.tags.contains(3), "tags"),
+            (F.nope == 1, "nope"),
+            (F.priority.startswith("1"), "priority"),
+            (F.priority == "high", "priority"),
+            (F.due > "someday", "due"),
+            (F.tags > "x", "tags"),
+            (F.active.icontains("t"), "active"),
+            (F.priority < None, "priority"),
+            (F.tags.contains(3), "tags"),
         ]
         for f, field in bad:
             with pytest.raises(ValidationError) as e:
@@ -337,19 +356,26 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
         with pytest.raises(ValidationError):
             await items.search(limit=0)
 
-    async def test_coerced_filter_values(self, loaded: tuple[AsyncStore[Item], list[Item]]
-                                         ) -> None:
+    async def test_coerced_filter_values(self, loaded: tuple[AsyncStore[Item], list[Item]]) -> None:
         items, data = loaded
         as_text = await items.count(F.priority >= "2")
         want = len(_expected(data, F.priority >= 2))
         assert as_text == await items.count(F.priority >= 2) == want
         assert await items.count(F.due < "2024-01-20") == len(
-            _expected(data, F.due < date(2024, 1, 20)))
+            _expected(data, F.due < date(2024, 1, 20))
+        )
 
     async def test_order_with_none(self, loaded: tuple[AsyncStore[Item], list[Item]]) -> None:
         items, data = loaded
-        for order in ([+F.score], [-F.score], [+F.due, -F.priority], [-F.color, +F.title],
-                      [+F.owner, -F.amount], [-F.active, +F.body], [+F.title]):
+        for order in (
+            [+F.score],
+            [-F.score],
+            [+F.due, -F.priority],
+            [-F.color, +F.title],
+            [+F.owner, -F.amount],
+            [-F.active, +F.body],
+            [+F.title],
+        ):
             got = (await items.search(order=order, limit=1000)).items
             assert _keys(got) == _keys(_expected(data, None, order)), order
         asc = (await items.search(order=[+F.score], limit=1000)).items
@@ -381,8 +407,7 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
                     page = await items.search(f, order, limit=size, page_key=page.next_page_key)
                 assert _keys(got) == want, (f, order, size)
 
-    async def test_paging_under_writes(self, loaded: tuple[AsyncStore[Item], list[Item]]
-                                       ) -> None:
+    async def test_paging_under_writes(self, loaded: tuple[AsyncStore[Item], list[Item]]) -> None:
         items, data = loaded
         order = [+F.priority]
         seen: list[str] = []
@@ -404,16 +429,22 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
         survivors = {k for k in _keys(data) if k not in deleted}
         assert survivors <= set(seen), "an item present throughout was skipped"
 
-    async def test_page_key_tampering(self, database: AsyncDatabase,
-                                      loaded: tuple[AsyncStore[Item], list[Item]]) -> None:
+    async def test_page_key_tampering(
+        self, database: AsyncDatabase, loaded: tuple[AsyncStore[Item], list[Item]]
+    ) -> None:
         items, _ = loaded
         page = await items.search(order=[+F.title], limit=3)
         key = page.next_page_key
         assert key is not None
         body, sig = key.split(".")
         other_end = "BB" if body.endswith("AA") else "AA"  # the key's bytes are random
-        for forged in (body + "." + sig[::-1], body[:-2] + other_end + "." + sig, "garbage", "",
-                       "a.b.c"):
+        for forged in (
+            body + "." + sig[::-1],
+            body[:-2] + other_end + "." + sig,
+            "garbage",
+            "",
+            "a.b.c",
+        ):
             with pytest.raises(ValidationError) as e:
                 await items.search(order=[+F.title], limit=3, page_key=forged)
             assert e.value.field == "page_key"
@@ -435,18 +466,25 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
         finally:
             await other.close()
 
-    @settings(max_examples=60, deadline=None,
-              # one method, inherited by every backend's subclass: each is its own executor
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow, HealthCheck.differing_executors])
+    @settings(
+        max_examples=60,
+        deadline=None,
+        # one method, inherited by every backend's subclass: each is its own executor
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
+    )
     @given(data=st.data())
     async def test_random_filters_match_evaluator(
         self, loaded: tuple[AsyncStore[Item], list[Item]], data: st.DataObject
     ) -> None:
         items, stored = loaded
         f = data.draw(filters, label="filter")
-        order = data.draw(st.sampled_from([None, [-F.priority], [+F.owner, -F.score]]),
-                          label="order")
+        order = data.draw(
+            st.sampled_from([None, [-F.priority], [+F.owner, -F.score]]), label="order"
+        )
         want = _keys(_expected(stored, f, order))
         assert _keys((await items.search(f, order, limit=1000)).items) == want
         assert await items.count(f) == len(want)
@@ -476,31 +514,39 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
         a = await items.create(Item(owner="ann", title="a"))
         b = await items.create(Item(owner="bob", title="b"))
         new = Item(owner="cy", title="c")
-        results = await items.edit_batch([
-            Edit.create(new),
-            Edit.update(dataclasses.replace(a, title="a2")),
-            Edit.patch(str(b.id), {"priority": 7}),
-            Edit.delete(str(a.id), if_match="stale"),
-        ], atomic=True)
+        results = await items.edit_batch(
+            [
+                Edit.create(new),
+                Edit.update(dataclasses.replace(a, title="a2")),
+                Edit.patch(str(b.id), {"priority": 7}),
+                Edit.delete(str(a.id), if_match="stale"),
+            ],
+            atomic=True,
+        )
         assert [r.ok for r in results] == [False, False, False, False]
-        assert [r.code for r in results] == ["aborted", "aborted", "aborted",
-                                             "precondition_failed"]
+        assert [r.code for r in results] == ["aborted", "aborted", "aborted", "precondition_failed"]
         assert await items.count() == 2
         assert await items.read(str(a.id)) == a and await items.read(str(b.id)) == b
         # a failure found only by the engine (duplicate key) also rolls everything back
-        results = await items.edit_batch([
-            Edit.patch(str(b.id), {"priority": 7}),
-            Edit.create(Item(id=a.id, owner="dup", title="dup")),
-        ], atomic=True)
+        results = await items.edit_batch(
+            [
+                Edit.patch(str(b.id), {"priority": 7}),
+                Edit.create(Item(id=a.id, owner="dup", title="dup")),
+            ],
+            atomic=True,
+        )
         assert not any(r.ok for r in results)
         assert results[1].code == "conflict"
         assert await items.read(str(b.id)) == b
-        results = await items.edit_batch([
-            Edit.create(new),
-            Edit.update(dataclasses.replace(a, title="a2"), if_match=etag(a)),
-            Edit.patch(str(b.id), {"priority": 7}),
-            Edit.delete(str(new.id)),
-        ], atomic=True)
+        results = await items.edit_batch(
+            [
+                Edit.create(new),
+                Edit.update(dataclasses.replace(a, title="a2"), if_match=etag(a)),
+                Edit.patch(str(b.id), {"priority": 7}),
+                Edit.delete(str(new.id)),
+            ],
+            atomic=True,
+        )
         assert all(r.ok for r in results), results
         assert (await items.read(str(a.id))).title == "a2"  # type: ignore[union-attr]
         assert (await items.read(str(b.id))).priority == 7  # type: ignore[union-attr]
@@ -510,23 +556,33 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
     async def test_edit_batch_not_atomic(self, items: AsyncStore[Item]) -> None:
         a = await items.create(Item(owner="ann", title="a"))
         ghost = str(uuid.uuid4())
-        results = await items.edit_batch([
-            Edit.create(Item(owner="new", title="n")),
-            Edit.patch(ghost, {"priority": 1}),
-            Edit.create(Item(id=a.id, owner="dup", title="dup")),
-            Edit.patch(str(a.id), {"priority": 5}),
-            Edit.create(Item(owner="bad", title="z" * 101)),
-            Edit.delete(str(a.id), if_match="stale"),
-        ], atomic=False)
+        results = await items.edit_batch(
+            [
+                Edit.create(Item(owner="new", title="n")),
+                Edit.patch(ghost, {"priority": 1}),
+                Edit.create(Item(id=a.id, owner="dup", title="dup")),
+                Edit.patch(str(a.id), {"priority": 5}),
+                Edit.create(Item(owner="bad", title="z" * 101)),
+                Edit.delete(str(a.id), if_match="stale"),
+            ],
+            atomic=False,
+        )
         assert [r.ok for r in results] == [True, False, False, True, False, False]
-        assert [r.code for r in results] == [None, "not_found", "conflict", None,
-                                             "validation_error", "precondition_failed"]
+        assert [r.code for r in results] == [
+            None,
+            "not_found",
+            "conflict",
+            None,
+            "validation_error",
+            "precondition_failed",
+        ]
         assert results[4].field == "title"
         assert await items.count() == 2
         assert (await items.read(str(a.id))).priority == 5  # type: ignore[union-attr]
 
-    async def test_update_all_and_delete_all(self, loaded: tuple[AsyncStore[Item], list[Item]]
-                                             ) -> None:
+    async def test_update_all_and_delete_all(
+        self, loaded: tuple[AsyncStore[Item], list[Item]]
+    ) -> None:
         items, data = loaded
         f = (F.owner == "ann") | (F.priority < 0)
         n = await items.update_all(f, {"body": "bulk"})
@@ -544,8 +600,9 @@ class AsyncStoreConformance(AsyncPageKeySecrecyConformance):
 
     # ---- isolation -----------------------------------------------------------------------
 
-    async def test_namespaces_isolated(self, database: AsyncDatabase,
-                                       items: AsyncStore[Item]) -> None:
+    async def test_namespaces_isolated(
+        self, database: AsyncDatabase, items: AsyncStore[Item]
+    ) -> None:
         await items.create(Item(owner="ann", title="mine"))
         other = await self.open_database("t" + uuid.uuid4().hex[:12])
         try:

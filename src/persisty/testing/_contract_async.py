@@ -138,28 +138,37 @@ class AsyncPutExpiryIncrementConformance:
         items = items_put
         a = await items.create(Item(owner="ann", title="a"))
         new = Item(owner="new", title="n")
-        results = await items.edit_batch([
-            Edit.put(new),
-            Edit.put(dataclasses.replace(a, title="a2")),
-            Edit.delete(str(a.id), if_match="stale"),
-        ], atomic=True)
+        results = await items.edit_batch(
+            [
+                Edit.put(new),
+                Edit.put(dataclasses.replace(a, title="a2")),
+                Edit.delete(str(a.id), if_match="stale"),
+            ],
+            atomic=True,
+        )
         assert [r.code for r in results] == ["aborted", "aborted", "precondition_failed"]
         assert await items.read(str(new.id)) is None
         assert await items.read(str(a.id)) == a
-        results = await items.edit_batch([
-            Edit.put(new),
-            Edit.put(dataclasses.replace(a, title="a2"), if_match=etag(a)),
-        ], atomic=True)
+        results = await items.edit_batch(
+            [
+                Edit.put(new),
+                Edit.put(dataclasses.replace(a, title="a2"), if_match=etag(a)),
+            ],
+            atomic=True,
+        )
         assert all(r.ok for r in results), results
         assert results[0].item is not None and results[0].item.created_at is not None
         assert (await items.read(str(a.id))).title == "a2"  # type: ignore[union-attr]
         stored = await items.read(str(new.id))
         assert stored == results[0].item and etag(stored) == etag(results[0].item)
-        results = await items.edit_batch([
-            Edit.put(Item(owner="x", title="x")),
-            Edit.put(dataclasses.replace(a, title="a3"), if_match="stale"),
-            Edit.put(Item(owner="bad", title="z" * 101)),
-        ], atomic=False)
+        results = await items.edit_batch(
+            [
+                Edit.put(Item(owner="x", title="x")),
+                Edit.put(dataclasses.replace(a, title="a3"), if_match="stale"),
+                Edit.put(Item(owner="bad", title="z" * 101)),
+            ],
+            atomic=False,
+        )
         assert [r.code for r in results] == [None, "precondition_failed", "validation_error"]
         assert await items.count() == 3
 
@@ -199,12 +208,14 @@ class AsyncPutExpiryIncrementConformance:
         leases = await self._clocked(database, Lease)
         t0 = database.clock()
         far = t0 + timedelta(days=30)
-        results = await leases.edit_batch([
-            Edit.create(Lease(id="a", owner="ann")),
-            Edit.create(Lease(id="b", owner="ann", expires_at=far)),
-            Edit.create(Lease(id="c", owner="bob")),
-            Edit.create(Lease(id="d", owner="ann", expires_at=t0 + timedelta(minutes=30))),
-        ])
+        results = await leases.edit_batch(
+            [
+                Edit.create(Lease(id="a", owner="ann")),
+                Edit.create(Lease(id="b", owner="ann", expires_at=far)),
+                Edit.create(Lease(id="c", owner="bob")),
+                Edit.create(Lease(id="d", owner="ann", expires_at=t0 + timedelta(minutes=30))),
+            ]
+        )
         assert all(r.ok for r in results), results
         assert await leases.count(F.owner == "ann") == 3
         database.clock.advance(timedelta(minutes=30))  # d expires at exactly this instant
@@ -245,7 +256,10 @@ class AsyncPutExpiryIncrementConformance:
         results = await leases.edit_batch([Edit.create(Lease(id="c", owner="new"))])
         assert results[0].ok, results
         assert {x.id: x.owner for x in (await leases.search()).items} == {
-            "a": "new", "b": "new", "c": "new"}
+            "a": "new",
+            "b": "new",
+            "c": "new",
+        }
         assert await leases.count(F.owner == "old") == 0
         assert await leases.delete_all(None) == 3
         assert await leases.count() == 0
@@ -253,8 +267,10 @@ class AsyncPutExpiryIncrementConformance:
     async def test_purge_expired(self, database: AsyncDatabase) -> None:
         leases = await self._clocked(database, Lease)
         t0 = database.clock()
-        await leases.edit_batch([Edit.create(Lease(id=f"l{i}", owner="o")) for i in range(5)]
-                                + [Edit.create(Lease(id="keep", expires_at=t0 + LEASE_TTL * 9))])
+        await leases.edit_batch(
+            [Edit.create(Lease(id=f"l{i}", owner="o")) for i in range(5)]
+            + [Edit.create(Lease(id="keep", expires_at=t0 + LEASE_TTL * 9))]
+        )
         backend = database.store(Lease)  # purging is the backend's, under any layer
         assert await backend.purge_expired() == 0
         database.clock.advance(LEASE_TTL * 2)
@@ -296,17 +312,20 @@ class AsyncPutExpiryIncrementConformance:
 
     async def test_increment_many_and_in_batches(self, database: AsyncDatabase) -> None:
         tallies = await self.wrap(database.store(Tally))
-        await tallies.edit_batch([Edit.create(Tally(id=f"t{i}", hits=i, label=label))
-                                  for i, label in enumerate("aabb")])
+        await tallies.edit_batch(
+            [Edit.create(Tally(id=f"t{i}", hits=i, label=label)) for i, label in enumerate("aabb")]
+        )
         assert await tallies.update_all(F.label == "a", {"hits": Increment(10)}) == 2
         assert await tallies.update_all(F.label == "b", {"hits": Increment(-1)}) == 2
         found = {t.id: t.hits for t in (await tallies.search()).items}
         assert found == {"t0": 10, "t1": 11, "t2": 1, "t3": 2}
-        results = await tallies.edit_batch([
-            Edit.patch("t0", {"hits": Increment(1)}),
-            Edit.patch("t0", {"hits": Increment(1)}),
-            Edit.patch("t3", {"score": Increment(2.5)}),
-        ])
+        results = await tallies.edit_batch(
+            [
+                Edit.patch("t0", {"hits": Increment(1)}),
+                Edit.patch("t0", {"hits": Increment(1)}),
+                Edit.patch("t3", {"score": Increment(2.5)}),
+            ]
+        )
         assert all(r.ok for r in results), results
         assert [r.item.hits for r in results if r.item is not None] == [11, 12, 2]
         assert (await tallies.read("t0")).hits == 12  # type: ignore[union-attr]

@@ -139,28 +139,37 @@ class PutExpiryIncrementConformance:
         items = items_put
         a = items.create(Item(owner="ann", title="a"))
         new = Item(owner="new", title="n")
-        results = items.edit_batch([
-            Edit.put(new),
-            Edit.put(dataclasses.replace(a, title="a2")),
-            Edit.delete(str(a.id), if_match="stale"),
-        ], atomic=True)
+        results = items.edit_batch(
+            [
+                Edit.put(new),
+                Edit.put(dataclasses.replace(a, title="a2")),
+                Edit.delete(str(a.id), if_match="stale"),
+            ],
+            atomic=True,
+        )
         assert [r.code for r in results] == ["aborted", "aborted", "precondition_failed"]
         assert items.read(str(new.id)) is None
         assert items.read(str(a.id)) == a
-        results = items.edit_batch([
-            Edit.put(new),
-            Edit.put(dataclasses.replace(a, title="a2"), if_match=etag(a)),
-        ], atomic=True)
+        results = items.edit_batch(
+            [
+                Edit.put(new),
+                Edit.put(dataclasses.replace(a, title="a2"), if_match=etag(a)),
+            ],
+            atomic=True,
+        )
         assert all(r.ok for r in results), results
         assert results[0].item is not None and results[0].item.created_at is not None
         assert (items.read(str(a.id))).title == "a2"  # type: ignore[union-attr]
         stored = items.read(str(new.id))
         assert stored == results[0].item and etag(stored) == etag(results[0].item)
-        results = items.edit_batch([
-            Edit.put(Item(owner="x", title="x")),
-            Edit.put(dataclasses.replace(a, title="a3"), if_match="stale"),
-            Edit.put(Item(owner="bad", title="z" * 101)),
-        ], atomic=False)
+        results = items.edit_batch(
+            [
+                Edit.put(Item(owner="x", title="x")),
+                Edit.put(dataclasses.replace(a, title="a3"), if_match="stale"),
+                Edit.put(Item(owner="bad", title="z" * 101)),
+            ],
+            atomic=False,
+        )
         assert [r.code for r in results] == [None, "precondition_failed", "validation_error"]
         assert items.count() == 3
 
@@ -200,12 +209,14 @@ class PutExpiryIncrementConformance:
         leases = self._clocked(database, Lease)
         t0 = database.clock()
         far = t0 + timedelta(days=30)
-        results = leases.edit_batch([
-            Edit.create(Lease(id="a", owner="ann")),
-            Edit.create(Lease(id="b", owner="ann", expires_at=far)),
-            Edit.create(Lease(id="c", owner="bob")),
-            Edit.create(Lease(id="d", owner="ann", expires_at=t0 + timedelta(minutes=30))),
-        ])
+        results = leases.edit_batch(
+            [
+                Edit.create(Lease(id="a", owner="ann")),
+                Edit.create(Lease(id="b", owner="ann", expires_at=far)),
+                Edit.create(Lease(id="c", owner="bob")),
+                Edit.create(Lease(id="d", owner="ann", expires_at=t0 + timedelta(minutes=30))),
+            ]
+        )
         assert all(r.ok for r in results), results
         assert leases.count(F.owner == "ann") == 3
         database.clock.advance(timedelta(minutes=30))  # d expires at exactly this instant
@@ -246,7 +257,10 @@ class PutExpiryIncrementConformance:
         results = leases.edit_batch([Edit.create(Lease(id="c", owner="new"))])
         assert results[0].ok, results
         assert {x.id: x.owner for x in (leases.search()).items} == {
-            "a": "new", "b": "new", "c": "new"}
+            "a": "new",
+            "b": "new",
+            "c": "new",
+        }
         assert leases.count(F.owner == "old") == 0
         assert leases.delete_all(None) == 3
         assert leases.count() == 0
@@ -254,8 +268,10 @@ class PutExpiryIncrementConformance:
     def test_purge_expired(self, database: Database) -> None:
         leases = self._clocked(database, Lease)
         t0 = database.clock()
-        leases.edit_batch([Edit.create(Lease(id=f"l{i}", owner="o")) for i in range(5)]
-                                + [Edit.create(Lease(id="keep", expires_at=t0 + LEASE_TTL * 9))])
+        leases.edit_batch(
+            [Edit.create(Lease(id=f"l{i}", owner="o")) for i in range(5)]
+            + [Edit.create(Lease(id="keep", expires_at=t0 + LEASE_TTL * 9))]
+        )
         backend = database.store(Lease)  # purging is the backend's, under any layer
         assert backend.purge_expired() == 0
         database.clock.advance(LEASE_TTL * 2)
@@ -297,17 +313,20 @@ class PutExpiryIncrementConformance:
 
     def test_increment_many_and_in_batches(self, database: Database) -> None:
         tallies = self.wrap(database.store(Tally))
-        tallies.edit_batch([Edit.create(Tally(id=f"t{i}", hits=i, label=label))
-                                  for i, label in enumerate("aabb")])
+        tallies.edit_batch(
+            [Edit.create(Tally(id=f"t{i}", hits=i, label=label)) for i, label in enumerate("aabb")]
+        )
         assert tallies.update_all(F.label == "a", {"hits": Increment(10)}) == 2
         assert tallies.update_all(F.label == "b", {"hits": Increment(-1)}) == 2
         found = {t.id: t.hits for t in (tallies.search()).items}
         assert found == {"t0": 10, "t1": 11, "t2": 1, "t3": 2}
-        results = tallies.edit_batch([
-            Edit.patch("t0", {"hits": Increment(1)}),
-            Edit.patch("t0", {"hits": Increment(1)}),
-            Edit.patch("t3", {"score": Increment(2.5)}),
-        ])
+        results = tallies.edit_batch(
+            [
+                Edit.patch("t0", {"hits": Increment(1)}),
+                Edit.patch("t0", {"hits": Increment(1)}),
+                Edit.patch("t3", {"score": Increment(2.5)}),
+            ]
+        )
         assert all(r.ok for r in results), results
         assert [r.item.hits for r in results if r.item is not None] == [11, 12, 2]
         assert (tallies.read("t0")).hits == 12  # type: ignore[union-attr]

@@ -14,8 +14,22 @@ from persisty.query import ALL, NONE, F, Filter, Not, TextQuery
 from persisty.testing.models import Color, Item
 
 OWNERS = ["ann", "bob", "Ann", "ünïcode", "", "zoë", "b%_x"]
-TITLES = ["Hello", "hello world", "HELLO", "", "Ünïcode ÄÖÜ", "a_b%c", "zebra", "Alpha",
-          "alpha", "日本語テキスト", "emoji 🎉", "x" * 100, "tab\there", "ß straße"]
+TITLES = [
+    "Hello",
+    "hello world",
+    "HELLO",
+    "",
+    "Ünïcode ÄÖÜ",
+    "a_b%c",
+    "zebra",
+    "Alpha",
+    "alpha",
+    "日本語テキスト",
+    "emoji 🎉",
+    "x" * 100,
+    "tab\there",
+    "ß straße",
+]
 TAGS = ["x", "y", "z", "X", "", "ü"]
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -48,37 +62,86 @@ def every_op_filters() -> list[Filter]:
     """At least one filter for every op on every attribute kind it applies to."""
     d = date(2024, 1, 20)
     return [
-        F.owner == "ann", F.owner == "Ann", F.owner == "", F.owner == "ünïcode",
-        F.owner != "ann", F.owner < "bob", F.owner <= "bob", F.owner > "Ann", F.owner >= "ann",
-        F.owner.in_(["ann", "zoë", "nobody"]), F.owner.in_([]),
-        F.title.contains("ell"), F.title.contains(""), F.title.contains("%"),
-        F.title.contains("_"), F.title.icontains("HELLO"), F.title.icontains("ünï"),
-        F.title.icontains("ÄÖÜ"), F.title.startswith("He"), F.title.startswith("a_"),
-        F.title.istartswith("al"), F.title.endswith("ld"), F.title.iendswith("LD"),
-        F.title.startswith(""), F.owner.contains("%_"),
-        F.priority == 0, F.priority != 0, F.priority < 0, F.priority <= 1, F.priority > 2,
-        F.priority >= 5, F.priority.in_([1, 2, 3]),
-        F.score == None, F.score != None, F.score > 0, F.score <= -2.5,  # noqa: E711
-        F.score.exists(), F.score.exists(False),
-        ~(F.score > 0), ~(F.priority < 2),
-        F.tags.contains("x"), F.tags.contains("X"), F.tags.contains(""), ~F.tags.contains("y"),
-        F.body == None, F.body == "", F.body.exists(), F.body.icontains("BODY"),  # noqa: E711
+        F.owner == "ann",
+        F.owner == "Ann",
+        F.owner == "",
+        F.owner == "ünïcode",
+        F.owner != "ann",
+        F.owner < "bob",
+        F.owner <= "bob",
+        F.owner > "Ann",
+        F.owner >= "ann",
+        F.owner.in_(["ann", "zoë", "nobody"]),
+        F.owner.in_([]),
+        F.title.contains("ell"),
+        F.title.contains(""),
+        F.title.contains("%"),
+        F.title.contains("_"),
+        F.title.icontains("HELLO"),
+        F.title.icontains("ünï"),
+        F.title.icontains("ÄÖÜ"),
+        F.title.startswith("He"),
+        F.title.startswith("a_"),
+        F.title.istartswith("al"),
+        F.title.endswith("ld"),
+        F.title.iendswith("LD"),
+        F.title.startswith(""),
+        F.owner.contains("%_"),
+        F.priority == 0,
+        F.priority != 0,
+        F.priority < 0,
+        F.priority <= 1,
+        F.priority > 2,
+        F.priority >= 5,
+        F.priority.in_([1, 2, 3]),
+        F.score == None,  # noqa: E711
+        F.score != None,  # noqa: E711
+        F.score > 0,
+        F.score <= -2.5,
+        F.score.exists(),
+        F.score.exists(False),
+        ~(F.score > 0),
+        ~(F.priority < 2),
+        F.tags.contains("x"),
+        F.tags.contains("X"),
+        F.tags.contains(""),
+        ~F.tags.contains("y"),
+        F.body == None,  # noqa: E711
+        F.body == "",
+        F.body.exists(),
+        F.body.icontains("BODY"),
         ~F.body.icontains("body"),
-        F.color == Color.RED, F.color == "green", F.color != Color.BLUE,
-        F.color.in_([Color.RED, Color.BLUE]), F.color.exists(False),
-        F.due < d, F.due >= d, F.due == None, F.due.exists(),  # noqa: E711
-        F.active == True, F.active == False, ~(F.active == True),  # noqa: E712
-        F.code == "code-4", F.code.startswith("code-1"), F.code.exists(),
-        F.amount > Decimal("1.5"), F.amount <= 0, F.amount.exists(False),
-        F.created_at <= datetime(2100, 1, 1, tzinfo=UTC), F.created_at > BASE,
+        F.color == Color.RED,
+        F.color == "green",
+        F.color != Color.BLUE,
+        F.color.in_([Color.RED, Color.BLUE]),
+        F.color.exists(False),
+        F.due < d,
+        F.due >= d,
+        F.due == None,  # noqa: E711
+        F.due.exists(),
+        F.active == True,  # noqa: E712
+        F.active == False,  # noqa: E712
+        ~(F.active == True),  # noqa: E712
+        F.code == "code-4",
+        F.code.startswith("code-1"),
+        F.code.exists(),
+        F.amount > Decimal("1.5"),
+        F.amount <= 0,
+        F.amount.exists(False),
+        F.created_at <= datetime(2100, 1, 1, tzinfo=UTC),
+        F.created_at > BASE,
         (F.owner == "ann") & (F.priority >= 0),
         (F.owner == "ann") | (F.owner == "bob"),
         (F.owner == "ann") | F.title.icontains("hello"),
         ((F.priority > 0) & (F.score < 0)) | ~F.active.exists() | (F.color == Color.GREEN),
         ~((F.owner == "ann") | (F.priority < 0)),
         Not((F.owner == "bob") & F.body.exists()),
-        TextQuery("hello"), TextQuery("ÄÖÜ"), TextQuery("body"),
-        ALL, NONE,
+        TextQuery("hello"),
+        TextQuery("ÄÖÜ"),
+        TextQuery("body"),
+        ALL,
+        NONE,
     ]
 
 
@@ -115,8 +178,14 @@ def _compare(draw: st.DrawFn) -> Filter:
         method: Any = getattr(ref, op)
         text_filter: Filter = method(draw(_TEXT))
         return text_filter
-    built: Filter = {"eq": ref == value, "ne": ref != value, "lt": ref < value,
-                     "lte": ref <= value, "gt": ref > value, "gte": ref >= value}[op]
+    built: Filter = {
+        "eq": ref == value,
+        "ne": ref != value,
+        "lt": ref < value,
+        "lte": ref <= value,
+        "gt": ref > value,
+        "gte": ref >= value,
+    }[op]
     return built
 
 
@@ -127,10 +196,12 @@ def _tags() -> st.SearchStrategy[Filter]:
 filters: st.SearchStrategy[Filter] = st.recursive(
     st.one_of(_compare(), _tags()),
     lambda inner: st.one_of(
-        st.lists(inner, min_size=2, max_size=3).map(lambda fs: fs[0] & fs[1] if len(fs) == 2
-                                                     else fs[0] & fs[1] & fs[2]),
-        st.lists(inner, min_size=2, max_size=3).map(lambda fs: fs[0] | fs[1] if len(fs) == 2
-                                                     else fs[0] | fs[1] | fs[2]),
+        st.lists(inner, min_size=2, max_size=3).map(
+            lambda fs: fs[0] & fs[1] if len(fs) == 2 else fs[0] & fs[1] & fs[2]
+        ),
+        st.lists(inner, min_size=2, max_size=3).map(
+            lambda fs: fs[0] | fs[1] if len(fs) == 2 else fs[0] | fs[1] | fs[2]
+        ),
         inner.map(lambda f: ~f),
     ),
     max_leaves=6,

@@ -30,8 +30,19 @@ from persisty.query import F
 from persisty.testing._concurrency import run_concurrently_async
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
-BAD_KEYS = ["../etc/passwd", "/abs", "a//b", "a\x00b", "x" * 1025, "", "a/./b", "a/..",
-            "a\\b", "a\nb", "a/"]
+BAD_KEYS = [
+    "../etc/passwd",
+    "/abs",
+    "a//b",
+    "a\x00b",
+    "x" * 1025,
+    "",
+    "a/./b",
+    "a/..",
+    "a\\b",
+    "a\nb",
+    "a/",
+]
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -118,8 +129,11 @@ class AsyncFileStoreConformance:
         data = payload(700_000)
         info = await files.put("docs/a.bin", data, filename="a.bin", metadata={"x": "1"})
         assert isinstance(info, FileInfo)
-        assert (info.key, info.size, info.etag) == ("docs/a.bin", len(data),
-                                                    hashlib.sha256(data).hexdigest())
+        assert (info.key, info.size, info.etag) == (
+            "docs/a.bin",
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+        )
         assert info.filename == "a.bin" and info.metadata == {"x": "1"}
         assert info.created_at == info.updated_at
         assert await files.read("docs/a.bin") == data
@@ -130,9 +144,13 @@ class AsyncFileStoreConformance:
 
     async def test_sources(self, files: AsyncFileStore) -> None:
         data = payload(300_000, 1)
-        pieces = [data[i:i + 7000] for i in range(0, len(data), 7000)]
-        sources: list[tuple[str, Any]] = [("bytes", data), ("file", io.BytesIO(data)),
-                                          ("iterable", iter(pieces)), ("list", pieces)]
+        pieces = [data[i : i + 7000] for i in range(0, len(data), 7000)]
+        sources: list[tuple[str, Any]] = [
+            ("bytes", data),
+            ("file", io.BytesIO(data)),
+            ("iterable", iter(pieces)),
+            ("list", pieces),
+        ]
         for key, source in sources:
             info = await files.put(key, source)
             assert info.size == len(data) and await files.read(key) == data
@@ -145,13 +163,17 @@ class AsyncFileStoreConformance:
     async def test_same_payload_same_record(self, files: AsyncFileStore) -> None:
         info = await files.put("payload.bin", payload(1024 * 1024))
         assert (info.etag, info.size, info.content_type) == (
-            MIB_PAYLOAD_SHA256, 1024 * 1024, "application/octet-stream")
+            MIB_PAYLOAD_SHA256,
+            1024 * 1024,
+            "application/octet-stream",
+        )
 
     async def test_content_types(self, files: AsyncFileStore) -> None:
         assert (await files.put("i", PNG)).content_type == "image/png"
         assert (await files.put("t.txt", b"hello")).content_type == "text/plain"
-        assert (await files.put("t", b"hello", content_type="text/x-note")).content_type \
-            == "text/x-note"
+        assert (
+            await files.put("t", b"hello", content_type="text/x-note")
+        ).content_type == "text/x-note"
         with pytest.raises(ValidationError) as e:
             await files.put("p.png", b"not a png", content_type="image/png")
         assert _code(e) == "content_type_mismatch"
@@ -166,9 +188,18 @@ class AsyncFileStoreConformance:
     async def test_ranges(self, files: AsyncFileStore) -> None:
         data = payload(600_000, 2)
         await files.put("r", data)
-        for start, end in [(0, 10), (-10, None), (5, 5), (262_143, 262_145),
-                           (100, 600_000), (599_999, None), (0, 10 ** 9), (-10 ** 9, 3),
-                           (600_000, None), (10, -10)]:
+        for start, end in [
+            (0, 10),
+            (-10, None),
+            (5, 5),
+            (262_143, 262_145),
+            (100, 600_000),
+            (599_999, None),
+            (0, 10**9),
+            (-(10**9), 3),
+            (600_000, None),
+            (10, -10),
+        ]:
             assert await files.read("r", start=start, end=end) == data[start:end]
         reader = await files.open("r", start=-10)
         assert (reader.start, reader.end) == (len(data) - 10, len(data))
@@ -177,12 +208,18 @@ class AsyncFileStoreConformance:
                 await files.read("r", start=start, end=end)
             assert _code(e) == "invalid_range"
 
-    @settings(max_examples=20, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.differing_executors])
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
     @given(start=st.integers(-70_000, 70_000), end=st.none() | st.integers(-70_000, 70_000))
-    async def test_ranges_match_slicing(self, files: AsyncFileStore, start: int,
-                                        end: int | None) -> None:
+    async def test_ranges_match_slicing(
+        self, files: AsyncFileStore, start: int, end: int | None
+    ) -> None:
         data = payload(65_537, 3)
         if not await files.exists("h"):
             await files.put("h", data)
@@ -257,10 +294,10 @@ class AsyncFileStoreConformance:
                     return "won"
                 except PreconditionFailed:
                     return "lost"
+
             return work
 
-        outcome = await run_concurrently_async(
-            [writer(n) for n in range(self.concurrent_writers)])
+        outcome = await run_concurrently_async([writer(n) for n in range(self.concurrent_writers)])
         assert outcome.count("won") == 1, outcome
         assert (await files.read("hot")) != b"v0"
         report = await files.gc(older_than=0)
@@ -270,8 +307,9 @@ class AsyncFileStoreConformance:
     # ---- limits -------------------------------------------------------------------------
 
     async def test_limits(self) -> None:
-        files = await self._open(Limits(max_size=100_000, min_size=2,
-                                        content_types=["image/*", "text/plain"]))
+        files = await self._open(
+            Limits(max_size=100_000, min_size=2, content_types=["image/*", "text/plain"])
+        )
         try:
             await files.put("ok.png", PNG)
             for data, kind, code in [
@@ -408,9 +446,14 @@ class AsyncFileStoreConformance:
     async def test_form_upload(self, files: AsyncFileStore) -> None:
         data = payload(50_000, 5)
         sha = hashlib.sha256(data).hexdigest()
-        grant = await files.upload_grant("up/a.bin", size=len(data),
-                                         content_type="application/octet-stream", sha256=sha,
-                                         metadata={"by": "ann"}, filename="a.bin")
+        grant = await files.upload_grant(
+            "up/a.bin",
+            size=len(data),
+            content_type="application/octet-stream",
+            sha256=sha,
+            metadata={"by": "ann"},
+            filename="a.bin",
+        )
         assert grant.key == "up/a.bin" and not grant.parts
         assert not await files.exists("up/a.bin")
         with pytest.raises(ValidationError) as e:
@@ -420,7 +463,11 @@ class AsyncFileStoreConformance:
         assert not await files.exists("up/a.bin")  # nothing visible before completion
         info = await files.complete_upload(grant.upload_id)
         assert (info.etag, info.size, info.metadata, info.filename) == (
-            sha, len(data), {"by": "ann"}, "a.bin")
+            sha,
+            len(data),
+            {"by": "ann"},
+            "a.bin",
+        )
         assert await files.complete_upload(grant.upload_id) == info  # idempotent
         assert await files.read("up/a.bin") == data
         prefixed = await files.upload_grant(prefix="inbox/", size=3, content_type="text/plain")
@@ -432,15 +479,13 @@ class AsyncFileStoreConformance:
             (data, "application/octet-stream", "0" * 64, "digest_mismatch"),
             (data, "image/png", None, "content_type_mismatch"),
         ]:
-            grant = await files.upload_grant("chk", size=len(sent), content_type=kind,
-                                             sha256=sha)
+            grant = await files.upload_grant("chk", size=len(sent), content_type=kind, sha256=sha)
             await self.send_form(files, grant, sent)
             with pytest.raises(ValidationError) as e:
                 await files.complete_upload(grant.upload_id)
             assert _code(e) == code
             assert not await files.exists("chk")
-        grant = await files.upload_grant("chk", size=10, content_type="text/plain",
-                                         expires_in=0)
+        grant = await files.upload_grant("chk", size=10, content_type="text/plain", expires_in=0)
         with pytest.raises(ValidationError) as e:
             await files.complete_upload(grant.upload_id)
         assert _code(e) == "upload_expired"
@@ -457,14 +502,14 @@ class AsyncFileStoreConformance:
     async def test_multipart_upload(self, files: AsyncFileStore) -> None:
         part_size = files.blobs.min_part_size
         data = payload(part_size * 2 + 10, 7)
-        grant = await files.upload_grant("mp.bin", size=len(data),
-                                         content_type="application/octet-stream",
-                                         part_size=part_size)
+        grant = await files.upload_grant(
+            "mp.bin", size=len(data), content_type="application/octet-stream", part_size=part_size
+        )
         assert [p.size for p in grant.parts] == [part_size, part_size, 10]
         tags = []
         for part in grant.parts:
             at = (part.part_number - 1) * part_size
-            tag = await self.send_part(files, part, data[at:at + part.size])
+            tag = await self.send_part(files, part, data[at : at + part.size])
             tags.append({"part_number": part.part_number, "etag": tag})
         with pytest.raises(ValidationError) as e:
             await files.complete_upload(grant.upload_id, tags[:2])

@@ -31,8 +31,19 @@ from persisty.query import F
 from persisty.testing._concurrency import run_concurrently
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
-BAD_KEYS = ["../etc/passwd", "/abs", "a//b", "a\x00b", "x" * 1025, "", "a/./b", "a/..",
-            "a\\b", "a\nb", "a/"]
+BAD_KEYS = [
+    "../etc/passwd",
+    "/abs",
+    "a//b",
+    "a\x00b",
+    "x" * 1025,
+    "",
+    "a/./b",
+    "a/..",
+    "a\\b",
+    "a\nb",
+    "a/",
+]
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -119,8 +130,11 @@ class FileStoreConformance:
         data = payload(700_000)
         info = files.put("docs/a.bin", data, filename="a.bin", metadata={"x": "1"})
         assert isinstance(info, FileInfo)
-        assert (info.key, info.size, info.etag) == ("docs/a.bin", len(data),
-                                                    hashlib.sha256(data).hexdigest())
+        assert (info.key, info.size, info.etag) == (
+            "docs/a.bin",
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+        )
         assert info.filename == "a.bin" and info.metadata == {"x": "1"}
         assert info.created_at == info.updated_at
         assert files.read("docs/a.bin") == data
@@ -131,9 +145,13 @@ class FileStoreConformance:
 
     def test_sources(self, files: FileStore) -> None:
         data = payload(300_000, 1)
-        pieces = [data[i:i + 7000] for i in range(0, len(data), 7000)]
-        sources: list[tuple[str, Any]] = [("bytes", data), ("file", io.BytesIO(data)),
-                                          ("iterable", iter(pieces)), ("list", pieces)]
+        pieces = [data[i : i + 7000] for i in range(0, len(data), 7000)]
+        sources: list[tuple[str, Any]] = [
+            ("bytes", data),
+            ("file", io.BytesIO(data)),
+            ("iterable", iter(pieces)),
+            ("list", pieces),
+        ]
         for key, source in sources:
             info = files.put(key, source)
             assert info.size == len(data) and files.read(key) == data
@@ -146,13 +164,15 @@ class FileStoreConformance:
     def test_same_payload_same_record(self, files: FileStore) -> None:
         info = files.put("payload.bin", payload(1024 * 1024))
         assert (info.etag, info.size, info.content_type) == (
-            MIB_PAYLOAD_SHA256, 1024 * 1024, "application/octet-stream")
+            MIB_PAYLOAD_SHA256,
+            1024 * 1024,
+            "application/octet-stream",
+        )
 
     def test_content_types(self, files: FileStore) -> None:
         assert (files.put("i", PNG)).content_type == "image/png"
         assert (files.put("t.txt", b"hello")).content_type == "text/plain"
-        assert (files.put("t", b"hello", content_type="text/x-note")).content_type \
-            == "text/x-note"
+        assert (files.put("t", b"hello", content_type="text/x-note")).content_type == "text/x-note"
         with pytest.raises(ValidationError) as e:
             files.put("p.png", b"not a png", content_type="image/png")
         assert _code(e) == "content_type_mismatch"
@@ -167,9 +187,18 @@ class FileStoreConformance:
     def test_ranges(self, files: FileStore) -> None:
         data = payload(600_000, 2)
         files.put("r", data)
-        for start, end in [(0, 10), (-10, None), (5, 5), (262_143, 262_145),
-                           (100, 600_000), (599_999, None), (0, 10 ** 9), (-10 ** 9, 3),
-                           (600_000, None), (10, -10)]:
+        for start, end in [
+            (0, 10),
+            (-10, None),
+            (5, 5),
+            (262_143, 262_145),
+            (100, 600_000),
+            (599_999, None),
+            (0, 10**9),
+            (-(10**9), 3),
+            (600_000, None),
+            (10, -10),
+        ]:
             assert files.read("r", start=start, end=end) == data[start:end]
         reader = files.open("r", start=-10)
         assert (reader.start, reader.end) == (len(data) - 10, len(data))
@@ -178,12 +207,16 @@ class FileStoreConformance:
                 files.read("r", start=start, end=end)
             assert _code(e) == "invalid_range"
 
-    @settings(max_examples=20, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.differing_executors])
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
     @given(start=st.integers(-70_000, 70_000), end=st.none() | st.integers(-70_000, 70_000))
-    def test_ranges_match_slicing(self, files: FileStore, start: int,
-                                        end: int | None) -> None:
+    def test_ranges_match_slicing(self, files: FileStore, start: int, end: int | None) -> None:
         data = payload(65_537, 3)
         if not files.exists("h"):
             files.put("h", data)
@@ -258,10 +291,10 @@ class FileStoreConformance:
                     return "won"
                 except PreconditionFailed:
                     return "lost"
+
             return work
 
-        outcome = run_concurrently(
-            [writer(n) for n in range(self.concurrent_writers)])
+        outcome = run_concurrently([writer(n) for n in range(self.concurrent_writers)])
         assert outcome.count("won") == 1, outcome
         assert (files.read("hot")) != b"v0"
         report = files.gc(older_than=0)
@@ -271,8 +304,9 @@ class FileStoreConformance:
     # ---- limits -------------------------------------------------------------------------
 
     def test_limits(self) -> None:
-        files = self._open(Limits(max_size=100_000, min_size=2,
-                                        content_types=["image/*", "text/plain"]))
+        files = self._open(
+            Limits(max_size=100_000, min_size=2, content_types=["image/*", "text/plain"])
+        )
         try:
             files.put("ok.png", PNG)
             for data, kind, code in [
@@ -409,9 +443,14 @@ class FileStoreConformance:
     def test_form_upload(self, files: FileStore) -> None:
         data = payload(50_000, 5)
         sha = hashlib.sha256(data).hexdigest()
-        grant = files.upload_grant("up/a.bin", size=len(data),
-                                         content_type="application/octet-stream", sha256=sha,
-                                         metadata={"by": "ann"}, filename="a.bin")
+        grant = files.upload_grant(
+            "up/a.bin",
+            size=len(data),
+            content_type="application/octet-stream",
+            sha256=sha,
+            metadata={"by": "ann"},
+            filename="a.bin",
+        )
         assert grant.key == "up/a.bin" and not grant.parts
         assert not files.exists("up/a.bin")
         with pytest.raises(ValidationError) as e:
@@ -421,7 +460,11 @@ class FileStoreConformance:
         assert not files.exists("up/a.bin")  # nothing visible before completion
         info = files.complete_upload(grant.upload_id)
         assert (info.etag, info.size, info.metadata, info.filename) == (
-            sha, len(data), {"by": "ann"}, "a.bin")
+            sha,
+            len(data),
+            {"by": "ann"},
+            "a.bin",
+        )
         assert files.complete_upload(grant.upload_id) == info  # idempotent
         assert files.read("up/a.bin") == data
         prefixed = files.upload_grant(prefix="inbox/", size=3, content_type="text/plain")
@@ -433,15 +476,13 @@ class FileStoreConformance:
             (data, "application/octet-stream", "0" * 64, "digest_mismatch"),
             (data, "image/png", None, "content_type_mismatch"),
         ]:
-            grant = files.upload_grant("chk", size=len(sent), content_type=kind,
-                                             sha256=sha)
+            grant = files.upload_grant("chk", size=len(sent), content_type=kind, sha256=sha)
             self.send_form(files, grant, sent)
             with pytest.raises(ValidationError) as e:
                 files.complete_upload(grant.upload_id)
             assert _code(e) == code
             assert not files.exists("chk")
-        grant = files.upload_grant("chk", size=10, content_type="text/plain",
-                                         expires_in=0)
+        grant = files.upload_grant("chk", size=10, content_type="text/plain", expires_in=0)
         with pytest.raises(ValidationError) as e:
             files.complete_upload(grant.upload_id)
         assert _code(e) == "upload_expired"
@@ -458,14 +499,14 @@ class FileStoreConformance:
     def test_multipart_upload(self, files: FileStore) -> None:
         part_size = files.blobs.min_part_size
         data = payload(part_size * 2 + 10, 7)
-        grant = files.upload_grant("mp.bin", size=len(data),
-                                         content_type="application/octet-stream",
-                                         part_size=part_size)
+        grant = files.upload_grant(
+            "mp.bin", size=len(data), content_type="application/octet-stream", part_size=part_size
+        )
         assert [p.size for p in grant.parts] == [part_size, part_size, 10]
         tags = []
         for part in grant.parts:
             at = (part.part_number - 1) * part_size
-            tag = self.send_part(files, part, data[at:at + part.size])
+            tag = self.send_part(files, part, data[at : at + part.size])
             tags.append({"part_number": part.part_number, "etag": tag})
         with pytest.raises(ValidationError) as e:
             files.complete_upload(grant.upload_id, tags[:2])

@@ -46,8 +46,25 @@ from persisty.store import AsyncDatabase
 from persisty.testing._concurrency import run_concurrently_async
 
 NAMESPACES = ["a_b", "axb", "a.b", "a__b", "x' OR 1=1 OR '", "%", "*", "", "a:b", "~1"]
-KEYS = ["", "a:b", "~", "~0~1", "a__b", "a_b", "axb", "x' OR 1=1 OR '", "%", "ünï ☃",
-        "*", "?", "[x]", "\\", "a/b", " lead", "trail "]
+KEYS = [
+    "",
+    "a:b",
+    "~",
+    "~0~1",
+    "a__b",
+    "a_b",
+    "axb",
+    "x' OR 1=1 OR '",
+    "%",
+    "ünï ☃",
+    "*",
+    "?",
+    "[x]",
+    "\\",
+    "a/b",
+    " lead",
+    "trail ",
+]
 PICKLE_MARKS = (b"\x80\x04", b"\x80\x03", b"\x80\x05", b"(dp0", b"cbuiltins")
 
 
@@ -106,7 +123,7 @@ class AsyncKVConformance:
         assert await kv.delete("test", "nothing") == 0
         await kv.set("none", None)
         assert await kv.has("none") and await kv.get("none", 5) is None
-        values = [0, -1, 2 ** 62, 1.5, True, False, "", "text", [1, "a", None], {"a": {"b": [1]}}]
+        values = [0, -1, 2**62, 1.5, True, False, "", "text", [1, "a", None], {"a": {"b": [1]}}]
         for i, v in enumerate(values):
             await kv.set(f"v{i}", v)
         for i, v in enumerate(values):
@@ -213,10 +230,15 @@ class AsyncKVConformance:
         await writer.set("k", 1)
         frozen = AsyncKeyValue(database, ns, frozen=True)
         await frozen.check()
-        for call in (lambda: frozen.set("k", 2), lambda: frozen.delete("k"),
-                     lambda: frozen.add("x", 1), lambda: frozen.incr("k"),
-                     lambda: frozen.pop("k"), lambda: frozen.set_many({"k": 3}),
-                     frozen.discard):
+        for call in (
+            lambda: frozen.set("k", 2),
+            lambda: frozen.delete("k"),
+            lambda: frozen.add("x", 1),
+            lambda: frozen.incr("k"),
+            lambda: frozen.pop("k"),
+            lambda: frozen.set_many({"k": 3}),
+            frozen.discard,
+        ):
             with pytest.raises(Forbidden):
                 await call()
         assert await frozen.get("k") == 1 and await frozen.keys() == ["k"]
@@ -250,7 +272,7 @@ class AsyncKVConformance:
         rotated = AsyncKeyValue(database, ns, keys=KeyRing({"k1": k1, "k2": k2}, current="k2"))
         assert await rotated.get("secret") == "plaintext-value-1"
         await rotated.set("fresh", 1)
-        with pytest.raises(Exception):  # noqa: B017 - sealed with k2, which k1 alone lacks
+        with pytest.raises(Exception):  # noqa: B017
             await kv.get("fresh")
         single = AsyncKeyValue(database, _ns(), keys=base64.urlsafe_b64encode(k1))
         await single.set("x", [1, 2])
@@ -262,7 +284,8 @@ class AsyncKVConformance:
         await kv.set("v", {"a": [1, 2.5, "x"]})
         async for p in kv.raw.search_all(F.ns == "/" + ns):
             assert p.value is not None and not any(
-                p.value.encode().startswith(m) for m in PICKLE_MARKS)
+                p.value.encode().startswith(m) for m in PICKLE_MARKS
+            )
             assert p.value == '{"a":[1,2.5,"x"]}'
 
     async def test_kv_concurrent_add_wins_once(self, database: AsyncDatabase) -> None:
@@ -289,8 +312,16 @@ class AsyncKVConformance:
         url = self.process_url()
         assert url is not None
         mode = "async" if asyncio.iscoroutinefunction(self.open_database) else "sync"
-        return [sys.executable, "-m", "persisty.testing._kv_worker", args[0], url,
-                self.db_namespace, *map(str, args[1:]), mode]
+        return [
+            sys.executable,
+            "-m",
+            "persisty.testing._kv_worker",
+            args[0],
+            url,
+            self.db_namespace,
+            *map(str, args[1:]),
+            mode,
+        ]
 
     async def test_kv_incr_across_processes_is_exact(self, database: AsyncDatabase) -> None:
         if self.process_url() is None:
@@ -299,8 +330,10 @@ class AsyncKVConformance:
         kv = AsyncKeyValue(database, ns)
         await kv.set("counter", 0)
         command = self._child("incr", ns, self.incr_workers, self.incr_each)
-        procs = [subprocess.Popen(command)  # noqa: S603 - our own worker module
-                 for _ in range(self.incr_processes)]
+        procs = [
+            subprocess.Popen(command)  # noqa: S603
+            for _ in range(self.incr_processes)
+        ]
         assert [p.wait(timeout=600) for p in procs] == [0] * self.incr_processes
         expected = self.incr_workers * self.incr_processes * self.incr_each
         assert await kv.get("counter") == expected
@@ -334,7 +367,7 @@ class AsyncKVConformance:
 
     async def test_ts_any_int_timestamp(self, database: AsyncDatabase) -> None:
         s = AsyncTimeSeries(database, _ns())
-        ts = [-(2 ** 63), -10 ** 13, -1, 0, 1, 1_700_000_000_123, 10 ** 13 + 7, 2 ** 63 - 1]
+        ts = [-(2**63), -(10**13), -1, 0, 1, 1_700_000_000_123, 10**13 + 7, 2**63 - 1]
         await s.extend("t", *[(t, i) for i, t in enumerate(ts)])
         assert await s.range("t") == [(t, i) for i, t in enumerate(ts)]
         assert await s.range("t", -1, end=1) == [(-1, 2), (0, 3), (1, 4)]
@@ -343,7 +376,7 @@ class AsyncKVConformance:
         assert await s.missing("t", -5, 0, freq=5) == [-5]
         assert await s.missing("t", 0, 0, freq=5) == []  # end=0 is zero, not "unset"
         with pytest.raises(ValidationError):
-            await s.extend("t", (2 ** 63, 1))
+            await s.extend("t", (2**63, 1))
         with pytest.raises(ValidationError):
             await s.extend("t", ("1", 1))
 
@@ -390,9 +423,17 @@ class AsyncKVConformance:
         await s.extend("a", (0, 1), (1, 3), (2, 5), (10, 10), (25, 7))
         assert await s.aggregate("a", 0, 29, bucket=10) == [(0, 3.0), (10, 10.0), (20, 7.0)]
         assert await s.aggregate("a", 0, 39, bucket=10, fn="sum") == [
-            (0, 9), (10, 10), (20, 7), (30, None)]
+            (0, 9),
+            (10, 10),
+            (20, 7),
+            (30, None),
+        ]
         assert await s.aggregate("a", 0, 39, bucket=10, fn="max", fill="locf") == [
-            (0, 5), (10, 10), (20, 7), (30, 7)]
+            (0, 5),
+            (10, 10),
+            (20, 7),
+            (30, 7),
+        ]
         assert [v for _, v in await s.aggregate("a", 0, 29, bucket=10, fn="count")] == [3, 1, 1]
         assert [v for _, v in await s.aggregate("a", 0, 29, bucket=10, fn="first")] == [1, 10, 7]
         assert [v for _, v in await s.aggregate("a", 0, 9, bucket=10, fn="min")] == [1]
@@ -426,19 +467,23 @@ class AsyncKVConformance:
         ns = _ns()
         await AsyncTimeSeries(database, ns).extend("t", (1, 1))
         s = AsyncTimeSeries(database, ns, frozen=True)
-        for call in (lambda: s.extend("t", (2, 2)), lambda: s.remove("t"),
-                     lambda: s.append("t", 5, 1), s.discard):
+        for call in (
+            lambda: s.extend("t", (2, 2)),
+            lambda: s.remove("t"),
+            lambda: s.append("t", 5, 1),
+            s.discard,
+        ):
             with pytest.raises(Forbidden):
                 await call()
         assert await s.range("t") == [(1, 1)]
 
-    async def test_ts_crash_during_extend_leaves_all_or_none(
-            self, database: AsyncDatabase) -> None:
+    async def test_ts_crash_during_extend_leaves_all_or_none(self, database: AsyncDatabase) -> None:
         if self.process_url() is None:
             pytest.skip("an in-process engine: other processes cannot reach it")
         ns = _ns()
-        proc = subprocess.Popen(  # noqa: S603 - our own worker module
-            self._child("extend", ns, self.crash_points), stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(  # noqa: S603
+            self._child("extend", ns, self.crash_points), stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "start"
         time.sleep(0.15)
@@ -464,9 +509,10 @@ class AsyncKVConformance:
         ts = round(time.time() * 1000)
         await asyncio.sleep(0.01)
         assert await s.apply("test", {"str_item": (operator.delitem, None)}) == {
-            "int_item": 1, "bool_item": False}
-        assert await s.past("test", ts) == {"int_item": 1, "str_item": "Hello",
-                                            "bool_item": False}
+            "int_item": 1,
+            "bool_item": False,
+        }
+        assert await s.past("test", ts) == {"int_item": 1, "str_item": "Hello", "bool_item": False}
         assert (await s.apply("test", {"bool_item": (operator.not_, None)}))["bool_item"] is True
         assert (await s.apply("test", {"bool_item": (operator.not_,)}))["bool_item"] is False
         assert (await s.apply("test", {"int_item": (operator.add, 10)}))["int_item"] == 11
@@ -480,18 +526,30 @@ class AsyncKVConformance:
         assert len(await s.events("test", ops=[operator.not_])) == 2
         assert len(await s.events("test", ops=operator.add)) == 1
         first = (await s.events("test"))[0]
-        assert first == (t0, {"int_item": (operator.setitem, 1),
-                              "str_item": (operator.setitem, "Hello"),
-                              "bool_item": (operator.setitem, False)})
+        assert first == (
+            t0,
+            {
+                "int_item": (operator.setitem, 1),
+                "str_item": (operator.setitem, "Hello"),
+                "bool_item": (operator.setitem, False),
+            },
+        )
         ho = {"int_item": 10, "bool_item": False, "str_item": "Ho Ho Ho"}
         assert await s.apply("test", {"str_item": "Ho Ho Ho"}) == ho
         assert await s.apply("test", {"str_item": "Too old"}, ts) == ho
         with pytest.raises(Conflict):
             await s.apply("test", {"str_item": "Too old"}, ts)
-        assert await s.apply("test", {"str2_item": "Added"}, ts + 1) == {**ho,
-                                                                           "str2_item": "Added"}
-        assert await s.apply("test", {i: (operator.delitem, None) for i in
-                                      ("str_item", "bool_item", "str2_item", "int_item")}) == {}
+        assert await s.apply("test", {"str2_item": "Added"}, ts + 1) == {**ho, "str2_item": "Added"}
+        assert (
+            await s.apply(
+                "test",
+                {
+                    i: (operator.delitem, None)
+                    for i in ("str_item", "bool_item", "str2_item", "int_item")
+                },
+            )
+            == {}
+        )
         assert await s.eventsequences() == ["test"] == await s.eventsources()
         await s.prune("test", remove=True)
         assert await s.current("test") is None and await s.eventsequences() == []
@@ -499,10 +557,16 @@ class AsyncKVConformance:
     async def test_es_bad_change_writes_nothing(self, database: AsyncDatabase) -> None:
         s = AsyncEventLog(database, _ns())
         await s.apply("d", {"n": 1, "text": "a"})
-        for bad in ({"n": (operator.truediv, 0)}, {"missing": (operator.add, 1)},
-                    {"text": (operator.add, 1)}, {"gone": (operator.delitem, None)},
-                    {"n": (operator.concat, [1])}, {"n": object()},
-                    {"n": (print, 1)}, {1: 2}):
+        for bad in (
+            {"n": (operator.truediv, 0)},
+            {"missing": (operator.add, 1)},
+            {"text": (operator.add, 1)},
+            {"gone": (operator.delitem, None)},
+            {"n": (operator.concat, [1])},
+            {"n": object()},
+            {"n": (print, 1)},
+            {1: 2},
+        ):
             with pytest.raises(ValidationError):
                 await s.apply("d", bad)
         assert await s.current("d") == {"n": 1, "text": "a"}
@@ -514,11 +578,13 @@ class AsyncKVConformance:
         s = AsyncEventLog(database, ns)
         register_op("kv_test_max", max)
         await s.apply("d", {"n": 2, "l": [1], "x": 7.0, "b": True})
-        state = await s.apply("d", {"n": (operator.mul, 5), "l": (operator.concat, [2]),
-                                    "x": (operator.floordiv, 2)})
+        state = await s.apply(
+            "d", {"n": (operator.mul, 5), "l": (operator.concat, [2]), "x": (operator.floordiv, 2)}
+        )
         assert state == {"n": 10, "l": [1, 2], "x": 3.0, "b": True}
-        state = await s.apply("d", {"n": (operator.mod, 4), "x": (operator.pow, 2),
-                                    "b": ("not_", None)})
+        state = await s.apply(
+            "d", {"n": (operator.mod, 4), "x": (operator.pow, 2), "b": ("not_", None)}
+        )
         assert state == {"n": 2, "l": [1, 2], "x": 9.0, "b": False}
         assert (await s.apply("d", {"n": ("kv_test_max", 17)}))["n"] == 17
         assert (await s.apply("d", {"n": (max, 3)}))["n"] == 17
@@ -547,6 +613,7 @@ class AsyncKVConformance:
                     return "won"
                 except PreconditionFailed:
                     return "lost"
+
             return run
 
         results = await run_concurrently_async([writer(i) for i in range(1, 5)])
@@ -568,7 +635,8 @@ class AsyncKVConformance:
         assert len(await s.events("c")) == 21
 
     async def test_es_prune_before_keeps_current_and_later_past(
-            self, database: AsyncDatabase) -> None:
+        self, database: AsyncDatabase
+    ) -> None:
         s = AsyncEventLog(database, _ns())
         for i in range(10):
             await s.apply("p", {"n": i, f"k{i}": i} if i % 3 else {"n": i}, t=100 + 10 * i)
@@ -595,8 +663,10 @@ class AsyncKVConformance:
         await s.apply("doc", {"title_item": "plain-title"}, t=1)
         await s.apply("doc", {"title_item": (operator.add, "-more")}, t=2)
         assert await s.current("doc") == {"title_item": "plain-title-more"}
-        assert await s.events("doc") == [(1, {"title_item": (operator.setitem, "plain-title")}),
-                                          (2, {"title_item": (operator.add, "-more")})]
+        assert await s.events("doc") == [
+            (1, {"title_item": (operator.setitem, "plain-title")}),
+            (2, {"title_item": (operator.add, "-more")}),
+        ]
         async for row in s.raw.search_all(F.ns == "/" + ns):
             assert "plain" not in row.data and "title_item" not in row.data
             assert "add" not in row.data and "setitem" not in row.data
@@ -609,8 +679,11 @@ class AsyncKVConformance:
         for ns, log in logs.items():
             assert await log.current("d") == (None if ns == "a__b" else {"ns": ns})
         frozen = AsyncEventLog(database, "a_b", frozen=True)
-        for call in (lambda: frozen.apply("d", {"x": 1}), lambda: frozen.prune("d"),
-                     frozen.discard):
+        for call in (
+            lambda: frozen.apply("d", {"x": 1}),
+            lambda: frozen.prune("d"),
+            frozen.discard,
+        ):
             with pytest.raises(Forbidden):
                 await call()
         assert await frozen.current("d") == {"ns": "a_b"}

@@ -47,8 +47,25 @@ from persisty.store import Database
 from persisty.testing._concurrency import run_concurrently
 
 NAMESPACES = ["a_b", "axb", "a.b", "a__b", "x' OR 1=1 OR '", "%", "*", "", "a:b", "~1"]
-KEYS = ["", "a:b", "~", "~0~1", "a__b", "a_b", "axb", "x' OR 1=1 OR '", "%", "ünï ☃",
-        "*", "?", "[x]", "\\", "a/b", " lead", "trail "]
+KEYS = [
+    "",
+    "a:b",
+    "~",
+    "~0~1",
+    "a__b",
+    "a_b",
+    "axb",
+    "x' OR 1=1 OR '",
+    "%",
+    "ünï ☃",
+    "*",
+    "?",
+    "[x]",
+    "\\",
+    "a/b",
+    " lead",
+    "trail ",
+]
 PICKLE_MARKS = (b"\x80\x04", b"\x80\x03", b"\x80\x05", b"(dp0", b"cbuiltins")
 
 
@@ -107,7 +124,7 @@ class KVConformance:
         assert kv.delete("test", "nothing") == 0
         kv.set("none", None)
         assert kv.has("none") and kv.get("none", 5) is None
-        values = [0, -1, 2 ** 62, 1.5, True, False, "", "text", [1, "a", None], {"a": {"b": [1]}}]
+        values = [0, -1, 2**62, 1.5, True, False, "", "text", [1, "a", None], {"a": {"b": [1]}}]
         for i, v in enumerate(values):
             kv.set(f"v{i}", v)
         for i, v in enumerate(values):
@@ -214,10 +231,15 @@ class KVConformance:
         writer.set("k", 1)
         frozen = KeyValue(database, ns, frozen=True)
         frozen.check()
-        for call in (lambda: frozen.set("k", 2), lambda: frozen.delete("k"),
-                     lambda: frozen.add("x", 1), lambda: frozen.incr("k"),
-                     lambda: frozen.pop("k"), lambda: frozen.set_many({"k": 3}),
-                     frozen.discard):
+        for call in (
+            lambda: frozen.set("k", 2),
+            lambda: frozen.delete("k"),
+            lambda: frozen.add("x", 1),
+            lambda: frozen.incr("k"),
+            lambda: frozen.pop("k"),
+            lambda: frozen.set_many({"k": 3}),
+            frozen.discard,
+        ):
             with pytest.raises(Forbidden):
                 call()
         assert frozen.get("k") == 1 and frozen.keys() == ["k"]
@@ -251,7 +273,7 @@ class KVConformance:
         rotated = KeyValue(database, ns, keys=KeyRing({"k1": k1, "k2": k2}, current="k2"))
         assert rotated.get("secret") == "plaintext-value-1"
         rotated.set("fresh", 1)
-        with pytest.raises(Exception):  # noqa: B017 - sealed with k2, which k1 alone lacks
+        with pytest.raises(Exception):  # noqa: B017
             kv.get("fresh")
         single = KeyValue(database, _ns(), keys=base64.urlsafe_b64encode(k1))
         single.set("x", [1, 2])
@@ -263,7 +285,8 @@ class KVConformance:
         kv.set("v", {"a": [1, 2.5, "x"]})
         for p in kv.raw.search_all(F.ns == "/" + ns):
             assert p.value is not None and not any(
-                p.value.encode().startswith(m) for m in PICKLE_MARKS)
+                p.value.encode().startswith(m) for m in PICKLE_MARKS
+            )
             assert p.value == '{"a":[1,2.5,"x"]}'
 
     def test_kv_concurrent_add_wins_once(self, database: Database) -> None:
@@ -290,8 +313,16 @@ class KVConformance:
         url = self.process_url()
         assert url is not None
         mode = "async" if asyncio.iscoroutinefunction(self.open_database) else "sync"
-        return [sys.executable, "-m", "persisty.testing._kv_worker", args[0], url,
-                self.db_namespace, *map(str, args[1:]), mode]
+        return [
+            sys.executable,
+            "-m",
+            "persisty.testing._kv_worker",
+            args[0],
+            url,
+            self.db_namespace,
+            *map(str, args[1:]),
+            mode,
+        ]
 
     def test_kv_incr_across_processes_is_exact(self, database: Database) -> None:
         if self.process_url() is None:
@@ -300,8 +331,10 @@ class KVConformance:
         kv = KeyValue(database, ns)
         kv.set("counter", 0)
         command = self._child("incr", ns, self.incr_workers, self.incr_each)
-        procs = [subprocess.Popen(command)  # noqa: S603 - our own worker module
-                 for _ in range(self.incr_processes)]
+        procs = [
+            subprocess.Popen(command)  # noqa: S603
+            for _ in range(self.incr_processes)
+        ]
         assert [p.wait(timeout=600) for p in procs] == [0] * self.incr_processes
         expected = self.incr_workers * self.incr_processes * self.incr_each
         assert kv.get("counter") == expected
@@ -335,7 +368,7 @@ class KVConformance:
 
     def test_ts_any_int_timestamp(self, database: Database) -> None:
         s = TimeSeries(database, _ns())
-        ts = [-(2 ** 63), -10 ** 13, -1, 0, 1, 1_700_000_000_123, 10 ** 13 + 7, 2 ** 63 - 1]
+        ts = [-(2**63), -(10**13), -1, 0, 1, 1_700_000_000_123, 10**13 + 7, 2**63 - 1]
         s.extend("t", *[(t, i) for i, t in enumerate(ts)])
         assert s.range("t") == [(t, i) for i, t in enumerate(ts)]
         assert s.range("t", -1, end=1) == [(-1, 2), (0, 3), (1, 4)]
@@ -344,7 +377,7 @@ class KVConformance:
         assert s.missing("t", -5, 0, freq=5) == [-5]
         assert s.missing("t", 0, 0, freq=5) == []  # end=0 is zero, not "unset"
         with pytest.raises(ValidationError):
-            s.extend("t", (2 ** 63, 1))
+            s.extend("t", (2**63, 1))
         with pytest.raises(ValidationError):
             s.extend("t", ("1", 1))
 
@@ -391,9 +424,17 @@ class KVConformance:
         s.extend("a", (0, 1), (1, 3), (2, 5), (10, 10), (25, 7))
         assert s.aggregate("a", 0, 29, bucket=10) == [(0, 3.0), (10, 10.0), (20, 7.0)]
         assert s.aggregate("a", 0, 39, bucket=10, fn="sum") == [
-            (0, 9), (10, 10), (20, 7), (30, None)]
+            (0, 9),
+            (10, 10),
+            (20, 7),
+            (30, None),
+        ]
         assert s.aggregate("a", 0, 39, bucket=10, fn="max", fill="locf") == [
-            (0, 5), (10, 10), (20, 7), (30, 7)]
+            (0, 5),
+            (10, 10),
+            (20, 7),
+            (30, 7),
+        ]
         assert [v for _, v in s.aggregate("a", 0, 29, bucket=10, fn="count")] == [3, 1, 1]
         assert [v for _, v in s.aggregate("a", 0, 29, bucket=10, fn="first")] == [1, 10, 7]
         assert [v for _, v in s.aggregate("a", 0, 9, bucket=10, fn="min")] == [1]
@@ -427,19 +468,23 @@ class KVConformance:
         ns = _ns()
         TimeSeries(database, ns).extend("t", (1, 1))
         s = TimeSeries(database, ns, frozen=True)
-        for call in (lambda: s.extend("t", (2, 2)), lambda: s.remove("t"),
-                     lambda: s.append("t", 5, 1), s.discard):
+        for call in (
+            lambda: s.extend("t", (2, 2)),
+            lambda: s.remove("t"),
+            lambda: s.append("t", 5, 1),
+            s.discard,
+        ):
             with pytest.raises(Forbidden):
                 call()
         assert s.range("t") == [(1, 1)]
 
-    def test_ts_crash_during_extend_leaves_all_or_none(
-            self, database: Database) -> None:
+    def test_ts_crash_during_extend_leaves_all_or_none(self, database: Database) -> None:
         if self.process_url() is None:
             pytest.skip("an in-process engine: other processes cannot reach it")
         ns = _ns()
-        proc = subprocess.Popen(  # noqa: S603 - our own worker module
-            self._child("extend", ns, self.crash_points), stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(  # noqa: S603
+            self._child("extend", ns, self.crash_points), stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "start"
         time.sleep(0.15)
@@ -465,9 +510,10 @@ class KVConformance:
         ts = round(time.time() * 1000)
         time.sleep(0.01)
         assert s.apply("test", {"str_item": (operator.delitem, None)}) == {
-            "int_item": 1, "bool_item": False}
-        assert s.past("test", ts) == {"int_item": 1, "str_item": "Hello",
-                                            "bool_item": False}
+            "int_item": 1,
+            "bool_item": False,
+        }
+        assert s.past("test", ts) == {"int_item": 1, "str_item": "Hello", "bool_item": False}
         assert (s.apply("test", {"bool_item": (operator.not_, None)}))["bool_item"] is True
         assert (s.apply("test", {"bool_item": (operator.not_,)}))["bool_item"] is False
         assert (s.apply("test", {"int_item": (operator.add, 10)}))["int_item"] == 11
@@ -481,18 +527,30 @@ class KVConformance:
         assert len(s.events("test", ops=[operator.not_])) == 2
         assert len(s.events("test", ops=operator.add)) == 1
         first = (s.events("test"))[0]
-        assert first == (t0, {"int_item": (operator.setitem, 1),
-                              "str_item": (operator.setitem, "Hello"),
-                              "bool_item": (operator.setitem, False)})
+        assert first == (
+            t0,
+            {
+                "int_item": (operator.setitem, 1),
+                "str_item": (operator.setitem, "Hello"),
+                "bool_item": (operator.setitem, False),
+            },
+        )
         ho = {"int_item": 10, "bool_item": False, "str_item": "Ho Ho Ho"}
         assert s.apply("test", {"str_item": "Ho Ho Ho"}) == ho
         assert s.apply("test", {"str_item": "Too old"}, ts) == ho
         with pytest.raises(Conflict):
             s.apply("test", {"str_item": "Too old"}, ts)
-        assert s.apply("test", {"str2_item": "Added"}, ts + 1) == {**ho,
-                                                                           "str2_item": "Added"}
-        assert s.apply("test", {i: (operator.delitem, None) for i in
-                                      ("str_item", "bool_item", "str2_item", "int_item")}) == {}
+        assert s.apply("test", {"str2_item": "Added"}, ts + 1) == {**ho, "str2_item": "Added"}
+        assert (
+            s.apply(
+                "test",
+                {
+                    i: (operator.delitem, None)
+                    for i in ("str_item", "bool_item", "str2_item", "int_item")
+                },
+            )
+            == {}
+        )
         assert s.eventsequences() == ["test"] == s.eventsources()
         s.prune("test", remove=True)
         assert s.current("test") is None and s.eventsequences() == []
@@ -500,10 +558,16 @@ class KVConformance:
     def test_es_bad_change_writes_nothing(self, database: Database) -> None:
         s = EventLog(database, _ns())
         s.apply("d", {"n": 1, "text": "a"})
-        for bad in ({"n": (operator.truediv, 0)}, {"missing": (operator.add, 1)},
-                    {"text": (operator.add, 1)}, {"gone": (operator.delitem, None)},
-                    {"n": (operator.concat, [1])}, {"n": object()},
-                    {"n": (print, 1)}, {1: 2}):
+        for bad in (
+            {"n": (operator.truediv, 0)},
+            {"missing": (operator.add, 1)},
+            {"text": (operator.add, 1)},
+            {"gone": (operator.delitem, None)},
+            {"n": (operator.concat, [1])},
+            {"n": object()},
+            {"n": (print, 1)},
+            {1: 2},
+        ):
             with pytest.raises(ValidationError):
                 s.apply("d", bad)
         assert s.current("d") == {"n": 1, "text": "a"}
@@ -515,11 +579,11 @@ class KVConformance:
         s = EventLog(database, ns)
         register_op("kv_test_max", max)
         s.apply("d", {"n": 2, "l": [1], "x": 7.0, "b": True})
-        state = s.apply("d", {"n": (operator.mul, 5), "l": (operator.concat, [2]),
-                                    "x": (operator.floordiv, 2)})
+        state = s.apply(
+            "d", {"n": (operator.mul, 5), "l": (operator.concat, [2]), "x": (operator.floordiv, 2)}
+        )
         assert state == {"n": 10, "l": [1, 2], "x": 3.0, "b": True}
-        state = s.apply("d", {"n": (operator.mod, 4), "x": (operator.pow, 2),
-                                    "b": ("not_", None)})
+        state = s.apply("d", {"n": (operator.mod, 4), "x": (operator.pow, 2), "b": ("not_", None)})
         assert state == {"n": 2, "l": [1, 2], "x": 9.0, "b": False}
         assert (s.apply("d", {"n": ("kv_test_max", 17)}))["n"] == 17
         assert (s.apply("d", {"n": (max, 3)}))["n"] == 17
@@ -548,6 +612,7 @@ class KVConformance:
                     return "won"
                 except PreconditionFailed:
                     return "lost"
+
             return run
 
         results = run_concurrently([writer(i) for i in range(1, 5)])
@@ -568,8 +633,7 @@ class KVConformance:
         assert s.current("c") == {"n": 20}
         assert len(s.events("c")) == 21
 
-    def test_es_prune_before_keeps_current_and_later_past(
-            self, database: Database) -> None:
+    def test_es_prune_before_keeps_current_and_later_past(self, database: Database) -> None:
         s = EventLog(database, _ns())
         for i in range(10):
             s.apply("p", {"n": i, f"k{i}": i} if i % 3 else {"n": i}, t=100 + 10 * i)
@@ -596,8 +660,10 @@ class KVConformance:
         s.apply("doc", {"title_item": "plain-title"}, t=1)
         s.apply("doc", {"title_item": (operator.add, "-more")}, t=2)
         assert s.current("doc") == {"title_item": "plain-title-more"}
-        assert s.events("doc") == [(1, {"title_item": (operator.setitem, "plain-title")}),
-                                          (2, {"title_item": (operator.add, "-more")})]
+        assert s.events("doc") == [
+            (1, {"title_item": (operator.setitem, "plain-title")}),
+            (2, {"title_item": (operator.add, "-more")}),
+        ]
         for row in s.raw.search_all(F.ns == "/" + ns):
             assert "plain" not in row.data and "title_item" not in row.data
             assert "add" not in row.data and "setitem" not in row.data
@@ -610,8 +676,11 @@ class KVConformance:
         for ns, log in logs.items():
             assert log.current("d") == (None if ns == "a__b" else {"ns": ns})
         frozen = EventLog(database, "a_b", frozen=True)
-        for call in (lambda: frozen.apply("d", {"x": 1}), lambda: frozen.prune("d"),
-                     frozen.discard):
+        for call in (
+            lambda: frozen.apply("d", {"x": 1}),
+            lambda: frozen.prune("d"),
+            frozen.discard,
+        ):
             with pytest.raises(Forbidden):
                 call()
         assert frozen.current("d") == {"ns": "a_b"}

@@ -21,6 +21,7 @@ def _incr(url: str, dbns: str, ns: str, workers: int, n: int, mode: str) -> None
     from persisty.kv import AsyncKeyValue, KeyValue
 
     if mode == "async":
+
         async def run() -> None:
             db = persisty.aio.connect(url, namespace=dbns)
             kv = AsyncKeyValue(db, ns)
@@ -52,6 +53,7 @@ def _extend(url: str, dbns: str, ns: str, n: int, mode: str) -> None:
 
     points = [(i, {"v": i, "pad": "x" * 20}) for i in range(n)]
     if mode == "async":
+
         async def run() -> None:
             ts = AsyncTimeSeries(persisty.aio.connect(url, namespace=dbns), ns)
             await ts.first("crash")

@@ -52,8 +52,12 @@ print(time.time(), flush=True)
 def _exit_delay(url: str, mode: str) -> float:
     """Seconds from the child program's last line to its exit."""
     namespace = "x" + uuid.uuid4().hex[:12]
-    proc = subprocess.run([sys.executable, "-c", FORGETFUL, url, namespace, mode],  # noqa: S603
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", FORGETFUL, url, namespace, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     exited = time.time()
     assert proc.returncode == 0, proc.stderr
     return exited - float(proc.stdout.split()[-1])

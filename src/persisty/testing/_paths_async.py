@@ -29,9 +29,12 @@ from persisty.testing.models import Address, Profile
 
 
 def _profile(key: str) -> Profile:
-    return Profile(id=key, address=Address("Main St 1", "Osaka", None),
-                   history=[Address("Old St 2", "Kobe", "650"), Address("Elm 3", "Nara")],
-                   extra={"a.b": 1, "x": 2})
+    return Profile(
+        id=key,
+        address=Address("Main St 1", "Osaka", None),
+        history=[Address("Old St 2", "Kobe", "650"), Address("Elm 3", "Nara")],
+        extra={"a.b": 1, "x": 2},
+    )
 
 
 class AsyncPathConformance:
@@ -79,8 +82,15 @@ class AsyncPathConformance:
         assert await profiles.read_path("p2", "address.city") is None  # through a None
         with pytest.raises(NotFound):
             await profiles.read_path("nobody", "address.city")
-        for bad in ("address.nope", "nope", "history.city", "address.city.x", "a..b",
-                    "history[x]", ""):
+        for bad in (
+            "address.nope",
+            "nope",
+            "history.city",
+            "address.city.x",
+            "a..b",
+            "history[x]",
+            "",
+        ):
             with pytest.raises(ValidationError) as e:
                 await profiles.read_path("p1", bad)
             assert e.value.field is not None
@@ -104,9 +114,12 @@ class AsyncPathConformance:
         assert await profiles.read("p1") == new
         await profiles.create(Profile(id="p2"))
         bad: list[tuple[str, str, Any]] = [
-            ("p1", "extra.x", "not a number"), ("p1", "address.city", 12),
-            ("p1", "history[5].city", "far"), ("p1", "address.nope", "x"),
-            ("p1", "id.x", "k"), ("p2", "address.city", "nowhere"),
+            ("p1", "extra.x", "not a number"),
+            ("p1", "address.city", 12),
+            ("p1", "history[5].city", "far"),
+            ("p1", "address.nope", "x"),
+            ("p1", "id.x", "k"),
+            ("p2", "address.city", "nowhere"),
         ]
         for key, path, value in bad:
             before = await profiles.read(key)
@@ -133,13 +146,22 @@ class AsyncPathConformance:
 
     async def test_patch_with_paths(self, profiles: AsyncStore[Profile]) -> None:
         await profiles.create(_profile("p1"))
-        new = await profiles.patch("p1", {"address.city": "Sapporo", "extra.x": Increment(3),
-                                          "/extra/a.b": 10, "avatar": b"\x00\x01"})
+        new = await profiles.patch(
+            "p1",
+            {
+                "address.city": "Sapporo",
+                "extra.x": Increment(3),
+                "/extra/a.b": 10,
+                "avatar": b"\x00\x01",
+            },
+        )
         assert new.address is not None and new.address.city == "Sapporo"
         assert new.extra == {"a.b": 10, "x": 5} and new.avatar == b"\x00\x01"
         assert await profiles.read("p1") == new
-        for overlapping in ({"address": None, "address.city": "x"},
-                            {"history[0]": {"street": "a", "city": "b"}, "history[0].city": "c"}):
+        for overlapping in (
+            {"address": None, "address.city": "x"},
+            {"history[0]": {"street": "a", "city": "b"}, "history[0].city": "c"},
+        ):
             with pytest.raises(ValidationError):
                 await profiles.patch("p1", overlapping)
         with pytest.raises(ValidationError):
@@ -147,13 +169,14 @@ class AsyncPathConformance:
         assert await profiles.read("p1") == new
         results = await profiles.edit_batch(
             [Edit.patch("p1", {"extra.z": 1}), Edit.patch("p1", {"extra.x": Increment(1)})],
-            atomic=True)
+            atomic=True,
+        )
         assert all(r.ok for r in results), results
         got = await profiles.read("p1")
         assert got is not None and got.extra == {"a.b": 10, "x": 6, "z": 1}
         results = await profiles.edit_batch(
-            [Edit.patch("p1", {"extra.q": 1}), Edit.patch("p1", {"extra.x": "NaN?"})],
-            atomic=True)
+            [Edit.patch("p1", {"extra.q": 1}), Edit.patch("p1", {"extra.x": "NaN?"})], atomic=True
+        )
         assert not results[0].ok and results[1].code == "validation_error"
         assert await profiles.read("p1") == got
         assert await profiles.update_all(F.id == "p1", {"extra.w": 4}) == 1
@@ -170,8 +193,12 @@ class AsyncPathConformance:
             for i in range(1, rounds + 1):
                 await profiles.write_path("shared", f"extra.c{n}", i)
 
-        await run_concurrently_async([lambda n=n: worker(n)  # type: ignore[misc]
-                                      for n in range(self.path_workers)])
+        await run_concurrently_async(
+            [
+                lambda n=n: worker(n)  # type: ignore[misc]
+                for n in range(self.path_workers)
+            ]
+        )
         final = await profiles.read("shared")
         assert final is not None
         assert final.extra == {f"c{n}": rounds for n in range(self.path_workers)}

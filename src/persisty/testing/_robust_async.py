@@ -125,8 +125,9 @@ class AsyncRobustnessConformance:
 
     async def _fill(self, database: AsyncDatabase) -> None:
         items = database.store(Item)
-        await items.edit_batch([Edit.create(Item(owner="ann", title=f"t{i}", code=f"c{i}"))
-                                for i in range(5)])
+        await items.edit_batch(
+            [Edit.create(Item(owner="ann", title=f"t{i}", code=f"c{i}")) for i in range(5)]
+        )
         measures = database.store(Measure)
         for i in range(3):
             await measures.create(Measure(id=f"m{i}", value=float(i)))
@@ -170,9 +171,13 @@ class AsyncRobustnessConformance:
     async def test_non_finite_numbers_are_refused(self, database: AsyncDatabase) -> None:
         store = database.store(Measure)
         bad: list[tuple[str, Any]] = [
-            ("value", math.nan), ("value", math.inf), ("value", -math.inf),
-            ("amount", Decimal("NaN")), ("amount", Decimal("sNaN")),
-            ("amount", Decimal("Infinity")), ("amount", Decimal("-Infinity")),
+            ("value", math.nan),
+            ("value", math.inf),
+            ("value", -math.inf),
+            ("amount", Decimal("NaN")),
+            ("amount", Decimal("sNaN")),
+            ("amount", Decimal("Infinity")),
+            ("amount", Decimal("-Infinity")),
         ]
         await store.create(Measure(id="base", value=1.0, amount=Decimal(1)))
         for name, value in bad:
@@ -185,8 +190,7 @@ class AsyncRobustnessConformance:
             with pytest.raises(ValidationError) as e:
                 await store.patch("base", {name: value})
             assert e.value.field == name
-            for f in (F[name] >= value, F[name] < value, F[name] == value,
-                      F[name].in_([value, 1])):
+            for f in (F[name] >= value, F[name] < value, F[name] == value, F[name].in_([value, 1])):
                 with pytest.raises(ValidationError) as e:
                     await store.search(f)
                 assert e.value.field == name
@@ -195,8 +199,9 @@ class AsyncRobustnessConformance:
         for f in (F.value >= None, F.amount < None):
             with pytest.raises(ValidationError):
                 await store.search(f)
-        assert await store.read("base") == Measure(id="base", value=1.0, amount=Decimal(1),
-                                                   serial=1)
+        assert await store.read("base") == Measure(
+            id="base", value=1.0, amount=Decimal(1), serial=1
+        )
         assert await store.count() == 1
         await self._still_works(database)
 
@@ -205,13 +210,15 @@ class AsyncRobustnessConformance:
     async def test_extreme_datetimes(self, database: AsyncDatabase) -> None:
         store = database.store(Measure)
         values = [
-            datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC),
+            datetime.min.replace(tzinfo=UTC),
+            datetime.max.replace(tzinfo=UTC),
             datetime(1, 1, 1, 12, tzinfo=timezone(timedelta(hours=5))),
             datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
             datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
             datetime(1000, 1, 1, tzinfo=UTC),
             datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-            datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC),
+            datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
+            datetime(9999, 12, 31, tzinfo=UTC),
         ]
         for i, value in enumerate(values):
             key = f"d{i}"
@@ -258,11 +265,14 @@ class AsyncRobustnessConformance:
         store = database.store(Measure)
         await store.create(Measure(id="base"))
         deep = _deep_filter(DEPTH)
-        for call in (lambda: store.search(deep), lambda: store.count(deep),
-                     lambda: store.patch("base", {"value": 2.0}, precondition=deep),
-                     lambda: store.delete("base", precondition=deep),
-                     lambda: store.delete_all(deep),
-                     lambda: store.update_all(deep, {"value": 3.0})):
+        for call in (
+            lambda: store.search(deep),
+            lambda: store.count(deep),
+            lambda: store.patch("base", {"value": 2.0}, precondition=deep),
+            lambda: store.delete("base", precondition=deep),
+            lambda: store.delete_all(deep),
+            lambda: store.update_all(deep, {"value": 3.0}),
+        ):
             with pytest.raises(ValidationError):
                 await call()
         assert (await store.read("base")) == Measure(id="base", serial=1)
@@ -270,8 +280,11 @@ class AsyncRobustnessConformance:
         assert await store.count(_deep_filter(20)) == 0
         for how in ("item", "builtins"):
             key = f"deep-{how}"
-            source: Any = (Measure(id=key, data=_deep_doc(DEPTH)) if how == "item"
-                           else {"id": key, "data": _deep_doc(DEPTH)})
+            source: Any = (
+                Measure(id=key, data=_deep_doc(DEPTH))
+                if how == "item"
+                else {"id": key, "data": _deep_doc(DEPTH)}
+            )
             try:
                 await store.create(source)
             except ValidationError:
@@ -286,8 +299,7 @@ class AsyncRobustnessConformance:
     async def test_inheritance(self, database: AsyncDatabase) -> None:
         assert [f.name for f in dataclasses.fields(Dog)] == ["id", "name", "legs", "breed"]
         assert meta_of(Dog).name == "dog" and meta_of(Dog).key.attrs == ("id",)
-        animals, dogs, pets = (database.store(Animal), database.store(Dog),
-                               database.store(Pet))
+        animals, dogs, pets = (database.store(Animal), database.store(Dog), database.store(Pet))
         rex = await dogs.create(Dog(id="rex", name="Rex", breed="lab"))
         assert await dogs.read("rex") == rex and rex.legs == 4
         await animals.create(Animal(id="cat", name="Tom"))
@@ -340,14 +352,33 @@ class AsyncRobustnessConformance:
         finally:
             await other.close()
 
-    async def _watch_writer(self, items: AsyncStore[Item], url: str, database: AsyncDatabase,
-                            owner: str, batches: int, size: int, kill: bool) -> set[int]:
+    async def _watch_writer(
+        self,
+        items: AsyncStore[Item],
+        url: str,
+        database: AsyncDatabase,
+        owner: str,
+        batches: int,
+        size: int,
+        kill: bool,
+    ) -> set[int]:
         """Counts a reader sees while a writer process runs ``batches`` atomic batches
         (killed with SIGKILL a random moment after it starts, when ``kill``)."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _WRITER, url, database.namespace or "", str(batches),
-             str(size), owner], stdout=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-c",
+                _WRITER,
+                url,
+                database.namespace or "",
+                str(batches),
+                str(size),
+                owner,
+            ],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
         assert proc.stdout is not None
         line = await in_thread_async(proc.stdout.readline)
         assert line.startswith(b"ready"), line
@@ -366,8 +397,7 @@ class AsyncRobustnessConformance:
         seen.add(await items.count(mine))
         return seen
 
-    async def _in_process_batches(self, items: AsyncStore[Item], owner: str,
-                                  size: int) -> None:
+    async def _in_process_batches(self, items: AsyncStore[Item], owner: str, size: int) -> None:
         mine = F.owner == owner
         seen: set[int] = set()
         done = False
@@ -376,8 +406,10 @@ class AsyncRobustnessConformance:
             nonlocal done
             try:
                 for b in range(3):
-                    await items.edit_batch([Edit.create(Item(owner=owner, title=f"{b}-{i}"))
-                                            for i in range(size)], atomic=True)
+                    await items.edit_batch(
+                        [Edit.create(Item(owner=owner, title=f"{b}-{i}")) for i in range(size)],
+                        atomic=True,
+                    )
                     await pause_async()
             finally:
                 done = True

@@ -126,8 +126,9 @@ class RobustnessConformance:
 
     def _fill(self, database: Database) -> None:
         items = database.store(Item)
-        items.edit_batch([Edit.create(Item(owner="ann", title=f"t{i}", code=f"c{i}"))
-                                for i in range(5)])
+        items.edit_batch(
+            [Edit.create(Item(owner="ann", title=f"t{i}", code=f"c{i}")) for i in range(5)]
+        )
         measures = database.store(Measure)
         for i in range(3):
             measures.create(Measure(id=f"m{i}", value=float(i)))
@@ -171,9 +172,13 @@ class RobustnessConformance:
     def test_non_finite_numbers_are_refused(self, database: Database) -> None:
         store = database.store(Measure)
         bad: list[tuple[str, Any]] = [
-            ("value", math.nan), ("value", math.inf), ("value", -math.inf),
-            ("amount", Decimal("NaN")), ("amount", Decimal("sNaN")),
-            ("amount", Decimal("Infinity")), ("amount", Decimal("-Infinity")),
+            ("value", math.nan),
+            ("value", math.inf),
+            ("value", -math.inf),
+            ("amount", Decimal("NaN")),
+            ("amount", Decimal("sNaN")),
+            ("amount", Decimal("Infinity")),
+            ("amount", Decimal("-Infinity")),
         ]
         store.create(Measure(id="base", value=1.0, amount=Decimal(1)))
         for name, value in bad:
@@ -186,8 +191,7 @@ class RobustnessConformance:
             with pytest.raises(ValidationError) as e:
                 store.patch("base", {name: value})
             assert e.value.field == name
-            for f in (F[name] >= value, F[name] < value, F[name] == value,
-                      F[name].in_([value, 1])):
+            for f in (F[name] >= value, F[name] < value, F[name] == value, F[name].in_([value, 1])):
                 with pytest.raises(ValidationError) as e:
                     store.search(f)
                 assert e.value.field == name
@@ -196,8 +200,7 @@ class RobustnessConformance:
         for f in (F.value >= None, F.amount < None):
             with pytest.raises(ValidationError):
                 store.search(f)
-        assert store.read("base") == Measure(id="base", value=1.0, amount=Decimal(1),
-                                                   serial=1)
+        assert store.read("base") == Measure(id="base", value=1.0, amount=Decimal(1), serial=1)
         assert store.count() == 1
         self._still_works(database)
 
@@ -206,13 +209,15 @@ class RobustnessConformance:
     def test_extreme_datetimes(self, database: Database) -> None:
         store = database.store(Measure)
         values = [
-            datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC),
+            datetime.min.replace(tzinfo=UTC),
+            datetime.max.replace(tzinfo=UTC),
             datetime(1, 1, 1, 12, tzinfo=timezone(timedelta(hours=5))),
             datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
             datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
             datetime(1000, 1, 1, tzinfo=UTC),
             datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-            datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC),
+            datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
+            datetime(9999, 12, 31, tzinfo=UTC),
         ]
         for i, value in enumerate(values):
             key = f"d{i}"
@@ -259,11 +264,14 @@ class RobustnessConformance:
         store = database.store(Measure)
         store.create(Measure(id="base"))
         deep = _deep_filter(DEPTH)
-        for call in (lambda: store.search(deep), lambda: store.count(deep),
-                     lambda: store.patch("base", {"value": 2.0}, precondition=deep),
-                     lambda: store.delete("base", precondition=deep),
-                     lambda: store.delete_all(deep),
-                     lambda: store.update_all(deep, {"value": 3.0})):
+        for call in (
+            lambda: store.search(deep),
+            lambda: store.count(deep),
+            lambda: store.patch("base", {"value": 2.0}, precondition=deep),
+            lambda: store.delete("base", precondition=deep),
+            lambda: store.delete_all(deep),
+            lambda: store.update_all(deep, {"value": 3.0}),
+        ):
             with pytest.raises(ValidationError):
                 call()
         assert (store.read("base")) == Measure(id="base", serial=1)
@@ -271,8 +279,11 @@ class RobustnessConformance:
         assert store.count(_deep_filter(20)) == 0
         for how in ("item", "builtins"):
             key = f"deep-{how}"
-            source: Any = (Measure(id=key, data=_deep_doc(DEPTH)) if how == "item"
-                           else {"id": key, "data": _deep_doc(DEPTH)})
+            source: Any = (
+                Measure(id=key, data=_deep_doc(DEPTH))
+                if how == "item"
+                else {"id": key, "data": _deep_doc(DEPTH)}
+            )
             try:
                 store.create(source)
             except ValidationError:
@@ -287,8 +298,7 @@ class RobustnessConformance:
     def test_inheritance(self, database: Database) -> None:
         assert [f.name for f in dataclasses.fields(Dog)] == ["id", "name", "legs", "breed"]
         assert meta_of(Dog).name == "dog" and meta_of(Dog).key.attrs == ("id",)
-        animals, dogs, pets = (database.store(Animal), database.store(Dog),
-                               database.store(Pet))
+        animals, dogs, pets = (database.store(Animal), database.store(Dog), database.store(Pet))
         rex = dogs.create(Dog(id="rex", name="Rex", breed="lab"))
         assert dogs.read("rex") == rex and rex.legs == 4
         animals.create(Animal(id="cat", name="Tom"))
@@ -341,14 +351,33 @@ class RobustnessConformance:
         finally:
             other.close()
 
-    def _watch_writer(self, items: Store[Item], url: str, database: Database,
-                            owner: str, batches: int, size: int, kill: bool) -> set[int]:
+    def _watch_writer(
+        self,
+        items: Store[Item],
+        url: str,
+        database: Database,
+        owner: str,
+        batches: int,
+        size: int,
+        kill: bool,
+    ) -> set[int]:
         """Counts a reader sees while a writer process runs ``batches`` atomic batches
         (killed with SIGKILL a random moment after it starts, when ``kill``)."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _WRITER, url, database.namespace or "", str(batches),
-             str(size), owner], stdout=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-c",
+                _WRITER,
+                url,
+                database.namespace or "",
+                str(batches),
+                str(size),
+                owner,
+            ],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
         assert proc.stdout is not None
         line = in_thread(proc.stdout.readline)
         assert line.startswith(b"ready"), line
@@ -367,8 +396,7 @@ class RobustnessConformance:
         seen.add(items.count(mine))
         return seen
 
-    def _in_process_batches(self, items: Store[Item], owner: str,
-                                  size: int) -> None:
+    def _in_process_batches(self, items: Store[Item], owner: str, size: int) -> None:
         mine = F.owner == owner
         seen: set[int] = set()
         done = False
@@ -377,8 +405,10 @@ class RobustnessConformance:
             nonlocal done
             try:
                 for b in range(3):
-                    items.edit_batch([Edit.create(Item(owner=owner, title=f"{b}-{i}"))
-                                            for i in range(size)], atomic=True)
+                    items.edit_batch(
+                        [Edit.create(Item(owner=owner, title=f"{b}-{i}")) for i in range(size)],
+                        atomic=True,
+                    )
                     pause()
             finally:
                 done = True

@@ -23,8 +23,20 @@ from persisty.stash import AsyncStash
 from persisty.testing._concurrency import run_concurrently_async
 
 VALUES: list[Any] = [
-    None, 0, -7, 2**53, 1.5, True, False, "", "text", "ünïcødé ✓ 🎉", [], [1, "a", None],
-    {}, {"a": {"b": [1, 2, {"c": None}]}, "ü": "x"},
+    None,
+    0,
+    -7,
+    2**53,
+    1.5,
+    True,
+    False,
+    "",
+    "text",
+    "ünïcødé ✓ 🎉",
+    [],
+    [1, "a", None],
+    {},
+    {"a": {"b": [1, 2, {"c": None}]}, "ü": "x"},
 ]
 KEYS = ["a", "key with spaces", "ünï/cødé", "a:b~c", "x" * 150, "../up", "%2F", "UPPER"]
 
@@ -172,6 +184,7 @@ class AsyncStashConformance:
         def adder(i: int) -> Any:
             async def run() -> bool:
                 return await stash.add(key, i)
+
             return run
 
         won = await run_concurrently_async([adder(i) for i in range(self.concurrency_workers)])

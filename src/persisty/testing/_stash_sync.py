@@ -24,8 +24,20 @@ from persisty.stash import Stash
 from persisty.testing._concurrency import run_concurrently
 
 VALUES: list[Any] = [
-    None, 0, -7, 2**53, 1.5, True, False, "", "text", "ünïcødé ✓ 🎉", [], [1, "a", None],
-    {}, {"a": {"b": [1, 2, {"c": None}]}, "ü": "x"},
+    None,
+    0,
+    -7,
+    2**53,
+    1.5,
+    True,
+    False,
+    "",
+    "text",
+    "ünïcødé ✓ 🎉",
+    [],
+    [1, "a", None],
+    {},
+    {"a": {"b": [1, 2, {"c": None}]}, "ü": "x"},
 ]
 KEYS = ["a", "key with spaces", "ünï/cødé", "a:b~c", "x" * 150, "../up", "%2F", "UPPER"]
 
@@ -173,6 +185,7 @@ class StashConformance:
         def adder(i: int) -> Any:
             def run() -> bool:
                 return stash.add(key, i)
+
             return run
 
         won = run_concurrently([adder(i) for i in range(self.concurrency_workers)])

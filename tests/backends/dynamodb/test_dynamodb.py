@@ -52,8 +52,7 @@ class Page:
 
 @pytest.fixture
 def db() -> Iterator[DynamoDatabase]:
-    database = persisty.connect(dynamodb_url(), namespace="d" + uuid.uuid4().hex[:10],
-                                segments=2)
+    database = persisty.connect(dynamodb_url(), namespace="d" + uuid.uuid4().hex[:10], segments=2)
     assert isinstance(database, DynamoDatabase)
     try:
         yield database
@@ -80,9 +79,15 @@ def counted(db: DynamoDatabase) -> Calls:
 
 def test_search_on_an_index_is_one_query_per_page(db: DynamoDatabase) -> None:
     things = db.store(Thing)
-    things.edit_batch([Edit.create(Thing(id=f"t{i:03d}", owner="ann" if i % 2 else "bob",
-                                         kind=f"k{i % 3}", score=i)) for i in range(90)],
-                      atomic=False)
+    things.edit_batch(
+        [
+            Edit.create(
+                Thing(id=f"t{i:03d}", owner="ann" if i % 2 else "bob", kind=f"k{i % 3}", score=i)
+            )
+            for i in range(90)
+        ],
+        atomic=False,
+    )
     calls = counted(db)
     # equality on a GSI partition key, ordered by its sort key: native, one Query per page
     pages = 0
@@ -110,8 +115,9 @@ def test_search_on_an_index_is_one_query_per_page(db: DynamoDatabase) -> None:
 
 def test_read_batch_of_250_keys_is_three_batch_gets(db: DynamoDatabase) -> None:
     things = db.store(Thing)
-    things.edit_batch([Edit.create(Thing(id=f"t{i:03d}", owner="o")) for i in range(250)],
-                      atomic=False)
+    things.edit_batch(
+        [Edit.create(Thing(id=f"t{i:03d}", owner="o")) for i in range(250)], atomic=False
+    )
     calls = counted(db)
     keys = [f"t{i:03d}" for i in range(250)]
     got = things.read_batch(keys)
@@ -123,12 +129,15 @@ def test_bulk_create_is_batch_writes_in_25s(db: DynamoDatabase) -> None:
     things = db.store(Thing)
     things.count()  # the table exists
     calls = counted(db)
-    results = things.edit_batch([Edit.create(Thing(id=f"t{i}", owner="o")) for i in range(60)],
-                                atomic=False)
+    results = things.edit_batch(
+        [Edit.create(Thing(id=f"t{i}", owner="o")) for i in range(60)], atomic=False
+    )
     assert all(r.ok for r in results)
     assert calls.tally == {"BatchGetItem": 1, "BatchWriteItem": 3}
-    again = things.edit_batch([Edit.create(Thing(id="t1", owner="x")),
-                               Edit.create(Thing(id="new", owner="x"))], atomic=False)
+    again = things.edit_batch(
+        [Edit.create(Thing(id="t1", owner="x")), Edit.create(Thing(id="new", owner="x"))],
+        atomic=False,
+    )
     assert [r.code for r in again] == ["conflict", None]
     assert things.read("t1").owner == "o"  # type: ignore[union-attr]
 
@@ -138,8 +147,10 @@ async def test_async_request_economy() -> None:
     assert isinstance(db, AsyncDynamoDatabase)
     try:
         things = db.store(Thing)
-        await things.edit_batch([Edit.create(Thing(id=f"t{i:03d}", owner="o", score=i))
-                                 for i in range(250)], atomic=False)
+        await things.edit_batch(
+            [Edit.create(Thing(id=f"t{i:03d}", owner="o", score=i)) for i in range(250)],
+            atomic=False,
+        )
         calls = Calls()
         (await db.client.raw()).meta.events.register("before-call.dynamodb", calls)
         got = await things.read_batch([f"t{i:03d}" for i in range(250)])
@@ -156,13 +167,28 @@ async def test_async_request_economy() -> None:
 def test_exact_round_trips(db: DynamoDatabase) -> None:
     things = db.store(Thing)
     values = [
-        Thing(id="a", owner="", kind="", note="", ratio=0.1, amount=Decimal("1.20"),
-              labels={"x", "y", ""}, blob=b"", score=0, seen=date(1, 1, 1)),
-        Thing(id="b", owner="o", ratio=-0.0, amount=Decimal("1E+2"), blob=b"\x00\xff",
-              labels=set()),
-        Thing(id="c", owner="o", ratio=1e-100, amount=Decimal("-0.000"), score=-10 ** 37),
-        Thing(id="d", owner="o", ratio=1.5e125,
-              amount=Decimal("12345678901234567890.123456789012345678")),
+        Thing(
+            id="a",
+            owner="",
+            kind="",
+            note="",
+            ratio=0.1,
+            amount=Decimal("1.20"),
+            labels={"x", "y", ""},
+            blob=b"",
+            score=0,
+            seen=date(1, 1, 1),
+        ),
+        Thing(
+            id="b", owner="o", ratio=-0.0, amount=Decimal("1E+2"), blob=b"\x00\xff", labels=set()
+        ),
+        Thing(id="c", owner="o", ratio=1e-100, amount=Decimal("-0.000"), score=-(10**37)),
+        Thing(
+            id="d",
+            owner="o",
+            ratio=1.5e125,
+            amount=Decimal("12345678901234567890.123456789012345678"),
+        ),
     ]
     for t in values:
         created = things.create(t)
@@ -190,8 +216,12 @@ def test_item_over_400_kb(db: DynamoDatabase) -> None:
         things.create(Thing(id="big", owner="o", note="x" * 420_000))
     assert "400 KB" in e.value.message and "420," in e.value.message
     assert things.read("big") is None
-    results = things.edit_batch([Edit.create(Thing(id="ok", owner="o")),
-                                 Edit.create(Thing(id="big", owner="o", blob=b"x" * 500_000))])
+    results = things.edit_batch(
+        [
+            Edit.create(Thing(id="ok", owner="o")),
+            Edit.create(Thing(id="big", owner="o", blob=b"x" * 500_000)),
+        ]
+    )
     assert [r.code for r in results] == ["aborted", "validation_error"]
     assert things.count() == 0
 
@@ -210,8 +240,14 @@ def test_atomic_batches_hold_at_most_100_edits(db: DynamoDatabase) -> None:
 
 def test_composite_keys_query_the_partition(db: DynamoDatabase) -> None:
     pages = db.store(Page)
-    pages.edit_batch([Edit.create(Page(owner=o, slug=f"s{i:02d}", n=i))
-                      for o in ("ann", "bob") for i in range(30)], atomic=False)
+    pages.edit_batch(
+        [
+            Edit.create(Page(owner=o, slug=f"s{i:02d}", n=i))
+            for o in ("ann", "bob")
+            for i in range(30)
+        ],
+        atomic=False,
+    )
     calls = counted(db)
     got = pages.search(F.owner == "ann", order=[-F.slug], limit=5)
     assert [p.slug for p in got.items] == ["s29", "s28", "s27", "s26", "s25"]
@@ -226,9 +262,15 @@ def test_composite_keys_query_the_partition(db: DynamoDatabase) -> None:
 
 def test_an_or_is_never_split(db: DynamoDatabase) -> None:
     things = db.store(Thing)
-    things.edit_batch([Edit.create(Thing(id=f"t{i}", owner="ann" if i < 5 else "bob",
-                                         note="Hello" if i % 2 else "bye"))
-                       for i in range(10)], atomic=False)
+    things.edit_batch(
+        [
+            Edit.create(
+                Thing(id=f"t{i}", owner="ann" if i < 5 else "bob", note="Hello" if i % 2 else "bye")
+            )
+            for i in range(10)
+        ],
+        atomic=False,
+    )
     f = (F.owner == "ann") | F.note.icontains("HELLO")
     plan = things.explain(f)
     assert plan.residual == f  # icontains runs in Python, so the whole Or does
@@ -243,8 +285,10 @@ def test_python_sorting_is_bounded() -> None:
     db = persisty.connect(dynamodb_url(), namespace="s" + uuid.uuid4().hex[:10], max_sort=20)
     try:
         things = db.store(Thing)
-        things.edit_batch([Edit.create(Thing(id=f"t{i:02d}", owner="o", note=str(i)))
-                           for i in range(30)], atomic=False)
+        things.edit_batch(
+            [Edit.create(Thing(id=f"t{i:02d}", owner="o", note=str(i))) for i in range(30)],
+            atomic=False,
+        )
         with pytest.raises(ValidationError) as e:
             things.search(order=[+F.note], limit=5)
         assert e.value.field == "order" and "20" in e.value.message
@@ -272,8 +316,9 @@ def test_migrate_creates_tables_and_new_gsis(db: DynamoDatabase) -> None:
     first = db.store(V1)
     done = db.migrate()
     assert any("created table" in d for d in done)
-    first.edit_batch([Edit.create(V1(id=f"i{i}", tag="x" if i % 2 else "y"))
-                      for i in range(10)], atomic=False)
+    first.edit_batch(
+        [Edit.create(V1(id=f"i{i}", tag="x" if i % 2 else "y")) for i in range(10)], atomic=False
+    )
     other = persisty.connect(dynamodb_url(), namespace=db.namespace)
     try:
         second = other.store(V2)
@@ -281,7 +326,12 @@ def test_migrate_creates_tables_and_new_gsis(db: DynamoDatabase) -> None:
         assert any("created GSI" in d for d in done) and any("re-indexed 10" in d for d in done)
         assert "Query on GSI" in second.explain(F.tag == "x").detail
         assert sorted(t.id for t in second.search(F.tag == "x").items) == [
-            "i1", "i3", "i5", "i7", "i9"]
+            "i1",
+            "i3",
+            "i5",
+            "i7",
+            "i9",
+        ]
     finally:
         other.close()
 
@@ -295,7 +345,7 @@ def test_url_options_and_missing_settings() -> None:
 # ---- order-preserving key bytes (what makes native ordering and ranges exact) ----------
 
 _scalars = st.one_of(
-    st.tuples(st.just("int"), st.integers(-10 ** 40, 10 ** 40)),
+    st.tuples(st.just("int"), st.integers(-(10**40), 10**40)),
     st.tuples(st.just("float"), st.floats(allow_nan=False, allow_infinity=False)),
     st.tuples(st.just("dec"), st.decimals(allow_nan=False, allow_infinity=False)),
     st.tuples(st.just("str"), st.text()),
@@ -333,9 +383,13 @@ def test_dataclass_fields_are_what_is_stored() -> None:
 @pytest.mark.parametrize("desc", [False, True])
 def test_native_paging_with_ties_and_ranges(db: DynamoDatabase, desc: bool) -> None:
     things = db.store(Thing)
-    things.edit_batch([Edit.create(Thing(id=f"t{i:02d}", owner="o",
-                                         score=None if i % 7 == 0 else i % 5))
-                       for i in range(50)], atomic=False)
+    things.edit_batch(
+        [
+            Edit.create(Thing(id=f"t{i:02d}", owner="o", score=None if i % 7 == 0 else i % 5))
+            for i in range(50)
+        ],
+        atomic=False,
+    )
     everything = things.search(F.owner == "o", limit=1000).items
 
     def expected(f: Any) -> list[str]:
@@ -346,13 +400,18 @@ def test_native_paging_with_ties_and_ranges(db: DynamoDatabase, desc: bool) -> N
         spec = sort_spec(meta, [-F.score if desc else +F.score])
         return [t.id for t in seek([t for t in everything if keep(t)], spec, None, None)]
 
-    for f in (F.owner == "o", (F.owner == "o") & (F.score >= 2),
-              (F.owner == "o") & (F.score < 3) & (F.score > 0), (F.owner == "o") & (F.score > 9)):
+    for f in (
+        F.owner == "o",
+        (F.owner == "o") & (F.score >= 2),
+        (F.owner == "o") & (F.score < 3) & (F.score > 0),
+        (F.owner == "o") & (F.score > 9),
+    ):
         got: list[str] = []
         page_key = None
         while True:
-            page = things.search(f, order=[-F.score if desc else +F.score], limit=7,
-                                 page_key=page_key)
+            page = things.search(
+                f, order=[-F.score if desc else +F.score], limit=7, page_key=page_key
+            )
             got += [t.id for t in page.items]
             page_key = page.next_page_key
             if page_key is None:
@@ -365,15 +424,30 @@ def test_native_paging_with_ties_and_ranges(db: DynamoDatabase, desc: bool) -> N
 
 _WIDE = decimal.Context(prec=60)
 _finite = st.floats(allow_nan=False, allow_infinity=False).filter(
-    lambda x: x == 0 or 1e-120 < abs(x) < 1e120)
+    lambda x: x == 0 or 1e-120 < abs(x) < 1e120
+)
 _decimals = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
-    lambda d: d.is_zero() or (len(d.normalize(_WIDE).as_tuple().digits) <= 38
-                              and Decimal("1e-120") < abs(d) < Decimal("1e120")))
+    lambda d: (
+        d.is_zero()
+        or (
+            len(d.normalize(_WIDE).as_tuple().digits) <= 38
+            and Decimal("1e-120") < abs(d) < Decimal("1e120")
+        )
+    )
+)
 _things = st.builds(
-    Thing, id=st.text(min_size=1), owner=st.text(), kind=st.text(),
-    score=st.none() | st.integers(-10 ** 30, 10 ** 30), ratio=st.none() | _finite,
-    amount=st.none() | _decimals, labels=st.sets(st.text(max_size=5), max_size=4),
-    blob=st.none() | st.binary(), note=st.text(), seen=st.none() | st.dates())
+    Thing,
+    id=st.text(min_size=1),
+    owner=st.text(),
+    kind=st.text(),
+    score=st.none() | st.integers(-(10**30), 10**30),
+    ratio=st.none() | _finite,
+    amount=st.none() | _decimals,
+    labels=st.sets(st.text(max_size=5), max_size=4),
+    blob=st.none() | st.binary(),
+    note=st.text(),
+    seen=st.none() | st.dates(),
+)
 
 
 def _as_dynamodb_returns(av: Any) -> Any:

@@ -33,8 +33,7 @@ def test_eight_workers_times_two_hundred_increments_make_1600() -> None:
                     c = counters.read("c")
                     assert c is not None
                     try:
-                        counters.update(dataclasses.replace(c, value=c.value + 1),
-                                        if_match=etag(c))
+                        counters.update(dataclasses.replace(c, value=c.value + 1), if_match=etag(c))
                         break
                     except PreconditionFailed:
                         conflicts += 1

@@ -40,8 +40,9 @@ class Recorder:
 @pytest.fixture
 def posts(db: RedisDatabase) -> Iterator[tuple[Store[Post], Recorder]]:
     store = db.store(Post)
-    store.edit_batch([Edit.create(Post(id=f"p{i:03d}", owner=f"o{i % 4}", score=i % 50))
-                      for i in range(400)])
+    store.edit_batch(
+        [Edit.create(Post(id=f"p{i:03d}", owner=f"o{i % 4}", score=i % 50)) for i in range(400)]
+    )
     yield store, Recorder(db)
 
 

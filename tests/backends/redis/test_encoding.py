@@ -81,9 +81,22 @@ def test_string_prefix_bounds(prefix: str, s: str) -> None:
     assert inside == s.startswith(prefix)
 
 
-@given(st.lists(st.one_of(st.none(), numbers, strings, datetimes, st.uuids(), st.booleans(),
-                          st.binary(max_size=4), st.dates()), max_size=5),
-       st.text(min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            numbers,
+            strings,
+            datetimes,
+            st.uuids(),
+            st.booleans(),
+            st.binary(max_size=4),
+            st.dates(),
+        ),
+        max_size=5,
+    ),
+    st.text(min_size=1, max_size=5),
+)
 def test_split_recovers_components(values: list[Any], key: str) -> None:
     comps = [enc.encode(v) for v in values]
     member = b"".join(comps) + key.encode("utf-8", "surrogatepass")

@@ -30,9 +30,18 @@ class Size(enum.Enum):
     L = "l"
 
 
-@stored(indexes=[Index("owner", "score"), Index("title"), Index("big"), Index("at"),
-                 Index("day", "size"), Index("amount"), Index("email", unique=True),
-                 Index("flag")])
+@stored(
+    indexes=[
+        Index("owner", "score"),
+        Index("title"),
+        Index("big"),
+        Index("at"),
+        Index("day", "size"),
+        Index("amount"),
+        Index("email", unique=True),
+        Index("flag"),
+    ]
+)
 class Row:
     id: int
     owner: str = ""
@@ -56,20 +65,22 @@ TITLES = [None, "", "a", "A", "ab", "abc", "b", "Ä", "ä", "z", "ünï", "日�
 def rows(n: int = 60) -> list[Row]:
     out = []
     for i in range(n):
-        out.append(Row(
-            id=i * 7 % n - 5,
-            owner=["ann", "bob", "Ann", ""][i % 4],
-            title=TITLES[i % len(TITLES)],
-            score=None if i % 5 == 0 else float((i * 37) % 11) - 5.5 + (i % 2) * 0.25,
-            big=(2**62 + i) if i % 3 == 0 else -i * 10**12,
-            at=None if i % 6 == 0 else BASE + timedelta(hours=(i * 13) % 17),
-            day=None if i % 4 == 0 else date(2024, 1, 1) + timedelta(days=i % 9),
-            size=None if i % 7 == 0 else list(Size)[i % 3],
-            amount=None if i % 8 == 0 else Decimal(i % 13) / 4 - 1,
-            email=None if i % 2 else f"u{i}@x",
-            flag=i % 3 == 0,
-            note=f"n{i % 5}",
-        ))
+        out.append(
+            Row(
+                id=i * 7 % n - 5,
+                owner=["ann", "bob", "Ann", ""][i % 4],
+                title=TITLES[i % len(TITLES)],
+                score=None if i % 5 == 0 else float((i * 37) % 11) - 5.5 + (i % 2) * 0.25,
+                big=(2**62 + i) if i % 3 == 0 else -i * 10**12,
+                at=None if i % 6 == 0 else BASE + timedelta(hours=(i * 13) % 17),
+                day=None if i % 4 == 0 else date(2024, 1, 1) + timedelta(days=i % 9),
+                size=None if i % 7 == 0 else list(Size)[i % 3],
+                amount=None if i % 8 == 0 else Decimal(i % 13) / 4 - 1,
+                email=None if i % 2 else f"u{i}@x",
+                flag=i % 3 == 0,
+                note=f"n{i % 5}",
+            )
+        )
     return out
 
 
@@ -99,24 +110,64 @@ def paged(store: Store[Row], f: Any, order: Any, limit: int) -> list[Any]:
 
 FILTERS = [
     None,
-    F.owner == "ann", F.owner == "", (F.owner == "bob") & (F.score > 0),
-    (F.owner == "ann") & (F.score <= -1.25), (F.owner == "Ann") & F.score.exists(False),
-    F.owner.in_(["ann", "bob"]), F.owner.startswith("A"),
-    F.title == "a", F.title == None, F.title.startswith("a"), F.title.startswith(""),  # noqa: E711
-    F.title > "a", F.title <= "b", (F.title >= "a") & (F.title < "b"), F.title.exists(),
+    F.owner == "ann",
+    F.owner == "",
+    (F.owner == "bob") & (F.score > 0),
+    (F.owner == "ann") & (F.score <= -1.25),
+    (F.owner == "Ann") & F.score.exists(False),
+    F.owner.in_(["ann", "bob"]),
+    F.owner.startswith("A"),
+    F.title == "a",
+    F.title == None,  # noqa: E711
+    F.title.startswith("a"),
+    F.title.startswith(""),
+    F.title > "a",
+    F.title <= "b",
+    (F.title >= "a") & (F.title < "b"),
+    F.title.exists(),
     F.title.in_(["a", "z", None]),
-    F.big > 0, F.big == 2**62 + 3, F.big < -10**13, F.big.in_([2**62, 2**62 + 1]),
-    F.at > BASE + timedelta(hours=5), F.at == None, F.at <= BASE + timedelta(hours=3),  # noqa: E711
-    F.day == date(2024, 1, 3), (F.day == date(2024, 1, 2)) & (F.size == Size.M),
-    F.day >= date(2024, 1, 5), F.size == "l",
-    F.amount > Decimal("0.5"), F.amount == Decimal("0.25"), F.amount < 0,
-    F.email == "u4@x", F.email.exists(False), F.flag == True, F.flag < True,  # noqa: E712
-    F.id > 10, F.id.in_([1, 2, 3, 999]), F.id == 5, (F.id >= -3) & (F.id < 4),
-    (F.owner == "ann") | (F.title == "a"), ~(F.owner == "ann"), F.note == "n1",
-    (F.owner == "ann") & F.note.contains("1"), F.title.icontains("A"),
+    F.big > 0,
+    F.big == 2**62 + 3,
+    F.big < -(10**13),
+    F.big.in_([2**62, 2**62 + 1]),
+    F.at > BASE + timedelta(hours=5),
+    F.at == None,  # noqa: E711
+    F.at <= BASE + timedelta(hours=3),
+    F.day == date(2024, 1, 3),
+    (F.day == date(2024, 1, 2)) & (F.size == Size.M),
+    F.day >= date(2024, 1, 5),
+    F.size == "l",
+    F.amount > Decimal("0.5"),
+    F.amount == Decimal("0.25"),
+    F.amount < 0,
+    F.email == "u4@x",
+    F.email.exists(False),
+    F.flag == True,  # noqa: E712
+    F.flag < True,
+    F.id > 10,
+    F.id.in_([1, 2, 3, 999]),
+    F.id == 5,
+    (F.id >= -3) & (F.id < 4),
+    (F.owner == "ann") | (F.title == "a"),
+    ~(F.owner == "ann"),
+    F.note == "n1",
+    (F.owner == "ann") & F.note.contains("1"),
+    F.title.icontains("A"),
 ]
-ORDERS = [None, [-F.score], [+F.score], [+F.title], [-F.title], [-F.big], [+F.at],
-          [+F.owner, -F.score], [-F.id], [+F.note], [+F.size, -F.day], [-F.amount]]
+ORDERS = [
+    None,
+    [-F.score],
+    [+F.score],
+    [+F.title],
+    [-F.title],
+    [-F.big],
+    [+F.at],
+    [+F.owner, -F.score],
+    [-F.id],
+    [+F.note],
+    [+F.size, -F.day],
+    [-F.amount],
+]
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=str)
@@ -131,8 +182,9 @@ def test_search_matches_reference(loaded: tuple[Store[Row], list[Row]], order: A
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
-def test_random_filters_and_orders(loaded: tuple[Store[Row], list[Row]],
-                                   data: st.DataObject) -> None:
+def test_random_filters_and_orders(
+    loaded: tuple[Store[Row], list[Row]], data: st.DataObject
+) -> None:
     store, stored_rows = loaded
     parts = data.draw(st.lists(st.sampled_from(FILTERS[1:]), min_size=1, max_size=3))
     f = parts[0]
@@ -189,12 +241,17 @@ def test_unique_index(db: RedisDatabase) -> None:
     store.delete("1")
     store.patch("2", {"email": "b@x"})  # released by the delete
     # swapping values inside one atomic batch works; a clash inside it aborts everything
-    results = store.edit_batch([Edit.patch("2", {"email": "tmp"}),
-                                Edit.patch("4", {"email": "b@x"}),
-                                Edit.patch("2", {"email": "a@x"})])
+    results = store.edit_batch(
+        [
+            Edit.patch("2", {"email": "tmp"}),
+            Edit.patch("4", {"email": "b@x"}),
+            Edit.patch("2", {"email": "a@x"}),
+        ]
+    )
     assert all(r.ok for r in results)
-    results = store.edit_batch([Edit.create(Row(id=9, email="new@x")),
-                                Edit.create(Row(id=10, email="new@x"))])
+    results = store.edit_batch(
+        [Edit.create(Row(id=9, email="new@x")), Edit.create(Row(id=10, email="new@x"))]
+    )
     assert [r.code for r in results] == ["aborted", "conflict"]
     assert store.read("9") is None
     assert store.count(F.email == "new@x") == 0
@@ -220,11 +277,13 @@ def test_failed_atomic_batch_writes_nothing(db: RedisDatabase) -> None:
     store.create(Row(id=1, owner="ann", email="e1"))
     before = _keys(db)
     snapshot = {k: _dump(db, k) for k in before}
-    results = store.edit_batch([
-        Edit.create(Row(id=2, owner="bob")),
-        Edit.patch("1", {"owner": "carl", "score": 3.0}),
-        Edit.create(Row(id=3, email="e1")),  # unique clash: everything rolls back
-    ])
+    results = store.edit_batch(
+        [
+            Edit.create(Row(id=2, owner="bob")),
+            Edit.patch("1", {"owner": "carl", "score": 3.0}),
+            Edit.create(Row(id=3, email="e1")),  # unique clash: everything rolls back
+        ]
+    )
     assert [r.code for r in results] == ["aborted", "aborted", "conflict"]
     assert _keys(db) == before
     assert {k: _dump(db, k) for k in before} == snapshot
@@ -240,7 +299,8 @@ def test_no_index_entries_left_behind(db: RedisDatabase) -> None:
     assert store.delete_all(None) == 30
     left = _keys(db)
     assert left == {f"persisty:{{{db.namespace}:row}}:v".encode()}, (
-        "only the index version is left: every item, index, shadow and unique entry is gone")
+        "only the index version is left: every item, index, shadow and unique entry is gone"
+    )
 
 
 def test_indexes_survive_key_kinds(db: RedisDatabase) -> None:
@@ -251,8 +311,12 @@ def test_indexes_survive_key_kinds(db: RedisDatabase) -> None:
         tag: str | None = None
 
     store = db.store(Doc)
-    docs = [Doc(owner=o, n=n, tag=t) for o in ("a", "a:b", "b~") for n in (10, 9, -1, 100)
-            for t in ("x",)]
+    docs = [
+        Doc(owner=o, n=n, tag=t)
+        for o in ("a", "a:b", "b~")
+        for n in (10, 9, -1, 100)
+        for t in ("x",)
+    ]
     store.edit_batch([Edit.create(d) for d in docs])
     got = [(d.owner, d.n) for d in store.search(F.owner == "a", limit=100).items]
     assert got == [("a", -1), ("a", 9), ("a", 10), ("a", 100)]
@@ -320,10 +384,12 @@ def test_changed_indexes_are_rebuilt(db: RedisDatabase) -> None:
     try:
         planner.store(V2)
         assert planner.plan_migration() == [
-            "REINDEX evolving (25 item(s); indexes: ix_evolving_b, ix_evolving_a);"]
+            "REINDEX evolving (25 item(s); indexes: ix_evolving_b, ix_evolving_a);"
+        ]
         assert planner.plan_migration() != []  # planning changes nothing
         assert planner.migrate() == [
-            "redis: re-indexed 25 evolving item(s) for indexes ix_evolving_b, ix_evolving_a"]
+            "redis: re-indexed 25 evolving item(s) for indexes ix_evolving_b, ix_evolving_a"
+        ]
     finally:
         planner.close()
     other = persisty_connect(db)
@@ -331,7 +397,8 @@ def test_changed_indexes_are_rebuilt(db: RedisDatabase) -> None:
         new = other.store(V2)
         assert "ix_evolving_b" in new.explain(F.b == 1).detail
         assert sorted(v.id for v in new.search(F.b == 1, limit=100).items) == sorted(
-            f"k{i}" for i in range(25) if i % 3 == 1)
+            f"k{i}" for i in range(25) if i % 3 == 1
+        )
         assert new.count(F.a == "a3") == 1
         with pytest.raises(Conflict):
             new.create(V2(id="dup", a="a3"))
@@ -356,18 +423,22 @@ def persisty_connect(db: RedisDatabase) -> RedisDatabase:
 def test_same_key_several_times_in_one_batch(db: RedisDatabase, atomic: bool) -> None:
     store = db.store(Row)
     store.create(Row(id=1, owner="p", email="one"))
-    results = store.edit_batch([
-        Edit.create(Row(id=50, owner="q", score=1.0, email="e50")),
-        Edit.patch("50", {"owner": "r"}),
-        Edit.patch("1", {"email": "free"}),
-        Edit.patch("50", {"score": 2.0, "email": "one"}),
-        Edit.delete("1"),
-        Edit.create(Row(id=1, owner="p2", email="e50")),
-    ], atomic=atomic)
+    results = store.edit_batch(
+        [
+            Edit.create(Row(id=50, owner="q", score=1.0, email="e50")),
+            Edit.patch("50", {"owner": "r"}),
+            Edit.patch("1", {"email": "free"}),
+            Edit.patch("50", {"score": 2.0, "email": "one"}),
+            Edit.delete("1"),
+            Edit.create(Row(id=1, owner="p2", email="e50")),
+        ],
+        atomic=atomic,
+    )
     assert all(r.ok for r in results), results
     assert store.search(F.owner == "q").items == []
     assert [(r.id, r.score, r.email) for r in store.search(F.owner == "r").items] == [
-        (50, 2.0, "one")]
+        (50, 2.0, "one")
+    ]
     assert [r.id for r in store.search(F.email == "e50").items] == [1]
     assert store.count(F.owner == "p") == 0 and store.count(F.owner == "p2") == 1
     for name in [b"~keys", b"ix_row_owner_score", b"ix_row_email", b"ix_row_title"]:

@@ -30,8 +30,9 @@ def _index_sizes(db: RedisDatabase) -> dict[bytes, int]:
 
 def test_items_expire_natively_and_leave_no_index_entries(db: RedisDatabase) -> None:
     store = db.store(Session)
-    store.edit_batch([Edit.create(Session(id=f"s{i}", owner="ann", code=f"c{i}"))
-                      for i in range(5)])
+    store.edit_batch(
+        [Edit.create(Session(id=f"s{i}", owner="ann", code=f"c{i}")) for i in range(5)]
+    )
     store.create(Session(id="b", owner="bob"))
     ttl_ms = db.client.pttl(b"persisty:{" + db.namespace.encode() + b":session}:i:s1")
     assert 0 < ttl_ms <= 600

@@ -27,8 +27,11 @@ from persisty.testing.models import Item
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return {"sqlite": f"sqlite:///{tmp_path / 'test.db'}", "postgresql": POSTGRES_URL,
-            "mariadb": MYSQL_URL}[request.param]
+    return {
+        "sqlite": f"sqlite:///{tmp_path / 'test.db'}",
+        "postgresql": POSTGRES_URL,
+        "mariadb": MYSQL_URL,
+    }[request.param]
 
 
 @pytest.fixture
@@ -53,7 +56,13 @@ def test_parse_url() -> None:
     assert parse_url("postgres://u@h/db").engine == "postgresql"
     my = parse_url("mariadb://u:s%40cret@h:3307/db")
     assert (my.engine, my.user, my.password, my.host, my.port, my.database) == (
-        "mysql", "u", "s@cret", "h", 3307, "db")
+        "mysql",
+        "u",
+        "s@cret",
+        "h",
+        3307,
+        "db",
+    )
     with pytest.raises(ValidationError):
         parse_url("sqlite://host/x.db")
 
@@ -104,9 +113,13 @@ def test_every_op_runs_in_sql(db: SqlDatabase) -> None:
 
 def test_two_valued_not_and_like_escaping(db: SqlDatabase) -> None:
     items = db.store(Item)
-    items.edit_batch([Edit.create(Item(owner="a", title="50% off_x", score=None)),
-                      Edit.create(Item(owner="b", title="500 offx", score=1.0)),
-                      Edit.create(Item(owner="c", title="Hello", score=5.0))])
+    items.edit_batch(
+        [
+            Edit.create(Item(owner="a", title="50% off_x", score=None)),
+            Edit.create(Item(owner="b", title="500 offx", score=1.0)),
+            Edit.create(Item(owner="c", title="Hello", score=5.0)),
+        ]
+    )
     assert items.count(~(F.score < 3)) == 2  # None is not < 3, so ~ matches it
     assert items.count(F.title.contains("0% off_")) == 1
     assert items.count(F.title.contains("%")) == 1
@@ -308,8 +321,11 @@ def test_single_statement_conditional_writes(db: SqlDatabase) -> None:
         store.update(dataclasses.replace(t, value=2), if_match="stale")
     with pytest.raises(PreconditionFailed):
         store.update(dataclasses.replace(t, value=2), precondition=F.tags.contains("y"))
-    u = store.update(dataclasses.replace(t, value=2), if_match=etag(t),
-                     precondition=F.tags.contains("x") & (F.value < 2))
+    u = store.update(
+        dataclasses.replace(t, value=2),
+        if_match=etag(t),
+        precondition=F.tags.contains("x") & (F.value < 2),
+    )
     assert store.read("a") == u
     with pytest.raises(PreconditionFailed):
         store.delete("a", if_match=etag(t))

@@ -16,8 +16,7 @@ from persisty.backends.sql import SqlDatabase
 from persisty.model import Index, stored
 from persisty.store import Edit
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
-               max_size=8)
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=8)
 # letters whose lowercase is the same in Python, ICU, MariaDB and SQLite
 PLAIN = st.text(st.sampled_from("aAbBzZ äÄöÖüÜ_%!é"), max_size=6)
 
@@ -33,8 +32,11 @@ class Word:
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"], scope="module")
 def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    url = {"sqlite": f"sqlite:///{tmp_path_factory.mktemp('coll') / 'c.db'}",
-           "postgresql": POSTGRES_URL, "mariadb": MYSQL_URL}[request.param]
+    url = {
+        "sqlite": f"sqlite:///{tmp_path_factory.mktemp('coll') / 'c.db'}",
+        "postgresql": POSTGRES_URL,
+        "mariadb": MYSQL_URL,
+    }[request.param]
     database = persisty.connect(url, namespace="t" + uuid.uuid4().hex[:10])
     assert isinstance(database, SqlDatabase)
     yield database
@@ -42,11 +44,13 @@ def db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
     database.close()
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(words=st.lists(TEXT, min_size=1, max_size=12), probe=TEXT)
-def test_order_and_comparison_are_code_point(db: SqlDatabase, words: list[str],
-                                             probe: str) -> None:
+def test_order_and_comparison_are_code_point(db: SqlDatabase, words: list[str], probe: str) -> None:
     store = db.store(Word)
     store.delete_all(None)
     store.edit_batch([Edit.create(Word(id=f"w{i}", word=w, text=w)) for i, w in enumerate(words)])
@@ -60,8 +64,11 @@ def test_order_and_comparison_are_code_point(db: SqlDatabase, words: list[str],
     assert store.count(F.text.startswith(probe)) == sum(w.startswith(probe) for w in words)
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(words=st.lists(PLAIN, min_size=1, max_size=12), probe=PLAIN)
 def test_case_insensitive_ops(db: SqlDatabase, words: list[str], probe: str) -> None:
     store = db.store(Word)

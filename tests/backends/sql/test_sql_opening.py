@@ -40,8 +40,12 @@ def test_a_refused_open_creates_no_index(tmp_path: Path) -> None:
     import sqlite3
 
     with sqlite3.connect(tmp_path / "o.db") as conn:
-        indexes = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'old'")]
+        indexes = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'old'"
+            )
+        ]
     assert not any("_b" in name for name in indexes), indexes
     db.close()
 
@@ -69,8 +73,13 @@ asyncio.run(main())
 
 @pytest.mark.parametrize("url", [MYSQL_URL, POSTGRES_URL])
 def test_async_open_prints_no_server_notes(url: str) -> None:
-    run = subprocess.run([sys.executable, "-c", _OPEN_TWICE, url, "n" + uuid.uuid4().hex[:8]],
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", _OPEN_TWICE, url, "n" + uuid.uuid4().hex[:8]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout + run.stderr
     assert "already exists" not in out and "Duplicate" not in out, out

@@ -4,5 +4,10 @@ from persisty.backends.directory._async import AsyncDirectoryDatabase, AsyncDire
 from persisty.backends.directory._files import DirectoryTable
 from persisty.backends.directory._sync import DirectoryDatabase, DirectoryStore
 
-__all__ = ["AsyncDirectoryDatabase", "AsyncDirectoryStore", "DirectoryDatabase",
-           "DirectoryStore", "DirectoryTable"]
+__all__ = [
+    "AsyncDirectoryDatabase",
+    "AsyncDirectoryStore",
+    "DirectoryDatabase",
+    "DirectoryStore",
+    "DirectoryTable",
+]

@@ -35,8 +35,9 @@ class AsyncDirectoryStore(AsyncStoreBase[Any]):
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
 
-    async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    async def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
     async def _next_sequence(self, attr: str) -> int:
@@ -55,13 +56,13 @@ class AsyncDirectoryDatabase(AsyncDatabase):
         notes = db.store(Note)
     """
 
-    def __init__(self, url: str, *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self, url: str, *, namespace: str | None = None, secret: bytes | str | None = None
+    ) -> None:
         parts = urlsplit(url)
         path = unquote(parts.netloc + parts.path)
         if not path:
-            raise ValidationError("file:// needs a directory, e.g. file:///var/data",
-                                  field="url")
+            raise ValidationError("file:// needs a directory, e.g. file:///var/data", field="url")
         self.root = Path(path)
         super().__init__(url, namespace=namespace, secret=secret)
 

@@ -111,7 +111,7 @@ class DirectoryTable:
         """The shared (reader's) lock: no batch is being applied while it is held. A
         journal found under it was left by a writer that died; it is replayed first."""
         try:
-            lock = open(self.path / ".lock", "a+b")  # noqa: SIM115 - closed below
+            lock = open(self.path / ".lock", "a+b")  # noqa: SIM115
         except FileNotFoundError:  # never written, or dropped: nothing to read
             yield
             return
@@ -200,8 +200,9 @@ class DirectoryTable:
         with self._reading():
             return self._all()
 
-    def find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-             limit: int | None) -> list[Any]:
+    def find(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         """Items matching ``f`` in ``spec`` order after ``after`` (a scan of the directory)."""
         items = self.all()
         if f is not ALL:
@@ -259,8 +260,10 @@ class DirectoryTable:
         meta = self.meta
         if isinstance(op, Insert):
             if current is not None:
-                raise Conflict(f"{meta.name} {meta.key_string(op.key)!r} already exists",
-                               field=meta.key.attrs[0])
+                raise Conflict(
+                    f"{meta.name} {meta.key_string(op.key)!r} already exists",
+                    field=meta.key.attrs[0],
+                )
         else:
             if current is None:
                 raise NotFound(f"no {meta.name} with key {meta.key_string(op.key)!r}")
@@ -296,5 +299,7 @@ class DirectoryTable:
                 continue
             for name, other in others.items():
                 if name != mine and tuple(getattr(other, a) for a in ix.attrs) == values:
-                    raise Conflict(f"{', '.join(ix.attrs)} must be unique: {values!r} is taken",
-                                   field=ix.attrs[0])
+                    raise Conflict(
+                        f"{', '.join(ix.attrs)} must be unique: {values!r} is taken",
+                        field=ix.attrs[0],
+                    )

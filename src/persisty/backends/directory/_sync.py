@@ -36,8 +36,9 @@ class DirectoryStore(StoreBase[Any]):
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
 
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
     def _next_sequence(self, attr: str) -> int:
@@ -56,13 +57,13 @@ class DirectoryDatabase(Database):
         notes = db.store(Note)
     """
 
-    def __init__(self, url: str, *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self, url: str, *, namespace: str | None = None, secret: bytes | str | None = None
+    ) -> None:
         parts = urlsplit(url)
         path = unquote(parts.netloc + parts.path)
         if not path:
-            raise ValidationError("file:// needs a directory, e.g. file:///var/data",
-                                  field="url")
+            raise ValidationError("file:// needs a directory, e.g. file:///var/data", field="url")
         self.root = Path(path)
         super().__init__(url, namespace=namespace, secret=secret)
 

@@ -27,11 +27,17 @@ from persisty.errors import PersistyError, Unavailable, ValidationError
 
 T = TypeVar("T")
 
-RETRYABLE = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
-    "LimitExceededException",
-})
+RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)
 MAX_ATTEMPTS = 10
 BASE_DELAY = 0.025
 MAX_DELAY = 2.0
@@ -41,7 +47,7 @@ META_KEY = "k"
 
 def backoff(attempt: int) -> float:
     """Full-jitter exponential backoff: a random delay up to ``BASE * 2**attempt``."""
-    return random.uniform(0, min(MAX_DELAY, BASE_DELAY * (2 ** attempt)))
+    return random.uniform(0, min(MAX_DELAY, BASE_DELAY * (2**attempt)))
 
 
 def error_code(e: BaseException) -> str:
@@ -60,17 +66,23 @@ def parse_url(url: str) -> dict[str, str]:
     known = {"region", "endpoint_url", "prefix", "max_sort", "segments", "profile"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValidationError(f"unknown dynamodb URL option {unknown[0]!r} "
-                              f"(known: {', '.join(sorted(known))})", field="url")
+        raise ValidationError(
+            f"unknown dynamodb URL option {unknown[0]!r} (known: {', '.join(sorted(known))})",
+            field="url",
+        )
     return options
 
 
 def client_arguments(options: dict[str, str]) -> dict[str, Any]:
     """Keyword arguments for ``create_client('dynamodb', …)``."""
     kwargs: dict[str, Any] = {
-        "config": Config(retries={"max_attempts": 2, "mode": "standard"},
-                         max_pool_connections=64, parameter_validation=False,
-                         connect_timeout=5, read_timeout=30),
+        "config": Config(
+            retries={"max_attempts": 2, "mode": "standard"},
+            max_pool_connections=64,
+            parameter_validation=False,
+            connect_timeout=5,
+            read_timeout=30,
+        ),
     }
     if options.get("region"):
         kwargs["region_name"] = options["region"]
@@ -105,13 +117,15 @@ def _session(options: dict[str, str], kind: str) -> Any:
 
 
 def _translate(e: Exception) -> PersistyError | None:
-    if isinstance(e, botocore.exceptions.EndpointConnectionError | (
-            botocore.exceptions.ConnectionClosedError)):
+    if isinstance(
+        e, botocore.exceptions.EndpointConnectionError | (botocore.exceptions.ConnectionClosedError)
+    ):
         return Unavailable(f"DynamoDB is unavailable: {e}")
     if isinstance(e, botocore.exceptions.NoCredentialsError):
         return Unavailable("no AWS credentials for DynamoDB (set AWS_ACCESS_KEY_ID …)")
     if isinstance(e, botocore.exceptions.BotoCoreError) and not isinstance(
-            e, botocore.exceptions.ClientError):
+        e, botocore.exceptions.ClientError
+    ):
         return Unavailable(f"DynamoDB request failed: {e}")
     return None
 
@@ -140,7 +154,8 @@ class AsyncClient:
                     session = _session(self.options, "async")
                     with _SESSIONS_LOCK:
                         self._context = session.create_client(
-                            "dynamodb", **client_arguments(self.options))
+                            "dynamodb", **client_arguments(self.options)
+                        )
                     self._raw = await self._context.__aenter__()
         return self._raw
 
@@ -207,7 +222,8 @@ class Client:
                     session = _session(self.options, "sync")
                     with _SESSIONS_LOCK:
                         self._raw = session.create_client(
-                            "dynamodb", **client_arguments(self.options))
+                            "dynamodb", **client_arguments(self.options)
+                        )
         return self._raw
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -261,8 +277,7 @@ def client_error(e: Exception, what: str) -> PersistyError:
         message = str(e.response.get("Error", {}).get("Message", "")) or message
     if code == "ValidationException":
         if "size" in message.lower():
-            return ValidationError(f"{what}: the item is over DynamoDB's 400 KB limit "
-                                   f"({message})")
+            return ValidationError(f"{what}: the item is over DynamoDB's 400 KB limit ({message})")
         return ValidationError(f"{what}: DynamoDB refused the request: {message}")
     if code == "ResourceNotFoundException":
         return Unavailable(f"{what}: the DynamoDB table is missing ({message})")
@@ -271,10 +286,12 @@ def client_error(e: Exception, what: str) -> PersistyError:
 
 def meta_definition(name: str) -> dict[str, Any]:
     """CreateTable arguments of the meta table (one string key)."""
-    return {"TableName": name,
-            "AttributeDefinitions": [{"AttributeName": META_KEY, "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": META_KEY, "KeyType": "HASH"}],
-            "BillingMode": "PAY_PER_REQUEST"}
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": META_KEY, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": META_KEY, "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 def load_secret(options: dict[str, str], meta_table: str) -> bytes:
@@ -297,19 +314,32 @@ def load_secret(options: dict[str, str], meta_table: str) -> bytes:
                     break
                 client.sleep(min(1.0, 0.05 * (attempt + 1)))
         try:
-            client.call("put_item", TableName=meta_table,
-                        Item={META_KEY: {"S": "secret"}, "v": {"S": secrets.token_hex(32)}},
-                        ConditionExpression="attribute_not_exists(#k)",
-                        ExpressionAttributeNames={"#k": META_KEY})
+            client.call(
+                "put_item",
+                TableName=meta_table,
+                Item={META_KEY: {"S": "secret"}, "v": {"S": secrets.token_hex(32)}},
+                ConditionExpression="attribute_not_exists(#k)",
+                ExpressionAttributeNames={"#k": META_KEY},
+            )
         except botocore.exceptions.ClientError as e:
             if error_code(e) != "ConditionalCheckFailedException":
                 raise client_error(e, meta_table) from e
-        out = client.call("get_item", TableName=meta_table, Key={META_KEY: {"S": "secret"}},
-                          ConsistentRead=True)
+        out = client.call(
+            "get_item", TableName=meta_table, Key={META_KEY: {"S": "secret"}}, ConsistentRead=True
+        )
         return str(out["Item"]["v"]["S"]).encode()
     finally:
         client.close()
 
 
-__all__ = ["META_KEY", "AsyncClient", "Client", "backoff", "client_error", "error_code",
-           "load_secret", "meta_definition", "parse_url"]
+__all__ = [
+    "META_KEY",
+    "AsyncClient",
+    "Client",
+    "backoff",
+    "client_error",
+    "error_code",
+    "load_secret",
+    "meta_definition",
+    "parse_url",
+]

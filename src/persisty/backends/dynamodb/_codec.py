@@ -74,8 +74,10 @@ def _number_bytes(d: decimal.Decimal) -> bytes:
 def datetime_text(v: dt.datetime) -> str:
     """A UTC datetime as fixed-width ISO text (its text order is its time order)."""
     v = v.astimezone(dt.UTC) if v.tzinfo is not dt.UTC else v
-    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
-            f"{v.second:02d}.{v.microsecond:06d}+00:00")
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+        f"{v.second:02d}.{v.microsecond:06d}+00:00"
+    )
 
 
 def order_bytes(v: Any) -> bytes:
@@ -141,8 +143,8 @@ def _number_text(d: decimal.Decimal, name: str) -> str:
     digits = len(n.as_tuple().digits)
     if digits > 38:
         raise ValidationError(
-            f"{name}: {d} has {digits} significant digits; DynamoDB keeps at most 38",
-            field=name)
+            f"{name}: {d} has {digits} significant digits; DynamoDB keeps at most 38", field=name
+        )
     if not decimal.Decimal("1e-130") <= abs(n) < decimal.Decimal("1e126"):
         raise ValidationError(f"{name}: {d} is outside DynamoDB's number range", field=name)
     return format(n, "f")
@@ -197,7 +199,8 @@ def enum_native(a: AttrMeta) -> bool:
         return False
     values = [m.value for m in a.enum_type]
     return all(isinstance(x, str) for x in values) or all(
-        isinstance(x, int) and not isinstance(x, bool) for x in values)
+        isinstance(x, int) and not isinstance(x, bool) for x in values
+    )
 
 
 def filter_value_av(a: AttrMeta, v: Any, element: bool = False) -> dict[str, Any] | None:
@@ -215,7 +218,7 @@ def filter_value_av(a: AttrMeta, v: Any, element: bool = False) -> dict[str, Any
 
 
 def _size(av: dict[str, Any]) -> int:
-    (t, v), = av.items()
+    ((t, v),) = av.items()
     if t == "S":
         return len(v.encode()) if not v.isascii() else len(v)
     if t == "N":
@@ -241,13 +244,13 @@ class Codec:
         self.composite = len(self.key_attrs) > 1
         self.indexes = meta.indexes
         self._list_kinds = {
-            a.name: (a.item_kind if a.item_kind in NATIVE_SCALARS and a.item_kind != "enum"
-                     else None)
-            for a in self.attrs if a.kind == "list"
+            a.name: (
+                a.item_kind if a.item_kind in NATIVE_SCALARS and a.item_kind != "enum" else None
+            )
+            for a in self.attrs
+            if a.kind == "list"
         }
-        self._item_decoders = {
-            a.name: msgspec.json.Decoder(a.type) for a in self.attrs
-        }
+        self._item_decoders = {a.name: msgspec.json.Decoder(a.type) for a in self.attrs}
 
     # ---- keys -----------------------------------------------------------------------
 
@@ -255,8 +258,10 @@ class Codec:
         """The DynamoDB primary key of typed key values."""
         if not self.composite:
             return {PK: {"S": partition_text(key[0])}}
-        return {PK: {"S": partition_text(key[0])},
-                SK: {"B": b"".join(order_bytes(k) for k in key[1:])}}
+        return {
+            PK: {"S": partition_text(key[0])},
+            SK: {"B": b"".join(order_bytes(k) for k in key[1:])},
+        }
 
     def index_keys(self, item: Any) -> dict[str, Any]:
         """The synthetic key attributes of every secondary index for ``item``."""
@@ -316,7 +321,8 @@ class Codec:
         if size > MAX_ITEM_BYTES:
             raise ValidationError(
                 f"{self.meta.name}: the item is {size:,} bytes in DynamoDB, over its limit of "
-                f"400 KB ({MAX_ITEM_BYTES:,} bytes)")
+                f"400 KB ({MAX_ITEM_BYTES:,} bytes)"
+            )
         return out
 
     def load(self, raw: dict[str, Any]) -> tuple[Any, str]:
@@ -371,7 +377,7 @@ class Codec:
 
 
 def _plain(av: dict[str, Any], kind: str | None) -> Any:
-    (t, v), = av.items()
+    ((t, v),) = av.items()
     if t == "S":
         return v
     if t == "N":

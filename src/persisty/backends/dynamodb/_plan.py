@@ -27,8 +27,7 @@ from persisty.model import StoreMeta
 from persisty.query import ALL, NONE, And, Compare, Filter, Not, Op, Or, Sort
 
 _CMP = {Op.EQ: "=", Op.NE: "<>", Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">="}
-_RANGED = frozenset({"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes",
-                     "enum"})
+_RANGED = frozenset({"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum"})
 
 
 class Expr:
@@ -109,7 +108,7 @@ def _compare(c: Compare, meta: StoreMeta, ex: Expr) -> str | None:
         n = ex.name(a.name)
         parts = []
         for start in range(0, len(avs), 99):
-            chunk = avs[start:start + 99]
+            chunk = avs[start : start + 99]
             parts.append(f"{n} IN (" + ", ".join(ex.value(x) for x in chunk if x) + ")")
         if has_none:
             parts.append(f"attribute_not_exists({n})")
@@ -157,8 +156,9 @@ class Plan:
     desc: bool = False
     description: str = ""
 
-    def key_condition(self, after_value: Any = None, use_after: bool = False
-                      ) -> tuple[str, dict[str, Any]] | None:
+    def key_condition(
+        self, after_value: Any = None, use_after: bool = False
+    ) -> tuple[str, dict[str, Any]] | None:
         """The KeyConditionExpression and its placeholders; ``None`` when the sort-key
         range (narrowed by the page cursor) is empty."""
         lo, hi = self.lo, self.hi
@@ -225,16 +225,30 @@ def make_plan(f: Filter, spec: Sort, meta: StoreMeta) -> Plan:
     if all(k in eqs for k in key):
         used = [eqs[k] for k in key]
         rest = [t for t in terms if t not in used]
-        return Plan("get", And.of(*used), And.of(*rest),
-                    keys=[tuple(eqs[k].value for k in key)], ordered=True,
-                    description="GetItem by key")
+        return Plan(
+            "get",
+            And.of(*used),
+            And.of(*rest),
+            keys=[tuple(eqs[k].value for k in key)],
+            ordered=True,
+            description="GetItem by key",
+        )
     if len(key) == 1:
-        ins = [t for t in terms if isinstance(t, Compare) and t.attr == key[0]
-               and t.op is Op.IN and None not in t.value]
+        ins = [
+            t
+            for t in terms
+            if isinstance(t, Compare) and t.attr == key[0] and t.op is Op.IN and None not in t.value
+        ]
         if ins:
             rest = [t for t in terms if t is not ins[0]]
-            return Plan("get", ins[0], And.of(*rest), keys=[(v,) for v in ins[0].value],
-                        ordered=True, description=f"BatchGetItem of {len(ins[0].value)} keys")
+            return Plan(
+                "get",
+                ins[0],
+                And.of(*rest),
+                keys=[(v,) for v in ins[0].value],
+                ordered=True,
+                description=f"BatchGetItem of {len(ins[0].value)} keys",
+            )
 
     fixed = {t.attr for t in terms if isinstance(t, Compare) and t.op is Op.EQ}
     effective = [(a, d) for a, d in spec if a not in fixed]
@@ -242,27 +256,40 @@ def make_plan(f: Filter, spec: Sort, meta: StoreMeta) -> Plan:
     # 2. a partition equality: the table (composite key) or a GSI
     candidates: list[tuple[int, Plan, Compare]] = []
     if len(key) > 1 and key[0] in eqs:
-        p = Plan("query", pk_attr=PK, pk=partition_text(eqs[key[0]].value), sk_attr=SK,
-                 sk_field=key[1], description=f"Query on the table ({key[0]} = …)")
+        p = Plan(
+            "query",
+            pk_attr=PK,
+            pk=partition_text(eqs[key[0]].value),
+            sk_attr=SK,
+            sk_field=key[1],
+            description=f"Query on the table ({key[0]} = …)",
+        )
         candidates.append((0, p, eqs[key[0]]))
     for i, ix in enumerate(meta.indexes):
         first = ix.attrs[0]
         if first in eqs and eqs[first] in native_terms:
             name = ix.index_name(meta.name)
-            p = Plan("query", index=name, pk_attr=f"~p{i}",
-                     pk=order_bytes(eqs[first].value),
-                     sk_attr=f"~s{i}" if len(ix.attrs) > 1 else None,
-                     sk_field=ix.attrs[1] if len(ix.attrs) > 1 else None,
-                     description=f"Query on GSI {name} ({first} = …)")
+            p = Plan(
+                "query",
+                index=name,
+                pk_attr=f"~p{i}",
+                pk=order_bytes(eqs[first].value),
+                sk_attr=f"~s{i}" if len(ix.attrs) > 1 else None,
+                sk_field=ix.attrs[1] if len(ix.attrs) > 1 else None,
+                description=f"Query on GSI {name} ({first} = …)",
+            )
             candidates.append((1, p, eqs[first]))
     if candidates:
+
         def score(c: tuple[int, Plan, Compare]) -> tuple[int, int, int]:
             rank, p, _ = c
-            native_order = not effective or (p.sk_field is not None
-                                             and effective[0][0] == p.sk_field)
+            native_order = not effective or (
+                p.sk_field is not None and effective[0][0] == p.sk_field
+            )
             ranged = p.sk_field is not None and any(
                 isinstance(t, Compare) and t.attr == p.sk_field and _range(t) is not None
-                for t in native_terms)
+                for t in native_terms
+            )
             return (0 if native_order else 1, 0 if ranged else 1, rank)
 
         _, plan, part = min(candidates, key=score)
@@ -280,8 +307,9 @@ def make_plan(f: Filter, spec: Sort, meta: StoreMeta) -> Plan:
                         plan.hi = hi
             if plan.lo is not None and plan.hi is not None and plan.lo > plan.hi:
                 return Plan("none", NONE, ALL, description="the sort-key range is empty")
-        plan.ordered = not effective or (plan.sk_field is not None
-                                         and effective[0][0] == plan.sk_field)
+        plan.ordered = not effective or (
+            plan.sk_field is not None and effective[0][0] == plan.sk_field
+        )
         plan.desc = bool(effective and effective[0][1]) if plan.ordered else False
         plan.native = And.of(part, *filter_terms)
         plan.residual = residual

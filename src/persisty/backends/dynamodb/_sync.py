@@ -82,10 +82,15 @@ def table_definition(name: str, meta: StoreMeta) -> dict[str, Any]:
     for i, _ in enumerate(meta.indexes):
         gsi = gsi_definition(meta, i)
         gsis.append(gsi)
-        attrs += [{"AttributeName": k["AttributeName"], "AttributeType": "B"}
-                  for k in gsi["KeySchema"]]
-    out: dict[str, Any] = {"TableName": name, "AttributeDefinitions": attrs,
-                           "KeySchema": schema, "BillingMode": "PAY_PER_REQUEST"}
+        attrs += [
+            {"AttributeName": k["AttributeName"], "AttributeType": "B"} for k in gsi["KeySchema"]
+        ]
+    out: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": attrs,
+        "KeySchema": schema,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
     if gsis:
         out["GlobalSecondaryIndexes"] = gsis
     return out
@@ -97,8 +102,11 @@ def gsi_definition(meta: StoreMeta, i: int) -> dict[str, Any]:
     schema = [{"AttributeName": f"~p{i}", "KeyType": "HASH"}]
     if len(ix.attrs) > 1:
         schema.append({"AttributeName": f"~s{i}", "KeyType": "RANGE"})
-    return {"IndexName": ix.index_name(meta.name), "KeySchema": schema,
-            "Projection": {"ProjectionType": "ALL"}}
+    return {
+        "IndexName": ix.index_name(meta.name),
+        "KeySchema": schema,
+        "Projection": {"ProjectionType": "ALL"},
+    }
 
 
 def _raw_key(item: dict[str, Any]) -> tuple[bytes, bytes]:
@@ -160,8 +168,7 @@ class DynamoStore(StoreBase[Any]):
     reclaims_natively = True  # the table's TimeToLive attribute
     finds_residual = True  # a query or scan filters its pages as they come
 
-    def __init__(self, meta: StoreMeta, pages: Any, database: DynamoDatabase,
-                 table: str) -> None:
+    def __init__(self, meta: StoreMeta, pages: Any, database: DynamoDatabase, table: str) -> None:
         super().__init__(meta, pages)
         self.database = database
         self.client = database.client
@@ -172,8 +179,7 @@ class DynamoStore(StoreBase[Any]):
         self._ready = False
         self._lock = threading.Lock()
         self._uniques = [(i, ix) for i, ix in enumerate(meta.indexes) if ix.unique]
-        self._needs_meta = bool(self._uniques) or any(
-            a.generated == "sequence" for a in meta.attrs)
+        self._needs_meta = bool(self._uniques) or any(a.generated == "sequence" for a in meta.attrs)
         self._key_order = sort_spec(meta, None)
         # a condition expression checks etags, but unique markers need the stored item
         self.checks_expected = not self._uniques
@@ -197,8 +203,7 @@ class DynamoStore(StoreBase[Any]):
                 if error_code(e) != "ResourceNotFoundException":
                     raise client_error(e, self.meta.name) from e
                 try:
-                    self.client.call("create_table",
-                                           **table_definition(self.table, self.meta))
+                    self.client.call("create_table", **table_definition(self.table, self.meta))
                     done.append(f"created table {self.table}")
                 except botocore.exceptions.ClientError as e2:
                     if error_code(e2) != "ResourceInUseException":
@@ -207,8 +212,10 @@ class DynamoStore(StoreBase[Any]):
                 if self.meta.expires is not None:
                     # native reclaim; reads filter what its lag leaves behind
                     self.client.call(
-                        "update_time_to_live", TableName=self.table,
-                        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL})
+                        "update_time_to_live",
+                        TableName=self.table,
+                        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL},
+                    )
                     done.append(f"enabled TTL on {TTL} of {self.table}")
             have = {g["IndexName"] for g in described.get("GlobalSecondaryIndexes", [])}
             for i, ix in enumerate(self.meta.indexes):
@@ -217,10 +224,14 @@ class DynamoStore(StoreBase[Any]):
                     continue
                 gsi = gsi_definition(self.meta, i)
                 self.client.call(
-                    "update_table", TableName=self.table,
-                    AttributeDefinitions=[{"AttributeName": k["AttributeName"],
-                                           "AttributeType": "B"} for k in gsi["KeySchema"]],
-                    GlobalSecondaryIndexUpdates=[{"Create": gsi}])
+                    "update_table",
+                    TableName=self.table,
+                    AttributeDefinitions=[
+                        {"AttributeName": k["AttributeName"], "AttributeType": "B"}
+                        for k in gsi["KeySchema"]
+                    ],
+                    GlobalSecondaryIndexUpdates=[{"Create": gsi}],
+                )
                 self.database.wait_active(self.table)
                 done.append(f"created GSI {name} on {self.table}")
             if any(d.startswith("created GSI") for d in done):
@@ -246,8 +257,9 @@ class DynamoStore(StoreBase[Any]):
     def _get(self, key: Key) -> tuple[Any, str] | None:
         self._prepare()
         try:
-            out = self.client.call("get_item", TableName=self.table,
-                                         Key=self.codec.key_av(key), ConsistentRead=True)
+            out = self.client.call(
+                "get_item", TableName=self.table, Key=self.codec.key_av(key), ConsistentRead=True
+            )
         except botocore.exceptions.ClientError as e:
             raise client_error(e, self.meta.name) from e
         raw = out.get("Item")
@@ -264,8 +276,9 @@ class DynamoStore(StoreBase[Any]):
         found: dict[tuple[bytes, bytes], dict[str, Any]] = {}
         todo = list(wanted.values())
         for start in range(0, len(todo), BATCH_GET):
-            request: dict[str, Any] = {self.table: {"Keys": todo[start:start + BATCH_GET],
-                                                    "ConsistentRead": True}}
+            request: dict[str, Any] = {
+                self.table: {"Keys": todo[start : start + BATCH_GET], "ConsistentRead": True}
+            }
             attempt = 0
             while request:
                 try:
@@ -289,13 +302,13 @@ class DynamoStore(StoreBase[Any]):
 
     # ---- writes -------------------------------------------------------------------------
 
-    def edit_batch(self, edits: Sequence[Edit], atomic: bool = True
-                         ) -> list[EditResult[Any]]:
+    def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         if atomic and len(edits) > MAX_TRANSACTION:
             raise ValidationError(
                 f"an atomic edit_batch on DynamoDB takes at most {MAX_TRANSACTION} edits "
                 f"(one TransactWriteItems); got {len(edits)}: split it or pass atomic=False",
-                field="edits")
+                field="edits",
+            )
         return super().edit_batch(edits, atomic)
 
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
@@ -312,12 +325,10 @@ class DynamoStore(StoreBase[Any]):
         if self._uniques:
             others, inserts = list(range(len(ops))), []
         if inserts:
-            for i, err in zip(inserts, self._insert_many([ops[i] for i in inserts]),
-                              strict=True):
+            for i, err in zip(inserts, self._insert_many([ops[i] for i in inserts]), strict=True):
                 errors[i] = err
         if others:
-            done = self.client.gather(
-                [lambda op=ops[i]: self._write_one(op) for i in others])  # type: ignore[misc]
+            done = self.client.gather([lambda op=ops[i]: self._write_one(op) for i in others])  # type: ignore[misc]
             for i, err in zip(others, done, strict=True):
                 errors[i] = err
         return errors
@@ -331,8 +342,9 @@ class DynamoStore(StoreBase[Any]):
         for i, (op, found) in enumerate(zip(ops, existing, strict=True)):
             assert isinstance(op, Insert)
             if found is not None:
-                errors[i] = Conflict(f"{self.meta.name} {self.meta.key_string(op.key)!r} "
-                                     "already exists")
+                errors[i] = Conflict(
+                    f"{self.meta.name} {self.meta.key_string(op.key)!r} already exists"
+                )
                 continue
             try:
                 requests.append({"PutRequest": {"Item": self.codec.dump(op.item, op.etag)}})
@@ -343,7 +355,7 @@ class DynamoStore(StoreBase[Any]):
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), BATCH_WRITE):
-            pending: dict[str, Any] = {self.table: requests[start:start + BATCH_WRITE]}
+            pending: dict[str, Any] = {self.table: requests[start : start + BATCH_WRITE]}
             attempt = 0
             while pending:
                 try:
@@ -358,15 +370,21 @@ class DynamoStore(StoreBase[Any]):
     def _condition(self, op: WriteOp) -> dict[str, Any]:
         names = {"#k": PK}
         if isinstance(op, Insert):
-            return {"ConditionExpression": "attribute_not_exists(#k)",
-                    "ExpressionAttributeNames": names}
-        if op.expected is None:
-            return {"ConditionExpression": "attribute_exists(#k)",
-                    "ExpressionAttributeNames": names}
-        names["#e"] = ETAG
-        return {"ConditionExpression": "attribute_exists(#k) AND #e = :e",
+            return {
+                "ConditionExpression": "attribute_not_exists(#k)",
                 "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {":e": {"S": op.expected}}}
+            }
+        if op.expected is None:
+            return {
+                "ConditionExpression": "attribute_exists(#k)",
+                "ExpressionAttributeNames": names,
+            }
+        names["#e"] = ETAG
+        return {
+            "ConditionExpression": "attribute_exists(#k) AND #e = :e",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {":e": {"S": op.expected}},
+        }
 
     def _failed(self, op: WriteOp | tuple[str, Key]) -> PersistyError:
         """Why the item condition of ``op`` failed."""
@@ -385,15 +403,23 @@ class DynamoStore(StoreBase[Any]):
             return (self._transact([op]))[0]
         try:
             if isinstance(op, Remove):
-                self.client.call("delete_item", TableName=self.table,
-                                       Key=self.codec.key_av(op.key), **self._condition(op),
-                                       ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                self.client.call(
+                    "delete_item",
+                    TableName=self.table,
+                    Key=self.codec.key_av(op.key),
+                    **self._condition(op),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
             else:
                 item = self.codec.dump(op.item, op.etag)
-                extra = {} if isinstance(op, Insert) else {
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
-                self.client.call("put_item", TableName=self.table, Item=item,
-                                       **self._condition(op), **extra)
+                extra = (
+                    {}
+                    if isinstance(op, Insert)
+                    else {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+                )
+                self.client.call(
+                    "put_item", TableName=self.table, Item=item, **self._condition(op), **extra
+                )
         except PersistyError as e:
             return e
         except botocore.exceptions.ClientError as e:
@@ -419,12 +445,12 @@ class DynamoStore(StoreBase[Any]):
                 if isinstance(op, Replace | Remove) and op.old is None:
                     found = self._get(op.key)
                     if found is None:
-                        errors[i] = NotFound(f"no {self.meta.name} "
-                                             f"{self.meta.key_string(op.key)!r}")
+                        errors[i] = NotFound(
+                            f"no {self.meta.name} {self.meta.key_string(op.key)!r}"
+                        )
                         return errors
                     if op.expected is not None and op.expected != found[1]:
-                        errors[i] = PreconditionFailed("the item has changed "
-                                                       "(etag does not match)")
+                        errors[i] = PreconditionFailed("the item has changed (etag does not match)")
                         return errors
                     op.old, op.expected = found[0], found[1]
         merged, first = _coalesce(ops)
@@ -433,22 +459,40 @@ class DynamoStore(StoreBase[Any]):
         meta_table = self.database.meta_table
         for j, mop in enumerate(merged):
             if isinstance(mop, tuple):
-                actions.append({"ConditionCheck": {
-                    "TableName": self.table, "Key": self.codec.key_av(mop[1]),
-                    "ConditionExpression": "attribute_not_exists(#k)",
-                    "ExpressionAttributeNames": {"#k": PK}}})
+                actions.append(
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table,
+                            "Key": self.codec.key_av(mop[1]),
+                            "ConditionExpression": "attribute_not_exists(#k)",
+                            "ExpressionAttributeNames": {"#k": PK},
+                        }
+                    }
+                )
                 owners.append((j, "item", ""))
                 continue
             op = mop
             try:
                 if isinstance(op, Remove):
-                    actions.append({"Delete": {"TableName": self.table,
-                                               "Key": self.codec.key_av(op.key),
-                                               **self._condition(op)}})
+                    actions.append(
+                        {
+                            "Delete": {
+                                "TableName": self.table,
+                                "Key": self.codec.key_av(op.key),
+                                **self._condition(op),
+                            }
+                        }
+                    )
                 else:
-                    actions.append({"Put": {"TableName": self.table,
-                                            "Item": self.codec.dump(op.item, op.etag),
-                                            **self._condition(op)}})
+                    actions.append(
+                        {
+                            "Put": {
+                                "TableName": self.table,
+                                "Item": self.codec.dump(op.item, op.etag),
+                                **self._condition(op),
+                            }
+                        }
+                    )
             except PersistyError as e:
                 errors[first[j]] = e
                 return errors
@@ -456,10 +500,14 @@ class DynamoStore(StoreBase[Any]):
             key_text = self.meta.key_string(op.key)
             for _, ix in self._uniques:
                 name = ix.index_name(self.meta.name)
-                new = (None if isinstance(op, Remove)
-                       else tuple(getattr(op.item, a) for a in ix.attrs))
-                old = (None if isinstance(op, Insert) or op.old is None
-                       else tuple(getattr(op.old, a) for a in ix.attrs))
+                new = (
+                    None if isinstance(op, Remove) else tuple(getattr(op.item, a) for a in ix.attrs)
+                )
+                old = (
+                    None
+                    if isinstance(op, Insert) or op.old is None
+                    else tuple(getattr(op.old, a) for a in ix.attrs)
+                )
                 if new is not None and None in new:
                     new = None
                 if old is not None and None in old:
@@ -467,23 +515,39 @@ class DynamoStore(StoreBase[Any]):
                 if new == old:
                     continue
                 if old is not None:
-                    actions.append({"Delete": {
-                        "TableName": meta_table, "Key": {META_KEY: {"S": self._marker(name, old)}},
-                        "ConditionExpression": "#o = :o",
-                        "ExpressionAttributeNames": {"#o": "o"},
-                        "ExpressionAttributeValues": {":o": {"S": key_text}}}})
+                    actions.append(
+                        {
+                            "Delete": {
+                                "TableName": meta_table,
+                                "Key": {META_KEY: {"S": self._marker(name, old)}},
+                                "ConditionExpression": "#o = :o",
+                                "ExpressionAttributeNames": {"#o": "o"},
+                                "ExpressionAttributeValues": {":o": {"S": key_text}},
+                            }
+                        }
+                    )
                     owners.append((j, "unmark", ix.attrs[0]))
                 if new is not None:
-                    actions.append({"Put": {
-                        "TableName": meta_table,
-                        "Item": {META_KEY: {"S": self._marker(name, new)}, "o": {"S": key_text}},
-                        "ConditionExpression": "attribute_not_exists(#m)",
-                        "ExpressionAttributeNames": {"#m": META_KEY}}})
+                    actions.append(
+                        {
+                            "Put": {
+                                "TableName": meta_table,
+                                "Item": {
+                                    META_KEY: {"S": self._marker(name, new)},
+                                    "o": {"S": key_text},
+                                },
+                                "ConditionExpression": "attribute_not_exists(#m)",
+                                "ExpressionAttributeNames": {"#m": META_KEY},
+                            }
+                        }
+                    )
                     owners.append((j, "mark", ix.attrs[0]))
         if len(actions) > MAX_TRANSACTION:
             errors[0] = ValidationError(
                 f"this atomic batch needs {len(actions)} DynamoDB actions (edits plus unique "
-                f"values); one transaction takes at most {MAX_TRANSACTION}", field="edits")
+                f"values); one transaction takes at most {MAX_TRANSACTION}",
+                field="edits",
+            )
             return errors
         for attempt in range(8):
             try:
@@ -504,14 +568,16 @@ class DynamoStore(StoreBase[Any]):
                     errors[0] = client_error(e, self.meta.name)
                     return errors
                 reasons = e.response.get("CancellationReasons") or []
-                failed = [(n, r) for n, r in enumerate(reasons)
-                          if r.get("Code") not in (None, "None")]
+                failed = [
+                    (n, r) for n, r in enumerate(reasons) if r.get("Code") not in (None, "None")
+                ]
                 checks = [(n, r) for n, r in failed if r.get("Code") == "ConditionalCheckFailed"]
                 if not checks:
                     if any(r.get("Code") == "ValidationError" for _, r in failed):
                         errors[0] = ValidationError(
                             f"{self.meta.name}: DynamoDB refused the batch: "
-                            f"{failed[0][1].get('Message', '')}")
+                            f"{failed[0][1].get('Message', '')}"
+                        )
                         return errors
                     self.client.sleep(backoff(attempt))
                     continue  # a conflicting transaction: try again
@@ -522,7 +588,8 @@ class DynamoStore(StoreBase[Any]):
                 elif what == "mark":
                     errors[first[j]] = Conflict(
                         f"{self.meta.name}: {attr} value is already taken (unique index)",
-                        field=attr)
+                        field=attr,
+                    )
                 else:
                     errors[first[j]] = PreconditionFailed("the item has changed")
                 return errors
@@ -535,12 +602,14 @@ class DynamoStore(StoreBase[Any]):
         plan = make_plan(f, spec, self.meta)
         return Plan(plan.native, plan.residual, plan.ordered, "dynamodb " + plan.description)
 
-    def _find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self._run(f, spec, after, limit)
 
-    def _run(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                   limit: int | None) -> list[Any]:
+    def _run(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
         plan = make_plan(f, spec, self.meta)
         if plan.kind == "none":
@@ -577,18 +646,23 @@ class DynamoStore(StoreBase[Any]):
             params["ExpressionAttributeValues"] = values
         return params
 
-    def _query_params(self, plan: Access, after_value: Any = None, use_after: bool = False
-                      ) -> dict[str, Any] | None:
+    def _query_params(
+        self, plan: Access, after_value: Any = None, use_after: bool = False
+    ) -> dict[str, Any] | None:
         params = self._params(plan)
         condition = plan.key_condition(after_value, use_after)
         if condition is None:
             return None
         text, extra = condition
         params["KeyConditionExpression"] = text
-        params["ExpressionAttributeNames"] = {**params.get("ExpressionAttributeNames", {}),
-                                              **extra["ExpressionAttributeNames"]}
-        params["ExpressionAttributeValues"] = {**params.get("ExpressionAttributeValues", {}),
-                                               **extra["ExpressionAttributeValues"]}
+        params["ExpressionAttributeNames"] = {
+            **params.get("ExpressionAttributeNames", {}),
+            **extra["ExpressionAttributeNames"],
+        }
+        params["ExpressionAttributeValues"] = {
+            **params.get("ExpressionAttributeValues", {}),
+            **extra["ExpressionAttributeValues"],
+        }
         return params
 
     def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -597,8 +671,9 @@ class DynamoStore(StoreBase[Any]):
         except botocore.exceptions.ClientError as e:
             raise client_error(e, self.meta.name) from e
 
-    def _stream(self, plan: Access, spec: Sort, after: Sequence[Any] | None,
-                      limit: int) -> list[Any]:
+    def _stream(
+        self, plan: Access, spec: Sort, after: Sequence[Any] | None, limit: int
+    ) -> list[Any]:
         """Query pages in the sort key's order until ``limit`` items after ``after`` are
         certain (ties on the sort key are ordered in Python per complete group)."""
         sk = plan.sk_field
@@ -655,7 +730,9 @@ class DynamoStore(StoreBase[Any]):
         raise ValidationError(
             f"{self.meta.name}: more than {bound:,} matches would have to be sorted in "
             "Python (the order is not the sort key of an index used by the filter); narrow "
-            "the filter, order by the index's sort key, or raise max_sort", field="order")
+            "the filter, order by the index's sort key, or raise max_sort",
+            field="order",
+        )
 
     def _scan_raw(self, plan: Access | None, bound: int | None) -> list[dict[str, Any]]:
         if plan is not None and plan.kind == "query":
@@ -673,16 +750,23 @@ class DynamoStore(StoreBase[Any]):
                 if start is None:
                     return out_items
                 params["ExclusiveStartKey"] = start
-        base = self._params(plan) if plan is not None else {"TableName": self.table,
-                                                             "ConsistentRead": True}
+        base = (
+            self._params(plan)
+            if plan is not None
+            else {"TableName": self.table, "ConsistentRead": True}
+        )
         total = self.segments
         parts = self.client.gather(
-            [lambda s=s: self._segment(base, s, total, bound)  # type: ignore[misc]
-             for s in range(total)])
+            [
+                lambda s=s: self._segment(base, s, total, bound)  # type: ignore[misc]
+                for s in range(total)
+            ]
+        )
         return [r for part in parts for r in part]
 
-    def _segment(self, base: dict[str, Any], segment: int, total: int,
-                       bound: int | None) -> list[dict[str, Any]]:
+    def _segment(
+        self, base: dict[str, Any], segment: int, total: int, bound: int | None
+    ) -> list[dict[str, Any]]:
         params = dict(base)
         if total > 1:
             params["Segment"], params["TotalSegments"] = segment, total
@@ -783,8 +867,14 @@ class DynamoDatabase(Database):
         db.close()
     """
 
-    def __init__(self, url: str = "dynamodb://", *, namespace: str | None = None,
-                 secret: bytes | str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str = "dynamodb://",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+        **options: Any,
+    ) -> None:
         parsed = parse_url(url)
         parsed.update({k: str(v) for k, v in options.items() if v is not None})
         self.options = parsed
@@ -795,8 +885,7 @@ class DynamoDatabase(Database):
             self.max_sort = int(parsed.get("max_sort", DEFAULT_MAX_SORT))
             self.segments = max(1, int(parsed.get("segments", DEFAULT_SEGMENTS)))
         except ValueError as e:
-            raise ValidationError(f"max_sort and segments take integers ({e})",
-                                  field="url") from e
+            raise ValidationError(f"max_sort and segments take integers ({e})", field="url") from e
         self.meta_table = f"{self.prefix}._meta"
         self.client = Client(parsed)
         self._meta_ready = False
@@ -822,15 +911,15 @@ class DynamoDatabase(Database):
         """Wait until ``table`` and its GSIs are ACTIVE; return its description."""
         for attempt in range(600):
             try:
-                out: dict[str, Any] = (
-                    self.client.call("describe_table", TableName=table))["Table"]
+                out: dict[str, Any] = (self.client.call("describe_table", TableName=table))["Table"]
             except botocore.exceptions.ClientError as e:
                 if error_code(e) != "ResourceNotFoundException":
                     raise client_error(e, table) from e
                 out = {}
             if out.get("TableStatus") == "ACTIVE" and all(
-                    g.get("IndexStatus", "ACTIVE") == "ACTIVE"
-                    for g in out.get("GlobalSecondaryIndexes", [])):
+                g.get("IndexStatus", "ACTIVE") == "ACTIVE"
+                for g in out.get("GlobalSecondaryIndexes", [])
+            ):
                 return out
             self.client.sleep(min(1.0, 0.05 * (attempt + 1)))
         raise Unavailable(f"the DynamoDB table {table} did not become active")
@@ -862,10 +951,14 @@ class DynamoDatabase(Database):
         """The next value of a counter kept in the meta table (atomic ADD)."""
         self.ensure_meta()
         out = self.client.call(
-            "update_item", TableName=self.meta_table,
+            "update_item",
+            TableName=self.meta_table,
             Key={META_KEY: {"S": f"seq|{self.namespace or '_'}|{name}"}},
-            UpdateExpression="ADD #v :one", ExpressionAttributeNames={"#v": "v"},
-            ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
+            UpdateExpression="ADD #v :one",
+            ExpressionAttributeNames={"#v": "v"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
         return int(out["Attributes"]["v"]["N"])
 
     def migrate(self) -> list[str]:
@@ -931,8 +1024,11 @@ class DynamoDatabase(Database):
             if start:
                 params["ExclusiveStartTableName"] = start
             out = self.client.call("list_tables", **params)
-            found += [t for t in out.get("TableNames", []) if (
-                t == table_prefix if cls is not None else t.startswith(table_prefix))]
+            found += [
+                t
+                for t in out.get("TableNames", [])
+                if (t == table_prefix if cls is not None else t.startswith(table_prefix))
+            ]
             start = out.get("LastEvaluatedTableName")
             if not start:
                 break
@@ -969,8 +1065,9 @@ class DynamoDatabase(Database):
     def _drop_meta_entries(self, prefixes: tuple[str, str]) -> None:
         keys = [{META_KEY: {"S": name}} for name in self._meta_entries(prefixes)]
         for s in range(0, len(keys), BATCH_WRITE):
-            pending: dict[str, Any] = {self.meta_table: [
-                {"DeleteRequest": {"Key": k}} for k in keys[s:s + BATCH_WRITE]]}
+            pending: dict[str, Any] = {
+                self.meta_table: [{"DeleteRequest": {"Key": k}} for k in keys[s : s + BATCH_WRITE]]
+            }
             attempt = 0
             while pending:
                 out = self.client.call("batch_write_item", RequestItems=pending)

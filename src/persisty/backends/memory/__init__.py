@@ -4,5 +4,10 @@ from persisty.backends.memory._async import AsyncMemoryDatabase, AsyncMemoryStor
 from persisty.backends.memory._sync import MemoryDatabase, MemoryStore
 from persisty.backends.memory._table import MemoryTable
 
-__all__ = ["AsyncMemoryDatabase", "AsyncMemoryStore", "MemoryDatabase", "MemoryStore",
-           "MemoryTable"]
+__all__ = [
+    "AsyncMemoryDatabase",
+    "AsyncMemoryStore",
+    "MemoryDatabase",
+    "MemoryStore",
+    "MemoryTable",
+]

@@ -68,8 +68,8 @@ class SortedEntries:
             block = blocks[i]
             bisect.insort(block, e)
         if len(block) > 2 * self.LOAD:
-            half = block[self.LOAD:]
-            del block[self.LOAD:]
+            half = block[self.LOAD :]
+            del block[self.LOAD :]
             blocks.insert(i + 1, half)
             maxes[i] = block[-1]
             maxes.insert(i + 1, half[-1])
@@ -127,7 +127,7 @@ class SortedEntries:
         if i == k:
             return m - j
         blocks = self._blocks
-        return len(blocks[i]) - j + sum(map(len, blocks[i + 1:k])) + m
+        return len(blocks[i]) - j + sum(map(len, blocks[i + 1 : k])) + m
 
     def take(self, lo: Position, hi: Position, reverse: bool, n: int) -> list[Entry]:
         """At most ``n`` entries of :meth:`walk`, gathered by list slices."""
@@ -140,7 +140,7 @@ class SortedEntries:
             b, start = i, j
             while b <= k and len(out) < n:
                 stop = m if b == k else len(blocks[b])
-                out += blocks[b][start:min(stop, start + n - len(out))]
+                out += blocks[b][start : min(stop, start + n - len(out))]
                 b, start = b + 1, 0
                 if b == k and m == 0:
                     break
@@ -148,7 +148,7 @@ class SortedEntries:
         b, stop = (k, m) if m else (k - 1, len(blocks[k - 1]))
         while b >= i and len(out) < n:
             start = j if b == i else 0
-            part = blocks[b][max(start, stop - (n - len(out))):stop]
+            part = blocks[b][max(start, stop - (n - len(out))) : stop]
             part.reverse()
             out += part
             b -= 1

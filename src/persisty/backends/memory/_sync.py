@@ -30,8 +30,9 @@ class MemoryStore(StoreBase[Any]):
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
 
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
     def _count(self, native: Filter) -> int:
@@ -54,13 +55,22 @@ class MemoryDatabase(Database):
         notes = db.store(Note)
     """
 
-    def __init__(self, url: str = "memory://", *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+    ) -> None:
         super().__init__(url, namespace=namespace, secret=secret)
         self._tables: dict[str, MemoryTable] = {}
 
     def _open(self, meta: StoreMeta) -> Store[Any]:
-        table = self._tables.setdefault(meta.name, MemoryTable(meta))
+        table = self._tables.get(meta.name)
+        if table is None:
+            table = self._tables[meta.name] = MemoryTable(meta)
+        elif table.meta.cls is not meta.cls:
+            table.adopt(meta)  # a new version of the class: its stores share the items
         return MemoryStore(meta, self.pages, table)
 
     def drop(self, cls: type[Any] | None = None) -> None:

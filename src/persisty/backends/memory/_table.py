@@ -80,12 +80,15 @@ def _walk_plan(s: Slice, spec: Sort) -> Walk | None:
     if not rest or s.prefix >= len(cols) or cols[s.prefix] != rest[0][0]:
         return None
     first, desc = rest[0]
-    tail = [c for c in cols[s.prefix + 1:] if c not in s.fixed][:len(rest) - 1]
-    in_index_order = ([a for a, _ in rest[1:]] == tail
-                      and len({d for _, d in rest[1:]}) <= 1)
-    return Walk(first, desc,
-                reverse_runs=in_index_order and len(rest) > 1 and rest[1][1] != desc,
-                sort_runs=not in_index_order)
+    tail = [c for c in cols[s.prefix + 1 :] if c not in s.fixed][: len(rest) - 1]
+    in_index_order = [a for a, _ in rest[1:]] == tail and len({d for _, d in rest[1:]}) <= 1
+    return Walk(
+        first,
+        desc,
+        reverse_runs=in_index_order and len(rest) > 1 and rest[1][1] != desc,
+        sort_runs=not in_index_order,
+    )
+
 
 class MemoryTable:
     """Items by key, with an equality map per first indexed attribute (``==`` and ``in``)
@@ -120,6 +123,26 @@ class MemoryTable:
         ]
         self.sequences: dict[str, int] = {}
         self._walks: dict[tuple[Any, ...], Walk | None] = {}
+
+    def adopt(self, meta: StoreMeta) -> None:
+        """Keep this table's items for a new version of its class (``meta``: say, an
+        attribute or an index was added): each item is converted to the new class by its
+        values, keeps its etag, and the indexes are rebuilt for the new declaration. An
+        item that does not fit the new class raises ``ValidationError`` and changes
+        nothing."""
+        with self.lock:
+            old = self.meta
+            rows = {
+                k: (meta.from_builtins(old.to_builtins(item)), tag)
+                for k, (item, tag) in self.rows.items()
+            }
+            sequences, lock = dict(self.sequences), self.lock
+            MemoryTable.__init__(self, meta)
+            self.sequences.update(sequences)
+            self.lock = lock
+            for k, row in rows.items():
+                self._check_unique(k, row[0])
+                self._put(k, row)
 
     def clear(self) -> None:
         """Forget every item, index entry and sequence counter."""
@@ -170,8 +193,14 @@ class MemoryTable:
             entries = ix.entries
             lo = entries.position(prefix) if p else (0, 0)
             hi = entries.position(prefix, right=True) if p else entries.end()
-            answered = sum(1 for t in terms if isinstance(t, Compare) and t.op is Op.EQ
-                           and t.attr in cols[:p] and t.attr not in repeated)
+            answered = sum(
+                1
+                for t in terms
+                if isinstance(t, Compare)
+                and t.op is Op.EQ
+                and t.attr in cols[:p]
+                and t.attr not in repeated
+            )
             if p < len(cols):
                 ranged = lower = False
                 for t in terms:
@@ -223,8 +252,9 @@ class MemoryTable:
             return [e[-1] for e in found.index.entries.walk(found.lo, found.hi)]
         return [self.rows[k][0] for k in found if k in self.rows]
 
-    def find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-             limit: int | None) -> list[Any]:
+    def find(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         """Items matching ``f`` (validated) in ``spec`` order after ``after``."""
         with self.lock:
             slices = self._slices(f)
@@ -237,8 +267,9 @@ class MemoryTable:
             candidates = [i for i in candidates if keep(i)]
         return seek(candidates, spec, after, limit)
 
-    def _best_walk(self, f: Filter, spec: Sort,
-                   slices: Sequence[Slice]) -> tuple[Slice, Walk] | None:
+    def _best_walk(
+        self, f: Filter, spec: Sort, slices: Sequence[Slice]
+    ) -> tuple[Slice, Walk] | None:
         """The slice to read the result off in index order, if one is worth it: it must be
         in ``spec`` order, and either need no check of its items or be no more than a few
         times the size of the smallest candidate set (reading it stops at the limit)."""
@@ -259,8 +290,15 @@ class MemoryTable:
             return s, w
         return None
 
-    def _walk(self, s: Slice, w: Walk, f: Filter, spec: Sort, after: Sequence[Any] | None,
-              limit: int | None) -> list[Any]:
+    def _walk(
+        self,
+        s: Slice,
+        w: Walk,
+        f: Filter,
+        spec: Sort,
+        after: Sequence[Any] | None,
+        limit: int | None,
+    ) -> list[Any]:
         """The items of the slice matching ``f``, in ``spec`` order, after ``after``."""
         lo, hi = s.lo, s.hi
         entries = s.index.entries
@@ -268,8 +306,9 @@ class MemoryTable:
         if after is not None:
             bound = cursor_key(after, spec)
             names = [a for a, _ in spec]
-            if all(_plain(after[names.index(a)]) == _plain(v) for a, v in s.fixed.items()
-                   if a in names):
+            if all(
+                _plain(after[names.index(a)]) == _plain(v) for a, v in s.fixed.items() if a in names
+            ):
                 # start at the run of the page's last item (earlier runs come before it)
                 at = s.bound + pair(after[names.index(w.first)])
                 if w.desc:
@@ -358,9 +397,11 @@ class MemoryTable:
             walk = self._best_walk(f, spec, slices)
             if walk is not None:
                 s = walk[0]
-                fixed = ", ".join(s.index.columns[:s.prefix]) or "nothing"
-                return (f"memory ordered index ({', '.join(s.index.columns)}): {fixed} fixed, "
-                        f"read in order; filter {f!r} evaluated in process")
+                fixed = ", ".join(s.index.columns[: s.prefix]) or "nothing"
+                return (
+                    f"memory ordered index ({', '.join(s.index.columns)}): {fixed} fixed, "
+                    f"read in order; filter {f!r} evaluated in process"
+                )
             _, found = self._narrowest(f, slices)
         if isinstance(found, Slice):
             how = f"ordered index ({', '.join(found.index.columns)}) slice"
@@ -395,8 +436,10 @@ class MemoryTable:
         current = self.rows.get(op.key)
         if isinstance(op, Insert):
             if current is not None:
-                raise Conflict(f"{self.meta.name} {self.meta.key_string(op.key)!r} already exists",
-                               field=self.meta.key.attrs[0])
+                raise Conflict(
+                    f"{self.meta.name} {self.meta.key_string(op.key)!r} already exists",
+                    field=self.meta.key.attrs[0],
+                )
             self._check_unique(op.key, op.item)
             self._put(op.key, (op.item, op.etag))
             return
@@ -417,8 +460,9 @@ class MemoryTable:
                 continue
             owner = taken.get(values)
             if owner is not None and owner != key:
-                raise Conflict(f"{', '.join(ix.attrs)} must be unique: {values!r} is taken",
-                               field=ix.attrs[0])
+                raise Conflict(
+                    f"{', '.join(ix.attrs)} must be unique: {values!r} is taken", field=ix.attrs[0]
+                )
 
     def _put(self, key: Key, row: Row | None) -> None:
         # replace in place: ``get`` takes no lock, so a row must never be briefly missing

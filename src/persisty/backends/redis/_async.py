@@ -91,8 +91,10 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             await self.client.set(layout.version_key, layout.signature)
         if stored is None and not done:
             return []
-        return [f"redis: re-indexed {done} {self.meta.name} item(s) for indexes "
-                f"{', '.join(ix.name for ix in layout.indexes[1:]) or '(none)'}"]
+        return [
+            f"redis: re-indexed {done} {self.meta.name} item(s) for indexes "
+            f"{', '.join(ix.name for ix in layout.indexes[1:]) or '(none)'}"
+        ]
 
     async def _reindex(self) -> int:
         layout = self.layout
@@ -100,8 +102,9 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         total = 0
         while True:
             with translate():
-                page = as_bytes(await self.client.zrangebylex(layout.keyset.zset, lo, b"+",
-                                                              0, CHUNK))
+                page = as_bytes(
+                    await self.client.zrangebylex(layout.keyset.zset, lo, b"+", 0, CHUNK)
+                )
             if not page:
                 return total
             lo = b"(" + page[-1]
@@ -113,12 +116,20 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                     item, tag = row
                     ops.append(Replace(self.meta.key_values(item), item, tag, tag))
             errors = await self._commit(ops, False)
-            clash = next((e for e in errors if isinstance(e, Conflict)
-                          and not isinstance(e, PreconditionFailed)), None)
+            clash = next(
+                (
+                    e
+                    for e in errors
+                    if isinstance(e, Conflict) and not isinstance(e, PreconditionFailed)
+                ),
+                None,
+            )
             if clash is not None:
                 self._ready = False
-                raise Conflict(f"cannot build the indexes of {self.meta.name}: {clash.message}",
-                               field=clash.field)
+                raise Conflict(
+                    f"cannot build the indexes of {self.meta.name}: {clash.message}",
+                    field=clash.field,
+                )
             total += len(ops)
 
     # ---- reads ------------------------------------------------------------------------
@@ -146,7 +157,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             else:
                 async with self.client.pipeline(transaction=False) as pipe:
                     for start in range(0, len(names), CHUNK):
-                        pipe.mget(names[start:start + CHUNK])
+                        pipe.mget(names[start : start + CHUNK])
                     values = [v for part in await pipe.execute() for v in part]
         load = self.layout.load
         return [load(v) for v in values]
@@ -167,11 +178,10 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             with translate():
                 codes = await self._commit_script(args=self.layout.commit_args(ops, atomic))
             return self.layout.errors(ops, codes)
-        parts = [ops[i:i + CHUNK] for i in range(0, len(ops), CHUNK)]
+        parts = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
         async with self.client.pipeline(transaction=False) as pipe:
             for part in parts:  # buffered: nothing is sent before execute()
-                await self._commit_script(args=self.layout.commit_args(part, False),
-                                          client=pipe)
+                await self._commit_script(args=self.layout.commit_args(part, False), client=pipe)
             with translate():
                 replies = await pipe.execute()
         errors: list[PersistyError | None] = []
@@ -183,11 +193,16 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
 
     def _plan(self, f: Filter, spec: Sort) -> Plan:
         acc = self.layout.access(f, spec)
-        return Plan(acc.native, acc.residual, acc.order_native or (acc.kind == "keys"),
-                    "redis " + acc.describe())
+        return Plan(
+            acc.native,
+            acc.residual,
+            acc.order_native or (acc.kind == "keys"),
+            "redis " + acc.describe(),
+        )
 
-    async def _find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    async def _find(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return await self._run(f, spec, after, limit)
 
     async def _count(self, f: Filter) -> int:
@@ -217,8 +232,14 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                     args += [lo, hi]
             return int(await self._count_script(args=args))
 
-    async def _run(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                   limit: int | None, acc: Access | None = None) -> list[Any]:
+    async def _run(
+        self,
+        f: Filter,
+        spec: Sort,
+        after: Sequence[Any] | None,
+        limit: int | None,
+        acc: Access | None = None,
+    ) -> list[Any]:
         """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
         if not self._ready:
             await self._prepare()
@@ -243,7 +264,7 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             result: list[Any] = []
             step = CHUNK if limit is None else max(limit + 1, 50)
             for start in range(0, len(ordered), step):
-                raws = [self.layout.raw_of(acc.index, m) for m in ordered[start:start + step]]
+                raws = [self.layout.raw_of(acc.index, m) for m in ordered[start : start + step]]
                 rows = await self._fetch(raws)
                 result += [r[0] for r in rows if r is not None and keep(r[0])]
                 if limit is not None and len(result) >= limit:
@@ -267,8 +288,9 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                 parts = await pipe.execute()
         return list(dict.fromkeys(m for part in parts for m in part))
 
-    async def _stream(self, acc: Access, keep: Any, spec: Sort, after: Sequence[Any] | None,
-                      limit: int | None) -> list[Any]:
+    async def _stream(
+        self, acc: Access, keep: Any, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         """Page through one index range in its order; ties are sorted per complete group."""
         assert acc.index is not None
         ix = acc.index
@@ -300,8 +322,10 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
             else:
                 last = self.layout.group_of(acc, pending[-1])
                 cut = len(pending) - 1
-                while cut > 0 and pending[cut - 1].startswith(last) and (
-                    self.layout.group_of(acc, pending[cut - 1]) == last
+                while (
+                    cut > 0
+                    and pending[cut - 1].startswith(last)
+                    and (self.layout.group_of(acc, pending[cut - 1]) == last)
                 ):
                     cut -= 1
                 ready, pending = pending[:cut], pending[cut:]
@@ -357,10 +381,11 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         return await super().read(key)
 
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._plain_keys and self.meta.expires is None and isinstance(
-            keys, list | tuple
-        ) and all(
-            isinstance(k, str) and k for k in keys
+        if (
+            self._plain_keys
+            and self.meta.expires is None
+            and isinstance(keys, list | tuple)
+            and all(isinstance(k, str) and k for k in keys)
         ):
             rows = await self._fetch([k.encode() for k in keys])
             return [None if r is None else r[0] for r in rows]
@@ -391,9 +416,15 @@ class AsyncRedisDatabase(AsyncDatabase):
         await db.close()
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str | None = None,
-                 secret: bytes | str | None = None, prefix: str | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+        prefix: str | None = None,
+        **options: Any,
+    ) -> None:
         self.redis_url, self.prefix = parse_url(url, prefix)
         super().__init__(url, namespace=namespace, secret=secret)
         options["decode_responses"] = False
@@ -403,8 +434,9 @@ class AsyncRedisDatabase(AsyncDatabase):
         return load_secret(self.redis_url, self.prefix)
 
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
-        return AsyncRedisStore(meta, self.pages, self.client,
-                               base_name(self.prefix, self.namespace, meta.name))
+        return AsyncRedisStore(
+            meta, self.pages, self.client, base_name(self.prefix, self.namespace, meta.name)
+        )
 
     async def plan_migration(self) -> list[str]:
         """What :meth:`migrate` would do for the stores opened so far (nothing is changed):
@@ -482,10 +514,13 @@ class AsyncRedisDatabase(AsyncDatabase):
             name = meta_of(cls).name
             pattern = base_name(self.prefix, self.namespace, name).encode() + b"*"
         with translate():
-            return sorted([k.decode(errors="replace") async for k in
-                           self.client.scan_iter(match=pattern, count=CHUNK)])
+            return sorted(
+                [
+                    k.decode(errors="replace")
+                    async for k in self.client.scan_iter(match=pattern, count=CHUNK)
+                ]
+            )
 
     async def close(self) -> None:
         """Close the connection pool."""
         await self.client.connection_pool.disconnect()
-

@@ -55,8 +55,9 @@ _NEG_TAG = bytes((NEG,))
 
 def encode_str(value: str) -> bytes:
     """The component of a string (without its terminator when used as a prefix)."""
-    return _STR_TAG + value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + (
-        b"\x00")
+    return (
+        _STR_TAG + value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff") + (b"\x00")
+    )
 
 
 def str_prefix(value: str) -> bytes:
@@ -80,8 +81,12 @@ def _number(value: Decimal) -> bytes:
         raise ValueError("number out of the indexable range")
     raw = text.encode()
     if sign:
-        return (bytes((NEG,)) + (_BIAS - adjusted).to_bytes(4, "big")
-                + raw.translate(_NEG_DIGITS) + b"~")
+        return (
+            bytes((NEG,))
+            + (_BIAS - adjusted).to_bytes(4, "big")
+            + raw.translate(_NEG_DIGITS)
+            + b"~"
+        )
     return bytes((POS,)) + (_BIAS + adjusted).to_bytes(4, "big") + raw + b"\x00"
 
 
@@ -94,8 +99,12 @@ def _int(value: int) -> bytes:
     if adjusted >= _BIAS:
         raise ValueError("number out of the indexable range")
     if value < 0:
-        return (_NEG_TAG + (_BIAS - adjusted).to_bytes(4, "big")
-                + digits.encode().translate(_NEG_DIGITS) + b"~")
+        return (
+            _NEG_TAG
+            + (_BIAS - adjusted).to_bytes(4, "big")
+            + digits.encode().translate(_NEG_DIGITS)
+            + b"~"
+        )
     return _POS_TAG + (_BIAS + adjusted).to_bytes(4, "big") + digits.encode() + b"\x00"
 
 
@@ -104,8 +113,11 @@ def encode(value: Any) -> bytes:
     if value is None:
         return NONE
     if type(value) is str:
-        return _STR_TAG + value.encode("utf-8", "surrogatepass").replace(
-            b"\x00", b"\x00\xff") + b"\x00"
+        return (
+            _STR_TAG
+            + value.encode("utf-8", "surrogatepass").replace(b"\x00", b"\x00\xff")
+            + b"\x00"
+        )
     if type(value) is int:
         return _int(value)
     if isinstance(value, str):

@@ -85,12 +85,14 @@ class Access:
             return self.detail
         ix = self.index
         if ix.name == KEYS_INDEX and self.native is ALL:
-            what = (f"scan in key order: ZRANGEBYLEX over {ix.zset.decode()} in pages, "
-                    "items fetched with MGET")
+            what = (
+                f"scan in key order: ZRANGEBYLEX over {ix.zset.decode()} in pages, "
+                "items fetched with MGET"
+            )
             if self.residual is not ALL:
                 what += f", {self.residual!r} evaluated in Python"
             return what
-        names = ", ".join(ix.attrs[:ix.own]) if ix.own else "key"
+        names = ", ".join(ix.attrs[: ix.own]) if ix.own else "key"
         if self.native is ALL:
             how = f"ZRANGEBYLEX over the whole of {ix.zset.decode()}"
         else:
@@ -143,8 +145,9 @@ class Layout:
         self.b = base.encode()
         self.item_prefix = self.b + b":i:"
         key_attrs = meta.key.attrs
-        self.keyset = IndexDef(KEYS_INDEX, key_attrs, 0, False,
-                               self.b + b":x:" + KEYS_INDEX.encode(), b"")
+        self.keyset = IndexDef(
+            KEYS_INDEX, key_attrs, 0, False, self.b + b":x:" + KEYS_INDEX.encode(), b""
+        )
         indexes = [self.keyset]
         skipped = []
         for ix in meta.indexes:
@@ -152,9 +155,16 @@ class Layout:
             if any(meta.by_name[a].kind not in SCALAR_KINDS for a in ix.attrs):
                 skipped.append(name)
                 continue
-            indexes.append(IndexDef(name, ix.attrs + key_attrs, len(ix.attrs), ix.unique,
-                                    self.b + b":x:" + name.encode(),
-                                    self.b + b":u:" + name.encode()))
+            indexes.append(
+                IndexDef(
+                    name,
+                    ix.attrs + key_attrs,
+                    len(ix.attrs),
+                    ix.unique,
+                    self.b + b":x:" + name.encode(),
+                    self.b + b":u:" + name.encode(),
+                )
+            )
         self.indexes: tuple[IndexDef, ...] = tuple(indexes)
         self.skipped = tuple(skipped)
         self.unique = tuple(ix for ix in self.indexes if ix.unique)
@@ -165,17 +175,24 @@ class Layout:
         self._plans: dict[tuple[Filter, Sort], Access] = {}
         self._predicates: dict[Filter, Callable[[Any], bool]] = {}
         self.version_key = self.b + b":v"
-        self.signature = ("1|" + ";".join(
-            f"{ix.name}={','.join(ix.attrs)}{'!' if ix.unique else ''}" for ix in self.indexes
-        )).encode()
+        self.signature = (
+            "1|"
+            + ";".join(
+                f"{ix.name}={','.join(ix.attrs)}{'!' if ix.unique else ''}" for ix in self.indexes
+            )
+        ).encode()
         self.shadow = self.b + b":s"
         self.expiry = self.b + b":e"
         self.expires = meta.expires
-        self.header = [self.b, b"0", b"0" if meta.expires is None else b"1",
-                       str(len(self.indexes)).encode(),
-                       str(len(self.unique)).encode(),
-                       *(ix.name.encode() for ix in self.indexes),
-                       *(ix.name.encode() for ix in self.unique)]
+        self.header = [
+            self.b,
+            b"0",
+            b"0" if meta.expires is None else b"1",
+            str(len(self.indexes)).encode(),
+            str(len(self.unique)).encode(),
+            *(ix.name.encode() for ix in self.indexes),
+            *(ix.name.encode() for ix in self.unique),
+        ]
 
     # ---- names and values -------------------------------------------------------------
 
@@ -204,14 +221,14 @@ class Layout:
 
     def unique_field(self, ix: IndexDef, item: Any) -> bytes:
         """The unique-hash field of ``item`` in ``ix``; empty when a value is None."""
-        values = [getattr(item, a) for a in ix.attrs[:ix.own]]
+        values = [getattr(item, a) for a in ix.attrs[: ix.own]]
         if any(v is None for v in values):
             return b""
         return b"".join(enc.encode(v) for v in values)
 
     def raw_of(self, ix: IndexDef, member: bytes) -> bytes:
         """The key string at the end of a member."""
-        return member[enc.prefix_length(member, len(ix.attrs)):]
+        return member[enc.prefix_length(member, len(ix.attrs)) :]
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -228,16 +245,27 @@ class Layout:
             item = op.item
             encode = enc.encode
             key = op.key
-            tail = (encode(key[0]) if len(key) == 1 else b"".join([encode(v) for v in key])
-                    ) + raw
-            members = [b"".join([encode(getattr(item, a)) for a in ix.attrs[:ix.own]]) + tail
-                       for ix in self.indexes]
+            tail = (encode(key[0]) if len(key) == 1 else b"".join([encode(v) for v in key])) + raw
+            members = [
+                b"".join([encode(getattr(item, a)) for a in ix.attrs[: ix.own]]) + tail
+                for ix in self.indexes
+            ]
             fields = [self.unique_field(ix, item) for ix in self.unique] if self.unique else []
             tag = op.etag.encode()
-            doc = op.doc if isinstance(op, Insert) and op.doc is not None else (
-                self.meta.encode(item))
-            args += [b"I" if isinstance(op, Insert) else b"R", raw, expected, tag + b"|" + doc,
-                     self.shadow_entry(tag, members, fields), *members, *fields]
+            doc = (
+                op.doc
+                if isinstance(op, Insert) and op.doc is not None
+                else (self.meta.encode(item))
+            )
+            args += [
+                b"I" if isinstance(op, Insert) else b"R",
+                raw,
+                expected,
+                tag + b"|" + doc,
+                self.shadow_entry(tag, members, fields),
+                *members,
+                *fields,
+            ]
             if self.expires is not None:  # PXAT: Redis deletes the item at its expiry
                 at = getattr(item, self.expires)
                 args.append(b"0" if at is None else b"%d" % max(1, int(at.timestamp() * 1000)))
@@ -269,18 +297,22 @@ class Layout:
             if code in ("ok", ""):
                 result.append(None)
             elif code == "exists":
-                result.append(Conflict(f"{meta.name} {key!r} already exists",
-                                       field=meta.key.attrs[0]))
+                result.append(
+                    Conflict(f"{meta.name} {key!r} already exists", field=meta.key.attrs[0])
+                )
             elif code == "missing":
                 result.append(NotFound(f"no {meta.name} with key {key!r}"))
             elif code == "etag":
                 result.append(PreconditionFailed("the item has changed (etag does not match)"))
             elif code.startswith("unique:"):
                 ix = self.unique[int(code[7:])]
-                attrs = ix.attrs[:ix.own]
+                attrs = ix.attrs[: ix.own]
                 values = tuple(getattr(getattr(op, "item", None), a, None) for a in attrs)
-                result.append(Conflict(f"{', '.join(attrs)} must be unique: {values!r} is taken",
-                                       field=attrs[0]))
+                result.append(
+                    Conflict(
+                        f"{', '.join(attrs)} must be unique: {values!r} is taken", field=attrs[0]
+                    )
+                )
             else:
                 result.append(PersistyError(f"unexpected result from Redis: {code}"))
         result += [None] * (len(ops) - len(result))
@@ -321,8 +353,13 @@ class Layout:
         if keys is not None:
             used, key_list = keys
             rest = [c for i, c in enumerate(conj) if i not in used]
-            return Access("keys", And.of(*(conj[i] for i in sorted(used))), And.of(*rest),
-                          f"key lookup: GET of {len(key_list)} key(s)", keys=key_list)
+            return Access(
+                "keys",
+                And.of(*(conj[i] for i in sorted(used))),
+                And.of(*rest),
+                f"key lookup: GET of {len(key_list)} key(s)",
+                keys=key_list,
+            )
         best: tuple[tuple[int, int, int], Access] | None = None
         for rank, ix in enumerate(self.indexes):
             acc, score = self._index_access(ix, conj, spec)
@@ -333,8 +370,13 @@ class Layout:
                 best = (points, acc)
         if best is not None and (best[0][0] > 0 or best[1].stream):
             return best[1]
-        return Access("scan", ALL, f, f"scan: SCAN MATCH {self.base}:i:* in pages of 1000, "
-                      "every item evaluated in Python, sorted in Python")
+        return Access(
+            "scan",
+            ALL,
+            f,
+            f"scan: SCAN MATCH {self.base}:i:* in pages of 1000, "
+            "every item evaluated in Python, sorted in Python",
+        )
 
     def _key_lookup(self, conj: list[Filter]) -> tuple[set[int], list[Key]] | None:
         attrs = self.meta.key.attrs
@@ -360,8 +402,9 @@ class Layout:
                 return None
         return used, list(dict.fromkeys(combos))
 
-    def _index_access(self, ix: IndexDef, conj: list[Filter], spec: Sort
-                      ) -> tuple[Access | None, int]:
+    def _index_access(
+        self, ix: IndexDef, conj: list[Filter], spec: Sort
+    ) -> tuple[Access | None, int]:
         prefixes = [b""]
         used: list[int] = []
         fixed_attrs: list[str] = []
@@ -393,8 +436,10 @@ class Layout:
         if bound is None:
             ranges = [(b"[" + p, b"(" + p + enc.TOP) for p in prefixes]
         else:
-            ranges = [(_lex(p, bound.lo, bound.lo_incl), _lex(p, bound.hi, bound.hi_incl))
-                      for p in prefixes]
+            ranges = [
+                (_lex(p, bound.lo, bound.lo_incl), _lex(p, bound.hi, bound.hi_incl))
+                for p in prefixes
+            ]
         native = And.of(*(conj[i] for i in sorted(used)))
         residual = And.of(*(c for i, c in enumerate(conj) if i not in used))
         fixed = len(fixed_attrs) if single else 0
@@ -410,9 +455,21 @@ class Layout:
         if ix is self.keyset and not used and not stream:
             return None, 0
         sortable = all(a in ix.attrs for a, _ in spec)
-        return Access("index", native, residual, "", index=ix, ranges=ranges, fixed=fixed,
-                      group=group, desc=desc, stream=stream, sortable=sortable,
-                      order_native=stream, exact=stream and group == len(rest_spec)), score
+        return Access(
+            "index",
+            native,
+            residual,
+            "",
+            index=ix,
+            ranges=ranges,
+            fixed=fixed,
+            group=group,
+            desc=desc,
+            stream=stream,
+            sortable=sortable,
+            order_native=stream,
+            exact=stream and group == len(rest_spec),
+        ), score
 
     @staticmethod
     def _fix(conj: list[Filter], attr: str, used: list[int]) -> tuple[int, list[Any]] | None:
@@ -428,8 +485,9 @@ class Layout:
                 found = (i, list(c.value))
         return found
 
-    def _range(self, conj: list[Filter], attr: str, used: list[int]
-               ) -> tuple[_Bound | None, list[int]]:
+    def _range(
+        self, conj: list[Filter], attr: str, used: list[int]
+    ) -> tuple[_Bound | None, list[int]]:
         kind = self.meta.by_name[attr].kind
         bound = _Bound()
         if kind in ("float", "decimal"):
@@ -464,7 +522,7 @@ class Layout:
     def group_of(self, acc: Access, member: bytes) -> bytes:
         """The part of ``member`` that decides its group in a streamed search."""
         assert acc.index is not None
-        return member[:enc.prefix_length(member, acc.fixed + acc.group)]
+        return member[: enc.prefix_length(member, acc.fixed + acc.group)]
 
     def split_groups(self, acc: Access, members: list[bytes], need: int) -> list[list[bytes]]:
         """``members`` cut after the group of the ``need``-th one (and the rest)."""
@@ -472,22 +530,25 @@ class Layout:
             return [members]
         last = self.group_of(acc, members[need - 1])
         cut = need
-        while cut < len(members) and members[cut].startswith(last) and (
-            self.group_of(acc, members[cut]) == last
+        while (
+            cut < len(members)
+            and members[cut].startswith(last)
+            and (self.group_of(acc, members[cut]) == last)
         ):
             cut += 1
         return [members[:cut], members[cut:]]
 
-    def start(self, acc: Access, spec: Sort, after: Sequence[Any] | None,
-              lo: bytes, hi: bytes) -> tuple[bytes, bytes]:
+    def start(
+        self, acc: Access, spec: Sort, after: Sequence[Any] | None, lo: bytes, hi: bytes
+    ) -> tuple[bytes, bytes]:
         """Narrow a streamed range to start at the group of the cursor ``after``."""
         if after is None:
             return lo, hi
         assert acc.index is not None
-        lead = acc.index.attrs[:acc.fixed]
+        lead = acc.index.attrs[: acc.fixed]
         rest = [(a, v) for (a, _), v in zip(spec, after, strict=True) if a not in lead]
         prefix = b"".join(self._fixed_comps(acc, lo))
-        cursor = prefix + b"".join(enc.encode(v) for _, v in rest[:acc.group])
+        cursor = prefix + b"".join(enc.encode(v) for _, v in rest[: acc.group])
         if acc.desc:
             bound = b"(" + cursor + enc.TOP
             return lo, bound if bound[1:] < hi[1:] else hi
@@ -499,8 +560,9 @@ class Layout:
             return []
         return enc.split(lo[1:], acc.fixed)[0]
 
-    def sort_members(self, ix: IndexDef, members: list[bytes], spec: Sort,
-                     after: Sequence[Any] | None) -> list[bytes]:
+    def sort_members(
+        self, ix: IndexDef, members: list[bytes], spec: Sort, after: Sequence[Any] | None
+    ) -> list[bytes]:
         """``members`` in ``spec`` order using only the encoded values, after ``after``."""
         n = len(ix.attrs)
         positions = [ix.attrs.index(a) for a, _ in spec]

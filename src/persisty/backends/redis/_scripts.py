@@ -70,7 +70,9 @@ local function expire_due()
 end
 """
 
-COMMIT = _LIB + r"""
+COMMIT = (
+    _LIB
+    + r"""
 local atomic = ARGV[2] == '1'
 local ttl = tonumber(ARGV[3])  -- 1: the store's items expire (each op carries its instant)
 local nix = tonumber(ARGV[4])
@@ -279,12 +281,18 @@ end
 flush()
 return results
 """
+)
 
-EXPIRE = _LIB + r"""
+EXPIRE = (
+    _LIB
+    + r"""
 return expire_due()
 """
+)
 
-COUNT = _LIB + r"""
+COUNT = (
+    _LIB
+    + r"""
 -- ARGV: base, zset, then pairs of lex bounds; with no pairs, ZCARD
 if redis.call('EXISTS', base .. ':e') == 1 then expire_due() end
 local zset = ARGV[2]
@@ -295,3 +303,4 @@ for i = 3, #ARGV, 2 do
 end
 return total
 """
+)

@@ -92,8 +92,10 @@ class RedisStore(StoreBase[Any]):
             self.client.set(layout.version_key, layout.signature)
         if stored is None and not done:
             return []
-        return [f"redis: re-indexed {done} {self.meta.name} item(s) for indexes "
-                f"{', '.join(ix.name for ix in layout.indexes[1:]) or '(none)'}"]
+        return [
+            f"redis: re-indexed {done} {self.meta.name} item(s) for indexes "
+            f"{', '.join(ix.name for ix in layout.indexes[1:]) or '(none)'}"
+        ]
 
     def _reindex(self) -> int:
         layout = self.layout
@@ -101,8 +103,7 @@ class RedisStore(StoreBase[Any]):
         total = 0
         while True:
             with translate():
-                page = as_bytes(self.client.zrangebylex(layout.keyset.zset, lo, b"+",
-                                                              0, CHUNK))
+                page = as_bytes(self.client.zrangebylex(layout.keyset.zset, lo, b"+", 0, CHUNK))
             if not page:
                 return total
             lo = b"(" + page[-1]
@@ -114,12 +115,20 @@ class RedisStore(StoreBase[Any]):
                     item, tag = row
                     ops.append(Replace(self.meta.key_values(item), item, tag, tag))
             errors = self._commit(ops, False)
-            clash = next((e for e in errors if isinstance(e, Conflict)
-                          and not isinstance(e, PreconditionFailed)), None)
+            clash = next(
+                (
+                    e
+                    for e in errors
+                    if isinstance(e, Conflict) and not isinstance(e, PreconditionFailed)
+                ),
+                None,
+            )
             if clash is not None:
                 self._ready = False
-                raise Conflict(f"cannot build the indexes of {self.meta.name}: {clash.message}",
-                               field=clash.field)
+                raise Conflict(
+                    f"cannot build the indexes of {self.meta.name}: {clash.message}",
+                    field=clash.field,
+                )
             total += len(ops)
 
     # ---- reads ------------------------------------------------------------------------
@@ -147,7 +156,7 @@ class RedisStore(StoreBase[Any]):
             else:
                 with self.client.pipeline(transaction=False) as pipe:
                     for start in range(0, len(names), CHUNK):
-                        pipe.mget(names[start:start + CHUNK])
+                        pipe.mget(names[start : start + CHUNK])
                     values = [v for part in pipe.execute() for v in part]
         load = self.layout.load
         return [load(v) for v in values]
@@ -168,11 +177,10 @@ class RedisStore(StoreBase[Any]):
             with translate():
                 codes = self._commit_script(args=self.layout.commit_args(ops, atomic))
             return self.layout.errors(ops, codes)
-        parts = [ops[i:i + CHUNK] for i in range(0, len(ops), CHUNK)]
+        parts = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
         with self.client.pipeline(transaction=False) as pipe:
             for part in parts:  # buffered: nothing is sent before execute()
-                self._commit_script(args=self.layout.commit_args(part, False),
-                                          client=pipe)
+                self._commit_script(args=self.layout.commit_args(part, False), client=pipe)
             with translate():
                 replies = pipe.execute()
         errors: list[PersistyError | None] = []
@@ -184,11 +192,16 @@ class RedisStore(StoreBase[Any]):
 
     def _plan(self, f: Filter, spec: Sort) -> Plan:
         acc = self.layout.access(f, spec)
-        return Plan(acc.native, acc.residual, acc.order_native or (acc.kind == "keys"),
-                    "redis " + acc.describe())
+        return Plan(
+            acc.native,
+            acc.residual,
+            acc.order_native or (acc.kind == "keys"),
+            "redis " + acc.describe(),
+        )
 
-    def _find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self._run(f, spec, after, limit)
 
     def _count(self, f: Filter) -> int:
@@ -218,8 +231,14 @@ class RedisStore(StoreBase[Any]):
                     args += [lo, hi]
             return int(self._count_script(args=args))
 
-    def _run(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                   limit: int | None, acc: Access | None = None) -> list[Any]:
+    def _run(
+        self,
+        f: Filter,
+        spec: Sort,
+        after: Sequence[Any] | None,
+        limit: int | None,
+        acc: Access | None = None,
+    ) -> list[Any]:
         """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
         if not self._ready:
             self._prepare()
@@ -244,7 +263,7 @@ class RedisStore(StoreBase[Any]):
             result: list[Any] = []
             step = CHUNK if limit is None else max(limit + 1, 50)
             for start in range(0, len(ordered), step):
-                raws = [self.layout.raw_of(acc.index, m) for m in ordered[start:start + step]]
+                raws = [self.layout.raw_of(acc.index, m) for m in ordered[start : start + step]]
                 rows = self._fetch(raws)
                 result += [r[0] for r in rows if r is not None and keep(r[0])]
                 if limit is not None and len(result) >= limit:
@@ -268,8 +287,9 @@ class RedisStore(StoreBase[Any]):
                 parts = pipe.execute()
         return list(dict.fromkeys(m for part in parts for m in part))
 
-    def _stream(self, acc: Access, keep: Any, spec: Sort, after: Sequence[Any] | None,
-                      limit: int | None) -> list[Any]:
+    def _stream(
+        self, acc: Access, keep: Any, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         """Page through one index range in its order; ties are sorted per complete group."""
         assert acc.index is not None
         ix = acc.index
@@ -301,8 +321,10 @@ class RedisStore(StoreBase[Any]):
             else:
                 last = self.layout.group_of(acc, pending[-1])
                 cut = len(pending) - 1
-                while cut > 0 and pending[cut - 1].startswith(last) and (
-                    self.layout.group_of(acc, pending[cut - 1]) == last
+                while (
+                    cut > 0
+                    and pending[cut - 1].startswith(last)
+                    and (self.layout.group_of(acc, pending[cut - 1]) == last)
                 ):
                     cut -= 1
                 ready, pending = pending[:cut], pending[cut:]
@@ -358,10 +380,11 @@ class RedisStore(StoreBase[Any]):
         return super().read(key)
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._plain_keys and self.meta.expires is None and isinstance(
-            keys, list | tuple
-        ) and all(
-            isinstance(k, str) and k for k in keys
+        if (
+            self._plain_keys
+            and self.meta.expires is None
+            and isinstance(keys, list | tuple)
+            and all(isinstance(k, str) and k for k in keys)
         ):
             rows = self._fetch([k.encode() for k in keys])
             return [None if r is None else r[0] for r in rows]
@@ -392,9 +415,15 @@ class RedisDatabase(Database):
         db.close()
     """
 
-    def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str | None = None,
-                 secret: bytes | str | None = None, prefix: str | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+        prefix: str | None = None,
+        **options: Any,
+    ) -> None:
         self.redis_url, self.prefix = parse_url(url, prefix)
         super().__init__(url, namespace=namespace, secret=secret)
         options["decode_responses"] = False
@@ -404,8 +433,9 @@ class RedisDatabase(Database):
         return load_secret(self.redis_url, self.prefix)
 
     def _open(self, meta: StoreMeta) -> Store[Any]:
-        return RedisStore(meta, self.pages, self.client,
-                               base_name(self.prefix, self.namespace, meta.name))
+        return RedisStore(
+            meta, self.pages, self.client, base_name(self.prefix, self.namespace, meta.name)
+        )
 
     def plan_migration(self) -> list[str]:
         """What :meth:`migrate` would do for the stores opened so far (nothing is changed):
@@ -483,10 +513,13 @@ class RedisDatabase(Database):
             name = meta_of(cls).name
             pattern = base_name(self.prefix, self.namespace, name).encode() + b"*"
         with translate():
-            return sorted([k.decode(errors="replace") for k in
-                           self.client.scan_iter(match=pattern, count=CHUNK)])
+            return sorted(
+                [
+                    k.decode(errors="replace")
+                    for k in self.client.scan_iter(match=pattern, count=CHUNK)
+                ]
+            )
 
     def close(self) -> None:
         """Close the connection pool."""
         self.client.connection_pool.disconnect()
-

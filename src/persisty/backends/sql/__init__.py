@@ -35,8 +35,28 @@ from persisty.backends.sql.dialects import (
     register_dialect,
 )
 
-__all__ = ["META_TABLE", "OUTBOX_TABLE", "AsyncDriver", "AsyncSqlDatabase", "AsyncSqlExecutor",
-           "AsyncSqlOutbox", "AsyncSqlOutboxStore", "AsyncSqlStore", "AsyncSqlTables",
-           "Dialect", "Driver", "SqlDatabase", "SqlExecutor", "SqlOutbox", "SqlOutboxStore",
-           "SqlStore", "SqlTables", "SqlUrl", "Step", "TableSchema", "dialect_for",
-           "parse_url", "register_dialect"]
+__all__ = [
+    "META_TABLE",
+    "OUTBOX_TABLE",
+    "AsyncDriver",
+    "AsyncSqlDatabase",
+    "AsyncSqlExecutor",
+    "AsyncSqlOutbox",
+    "AsyncSqlOutboxStore",
+    "AsyncSqlStore",
+    "AsyncSqlTables",
+    "Dialect",
+    "Driver",
+    "SqlDatabase",
+    "SqlExecutor",
+    "SqlOutbox",
+    "SqlOutboxStore",
+    "SqlStore",
+    "SqlTables",
+    "SqlUrl",
+    "Step",
+    "TableSchema",
+    "dialect_for",
+    "parse_url",
+    "register_dialect",
+]

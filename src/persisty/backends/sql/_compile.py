@@ -19,8 +19,14 @@ from persisty.query import ALL, NONE, And, Compare, Filter, Not, Op, Or, Sort, T
 if TYPE_CHECKING:
     from persisty.backends.sql._table import Column, TableSchema
 
-_TEXT_KIND = {Op.CONTAINS: "c", Op.ICONTAINS: "c", Op.STARTSWITH: "s", Op.ISTARTSWITH: "s",
-              Op.ENDSWITH: "e", Op.IENDSWITH: "e"}
+_TEXT_KIND = {
+    Op.CONTAINS: "c",
+    Op.ICONTAINS: "c",
+    Op.STARTSWITH: "s",
+    Op.ISTARTSWITH: "s",
+    Op.ENDSWITH: "e",
+    Op.IENDSWITH: "e",
+}
 _SYMBOL = {Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">="}
 
 
@@ -96,8 +102,9 @@ class FilterCompiler:
         return self._text(c, op, value, params)
 
     def _list_contains(self, c: Column, value: Any, params: list[Any]) -> str:
-        return self.dialect.list_contains(self.table.quoted, c.quoted,
-                                          msgspec.to_builtins(value), params)
+        return self.dialect.list_contains(
+            self.table.quoted, c.quoted, msgspec.to_builtins(value), params
+        )
 
     def _text(self, c: Column, op: Op, value: str, params: list[Any]) -> str:
         d = self.dialect
@@ -119,9 +126,10 @@ class FilterCompiler:
 
     def _order_by(self, spec: Sort) -> str:
         by_name = self.table.by_name
-        return ", ".join(self.dialect.order_term(by_name[name].quoted, desc,
-                                                 by_name[name].nullable)
-                         for name, desc in spec)
+        return ", ".join(
+            self.dialect.order_term(by_name[name].quoted, desc, by_name[name].nullable)
+            for name, desc in spec
+        )
 
     def seek(self, spec: Sort, after: Sequence[Any], params: list[Any]) -> str:
         """Rows strictly after the position ``after`` in ``spec`` (composite keyset seek)."""
@@ -145,16 +153,25 @@ class FilterCompiler:
             else:
                 params.append(self.table.param(name, v))
                 if desc:
-                    ands.append(f"({c.quoted} < {ph} OR {c.quoted} IS NULL)"
-                                if c.nullable else f"{c.quoted} < {ph}")
+                    ands.append(
+                        f"({c.quoted} < {ph} OR {c.quoted} IS NULL)"
+                        if c.nullable
+                        else f"{c.quoted} < {ph}"
+                    )
                 else:
                     ands.append(f"{c.quoted} > {ph}")
             ors.append("(" + " AND ".join(ands) + ")")
         return "(" + " OR ".join(ors) + ")" if ors else "1 = 0"
 
-    def select(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-               limit: int | None, what: str | None = None, lock: bool = False
-               ) -> tuple[str, list[Any]]:
+    def select(
+        self,
+        native: Filter,
+        spec: Sort,
+        after: Sequence[Any] | None,
+        limit: int | None,
+        what: str | None = None,
+        lock: bool = False,
+    ) -> tuple[str, list[Any]]:
         """A ``SELECT`` of docs matching ``native`` in ``spec`` order after ``after``."""
         params: list[Any] = []
         where = self.where(native, params)

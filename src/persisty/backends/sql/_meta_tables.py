@@ -19,9 +19,11 @@ class MetaSchema:
         self.dialect = dialect
         t = dialect.quote(META_TABLE)
         ph = dialect.ph
-        self.sql_create = (f"CREATE TABLE IF NOT EXISTS {t} "
-                           f"(name {dialect.name_sql} PRIMARY KEY, value VARCHAR(200), "
-                           "num BIGINT)")
+        self.sql_create = (
+            f"CREATE TABLE IF NOT EXISTS {t} "
+            f"(name {dialect.name_sql} PRIMARY KEY, value VARCHAR(200), "
+            "num BIGINT)"
+        )
         self.sql_add = f"INSERT INTO {t} (name, value) VALUES ({ph}, {ph})"
         """Insert ``(name, value)`` (a duplicate name is a unique violation)."""
         self.sql_delete = f"DELETE FROM {t} WHERE name = {ph}"
@@ -39,7 +41,8 @@ class OutboxSchema:
         self.dialect = dialect
         d = dialect
         self.table = sa.Table(
-            OUTBOX_TABLE, sa.MetaData(),
+            OUTBOX_TABLE,
+            sa.MetaData(),
             sa.Column("id", sa.String(32), primary_key=True),
             sa.Column("store", d.name_type(), nullable=False),
             sa.Column("kind", sa.String(10), nullable=False),
@@ -49,16 +52,22 @@ class OutboxSchema:
             sa.Column("at", sa.Double(), nullable=False),
             sa.Column("claimed_until", sa.Double(), nullable=False),
         )
-        self.index = sa.Index(f"ix_{OUTBOX_TABLE}_store_claimed", self.table.c.store,
-                              self.table.c.claimed_until)
+        self.index = sa.Index(
+            f"ix_{OUTBOX_TABLE}_store_claimed", self.table.c.store, self.table.c.claimed_until
+        )
         ph = d.ph
         t = d.quote(OUTBOX_TABLE)
-        self.sql_insert = (f"INSERT INTO {t} (id, store, kind, item_key, old, new, at, "
-                           f"claimed_until) VALUES ({', '.join([ph] * 8)})")
-        self.sql_due = (f"SELECT id, claimed_until FROM {t} WHERE store = {ph} AND "
-                        f"claimed_until <= {ph} ORDER BY at, id LIMIT {ph}")
-        self.sql_claim = (f"UPDATE {t} SET claimed_until = {ph} "
-                          f"WHERE id = {ph} AND claimed_until = {ph}")
+        self.sql_insert = (
+            f"INSERT INTO {t} (id, store, kind, item_key, old, new, at, "
+            f"claimed_until) VALUES ({', '.join([ph] * 8)})"
+        )
+        self.sql_due = (
+            f"SELECT id, claimed_until FROM {t} WHERE store = {ph} AND "
+            f"claimed_until <= {ph} ORDER BY at, id LIMIT {ph}"
+        )
+        self.sql_claim = (
+            f"UPDATE {t} SET claimed_until = {ph} WHERE id = {ph} AND claimed_until = {ph}"
+        )
         self.sql_get = f"SELECT kind, item_key, old, new, at FROM {t} WHERE id = {ph}"
         self.sql_delete = f"DELETE FROM {t} WHERE id = {ph}"
         self.sql_count = f"SELECT count(*) FROM {t} WHERE store = {ph}"
@@ -67,10 +76,14 @@ class OutboxSchema:
     def create_sql(self) -> list[str]:
         """``CREATE TABLE`` and ``CREATE INDEX``, each ``IF NOT EXISTS``."""
         sa_d = self.dialect.sa
-        return [str(sa.schema.CreateTable(self.table, if_not_exists=True).compile(
-                    dialect=sa_d)).strip(),
-                str(sa.schema.CreateIndex(self.index, if_not_exists=True).compile(
-                    dialect=sa_d)).strip()]
+        return [
+            str(
+                sa.schema.CreateTable(self.table, if_not_exists=True).compile(dialect=sa_d)
+            ).strip(),
+            str(
+                sa.schema.CreateIndex(self.index, if_not_exists=True).compile(dialect=sa_d)
+            ).strip(),
+        ]
 
     def doc(self, raw: bytes | None) -> bytes | str | None:
         """A canonical JSON document as the doc columns hold it."""

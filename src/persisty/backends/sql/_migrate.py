@@ -30,12 +30,27 @@ class Step:
 
 def _coarse(type_text: str) -> str:
     t = type_text.lower()
-    for word, fam in (("json", "json"), ("bool", "bool"), ("tinyint(1)", "bool"),
-                      ("int", "int"), ("double", "float"), ("float", "float"), ("real", "float"),
-                      ("numeric", "num"), ("decimal", "num"), ("timestamp", "datetime"),
-                      ("datetime", "datetime"), ("date", "date"), ("uuid", "uuid"),
-                      ("blob", "bytes"), ("bytea", "bytes"), ("binary", "bytes"),
-                      ("char", "text"), ("text", "text"), ("clob", "text")):
+    for word, fam in (
+        ("json", "json"),
+        ("bool", "bool"),
+        ("tinyint(1)", "bool"),
+        ("int", "int"),
+        ("double", "float"),
+        ("float", "float"),
+        ("real", "float"),
+        ("numeric", "num"),
+        ("decimal", "num"),
+        ("timestamp", "datetime"),
+        ("datetime", "datetime"),
+        ("date", "date"),
+        ("uuid", "uuid"),
+        ("blob", "bytes"),
+        ("bytea", "bytes"),
+        ("binary", "bytes"),
+        ("char", "text"),
+        ("text", "text"),
+        ("clob", "text"),
+    ):
         if word in t:
             return fam
     return t
@@ -64,13 +79,23 @@ def plan_table(schema: TableSchema, columns: dict[str, str], indexes: set[str]) 
             if name in schema.by_name:
                 steps.extend(_backfill(schema, name))
         elif not _compatible(schema.type_of(name), actual):
-            steps.append(Step(f"column {schema.name}.{name} is {actual} but the model wants "
-                              f"{schema.type_of(name)}; change it yourself", destructive=True))
+            steps.append(
+                Step(
+                    f"column {schema.name}.{name} is {actual} but the model wants "
+                    f"{schema.type_of(name)}; change it yourself",
+                    destructive=True,
+                )
+            )
     expected = {n.lower() for n in schema.expected_columns()}
     for name in columns:
         if name.lower() not in expected:
-            steps.append(Step(f"column {schema.name}.{name} is not in the model; "
-                              "drop it yourself if it is no longer needed", destructive=True))
+            steps.append(
+                Step(
+                    f"column {schema.name}.{name} is not in the model; "
+                    "drop it yourself if it is no longer needed",
+                    destructive=True,
+                )
+            )
     have = {i.lower() for i in indexes}
     for ix in schema.indexes:
         if str(ix.name).lower() not in have:
@@ -86,13 +111,17 @@ def _backfill(schema: TableSchema, name: str) -> list[Step]:
     elif f.default_factory is not dataclasses.MISSING:
         default = f.default_factory()
     else:
-        return [Step(f"{schema.name}.{name} is new and required without a default: existing "
-                     "rows cannot be read until they are rewritten", destructive=True)]
+        return [
+            Step(
+                f"{schema.name}.{name} is new and required without a default: existing "
+                "rows cannot be read until they are rewritten",
+                destructive=True,
+            )
+        ]
     if default is None:
         return []
     q = schema.dialect.quote
     sql = f"UPDATE {schema.quoted} SET {q(name)} = {schema.by_name[name].placeholder}"
-    return [Step(f"fill {schema.name}.{name} with its default", sql,
-                 (schema.param(name, default),))]
-
-
+    return [
+        Step(f"fill {schema.name}.{name} with its default", sql, (schema.param(name, default),))
+    ]

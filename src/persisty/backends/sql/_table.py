@@ -53,8 +53,6 @@ class Column:
     placeholder: str
 
 
-
-
 def _short(name: str) -> str:
     if len(name) <= MAX_NAME:
         return name
@@ -66,12 +64,12 @@ def table_name(meta: StoreMeta, namespace: str | None) -> str:
     return _short(f"{namespace}_{meta.name}" if namespace else meta.name)
 
 
-
 class TableSchema:
     """A store's table on one dialect, and the SQL of its fixed statements (built once)."""
 
-    def __init__(self, meta: StoreMeta, dialect: Dialect, namespace: str | None,
-                 metadata: sa.MetaData) -> None:
+    def __init__(
+        self, meta: StoreMeta, dialect: Dialect, namespace: str | None, metadata: sa.MetaData
+    ) -> None:
         self.meta = meta
         self.dialect = dialect
         self.name = table_name(meta, namespace)
@@ -84,16 +82,30 @@ class TableSchema:
         for a in meta.attrs:
             fam = family_of(a)
             ph = d.placeholder(fam)
-            self.columns.append(Column(a.name, a, fam, a.optional or fam == "json",
-                                       d.conv(fam, a.kind == "enum"), q(a.name), ph))
+            self.columns.append(
+                Column(
+                    a.name,
+                    a,
+                    fam,
+                    a.optional or fam == "json",
+                    d.conv(fam, a.kind == "enum"),
+                    q(a.name),
+                    ph,
+                )
+            )
         self.by_name = {c.name: c for c in self.columns}
         self.key_cols = [self.by_name[k] for k in meta.key.attrs]
         self.str_cols = [c for c in self.columns if c.attr.kind == "str"]
         self.nullable: set[str] = {c.name for c in self.columns if c.nullable}
 
         sa_cols = [
-            sa.Column(c.name, d.sa_type(c, c.name in indexed), primary_key=c.name in meta.key.attrs,
-                      nullable=c.name not in meta.key.attrs, autoincrement=False)
+            sa.Column(
+                c.name,
+                d.sa_type(c, c.name in indexed),
+                primary_key=c.name in meta.key.attrs,
+                nullable=c.name not in meta.key.attrs,
+                autoincrement=False,
+            )
             for c in self.columns
         ]
         sa_cols.append(sa.Column(ETAG, sa.String(32), nullable=False))
@@ -104,8 +116,9 @@ class TableSchema:
         self.indexes: list[sa.Index] = []
         self.index_attrs: dict[str, tuple[str, ...]] = {}
         for ix in meta.indexes:
-            elements = [d.index_element(self.table.c[a], self.by_name[a].nullable)
-                        for a in ix.attrs]
+            elements = [
+                d.index_element(self.table.c[a], self.by_name[a].nullable) for a in ix.attrs
+            ]
             name = _short(ix.name or f"ix_{self.name}_{'_'.join(ix.attrs)}")
             kw = d.index_options(ix.unique, {a: self.by_name[a].family for a in ix.attrs})
             self.indexes.append(sa.Index(name, *elements, unique=ix.unique, **kw))
@@ -124,8 +137,7 @@ class TableSchema:
         self.sql_update = f"UPDATE {t} SET {', '.join(sets)} WHERE {self.key_where}"
         self.sql_update_if = self.sql_update + f" AND {q(ETAG)} = {ph}"
         others = [c.quoted for c in settable] + [q(ETAG), q(DOC)]
-        self.sql_upsert = d.upsert_sql(self.sql_insert, [c.quoted for c in self.key_cols],
-                                       others)
+        self.sql_upsert = d.upsert_sql(self.sql_insert, [c.quoted for c in self.key_cols], others)
         self.sql_delete = f"DELETE FROM {t} WHERE {self.key_where}"
         self.sql_delete_if = self.sql_delete + f" AND {q(ETAG)} = {ph}"
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
@@ -152,8 +164,9 @@ class TableSchema:
         if len(key) == 1:
             c = self._key_convs[0]
             return (key[0],) if c is None else (c(key[0]),)
-        return tuple(v if c is None or v is None else c(v)
-                     for v, c in zip(key, self._key_convs, strict=True))
+        return tuple(
+            v if c is None or v is None else c(v) for v, c in zip(key, self._key_convs, strict=True)
+        )
 
     def param(self, name: str, value: Any) -> Any:
         """The driver parameter for ``value`` of attribute ``name``."""
@@ -175,8 +188,7 @@ class TableSchema:
             raw = self.meta.encode(item)
         return raw.decode() if self.doc_text else raw
 
-    def insert_params(self, item: Any, tag: str, raw: bytes | None = None
-                      ) -> tuple[Any, ...]:
+    def insert_params(self, item: Any, tag: str, raw: bytes | None = None) -> tuple[Any, ...]:
         """Parameters of :attr:`sql_insert` (``raw``: the item's canonical JSON when it is
         encoded already, as an ``Insert`` may carry it)."""
         v = self.values(item)
@@ -227,8 +239,7 @@ class TableSchema:
     def purge_sql(self, limit: int | None) -> str:
         """``DELETE`` of (at most ``limit``) rows whose expiry is at or before a parameter."""
         exp = self.by_name[self.meta.expires].quoted  # type: ignore[index]
-        return self.dialect.purge_sql(self.quoted, exp, [c.quoted for c in self.key_cols],
-                                      limit)
+        return self.dialect.purge_sql(self.quoted, exp, [c.quoted for c in self.key_cols], limit)
 
     def patch_sql(self, names: tuple[str, ...], conditional: bool) -> str:
         """``UPDATE`` of the columns ``names`` (and etag and doc) of one row by key; with
@@ -245,8 +256,9 @@ class TableSchema:
             self._patch_cache[(names, conditional)] = found
         return found
 
-    def patch_params(self, names: tuple[str, ...], item: Any, key: Sequence[Any],
-                     expected: str | None = None) -> tuple[str, list[Any]]:
+    def patch_params(
+        self, names: tuple[str, ...], item: Any, key: Sequence[Any], expected: str | None = None
+    ) -> tuple[str, list[Any]]:
         """The etag of ``item`` and the parameters of :meth:`patch_sql` for it."""
         by_name = self.by_name
         out: list[Any] = []
@@ -263,8 +275,9 @@ class TableSchema:
             out.append(expected)
         return tag, out
 
-    def update_params(self, item: Any, tag: str, expected: str | None = None,
-                      raw: bytes | None = None) -> tuple[Any, ...]:
+    def update_params(
+        self, item: Any, tag: str, expected: str | None = None, raw: bytes | None = None
+    ) -> tuple[Any, ...]:
         """Parameters of :attr:`sql_update` (``sql_update_if`` with ``expected``)."""
         v = self.values(item)
         out = [v[i] for i in self._set_idx]
@@ -284,26 +297,33 @@ class TableSchema:
                 where = f"{self.key_cols[0].quoted} IN ({', '.join([d.ph] * n)})"
             else:
                 where = " OR ".join([f"({self.key_where})"] * n)
-            found = (f"SELECT {d.quote(DOC)}, {d.quote(ETAG)}, {self.key_cols[0].quoted} "
-                     f"FROM {self.quoted} WHERE {where}")
+            found = (
+                f"SELECT {d.quote(DOC)}, {d.quote(ETAG)}, {self.key_cols[0].quoted} "
+                f"FROM {self.quoted} WHERE {where}"
+            )
             if len(self._get_many_cache) < 256:
                 self._get_many_cache[n] = found
         return found
-
 
     # ---- DDL --------------------------------------------------------------------------------
 
     def create_sql(self) -> list[str]:
         """``CREATE TABLE`` and ``CREATE INDEX`` statements (each ``IF NOT EXISTS``)."""
-        out = [str(sa.schema.CreateTable(self.table, if_not_exists=True)
-                   .compile(dialect=self.dialect.sa)).strip()]
+        out = [
+            str(
+                sa.schema.CreateTable(self.table, if_not_exists=True).compile(
+                    dialect=self.dialect.sa
+                )
+            ).strip()
+        ]
         out.extend(self.index_sql(ix) for ix in self.indexes)
         return out
 
     def index_sql(self, ix: sa.Index) -> str:
         """``CREATE INDEX IF NOT EXISTS`` for one index."""
-        return str(sa.schema.CreateIndex(ix, if_not_exists=True)
-                   .compile(dialect=self.dialect.sa)).strip()
+        return str(
+            sa.schema.CreateIndex(ix, if_not_exists=True).compile(dialect=self.dialect.sa)
+        ).strip()
 
     def add_column_sql(self, name: str) -> str:
         """``ALTER TABLE … ADD COLUMN`` for one attribute."""

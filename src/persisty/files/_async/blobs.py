@@ -74,14 +74,15 @@ class AsyncBlobs(ABC):
     async def ids(self) -> list[str]:
         """Every blob id of this file store."""
 
-    async def close(self) -> None:  # noqa: B027 - most backends hold nothing
+    async def close(self) -> None:  # noqa: B027
         """Release what the backend holds."""
 
     # hosted backends keep the defaults: the file store signs, receives and assembles
     # uploads itself; S3 overrides these to hand the work to S3
 
-    async def presign_download(self, blob_id: str, ttl: int, content_type: str,
-                               disposition: str) -> str | None:
+    async def presign_download(
+        self, blob_id: str, ttl: int, content_type: str, disposition: str
+    ) -> str | None:
         """A URL of the backend's own that serves the blob, or ``None``."""
         return None
 
@@ -93,12 +94,13 @@ class AsyncBlobs(ABC):
         """A grant that uploads to the backend directly, or ``None``."""
         return None
 
-    async def finish_upload(self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
-                            ) -> tuple[str, int, str, bytes] | None:
+    async def finish_upload(
+        self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[str, int, str, bytes] | None:
         """``(blob, size, sha256, first bytes)`` of a finished direct upload, or ``None``."""
         return None
 
-    async def abort_upload(self, record: FileUpload) -> None:  # noqa: B027 - hosted: nothing
+    async def abort_upload(self, record: FileUpload) -> None:  # noqa: B027
         """Drop what the backend holds of a pending upload."""
 
 
@@ -117,7 +119,7 @@ class AsyncMemoryBlobs(AsyncBlobs):
         if blob is None:
             raise IntegrityError(f"blob {blob_id} is missing")
         for at in range(start, end, READ_PIECE):
-            yield blob[at:min(end, at + READ_PIECE)]
+            yield blob[at : min(end, at + READ_PIECE)]
 
     async def read_all(self, blob_id: str, start: int, end: int) -> bytes:
         blob = self.blobs.get(blob_id)
@@ -153,9 +155,15 @@ class AsyncChunkBlobs(AsyncBlobs):
     chunks and deleted after them) and ``FileChunk`` records. A range reads only the chunks
     it covers, ``window`` chunks per ``read_batch``."""
 
-    def __init__(self, store: str, blobs: AsyncStore[FileBlob], chunks: AsyncStore[FileChunk],
-                 *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_bytes: int = 4 * 1024 * 1024,
-                 ) -> None:
+    def __init__(
+        self,
+        store: str,
+        blobs: AsyncStore[FileBlob],
+        chunks: AsyncStore[FileChunk],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.chunks = chunks
@@ -167,8 +175,9 @@ class AsyncChunkBlobs(AsyncBlobs):
 
     async def write(self, blob_id: str, data: AsyncIterator[bytes]) -> None:
         size = chunk_size_of(blob_id)
-        await self.blobs.create(FileBlob(id=blob_id, store=self.store, chunk_size=size,
-                                         created_at=now_utc()))
+        await self.blobs.create(
+            FileBlob(id=blob_id, store=self.store, chunk_size=size, created_at=now_utc())
+        )
         try:
             buffer = bytearray()
             batch: list[FileChunk] = []
@@ -176,16 +185,25 @@ class AsyncChunkBlobs(AsyncBlobs):
             async for piece in data:
                 buffer += piece
                 while len(buffer) >= size:
-                    batch.append(FileChunk(id=chunk_id(blob_id, index), blob=blob_id,
-                                           index=index, data=bytes(buffer[:size])))
+                    batch.append(
+                        FileChunk(
+                            id=chunk_id(blob_id, index),
+                            blob=blob_id,
+                            index=index,
+                            data=bytes(buffer[:size]),
+                        )
+                    )
                     del buffer[:size]
                     index += 1
                     if len(batch) >= self.batch:
                         await self._flush(batch)
                         batch = []
             if buffer:
-                batch.append(FileChunk(id=chunk_id(blob_id, index), blob=blob_id,
-                                       index=index, data=bytes(buffer)))
+                batch.append(
+                    FileChunk(
+                        id=chunk_id(blob_id, index), blob=blob_id, index=index, data=bytes(buffer)
+                    )
+                )
             if batch:
                 await self._flush(batch)
             await self.blobs.patch(blob_id, {"size": index * size + len(buffer)})

@@ -32,11 +32,18 @@ from persisty.store import AsyncDatabase
 MAX_CHUNK_SIZE = 350 * 1024  # DynamoDB's 400 KB item, with room for the rest of the item
 
 
-def chunked_files(db: AsyncDatabase, name: str = "files", *, limits: Limits | None = None,
-                  chunk_size: int = DEFAULT_CHUNK_SIZE, secret: bytes | str | None = None,
-                  base_url: str | None = None, clock: Callable[[], datetime] | None = None,
-                  closing: tuple[Any, ...] = (), batch_bytes: int = 4 * 1024 * 1024,
-                  ) -> AsyncFileStore:
+def chunked_files(
+    db: AsyncDatabase,
+    name: str = "files",
+    *,
+    limits: Limits | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    secret: bytes | str | None = None,
+    base_url: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+    closing: tuple[Any, ...] = (),
+    batch_bytes: int = 4 * 1024 * 1024,
+) -> AsyncFileStore:
     """A file store whose blobs are chunks in ``db`` (what ``db.files(name)`` gives):
     ``chunk_size`` bytes per chunk, about ``batch_bytes`` per write or read batch.
 
@@ -46,27 +53,55 @@ def chunked_files(db: AsyncDatabase, name: str = "files", *, limits: Limits | No
     """
     check_store_name(name)
     if not isinstance(chunk_size, int) or not 1024 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise ValidationError(f"chunk_size is from 1 KiB to {MAX_CHUNK_SIZE} bytes",
-                              field="chunk_size")
-    blobs = AsyncChunkBlobs(name, db.store(FileBlob), db.store(FileChunk),
-                            chunk_size=chunk_size, batch_bytes=batch_bytes)
+        raise ValidationError(
+            f"chunk_size is from 1 KiB to {MAX_CHUNK_SIZE} bytes", field="chunk_size"
+        )
+    blobs = AsyncChunkBlobs(
+        name,
+        db.store(FileBlob),
+        db.store(FileChunk),
+        chunk_size=chunk_size,
+        batch_bytes=batch_bytes,
+    )
     return _file_store(name, db, blobs, limits, secret, base_url, clock, closing)
 
 
-def _file_store(name: str, db: AsyncDatabase, blobs: AsyncBlobs, limits: Limits | None,
-                secret: bytes | str | None, base_url: str | None,
-                clock: Callable[[], datetime] | None, closing: tuple[Any, ...]
-                ) -> AsyncFileStore:
-    return AsyncFileStore(name, db.store(FileInfo), db.store(FileUpload), blobs,
-                          limits=limits, secret=secret, secrets=db.store(FileSecret),
-                          base_url=base_url, clock=clock, closing=closing)
+def _file_store(
+    name: str,
+    db: AsyncDatabase,
+    blobs: AsyncBlobs,
+    limits: Limits | None,
+    secret: bytes | str | None,
+    base_url: str | None,
+    clock: Callable[[], datetime] | None,
+    closing: tuple[Any, ...],
+) -> AsyncFileStore:
+    return AsyncFileStore(
+        name,
+        db.store(FileInfo),
+        db.store(FileUpload),
+        blobs,
+        limits=limits,
+        secret=secret,
+        secrets=db.store(FileSecret),
+        base_url=base_url,
+        clock=clock,
+        closing=closing,
+    )
 
 
-def connect(url: str, *, catalog: AsyncDatabase | str | None = None, name: str = "files",
-            limits: Limits | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
-            secret: bytes | str | None = None, base_url: str | None = None,
-            clock: Callable[[], datetime] | None = None,
-            namespace: str | None = None) -> AsyncFileStore:
+def connect(
+    url: str,
+    *,
+    catalog: AsyncDatabase | str | None = None,
+    name: str = "files",
+    limits: Limits | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    secret: bytes | str | None = None,
+    base_url: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+    namespace: str | None = None,
+) -> AsyncFileStore:
     """Open a file store by URL (the databases it opens use ``namespace``).
 
     - ``memory://``: catalog and blobs in this process.
@@ -91,16 +126,18 @@ def connect(url: str, *, catalog: AsyncDatabase | str | None = None, name: str =
             return catalog
         target = catalog or default
         if target is None:
-            raise ValidationError(f"a {scheme}:// file store needs a catalog database",
-                                  field="catalog")
+            raise ValidationError(
+                f"a {scheme}:// file store needs a catalog database", field="catalog"
+            )
         db = AsyncDatabases.connect(target, namespace=namespace)
         closing.append(db)
         return db
 
     if scheme == "memory":
         db = database("memory://")
-        return _file_store(name, db, AsyncMemoryBlobs(), limits, secret, base_url, clock,
-                           tuple(closing))
+        return _file_store(
+            name, db, AsyncMemoryBlobs(), limits, secret, base_url, clock, tuple(closing)
+        )
     if scheme == "dir":
         root = Path(unquote(parts.netloc + parts.path))
         if not str(root):
@@ -119,8 +156,17 @@ def connect(url: str, *, catalog: AsyncDatabase | str | None = None, name: str =
         # chunks in the URL's database, the catalog in another one
         chunks_db = AsyncDatabases.connect(url, namespace=namespace)
         closing.append(chunks_db)
-        blobs = AsyncChunkBlobs(name, chunks_db.store(FileBlob), chunks_db.store(FileChunk),
-                                chunk_size=chunk_size)
+        blobs = AsyncChunkBlobs(
+            name, chunks_db.store(FileBlob), chunks_db.store(FileChunk), chunk_size=chunk_size
+        )
         return _file_store(name, db, blobs, limits, secret, base_url, clock, tuple(closing))
-    return chunked_files(db, name, limits=limits, chunk_size=chunk_size, secret=secret,
-                         base_url=base_url, clock=clock, closing=tuple(closing))
+    return chunked_files(
+        db,
+        name,
+        limits=limits,
+        chunk_size=chunk_size,
+        secret=secret,
+        base_url=base_url,
+        clock=clock,
+        closing=tuple(closing),
+    )

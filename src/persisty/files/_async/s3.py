@@ -72,49 +72,73 @@ class AsyncS3Blobs(AsyncBlobs):
         try:
             async for piece in data:
                 buffer += piece
-                while (len(buffer) > SINGLE_PUT) if upload_id is None else (
-                        len(buffer) >= PART_SIZE):
+                while (
+                    (len(buffer) > SINGLE_PUT) if upload_id is None else (len(buffer) >= PART_SIZE)
+                ):
                     if upload_id is None:
                         started = await self.client.call(
-                            "create_multipart_upload", Bucket=self.bucket, Key=key,
-                            ChecksumAlgorithm="SHA256")
+                            "create_multipart_upload",
+                            Bucket=self.bucket,
+                            Key=key,
+                            ChecksumAlgorithm="SHA256",
+                        )
                         upload_id = str(started["UploadId"])
                     body = bytes(buffer[:PART_SIZE])
                     del buffer[:PART_SIZE]
                     if len(flying) >= IN_FLIGHT:
                         parts.append(await self.client.wait(flying.pop(0)))
-                    flying.append(self.client.spawn(self._part, key, upload_id,
-                                                    len(parts) + len(flying) + 1, body))
+                    flying.append(
+                        self.client.spawn(
+                            self._part, key, upload_id, len(parts) + len(flying) + 1, body
+                        )
+                    )
             if upload_id is None:
                 body = bytes(buffer)
-                await self.client.call("put_object", Bucket=self.bucket, Key=key, Body=body,
-                                       ChecksumSHA256=_b64sha(body), IfNoneMatch="*")
+                await self.client.call(
+                    "put_object",
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ChecksumSHA256=_b64sha(body),
+                    IfNoneMatch="*",
+                )
                 return
             while flying:
                 parts.append(await self.client.wait(flying.pop(0)))
             if buffer or not parts:
                 parts.append(await self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
-            await self.client.call("complete_multipart_upload", Bucket=self.bucket, Key=key,
-                                   UploadId=upload_id, MultipartUpload={"Parts": parts},
-                                   IfNoneMatch="*")
+            await self.client.call(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
         except BaseException as e:
             for handle in flying:
                 with contextlib.suppress(BaseException):
                     await self.client.wait(handle)
             if upload_id is not None:
                 with contextlib.suppress(Exception):
-                    await self.client.call("abort_multipart_upload", Bucket=self.bucket,
-                                           Key=key, UploadId=upload_id)
+                    await self.client.call(
+                        "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
             if error_code(e) == "PreconditionFailed":
                 raise Conflict(f"blob {blob_id} exists") from e
             raise
 
-    async def _part(self, key: str, upload_id: str, number: int, body: bytes
-                    ) -> dict[str, Any]:
+    async def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         checksum = _b64sha(body)
-        answer = await self.client.call("upload_part", Bucket=self.bucket, Key=key,
-                                        UploadId=upload_id, PartNumber=number, Body=body,
-                                        ChecksumSHA256=checksum)
+        answer = await self.client.call(
+            "upload_part",
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumSHA256=checksum,
+        )
         return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
 
     async def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
@@ -153,9 +177,10 @@ class AsyncS3Blobs(AsyncBlobs):
         prefix = f"{self.base}blobs/"
         while True:
             extra = {"ContinuationToken": token} if token else {}
-            page = await self.client.call("list_objects_v2", Bucket=self.bucket,
-                                          Prefix=prefix, **extra)
-            found.extend(o["Key"][len(prefix):] for o in page.get("Contents", ()))
+            page = await self.client.call(
+                "list_objects_v2", Bucket=self.bucket, Prefix=prefix, **extra
+            )
+            found.extend(o["Key"][len(prefix) :] for o in page.get("Contents", ()))
             if not page.get("IsTruncated"):
                 return found
             token = page["NextContinuationToken"]
@@ -163,19 +188,29 @@ class AsyncS3Blobs(AsyncBlobs):
     async def close(self) -> None:
         await self.client.close()
 
-    async def presign_download(self, blob_id: str, ttl: int, content_type: str,
-                               disposition: str) -> str | None:
+    async def presign_download(
+        self, blob_id: str, ttl: int, content_type: str, disposition: str
+    ) -> str | None:
         return await self.client.presign(
-            "get_object", {"Bucket": self.bucket, "Key": self.key(blob_id),
-                           "ResponseContentType": content_type,
-                           "ResponseContentDisposition": disposition}, ttl)
+            "get_object",
+            {
+                "Bucket": self.bucket,
+                "Key": self.key(blob_id),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition,
+            },
+            ttl,
+        )
 
     async def start_upload(self, record: FileUpload) -> FileUpload:
         if record.part_size is None:
             return record
-        started = await self.client.call("create_multipart_upload", Bucket=self.bucket,
-                                         Key=self.staging(record),
-                                         ContentType=record.content_type)
+        started = await self.client.call(
+            "create_multipart_upload",
+            Bucket=self.bucket,
+            Key=self.staging(record),
+            ContentType=record.content_type,
+        )
         record.multipart_id = str(started["UploadId"])
         return record
 
@@ -184,24 +219,53 @@ class AsyncS3Blobs(AsyncBlobs):
         key = self.staging(record)
         if record.part_size is None:
             form = await self.client.presign_post(
-                self.bucket, key, {"Content-Type": record.content_type},
-                [{"Content-Type": record.content_type},
-                 ["content-length-range", record.size, record.size]], ttl)
-            return UploadGrant(upload_id=record.id, key=record.key, url=str(form["url"]),
-                               fields=dict(form["fields"]), parts=[],
-                               expires_at=record.expires_at)
+                self.bucket,
+                key,
+                {"Content-Type": record.content_type},
+                [
+                    {"Content-Type": record.content_type},
+                    ["content-length-range", record.size, record.size],
+                ],
+                ttl,
+            )
+            return UploadGrant(
+                upload_id=record.id,
+                key=record.key,
+                url=str(form["url"]),
+                fields=dict(form["fields"]),
+                parts=[],
+                expires_at=record.expires_at,
+            )
         parts = []
         for number, at in enumerate(range(0, max(record.size, 1), record.part_size), 1):
             url = await self.client.presign(
-                "upload_part", {"Bucket": self.bucket, "Key": key,
-                                "UploadId": record.multipart_id, "PartNumber": number}, ttl)
-            parts.append(UploadPart(part_number=number, url=url,
-                                    size=min(record.part_size, record.size - at)))
-        return UploadGrant(upload_id=record.id, key=record.key, url="", fields={},
-                           parts=parts, expires_at=record.expires_at, method="PUT")
+                "upload_part",
+                {
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "UploadId": record.multipart_id,
+                    "PartNumber": number,
+                },
+                ttl,
+            )
+            parts.append(
+                UploadPart(
+                    part_number=number, url=url, size=min(record.part_size, record.size - at)
+                )
+            )
+        return UploadGrant(
+            upload_id=record.id,
+            key=record.key,
+            url="",
+            fields={},
+            parts=parts,
+            expires_at=record.expires_at,
+            method="PUT",
+        )
 
-    async def finish_upload(self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
-                            ) -> tuple[str, int, str, bytes] | None:
+    async def finish_upload(
+        self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[str, int, str, bytes] | None:
         from persisty.files._async.store import check_parts
 
         key = self.staging(record)
@@ -209,15 +273,20 @@ class AsyncS3Blobs(AsyncBlobs):
             given = check_parts(parts, record)
             try:
                 await self.client.call(
-                    "complete_multipart_upload", Bucket=self.bucket, Key=key,
+                    "complete_multipart_upload",
+                    Bucket=self.bucket,
+                    Key=key,
                     UploadId=record.multipart_id,
-                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{tag}"'}
-                                               for n, tag in given]})
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": f'"{tag}"'} for n, tag in given]
+                    },
+                )
             except PersistyError:
                 raise
             except Exception as e:
-                raise invalid("upload_incomplete", f"S3 refused the parts: {e}",
-                              field="parts") from e
+                raise invalid(
+                    "upload_incomplete", f"S3 refused the parts: {e}", field="parts"
+                ) from e
         head = await self._head(key)
         if head is None:
             raise invalid("upload_incomplete", "nothing was uploaded", field="upload_id")
@@ -225,25 +294,34 @@ class AsyncS3Blobs(AsyncBlobs):
         if size != record.size:
             await self._drop(key)
             code = "file_too_large" if size > record.size else "upload_incomplete"
-            raise invalid(code, f"{size} bytes arrived, {record.size} were granted",
-                          field="size")
+            raise invalid(code, f"{size} bytes arrived, {record.size} were granted", field="size")
         if base_type(str(head.get("ContentType", ""))) != base_type(record.content_type):
             await self._drop(key)
-            raise invalid("content_type_mismatch", f"the upload is {head.get('ContentType')}"
-                          f", not {record.content_type}", field="content_type")
+            raise invalid(
+                "content_type_mismatch",
+                f"the upload is {head.get('ContentType')}, not {record.content_type}",
+                field="content_type",
+            )
         first = b""
         if size:
-            first = b"".join([p async for p in self.client.stream(
-                self.bucket, key, 0, min(size, 4096))])
+            first = b"".join(
+                [p async for p in self.client.stream(self.bucket, key, 0, min(size, 4096))]
+            )
         blob_id = self.new_id()
         copied = await self.client.call(
-            "copy_object", Bucket=self.bucket, Key=self.key(blob_id),
-            CopySource={"Bucket": self.bucket, "Key": key}, ChecksumAlgorithm="SHA256",
-            ContentType=record.content_type, MetadataDirective="REPLACE")
+            "copy_object",
+            Bucket=self.bucket,
+            Key=self.key(blob_id),
+            CopySource={"Bucket": self.bucket, "Key": key},
+            ChecksumAlgorithm="SHA256",
+            ContentType=record.content_type,
+            MetadataDirective="REPLACE",
+        )
         checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
         if not checksum:
-            again = await self.client.call("head_object", Bucket=self.bucket,
-                                           Key=self.key(blob_id), ChecksumMode="ENABLED")
+            again = await self.client.call(
+                "head_object", Bucket=self.bucket, Key=self.key(blob_id), ChecksumMode="ENABLED"
+            )
             checksum = again.get("ChecksumSHA256")
         if not checksum or "-" in str(checksum):
             await self.delete(blob_id)
@@ -258,7 +336,10 @@ class AsyncS3Blobs(AsyncBlobs):
     async def abort_upload(self, record: FileUpload) -> None:
         if record.multipart_id:
             with contextlib.suppress(Exception):
-                await self.client.call("abort_multipart_upload", Bucket=self.bucket,
-                                       Key=self.staging(record),
-                                       UploadId=record.multipart_id)
+                await self.client.call(
+                    "abort_multipart_upload",
+                    Bucket=self.bucket,
+                    Key=self.staging(record),
+                    UploadId=record.multipart_id,
+                )
         await self._drop(self.staging(record))

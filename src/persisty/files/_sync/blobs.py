@@ -75,14 +75,15 @@ class Blobs(ABC):
     def ids(self) -> list[str]:
         """Every blob id of this file store."""
 
-    def close(self) -> None:  # noqa: B027 - most backends hold nothing
+    def close(self) -> None:  # noqa: B027
         """Release what the backend holds."""
 
     # hosted backends keep the defaults: the file store signs, receives and assembles
     # uploads itself; S3 overrides these to hand the work to S3
 
-    def presign_download(self, blob_id: str, ttl: int, content_type: str,
-                               disposition: str) -> str | None:
+    def presign_download(
+        self, blob_id: str, ttl: int, content_type: str, disposition: str
+    ) -> str | None:
         """A URL of the backend's own that serves the blob, or ``None``."""
         return None
 
@@ -94,12 +95,13 @@ class Blobs(ABC):
         """A grant that uploads to the backend directly, or ``None``."""
         return None
 
-    def finish_upload(self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
-                            ) -> tuple[str, int, str, bytes] | None:
+    def finish_upload(
+        self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[str, int, str, bytes] | None:
         """``(blob, size, sha256, first bytes)`` of a finished direct upload, or ``None``."""
         return None
 
-    def abort_upload(self, record: FileUpload) -> None:  # noqa: B027 - hosted: nothing
+    def abort_upload(self, record: FileUpload) -> None:  # noqa: B027
         """Drop what the backend holds of a pending upload."""
 
 
@@ -118,7 +120,7 @@ class MemoryBlobs(Blobs):
         if blob is None:
             raise IntegrityError(f"blob {blob_id} is missing")
         for at in range(start, end, READ_PIECE):
-            yield blob[at:min(end, at + READ_PIECE)]
+            yield blob[at : min(end, at + READ_PIECE)]
 
     def read_all(self, blob_id: str, start: int, end: int) -> bytes:
         blob = self.blobs.get(blob_id)
@@ -154,9 +156,15 @@ class ChunkBlobs(Blobs):
     chunks and deleted after them) and ``FileChunk`` records. A range reads only the chunks
     it covers, ``window`` chunks per ``read_batch``."""
 
-    def __init__(self, store: str, blobs: Store[FileBlob], chunks: Store[FileChunk],
-                 *, chunk_size: int = DEFAULT_CHUNK_SIZE, batch_bytes: int = 4 * 1024 * 1024,
-                 ) -> None:
+    def __init__(
+        self,
+        store: str,
+        blobs: Store[FileBlob],
+        chunks: Store[FileChunk],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.chunks = chunks
@@ -168,8 +176,9 @@ class ChunkBlobs(Blobs):
 
     def write(self, blob_id: str, data: Iterator[bytes]) -> None:
         size = chunk_size_of(blob_id)
-        self.blobs.create(FileBlob(id=blob_id, store=self.store, chunk_size=size,
-                                         created_at=now_utc()))
+        self.blobs.create(
+            FileBlob(id=blob_id, store=self.store, chunk_size=size, created_at=now_utc())
+        )
         try:
             buffer = bytearray()
             batch: list[FileChunk] = []
@@ -177,16 +186,25 @@ class ChunkBlobs(Blobs):
             for piece in data:
                 buffer += piece
                 while len(buffer) >= size:
-                    batch.append(FileChunk(id=chunk_id(blob_id, index), blob=blob_id,
-                                           index=index, data=bytes(buffer[:size])))
+                    batch.append(
+                        FileChunk(
+                            id=chunk_id(blob_id, index),
+                            blob=blob_id,
+                            index=index,
+                            data=bytes(buffer[:size]),
+                        )
+                    )
                     del buffer[:size]
                     index += 1
                     if len(batch) >= self.batch:
                         self._flush(batch)
                         batch = []
             if buffer:
-                batch.append(FileChunk(id=chunk_id(blob_id, index), blob=blob_id,
-                                       index=index, data=bytes(buffer)))
+                batch.append(
+                    FileChunk(
+                        id=chunk_id(blob_id, index), blob=blob_id, index=index, data=bytes(buffer)
+                    )
+                )
             if batch:
                 self._flush(batch)
             self.blobs.patch(blob_id, {"size": index * size + len(buffer)})

@@ -73,49 +73,73 @@ class S3Blobs(Blobs):
         try:
             for piece in data:
                 buffer += piece
-                while (len(buffer) > SINGLE_PUT) if upload_id is None else (
-                        len(buffer) >= PART_SIZE):
+                while (
+                    (len(buffer) > SINGLE_PUT) if upload_id is None else (len(buffer) >= PART_SIZE)
+                ):
                     if upload_id is None:
                         started = self.client.call(
-                            "create_multipart_upload", Bucket=self.bucket, Key=key,
-                            ChecksumAlgorithm="SHA256")
+                            "create_multipart_upload",
+                            Bucket=self.bucket,
+                            Key=key,
+                            ChecksumAlgorithm="SHA256",
+                        )
                         upload_id = str(started["UploadId"])
                     body = bytes(buffer[:PART_SIZE])
                     del buffer[:PART_SIZE]
                     if len(flying) >= IN_FLIGHT:
                         parts.append(self.client.wait(flying.pop(0)))
-                    flying.append(self.client.spawn(self._part, key, upload_id,
-                                                    len(parts) + len(flying) + 1, body))
+                    flying.append(
+                        self.client.spawn(
+                            self._part, key, upload_id, len(parts) + len(flying) + 1, body
+                        )
+                    )
             if upload_id is None:
                 body = bytes(buffer)
-                self.client.call("put_object", Bucket=self.bucket, Key=key, Body=body,
-                                       ChecksumSHA256=_b64sha(body), IfNoneMatch="*")
+                self.client.call(
+                    "put_object",
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ChecksumSHA256=_b64sha(body),
+                    IfNoneMatch="*",
+                )
                 return
             while flying:
                 parts.append(self.client.wait(flying.pop(0)))
             if buffer or not parts:
                 parts.append(self._part(key, upload_id, len(parts) + 1, bytes(buffer)))
-            self.client.call("complete_multipart_upload", Bucket=self.bucket, Key=key,
-                                   UploadId=upload_id, MultipartUpload={"Parts": parts},
-                                   IfNoneMatch="*")
+            self.client.call(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
         except BaseException as e:
             for handle in flying:
                 with contextlib.suppress(BaseException):
                     self.client.wait(handle)
             if upload_id is not None:
                 with contextlib.suppress(Exception):
-                    self.client.call("abort_multipart_upload", Bucket=self.bucket,
-                                           Key=key, UploadId=upload_id)
+                    self.client.call(
+                        "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
             if error_code(e) == "PreconditionFailed":
                 raise Conflict(f"blob {blob_id} exists") from e
             raise
 
-    def _part(self, key: str, upload_id: str, number: int, body: bytes
-                    ) -> dict[str, Any]:
+    def _part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
         checksum = _b64sha(body)
-        answer = self.client.call("upload_part", Bucket=self.bucket, Key=key,
-                                        UploadId=upload_id, PartNumber=number, Body=body,
-                                        ChecksumSHA256=checksum)
+        answer = self.client.call(
+            "upload_part",
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+            ChecksumSHA256=checksum,
+        )
         return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
 
     def read(self, blob_id: str, start: int, end: int) -> Iterator[bytes]:
@@ -154,9 +178,8 @@ class S3Blobs(Blobs):
         prefix = f"{self.base}blobs/"
         while True:
             extra = {"ContinuationToken": token} if token else {}
-            page = self.client.call("list_objects_v2", Bucket=self.bucket,
-                                          Prefix=prefix, **extra)
-            found.extend(o["Key"][len(prefix):] for o in page.get("Contents", ()))
+            page = self.client.call("list_objects_v2", Bucket=self.bucket, Prefix=prefix, **extra)
+            found.extend(o["Key"][len(prefix) :] for o in page.get("Contents", ()))
             if not page.get("IsTruncated"):
                 return found
             token = page["NextContinuationToken"]
@@ -164,19 +187,29 @@ class S3Blobs(Blobs):
     def close(self) -> None:
         self.client.close()
 
-    def presign_download(self, blob_id: str, ttl: int, content_type: str,
-                               disposition: str) -> str | None:
+    def presign_download(
+        self, blob_id: str, ttl: int, content_type: str, disposition: str
+    ) -> str | None:
         return self.client.presign(
-            "get_object", {"Bucket": self.bucket, "Key": self.key(blob_id),
-                           "ResponseContentType": content_type,
-                           "ResponseContentDisposition": disposition}, ttl)
+            "get_object",
+            {
+                "Bucket": self.bucket,
+                "Key": self.key(blob_id),
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition,
+            },
+            ttl,
+        )
 
     def start_upload(self, record: FileUpload) -> FileUpload:
         if record.part_size is None:
             return record
-        started = self.client.call("create_multipart_upload", Bucket=self.bucket,
-                                         Key=self.staging(record),
-                                         ContentType=record.content_type)
+        started = self.client.call(
+            "create_multipart_upload",
+            Bucket=self.bucket,
+            Key=self.staging(record),
+            ContentType=record.content_type,
+        )
         record.multipart_id = str(started["UploadId"])
         return record
 
@@ -185,24 +218,53 @@ class S3Blobs(Blobs):
         key = self.staging(record)
         if record.part_size is None:
             form = self.client.presign_post(
-                self.bucket, key, {"Content-Type": record.content_type},
-                [{"Content-Type": record.content_type},
-                 ["content-length-range", record.size, record.size]], ttl)
-            return UploadGrant(upload_id=record.id, key=record.key, url=str(form["url"]),
-                               fields=dict(form["fields"]), parts=[],
-                               expires_at=record.expires_at)
+                self.bucket,
+                key,
+                {"Content-Type": record.content_type},
+                [
+                    {"Content-Type": record.content_type},
+                    ["content-length-range", record.size, record.size],
+                ],
+                ttl,
+            )
+            return UploadGrant(
+                upload_id=record.id,
+                key=record.key,
+                url=str(form["url"]),
+                fields=dict(form["fields"]),
+                parts=[],
+                expires_at=record.expires_at,
+            )
         parts = []
         for number, at in enumerate(range(0, max(record.size, 1), record.part_size), 1):
             url = self.client.presign(
-                "upload_part", {"Bucket": self.bucket, "Key": key,
-                                "UploadId": record.multipart_id, "PartNumber": number}, ttl)
-            parts.append(UploadPart(part_number=number, url=url,
-                                    size=min(record.part_size, record.size - at)))
-        return UploadGrant(upload_id=record.id, key=record.key, url="", fields={},
-                           parts=parts, expires_at=record.expires_at, method="PUT")
+                "upload_part",
+                {
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "UploadId": record.multipart_id,
+                    "PartNumber": number,
+                },
+                ttl,
+            )
+            parts.append(
+                UploadPart(
+                    part_number=number, url=url, size=min(record.part_size, record.size - at)
+                )
+            )
+        return UploadGrant(
+            upload_id=record.id,
+            key=record.key,
+            url="",
+            fields={},
+            parts=parts,
+            expires_at=record.expires_at,
+            method="PUT",
+        )
 
-    def finish_upload(self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
-                            ) -> tuple[str, int, str, bytes] | None:
+    def finish_upload(
+        self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[str, int, str, bytes] | None:
         from persisty.files._sync.store import check_parts
 
         key = self.staging(record)
@@ -210,15 +272,20 @@ class S3Blobs(Blobs):
             given = check_parts(parts, record)
             try:
                 self.client.call(
-                    "complete_multipart_upload", Bucket=self.bucket, Key=key,
+                    "complete_multipart_upload",
+                    Bucket=self.bucket,
+                    Key=key,
                     UploadId=record.multipart_id,
-                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{tag}"'}
-                                               for n, tag in given]})
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": f'"{tag}"'} for n, tag in given]
+                    },
+                )
             except PersistyError:
                 raise
             except Exception as e:
-                raise invalid("upload_incomplete", f"S3 refused the parts: {e}",
-                              field="parts") from e
+                raise invalid(
+                    "upload_incomplete", f"S3 refused the parts: {e}", field="parts"
+                ) from e
         head = self._head(key)
         if head is None:
             raise invalid("upload_incomplete", "nothing was uploaded", field="upload_id")
@@ -226,25 +293,32 @@ class S3Blobs(Blobs):
         if size != record.size:
             self._drop(key)
             code = "file_too_large" if size > record.size else "upload_incomplete"
-            raise invalid(code, f"{size} bytes arrived, {record.size} were granted",
-                          field="size")
+            raise invalid(code, f"{size} bytes arrived, {record.size} were granted", field="size")
         if base_type(str(head.get("ContentType", ""))) != base_type(record.content_type):
             self._drop(key)
-            raise invalid("content_type_mismatch", f"the upload is {head.get('ContentType')}"
-                          f", not {record.content_type}", field="content_type")
+            raise invalid(
+                "content_type_mismatch",
+                f"the upload is {head.get('ContentType')}, not {record.content_type}",
+                field="content_type",
+            )
         first = b""
         if size:
-            first = b"".join([p for p in self.client.stream(
-                self.bucket, key, 0, min(size, 4096))])
+            first = b"".join([p for p in self.client.stream(self.bucket, key, 0, min(size, 4096))])
         blob_id = self.new_id()
         copied = self.client.call(
-            "copy_object", Bucket=self.bucket, Key=self.key(blob_id),
-            CopySource={"Bucket": self.bucket, "Key": key}, ChecksumAlgorithm="SHA256",
-            ContentType=record.content_type, MetadataDirective="REPLACE")
+            "copy_object",
+            Bucket=self.bucket,
+            Key=self.key(blob_id),
+            CopySource={"Bucket": self.bucket, "Key": key},
+            ChecksumAlgorithm="SHA256",
+            ContentType=record.content_type,
+            MetadataDirective="REPLACE",
+        )
         checksum = copied.get("CopyObjectResult", {}).get("ChecksumSHA256")
         if not checksum:
-            again = self.client.call("head_object", Bucket=self.bucket,
-                                           Key=self.key(blob_id), ChecksumMode="ENABLED")
+            again = self.client.call(
+                "head_object", Bucket=self.bucket, Key=self.key(blob_id), ChecksumMode="ENABLED"
+            )
             checksum = again.get("ChecksumSHA256")
         if not checksum or "-" in str(checksum):
             self.delete(blob_id)
@@ -259,7 +333,10 @@ class S3Blobs(Blobs):
     def abort_upload(self, record: FileUpload) -> None:
         if record.multipart_id:
             with contextlib.suppress(Exception):
-                self.client.call("abort_multipart_upload", Bucket=self.bucket,
-                                       Key=self.staging(record),
-                                       UploadId=record.multipart_id)
+                self.client.call(
+                    "abort_multipart_upload",
+                    Bucket=self.bucket,
+                    Key=self.staging(record),
+                    UploadId=record.multipart_id,
+                )
         self._drop(self.staging(record))

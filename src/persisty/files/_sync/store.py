@@ -64,7 +64,7 @@ from persisty.store import Page, Store
 Data = bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes] | Iterable[bytes]
 PIECE = 1024 * 1024
 MAX_PARTS = 10_000
-MAX_FORM_SIZE = 5 * 1024 ** 3
+MAX_FORM_SIZE = 5 * 1024**3
 
 
 def pieces(data: Data, size: int = PIECE) -> Iterator[bytes]:
@@ -72,7 +72,7 @@ def pieces(data: Data, size: int = PIECE) -> Iterator[bytes]:
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data)
         for at in range(0, len(view), size):
-            yield bytes(view[at:at + size])
+            yield bytes(view[at : at + size])
     elif hasattr(data, "read"):
         while True:
             piece = data.read(size)
@@ -140,13 +140,20 @@ class FileStore:
         files.read("a/b.txt", start=-2)     # b'lo'
     """
 
-    def __init__(self, name: str, catalog: Store[FileInfo], uploads: Store[FileUpload],
-                 blobs: Blobs, *, limits: Limits | None = None,
-                 secret: bytes | str | None = None,
-                 secrets: Store[FileSecret] | None = None,
-                 base_url: str | None = None,
-                 clock: Callable[[], datetime] | None = None,
-                 closing: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        catalog: Store[FileInfo],
+        uploads: Store[FileUpload],
+        blobs: Blobs,
+        *,
+        limits: Limits | None = None,
+        secret: bytes | str | None = None,
+        secrets: Store[FileSecret] | None = None,
+        base_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+        closing: Sequence[Any] = (),
+    ) -> None:
         self.name = check_store_name(name)
         self.catalog = catalog
         self.uploads = uploads
@@ -157,7 +164,8 @@ class FileStore:
         self.base_url = (base_url or f"/files/{name}").rstrip("/")
         self.clock = clock or now_utc
         self._secret = (secret.encode() if isinstance(secret, str) else secret) or (
-            os.environ.get("PERSISTY_SECRET", "").encode() or None)
+            os.environ.get("PERSISTY_SECRET", "").encode() or None
+        )
         self._secrets = secrets
         self._signer: Signer | None = None
         self._closing = list(closing)
@@ -176,8 +184,9 @@ class FileStore:
                 kept = self._secrets.read(self.name)
                 if kept is None:
                     with contextlib.suppress(Conflict):
-                        self._secrets.create(FileSecret(
-                            id=self.name, secret=secrets_module.token_hex(32)))
+                        self._secrets.create(
+                            FileSecret(id=self.name, secret=secrets_module.token_hex(32))
+                        )
                     kept = self._secrets.read(self.name)
                 if kept is not None:
                     secret = bytes.fromhex(kept.secret)
@@ -192,9 +201,20 @@ class FileStore:
             with contextlib.suppress(PersistyError):
                 self.blobs.delete(blob)
 
-    def _switch(self, key: str, blob: str, size: int, content_type: str, sha: str, *,
-                      filename: str | None, metadata: dict[str, str], owner: str | None,
-                      if_match: str | None, if_none_match: str | None) -> FileInfo:
+    def _switch(
+        self,
+        key: str,
+        blob: str,
+        size: int,
+        content_type: str,
+        sha: str,
+        *,
+        filename: str | None,
+        metadata: dict[str, str],
+        owner: str | None,
+        if_match: str | None,
+        if_none_match: str | None,
+    ) -> FileInfo:
         """Point ``key`` at ``blob`` with one conditional catalog write."""
         cid = self._id(key)
         while True:
@@ -203,38 +223,56 @@ class FileStore:
             if current is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"no file {key!r} to match", field="if_match")
-                info = FileInfo(id=cid, store=self.name, key=key, blob=blob, size=size,
-                                content_type=content_type, etag=sha, created_at=now,
-                                updated_at=now, owner=owner, filename=filename,
-                                metadata=metadata)
+                info = FileInfo(
+                    id=cid,
+                    store=self.name,
+                    key=key,
+                    blob=blob,
+                    size=size,
+                    content_type=content_type,
+                    etag=sha,
+                    created_at=now,
+                    updated_at=now,
+                    owner=owner,
+                    filename=filename,
+                    metadata=metadata,
+                )
                 try:
                     return self.catalog.create(info)
                 except Conflict:
                     if if_none_match is not None:
-                        raise PreconditionFailed(f"file {key!r} exists",
-                                                 field="if_none_match") from None
+                        raise PreconditionFailed(
+                            f"file {key!r} exists", field="if_none_match"
+                        ) from None
                     continue
             if if_none_match is not None:
                 raise PreconditionFailed(f"file {key!r} exists", field="if_none_match")
             if if_match is not None and if_match not in ("*", current.etag):
                 raise PreconditionFailed(f"file {key!r} has another etag", field="if_match")
             info = dataclasses.replace(
-                current, blob=blob, size=size, content_type=content_type, etag=sha,
-                updated_at=now, filename=filename, metadata=metadata,
-                owner=owner if owner is not None else current.owner)
+                current,
+                blob=blob,
+                size=size,
+                content_type=content_type,
+                etag=sha,
+                updated_at=now,
+                filename=filename,
+                metadata=metadata,
+                owner=owner if owner is not None else current.owner,
+            )
             try:
                 stored = self.catalog.update(info, if_match=etag(current))
             except (PreconditionFailed, NotFound):
                 if if_match is not None:
-                    raise PreconditionFailed(f"file {key!r} changed meanwhile",
-                                             field="if_match") from None
+                    raise PreconditionFailed(
+                        f"file {key!r} changed meanwhile", field="if_match"
+                    ) from None
                 continue
             if current.blob != blob:
                 self._release(current.blob)
             return stored
 
-    def _precheck(self, key: str, if_match: str | None,
-                        if_none_match: str | None) -> None:
+    def _precheck(self, key: str, if_match: str | None, if_none_match: str | None) -> None:
         """Fail a conditional write before streaming any byte when it cannot succeed."""
         if if_none_match not in (None, "*"):
             raise ValidationError("if_none_match can only be '*'", field="if_none_match")
@@ -244,15 +282,25 @@ class FileStore:
         if if_none_match is not None and current is not None:
             raise PreconditionFailed(f"file {key!r} exists", field="if_none_match")
         if if_match is not None and (current is None or if_match not in ("*", current.etag)):
-            raise PreconditionFailed(f"file {key!r} does not have etag {if_match!r}",
-                                     field="if_match")
+            raise PreconditionFailed(
+                f"file {key!r} does not have etag {if_match!r}", field="if_match"
+            )
 
     # ---- writing -------------------------------------------------------------------------
 
-    def put(self, key: str, data: Data, *, content_type: str | None = None,
-                  filename: str | None = None, metadata: Mapping[str, str] | None = None,
-                  if_match: str | None = None, if_none_match: str | None = None,
-                  expected_sha256: str | None = None, owner: str | None = None) -> FileInfo:
+    def put(
+        self,
+        key: str,
+        data: Data,
+        *,
+        content_type: str | None = None,
+        filename: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        expected_sha256: str | None = None,
+        owner: str | None = None,
+    ) -> FileInfo:
         """Store ``data`` (bytes, a binary file or an iterable of bytes) under ``key``.
 
         The bytes stream into a new blob; the file changes only when that is complete and
@@ -293,11 +341,23 @@ class FileStore:
             chosen = decide_type(content_type, digest.head, key, filename, self.limits)
             sha = digest.hexdigest()
             if expected is not None and expected != sha:
-                raise invalid("digest_mismatch", f"the bytes have SHA-256 {sha}, not "
-                              f"{expected}", field="expected_sha256")
-            return self._switch(key, blob, digest.size, chosen, sha, filename=filename,
-                                      metadata=meta, owner=owner, if_match=if_match,
-                                      if_none_match=if_none_match)
+                raise invalid(
+                    "digest_mismatch",
+                    f"the bytes have SHA-256 {sha}, not {expected}",
+                    field="expected_sha256",
+                )
+            return self._switch(
+                key,
+                blob,
+                digest.size,
+                chosen,
+                sha,
+                filename=filename,
+                metadata=meta,
+                owner=owner,
+                if_match=if_match,
+                if_none_match=if_none_match,
+            )
         except BaseException:
             with contextlib.suppress(PersistyError):
                 self.blobs.delete(blob)
@@ -313,10 +373,18 @@ class FileStore:
         info = self.info(src)
         dst = check_key(dst, "dst")
         self._precheck(dst, None, if_none_match)
-        copied = self._switch(dst, info.blob, info.size, info.content_type, info.etag,
-                                    filename=info.filename, metadata=dict(info.metadata),
-                                    owner=info.owner, if_match=None,
-                                    if_none_match=if_none_match)
+        copied = self._switch(
+            dst,
+            info.blob,
+            info.size,
+            info.content_type,
+            info.etag,
+            filename=info.filename,
+            metadata=dict(info.metadata),
+            owner=info.owner,
+            if_match=None,
+            if_none_match=if_none_match,
+        )
         if not self.blobs.exists(info.blob):
             # the source was deleted (and its blob released) while we copied it
             with contextlib.suppress(NotFound, PreconditionFailed):
@@ -345,8 +413,9 @@ class FileStore:
                 self.catalog.delete(current.id, if_match=etag(current))
             except (PreconditionFailed, NotFound):
                 if if_match is not None:
-                    raise PreconditionFailed(f"file {key!r} changed meanwhile",
-                                             field="if_match") from None
+                    raise PreconditionFailed(
+                        f"file {key!r} changed meanwhile", field="if_match"
+                    ) from None
                 continue
             self._release(current.blob)
             return
@@ -370,8 +439,7 @@ class FileStore:
         """Whether there is a file ``key``."""
         return self.catalog.read(self._id(check_key(key))) is not None
 
-    def open(self, key: str, *, start: int = 0, end: int | None = None
-                   ) -> FileReader:
+    def open(self, key: str, *, start: int = 0, end: int | None = None) -> FileReader:
         """A streaming reader of the bytes ``[start, end)`` (a negative ``start`` counts
         from the end; ``invalid_range`` when the range is outside the file).
 
@@ -398,9 +466,15 @@ class FileStore:
             f = f & filter
         return f
 
-    def list(self, prefix: str = "", *, filter: Filter | None = None,
-                   order: Iterable[Order | str] | Order | str | None = None,
-                   limit: int | None = 100, page_key: str | None = None) -> Page[FileInfo]:
+    def list(
+        self,
+        prefix: str = "",
+        *,
+        filter: Filter | None = None,
+        order: Iterable[Order | str] | Order | str | None = None,
+        limit: int | None = 100,
+        page_key: str | None = None,
+    ) -> Page[FileInfo]:
         """One page of the files whose key starts with ``prefix`` and that match ``filter``
         (a persisty filter on :class:`FileInfo` attributes), by key unless ``order`` says.
 
@@ -409,12 +483,11 @@ class FileStore:
             page = files.list("docs/", filter=F.size > 1000, order=[-F.updated_at])
             page.items, page.next_page_key
         """
-        return self.catalog.search(self._filter(prefix, filter),
-                                         order if order is not None else [+F.key],
-                                         limit, page_key)
+        return self.catalog.search(
+            self._filter(prefix, filter), order if order is not None else [+F.key], limit, page_key
+        )
 
-    def list_all(self, prefix: str = "", *, filter: Filter | None = None
-                       ) -> Iterator[FileInfo]:
+    def list_all(self, prefix: str = "", *, filter: Filter | None = None) -> Iterator[FileInfo]:
         """Every file under ``prefix`` matching ``filter``, by key."""
         for info in self.catalog.search_all(self._filter(prefix, filter), [+F.key]):
             yield info
@@ -425,9 +498,15 @@ class FileStore:
 
     # ---- signed URLs -------------------------------------------------------------------
 
-    def download_url(self, key: str, *, expires_in: float | timedelta | None = None,
-                           disposition: str = "attachment", filename: str | None = None,
-                           principal: str | None = None) -> str:
+    def download_url(
+        self,
+        key: str,
+        *,
+        expires_in: float | timedelta | None = None,
+        disposition: str = "attachment",
+        filename: str | None = None,
+        principal: str | None = None,
+    ) -> str:
         """A URL that downloads the file's current version until ``expires_in`` seconds.
 
         S3 answers a presigned URL; hosted backends a URL under ``base_url`` carrying a
@@ -435,24 +514,22 @@ class FileStore:
         :meth:`verify_download` checks.
         """
         if disposition not in ("attachment", "inline"):
-            raise ValidationError("disposition is 'attachment' or 'inline'",
-                                  field="disposition")
+            raise ValidationError("disposition is 'attachment' or 'inline'", field="disposition")
         info = self.info(key)
         ttl = seconds(expires_in, self.limits.url_ttl)
         name = filename or info.filename or info.key.rsplit("/", 1)[-1]
         header = content_disposition(disposition, name)
-        presigned = self.blobs.presign_download(info.blob, int(ttl), info.content_type,
-                                                      header)
+        presigned = self.blobs.presign_download(info.blob, int(ttl), info.content_type, header)
         if presigned is not None:
             return presigned
         signer = self.signer()
         expires = int(self.clock().timestamp() + ttl)
-        token = signer.sign("download", {"k": info.key, "e": info.etag, "x": expires,
-                                         "p": principal, "d": header})
+        token = signer.sign(
+            "download", {"k": info.key, "e": info.etag, "x": expires, "p": principal, "d": header}
+        )
         return f"{self.base_url}/{quote(info.key)}?token={token}"
 
-    def verify_download(self, token: str, *, principal: str | None = None
-                              ) -> SignedDownload:
+    def verify_download(self, token: str, *, principal: str | None = None) -> SignedDownload:
         """What a download token grants, checked: genuine, not expired (``upload_expired``
         is not used here: ``url_expired``), for ``principal``, and the file unchanged
         (``PreconditionFailed``)."""
@@ -461,8 +538,9 @@ class FileStore:
         if claims.get("x", 0) < self.clock().timestamp():
             raise invalid("url_expired", "the download URL has expired", field="token")
         if claims.get("p") is not None and claims.get("p") != principal:
-            raise invalid("invalid_token", "the download URL is for another principal",
-                          field="token")
+            raise invalid(
+                "invalid_token", "the download URL is for another principal", field="token"
+            )
         info = self.info(str(claims.get("k")))
         if info.etag != claims.get("e"):
             raise PreconditionFailed("the file changed since the URL was made", field="token")
@@ -470,13 +548,20 @@ class FileStore:
 
     # ---- uploads -----------------------------------------------------------------------
 
-    def upload_grant(self, key: str | None = None, *, prefix: str | None = None,
-                           size: int, content_type: str, sha256: str | None = None,
-                           part_size: int | None = None,
-                           expires_in: float | timedelta | None = None,
-                           filename: str | None = None,
-                           metadata: Mapping[str, str] | None = None,
-                           owner: str | None = None) -> UploadGrant:
+    def upload_grant(
+        self,
+        key: str | None = None,
+        *,
+        prefix: str | None = None,
+        size: int,
+        content_type: str,
+        sha256: str | None = None,
+        part_size: int | None = None,
+        expires_in: float | timedelta | None = None,
+        filename: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        owner: str | None = None,
+    ) -> UploadGrant:
         """Let a client upload a file of ``size`` bytes of ``content_type`` directly.
 
         Without ``part_size``: a POST form (``url`` + ``fields``); with it: one PUT URL per
@@ -502,21 +587,36 @@ class FileStore:
         digest = check_sha256(sha256)
         meta = check_metadata(None if metadata is None else dict(metadata))
         if part_size is not None:
-            if not isinstance(part_size, int) or part_size < self.blobs.min_part_size or (
-                    part_size > MAX_FORM_SIZE):
-                raise ValidationError(f"part_size is from {self.blobs.min_part_size} bytes "
-                                      "to 5 GiB", field="part_size")
+            if (
+                not isinstance(part_size, int)
+                or part_size < self.blobs.min_part_size
+                or (part_size > MAX_FORM_SIZE)
+            ):
+                raise ValidationError(
+                    f"part_size is from {self.blobs.min_part_size} bytes to 5 GiB",
+                    field="part_size",
+                )
             if max(1, math.ceil(size / part_size)) > MAX_PARTS:
                 raise ValidationError(f"at most {MAX_PARTS} parts", field="part_size")
         elif size > MAX_FORM_SIZE:
             raise ValidationError("a file over 5 GiB needs a part_size", field="part_size")
         now = self.clock()
         expires_at = now + timedelta(seconds=seconds(expires_in, self.limits.grant_ttl))
-        record = FileUpload(id=upload_id, store=self.name, key=key, size=size,
-                            content_type=content_type, staging=self.blobs.new_id(),
-                            expires_at=expires_at, created_at=now, sha256=digest,
-                            part_size=part_size, owner=owner, filename=filename,
-                            metadata=meta)
+        record = FileUpload(
+            id=upload_id,
+            store=self.name,
+            key=key,
+            size=size,
+            content_type=content_type,
+            staging=self.blobs.new_id(),
+            expires_at=expires_at,
+            created_at=now,
+            sha256=digest,
+            part_size=part_size,
+            owner=owner,
+            filename=filename,
+            metadata=meta,
+        )
         record = self.blobs.start_upload(record)
         self.uploads.create(record)
         presigned = self.blobs.presign_upload(record, self.limits)
@@ -527,38 +627,52 @@ class FileStore:
         base = f"{self.base_url}/_uploads/{upload_id}"
         if part_size is None:
             token = signer.sign("upload", {"u": upload_id, "x": exp, "p": owner})
-            return UploadGrant(upload_id=upload_id, key=key, url=base,
-                               fields={"token": token}, parts=[], expires_at=expires_at)
+            return UploadGrant(
+                upload_id=upload_id,
+                key=key,
+                url=base,
+                fields={"token": token},
+                parts=[],
+                expires_at=expires_at,
+            )
         parts = []
         for n, at in enumerate(range(0, max(size, 1), part_size), 1):
             token = signer.sign("part", {"u": upload_id, "n": n, "x": exp, "p": owner})
-            parts.append(UploadPart(part_number=n, url=f"{base}/{n}?token={token}",
-                                    size=min(part_size, size - at)))
-        return UploadGrant(upload_id=upload_id, key=key, url=base, fields={}, parts=parts,
-                           expires_at=expires_at, method="PUT")
+            parts.append(
+                UploadPart(
+                    part_number=n, url=f"{base}/{n}?token={token}", size=min(part_size, size - at)
+                )
+            )
+        return UploadGrant(
+            upload_id=upload_id,
+            key=key,
+            url=base,
+            fields={},
+            parts=parts,
+            expires_at=expires_at,
+            method="PUT",
+        )
 
     def _pending(self, upload_id: str) -> FileUpload:
         record = self.uploads.read(upload_id) if isinstance(upload_id, str) else None
         if record is None or record.store != self.name:
             raise NotFound(f"no upload {upload_id!r}", field="upload_id")
         if record.state == "pending" and record.expires_at < self.clock():
-            raise invalid("upload_expired", "the upload grant has expired",
-                          field="upload_id")
+            raise invalid("upload_expired", "the upload grant has expired", field="upload_id")
         return record
 
-    def _claims(self, purpose: str, token: str, principal: str | None
-                      ) -> dict[str, Any]:
+    def _claims(self, purpose: str, token: str, principal: str | None) -> dict[str, Any]:
         signer = self.signer()
         claims = signer.verify(purpose, token)
         if claims.get("x", 0) < self.clock().timestamp():
             raise invalid("upload_expired", "the upload grant has expired", field="token")
         if claims.get("p") is not None and claims.get("p") != principal:
-            raise invalid("invalid_token", "the grant is for another principal",
-                          field="token")
+            raise invalid("invalid_token", "the grant is for another principal", field="token")
         return claims
 
-    def accept_upload(self, fields: Mapping[str, str], data: Data, *,
-                            principal: str | None = None) -> None:
+    def accept_upload(
+        self, fields: Mapping[str, str], data: Data, *, principal: str | None = None
+    ) -> None:
         """Receive the file of a form grant (what a hosted upload route calls): the
         ``token`` field is checked and at most the granted size is stored, as staging."""
         if self.blobs.hosted is False:
@@ -567,8 +681,7 @@ class FileStore:
         record = self._pending(str(claims.get("u")))
         self._receive(record.staging, data, record.size)
 
-    def accept_part(self, url_or_token: str, data: Data, *,
-                          principal: str | None = None) -> str:
+    def accept_part(self, url_or_token: str, data: Data, *, principal: str | None = None) -> str:
         """Receive one part of a multipart grant (its URL or token); return its ETag."""
         token = url_or_token.rpartition("token=")[2]
         claims = self._claims("part", token, principal)
@@ -589,8 +702,9 @@ class FileStore:
         self.blobs.write(blob, metered())
         return digest.hexdigest()
 
-    def complete_upload(self, upload_id: str,
-                              parts: Sequence[Mapping[str, Any]] | None = None) -> FileInfo:
+    def complete_upload(
+        self, upload_id: str, parts: Sequence[Mapping[str, Any]] | None = None
+    ) -> FileInfo:
         """Check an upload and make it the file: size (``file_too_large``,
         ``upload_incomplete``), type and sniffed bytes (``content_type_mismatch``), SHA-256
         (``digest_mismatch``). Nothing is visible before; a retry after success answers
@@ -603,28 +717,44 @@ class FileStore:
                 raise NotFound(f"no file {record.key!r}", field="key")
             return found
         if record.part_size is not None and parts is None:
-            raise invalid("upload_incomplete", "a multipart upload needs its parts",
-                          field="parts")
+            raise invalid("upload_incomplete", "a multipart upload needs its parts", field="parts")
         finished = self.blobs.finish_upload(record, parts)
         if finished is None:
             finished = self._assemble(record, parts)
         blob, size, sha, head = finished
         try:
             if size > record.size:
-                raise invalid("file_too_large", f"{size} bytes arrived, {record.size} were "
-                              "granted", field="size")
+                raise invalid(
+                    "file_too_large",
+                    f"{size} bytes arrived, {record.size} were granted",
+                    field="size",
+                )
             if size < record.size:
-                raise invalid("upload_incomplete", f"{size} of {record.size} bytes arrived",
-                              field="size")
+                raise invalid(
+                    "upload_incomplete", f"{size} of {record.size} bytes arrived", field="size"
+                )
             self.limits.check_size(size)
-            chosen = decide_type(record.content_type, head, record.key, record.filename,
-                                 self.limits)
+            chosen = decide_type(
+                record.content_type, head, record.key, record.filename, self.limits
+            )
             if record.sha256 is not None and record.sha256 != sha:
-                raise invalid("digest_mismatch", f"the bytes have SHA-256 {sha}, not "
-                              f"{record.sha256}", field="sha256")
-            info = self._switch(record.key, blob, size, chosen, sha,
-                                      filename=record.filename, metadata=dict(record.metadata),
-                                      owner=record.owner, if_match=None, if_none_match=None)
+                raise invalid(
+                    "digest_mismatch",
+                    f"the bytes have SHA-256 {sha}, not {record.sha256}",
+                    field="sha256",
+                )
+            info = self._switch(
+                record.key,
+                blob,
+                size,
+                chosen,
+                sha,
+                filename=record.filename,
+                metadata=dict(record.metadata),
+                owner=record.owner,
+                if_match=None,
+                if_none_match=None,
+            )
         except BaseException:
             with contextlib.suppress(PersistyError):
                 self._release(blob)
@@ -633,8 +763,9 @@ class FileStore:
         self._drop_parts(record, keep=blob)
         return info
 
-    def _assemble(self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
-                        ) -> tuple[str, int, str, bytes]:
+    def _assemble(
+        self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
+    ) -> tuple[str, int, str, bytes]:
         """A hosted upload's blob: the staging blob of a form, or the parts concatenated."""
         digest = Digest()
         if record.part_size is None:
@@ -652,15 +783,17 @@ class FileStore:
                 part, name = Digest(), part_blob(record.staging, number)
                 size = self.blobs.stat(name)
                 if size is None:
-                    raise invalid("upload_incomplete", f"part {number} was not uploaded",
-                                  field="parts")
+                    raise invalid(
+                        "upload_incomplete", f"part {number} was not uploaded", field="parts"
+                    )
                 for piece in self.blobs.read(name, 0, size):
                     part.add(piece)
                     digest.add(piece)
                     yield piece
                 if part.hexdigest() != tag:
-                    raise invalid("upload_incomplete", f"part {number} has another etag",
-                                  field="parts")
+                    raise invalid(
+                        "upload_incomplete", f"part {number} has another etag", field="parts"
+                    )
 
         self.blobs.write(blob, joined())
         return blob, digest.size, digest.hexdigest(), digest.head
@@ -747,21 +880,26 @@ class FileStore:
                 for piece in self.blobs.read(info.blob, 0, info.size):
                     digest.add(piece)
             except IntegrityError as e:
-                report.problems.append(FsckProblem(info.key, info.blob, "missing_blob",
-                                                   e.message))
+                report.problems.append(FsckProblem(info.key, info.blob, "missing_blob", e.message))
                 continue
             if digest.size != info.size:
-                report.problems.append(FsckProblem(info.key, info.blob, "size_mismatch",
-                                                   f"{digest.size} != {info.size}"))
+                report.problems.append(
+                    FsckProblem(
+                        info.key, info.blob, "size_mismatch", f"{digest.size} != {info.size}"
+                    )
+                )
             elif digest.hexdigest() != info.etag:
-                report.problems.append(FsckProblem(info.key, info.blob, "digest_mismatch",
-                                                   digest.hexdigest()))
+                report.problems.append(
+                    FsckProblem(info.key, info.blob, "digest_mismatch", digest.hexdigest())
+                )
         used = self._referenced()
         report.orphans = [b for b in self.blobs.ids() if b[:32] not in used]
         now = self.clock()
         report.expired_uploads = [
-            u.id for u in self.uploads.search_all(F.store == self.name)
-            if u.state == "pending" and u.expires_at < now]
+            u.id
+            for u in self.uploads.search_all(F.store == self.name)
+            if u.state == "pending" and u.expires_at < now
+        ]
         return report
 
     def close(self) -> None:
@@ -782,8 +920,9 @@ def part_blob(staging: str, number: int) -> str:
     return f"{staging[:32]}p{number:05d}{staging[32:]}"
 
 
-def check_parts(parts: Sequence[Mapping[str, Any]] | None, record: FileUpload
-                ) -> list[tuple[int, str]]:
+def check_parts(
+    parts: Sequence[Mapping[str, Any]] | None, record: FileUpload
+) -> list[tuple[int, str]]:
     """``(part_number, etag)`` for every part of the upload, in order."""
     assert record.part_size is not None
     expected = max(1, math.ceil(record.size / record.part_size))
@@ -792,11 +931,13 @@ def check_parts(parts: Sequence[Mapping[str, Any]] | None, record: FileUpload
         number = p.get("part_number", p.get("PartNumber")) if isinstance(p, Mapping) else None
         tag = p.get("etag", p.get("ETag")) if isinstance(p, Mapping) else None
         if not isinstance(number, int) or not isinstance(tag, str):
-            raise ValidationError("a part is {'part_number': int, 'etag': str}",
-                                  field="parts")
+            raise ValidationError("a part is {'part_number': int, 'etag': str}", field="parts")
         given[number] = tag.strip('"')
     missing = [n for n in range(1, expected + 1) if n not in given]
     if missing or len(given) != expected:
-        raise invalid("upload_incomplete", f"parts {missing or sorted(given)} do not match "
-                      f"the {expected} granted", field="parts")
+        raise invalid(
+            "upload_incomplete",
+            f"parts {missing or sorted(given)} do not match the {expected} granted",
+            field="parts",
+        )
     return sorted(given.items())

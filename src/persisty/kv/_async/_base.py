@@ -20,13 +20,12 @@ async def put_item(store: AsyncStore[Any], item: Any, *, if_match: str | None = 
     return await store.put(item, if_match=if_match)
 
 
-async def put_items(store: AsyncStore[Any], items: Sequence[Any],
-                    limit: int | None = None) -> None:
+async def put_items(store: AsyncStore[Any], items: Sequence[Any], limit: int | None = None) -> None:
     """Create or replace every item of ``items`` in one atomic batch (all or none); in
     atomic batches of ``limit`` items on engines whose transactions are bounded."""
     if limit is not None and len(items) > limit:
         for start in range(0, len(items), limit):
-            await put_items(store, items[start:start + limit])
+            await put_items(store, items[start : start + limit])
         return
     if not items:
         return
@@ -36,8 +35,10 @@ async def put_items(store: AsyncStore[Any], items: Sequence[Any],
         # makes the batch fail as a conflict and the next attempt puts everything
         if attempt == 0 and len(items) > 1:
             found = await store.read_batch(keys)
-            edits = [Edit.create(i) if f is None else Edit.put(i)
-                     for i, f in zip(items, found, strict=True)]
+            edits = [
+                Edit.create(i) if f is None else Edit.put(i)
+                for i, f in zip(items, found, strict=True)
+            ]
         else:
             edits = [Edit.put(i) for i in items]
         try:
@@ -65,9 +66,18 @@ def raise_result(result: EditResult[Any]) -> None:
     """Raise the error an edit result reports."""
     from persisty import errors
 
-    by_code = {c.code: c for c in (errors.ValidationError, errors.NotFound, errors.Conflict,
-                                   errors.PreconditionFailed, errors.Forbidden,
-                                   errors.Unavailable, errors.IntegrityError)}
+    by_code = {
+        c.code: c
+        for c in (
+            errors.ValidationError,
+            errors.NotFound,
+            errors.Conflict,
+            errors.PreconditionFailed,
+            errors.Forbidden,
+            errors.Unavailable,
+            errors.IntegrityError,
+        )
+    }
     cls = by_code.get(result.code or "", errors.PersistyError)
     raise cls(result.message or result.code or "the write failed", field=result.field)
 
@@ -78,8 +88,15 @@ class AsyncService:
     model: type[Any]
     encrypted_fields: tuple[str, ...] = ("value",)
 
-    def __init__(self, db_or_url: Any, namespace: str = "default", *, codec: Any = "json",
-                 keys: Any = None, frozen: bool = False) -> None:
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
         self.namespace = check_namespace(namespace)
         # stored with a leading '/': an empty namespace or key is no empty key part
         self.ns = "/" + namespace
@@ -89,8 +106,10 @@ class AsyncService:
         self.db, self._owned = kv_connect_async(db_or_url)
         db: Any = self.db
         # a directory store makes its folder when opened: a frozen one looks first
-        self._folder_existed = hasattr(db, "root") and (
-            db.root / (db.namespace or "_default") / self.model.__persisty__.name).is_dir()
+        self._folder_existed = (
+            hasattr(db, "root")
+            and (db.root / (db.namespace or "_default") / self.model.__persisty__.name).is_dir()
+        )
         self._raw: AsyncStore[Any] | None = None
         self._store: AsyncStore[Any] | None = None
         self._checked = not self.frozen
@@ -112,9 +131,12 @@ class AsyncService:
         if self._store is None:
             self._store = self.raw
             if self.key_ring is not None:
-                self._store = encrypted(self.raw, fields=list(self.encrypted_fields),
-                                        keys=self.key_ring,
-                                        context="persisty.kv." + self.raw.meta.name)
+                self._store = encrypted(
+                    self.raw,
+                    fields=list(self.encrypted_fields),
+                    keys=self.key_ring,
+                    context="persisty.kv." + self.raw.meta.name,
+                )
         return self._store
 
     @property
@@ -132,7 +154,8 @@ class AsyncService:
         db: Any = self.db
         if hasattr(db, "root"):  # a directory: its folder, or anything stored
             return self._folder_existed or (
-                self._raw is not None and await self._raw.count(None) > 0)
+                self._raw is not None and await self._raw.count(None) > 0
+            )
         raw: Any = self.raw
         if hasattr(db, "sql_url"):  # SQL: the table, without creating it
             names = [n for n, s in db.schemas.items() if s.meta is raw.meta]
@@ -141,14 +164,14 @@ class AsyncService:
             if db.sql_url.memory:
                 return False
             plan = await db.plan_migration()
-            return not any(s.startswith("CREATE TABLE") and names and names[0] in s
-                           for s in plan)
+            return not any(s.startswith("CREATE TABLE") and names and names[0] in s for s in plan)
         if hasattr(raw, "table") and hasattr(raw, "client"):  # DynamoDB
             try:
                 await raw.client.call("describe_table", TableName=raw.table)
             except Exception as e:
                 if "ResourceNotFound" in repr(e) or "ResourceNotFound" in str(
-                        getattr(e, "response", "")):
+                    getattr(e, "response", "")
+                ):
                     return False
                 raise
             return True
@@ -181,8 +204,10 @@ class AsyncService:
         except ValidationError:
             raise
         except Exception as e:
-            raise ValidationError(f"a stored value cannot be decoded by the {self.codec.name}"
-                                  f" codec: {e}", field="value") from e
+            raise ValidationError(
+                f"a stored value cannot be decoded by the {self.codec.name} codec: {e}",
+                field="value",
+            ) from e
 
     async def close(self) -> None:
         """Close the database when the service opened it from a URL."""

@@ -18,7 +18,7 @@ from persisty.query import F, Filter
 from persisty.store import Edit
 
 _MISSING: Any = object()
-_INT64 = 2 ** 63
+_INT64 = 2**63
 
 
 class AsyncKeyValue(AsyncService):
@@ -49,8 +49,9 @@ class AsyncKeyValue(AsyncService):
             if isinstance(ttl, int | float) and not isinstance(ttl, bool):
                 ttl = dt.timedelta(seconds=ttl)
             if not isinstance(ttl, dt.timedelta) or ttl.total_seconds() <= 0:
-                raise ValidationError("ttl must be a positive number of seconds or a "
-                                      "timedelta", field="ttl")
+                raise ValidationError(
+                    "ttl must be a positive number of seconds or a timedelta", field="ttl"
+                )
             clock = getattr(self.db, "clock", None)  # the database's (injectable) clock
             expires = (clock() if callable(clock) else dt.datetime.now(dt.UTC)) + ttl
         if self._native_ints and type(value) is int and -_INT64 <= value < _INT64:
@@ -107,8 +108,9 @@ class AsyncKeyValue(AsyncService):
     async def _pairs(self, f: Filter, prefix_len: int = 0) -> list[KVPair]:
         if not await self._ready():
             return []
-        return [p async for p in self.store.search_all(f, order=[+F.key])
-                if self._live(p) is not None]
+        return [
+            p async for p in self.store.search_all(f, order=[+F.key]) if self._live(p) is not None
+        ]
 
     async def keys(self) -> list[str]:
         """Every key of the namespace, in code-point order."""
@@ -133,13 +135,17 @@ class AsyncKeyValue(AsyncService):
         if rx is None and prefix == pattern:  # no wildcard at all: one key
             pair = await self._read(pattern)
             return [] if pair is None else [(pattern, self._value(pair))]
-        return [(p.key[1:], self._value(p)) for p in await self._pairs(f)
-                if rx is None or rx.fullmatch(p.key[1:])]
+        return [
+            (p.key[1:], self._value(p))
+            for p in await self._pairs(f)
+            if rx is None or rx.fullmatch(p.key[1:])
+        ]
 
     # ---- writes ----------------------------------------------------------------------------
 
-    async def set(self, key: str, value: Any, *, ttl: Any = None,
-                  if_match: str | None = None) -> str:
+    async def set(
+        self, key: str, value: Any, *, ttl: Any = None, if_match: str | None = None
+    ) -> str:
         """Store ``value`` under ``key`` (expiring after ``ttl`` seconds or a timedelta);
         with ``if_match`` only if the pair still has that etag (``PreconditionFailed``).
         Returns the new etag."""
@@ -186,8 +192,9 @@ class AsyncKeyValue(AsyncService):
         for _ in range(10_000):
             if self._native_ints:
                 try:
-                    new = await self.store.patch(k, {"num": Increment(by)},
-                                                 precondition=F.value.exists(False))
+                    new = await self.store.patch(
+                        k, {"num": Increment(by)}, precondition=F.value.exists(False)
+                    )
                     if new.num is not None:
                         return int(new.num)
                 except NotFound:
@@ -200,14 +207,15 @@ class AsyncKeyValue(AsyncService):
                     self._not_int(await self.store.read(k))
                     continue
                 except Conflict:  # the store gave up retrying under contention: nothing
-                    continue      # was written, so trying again loses no increment
+                    continue  # was written, so trying again loses no increment
             else:
                 old = await self.store.read(k)
                 if old is not None and self._live(old) is not None:
                     current = self._not_int(old)
                     try:
-                        stored = await self.store.update(self._item(key, current + by),
-                                                         if_match=etag(old))
+                        stored = await self.store.update(
+                            self._item(key, current + by), if_match=etag(old)
+                        )
                         return int(self._value(stored))
                     except (PreconditionFailed, NotFound):
                         continue

@@ -31,8 +31,15 @@ class AsyncStore:
 
     _freq: int | None = None
 
-    def __init__(self, url: Any, namespace: str = "default", key: Any = None,
-                 frozen: bool = True, *, codec: Any = "json") -> None:
+    def __init__(
+        self,
+        url: Any,
+        namespace: str = "default",
+        key: Any = None,
+        frozen: bool = True,
+        *,
+        codec: Any = "json",
+    ) -> None:
         if type(self)._dump is not AsyncStore._dump or type(self)._load is not AsyncStore._load:
             codec = FunctionCodec(self._dump, self._load)
         self.db, self._owned = kv_connect_async(url)
@@ -78,7 +85,7 @@ class AsyncStore:
 
     async def discard(self) -> int:
         """Delete the namespace's pairs, series and sequences (no other namespace's)."""
-        return (await self.kv.discard() + await self.ts.discard() + await self.es.discard())
+        return await self.kv.discard() + await self.ts.discard() + await self.es.discard()
 
     # ---- key/value ------------------------------------------------------------------------
 
@@ -86,8 +93,9 @@ class AsyncStore:
         """See :meth:`AsyncKeyValue.get`."""
         return await self.kv.get(key, default)
 
-    async def set(self, key: str, value: Any, *, ttl: Any = None,
-                  if_match: str | None = None) -> str:
+    async def set(
+        self, key: str, value: Any, *, ttl: Any = None, if_match: str | None = None
+    ) -> str:
         """See :meth:`AsyncKeyValue.set`."""
         return await self.kv.set(key, value, ttl=ttl, if_match=if_match)
 
@@ -144,12 +152,20 @@ class AsyncStore:
     def _ts_freq(self, freq: int | None) -> int | None:
         return freq or self._freq
 
-    async def range(self, key: str, start: int | None = None, *, n: int | None = None,
-                    end: int | None = None, freq: int | None = None,
-                    reverse: bool = False) -> list[tuple[int, Any]]:
+    async def range(
+        self,
+        key: str,
+        start: int | None = None,
+        *,
+        n: int | None = None,
+        end: int | None = None,
+        freq: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[int, Any]]:
         """See :meth:`AsyncTimeSeries.range` (``freq`` defaults to ``_freq``)."""
-        return await self.ts.range(key, start, n=n, end=end, freq=self._ts_freq(freq),
-                                   reverse=reverse)
+        return await self.ts.range(
+            key, start, n=n, end=end, freq=self._ts_freq(freq), reverse=reverse
+        )
 
     async def first(self, key: str) -> tuple[int, Any] | None:
         """See :meth:`AsyncTimeSeries.first`."""
@@ -159,13 +175,15 @@ class AsyncStore:
         """See :meth:`AsyncTimeSeries.last`."""
         return await self.ts.last(key)
 
-    async def missing(self, key: str, start: int, end: int | None = None,
-                      freq: int | None = None) -> list[int]:
+    async def missing(
+        self, key: str, start: int, end: int | None = None, freq: int | None = None
+    ) -> list[int]:
         """See :meth:`AsyncTimeSeries.missing` (``freq`` defaults to ``_freq``)."""
         return await self.ts.missing(key, start, end, self._ts_freq(freq))
 
-    async def iscomplete(self, key: str, start: int, end: int | None = None,
-                         freq: int | None = None) -> bool:
+    async def iscomplete(
+        self, key: str, start: int, end: int | None = None, freq: int | None = None
+    ) -> bool:
         """See :meth:`AsyncTimeSeries.iscomplete`."""
         return await self.ts.iscomplete(key, start, end, self._ts_freq(freq))
 
@@ -185,15 +203,29 @@ class AsyncStore:
         """See :meth:`AsyncTimeSeries.timeseries`."""
         return await self.ts.timeseries()
 
-    async def aggregate(self, key: str, start: int, end: int, *, bucket: int,
-                        fn: str = "avg", fill: str | None = None) -> list[tuple[int, Any]]:
+    async def aggregate(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        bucket: int,
+        fn: str = "avg",
+        fill: str | None = None,
+    ) -> list[tuple[int, Any]]:
         """See :meth:`AsyncTimeSeries.aggregate`."""
         return await self.ts.aggregate(key, start, end, bucket=bucket, fn=fn, fill=fill)
 
     # ---- event sequences ------------------------------------------------------------------
 
-    async def apply(self, key: str, changes: Mapping[str, Any], t: int | None = None, *,
-                    expected_version: int | None = None) -> dict[str, Any] | None:
+    async def apply(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        t: int | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> dict[str, Any] | None:
         """See :meth:`AsyncEventLog.apply`."""
         return await self.es.apply(key, changes, t, expected_version=expected_version)
 
@@ -205,8 +237,9 @@ class AsyncStore:
         """See :meth:`AsyncEventLog.past`."""
         return await self.es.past(key, t, withtimestamp)
 
-    async def events(self, key: str, start: int | None = None, end: int | None = None,
-                     ops: Any = None) -> Any:
+    async def events(
+        self, key: str, start: int | None = None, end: int | None = None, ops: Any = None
+    ) -> Any:
         """See :meth:`AsyncEventLog.events`."""
         return await self.es.events(key, start, end, ops)
 

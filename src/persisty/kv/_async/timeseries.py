@@ -34,8 +34,16 @@ class AsyncTimeSeries(AsyncService):
     model = Point
     page_size = PAGE
 
-    def __init__(self, db_or_url: Any, namespace: str = "default", *, freq: int | None = None,
-                 codec: Any = "json", keys: Any = None, frozen: bool = False) -> None:
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        freq: int | None = None,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
         self.freq = check_freq(freq)
 
@@ -45,9 +53,16 @@ class AsyncTimeSeries(AsyncService):
     def _point(self, key: str, t: int, value: Any) -> Point:
         return Point(ns=self.ns, series="/" + key, t=check_time(t), value=self._encode(value))
 
-    async def _scan(self, key: str, start: int | None, end: int | None, *,
-                    reverse: bool = False, freq: int | None = None,
-                    n: int | None = None) -> AsyncIterator[tuple[int, Any]]:
+    async def _scan(
+        self,
+        key: str,
+        start: int | None,
+        end: int | None,
+        *,
+        reverse: bool = False,
+        freq: int | None = None,
+        n: int | None = None,
+    ) -> AsyncIterator[tuple[int, Any]]:
         """Points of ``key`` in ``[start, end]``, a page per query, seeking past what
         decimation skips."""
         if not await self._ready():
@@ -82,9 +97,16 @@ class AsyncTimeSeries(AsyncService):
             else:
                 lo = edge + 1 if kept is None or freq is None else max(edge + 1, kept + freq)
 
-    async def range(self, key: str, start: int | None = None, *, n: int | None = None,
-                    end: int | None = None, freq: int | None = None,
-                    reverse: bool = False) -> list[tuple[int, Any]]:
+    async def range(
+        self,
+        key: str,
+        start: int | None = None,
+        *,
+        n: int | None = None,
+        end: int | None = None,
+        freq: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[int, Any]]:
         """``[(t, value)]`` with ``start <= t <= end`` (inclusive; open when ``None``), at
         most ``n``, keeping only points at least ``freq`` apart (default: the series'
         ``freq``), newest first with ``reverse``."""
@@ -100,8 +122,7 @@ class AsyncTimeSeries(AsyncService):
     async def _edge(self, key: str, newest: bool) -> tuple[int, Any] | None:
         if not await self._ready():
             return None
-        page = await self.store.search(self._series(key), order=[-F.t if newest else +F.t],
-                                       limit=1)
+        page = await self.store.search(self._series(key), order=[-F.t if newest else +F.t], limit=1)
         if not page.items:
             return None
         p = page.items[0]
@@ -115,8 +136,9 @@ class AsyncTimeSeries(AsyncService):
         """The newest point of ``key``, else ``None``."""
         return await self._edge(key, True)
 
-    async def missing(self, key: str, start: int, end: int | None = None,
-                      freq: int | None = None) -> list[int]:
+    async def missing(
+        self, key: str, start: int, end: int | None = None, freq: int | None = None
+    ) -> list[int]:
         """The timestamps of the grid ``start, start + freq, …, <= end`` (``end`` defaults
         to ``start``) that have no point; read by key, a batch at a time."""
         start = check_time(start, "start")
@@ -131,14 +153,16 @@ class AsyncTimeSeries(AsyncService):
         result: list[int] = []
         meta = self.raw.meta
         for i in range(0, len(ts), self.page_size):
-            chunk = ts[i:i + self.page_size]
+            chunk = ts[i : i + self.page_size]
             found = await self.store.read_batch(
-                [meta.key_string((self.ns, "/" + key, t)) for t in chunk])
+                [meta.key_string((self.ns, "/" + key, t)) for t in chunk]
+            )
             result.extend(t for t, p in zip(chunk, found, strict=True) if p is None)
         return result
 
-    async def iscomplete(self, key: str, start: int, end: int | None = None,
-                         freq: int | None = None) -> bool:
+    async def iscomplete(
+        self, key: str, start: int, end: int | None = None, freq: int | None = None
+    ) -> bool:
         """Whether ``missing`` is empty."""
         return not await self.missing(key, start, end, freq)
 
@@ -194,8 +218,16 @@ class AsyncTimeSeries(AsyncService):
             names.append(page.items[0].series[1:])
             f = self.mine & (F.series > page.items[0].series)
 
-    async def aggregate(self, key: str, start: int, end: int, *, bucket: int,
-                        fn: str = "avg", fill: str | None = None) -> list[tuple[int, Any]]:
+    async def aggregate(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        bucket: int,
+        fn: str = "avg",
+        fill: str | None = None,
+    ) -> list[tuple[int, Any]]:
         """``[(bucket start, fn of its points)]`` for the buckets ``[start + i*bucket,
         start + (i+1)*bucket)`` up to ``end``; an empty bucket is ``None``, or the previous
         bucket's value with ``fill="locf"``."""
@@ -217,4 +249,3 @@ class AsyncTimeSeries(AsyncService):
         if not await self._ready():
             return 0
         return await self.store.delete_all(self.mine)
-

@@ -21,13 +21,12 @@ def put_item(store: Store[Any], item: Any, *, if_match: str | None = None) -> An
     return store.put(item, if_match=if_match)
 
 
-def put_items(store: Store[Any], items: Sequence[Any],
-                    limit: int | None = None) -> None:
+def put_items(store: Store[Any], items: Sequence[Any], limit: int | None = None) -> None:
     """Create or replace every item of ``items`` in one atomic batch (all or none); in
     atomic batches of ``limit`` items on engines whose transactions are bounded."""
     if limit is not None and len(items) > limit:
         for start in range(0, len(items), limit):
-            put_items(store, items[start:start + limit])
+            put_items(store, items[start : start + limit])
         return
     if not items:
         return
@@ -37,8 +36,10 @@ def put_items(store: Store[Any], items: Sequence[Any],
         # makes the batch fail as a conflict and the next attempt puts everything
         if attempt == 0 and len(items) > 1:
             found = store.read_batch(keys)
-            edits = [Edit.create(i) if f is None else Edit.put(i)
-                     for i, f in zip(items, found, strict=True)]
+            edits = [
+                Edit.create(i) if f is None else Edit.put(i)
+                for i, f in zip(items, found, strict=True)
+            ]
         else:
             edits = [Edit.put(i) for i in items]
         try:
@@ -66,9 +67,18 @@ def raise_result(result: EditResult[Any]) -> None:
     """Raise the error an edit result reports."""
     from persisty import errors
 
-    by_code = {c.code: c for c in (errors.ValidationError, errors.NotFound, errors.Conflict,
-                                   errors.PreconditionFailed, errors.Forbidden,
-                                   errors.Unavailable, errors.IntegrityError)}
+    by_code = {
+        c.code: c
+        for c in (
+            errors.ValidationError,
+            errors.NotFound,
+            errors.Conflict,
+            errors.PreconditionFailed,
+            errors.Forbidden,
+            errors.Unavailable,
+            errors.IntegrityError,
+        )
+    }
     cls = by_code.get(result.code or "", errors.PersistyError)
     raise cls(result.message or result.code or "the write failed", field=result.field)
 
@@ -79,8 +89,15 @@ class Service:
     model: type[Any]
     encrypted_fields: tuple[str, ...] = ("value",)
 
-    def __init__(self, db_or_url: Any, namespace: str = "default", *, codec: Any = "json",
-                 keys: Any = None, frozen: bool = False) -> None:
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
         self.namespace = check_namespace(namespace)
         # stored with a leading '/': an empty namespace or key is no empty key part
         self.ns = "/" + namespace
@@ -90,8 +107,10 @@ class Service:
         self.db, self._owned = kv_connect(db_or_url)
         db: Any = self.db
         # a directory store makes its folder when opened: a frozen one looks first
-        self._folder_existed = hasattr(db, "root") and (
-            db.root / (db.namespace or "_default") / self.model.__persisty__.name).is_dir()
+        self._folder_existed = (
+            hasattr(db, "root")
+            and (db.root / (db.namespace or "_default") / self.model.__persisty__.name).is_dir()
+        )
         self._raw: Store[Any] | None = None
         self._store: Store[Any] | None = None
         self._checked = not self.frozen
@@ -113,9 +132,12 @@ class Service:
         if self._store is None:
             self._store = self.raw
             if self.key_ring is not None:
-                self._store = encrypted(self.raw, fields=list(self.encrypted_fields),
-                                        keys=self.key_ring,
-                                        context="persisty.kv." + self.raw.meta.name)
+                self._store = encrypted(
+                    self.raw,
+                    fields=list(self.encrypted_fields),
+                    keys=self.key_ring,
+                    context="persisty.kv." + self.raw.meta.name,
+                )
         return self._store
 
     @property
@@ -132,8 +154,7 @@ class Service:
         anything)."""
         db: Any = self.db
         if hasattr(db, "root"):  # a directory: its folder, or anything stored
-            return self._folder_existed or (
-                self._raw is not None and self._raw.count(None) > 0)
+            return self._folder_existed or (self._raw is not None and self._raw.count(None) > 0)
         raw: Any = self.raw
         if hasattr(db, "sql_url"):  # SQL: the table, without creating it
             names = [n for n, s in db.schemas.items() if s.meta is raw.meta]
@@ -142,14 +163,14 @@ class Service:
             if db.sql_url.memory:
                 return False
             plan = db.plan_migration()
-            return not any(s.startswith("CREATE TABLE") and names and names[0] in s
-                           for s in plan)
+            return not any(s.startswith("CREATE TABLE") and names and names[0] in s for s in plan)
         if hasattr(raw, "table") and hasattr(raw, "client"):  # DynamoDB
             try:
                 raw.client.call("describe_table", TableName=raw.table)
             except Exception as e:
                 if "ResourceNotFound" in repr(e) or "ResourceNotFound" in str(
-                        getattr(e, "response", "")):
+                    getattr(e, "response", "")
+                ):
                     return False
                 raise
             return True
@@ -182,8 +203,10 @@ class Service:
         except ValidationError:
             raise
         except Exception as e:
-            raise ValidationError(f"a stored value cannot be decoded by the {self.codec.name}"
-                                  f" codec: {e}", field="value") from e
+            raise ValidationError(
+                f"a stored value cannot be decoded by the {self.codec.name} codec: {e}",
+                field="value",
+            ) from e
 
     def close(self) -> None:
         """Close the database when the service opened it from a URL."""

@@ -70,8 +70,9 @@ class EventLog(Service):
         return {k: self._decode(v) for k, v in _JSON.decode(data).items()}
 
     def _dump_changes(self, changes: list[tuple[str, str, Any]]) -> str:
-        return _JSON.encode([[i, o, None if o == "delitem" else self._encode(v)]
-                             for i, o, v in changes]).decode()
+        return _JSON.encode(
+            [[i, o, None if o == "delitem" else self._encode(v)] for i, o, v in changes]
+        ).decode()
 
     def _load_changes(self, data: str) -> list[tuple[str, str, Any]]:
         return [(i, o, None if v is None else self._decode(v)) for i, o, v in _JSON.decode(data)]
@@ -89,9 +90,15 @@ class EventLog(Service):
         found: EventRow | None = self.store.read(self._k(key, HEAD_POS))
         return found
 
-    def _rows(self, key: str, start: int | None = None, end: int | None = None,
-                    *, newest_first: bool = False, limit: int | None = None
-                    ) -> list[EventRow]:
+    def _rows(
+        self,
+        key: str,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[EventRow]:
         """Event rows of ``key`` with ``start <= t <= end``, a page per query."""
         if not self._ready():
             return []
@@ -99,11 +106,9 @@ class EventLog(Service):
         hi = EVENTS_LAST if end is None else event_pos(end)
         rows: list[EventRow] = []
         while limit is None or len(rows) < limit:
-            page_size = self.page_size if limit is None else min(self.page_size,
-                                                              limit - len(rows))
+            page_size = self.page_size if limit is None else min(self.page_size, limit - len(rows))
             f = self._seq(key) & (F.pos >= lo) & (F.pos <= hi)
-            page = self.store.search(f, order=[-F.pos if newest_first else +F.pos],
-                                           limit=page_size)
+            page = self.store.search(f, order=[-F.pos if newest_first else +F.pos], limit=page_size)
             rows.extend(page.items)
             if len(page.items) < page_size:
                 break
@@ -153,8 +158,9 @@ class EventLog(Service):
         state, at = found
         return (at, state) if withtimestamp else state
 
-    def events(self, key: str, start: int | None = None, end: int | None = None,
-                     ops: Any = None) -> list[tuple[int, dict[str, tuple[Any, Any]]]] | None:
+    def events(
+        self, key: str, start: int | None = None, end: int | None = None, ops: Any = None
+    ) -> list[tuple[int, dict[str, tuple[Any, Any]]]] | None:
         """``[(t, {item: (op, value)})]`` in time order with ``start <= t <= end``, only the
         changes whose op is in ``ops`` if given; ``None`` for an unknown sequence."""
         if self._head(check_key(key)) is None:
@@ -168,8 +174,11 @@ class EventLog(Service):
         end = None if end is None else check_time(end, "end")
         result: list[tuple[int, dict[str, tuple[Any, Any]]]] = []
         for row in self._rows(key, start, end):
-            changes = {i: (op_function(o), v) for i, o, v in self._changes_of(row)
-                       if wanted is None or o in wanted}
+            changes = {
+                i: (op_function(o), v)
+                for i, o, v in self._changes_of(row)
+                if wanted is None or o in wanted
+            }
             if changes or (wanted is None and row.t is not None):
                 assert row.t is not None
                 result.append((row.t, changes))
@@ -193,8 +202,14 @@ class EventLog(Service):
 
     # ---- writes ----------------------------------------------------------------------------
 
-    def apply(self, key: str, changes: Mapping[str, Any], t: int | None = None, *,
-                    expected_version: int | None = None) -> dict[str, Any] | None:
+    def apply(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        t: int | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> dict[str, Any] | None:
         """Apply ``{item: value | (op, value)}`` as one event at ``t`` (now in ms when
         ``None``, always after the last event) and return the current state.
 
@@ -208,8 +223,9 @@ class EventLog(Service):
         parsed = parse_changes(changes)
         if t is not None:
             check_time(t)
-        if expected_version is not None and (not isinstance(expected_version, int)
-                                             or isinstance(expected_version, bool)):
+        if expected_version is not None and (
+            not isinstance(expected_version, int) or isinstance(expected_version, bool)
+        ):
             raise ValidationError("expected_version must be an int", field="expected_version")
         self._ready()
         encoded = self._dump_changes(parsed)  # every value must encode before anything
@@ -217,13 +233,11 @@ class EventLog(Service):
             head = self._head(key)
             version = 0 if head is None else head.version
             if expected_version is not None and version != expected_version:
-                raise PreconditionFailed(f"{key!r} is at version {version}, not "
-                                         f"{expected_version}")
+                raise PreconditionFailed(f"{key!r} is at version {version}, not {expected_version}")
             if not parsed:
                 return None if head is None else self._load_state(head.data)
             last = None if head is None else head.t
-            at = t if t is not None else (_now_ms() if last is None else max(_now_ms(),
-                                                                              last + 1))
+            at = t if t is not None else (_now_ms() if last is None else max(_now_ms(), last + 1))
             check_time(at)
             if head is None or last is None or at > last:
                 state = fold({} if head is None else self._load_state(head.data), parsed)
@@ -232,13 +246,23 @@ class EventLog(Service):
                 state = self._replay_with(key, at, parsed)
                 newest = last
             data = self._dump_state(state)
-            event = EventRow(ns=self.ns, seq="/" + key, pos=event_pos(at), t=at,
-                             data=encoded, version=version + 1)
-            new_head = EventRow(ns=self.ns, seq="/" + key, pos=HEAD_POS, t=newest, data=data,
-                                version=version + 1)
-            edits = [Edit.create(event),
-                     Edit.create(new_head) if head is None else Edit.update(
-                         new_head, if_match=etag(head))]
+            event = EventRow(
+                ns=self.ns,
+                seq="/" + key,
+                pos=event_pos(at),
+                t=at,
+                data=encoded,
+                version=version + 1,
+            )
+            new_head = EventRow(
+                ns=self.ns, seq="/" + key, pos=HEAD_POS, t=newest, data=data, version=version + 1
+            )
+            edits = [
+                Edit.create(event),
+                Edit.create(new_head)
+                if head is None
+                else Edit.update(new_head, if_match=etag(head)),
+            ]
             try:
                 results = self.store.edit_batch(edits, atomic=True)
             except Unavailable as e:
@@ -249,19 +273,26 @@ class EventLog(Service):
                 return state
             if not results[0].ok and results[0].code == "conflict" and t is not None:
                 raise Conflict(f"{key!r} already has an event at t={t}")
-            if not results[0].ok and results[0].code != "conflict" and (
-                    results[0].code != "aborted"):
+            if (
+                not results[0].ok
+                and results[0].code != "conflict"
+                and (results[0].code != "aborted")
+            ):
                 raise_result(results[0])
-            if not results[1].ok and results[1].code not in ("conflict", "precondition_failed",
-                                                             "not_found", "aborted"):
+            if not results[1].ok and results[1].code not in (
+                "conflict",
+                "precondition_failed",
+                "not_found",
+                "aborted",
+            ):
                 raise_result(results[1])
             if expected_version is not None:
-                raise PreconditionFailed(f"{key!r} changed: it is no longer at version "
-                                         f"{expected_version}")
+                raise PreconditionFailed(
+                    f"{key!r} changed: it is no longer at version {expected_version}"
+                )
         raise Conflict("too many concurrent changes; try again")
 
-    def _replay_with(self, key: str, at: int,
-                           parsed: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    def _replay_with(self, key: str, at: int, parsed: list[tuple[str, str, Any]]) -> dict[str, Any]:
         """The current state when ``parsed`` is inserted at ``at``, before later events."""
         if self.store.read(self._k(key, event_pos(at))) is not None:
             raise Conflict(f"{key!r} already has an event at t={at}")
@@ -270,8 +301,7 @@ class EventLog(Service):
         state = fold(state, parsed)
         for row in self._rows(key, at + 1, None):
             if row.snapshot:
-                raise ValidationError(f"t={at} is before the pruned history of {key!r}",
-                                      field="t")
+                raise ValidationError(f"t={at} is before the pruned history of {key!r}", field="t")
             state = self._fold(state, row)
         return state
 
@@ -296,7 +326,7 @@ class EventLog(Service):
         return total
 
     def _snapshot(self, key: str, before: int) -> int:
-        if before == -(2 ** 63):
+        if before == -(2**63):
             return 0
         older = self._rows(key, end=before - 1, newest_first=True, limit=1)
         if not older or older[0].t is None:
@@ -307,12 +337,18 @@ class EventLog(Service):
             return 0
         found = self._state_at(key, last.t)
         assert found is not None
-        snap = EventRow(ns=self.ns, seq="/" + key, pos=last.pos, t=last.t,
-                        data=self._dump_state(found[0]), version=last.version, snapshot=True)
+        snap = EventRow(
+            ns=self.ns,
+            seq="/" + key,
+            pos=last.pos,
+            t=last.t,
+            data=self._dump_state(found[0]),
+            version=last.version,
+            snapshot=True,
+        )
         self.store.update(snap, if_match=etag(last))
         # the snapshot replaces the state: a crash before the deletes below loses nothing
-        return self.store.delete_all(self._seq(key) & (F.pos >= EVENTS_FIRST)
-                                           & (F.pos < last.pos))
+        return self.store.delete_all(self._seq(key) & (F.pos >= EVENTS_FIRST) & (F.pos < last.pos))
 
     def discard(self) -> int:
         """Delete every event sequence of this namespace (and of no other)."""

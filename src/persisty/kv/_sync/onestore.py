@@ -32,8 +32,15 @@ class Store:
 
     _freq: int | None = None
 
-    def __init__(self, url: Any, namespace: str = "default", key: Any = None,
-                 frozen: bool = True, *, codec: Any = "json") -> None:
+    def __init__(
+        self,
+        url: Any,
+        namespace: str = "default",
+        key: Any = None,
+        frozen: bool = True,
+        *,
+        codec: Any = "json",
+    ) -> None:
         if type(self)._dump is not Store._dump or type(self)._load is not Store._load:
             codec = FunctionCodec(self._dump, self._load)
         self.db, self._owned = kv_connect(url)
@@ -79,7 +86,7 @@ class Store:
 
     def discard(self) -> int:
         """Delete the namespace's pairs, series and sequences (no other namespace's)."""
-        return (self.kv.discard() + self.ts.discard() + self.es.discard())
+        return self.kv.discard() + self.ts.discard() + self.es.discard()
 
     # ---- key/value ------------------------------------------------------------------------
 
@@ -87,8 +94,7 @@ class Store:
         """See :meth:`KeyValue.get`."""
         return self.kv.get(key, default)
 
-    def set(self, key: str, value: Any, *, ttl: Any = None,
-                  if_match: str | None = None) -> str:
+    def set(self, key: str, value: Any, *, ttl: Any = None, if_match: str | None = None) -> str:
         """See :meth:`KeyValue.set`."""
         return self.kv.set(key, value, ttl=ttl, if_match=if_match)
 
@@ -145,12 +151,18 @@ class Store:
     def _ts_freq(self, freq: int | None) -> int | None:
         return freq or self._freq
 
-    def range(self, key: str, start: int | None = None, *, n: int | None = None,
-                    end: int | None = None, freq: int | None = None,
-                    reverse: bool = False) -> list[tuple[int, Any]]:
+    def range(
+        self,
+        key: str,
+        start: int | None = None,
+        *,
+        n: int | None = None,
+        end: int | None = None,
+        freq: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[int, Any]]:
         """See :meth:`TimeSeries.range` (``freq`` defaults to ``_freq``)."""
-        return self.ts.range(key, start, n=n, end=end, freq=self._ts_freq(freq),
-                                   reverse=reverse)
+        return self.ts.range(key, start, n=n, end=end, freq=self._ts_freq(freq), reverse=reverse)
 
     def first(self, key: str) -> tuple[int, Any] | None:
         """See :meth:`TimeSeries.first`."""
@@ -160,13 +172,15 @@ class Store:
         """See :meth:`TimeSeries.last`."""
         return self.ts.last(key)
 
-    def missing(self, key: str, start: int, end: int | None = None,
-                      freq: int | None = None) -> list[int]:
+    def missing(
+        self, key: str, start: int, end: int | None = None, freq: int | None = None
+    ) -> list[int]:
         """See :meth:`TimeSeries.missing` (``freq`` defaults to ``_freq``)."""
         return self.ts.missing(key, start, end, self._ts_freq(freq))
 
-    def iscomplete(self, key: str, start: int, end: int | None = None,
-                         freq: int | None = None) -> bool:
+    def iscomplete(
+        self, key: str, start: int, end: int | None = None, freq: int | None = None
+    ) -> bool:
         """See :meth:`TimeSeries.iscomplete`."""
         return self.ts.iscomplete(key, start, end, self._ts_freq(freq))
 
@@ -186,15 +200,29 @@ class Store:
         """See :meth:`TimeSeries.timeseries`."""
         return self.ts.timeseries()
 
-    def aggregate(self, key: str, start: int, end: int, *, bucket: int,
-                        fn: str = "avg", fill: str | None = None) -> list[tuple[int, Any]]:
+    def aggregate(
+        self,
+        key: str,
+        start: int,
+        end: int,
+        *,
+        bucket: int,
+        fn: str = "avg",
+        fill: str | None = None,
+    ) -> list[tuple[int, Any]]:
         """See :meth:`TimeSeries.aggregate`."""
         return self.ts.aggregate(key, start, end, bucket=bucket, fn=fn, fill=fill)
 
     # ---- event sequences ------------------------------------------------------------------
 
-    def apply(self, key: str, changes: Mapping[str, Any], t: int | None = None, *,
-                    expected_version: int | None = None) -> dict[str, Any] | None:
+    def apply(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        t: int | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> dict[str, Any] | None:
         """See :meth:`EventLog.apply`."""
         return self.es.apply(key, changes, t, expected_version=expected_version)
 
@@ -206,8 +234,9 @@ class Store:
         """See :meth:`EventLog.past`."""
         return self.es.past(key, t, withtimestamp)
 
-    def events(self, key: str, start: int | None = None, end: int | None = None,
-                     ops: Any = None) -> Any:
+    def events(
+        self, key: str, start: int | None = None, end: int | None = None, ops: Any = None
+    ) -> Any:
         """See :meth:`EventLog.events`."""
         return self.es.events(key, start, end, ops)
 

@@ -34,8 +34,17 @@ from persisty.store._prepare import check_changes
 MAX_ATTEMPTS = 50
 
 _ERRORS: dict[str, type[PersistyError]] = {
-    c.code: c for c in (Conflict, Forbidden, IntegrityError, NotFound, PreconditionFailed,
-                        Unauthorized, Unavailable, ValidationError)
+    c.code: c
+    for c in (
+        Conflict,
+        Forbidden,
+        IntegrityError,
+        NotFound,
+        PreconditionFailed,
+        Unauthorized,
+        Unavailable,
+        ValidationError,
+    )
 }
 
 
@@ -93,9 +102,16 @@ def normalize(meta: StoreMeta, e: Edit) -> Edit:
 
 
 async def pinned_edit_batch(
-    inner: AsyncStore[Any], meta: StoreMeta, edits: Sequence[Edit], atomic: bool, *,
-    view: Callable[[Any], Any], translate: Callable[[Edit], Edit], pin_all: bool,
-    same_etags: bool, predict: Callable[[Edit, Any], Any] | None = None,
+    inner: AsyncStore[Any],
+    meta: StoreMeta,
+    edits: Sequence[Edit],
+    atomic: bool,
+    *,
+    view: Callable[[Any], Any],
+    translate: Callable[[Edit], Edit],
+    pin_all: bool,
+    same_etags: bool,
+    predict: Callable[[Edit, Any], Any] | None = None,
 ) -> list[Outcome]:
     """Apply ``edits`` through ``inner`` with conditions checked on ``view(stored)``.
 
@@ -109,24 +125,40 @@ async def pinned_edit_batch(
     """
     edits = list(edits)
     for _ in range(MAX_ATTEMPTS):
-        outcomes, stale = await _attempt(inner, meta, edits, atomic, view, translate, pin_all,
-                                         same_etags, predict)
+        outcomes, stale = await _attempt(
+            inner, meta, edits, atomic, view, translate, pin_all, same_etags, predict
+        )
         if not stale:
             return outcomes
         if atomic:
             continue
         for i in stale:  # not atomic: the others are applied; redo the stale ones alone
             (outcomes[i],) = await pinned_edit_batch(
-                inner, meta, [edits[i]], True, view=view, translate=translate,
-                pin_all=pin_all, same_etags=same_etags, predict=predict)
+                inner,
+                meta,
+                [edits[i]],
+                True,
+                view=view,
+                translate=translate,
+                pin_all=pin_all,
+                same_etags=same_etags,
+                predict=predict,
+            )
         return outcomes
     raise Conflict("too many concurrent changes; try again")
 
 
-async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], atomic: bool,
-                   view: Callable[[Any], Any], translate: Callable[[Edit], Edit],
-                   pin_all: bool, same_etags: bool, predict: Callable[[Edit, Any], Any] | None
-                   ) -> tuple[list[Outcome], list[int]]:
+async def _attempt(
+    inner: AsyncStore[Any],
+    meta: StoreMeta,
+    edits: list[Edit],
+    atomic: bool,
+    view: Callable[[Any], Any],
+    translate: Callable[[Edit], Edit],
+    pin_all: bool,
+    same_etags: bool,
+    predict: Callable[[Edit, Any], Any] | None,
+) -> tuple[list[Outcome], list[int]]:
     n = len(edits)
     outcomes: list[Outcome | None] = [None] * n
     normalized: list[Edit | None] = [None] * n
@@ -140,12 +172,23 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
     for i, k in enumerate(keys):
         if k is not None and k not in first:
             first[k] = i
-    conditioned = {k for k, e in zip(keys, normalized, strict=True) if k is not None
-                   and e is not None and (e.if_match is not None or e.precondition is not None)}
-    wanted = [k for k, i in first.items() if (e := normalized[i]) is not None
-              and e.kind != EditKind.CREATE and (pin_all or k in conditioned)]
-    current: dict[str, Any] = dict(zip(wanted, await inner.read_batch(wanted), strict=True)
-                                   ) if wanted else {}
+    conditioned = {
+        k
+        for k, e in zip(keys, normalized, strict=True)
+        if k is not None
+        and e is not None
+        and (e.if_match is not None or e.precondition is not None)
+    }
+    wanted = [
+        k
+        for k, i in first.items()
+        if (e := normalized[i]) is not None
+        and e.kind != EditKind.CREATE
+        and (pin_all or k in conditioned)
+    ]
+    current: dict[str, Any] = (
+        dict(zip(wanted, await inner.read_batch(wanted), strict=True)) if wanted else {}
+    )
     planned: list[Edit | None] = [None] * n
     pinned = [False] * n
     olds: list[Any] = [None] * n
@@ -166,7 +209,8 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
                 if e.if_match is not None and e.if_match != etag(seen):
                     raise PreconditionFailed("the item has changed (etag does not match)")
                 if e.precondition is not None and not compile_filter(
-                        validate_filter(e.precondition, meta), meta)(seen):
+                    validate_filter(e.precondition, meta), meta
+                )(seen):
                     raise PreconditionFailed("the precondition does not hold")
                 down = replace(down, if_match=etag(stored), precondition=None)
                 pinned[i] = True
@@ -185,21 +229,30 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
                     elif e.if_match is not None and e.if_match != etag(before):
                         raise PreconditionFailed("the item has changed (etag does not match)")
                     elif e.precondition is not None and not compile_filter(
-                            validate_filter(e.precondition, meta), meta)(before):
+                        validate_filter(e.precondition, meta), meta
+                    )(before):
                         raise PreconditionFailed("the precondition does not hold")
             else:
                 before = state.get(k) if k is not None else None
-            if predict is not None and k is not None and (
-                    k in state or pinned[i] or e.kind == EditKind.CREATE):
+            if (
+                predict is not None
+                and k is not None
+                and (k in state or pinned[i] or e.kind == EditKind.CREATE)
+            ):
                 state[k] = predict(e, before)
             planned[i] = down
         except PersistyError as err:
             outcomes[i] = error_result(e, err)
     failed = any(o is not None for o in outcomes)
     if atomic and failed:
-        return [o if o is not None else Outcome(
-            e, False, "aborted", message="not applied: another edit in the batch failed")
-            for o, e in zip(outcomes, edits, strict=True)], []
+        return [
+            o
+            if o is not None
+            else Outcome(
+                e, False, "aborted", message="not applied: another edit in the batch failed"
+            )
+            for o, e in zip(outcomes, edits, strict=True)
+        ], []
     todo = [i for i in range(n) if planned[i] is not None]
     results = await inner.edit_batch([planned[i] for i in todo], atomic) if todo else []  # type: ignore[misc]
     stale: list[int] = []
@@ -223,8 +276,9 @@ async def _attempt(inner: AsyncStore[Any], meta: StoreMeta, edits: list[Edit], a
     return [o for o in outcomes if o is not None], stale
 
 
-async def batched_update_all(store: AsyncStore[Any], filter: Any,
-                             changes: Mapping[str, Any]) -> int:
+async def batched_update_all(
+    store: AsyncStore[Any], filter: Any, changes: Mapping[str, Any]
+) -> int:
     """``update_all`` as patches with the filter as precondition, through ``store``'s own
     ``edit_batch`` (so a layer sees every change)."""
     changes = check_changes(store.meta, changes)

@@ -295,8 +295,9 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         notes.stats.hits           # 1
     """
 
-    def __init__(self, inner: AsyncStore[T], cache: AsyncCacheBackend, *,
-                 copies: bool = False) -> None:
+    def __init__(
+        self, inner: AsyncStore[T], cache: AsyncCacheBackend, *, copies: bool = False
+    ) -> None:
         super().__init__(inner)
         self.cache = cache
         self.stats = CacheStats()
@@ -340,7 +341,8 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         if self._objects:
             return (page.items, page.next_page_key)
         return msgspec.json.encode(
-            ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
+            ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key)
+        )
 
     def _unpack_page(self, value: Any) -> Page[T]:
         items, next_key = value if self._objects else self._page.decode(value)
@@ -359,7 +361,7 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         if hot is not None and type(key) is str:
             entry = hot.get(key)
             if entry is not None and (self._forever or entry[1] > _monotonic()):
-                try:  # noqa: SIM105 - cheaper than contextlib.suppress here
+                try:  # noqa: SIM105
                     hot.move_to_end(key)
                 except KeyError:  # evicted meanwhile: still a valid answer
                     pass
@@ -421,8 +423,14 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
             found = [loaded[k] if v is None else v for k, v in zip(keys, found, strict=True)]
         return [self._unpack(v) for v in found]
 
-    def _query_key(self, kind: str, filter: Filter | None, order: OrderArg = None,
-                   limit: int | None = None, page_key: str | None = None) -> str:
+    def _query_key(
+        self,
+        kind: str,
+        filter: Filter | None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> str:
         f = validate_filter(filter, self.meta)
         spec = sort_spec(self.meta, order) if kind == "s" else ()
         return repr((kind, repr(f), spec, limit, page_key))
@@ -449,8 +457,13 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
 
         return await self._flights.run(("q", token, query), load)
 
-    async def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         if self._expires is not None:
             return await self.inner.search(filter, order, limit, page_key)
 
@@ -499,8 +512,9 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         finally:
             await self._written(keys)
 
-    async def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    async def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         try:
             return await self.inner.update(item, if_match=if_match, precondition=precondition)
         finally:
@@ -512,16 +526,24 @@ class AsyncCachedStore(AsyncWrappedStore[T]):
         finally:
             await self._written([self._key_or_none(item)])
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         try:
-            return await self.inner.patch(key, changes, if_match=if_match,
-                                          precondition=precondition)
+            return await self.inner.patch(
+                key, changes, if_match=if_match, precondition=precondition
+            )
         finally:
             await self._written([self._canon_or_none(key)])
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         try:
             await self.inner.delete(key, if_match=if_match, precondition=precondition)
         finally:

@@ -18,8 +18,9 @@ from persisty.store import AsyncDatabase, AsyncStore, AsyncWrappedStore, Edit, E
 from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
-StoreSource = AsyncDatabase | Mapping[type[Any], AsyncStore[Any]] | Callable[[type[Any]],
-                                                                             AsyncStore[Any]]
+StoreSource = (
+    AsyncDatabase | Mapping[type[Any], AsyncStore[Any]] | Callable[[type[Any]], AsyncStore[Any]]
+)
 LOAD_PAGE = 1000
 
 
@@ -88,14 +89,19 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
         child = meta_of(r.child)
         parent = meta_of(r.parent)
         if r.foreign_key not in child.by_name:
-            raise ValidationError(f"{r!r}: {child.name} has no attribute {r.foreign_key!r}",
-                                  field=r.foreign_key)
+            raise ValidationError(
+                f"{r!r}: {child.name} has no attribute {r.foreign_key!r}", field=r.foreign_key
+            )
         if len(parent.key.attrs) != 1:
-            raise ValidationError(f"{r!r}: {parent.name} has a composite key; a foreign key "
-                                  "refers to a single-attribute key", field=r.foreign_key)
+            raise ValidationError(
+                f"{r!r}: {parent.name} has a composite key; a foreign key "
+                "refers to a single-attribute key",
+                field=r.foreign_key,
+            )
         if r.on_delete == "set_null" and not child.by_name[r.foreign_key].optional:
-            raise ValidationError(f"{r!r}: set_null needs an optional foreign key",
-                                  field=r.foreign_key)
+            raise ValidationError(
+                f"{r!r}: set_null needs an optional foreign key", field=r.foreign_key
+            )
 
     # ---- where related items live ------------------------------------------------------
 
@@ -128,8 +134,7 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
     # ---- loading ------------------------------------------------------------------------
 
-    async def load(self, items: Sequence[Any], relation: str,
-                   order: Any = None) -> list[Any]:
+    async def load(self, items: Sequence[Any], relation: str, order: Any = None) -> list[Any]:
         """The related items of each of ``items`` for ``relation`` (aligned with ``items``):
         the item or ``None`` for ``BelongsTo``/``HasOne``, a list for ``HasMany``. One
         ``read_batch`` (``BelongsTo``) or one search (``HasMany``/``HasOne``, paged only
@@ -148,21 +153,22 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             values = [getattr(i, r.foreign_key) for i in items]
             keys = _fk_keys(target.meta, values)
             found = dict(zip(keys, await target.read_batch(keys), strict=True)) if keys else {}
-            return [None if v is None else found.get(_fk_keys(target.meta, [v])[0])
-                    for v in values]
+            return [None if v is None else found.get(_fk_keys(target.meta, [v])[0]) for v in values]
         own = [self.meta.key_values(i)[0] for i in items]
         groups: dict[str, list[Any]] = {}
         keys = _fk_keys(self.meta, own)
         if keys:
             f = F[r.foreign_key].in_(keys)
             async for child in target.search_all(f, order, page_size=LOAD_PAGE):
-                groups.setdefault(_fk_keys(self.meta, [getattr(child, r.foreign_key)])[0],
-                                  []).append(child)
+                groups.setdefault(
+                    _fk_keys(self.meta, [getattr(child, r.foreign_key)])[0], []
+                ).append(child)
         result: list[Any] = []
         for v in own:
             found_children = groups.get(_fk_keys(self.meta, [v])[0], [])
-            result.append(list(found_children) if r.many else (
-                found_children[0] if found_children else None))
+            result.append(
+                list(found_children) if r.many else (found_children[0] if found_children else None)
+            )
         return result
 
     # ---- integrity: foreign keys point at existing items ---------------------------------
@@ -180,25 +186,40 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
                 continue
             try:
                 if e.kind in (EditKind.CREATE, EditKind.UPDATE):
-                    item = e.item if not isinstance(e.item, Mapping) else (
-                        self.meta.from_builtins(e.item))
+                    item = (
+                        e.item
+                        if not isinstance(e.item, Mapping)
+                        else (self.meta.from_builtins(e.item))
+                    )
                     if not isinstance(item, self.meta.cls):
                         continue
                     own.add(self.meta.key_of(item))
-                    values[i] = {r.foreign_key: getattr(item, r.foreign_key)
-                                 for r in self._belongs}
+                    values[i] = {r.foreign_key: getattr(item, r.foreign_key) for r in self._belongs}
                 elif e.kind == EditKind.PATCH and isinstance(e.changes, Mapping):
-                    values[i] = {r.foreign_key: self.meta.attr(r.foreign_key).coerce(
-                        e.changes[r.foreign_key]) for r in self._belongs
-                        if r.foreign_key in e.changes}
+                    values[i] = {
+                        r.foreign_key: self.meta.attr(r.foreign_key).coerce(
+                            e.changes[r.foreign_key]
+                        )
+                        for r in self._belongs
+                        if r.foreign_key in e.changes
+                    }
             except PersistyError as err:
                 errors[i] = err
         for r in self._belongs:
             target = self._view_for(r.target)  # an item hidden from the caller is missing
-            wanted = {i: _fk_keys(target.meta, [v[r.foreign_key]])
-                      for i, v in values.items() if v.get(r.foreign_key) is not None}
-            keys = list(dict.fromkeys(k for ks in wanted.values() for k in ks
-                                      if not (r.target is self.meta.cls and k in own)))
+            wanted = {
+                i: _fk_keys(target.meta, [v[r.foreign_key]])
+                for i, v in values.items()
+                if v.get(r.foreign_key) is not None
+            }
+            keys = list(
+                dict.fromkeys(
+                    k
+                    for ks in wanted.values()
+                    for k in ks
+                    if not (r.target is self.meta.cls and k in own)
+                )
+            )
             if not keys:
                 continue
             found = await target.read_batch(keys)
@@ -207,7 +228,9 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
                 if i not in errors and ks and ks[0] in missing:
                     errors[i] = ValidationError(
                         f"{self.meta.name}.{r.foreign_key}: no {target.meta.name} with key "
-                        f"{ks[0]!r}", field=r.foreign_key)
+                        f"{ks[0]!r}",
+                        field=r.foreign_key,
+                    )
         return errors
 
     async def _check(self, edit: Edit) -> None:
@@ -221,8 +244,9 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
         await self._check(Edit.create(item))
         return await self.inner.create(item)
 
-    async def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    async def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         if isinstance(item, Mapping):
             item = self.meta.from_builtins(item)
         await self._check(Edit.update(item))
@@ -232,12 +256,17 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
         # made of this layer's read, create and update, so their rules apply to it
         return await put_through(self, item, if_match)  # type: ignore[no-any-return]
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         if isinstance(changes, Mapping):
             await self._check(Edit.patch(key, changes))
-        return await self.inner.patch(key, changes, if_match=if_match,
-                                      precondition=precondition)
+        return await self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         if isinstance(changes, Mapping):
@@ -246,8 +275,9 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
     # ---- integrity: deleting referenced items --------------------------------------------
 
-    async def _plan_deletes(self, meta: StoreMeta, store: AsyncStore[Any], keys: list[str],
-                            plan: _Plan, depth: int = 0) -> None:
+    async def _plan_deletes(
+        self, meta: StoreMeta, store: AsyncStore[Any], keys: list[str], plan: _Plan, depth: int = 0
+    ) -> None:
         if depth > 50:
             raise Conflict("delete cascades more than 50 levels deep")
         for ref in references_to(meta.cls):
@@ -255,19 +285,30 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             child_meta = meta_of(ref.child)
             guard = _access_control_of(self._view_for(ref.child))
             if guard is not None:  # never reach, count or change what the caller may not
-                action = {"block": "read", "cascade": "delete"}.get(ref.on_delete or "block",
-                                                                    "update")
+                action = {"block": "read", "cascade": "delete"}.get(
+                    ref.on_delete or "block", "update"
+                )
                 if await guard.outside_rules(F[ref.foreign_key].in_(keys), action) or (
-                        ref.on_delete == "set_null" and ref.foreign_key in guard.locked):
+                    ref.on_delete == "set_null" and ref.foreign_key in guard.locked
+                ):
                     raise Conflict(
                         f"cannot delete {meta.name} {keys[0] if len(keys) == 1 else keys!r}: "
                         f"{child_meta.name} items you may not change refer to it "
                         f"({child_meta.name}.{ref.foreign_key}, on_delete="
-                        f"'{ref.on_delete or 'block'}')", field=ref.foreign_key)
-            children = [c async for c in child_store.search_all(
-                F[ref.foreign_key].in_(keys), page_size=LOAD_PAGE)]
-            child_keys = [child_meta.key_of(c) for c in children
-                          if not plan.deleting(child_store, child_meta.key_of(c))]
+                        f"'{ref.on_delete or 'block'}')",
+                        field=ref.foreign_key,
+                    )
+            children = [
+                c
+                async for c in child_store.search_all(
+                    F[ref.foreign_key].in_(keys), page_size=LOAD_PAGE
+                )
+            ]
+            child_keys = [
+                child_meta.key_of(c)
+                for c in children
+                if not plan.deleting(child_store, child_meta.key_of(c))
+            ]
             if not child_keys:
                 continue
             if ref.on_delete == "block":
@@ -275,7 +316,8 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
                     f"cannot delete {meta.name} {keys[0] if len(keys) == 1 else keys!r}: "
                     f"{len(child_keys)} {child_meta.name} item(s) refer to it "
                     f"({child_meta.name}.{ref.foreign_key}, on_delete='block')",
-                    field=ref.foreign_key)
+                    field=ref.foreign_key,
+                )
             if ref.on_delete == "set_null":
                 for k in child_keys:
                     plan.add(child_store, k, Edit.patch(k, {ref.foreign_key: None}))
@@ -293,9 +335,12 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             results = await store.edit_batch(edits, atomic=True)
             failed = [r for r in results if not r.ok and r.code != "aborted"]
             if failed:
-                raise Conflict(f"{store.meta.name}: a related change failed "
-                               f"({failed[0].code}: {failed[0].message}); nothing was deleted "
-                               "from this store", field=failed[0].field)
+                raise Conflict(
+                    f"{store.meta.name}: a related change failed "
+                    f"({failed[0].code}: {failed[0].message}); nothing was deleted "
+                    "from this store",
+                    field=failed[0].field,
+                )
 
     async def _delete_with_rules(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         """``edits`` (some deletes) with the delete rules applied; writes to this store that
@@ -319,13 +364,18 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             elif e.if_match is not None and e.if_match != etag(found):
                 failures[i] = PreconditionFailed("the item has changed (etag does not match)")
             elif e.precondition is not None and not compile_filter(
-                    validate_filter(e.precondition, meta), meta)(found):
+                validate_filter(e.precondition, meta), meta
+            )(found):
                 failures[i] = PreconditionFailed("the precondition does not hold")
         if failures and atomic:
-            return [EditResult(e, False, failures[i].code, None, failures[i].message,
-                               failures[i].field) if i in failures else EditResult(
-                e, False, "aborted", None, "not applied: another edit in the batch failed")
-                for i, e in enumerate(edits)]
+            return [
+                EditResult(e, False, failures[i].code, None, failures[i].message, failures[i].field)
+                if i in failures
+                else EditResult(
+                    e, False, "aborted", None, "not applied: another edit in the batch failed"
+                )
+                for i, e in enumerate(edits)
+            ]
         going = [k for i, k in deleted.items() if i not in failures]
         plan = _Plan()
         for k in going:
@@ -336,49 +386,72 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
         extra = [e for k, e in own.items() if k not in going]
         await self._apply_plan(plan)
         todo = [e for i, e in enumerate(edits) if i not in failures]
-        done = iter((await self.inner.edit_batch(extra + todo, atomic))[len(extra):])
-        return [EditResult(e, False, failures[i].code, None, failures[i].message,
-                           failures[i].field) if i in failures else next(done)
-                for i, e in enumerate(edits)]
+        done = iter((await self.inner.edit_batch(extra + todo, atomic))[len(extra) :])
+        return [
+            EditResult(e, False, failures[i].code, None, failures[i].message, failures[i].field)
+            if i in failures
+            else next(done)
+            for i, e in enumerate(edits)
+        ]
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         if not references_to(self.meta.cls):
             await self.inner.delete(key, if_match=if_match, precondition=precondition)
             return
         self.meta.parse_key(key)
         (result,) = await self._delete_with_rules(
-            [Edit.delete(key, if_match=if_match, precondition=precondition)], True)
+            [Edit.delete(key, if_match=if_match, precondition=precondition)], True
+        )
         if not result.ok:
-            raise Outcome(result.edit, False, result.code, message=result.message,
-                          field=result.field).error()
+            raise Outcome(
+                result.edit, False, result.code, message=result.message, field=result.field
+            ).error()
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = await resolve_puts(self, edits)
         errors = await self._reference_errors(edits)
         if errors:
             if atomic:
-                return [EditResult(e, False, errors[i].code, None, errors[i].message,
-                                   errors[i].field) if i in errors else EditResult(
-                    e, False, "aborted", None, "not applied: another edit in the batch failed")
-                    for i, e in enumerate(edits)]
+                return [
+                    EditResult(e, False, errors[i].code, None, errors[i].message, errors[i].field)
+                    if i in errors
+                    else EditResult(
+                        e, False, "aborted", None, "not applied: another edit in the batch failed"
+                    )
+                    for i, e in enumerate(edits)
+                ]
             todo = [e for i, e in enumerate(edits) if i not in errors]
             done = iter(await self._edit_batch(todo, atomic) if todo else [])
-            return [EditResult(e, False, errors[i].code, None, errors[i].message,
-                               errors[i].field) if i in errors else next(done)
-                    for i, e in enumerate(edits)]
+            return [
+                EditResult(e, False, errors[i].code, None, errors[i].message, errors[i].field)
+                if i in errors
+                else next(done)
+                for i, e in enumerate(edits)
+            ]
         return await self._edit_batch(edits, atomic)
 
     async def _edit_batch(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         if not any(isinstance(e, Edit) and e.kind == EditKind.DELETE for e in edits) or (
-                not references_to(self.meta.cls)):
+            not references_to(self.meta.cls)
+        ):
             return await self.inner.edit_batch(edits, atomic)
         try:
             return await self._delete_with_rules(edits, atomic)
         except Conflict as err:
             if atomic or len(edits) == 1:
-                return [EditResult(e, False, err.code if e.kind == EditKind.DELETE else
-                                   "aborted", None, err.message, err.field) for e in edits]
+                return [
+                    EditResult(
+                        e,
+                        False,
+                        err.code if e.kind == EditKind.DELETE else "aborted",
+                        None,
+                        err.message,
+                        err.field,
+                    )
+                    for e in edits
+                ]
             return [(await self._edit_batch([e], True))[0] for e in edits]
 
     async def delete_all(self, filter: Filter | None) -> int:
@@ -392,11 +465,10 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
         if keys:
             await self._plan_deletes(self.meta, self.inner, keys, dry_run)
         for start in range(0, len(keys), 100):
-            chunk = [Edit.delete(k, precondition=filter) for k in keys[start:start + 100]]
+            chunk = [Edit.delete(k, precondition=filter) for k in keys[start : start + 100]]
             results = await self._delete_with_rules(chunk, False)
             total += sum(1 for r in results if r.ok)
         return total
-
 
 
 def _access_control_of(store: Any) -> Any:

@@ -91,21 +91,31 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
         keys = set(self.meta.key.attrs)
         # hidden: what the policy does not let this principal read, and what the model
         # declares unreadable (Attr(readable=False)); the key always stays readable
-        self._hidden = [n for n in names if n not in keys and (
-            (rules.readable is not None and n not in rules.readable)
-            or not self.meta.by_name[n].readable)]
+        self._hidden = [
+            n
+            for n in names
+            if n not in keys
+            and (
+                (rules.readable is not None and n not in rules.readable)
+                or not self.meta.by_name[n].readable
+            )
+        ]
         self.hidden: frozenset[str] = frozenset(self._hidden)
         self.locked: frozenset[str] = frozenset(self._locked_names(rules, names))
-        self._text_attrs = tuple(a.name for a in self.meta.attrs
-                                 if a.kind == "str" and a.name not in self.hidden)
+        self._text_attrs = tuple(
+            a.name for a in self.meta.attrs if a.kind == "str" and a.name not in self.hidden
+        )
         self._locked = self._locked_names(rules, names)
 
     # ---- helpers ------------------------------------------------------------------------
 
     @staticmethod
     def _locked_names(rules: Any, names: list[str]) -> list[str]:
-        return [] if rules.writable is None else [
-            n for n in names if n not in rules.writable and n not in rules.forced]
+        return (
+            []
+            if rules.writable is None
+            else [n for n in names if n not in rules.writable and n not in rules.forced]
+        )
 
     def _mask(self, item: T) -> T:
         if not self._hidden:
@@ -123,8 +133,9 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
         v = validate_filter(f, self.meta)
         for name in sorted(attrs_of(v)):
             if name in self.hidden:
-                raise Forbidden(f"{name} is not readable, so it cannot be used in a {what}",
-                                field=name)
+                raise Forbidden(
+                    f"{name} is not readable, so it cannot be used in a {what}", field=name
+                )
         if self.hidden:
             v = self._readable_text(v)
         return v
@@ -143,8 +154,9 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
     def _order(self, order: OrderArg) -> None:
         for o in Order.parse(order):
             if o.attr in self.hidden:
-                raise Forbidden(f"{o.attr} is not readable, so it cannot be used in an order",
-                                field=o.attr)
+                raise Forbidden(
+                    f"{o.attr} is not readable, so it cannot be used in an order", field=o.attr
+                )
 
     def _missing(self, key: str) -> NotFound:
         return NotFound(f"no {self.meta.name} with key {key!r}")
@@ -161,8 +173,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
         if isinstance(item, Mapping):
             return self.meta.from_builtins(item)
         if not isinstance(item, self.meta.cls):
-            raise ValidationError(f"expected a {self.meta.cls.__name__}, "
-                                  f"got {type(item).__name__}")
+            raise ValidationError(f"expected a {self.meta.cls.__name__}, got {type(item).__name__}")
         return item
 
     def _for_create(self, item: Any) -> Any:
@@ -172,10 +183,15 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
         forced = self.rules.forced
         if forced and isinstance(item, Mapping):
             for name, value in forced.items():
-                if name in item and item[name] is not None and (
-                        self.meta.attr(name).coerce(item[name]) != value):
-                    raise Forbidden(f"{name} is set by the access policy; it cannot be "
-                                    f"{item[name]!r}", field=name)
+                if (
+                    name in item
+                    and item[name] is not None
+                    and (self.meta.attr(name).coerce(item[name]) != value)
+                ):
+                    raise Forbidden(
+                        f"{name} is set by the access policy; it cannot be {item[name]!r}",
+                        field=name,
+                    )
             item = {**item, **forced}
         item = self._as_item(item)
         for name, value in forced.items():
@@ -185,12 +201,17 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             d = defaults.get(name, dataclasses.MISSING)
             if d is not dataclasses.MISSING and given == (d() if callable(d) else d):
                 continue  # left at its default: filled in below
-            raise Forbidden(f"{name} is set by the access policy; it cannot be {given!r}",
-                            field=name)
+            raise Forbidden(
+                f"{name} is set by the access policy; it cannot be {given!r}", field=name
+            )
         keys = self.meta.key.attrs
         for a in self.meta.attrs:  # a locked attribute keeps its default (the key is free)
-            if a.name in self._locked and a.generated is None and a.name in defaults and (
-                    a.name not in keys):
+            if (
+                a.name in self._locked
+                and a.generated is None
+                and a.name in defaults
+                and (a.name not in keys)
+            ):
                 d = defaults[a.name]
                 if getattr(item, a.name) != (d() if callable(d) else d):
                     raise Forbidden(f"{a.name} is not writable", field=a.name)
@@ -202,8 +223,15 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             raise self._forbidden("create")
         return item
 
-    def _check_before(self, current: T | None, key: str, can: Any, action: str,
-                      if_match: str | None, precondition: Filter | None) -> T:
+    def _check_before(
+        self,
+        current: T | None,
+        key: str,
+        can: Any,
+        action: str,
+        if_match: str | None,
+        precondition: Filter | None,
+    ) -> T:
         if current is None or not self._can_read(current):
             raise self._missing(key)
         if not can(current):
@@ -252,8 +280,13 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
     async def read_batch(self, keys: Sequence[str]) -> list[T | None]:
         return [self._shown(i) for i in await self.inner.read_batch(keys)]
 
-    async def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         f = And.of(self._filter(filter), self.rules.read)
         self._order(order)
         page = await self.inner.search(f, order, limit, page_key)
@@ -271,14 +304,16 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
     async def create(self, item: T) -> T:
         return self._mask(await self.inner.create(self._for_create(item)))
 
-    async def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    async def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         item = self._as_item(item)
         pre = None if precondition is None else self._filter(precondition, "precondition")
         key = self.meta.key_of(item)
         for _ in range(MAX_RETRIES):
-            current = self._check_before(await self.inner.read(key), key, self._can_update,
-                                         "update", if_match, pre)
+            current = self._check_before(
+                await self.inner.read(key), key, self._can_update, "update", if_match, pre
+            )
             new = self._for_update(item, current)
             after = prepare_update(self.meta, new, current, datetime.now(UTC))
             if not self._can_update(after):
@@ -296,14 +331,21 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
         # made of this layer's read, create and update, so their rules apply to it
         return await put_through(self, item, if_match)  # type: ignore[no-any-return]
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         changes = check_changes(self.meta, changes)
         self._check_writable(patched_attrs(changes))
         pre = None if precondition is None else self._filter(precondition, "precondition")
         for _ in range(MAX_RETRIES):
-            current = self._check_before(await self.inner.read(key), key, self._can_update,
-                                         "update", if_match, pre)
+            current = self._check_before(
+                await self.inner.read(key), key, self._can_update, "update", if_match, pre
+            )
             after = prepare_patch(self.meta, current, changes, datetime.now(UTC))
             if not self._can_update(after):
                 raise self._forbidden("update")
@@ -316,12 +358,14 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
                 raise self._missing(key) from None
         raise Conflict("too many concurrent changes; try again")
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         pre = None if precondition is None else self._filter(precondition, "precondition")
         for _ in range(MAX_RETRIES):
-            current = self._check_before(await self.inner.read(key), key, self._can_delete,
-                                         "delete", if_match, pre)
+            current = self._check_before(
+                await self.inner.read(key), key, self._can_delete, "delete", if_match, pre
+            )
             try:
                 await self.inner.delete(key, if_match=etag(current))
                 return
@@ -355,8 +399,9 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             return None
         return None
 
-    async def _try_batch(self, edits: list[Edit], todo: list[int],
-                         results: list[EditResult[T] | None], atomic: bool) -> list[int]:
+    async def _try_batch(
+        self, edits: list[Edit], todo: list[int], results: list[EditResult[T] | None], atomic: bool
+    ) -> list[int]:
         """Check and send the edits ``todo``; return those to try again (our own etag went
         stale under a concurrent write)."""
         keys = [k for k in (self._edit_key(edits[i]) for i in todo) if k is not None]
@@ -379,15 +424,22 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             for i in todo:
                 failed = errors.get(i)
                 if failed is not None:
-                    results[i] = EditResult(edits[i], False, failed.code, None, failed.message,
-                                            failed.field)
+                    results[i] = EditResult(
+                        edits[i], False, failed.code, None, failed.message, failed.field
+                    )
                 else:
-                    results[i] = EditResult(edits[i], False, "aborted", None,
-                                            "not applied: another edit in the batch failed")
+                    results[i] = EditResult(
+                        edits[i],
+                        False,
+                        "aborted",
+                        None,
+                        "not applied: another edit in the batch failed",
+                    )
             return []
         for i, failed in errors.items():
-            results[i] = EditResult(edits[i], False, failed.code, None, failed.message,
-                                    failed.field)
+            results[i] = EditResult(
+                edits[i], False, failed.code, None, failed.message, failed.field
+            )
         if not sent:
             return []
         answers = await self.inner.edit_batch([e for _, e, _ in sent], atomic)
@@ -399,8 +451,9 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             results[i] = EditResult(edits[i], r.ok, r.code, item, r.message, r.field)
         return retry
 
-    def _translate(self, e: Edit, state: dict[str, Any], seen: set[str],
-                   now: datetime) -> tuple[Edit, bool]:
+    def _translate(
+        self, e: Edit, state: dict[str, Any], seen: set[str], now: datetime
+    ) -> tuple[Edit, bool]:
         """The edit to send for ``e``, checked against the policy and the current state."""
         if e.kind == EditKind.CREATE:
             item = self._for_create(e.item)
@@ -421,10 +474,12 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
         action = "delete" if e.kind == EditKind.DELETE else "update"
         first = key not in seen
         seen.add(key)
-        current = self._check_before(state.get(key), key, can, action,
-                                     e.if_match if first else None, pre)
-        guard = And.of(self.rules.read, self.rules.delete if e.kind == EditKind.DELETE
-                       else self.rules.update)
+        current = self._check_before(
+            state.get(key), key, can, action, e.if_match if first else None, pre
+        )
+        guard = And.of(
+            self.rules.read, self.rules.delete if e.kind == EditKind.DELETE else self.rules.update
+        )
         if pre is not None:
             guard = And.of(pre, guard)
         # the first edit of a key is pinned to the state we checked; later edits of the same

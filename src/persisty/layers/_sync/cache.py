@@ -296,8 +296,7 @@ class CachedStore(WrappedStore[T]):
         notes.stats.hits           # 1
     """
 
-    def __init__(self, inner: Store[T], cache: CacheBackend, *,
-                 copies: bool = False) -> None:
+    def __init__(self, inner: Store[T], cache: CacheBackend, *, copies: bool = False) -> None:
         super().__init__(inner)
         self.cache = cache
         self.stats = CacheStats()
@@ -341,7 +340,8 @@ class CachedStore(WrappedStore[T]):
         if self._objects:
             return (page.items, page.next_page_key)
         return msgspec.json.encode(
-            ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key))
+            ([msgspec.Raw(self.meta.encode(i)) for i in page.items], page.next_page_key)
+        )
 
     def _unpack_page(self, value: Any) -> Page[T]:
         items, next_key = value if self._objects else self._page.decode(value)
@@ -360,7 +360,7 @@ class CachedStore(WrappedStore[T]):
         if hot is not None and type(key) is str:
             entry = hot.get(key)
             if entry is not None and (self._forever or entry[1] > _monotonic()):
-                try:  # noqa: SIM105 - cheaper than contextlib.suppress here
+                try:  # noqa: SIM105
                     hot.move_to_end(key)
                 except KeyError:  # evicted meanwhile: still a valid answer
                     pass
@@ -422,8 +422,14 @@ class CachedStore(WrappedStore[T]):
             found = [loaded[k] if v is None else v for k, v in zip(keys, found, strict=True)]
         return [self._unpack(v) for v in found]
 
-    def _query_key(self, kind: str, filter: Filter | None, order: OrderArg = None,
-                   limit: int | None = None, page_key: str | None = None) -> str:
+    def _query_key(
+        self,
+        kind: str,
+        filter: Filter | None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> str:
         f = validate_filter(filter, self.meta)
         spec = sort_spec(self.meta, order) if kind == "s" else ()
         return repr((kind, repr(f), spec, limit, page_key))
@@ -450,8 +456,13 @@ class CachedStore(WrappedStore[T]):
 
         return self._flights.run(("q", token, query), load)
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         if self._expires is not None:
             return self.inner.search(filter, order, limit, page_key)
 
@@ -500,8 +511,9 @@ class CachedStore(WrappedStore[T]):
         finally:
             self._written(keys)
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         try:
             return self.inner.update(item, if_match=if_match, precondition=precondition)
         finally:
@@ -513,16 +525,22 @@ class CachedStore(WrappedStore[T]):
         finally:
             self._written([self._key_or_none(item)])
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         try:
-            return self.inner.patch(key, changes, if_match=if_match,
-                                          precondition=precondition)
+            return self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
         finally:
             self._written([self._canon_or_none(key)])
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         try:
             self.inner.delete(key, if_match=if_match, precondition=precondition)
         finally:

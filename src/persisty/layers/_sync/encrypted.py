@@ -90,22 +90,31 @@ class EncryptedStore(WrappedStore[T]):
         (notes.read(notes.key_of(n))).body == "secret"      # stored as ciphertext
     """
 
-    def __init__(self, inner: Store[Any], fields: Iterable[str], keys: KeyProvider, *,
-                 deterministic: Iterable[str] = (), context: str | None = None) -> None:
+    def __init__(
+        self,
+        inner: Store[Any],
+        fields: Iterable[str],
+        keys: KeyProvider,
+        *,
+        deterministic: Iterable[str] = (),
+        context: str | None = None,
+    ) -> None:
         if isinstance(fields, str):
             raise ValidationError("fields must be a list of paths", field="fields")
         self.inner = inner
         outer_cls = getattr(inner.meta.cls, SEALED_OF, None)
         self.meta = meta_of(outer_cls) if outer_cls is not None else inner.meta
-        self.cipher = FieldCipher(self.meta, inner.meta, list(fields), keys,
-                                  deterministic=deterministic, context=context)
+        self.cipher = FieldCipher(
+            self.meta, inner.meta, list(fields), keys, deterministic=deterministic, context=context
+        )
         self._same = self.meta.cls is inner.meta.cls
         self._outer_types = {a: self.meta.by_name[a].type for a in self.cipher.attrs}
         self._inner_types = {a: inner.meta.by_name[a].type for a in self.cipher.attrs}
         self._whole = {p.attr: p for p in self.cipher.paths if p.whole}
         self._elements = {p.attr: p for p in self.cipher.paths if p.elements}
-        self._text_attrs = [a.name for a in self.meta.attrs
-                            if a.kind == "str" and a.name not in self.cipher.attrs]
+        self._text_attrs = [
+            a.name for a in self.meta.attrs if a.kind == "str" and a.name not in self.cipher.attrs
+        ]
 
     # ---- items ------------------------------------------------------------------------
 
@@ -119,7 +128,8 @@ class EncryptedStore(WrappedStore[T]):
         missing: dict[str, Any] = {}
         for a in meta.attrs:
             if a.generated in ("created", "updated", "sequence") and (
-                    getattr(item, a.name) is None):
+                getattr(item, a.name) is None
+            ):
                 missing[a.name] = 0 if a.generated == "sequence" else _EPOCH
         probe = dataclasses.replace(item, **missing) if missing else item
         checked = meta.validate(probe)
@@ -137,9 +147,11 @@ class EncryptedStore(WrappedStore[T]):
         key = self.meta.key_of(item)
         for v in self.meta.key_values(item):
             if v is None:
-                raise ValidationError("an encrypted store needs the key before the item is "
-                                      "stored (sequence keys are not supported)",
-                                      field=self.meta.key.attrs[0])
+                raise ValidationError(
+                    "an encrypted store needs the key before the item is "
+                    "stored (sequence keys are not supported)",
+                    field=self.meta.key.attrs[0],
+                )
         data = {a: msgspec.to_builtins(getattr(item, a)) for a in self.cipher.attrs}
         sealed = self.cipher.seal(data, key)
         values = {a: _convert(sealed[a], self._inner_types[a]) for a in self.cipher.attrs}
@@ -153,22 +165,24 @@ class EncryptedStore(WrappedStore[T]):
         try:
             values = {a: _convert(opened[a], self._outer_types[a]) for a in self.cipher.attrs}
         except msgspec.ValidationError as e:
-            raise ValidationError(f"{self.meta.name}: a decrypted value does not fit: {e}"
-                                  ) from None
+            raise ValidationError(
+                f"{self.meta.name}: a decrypted value does not fit: {e}"
+            ) from None
         return self._build(self.meta.cls, stored, values)
 
     def _view(self, stored: Any) -> Any:
         return self._open(stored)
 
     def _fingerprint(self, stored: Any) -> tuple[str, bytes]:
-        return (self.inner.meta.key_of(stored),
-                _FINGERPRINT.encode([getattr(stored, a) for a in self.cipher.attrs]))
+        return (
+            self.inner.meta.key_of(stored),
+            _FINGERPRINT.encode([getattr(stored, a) for a in self.cipher.attrs]),
+        )
 
     def _shown(self, stored: Any, plain: Any) -> Any:
         """The outer item for ``stored`` whose encrypted values were sealed from ``plain``
         (no decryption: equal ciphertexts under one key and binding have equal plaintexts)."""
-        return self._build(self.meta.cls, stored,
-                           {a: getattr(plain, a) for a in self.cipher.attrs})
+        return self._build(self.meta.cls, stored, {a: getattr(plain, a) for a in self.cipher.attrs})
 
     def _batch_views(self) -> tuple[Callable[[Edit], Edit], Callable[[Any], Any]]:
         """A translate that remembers what it sealed and a view that uses it, for one call."""
@@ -193,17 +207,20 @@ class EncryptedStore(WrappedStore[T]):
         canonical = self.meta.key_string(self.meta.parse_key(key))
         for n in changes:
             if is_path(n) and patched_attrs([n])[0] in self.cipher.attrs:
-                raise ValidationError(f"{n} is in an encrypted attribute: write it with patch "
-                                      "or write_path, not in a batch", field=n)
+                raise ValidationError(
+                    f"{n} is in an encrypted attribute: write it with patch "
+                    "or write_path, not in a batch",
+                    field=n,
+                )
         touched = [n for n in changes if n in self.cipher.attrs]
         if not touched:
             return changes
         for n in touched:
             if isinstance(changes[n], Increment):
-                raise ValidationError(f"{n} is encrypted: the engine cannot increment it",
-                                      field=n)
-        data = {n: msgspec.to_builtins(_checked_value(self.meta.attr(n), changes[n]))
-                for n in touched}
+                raise ValidationError(f"{n} is encrypted: the engine cannot increment it", field=n)
+        data = {
+            n: msgspec.to_builtins(_checked_value(self.meta.attr(n), changes[n])) for n in touched
+        }
         sealed = self.cipher.seal(data, canonical, only=touched)
         result = dict(changes)
         for n in touched:
@@ -231,8 +248,9 @@ class EncryptedStore(WrappedStore[T]):
         if before is None:
             return None
         changes = resolve_increments(before, check_changes(self.meta, e.changes or {}))
-        return dataclasses.replace(before, **{
-            n: _checked_value(self.meta.attr(n), v) for n, v in changes.items()})
+        return dataclasses.replace(
+            before, **{n: _checked_value(self.meta.attr(n), v) for n, v in changes.items()}
+        )
 
     # ---- filters ----------------------------------------------------------------------
 
@@ -262,20 +280,22 @@ class EncryptedStore(WrappedStore[T]):
             return ~found if f.op is Op.NE else found
         each = self._elements.get(f.attr)
         if each is not None and each.deterministic and f.op is Op.CONTAINS:
-            return Or.of(*(Compare(f.attr, Op.CONTAINS, x)
-                           for x in self._envelopes(each, f.value)))
+            return Or.of(*(Compare(f.attr, Op.CONTAINS, x) for x in self._envelopes(each, f.value)))
         how = "deterministic " if (whole or each) and (whole or each).deterministic else ""  # type: ignore[union-attr]
         raise ValidationError(
             f"{f.attr} is {how}encrypted: {f.op.value} cannot run on its ciphertext (only "
-            "exists, == None and, for deterministic paths, ==, != and in work)", field=f.attr)
+            "exists, == None and, for deterministic paths, ==, != and in work)",
+            field=f.attr,
+        )
 
     def _envelopes(self, path: FieldPath, value: Any) -> list[Any]:
         if value is None:
             return [None]
         plain = msgspec.to_builtins(value)
-        return [self.cipher.slot_value(path, self.cipher.seal_value(path, plain, "", path.text,
-                                                                     kid))
-                for kid in self.cipher.key_ids(path)]
+        return [
+            self.cipher.slot_value(path, self.cipher.seal_value(path, plain, "", path.text, kid))
+            for kid in self.cipher.key_ids(path)
+        ]
 
     def _order(self, order: OrderArg) -> OrderArg:
         try:
@@ -284,8 +304,9 @@ class EncryptedStore(WrappedStore[T]):
             return order  # the inner store reports it
         for o in terms:
             if o.attr in self.cipher.attrs:
-                raise ValidationError(f"{o.attr} is encrypted: it cannot be ordered by",
-                                      field=o.attr)
+                raise ValidationError(
+                    f"{o.attr} is encrypted: it cannot be ordered by", field=o.attr
+                )
         return order
 
     # ---- the contract -----------------------------------------------------------------
@@ -301,45 +322,64 @@ class EncryptedStore(WrappedStore[T]):
 
     def _one(self, edit: Edit) -> Outcome:
         (outcome,) = pinned_edit_batch(
-            self.inner, self.meta, [edit], True, view=self._view, translate=self._translate,
-            pin_all=False, same_etags=False, predict=self._predict)
+            self.inner,
+            self.meta,
+            [edit],
+            True,
+            view=self._view,
+            translate=self._translate,
+            pin_all=False,
+            same_etags=False,
+            predict=self._predict,
+        )
         if not outcome.ok:
             raise outcome.error()
         return outcome
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         if if_match is None and precondition is None:
             checked = self._checked(item)
             stored = self.inner.update(self._seal(checked))
             return self._shown(stored, checked)  # type: ignore[no-any-return]
-        outcome = self._one(Edit.update(item, if_match=if_match,
-                                              precondition=precondition))
+        outcome = self._one(Edit.update(item, if_match=if_match, precondition=precondition))
         return self._open(outcome.item)  # type: ignore[no-any-return]
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
         return put_through(self, item, if_match)  # type: ignore[no-any-return]
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         changes = check_changes(self.meta, changes)
-        if any(is_path(n) and r in self.cipher.attrs
-               for n, r in zip(changes, patched_attrs(changes), strict=True)):
+        if any(
+            is_path(n) and r in self.cipher.attrs
+            for n, r in zip(changes, patched_attrs(changes), strict=True)
+        ):
             return self._patch_sealed_paths(key, changes, if_match, precondition)
         if if_match is None and precondition is None:
             stored = self.inner.patch(key, self._seal_changes(key, changes))
             return self._open(stored)  # type: ignore[no-any-return]
-        outcome = self._one(Edit.patch(key, changes, if_match=if_match,
-                                             precondition=precondition))
+        outcome = self._one(Edit.patch(key, changes, if_match=if_match, precondition=precondition))
         return self._open(outcome.item)  # type: ignore[no-any-return]
 
-    def _patch_sealed_paths(self, key: str, changes: dict[str, Any],
-                                  if_match: str | None, precondition: Filter | None) -> T:
+    def _patch_sealed_paths(
+        self, key: str, changes: dict[str, Any], if_match: str | None, precondition: Filter | None
+    ) -> T:
         """A patch naming paths inside encrypted attributes: the whole attribute is sealed
         anew from the item as read, written only while the item is as read."""
-        check = None if precondition is None else compile_filter(
-            validate_filter(precondition, self.meta), self.meta)
+        check = (
+            None
+            if precondition is None
+            else compile_filter(validate_filter(precondition, self.meta), self.meta)
+        )
         for _ in range(MAX_RETRIES):
             current = self.read(key)
             if current is None:
@@ -355,17 +395,22 @@ class EncryptedStore(WrappedStore[T]):
                 continue  # changed since it was read: check and apply again
         raise Conflict("too many concurrent changes; try again")
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         if if_match is None and precondition is None:
             self.inner.delete(key)
             return
         self._one(Edit.delete(key, if_match=if_match, precondition=precondition))
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
-        page = self.inner.search(self._filter(filter), self._order(order), limit,
-                                       page_key)
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
+        page = self.inner.search(self._filter(filter), self._order(order), limit, page_key)
         return Page([self._open(i) for i in page.items], page.next_page_key)
 
     def count(self, filter: Filter | None = None) -> int:
@@ -407,10 +452,14 @@ class EncryptedStore(WrappedStore[T]):
         the item changed in between)."""
         todo: list[int] = []
         for i, e in enumerate(edits):
-            if isinstance(e, Edit) and e.kind is EditKind.PATCH and isinstance(
-                    e.changes, Mapping) and any(
-                    is_path(n) and patched_attrs([n])[0] in self.cipher.attrs
-                    for n in e.changes):
+            if (
+                isinstance(e, Edit)
+                and e.kind is EditKind.PATCH
+                and isinstance(e.changes, Mapping)
+                and any(
+                    is_path(n) and patched_attrs([n])[0] in self.cipher.attrs for n in e.changes
+                )
+            ):
                 todo.append(i)
         if not todo:
             return edits, set()
@@ -424,25 +473,37 @@ class EncryptedStore(WrappedStore[T]):
         for i, current in zip(todo, found, strict=True):
             e = edits[i]
             if current is None:
-                planned[i] = Edit.patch(e.key or "", {}, if_match=e.if_match,
-                                        precondition=e.precondition)
+                planned[i] = Edit.patch(
+                    e.key or "", {}, if_match=e.if_match, precondition=e.precondition
+                )
                 continue
             try:
-                whole = dict(resolve_increments(current, check_changes(self.meta,
-                                                                       e.changes or {})))
+                whole = dict(resolve_increments(current, check_changes(self.meta, e.changes or {})))
             except PersistyError:
                 continue  # the batch reports the bad change
             if e.if_match is None:
                 pinned.add(i)
-            planned[i] = Edit.patch(e.key or "", whole, if_match=e.if_match or etag(current),
-                                    precondition=e.precondition)
+            planned[i] = Edit.patch(
+                e.key or "",
+                whole,
+                if_match=e.if_match or etag(current),
+                precondition=e.precondition,
+            )
         return planned, pinned
 
     def _edit_batch(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         translate, view = self._batch_views()
         outcomes = pinned_edit_batch(
-            self.inner, self.meta, edits, atomic, view=self._view, translate=translate,
-            pin_all=False, same_etags=False, predict=self._predict)
+            self.inner,
+            self.meta,
+            edits,
+            atomic,
+            view=self._view,
+            translate=translate,
+            pin_all=False,
+            same_etags=False,
+            predict=self._predict,
+        )
         return [o.result(view) for o in outcomes]
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
@@ -490,8 +551,10 @@ class EncryptedStore(WrappedStore[T]):
     def _rewrite(self, stored_items: list[Any], legacy: bool) -> int:
         done = 0
         for _ in range(10):
-            edits = [Edit.update(self._seal(self._open(s, legacy)), if_match=etag(s))
-                     for s in stored_items]
+            edits = [
+                Edit.update(self._seal(self._open(s, legacy)), if_match=etag(s))
+                for s in stored_items
+            ]
             results = self.inner.edit_batch(edits, atomic=False)
             retry = []
             for s, r in zip(stored_items, results, strict=True):
@@ -505,8 +568,13 @@ class EncryptedStore(WrappedStore[T]):
                 return done
             fresh = self.inner.read_batch(retry)
             stored_items = [
-                s for s in fresh if s is not None and self.cipher.stale_key_ids(
-                    {a: msgspec.to_builtins(getattr(s, a)) for a in self.cipher.attrs})]
+                s
+                for s in fresh
+                if s is not None
+                and self.cipher.stale_key_ids(
+                    {a: msgspec.to_builtins(getattr(s, a)) for a in self.cipher.attrs}
+                )
+            ]
             if not stored_items:
                 return done
         return done
@@ -521,5 +589,3 @@ def _checked_value(a: AttrMeta, value: Any) -> Any:
         return _convert(value, tp)
     except (msgspec.ValidationError, TypeError, ValueError) as e:
         raise ValidationError(f"{a.name}: {e}", field=a.name) from None
-
-

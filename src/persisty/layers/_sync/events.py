@@ -62,8 +62,9 @@ class Subscription:
                 break
     """
 
-    def __init__(self, store: ObservedStore[Any], kinds: Iterable[str] | None,
-                 maxsize: int) -> None:
+    def __init__(
+        self, store: ObservedStore[Any], kinds: Iterable[str] | None, maxsize: int
+    ) -> None:
         self._store = store
         self.kinds = frozenset(kinds or KINDS)
         self._queue = ChangeQueue(maxsize)
@@ -142,15 +143,23 @@ class ObservedStore(WrappedStore[T]):
         notes.patch(key, {"title": "new"})      # reindex runs after the commit
     """
 
-    def __init__(self, inner: Store[T], *, keep_failures: int = 100, outbox: bool = False,
-                 outbox_lease: dt.timedelta = dt.timedelta(seconds=30)) -> None:
+    def __init__(
+        self,
+        inner: Store[T],
+        *,
+        keep_failures: int = 100,
+        outbox: bool = False,
+        outbox_lease: dt.timedelta = dt.timedelta(seconds=30),
+    ) -> None:
         self._outbox: Any = None
         if outbox:
             with_outbox = getattr(inner, "with_outbox", None)
             if with_outbox is None:
                 raise ValidationError(
                     "outbox=True needs a SQL store directly beneath observed(), not "
-                    f"{type(inner).__name__}", field="outbox")
+                    f"{type(inner).__name__}",
+                    field="outbox",
+                )
             inner, self._outbox = with_outbox(outbox_lease.total_seconds())
         super().__init__(inner)
         self._hooks: list[tuple[frozenset[str], Hook]] = []
@@ -188,8 +197,7 @@ class ObservedStore(WrappedStore[T]):
         with self._lock:
             self._hooks = [(k, h) for k, h in self._hooks if h is not hook]
 
-    def listen(self, kinds: Iterable[str] | None = None, *,
-               maxsize: int = 10_000) -> Subscription:
+    def listen(self, kinds: Iterable[str] | None = None, *, maxsize: int = 10_000) -> Subscription:
         """Subscribe to the changes committed from now on (``kinds``: some of ``create``,
         ``update``, ``delete``)."""
         if kinds is not None:
@@ -226,8 +234,7 @@ class ObservedStore(WrappedStore[T]):
         kind = {EditKind.CREATE: "create", EditKind.DELETE: "delete"}.get(o.edit.kind, "update")
         shown = o.old if kind == "delete" else o.item
         key = self.meta.key_of(shown) if shown is not None else str(o.edit.key)
-        return Change(kind, self.meta.name, key, o.old,
-                      None if kind == "delete" else o.item)
+        return Change(kind, self.meta.name, key, o.old, None if kind == "delete" else o.item)
 
     @contextlib.contextmanager
     def _outbox_rows(self) -> Iterator[list[str]]:
@@ -240,8 +247,15 @@ class ObservedStore(WrappedStore[T]):
     def _apply(self, edits: Sequence[Edit], atomic: bool) -> list[Outcome]:
         with self._outbox_rows() as ids:
             outcomes = pinned_edit_batch(
-                self.inner, self.meta, edits, atomic, view=_same, translate=_as_is,
-                pin_all=True, same_etags=True)
+                self.inner,
+                self.meta,
+                edits,
+                atomic,
+                view=_same,
+                translate=_as_is,
+                pin_all=True,
+                same_etags=True,
+            )
         self._emit([self._change(o) for o in outcomes if o.ok])
         self._delivered(ids)
         return outcomes
@@ -263,15 +277,20 @@ class ObservedStore(WrappedStore[T]):
             notes.deliver_pending()     # what a crashed process left undelivered
         """
         if self._outbox is None:
-            raise ValidationError("this store has no outbox: observed(store, outbox=True)",
-                                  field="outbox")
+            raise ValidationError(
+                "this store has no outbox: observed(store, outbox=True)", field="outbox"
+            )
         delivered = 0
         while limit is None or delivered < limit:
             rows = self._outbox.claim(100 if limit is None else min(100, limit - delivered))
             if not rows:
                 break
-            self._emit([Change(kind, self.meta.name, key, old, new, at)
-                              for _, kind, key, old, new, at in rows])
+            self._emit(
+                [
+                    Change(kind, self.meta.name, key, old, new, at)
+                    for _, kind, key, old, new, at in rows
+                ]
+            )
             self._outbox.done([row[0] for row in rows])
             delivered += len(rows)
         return delivered
@@ -297,26 +316,32 @@ class ObservedStore(WrappedStore[T]):
         self._delivered(ids)
         return new
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
-        outcome = self._one(Edit.update(item, if_match=if_match,
-                                              precondition=precondition))
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
+        outcome = self._one(Edit.update(item, if_match=if_match, precondition=precondition))
         return outcome.item  # type: ignore[no-any-return]
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
         return put_through(self, item, if_match)  # type: ignore[no-any-return]
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         if not isinstance(changes, Mapping):
             raise ValidationError("changes must be a mapping of attribute names to values")
-        outcome = self._one(Edit.patch(key, changes, if_match=if_match,
-                                             precondition=precondition))
+        outcome = self._one(Edit.patch(key, changes, if_match=if_match, precondition=precondition))
         return outcome.item  # type: ignore[no-any-return]
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         self._one(Edit.delete(key, if_match=if_match, precondition=precondition))
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:

@@ -19,8 +19,7 @@ from persisty.store import Database, Edit, EditKind, EditResult, Store, WrappedS
 from persisty.store._sync import put_through, resolve_puts
 
 T = TypeVar("T")
-StoreSource = Database | Mapping[type[Any], Store[Any]] | Callable[[type[Any]],
-                                                                             Store[Any]]
+StoreSource = Database | Mapping[type[Any], Store[Any]] | Callable[[type[Any]], Store[Any]]
 LOAD_PAGE = 1000
 
 
@@ -89,14 +88,19 @@ class RelatedStore(WrappedStore[T]):
         child = meta_of(r.child)
         parent = meta_of(r.parent)
         if r.foreign_key not in child.by_name:
-            raise ValidationError(f"{r!r}: {child.name} has no attribute {r.foreign_key!r}",
-                                  field=r.foreign_key)
+            raise ValidationError(
+                f"{r!r}: {child.name} has no attribute {r.foreign_key!r}", field=r.foreign_key
+            )
         if len(parent.key.attrs) != 1:
-            raise ValidationError(f"{r!r}: {parent.name} has a composite key; a foreign key "
-                                  "refers to a single-attribute key", field=r.foreign_key)
+            raise ValidationError(
+                f"{r!r}: {parent.name} has a composite key; a foreign key "
+                "refers to a single-attribute key",
+                field=r.foreign_key,
+            )
         if r.on_delete == "set_null" and not child.by_name[r.foreign_key].optional:
-            raise ValidationError(f"{r!r}: set_null needs an optional foreign key",
-                                  field=r.foreign_key)
+            raise ValidationError(
+                f"{r!r}: set_null needs an optional foreign key", field=r.foreign_key
+            )
 
     # ---- where related items live ------------------------------------------------------
 
@@ -129,8 +133,7 @@ class RelatedStore(WrappedStore[T]):
 
     # ---- loading ------------------------------------------------------------------------
 
-    def load(self, items: Sequence[Any], relation: str,
-                   order: Any = None) -> list[Any]:
+    def load(self, items: Sequence[Any], relation: str, order: Any = None) -> list[Any]:
         """The related items of each of ``items`` for ``relation`` (aligned with ``items``):
         the item or ``None`` for ``BelongsTo``/``HasOne``, a list for ``HasMany``. One
         ``read_batch`` (``BelongsTo``) or one search (``HasMany``/``HasOne``, paged only
@@ -149,21 +152,22 @@ class RelatedStore(WrappedStore[T]):
             values = [getattr(i, r.foreign_key) for i in items]
             keys = _fk_keys(target.meta, values)
             found = dict(zip(keys, target.read_batch(keys), strict=True)) if keys else {}
-            return [None if v is None else found.get(_fk_keys(target.meta, [v])[0])
-                    for v in values]
+            return [None if v is None else found.get(_fk_keys(target.meta, [v])[0]) for v in values]
         own = [self.meta.key_values(i)[0] for i in items]
         groups: dict[str, list[Any]] = {}
         keys = _fk_keys(self.meta, own)
         if keys:
             f = F[r.foreign_key].in_(keys)
             for child in target.search_all(f, order, page_size=LOAD_PAGE):
-                groups.setdefault(_fk_keys(self.meta, [getattr(child, r.foreign_key)])[0],
-                                  []).append(child)
+                groups.setdefault(
+                    _fk_keys(self.meta, [getattr(child, r.foreign_key)])[0], []
+                ).append(child)
         result: list[Any] = []
         for v in own:
             found_children = groups.get(_fk_keys(self.meta, [v])[0], [])
-            result.append(list(found_children) if r.many else (
-                found_children[0] if found_children else None))
+            result.append(
+                list(found_children) if r.many else (found_children[0] if found_children else None)
+            )
         return result
 
     # ---- integrity: foreign keys point at existing items ---------------------------------
@@ -181,25 +185,40 @@ class RelatedStore(WrappedStore[T]):
                 continue
             try:
                 if e.kind in (EditKind.CREATE, EditKind.UPDATE):
-                    item = e.item if not isinstance(e.item, Mapping) else (
-                        self.meta.from_builtins(e.item))
+                    item = (
+                        e.item
+                        if not isinstance(e.item, Mapping)
+                        else (self.meta.from_builtins(e.item))
+                    )
                     if not isinstance(item, self.meta.cls):
                         continue
                     own.add(self.meta.key_of(item))
-                    values[i] = {r.foreign_key: getattr(item, r.foreign_key)
-                                 for r in self._belongs}
+                    values[i] = {r.foreign_key: getattr(item, r.foreign_key) for r in self._belongs}
                 elif e.kind == EditKind.PATCH and isinstance(e.changes, Mapping):
-                    values[i] = {r.foreign_key: self.meta.attr(r.foreign_key).coerce(
-                        e.changes[r.foreign_key]) for r in self._belongs
-                        if r.foreign_key in e.changes}
+                    values[i] = {
+                        r.foreign_key: self.meta.attr(r.foreign_key).coerce(
+                            e.changes[r.foreign_key]
+                        )
+                        for r in self._belongs
+                        if r.foreign_key in e.changes
+                    }
             except PersistyError as err:
                 errors[i] = err
         for r in self._belongs:
             target = self._view_for(r.target)  # an item hidden from the caller is missing
-            wanted = {i: _fk_keys(target.meta, [v[r.foreign_key]])
-                      for i, v in values.items() if v.get(r.foreign_key) is not None}
-            keys = list(dict.fromkeys(k for ks in wanted.values() for k in ks
-                                      if not (r.target is self.meta.cls and k in own)))
+            wanted = {
+                i: _fk_keys(target.meta, [v[r.foreign_key]])
+                for i, v in values.items()
+                if v.get(r.foreign_key) is not None
+            }
+            keys = list(
+                dict.fromkeys(
+                    k
+                    for ks in wanted.values()
+                    for k in ks
+                    if not (r.target is self.meta.cls and k in own)
+                )
+            )
             if not keys:
                 continue
             found = target.read_batch(keys)
@@ -208,7 +227,9 @@ class RelatedStore(WrappedStore[T]):
                 if i not in errors and ks and ks[0] in missing:
                     errors[i] = ValidationError(
                         f"{self.meta.name}.{r.foreign_key}: no {target.meta.name} with key "
-                        f"{ks[0]!r}", field=r.foreign_key)
+                        f"{ks[0]!r}",
+                        field=r.foreign_key,
+                    )
         return errors
 
     def _check(self, edit: Edit) -> None:
@@ -222,8 +243,9 @@ class RelatedStore(WrappedStore[T]):
         self._check(Edit.create(item))
         return self.inner.create(item)
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         if isinstance(item, Mapping):
             item = self.meta.from_builtins(item)
         self._check(Edit.update(item))
@@ -233,12 +255,17 @@ class RelatedStore(WrappedStore[T]):
         # made of this layer's read, create and update, so their rules apply to it
         return put_through(self, item, if_match)  # type: ignore[no-any-return]
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         if isinstance(changes, Mapping):
             self._check(Edit.patch(key, changes))
-        return self.inner.patch(key, changes, if_match=if_match,
-                                      precondition=precondition)
+        return self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
         if isinstance(changes, Mapping):
@@ -247,8 +274,9 @@ class RelatedStore(WrappedStore[T]):
 
     # ---- integrity: deleting referenced items --------------------------------------------
 
-    def _plan_deletes(self, meta: StoreMeta, store: Store[Any], keys: list[str],
-                            plan: _Plan, depth: int = 0) -> None:
+    def _plan_deletes(
+        self, meta: StoreMeta, store: Store[Any], keys: list[str], plan: _Plan, depth: int = 0
+    ) -> None:
         if depth > 50:
             raise Conflict("delete cascades more than 50 levels deep")
         for ref in references_to(meta.cls):
@@ -256,19 +284,27 @@ class RelatedStore(WrappedStore[T]):
             child_meta = meta_of(ref.child)
             guard = _access_control_of(self._view_for(ref.child))
             if guard is not None:  # never reach, count or change what the caller may not
-                action = {"block": "read", "cascade": "delete"}.get(ref.on_delete or "block",
-                                                                    "update")
+                action = {"block": "read", "cascade": "delete"}.get(
+                    ref.on_delete or "block", "update"
+                )
                 if guard.outside_rules(F[ref.foreign_key].in_(keys), action) or (
-                        ref.on_delete == "set_null" and ref.foreign_key in guard.locked):
+                    ref.on_delete == "set_null" and ref.foreign_key in guard.locked
+                ):
                     raise Conflict(
                         f"cannot delete {meta.name} {keys[0] if len(keys) == 1 else keys!r}: "
                         f"{child_meta.name} items you may not change refer to it "
                         f"({child_meta.name}.{ref.foreign_key}, on_delete="
-                        f"'{ref.on_delete or 'block'}')", field=ref.foreign_key)
-            children = [c for c in child_store.search_all(
-                F[ref.foreign_key].in_(keys), page_size=LOAD_PAGE)]
-            child_keys = [child_meta.key_of(c) for c in children
-                          if not plan.deleting(child_store, child_meta.key_of(c))]
+                        f"'{ref.on_delete or 'block'}')",
+                        field=ref.foreign_key,
+                    )
+            children = [
+                c for c in child_store.search_all(F[ref.foreign_key].in_(keys), page_size=LOAD_PAGE)
+            ]
+            child_keys = [
+                child_meta.key_of(c)
+                for c in children
+                if not plan.deleting(child_store, child_meta.key_of(c))
+            ]
             if not child_keys:
                 continue
             if ref.on_delete == "block":
@@ -276,7 +312,8 @@ class RelatedStore(WrappedStore[T]):
                     f"cannot delete {meta.name} {keys[0] if len(keys) == 1 else keys!r}: "
                     f"{len(child_keys)} {child_meta.name} item(s) refer to it "
                     f"({child_meta.name}.{ref.foreign_key}, on_delete='block')",
-                    field=ref.foreign_key)
+                    field=ref.foreign_key,
+                )
             if ref.on_delete == "set_null":
                 for k in child_keys:
                     plan.add(child_store, k, Edit.patch(k, {ref.foreign_key: None}))
@@ -294,9 +331,12 @@ class RelatedStore(WrappedStore[T]):
             results = store.edit_batch(edits, atomic=True)
             failed = [r for r in results if not r.ok and r.code != "aborted"]
             if failed:
-                raise Conflict(f"{store.meta.name}: a related change failed "
-                               f"({failed[0].code}: {failed[0].message}); nothing was deleted "
-                               "from this store", field=failed[0].field)
+                raise Conflict(
+                    f"{store.meta.name}: a related change failed "
+                    f"({failed[0].code}: {failed[0].message}); nothing was deleted "
+                    "from this store",
+                    field=failed[0].field,
+                )
 
     def _delete_with_rules(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         """``edits`` (some deletes) with the delete rules applied; writes to this store that
@@ -320,13 +360,18 @@ class RelatedStore(WrappedStore[T]):
             elif e.if_match is not None and e.if_match != etag(found):
                 failures[i] = PreconditionFailed("the item has changed (etag does not match)")
             elif e.precondition is not None and not compile_filter(
-                    validate_filter(e.precondition, meta), meta)(found):
+                validate_filter(e.precondition, meta), meta
+            )(found):
                 failures[i] = PreconditionFailed("the precondition does not hold")
         if failures and atomic:
-            return [EditResult(e, False, failures[i].code, None, failures[i].message,
-                               failures[i].field) if i in failures else EditResult(
-                e, False, "aborted", None, "not applied: another edit in the batch failed")
-                for i, e in enumerate(edits)]
+            return [
+                EditResult(e, False, failures[i].code, None, failures[i].message, failures[i].field)
+                if i in failures
+                else EditResult(
+                    e, False, "aborted", None, "not applied: another edit in the batch failed"
+                )
+                for i, e in enumerate(edits)
+            ]
         going = [k for i, k in deleted.items() if i not in failures]
         plan = _Plan()
         for k in going:
@@ -337,49 +382,72 @@ class RelatedStore(WrappedStore[T]):
         extra = [e for k, e in own.items() if k not in going]
         self._apply_plan(plan)
         todo = [e for i, e in enumerate(edits) if i not in failures]
-        done = iter((self.inner.edit_batch(extra + todo, atomic))[len(extra):])
-        return [EditResult(e, False, failures[i].code, None, failures[i].message,
-                           failures[i].field) if i in failures else next(done)
-                for i, e in enumerate(edits)]
+        done = iter((self.inner.edit_batch(extra + todo, atomic))[len(extra) :])
+        return [
+            EditResult(e, False, failures[i].code, None, failures[i].message, failures[i].field)
+            if i in failures
+            else next(done)
+            for i, e in enumerate(edits)
+        ]
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         if not references_to(self.meta.cls):
             self.inner.delete(key, if_match=if_match, precondition=precondition)
             return
         self.meta.parse_key(key)
         (result,) = self._delete_with_rules(
-            [Edit.delete(key, if_match=if_match, precondition=precondition)], True)
+            [Edit.delete(key, if_match=if_match, precondition=precondition)], True
+        )
         if not result.ok:
-            raise Outcome(result.edit, False, result.code, message=result.message,
-                          field=result.field).error()
+            raise Outcome(
+                result.edit, False, result.code, message=result.message, field=result.field
+            ).error()
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = resolve_puts(self, edits)
         errors = self._reference_errors(edits)
         if errors:
             if atomic:
-                return [EditResult(e, False, errors[i].code, None, errors[i].message,
-                                   errors[i].field) if i in errors else EditResult(
-                    e, False, "aborted", None, "not applied: another edit in the batch failed")
-                    for i, e in enumerate(edits)]
+                return [
+                    EditResult(e, False, errors[i].code, None, errors[i].message, errors[i].field)
+                    if i in errors
+                    else EditResult(
+                        e, False, "aborted", None, "not applied: another edit in the batch failed"
+                    )
+                    for i, e in enumerate(edits)
+                ]
             todo = [e for i, e in enumerate(edits) if i not in errors]
             done = iter(self._edit_batch(todo, atomic) if todo else [])
-            return [EditResult(e, False, errors[i].code, None, errors[i].message,
-                               errors[i].field) if i in errors else next(done)
-                    for i, e in enumerate(edits)]
+            return [
+                EditResult(e, False, errors[i].code, None, errors[i].message, errors[i].field)
+                if i in errors
+                else next(done)
+                for i, e in enumerate(edits)
+            ]
         return self._edit_batch(edits, atomic)
 
     def _edit_batch(self, edits: list[Edit], atomic: bool) -> list[EditResult[T]]:
         if not any(isinstance(e, Edit) and e.kind == EditKind.DELETE for e in edits) or (
-                not references_to(self.meta.cls)):
+            not references_to(self.meta.cls)
+        ):
             return self.inner.edit_batch(edits, atomic)
         try:
             return self._delete_with_rules(edits, atomic)
         except Conflict as err:
             if atomic or len(edits) == 1:
-                return [EditResult(e, False, err.code if e.kind == EditKind.DELETE else
-                                   "aborted", None, err.message, err.field) for e in edits]
+                return [
+                    EditResult(
+                        e,
+                        False,
+                        err.code if e.kind == EditKind.DELETE else "aborted",
+                        None,
+                        err.message,
+                        err.field,
+                    )
+                    for e in edits
+                ]
             return [(self._edit_batch([e], True))[0] for e in edits]
 
     def delete_all(self, filter: Filter | None) -> int:
@@ -393,11 +461,10 @@ class RelatedStore(WrappedStore[T]):
         if keys:
             self._plan_deletes(self.meta, self.inner, keys, dry_run)
         for start in range(0, len(keys), 100):
-            chunk = [Edit.delete(k, precondition=filter) for k in keys[start:start + 100]]
+            chunk = [Edit.delete(k, precondition=filter) for k in keys[start : start + 100]]
             results = self._delete_with_rules(chunk, False)
             total += sum(1 for r in results if r.ok)
         return total
-
 
 
 def _access_control_of(store: Any) -> Any:

@@ -26,10 +26,11 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from persisty.errors import NotFound
 from persisty.serve import _rest  # noqa: F401 - registers the key convertor of the routes
 from persisty.serve._api import Api
-from persisty.serve._app import ServeOptions, serve_api
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
+from persisty.serve._options import ServeOptions, serve_api
 from persisty.serve.admin._items import create_page, delete_page, detail, edit_page
 from persisty.serve.admin._pages import bulk, export_page, index, list_page, suggest
 from persisty.serve.admin._session import login_page, logout, theme
@@ -41,8 +42,9 @@ LONG_CACHE = "public, max-age=31536000, immutable"
 
 
 class _Assets(StaticFiles):
-    def file_response(self, full_path: Any, stat_result: Any, scope: Scope,
-                      status_code: int = 200) -> Any:
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Scope, status_code: int = 200
+    ) -> Any:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = LONG_CACHE
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -84,8 +86,6 @@ def admin_mount(api: Api, *, prefix: str = "/admin", title: str | None = None) -
     inner = Router(routes=_routes(site))
 
     async def not_found(scope: Scope, receive: Any, send: Any) -> None:
-        from persisty.errors import NotFound
-
         request = Request(scope, receive)
         response: Response = site.error_page(request, NotFound("no such page"))
         await site.finish(request, response, 0.0)(scope, receive, send)
@@ -95,10 +95,18 @@ def admin_mount(api: Api, *, prefix: str = "/admin", title: str | None = None) -
     return Mount(prefix, app=SessionCookieAuth(inner, api.auth is not None), name="admin")
 
 
-def admin(db: Any, stores: Iterable[type[Any]], *, auth: JWTAuth | None = None,
-          policies: Mapping[Any, Any] | None = None, login: DemoAuthenticator | None = None,
-          prefix: str = "/admin", title: str = "persisty admin",
-          anonymous: Iterable[Any] | bool = (), **options: Any) -> Router:
+def admin(
+    db: Any,
+    stores: Iterable[type[Any]],
+    *,
+    auth: JWTAuth | None = None,
+    policies: Mapping[Any, Any] | None = None,
+    login: DemoAuthenticator | None = None,
+    prefix: str = "/admin",
+    title: str = "persisty admin",
+    anonymous: Iterable[Any] | bool = (),
+    **options: Any,
+) -> Router:
     """The admin UI for ``stores`` of ``db`` as a Starlette ``Router`` (mount it beside an
     API, or serve it alone): an index of the stores the signed-in principal may read, list
     pages (filters, search, sort, keyset paging, bulk delete and patch, CSV/JSON Lines
@@ -117,6 +125,9 @@ def admin(db: Any, stores: Iterable[type[Any]], *, auth: JWTAuth | None = None,
 
         site = Starlette(routes=admin(db, [Note]).routes)    # /admin
     """
-    api = serve_api(db, stores, ServeOptions(auth=auth, policies=policies, login=login,
-                                             anonymous=anonymous, **options))
+    api = serve_api(
+        db,
+        stores,
+        ServeOptions(auth=auth, policies=policies, login=login, anonymous=anonymous, **options),
+    )
     return Router(routes=[admin_mount(api, prefix=prefix, title=title)])

@@ -18,7 +18,9 @@ from persisty.model import AttrMeta, StoreMeta
 
 UTC = dt.UTC
 LARGE_TEXT = 200
-"""Strings that may be longer than this are edited in a textarea and left out of lists."""
+"""Strings that may be longer than this are edited in a textarea."""
+LIST_TEXT = 2000
+"""Strings that may be longer than this are left out of lists (shorter ones are cut)."""
 CELL_CHARS = 80
 
 _NUMBER_KINDS = frozenset({"int", "float", "decimal"})
@@ -51,12 +53,11 @@ def is_large(a: AttrMeta) -> bool:
         return True
     if a.kind == "list" and a.item_kind not in ("str", "int", "enum"):
         return True
-    return a.kind == "str" and int(a.constraints.get("max_length", 0)) > LARGE_TEXT
+    return a.kind == "str" and int(a.constraints.get("max_length", 0)) > LIST_TEXT
 
 
 def filterable(a: AttrMeta) -> bool:
-    return a.kind in ("str", "int", "float", "decimal", "bool", "datetime", "date", "uuid",
-                      "enum")
+    return a.kind in ("str", "int", "float", "decimal", "bool", "datetime", "date", "uuid", "enum")
 
 
 def widget_kind(a: AttrMeta, relation: str | None) -> str:
@@ -116,7 +117,7 @@ def _html_pattern(pattern: str) -> str | None:
     while i < n:
         c = pattern[i]
         if c == "\\" and i + 1 < n:
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         if not in_class:
@@ -131,7 +132,7 @@ def _html_pattern(pattern: str) -> str | None:
         elif c == "]" and len(out) > start:
             in_class = False
             out.append(c)
-        elif c == "-" and (len(out) == start or pattern[i + 1:i + 2] == "]"):
+        elif c == "-" and (len(out) == start or pattern[i + 1 : i + 2] == "]"):
             out.append("\\-")  # a literal hyphen at an end of the class
         elif c in "()[]{}/|&!#%,:;<=>@`~" + "-" and c != "-":
             out.append("\\" + c)
@@ -141,8 +142,15 @@ def _html_pattern(pattern: str) -> str | None:
     return None if in_class else "".join(out)
 
 
-def widgets(meta: StoreMeta, shape: str, *, relations: dict[str, str],
-            writable: Any, forced: set[str], readable: set[str]) -> list[Widget]:
+def widgets(
+    meta: StoreMeta,
+    shape: str,
+    *,
+    relations: dict[str, str],
+    writable: Any,
+    forced: set[str],
+    readable: set[str],
+) -> list[Widget]:
     """The fields of the ``create`` or ``update`` form, from the shape's JSON Schema."""
     schema = meta.json_schema("create" if shape == "create" else "update")
     props = schema["properties"]
@@ -158,16 +166,24 @@ def widgets(meta: StoreMeta, shape: str, *, relations: dict[str, str],
         if shape == "update" and a.name not in readable:
             continue
         kind = widget_kind(a, relations.get(a.name))
-        w = Widget(a, kind, required=(a.name in required and not a.optional and
-                                      shape == "create" and a.generated is None),
-                   html=_html_constraints(a, kind), suggest=relations.get(a.name))
-        if shape == "update" and (key or not editable or a.generated in (
-                "created", "updated", "sequence")):
+        w = Widget(
+            a,
+            kind,
+            required=(
+                a.name in required and not a.optional and shape == "create" and a.generated is None
+            ),
+            html=_html_constraints(a, kind),
+            suggest=relations.get(a.name),
+        )
+        if shape == "update" and (
+            key or not editable or a.generated in ("created", "updated", "sequence")
+        ):
             w.readonly = True
         if a.kind == "enum" and a.enum_type is not None:
             w.options = [str(m.value) for m in a.enum_type]
-        if a.generated == "uuid" or (shape == "create" and a.kind == "uuid" and
-                                     a.name not in required):
+        if a.generated == "uuid" or (
+            shape == "create" and a.kind == "uuid" and a.name not in required
+        ):
             w.note = "left empty, one is generated"
         out.append(w)
     return out
@@ -213,8 +229,7 @@ def input_value(w: Widget, value: Any, zone: zoneinfo.ZoneInfo) -> str:
     if w.kind == "lines" and isinstance(value, list):
         return "\n".join(str(msgspec.to_builtins(v)) for v in value)
     if w.kind == "json":
-        return json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False,
-                          sort_keys=True)
+        return json.dumps(msgspec.to_builtins(value), indent=2, ensure_ascii=False, sort_keys=True)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, bool):
@@ -270,8 +285,9 @@ def parse(w: Widget, raw: list[str] | None, zone: zoneinfo.ZoneInfo) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValidationError(f"{a.name}: not valid JSON ({e.msg} at line {e.lineno})",
-                                  field=a.name) from None
+            raise ValidationError(
+                f"{a.name}: not valid JSON ({e.msg} at line {e.lineno})", field=a.name
+            ) from None
     return text
 
 
@@ -285,9 +301,11 @@ def to_utc_text(text: str, zone: zoneinfo.ZoneInfo, name: str) -> str:
         value = value.replace(tzinfo=zone)
         # a wall time skipped by a DST change does not exist: say so instead of guessing
         if value.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value.replace(
-                tzinfo=None):
-            raise ValidationError(f"{name}: {text} does not exist in {zone.key} (a clock "
-                                  "change skips it)", field=name)
+            tzinfo=None
+        ):
+            raise ValidationError(
+                f"{name}: {text} does not exist in {zone.key} (a clock change skips it)", field=name
+            )
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

@@ -58,12 +58,22 @@ async def detail(site: Site, request: Request) -> Response:
     fields = []
     for a in site.readable(store, served):
         value = getattr(item, a.name, None)
-        href = site.link(request, links[a.name], str(value)) if (
-            a.name in links and value is not None) else None
-        fields.append({"name": a.name, "kind": a.kind, "text": display(a, value, zone),
-                       "href": href, "empty": value is None,
-                       "block": a.kind in ("dict", "struct", "any", "list") or (
-                           a.kind == "str" and isinstance(value, str) and "\n" in value)})
+        href = (
+            site.link(request, links[a.name], str(value))
+            if (a.name in links and value is not None)
+            else None
+        )
+        fields.append(
+            {
+                "name": a.name,
+                "kind": a.kind,
+                "text": display(a, value, zone),
+                "href": href,
+                "empty": value is None,
+                "block": a.kind in ("dict", "struct", "any", "list")
+                or (a.kind == "str" and isinstance(value, str) and "\n" in value),
+            }
+        )
     related = []
     for name, target, fk, one in has_many(site, served):
         try:
@@ -71,16 +81,29 @@ async def detail(site: Site, request: Request) -> Response:
             page = await child.search(F[fk] == key, None, COUNT_CAP, None)
         except PersistyError:
             continue
-        related.append({"name": name, "store": target, "one": one,
-                        "count": _capped(len(page.items), page.next_page_key is not None),
-                        "href": f"{site.base(request)}/{target}?{fk}={_q(key)}"})
+        related.append(
+            {
+                "name": name,
+                "store": target,
+                "one": one,
+                "count": _capped(len(page.items), page.next_page_key is not None),
+                "href": f"{site.base(request)}/{target}?{fk}={_q(key)}",
+            }
+        )
     can_delete = site.can(store, "delete")
     return site.render(
-        request, "detail.html", served=served, key=key, fields=fields, related=related,
+        request,
+        "detail.html",
+        served=served,
+        key=key,
+        fields=fields,
+        related=related,
         item_url=site.link(request, served.name, key),
-        etag=site.api.etag(served, item), can_update=site.can(store, "update"),
+        etag=site.api.etag(served, item),
+        can_update=site.can(store, "update"),
         can_delete=can_delete,
-        effects=await delete_effects(site, request, served, key) if can_delete else [])
+        effects=await delete_effects(site, request, served, key) if can_delete else [],
+    )
 
 
 def _q(text: str) -> str:
@@ -89,8 +112,9 @@ def _q(text: str) -> str:
     return quote(text, safe="")
 
 
-async def delete_effects(site: Site, request: Request, served: Served,
-                         key: str) -> list[dict[str, Any]]:
+async def delete_effects(
+    site: Site, request: Request, served: Served, key: str
+) -> list[dict[str, Any]]:
     """What deleting ``key`` does to the items that refer to it, as the relations layer
     will do it (counts capped at 1,000, as the caller sees the other stores)."""
     out = []
@@ -102,14 +126,18 @@ async def delete_effects(site: Site, request: Request, served: Served,
         if not n:
             continue
         noun = _plural(child.name, n, more)
-        text = {"cascade": f"also deletes {_capped(n, more)} {noun}",
-                "set_null": f"clears {child.name}.{ref.foreign_key} on {_capped(n, more)} "
-                            f"{noun}"}.get(ref.on_delete,
-                                           f"blocked by {_capped(n, more)} {noun}")
-        href = (f"{site.base(request)}/{child.name}?{ref.foreign_key}={_q(key)}"
-                if child.name in site.api.served else None)
-        out.append({"text": text, "blocked": ref.on_delete not in ("cascade", "set_null"),
-                    "href": href})
+        text = {
+            "cascade": f"also deletes {_capped(n, more)} {noun}",
+            "set_null": f"clears {child.name}.{ref.foreign_key} on {_capped(n, more)} {noun}",
+        }.get(ref.on_delete, f"blocked by {_capped(n, more)} {noun}")
+        href = (
+            f"{site.base(request)}/{child.name}?{ref.foreign_key}={_q(key)}"
+            if child.name in site.api.served
+            else None
+        )
+        out.append(
+            {"text": text, "blocked": ref.on_delete not in ("cascade", "set_null"), "href": href}
+        )
     return out
 
 
@@ -124,9 +152,14 @@ def _defaults(served: Served) -> dict[str, Any]:
     return out
 
 
-def _fields(ws: list[Widget], values: dict[str, Any] | None, raw: dict[str, list[str]] | None,
-            errors: dict[str, str], zone: zoneinfo.ZoneInfo,
-            current: Any = None) -> list[dict[str, Any]]:
+def _fields(
+    ws: list[Widget],
+    values: dict[str, Any] | None,
+    raw: dict[str, list[str]] | None,
+    errors: dict[str, str],
+    zone: zoneinfo.ZoneInfo,
+    current: Any = None,
+) -> list[dict[str, Any]]:
     """What the form template shows per field: the typed text (``raw``) or the item's value,
     its error and, for a stale form, the value stored now."""
     out = []
@@ -143,13 +176,21 @@ def _fields(ws: list[Widget], values: dict[str, Any] | None, raw: dict[str, list
         if current is not None:
             now = getattr(current, w.name, None)
             shown_now = display(w.attr, now, zone)
-        out.append({"w": w, "text": text, "checked": checked,
-                    "error": errors.get(w.name), "current": shown_now})
+        out.append(
+            {
+                "w": w,
+                "text": text,
+                "checked": checked,
+                "error": errors.get(w.name),
+                "current": shown_now,
+            }
+        )
     return out
 
 
-def collect(served: Served, ws: list[Widget], form: dict[str, list[str]],
-            zone: zoneinfo.ZoneInfo) -> tuple[dict[str, Any], dict[str, str]]:
+def collect(
+    served: Served, ws: list[Widget], form: dict[str, list[str]], zone: zoneinfo.ZoneInfo
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The values in ``form`` for the editable widgets, and an error per bad field (every
     field is checked, by the same validation the store runs)."""
     values: dict[str, Any] = {}
@@ -175,14 +216,33 @@ def _message(e: PersistyError) -> str:
     return rest if sep and " " not in head else text
 
 
-def _form(site: Site, request: Request, served: Served, *, shape: str, fields: Any,
-          status: int = 200, error: str | None = None, key: str | None = None,
-          etag: str | None = None, stale: bool = False) -> Response:
-    return site.render(request, "form.html", status=status, served=served, shape=shape,
-                       item_url=site.link(request, served.name, key) if key is not None
-                       else None,
-                       fields=fields, error=error, key=key, etag=etag, stale=stale,
-                       first_error=next((f["w"].name for f in fields if f["error"]), None))
+def _form(
+    site: Site,
+    request: Request,
+    served: Served,
+    *,
+    shape: str,
+    fields: Any,
+    status: int = 200,
+    error: str | None = None,
+    key: str | None = None,
+    etag: str | None = None,
+    stale: bool = False,
+) -> Response:
+    return site.render(
+        request,
+        "form.html",
+        status=status,
+        served=served,
+        shape=shape,
+        item_url=site.link(request, served.name, key) if key is not None else None,
+        fields=fields,
+        error=error,
+        key=key,
+        etag=etag,
+        stale=stale,
+        first_error=next((f["w"].name for f in fields if f["error"]), None),
+    )
 
 
 async def create_page(site: Site, request: Request) -> Response:
@@ -193,8 +253,13 @@ async def create_page(site: Site, request: Request) -> Response:
     if request.method == "GET":
         if not site.can(store, "create"):
             raise Forbidden(f"you may not create {served.name} items")
-        return _form(site, request, served, shape="create",
-                     fields=_fields(ws, _defaults(served), None, {}, zone))
+        return _form(
+            site,
+            request,
+            served,
+            shape="create",
+            fields=_fields(ws, _defaults(served), None, {}, zone),
+        )
     form = await site.form(request)
     zone = site.zone_named((form.get("_tz") or [""])[-1])
     values, errors = collect(served, ws, form, zone)
@@ -210,10 +275,18 @@ async def create_page(site: Site, request: Request) -> Response:
                 banner = str(e)
         else:
             key = served.meta.key_of(item)
-            return site.redirect(request, site.link(request, served.name, key),
-                                 f"Created {served.name} {key}.")
-    return _form(site, request, served, shape="create", status=status, error=banner,
-                 fields=_fields(ws, None, form, errors, zone))
+            return site.redirect(
+                request, site.link(request, served.name, key), f"Created {served.name} {key}."
+            )
+    return _form(
+        site,
+        request,
+        served,
+        shape="create",
+        status=status,
+        error=banner,
+        fields=_fields(ws, None, form, errors, zone),
+    )
 
 
 async def edit_page(site: Site, request: Request) -> Response:
@@ -227,10 +300,15 @@ async def edit_page(site: Site, request: Request) -> Response:
             w.readonly = True
     if request.method == "GET":
         item = await _item(site, store, served, key)
-        return _form(site, request, served, shape="update", key=key,
-                     etag=site.api.etag(served, item),
-                     fields=_fields(ws, {w.name: getattr(item, w.name, None) for w in ws},
-                                    None, {}, zone))
+        return _form(
+            site,
+            request,
+            served,
+            shape="update",
+            key=key,
+            etag=site.api.etag(served, item),
+            fields=_fields(ws, {w.name: getattr(item, w.name, None) for w in ws}, None, {}, zone),
+        )
     form = await site.form(request)
     zone = site.zone_named((form.get("_tz") or [""])[-1])
     tag = (form.get("_etag") or [""])[-1]
@@ -245,12 +323,25 @@ async def edit_page(site: Site, request: Request) -> Response:
         except PreconditionFailed:
             now = await _item(site, store, served, key)
             return _form(
-                site, request, served, shape="update", key=key, status=412, stale=True,
+                site,
+                request,
+                served,
+                shape="update",
+                key=key,
+                status=412,
+                stale=True,
                 etag=site.api.etag(served, now),
                 error="This item changed since you opened it: nothing was saved. The "
-                      "values stored now are shown beside yours; save again to replace them.",
-                fields=_fields(ws, {w.name: getattr(now, w.name, None) for w in ws}, form,
-                               {}, zone, current=now))
+                "values stored now are shown beside yours; save again to replace them.",
+                fields=_fields(
+                    ws,
+                    {w.name: getattr(now, w.name, None) for w in ws},
+                    form,
+                    {},
+                    zone,
+                    current=now,
+                ),
+            )
         except (ValidationError, Conflict, Forbidden) as e:
             status = e.status
             if e.field and any(w.name == e.field for w in ws):
@@ -258,11 +349,21 @@ async def edit_page(site: Site, request: Request) -> Response:
             else:
                 banner = str(e)
         else:
-            return site.redirect(request, site.link(request, served.name, key),
-                                 f"Saved {served.name} {key}.")
+            return site.redirect(
+                request, site.link(request, served.name, key), f"Saved {served.name} {key}."
+            )
     merged = {**stored_values}
-    return _form(site, request, served, shape="update", key=key, status=status, error=banner,
-                 etag=tag, fields=_fields(ws, merged, form, errors, zone))
+    return _form(
+        site,
+        request,
+        served,
+        shape="update",
+        key=key,
+        status=status,
+        error=banner,
+        etag=tag,
+        fields=_fields(ws, merged, form, errors, zone),
+    )
 
 
 async def delete_page(site: Site, request: Request) -> Response:
@@ -271,10 +372,16 @@ async def delete_page(site: Site, request: Request) -> Response:
     key = _key(served, request)
     if request.method == "GET":
         item = await _item(site, store, served, key)
-        return site.render(request, "confirm_delete.html", served=served, key=key,
-                           item_url=site.link(request, served.name, key),
-                           etag=site.api.etag(served, item), error=None,
-                           effects=await delete_effects(site, request, served, key))
+        return site.render(
+            request,
+            "confirm_delete.html",
+            served=served,
+            key=key,
+            item_url=site.link(request, served.name, key),
+            etag=site.api.etag(served, item),
+            error=None,
+            effects=await delete_effects(site, request, served, key),
+        )
     form = await site.form(request)
     tag = (form.get("_etag") or [""])[-1]
     await _item(site, store, served, key)
@@ -283,11 +390,23 @@ async def delete_page(site: Site, request: Request) -> Response:
         await store.delete(key, if_match=pinned)
     except (PreconditionFailed, Conflict, Forbidden) as e:
         item = await _item(site, store, served, key)
-        text = ("This item changed since you opened it: nothing was deleted. Check it "
-                "and confirm again." if isinstance(e, PreconditionFailed) else str(e))
-        return site.render(request, "confirm_delete.html", status=e.status, served=served,
-                           key=key, etag=site.api.etag(served, item), error=text,
-                           item_url=site.link(request, served.name, key),
-                           effects=await delete_effects(site, request, served, key))
-    return site.redirect(request, f"{site.base(request)}/{served.name}",
-                         f"Deleted {served.name} {key}.")
+        text = (
+            "This item changed since you opened it: nothing was deleted. Check it "
+            "and confirm again."
+            if isinstance(e, PreconditionFailed)
+            else str(e)
+        )
+        return site.render(
+            request,
+            "confirm_delete.html",
+            status=e.status,
+            served=served,
+            key=key,
+            etag=site.api.etag(served, item),
+            error=text,
+            item_url=site.link(request, served.name, key),
+            effects=await delete_effects(site, request, served, key),
+        )
+    return site.redirect(
+        request, f"{site.base(request)}/{served.name}", f"Deleted {served.name} {key}."
+    )

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from persisty.errors import PersistyError, ValidationError
+from persisty.errors import ValidationError
 from persisty.model import AttrMeta
-from persisty.query import ALL, And, Filter, Order, filter_from_query
+from persisty.query import ALL, Filter, Order, filter_from_query
 from persisty.serve._api import Served
 from persisty.serve._limits import check_query_json
 from persisty.serve.admin._fields import (
@@ -83,9 +83,11 @@ def list_state(request: Request) -> ListState:
         raise ValidationError(f"limit must be between 1 and {max(PAGE_SIZES)}", field="limit")
     return ListState(
         filter_pairs=[(k, v) for k, v in pairs if k not in PAGING],
-        order=params.get("order") or None, limit=limit,
+        order=params.get("order") or None,
+        limit=limit,
         page_key=params.get("page_key") or None,
-        prev=[v for k, v in pairs if k == "prev"][-MAX_PREV:])
+        prev=[v for k, v in pairs if k == "prev"][-MAX_PREV:],
+    )
 
 
 def clean_query(request: Request, served: Served, zone: zoneinfo.ZoneInfo) -> str | None:
@@ -94,8 +96,9 @@ def clean_query(request: Request, served: Served, zone: zoneinfo.ZoneInfo) -> st
     pairs = request.query_params.multi_items()
     out: list[tuple[str, str]] = []
     changed = False
-    form_zone = Site.zone_named(request.query_params.get("_tz")) if "_tz" in \
-        request.query_params else zone
+    form_zone = (
+        Site.zone_named(request.query_params.get("_tz")) if "_tz" in request.query_params else zone
+    )
     for k, v in pairs:
         if k == "_tz" or (v == "" and k not in ("page_key",)):
             changed = True
@@ -121,8 +124,10 @@ def check_order(order: str | None, sortable: set[str]) -> None:
         return
     for o in Order.parse(order):
         if o.attr not in sortable:
-            raise ValidationError(f"cannot sort by {o.attr!r}: sortable are "
-                                  f"{', '.join(sorted(sortable)) or 'none'}", field="order")
+            raise ValidationError(
+                f"cannot sort by {o.attr!r}: sortable are {', '.join(sorted(sortable)) or 'none'}",
+                field="order",
+            )
 
 
 async def capped_count(store: Any, f: Filter) -> tuple[int, bool]:
@@ -143,8 +148,9 @@ class FilterField:
     input: str = "text"
 
 
-def filter_panel(served: Served, attrs: Sequence[AttrMeta], state: ListState,
-                 zone: zoneinfo.ZoneInfo) -> list[FilterField]:
+def filter_panel(
+    served: Served, attrs: Sequence[AttrMeta], state: ListState, zone: zoneinfo.ZoneInfo
+) -> list[FilterField]:
     current = dict(state.filter_pairs)
     out: list[FilterField] = []
     for a in attrs:
@@ -156,17 +162,24 @@ def filter_panel(served: Served, attrs: Sequence[AttrMeta], state: ListState,
             return local_for_filter(a, current.get(name, ""), zone)
 
         if a.kind == "enum" and a.enum_type is not None:
-            f = FilterField(a, "select", [(n, a.name, value(n))],
-                            options=[str(m.value) for m in a.enum_type])
+            f = FilterField(
+                a, "select", [(n, a.name, value(n))], options=[str(m.value) for m in a.enum_type]
+            )
         elif a.kind == "bool":
             f = FilterField(a, "select", [(n, a.name, value(n))], options=["true", "false"])
         elif a.kind in ("int", "float", "decimal", "datetime", "date"):
             kind = {"datetime": "datetime-local", "date": "date"}.get(a.kind, "number")
-            f = FilterField(a, "range", [(n + "__gte", "from", value(n + "__gte")),
-                                         (n + "__lte", "to", value(n + "__lte"))], input=kind)
+            f = FilterField(
+                a,
+                "range",
+                [
+                    (n + "__gte", "from", value(n + "__gte")),
+                    (n + "__lte", "to", value(n + "__lte")),
+                ],
+                input=kind,
+            )
         elif a.kind == "str":
-            f = FilterField(a, "text", [(n + "__icontains", "contains",
-                                         value(n + "__icontains"))])
+            f = FilterField(a, "text", [(n + "__icontains", "contains", value(n + "__icontains"))])
         else:
             f = FilterField(a, "text", [(n, "equals", value(n))])
         if a.optional:
@@ -212,8 +225,11 @@ def csv_cell(a: AttrMeta, value: Any) -> str:
         return "true" if value else "false"
     if a.kind in ("int", "float", "decimal"):
         return str(value)
-    text = display(a, value, zoneinfo.ZoneInfo("UTC")) if a.kind not in ("datetime",) else (
-        value.isoformat().replace("+00:00", "Z"))
+    text = (
+        display(a, value, zoneinfo.ZoneInfo("UTC"))
+        if a.kind not in ("datetime",)
+        else (value.isoformat().replace("+00:00", "Z"))
+    )
     if a.kind == "bytes":
         import base64
 
@@ -223,8 +239,15 @@ def csv_cell(a: AttrMeta, value: Any) -> str:
     return text
 
 
-def export(site: Site, served: Served, store: Any, f: Filter, order: str | None,
-           attrs: Sequence[AttrMeta], fmt: str) -> Response:
+def export(
+    site: Site,
+    served: Served,
+    store: Any,
+    f: Filter,
+    order: str | None,
+    attrs: Sequence[AttrMeta],
+    fmt: str,
+) -> Response:
     """Every matching item (all pages, fetched as it is sent) as CSV or JSON Lines."""
     import msgspec
 
@@ -255,13 +278,8 @@ def export(site: Site, served: Served, store: Any, f: Filter, order: str | None,
 
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     ext = "csv" if fmt == "csv" else "jsonl"
-    return StreamingResponse(rows(), media_type=media, headers={
-        "Content-Disposition": f'attachment; filename="{served.name}.{ext}"'})
-
-
-def combined(*filters: Filter) -> Filter:
-    return And.of(*filters)
-
-
-def banner(e: PersistyError) -> str:
-    return str(e)
+    return StreamingResponse(
+        rows(),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{served.name}.{ext}"'},
+    )

@@ -50,8 +50,13 @@ async def index(site: Site, request: Request) -> Response:
         except PersistyError:
             continue
         if site.can(store, "read"):
-            stores.append({"name": served.name, "description": served.meta.description or "",
-                           "create": site.can(store, "create")})
+            stores.append(
+                {
+                    "name": served.name,
+                    "description": served.meta.description or "",
+                    "create": site.can(store, "create"),
+                }
+            )
     return site.render(request, "index.html", stores=stores)
 
 
@@ -98,10 +103,15 @@ async def list_page(site: Site, request: Request) -> Response:
                 href = None
                 if a.name in links and value is not None:
                     href = site.link(request, links[a.name], str(value))
-                cells.append({"text": display(a, value, zone, cell=True), "href": href,
-                              "kind": a.kind, "empty": value is None})
-            rows.append({"key": key, "href": site.link(request, served.name, key),
-                         "cells": cells})
+                cells.append(
+                    {
+                        "text": display(a, value, zone, cell=True),
+                        "href": href,
+                        "kind": a.kind,
+                        "empty": value is None,
+                    }
+                )
+            rows.append({"key": key, "href": site.link(request, served.name, key), "cells": cells})
     headers = []
     for a in columns:
         sort = None
@@ -113,30 +123,53 @@ async def list_page(site: Site, request: Request) -> Response:
                 direction, sort = "descending", a.name
             else:
                 sort = a.name
-        headers.append({"name": a.name, "href": "?" + state.query(
-            order=sort, page_key=None, prev=[]) if sort else None, "direction": direction})
+        headers.append(
+            {
+                "name": a.name,
+                "href": "?" + state.query(order=sort, page_key=None, prev=[]) if sort else None,
+                "direction": direction,
+            }
+        )
     pager = {
         "next": "?" + state.query(page_key=next_key, prev=[*state.prev, state.page_key or ""])
-        if next_key else None,
+        if next_key
+        else None,
         "previous": "?" + state.query(page_key=state.prev[-1] or None, prev=state.prev[:-1])
-        if state.prev else ("?" + state.query(page_key=None, prev=[])
-                            if state.page_key else None),
+        if state.prev
+        else ("?" + state.query(page_key=None, prev=[]) if state.page_key else None),
     }
-    patchable = [a for a in site.readable(store, served)
-                 if a.name in served.patch_attrs and site.writable(store, a.name)
-                 and widget_kind(a, None) not in ("json",)]
+    patchable = [
+        a
+        for a in site.readable(store, served)
+        if a.name in served.patch_attrs
+        and site.writable(store, a.name)
+        and widget_kind(a, None) not in ("json",)
+    ]
     here_query = state.query()
     return site.render(
-        request, "list.html", status=error.status if error else 200, served=served,
-        error=error, headers=headers, rows=rows, count=count, pager=pager,
-        panel=filter_panel(served, columns, state, zone), q=dict(state.filter_pairs).get("q", ""),
-        order=state.order or "", limit=state.limit,
+        request,
+        "list.html",
+        status=error.status if error else 200,
+        served=served,
+        error=error,
+        headers=headers,
+        rows=rows,
+        count=count,
+        pager=pager,
+        panel=filter_panel(served, columns, state, zone),
+        q=dict(state.filter_pairs).get("q", ""),
+        order=state.order or "",
+        limit=state.limit,
         sizes=[(n, "?" + state.query(limit=n, page_key=None, prev=[])) for n in PAGE_SIZES],
         has_datetime=any(a.kind == "datetime" for a in columns),
-        export_query=state.query(page_key=None, prev=[]), here_query=here_query,
-        can_create=site.can(store, "create"), can_delete=site.can(store, "delete"),
-        can_update=site.can(store, "update"), patchable=[a.name for a in patchable],
-        filtered=bool(state.filter_pairs))
+        export_query=state.query(page_key=None, prev=[]),
+        here_query=here_query,
+        can_create=site.can(store, "create"),
+        can_delete=site.can(store, "delete"),
+        can_update=site.can(store, "update"),
+        patchable=[a.name for a in patchable],
+        filtered=bool(state.filter_pairs),
+    )
 
 
 async def bulk(site: Site, request: Request) -> Response:
@@ -154,8 +187,7 @@ async def bulk(site: Site, request: Request) -> Response:
     action = (form.get("action") or [""])[-1]
     if action == "delete":
         if (form.get("confirm") or [""])[-1] != "yes":
-            return site.render(request, "confirm_bulk.html", served=served, keys=keys,
-                               back=back)
+            return site.render(request, "confirm_bulk.html", served=served, keys=keys, back=back)
         return site.redirect(request, back, await bulk_delete(store, keys))
     if action == "patch":
         name = (form.get("_patch_attr") or [""])[-1]
@@ -164,8 +196,11 @@ async def bulk(site: Site, request: Request) -> Response:
         a = served.meta.attr(name)
         w = Widget(a, widget_kind(a, None), required=not a.optional)
         text = (form.get("_patch_value") or [""])[-1]
-        raw = ["true"] if w.kind == "checkbox" and text.strip().lower() in (
-            "true", "yes", "1", "on") else [text]
+        raw = (
+            ["true"]
+            if w.kind == "checkbox" and text.strip().lower() in ("true", "yes", "1", "on")
+            else [text]
+        )
         value = parse(w, raw, site.zone_named((form.get("_tz") or [""])[-1]))
         check_values(served.meta, {name: value})
         return site.redirect(request, back, await bulk_patch(store, keys, {name: value}))
@@ -225,7 +260,11 @@ def _label_attr(served: Served) -> str | None:
 
 
 def form_widgets(site: Site, store: Any, served: Served, shape: str) -> list[Widget]:
-    return widgets(served.meta, shape, relations=belongs_to(site, served),
-                   writable=lambda n: site.writable(store, n),
-                   forced=set(site.forced(store)) if shape == "create" else set(),
-                   readable={a.name for a in site.readable(store, served)})
+    return widgets(
+        served.meta,
+        shape,
+        relations=belongs_to(site, served),
+        writable=lambda n: site.writable(store, n),
+        forced=set(site.forced(store)) if shape == "create" else set(),
+        readable={a.name for a in site.readable(store, served)},
+    )

@@ -16,7 +16,14 @@ async def login_page(site: Site, request: Request) -> Response:
     base = site.base(request)
     nxt = safe_next(request.query_params.get("next"), base)
     if request.method == "GET":
-        return site.render(request, "login.html", next=nxt, username="", error=None)
+        return site.render(
+            request,
+            "login.html",
+            next=nxt,
+            username="",
+            error=None,
+            can_sign_in=site.api.login is not None,
+        )
     if site.api.login is None or site.api.auth is None:
         raise NotFound("this admin has no sign-in")
     form = await site.form(request)
@@ -28,13 +35,26 @@ async def login_page(site: Site, request: Request) -> Response:
             raise Unauthorized("enter your user name")
         scopes = site.api.login.authenticate(username, password)
     except Unauthorized as e:
-        return site.render(request, "login.html", status=401, next=nxt, username=username,
-                           error=str(e))
+        return site.render(
+            request,
+            "login.html",
+            status=401,
+            next=nxt,
+            username=username,
+            error=str(e),
+            can_sign_in=True,
+        )
     token = site.api.auth.issue(username, scopes)
     response = site.redirect(request, nxt)
-    response.set_cookie(SESSION_COOKIE, token, path=base or "/", httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https",
-                        max_age=int(site.api.auth.expires_in.total_seconds()))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        path=base or "/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        max_age=int(site.api.auth.expires_in.total_seconds()),
+    )
     return response
 
 
@@ -54,7 +74,13 @@ async def theme(site: Site, request: Request) -> Response:
         chosen = "light" if request.cookies.get(THEME_COOKIE) == "dark" else "dark"
     base = site.base(request)
     response = site.redirect(request, safe_next((form.get("next") or [""])[-1], base))
-    response.set_cookie(THEME_COOKIE, chosen, path=base or "/", httponly=False,
-                        samesite="lax", secure=request.url.scheme == "https",
-                        max_age=365 * 24 * 3600)
+    response.set_cookie(
+        THEME_COOKIE,
+        chosen,
+        path=base or "/",
+        httponly=False,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        max_age=365 * 24 * 3600,
+    )
     return response

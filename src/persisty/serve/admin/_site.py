@@ -40,9 +40,11 @@ FLASH_COOKIE = "persisty_admin_flash"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_FIELDS = 2000
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
-       "object-src 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -85,8 +87,12 @@ class Site:
     @classmethod
     def make(cls, api: Api, title: str) -> Site:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         env.filters["thousands"] = lambda n: f"{n:,}"
         return cls(api, title, env, asset_version(), relation_graph(api.served, api.links))
 
@@ -145,8 +151,11 @@ class Site:
         """The attributes the caller may read, in declaration order."""
         rules = self.rules(store)
         names = None if rules is None else rules.readable
-        return [a for a in served.meta.attrs if a.readable and a.name not in served.hidden
-                and (names is None or a.name in names)]
+        return [
+            a
+            for a in served.meta.attrs
+            if a.readable and a.name not in served.hidden and (names is None or a.name in names)
+        ]
 
     def writable(self, store: Any, name: str) -> bool:
         rules = self.rules(store)
@@ -190,8 +199,12 @@ class Site:
         if ctype not in ("application/x-www-form-urlencoded", ""):
             raise CsrfFailure("send the form as application/x-www-form-urlencoded")
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                              max_num_fields=MAX_FORM_FIELDS, strict_parsing=False)
+            pairs = parse_qsl(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                max_num_fields=MAX_FORM_FIELDS,
+                strict_parsing=False,
+            )
         except (UnicodeDecodeError, ValueError):
             raise CsrfFailure("the form could not be read") from None
         data: dict[str, list[str]] = {}
@@ -199,9 +212,11 @@ class Site:
             data.setdefault(k, []).append(v)
         sent = (data.get(CSRF_FIELD) or [""])[-1]
         if not request.cookies.get(CSRF_COOKIE) or not hmac.compare_digest(
-                sent.encode(), self.csrf_token(request).encode()):
-            raise CsrfFailure("the form's security token is missing or out of date: "
-                              "reload the page and try again")
+            sent.encode(), self.csrf_token(request).encode()
+        ):
+            raise CsrfFailure(
+                "the form's security token is missing or out of date: reload the page and try again"
+            )
         return data
 
     def check_origin(self, request: Request) -> None:
@@ -217,8 +232,9 @@ class Site:
 
     # ---- responses ----------------------------------------------------------------------
 
-    def render(self, request: Request, template: str, status: int = 200,
-               **context: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         base = self.base(request)
         try:
             user = self.principal(request)
@@ -227,12 +243,20 @@ class Site:
         zone = self.zone(request)
         flash = unquote(request.cookies.get(FLASH_COOKIE) or "") or None
         page = self.env.get_template(template).render(
-            base=base, static=f"{base}/_static/{self.assets}", title=self.title,
-            user=user, auth=self.api.auth is not None, csrf=self.csrf_token(request),
-            theme=request.cookies.get(THEME_COOKIE) if request.cookies.get(THEME_COOKIE) in (
-                "light", "dark") else None,
-            zone=zone.key, flash=flash[:300] if flash else None,
-            here=_here(request), **context)
+            base=base,
+            static=f"{base}/_static/{self.assets}",
+            title=self.title,
+            user=user,
+            auth=self.api.auth is not None,
+            csrf=self.csrf_token(request),
+            theme=request.cookies.get(THEME_COOKIE)
+            if request.cookies.get(THEME_COOKIE) in ("light", "dark")
+            else None,
+            zone=zone.key,
+            flash=flash[:300] if flash else None,
+            here=_here(request),
+            **context,
+        )
         response = HTMLResponse(page, status_code=status)
         if flash:
             response.delete_cookie(FLASH_COOKIE, path=base or "/")
@@ -241,18 +265,28 @@ class Site:
     def redirect(self, request: Request, url: str, flash: str | None = None) -> Response:
         response = RedirectResponse(url, status_code=303)
         if flash:
-            response.set_cookie(FLASH_COOKIE, quote(flash[:300], safe=""),
-                                path=self.base(request) or "/", httponly=True,
-                                samesite="lax", secure=request.url.scheme == "https")
+            response.set_cookie(
+                FLASH_COOKIE,
+                quote(flash[:300], safe=""),
+                path=self.base(request) or "/",
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
         return response
 
     def finish(self, request: Request, response: Response, started: float) -> Response:
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         if request.scope.get("persisty.csrf_new"):
-            response.set_cookie(CSRF_COOKIE, request.scope["persisty.csrf_nonce"],
-                                path=self.base(request) or "/", httponly=True,
-                                samesite="lax", secure=request.url.scheme == "https")
+            response.set_cookie(
+                CSRF_COOKIE,
+                request.scope["persisty.csrf_nonce"],
+                path=self.base(request) or "/",
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+            )
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
         return response
 
@@ -261,8 +295,9 @@ class Site:
 
     def login_redirect(self, request: Request) -> Response:
         target = _here(request)
-        response = RedirectResponse(f"{self.base(request)}/login?next={quote(target, safe='')}",
-                                    status_code=303)
+        response = RedirectResponse(
+            f"{self.base(request)}/login?next={quote(target, safe='')}", status_code=303
+        )
         if request.cookies.get(SESSION_COOKIE):
             response.delete_cookie(SESSION_COOKIE, path=self.base(request) or "/")
         return response
@@ -325,8 +360,9 @@ class SessionCookieAuth:
             if self.enabled:
                 token = Request(scope).cookies.get(SESSION_COOKIE)
                 if token and len(token) < 8192:
-                    headers.append((b"authorization", b"Bearer " + token.encode("latin-1",
-                                                                               "replace")))
+                    headers.append(
+                        (b"authorization", b"Bearer " + token.encode("latin-1", "replace"))
+                    )
             scope = dict(scope)
             scope["headers"] = headers
         await self.app(scope, receive, send)

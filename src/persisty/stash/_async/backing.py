@@ -103,11 +103,18 @@ class AsyncDirectoryStash(AsyncStash):
         await stash.dump("report/2024", {"rows": 3})     # cache/report%2F2024.dat
     """
 
-    def __init__(self, path: Path | str, pattern: str = "{name}.dat", *, codec: str = "json",
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        pattern: str = "{name}.dat",
+        *,
+        codec: str = "json",
+        secret: bytes | str | None = None,
+    ) -> None:
         if pattern.count("{name}") != 1 or "/" in pattern or os.sep in pattern:
-            raise ValidationError("pattern is a file name with {name} once, e.g. '{name}.dat'",
-                                  field="pattern")
+            raise ValidationError(
+                "pattern is a file name with {name} once, e.g. '{name}.dat'", field="pattern"
+            )
         self.path = Path(path)
         self.pattern = pattern
         self._prefix, self._suffix = pattern.split("{name}")
@@ -123,7 +130,7 @@ class AsyncDirectoryStash(AsyncStash):
     def _key_of(self, name: str) -> str | None:
         if not (name.startswith(self._prefix) and name.endswith(self._suffix)):
             return None
-        inner = name[len(self._prefix):len(name) - len(self._suffix)]
+        inner = name[len(self._prefix) : len(name) - len(self._suffix)]
         if not inner or inner.startswith("."):
             return None  # temporary files and journals start with "."
         return filename_to_key(inner)
@@ -240,4 +247,3 @@ class AsyncDirectoryStash(AsyncStash):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, {self.pattern!r})"
-

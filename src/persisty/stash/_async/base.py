@@ -91,7 +91,7 @@ class AsyncStash(AsyncStashMethods, ABC):
         if n < 1:
             raise ValidationError("a key group has at least one key", field="n")
         keys = list(await self._keys(None))
-        return [keys[i:i + n] for i in range(0, len(keys), n)]
+        return [keys[i : i + n] for i in range(0, len(keys), n)]
 
     async def values(self) -> AsyncIterator[Any]:
         """Every value, in the order of ``keys()``."""

@@ -66,8 +66,9 @@ class AsyncKeySubsetStash(AsyncReadOnlyStash):
         AsyncKeySubsetStash(stash, {"a", "b"})
     """
 
-    def __init__(self, delegate: AsyncStash, key_subset: Iterable[Any] | Path,
-                 dynamic_subset: bool = False) -> None:
+    def __init__(
+        self, delegate: AsyncStash, key_subset: Iterable[Any] | Path, dynamic_subset: bool = False
+    ) -> None:
         super().__init__(delegate)
         if isinstance(key_subset, Path):
             lines = key_subset.read_text().splitlines()
@@ -195,8 +196,13 @@ class AsyncFactoryStash(AsyncPreemptiveStash):
         await stash.get("3")      # computed once, then read from the directory
     """
 
-    def __init__(self, delegate: AsyncStash, factory: AsyncStash, enable_preemptive: bool = True,
-                 dump_factory_nones: bool = True) -> None:
+    def __init__(
+        self,
+        delegate: AsyncStash,
+        factory: AsyncStash,
+        enable_preemptive: bool = True,
+        dump_factory_nones: bool = True,
+    ) -> None:
         super().__init__(delegate)
         self.factory = factory
         self.enable_preemptive = enable_preemptive
@@ -242,11 +248,22 @@ class AsyncCacheStash(AsyncDelegateStash):
         stash = AsyncCacheStash(AsyncStoreStash(db, "reports"))
     """
 
-    def __init__(self, delegate: AsyncStash, cache: AsyncStash | None = None, *,
-                 cache_stash: AsyncStash | None = None, cache_misses: bool = False) -> None:
+    def __init__(
+        self,
+        delegate: AsyncStash,
+        cache: AsyncStash | None = None,
+        *,
+        cache_stash: AsyncStash | None = None,
+        cache_misses: bool = False,
+    ) -> None:
         super().__init__(delegate)
-        self.cache_stash: AsyncStash = (cache if cache is not None else cache_stash if cache_stash
-                                         is not None else AsyncDictionaryStash())
+        self.cache_stash: AsyncStash = (
+            cache
+            if cache is not None
+            else cache_stash
+            if cache_stash is not None
+            else AsyncDictionaryStash()
+        )
         self.cache_misses = cache_misses
         self._misses: set[Any] = set()
 
@@ -366,8 +383,9 @@ class AsyncSortedStash(AsyncDelegateStash):
         AsyncSortedStash(stash, sort_function=int)
     """
 
-    def __init__(self, delegate: AsyncStash, sort_function: Callable[[Any], Any] | None = None
-                 ) -> None:
+    def __init__(
+        self, delegate: AsyncStash, sort_function: Callable[[Any], Any] | None = None
+    ) -> None:
         super().__init__(delegate)
         self.sort_function = sort_function
 
@@ -439,8 +457,9 @@ class AsyncOneShotFactoryStash(AsyncHasData, AsyncPrimeableStash):
         await stash.get("apple")
     """
 
-    def __init__(self, delegate: AsyncStash, worker: Worker | None = None,
-                 batch_size: int = 500) -> None:
+    def __init__(
+        self, delegate: AsyncStash, worker: Worker | None = None, batch_size: int = 500
+    ) -> None:
         super().__init__(delegate)
         if worker is not None:
             self.worker = worker
@@ -608,9 +627,16 @@ class AsyncIncrementKeyDirectoryStash(AsyncIncrementKeyStash):
         await runs.dump({"loss": 0.3})     # runs/run-1.dat
     """
 
-    def __init__(self, path: Path | str, name: str = "data", *, codec: str = "json",
-                 secret: bytes | str | None = None) -> None:
-        super().__init__(AsyncDirectoryStash(path, name + "-{name}.dat", codec=codec,
-                                             secret=secret))
+    def __init__(
+        self,
+        path: Path | str,
+        name: str = "data",
+        *,
+        codec: str = "json",
+        secret: bytes | str | None = None,
+    ) -> None:
+        super().__init__(
+            AsyncDirectoryStash(path, name + "-{name}.dat", codec=codec, secret=secret)
+        )
         self.path = Path(path)
         self.name = name

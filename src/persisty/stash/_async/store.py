@@ -40,15 +40,17 @@ async def _put_all(store: AsyncStore[Any], items: list[Any]) -> None:
         if len(items) <= ATOMIC_LIMIT:
             raise
         for i in range(0, len(items), ATOMIC_LIMIT):
-            await _put_batch(store, items[i:i + ATOMIC_LIMIT])
+            await _put_batch(store, items[i : i + ATOMIC_LIMIT])
 
 
 async def _put_batch(store: AsyncStore[Any], items: list[Any]) -> None:
     results = await store.edit_batch([Edit.put(i) for i in items], atomic=True)
     failed = [r for r in results if not r.ok and r.code != "aborted"]
     if failed:
-        raise Conflict(f"the batch was not written: {failed[0].code} "
-                       f"{getattr(failed[0], 'message', '')}".strip())
+        raise Conflict(
+            f"the batch was not written: {failed[0].code} "
+            f"{getattr(failed[0], 'message', '')}".strip()
+        )
 
 
 class AsyncStoreStash(AsyncStash):
@@ -68,9 +70,16 @@ class AsyncStoreStash(AsyncStash):
         await stash.get("2024-05")     # {"rows": 3}
     """
 
-    def __init__(self, db_or_url: AsyncDatabase | str, name: str, *, codec: str = "json",
-                 secret: bytes | str | None = None, ttl: dt.timedelta | None = None,
-                 value_type: Any = Any) -> None:
+    def __init__(
+        self,
+        db_or_url: AsyncDatabase | str,
+        name: str,
+        *,
+        codec: str = "json",
+        secret: bytes | str | None = None,
+        ttl: dt.timedelta | None = None,
+        value_type: Any = Any,
+    ) -> None:
         self.database, self._owns_database = open_async_database(db_or_url)
         self.name = name
         self.entry = entry_type(name)
@@ -97,8 +106,11 @@ class AsyncStoreStash(AsyncStash):
 
     def _entry(self, key: Any, value: Any, ttl: dt.timedelta | None = None) -> Any:
         ttl = ttl or self.ttl
-        return self.entry(key=check_key(key), value=self.codec.encode(value),
-                          expires_at=None if ttl is None else _now() + ttl)
+        return self.entry(
+            key=check_key(key),
+            value=self.codec.encode(value),
+            expires_at=None if ttl is None else _now() + ttl,
+        )
 
     @staticmethod
     def _expired(entry: Any) -> bool:
@@ -190,11 +202,14 @@ class AsyncStoreItemStash(AsyncStash):
     def _checked(self, key: Any, item: Any) -> Any:
         key = check_key(key)
         if not isinstance(item, self.store.meta.cls):
-            raise ValidationError(f"this stash holds {self.store.meta.cls.__name__} items, "
-                                  f"not {type(item).__name__}", field="value")
+            raise ValidationError(
+                f"this stash holds {self.store.meta.cls.__name__} items, not {type(item).__name__}",
+                field="value",
+            )
         if self.store.key_of(item) != key:
-            raise ValidationError(f"the item's key is {self.store.key_of(item)!r}, "
-                                  f"not {key!r}", field="key")
+            raise ValidationError(
+                f"the item's key is {self.store.key_of(item)!r}, not {key!r}", field="key"
+            )
         return item
 
     async def load(self, key: Any) -> Any:
@@ -249,12 +264,12 @@ class AsyncShelveStash(AsyncStoreStash):
             await stash.dump("cool", [1, 2, 123])
     """
 
-    def __init__(self, path: Path | str, *, codec: str = "json",
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, codec: str = "json", secret: bytes | str | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(f"sqlite:///{self.path.absolute()}", "shelve", codec=codec,
-                         secret=secret)
+        super().__init__(f"sqlite:///{self.path.absolute()}", "shelve", codec=codec, secret=secret)
 
 
 def shelve(path: Path | str, **options: Any) -> AsyncShelveStash:

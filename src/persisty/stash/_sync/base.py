@@ -92,7 +92,7 @@ class Stash(StashMethods, ABC):
         if n < 1:
             raise ValidationError("a key group has at least one key", field="n")
         keys = list(self._keys(None))
-        return [keys[i:i + n] for i in range(0, len(keys), n)]
+        return [keys[i : i + n] for i in range(0, len(keys), n)]
 
     def values(self) -> Iterator[Any]:
         """Every value, in the order of ``keys()``."""

@@ -67,8 +67,9 @@ class KeySubsetStash(ReadOnlyStash):
         KeySubsetStash(stash, {"a", "b"})
     """
 
-    def __init__(self, delegate: Stash, key_subset: Iterable[Any] | Path,
-                 dynamic_subset: bool = False) -> None:
+    def __init__(
+        self, delegate: Stash, key_subset: Iterable[Any] | Path, dynamic_subset: bool = False
+    ) -> None:
         super().__init__(delegate)
         if isinstance(key_subset, Path):
             lines = key_subset.read_text().splitlines()
@@ -196,8 +197,13 @@ class FactoryStash(PreemptiveStash):
         stash.get("3")      # computed once, then read from the directory
     """
 
-    def __init__(self, delegate: Stash, factory: Stash, enable_preemptive: bool = True,
-                 dump_factory_nones: bool = True) -> None:
+    def __init__(
+        self,
+        delegate: Stash,
+        factory: Stash,
+        enable_preemptive: bool = True,
+        dump_factory_nones: bool = True,
+    ) -> None:
         super().__init__(delegate)
         self.factory = factory
         self.enable_preemptive = enable_preemptive
@@ -243,11 +249,22 @@ class CacheStash(DelegateStash):
         stash = CacheStash(StoreStash(db, "reports"))
     """
 
-    def __init__(self, delegate: Stash, cache: Stash | None = None, *,
-                 cache_stash: Stash | None = None, cache_misses: bool = False) -> None:
+    def __init__(
+        self,
+        delegate: Stash,
+        cache: Stash | None = None,
+        *,
+        cache_stash: Stash | None = None,
+        cache_misses: bool = False,
+    ) -> None:
         super().__init__(delegate)
-        self.cache_stash: Stash = (cache if cache is not None else cache_stash if cache_stash
-                                         is not None else DictionaryStash())
+        self.cache_stash: Stash = (
+            cache
+            if cache is not None
+            else cache_stash
+            if cache_stash is not None
+            else DictionaryStash()
+        )
         self.cache_misses = cache_misses
         self._misses: set[Any] = set()
 
@@ -367,8 +384,7 @@ class SortedStash(DelegateStash):
         SortedStash(stash, sort_function=int)
     """
 
-    def __init__(self, delegate: Stash, sort_function: Callable[[Any], Any] | None = None
-                 ) -> None:
+    def __init__(self, delegate: Stash, sort_function: Callable[[Any], Any] | None = None) -> None:
         super().__init__(delegate)
         self.sort_function = sort_function
 
@@ -440,8 +456,9 @@ class OneShotFactoryStash(HasData, PrimeableStash):
         stash.get("apple")
     """
 
-    def __init__(self, delegate: Stash, worker: Worker | None = None,
-                 batch_size: int = 500) -> None:
+    def __init__(
+        self, delegate: Stash, worker: Worker | None = None, batch_size: int = 500
+    ) -> None:
         super().__init__(delegate)
         if worker is not None:
             self.worker = worker
@@ -609,9 +626,14 @@ class IncrementKeyDirectoryStash(IncrementKeyStash):
         runs.dump({"loss": 0.3})     # runs/run-1.dat
     """
 
-    def __init__(self, path: Path | str, name: str = "data", *, codec: str = "json",
-                 secret: bytes | str | None = None) -> None:
-        super().__init__(DirectoryStash(path, name + "-{name}.dat", codec=codec,
-                                             secret=secret))
+    def __init__(
+        self,
+        path: Path | str,
+        name: str = "data",
+        *,
+        codec: str = "json",
+        secret: bytes | str | None = None,
+    ) -> None:
+        super().__init__(DirectoryStash(path, name + "-{name}.dat", codec=codec, secret=secret))
         self.path = Path(path)
         self.name = name

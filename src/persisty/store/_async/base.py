@@ -68,15 +68,19 @@ class AsyncStoreBase(AsyncStoreCore[T]):
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = list(edits)
-        if len(edits) > 1 and not self.meta.sequence_attrs and self.meta.expires is None and all(
-            isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits
+        if (
+            len(edits) > 1
+            and not self.meta.sequence_attrs
+            and self.meta.expires is None
+            and all(isinstance(e, Edit) and e.kind is EditKind.CREATE for e in edits)
         ):
             ops = self._inserts(edits)
             if ops is not None:
                 errors = await self._commit(ops, atomic)
                 if not any(errors):
-                    return [EditResult(e, True, None, op.item)
-                            for e, op in zip(edits, ops, strict=True)]
+                    return [
+                        EditResult(e, True, None, op.item) for e, op in zip(edits, ops, strict=True)
+                    ]
                 return self._results(edits, list(ops), errors, atomic)
         for _ in range(MAX_RETRIES):
             results, retry = await self._try_batch(edits, atomic)
@@ -84,14 +88,16 @@ class AsyncStoreBase(AsyncStoreCore[T]):
                 return results
         raise Conflict("too many concurrent changes; try again")
 
-    async def _try_batch(self, edits: list[Edit], atomic: bool
-                         ) -> tuple[list[EditResult[T]], bool]:
+    async def _try_batch(self, edits: list[Edit], atomic: bool) -> tuple[list[EditResult[T]], bool]:
         """One attempt; ``retry`` is true when an etag we read ourselves went stale."""
         ops: list[WriteOp | None] = []
         errors: list[PersistyError | None] = []
         expiring = self.meta.expires is not None
-        needed = [self._edit_key(e) for e in edits
-                  if e.kind != EditKind.CREATE or (expiring and isinstance(e, Edit))]
+        needed = [
+            self._edit_key(e)
+            for e in edits
+            if e.kind != EditKind.CREATE or (expiring and isinstance(e, Edit))
+        ]
         state: dict[Key, tuple[Any, str] | None] = {}
         stale: dict[Key, str] = {}  # keys held by expired items: their etags
         keys = [k for k in needed if k is not None]
@@ -117,12 +123,23 @@ class AsyncStoreBase(AsyncStoreCore[T]):
         committed = await self._commit([op for _, op in todo], atomic) if todo else []
         again: list[int] = []
         for (i, op), outcome in zip(todo, committed, strict=True):
-            raced = isinstance(outcome, PreconditionFailed) and edits[i].if_match is None and (
-                not isinstance(op, Insert))
-            if edits[i].kind is EditKind.PUT and edits[i].if_match is None and (
-                isinstance(outcome, PreconditionFailed | NotFound) or (
-                    isinstance(outcome, Conflict) and isinstance(op, Insert)
-                    and (await self._get_live(op.key))[0] is not None)):
+            raced = (
+                isinstance(outcome, PreconditionFailed)
+                and edits[i].if_match is None
+                and (not isinstance(op, Insert))
+            )
+            if (
+                edits[i].kind is EditKind.PUT
+                and edits[i].if_match is None
+                and (
+                    isinstance(outcome, PreconditionFailed | NotFound)
+                    or (
+                        isinstance(outcome, Conflict)
+                        and isinstance(op, Insert)
+                        and (await self._get_live(op.key))[0] is not None
+                    )
+                )
+            ):
                 raced = True  # a put resolved against a state that changed: resolve it again
             if raced:
                 # the item changed after we read it; the edit's own conditions may still hold
@@ -150,8 +167,10 @@ class AsyncStoreBase(AsyncStoreCore[T]):
         keys = [meta.key_values(n) for n in news]
         if len(set(keys)) < len(keys):
             return None
-        return [Insert(k, n, tag, doc) for k, n, tag, doc
-                in zip(keys, news, etags_of(docs), docs, strict=True)]
+        return [
+            Insert(k, n, tag, doc)
+            for k, n, tag, doc in zip(keys, news, etags_of(docs), docs, strict=True)
+        ]
 
     async def _apply_alone(self, e: Edit) -> WriteOp:
         """One edit through the single-item methods (which retry on concurrent changes)."""
@@ -165,22 +184,31 @@ class AsyncStoreBase(AsyncStoreCore[T]):
             new = await self.put(e.item, if_match=e.if_match)
         else:
             assert e.key is not None
-            new = await self.patch(e.key, e.changes or {}, if_match=e.if_match,
-                                   precondition=e.precondition)
+            new = await self.patch(
+                e.key, e.changes or {}, if_match=e.if_match, precondition=e.precondition
+            )
         return Replace(self.meta.key_values(new), new, etag(new))
 
     def _edit_key(self, e: Edit) -> Key | None:
         try:
             if e.kind in (EditKind.UPDATE, EditKind.PUT, EditKind.CREATE):
-                item = e.item if isinstance(e.item, self.meta.cls) else (
-                    self.meta.from_builtins(e.item))
+                item = (
+                    e.item
+                    if isinstance(e.item, self.meta.cls)
+                    else (self.meta.from_builtins(e.item))
+                )
                 return self.meta.key_values(item)
             return self.meta.parse_key(e.key)
         except PersistyError:
             return None
 
-    async def _resolve(self, e: Edit, state: dict[Key, tuple[Any, str] | None],
-                       now: Any, stale: dict[Key, str] | None = None) -> WriteOp:
+    async def _resolve(
+        self,
+        e: Edit,
+        state: dict[Key, tuple[Any, str] | None],
+        now: Any,
+        stale: dict[Key, str] | None = None,
+    ) -> WriteOp:
         meta = self.meta
         if not isinstance(e, Edit):
             raise ValidationError(f"not an Edit: {e!r}")
@@ -229,23 +257,30 @@ class AsyncStoreBase(AsyncStoreCore[T]):
         state[key] = (new, tag)
         return Replace(key, new, tag, found[1], found[0])
 
-    def _results(self, edits: list[Edit], ops: list[WriteOp | None],
-                 errors: list[PersistyError | None], atomic: bool) -> list[EditResult[T]]:
+    def _results(
+        self,
+        edits: list[Edit],
+        ops: list[WriteOp | None],
+        errors: list[PersistyError | None],
+        atomic: bool,
+    ) -> list[EditResult[T]]:
         failed = any(err is not None for err in errors)
         results: list[EditResult[T]] = []
         for e, op, err in zip(edits, ops, errors, strict=True):
             if err is not None:
                 results.append(EditResult(e, False, err.code, None, err.message, err.field))
             elif atomic and failed:
-                results.append(EditResult(e, False, "aborted", None,
-                                          "not applied: another edit in the batch failed"))
+                results.append(
+                    EditResult(
+                        e, False, "aborted", None, "not applied: another edit in the batch failed"
+                    )
+                )
             else:
                 item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
                 results.append(EditResult(e, True, None, item))
         return results
 
-    async def restore(self, items: Sequence[Any], *, replace: bool = False
-                      ) -> list[EditResult[T]]:
+    async def restore(self, items: Sequence[Any], *, replace: bool = False) -> list[EditResult[T]]:
         """Write ``items`` exactly as given: generated values (``created``/``updated``
         timestamps, sequences) are kept, not stamped anew, so every item keeps its etag;
         what ``persisty import`` does with an export. Each item is validated and written on
@@ -265,8 +300,7 @@ class AsyncStoreBase(AsyncStoreCore[T]):
             try:
                 new = meta.validate(item)
             except PersistyError as e:
-                results[i] = EditResult(Edit.create(item), False, e.code, None, e.message,
-                                        e.field)
+                results[i] = EditResult(Edit.create(item), False, e.code, None, e.message, e.field)
                 continue
             inserts.append((i, Insert(meta.key_values(new), new, etag(new))))
         errors = await self._commit([op for _, op in inserts], False) if inserts else []
@@ -277,18 +311,26 @@ class AsyncStoreBase(AsyncStoreCore[T]):
             elif replace and isinstance(err, Conflict):
                 again.append((i, op, err))
             else:
-                results[i] = EditResult(Edit.create(op.item), False, err.code, None,
-                                        err.message, err.field)
+                results[i] = EditResult(
+                    Edit.create(op.item), False, err.code, None, err.message, err.field
+                )
         if again:
-            replaced = await self._commit([Replace(op.key, op.item, op.etag)
-                                           for _, op, _ in again], False)
+            replaced = await self._commit(
+                [Replace(op.key, op.item, op.etag) for _, op, _ in again], False
+            )
             for (i, op, first), err in zip(again, replaced, strict=True):
                 if err is None:
                     results[i] = EditResult(Edit.update(op.item), True, None, op.item)
                 else:  # not there: the conflict was on a unique index, not the key
                     failure = first if isinstance(err, NotFound) else err
-                    results[i] = EditResult(Edit.update(op.item), False, failure.code, None,
-                                            failure.message, failure.field)
+                    results[i] = EditResult(
+                        Edit.update(op.item),
+                        False,
+                        failure.code,
+                        None,
+                        failure.message,
+                        failure.field,
+                    )
         return [r for r in results if r is not None]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -71,8 +71,9 @@ class AsyncStore(ABC, Generic[T]):
         """The item with ``key``, or ``None``."""
 
     @abstractmethod
-    async def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    async def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         """Replace the stored item that has ``item``'s key; return what was stored."""
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
@@ -90,8 +91,14 @@ class AsyncStore(ABC, Generic[T]):
         return await put_through(self, item, if_match)  # type: ignore[no-any-return]
 
     @abstractmethod
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         """Change the named attributes of the item with ``key``; return what was stored.
 
         A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
@@ -115,8 +122,15 @@ class AsyncStore(ABC, Generic[T]):
             raise NotFound(f"no {self.meta.name} with key {key!r}")
         return p.get(item)
 
-    async def write_path(self, key: str, path: str, value: Any, *, if_match: str | None = None,
-                         precondition: Filter | None = None) -> T:
+    async def write_path(
+        self,
+        key: str,
+        path: str,
+        value: Any,
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         """Set the value at ``path`` of the item with ``key`` (coerced to the declared type)
         and return the new item: one conditional write, tried again when the item changed
         in between (as ``patch``, which takes paths too), so concurrent writes to other
@@ -128,21 +142,27 @@ class AsyncStore(ABC, Generic[T]):
             moved = await notes.write_path(key, "address.city", "Tokyo", if_match=etag(placed))
             assert moved.address.city == "Tokyo" and moved.address.street == "Main"
         """
-        return await self.patch(key, {path: value}, if_match=if_match,
-                                precondition=precondition)
+        return await self.patch(key, {path: value}, if_match=if_match, precondition=precondition)
 
     @abstractmethod
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         """Delete the item with ``key``."""
 
     @abstractmethod
-    async def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         """One page of the items matching ``filter`` in ``order``."""
 
-    async def search_all(self, filter: Filter | None = None, order: OrderArg = None,
-                         page_size: int = 500) -> AsyncIterator[T]:
+    async def search_all(
+        self, filter: Filter | None = None, order: OrderArg = None, page_size: int = 500
+    ) -> AsyncIterator[T]:
         """Every item matching ``filter`` in ``order``, fetched a page at a time."""
         page_key: str | None = None
         while True:

@@ -45,23 +45,36 @@ class AsyncWrappedStore(AsyncStore[T]):
     async def read(self, key: str) -> T | None:
         return await self.inner.read(key)
 
-    async def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    async def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         return await self.inner.update(item, if_match=if_match, precondition=precondition)
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
         return await self.inner.put(item, if_match=if_match)
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         return await self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         await self.inner.delete(key, if_match=if_match, precondition=precondition)
 
-    async def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         return await self.inner.search(filter, order, limit, page_key)
 
     async def count(self, filter: Filter | None = None) -> int:

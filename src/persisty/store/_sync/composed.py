@@ -36,11 +36,12 @@ from persisty.store._types import (
 if TYPE_CHECKING:
     from persisty.store._sync.contract import Store
 
+
 def _after_lost_race(attempt: int) -> None:
     """After a few lost races on one item, wait a random moment (growing, at most 50 ms) so
     writers contending for it spread out instead of colliding again in lockstep."""
     if attempt >= 2:
-        time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** attempt)))
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
 
 BULK_CHUNK = 100
@@ -48,15 +49,21 @@ MAX_RETRIES = 100
 """How often a write whose item changed between its read and its write is tried again."""
 
 
-def patch_keys(store: Store[Any], keys: Sequence[str], changes: Mapping[str, Any],
-                     precondition: Filter | None) -> int:
+def patch_keys(
+    store: Store[Any],
+    keys: Sequence[str],
+    changes: Mapping[str, Any],
+    precondition: Filter | None,
+) -> int:
     """Patch each of ``keys`` with ``changes`` where ``precondition`` still holds, in
     non-atomic batches through ``store.edit_batch``; return how many changed. A change that
     fails validation raises ``ValidationError`` (the same change fails for every item)."""
     total = 0
     for start in range(0, len(keys), BULK_CHUNK):
-        edits = [Edit.patch(k, changes, precondition=precondition)
-                 for k in keys[start:start + BULK_CHUNK]]
+        edits = [
+            Edit.patch(k, changes, precondition=precondition)
+            for k in keys[start : start + BULK_CHUNK]
+        ]
         results = store.edit_batch(edits, atomic=False)
         bad = [r for r in results if not r.ok and r.code == "validation_error"]
         if bad:
@@ -65,14 +72,14 @@ def patch_keys(store: Store[Any], keys: Sequence[str], changes: Mapping[str, Any
     return total
 
 
-def delete_keys(store: Store[Any], keys: Sequence[str],
-                      precondition: Filter | None) -> int:
+def delete_keys(store: Store[Any], keys: Sequence[str], precondition: Filter | None) -> int:
     """Delete each of ``keys`` where ``precondition`` still holds, in non-atomic batches
     through ``store.edit_batch``; return how many were deleted."""
     total = 0
     for start in range(0, len(keys), BULK_CHUNK):
-        edits = [Edit.delete(k, precondition=precondition)
-                 for k in keys[start:start + BULK_CHUNK]]
+        edits = [
+            Edit.delete(k, precondition=precondition) for k in keys[start : start + BULK_CHUNK]
+        ]
         results = store.edit_batch(edits, atomic=False)
         total += sum(1 for r in results if r.ok)
     return total
@@ -127,8 +134,11 @@ def resolve_puts(store: Store[Any], edits: Sequence[Edit]) -> list[Edit]:
         current = None if k is None else found.get(k)
         if current is None:
             # with an etag the update reports the missing item; without, it is new
-            edits[i] = Edit.create(e.item) if e.if_match is None else Edit.update(
-                e.item, if_match=e.if_match)
+            edits[i] = (
+                Edit.create(e.item)
+                if e.if_match is None
+                else Edit.update(e.item, if_match=e.if_match)
+            )
         else:
             edits[i] = Edit.update(e.item, if_match=e.if_match or etag(current))
     return edits

@@ -72,8 +72,9 @@ class Store(ABC, Generic[T]):
         """The item with ``key``, or ``None``."""
 
     @abstractmethod
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         """Replace the stored item that has ``item``'s key; return what was stored."""
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
@@ -91,8 +92,14 @@ class Store(ABC, Generic[T]):
         return put_through(self, item, if_match)  # type: ignore[no-any-return]
 
     @abstractmethod
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         """Change the named attributes of the item with ``key``; return what was stored.
 
         A value may be ``Increment(n)``: the engine adds ``n`` to the stored number
@@ -116,8 +123,15 @@ class Store(ABC, Generic[T]):
             raise NotFound(f"no {self.meta.name} with key {key!r}")
         return p.get(item)
 
-    def write_path(self, key: str, path: str, value: Any, *, if_match: str | None = None,
-                         precondition: Filter | None = None) -> T:
+    def write_path(
+        self,
+        key: str,
+        path: str,
+        value: Any,
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         """Set the value at ``path`` of the item with ``key`` (coerced to the declared type)
         and return the new item: one conditional write, tried again when the item changed
         in between (as ``patch``, which takes paths too), so concurrent writes to other
@@ -129,21 +143,27 @@ class Store(ABC, Generic[T]):
             moved = notes.write_path(key, "address.city", "Tokyo", if_match=etag(placed))
             assert moved.address.city == "Tokyo" and moved.address.street == "Main"
         """
-        return self.patch(key, {path: value}, if_match=if_match,
-                                precondition=precondition)
+        return self.patch(key, {path: value}, if_match=if_match, precondition=precondition)
 
     @abstractmethod
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         """Delete the item with ``key``."""
 
     @abstractmethod
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         """One page of the items matching ``filter`` in ``order``."""
 
-    def search_all(self, filter: Filter | None = None, order: OrderArg = None,
-                         page_size: int = 500) -> Iterator[T]:
+    def search_all(
+        self, filter: Filter | None = None, order: OrderArg = None, page_size: int = 500
+    ) -> Iterator[T]:
         """Every item matching ``filter`` in ``order``, fetched a page at a time."""
         page_key: str | None = None
         while True:

@@ -67,8 +67,14 @@ class StoreCore(Store[T]):
     """The single-item half of :class:`StoreBase` (which backends subclass): hooks,
     expiry, checks and the single-item methods of the contract."""
 
-    def __init__(self, meta: StoreMeta, pages: PageKeys, *, clock: Clock | None = None,
-                 default_limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self,
+        meta: StoreMeta,
+        pages: PageKeys,
+        *,
+        clock: Clock | None = None,
+        default_limit: int = DEFAULT_LIMIT,
+    ) -> None:
         self.meta = meta
         self.pages = pages
         self.clock = clock or Clock()
@@ -80,7 +86,9 @@ class StoreCore(Store[T]):
         # update() needs no read when it keeps nothing of the stored item
         self._blind_update = all(
             a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs if a.name not in meta.key.attrs)
+            for a in meta.attrs
+            if a.name not in meta.key.attrs
+        )
 
     checks_expected = False
     """Whether ``_commit`` checks each op's ``expected`` etag, and reports a missing key, on
@@ -109,8 +117,9 @@ class StoreCore(Store[T]):
         and any op fails, none is applied (ops after the first failure may be left ``None``)."""
 
     @abstractmethod
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[T]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[T]:
         """Items matching ``native`` sorted by ``spec``, strictly after the position
         ``after`` (values for each term of ``spec``), at most ``limit``."""
 
@@ -137,8 +146,9 @@ class StoreCore(Store[T]):
             return None
         return {n: self._next_sequence(n) for n in names}
 
-    def _check(self, stored: tuple[T, str], if_match: str | None,
-               precondition: Filter | None) -> None:
+    def _check(
+        self, stored: tuple[T, str], if_match: str | None, precondition: Filter | None
+    ) -> None:
         item, tag = stored
         if if_match is not None and if_match != tag:
             raise PreconditionFailed("the item has changed (etag does not match)")
@@ -217,8 +227,10 @@ class StoreCore(Store[T]):
         for _ in range(MAX_RETRIES):
             found, stale = self._get_live(key)
             if found is not None:
-                raise Conflict(f"{self.meta.name} {self.meta.key_string(key)!r} already exists",
-                               field=self.meta.key.attrs[0])
+                raise Conflict(
+                    f"{self.meta.name} {self.meta.key_string(key)!r} already exists",
+                    field=self.meta.key.attrs[0],
+                )
             try:
                 if stale is None:
                     self._commit_one(Insert(key, new, tag))
@@ -240,8 +252,11 @@ class StoreCore(Store[T]):
                 if if_match is not None:
                     raise PreconditionFailed("the item does not exist (etag does not match)")
                 new = prepare_create(self.meta, item, now, self._sequences())
-                op = (Insert(key, new, etag(new)) if stale is None
-                      else Replace(key, new, etag(new), stale))
+                op = (
+                    Insert(key, new, etag(new))
+                    if stale is None
+                    else Replace(key, new, etag(new), stale)
+                )
             else:
                 self._check(found, if_match, None)
                 new = prepare_update(self.meta, item, found[0], now)
@@ -268,17 +283,23 @@ class StoreCore(Store[T]):
             return None
         return found[0]
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
-        if (self.checks_expected and self._blind_update and precondition is None
-                and self.meta.expires is None):
+        if (
+            self.checks_expected
+            and self._blind_update
+            and precondition is None
+            and self.meta.expires is None
+        ):
             # nothing of the stored item is kept: one conditional write, no read
             new = prepare_update(self.meta, item, item, self.clock())
             raw = self.meta.encode(new)  # once, for the etag and for the engine
-            self._commit_one(Replace(self.meta.key_values(new), new, etag_of(raw),
-                                           if_match, None, raw))
+            self._commit_one(
+                Replace(self.meta.key_values(new), new, etag_of(raw), if_match, None, raw)
+            )
             return new  # type: ignore[no-any-return]
         key = self.meta.key_values(item)
         for _ in range(MAX_RETRIES):
@@ -297,8 +318,14 @@ class StoreCore(Store[T]):
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
         for attempt in range(MAX_RETRIES):
@@ -318,11 +345,15 @@ class StoreCore(Store[T]):
             return new  # type: ignore[no-any-return]
         raise Conflict("too many concurrent changes; try again")
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         k = self.meta.parse_key(key)
-        if (if_match is None or self.checks_expected) and precondition is None and (
-                self.meta.expires is None):
+        if (
+            (if_match is None or self.checks_expected)
+            and precondition is None
+            and (self.meta.expires is None)
+        ):
             self._commit_one(Remove(k, if_match))  # one conditional write, no read
             return
         for _ in range(MAX_RETRIES):
@@ -340,8 +371,9 @@ class StoreCore(Store[T]):
             return
         raise Conflict("too many concurrent changes; try again")
 
-    def _prepare_search(self, filter: Filter | None, order: OrderArg,
-                        page_key: str | None) -> tuple[Filter, Sort, tuple[Any, ...] | None]:
+    def _prepare_search(
+        self, filter: Filter | None, order: OrderArg, page_key: str | None
+    ) -> tuple[Filter, Sort, tuple[Any, ...] | None]:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
             f = self._live(f)
@@ -349,8 +381,13 @@ class StoreCore(Store[T]):
         after = None if page_key is None else self.pages.decode(page_key, self.meta, spec)
         return f, spec, after
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         f, spec, after = self._prepare_search(filter, order, page_key)
         if limit is None:
             limit = self.default_limit
@@ -364,8 +401,9 @@ class StoreCore(Store[T]):
             return Page(items, self.pages.encode(self.meta, spec, sort_values(items[-1], spec)))
         return Page(items, None)
 
-    def _collect(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-                       limit: int | None) -> list[T]:
+    def _collect(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[T]:
         if self.finds_residual:
             return self._find(f, spec, after, limit)
         plan = self._plan(f, spec)
@@ -412,5 +450,9 @@ class StoreCore(Store[T]):
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
         f, spec, _ = self._prepare_search(filter, order, None)
         plan = self._plan(f, spec)
-        return Explain(plan.native, plan.residual, plan.ordered,
-                       plan.detail or self._describe(plan.native, spec))
+        return Explain(
+            plan.native,
+            plan.residual,
+            plan.ordered,
+            plan.detail or self._describe(plan.native, spec),
+        )

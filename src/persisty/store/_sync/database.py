@@ -49,15 +49,20 @@ class Database(ABC):
         notes = db.store(Note)
     """
 
-    def __init__(self, url: str, *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self, url: str, *, namespace: str | None = None, secret: bytes | str | None = None
+    ) -> None:
         if namespace is not None and not _NAMESPACE.match(namespace):
-            raise ValidationError("a namespace is a letter then letters, digits or _ "
-                                  "(at most 40)", field="namespace")
+            raise ValidationError(
+                "a namespace is a letter then letters, digits or _ (at most 40)", field="namespace"
+            )
         self.url = url
         self.namespace = namespace
-        self.pages = PageKeys(secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
-                              namespace=namespace, database=url)
+        self.pages = PageKeys(
+            secret or os.environ.get("PERSISTY_SECRET") or self._secret(),
+            namespace=namespace,
+            database=url,
+        )
         self._stores: dict[type[Any], Store[Any]] = {}
         self.clock = Clock()
         """The clock every store of this database reads (timestamps, expiry); tests set

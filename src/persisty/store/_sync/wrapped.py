@@ -46,23 +46,36 @@ class WrappedStore(Store[T]):
     def read(self, key: str) -> T | None:
         return self.inner.read(key)
 
-    def update(self, item: T, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> T:
+    def update(
+        self, item: T, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> T:
         return self.inner.update(item, if_match=if_match, precondition=precondition)
 
     def put(self, item: T, *, if_match: str | None = None) -> T:
         return self.inner.put(item, if_match=if_match)
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> T:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> T:
         return self.inner.patch(key, changes, if_match=if_match, precondition=precondition)
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         self.inner.delete(key, if_match=if_match, precondition=precondition)
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[T]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[T]:
         return self.inner.search(filter, order, limit, page_key)
 
     def count(self, filter: Filter | None = None) -> int:

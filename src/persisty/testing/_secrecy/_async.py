@@ -47,8 +47,9 @@ class AsyncPageKeySecrecyConformance:
         rest = await items.search(order=[+F.title], limit=2, page_key=key)
         assert [i.title for i in rest.items] == ["zz"]
 
-    async def test_page_key_bound_to_namespace(self, database: AsyncDatabase,
-                                               items: AsyncStore[Item]) -> None:
+    async def test_page_key_bound_to_namespace(
+        self, database: AsyncDatabase, items: AsyncStore[Item]
+    ) -> None:
         for i in range(3):
             await items.create(Item(owner="o", title=f"t{i}"))
         key = (await items.search(order=[+F.title], limit=1)).next_page_key

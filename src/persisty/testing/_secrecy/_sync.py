@@ -48,8 +48,7 @@ class PageKeySecrecyConformance:
         rest = items.search(order=[+F.title], limit=2, page_key=key)
         assert [i.title for i in rest.items] == ["zz"]
 
-    def test_page_key_bound_to_namespace(self, database: Database,
-                                               items: Store[Item]) -> None:
+    def test_page_key_bound_to_namespace(self, database: Database, items: Store[Item]) -> None:
         for i in range(3):
             items.create(Item(owner="o", title=f"t{i}"))
         key = (items.search(order=[+F.title], limit=1)).next_page_key

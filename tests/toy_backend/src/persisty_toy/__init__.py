@@ -77,8 +77,9 @@ class Table:
                 raise Conflict(f"{', '.join(ix.attrs)} must be unique", field=ix.attrs[0])
         self.rows[op.key] = (op.item, op.etag)
 
-    def find(self, f: Filter, spec: Sort, after: Sequence[Any] | None,
-             limit: int | None) -> list[Any]:
+    def find(
+        self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         with self.lock:
             items = [item for item, _ in self.rows.values()]
         if f is not ALL:
@@ -103,8 +104,9 @@ class ToyStore(StoreBase[Any]):
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
 
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-              limit: int | None) -> list[Any]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
     def _next_sequence(self, attr: str) -> int:
@@ -122,8 +124,9 @@ class AsyncToyStore(AsyncStoreBase[Any]):
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         return self.table.commit(ops, atomic)
 
-    async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    async def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         return self.table.find(native, spec, after, limit)
 
     async def _next_sequence(self, attr: str) -> int:
@@ -133,8 +136,13 @@ class AsyncToyStore(AsyncStoreBase[Any]):
 class ToyDatabase(Database):
     """``toy://``: a fresh, empty database per ``connect()``."""
 
-    def __init__(self, url: str = "toy://", *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "toy://",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+    ) -> None:
         super().__init__(url, namespace=namespace, secret=secret)
         self.tables: dict[str, Table] = {}
 
@@ -145,8 +153,13 @@ class ToyDatabase(Database):
 class AsyncToyDatabase(AsyncDatabase):
     """``toy://`` for asyncio."""
 
-    def __init__(self, url: str = "toy://", *, namespace: str | None = None,
-                 secret: bytes | str | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "toy://",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+    ) -> None:
         super().__init__(url, namespace=namespace, secret=secret)
         self.tables: dict[str, Table] = {}
 

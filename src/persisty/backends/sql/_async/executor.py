@@ -91,7 +91,6 @@ class AsyncPool:
                     await self.driver.close(conn)
 
 
-
 class AsyncSqlExecutor:
     """Runs the statements of one database's stores on pooled driver connections, in
     transactions when asked, and turns driver errors into persisty errors (through the
@@ -105,8 +104,13 @@ class AsyncSqlExecutor:
                 await db.executor.run(conn, "DELETE FROM note")
     """
 
-    def __init__(self, dialect: Dialect, url: SqlUrl, options: Mapping[str, Any],
-                 pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        url: SqlUrl,
+        options: Mapping[str, Any],
+        pool_size: int | None = None,
+    ) -> None:
         self.dialect = dialect
         self.url = url
         self.driver: AsyncDriver = driver_for(dialect.drivers, AsyncDriver, url, options)
@@ -140,8 +144,9 @@ class AsyncSqlExecutor:
             raise
         await self.commit(conn)
 
-    async def _failure(self, conn: Any, e: BaseException, schema: TableSchema | None
-                       ) -> BaseException:
+    async def _failure(
+        self, conn: Any, e: BaseException, schema: TableSchema | None
+    ) -> BaseException:
         """The error to raise for ``e``; the connection goes back to the pool, or is thrown
         away when it failed itself."""
         if isinstance(e, PersistyError):
@@ -158,8 +163,9 @@ class AsyncSqlExecutor:
         self.pool.give_back(conn)
         return err or Unavailable(f"{self.dialect.name}: {e}")
 
-    async def query(self, sql: str, params: Sequence[Any],
-                    schema: TableSchema | None = None) -> list[Any]:
+    async def query(
+        self, sql: str, params: Sequence[Any], schema: TableSchema | None = None
+    ) -> list[Any]:
         """Rows of one statement on a pooled connection (the hot path: no context managers)."""
         pool = self.pool
         conn = await pool.acquire()
@@ -173,8 +179,9 @@ class AsyncSqlExecutor:
         pool.give_back(conn)
         return rows
 
-    async def execute(self, sql: str, params: Sequence[Any],
-                      schema: TableSchema | None = None) -> int:
+    async def execute(
+        self, sql: str, params: Sequence[Any], schema: TableSchema | None = None
+    ) -> int:
         """Row count of one statement on a pooled connection."""
         pool = self.pool
         conn = await pool.acquire()
@@ -192,8 +199,9 @@ class AsyncSqlExecutor:
         err = self.dialect.translate(e, schema)
         return e if err is None else err
 
-    async def run(self, conn: Any, sql: str, params: Sequence[Any] = (),
-                  schema: TableSchema | None = None) -> int:
+    async def run(
+        self, conn: Any, sql: str, params: Sequence[Any] = (), schema: TableSchema | None = None
+    ) -> int:
         """Run one statement on ``conn``; return its row count."""
         try:
             return await self.driver.run(conn, sql, params)
@@ -205,8 +213,9 @@ class AsyncSqlExecutor:
                 raise
             raise err from e
 
-    async def run_many(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]],
-                       schema: TableSchema | None = None) -> None:
+    async def run_many(
+        self, conn: Any, sql: str, rows: Iterable[Sequence[Any]], schema: TableSchema | None = None
+    ) -> None:
         """Run one statement on ``conn`` once per parameter row."""
         try:
             await self.driver.run_many(conn, sql, rows)
@@ -218,8 +227,9 @@ class AsyncSqlExecutor:
                 raise
             raise err from e
 
-    async def fetch(self, conn: Any, sql: str, params: Sequence[Any] = (),
-                    schema: TableSchema | None = None) -> list[Any]:
+    async def fetch(
+        self, conn: Any, sql: str, params: Sequence[Any] = (), schema: TableSchema | None = None
+    ) -> list[Any]:
         """The rows of one query on ``conn``."""
         try:
             return await self.driver.fetch(conn, sql, params)

@@ -26,7 +26,8 @@ from persisty.query import Filter
 from persisty.store import AsyncStoreBase, Insert, Key, Replace, WriteOp
 
 _COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "persisty_outbox_ids", default=None)
+    "persisty_outbox_ids", default=None
+)
 
 
 class AsyncSqlOutbox:
@@ -45,8 +46,14 @@ class AsyncSqlOutbox:
         await outbox.done([row[0] for row in rows])
     """
 
-    def __init__(self, executor: AsyncSqlExecutor, tables: AsyncSqlTables, store: str,
-                 meta: StoreMeta, lease: float) -> None:
+    def __init__(
+        self,
+        executor: AsyncSqlExecutor,
+        tables: AsyncSqlTables,
+        store: str,
+        meta: StoreMeta,
+        lease: float,
+    ) -> None:
         self.executor = executor
         self.tables = tables
         self.store = store
@@ -73,9 +80,16 @@ class AsyncSqlOutbox:
             collected.append(change_id)
         m = self.meta
         doc = self.schema.doc
-        return (change_id, self.store, kind, m.key_string(key),
-                doc(None if old is None else m.encode(old)),
-                doc(None if new is None else m.encode(new)), now, now + self.lease)
+        return (
+            change_id,
+            self.store,
+            kind,
+            m.key_string(key),
+            doc(None if old is None else m.encode(old)),
+            doc(None if new is None else m.encode(new)),
+            now,
+            now + self.lease,
+        )
 
     async def write(self, conn: Any, ops: Sequence[WriteOp]) -> None:
         """Insert the rows of ``ops`` on ``conn``, inside the caller's transaction."""
@@ -94,8 +108,11 @@ class AsyncSqlOutbox:
         """Insert the rows of newly created ``items``, inside the caller's transaction."""
         now = time.time()
         key_values = self.meta.key_values
-        await self.executor.run_many(conn, self.schema.sql_insert, [
-            self._row("create", key_values(i), None, i, now) for i in items])
+        await self.executor.run_many(
+            conn,
+            self.schema.sql_insert,
+            [self._row("create", key_values(i), None, i, now) for i in items],
+        )
 
     async def done(self, ids: Sequence[str]) -> None:
         """Delete delivered rows (ids that are gone already are fine)."""
@@ -120,8 +137,16 @@ class AsyncSqlOutbox:
                     rows = await self.executor.fetch(conn, s.sql_get, (change_id,))
                     if rows:
                         kind, key, old, new, at = rows[0]
-                        claimed.append((change_id, kind, key, self._item(old), self._item(new),
-                                        dt.datetime.fromtimestamp(at, dt.UTC)))
+                        claimed.append(
+                            (
+                                change_id,
+                                kind,
+                                key,
+                                self._item(old),
+                                self._item(new),
+                                dt.datetime.fromtimestamp(at, dt.UTC),
+                            )
+                        )
         return claimed
 
     def _item(self, doc: Any) -> Any:
@@ -173,21 +198,29 @@ class AsyncSqlOutboxStore(AsyncSqlStore):
 
     # the one-statement paths of the SQL store do not read the old item: take the base's
 
-    async def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
-        return await AsyncStoreBase.update(self, item, if_match=if_match,
-                                           precondition=precondition)
+    async def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
+        return await AsyncStoreBase.update(self, item, if_match=if_match, precondition=precondition)
 
     async def put(self, item: Any, *, if_match: str | None = None) -> Any:
         return await AsyncStoreBase.put(self, item, if_match=if_match)
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
-        return await AsyncStoreBase.patch(self, key, changes, if_match=if_match,
-                                          precondition=precondition)
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
+        return await AsyncStoreBase.patch(
+            self, key, changes, if_match=if_match, precondition=precondition
+        )
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         await AsyncStoreBase.delete(self, key, if_match=if_match, precondition=precondition)
 
     async def purge_expired(self, limit: int | None = None) -> int:

@@ -75,9 +75,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     checks_expected = True  # UPDATE/DELETE … WHERE key AND _etag = ?: no read first
 
-    def __init__(self, meta: StoreMeta, pages: PageKeys, schema: TableSchema,
-                 executor: AsyncSqlExecutor, tables: AsyncSqlTables,
-                 outboxes: OutboxFactory | None = None) -> None:
+    def __init__(
+        self,
+        meta: StoreMeta,
+        pages: PageKeys,
+        schema: TableSchema,
+        executor: AsyncSqlExecutor,
+        tables: AsyncSqlTables,
+        outboxes: OutboxFactory | None = None,
+    ) -> None:
         super().__init__(meta, pages)
         self._outboxes = outboxes
         self.schema = schema
@@ -101,11 +107,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
         # put() is one upsert when nothing of a stored item is kept and creating sets
         # nothing an update would not (MySQL's upsert fires on any unique index: none then)
-        self._blind_put = all(
-            a.updatable and a.creatable and a.generated in (None, "updated")
-            for a in meta.attrs if a.name not in meta.key.attrs
-        ) and not meta.sequence_attrs and (
-            self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
+        self._blind_put = (
+            all(
+                a.updatable and a.creatable and a.generated in (None, "updated")
+                for a in meta.attrs
+                if a.name not in meta.key.attrs
+            )
+            and not meta.sequence_attrs
+            and (self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
+        )
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
 
     # ---- connections --------------------------------------------------------------------
@@ -151,8 +161,9 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             await outbox.done(ids)
         """
         if self._outboxes is None:
-            raise ValidationError(f"{self.meta.name}: this store was opened without an outbox",
-                                  field="outbox")
+            raise ValidationError(
+                f"{self.meta.name}: this store was opened without an outbox", field="outbox"
+            )
         return self._outboxes(self, lease)
 
     async def _log(self, conn: Any, ops: Sequence[WriteOp]) -> None:
@@ -181,7 +192,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             return await self._by_params([s.key_params(k)[0] for k in keys])
         found: dict[Key, tuple[Any, str]] = {}
         for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+            chunk = unique[start : start + 500]
             params: list[Any] = []
             for k in chunk:
                 params.extend(s.key_params(k))
@@ -198,7 +209,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         by_param: dict[Any, tuple[Any, str]] = {}
         wanted = list(dict.fromkeys(params_of))
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             for doc, tag, kv in await self._query(s.sql_get_many(len(chunk)), chunk):
                 by_param[kv] = (decode(doc), tag)
         return [by_param.get(p) for p in params_of]
@@ -244,8 +255,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             return PreconditionFailed("the item has changed (etag does not match)")
         return NotFound(f"no {self.meta.name} with key {self.meta.key_string(op.key)!r}")
 
-    async def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]
-                             ) -> list[PersistyError | None]:
+    async def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
         await self.executor.begin(conn)
         try:
@@ -257,9 +267,15 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 if j - i > 1:
                     inserts = ops[i:j]
                     try:
-                        await self.executor.run_many(conn, self.schema.sql_insert, [
-                            self.schema.insert_params(op.item, op.etag, op.doc)  # type: ignore[union-attr]
-                            for op in inserts], self.schema)
+                        await self.executor.run_many(
+                            conn,
+                            self.schema.sql_insert,
+                            [
+                                self.schema.insert_params(op.item, op.etag, op.doc)  # type: ignore[union-attr]
+                                for op in inserts
+                            ],
+                            self.schema,
+                        )
                     except PersistyError:
                         # find which insert failed, then undo everything
                         await self.executor.rollback(conn)
@@ -280,8 +296,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             await self.executor.rollback(conn, quiet=True)
             raise
 
-    async def _find_failure(self, conn: Any, ops: Sequence[WriteOp]
-                            ) -> list[PersistyError | None]:
+    async def _find_failure(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
         await self.executor.begin(conn)
         try:
@@ -307,14 +322,14 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             if op.expected is None:
                 n = await db.run(conn, s.sql_update, s.update_params(op.item, op.etag), s)
             else:
-                n = await db.run(conn, s.sql_update_if,
-                                  s.update_params(op.item, op.etag, op.expected), s)
+                n = await db.run(
+                    conn, s.sql_update_if, s.update_params(op.item, op.etag, op.expected), s
+                )
         elif isinstance(op, Remove):
             if op.expected is None:
                 n = await db.run(conn, s.sql_delete, s.key_params(op.key), s)
             else:
-                n = await db.run(conn, s.sql_delete_if,
-                                  (*s.key_params(op.key), op.expected), s)
+                n = await db.run(conn, s.sql_delete_if, (*s.key_params(op.key), op.expected), s)
         else:
             raise ValidationError(f"unknown write {op!r}")
         if n == 0:
@@ -323,14 +338,16 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def _missing(self, conn: Any, key: Key, expected: str | None) -> None:
         key_text = self.meta.key_string(key)
         if expected is not None:
-            rows = await self.executor.fetch(conn, self.schema.sql_etag,
-                                        self.schema.key_params(key), self.schema)
+            rows = await self.executor.fetch(
+                conn, self.schema.sql_etag, self.schema.key_params(key), self.schema
+            )
             if rows:
                 raise PreconditionFailed("the item has changed (etag does not match)")
         raise NotFound(f"no {self.meta.name} with key {key_text!r}")
 
-    async def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    async def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         sql, params = self.schema.compiler.select(native, spec, after, limit)
         rows = await self._query(sql, params)
         decode = self._decode
@@ -359,8 +376,13 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     # ---- faster paths with the same semantics ------------------------------------------------
 
-    async def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[Any]:
+    async def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[Any]:
         if page_key is not None and self._epoch != self.tables.epoch:
             await self._prepare()  # the page-key secret is kept in the database
         return await super().search(filter, order, limit, page_key)
@@ -372,18 +394,20 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return await super().read(key)
 
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._str_key and self.meta.expires is None and isinstance(
-            keys, list | tuple
-        ) and all(
-            type(k) is str and k for k in keys
+        if (
+            self._str_key
+            and self.meta.expires is None
+            and isinstance(keys, list | tuple)
+            and all(type(k) is str and k for k in keys)
         ):
             if not keys:
                 return []
             return [None if f is None else f[0] for f in await self._by_params(list(keys))]
         return await super().read_batch(keys)
 
-    def _conditions(self, sql: str, params: list[Any], if_match: str | None,
-                    precondition: Filter | None) -> str:
+    def _conditions(
+        self, sql: str, params: list[Any], if_match: str | None, precondition: Filter | None
+    ) -> str:
         """``sql`` (ending in its key condition) with the etag and precondition checks."""
         if if_match is not None:
             sql += f" AND {self.dialect.quote(ETAG)} = {self.dialect.ph}"
@@ -398,11 +422,13 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         rows = await self._query(self.schema.sql_etag, self.schema.key_params(key))
         if not rows:
             return NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
-        return PreconditionFailed("the item has changed (etag does not match) or the "
-                                  "precondition does not hold")
+        return PreconditionFailed(
+            "the item has changed (etag does not match) or the precondition does not hold"
+        )
 
-    async def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
+    async def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
         if precondition is None or not self._blind_update or self.meta.expires is not None:
             return await super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one UPDATE with the precondition in SQL
@@ -421,8 +447,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         if self.meta.expires is None:
             return 0
         s = self.schema
-        return await self._execute(s.purge_sql(limit),
-                                   (s.param(self.meta.expires, self.clock()),))
+        return await self._execute(s.purge_sql(limit), (s.param(self.meta.expires, self.clock()),))
 
     async def put(self, item: Any, *, if_match: str | None = None) -> Any:
         if if_match is not None or not self._blind_put:
@@ -433,20 +458,30 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         await self._execute(s.sql_upsert, s.insert_row(new))
         return new
 
-    async def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
+    async def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
         if self.meta.expires is not None:
-            return await super().patch(key, changes, if_match=if_match,
-                                       precondition=precondition)
+            return await super().patch(key, changes, if_match=if_match, precondition=precondition)
         names = self._patched.get(tuple(changes)) if type(changes) is dict else None
         increments = names is None or has_increments(changes)
         if increments:  # names seen before need no check again; increment values do
             changes = check_changes(self.meta, changes)
             increments = has_increments(changes)
             if names is None:
-                names = self._patched[tuple(changes)] = tuple(dict.fromkeys(
-                    [*patched_attrs(changes),
-                     *(a.name for a in self.meta.attrs if a.generated == "updated")]))
+                names = self._patched[tuple(changes)] = tuple(
+                    dict.fromkeys(
+                        [
+                            *patched_attrs(changes),
+                            *(a.name for a in self.meta.attrs if a.generated == "updated"),
+                        ]
+                    )
+                )
         assert names is not None
         k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
         s = self.schema
@@ -481,8 +516,9 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 raise
         return new
 
-    async def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    async def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         if precondition is None or self.meta.expires is not None:
             # (an expired item is not there to delete)
             return await super().delete(key, if_match=if_match, precondition=precondition)
@@ -497,9 +533,13 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
         # (type and kind checked by C-level maps: this runs once per item of a bulk load)
-        if not (atomic and len(edits) > 1 and not self.meta.sequence_attrs
-                and set(map(type, edits)) == {Edit}
-                and set(map(_KIND, edits)) == {EditKind.CREATE}):
+        if not (
+            atomic
+            and len(edits) > 1
+            and not self.meta.sequence_attrs
+            and set(map(type, edits)) == {Edit}
+            and set(map(_KIND, edits)) == {EditKind.CREATE}
+        ):
             return await super().edit_batch(edits, atomic)
         # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
         # item, a taken key) falls back to the general path, which names the culprit
@@ -555,4 +595,3 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 await self.executor.rollback(conn, quiet=True)
                 raise
         return len(batch)
-

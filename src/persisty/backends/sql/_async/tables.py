@@ -31,8 +31,9 @@ class AsyncSqlTables:
     by the first process that needs it).
     """
 
-    def __init__(self, executor: AsyncSqlExecutor,
-                 on_secret: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self, executor: AsyncSqlExecutor, on_secret: Callable[[bytes], None] | None = None
+    ) -> None:
         self.executor = executor
         self.dialect = executor.dialect
         self.driver = executor.driver
@@ -71,8 +72,7 @@ class AsyncSqlTables:
                 rows = await driver.fetch(conn, self.meta.sql_get, ("secret",))
                 if not rows:
                     try:
-                        await driver.run(conn, self.meta.sql_add,
-                                         ("secret", os.urandom(32).hex()))
+                        await driver.run(conn, self.meta.sql_add, ("secret", os.urandom(32).hex()))
                     except Exception as e:  # another process stored its secret first
                         if not isinstance(self.dialect.translate(e), Conflict):
                             raise
@@ -110,17 +110,22 @@ class AsyncSqlTables:
                         if not await self.columns(conn, schema):
                             raise Unavailable(f"cannot create {schema.name}: {e}") from e
                     cur_cols = await self.columns(conn, schema)
-                missing = [c for c in schema.expected_columns()
-                           if c.lower() not in {k.lower() for k in cur_cols}]
+                missing = [
+                    c
+                    for c in schema.expected_columns()
+                    if c.lower() not in {k.lower() for k in cur_cols}
+                ]
                 if missing:
                     raise Unavailable(
                         f"table {schema.name} lacks column(s) {', '.join(missing)}: "
-                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)"
+                    )
                 have = await self.index_names(conn, schema.name)
                 for ix in schema.indexes:
                     if str(ix.name).lower() not in have:
-                        await self._create_index(conn, schema.index_sql(ix), schema.name,
-                                                 str(ix.name))
+                        await self._create_index(
+                            conn, schema.index_sql(ix), schema.name, str(ix.name)
+                        )
             self.ready.add(schema.name)
 
     async def _create_index(self, conn: Any, sql: str, table: str, name: str) -> None:
@@ -158,8 +163,12 @@ class AsyncSqlTables:
         async with self.executor.connection() as conn:
             for schema in schemas:
                 cols = await self.columns(conn, schema)
-                indexes = {str(r[0]) for r in await self.driver.fetch(
-                    conn, self.dialect.introspect_sql()[1], (schema.name,))}
+                indexes = {
+                    str(r[0])
+                    for r in await self.driver.fetch(
+                        conn, self.dialect.introspect_sql()[1], (schema.name,)
+                    )
+                }
                 steps.extend(plan_table(schema, cols, indexes))
         return steps
 

@@ -47,19 +47,28 @@ class SqlDatabase(Database):
         db.migrate()
     """
 
-    def __init__(self, url: str = "sqlite:///persisty.db", *, namespace: str | None = None,
-                 secret: bytes | str | None = None, pool_size: int | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        url: str = "sqlite:///persisty.db",
+        *,
+        namespace: str | None = None,
+        secret: bytes | str | None = None,
+        pool_size: int | None = None,
+        **options: Any,
+    ) -> None:
         own_secret = not (secret or os.environ.get("PERSISTY_SECRET"))
         super().__init__(url, namespace=namespace, secret=secret)
         unknown = set(options) - {"timeout", "cache_mb", "page_size"}
         if unknown:
-            raise ValidationError(f"unknown option {sorted(unknown)[0]!r}",
-                                  field=sorted(unknown)[0])
+            raise ValidationError(
+                f"unknown option {sorted(unknown)[0]!r}", field=sorted(unknown)[0]
+            )
         page_size = options.get("page_size", 4096)
-        if type(page_size) is not int or page_size not in [2 ** n for n in range(9, 17)]:
-            raise ValidationError(f"page_size must be a power of two from 512 to 65536, not "
-                                  f"{page_size!r}", field="page_size")
+        if type(page_size) is not int or page_size not in [2**n for n in range(9, 17)]:
+            raise ValidationError(
+                f"page_size must be a power of two from 512 to 65536, not {page_size!r}",
+                field="page_size",
+            )
         self.dialect = dialect_for(url)
         self.sql_url = self.dialect.parse_url(url)
         self.executor = SqlExecutor(self.dialect, self.sql_url, options, pool_size)
@@ -103,8 +112,11 @@ class SqlDatabase(Database):
             db.drop(Note)
         """
         schemas = self._schemas_of(cls)
-        counters = [(f"seq:{schema.name}:{attr}",) for schema in schemas
-                    for attr in schema.meta.sequence_attrs]
+        counters = [
+            (f"seq:{schema.name}:{attr}",)
+            for schema in schemas
+            for attr in schema.meta.sequence_attrs
+        ]
         tables = self.tables
         driver = self.executor.driver
         with self.executor.connection() as conn:
@@ -114,8 +126,9 @@ class SqlDatabase(Database):
             if counters and tables.exists(conn, META_TABLE):
                 driver.run_many(conn, tables.meta.sql_delete, counters)
             if OUTBOX_TABLE in tables.ready or tables.exists(conn, OUTBOX_TABLE):
-                driver.run_many(conn, tables.outbox.sql_delete_store,
-                                      [(schema.name,) for schema in schemas])
+                driver.run_many(
+                    conn, tables.outbox.sql_delete_store, [(schema.name,) for schema in schemas]
+                )
         tables.forget(schema.name for schema in schemas)
 
     def footprint(self, cls: type[Any] | None = None) -> list[str]:
@@ -139,8 +152,9 @@ class SqlDatabase(Database):
                 if outbox:
                     rows = driver.fetch(conn, tables.outbox.sql_count, (schema.name,))
                     if rows and int(rows[0][0]):
-                        found.append(f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of "
-                                     f"{schema.name}")
+                        found.append(
+                            f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of {schema.name}"
+                        )
         return found
 
     def drop_tables(self) -> None:

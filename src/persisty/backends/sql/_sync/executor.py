@@ -91,7 +91,6 @@ class Pool:
                     self.driver.close(conn)
 
 
-
 class SqlExecutor:
     """Runs the statements of one database's stores on pooled driver connections, in
     transactions when asked, and turns driver errors into persisty errors (through the
@@ -105,8 +104,13 @@ class SqlExecutor:
                 db.executor.run(conn, "DELETE FROM note")
     """
 
-    def __init__(self, dialect: Dialect, url: SqlUrl, options: Mapping[str, Any],
-                 pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        url: SqlUrl,
+        options: Mapping[str, Any],
+        pool_size: int | None = None,
+    ) -> None:
         self.dialect = dialect
         self.url = url
         self.driver: Driver = driver_for(dialect.drivers, Driver, url, options)
@@ -140,8 +144,7 @@ class SqlExecutor:
             raise
         self.commit(conn)
 
-    def _failure(self, conn: Any, e: BaseException, schema: TableSchema | None
-                       ) -> BaseException:
+    def _failure(self, conn: Any, e: BaseException, schema: TableSchema | None) -> BaseException:
         """The error to raise for ``e``; the connection goes back to the pool, or is thrown
         away when it failed itself."""
         if isinstance(e, PersistyError):
@@ -158,8 +161,9 @@ class SqlExecutor:
         self.pool.give_back(conn)
         return err or Unavailable(f"{self.dialect.name}: {e}")
 
-    def query(self, sql: str, params: Sequence[Any],
-                    schema: TableSchema | None = None) -> list[Any]:
+    def query(
+        self, sql: str, params: Sequence[Any], schema: TableSchema | None = None
+    ) -> list[Any]:
         """Rows of one statement on a pooled connection (the hot path: no context managers)."""
         pool = self.pool
         conn = pool.acquire()
@@ -173,8 +177,7 @@ class SqlExecutor:
         pool.give_back(conn)
         return rows
 
-    def execute(self, sql: str, params: Sequence[Any],
-                      schema: TableSchema | None = None) -> int:
+    def execute(self, sql: str, params: Sequence[Any], schema: TableSchema | None = None) -> int:
         """Row count of one statement on a pooled connection."""
         pool = self.pool
         conn = pool.acquire()
@@ -192,8 +195,9 @@ class SqlExecutor:
         err = self.dialect.translate(e, schema)
         return e if err is None else err
 
-    def run(self, conn: Any, sql: str, params: Sequence[Any] = (),
-                  schema: TableSchema | None = None) -> int:
+    def run(
+        self, conn: Any, sql: str, params: Sequence[Any] = (), schema: TableSchema | None = None
+    ) -> int:
         """Run one statement on ``conn``; return its row count."""
         try:
             return self.driver.run(conn, sql, params)
@@ -205,8 +209,9 @@ class SqlExecutor:
                 raise
             raise err from e
 
-    def run_many(self, conn: Any, sql: str, rows: Iterable[Sequence[Any]],
-                       schema: TableSchema | None = None) -> None:
+    def run_many(
+        self, conn: Any, sql: str, rows: Iterable[Sequence[Any]], schema: TableSchema | None = None
+    ) -> None:
         """Run one statement on ``conn`` once per parameter row."""
         try:
             self.driver.run_many(conn, sql, rows)
@@ -218,8 +223,9 @@ class SqlExecutor:
                 raise
             raise err from e
 
-    def fetch(self, conn: Any, sql: str, params: Sequence[Any] = (),
-                    schema: TableSchema | None = None) -> list[Any]:
+    def fetch(
+        self, conn: Any, sql: str, params: Sequence[Any] = (), schema: TableSchema | None = None
+    ) -> list[Any]:
         """The rows of one query on ``conn``."""
         try:
             return self.driver.fetch(conn, sql, params)

@@ -27,7 +27,8 @@ from persisty.query import Filter
 from persisty.store import Insert, Key, Replace, StoreBase, WriteOp
 
 _COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "persisty_outbox_ids", default=None)
+    "persisty_outbox_ids", default=None
+)
 
 
 class SqlOutbox:
@@ -46,8 +47,14 @@ class SqlOutbox:
         outbox.done([row[0] for row in rows])
     """
 
-    def __init__(self, executor: SqlExecutor, tables: SqlTables, store: str,
-                 meta: StoreMeta, lease: float) -> None:
+    def __init__(
+        self,
+        executor: SqlExecutor,
+        tables: SqlTables,
+        store: str,
+        meta: StoreMeta,
+        lease: float,
+    ) -> None:
         self.executor = executor
         self.tables = tables
         self.store = store
@@ -74,9 +81,16 @@ class SqlOutbox:
             collected.append(change_id)
         m = self.meta
         doc = self.schema.doc
-        return (change_id, self.store, kind, m.key_string(key),
-                doc(None if old is None else m.encode(old)),
-                doc(None if new is None else m.encode(new)), now, now + self.lease)
+        return (
+            change_id,
+            self.store,
+            kind,
+            m.key_string(key),
+            doc(None if old is None else m.encode(old)),
+            doc(None if new is None else m.encode(new)),
+            now,
+            now + self.lease,
+        )
 
     def write(self, conn: Any, ops: Sequence[WriteOp]) -> None:
         """Insert the rows of ``ops`` on ``conn``, inside the caller's transaction."""
@@ -95,8 +109,11 @@ class SqlOutbox:
         """Insert the rows of newly created ``items``, inside the caller's transaction."""
         now = time.time()
         key_values = self.meta.key_values
-        self.executor.run_many(conn, self.schema.sql_insert, [
-            self._row("create", key_values(i), None, i, now) for i in items])
+        self.executor.run_many(
+            conn,
+            self.schema.sql_insert,
+            [self._row("create", key_values(i), None, i, now) for i in items],
+        )
 
     def done(self, ids: Sequence[str]) -> None:
         """Delete delivered rows (ids that are gone already are fine)."""
@@ -121,8 +138,16 @@ class SqlOutbox:
                     rows = self.executor.fetch(conn, s.sql_get, (change_id,))
                     if rows:
                         kind, key, old, new, at = rows[0]
-                        claimed.append((change_id, kind, key, self._item(old), self._item(new),
-                                        dt.datetime.fromtimestamp(at, dt.UTC)))
+                        claimed.append(
+                            (
+                                change_id,
+                                kind,
+                                key,
+                                self._item(old),
+                                self._item(new),
+                                dt.datetime.fromtimestamp(at, dt.UTC),
+                            )
+                        )
         return claimed
 
     def _item(self, doc: Any) -> Any:
@@ -174,21 +199,27 @@ class SqlOutboxStore(SqlStore):
 
     # the one-statement paths of the SQL store do not read the old item: take the base's
 
-    def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
-        return StoreBase.update(self, item, if_match=if_match,
-                                           precondition=precondition)
+    def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
+        return StoreBase.update(self, item, if_match=if_match, precondition=precondition)
 
     def put(self, item: Any, *, if_match: str | None = None) -> Any:
         return StoreBase.put(self, item, if_match=if_match)
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
-        return StoreBase.patch(self, key, changes, if_match=if_match,
-                                          precondition=precondition)
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
+        return StoreBase.patch(self, key, changes, if_match=if_match, precondition=precondition)
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         StoreBase.delete(self, key, if_match=if_match, precondition=precondition)
 
     def purge_expired(self, limit: int | None = None) -> int:

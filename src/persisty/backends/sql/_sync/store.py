@@ -76,9 +76,15 @@ class SqlStore(StoreBase[Any]):
 
     checks_expected = True  # UPDATE/DELETE … WHERE key AND _etag = ?: no read first
 
-    def __init__(self, meta: StoreMeta, pages: PageKeys, schema: TableSchema,
-                 executor: SqlExecutor, tables: SqlTables,
-                 outboxes: OutboxFactory | None = None) -> None:
+    def __init__(
+        self,
+        meta: StoreMeta,
+        pages: PageKeys,
+        schema: TableSchema,
+        executor: SqlExecutor,
+        tables: SqlTables,
+        outboxes: OutboxFactory | None = None,
+    ) -> None:
         super().__init__(meta, pages)
         self._outboxes = outboxes
         self.schema = schema
@@ -102,11 +108,15 @@ class SqlStore(StoreBase[Any]):
         self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
         # put() is one upsert when nothing of a stored item is kept and creating sets
         # nothing an update would not (MySQL's upsert fires on any unique index: none then)
-        self._blind_put = all(
-            a.updatable and a.creatable and a.generated in (None, "updated")
-            for a in meta.attrs if a.name not in meta.key.attrs
-        ) and not meta.sequence_attrs and (
-            self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
+        self._blind_put = (
+            all(
+                a.updatable and a.creatable and a.generated in (None, "updated")
+                for a in meta.attrs
+                if a.name not in meta.key.attrs
+            )
+            and not meta.sequence_attrs
+            and (self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
+        )
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
 
     # ---- connections --------------------------------------------------------------------
@@ -152,8 +162,9 @@ class SqlStore(StoreBase[Any]):
             outbox.done(ids)
         """
         if self._outboxes is None:
-            raise ValidationError(f"{self.meta.name}: this store was opened without an outbox",
-                                  field="outbox")
+            raise ValidationError(
+                f"{self.meta.name}: this store was opened without an outbox", field="outbox"
+            )
         return self._outboxes(self, lease)
 
     def _log(self, conn: Any, ops: Sequence[WriteOp]) -> None:
@@ -182,7 +193,7 @@ class SqlStore(StoreBase[Any]):
             return self._by_params([s.key_params(k)[0] for k in keys])
         found: dict[Key, tuple[Any, str]] = {}
         for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+            chunk = unique[start : start + 500]
             params: list[Any] = []
             for k in chunk:
                 params.extend(s.key_params(k))
@@ -199,7 +210,7 @@ class SqlStore(StoreBase[Any]):
         by_param: dict[Any, tuple[Any, str]] = {}
         wanted = list(dict.fromkeys(params_of))
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             for doc, tag, kv in self._query(s.sql_get_many(len(chunk)), chunk):
                 by_param[kv] = (decode(doc), tag)
         return [by_param.get(p) for p in params_of]
@@ -245,8 +256,7 @@ class SqlStore(StoreBase[Any]):
             return PreconditionFailed("the item has changed (etag does not match)")
         return NotFound(f"no {self.meta.name} with key {self.meta.key_string(op.key)!r}")
 
-    def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]
-                             ) -> list[PersistyError | None]:
+    def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
         self.executor.begin(conn)
         try:
@@ -258,9 +268,15 @@ class SqlStore(StoreBase[Any]):
                 if j - i > 1:
                     inserts = ops[i:j]
                     try:
-                        self.executor.run_many(conn, self.schema.sql_insert, [
-                            self.schema.insert_params(op.item, op.etag, op.doc)  # type: ignore[union-attr]
-                            for op in inserts], self.schema)
+                        self.executor.run_many(
+                            conn,
+                            self.schema.sql_insert,
+                            [
+                                self.schema.insert_params(op.item, op.etag, op.doc)  # type: ignore[union-attr]
+                                for op in inserts
+                            ],
+                            self.schema,
+                        )
                     except PersistyError:
                         # find which insert failed, then undo everything
                         self.executor.rollback(conn)
@@ -281,8 +297,7 @@ class SqlStore(StoreBase[Any]):
             self.executor.rollback(conn, quiet=True)
             raise
 
-    def _find_failure(self, conn: Any, ops: Sequence[WriteOp]
-                            ) -> list[PersistyError | None]:
+    def _find_failure(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
         self.executor.begin(conn)
         try:
@@ -308,14 +323,12 @@ class SqlStore(StoreBase[Any]):
             if op.expected is None:
                 n = db.run(conn, s.sql_update, s.update_params(op.item, op.etag), s)
             else:
-                n = db.run(conn, s.sql_update_if,
-                                  s.update_params(op.item, op.etag, op.expected), s)
+                n = db.run(conn, s.sql_update_if, s.update_params(op.item, op.etag, op.expected), s)
         elif isinstance(op, Remove):
             if op.expected is None:
                 n = db.run(conn, s.sql_delete, s.key_params(op.key), s)
             else:
-                n = db.run(conn, s.sql_delete_if,
-                                  (*s.key_params(op.key), op.expected), s)
+                n = db.run(conn, s.sql_delete_if, (*s.key_params(op.key), op.expected), s)
         else:
             raise ValidationError(f"unknown write {op!r}")
         if n == 0:
@@ -324,14 +337,16 @@ class SqlStore(StoreBase[Any]):
     def _missing(self, conn: Any, key: Key, expected: str | None) -> None:
         key_text = self.meta.key_string(key)
         if expected is not None:
-            rows = self.executor.fetch(conn, self.schema.sql_etag,
-                                        self.schema.key_params(key), self.schema)
+            rows = self.executor.fetch(
+                conn, self.schema.sql_etag, self.schema.key_params(key), self.schema
+            )
             if rows:
                 raise PreconditionFailed("the item has changed (etag does not match)")
         raise NotFound(f"no {self.meta.name} with key {key_text!r}")
 
-    def _find(self, native: Filter, spec: Sort, after: Sequence[Any] | None,
-                    limit: int | None) -> list[Any]:
+    def _find(
+        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
+    ) -> list[Any]:
         sql, params = self.schema.compiler.select(native, spec, after, limit)
         rows = self._query(sql, params)
         decode = self._decode
@@ -360,8 +375,13 @@ class SqlStore(StoreBase[Any]):
 
     # ---- faster paths with the same semantics ------------------------------------------------
 
-    def search(self, filter: Filter | None = None, order: OrderArg = None,
-                     limit: int | None = None, page_key: str | None = None) -> Page[Any]:
+    def search(
+        self,
+        filter: Filter | None = None,
+        order: OrderArg = None,
+        limit: int | None = None,
+        page_key: str | None = None,
+    ) -> Page[Any]:
         if page_key is not None and self._epoch != self.tables.epoch:
             self._prepare()  # the page-key secret is kept in the database
         return super().search(filter, order, limit, page_key)
@@ -373,18 +393,20 @@ class SqlStore(StoreBase[Any]):
         return super().read(key)
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        if self._str_key and self.meta.expires is None and isinstance(
-            keys, list | tuple
-        ) and all(
-            type(k) is str and k for k in keys
+        if (
+            self._str_key
+            and self.meta.expires is None
+            and isinstance(keys, list | tuple)
+            and all(type(k) is str and k for k in keys)
         ):
             if not keys:
                 return []
             return [None if f is None else f[0] for f in self._by_params(list(keys))]
         return super().read_batch(keys)
 
-    def _conditions(self, sql: str, params: list[Any], if_match: str | None,
-                    precondition: Filter | None) -> str:
+    def _conditions(
+        self, sql: str, params: list[Any], if_match: str | None, precondition: Filter | None
+    ) -> str:
         """``sql`` (ending in its key condition) with the etag and precondition checks."""
         if if_match is not None:
             sql += f" AND {self.dialect.quote(ETAG)} = {self.dialect.ph}"
@@ -399,11 +421,13 @@ class SqlStore(StoreBase[Any]):
         rows = self._query(self.schema.sql_etag, self.schema.key_params(key))
         if not rows:
             return NotFound(f"no {self.meta.name} with key {self.meta.key_string(key)!r}")
-        return PreconditionFailed("the item has changed (etag does not match) or the "
-                                  "precondition does not hold")
+        return PreconditionFailed(
+            "the item has changed (etag does not match) or the precondition does not hold"
+        )
 
-    def update(self, item: Any, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> Any:
+    def update(
+        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> Any:
         if precondition is None or not self._blind_update or self.meta.expires is not None:
             return super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one UPDATE with the precondition in SQL
@@ -422,8 +446,7 @@ class SqlStore(StoreBase[Any]):
         if self.meta.expires is None:
             return 0
         s = self.schema
-        return self._execute(s.purge_sql(limit),
-                                   (s.param(self.meta.expires, self.clock()),))
+        return self._execute(s.purge_sql(limit), (s.param(self.meta.expires, self.clock()),))
 
     def put(self, item: Any, *, if_match: str | None = None) -> Any:
         if if_match is not None or not self._blind_put:
@@ -434,20 +457,30 @@ class SqlStore(StoreBase[Any]):
         self._execute(s.sql_upsert, s.insert_row(new))
         return new
 
-    def patch(self, key: str, changes: Mapping[str, Any], *, if_match: str | None = None,
-                    precondition: Filter | None = None) -> Any:
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
         if self.meta.expires is not None:
-            return super().patch(key, changes, if_match=if_match,
-                                       precondition=precondition)
+            return super().patch(key, changes, if_match=if_match, precondition=precondition)
         names = self._patched.get(tuple(changes)) if type(changes) is dict else None
         increments = names is None or has_increments(changes)
         if increments:  # names seen before need no check again; increment values do
             changes = check_changes(self.meta, changes)
             increments = has_increments(changes)
             if names is None:
-                names = self._patched[tuple(changes)] = tuple(dict.fromkeys(
-                    [*patched_attrs(changes),
-                     *(a.name for a in self.meta.attrs if a.generated == "updated")]))
+                names = self._patched[tuple(changes)] = tuple(
+                    dict.fromkeys(
+                        [
+                            *patched_attrs(changes),
+                            *(a.name for a in self.meta.attrs if a.generated == "updated"),
+                        ]
+                    )
+                )
         assert names is not None
         k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
         s = self.schema
@@ -482,8 +515,9 @@ class SqlStore(StoreBase[Any]):
                 raise
         return new
 
-    def delete(self, key: str, *, if_match: str | None = None,
-                     precondition: Filter | None = None) -> None:
+    def delete(
+        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
+    ) -> None:
         if precondition is None or self.meta.expires is not None:
             # (an expired item is not there to delete)
             return super().delete(key, if_match=if_match, precondition=precondition)
@@ -498,9 +532,13 @@ class SqlStore(StoreBase[Any]):
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
         edits = list(edits)
         # (type and kind checked by C-level maps: this runs once per item of a bulk load)
-        if not (atomic and len(edits) > 1 and not self.meta.sequence_attrs
-                and set(map(type, edits)) == {Edit}
-                and set(map(_KIND, edits)) == {EditKind.CREATE}):
+        if not (
+            atomic
+            and len(edits) > 1
+            and not self.meta.sequence_attrs
+            and set(map(type, edits)) == {Edit}
+            and set(map(_KIND, edits)) == {EditKind.CREATE}
+        ):
             return super().edit_batch(edits, atomic)
         # a batch of creates: one multi-row INSERT in one transaction; any failure (a bad
         # item, a taken key) falls back to the general path, which names the culprit
@@ -556,4 +594,3 @@ class SqlStore(StoreBase[Any]):
                 self.executor.rollback(conn, quiet=True)
                 raise
         return len(batch)
-

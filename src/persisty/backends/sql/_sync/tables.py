@@ -31,8 +31,9 @@ class SqlTables:
     by the first process that needs it).
     """
 
-    def __init__(self, executor: SqlExecutor,
-                 on_secret: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self, executor: SqlExecutor, on_secret: Callable[[bytes], None] | None = None
+    ) -> None:
         self.executor = executor
         self.dialect = executor.dialect
         self.driver = executor.driver
@@ -71,8 +72,7 @@ class SqlTables:
                 rows = driver.fetch(conn, self.meta.sql_get, ("secret",))
                 if not rows:
                     try:
-                        driver.run(conn, self.meta.sql_add,
-                                         ("secret", os.urandom(32).hex()))
+                        driver.run(conn, self.meta.sql_add, ("secret", os.urandom(32).hex()))
                     except Exception as e:  # another process stored its secret first
                         if not isinstance(self.dialect.translate(e), Conflict):
                             raise
@@ -110,17 +110,20 @@ class SqlTables:
                         if not self.columns(conn, schema):
                             raise Unavailable(f"cannot create {schema.name}: {e}") from e
                     cur_cols = self.columns(conn, schema)
-                missing = [c for c in schema.expected_columns()
-                           if c.lower() not in {k.lower() for k in cur_cols}]
+                missing = [
+                    c
+                    for c in schema.expected_columns()
+                    if c.lower() not in {k.lower() for k in cur_cols}
+                ]
                 if missing:
                     raise Unavailable(
                         f"table {schema.name} lacks column(s) {', '.join(missing)}: "
-                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)")
+                        "run db.migrate() (or `persisty migrate URL MODULE --apply`)"
+                    )
                 have = self.index_names(conn, schema.name)
                 for ix in schema.indexes:
                     if str(ix.name).lower() not in have:
-                        self._create_index(conn, schema.index_sql(ix), schema.name,
-                                                 str(ix.name))
+                        self._create_index(conn, schema.index_sql(ix), schema.name, str(ix.name))
             self.ready.add(schema.name)
 
     def _create_index(self, conn: Any, sql: str, table: str, name: str) -> None:
@@ -158,8 +161,12 @@ class SqlTables:
         with self.executor.connection() as conn:
             for schema in schemas:
                 cols = self.columns(conn, schema)
-                indexes = {str(r[0]) for r in self.driver.fetch(
-                    conn, self.dialect.introspect_sql()[1], (schema.name,))}
+                indexes = {
+                    str(r[0])
+                    for r in self.driver.fetch(
+                        conn, self.dialect.introspect_sql()[1], (schema.name,)
+                    )
+                }
                 steps.extend(plan_table(schema, cols, indexes))
         return steps
 

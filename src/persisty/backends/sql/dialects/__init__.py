@@ -68,6 +68,16 @@ def parse_url(url: str) -> SqlUrl:
     return dialect_for(url).parse_url(url)
 
 
-__all__ = ["AsyncDriver", "Dialect", "Driver", "MysqlDialect", "PostgresDialect",
-           "SqlUrl", "SqliteDialect", "dialect_for", "driver_for", "parse_url",
-           "register_dialect"]
+__all__ = [
+    "AsyncDriver",
+    "Dialect",
+    "Driver",
+    "MysqlDialect",
+    "PostgresDialect",
+    "SqlUrl",
+    "SqliteDialect",
+    "dialect_for",
+    "driver_for",
+    "parse_url",
+    "register_dialect",
+]

@@ -137,9 +137,15 @@ class Dialect:
     def sa_type(self, col: Column, indexed: bool) -> Any:
         """The SQLAlchemy column type of a column."""
         return {
-            "str": sa.Text(), "int": sa.BigInteger(), "float": sa.Double(),
-            "bool": sa.Boolean(), "datetime": sa.DateTime(), "date": sa.Date(),
-            "uuid": sa.CHAR(32), "decimal": sa.Numeric(), "bytes": sa.LargeBinary(),
+            "str": sa.Text(),
+            "int": sa.BigInteger(),
+            "float": sa.Double(),
+            "bool": sa.Boolean(),
+            "datetime": sa.DateTime(),
+            "date": sa.Date(),
+            "uuid": sa.CHAR(32),
+            "decimal": sa.Numeric(),
+            "bytes": sa.LargeBinary(),
             "json": sa.JSON(),
         }[col.family]
 
@@ -193,11 +199,13 @@ class Dialect:
 
     def upsert_sql(self, insert: str, keys: Sequence[str], others: Sequence[str]) -> str:
         """``insert`` that overwrites the ``others`` columns of a row whose key is taken."""
-        return insert + f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + (
-            ", ".join(f"{c} = excluded.{c}" for c in others))
+        return (
+            insert
+            + f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + (", ".join(f"{c} = excluded.{c}" for c in others))
+        )
 
-    def purge_sql(self, table: str, expiry: str, keys: Sequence[str], limit: int | None
-                  ) -> str:
+    def purge_sql(self, table: str, expiry: str, keys: Sequence[str], limit: int | None) -> str:
         """``DELETE`` of (at most ``limit``) rows whose ``expiry`` is at or before a
         parameter."""
         bound = "" if limit is None else f" LIMIT {int(limit)}"
@@ -205,8 +213,10 @@ class Dialect:
             return f"DELETE FROM {table} WHERE {expiry} <= {self.ph}"
         joined = ", ".join(keys)
         lhs = f"({joined})" if len(keys) > 1 else joined
-        return (f"DELETE FROM {table} WHERE {lhs} IN (SELECT {joined} FROM {table} "
-                f"WHERE {expiry} <= {self.ph}{bound})")
+        return (
+            f"DELETE FROM {table} WHERE {lhs} IN (SELECT {joined} FROM {table} "
+            f"WHERE {expiry} <= {self.ph}{bound})"
+        )
 
     def introspect_sql(self) -> tuple[str, str]:
         """Queries for (column name, type) and index names of a table (one parameter each)."""
@@ -215,13 +225,16 @@ class Dialect:
     def sequence_sql(self, table: str) -> list[str]:
         """Statements that increment the counter named by a parameter in ``table`` (``name``,
         ``num``); the last one returns its new value."""
-        return [f"INSERT INTO {table} (name, num) VALUES ({self.ph}, 1) ON CONFLICT (name) "
-                f"DO UPDATE SET num = {table}.num + 1 RETURNING num"]
+        return [
+            f"INSERT INTO {table} (name, num) VALUES ({self.ph}, 1) ON CONFLICT (name) "
+            f"DO UPDATE SET num = {table}.num + 1 RETURNING num"
+        ]
 
     # ---- errors -----------------------------------------------------------------------------
 
-    def translate(self, e: BaseException, schema: TableSchema | None = None
-                  ) -> PersistyError | None:
+    def translate(
+        self, e: BaseException, schema: TableSchema | None = None
+    ) -> PersistyError | None:
         """The persisty error for a driver error; ``None`` when the connection itself failed
         (the caller discards it and raises ``Unavailable``)."""
         where = f"{schema.meta.name}: " if schema is not None else ""
@@ -235,8 +248,9 @@ class Dialect:
             return ValidationError(f"{where}a value cannot be stored: {e}", field=None)
         return self.translate_driver(e, str(e), type(e).__name__, where, schema)
 
-    def translate_driver(self, e: BaseException, text: str, name: str, where: str,
-                         schema: TableSchema | None) -> PersistyError | None:
+    def translate_driver(
+        self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
+    ) -> PersistyError | None:
         """:meth:`translate` for an error the driver raised (``name`` is its class name,
         ``where`` prefixes messages)."""
         raise NotImplementedError

@@ -77,8 +77,9 @@ class AsyncDriver:
             result.close()
 
 
-def driver_for(drivers: Sequence[type[Any]], base: type[Any], url: SqlUrl,
-               options: Mapping[str, Any]) -> Any:
+def driver_for(
+    drivers: Sequence[type[Any]], base: type[Any], url: SqlUrl, options: Mapping[str, Any]
+) -> Any:
     """The driver among a dialect's ``drivers`` that is a ``base`` (``Driver`` or
     ``AsyncDriver``), made for ``url``."""
     for cls in drivers:

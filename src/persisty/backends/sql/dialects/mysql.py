@@ -42,9 +42,16 @@ class MysqlDriver(Driver):
 
         u = self.url
         return pymysql.connect(
-            host=u.host, port=u.port, user=u.user, password=u.password, database=u.database,
-            charset="utf8mb4", autocommit=True, client_flag=CLIENT.FOUND_ROWS,
-            init_command=_INIT)
+            host=u.host,
+            port=u.port,
+            user=u.user,
+            password=u.password,
+            database=u.database,
+            charset="utf8mb4",
+            autocommit=True,
+            client_flag=CLIENT.FOUND_ROWS,
+            init_command=_INIT,
+        )
 
     def fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         with conn.cursor() as cur:
@@ -71,9 +78,16 @@ class AsyncMysqlDriver(AsyncDriver):
 
         u = self.url
         return await asyncmy.connect(
-            host=u.host, port=u.port, user=u.user, password=u.password, database=u.database,
-            charset="utf8mb4", autocommit=True, client_flag=CLIENT.FOUND_ROWS,
-            init_command=_INIT)
+            host=u.host,
+            port=u.port,
+            user=u.user,
+            password=u.password,
+            database=u.database,
+            charset="utf8mb4",
+            autocommit=True,
+            client_flag=CLIENT.FOUND_ROWS,
+            init_command=_INIT,
+        )
 
     async def fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
         async with conn.cursor() as cur:
@@ -114,9 +128,14 @@ class MysqlDialect(Dialect):
         given."""
         parts = urlsplit(url)
         return SqlUrl(
-            "mysql", host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-            user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
-            database=parts.path.lstrip("/"), query=dict(parse_qsl(parts.query)))
+            "mysql",
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/"),
+            query=dict(parse_qsl(parts.query)),
+        )
 
     def sa_type(self, col: Column, indexed: bool) -> Any:
         fam = col.family
@@ -128,10 +147,14 @@ class MysqlDialect(Dialect):
         if fam == "bytes":
             return sa_mysql.VARBINARY(255) if indexed else sa_mysql.LONGBLOB()
         return {
-            "int": sa.BigInteger(), "float": sa_mysql.DOUBLE(), "bool": sa.Boolean(),
-            "datetime": sa_mysql.DATETIME(fsp=6), "date": sa.Date(),
+            "int": sa.BigInteger(),
+            "float": sa_mysql.DOUBLE(),
+            "bool": sa.Boolean(),
+            "datetime": sa_mysql.DATETIME(fsp=6),
+            "date": sa.Date(),
             "uuid": sa_mysql.CHAR(32, collation=BINARY),
-            "decimal": sa_mysql.DECIMAL(65, 30), "json": sa.JSON(),
+            "decimal": sa_mysql.DECIMAL(65, 30),
+            "json": sa.JSON(),
         }[fam]
 
     def doc_type(self) -> Any:
@@ -147,41 +170,46 @@ class MysqlDialect(Dialect):
         if unique:
             return {}
         # a prefix for TEXT columns
-        return {"mysql_length": {a: 255 for a, fam in families.items()
-                                 if fam in ("str", "bytes")}}
+        return {"mysql_length": {a: 255 for a, fam in families.items() if fam in ("str", "bytes")}}
 
     def list_contains(self, table: str, column: str, element: Any, params: list[Any]) -> str:
         params.append(json_text(element))
         return f"JSON_CONTAINS({column}, %s)"
 
     def upsert_sql(self, insert: str, keys: Sequence[str], others: Sequence[str]) -> str:
-        return insert + " ON DUPLICATE KEY UPDATE " + ", ".join(
-            f"{c} = VALUES({c})" for c in others)
+        return (
+            insert + " ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in others)
+        )
 
-    def purge_sql(self, table: str, expiry: str, keys: Sequence[str], limit: int | None
-                  ) -> str:
+    def purge_sql(self, table: str, expiry: str, keys: Sequence[str], limit: int | None) -> str:
         bound = "" if limit is None else f" LIMIT {int(limit)}"
         return f"DELETE FROM {table} WHERE {expiry} <= %s{bound}"
 
     def introspect_sql(self) -> tuple[str, str]:
-        return ("SELECT column_name, column_type FROM information_schema.columns "
-                "WHERE table_schema = DATABASE() AND table_name = %s",
-                "SELECT DISTINCT index_name FROM information_schema.statistics "
-                "WHERE table_schema = DATABASE() AND table_name = %s")
+        return (
+            "SELECT column_name, column_type FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+            "SELECT DISTINCT index_name FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+        )
 
     def sequence_sql(self, table: str) -> list[str]:
-        return [f"INSERT INTO {table} (name, num) VALUES (%s, LAST_INSERT_ID(1)) "
-                "ON DUPLICATE KEY UPDATE num = LAST_INSERT_ID(num + 1)",
-                "SELECT LAST_INSERT_ID()"]
+        return [
+            f"INSERT INTO {table} (name, num) VALUES (%s, LAST_INSERT_ID(1)) "
+            "ON DUPLICATE KEY UPDATE num = LAST_INSERT_ID(num + 1)",
+            "SELECT LAST_INSERT_ID()",
+        ]
 
-    def translate_driver(self, e: BaseException, text: str, name: str, where: str,
-                         schema: TableSchema | None) -> PersistyError | None:
+    def translate_driver(
+        self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
+    ) -> PersistyError | None:
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
         if code == 1062:
             return conflict(where, text, schema)
         if code in (1406, 1264, 1366, 1292, 1265, 3140, 4025, 1048):
-            return ValidationError(f"{where}{e.args[1] if len(e.args) > 1 else text}",
-                                   field=field_in(text, schema))
+            return ValidationError(
+                f"{where}{e.args[1] if len(e.args) > 1 else text}", field=field_in(text, schema)
+            )
         if code in (2003, 2006, 2013, 2055) or name in ("OperationalError", "InterfaceError"):
             return None
         return Unavailable(f"mysql: {text}")

@@ -69,8 +69,11 @@ class PostgresDialect(Dialect):
     def parse_url(self, url: str) -> SqlUrl:
         """``postgresql://user:pw@host:port/db``: handed to libpq as it is."""
         rest = url.split("://", 1)[1]
-        return SqlUrl("postgresql", conninfo="postgresql://" + rest,
-                      query=dict(parse_qsl(urlsplit(url).query)))
+        return SqlUrl(
+            "postgresql",
+            conninfo="postgresql://" + rest,
+            query=dict(parse_qsl(urlsplit(url).query)),
+        )
 
     def probed(self, rows: list[Any]) -> None:
         if not rows:  # a server built without ICU: the database's own lower()
@@ -78,10 +81,16 @@ class PostgresDialect(Dialect):
 
     def sa_type(self, col: Column, indexed: bool) -> Any:
         return {
-            "str": sa.Text(collation="C"), "int": sa.BigInteger(), "float": sa.Double(),
-            "bool": sa.Boolean(), "datetime": sa.DateTime(timezone=True),
-            "date": sa.Date(), "uuid": sa.Uuid(), "decimal": sa.Numeric(),
-            "bytes": sa.LargeBinary(), "json": sa_pg.JSONB(),
+            "str": sa.Text(collation="C"),
+            "int": sa.BigInteger(),
+            "float": sa.Double(),
+            "bool": sa.Boolean(),
+            "datetime": sa.DateTime(timezone=True),
+            "date": sa.Date(),
+            "uuid": sa.Uuid(),
+            "decimal": sa.Numeric(),
+            "bytes": sa.LargeBinary(),
+            "json": sa_pg.JSONB(),
         }[col.family]
 
     def doc_type(self) -> Any:
@@ -104,19 +113,21 @@ class PostgresDialect(Dialect):
         return f"{column} @> CAST(%s AS JSONB)"
 
     def introspect_sql(self) -> tuple[str, str]:
-        return ("SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = %s",
-                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename = %s")
+        return (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = %s",
+        )
 
-    def translate_driver(self, e: BaseException, text: str, name: str, where: str,
-                         schema: TableSchema | None) -> PersistyError | None:
+    def translate_driver(
+        self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
+    ) -> PersistyError | None:
         sqlstate = getattr(e, "sqlstate", None) or ""
         if sqlstate == "23505":
             return conflict(where, text, schema)
         if sqlstate.startswith(("22", "23", "54")):  # data, integrity, too large
-            return ValidationError(f"{where}{text.splitlines()[0]}",
-                                   field=field_in(text, schema))
+            return ValidationError(f"{where}{text.splitlines()[0]}", field=field_in(text, schema))
         if name in ("DataError",):
             return ValidationError(f"{where}{text}", field=field_in(text, schema))
         if sqlstate.startswith("08") or name in ("OperationalError", "InterfaceError"):

@@ -43,7 +43,8 @@ def sqlite_datetimes(values: list[Any]) -> list[str | None]:
     if not all(v is None or v.tzinfo is dt.UTC for v in values):
         return [None if v is None else sqlite_datetime(v) for v in values]
     texts = _DATETIME_TEXTS.decode(
-        msgspec.json.encode(values).replace(b"T", b" ").replace(b"Z", b""))
+        msgspec.json.encode(values).replace(b"T", b" ").replace(b"Z", b"")
+    )
     return [t if t is None or len(t) == 26 else t + ".000000" for t in texts]
 
 
@@ -75,8 +76,12 @@ def _pragmas(url: SqlUrl, options: dict[str, Any]) -> list[str]:
         # point updates dearer than the default 4096 (docs/sql.md has the figures)
         page_size = int(options.get("page_size", 4096))
         cache_kib = int(options.get("cache_mb", 32)) * 1024
-        out += [f"PRAGMA page_size = {page_size}", "PRAGMA journal_mode = WAL",
-                "PRAGMA synchronous = NORMAL", f"PRAGMA cache_size = -{cache_kib}"]
+        out += [
+            f"PRAGMA page_size = {page_size}",
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = NORMAL",
+            f"PRAGMA cache_size = -{cache_kib}",
+        ]
     return out
 
 
@@ -86,9 +91,12 @@ class SqliteDriver(Driver):
     def connect(self) -> Any:
         import sqlite3
 
-        conn = sqlite3.connect(self.url.path or ":memory:", isolation_level=None,
-                               timeout=float(self.options.get("timeout", 30)),
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            self.url.path or ":memory:",
+            isolation_level=None,
+            timeout=float(self.options.get("timeout", 30)),
+            check_same_thread=False,
+        )
         for pragma in _pragmas(self.url, self.options):
             conn.execute(pragma)
         conn.create_function("persisty_lower", 1, _lower, deterministic=True)
@@ -101,9 +109,14 @@ class AsyncSqliteDriver(AsyncDriver):
     async def connect(self) -> Any:
         import aiosqlite
 
-        conn = await _daemon_worker(aiosqlite.connect(
-            self.url.path or ":memory:", isolation_level=None,
-            timeout=float(self.options.get("timeout", 30)), check_same_thread=False))
+        conn = await _daemon_worker(
+            aiosqlite.connect(
+                self.url.path or ":memory:",
+                isolation_level=None,
+                timeout=float(self.options.get("timeout", 30)),
+                check_same_thread=False,
+            )
+        )
         for pragma in _pragmas(self.url, self.options):
             await conn.execute(pragma)
         await conn.create_function("persisty_lower", 1, _lower, deterministic=True)
@@ -119,8 +132,13 @@ class SqliteDialect(Dialect):
     ph = "?"
     begin_sql = "BEGIN IMMEDIATE"
     lock_suffix = ""
-    conversions = {"datetime": sqlite_datetime, "date": dt.date.isoformat,
-                   "uuid": uuid_hex, "decimal": float, "bool": int}
+    conversions = {
+        "datetime": sqlite_datetime,
+        "date": dt.date.isoformat,
+        "uuid": uuid_hex,
+        "decimal": float,
+        "bool": int,
+    }
     drivers = (SqliteDriver, AsyncSqliteDriver)
     lower_fn = "persisty_lower({})"
 
@@ -151,11 +169,14 @@ class SqliteDialect(Dialect):
         return f"EXISTS (SELECT 1 FROM json_each({table}.{column}) AS je WHERE je.value = ?)"
 
     def introspect_sql(self) -> tuple[str, str]:
-        return ("SELECT name, type FROM pragma_table_info(?)",
-                "SELECT name FROM pragma_index_list(?)")
+        return (
+            "SELECT name, type FROM pragma_table_info(?)",
+            "SELECT name FROM pragma_index_list(?)",
+        )
 
-    def translate_driver(self, e: BaseException, text: str, name: str, where: str,
-                         schema: TableSchema | None) -> PersistyError | None:
+    def translate_driver(
+        self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
+    ) -> PersistyError | None:
         if name == "IntegrityError":
             if "UNIQUE" in text or "PRIMARY KEY" in text:
                 return conflict(where, text, schema)

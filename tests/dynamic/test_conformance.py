@@ -1,0 +1,143 @@
+"""The conformance suite on a generated class: the suite's ``Item`` replaced by the class a
+catalog generates from ``ITEM_SPEC``, its store opened through ``catalog.store`` (the
+dynamic store), on every backend, sync and async."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from tests.conftest import DYNAMODB_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL
+from tests.dynamic._specs import ITEM_SPEC
+
+import persisty
+import persisty.aio
+import persisty.testing._async as suite_async
+import persisty.testing._data as suite_data
+import persisty.testing._secrecy._async as secrecy_async
+import persisty.testing._secrecy._sync as secrecy_sync
+import persisty.testing._sync as suite_sync
+from persisty.dynamic import AsyncDynamicStore, DynamicStore, catalog
+from persisty.model import meta_of
+from persisty.store import AsyncDatabase, AsyncStore, Database, Store
+from persisty.testing import AsyncStoreConformance, StoreConformance
+
+_MODULES = (suite_sync, suite_async, suite_data, secrecy_sync, secrecy_async)
+
+
+def _swap(monkeypatch: pytest.MonkeyPatch, cls: type[Any]) -> None:
+    color = meta_of(cls).by_name["color"].enum_type
+    for module in _MODULES:
+        monkeypatch.setattr(module, "Item", cls, raising=False)
+        if hasattr(module, "ITEM"):
+            monkeypatch.setattr(module, "ITEM", meta_of(cls))
+        if hasattr(module, "Color"):
+            monkeypatch.setattr(module, "Color", color)
+    assert color is not None
+    monkeypatch.setitem(
+        suite_data._VALUES, "color", st.one_of(st.none(), st.sampled_from(list(color)))
+    )
+
+
+class _Generated(StoreConformance):
+    url = "memory://"
+
+    def open_database(self, namespace: str) -> Database:
+        return persisty.connect(self.url, namespace=namespace)
+
+    @pytest.fixture(autouse=True)
+    def generated(self, database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        cat = catalog(database)
+        d = cat.define(ITEM_SPEC)
+        self.cat = cat
+        _swap(monkeypatch, cat.class_of(d))
+        yield
+
+    @pytest.fixture
+    def items(self, database: Database, generated: None) -> Store[Any]:
+        store = self.cat.store("item")
+        assert isinstance(store, DynamicStore)
+        return self.wrap(store)
+
+
+class _GeneratedAsync(AsyncStoreConformance):
+    url = "memory://"
+
+    async def open_database(self, namespace: str) -> AsyncDatabase:
+        return persisty.aio.connect(self.url, namespace=namespace)
+
+    @pytest.fixture(autouse=True)
+    async def generated(self, database: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+        cat = catalog(database)
+        d = await cat.define(ITEM_SPEC)
+        self.cat = cat
+        _swap(monkeypatch, cat.class_of(d))
+
+    @pytest.fixture
+    async def items(self, database: AsyncDatabase, generated: None) -> AsyncStore[Any]:
+        store = await self.cat.store("item")
+        assert isinstance(store, AsyncDynamicStore)
+        return await self.wrap(store)
+
+
+_DIR = Path(tempfile.mkdtemp(prefix="persisty-dynamic-"))
+
+
+class TestMemory(_Generated):
+    url = "memory://"
+
+
+class TestMemoryAsync(_GeneratedAsync):
+    url = "memory://"
+
+
+class TestDirectory(_Generated):
+    url = f"file://{_DIR / 'dir'}"
+
+
+class TestDirectoryAsync(_GeneratedAsync):
+    url = f"file://{_DIR / 'dir-async'}"
+
+
+class TestSqlite(_Generated):
+    url = f"sqlite:///{_DIR / 'gen.db'}"
+
+
+class TestSqliteAsync(_GeneratedAsync):
+    url = f"sqlite:///{_DIR / 'gen-async.db'}"
+
+
+class TestPostgres(_Generated):
+    url = POSTGRES_URL
+
+
+class TestPostgresAsync(_GeneratedAsync):
+    url = POSTGRES_URL
+
+
+class TestMariaDB(_Generated):
+    url = MYSQL_URL
+
+
+class TestMariaDBAsync(_GeneratedAsync):
+    url = MYSQL_URL
+
+
+class TestRedis(_Generated):
+    url = REDIS_URL
+
+
+class TestRedisAsync(_GeneratedAsync):
+    url = REDIS_URL
+
+
+class TestDynamoDB(_Generated):
+    url = DYNAMODB_URL
+
+
+class TestDynamoDBAsync(_GeneratedAsync):
+    url = DYNAMODB_URL
