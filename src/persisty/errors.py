@@ -52,6 +52,12 @@ class Conflict(PersistyError):
     status = 409
 
 
+class ConcurrentChange(Conflict):
+    """A concurrent write collided with this one and the engine rolled this one back (a
+    deadlock, a serialization failure): nothing of it was written, so trying again is safe.
+    Stores try again themselves a few times before raising it."""
+
+
 class PreconditionFailed(Conflict):
     """An ``if_match`` etag or a ``precondition`` filter did not hold; nothing was written."""
 

@@ -10,10 +10,12 @@ import persisty
 import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    CommitConformance,
     DatabaseLifecycleConformance,
     PathConformance,
     PutExpiryIncrementConformance,
@@ -22,7 +24,11 @@ from persisty.testing import (
 
 
 class TestDirectory(
-    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+    StoreConformance,
+    PutExpiryIncrementConformance,
+    PathConformance,
+    CommitConformance,
+    DatabaseLifecycleConformance,
 ):
     @pytest.fixture(autouse=True)
     def _root(self, tmp_path: Path) -> None:
@@ -36,6 +42,7 @@ class TestDirectoryAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):
     @pytest.fixture(autouse=True)

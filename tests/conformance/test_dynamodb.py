@@ -13,10 +13,12 @@ import persisty.aio
 from persisty.backends.dynamodb import AsyncDynamoDatabase, DynamoDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    CommitConformance,
     DatabaseLifecycleConformance,
     PathConformance,
     PutExpiryIncrementConformance,
@@ -44,7 +46,11 @@ ASYNC_OPTIONS = {"segments": 2}
 
 
 class TestDynamo(
-    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+    StoreConformance,
+    PutExpiryIncrementConformance,
+    PathConformance,
+    CommitConformance,
+    DatabaseLifecycleConformance,
 ):
     # 8 workers x 10 if_match increments (fewer than the default 25): moto
     # answers one request at a time in ~10 ms and 8-way contention costs ~16 requests per
@@ -64,6 +70,7 @@ class TestDynamoAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):
     concurrency_increments = 10

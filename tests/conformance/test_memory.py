@@ -6,10 +6,12 @@ import persisty
 import persisty.aio
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    CommitConformance,
     DatabaseLifecycleConformance,
     PathConformance,
     PutExpiryIncrementConformance,
@@ -18,7 +20,11 @@ from persisty.testing import (
 
 
 class TestMemory(
-    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+    StoreConformance,
+    PutExpiryIncrementConformance,
+    PathConformance,
+    CommitConformance,
+    DatabaseLifecycleConformance,
 ):
     def open_database(self, namespace: str) -> Database:
         return persisty.connect("memory://", namespace=namespace)
@@ -28,6 +34,7 @@ class TestMemoryAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):
     async def open_database(self, namespace: str) -> AsyncDatabase:

@@ -10,10 +10,12 @@ import persisty.aio
 from persisty.backends.redis import AsyncRedisDatabase, RedisDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    CommitConformance,
     DatabaseLifecycleConformance,
     PathConformance,
     PutExpiryIncrementConformance,
@@ -22,7 +24,11 @@ from persisty.testing import (
 
 
 class TestRedis(
-    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+    StoreConformance,
+    PutExpiryIncrementConformance,
+    PathConformance,
+    CommitConformance,
+    DatabaseLifecycleConformance,
 ):
     concurrency_increments = 200  # 8 workers x 200 if_match increments = exactly 1,600
 
@@ -38,6 +44,7 @@ class TestRedisAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):
     concurrency_increments = 200

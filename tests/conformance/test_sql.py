@@ -15,10 +15,12 @@ import persisty.aio
 from persisty.backends.sql import AsyncSqlDatabase, SqlDatabase
 from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
+    CommitConformance,
     DatabaseLifecycleConformance,
     PathConformance,
     PutExpiryIncrementConformance,
@@ -30,7 +32,11 @@ SQLITE_FILE_URL = f"sqlite:///{_DIR / 'conformance.db'}"
 
 
 class _Sync(
-    StoreConformance, PutExpiryIncrementConformance, PathConformance, DatabaseLifecycleConformance
+    StoreConformance,
+    PutExpiryIncrementConformance,
+    PathConformance,
+    CommitConformance,
+    DatabaseLifecycleConformance,
 ):
     url = ""
     concurrency_increments = 200
@@ -47,6 +53,7 @@ class _Async(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):
     url = ""

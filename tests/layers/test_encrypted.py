@@ -18,7 +18,7 @@ import persisty.aio
 from persisty import F, etag, stored
 from persisty.errors import IntegrityError, PreconditionFailed, ValidationError
 from persisty.layers import KeyRing, MissingKeyError, encrypted, sealed_model
-from persisty.layers._crypto import FieldCipher
+from persisty.layers.encrypted._crypto import FieldCipher
 from persisty.model import Attr
 from persisty.store import Edit
 from persisty.testing.models import Address, Item, Profile

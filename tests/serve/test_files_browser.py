@@ -1,6 +1,7 @@
-"""A real browser uploads by grant: a page served by the test app gets a grant, posts a 3 MB
-PNG from an ``<input type=file>`` straight to S3 on moto_server (bucket CORS configured),
-completes the upload and shows the file back in an ``<img>`` whose ``naturalWidth > 0``.
+"""A real browser uploads by grant: the page of docs/files.md, served by the test app, gets
+a grant, posts a 3 MB PNG from an ``<input type=file>`` straight to S3 on moto_server
+(bucket CORS configured), completes the upload and shows the file back in an ``<img>``
+whose ``naturalWidth > 0``.
 
 Headless Debian Chromium (``/usr/bin/chromium``) driven by playwright; no browser is
 downloaded.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import socket
 import struct
 import threading
@@ -36,42 +38,16 @@ from persisty.serve import JWTAuth, app
 
 CHROMIUM = Path("/usr/bin/chromium")
 AUTH = JWTAuth(secret="a browser test secret long enough for HS256")
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>upload</title></head>
-<body>
-<input type="file" id="file" accept="image/*">
-<img id="shown" alt="">
-<pre id="log"></pre>
-<script>
-const TOKEN = "__TOKEN__";
-const auth = {"Authorization": "Bearer " + TOKEN};
-document.getElementById("file").addEventListener("change", async (event) => {
-  const log = (text) => { document.getElementById("log").textContent += text + "\\n"; };
-  try {
-    const file = event.target.files[0];
-    // 1. a grant: the server checks the caller's right before any URL exists
-    const granted = await fetch("/api/_files/media/_uploads", {
-      method: "POST", headers: {...auth, "Content-Type": "application/json"},
-      body: JSON.stringify({key: "photos/" + file.name, size: file.size,
-                            content_type: file.type, filename: file.name})});
-    const grant = await granted.json();
-    log("grant " + granted.status);
-    // 2. the bytes go straight to the grant's URL (S3), never through the app
-    const form = new FormData();
-    for (const [name, value] of Object.entries(grant.fields)) form.append(name, value);
-    form.append("file", file);
-    const sent = await fetch(grant.url, {method: "POST", body: form});
-    log("upload " + sent.status);
-    // 3. completion: checked (size, type, sniffed bytes), then visible
-    const done = await fetch(grant.complete_url, {method: "POST", headers: auth});
-    const info = await done.json();
-    log("complete " + done.status + " " + info.size);
-    const img = document.getElementById("shown");
-    img.onload = () => log("loaded " + img.naturalWidth);
-    img.onerror = () => log("img error");
-    img.src = info.url;
-  } catch (e) { log("error " + e); }
-});
-</script></body></html>"""
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "files.md"
+
+
+def docs_page() -> str:
+    """The upload page of docs/files.md (its one ```html block): the test drives the
+    documented page itself."""
+    text = DOCS.read_text()
+    found = re.search(r"```html\n(.*?)```", text, re.S)
+    assert found, "docs/files.md has no ```html block"
+    return found.group(1)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -137,10 +113,9 @@ def origin(tmp_path: Path) -> Iterator[str]:
         file_policies={"media": Policy.owner("owner")},
         file_redirect=True,
     )
-    token = AUTH.issue("ann", ["user"])
 
     async def page(request: Request) -> Response:
-        return HTMLResponse(PAGE.replace("__TOKEN__", token))
+        return HTMLResponse(docs_page())
 
     asgi.router.routes.insert(0, Route("/upload-test", page))
     port = _free_port()
@@ -170,6 +145,8 @@ def test_browser_uploads_3_mb_to_s3_and_shows_it(origin: str, tmp_path: Path) ->
         )
         try:
             page = browser.new_page()
+            token = AUTH.issue("ann", ["user"])  # what signing in would have stored
+            page.add_init_script(f"sessionStorage.setItem('token', '{token}')")
             page.goto(origin + "/upload-test")
             page.set_input_files("#file", str(picture))
             page.wait_for_function(

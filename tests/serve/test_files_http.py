@@ -81,10 +81,12 @@ def test_put_get_replace_delete(env: tuple[TestClient, Clock]) -> None:
     )
     got = c.get("/api/_files/docs/a/hello.txt", headers=ann)
     assert got.content == b"hello world" and got.headers["content-type"] == "text/plain"
-    # text/plain is inline-safe: inline on request, sandboxed
-    inline = c.get("/api/_files/docs/a/hello.txt?disposition=inline", headers=ann)
-    assert inline.headers["content-disposition"].startswith("inline")
-    assert inline.headers["content-security-policy"] == "sandbox"
+    # text/plain is inline-safe: inline by default, sandboxed; attachment when asked
+    assert got.headers["content-disposition"].startswith("inline")
+    assert got.headers["content-security-policy"] == "sandbox"
+    forced = c.get("/api/_files/docs/a/hello.txt?disposition=attachment", headers=ann)
+    assert forced.headers["content-disposition"].startswith("attachment")
+    assert "content-security-policy" not in forced.headers
     # replace: 200, If-Match checked, If-None-Match: * refused
     r2 = c.put(
         "/api/_files/docs/a/hello.txt", content=b"bye", headers={**ann, "If-Match": f'"{sha}"'}
@@ -128,13 +130,14 @@ def test_html_svg_xml_are_never_inline(env: tuple[TestClient, Clock]) -> None:
         ("x.xml", "application/xml"),
     ):
         c.put(f"/api/_files/docs/{key}", content=b"<x/>", headers={**ann, "Content-Type": ctype})
-        r = c.get(f"/api/_files/docs/{key}?disposition=inline", headers=ann)
-        assert r.headers["content-disposition"].startswith("attachment"), key
-        assert r.headers["x-content-type-options"] == "nosniff"
+        for asked in ("", "?disposition=inline"):
+            r = c.get(f"/api/_files/docs/{key}{asked}", headers=ann)
+            assert r.headers["content-disposition"].startswith("attachment"), key
+            assert r.headers["x-content-type-options"] == "nosniff"
     c.put("/api/_files/docs/résumé.png", content=PNG, headers=ann)
     r = c.get("/api/_files/docs/résumé.png", headers=ann)
     assert r.headers["content-disposition"] == (
-        "attachment; filename=\"r_sum_.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
+        "inline; filename=\"r_sum_.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
     )
 
 
@@ -268,7 +271,7 @@ def test_signed_urls_expire_and_resist_tampering(env: tuple[TestClient, Clock]) 
         bad = c.get(_tamper(url, name))
         assert bad.status_code == 403, name
         assert bad.json()["code"] == "invalid_signature"
-    assert c.get(url + "&disposition=inline").status_code == 403  # disposition is signed
+    assert c.get(url + "&disposition=attachment").status_code == 403  # it is signed
     assert c.get(url.split("&sig=")[0]).status_code == 403
     exp = int(parse_qs(urlsplit(url).query)["exp"][0])
     clock.now = datetime.fromtimestamp(exp, UTC) - timedelta(seconds=1)
@@ -284,3 +287,27 @@ def test_signed_urls_expire_and_resist_tampering(env: tuple[TestClient, Clock]) 
     assert c.get(url2).status_code == 200
     c.delete("/api/_files/docs/s.txt", headers=ann)
     assert c.get(url2).status_code == 404
+
+
+def test_cors_lets_a_page_read_ranges_and_etags() -> None:
+    files = open_files("memory", "c" + uuid.uuid4().hex[:8])
+    asgi = app(
+        persisty.aio.connect("memory://"), [], files={"docs": files}, cors=["https://site.example"]
+    )
+    with TestClient(asgi) as c:
+        c.put("/api/_files/docs/a.bin", content=bytes(100))
+        pre = c.options(
+            "/api/_files/docs/a.bin",
+            headers={
+                "Origin": "https://site.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "range, if-range",
+            },
+        )
+        assert pre.status_code == 200
+        r = c.get(
+            "/api/_files/docs/a.bin",
+            headers={"Origin": "https://site.example", "Range": "bytes=0-9"},
+        )
+        exposed = r.headers["access-control-expose-headers"].lower()
+        assert r.status_code == 206 and "content-range" in exposed and "etag" in exposed

@@ -9,23 +9,41 @@ Example::
     mine = secured(notes, Policy.owner("owner"), Principal("ann", scopes={"user"}))
 """
 
-from persisty.layers._async.cache import AsyncCachedStore, AsyncMemoryCache, CacheStats
-from persisty.layers._async.encrypted import AsyncEncryptedStore
-from persisty.layers._async.events import AsyncObservedStore, AsyncSubscription
-from persisty.layers._async.relations import AsyncRelatedStore
-from persisty.layers._async.secured import AsyncSecuredStore
-from persisty.layers._cache import cached
-from persisty.layers._changes import Change, HookFailure
-from persisty.layers._crypto import KeyRing, MissingKeyError, sealed_model
-from persisty.layers._encryption import encrypted
-from persisty.layers._observe import events, observed
-from persisty.layers._policy import Policy, Principal, Rules, secured
-from persisty.layers._relate import related
-from persisty.layers._sync.cache import CachedStore, MemoryCache
-from persisty.layers._sync.encrypted import EncryptedStore
-from persisty.layers._sync.events import ObservedStore, Subscription
-from persisty.layers._sync.relations import RelatedStore
-from persisty.layers._sync.secured import SecuredStore
+from persisty.layers.cache import (
+    AsyncCachedStore,
+    AsyncMemoryCache,
+    CachedStore,
+    CacheStats,
+    MemoryCache,
+    cached,
+)
+from persisty.layers.encrypted import (
+    AsyncEncryptedStore,
+    EncryptedStore,
+    KeyRing,
+    MissingKeyError,
+    encrypted,
+    sealed_model,
+)
+from persisty.layers.observed import (
+    AsyncObservedStore,
+    AsyncSubscription,
+    Change,
+    HookFailure,
+    ObservedStore,
+    Subscription,
+    events,
+    observed,
+)
+from persisty.layers.related import AsyncRelatedStore, RelatedStore, related
+from persisty.layers.secured import (
+    AsyncSecuredStore,
+    Policy,
+    Principal,
+    Rules,
+    SecuredStore,
+    secured,
+)
 from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
 
 __all__ = [

@@ -11,6 +11,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+from persisty.errors import Unavailable
+
 V = TypeVar("V")
 
 
@@ -188,8 +190,6 @@ class RedisClient:
         try:
             import redis
         except ImportError as e:  # pragma: no cover - depends on the installation
-            from persisty.errors import Unavailable
-
             raise Unavailable("a Redis cache needs persisty[redis]") from e
         return redis.Redis.from_url(url)
 
@@ -208,8 +208,6 @@ class AsyncRedisClient:
         try:
             from redis.asyncio import Redis
         except ImportError as e:  # pragma: no cover - depends on the installation
-            from persisty.errors import Unavailable
-
             raise Unavailable("a Redis cache needs persisty[redis]") from e
         return Redis.from_url(url)
 

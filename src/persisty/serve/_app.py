@@ -151,10 +151,33 @@ def _cors_middleware(cors: Cors) -> list[Middleware]:
     else:
         options = {"allow_origins": list(cors)}
     options.setdefault("allow_methods", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+    # the file routes add ranges, conditional downloads and digests to what items use
     options.setdefault(
-        "allow_headers", ["Authorization", "Content-Type", "If-Match", "If-None-Match"]
+        "allow_headers",
+        [
+            "Authorization",
+            "Content-Type",
+            "If-Match",
+            "If-None-Match",
+            "Range",
+            "If-Range",
+            "If-Modified-Since",
+            "If-Unmodified-Since",
+            "Content-Digest",
+        ],
     )
-    options.setdefault("expose_headers", ["ETag", "Location"])
+    options.setdefault(
+        "expose_headers",
+        [
+            "ETag",
+            "Location",
+            "Content-Range",
+            "Content-Length",
+            "Content-Disposition",
+            "Accept-Ranges",
+            "Last-Modified",
+        ],
+    )
     return [Middleware(CORSMiddleware, **options)]
 
 

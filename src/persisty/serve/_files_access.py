@@ -68,6 +68,9 @@ INLINE_SAFE = frozenset(
         "application/json",
     }
 )
+DISPOSITIONS = ("auto", "attachment", "inline")
+"""``?disposition=``: ``auto`` (the default) shows an inline-safe type inline and anything
+else as an attachment; ``attachment`` always downloads; ``inline`` is ``auto``."""
 DEFAULT_MAX_UPLOAD = 1 << 30
 LAMBDA_MAX_BODY = 6 * 1024 * 1024 * 3 // 4
 """Lambda takes a 6 MB request payload; API Gateway base64-encodes a binary body (4/3)."""
@@ -244,7 +247,7 @@ async def signed_url(
     info: FileInfo,
     *,
     expires_in: float | None = None,
-    disposition: str = "attachment",
+    disposition: str = "auto",
 ) -> tuple[str, datetime]:
     """A URL that downloads this version of the file without credentials until it
     expires, and when it expires (HMAC over store, key, etag, expiry and disposition)."""
@@ -256,7 +259,7 @@ async def signed_url(
     sig = signer.mac("http-download", _message(mount, info.key, info.etag, exp, disposition))
     query = (
         f"exp={exp}&v={info.etag}"
-        + ("&disposition=inline" if disposition == "inline" else "")
+        + ("" if disposition == "auto" else f"&disposition={disposition}")
         + f"&sig={sig}"
     )
     url = f"{mount_path(api, request, mount)}/{quote(info.key)}?{query}"
@@ -267,8 +270,8 @@ async def check_signature(mount: FileMount, key: str, params: Any) -> tuple[str,
     """The etag and disposition a signed request is for; 403 when it is tampered with or
     expired (checked before the catalog is read, so it tells nothing about the file)."""
     exp_text, etag, sig = params.get("exp", ""), params.get("v", ""), params.get("sig", "")
-    disposition = params.get("disposition", "attachment")
-    if disposition not in ("attachment", "inline") or not exp_text.isdigit() or len(exp_text) > 12:
+    disposition = params.get("disposition", "auto")
+    if disposition not in DISPOSITIONS or not exp_text.isdigit() or len(exp_text) > 12:
         raise SignatureInvalid("the signed URL is not valid", field="sig")
     signer = await mount.files.signer()
     expected = signer.mac("http-download", _message(mount, key, etag, int(exp_text), disposition))

@@ -21,6 +21,7 @@ from persisty.files import FileInfo, check_key
 from persisty.query import ALL, Filter, filter_from_query
 from persisty.serve._api import JSONResponse, read_json
 from persisty.serve._files_access import (
+    DISPOSITIONS,
     INLINE_SAFE,
     Access,
     FileMount,
@@ -72,7 +73,9 @@ def inline_safe(content_type: str) -> bool:
 def file_headers(info: FileInfo, disposition: str) -> dict[str, str]:
     """The headers of a download of ``info`` (without the length and range ones)."""
     kind = (
-        "inline" if disposition == "inline" and inline_safe(info.content_type) else ("attachment")
+        "inline"
+        if disposition in ("auto", "inline") and inline_safe(info.content_type)
+        else "attachment"
     )
     headers = {
         "ETag": f'"{info.etag}"',
@@ -107,9 +110,9 @@ async def download(api: Any, mount: FileMount, request: Request) -> Response:
         acc = access(api, request, mount)
         found = await current(mount, key)
         info = acc.visible(key, found)
-        disposition = params.get("disposition", "attachment")
-        if disposition not in ("attachment", "inline"):
-            raise ValidationError("disposition is attachment or inline", field="disposition")
+        disposition = params.get("disposition", "auto")
+        if disposition not in DISPOSITIONS:
+            raise ValidationError("disposition is auto, attachment or inline", field="disposition")
     headers = file_headers(info, disposition)
     conditions = evaluate(request.headers.get, request.method, headers["ETag"], info.updated_at)
     if conditions.status == 304:

@@ -147,8 +147,8 @@ DOWNLOAD_HEADERS = {
         "Content-Length": "bytes",
         "Accept-Ranges": "bytes",
         "Content-Range": "on 206: bytes first-last/size",
-        "Content-Disposition": "attachment unless inline was asked for an inline-safe "
-        "type (RFC 8187 filename*)",
+        "Content-Disposition": "inline for an inline-safe type (not HTML, SVG, XML), else "
+        "attachment; ?disposition=attachment forces it (RFC 8187 filename*)",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox, on inline responses",
     }.items()
@@ -178,8 +178,9 @@ def file_paths(api: Any, mounts: dict[str, Any], secured: bool) -> dict[str, Any
                 _header("If-Range", "the Range applies only while this ETag or date holds"),
                 _query(
                     "disposition",
-                    "attachment (default) or inline",
-                    {"type": "string", "enum": ["attachment", "inline"]},
+                    "auto (default: inline for inline-safe types, else attachment), "
+                    "attachment, or inline (as auto: HTML, SVG, XML are never inline)",
+                    {"type": "string", "enum": ["auto", "attachment", "inline"]},
                 ),
                 _query("exp", "signed URL: expiry (Unix seconds)"),
                 _query("v", "signed URL: the etag of the version"),

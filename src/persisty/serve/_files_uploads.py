@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from persisty.errors import NotFound, ValidationError
+from persisty.errors import NotFound, PersistyError, ValidationError
 from persisty.files import FileUpload, UploadGrant, check_key, part_blob
 from persisty.serve._api import JSONResponse, read_json
 from persisty.serve._files_access import (
@@ -174,6 +174,30 @@ async def _record(api: Any, mount: FileMount, request: Request) -> FileUpload:
     return record
 
 
+async def _s3_progress(blobs: Any, record: FileUpload) -> tuple[int, list[dict[str, int]]]:
+    """What S3 holds of a pending upload: the parts S3 lists (multipart), or the staged
+    object's size (a form); nothing when S3 cannot say."""
+    key = blobs.staging(record)
+    try:
+        if record.part_size is not None and record.multipart_id:
+            listed = await blobs.client.call(
+                "list_parts", Bucket=blobs.bucket, Key=key, UploadId=record.multipart_id
+            )
+            parts = [
+                {"part_number": int(p["PartNumber"]), "size": int(p["Size"])}
+                for p in listed.get("Parts", [])
+            ]
+            return sum(p["size"] for p in parts), parts
+        head = await blobs.client.call("head_object", Bucket=blobs.bucket, Key=key)
+        return int(head.get("ContentLength", 0)), []
+    except (PersistyError, OSError, KeyError, ValueError):
+        return 0, []
+    except Exception as e:  # botocore's ClientError for a missing object: nothing yet
+        if type(e).__name__ in ("ClientError", "NoSuchKey", "NoSuchUpload"):
+            return 0, []
+        raise
+
+
 async def status(api: Any, mount: FileMount, request: Request) -> Response:
     record = await _record(api, mount, request)
     blobs = mount.files.blobs
@@ -189,6 +213,8 @@ async def status(api: Any, mount: FileMount, request: Request) -> Response:
                 if size is not None:
                     parts.append({"part_number": n, "size": size})
                     received += size
+    elif record.state == "pending":
+        received, parts = await _s3_progress(blobs, record)
     return _json(
         {
             "upload_id": record.id,

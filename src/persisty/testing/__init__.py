@@ -10,6 +10,8 @@ Example::
 """
 
 from persisty.testing._async import AsyncStoreConformance
+from persisty.testing._commit_async import AsyncCommitConformance
+from persisty.testing._commit_sync import CommitConformance
 from persisty.testing._contract_async import AsyncPutExpiryIncrementConformance
 from persisty.testing._contract_sync import PutExpiryIncrementConformance
 from persisty.testing._files_async import AsyncFileStoreConformance
@@ -29,6 +31,7 @@ from persisty.testing._stash_sync import StashConformance
 from persisty.testing._sync import StoreConformance
 
 __all__ = [
+    "AsyncCommitConformance",
     "AsyncDatabaseLifecycleConformance",
     "AsyncFileStoreConformance",
     "AsyncKVConformance",
@@ -38,6 +41,7 @@ __all__ = [
     "AsyncRobustnessConformance",
     "AsyncStashConformance",
     "AsyncStoreConformance",
+    "CommitConformance",
     "DatabaseLifecycleConformance",
     "FileStoreConformance",
     "KVConformance",

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from persisty.backends.directory._shared import replay_shared
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta
 from persisty.query import ALL, Filter, Sort, compile_filter, seek
@@ -139,6 +140,7 @@ class DirectoryTable:
             shutil.rmtree(path, ignore_errors=True)
 
     def _replay(self) -> None:
+        replay_shared(self, _JournalEntry)
         journal = self.path / ".journal"
         if not journal.exists():
             return

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from persisty.backends.directory._files import DirectoryTable, Row, read_or_create_secret
+from persisty.backends.directory._shared import commit_tables
 from persisty.errors import PersistyError, ValidationError
 from persisty.model import StoreMeta, meta_of
 from persisty.query import Filter, PageKeys, Sort
@@ -81,6 +82,15 @@ class DirectoryDatabase(Database):
 
     def _open(self, meta: StoreMeta) -> Store[Any]:
         return DirectoryStore(meta, self.pages, DirectoryTable(meta, self.folder / meta.name))
+
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        parts = []
+        for store, ops in groups:
+            assert isinstance(store, DirectoryStore)
+            parts.append((store.table, ops))
+        return commit_tables(self.folder, parts)
 
     def drop(self, cls: type[Any] | None = None) -> None:
         """Delete the directory of the store of ``cls`` (without ``cls``, the namespace's

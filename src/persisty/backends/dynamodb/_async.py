@@ -24,6 +24,7 @@ from persisty.backends.dynamodb._clients import (
     parse_url,
 )
 from persisty.backends.dynamodb._codec import ETAG, PK, SK, TTL, Codec, order_bytes
+from persisty.backends.dynamodb._commit_async import TransactPlan, commit_stores
 from persisty.backends.dynamodb._plan import Plan as Access
 from persisty.backends.dynamodb._plan import make_plan
 from persisty.errors import (
@@ -443,6 +444,13 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
 
     async def _transact(self, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         """All of ``ops`` in one TransactWriteItems, with the unique-value markers."""
+        plan = await self._transact_plan(ops)
+        if any(plan.errors):
+            return plan.errors
+        return await self._send_transaction(plan)
+
+    async def _transact_plan(self, ops: Sequence[WriteOp]) -> TransactPlan:
+        """The actions of one TransactWriteItems for ``ops`` (or the errors that stop it)."""
         errors: list[PersistyError | None] = [None] * len(ops)
         ops = list(ops)
         if self._uniques:
@@ -453,10 +461,10 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                         errors[i] = NotFound(
                             f"no {self.meta.name} {self.meta.key_string(op.key)!r}"
                         )
-                        return errors
+                        return TransactPlan(errors)
                     if op.expected is not None and op.expected != found[1]:
                         errors[i] = PreconditionFailed("the item has changed (etag does not match)")
-                        return errors
+                        return TransactPlan(errors)
                     op.old, op.expected = found[0], found[1]
         merged, first = _coalesce(ops)
         actions: list[dict[str, Any]] = []
@@ -500,7 +508,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                     )
             except PersistyError as e:
                 errors[first[j]] = e
-                return errors
+                return TransactPlan(errors)
             owners.append((j, "item", ""))
             key_text = self.meta.key_string(op.key)
             for _, ix in self._uniques:
@@ -553,7 +561,12 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                 f"values); one transaction takes at most {MAX_TRANSACTION}",
                 field="edits",
             )
-            return errors
+            return TransactPlan(errors)
+        return TransactPlan(errors, actions, owners, merged, first)
+
+    async def _send_transaction(self, plan: TransactPlan) -> list[PersistyError | None]:
+        """Send a planned transaction; the error of the op whose condition failed."""
+        errors, actions = plan.errors, plan.actions
         for attempt in range(8):
             try:
                 if len(actions) == 1 and "Put" in actions[0]:
@@ -566,8 +579,8 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
             except botocore.exceptions.ClientError as e:
                 code = error_code(e)
                 if code == "ConditionalCheckFailedException":
-                    j = owners[0][0]
-                    errors[first[j]] = await self._failed(merged[j])
+                    i, err = await self._transact_failure(plan, 0)
+                    errors[i] = err
                     return errors
                 if code != "TransactionCanceledException":
                     errors[0] = client_error(e, self.meta.name)
@@ -586,20 +599,23 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                         return errors
                     await self.client.sleep(backoff(attempt))
                     continue  # a conflicting transaction: try again
-                n = checks[0][0]
-                j, what, attr = owners[n]
-                if what == "item":
-                    errors[first[j]] = await self._failed(merged[j])
-                elif what == "mark":
-                    errors[first[j]] = Conflict(
-                        f"{self.meta.name}: {attr} value is already taken (unique index)",
-                        field=attr,
-                    )
-                else:
-                    errors[first[j]] = PreconditionFailed("the item has changed")
+                i, err = await self._transact_failure(plan, checks[0][0])
+                errors[i] = err
                 return errors
         errors[0] = Conflict("too many concurrent transactions; try again")
         return errors
+
+    async def _transact_failure(self, plan: TransactPlan, n: int) -> tuple[int, PersistyError]:
+        """Which op of ``plan`` the failed condition of action ``n`` belongs to, and why."""
+        j, what, attr = plan.owners[n]
+        i = plan.first[j]
+        if what == "item":
+            return i, await self._failed(plan.merged[j])
+        if what == "mark":
+            return i, Conflict(
+                f"{self.meta.name}: {attr} value is already taken (unique index)", field=attr
+            )
+        return i, PreconditionFailed("the item has changed")
 
     # ---- search -------------------------------------------------------------------------
 
@@ -896,6 +912,11 @@ class AsyncDynamoDatabase(AsyncDatabase):
         self._meta_ready = False
         self._meta_lock = asyncio.Lock()
         super().__init__(url, namespace=namespace, secret=secret)
+
+    async def _commit_stores(
+        self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        return await commit_stores(groups)
 
     @property
     def table_prefix(self) -> str:

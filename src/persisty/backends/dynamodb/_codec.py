@@ -39,6 +39,8 @@ TTL = "~t"
 """The table's TimeToLive attribute: an expiring item's expiry in epoch seconds."""
 EXACT = "~x"
 MAX_ITEM_BYTES = 400 * 1024
+MAX_PARTITION_BYTES = 2048
+MAX_SORT_BYTES = 1024
 NATIVE_SCALARS = frozenset(
     {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
 )
@@ -317,6 +319,7 @@ class Codec:
             if at is not None:
                 out[TTL] = {"N": str(int(at.timestamp()) + 1)}
         out.update(self.index_keys(item))
+        self._check_key_sizes(out, item)
         size = sum(len(k) + _size(v) for k, v in out.items())
         if size > MAX_ITEM_BYTES:
             raise ValidationError(
@@ -324,6 +327,31 @@ class Codec:
                 f"400 KB ({MAX_ITEM_BYTES:,} bytes)"
             )
         return out
+
+    def _check_key_sizes(self, out: dict[str, Any], item: Any) -> None:
+        """DynamoDB refuses a partition key over 2,048 bytes and a sort key over 1,024 (of
+        the table and of every index): the error names the attribute, before DynamoDB sees
+        the item."""
+        limits = [(PK, MAX_PARTITION_BYTES, self.key_attrs[0])]
+        if self.composite:  # the sort key holds the other key attributes: name the largest
+            rest = max(self.key_attrs[1:], key=lambda n: len(order_bytes(getattr(item, n))))
+            limits.append((SK, MAX_SORT_BYTES, rest))
+        for i, ix in enumerate(self.indexes):
+            limits.append((f"~p{i}", MAX_PARTITION_BYTES, ix.attrs[0]))
+            if len(ix.attrs) > 1:
+                limits.append((f"~s{i}", MAX_SORT_BYTES, ix.attrs[1]))
+        for name, limit, attr in limits:
+            av = out.get(name)
+            if av is None:
+                continue
+            value = av.get("S", av.get("B", b""))
+            size = len(value.encode()) if isinstance(value, str) else len(value)
+            if size > limit:
+                raise ValidationError(
+                    f"{self.meta.name}: {attr} is {size:,} bytes as a DynamoDB key, over its "
+                    f"limit of {limit:,} bytes",
+                    field=attr,
+                )
 
     def load(self, raw: dict[str, Any]) -> tuple[Any, str]:
         """The item and its etag from a DynamoDB item."""

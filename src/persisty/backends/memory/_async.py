@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.backends.memory._table import MemoryTable, Row
+from persisty.backends.memory._table import MemoryTable, Row, commit_tables
 from persisty.errors import PersistyError
 from persisty.model import StoreMeta, meta_of
 from persisty.query import Filter, PageKeys, Sort
@@ -71,6 +71,15 @@ class AsyncMemoryDatabase(AsyncDatabase):
         elif table.meta.cls is not meta.cls:
             table.adopt(meta)  # a new version of the class: its stores share the items
         return AsyncMemoryStore(meta, self.pages, table)
+
+    async def _commit_stores(
+        self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        parts = []
+        for store, ops in groups:
+            assert isinstance(store, AsyncMemoryStore)
+            parts.append((store.table, ops))
+        return commit_tables(parts)
 
     async def drop(self, cls: type[Any] | None = None) -> None:
         """Forget the items, indexes and counters of the store of ``cls`` (of every store

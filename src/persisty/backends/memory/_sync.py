@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.backends.memory._table import MemoryTable, Row
+from persisty.backends.memory._table import MemoryTable, Row, commit_tables
 from persisty.errors import PersistyError
 from persisty.model import StoreMeta, meta_of
 from persisty.query import Filter, PageKeys, Sort
@@ -72,6 +72,15 @@ class MemoryDatabase(Database):
         elif table.meta.cls is not meta.cls:
             table.adopt(meta)  # a new version of the class: its stores share the items
         return MemoryStore(meta, self.pages, table)
+
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        parts = []
+        for store, ops in groups:
+            assert isinstance(store, MemoryStore)
+            parts.append((store.table, ops))
+        return commit_tables(parts)
 
     def drop(self, cls: type[Any] | None = None) -> None:
         """Forget the items, indexes and counters of the store of ``cls`` (of every store

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import operator
 import threading
@@ -504,3 +505,28 @@ class MemoryTable:
             values = tuple(_plain(getattr(item, a)) for a in ix.attrs)
             if taken.get(values) == key:
                 del taken[values]
+
+
+def commit_tables(
+    parts: Sequence[tuple[MemoryTable, Sequence[WriteOp]]],
+) -> list[list[PersistyError | None]]:
+    """Apply each table's ops under all their locks (taken in one order, so two commits
+    never wait on each other), all or nothing across the tables."""
+    tables = sorted({id(t): t for t, _ in parts}.values(), key=lambda t: t.meta.name)
+    errors: list[list[PersistyError | None]] = [[None] * len(ops) for _, ops in parts]
+    undo: list[tuple[MemoryTable, Key, Row | None]] = []
+    with contextlib.ExitStack() as locks:
+        for t in tables:
+            locks.enter_context(t.lock)
+        for n, (table, ops) in enumerate(parts):
+            for j, op in enumerate(ops):
+                before = table.rows.get(op.key)
+                try:
+                    table._apply(op)
+                except PersistyError as e:
+                    errors[n][j] = e
+                    for t, key, row in reversed(undo):
+                        t._put(key, row)
+                    return errors
+                undo.append((table, op.key, before))
+    return errors

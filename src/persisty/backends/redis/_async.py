@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from persisty.backends.redis._clients import AsyncRedis
+from persisty.backends.redis._commit_async import commit_stores
 from persisty.backends.redis._keys import (
     base_name,
     load_secret,
@@ -432,6 +433,11 @@ class AsyncRedisDatabase(AsyncDatabase):
 
     def _secret(self) -> bytes | None:
         return load_secret(self.redis_url, self.prefix)
+
+    async def _commit_stores(
+        self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        return await commit_stores(self.client, groups)
 
     def _open(self, meta: StoreMeta) -> AsyncStore[Any]:
         return AsyncRedisStore(

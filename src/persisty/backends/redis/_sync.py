@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from persisty.backends.redis._clients import Redis
+from persisty.backends.redis._commit_sync import commit_stores
 from persisty.backends.redis._keys import (
     base_name,
     load_secret,
@@ -431,6 +432,11 @@ class RedisDatabase(Database):
 
     def _secret(self) -> bytes | None:
         return load_secret(self.redis_url, self.prefix)
+
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        return commit_stores(self.client, groups)
 
     def _open(self, meta: StoreMeta) -> Store[Any]:
         return RedisStore(

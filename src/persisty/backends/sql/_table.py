@@ -78,6 +78,7 @@ class TableSchema:
         self.quoted = q(self.name)
         self.quoted_doc = q(DOC)
         indexed = {a for ix in meta.indexes for a in ix.attrs} | set(meta.key.attrs)
+        self.indexed = indexed
         self.columns: list[Column] = []
         for a in meta.attrs:
             fam = family_of(a)
@@ -172,6 +173,16 @@ class TableSchema:
         """The driver parameter for ``value`` of attribute ``name``."""
         c = self.by_name[name].conv
         return value if c is None or value is None else c(value)
+
+    def largest_indexed(self, item: Any) -> str | None:
+        """The key or indexed attribute whose value in ``item`` is the longest text or bytes
+        (the one an engine refused as too large for an index)."""
+        sizes = [
+            (len(v), c.name)
+            for c in self.columns
+            if c.name in self.indexed and isinstance(v := getattr(item, c.name, None), str | bytes)
+        ]
+        return max(sizes)[1] if sizes else None
 
     def values(self, item: Any) -> list[Any]:
         """Column values of ``item`` (in column order)."""

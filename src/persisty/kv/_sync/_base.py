@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import Conflict, Forbidden, Unavailable, ValidationError
+from persisty.errors import ConcurrentChange, Conflict, Forbidden, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
 from persisty.kv._logic import check_namespace
 from persisty.kv._open import frozen_missing, kv_connect, sqlite_has_table
@@ -58,9 +58,11 @@ def put_items(store: Store[Any], items: Sequence[Any], limit: int | None = None)
 
 
 def retryable(error: BaseException) -> bool:
-    """A transient failure of a write that loses nothing when tried again (MariaDB reports
-    a deadlock between two conditional writes as unavailable)."""
-    return isinstance(error, Unavailable) and "eadlock" in str(error)
+    """A transient failure of a write that loses nothing when tried again: a collision the
+    engine rolled back (a deadlock between two conditional writes)."""
+    return isinstance(error, ConcurrentChange) or (
+        isinstance(error, Unavailable) and "eadlock" in str(error)
+    )
 
 
 def raise_result(result: EditResult[Any]) -> None:

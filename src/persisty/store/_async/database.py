@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from persisty.errors import (
+    PersistyError,
     ValidationError,
 )
 from persisty.model import StoreMeta, meta_of
@@ -21,8 +23,12 @@ from persisty.query import (
 )
 from persisty.store._async.base import AsyncStoreBase
 from persisty.store._async.contract import AsyncStore
+from persisty.store._commit_async import commit_edits, commit_one_store
 from persisty.store._types import (
     Clock,
+    Edit,
+    EditResult,
+    WriteOp,
 )
 
 if TYPE_CHECKING:
@@ -98,6 +104,31 @@ class AsyncDatabase(ABC):
         from persisty.files._async.open import chunked_files
 
         return chunked_files(self, name, **options)
+
+    async def commit(
+        self, writes: Sequence[tuple[AsyncStore[Any], Edit]], *, atomic: bool = True
+    ) -> list[EditResult[Any]]:
+        """Apply edits to several stores of this database; one result per write, in order.
+
+        ``atomic=True``: all or nothing, in one engine transaction (one SQL transaction,
+        one DynamoDB ``TransactWriteItems``, one Redis transaction, one lock on memory and
+        directory stores); the failing write has its code, the others ``aborted``. The
+        stores must be this database's own (``db.store(cls)``), else ``ValidationError``.
+        ``atomic=False``: each store's edits as one non-atomic ``edit_batch``.
+
+        Example::
+
+            results = await db.commit([(notes, Edit.create(Note(owner="ann", title="A"))),
+                                       (db.store(Author), Edit.patch("a1", {"name": "U"}))])
+            assert all(r.ok for r in results)
+        """
+        return await commit_edits(self, writes, atomic)
+
+    async def _commit_stores(
+        self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        """Apply each store's ops, all or nothing across the stores (backends override)."""
+        return await commit_one_store(groups, type(self).__name__)
 
     async def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""

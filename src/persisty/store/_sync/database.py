@@ -11,19 +11,25 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from persisty.errors import (
+    PersistyError,
     ValidationError,
 )
 from persisty.model import StoreMeta, meta_of
 from persisty.query import (
     PageKeys,
 )
+from persisty.store._commit_sync import commit_edits, commit_one_store
 from persisty.store._sync.base import StoreBase
 from persisty.store._sync.contract import Store
 from persisty.store._types import (
     Clock,
+    Edit,
+    EditResult,
+    WriteOp,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +105,31 @@ class Database(ABC):
         from persisty.files._sync.open import chunked_files
 
         return chunked_files(self, name, **options)
+
+    def commit(
+        self, writes: Sequence[tuple[Store[Any], Edit]], *, atomic: bool = True
+    ) -> list[EditResult[Any]]:
+        """Apply edits to several stores of this database; one result per write, in order.
+
+        ``atomic=True``: all or nothing, in one engine transaction (one SQL transaction,
+        one DynamoDB ``TransactWriteItems``, one Redis transaction, one lock on memory and
+        directory stores); the failing write has its code, the others ``aborted``. The
+        stores must be this database's own (``db.store(cls)``), else ``ValidationError``.
+        ``atomic=False``: each store's edits as one non-atomic ``edit_batch``.
+
+        Example::
+
+            results = db.commit([(notes, Edit.create(Note(owner="ann", title="A"))),
+                                       (db.store(Author), Edit.patch("a1", {"name": "U"}))])
+            assert all(r.ok for r in results)
+        """
+        return commit_edits(self, writes, atomic)
+
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        """Apply each store's ops, all or nothing across the stores (backends override)."""
+        return commit_one_store(groups, type(self).__name__)
 
     def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from persisty.backends.sql._async.commit import commit_stores
 from persisty.backends.sql._async.executor import AsyncSqlExecutor
 from persisty.backends.sql._async.outbox import with_outbox
 from persisty.backends.sql._async.store import AsyncSqlStore
@@ -19,9 +20,9 @@ from persisty.backends.sql._async.tables import AsyncSqlTables
 from persisty.backends.sql._meta_tables import META_TABLE, OUTBOX_TABLE
 from persisty.backends.sql._table import TableSchema
 from persisty.backends.sql.dialects import dialect_for
-from persisty.errors import ValidationError
+from persisty.errors import PersistyError, ValidationError
 from persisty.model import StoreMeta
-from persisty.store import AsyncDatabase
+from persisty.store import AsyncDatabase, AsyncStoreBase, WriteOp
 
 
 class AsyncSqlDatabase(AsyncDatabase):
@@ -84,6 +85,11 @@ class AsyncSqlDatabase(AsyncDatabase):
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
         self.schemas[schema.name] = schema
         return AsyncSqlStore(meta, self.pages, schema, self.executor, self.tables, with_outbox)
+
+    async def _commit_stores(
+        self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        return await commit_stores(self.executor, groups)
 
     async def plan_migration(self) -> list[str]:
         """What :meth:`migrate` would do for the stores opened so far: SQL statements, and

@@ -10,8 +10,10 @@ The sync twin ``_sync/store.py`` is generated from this file by
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import operator
+import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from persisty.backends.sql._async.executor import AsyncSqlExecutor
 from persisty.backends.sql._async.tables import AsyncSqlTables
 from persisty.backends.sql._table import ETAG, TableSchema
 from persisty.errors import (
+    ConcurrentChange,
     Conflict,
     IntegrityError,
     NotFound,
@@ -139,10 +142,18 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return await self.executor.query(sql, params, self.schema)
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        """Row count of one statement on a pooled connection."""
+        """Row count of one statement on a pooled connection (one statement on its own is
+        rolled back whole by a deadlock: it is tried again)."""
         if self._epoch != self.tables.epoch:
             await self._prepare()
-        return await self.executor.execute(sql, params, self.schema)
+        for attempt in itertools.count():
+            try:
+                return await self.executor.execute(sql, params, self.schema)
+            except ConcurrentChange:
+                if attempt + 1 >= COLLISION_RETRIES:
+                    raise
+                await _after_collision(attempt)
+        raise AssertionError("unreachable")
 
     def with_outbox(self, lease: float = 30.0) -> tuple[AsyncSqlStore, AsyncSqlOutbox]:
         """This store again, writing each change to the outbox table in the transaction of
@@ -215,6 +226,34 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return [by_param.get(p) for p in params_of]
 
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        # a write the engine rolled back for colliding with another (a deadlock) is tried
+        # again: all of an atomic batch, only the rolled back writes of another one
+        results = await self._commit_collided(ops, atomic)
+        for attempt in range(COLLISION_RETRIES - 1):
+            collided = [i for i, r in enumerate(results) if isinstance(r, ConcurrentChange)]
+            if not collided:
+                break
+            await _after_collision(attempt)
+            if atomic:
+                results = await self._commit_collided(ops, atomic)
+            else:
+                again = await self._commit_collided([ops[i] for i in collided], False)
+                for i, r in zip(collided, again, strict=True):
+                    results[i] = r
+        return results
+
+    async def _commit_collided(
+        self, ops: Sequence[WriteOp], atomic: bool
+    ) -> list[PersistyError | None]:
+        """:meth:`_commit_once`, a collision raised (at commit) reported as a result."""
+        try:
+            return await self._commit_once(ops, atomic)
+        except ConcurrentChange as e:
+            return [e] * len(ops)
+
+    async def _commit_once(
+        self, ops: Sequence[WriteOp], atomic: bool
+    ) -> list[PersistyError | None]:
         if not ops:
             return []
         if len(ops) == 1 and not isinstance(ops[0], Insert):
@@ -313,6 +352,22 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         return results
 
     async def _apply(self, conn: Any, op: WriteOp) -> None:
+        try:
+            await self._apply_op(conn, op)
+        except ValidationError as e:
+            # an engine that reports a value too large for an index without naming the index
+            # (PostgreSQL: "index row requires … bytes"): the largest indexed value is at fault
+            if (
+                e.field is None
+                and not isinstance(op, Remove)
+                and (self.dialect.index_entry_too_large(e.message))
+            ):
+                raise ValidationError(
+                    e.message, field=self.schema.largest_indexed(op.item)
+                ) from None
+            raise
+
+    async def _apply_op(self, conn: Any, op: WriteOp) -> None:
         s = self.schema
         db = self.executor
         if isinstance(op, Insert):
@@ -498,7 +553,27 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                     return new
                 self.retries += 1
             raise Conflict("too many concurrent changes; try again")
-        # increments and conditions: one transaction holding the row, so no retries
+        # increments and conditions: one transaction holding the row, so no lost race (a
+        # deadlock the engine resolved by rolling it back is tried again)
+        for attempt in itertools.count():
+            try:
+                return await self._patch_locked(k, key, names, changes, if_match, precondition)
+            except ConcurrentChange:
+                if attempt + 1 >= COLLISION_RETRIES:
+                    raise
+                await _after_collision(attempt)
+        raise AssertionError("unreachable")
+
+    async def _patch_locked(
+        self,
+        k: Key,
+        key: str,
+        names: tuple[str, ...],
+        changes: Mapping[str, Any],
+        if_match: str | None,
+        precondition: Filter | None,
+    ) -> Any:
+        s = self.schema
         async with self._conn() as conn:
             await self.executor.begin(conn)
             try:
@@ -595,3 +670,13 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 await self.executor.rollback(conn, quiet=True)
                 raise
         return len(batch)
+
+
+COLLISION_RETRIES = 5
+"""Tries of a write the engine rolled back for colliding with another (a deadlock)."""
+
+
+async def _after_collision(attempt: int) -> None:
+    """Wait a random moment (growing, at most 50 ms) before trying a collided write again,
+    so the writers that deadlocked do not meet again in lockstep."""
+    await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))

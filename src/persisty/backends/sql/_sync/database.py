@@ -14,15 +14,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from persisty.backends.sql._meta_tables import META_TABLE, OUTBOX_TABLE
+from persisty.backends.sql._sync.commit import commit_stores
 from persisty.backends.sql._sync.executor import SqlExecutor
 from persisty.backends.sql._sync.outbox import with_outbox
 from persisty.backends.sql._sync.store import SqlStore
 from persisty.backends.sql._sync.tables import SqlTables
 from persisty.backends.sql._table import TableSchema
 from persisty.backends.sql.dialects import dialect_for
-from persisty.errors import ValidationError
+from persisty.errors import PersistyError, ValidationError
 from persisty.model import StoreMeta
-from persisty.store import Database
+from persisty.store import Database, StoreBase, WriteOp
 
 
 class SqlDatabase(Database):
@@ -85,6 +86,11 @@ class SqlDatabase(Database):
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
         self.schemas[schema.name] = schema
         return SqlStore(meta, self.pages, schema, self.executor, self.tables, with_outbox)
+
+    def _commit_stores(
+        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
+    ) -> list[list[PersistyError | None]]:
+        return commit_stores(self.executor, groups)
 
     def plan_migration(self) -> list[str]:
         """What :meth:`migrate` would do for the stores opened so far: SQL statements, and

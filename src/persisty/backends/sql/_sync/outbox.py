@@ -185,7 +185,7 @@ class SqlOutboxStore(SqlStore):
     def _log_created(self, conn: Any, items: Sequence[Any]) -> None:
         self.outbox.write_created(conn, items)
 
-    def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+    def _commit_once(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not ops:
             return []
         # every write commits with its outbox rows: one transaction per op when not atomic

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import operator
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ from persisty.backends.sql._sync.executor import SqlExecutor
 from persisty.backends.sql._sync.tables import SqlTables
 from persisty.backends.sql._table import ETAG, TableSchema
 from persisty.errors import (
+    ConcurrentChange,
     Conflict,
     IntegrityError,
     NotFound,
@@ -140,10 +143,18 @@ class SqlStore(StoreBase[Any]):
         return self.executor.query(sql, params, self.schema)
 
     def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        """Row count of one statement on a pooled connection."""
+        """Row count of one statement on a pooled connection (one statement on its own is
+        rolled back whole by a deadlock: it is tried again)."""
         if self._epoch != self.tables.epoch:
             self._prepare()
-        return self.executor.execute(sql, params, self.schema)
+        for attempt in itertools.count():
+            try:
+                return self.executor.execute(sql, params, self.schema)
+            except ConcurrentChange:
+                if attempt + 1 >= COLLISION_RETRIES:
+                    raise
+                _after_collision(attempt)
+        raise AssertionError("unreachable")
 
     def with_outbox(self, lease: float = 30.0) -> tuple[SqlStore, SqlOutbox]:
         """This store again, writing each change to the outbox table in the transaction of
@@ -216,6 +227,30 @@ class SqlStore(StoreBase[Any]):
         return [by_param.get(p) for p in params_of]
 
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        # a write the engine rolled back for colliding with another (a deadlock) is tried
+        # again: all of an atomic batch, only the rolled back writes of another one
+        results = self._commit_collided(ops, atomic)
+        for attempt in range(COLLISION_RETRIES - 1):
+            collided = [i for i, r in enumerate(results) if isinstance(r, ConcurrentChange)]
+            if not collided:
+                break
+            _after_collision(attempt)
+            if atomic:
+                results = self._commit_collided(ops, atomic)
+            else:
+                again = self._commit_collided([ops[i] for i in collided], False)
+                for i, r in zip(collided, again, strict=True):
+                    results[i] = r
+        return results
+
+    def _commit_collided(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        """:meth:`_commit_once`, a collision raised (at commit) reported as a result."""
+        try:
+            return self._commit_once(ops, atomic)
+        except ConcurrentChange as e:
+            return [e] * len(ops)
+
+    def _commit_once(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not ops:
             return []
         if len(ops) == 1 and not isinstance(ops[0], Insert):
@@ -314,6 +349,22 @@ class SqlStore(StoreBase[Any]):
         return results
 
     def _apply(self, conn: Any, op: WriteOp) -> None:
+        try:
+            self._apply_op(conn, op)
+        except ValidationError as e:
+            # an engine that reports a value too large for an index without naming the index
+            # (PostgreSQL: "index row requires … bytes"): the largest indexed value is at fault
+            if (
+                e.field is None
+                and not isinstance(op, Remove)
+                and (self.dialect.index_entry_too_large(e.message))
+            ):
+                raise ValidationError(
+                    e.message, field=self.schema.largest_indexed(op.item)
+                ) from None
+            raise
+
+    def _apply_op(self, conn: Any, op: WriteOp) -> None:
         s = self.schema
         db = self.executor
         if isinstance(op, Insert):
@@ -497,7 +548,27 @@ class SqlStore(StoreBase[Any]):
                     return new
                 self.retries += 1
             raise Conflict("too many concurrent changes; try again")
-        # increments and conditions: one transaction holding the row, so no retries
+        # increments and conditions: one transaction holding the row, so no lost race (a
+        # deadlock the engine resolved by rolling it back is tried again)
+        for attempt in itertools.count():
+            try:
+                return self._patch_locked(k, key, names, changes, if_match, precondition)
+            except ConcurrentChange:
+                if attempt + 1 >= COLLISION_RETRIES:
+                    raise
+                _after_collision(attempt)
+        raise AssertionError("unreachable")
+
+    def _patch_locked(
+        self,
+        k: Key,
+        key: str,
+        names: tuple[str, ...],
+        changes: Mapping[str, Any],
+        if_match: str | None,
+        precondition: Filter | None,
+    ) -> Any:
+        s = self.schema
         with self._conn() as conn:
             self.executor.begin(conn)
             try:
@@ -594,3 +665,13 @@ class SqlStore(StoreBase[Any]):
                 self.executor.rollback(conn, quiet=True)
                 raise
         return len(batch)
+
+
+COLLISION_RETRIES = 5
+"""Tries of a write the engine rolled back for colliding with another (a deadlock)."""
+
+
+def _after_collision(attempt: int) -> None:
+    """Wait a random moment (growing, at most 50 ms) before trying a collided write again,
+    so the writers that deadlocked do not meet again in lockstep."""
+    time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))

@@ -248,6 +248,11 @@ class Dialect:
             return ValidationError(f"{where}a value cannot be stored: {e}", field=None)
         return self.translate_driver(e, str(e), type(e).__name__, where, schema)
 
+    def index_entry_too_large(self, message: str) -> bool:
+        """Whether ``message`` (of a ``ValidationError`` from :meth:`translate`) says a value
+        was too large for an index without naming the index."""
+        return False
+
     def translate_driver(
         self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
     ) -> PersistyError | None:

@@ -24,7 +24,7 @@ from persisty.backends.sql.dialects._base import (
     uuid_hex,
 )
 from persisty.backends.sql.dialects._drivers import AsyncDriver, Driver
-from persisty.errors import PersistyError, Unavailable, ValidationError
+from persisty.errors import ConcurrentChange, PersistyError, Unavailable, ValidationError
 
 if TYPE_CHECKING:
     from persisty.backends.sql._table import Column, TableSchema
@@ -206,6 +206,10 @@ class MysqlDialect(Dialect):
         code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
         if code == 1062:
             return conflict(where, text, schema)
+        if code in (1213, 1205):  # deadlock, lock wait timeout: this write was rolled back
+            return ConcurrentChange(
+                f"{where}a concurrent change collided with this one; nothing was written, try again"
+            )
         if code in (1406, 1264, 1366, 1292, 1265, 3140, 4025, 1048):
             return ValidationError(
                 f"{where}{e.args[1] if len(e.args) > 1 else text}", field=field_in(text, schema)

@@ -16,7 +16,7 @@ from sqlalchemy.engine.interfaces import Dialect as SaDialect
 from persisty.backends.sql._url import SqlUrl
 from persisty.backends.sql.dialects._base import Dialect, conflict, field_in, json_text
 from persisty.backends.sql.dialects._drivers import AsyncDriver, Driver
-from persisty.errors import PersistyError, Unavailable, ValidationError
+from persisty.errors import ConcurrentChange, PersistyError, Unavailable, ValidationError
 
 if TYPE_CHECKING:
     from persisty.backends.sql._table import Column, TableSchema
@@ -120,12 +120,19 @@ class PostgresDialect(Dialect):
             "AND tablename = %s",
         )
 
+    def index_entry_too_large(self, message: str) -> bool:
+        return "index row requires" in message or "index row size" in message
+
     def translate_driver(
         self, e: BaseException, text: str, name: str, where: str, schema: TableSchema | None
     ) -> PersistyError | None:
         sqlstate = getattr(e, "sqlstate", None) or ""
         if sqlstate == "23505":
             return conflict(where, text, schema)
+        if sqlstate in ("40P01", "40001"):  # deadlock, serialization failure: rolled back
+            return ConcurrentChange(
+                f"{where}a concurrent change collided with this one; nothing was written, try again"
+            )
         if sqlstate.startswith(("22", "23", "54")):  # data, integrity, too large
             return ValidationError(f"{where}{text.splitlines()[0]}", field=field_in(text, schema))
         if name in ("DataError",):

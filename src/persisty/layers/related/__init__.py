@@ -1,13 +1,15 @@
-"""``related(store, stores)``: the relations layer for a sync or an async store (sync-only
-entry point; the layers are in ``_async/relations.py`` and its generated twin)."""
+"""The relations layer: declared relations loaded in batches and kept intact on delete
+(async source, generated sync twin, and :func:`related`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from persisty.layers._async.relations import AsyncRelatedStore
-from persisty.layers._sync.relations import RelatedStore
-from persisty.store import AsyncStore, Store
+from persisty.layers._dispatch import is_async
+from persisty.layers.related._async import AsyncRelatedStore
+from persisty.layers.related._sync import RelatedStore
+
+__all__ = ["AsyncRelatedStore", "RelatedStore", "related"]
 
 
 def related(store: Any, stores: Any) -> Any:
@@ -22,8 +24,6 @@ def related(store: Any, stores: Any) -> Any:
         books.load(books.search().items, "author")
         authors.delete("a1")     # blocks, cascades or sets null, as declared
     """
-    if isinstance(store, AsyncStore):
+    if is_async(store, "related"):
         return AsyncRelatedStore(store, stores)
-    if isinstance(store, Store):
-        return RelatedStore(store, stores)
-    raise TypeError(f"related() wraps a Store, not {type(store).__name__}")
+    return RelatedStore(store, stores)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from persisty.errors import ValidationError
 from persisty.model import StoreMeta
 from persisty.query import ALL, NONE, Compare, Filter, Op, Or, validate_filter
-from persisty.store import AsyncStore, Store
 
 T = TypeVar("T")
 
@@ -246,38 +245,3 @@ class _Scoped(Policy):
                 f"expected a Principal, got {type(principal).__name__}", field="principal"
             )
         return self._resolve_rules(principal)
-
-
-@overload
-def secured(store: AsyncStore[T], policy: Policy, principal: Principal) -> AsyncStore[T]: ...
-
-
-@overload
-def secured(store: Store[T], policy: Policy, principal: Principal) -> Store[T]: ...
-
-
-def secured(store: Any, policy: Policy, principal: Principal) -> Any:
-    """``store`` as seen by ``principal`` under ``policy`` (sync in, sync out; async in,
-    async out). Items the policy hides behave as missing: reads return ``None``, searches
-    and counts leave them out, writes to them raise ``NotFound``. A write the policy forbids
-    on a visible item (or a create it forbids) raises ``Forbidden``.
-
-    Example::
-
-        from persisty.layers import Policy, Principal, secured
-
-        mine = secured(db.store(Note), Policy.owner("owner"), Principal("ann", scopes={"user"}))
-        mine.create(Note(title="hi"))          # owner forced to "ann"
-        mine.search().items                    # only ann's notes
-    """
-    if not isinstance(policy, Policy):
-        raise ValidationError(f"expected a Policy, got {type(policy).__name__}", field="policy")
-    if isinstance(store, AsyncStore):
-        from persisty.layers._async.secured import AsyncSecuredStore
-
-        return AsyncSecuredStore(store, policy, principal)
-    if isinstance(store, Store):
-        from persisty.layers._sync.secured import SecuredStore
-
-        return SecuredStore(store, policy, principal)
-    raise ValidationError(f"secured() takes a Store, got {type(store).__name__}")

@@ -1,6 +1,6 @@
 """Field encryption (sync-only helpers): key rings, encrypted paths and the ciphertext format.
 
-Used by the ``encrypted`` layer (``persisty.layers._async.encrypted`` and its sync twin).
+Used by the ``encrypted`` layer (``persisty.layers.encrypted._async`` and its sync twin).
 A value is encrypted as the msgspec JSON of the value, so its type round-trips exactly, and
 stored as a text envelope beside the id of the key that sealed it::
 

@@ -1,6 +1,6 @@
 """The change-events layer: after-commit hooks and ``listen()`` subscriptions.
 
-The sync twin ``persisty/layers/_sync/events.py`` is generated from this file by
+The sync twin ``persisty/layers/observed/_sync.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.
 """
 
@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from persisty.errors import ValidationError
-from persisty.layers._async._pinning import (
+from persisty.layers._pinning._async import (
     Outcome,
     batched_delete_all,
     batched_update_all,
     pinned_edit_batch,
 )
-from persisty.layers._changes import (
+from persisty.layers.observed._changes import (
     KINDS,
     AsyncChangeQueue,
     AsyncHookCaller,

@@ -1,6 +1,6 @@
 """The field-encryption layer: chosen attributes are stored as AES-256-GCM ciphertext.
 
-The sync twin ``persisty/layers/_sync/encrypted.py`` is generated from this file by
+The sync twin ``persisty/layers/encrypted/_sync.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.
 """
 
@@ -21,12 +21,12 @@ from persisty.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from persisty.layers._async._pinning import (
+from persisty.layers._pinning._async import (
     Outcome,
     batched_update_all,
     pinned_edit_batch,
 )
-from persisty.layers._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
+from persisty.layers.encrypted._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
 from persisty.model import AttrMeta, etag, is_path, meta_of
 from persisty.model._attr import to_utc
 from persisty.query import (

@@ -22,12 +22,12 @@ from persisty.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from persisty.layers._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
-from persisty.layers._sync._pinning import (
+from persisty.layers._pinning._sync import (
     Outcome,
     batched_update_all,
     pinned_edit_batch,
 )
+from persisty.layers.encrypted._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
 from persisty.model import AttrMeta, etag, is_path, meta_of
 from persisty.model._attr import to_utc
 from persisty.query import (

@@ -14,19 +14,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from persisty.errors import ValidationError
-from persisty.layers._changes import (
+from persisty.layers._pinning._sync import (
+    Outcome,
+    batched_delete_all,
+    batched_update_all,
+    pinned_edit_batch,
+)
+from persisty.layers.observed._changes import (
     KINDS,
     Change,
     ChangeQueue,
     Failures,
     HookCaller,
     HookFailure,
-)
-from persisty.layers._sync._pinning import (
-    Outcome,
-    batched_delete_all,
-    batched_update_all,
-    pinned_edit_batch,
 )
 from persisty.query import Filter
 from persisty.store import Edit, EditKind, EditResult, Store, WrappedStore

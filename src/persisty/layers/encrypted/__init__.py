@@ -1,15 +1,27 @@
-"""``encrypted(store, fields=..., keys=...)``: the field-encryption layer for a sync or an
-async store (sync-only entry point; the layers are in ``_async/encrypted.py`` and its twin)."""
+"""The field-encryption layer: chosen attributes stored with authenticated encryption
+(AES-GCM, or AES-SIV for the ones searched by equality) under rotating keys (async source,
+generated sync twin, and :func:`encrypted`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, overload
 
-from persisty.layers._async.encrypted import AsyncEncryptedStore
-from persisty.layers._crypto import KeyProvider
-from persisty.layers._sync.encrypted import EncryptedStore
+from persisty.layers._dispatch import is_async
+from persisty.layers.encrypted._async import AsyncEncryptedStore
+from persisty.layers.encrypted._crypto import KeyProvider, KeyRing, MissingKeyError, sealed_model
+from persisty.layers.encrypted._sync import EncryptedStore
 from persisty.store import AsyncStore, Store
+
+__all__ = [
+    "AsyncEncryptedStore",
+    "EncryptedStore",
+    "KeyProvider",
+    "KeyRing",
+    "MissingKeyError",
+    "encrypted",
+    "sealed_model",
+]
 
 
 @overload
@@ -54,10 +66,8 @@ def encrypted(
         keys = KeyRing({"k1": key1, "k2": key2}, current="k2")
         secret = encrypted(db.store(Note), fields=["body", "address.city"], keys=keys)
     """
-    if isinstance(store, AsyncStore):
+    if is_async(store, "encrypted"):
         return AsyncEncryptedStore(
             store, fields, keys, deterministic=deterministic, context=context
         )
-    if isinstance(store, Store):
-        return EncryptedStore(store, fields, keys, deterministic=deterministic, context=context)
-    raise TypeError(f"encrypted() wraps a Store, not {type(store).__name__}")
+    return EncryptedStore(store, fields, keys, deterministic=deterministic, context=context)

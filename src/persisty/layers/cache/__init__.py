@@ -1,4 +1,5 @@
-"""``cached()``: wrap a sync or async Store in the cache layer."""
+"""The cache layer: a read-through cache over a store, in process (LRU) or in Redis (async
+source, generated sync twin, and :func:`cached`, which picks the side)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,30 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from persisty.errors import ValidationError
+from persisty.layers._dispatch import is_async
+from persisty.layers.cache._async import (
+    AsyncCacheBackend,
+    AsyncCachedStore,
+    AsyncMemoryCache,
+    AsyncRedisCache,
+    CacheStats,
+)
+from persisty.layers.cache._sync import CacheBackend, CachedStore, MemoryCache, RedisCache
+from persisty.layers.secured import AsyncSecuredStore, SecuredStore
 from persisty.store import AsyncStore, Store
+
+__all__ = [
+    "AsyncCacheBackend",
+    "AsyncCachedStore",
+    "AsyncMemoryCache",
+    "AsyncRedisCache",
+    "CacheBackend",
+    "CacheStats",
+    "CachedStore",
+    "MemoryCache",
+    "RedisCache",
+    "cached",
+]
 
 T = TypeVar("T")
 
@@ -58,45 +82,37 @@ def cached(
 ) -> Any:
     """A read-through cache over ``store`` (sync in, sync out; async in, async out).
 
-        ``cache`` is ``None`` for an in-process LRU of at most ``max_items`` entries, a
-        ``redis://`` URL for a cache shared by several processes (keys under ``prefix``, by
-        default ``persisty:cache:<database>:<namespace>:<store name>:``), or a ready cache
-        backend object. Over a secured store (``cached(secured(...))``) a Redis cache's keys also
-        carry a digest of the principal's effective rules, so principals never share entries, and
-        a cache object is refused; ``secured(cached(store))`` is the stacking that shares one
-        cache safely (see docs/security.md). ``ttl`` (a
-        timedelta or seconds) bounds how stale an entry can be after a write made around this
-        layer; writes through it invalidate at once. The in-process cache returns the cached
-        objects themselves (fast; do not mutate them) unless ``copies=True`` asks for a fresh
-        copy on every read; the Redis cache always returns fresh copies.
+    ``cache`` is ``None`` for an in-process LRU of at most ``max_items`` entries, a
+    ``redis://`` URL for a cache shared by several processes (keys under ``prefix``, by
+    default ``persisty:cache:<database>:<namespace>:<store name>:``), or a ready cache
+    backend object. Over a secured store (``cached(secured(...))``) a Redis cache's keys also
+    carry a digest of the principal's effective rules, so principals never share entries, and
+    a cache object is refused; ``secured(cached(store))`` is the stacking that shares one
+    cache safely (see docs/security.md). ``ttl`` (a
+    timedelta or seconds) bounds how stale an entry can be after a write made around this
+    layer; writes through it invalidate at once. The in-process cache returns the cached
+    objects themselves (fast; do not mutate them) unless ``copies=True`` asks for a fresh
+    copy on every read; the Redis cache always returns fresh copies.
 
-        Example::
+    Example::
 
-            import hashlib
-    from datetime import timedelta
-            from persisty.layers import cached
+        from persisty.layers import cached
 
-            notes = cached(db.store(Note), ttl=timedelta(seconds=30), max_items=10_000)
-            shared = cached(db.store(Note), cache="redis://127.0.0.1:6379/0")
-            notes.read(key); notes.read(key)
-            notes.stats.hits   # 1
+        notes = cached(db.store(Note), ttl=timedelta(seconds=30), max_items=10_000)
+        shared = cached(db.store(Note), cache="redis://127.0.0.1:6379/0")
+        notes.read(key); notes.read(key)
+        notes.stats.hits   # 1
     """
     seconds = _seconds(ttl)
     if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 1:
         raise ValidationError("max_items must be a positive integer", field="max_items")
-    asynchronous = isinstance(store, AsyncStore)
-    if not asynchronous and not isinstance(store, Store):
-        raise ValidationError(f"cached() takes a Store, got {type(store).__name__}")
-    if asynchronous:
-        from persisty.layers._async import cache as layer
-    else:
-        from persisty.layers._sync import cache as layer  # type: ignore[no-redef]
+    asynchronous = is_async(store, "cached")
     scope = _rules_scope(store)
     if cache is None or cache == "memory":
         backend: Any = (
-            layer.AsyncMemoryCache(max_items, seconds)
+            AsyncMemoryCache(max_items, seconds)
             if asynchronous
-            else (layer.MemoryCache(max_items, seconds))  # type: ignore[attr-defined]
+            else MemoryCache(max_items, seconds)
         )
     elif isinstance(cache, str):
         if not cache.startswith(("redis://", "rediss://", "unix://")):
@@ -113,9 +129,9 @@ def cached(
         if scope is not None:  # one principal's view of the store: never another's entries
             name += f"rules:{scope}:"
         backend = (
-            layer.AsyncRedisCache(cache, name, seconds)
+            AsyncRedisCache(cache, name, seconds)
             if asynchronous
-            else (layer.RedisCache(cache, name, seconds))  # type: ignore[attr-defined]
+            else RedisCache(cache, name, seconds)
         )
     else:
         if scope is not None:
@@ -128,8 +144,8 @@ def cached(
             )
         backend = cache
     if asynchronous:
-        return layer.AsyncCachedStore(store, backend, copies=copies)
-    return layer.CachedStore(store, backend, copies=copies)  # type: ignore[attr-defined]
+        return AsyncCachedStore(store, backend, copies=copies)
+    return CachedStore(store, backend, copies=copies)
 
 
 def _identity(store: Any) -> str:
@@ -146,9 +162,6 @@ def _identity(store: Any) -> str:
 def _rules_scope(store: Any) -> str | None:
     """A digest of the effective rules of every secured layer under ``store`` (``None``
     when there is none): what one principal may see through it."""
-    from persisty.layers._async.secured import AsyncSecuredStore
-    from persisty.layers._sync.secured import SecuredStore
-
     found: list[Any] = []
     s = store
     while s is not None:

@@ -1,6 +1,6 @@
 """The cache layer (async): a read-through cache of items, searches and counts.
 
-The sync twin ``persisty/layers/_sync/cache.py`` is generated from this file by
+The sync twin ``persisty/layers/cache/_sync.py`` is generated from this file by
 ``scripts/generate_sync.py``; edit this file, never the twin.
 """
 

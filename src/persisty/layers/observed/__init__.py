@@ -1,14 +1,27 @@
-"""``observed(store)``: the change-events layer for a sync or an async store (sync-only entry
-point; the layers are in ``_async/events.py`` and its generated twin)."""
+"""The change-events layer: hooks and subscribers told of every committed write, and an
+optional transactional outbox (async source, generated sync twin, and :func:`observed`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, overload
 
-from persisty.layers._async.events import AsyncObservedStore
-from persisty.layers._sync.events import ObservedStore
+from persisty.layers._dispatch import is_async
+from persisty.layers.observed._async import AsyncObservedStore, AsyncSubscription
+from persisty.layers.observed._changes import Change, HookFailure
+from persisty.layers.observed._sync import ObservedStore, Subscription
 from persisty.store import AsyncStore, Store
+
+__all__ = [
+    "AsyncObservedStore",
+    "AsyncSubscription",
+    "Change",
+    "HookFailure",
+    "ObservedStore",
+    "Subscription",
+    "events",
+    "observed",
+]
 
 
 @overload
@@ -48,15 +61,13 @@ def observed(
         notes = observed(db.store(Note))
         notes.on_delete(lambda change: print("gone:", change.old))
     """
-    if isinstance(store, AsyncStore):
+    if is_async(store, "observed"):
         return AsyncObservedStore(
             store, keep_failures=keep_failures, outbox=outbox, outbox_lease=outbox_lease
         )
-    if isinstance(store, Store):
-        return ObservedStore(
-            store, keep_failures=keep_failures, outbox=outbox, outbox_lease=outbox_lease
-        )
-    raise TypeError(f"observed() wraps a Store, not {type(store).__name__}")
+    return ObservedStore(
+        store, keep_failures=keep_failures, outbox=outbox, outbox_lease=outbox_lease
+    )
 
 
 events = observed

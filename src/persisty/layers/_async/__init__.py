@@ -1,1 +1,0 @@
-"""The async layers; their sync twins in ``persisty.layers._sync`` are generated."""
