@@ -31,6 +31,8 @@ def twins() -> dict[Path, tuple[Path, dict[str, str]]]:
                 result[file] = (dst / file.relative_to(src), replacements)
         elif src.exists():
             result[src] = (dst, replacements)
+        else:  # a stale line would silently leave its twin unchecked
+            raise SystemExit(f"[tool.unasyncd.files]: {source} does not exist")
     return result
 
 

@@ -7,6 +7,8 @@ Example::
     persisty import postgresql://localhost/db mymodule:Note notes.jsonl
     persisty migrate sqlite:///notes.db mymodule --apply
     persisty files put sqlite:///app.db avatars ann.png ./ann.png
+    persisty schema define sqlite:///app.db contacts.json
+    persisty import sqlite:///app.db contacts contacts.csv
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from persisty.dynamic.cli import app as schema_app
+from persisty.dynamic.cli import import_file
 from persisty.errors import PersistyError
 from persisty.files.cli import app as files_app
 
@@ -32,6 +36,7 @@ cli = typer.Typer(
 )
 console = Console(stderr=True)
 cli.add_typer(files_app, name="files")  # persisty files ls|put|get|rm|cp|gc|fsck
+cli.add_typer(schema_app, name="schema")  # persisty schema ls|show|define|alter|drop
 
 
 def load(target: str) -> Any:
@@ -161,8 +166,17 @@ def export_(
 @cli.command("import")
 def import_(
     url: Annotated[str, typer.Argument(help="database URL")],
-    target: Annotated[str, typer.Argument(help="MODULE:CLASS, a @stored class")],
-    source: Annotated[Path, typer.Argument(help="a JSON Lines file", exists=True, dir_okay=False)],
+    target: Annotated[
+        str, typer.Argument(help="MODULE:CLASS, a @stored class; or a runtime-defined store")
+    ],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="a JSON Lines file (or CSV for a runtime-defined store)",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     batch: Annotated[int, typer.Option(help="items per batch", min=1, max=1000)] = 500,
     replace: Annotated[bool, typer.Option(help="overwrite items whose key exists")] = False,
     restamp: Annotated[
@@ -173,6 +187,7 @@ def import_(
         ),
     ] = False,
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
+    atomic: Annotated[bool, typer.Option(help="runtime-defined store: all rows or none")] = False,
 ) -> None:
     """Restore the items of a JSON Lines file exactly (--replace overwrites existing keys):
     generated values are kept as exported, so every item keeps its etag (--restamp creates
@@ -180,7 +195,14 @@ def import_(
 
     Every line is validated before anything is written; a bad line stops the import with
     its line number and field.
+
+    A TARGET without ":" names a runtime-defined store (``persisty schema``): the rows of a
+    CSV file (a header row, then one item per row) or JSON Lines are created with a
+    progress bar, each rejected row reported by line (--atomic: all or none).
     """
+    if ":" not in target:
+        import_file(url, target, source, namespace=namespace, atomic=atomic)
+        return
     import persisty
     from persisty.store import Edit, StoreBase
 

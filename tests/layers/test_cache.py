@@ -18,7 +18,7 @@ import persisty
 import persisty.aio
 from persisty.errors import NotFound, ValidationError
 from persisty.layers import CachedStore, cached
-from persisty.layers._lru import LRU, AsyncFlights, Flights
+from persisty.layers._primitives import LRU, AsyncFlights, Flights
 from persisty.query import F
 from persisty.store import AsyncWrappedStore, Edit, Store, WrappedStore
 from persisty.testing.models import Item, Numbered

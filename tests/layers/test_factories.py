@@ -66,7 +66,6 @@ def test_a_non_store_is_a_type_error(name: str, wrong: Any) -> None:
         FACTORIES[name](wrong)
 
 
-@pytest.mark.xfail(reason="moved to _primitives in the next step", strict=True)
 def test_the_pure_classes_are_one_class_on_both_sides() -> None:
     """Classes without I/O are shared, not generated twice: the sync layer's stats are the
     ``CacheStats`` the package exports."""

@@ -143,3 +143,17 @@ def test_no_rights_no_grant(client: TestClient) -> None:
         assert body.get("data") is None or body["data"].get("beginUpload") is None
         assert body["errors"][0]["extensions"]["code"] in ("unauthorized", "forbidden")
         assert "upload_id" not in r.text and "token" not in r.text
+
+
+def test_create_with_a_file_ref_is_checked(client: TestClient) -> None:
+    ann = bearer("ann")
+    etag = client.put("/api/_files/docs/g.txt", content=b"g", headers=ann).json()["etag"]
+    create = (
+        'mutation($ref: JSON) { createRefNote(item: {id: "g1", attachment: $ref}) '
+        "{ id attachment { key size url } } }"
+    )
+    bad = gql(client, create, ann, ref={"key": "g.txt", "etag": "0" * 64})
+    assert bad["errors"][0]["extensions"]["field"] == "attachment"
+    good = gql(client, create, ann, ref={"key": "g.txt", "etag": etag})
+    shown = good["data"]["createRefNote"]["attachment"]
+    assert shown["size"] == 1 and client.get(shown["url"]).content == b"g"

@@ -58,3 +58,20 @@ def test_a_large_put_answers_413_naming_grants_and_s3_redirects() -> None:
     assert httpx.get(r["headers"]["location"]).content == b"small body"
     r = handler(_event("GET", "/api/_files/media/big.bin"), Context())
     assert r["statusCode"] == 404
+
+
+def test_hosted_grants_behind_lambda_fit_the_function() -> None:
+    files = open_files("memory", "h" + uuid.uuid4().hex[:8])
+    handler = lambda_handler(app(persisty.aio.connect("memory://"), [], files={"media": files}))
+
+    def begin(body: dict[str, Any]) -> dict[str, Any]:
+        event = _event("POST", "/api/_files/media/_uploads", json.dumps(body).encode())
+        event["headers"]["content-type"] = "application/json"
+        result: dict[str, Any] = handler(event, Context())
+        return result
+
+    big = {"key": "big.bin", "size": 10_000_000, "content_type": "application/octet-stream"}
+    r = begin(big)
+    assert r["statusCode"] == 422 and json.loads(r["body"])["field"] == "part_size"
+    r = begin({**big, "part_size": 1 << 20})
+    assert r["statusCode"] == 201 and len(json.loads(r["body"])["parts"]) == 10

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 from typing import Any, overload
 
-from persisty.dynamic._async.catalog import AsyncCatalog
+from persisty.dynamic._async.catalog import AsyncCatalog, AsyncEntry
+from persisty.dynamic._async.importer import import_rows as import_rows_async
 from persisty.dynamic._async.store import AsyncDynamicStore
 from persisty.dynamic._classes import build_class, physical_name
 from persisty.dynamic._jsonschema import spec_from_json_schema, spec_to_json_schema
 from persisty.dynamic._models import Definition
 from persisty.dynamic._plan import Plan, Step, plan_changes
-from persisty.dynamic._report import MigrationFailed, MigrationReport, RowError
-from persisty.dynamic._security import ADMIN_SCOPE, policy_of
+from persisty.dynamic._report import ImportReport, MigrationFailed, MigrationReport, RowError
+from persisty.dynamic._rows import rows_of
+from persisty.dynamic._security import ADMIN_SCOPE, may_change, may_use, policy_of
 from persisty.dynamic._spec import RESERVED, TYPES, check_name, normalize_spec
 from persisty.dynamic._sync.catalog import Catalog
+from persisty.dynamic._sync.importer import import_rows
 from persisty.dynamic._sync.store import DynamicStore
 from persisty.store import AsyncDatabase, Database
 
@@ -68,9 +71,11 @@ __all__ = [
     "TYPES",
     "AsyncCatalog",
     "AsyncDynamicStore",
+    "AsyncEntry",
     "Catalog",
     "Definition",
     "DynamicStore",
+    "ImportReport",
     "MigrationFailed",
     "MigrationReport",
     "Plan",
@@ -79,10 +84,15 @@ __all__ = [
     "build_class",
     "catalog",
     "check_name",
+    "import_rows",
+    "import_rows_async",
+    "may_change",
+    "may_use",
     "normalize_spec",
     "physical_name",
     "plan_changes",
     "policy_of",
+    "rows_of",
     "spec_from_json_schema",
     "spec_to_json_schema",
 ]

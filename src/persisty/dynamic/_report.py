@@ -67,3 +67,27 @@ class MigrationFailed(ValidationError):
             field=first.field if first else None,
         )
         self.report = report
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did: how many items were written, and each rejected row's
+    ``{line, field, message}`` (the first 1,000; ``failed`` counts them all)."""
+
+    imported: int = 0
+    failed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def add_error(self, error: RowError) -> None:
+        """Record a rejected row."""
+        self.failed += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (what ``POST /api/{name}/_import`` answers)."""
+        return {
+            "imported": self.imported,
+            "failed": self.failed,
+            "errors": [e.to_dict() for e in self.errors],
+        }

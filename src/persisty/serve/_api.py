@@ -99,10 +99,13 @@ class Served:
     base: AsyncStore[Any] | None = None
     wrap: Callable[[AsyncStore[Any], Request], AsyncStore[Any]] | None = None
     """A last layer of the caller's view (the ``FileRef`` checks of ``_files_refs``)."""
+    route_name: str | None = None
+    """The name it is served under when that is not the store's (a runtime-defined store,
+    whose data lives in a store named after its data generation)."""
 
     @property
     def name(self) -> str:
-        return self.meta.name
+        return self.route_name or self.meta.name
 
 
 @dataclass(eq=False)
@@ -155,7 +158,7 @@ class Api:
         views = request.scope.setdefault("persisty.stores", {})
         found = views.get(served.name)
         if found is None:
-            base = self.db.store(served.cls)
+            base = served.base if served.base is not None else self.db.store(served.cls)
             if served.related:  # declared relations: batched loads, integrity on delete
                 base = related_layer(base, lambda cls: self._related_view(request, cls))
             found = self._view(request, served, base)
@@ -168,7 +171,9 @@ class Api:
         self, request: Request, served: Served, base: AsyncStore[Any] | None = None
     ) -> AsyncStore[Any]:
         """``base`` (by default ``served``'s store) under the caller's policy."""
-        raw = base if base is not None else self.db.store(served.cls)
+        if base is None:
+            base = served.base if served.base is not None else self.db.store(served.cls)
+        raw = base
         principal = self.principal(request, served)
         policy = served.policy
         if policy is None and self.auth is not None and self.is_anonymous(request):

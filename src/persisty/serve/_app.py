@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 
+from persisty.dynamic import AsyncCatalog
 from persisty.serve._api import Api, JSONResponse
+from persisty.serve._dynamic import DynamicStores, dynamic_routes
 from persisty.serve._files_http import file_routes
 from persisty.serve._graphql_http import graphql_route
 from persisty.serve._openapi import openapi, swagger_html
@@ -44,6 +46,17 @@ def routes(
     api = serve_api(db, stores, options)
     docs, graphql = options.docs, options.graphql
     result = rest_routes(api) + file_routes(api, api.files)
+    catalog = options.dynamic
+    view = None
+    if catalog is not None:
+        if not isinstance(catalog, AsyncCatalog):
+            raise TypeError(
+                "dynamic= takes an async catalog: persisty.dynamic.catalog(db) of a "
+                "persisty.aio database"
+            )
+        catalog.static = catalog.static | frozenset(api.served)
+        view, extra = dynamic_routes(api, catalog, graphql=graphql)
+        result += extra  # before the static OpenAPI and GraphQL routes they replace
     spec_cache: dict[str, Any] = {}
 
     async def openapi_json(request: Request) -> Response:
@@ -81,8 +94,10 @@ def routes(
             return HTMLResponse(swagger_html(spec, api.title))
 
         result.append(Route("/docs", docs_page, methods=["GET"], include_in_schema=False))
-    if graphql:
+    if graphql and view is None:
         result.append(graphql_route(api))
+    if view is not None:
+        result.append(DynamicStores(view, api.prefix))  # last: after every static route
     return api, result
 
 
@@ -227,6 +242,12 @@ def app(
     ``Policy`` over ``persisty.files.FileInfo`` (``Policy.owner("owner")``);
     ``file_anonymous`` names the file stores callers without credentials may read;
     ``file_redirect`` the S3 ones that answer downloads with a 302 to a presigned URL.
+
+    ``dynamic``: a :func:`persisty.dynamic.catalog` of an async database; its stores are
+    served at ``{prefix}/{name}`` as soon as they are defined (and 404 once dropped), with
+    ``{prefix}/_schemas`` to list, define, read, alter (``If-Match``), plan and drop them,
+    ``POST {prefix}/{name}/_import`` for CSV or JSON Lines, and OpenAPI and GraphQL that
+    follow the catalog (see ``docs/dynamic.md``).
 
     A store listed in ``anonymous`` without a policy is read-only for anonymous callers;
     give it a policy to let them do more. ``db`` must be an async database

@@ -208,6 +208,7 @@ def add_file_fields(
             filename=filename,
             sha256=sha256,
             part_size=partSize,
+            on_lambda="aws.event" in info.context.request.scope,
         )
         return _grant_out(grant, mount, info.context)
 

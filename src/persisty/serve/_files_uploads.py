@@ -22,6 +22,7 @@ from persisty.errors import NotFound, PersistyError, ValidationError
 from persisty.files import FileUpload, UploadGrant, check_key, part_blob
 from persisty.serve._api import JSONResponse, read_json
 from persisty.serve._files_access import (
+    LAMBDA_MAX_BODY,
     FileMount,
     access,
     candidate,
@@ -114,6 +115,7 @@ async def begin(api: Any, mount: FileMount, request: Request) -> Response:
         sha256=_str(data, "sha256"),
         part_size=_int(data, "part_size"),
         expires_in=_int(data, "expires_in"),
+        on_lambda="aws.event" in request.scope,
     )
     return _json(grant_json(grant, mount, api, request), 201)
 
@@ -131,8 +133,19 @@ async def begin_upload(
     sha256: str | None = None,
     part_size: int | None = None,
     expires_in: int | None = None,
+    on_lambda: bool = False,
 ) -> UploadGrant:
-    """A grant for the caller, after its policy allowed the write (shared with GraphQL)."""
+    """A grant for the caller, after its policy allowed the write (shared with GraphQL).
+
+    Behind Lambda a hosted backend's targets are the function itself, so a form or a part
+    must fit what API Gateway passes to it (S3 grants go to the bucket and need not)."""
+    piece = part_size if part_size is not None else size
+    if on_lambda and mount.files.blobs.hosted and piece > LAMBDA_MAX_BODY:
+        raise ValidationError(
+            f"behind Lambda, an upload to this file store goes through the function: a form "
+            f"or a part is at most {LAMBDA_MAX_BODY} bytes (give a smaller part_size)",
+            field="part_size",
+        )
     if key is not None:
         key = check_key(key)
         found = (await mount.files.info_batch([key]))[0]

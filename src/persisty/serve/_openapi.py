@@ -214,7 +214,7 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
             "etag": {"type": ["string", "null"]},
         },
     }
-    tag = [meta.name]
+    tag = [s.name]
     security: dict[str, Any] = {}
     if secured:
         security["security"] = [{"bearerAuth": []}, {}] if s.anonymous else [{"bearerAuth": []}]
@@ -264,14 +264,14 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
         },
     ]
     common = ["400", "401", "403", "422"]
-    base = f"{api.prefix}/{meta.name}"
+    base = f"{api.prefix}/{s.name}"
     desc = meta.description or ""
     return {
         base: {
             "get": {
-                "operationId": f"search_{meta.name}",
+                "operationId": f"search_{s.name}",
                 "tags": tag,
-                "summary": f"Search {meta.name}",
+                "summary": f"Search {s.name}",
                 "description": desc,
                 "parameters": filters + paging,
                 **security,
@@ -281,9 +281,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
                 },
             },
             "post": {
-                "operationId": f"create_{meta.name}",
+                "operationId": f"create_{s.name}",
                 "tags": tag,
-                "summary": f"Create a {meta.name}",
+                "summary": f"Create a {s.name}",
                 **security,
                 "requestBody": {"required": True, "content": _json(_ref(f"{title}Create"))},
                 "responses": {
@@ -298,9 +298,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
         },
         base + "/_count": {
             "get": {
-                "operationId": f"count_{meta.name}",
+                "operationId": f"count_{s.name}",
                 "tags": tag,
-                "summary": f"Count {meta.name}",
+                "summary": f"Count {s.name}",
                 "parameters": filters,
                 **security,
                 "responses": {
@@ -320,9 +320,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
         },
         base + "/_batch/read": {
             "post": {
-                "operationId": f"read_batch_{meta.name}",
+                "operationId": f"read_batch_{s.name}",
                 "tags": tag,
-                "summary": f"Read many {meta.name} by key",
+                "summary": f"Read many {s.name} by key",
                 **security,
                 "requestBody": {
                     "required": True,
@@ -363,9 +363,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
         },
         base + "/_batch/edit": {
             "post": {
-                "operationId": f"edit_batch_{meta.name}",
+                "operationId": f"edit_batch_{s.name}",
                 "tags": tag,
-                "summary": f"Create, update, patch and delete {meta.name} in one call",
+                "summary": f"Create, update, patch and delete {s.name} in one call",
                 **security,
                 "requestBody": {
                     "required": True,
@@ -408,9 +408,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
         base + "/{key}": {
             "parameters": [key_param],
             "get": {
-                "operationId": f"read_{meta.name}",
+                "operationId": f"read_{s.name}",
                 "tags": tag,
-                "summary": f"Read a {meta.name}",
+                "summary": f"Read a {s.name}",
                 "parameters": [if_none],
                 **security,
                 "responses": {
@@ -424,9 +424,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
                 },
             },
             "put": {
-                "operationId": f"update_{meta.name}",
+                "operationId": f"update_{s.name}",
                 "tags": tag,
-                "summary": f"Replace a {meta.name}",
+                "summary": f"Replace a {s.name}",
                 "parameters": [if_match],
                 **security,
                 "requestBody": {"required": True, "content": _json(_ref(f"{title}Update"))},
@@ -440,9 +440,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
                 },
             },
             "patch": {
-                "operationId": f"patch_{meta.name}",
+                "operationId": f"patch_{s.name}",
                 "tags": tag,
-                "summary": f"Change attributes of a {meta.name}",
+                "summary": f"Change attributes of a {s.name}",
                 "parameters": [if_match],
                 **security,
                 "requestBody": {"required": True, "content": _json(_ref(f"{title}Patch"))},
@@ -456,9 +456,9 @@ def _store_paths(api: Api, s: Served, components: dict[str, Any], secured: bool)
                 },
             },
             "delete": {
-                "operationId": f"delete_{meta.name}",
+                "operationId": f"delete_{s.name}",
                 "tags": tag,
-                "summary": f"Delete a {meta.name}",
+                "summary": f"Delete a {s.name}",
                 "parameters": [if_match],
                 **security,
                 "responses": {

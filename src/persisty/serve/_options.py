@@ -42,6 +42,7 @@ class ServeOptions:
     file_policies: Mapping[str, Any] | None = None
     file_anonymous: Iterable[str] | bool = ()
     file_redirect: Iterable[str] | bool = False
+    dynamic: Any = None
     # the application's own (router ignores them)
     cors: Cors = None
     on_startup: Sequence[Callable[[], Any]] = ()
@@ -69,6 +70,7 @@ class RouterKeywords(TypedDict, total=False):
     file_policies: Mapping[str, Any] | None
     file_anonymous: Iterable[str] | bool
     file_redirect: Iterable[str] | bool
+    dynamic: Any
 
 
 class ServeKeywords(RouterKeywords, total=False):

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from persisty.errors import NotFound, ValidationError
-from persisty.model import meta_of
+from persisty.model import Attr, meta_of, stored
 from persisty.query import And, F, Filter, Or
 from persisty.store import AsyncDatabase, AsyncStore, Edit
 from persisty.testing._concurrency import in_thread_async, pause_async, run_concurrently_async
@@ -304,6 +304,36 @@ class AsyncRobustnessConformance:
                 got = await store.read(key)
                 assert got is not None and _depth_of(got.data) == DEPTH
         await self._still_works(database)
+
+    # ---- one shape per store name --------------------------------------------------------
+
+    async def test_one_shape_per_store_name(self, database: AsyncDatabase) -> None:
+        measures = database.store(Measure)
+        await measures.create(Measure(id="m1", value=1.0))
+
+        @stored(name="measure")
+        class Reshaped:  # the same store name, other attributes
+            id: str
+            value: str = ""
+
+        with pytest.raises(ValidationError) as e:
+            database.store(Reshaped)
+        text = str(e.value)
+        assert "'measure'" in text and "Measure" in text and "Reshaped" in text, text
+        assert "value: float | None in Measure, str in Reshaped" in text, text
+
+        @stored(name="measure")
+        class Measure2:  # declared again with the same shape (a re-run notebook cell)
+            id: str
+            value: float | None = None
+            amount: Decimal | None = None
+            at: datetime | None = None
+            data: dict[str, Any] = Attr(default_factory=dict)
+            serial: int | None = Attr(generated="sequence", default=None)
+
+        again = database.store(Measure2)
+        assert [m.id for m in (await again.search()).items] == ["m1"]
+        assert await measures.count() == 1  # nothing changed by the refused open
 
     # ---- inheritance ---------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from persisty.errors import NotFound, ValidationError
-from persisty.model import meta_of
+from persisty.model import Attr, meta_of, stored
 from persisty.query import And, F, Filter, Or
 from persisty.store import Database, Edit, Store
 from persisty.testing._concurrency import in_thread, pause, run_concurrently
@@ -303,6 +303,36 @@ class RobustnessConformance:
                 got = store.read(key)
                 assert got is not None and _depth_of(got.data) == DEPTH
         self._still_works(database)
+
+    # ---- one shape per store name --------------------------------------------------------
+
+    def test_one_shape_per_store_name(self, database: Database) -> None:
+        measures = database.store(Measure)
+        measures.create(Measure(id="m1", value=1.0))
+
+        @stored(name="measure")
+        class Reshaped:  # the same store name, other attributes
+            id: str
+            value: str = ""
+
+        with pytest.raises(ValidationError) as e:
+            database.store(Reshaped)
+        text = str(e.value)
+        assert "'measure'" in text and "Measure" in text and "Reshaped" in text, text
+        assert "value: float | None in Measure, str in Reshaped" in text, text
+
+        @stored(name="measure")
+        class Measure2:  # declared again with the same shape (a re-run notebook cell)
+            id: str
+            value: float | None = None
+            amount: Decimal | None = None
+            at: datetime | None = None
+            data: dict[str, Any] = Attr(default_factory=dict)
+            serial: int | None = Attr(generated="sequence", default=None)
+
+        again = database.store(Measure2)
+        assert [m.id for m in (again.search()).items] == ["m1"]
+        assert measures.count() == 1  # nothing changed by the refused open
 
     # ---- inheritance ---------------------------------------------------------------------
 

@@ -144,12 +144,17 @@ class AsyncCatalog:
             st.entries, st.serial, st.checked = entries, serial, now
         return True
 
-    async def _fresh(self) -> None:
+    async def fresh(self) -> None:
+        """Look for changes when the last look is older than ``staleness``."""
         if time.monotonic() - self._state.checked >= self.staleness:
             await self.refresh()
 
+    def known(self) -> dict[str, AsyncEntry]:
+        """Every definition (tombstones included) as this process last saw them, by name."""
+        return self._state.entries
+
     async def _entry(self, name: str) -> AsyncEntry | None:
-        await self._fresh()
+        await self.fresh()
         return self._state.entries.get(name)
 
     def _entry_of(self, d: Definition) -> AsyncEntry:
@@ -211,7 +216,7 @@ class AsyncCatalog:
 
     async def list(self) -> builtins.list[Definition]:
         """The live definitions this principal may see, by name."""
-        await self._fresh()
+        await self.fresh()
         return sorted(
             (
                 e.definition

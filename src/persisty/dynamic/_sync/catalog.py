@@ -145,12 +145,17 @@ class Catalog:
             st.entries, st.serial, st.checked = entries, serial, now
         return True
 
-    def _fresh(self) -> None:
+    def fresh(self) -> None:
+        """Look for changes when the last look is older than ``staleness``."""
         if time.monotonic() - self._state.checked >= self.staleness:
             self.refresh()
 
+    def known(self) -> dict[str, Entry]:
+        """Every definition (tombstones included) as this process last saw them, by name."""
+        return self._state.entries
+
     def _entry(self, name: str) -> Entry | None:
-        self._fresh()
+        self.fresh()
         return self._state.entries.get(name)
 
     def _entry_of(self, d: Definition) -> Entry:
@@ -212,7 +217,7 @@ class Catalog:
 
     def list(self) -> builtins.list[Definition]:
         """The live definitions this principal may see, by name."""
-        self._fresh()
+        self.fresh()
         return sorted(
             (
                 e.definition

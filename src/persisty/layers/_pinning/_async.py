@@ -11,70 +11,24 @@ between, the write fails and the batch is tried again, so nothing is lost or hal
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from persisty.errors import (
     Conflict,
-    Forbidden,
-    IntegrityError,
     NotFound,
     PersistyError,
     PreconditionFailed,
-    Unauthorized,
-    Unavailable,
     ValidationError,
 )
+from persisty.layers._primitives import Outcome
 from persisty.model import StoreMeta, etag
 from persisty.query import NONE, compile_filter, validate_filter
-from persisty.store import AsyncStore, Edit, EditKind, EditResult
+from persisty.store import AsyncStore, Edit, EditKind
 from persisty.store._async import delete_keys, patch_keys
 from persisty.store._prepare import check_changes
 
 MAX_ATTEMPTS = 50
-
-_ERRORS: dict[str, type[PersistyError]] = {
-    c.code: c
-    for c in (
-        Conflict,
-        Forbidden,
-        IntegrityError,
-        NotFound,
-        PreconditionFailed,
-        Unauthorized,
-        Unavailable,
-        ValidationError,
-    )
-}
-
-
-@dataclass(slots=True)
-class Outcome:
-    """One edit's result at the storage level: ``item`` is the stored item after the edit,
-    ``old`` the stored item it replaced or deleted (``None`` for a create)."""
-
-    edit: Edit
-    ok: bool
-    code: str | None = None
-    item: Any = None
-    old: Any = None
-    message: str | None = None
-    field: str | None = None
-
-    def error(self) -> PersistyError:
-        """The failure as an exception of the class its code names."""
-        cls = _ERRORS.get(self.code or "", PersistyError)
-        err = cls(self.message or self.code or "error", field=self.field)
-        if cls is PersistyError and self.code:
-            err.code = self.code
-        return err
-
-    def result(self, view: Callable[[Any], Any]) -> EditResult[Any]:
-        """The caller's :class:`EditResult` (items shown through ``view``)."""
-        if not self.ok:
-            return EditResult(self.edit, False, self.code, None, self.message, self.field)
-        shown = self.old if self.edit.kind == EditKind.DELETE else self.item
-        return EditResult(self.edit, True, None, None if shown is None else view(shown))
 
 
 def error_result(edit: Edit, err: PersistyError) -> Outcome:

@@ -9,12 +9,12 @@ from typing import Any, TypeVar, overload
 
 from persisty.errors import ValidationError
 from persisty.layers._dispatch import is_async
+from persisty.layers._primitives import CacheStats
 from persisty.layers.cache._async import (
     AsyncCacheBackend,
     AsyncCachedStore,
     AsyncMemoryCache,
     AsyncRedisCache,
-    CacheStats,
 )
 from persisty.layers.cache._sync import CacheBackend, CachedStore, MemoryCache, RedisCache
 from persisty.layers.secured import AsyncSecuredStore, SecuredStore

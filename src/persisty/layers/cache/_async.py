@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from time import monotonic as _monotonic
 from typing import Any, TypeVar
 
 import msgspec
 
 from persisty.errors import PersistyError, ValidationError
-from persisty.layers._lru import LRU, AsyncFlights, AsyncRedisClient
+from persisty.layers._primitives import LRU, AsyncFlights, AsyncRedisClient, CacheStats
 from persisty.query import Filter, sort_spec, validate_filter
 from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Page
 from persisty.store._async import OrderArg
@@ -30,30 +29,6 @@ if no write was invalidated in between (so a read that raced a write is never ca
 
 MISSING = b""
 """How a key known to have no item is cached (items encode to JSON objects, never empty)."""
-
-
-@dataclass(slots=True)
-class CacheStats:
-    """Counters of one cached store: ``hits`` and ``misses`` of lookups (items, searches and
-    counts), ``loads`` (backend reads the misses caused; fewer than ``misses`` when
-    concurrent misses shared one read) and ``invalidations`` (writes through the layer).
-
-    Example::
-
-        notes = cached(db.store(Note))
-        notes.stats.hits, notes.stats.misses, notes.stats.hit_ratio
-    """
-
-    hits: int = 0
-    misses: int = 0
-    loads: int = 0
-    invalidations: int = 0
-
-    @property
-    def hit_ratio(self) -> float:
-        """``hits / (hits + misses)``, 0.0 before the first lookup."""
-        total = self.hits + self.misses
-        return self.hits / total if total else 0.0
 
 
 class AsyncCacheBackend:

@@ -22,10 +22,10 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.layers._pinning._async import (
-    Outcome,
     batched_update_all,
     pinned_edit_batch,
 )
+from persisty.layers._primitives import Outcome
 from persisty.layers.encrypted._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
 from persisty.model import AttrMeta, etag, is_path, meta_of
 from persisty.model._attr import to_utc

@@ -14,15 +14,13 @@ from typing import Any, TypeVar
 
 from persisty.errors import ValidationError
 from persisty.layers._pinning._async import (
-    Outcome,
     batched_delete_all,
     batched_update_all,
     pinned_edit_batch,
 )
+from persisty.layers._primitives import AsyncChangeQueue, AsyncHookCaller, Outcome
 from persisty.layers.observed._changes import (
     KINDS,
-    AsyncChangeQueue,
-    AsyncHookCaller,
     Change,
     Failures,
     HookFailure,

@@ -3,12 +3,9 @@ behind ``listen()`` for the async and the sync events layer."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
-import inspect
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,83 +102,3 @@ class Failures:
         """Forget the recorded failures."""
         with self._lock:
             self._items.clear()
-
-
-class AsyncHookCaller:
-    """Calls a hook from the async layer: sync functions are called, coroutines awaited."""
-
-    @staticmethod
-    async def call(hook: Callable[[Change], Any], change: Change) -> None:
-        result = hook(change)
-        if inspect.isawaitable(result):
-            await result
-
-
-class HookCaller:
-    """Calls a hook from the sync layer (an async hook there is an error)."""
-
-    @staticmethod
-    def call(hook: Callable[[Change], Any], change: Change) -> None:
-        result = hook(change)
-        if inspect.isawaitable(result):
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-            raise TypeError("an async hook on a sync store: use the async store")
-
-
-class AsyncChangeQueue:
-    """A subscriber's buffer in the async layer (``asyncio.Queue``); when full, the oldest
-    change is dropped and counted in ``dropped``."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize)
-        self.dropped = 0
-
-    def put(self, change: Change | None) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(change)
-                return
-            except asyncio.QueueFull:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except asyncio.QueueEmpty:  # pragma: no cover
-                    pass
-
-    async def get(self, timeout: float | None = None) -> Change | None:
-        if timeout is None:
-            return await self._queue.get()
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-
-
-class ChangeQueue:
-    """A subscriber's buffer in the sync layer (``queue.Queue``, thread-safe)."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._queue: queue.Queue[Change | None] = queue.Queue(maxsize)
-        self.dropped = 0
-        self._lock = threading.Lock()
-
-    def put(self, change: Change | None) -> None:
-        with self._lock:
-            while True:
-                try:
-                    self._queue.put_nowait(change)
-                    return
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:  # pragma: no cover
-                        pass
-
-    def get(self, timeout: float | None = None) -> Change | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None

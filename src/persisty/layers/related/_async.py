@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
-from persisty.layers._pinning._async import Outcome
+from persisty.layers._primitives import Outcome
 from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from persisty.errors import (
@@ -36,6 +36,45 @@ if TYPE_CHECKING:
     from persisty.files import FileStore
 
 T = TypeVar("T")
+
+
+def _shape(meta: StoreMeta) -> dict[str, str]:
+    """What a stored item is made of, attribute by attribute: ``str``, ``int | None``,
+    ``list[str]``, ``str (key)`` …"""
+    return {
+        a.name: (f"list[{a.item_kind}]" if a.kind == "list" and a.item_kind else a.kind)
+        + (" | None" if a.optional else "")
+        + (" (key)" if a.name in meta.key.attrs else "")
+        for a in meta.attrs
+    }
+
+
+def _check_same_shape(meta: StoreMeta, cls: type[Any], open_: Mapping[type[Any], Any]) -> None:
+    """A store name is one shape in one database: another class of the same shape (a class
+    declared again, as a notebook re-running a cell does) shares the store; a different one
+    is refused, naming both classes and what differs."""
+    for other_cls, store in open_.items():
+        other = store.meta
+        if other.name != meta.name or other_cls is cls:
+            continue
+        mine, theirs = _shape(meta), _shape(other)
+        if mine == theirs and other.key.attrs == meta.key.attrs:
+            continue  # the same shape: the same store
+        differ = [
+            f"{n}: {theirs.get(n, 'missing')} in {other_cls.__name__}, "
+            f"{mine.get(n, 'missing')} in {cls.__name__}"
+            for n in dict.fromkeys([*theirs, *mine])
+            if theirs.get(n) != mine.get(n)
+        ]
+        if not differ:
+            differ = [
+                f"key {other.key.attrs} in {other_cls.__name__}, {meta.key.attrs} in {cls.__name__}"
+            ]
+        raise ValidationError(
+            f"store {meta.name!r} is open in this database as {other_cls.__name__}; "
+            f"{cls.__name__} has another shape ({'; '.join(differ)}): give one of them "
+            "another name, or open the changed class with a new database object to migrate"
+        )
 
 
 _NAMESPACE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
@@ -82,7 +121,9 @@ class Database(ABC):
         """The Store for the ``@stored`` class ``cls`` (one per class per database)."""
         found = self._stores.get(cls)
         if found is None:
-            found = self._stores[cls] = self._open(meta_of(cls))
+            meta = meta_of(cls)
+            _check_same_shape(meta, cls, self._stores)
+            found = self._stores[cls] = self._open(meta)
             if isinstance(found, StoreBase):
                 found.clock = self.clock
         return found

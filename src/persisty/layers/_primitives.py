@@ -1,17 +1,36 @@
-"""Sync-only helpers of the cache layer: a size-bounded LRU with a TTL, and single-flight
-call sharing for threads (``Flights``) and asyncio tasks (``AsyncFlights``)."""
+"""What the async and the sync layers share as one class each: the pure ones (``CacheStats``,
+``Outcome``, the LRU) and the hand-written sync/async pairs (single flights, Redis clients,
+hook callers, change queues), so a generated sync layer names the same classes and only
+code that awaits lives in ``_async`` files."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
+import queue
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from persisty.errors import Unavailable
+from persisty.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    Unauthorized,
+    Unavailable,
+    ValidationError,
+)
+from persisty.store import Edit, EditKind, EditResult
+
+if TYPE_CHECKING:  # only annotations: the events layer's package imports this module
+    from persisty.layers.observed._changes import Change
 
 V = TypeVar("V")
 
@@ -215,3 +234,151 @@ class AsyncRedisClient:
     async def close(client: Any) -> None:
         """Close ``client``."""
         await client.aclose()
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters of one cached store: ``hits`` and ``misses`` of lookups (items, searches and
+    counts), ``loads`` (backend reads the misses caused; fewer than ``misses`` when
+    concurrent misses shared one read) and ``invalidations`` (writes through the layer).
+
+    Example::
+
+        notes = cached(db.store(Note))
+        notes.stats.hits, notes.stats.misses, notes.stats.hit_ratio
+    """
+
+    hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    invalidations: int = 0
+
+    @property
+    def hit_ratio(self) -> float:
+        """``hits / (hits + misses)``, 0.0 before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+_ERRORS: dict[str, type[PersistyError]] = {
+    c.code: c
+    for c in (
+        Conflict,
+        Forbidden,
+        IntegrityError,
+        NotFound,
+        PreconditionFailed,
+        Unauthorized,
+        Unavailable,
+        ValidationError,
+    )
+}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One edit's result at the storage level: ``item`` is the stored item after the edit,
+    ``old`` the stored item it replaced or deleted (``None`` for a create)."""
+
+    edit: Edit
+    ok: bool
+    code: str | None = None
+    item: Any = None
+    old: Any = None
+    message: str | None = None
+    field: str | None = None
+
+    def error(self) -> PersistyError:
+        """The failure as an exception of the class its code names."""
+        cls = _ERRORS.get(self.code or "", PersistyError)
+        err = cls(self.message or self.code or "error", field=self.field)
+        if cls is PersistyError and self.code:
+            err.code = self.code
+        return err
+
+    def result(self, view: Callable[[Any], Any]) -> EditResult[Any]:
+        """The caller's :class:`EditResult` (items shown through ``view``)."""
+        if not self.ok:
+            return EditResult(self.edit, False, self.code, None, self.message, self.field)
+        shown = self.old if self.edit.kind == EditKind.DELETE else self.item
+        return EditResult(self.edit, True, None, None if shown is None else view(shown))
+
+
+class AsyncHookCaller:
+    """Calls a hook from the async layer: sync functions are called, coroutines awaited."""
+
+    @staticmethod
+    async def call(hook: Callable[[Change], Any], change: Change) -> None:
+        result = hook(change)
+        if inspect.isawaitable(result):
+            await result
+
+
+class HookCaller:
+    """Calls a hook from the sync layer (an async hook there is an error)."""
+
+    @staticmethod
+    def call(hook: Callable[[Change], Any], change: Change) -> None:
+        result = hook(change)
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise TypeError("an async hook on a sync store: use the async store")
+
+
+class AsyncChangeQueue:
+    """A subscriber's buffer in the async layer (``asyncio.Queue``); when full, the oldest
+    change is dropped and counted in ``dropped``."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def put(self, change: Change | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(change)
+                return
+            except asyncio.QueueFull:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except asyncio.QueueEmpty:  # pragma: no cover
+                    pass
+
+    async def get(self, timeout: float | None = None) -> Change | None:
+        if timeout is None:
+            return await self._queue.get()
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+
+class ChangeQueue:
+    """A subscriber's buffer in the sync layer (``queue.Queue``, thread-safe)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: queue.Queue[Change | None] = queue.Queue(maxsize)
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def put(self, change: Change | None) -> None:
+        with self._lock:
+            while True:
+                try:
+                    self._queue.put_nowait(change)
+                    return
+                except queue.Full:
+                    try:
+                        self._queue.get_nowait()
+                        self.dropped += 1
+                    except queue.Empty:  # pragma: no cover
+                        pass
+
+    def get(self, timeout: float | None = None) -> Change | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
