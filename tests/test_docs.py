@@ -306,8 +306,29 @@ PUBLIC_MODULES = [
     "persisty.serve",
     "persisty.sql",
     "persisty.store",
+    "persisty.stash",
+    "persisty.memo",
+    "persisty.kv",
     "persisty.testing",
 ]
+OWN_NAMESPACE = ("persisty.stash", "persisty.memo", "persisty.kv")
+OWN_NAMESPACE_CONTEXT = """
+import operator, pickle
+from datetime import timedelta
+from pathlib import Path
+from persisty.kv import ASYNCEventLog
+from persisty.stash import ASYNCDictionaryStash
+path = Path("stash-dir")
+WORDS = ["apple", "pear"]
+def square(key): return int(key) ** 2
+def expensive(year): return year
+def fetch(symbol): return 1.0
+def Squares(): return ASYNCDictionaryStash({"3": 9})
+note_id = n.id
+stash = local = ASYNCDictionaryStash({"a": 1, "b": 2, "c": 3})
+shared = ASYNCDictionaryStash()
+log = ASYNCEventLog(db)
+"""
 NEEDS_A_SERVER = ("postgresql://", "mysql://", "redis://", "dynamodb://", "s3://")
 
 
@@ -363,6 +384,16 @@ def test_docstring_example_runs(where: str, code: str, isolated: Path) -> None:
     context = context.replace("AWAIT ", "await " if asynchronous else "")
     if asynchronous:
         context += ASYNC_EXTRAS
+    module = next((m for m in OWN_NAMESPACE if where == m or where.startswith(m + ".")), None)
+    if module is not None:  # examples of these name their module's classes unqualified
+        asynchronous = asynchronous or ".Async" in where
+        context = EXAMPLE_CONTEXT.replace(
+            "CONNECT", "persisty.aio.connect" if asynchronous else "persisty.connect"
+        ).replace("AWAIT ", "await " if asynchronous else "")
+        context += ASYNC_EXTRAS if asynchronous else ""
+        context += f"from {module} import *\n" + OWN_NAMESPACE_CONTEXT.replace(
+            "ASYNC", "Async" if asynchronous else ""
+        )
     block = Block(ROOT / "README.md", 0, "python", context + code)
     try:
         # a module of its own: relation targets named by string resolve in it

@@ -130,6 +130,24 @@ def test_tampered_pickle_in_a_store_is_refused_before_unpickling() -> None:
         stash.get("a")
 
 
+def test_pickle_key_derives_from_the_database_secret(tmp_path: Path) -> None:
+    import persisty
+
+    url = f"sqlite:///{tmp_path}/p.db"
+    with persisty.connect(url, secret="one secret of the database") as db:
+        StoreStash(db, "p", codec="pickle").dump("a", {1, 2})
+    with persisty.connect(url, secret="one secret of the database") as db:
+        assert StoreStash(db, "p", codec="pickle").get("a") == {1, 2}
+        # the key is derived for this purpose, not the secret itself
+        codec = StoreStash(db, "p", codec="pickle").codec
+        assert codec._key is not None and b"one secret" not in codec._key
+    with (
+        persisty.connect(url, secret="another secret altogether") as db,
+        pytest.raises(IntegrityError),
+    ):
+        StoreStash(db, "p", codec="pickle").get("a")
+
+
 def test_read_only_refuses_writes() -> None:
     stash = ReadOnlyStash(DictionaryStash({"a": 1}))
     assert stash["a"] == 1 and len(stash) == 1

@@ -44,7 +44,8 @@ def register_op(name: str, fn: Callable[..., Any], *, unary: bool = False) -> No
     Example::
 
         register_op("max", max)
-        log.apply("scores", {"best": ("max", 17)})   # or {"best": (max, 17)}
+        log.apply("scores", {"best": 10})
+        log.apply("scores", {"best": ("max", 17)})   # or {"best": (max, 17)}: 17
     """
     if not isinstance(name, str) or not name or (name in OPS and OPS[name].fn is not fn):
         raise ValidationError(f"op name {name!r} is empty or taken", field="op")

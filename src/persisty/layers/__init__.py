@@ -44,6 +44,7 @@ from persisty.layers.secured import (
     SecuredStore,
     secured,
 )
+from persisty.layers.sharded import AsyncShardedStore, ShardedStore, shard_model, sharded
 from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "AsyncObservedStore",
     "AsyncRelatedStore",
     "AsyncSecuredStore",
+    "AsyncShardedStore",
     "AsyncSubscription",
     "BelongsTo",
     "CacheStats",
@@ -71,6 +73,7 @@ __all__ = [
     "RelatedStore",
     "Rules",
     "SecuredStore",
+    "ShardedStore",
     "Subscription",
     "cached",
     "encrypted",
@@ -80,4 +83,6 @@ __all__ = [
     "relations_of",
     "sealed_model",
     "secured",
+    "shard_model",
+    "sharded",
 ]

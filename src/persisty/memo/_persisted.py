@@ -715,6 +715,7 @@ class PersistableContainer:
             @persisted("_docs", transient=True)
             def docs(self): ...
 
+        corpus = Corpus()
         pickle.loads(pickle.dumps(corpus)).docs     # recomputed after unpickling
     """
 

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 from persisty.errors import ValidationError
-from persisty.model import Attr, stored
+from persisty.model import Attr, Index, stored
 from persisty.store import AsyncDatabase, Database
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 _LOCK = threading.Lock()
-_ENTRIES: dict[str, type[Any]] = {}
+_ENTRIES: dict[tuple[str, bool], type[Any]] = {}
 _SEQUENCES: dict[str, type[Any]] = {}
 
 
@@ -48,24 +48,36 @@ def _check_name(name: str) -> str:
     return name
 
 
-def entry_type(name: str) -> type[Any]:
+def entry_type(name: str, *, indexed: bool = False) -> type[Any]:
     """The ``@stored`` key/value type of the stash ``name`` (store ``stash_<name>``): the
     key, the encoded value, and when it expires (``None``: never; an expired entry is
-    invisible on every engine, the contract's expiry)."""
+    invisible on every engine, the contract's expiry). ``indexed``: with an index on the
+    expiry, so that ``len`` is a count of the table less an index range of expired
+    entries (SQL: a scan of every row's expiry otherwise)."""
     _check_name(name)
     with _LOCK:
-        found = _ENTRIES.get(name)
+        found = _ENTRIES.get((name, indexed))
         if found is None:
 
-            @stored(key="key", name=f"stash_{name}")
+            @stored(
+                key="key",
+                name=f"stash_{name}",
+                indexes=[Index("expires_at")] if indexed else (),
+            )
             class StashEntry:
                 key: str
                 value: bytes
                 expires_at: dt.datetime | None = Attr(expires=True, default=None)
 
             StashEntry.__qualname__ = f"StashEntry[{name}]"
-            found = _ENTRIES[name] = StashEntry
+            found = _ENTRIES[(name, indexed)] = StashEntry
         return found
+
+
+def indexes_cheaply(database: Any) -> bool:
+    """Whether an extra index costs the database little (SQL: a B-tree next to the
+    table; on Redis and DynamoDB an index is another structure every write maintains)."""
+    return hasattr(database, "sql_url")
 
 
 def sequence_type(name: str) -> type[Any]:
@@ -86,7 +98,12 @@ def sequence_type(name: str) -> type[Any]:
 
 
 def database_secret(database: Any) -> bytes | None:
-    """The secret a database signs with (the pickle codec's default key)."""
+    """The pickle codec's default key: one derived from the database's secret for this
+    purpose alone (``db.pages.mac``), so the secret itself is never read and a pickle tag
+    never equals a page-key signature or an ETag."""
     pages = getattr(database, "pages", None)
-    secret = getattr(pages, "_secret", None)  # PageKeys keeps it; no public accessor yet
-    return secret if isinstance(secret, bytes) else None
+    mac = getattr(pages, "mac", None)
+    if not callable(mac):
+        return None
+    key = mac("persisty.stash.pickle", b"")
+    return key if isinstance(key, bytes) else None

@@ -36,7 +36,7 @@ import pytest
 from persisty.errors import NotFound, ValidationError
 from persisty.model import Attr, meta_of, stored
 from persisty.query import And, F, Filter, Or
-from persisty.store import AsyncDatabase, AsyncStore, Edit
+from persisty.store import AsyncDatabase, AsyncStore, AsyncStoreBase, Edit
 from persisty.testing._concurrency import in_thread_async, pause_async, run_concurrently_async
 from persisty.testing.models import Animal, Dog, Item, Measure, Pet
 
@@ -157,6 +157,32 @@ class AsyncRobustnessConformance:
         assert await database.footprint() == []
         assert await database.footprint(Item) == []
         assert await database.store(Item).count() == 0
+
+    async def test_drop_namespace_drops_stores_it_never_opened(
+        self, database: AsyncDatabase
+    ) -> None:
+        """``drop()`` leaves nothing of any store of the namespace, also of those another
+        database object (another process) opened and this one never did."""
+        if self.process_url(database) is None:
+            return  # the engine lives in this database object: nothing else can open it
+        writer = await self.open_database(database.namespace or "")
+        try:
+            await self._fill(writer)
+            assert await writer.footprint()
+        finally:
+            await writer.close()
+        await database.drop()  # this object opened no store
+        assert await database.footprint() == []
+        check = await self.open_database(database.namespace or "")
+        try:
+            assert await check.footprint(Item) == []
+            assert await check.footprint(Measure) == []
+            assert await check.store(Item).count() == 0
+            again = await check.store(Measure).create(Measure(id="m9"))
+            assert again.serial == 1  # the counters went too
+            await check.drop()
+        finally:
+            await check.close()
 
     # ---- numbers -------------------------------------------------------------------------
 
@@ -304,6 +330,27 @@ class AsyncRobustnessConformance:
                 got = await store.read(key)
                 assert got is not None and _depth_of(got.data) == DEPTH
         await self._still_works(database)
+
+    # ---- restore -------------------------------------------------------------------------
+
+    async def test_restore_advances_sequences(self, database: AsyncDatabase) -> None:
+        """Items restored exactly (with their sequence numbers, as ``persisty import`` does)
+        move the sequence past them: later creates never reuse a number."""
+        store = database.store(Measure)
+        assert isinstance(store, AsyncStoreBase)  # every backend's stores restore
+        made = [await store.create(Measure(id=f"m{i}")) for i in range(3)]
+        assert [m.serial for m in made] == [1, 2, 3]
+        restored = [Measure(id=f"r{i}", value=float(i), serial=40 + i) for i in range(10)]
+        results = await store.restore(restored)
+        assert all(r.ok for r in results), results[:1]
+        assert await store.read("r9") == restored[9]  # kept exactly
+        after = await store.create(Measure(id="after"))
+        assert after.serial is not None and after.serial > 49, after
+        serials = [m.serial for m in await _all(store)]
+        assert len(serials) == len(set(serials)) == 14  # no number used twice
+        # restoring smaller numbers never moves a sequence back
+        await store.restore([Measure(id="low", serial=2)])
+        assert (await store.create(Measure(id="later"))).serial > after.serial
 
     # ---- one shape per store name --------------------------------------------------------
 
@@ -466,3 +513,7 @@ class AsyncRobustnessConformance:
 
 
 __all__ = ["AsyncRobustnessConformance"]
+
+
+async def _all(store: AsyncStore[Any]) -> list[Any]:
+    return [item async for item in store.search_all()]

@@ -37,7 +37,7 @@ import pytest
 from persisty.errors import NotFound, ValidationError
 from persisty.model import Attr, meta_of, stored
 from persisty.query import And, F, Filter, Or
-from persisty.store import Database, Edit, Store
+from persisty.store import Database, Edit, Store, StoreBase
 from persisty.testing._concurrency import in_thread, pause, run_concurrently
 from persisty.testing.models import Animal, Dog, Item, Measure, Pet
 
@@ -158,6 +158,30 @@ class RobustnessConformance:
         assert database.footprint() == []
         assert database.footprint(Item) == []
         assert database.store(Item).count() == 0
+
+    def test_drop_namespace_drops_stores_it_never_opened(self, database: Database) -> None:
+        """``drop()`` leaves nothing of any store of the namespace, also of those another
+        database object (another process) opened and this one never did."""
+        if self.process_url(database) is None:
+            return  # the engine lives in this database object: nothing else can open it
+        writer = self.open_database(database.namespace or "")
+        try:
+            self._fill(writer)
+            assert writer.footprint()
+        finally:
+            writer.close()
+        database.drop()  # this object opened no store
+        assert database.footprint() == []
+        check = self.open_database(database.namespace or "")
+        try:
+            assert check.footprint(Item) == []
+            assert check.footprint(Measure) == []
+            assert check.store(Item).count() == 0
+            again = check.store(Measure).create(Measure(id="m9"))
+            assert again.serial == 1  # the counters went too
+            check.drop()
+        finally:
+            check.close()
 
     # ---- numbers -------------------------------------------------------------------------
 
@@ -303,6 +327,27 @@ class RobustnessConformance:
                 got = store.read(key)
                 assert got is not None and _depth_of(got.data) == DEPTH
         self._still_works(database)
+
+    # ---- restore -------------------------------------------------------------------------
+
+    def test_restore_advances_sequences(self, database: Database) -> None:
+        """Items restored exactly (with their sequence numbers, as ``persisty import`` does)
+        move the sequence past them: later creates never reuse a number."""
+        store = database.store(Measure)
+        assert isinstance(store, StoreBase)  # every backend's stores restore
+        made = [store.create(Measure(id=f"m{i}")) for i in range(3)]
+        assert [m.serial for m in made] == [1, 2, 3]
+        restored = [Measure(id=f"r{i}", value=float(i), serial=40 + i) for i in range(10)]
+        results = store.restore(restored)
+        assert all(r.ok for r in results), results[:1]
+        assert store.read("r9") == restored[9]  # kept exactly
+        after = store.create(Measure(id="after"))
+        assert after.serial is not None and after.serial > 49, after
+        serials = [m.serial for m in _all(store)]
+        assert len(serials) == len(set(serials)) == 14  # no number used twice
+        # restoring smaller numbers never moves a sequence back
+        store.restore([Measure(id="low", serial=2)])
+        assert (store.create(Measure(id="later"))).serial > after.serial
 
     # ---- one shape per store name --------------------------------------------------------
 
@@ -465,3 +510,7 @@ class RobustnessConformance:
 
 
 __all__ = []
+
+
+def _all(store: Store[Any]) -> list[Any]:
+    return [item for item in store.search_all()]

@@ -170,6 +170,13 @@ class DirectoryTable:
             _write_atomic(path, str(value).encode())
             return value
 
+    def skip_sequence(self, attr: str, by: int) -> None:
+        """Advance the sequence ``attr`` by ``by`` numbers."""
+        with self._locked():
+            path = self.path / f".sequence-{attr}"
+            value = (int(path.read_text()) if path.exists() else 0) + by
+            _write_atomic(path, str(value).encode())
+
     # ---- reads --------------------------------------------------------------------------
 
     def _load(self, file: Path) -> Row | None:

@@ -45,6 +45,9 @@ class DirectoryStore(StoreBase[Any]):
     def _next_sequence(self, attr: str) -> int:
         return self.table.next_sequence(attr)
 
+    def _skip_sequence(self, attr: str, by: int) -> None:
+        self.table.skip_sequence(attr, by)
+
     def _describe(self, native: Filter, spec: Sort) -> str:
         return f"scan of {self.table.path}; filter {native!r} evaluated in process"
 

@@ -304,6 +304,9 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
     async def _next_sequence(self, attr: str) -> int:
         return await self.database.next_sequence(f"{self.meta.name}|{attr}")
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        await self.database.next_sequence(f"{self.meta.name}|{attr}", by)
+
     # ---- writes -------------------------------------------------------------------------
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
@@ -975,8 +978,8 @@ class AsyncDynamoDatabase(AsyncDatabase):
             self._meta_ready = True
             return done
 
-    async def next_sequence(self, name: str) -> int:
-        """The next value of a counter kept in the meta table (atomic ADD)."""
+    async def next_sequence(self, name: str, by: int = 1) -> int:
+        """The next value of a counter kept in the meta table (atomic ADD of ``by``)."""
         await self.ensure_meta()
         out = await self.client.call(
             "update_item",
@@ -984,7 +987,7 @@ class AsyncDynamoDatabase(AsyncDatabase):
             Key={META_KEY: {"S": f"seq|{self.namespace or '_'}|{name}"}},
             UpdateExpression="ADD #v :one",
             ExpressionAttributeNames={"#v": "v"},
-            ExpressionAttributeValues={":one": {"N": "1"}},
+            ExpressionAttributeValues={":one": {"N": str(by)}},
             ReturnValues="UPDATED_NEW",
         )
         return int(out["Attributes"]["v"]["N"])

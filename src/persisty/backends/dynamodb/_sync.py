@@ -301,6 +301,9 @@ class DynamoStore(StoreBase[Any]):
     def _next_sequence(self, attr: str) -> int:
         return self.database.next_sequence(f"{self.meta.name}|{attr}")
 
+    def _skip_sequence(self, attr: str, by: int) -> None:
+        self.database.next_sequence(f"{self.meta.name}|{attr}", by)
+
     # ---- writes -------------------------------------------------------------------------
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
@@ -968,8 +971,8 @@ class DynamoDatabase(Database):
             self._meta_ready = True
             return done
 
-    def next_sequence(self, name: str) -> int:
-        """The next value of a counter kept in the meta table (atomic ADD)."""
+    def next_sequence(self, name: str, by: int = 1) -> int:
+        """The next value of a counter kept in the meta table (atomic ADD of ``by``)."""
         self.ensure_meta()
         out = self.client.call(
             "update_item",
@@ -977,7 +980,7 @@ class DynamoDatabase(Database):
             Key={META_KEY: {"S": f"seq|{self.namespace or '_'}|{name}"}},
             UpdateExpression="ADD #v :one",
             ExpressionAttributeNames={"#v": "v"},
-            ExpressionAttributeValues={":one": {"N": "1"}},
+            ExpressionAttributeValues={":one": {"N": str(by)}},
             ReturnValues="UPDATED_NEW",
         )
         return int(out["Attributes"]["v"]["N"])

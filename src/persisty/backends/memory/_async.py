@@ -40,6 +40,9 @@ class AsyncMemoryStore(AsyncStoreBase[Any]):
     async def _next_sequence(self, attr: str) -> int:
         return self.table.next_sequence(attr)
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        self.table.skip_sequence(attr, by)
+
     def _describe(self, native: Filter, spec: Sort) -> str:
         return self.table.describe(native, spec)
 

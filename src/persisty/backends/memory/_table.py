@@ -169,6 +169,11 @@ class MemoryTable:
             self.sequences[attr] = value
             return value
 
+    def skip_sequence(self, attr: str, by: int) -> None:
+        """Advance the sequence ``attr`` by ``by`` numbers."""
+        with self.lock:
+            self.sequences[attr] = self.sequences.get(attr, 0) + by
+
     def _slices(self, f: Filter) -> list[Slice]:
         """For each ordered index, the slice of its entries that can match ``f``."""
         if not self.ordered:

@@ -28,6 +28,13 @@ class MetaSchema:
         """Insert ``(name, value)`` (a duplicate name is a unique violation)."""
         self.sql_delete = f"DELETE FROM {t} WHERE name = {ph}"
         self.sql_get = f"SELECT value FROM {t} WHERE name = {ph}"
+        self.sql_skip = f"UPDATE {t} SET num = num + {ph} WHERE name = {ph}"
+        """Advance the counter named by the second parameter by the first."""
+        self.sql_tables = f"SELECT name, value FROM {t} WHERE name LIKE {ph}"
+        """Every store table of the database (parameter ``table:%``): ``table:<table>`` rows,
+        valued by namespace."""
+        self.sql_counters = f"SELECT name FROM {t} WHERE name LIKE {ph}"
+        """Every sequence counter (parameter ``seq:%``): ``seq:<table>:<attribute>`` rows."""
         self.sql_next: list[str] = dialect.sequence_sql(t)
         """Increment the counter named by the parameter; the last statement returns it."""
 

@@ -72,6 +72,7 @@ class TableSchema:
     ) -> None:
         self.meta = meta
         self.dialect = dialect
+        self.namespace = namespace
         self.name = table_name(meta, namespace)
         d = dialect
         q = d.quote

@@ -86,7 +86,7 @@ class AsyncStash(AsyncStashMethods, ABC):
 
         Example::
 
-            stash.key_groups(2)    # [["a", "b"], ["c"]]
+            await stash.key_groups(2)    # [["a", "b"], ["c"]]
         """
         if n < 1:
             raise ValidationError("a key group has at least one key", field="n")

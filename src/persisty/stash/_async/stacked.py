@@ -108,7 +108,8 @@ class AsyncPreemptiveStash(AsyncHasData, AsyncDelegateStash):
     Example::
 
         stash = AsyncPreemptiveStash(AsyncDirectoryStash(path))
-        if not await stash.has_data(): ...
+        await stash.dump("a", 1)       # has_data is now known to be true
+        stash.invalidate()             # the next has_data asks the directory again
     """
 
     def __init__(self, delegate: AsyncStash) -> None:

@@ -18,7 +18,13 @@ from persisty.model import etag
 from persisty.query import F
 from persisty.stash._async.base import AsyncStash
 from persisty.stash._codec import MISSING, Codec, check_key
-from persisty.stash._open import database_secret, entry_type, open_async_database, sequence_type
+from persisty.stash._open import (
+    database_secret,
+    entry_type,
+    indexes_cheaply,
+    open_async_database,
+    sequence_type,
+)
 from persisty.store import AsyncDatabase, AsyncStore, Edit
 
 PAGE = 500
@@ -82,7 +88,7 @@ class AsyncStoreStash(AsyncStash):
     ) -> None:
         self.database, self._owns_database = open_async_database(db_or_url)
         self.name = name
-        self.entry = entry_type(name)
+        self.entry = entry_type(name, indexed=indexes_cheaply(self.database))
         self.store: AsyncStore[Any] = self.database.store(self.entry)
         if codec == "pickle" and secret is None:
             secret = database_secret(self.database)

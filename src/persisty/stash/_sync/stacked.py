@@ -109,7 +109,8 @@ class PreemptiveStash(HasData, DelegateStash):
     Example::
 
         stash = PreemptiveStash(DirectoryStash(path))
-        if not stash.has_data(): ...
+        stash.dump("a", 1)       # has_data is now known to be true
+        stash.invalidate()             # the next has_data asks the directory again
     """
 
     def __init__(self, delegate: Stash) -> None:

@@ -18,7 +18,13 @@ from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationEr
 from persisty.model import etag
 from persisty.query import F
 from persisty.stash._codec import MISSING, Codec, check_key
-from persisty.stash._open import database_secret, entry_type, open_database, sequence_type
+from persisty.stash._open import (
+    database_secret,
+    entry_type,
+    indexes_cheaply,
+    open_database,
+    sequence_type,
+)
 from persisty.stash._sync.base import Stash
 from persisty.store import Database, Edit, Store
 
@@ -83,7 +89,7 @@ class StoreStash(Stash):
     ) -> None:
         self.database, self._owns_database = open_database(db_or_url)
         self.name = name
-        self.entry = entry_type(name)
+        self.entry = entry_type(name, indexed=indexes_cheaply(self.database))
         self.store: Store[Any] = self.database.store(self.entry)
         if codec == "pickle" and secret is None:
             secret = database_secret(self.database)

@@ -331,6 +331,7 @@ class AsyncStoreBase(AsyncStoreCore[T]):
                         failure.message,
                         failure.field,
                     )
+        await self._advance_sequences([r.item for r in results if r is not None and r.ok])
         return [r for r in results if r is not None]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -8,9 +8,10 @@ The sync twin ``_sync/core.py`` is generated from this file by
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from persisty.errors import (
     Conflict,
@@ -23,8 +24,12 @@ from persisty.model import StoreMeta, etag, etag_of
 from persisty.query import (
     ALL,
     NONE,
+    And,
+    Compare,
     F,
     Filter,
+    Op,
+    Or,
     PageKeys,
     Sort,
     compile_filter,
@@ -58,6 +63,9 @@ from persisty.store._types import (
     Replace,
     WriteOp,
 )
+
+if TYPE_CHECKING:
+    from persisty.store._async.database import AsyncDatabase
 
 T = TypeVar("T")
 
@@ -137,6 +145,23 @@ class AsyncStoreCore(AsyncStore[T]):
     async def _next_sequence(self, attr: str) -> int:
         raise ValidationError(f"{attr}: this backend does not generate sequences", field=attr)
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        """Advance the sequence ``attr`` by ``by`` numbers at once (a restore of items that
+        hold larger values); backends override it with one atomic add."""
+        for _ in range(by):
+            await self._next_sequence(attr)
+
+    async def _advance_sequences(self, items: Sequence[Any]) -> None:
+        """After a restore: every sequence gives numbers above those ``items`` hold, so a
+        later create never reuses one (a counter only grows, concurrent creates included)."""
+        for attr in self.meta.sequence_attrs:
+            held = [v for i in items if isinstance(v := getattr(i, attr, None), int)]
+            if not held:
+                continue
+            at = await self._next_sequence(attr)  # one number is skipped: gaps are allowed
+            if at < max(held):
+                await self._skip_sequence(attr, max(held) - at)
+
     # ---- helpers ------------------------------------------------------------------------
 
     async def _sequences(self) -> dict[str, int] | None:
@@ -164,12 +189,25 @@ class AsyncStoreCore(AsyncStore[T]):
         at = getattr(item, name)
         return at is not None and at <= (now or self.clock())
 
+    @property
+    def _expiry_indexed(self) -> bool:
+        """Whether an index leads with the expiry attribute (so expired items are a range)."""
+        name = self.meta.expires
+        return name is not None and any(ix.attrs[0] == name for ix in self.meta.indexes)
+
     def _live(self, f: Filter) -> Filter:
         """``f`` restricted to the items that have not expired (validated)."""
         name = self.meta.expires
         if name is None or f is NONE:
             return f
-        alive = (F[name] == None) | (F[name] > self.clock())  # noqa: E711
+        now = self.clock()
+        if type(now) is dt.datetime and now.tzinfo is not None:
+            # built as validation builds it (the clock's aware instant needs no coercion):
+            # validating a new instant on every count or search was most of a count's cost,
+            # and filled the validated-filter cache with filters never seen again
+            alive: Filter = Or((Compare(name, Op.EQ, None), Compare(name, Op.GT, now)))
+            return alive if f is ALL else And.of(f, alive)
+        alive = (F[name] == None) | (F[name] > now)  # noqa: E711
         return validate_filter(alive if f is ALL else f & alive, self.meta)
 
     async def _get_live(self, key: Key) -> tuple[tuple[T, str] | None, str | None]:
@@ -189,6 +227,9 @@ class AsyncStoreCore(AsyncStore[T]):
             if self._writes >= PURGE_EVERY:  # the storage of expired items, a bit at a time
                 self._writes = 0
                 await self.purge_expired(PURGE_LIMIT)
+
+    opened_by: AsyncDatabase | None = None
+    """The database that opened this store (``db.store(cls)``), else ``None``."""
 
     reclaims_natively = False
     """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
@@ -425,6 +466,13 @@ class AsyncStoreCore(AsyncStore[T]):
     async def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
+            if f is ALL and self._expiry_indexed:
+                # every item less the expired ones still stored: a count of the table and
+                # one of an index range, instead of testing every row's expiry
+                expired = Compare(self.meta.expires, Op.LTE, self.clock())
+                plan = self._plan(expired, sort_spec(self.meta, None))
+                if plan.residual is ALL and type(expired.value) is dt.datetime:
+                    return max(0, await self._count(ALL) - await self._count(plan.native))
             f = self._live(f)
         if f is NONE:
             return 0

@@ -125,6 +125,7 @@ class AsyncDatabase(ABC):
             found = self._stores[cls] = self._open(meta)
             if isinstance(found, AsyncStoreBase):
                 found.clock = self.clock
+                found.opened_by = self  # layers that write several stores commit through it
         return found
 
     @abstractmethod

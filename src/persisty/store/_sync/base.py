@@ -332,6 +332,7 @@ class StoreBase(StoreCore[T]):
                         failure.message,
                         failure.field,
                     )
+        self._advance_sequences([r.item for r in results if r is not None and r.ok])
         return [r for r in results if r is not None]
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -9,9 +9,10 @@ The sync twin ``_sync/core.py`` is generated from this file by
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from persisty.errors import (
     Conflict,
@@ -24,8 +25,12 @@ from persisty.model import StoreMeta, etag, etag_of
 from persisty.query import (
     ALL,
     NONE,
+    And,
+    Compare,
     F,
     Filter,
+    Op,
+    Or,
     PageKeys,
     Sort,
     compile_filter,
@@ -59,6 +64,9 @@ from persisty.store._types import (
     Replace,
     WriteOp,
 )
+
+if TYPE_CHECKING:
+    from persisty.store._sync.database import Database
 
 T = TypeVar("T")
 
@@ -138,6 +146,23 @@ class StoreCore(Store[T]):
     def _next_sequence(self, attr: str) -> int:
         raise ValidationError(f"{attr}: this backend does not generate sequences", field=attr)
 
+    def _skip_sequence(self, attr: str, by: int) -> None:
+        """Advance the sequence ``attr`` by ``by`` numbers at once (a restore of items that
+        hold larger values); backends override it with one atomic add."""
+        for _ in range(by):
+            self._next_sequence(attr)
+
+    def _advance_sequences(self, items: Sequence[Any]) -> None:
+        """After a restore: every sequence gives numbers above those ``items`` hold, so a
+        later create never reuses one (a counter only grows, concurrent creates included)."""
+        for attr in self.meta.sequence_attrs:
+            held = [v for i in items if isinstance(v := getattr(i, attr, None), int)]
+            if not held:
+                continue
+            at = self._next_sequence(attr)  # one number is skipped: gaps are allowed
+            if at < max(held):
+                self._skip_sequence(attr, max(held) - at)
+
     # ---- helpers ------------------------------------------------------------------------
 
     def _sequences(self) -> dict[str, int] | None:
@@ -165,12 +190,25 @@ class StoreCore(Store[T]):
         at = getattr(item, name)
         return at is not None and at <= (now or self.clock())
 
+    @property
+    def _expiry_indexed(self) -> bool:
+        """Whether an index leads with the expiry attribute (so expired items are a range)."""
+        name = self.meta.expires
+        return name is not None and any(ix.attrs[0] == name for ix in self.meta.indexes)
+
     def _live(self, f: Filter) -> Filter:
         """``f`` restricted to the items that have not expired (validated)."""
         name = self.meta.expires
         if name is None or f is NONE:
             return f
-        alive = (F[name] == None) | (F[name] > self.clock())  # noqa: E711
+        now = self.clock()
+        if type(now) is dt.datetime and now.tzinfo is not None:
+            # built as validation builds it (the clock's aware instant needs no coercion):
+            # validating a new instant on every count or search was most of a count's cost,
+            # and filled the validated-filter cache with filters never seen again
+            alive: Filter = Or((Compare(name, Op.EQ, None), Compare(name, Op.GT, now)))
+            return alive if f is ALL else And.of(f, alive)
+        alive = (F[name] == None) | (F[name] > now)  # noqa: E711
         return validate_filter(alive if f is ALL else f & alive, self.meta)
 
     def _get_live(self, key: Key) -> tuple[tuple[T, str] | None, str | None]:
@@ -190,6 +228,9 @@ class StoreCore(Store[T]):
             if self._writes >= PURGE_EVERY:  # the storage of expired items, a bit at a time
                 self._writes = 0
                 self.purge_expired(PURGE_LIMIT)
+
+    opened_by: Database | None = None
+    """The database that opened this store (``db.store(cls)``), else ``None``."""
 
     reclaims_natively = False
     """Whether the engine deletes expired items itself (Redis, DynamoDB); else every
@@ -426,6 +467,13 @@ class StoreCore(Store[T]):
     def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
+            if f is ALL and self._expiry_indexed:
+                # every item less the expired ones still stored: a count of the table and
+                # one of an index range, instead of testing every row's expiry
+                expired = Compare(self.meta.expires, Op.LTE, self.clock())
+                plan = self._plan(expired, sort_spec(self.meta, None))
+                if plan.residual is ALL and type(expired.value) is dt.datetime:
+                    return max(0, self._count(ALL) - self._count(plan.native))
             f = self._live(f)
         if f is NONE:
             return 0

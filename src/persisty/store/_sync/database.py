@@ -126,6 +126,7 @@ class Database(ABC):
             found = self._stores[cls] = self._open(meta)
             if isinstance(found, StoreBase):
                 found.clock = self.clock
+                found.opened_by = self  # layers that write several stores commit through it
         return found
 
     @abstractmethod

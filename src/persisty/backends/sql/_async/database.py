@@ -110,56 +110,60 @@ class AsyncSqlDatabase(AsyncDatabase):
 
     async def drop(self, cls: type[Any] | None = None) -> None:
         """Drop the table of the store of ``cls`` with its sequence counters and its
-        changes waiting in the outbox; without ``cls``, those of every store opened so far.
+        changes waiting in the outbox; without ``cls``, those of every store of this
+        database's namespace (opened here or not: the meta table records every store table
+        when it is created).
 
         Example::
 
             await db.drop(Note)
         """
-        schemas = self._schemas_of(cls)
-        counters = [
-            (f"seq:{schema.name}:{attr}",)
-            for schema in schemas
-            for attr in schema.meta.sequence_attrs
-        ]
         tables = self.tables
         driver = self.executor.driver
+        quote = self.dialect.quote
         async with self.executor.connection() as conn:
-            for schema in schemas:
-                if await tables.columns(conn, schema):  # no DROP IF EXISTS notes
-                    await driver.run(conn, schema.drop_sql())
-            if counters and await tables.exists(conn, META_TABLE):
-                await driver.run_many(conn, tables.meta.sql_delete, counters)
+            names = await self._tables_of(conn, cls)
+            for name in names:
+                if await tables.exists(conn, name):  # no DROP IF EXISTS notes
+                    await driver.run(conn, f"DROP TABLE IF EXISTS {quote(name)}")
+            rows = [(n,) for n in await tables.counters_of(conn, names)]
+            rows += [(f"table:{n}",) for n in names]
+            if await tables.exists(conn, META_TABLE):
+                await driver.run_many(conn, tables.meta.sql_delete, rows)
             if OUTBOX_TABLE in tables.ready or await tables.exists(conn, OUTBOX_TABLE):
-                await driver.run_many(
-                    conn, tables.outbox.sql_delete_store, [(schema.name,) for schema in schemas]
-                )
-        tables.forget(schema.name for schema in schemas)
+                await driver.run_many(conn, tables.outbox.sql_delete_store, [(n,) for n in names])
+        tables.forget(names)
+
+    async def _tables_of(self, conn: Any, cls: type[Any] | None) -> list[str]:
+        """The table of the store of ``cls``; without ``cls``, every store table of the
+        namespace: those recorded in the meta table and those opened here."""
+        opened = [schema.name for schema in self._schemas_of(cls)]
+        if cls is not None:
+            return opened
+        recorded = await self.tables.tables_of(conn, self.namespace)
+        return list(dict.fromkeys([*recorded, *opened]))
 
     async def footprint(self, cls: type[Any] | None = None) -> list[str]:
-        """The table of the store of ``cls`` (without ``cls``, of every store opened so
-        far) if it exists, its sequence counters in ``persisty_meta`` and its changes in the
-        outbox."""
-        schemas = self._schemas_of(cls)
+        """The table of the store of ``cls`` (without ``cls``, of every store of the
+        namespace) if it exists, its rows in ``persisty_meta`` (sequence counters, the
+        record of the table) and its changes in the outbox."""
         found: list[str] = []
         tables = self.tables
         driver = self.executor.driver
         async with self.executor.connection() as conn:
+            names = await self._tables_of(conn, cls)
             outbox = await tables.exists(conn, OUTBOX_TABLE)
-            counters = await tables.exists(conn, META_TABLE)
-            for schema in schemas:
-                if await tables.columns(conn, schema):
-                    found.append(f"table {schema.name}")
-                for attr in schema.meta.sequence_attrs if counters else ():
-                    name = f"seq:{schema.name}:{attr}"
-                    if await driver.fetch(conn, tables.meta.sql_get, (name,)):
-                        found.append(f"{META_TABLE} row {name}")
+            meta = await tables.exists(conn, META_TABLE)
+            for name in names:
+                if await tables.exists(conn, name):
+                    found.append(f"table {name}")
+                if meta and await driver.fetch(conn, tables.meta.sql_get, (f"table:{name}",)):
+                    found.append(f"{META_TABLE} row table:{name}")
                 if outbox:
-                    rows = await driver.fetch(conn, tables.outbox.sql_count, (schema.name,))
+                    rows = await driver.fetch(conn, tables.outbox.sql_count, (name,))
                     if rows and int(rows[0][0]):
-                        found.append(
-                            f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of {schema.name}"
-                        )
+                        found.append(f"{OUTBOX_TABLE}: {int(rows[0][0])} change(s) of {name}")
+            found += [f"{META_TABLE} row {n}" for n in await tables.counters_of(conn, names)]
         return found
 
     async def drop_tables(self) -> None:

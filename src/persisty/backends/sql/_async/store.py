@@ -429,6 +429,10 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                     await self.executor.run(conn, sql, (name,))
         return int(rows[0][0])
 
+    async def _skip_sequence(self, attr: str, by: int) -> None:
+        # the counter's row exists: _advance_sequences took a number from it first
+        await self._execute(self.tables.meta.sql_skip, (by, f"seq:{self.schema.name}:{attr}"))
+
     # ---- faster paths with the same semantics ------------------------------------------------
 
     async def search(

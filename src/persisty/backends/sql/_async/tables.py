@@ -120,6 +120,7 @@ class AsyncSqlTables:
                         f"table {schema.name} lacks column(s) {', '.join(missing)}: "
                         "run db.migrate() (or `persisty migrate URL MODULE --apply`)"
                     )
+                await self._register(conn, schema)
                 have = await self.index_names(conn, schema.name)
                 for ix in schema.indexes:
                     if str(ix.name).lower() not in have:
@@ -127,6 +128,33 @@ class AsyncSqlTables:
                             conn, schema.index_sql(ix), schema.name, str(ix.name)
                         )
             self.ready.add(schema.name)
+
+    async def _register(self, conn: Any, schema: TableSchema) -> None:
+        """Record the store's table in the meta table (``table:<table>``, valued by its
+        namespace), so dropping the namespace finds it in any process."""
+        name = f"table:{schema.name}"
+        if await self.driver.fetch(conn, self.meta.sql_get, (name,)):
+            return
+        try:
+            await self.driver.run(conn, self.meta.sql_add, (name, schema.namespace or ""))
+        except Exception as e:  # another process recorded it at the same time
+            if not isinstance(self.dialect.translate(e), Conflict):
+                raise
+
+    async def tables_of(self, conn: Any, namespace: str | None) -> list[str]:
+        """The store tables recorded for ``namespace`` (``None``: the stores without one)."""
+        if not await self.exists(conn, META_TABLE):
+            return []
+        rows = await self.driver.fetch(conn, self.meta.sql_tables, ("table:%",))
+        return sorted(str(n)[len("table:") :] for n, v in rows if (v or "") == (namespace or ""))
+
+    async def counters_of(self, conn: Any, tables: Iterable[str]) -> list[str]:
+        """The names of the sequence counters of ``tables`` in the meta table."""
+        if not await self.exists(conn, META_TABLE):
+            return []
+        prefixes = tuple(f"seq:{t}:" for t in tables)
+        rows = await self.driver.fetch(conn, self.meta.sql_counters, ("seq:%",))
+        return [str(r[0]) for r in rows if prefixes and str(r[0]).startswith(prefixes)]
 
     async def _create_index(self, conn: Any, sql: str, table: str, name: str) -> None:
         try:

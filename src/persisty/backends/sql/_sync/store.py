@@ -424,6 +424,10 @@ class SqlStore(StoreBase[Any]):
                     self.executor.run(conn, sql, (name,))
         return int(rows[0][0])
 
+    def _skip_sequence(self, attr: str, by: int) -> None:
+        # the counter's row exists: _advance_sequences took a number from it first
+        self._execute(self.tables.meta.sql_skip, (by, f"seq:{self.schema.name}:{attr}"))
+
     # ---- faster paths with the same semantics ------------------------------------------------
 
     def search(

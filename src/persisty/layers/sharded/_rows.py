@@ -1,0 +1,139 @@
+"""Splitting an item into its parent row and shard rows, and putting it together again
+(pure logic, shared by the async and the sync sharding layer)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from persisty.errors import ValidationError
+from persisty.layers.sharded._model import SHARD_TAGS, ShardPath
+from persisty.model import StoreMeta, etag, meta_of
+
+_EPOCH = "1970-01-01T00:00:00Z"
+
+Children = dict[str, list[Any]]
+"""The rows of each shard path of one item (one row, none, or one per list element)."""
+
+
+class Stale(Exception):
+    """A shard row did not match its parent's pointer (a write in between, or damage)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class ShardRows:
+    """The row logic of a sharded store: ``meta`` is the item's model, ``inner`` the store of
+    the parent rows, ``shards`` the shard paths (deepest first), ``_roots`` their top-level
+    attributes."""
+
+    meta: StoreMeta
+    inner: Any
+    shards: list[ShardPath]
+    _roots: set[str]
+
+    # ---- splitting and putting together ------------------------------------------------
+
+    def _checked(self, item: Any) -> Any:
+        """``item`` validated against the outer model (generated values left to ``inner``)."""
+        meta = self.meta
+        if isinstance(item, Mapping):
+            item = meta.from_builtins(item)
+        elif not isinstance(item, meta.cls):
+            raise ValidationError(f"expected a {meta.cls.__name__}, got {type(item).__name__}")
+        doc = msgspec.to_builtins(item)
+        for a in meta.attrs:
+            if a.generated in ("created", "updated", "sequence") and doc.get(a.name) is None:
+                doc[a.name] = 0 if a.generated == "sequence" else _EPOCH
+        meta.from_builtins(doc)  # raises ValidationError naming the field
+        return item
+
+    def _split(self, item: Any) -> tuple[Any, Children]:
+        """The parent row and the shard rows of an (outer) item."""
+        key = self.meta.key_of(item)
+        doc = msgspec.json.decode(msgspec.json.encode(item))  # a copy, in stored form
+        children: Children = {}
+        tags: dict[str, str] = {}
+        for p in self.shards:  # deepest first, so an outer shard's value lacks the inner
+            container: Any = doc
+            for s in p.segments[:-1]:
+                container = container.get(s) if isinstance(container, dict) else None
+            value = container.pop(p.segments[-1], None) if isinstance(container, dict) else None
+            row_meta = meta_of(p.cls)
+            if p.each:
+                rows = [
+                    row_meta.from_builtins({"parent": key, "index": i, "value": v})
+                    for i, v in enumerate(value or [])
+                ]
+                if value is not None:
+                    tags[p.text] = f"n={len(rows)}"
+                for i, r in enumerate(rows):
+                    tags[f"{p.text}#{i}"] = etag(r)
+            else:
+                rows = (
+                    []
+                    if value is None
+                    else [row_meta.from_builtins({"parent": key, "value": value})]
+                )
+                if rows:
+                    tags[p.text] = etag(rows[0])
+            children[p.text] = rows
+        for root in self._roots:
+            if root in doc and not any(p.segments == (root,) for p in self.shards):
+                continue  # nested shards only: the rest of it stays in the parent row
+            doc[root] = None
+        doc[SHARD_TAGS] = tags
+        return self.inner.meta.from_builtins(doc), children
+
+    def _child_keys(self, row: Any) -> dict[str, list[tuple[str, str]]]:
+        """(tag name, row key) of every shard row ``row`` points to, per path."""
+        key = self.inner.meta.key_of(row)
+        tags: dict[str, str] = getattr(row, SHARD_TAGS) or {}
+        found: dict[str, list[tuple[str, str]]] = {}
+        for p in self.shards:
+            m = meta_of(p.cls)
+            if p.each:
+                marker = tags.get(p.text)
+                n = int(marker[2:]) if marker and marker.startswith("n=") else 0
+                found[p.text] = [(f"{p.text}#{i}", m.key_string((key, i))) for i in range(n)]
+            else:
+                found[p.text] = [(p.text, m.key_string((key,)))] if p.text in tags else []
+        return found
+
+    def _assemble(self, row: Any, rows: Mapping[str, Mapping[str, Any]]) -> Any:
+        """The outer item of a parent row and its shard rows (by path, then row key);
+        ``Stale`` naming the path when one does not match its pointer."""
+        tags: dict[str, str] = getattr(row, SHARD_TAGS) or {}
+        doc = msgspec.json.decode(msgspec.json.encode(row))  # a copy: rows stay as stored
+        doc.pop(SHARD_TAGS, None)
+        wanted = self._child_keys(row)
+        for p in reversed(self.shards):  # outermost first
+            got = rows.get(p.text, {})
+            values = []
+            for tag_name, k in wanted[p.text]:
+                child = got.get(k)
+                if child is None or etag(child) != tags.get(tag_name):
+                    raise Stale(p.text)
+                values.append(copy.deepcopy(child.value))
+            if p.each:
+                value: Any = values if p.text in tags else None
+            else:
+                value = values[0] if values else None
+            container: Any = doc
+            for s in p.segments[:-1]:
+                container = container.get(s) if isinstance(container, dict) else None
+            if not isinstance(container, dict):
+                if value is None:
+                    continue
+                raise Stale(p.text)
+            container[p.segments[-1]] = value
+        return self.meta.from_builtins(doc)
+
+    def _by_key(self, children: Children) -> dict[str, dict[str, Any]]:
+        return {
+            path: {meta_of(type(r)).key_of(r): r for r in rows} for path, rows in children.items()
+        }

@@ -1,0 +1,299 @@
+"""The sharding layer on every engine: a Person sharded four ways (birth_details, location,
+location.geolocation, locations[]) round-trips, writes only the rows that changed, never
+leaves an orphan or a partial item, and reports damage as ``IntegrityError``."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.conftest import DYNAMODB_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL
+from tests.layers.sharded_models import FOUR_WAYS, Birth, Location, Person, person
+
+import persisty
+import persisty.aio
+from persisty.errors import Conflict, IntegrityError, PreconditionFailed, ValidationError
+from persisty.layers import shard_model, sharded
+from persisty.model import etag, meta_of
+from persisty.query import F
+from persisty.store import Database, Edit
+
+ROWS = shard_model(Person, FOUR_WAYS)
+SHARDS = {p.text: p for p in ROWS.__persisty_shards__}
+URLS = [
+    "memory://",
+    "file://",
+    "sqlite://",
+    POSTGRES_URL,
+    MYSQL_URL,
+    REDIS_URL,
+    DYNAMODB_URL or "dynamodb://",
+]
+
+
+def _url(url: str) -> str:
+    return "file://" + tempfile.mkdtemp() if url == "file://" else url
+
+
+@pytest.fixture(
+    params=URLS, ids=["memory", "file", "sqlite", "postgresql", "mariadb", "redis", "dynamodb"]
+)
+def db(request: Any) -> Iterator[Database]:
+    database = persisty.connect(_url(request.param), namespace="s" + uuid.uuid4().hex[:10])
+    try:
+        yield database
+    finally:
+        try:
+            database.drop()
+        finally:
+            database.close()
+
+
+def _rows(db: Database, path: str) -> list[Any]:
+    return list(db.store(SHARDS[path].cls).search_all())
+
+
+def test_round_trip_and_one_row_per_shard(db: Database) -> None:
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    p = people.create(person())
+    assert people.read("p1") == p and etag(people.read("p1")) == etag(p)
+    parent = db.store(ROWS).read("p1")
+    assert parent is not None and parent.location is None and parent.birth_details is None
+    assert {path: len(_rows(db, path)) for path in FOUR_WAYS} == {
+        "birth_details": 1,
+        "location": 1,
+        "location.geolocation": 1,
+        "locations[]": 2,
+    }
+    for city in ("Tokyo", "Kyoto", "Sapporo"):
+        before = etag(people.read("p1"))
+        new = people.write_path("p1", "location.city", city)
+        assert new.location is not None and new.location.city == city
+        assert etag(new) != before
+    assert {path: len(_rows(db, path)) for path in FOUR_WAYS} == {
+        "birth_details": 1,
+        "location": 1,
+        "location.geolocation": 1,
+        "locations[]": 2,
+    }
+    assert people.read("p1") == new
+    assert people.read_path("p1", "location.geolocation.latitude") == 34.7
+    shrunk = people.patch("p1", {"locations": [{"city": "A", "country": "B"}]})
+    assert shrunk.locations == [Location("A", "B")]
+    assert len(_rows(db, "locations[]")) == 1  # the second element's row is gone
+    with pytest.raises(PreconditionFailed):
+        people.write_path("p1", "name", "x", if_match=etag(p))
+    got = people.read_batch(["p1", "nobody"])
+    assert got == [shrunk, None]
+    assert people.search(F.name == "Ann").items == [shrunk]
+    people.delete("p1")
+    assert people.read("p1") is None
+    assert all(_rows(db, path) == [] for path in FOUR_WAYS)
+
+
+def test_a_failed_parent_write_changes_no_child_row(db: Database) -> None:
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    first = people.create(person())
+    rows = {path: _rows(db, path) for path in FOUR_WAYS}
+    other = dataclasses.replace(
+        person(),
+        birth_details=Birth("Elsewhere", first.birth_details.dob),  # type: ignore[union-attr]
+        locations=[],
+    )
+    with pytest.raises(Conflict):  # the parent insert fails after the item was validated
+        people.create(other)
+    assert {path: _rows(db, path) for path in FOUR_WAYS} == rows
+    assert people.read("p1") == first
+
+
+def test_filters_on_sharded_paths_are_refused(db: Database) -> None:
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    for f in (F.birth_details == None, F["location"] == None):  # noqa: E711
+        with pytest.raises(ValidationError) as e:
+            people.search(f)
+        assert e.value.field in ("birth_details", "location")
+    with pytest.raises(ValidationError) as e:
+        people.search(None, order=[+F.locations])
+    assert e.value.field == "locations"
+
+
+def test_damaged_rows_raise_integrity_error(db: Database) -> None:
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    people.create(person("a"))
+    people.create(
+        dataclasses.replace(person("b"), birth_details=Birth("B", person().birth_details.dob))
+    )  # type: ignore[union-attr]
+    births = db.store(SHARDS["birth_details"].cls)
+    row_a = births.read("a")
+    assert row_a is not None
+    births.put(dataclasses.replace(row_a, parent="b"))  # A's birth row copied under B
+    with pytest.raises(IntegrityError) as e:
+        people.read("b")
+    assert e.value.field == "birth_details"
+    assert people.read("a") is not None
+
+
+def test_a_row_naming_a_class_is_read_as_data(db: Database) -> None:
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    people.create(person())
+    births, rows = db.store(SHARDS["birth_details"].cls), db.store(ROWS)
+    hostile = births.put(
+        meta_of(SHARDS["birth_details"].cls).from_builtins(
+            {
+                "parent": "p1",
+                "value": {
+                    "__class__": "system",
+                    "__module__": "os",
+                    "hospital": "H",
+                    "dob": "1990-01-02",
+                },
+            }
+        )
+    )
+    parent = rows.read("p1")
+    assert parent is not None
+    rows.update(
+        dataclasses.replace(
+            parent, shard_tags={**parent.shard_tags, "birth_details": etag(hostile)}
+        )
+    )
+    got = people.read("p1")
+    assert got is not None and got.birth_details == Birth("H", person().birth_details.dob)  # type: ignore[union-attr]
+
+
+def test_a_batch_is_one_commit(db: Database) -> None:
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    people.create(person("a"))
+    results = people.edit_batch([Edit.create(person("b")), Edit.create(person("a"))], atomic=True)
+    assert [r.code for r in results] == ["aborted", "conflict"]
+    results = people.edit_batch([Edit.patch("a", {"name": "A"}), Edit.patch("a", {"name": "B"})])
+    assert results[0].code in ("validation_error", "aborted")  # one item twice: refused
+    assert people.read("b") is None and people.read("a").name == "Ann"  # type: ignore[union-attr]
+    results = people.edit_batch(
+        [
+            Edit.create(person("b")),
+            Edit.patch("a", {"name": "A"}),
+            Edit.patch("b", {"friends": []}),
+        ],
+        atomic=False,
+    )
+    assert all(r.ok for r in results), results
+    assert people.count() == 2 and len(_rows(db, "birth_details")) == 2
+
+
+def test_separate_counters_of_one_item(db: Database) -> None:
+    from persisty.testing._concurrency import run_concurrently
+
+    people = sharded(db.store(ROWS), FOUR_WAYS)
+    people.create(person())
+    rounds = 25
+
+    def worker(n: int) -> None:
+        for i in range(1, rounds + 1):
+            people.write_path("p1", f"counters.c{n}", i)
+
+    run_concurrently([lambda n=n: worker(n) for n in range(8)])  # type: ignore[misc]
+    final = people.read("p1")
+    assert final is not None and final.counters == {f"c{n}": rounds for n in range(8)}
+    assert {path: len(_rows(db, path)) for path in FOUR_WAYS}["locations[]"] == 2
+
+
+async def test_async_round_trip() -> None:
+    database = persisty.aio.connect("memory://")
+    people = sharded(database.store(ROWS), FOUR_WAYS)
+    p = await people.create(person())
+    assert await people.read("p1") == p
+    assert (
+        await people.write_path("p1", "birth_details.hospital", "X")
+    ).birth_details.hospital == "X"  # type: ignore[union-attr]
+    assert len([r async for r in database.store(SHARDS["birth_details"].cls).search_all()]) == 1
+    await people.delete("p1")
+    assert await database.footprint() == []
+
+
+def test_the_model_must_be_the_shard_model() -> None:
+    database = persisty.connect("memory://")
+    with pytest.raises(ValidationError):
+        sharded(database.store(Person), FOUR_WAYS)
+    with pytest.raises(ValidationError):
+        sharded(database.store(ROWS), {"location": "elsewhere"})
+    with pytest.raises(ValidationError):
+        shard_model(Person, {"name[]": "x"})
+    with pytest.raises(ValidationError):
+        shard_model(Person, {"id": "x"})
+
+
+def test_dynamodb_big_parts_fit_in_shards() -> None:
+    database = persisty.connect(
+        DYNAMODB_URL or "dynamodb://", namespace="s" + uuid.uuid4().hex[:10]
+    )
+    try:
+        big = dataclasses.replace(
+            person(),
+            birth_details=Birth("h" * 250_000, person().birth_details.dob),  # type: ignore[union-attr]
+            location=Location("c" * 250_000, "JP"),
+        )
+        people = sharded(database.store(ROWS), FOUR_WAYS)
+        assert people.create(big) == big
+        assert people.read("p1") == big
+        plain = persisty.connect(
+            DYNAMODB_URL or "dynamodb://", namespace="s" + uuid.uuid4().hex[:10]
+        )
+        try:
+            with pytest.raises(ValidationError) as e:  # the same item in one row: too big
+                plain.store(Person).create(big)
+        finally:
+            plain.drop()
+            plain.close()
+        assert "bytes" in str(e.value) and "400 KB" in str(e.value)
+        huge = dataclasses.replace(big, location=Location("c" * 450_000, "JP"), id="p2")
+        with pytest.raises(ValidationError) as e:  # one part still too big: named, sized
+            people.create(huge)
+        assert "person_location" in str(e.value) and "bytes" in str(e.value)
+        assert people.read("p2") is None
+        assert all(
+            r.parent == "p1"
+            for path in FOUR_WAYS
+            for r in database.store(SHARDS[path].cls).search_all()
+        )
+    finally:
+        try:
+            database.drop()
+        finally:
+            database.close()
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite://", "file://"])
+def test_a_failing_child_delete_leaves_the_item_whole(url: str, monkeypatch: Any) -> None:
+    from persisty.errors import Unavailable
+    from persisty.store import Remove
+
+    database = persisty.connect(_url(url))
+    people = sharded(database.store(ROWS), FOUR_WAYS)
+    whole = people.create(person())
+    geo = database.store(SHARDS["location.geolocation"].cls)
+    target: Any = geo.table if url != "sqlite://" else geo  # what applies one op
+    name = "_check" if url == "file://" else "_apply"
+    real = getattr(type(target), name)
+
+    def failing(self: Any, *args: Any) -> Any:
+        op = args[-1] if name == "_apply" else args[0]
+        if self is target and isinstance(op, Remove):
+            raise Unavailable("the engine failed on this write")
+        return real(self, *args)
+
+    monkeypatch.setattr(type(target), name, failing)
+    with pytest.raises(Unavailable):
+        people.delete("p1")
+    monkeypatch.undo()
+    assert people.read("p1") == whole  # every row still there, the parent too
+    people.delete("p1")
+    assert people.read("p1") is None and _rows_of(database) == 0
+
+
+def _rows_of(database: Database) -> int:
+    return sum(len(list(database.store(SHARDS[p].cls).search_all())) for p in FOUR_WAYS)
