@@ -202,17 +202,40 @@ def test_separate_counters_of_one_item(db: Database) -> None:
     assert {path: len(_rows(db, path)) for path in FOUR_WAYS}["locations[]"] == 2
 
 
-async def test_async_round_trip() -> None:
-    database = persisty.aio.connect("memory://")
-    people = sharded(database.store(ROWS), FOUR_WAYS)
-    p = await people.create(person())
-    assert await people.read("p1") == p
-    assert (
-        await people.write_path("p1", "birth_details.hospital", "X")
-    ).birth_details.hospital == "X"  # type: ignore[union-attr]
-    assert len([r async for r in database.store(SHARDS["birth_details"].cls).search_all()]) == 1
-    await people.delete("p1")
-    assert await database.footprint() == []
+@pytest.mark.parametrize(
+    "url", URLS, ids=["memory", "file", "sqlite", "postgresql", "mariadb", "redis", "dynamodb"]
+)
+async def test_async_round_trip(url: str) -> None:
+    from persisty.testing._concurrency import run_concurrently_async
+
+    database = persisty.aio.connect(_url(url), namespace="s" + uuid.uuid4().hex[:10])
+    try:
+        people = sharded(database.store(ROWS), FOUR_WAYS)
+        p = await people.create(person())
+        assert await people.read("p1") == p
+        new = await people.write_path("p1", "birth_details.hospital", "X")
+        assert new.birth_details is not None and new.birth_details.hospital == "X"
+        births = database.store(SHARDS["birth_details"].cls)
+        assert len([r async for r in births.search_all()]) == 1
+
+        async def worker(n: int) -> None:
+            for i in range(1, 6):
+                await people.write_path("p1", f"counters.c{n}", i)
+
+        await run_concurrently_async([lambda n=n: worker(n) for n in range(4)])  # type: ignore[misc]
+        got = await people.read("p1")
+        assert got is not None and got.counters == {f"c{n}": 5 for n in range(4)}
+        assert (await people.read_batch(["p1", "x"]))[0] == got
+        results = await people.edit_batch([Edit.create(person("p2")), Edit.delete("p1")])
+        assert all(r.ok for r in results), results
+        assert await people.read("p1") is None and await people.count() == 1
+        await people.delete("p2")
+        assert [r async for r in births.search_all()] == []
+    finally:
+        try:
+            await database.drop()
+        finally:
+            await database.close()
 
 
 def test_the_model_must_be_the_shard_model() -> None:
