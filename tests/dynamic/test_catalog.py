@@ -379,9 +379,9 @@ def test_redis_announces_changes_on_a_channel() -> None:
     one = persisty.connect(REDIS_URL, namespace=ns)
     two = persisty.connect(REDIS_URL, namespace=ns)
     try:
-        a, b = catalog(one, staleness=30), catalog(two, staleness=30)   # polling would wait
+        a, b = catalog(one, staleness=30), catalog(two, staleness=30)  # polling would wait
         a.define(CONTACTS)
-        theirs = b.store("contacts")                                   # b subscribes
+        theirs = b.store("contacts")  # b subscribes
         theirs.create({"email": "ann@x"})
         a.alter("contacts", _with(CONTACTS, city={"type": "str", "optional": True}))
         start = time.monotonic()

@@ -40,8 +40,7 @@ def models(draw: Any) -> tuple[type[Any], dict[str, str], set[str]]:
     ``readable=False``; returns it, the kinds by attribute and the unreadable ones."""
     names = draw(st.lists(st.sampled_from(NAMES), min_size=2, max_size=5, unique=True))
     kinds = {n: draw(st.sampled_from(["str", "int"])) for n in names}
-    unreadable = set(draw(st.lists(st.sampled_from(names), max_size=len(names) - 1,
-                                   unique=True)))
+    unreadable = set(draw(st.lists(st.sampled_from(names), max_size=len(names) - 1, unique=True)))
     ns: dict[str, Any] = {"__annotations__": {"id": str}}
     for n in names:
         ns["__annotations__"][n] = str if kinds[n] == "str" else int
@@ -61,8 +60,7 @@ def cases(draw: Any) -> dict[str, Any]:
     readable_attrs = [n for n in kinds if n not in unreadable]
     # each scope's policy sees a subset of the readable attributes (None: all of them)
     policies = {
-        scope: draw(st.one_of(st.none(), st.lists(st.sampled_from(readable_attrs),
-                                                  unique=True)))
+        scope: draw(st.one_of(st.none(), st.lists(st.sampled_from(readable_attrs), unique=True)))
         for scope in ("user", "staff")
     }
     scope = draw(st.sampled_from(["user", "staff"]))
@@ -76,19 +74,31 @@ def cases(draw: Any) -> dict[str, Any]:
     calls = []
     for _ in range(draw(st.integers(1, 6))):
         attr = draw(st.sampled_from(list(kinds)))
-        calls.append({
-            "kind": draw(st.sampled_from(["search", "count", "q", "read", "walk", "batch",
-                                          "gql", "gqlq", "py"])),
-            "attr": attr, "op": draw(st.sampled_from(OPS)),
-            "value": draw(probe) if kinds[attr] == "str" else draw(st.integers(0, 4)),
-            "text": draw(probe),
-            "order": draw(st.sampled_from([None, *kinds, *(f"-{a}" for a in kinds)])),
-            "limit": draw(st.integers(1, 3)),
-            "key": draw(st.sampled_from(["k0", "k1", "k4", "nope"])),
-        })
-    return {"cls": cls, "kinds": kinds, "policies": policies, "scope": scope,
-            "worlds": (base, other), "calls": calls,
-            "stack": draw(st.sampled_from(["secured", "secured+cached", "secured+encrypted"]))}
+        calls.append(
+            {
+                "kind": draw(
+                    st.sampled_from(
+                        ["search", "count", "q", "read", "walk", "batch", "gql", "gqlq", "py"]
+                    )
+                ),
+                "attr": attr,
+                "op": draw(st.sampled_from(OPS)),
+                "value": draw(probe) if kinds[attr] == "str" else draw(st.integers(0, 4)),
+                "text": draw(probe),
+                "order": draw(st.sampled_from([None, *kinds, *(f"-{a}" for a in kinds)])),
+                "limit": draw(st.integers(1, 3)),
+                "key": draw(st.sampled_from(["k0", "k1", "k4", "nope"])),
+            }
+        )
+    return {
+        "cls": cls,
+        "kinds": kinds,
+        "policies": policies,
+        "scope": scope,
+        "worlds": (base, other),
+        "calls": calls,
+        "stack": draw(st.sampled_from(["secured", "secured+cached", "secured+encrypted"])),
+    }
 
 
 def _policy(readable: list[str] | None) -> Policy:
@@ -106,11 +116,13 @@ def _world(case: dict[str, Any], items: list[dict[str, Any]]) -> tuple[Any, Any,
     inner: Any = raw
     if case["stack"] == "secured+cached":
         inner = cached(raw)
-    elif case["stack"] == "secured+encrypted" and any(
-            k == "str" for k in case["kinds"].values()):
+    elif case["stack"] == "secured+encrypted" and any(k == "str" for k in case["kinds"].values()):
         fields = [a for a, k in case["kinds"].items() if k == "str"]
-        enc = encrypted(persisty.connect("memory://", secret=SECRET).store(cls), fields=fields,
-                        keys=KeyRing({"k1": KEY}, current="k1"))
+        enc = encrypted(
+            persisty.connect("memory://", secret=SECRET).store(cls),
+            fields=fields,
+            keys=KeyRing({"k1": KEY}, current="k1"),
+        )
         for it in items:
             enc.create(cls(**it))
         inner = enc
@@ -132,12 +144,27 @@ def _gql_type(kind: str, op: str) -> str:
     return f"[{t}]" if op == "in" else t
 
 
-_GQL_OP = {"eq": "", "ne": "_ne", "lt": "_lt", "gte": "_gte", "contains": "_contains",
-           "icontains": "_icontains", "startswith": "_startswith", "exists": "_exists",
-           "in": "_in"}
-_PY_OP = {"eq": "__eq__", "ne": "__ne__", "lt": "__lt__", "gte": "__ge__",
-          "contains": "contains", "icontains": "icontains", "startswith": "startswith",
-          "in": "in_"}
+_GQL_OP = {
+    "eq": "",
+    "ne": "_ne",
+    "lt": "_lt",
+    "gte": "_gte",
+    "contains": "_contains",
+    "icontains": "_icontains",
+    "startswith": "_startswith",
+    "exists": "_exists",
+    "in": "_in",
+}
+_PY_OP = {
+    "eq": "__eq__",
+    "ne": "__ne__",
+    "lt": "__lt__",
+    "gte": "__ge__",
+    "contains": "contains",
+    "icontains": "icontains",
+    "startswith": "startswith",
+    "in": "in_",
+}
 
 
 def _observe(case: dict[str, Any], client: Any, py: Any, call: dict[str, Any]) -> Any:
@@ -153,8 +180,7 @@ def _observe(case: dict[str, Any], client: Any, py: Any, call: dict[str, Any]) -
                 params["order"] = call["order"]
         seen = []
         for _ in range(4 if kind == "walk" else 1):
-            r = client.get(path + ("/_count" if kind == "count" else ""), params=params,
-                           headers=h)
+            r = client.get(path + ("/_count" if kind == "count" else ""), params=params, headers=h)
             seen.append((r.status_code, r.text, r.headers.get("etag")))
             nxt = r.json().get("next_page_key") if r.status_code == 200 else None
             if not nxt or kind != "walk":
@@ -181,23 +207,35 @@ def _observe(case: dict[str, Any], client: Any, py: Any, call: dict[str, Any]) -
             filt = "{" + attr + _GQL_OP[op] + ": $v}"
             decl = "$v: " + _gql_type(kinds[attr], op)
             variables = {"v": True if op == "exists" else [v] if op == "in" else v}
-        q = (f"query({decl}) {{ {field}(filter: {filt}, limit: {call['limit']}) "
-             f"{{ items {{ id {' '.join(readable)} _etag }} next_page_key }} }}")
+        q = (
+            f"query({decl}) {{ {field}(filter: {filt}, limit: {call['limit']}) "
+            f"{{ items {{ id {' '.join(readable)} _etag }} next_page_key }} }}"
+        )
         r = client.post("/graphql", json={"query": q, "variables": variables}, headers=h)
         return r.status_code, r.text
     try:  # the Python surface: the secured stack
-        f = (F[attr].exists() if op == "exists"
-             else getattr(F[attr], _PY_OP[op])([v] if op == "in" else v))
+        f = (
+            F[attr].exists()
+            if op == "exists"
+            else getattr(F[attr], _PY_OP[op])([v] if op == "in" else v)
+        )
         page = py.search(f | F.query(call["text"]), order=call["order"], limit=call["limit"])
         found = py.read(call["key"])
-        return ([repr(i) for i in page.items], page.next_page_key,
-                py.count(F.query(call["text"])), repr(found))
+        return (
+            [repr(i) for i in page.items],
+            page.next_page_key,
+            py.count(F.query(call["text"])),
+            repr(found),
+        )
     except PersistyError as e:
         return type(e).__name__, e.field, e.message
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(case=cases())
 def test_no_output_depends_on_a_value_the_caller_may_not_read(case: dict[str, Any]) -> None:
     a_items, b_items = case["worlds"]

@@ -27,8 +27,15 @@ from persisty.layers.observed._changes import (
     HookFailure,
 )
 from persisty.query import Filter
-from persisty.store import Edit, EditKind, EditResult, Store, WrappedStore
-from persisty.store._sync import put_through, resolve_puts
+from persisty.store import (
+    Edit,
+    EditKind,
+    EditResult,
+    Store,
+    WrappedStore,
+    put_through,
+    resolve_puts,
+)
 
 T = TypeVar("T")
 Hook = Callable[[Change], Any]

@@ -38,9 +38,10 @@ from persisty.store import (
     Page,
     check_changes,
     patched_attrs,
+    put_through_async,
     resolve_increments,
+    resolve_puts_async,
 )
-from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 100
@@ -272,7 +273,7 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
         return new
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
-        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+        return await put_through_async(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(
         self,
@@ -339,7 +340,7 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
         return [None if r is None else next(items) for r in rows]
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = await resolve_puts(self, edits)
+        edits = await resolve_puts_async(self, edits)
         if not atomic or len(edits) <= 1:
             return [await self._edit_alone(e) for e in edits]
         for _ in range(MAX_ATTEMPTS):

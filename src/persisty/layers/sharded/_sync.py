@@ -39,9 +39,10 @@ from persisty.store import (
     Store,
     check_changes,
     patched_attrs,
+    put_through,
     resolve_increments,
+    resolve_puts,
 )
-from persisty.store._sync import put_through, resolve_puts
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 100

@@ -182,8 +182,9 @@ class AsyncSqlOutboxStore(AsyncSqlStore):
     async def _log_created(self, conn: Any, items: Sequence[Any]) -> None:
         await self.outbox.write_created(conn, items)
 
-    async def _commit_once(self, ops: Sequence[WriteOp], atomic: bool
-                           ) -> list[PersistyError | None]:
+    async def _commit_once(
+        self, ops: Sequence[WriteOp], atomic: bool
+    ) -> list[PersistyError | None]:
         # (the SQL store's _commit tries a collided write again around this)
         if not ops:
             return []
