@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from examples.messenger.app import create_app  # noqa: E402
+from examples.messenger.app import create_app
 
 
 def test_no_secret_outside_demo_refuses_to_start(monkeypatch: pytest.MonkeyPatch,
