@@ -297,3 +297,65 @@ def test_a_failing_child_delete_leaves_the_item_whole(url: str, monkeypatch: Any
 
 def _rows_of(database: Database) -> int:
     return sum(len(list(database.store(SHARDS[p].cls).search_all())) for p in FOUR_WAYS)
+
+
+LEAVES = [
+    "name",
+    "friends[]",
+    "birth_details.hospital",
+    "birth_details.dob",
+    "location.city",
+    "location.country",
+    "location.geolocation.longitude",
+    "location.geolocation.latitude",
+    "locations[].city",
+    "locations[].country",
+    "locations[].geolocation.longitude",
+    "locations[].geolocation.latitude",
+]
+PLAIN = [
+    "Ann",
+    "Osaka",
+    "Kobe",
+    "Nara",
+    "St Luke",
+    "1990-01-02",
+    "135.5",
+    "34.7",
+    "'JP'",
+    "'bo'",
+    "Tokyo",
+]
+
+
+def test_every_leaf_encrypted_before_it_is_split(db: Database) -> None:
+    from persisty.layers import KeyRing, encrypted, sealed_model
+
+    keys = KeyRing({"k1": KeyRing.new_key()}, current="k1")
+    rows_cls = shard_model(sealed_model(Person, LEAVES), FOUR_WAYS)
+    split = sharded(db.store(rows_cls), FOUR_WAYS)
+    people = encrypted(split, LEAVES, keys)
+    a = people.create(person("a"))
+    b = people.create(person("b"))
+    assert people.read("a") == a and people.read("b") == b
+    moved = people.write_path("a", "location.city", "Tokyo")
+    assert moved.location is not None and moved.location.city == "Tokyo"
+    assert people.read("a") == moved
+    stores = [db.store(rows_cls)] + [db.store(p.cls) for p in rows_cls.__persisty_shards__]
+    text = repr([list(s.search_all()) for s in stores])
+    assert not [w for w in PLAIN if w in text], text  # no plaintext in any row of any store
+    birth_a = split.read_path("a", "birth_details")
+    birth_b = split.read_path("b", "birth_details")
+    flipped = (
+        birth_b["dob"][:-3] + ("A" if birth_b["dob"][-3] != "A" else "B") + birth_b["dob"][-2:]
+    )
+    for damage in (
+        {"birth_details.dob": flipped},  # one flipped byte
+        {"birth_details.hospital": birth_b["dob"]},  # dob's ciphertext moved
+        {"birth_details": birth_a},
+    ):  # A's birth row under B
+        split.patch("b", damage)
+        with pytest.raises(IntegrityError):
+            people.read("b")
+        split.patch("b", {"birth_details": birth_b})
+        assert people.read("b") == b
