@@ -350,3 +350,76 @@ def test_namespaces_define_the_same_name_differently() -> None:
     finally:
         one.drop()
         two.drop()
+
+
+def test_encrypted_attributes_need_keys_and_are_sealed_at_rest() -> None:
+    from persisty.layers import KeyRing
+
+    spec = {
+        "name": "secrets",
+        "attrs": {"id": "str", "note": {"type": "str"}},
+        "encrypted": ["note"],
+    }
+    db = persisty.connect("memory://")
+    with pytest.raises(ValidationError) as e:
+        catalog(db).define(spec)
+    assert e.value.field == "encrypted"
+    cat = catalog(db, keys=KeyRing({"k1": KeyRing.new_key()}, current="k1"))
+    d = cat.define(spec)
+    cat.store("secrets").create({"id": "a", "note": "the plan"})
+    assert cat.store("secrets").read("a").note == "the plan"
+    raw = db.store(cat.class_of(d)).read("a")
+    assert raw is not None and "the plan" not in raw.note
+
+
+def test_redis_announces_changes_on_a_channel() -> None:
+    import time
+
+    ns = _ns()
+    one = persisty.connect(REDIS_URL, namespace=ns)
+    two = persisty.connect(REDIS_URL, namespace=ns)
+    try:
+        a, b = catalog(one, staleness=30), catalog(two, staleness=30)  # polling would wait
+        a.define(CONTACTS)
+        theirs = b.store("contacts")  # b subscribes
+        theirs.create({"email": "ann@x"})
+        a.alter("contacts", _with(CONTACTS, city={"type": "str", "optional": True}))
+        start = time.monotonic()
+        while "city" not in theirs.meta.by_name and time.monotonic() - start < 5:
+            theirs.read("ann@x")
+            time.sleep(0.02)
+        assert "city" in theirs.meta.by_name and time.monotonic() - start < 1
+        a.close()
+        b.close()
+    finally:
+        one.drop()
+        one.close()
+        two.close()
+
+
+async def test_redis_channel_async() -> None:
+    import asyncio
+    import time
+
+    ns = _ns()
+    one = persisty.aio.connect(REDIS_URL, namespace=ns)
+    two = persisty.aio.connect(REDIS_URL, namespace=ns)
+    try:
+        a, b = catalog(one, staleness=30), catalog(two, staleness=30)
+        await a.define(CONTACTS)
+        theirs = await b.store("contacts")
+        await a.drop("contacts")
+        start = time.monotonic()
+        while time.monotonic() - start < 5:
+            try:
+                await theirs.read("x")
+            except NotFound:
+                break
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - start < 1
+        await a.close()
+        await b.close()
+    finally:
+        await one.drop()
+        await one.close()
+        await two.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import persisty.testing._secrecy._async as secrecy_async
 import persisty.testing._secrecy._sync as secrecy_sync
 import persisty.testing._sync as suite_sync
 from persisty.dynamic import AsyncDynamicStore, DynamicStore, catalog
+from persisty.layers import KeyRing, Policy, Principal, cached, encrypted, observed, secured
 from persisty.model import meta_of
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
 from persisty.testing import AsyncStoreConformance, StoreConformance
@@ -141,3 +143,64 @@ class TestDynamoDB(_Generated):
 
 class TestDynamoDBAsync(_GeneratedAsync):
     url = DYNAMODB_URL
+
+
+# ---- layers over the dynamic store ---------------------------------------------------------
+
+KEYS = KeyRing({"k1": KeyRing.new_key()}, current="k1")
+
+
+def _layer(kind: str, store: Any) -> Any:
+    if kind == "cached":
+        return cached(store, ttl=timedelta(seconds=30), max_items=1000)
+    if kind == "secured":
+        return secured(store, Policy.allow_all(), Principal("tester", scopes={"user"}))
+    if kind == "observed":
+        return observed(store)
+    # as the layer's own conformance run: the item's attributes stay searchable (the suite
+    # runs every filter op on them); encryption of a field is in tests/layers
+    return encrypted(store, fields=[], keys=KEYS)
+
+
+class _Layered(_Generated):
+    url = f"sqlite:///{_DIR / 'layers.db'}"
+    layer = "cached"
+
+    def wrap(self, store: Store[Any]) -> Store[Any]:
+        return _layer(self.layer, store)  # type: ignore[no-any-return]
+
+
+class _LayeredAsync(_GeneratedAsync):
+    url = "memory://"
+    layer = "cached"
+
+    async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
+        return _layer(self.layer, store)  # type: ignore[no-any-return]
+
+
+class TestCachedSqlite(_Layered):
+    layer = "cached"
+
+
+class TestSecuredSqlite(_Layered):
+    layer = "secured"
+
+
+class TestObservedSqlite(_Layered):
+    layer = "observed"
+
+
+class TestEncryptedSqlite(_Layered):
+    layer = "encrypted"
+
+
+class TestCachedMemoryAsync(_LayeredAsync):
+    layer = "cached"
+
+
+class TestSecuredMemoryAsync(_LayeredAsync):
+    layer = "secured"
+
+
+class TestEncryptedMemoryAsync(_LayeredAsync):
+    layer = "encrypted"

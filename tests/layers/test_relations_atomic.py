@@ -46,15 +46,15 @@ def test_a_failing_related_write_changes_no_store(url: str, failing: str, monkey
     labels.create(AtomicLabel(id="l1", shelf_id="s"))
     volumes = db.store(AtomicVolume)
     target, key = (volumes, "v1") if failing == "volume" else (labels, "l1")
-    real = type(target)._get_many
+    real = target.search_all
 
-    def vanish(self: Any, keys: Any) -> Any:  # a concurrent delete between plan and commit
-        found = real(self, keys)
-        if self is target and self.read(key) is not None:
-            self.delete(key)
-        return found
+    def vanish(*args: Any, **kwargs: Any) -> Any:  # a concurrent delete after the plan read
+        found = list(real(*args, **kwargs))
+        if target.read(key) is not None:
+            target.delete(key)
+        return iter(found)
 
-    monkeypatch.setattr(type(target), "_get_many", vanish)
+    monkeypatch.setattr(target, "search_all", vanish)
     with pytest.raises(Conflict):
         shelves.delete("s")
     monkeypatch.undo()

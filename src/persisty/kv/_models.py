@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from persisty.model import Attr, stored
+from persisty.model import Attr, Index, stored
 
 KV_STORE = "persisty_kv"
 TS_STORE = "persisty_ts"
@@ -21,6 +21,19 @@ class KVPair:
     """One key/value pair. ``value`` is the codec's text (or its ciphertext); an ``int``
     under the JSON codec without encryption is kept in ``num`` instead, so that ``incr`` is
     an atomic increment on the engine."""
+
+    ns: str
+    key: str
+    value: str | None = None
+    num: int | None = None
+    expires: datetime | None = Attr(expires=True)
+
+
+@stored(key=("ns", "key"), name=KV_STORE, indexes=[Index("ns", "expires")])
+class IndexedKVPair:
+    """:class:`KVPair` with an index on ``(ns, expires)``, kept where an index is cheap (SQL):
+    ``len`` is then the count of the namespace's key range less an index range of pairs
+    that expired but are still stored, never a test of every row's expiry."""
 
     ns: str
     key: str

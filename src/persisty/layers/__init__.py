@@ -45,7 +45,7 @@ from persisty.layers.secured import (
     secured,
 )
 from persisty.layers.sharded import AsyncShardedStore, ShardedStore, shard_model, sharded
-from persisty.model._relations import BelongsTo, HasMany, HasOne, relations_of
+from persisty.model import BelongsTo, HasMany, HasOne, relations_of
 
 __all__ = [
     "AsyncCachedStore",

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from persisty.memo._clock import sleep_async
-from persisty.stash import AsyncStash, AsyncStoreStash
-from persisty.stash._codec import MISSING
+from persisty.stash import MISSING, AsyncStash, AsyncStoreStash
 
 
 class AsyncFlights:

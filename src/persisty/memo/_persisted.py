@@ -27,8 +27,7 @@ from persisty.memo._async import AsyncFlights
 from persisty.memo._async import compute_entry as compute_entry_async
 from persisty.memo._keys import KeyMaker, stash_name
 from persisty.memo._sync import Flights, compute_entry
-from persisty.stash import AsyncStash, AsyncStoreStash, Stash, StoreStash
-from persisty.stash._codec import MISSING, Codec
+from persisty.stash import MISSING, AsyncStash, AsyncStoreStash, Codec, Stash, StoreStash
 from persisty.store import AsyncDatabase, Database
 
 _GLOBALS: dict[str, dict[Any, Any]] = {}

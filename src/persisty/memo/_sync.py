@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from persisty.memo._clock import sleep_sync
-from persisty.stash import Stash, StoreStash
-from persisty.stash._codec import MISSING
+from persisty.stash import MISSING, Stash, StoreStash
 
 
 class Flights:

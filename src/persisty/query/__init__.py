@@ -26,6 +26,16 @@ from persisty.query._filter import (
     Order,
     TextQuery,
 )
+from persisty.query._ops import (
+    EQUALITY_OPS,
+    OPS_BY_KIND,
+    PAGING_WORDS,
+    RANGE_KINDS,
+    RANGE_OPS,
+    RESERVED,
+    STRING_OPS,
+    ops_for,
+)
 from persisty.query._page import PageKeys
 from persisty.query._serialize import (
     filter_from_json,
@@ -38,7 +48,14 @@ from persisty.query._serialize import (
 
 __all__ = [
     "ALL",
+    "EQUALITY_OPS",
     "NONE",
+    "OPS_BY_KIND",
+    "PAGING_WORDS",
+    "RANGE_KINDS",
+    "RANGE_OPS",
+    "RESERVED",
+    "STRING_OPS",
     "And",
     "AttrRef",
     "Compare",
@@ -59,6 +76,7 @@ __all__ = [
     "filter_to_json",
     "filter_to_query",
     "matches",
+    "ops_for",
     "order_from_text",
     "order_to_text",
     "seek",

@@ -29,15 +29,9 @@ from persisty.query._filter import (
     Order,
     TextQuery,
 )
+from persisty.query._ops import RANGE_OPS, ops_for
 
 SCALAR_OPS = frozenset({Op.EQ, Op.NE, Op.IN, Op.EXISTS})
-RANGE_OPS = frozenset({Op.LT, Op.LTE, Op.GT, Op.GTE})
-STRING_OPS = frozenset(
-    {Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH, Op.IENDSWITH}
-)
-_SCALARS = frozenset(
-    {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
-)
 
 Sort = tuple[tuple[str, bool], ...]
 """A full sort: ``(attribute, descending)`` pairs ending with the key attributes."""
@@ -125,21 +119,22 @@ def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
         if not isinstance(value, bool):
             raise ValidationError(f"{a.name}: exists takes true or false", field=a.name)
         return Compare(a.name, op, value)
+    allowed = ops_for(a)
     if op in (Op.EQ, Op.NE):
-        if a.kind not in _SCALARS:
+        if op not in allowed:
             raise ValidationError(
                 f"{a.name}: {op.value} is not supported on a {a.kind}", field=a.name
             )
         return Compare(a.name, op, a.coerce(value))
     if op is Op.IN:
-        if a.kind not in _SCALARS:
+        if op not in allowed:
             raise ValidationError(f"{a.name}: in is not supported on a {a.kind}", field=a.name)
         if isinstance(value, str | bytes) or not isinstance(value, Iterable):
             raise ValidationError(f"{a.name}: in takes a list of values", field=a.name)
         values = tuple(dict.fromkeys(a.coerce(v) for v in value))
         return Compare(a.name, op, values) if values else NONE
     if op in RANGE_OPS:
-        if not (a.ordered or a.kind == "bool"):
+        if op not in allowed:
             raise ValidationError(
                 f"{a.name}: {op.value} is not supported on a {a.kind}", field=a.name
             )
@@ -151,10 +146,10 @@ def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
         return Compare(a.name, op, bound)
     # string ops
     if op is Op.CONTAINS and a.kind == "list":
-        if a.item_kind not in _SCALARS:
+        if op not in allowed:
             raise ValidationError(f"{a.name}: contains is not supported on this list", field=a.name)
         return Compare(a.name, op, a.coerce_element(value))
-    if a.kind != "str":
+    if op not in allowed:
         raise ValidationError(f"{a.name}: {op.value} is only supported on strings", field=a.name)
     if not isinstance(value, str):
         raise ValidationError(f"{a.name}: {op.value} takes a string", field=a.name)

@@ -30,8 +30,7 @@ from persisty.query._filter import (
     Order,
     TextQuery,
 )
-
-RESERVED = frozenset({"order", "limit", "page_key", "q", "filter"})
+from persisty.query._ops import PAGING_WORDS
 
 
 def filter_to_json(f: Filter | None) -> Any:
@@ -138,7 +137,7 @@ def filter_from_query(pairs: Iterable[tuple[str, str]]) -> Filter:
     terms: list[Filter] = []
     ins: dict[str, list[str]] = {}
     for name, value in pairs:
-        if name in ("order", "limit", "page_key"):
+        if name in PAGING_WORDS:
             continue
         if name == "q":
             terms.append(TextQuery(value))

@@ -285,6 +285,8 @@ def serve(db: AsyncDatabase, stores: Iterable[type[Any]], options: ServeOptions)
         gc.freeze()
         yield
         gc.unfreeze()
+        if isinstance(options.dynamic, AsyncCatalog):
+            await options.dynamic.close()  # its change subscription
         if options.close_database:
             for mount in api.files.values():
                 await mount.files.close()

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 
 from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from persisty.files import FileInfo, check_key
-from persisty.query import ALL, Filter, filter_from_query
+from persisty.query import ALL, PAGING_WORDS, Filter, filter_from_query
 from persisty.serve._api import JSONResponse, read_json
 from persisty.serve._files_access import (
     DISPOSITIONS,
@@ -295,7 +295,7 @@ async def remove(api: Any, mount: FileMount, request: Request) -> Response:
     return Response(status_code=204)
 
 
-_RESERVED = frozenset({"order", "limit", "page_key", "prefix"})
+_RESERVED = PAGING_WORDS | {"prefix"}
 _ORDERABLE = frozenset({"key", "size", "content_type", "created_at", "updated_at", "owner"})
 
 

@@ -33,14 +33,10 @@ from graphql import (
 from persisty.errors import NotFound, ValidationError
 from persisty.layers import relations_of
 from persisty.model import AttrMeta, meta_of
-from persisty.query import ALL, And, Compare, Filter, Not, Op, Or, TextQuery
+from persisty.query import ALL, STRING_OPS, And, Compare, Filter, Not, Op, Or, TextQuery, ops_for
 from persisty.serve._api import Api, Link, Served, full_item, parse_edit, pin_edits
 from persisty.serve._files_graphql import add_file_fields, ref_field
 from persisty.serve._graphql_loading import DEFAULT_CHILDREN, Context, Info, Loader, children_loader
-
-_SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
-_ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
-_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH, Op.IENDSWITH)
 
 
 def _text(value: Any) -> Any:
@@ -286,20 +282,18 @@ class _Builder:
             for a in s.meta.attrs:
                 if not a.readable:
                     continue
-                if a.kind in _SCALARS:
-                    t = _KIND_TYPES[a.kind]
-                    add(a.name, a.name, Op.EQ, t)
-                    add_op(a.name, Op.NE, t)
-                    add_op(a.name, Op.IN, GraphQLList(t))
-                    if a.kind in _ORDERED:
-                        for op in (Op.LT, Op.LTE, Op.GT, Op.GTE):
-                            add_op(a.name, op, t)
-                    if a.kind == "str":
-                        for op in _STRING_OPS:
-                            add_op(a.name, op, GraphQLString)
-                elif a.kind == "list" and a.item_kind in _KIND_TYPES:
-                    add_op(a.name, Op.CONTAINS, _KIND_TYPES[a.item_kind])
-                add_op(a.name, Op.EXISTS, GraphQLBoolean)
+                t = _KIND_TYPES.get((a.item_kind if a.kind == "list" else a.kind) or "")
+                for op in ops_for(a):  # the one table of ops per kind (persisty.query)
+                    if op is Op.EQ:
+                        add(a.name, a.name, op, t)
+                    elif op is Op.IN:
+                        add_op(a.name, op, GraphQLList(t))
+                    elif op is Op.EXISTS:
+                        add_op(a.name, op, GraphQLBoolean)
+                    elif op in STRING_OPS and a.kind == "str":
+                        add_op(a.name, op, GraphQLString)
+                    else:  # ne, ranges; contains on a list takes one element
+                        add_op(a.name, op, t)
             me = self.filters[s.name][0]
             result["and"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
             result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))

@@ -7,14 +7,11 @@ import html
 from typing import Any
 
 from persisty.model import AttrMeta, StoreMeta
-from persisty.query import Op
+from persisty.query import RANGE_OPS, STRING_OPS, Op, ops_for
 from persisty.serve._api import Api, Served
 from persisty.serve._files_openapi import FILE_REF_SHOWN, file_paths
 from persisty.serve._static import SWAGGER_UI, asset
 
-_SCALARS = {"str", "int", "float", "bool", "datetime", "date", "uuid", "decimal", "bytes", "enum"}
-_ORDERED = {"str", "int", "float", "datetime", "date", "uuid", "decimal", "bytes", "enum", "bool"}
-_STRING_OPS = (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH, Op.ISTARTSWITH, Op.ENDSWITH, Op.IENDSWITH)
 _ERRORS = {
     "400": "The request could not be read (malformed JSON)",
     "401": "Credentials are missing or invalid",
@@ -88,7 +85,8 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
     for a in meta.attrs:
         if not a.readable:
             continue
-        if a.kind in _SCALARS:
+        ops = ops_for(a)  # the one table of ops per kind (persisty.query)
+        if Op.EQ in ops:
             value = _scalar_schema(a, read_schema)
             if a.optional:  # "null" in a query string is the missing value
                 value = {"anyOf": [value, {"type": "null"}]}
@@ -105,13 +103,12 @@ def filter_parameters(meta: StoreMeta, read_schema: dict[str, Any]) -> list[dict
                     "description": f"{a.name} is one of (repeat)",
                 }
             )
-            if a.kind in _ORDERED:
-                for op in (Op.LT, Op.LTE, Op.GT, Op.GTE):
+            for op in ops:
+                if op in RANGE_OPS:
                     add(f"{a.name}__{op.value}", value, f"{a.name} {op.value}")
-            if a.kind == "str":
-                for op in _STRING_OPS:
+                elif op in STRING_OPS:
                     add(f"{a.name}__{op.value}", {"type": "string"}, f"{a.name} {op.value}")
-        elif a.kind == "list" and a.item_kind in _SCALARS:
+        elif Op.CONTAINS in ops:
             items = _scalar_schema(a, read_schema).get("items", {})
             add(f"{a.name}__contains", items, f"{a.name} contains the element")
         add(f"{a.name}__exists", {"type": "boolean"}, f"{a.name} is (not) null")

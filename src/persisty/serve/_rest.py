@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from persisty.errors import NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.model import etag
-from persisty.query import Filter, filter_from_query
+from persisty.query import PAGING_WORDS, Filter, filter_from_query
 from persisty.serve._api import (
     DEFAULT_LIMITS,
     MAX_BATCH,
@@ -36,7 +36,7 @@ from persisty.serve._files_refs import render_refs
 from persisty.serve._limits import Limits, check_query_json
 from persisty.store import AsyncStore
 
-_RESERVED = frozenset({"order", "limit", "page_key"})
+_RESERVED = PAGING_WORDS
 
 
 class _KeyConvertor(Convertor[str]):

@@ -31,7 +31,7 @@ from persisty.stash._async.stacked import (
     AsyncUnionStash,
 )
 from persisty.stash._async.store import AsyncShelveStash, AsyncStoreItemStash, AsyncStoreStash
-from persisty.stash._codec import Codec
+from persisty.stash._codec import MISSING, Codec
 from persisty.stash._multi import AsyncMultiProcessStash, MultiProcessStash
 from persisty.stash._protocol import StashedError
 from persisty.stash._sync.backing import DictionaryStash, DirectoryStash
@@ -54,6 +54,7 @@ from persisty.stash._sync.stacked import (
 from persisty.stash._sync.store import ShelveStash, StoreItemStash, StoreStash, shelve
 
 __all__ = [
+    "MISSING",
     "AsyncCacheStash",
     "AsyncDelegateStash",
     "AsyncDictionaryStash",

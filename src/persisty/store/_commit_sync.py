@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from persisty.errors import Conflict, PersistyError, PreconditionFailed, ValidationError
-from persisty.store._types import Edit, EditKind, EditResult, Insert, Key, Replace, WriteOp
+from persisty.store._types import (
+    Edit,
+    EditKind,
+    EditResult,
+    Insert,
+    Key,
+    Remove,
+    Replace,
+    WriteOp,
+)
 
 if TYPE_CHECKING:
     from persisty.store._sync import Database, Store, StoreBase
@@ -143,9 +152,23 @@ def plan_edits(
     """The write operations ``edits`` make on ``store`` now (as ``edit_batch`` resolves
     them: etags pinned to what was read), or the error of each edit that cannot apply."""
     expiring = store.meta.expires is not None
+
+    def blind(e: Edit) -> bool:  # an unconditional delete: the engine checks it exists
+        return (
+            isinstance(e, Edit)
+            and e.kind is EditKind.DELETE
+            and e.if_match is None
+            and e.precondition is None
+            and not expiring
+        )
+
     keys = [
         k
-        for k in (store._edit_key(e) for e in edits if e.kind != EditKind.CREATE or expiring)
+        for k in (
+            store._edit_key(e)
+            for e in edits
+            if (e.kind != EditKind.CREATE or expiring) and not blind(e)
+        )
         if k is not None
     ]
     state: dict[Key, tuple[Any, str] | None] = {}
@@ -162,6 +185,12 @@ def plan_edits(
     errors: list[PersistyError | None] = []
     for e in edits:
         try:
+            if blind(e) and store._edit_key(e) not in state:
+                key = store.meta.parse_key(e.key)
+                state[key] = None
+                ops.append(Remove(key))
+                errors.append(None)
+                continue
             ops.append(store._resolve(e, state, now, stale))
             errors.append(None)
         except PersistyError as failure:

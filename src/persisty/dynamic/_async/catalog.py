@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from persisty.dynamic._async.channel import AsyncChangeChannel
 from persisty.dynamic._async.migration import copy_generation
 from persisty.dynamic._async.store import AsyncDynamicStore
 from persisty.dynamic._classes import build_class, spec_digest
@@ -60,6 +61,7 @@ class _State:
     serial: int | None = None
     checked: float = float("-inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
+    channel: AsyncChangeChannel | None = None
 
 
 class AsyncCatalog:
@@ -106,6 +108,8 @@ class AsyncCatalog:
         self.definitions: AsyncStore[Definition] = db.store(Definition)
         self._serials: AsyncStore[CatalogSerial] = db.store(CatalogSerial)
         self._state = _state if _state is not None else _State()
+        if self._state.channel is None:
+            self._state.channel = AsyncChangeChannel(db)
 
     def as_principal(self, principal: Principal | None) -> AsyncCatalog:
         """A view of this catalog for ``principal`` (sharing what this process knows)."""
@@ -145,9 +149,17 @@ class AsyncCatalog:
         return True
 
     async def fresh(self) -> None:
-        """Look for changes when the last look is older than ``staleness``."""
-        if time.monotonic() - self._state.checked >= self.staleness:
+        """Look for changes when one was announced (Redis) or the last look is older than
+        ``staleness``."""
+        channel = self._state.channel
+        announced = channel is not None and await channel.changed()
+        if announced or time.monotonic() - self._state.checked >= self.staleness:
             await self.refresh()
+
+    async def close(self) -> None:
+        """Stop listening for announced changes (the database stays open)."""
+        if self._state.channel is not None:
+            await self._state.channel.close()
 
     def known(self) -> dict[str, AsyncEntry]:
         """Every definition (tombstones included) as this process last saw them, by name."""
@@ -159,7 +171,7 @@ class AsyncCatalog:
 
     def _entry_of(self, d: Definition) -> AsyncEntry:
         cls = self.class_of(d)
-        store: AsyncStore[Any] = self.db.store(cls)
+        store: AsyncStore[Any] = self.db.evolve(cls)
         if d.spec.get("encrypted") and self.keys is not None:
             store = encrypted(store, fields=list(d.spec["encrypted"]), keys=self.keys)
         return AsyncEntry(d, etag(d), cls, store)
@@ -189,6 +201,8 @@ class AsyncCatalog:
                 await self._serials.create(CatalogSerial(id=SERIAL_KEY, serial=1))
             except Conflict:
                 await self._serials.patch(SERIAL_KEY, {"serial": Increment(1)})
+        if self._state.channel is not None:
+            await self._state.channel.publish()
         await self.refresh(force=True)
 
     async def _load(self, name: str, *, change: bool = False) -> Definition:
@@ -321,7 +335,7 @@ class AsyncCatalog:
             await self._migrate(d, tag, norm, None, False, destructive=False)
             return await self._load(name)
         cls = self._class(norm, name, d.version + 1, d.generation)
-        self.db.store(cls)
+        self.db.evolve(cls)
         await self.db.migrate()  # new columns and indexes, re-indexing where needed
         saved = await self.definitions.update(
             dataclasses.replace(d, version=d.version + 1, spec=norm), if_match=tag

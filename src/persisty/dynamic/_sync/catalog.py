@@ -24,6 +24,7 @@ from persisty.dynamic._security import (
     require_admin,
 )
 from persisty.dynamic._spec import normalize_spec
+from persisty.dynamic._sync.channel import ChangeChannel
 from persisty.dynamic._sync.migration import copy_generation
 from persisty.dynamic._sync.store import DynamicStore
 from persisty.dynamic._time import sleep_sync
@@ -61,6 +62,7 @@ class _State:
     serial: int | None = None
     checked: float = float("-inf")
     lock: threading.Lock = field(default_factory=threading.Lock)
+    channel: ChangeChannel | None = None
 
 
 class Catalog:
@@ -107,6 +109,8 @@ class Catalog:
         self.definitions: Store[Definition] = db.store(Definition)
         self._serials: Store[CatalogSerial] = db.store(CatalogSerial)
         self._state = _state if _state is not None else _State()
+        if self._state.channel is None:
+            self._state.channel = ChangeChannel(db)
 
     def as_principal(self, principal: Principal | None) -> Catalog:
         """A view of this catalog for ``principal`` (sharing what this process knows)."""
@@ -146,9 +150,17 @@ class Catalog:
         return True
 
     def fresh(self) -> None:
-        """Look for changes when the last look is older than ``staleness``."""
-        if time.monotonic() - self._state.checked >= self.staleness:
+        """Look for changes when one was announced (Redis) or the last look is older than
+        ``staleness``."""
+        channel = self._state.channel
+        announced = channel is not None and channel.changed()
+        if announced or time.monotonic() - self._state.checked >= self.staleness:
             self.refresh()
+
+    def close(self) -> None:
+        """Stop listening for announced changes (the database stays open)."""
+        if self._state.channel is not None:
+            self._state.channel.close()
 
     def known(self) -> dict[str, Entry]:
         """Every definition (tombstones included) as this process last saw them, by name."""
@@ -160,7 +172,7 @@ class Catalog:
 
     def _entry_of(self, d: Definition) -> Entry:
         cls = self.class_of(d)
-        store: Store[Any] = self.db.store(cls)
+        store: Store[Any] = self.db.evolve(cls)
         if d.spec.get("encrypted") and self.keys is not None:
             store = encrypted(store, fields=list(d.spec["encrypted"]), keys=self.keys)
         return Entry(d, etag(d), cls, store)
@@ -190,6 +202,8 @@ class Catalog:
                 self._serials.create(CatalogSerial(id=SERIAL_KEY, serial=1))
             except Conflict:
                 self._serials.patch(SERIAL_KEY, {"serial": Increment(1)})
+        if self._state.channel is not None:
+            self._state.channel.publish()
         self.refresh(force=True)
 
     def _load(self, name: str, *, change: bool = False) -> Definition:
@@ -322,7 +336,7 @@ class Catalog:
             self._migrate(d, tag, norm, None, False, destructive=False)
             return self._load(name)
         cls = self._class(norm, name, d.version + 1, d.generation)
-        self.db.store(cls)
+        self.db.evolve(cls)
         self.db.migrate()  # new columns and indexes, re-indexing where needed
         saved = self.definitions.update(
             dataclasses.replace(d, version=d.version + 1, spec=norm), if_match=tag

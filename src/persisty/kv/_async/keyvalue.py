@@ -12,7 +12,7 @@ from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable,
 from persisty.kv._async._base import AsyncService, put_item, put_items, retryable
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
-from persisty.kv._models import KVPair
+from persisty.kv._models import IndexedKVPair, KVPair
 from persisty.model import etag
 from persisty.query import F, Filter
 from persisty.store import Edit
@@ -36,7 +36,20 @@ class AsyncKeyValue(AsyncService):
         await kv.find("greet*")             # [('greeting', {'text': 'hi'})]
     """
 
-    model = KVPair
+    model: type[Any] = KVPair
+
+    def __init__(
+        self,
+        db_or_url: Any,
+        namespace: str = "default",
+        *,
+        codec: Any = "json",
+        keys: Any = None,
+        frozen: bool = False,
+    ) -> None:
+        super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
+        if hasattr(self.db, "sql_url"):  # an index there costs a B-tree, not every write
+            self.model = IndexedKVPair
 
     @property
     def _native_ints(self) -> bool:
@@ -55,8 +68,8 @@ class AsyncKeyValue(AsyncService):
             clock = getattr(self.db, "clock", None)  # the database's (injectable) clock
             expires = (clock() if callable(clock) else dt.datetime.now(dt.UTC)) + ttl
         if self._native_ints and type(value) is int and -_INT64 <= value < _INT64:
-            return KVPair(ns=self.ns, key="/" + key, num=value, expires=expires)
-        return KVPair(ns=self.ns, key="/" + key, value=self._encode(value), expires=expires)
+            return self.model(ns=self.ns, key="/" + key, num=value, expires=expires)  # type: ignore[no-any-return]
+        return self.model(ns=self.ns, key="/" + key, value=self._encode(value), expires=expires)  # type: ignore[no-any-return]
 
     def _value(self, pair: KVPair) -> Any:
         return pair.num if pair.value is None else self._decode(pair.value)

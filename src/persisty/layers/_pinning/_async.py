@@ -24,9 +24,14 @@ from persisty.errors import (
 from persisty.layers._primitives import Outcome
 from persisty.model import StoreMeta, etag
 from persisty.query import NONE, compile_filter, validate_filter
-from persisty.store import AsyncStore, Edit, EditKind
-from persisty.store._async import delete_keys, patch_keys
-from persisty.store._prepare import check_changes
+from persisty.store import (
+    AsyncStore,
+    Edit,
+    EditKind,
+    check_changes,
+    delete_keys_async,
+    patch_keys_async,
+)
 
 MAX_ATTEMPTS = 50
 
@@ -239,7 +244,7 @@ async def batched_update_all(
     if validate_filter(filter, store.meta) is NONE:
         return 0
     keys = [store.key_of(i) async for i in store.search_all(filter)]
-    return await patch_keys(store, keys, changes, filter)
+    return await patch_keys_async(store, keys, changes, filter)
 
 
 async def batched_delete_all(store: AsyncStore[Any], filter: Any) -> int:
@@ -247,4 +252,4 @@ async def batched_delete_all(store: AsyncStore[Any], filter: Any) -> int:
     if validate_filter(filter, store.meta) is NONE:
         return 0
     keys = [store.key_of(i) async for i in store.search_all(filter)]
-    return await delete_keys(store, keys, filter)
+    return await delete_keys_async(store, keys, filter)

@@ -25,9 +25,14 @@ from persisty.errors import (
 from persisty.layers._primitives import Outcome
 from persisty.model import StoreMeta, etag
 from persisty.query import NONE, compile_filter, validate_filter
-from persisty.store import Edit, EditKind, Store
-from persisty.store._prepare import check_changes
-from persisty.store._sync import delete_keys, patch_keys
+from persisty.store import (
+    Edit,
+    EditKind,
+    Store,
+    check_changes,
+    delete_keys,
+    patch_keys,
+)
 
 MAX_ATTEMPTS = 50
 

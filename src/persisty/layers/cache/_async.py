@@ -17,9 +17,16 @@ import msgspec
 from persisty.errors import PersistyError, ValidationError
 from persisty.layers._primitives import LRU, AsyncFlights, AsyncRedisClient, CacheStats
 from persisty.query import Filter, sort_spec, validate_filter
-from persisty.store import AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult, Page
-from persisty.store._async import OrderArg
-from persisty.store._types import clock_of
+from persisty.store import (
+    AsyncStore,
+    AsyncWrappedStore,
+    Edit,
+    EditKind,
+    EditResult,
+    OrderArg,
+    Page,
+    clock_of,
+)
 
 T = TypeVar("T")
 

@@ -18,9 +18,16 @@ import msgspec
 from persisty.errors import PersistyError, ValidationError
 from persisty.layers._primitives import LRU, CacheStats, Flights, RedisClient
 from persisty.query import Filter, sort_spec, validate_filter
-from persisty.store import Edit, EditKind, EditResult, Page, Store, WrappedStore
-from persisty.store._sync import OrderArg
-from persisty.store._types import clock_of
+from persisty.store import (
+    Edit,
+    EditKind,
+    EditResult,
+    OrderArg,
+    Page,
+    Store,
+    WrappedStore,
+    clock_of,
+)
 
 T = TypeVar("T")
 

@@ -27,8 +27,7 @@ from persisty.layers._pinning._async import (
 )
 from persisty.layers._primitives import Outcome
 from persisty.layers.encrypted._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
-from persisty.model import AttrMeta, etag, is_path, meta_of
-from persisty.model._attr import to_utc
+from persisty.model import AttrMeta, etag, is_path, meta_of, to_utc
 from persisty.query import (
     ALL,
     NONE,
@@ -44,6 +43,7 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import (
+    MAX_RETRIES,
     AsyncStore,
     AsyncWrappedStore,
     Edit,
@@ -51,12 +51,14 @@ from persisty.store import (
     EditResult,
     Explain,
     Increment,
+    OrderArg,
     Page,
+    check_changes,
     patched_attrs,
+    put_through_async,
     resolve_increments,
+    resolve_puts_async,
 )
-from persisty.store._async import MAX_RETRIES, OrderArg, put_through, resolve_puts
-from persisty.store._prepare import check_changes
 
 T = TypeVar("T")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -347,7 +349,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
-        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+        return await put_through_async(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(
         self,
@@ -422,7 +424,7 @@ class AsyncEncryptedStore(AsyncWrappedStore[T]):
         return [None if i is None else self._open(i) for i in found]
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = await resolve_puts(self, edits)
+        edits = await resolve_puts_async(self, edits)
         for _ in range(MAX_RETRIES):
             planned, pinned = await self._resolve_sealed_paths(edits)
             if not pinned and planned is edits:

@@ -28,8 +28,7 @@ from persisty.layers._pinning._sync import (
 )
 from persisty.layers._primitives import Outcome
 from persisty.layers.encrypted._crypto import SEALED_OF, FieldCipher, FieldPath, KeyProvider
-from persisty.model import AttrMeta, etag, is_path, meta_of
-from persisty.model._attr import to_utc
+from persisty.model import AttrMeta, etag, is_path, meta_of, to_utc
 from persisty.query import (
     ALL,
     NONE,
@@ -45,19 +44,22 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import (
+    MAX_RETRIES,
     Edit,
     EditKind,
     EditResult,
     Explain,
     Increment,
+    OrderArg,
     Page,
     Store,
     WrappedStore,
+    check_changes,
     patched_attrs,
+    put_through,
     resolve_increments,
+    resolve_puts,
 )
-from persisty.store._prepare import check_changes
-from persisty.store._sync import MAX_RETRIES, OrderArg, put_through, resolve_puts
 
 T = TypeVar("T")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -33,8 +33,9 @@ from persisty.store import (
     Edit,
     EditKind,
     EditResult,
+    put_through_async,
+    resolve_puts_async,
 )
-from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 Hook = Callable[[Change], Any]
@@ -329,7 +330,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
-        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+        return await put_through_async(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(
         self,
@@ -352,7 +353,7 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
         await self._one(Edit.delete(key, if_match=if_match, precondition=precondition))
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = await resolve_puts(self, edits)
+        edits = await resolve_puts_async(self, edits)
         return [o.result(_same) for o in await self._apply(edits, atomic)]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:

@@ -34,8 +34,9 @@ from persisty.store import (
     OutboxSource,
     Store,
     WrappedStore,
+    put_through,
+    resolve_puts,
 )
-from persisty.store._sync import put_through, resolve_puts
 
 T = TypeVar("T")
 Hook = Callable[[Change], Any]

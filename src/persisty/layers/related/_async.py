@@ -14,8 +14,16 @@ from persisty.layers._primitives import Outcome
 from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter
-from persisty.store import AsyncDatabase, AsyncStore, AsyncWrappedStore, Edit, EditKind, EditResult
-from persisty.store._async import put_through, resolve_puts
+from persisty.store import (
+    AsyncDatabase,
+    AsyncStore,
+    AsyncWrappedStore,
+    Edit,
+    EditKind,
+    EditResult,
+    put_through_async,
+    resolve_puts_async,
+)
 
 T = TypeVar("T")
 StoreSource = (
@@ -254,7 +262,7 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
-        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+        return await put_through_async(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(
         self,
@@ -448,7 +456,7 @@ class AsyncRelatedStore(AsyncWrappedStore[T]):
             ).error()
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = await resolve_puts(self, edits)
+        edits = await resolve_puts_async(self, edits)
         errors = await self._reference_errors(edits)
         if errors:
             if atomic:

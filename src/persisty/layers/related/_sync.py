@@ -15,8 +15,16 @@ from persisty.layers._primitives import Outcome
 from persisty.model import StoreMeta, etag, meta_of
 from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
 from persisty.query import F, Filter, compile_filter, validate_filter
-from persisty.store import Database, Edit, EditKind, EditResult, Store, WrappedStore
-from persisty.store._sync import put_through, resolve_puts
+from persisty.store import (
+    Database,
+    Edit,
+    EditKind,
+    EditResult,
+    Store,
+    WrappedStore,
+    put_through,
+    resolve_puts,
+)
 
 T = TypeVar("T")
 StoreSource = Database | Mapping[type[Any], Store[Any]] | Callable[[type[Any]], Store[Any]]

@@ -42,15 +42,16 @@ from persisty.store import (
     EditKind,
     EditResult,
     Explain,
+    OrderArg,
     Page,
-    patched_attrs,
-)
-from persisty.store._async import OrderArg, patch_keys, put_through, resolve_puts
-from persisty.store._prepare import (
     check_changes,
+    patch_keys_async,
+    patched_attrs,
     prepare_create,
     prepare_patch,
     prepare_update,
+    put_through_async,
+    resolve_puts_async,
 )
 
 T = TypeVar("T")
@@ -329,7 +330,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
         # made of this layer's read, create and update, so their rules apply to it
-        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+        return await put_through_async(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(
         self,
@@ -379,7 +380,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
     # ---- batches ------------------------------------------------------------------------
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = await resolve_puts(self, edits)
+        edits = await resolve_puts_async(self, edits)
         results: list[EditResult[T] | None] = [None] * len(edits)
         pending = list(range(len(edits)))
         for _ in range(MAX_RETRIES):
@@ -516,7 +517,7 @@ class AsyncSecuredStore(AsyncWrappedStore[T]):
             if not self._can_update(prepare_patch(self.meta, item, changes, now)):
                 raise self._forbidden("update")
             keys.append(self.meta.key_of(item))
-        return await patch_keys(self, keys, changes, f)
+        return await patch_keys_async(self, keys, changes, f)
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = self._filter(filter)

@@ -41,18 +41,19 @@ from persisty.store import (
     EditKind,
     EditResult,
     Explain,
+    OrderArg,
     Page,
     Store,
     WrappedStore,
-    patched_attrs,
-)
-from persisty.store._prepare import (
     check_changes,
+    patch_keys,
+    patched_attrs,
     prepare_create,
     prepare_patch,
     prepare_update,
+    put_through,
+    resolve_puts,
 )
-from persisty.store._sync import OrderArg, patch_keys, put_through, resolve_puts
 
 T = TypeVar("T")
 

@@ -38,9 +38,10 @@ from persisty.store import (
     Page,
     check_changes,
     patched_attrs,
+    put_through_async,
     resolve_increments,
+    resolve_puts_async,
 )
-from persisty.store._async import put_through, resolve_puts
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 100
@@ -173,7 +174,9 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
             for i, r in enumerate(children.get(p.text, [])):
                 name = f"{p.text}#{i}" if p.each else p.text
                 keep.add(store.meta.key_of(r))
-                if tags_old.get(name) != tags_new.get(name):
+                if old is None:
+                    writes.append((store, Edit.create(r)))  # new: no read before the write
+                elif tags_old.get(name) != tags_new.get(name):
                     writes.append((store, Edit.put(r)))
         if old is not None:
             for path, pairs in self._child_keys(old).items():
@@ -217,11 +220,17 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
         for attempt in range(MAX_ATTEMPTS):
             if attempt >= 2:  # lost races: spread the contending writers out
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
-            found = await self._current(key)
+            found: tuple[Any, Any] | None
+            if change is None and if_match is None and precondition is None:
+                row = await self.inner.read(key)  # its pointers name every row to delete
+                found = None if row is None else (row, None)
+            else:
+                found = await self._current(key)
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
             row, item = found
-            self._check(item, if_match, precondition)
+            if item is not None:
+                self._check(item, if_match, precondition)
             children: Children = {}
             if change is None:
                 writes = self._writes(row, row, {}, EditKind.DELETE)
@@ -264,7 +273,7 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
         return new
 
     async def put(self, item: T, *, if_match: str | None = None) -> T:
-        return await put_through(self, item, if_match)  # type: ignore[no-any-return]
+        return await put_through_async(self, item, if_match)  # type: ignore[no-any-return]
 
     async def patch(
         self,
@@ -331,7 +340,7 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
         return [None if r is None else next(items) for r in rows]
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
-        edits = await resolve_puts(self, edits)
+        edits = await resolve_puts_async(self, edits)
         if not atomic or len(edits) <= 1:
             return [await self._edit_alone(e) for e in edits]
         for _ in range(MAX_ATTEMPTS):

@@ -39,9 +39,10 @@ from persisty.store import (
     Store,
     check_changes,
     patched_attrs,
+    put_through,
     resolve_increments,
+    resolve_puts,
 )
-from persisty.store._sync import put_through, resolve_puts
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 100
@@ -174,7 +175,9 @@ class ShardedStore(ShardRows, Store[T]):
             for i, r in enumerate(children.get(p.text, [])):
                 name = f"{p.text}#{i}" if p.each else p.text
                 keep.add(store.meta.key_of(r))
-                if tags_old.get(name) != tags_new.get(name):
+                if old is None:
+                    writes.append((store, Edit.create(r)))  # new: no read before the write
+                elif tags_old.get(name) != tags_new.get(name):
                     writes.append((store, Edit.put(r)))
         if old is not None:
             for path, pairs in self._child_keys(old).items():
@@ -218,11 +221,17 @@ class ShardedStore(ShardRows, Store[T]):
         for attempt in range(MAX_ATTEMPTS):
             if attempt >= 2:  # lost races: spread the contending writers out
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
-            found = self._current(key)
+            found: tuple[Any, Any] | None
+            if change is None and if_match is None and precondition is None:
+                row = self.inner.read(key)  # its pointers name every row to delete
+                found = None if row is None else (row, None)
+            else:
+                found = self._current(key)
             if found is None:
                 raise NotFound(f"no {self.meta.name} with key {key!r}")
             row, item = found
-            self._check(item, if_match, precondition)
+            if item is not None:
+                self._check(item, if_match, precondition)
             children: Children = {}
             if change is None:
                 writes = self._writes(row, row, {}, EditKind.DELETE)

@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from persisty.errors import ValidationError
 from persisty.model import AttrMeta
-from persisty.query import ALL, Filter, Order, filter_from_query
+from persisty.query import ALL, PAGING_WORDS, Filter, Order, filter_from_query
 from persisty.serve._api import Served
 from persisty.serve._limits import check_query_json
 from persisty.serve.admin._fields import (
@@ -34,7 +34,7 @@ COUNT_CAP = 1000
 PAGE_SIZES = (10, 20, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 20
 MAX_PREV = 40
-PAGING = frozenset({"order", "limit", "page_key", "prev"})
+PAGING = PAGING_WORDS | {"prev"}
 LOCAL = frozenset({"prev", "_tz"})
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -70,7 +70,7 @@ def list_state(request: Request) -> ListState:
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "_tz"]
     seen: set[str] = set()
     for k, _ in pairs:
-        if k in seen and k in ("order", "limit", "page_key"):
+        if k in seen and k in PAGING_WORDS:
             raise ValidationError(f"{k} is given twice", field=k)
         seen.add(k)
     params = dict(pairs)

@@ -192,9 +192,10 @@ class StoreCore(Store[T]):
 
     @property
     def _expiry_indexed(self) -> bool:
-        """Whether an index leads with the expiry attribute (so expired items are a range)."""
+        """Whether an index holds the expiry attribute (so the expired items of a filter on
+        the attributes before it are a range)."""
         name = self.meta.expires
-        return name is not None and any(ix.attrs[0] == name for ix in self.meta.indexes)
+        return name is not None and any(name in ix.attrs for ix in self.meta.indexes)
 
     def _live(self, f: Filter) -> Filter:
         """``f`` restricted to the items that have not expired (validated)."""
@@ -467,13 +468,17 @@ class StoreCore(Store[T]):
     def count(self, filter: Filter | None = None) -> int:
         f = validate_filter(filter, self.meta)
         if self.meta.expires is not None:
-            if f is ALL and self._expiry_indexed:
-                # every item less the expired ones still stored: a count of the table and
-                # one of an index range, instead of testing every row's expiry
-                expired = Compare(self.meta.expires, Op.LTE, self.clock())
-                plan = self._plan(expired, sort_spec(self.meta, None))
-                if plan.residual is ALL and type(expired.value) is dt.datetime:
-                    return max(0, self._count(ALL) - self._count(plan.native))
+            now = self.clock()
+            if self._expiry_indexed and f is not NONE and type(now) is dt.datetime and now.tzinfo:
+                # the matching items less the expired ones still stored: a count of ``f``
+                # and one of an index range, instead of testing every row's expiry
+                expired = And.of(f, Compare(self.meta.expires, Op.LTE, now))
+                spec = sort_spec(self.meta, None)
+                plan = self._plan(f, spec)
+                plan_expired = self._plan(expired, spec)
+                if plan.residual is ALL and plan_expired.residual is ALL:
+                    total = self._count(plan.native)
+                    return max(0, total - self._count(plan_expired.native))
             f = self._live(f)
         if f is NONE:
             return 0

@@ -129,6 +129,40 @@ class Database(ABC):
                 found.opened_by = self  # layers that write several stores commit through it
         return found
 
+    def evolve(self, cls: type[T]) -> Store[T]:
+        """The Store for ``cls``, a new version of a class already open under its store
+        name (an attribute or an index added, a constraint relaxed): the earlier class is no
+        longer served by this database, its items are read through ``cls``, and
+        :meth:`migrate` brings the engine's schema up to it. What runtime-defined stores
+        (``persisty.dynamic``) change their classes with; :meth:`store` refuses a second
+        shape under one name.
+
+        Example::
+
+            @stored(name="note")
+            class NoteV2:
+                id: UUID = Attr(default_factory=uuid4)
+                owner: str = ""
+                title: str = ""
+                priority: int = 0
+                tags: list[str] = Attr(default_factory=list)
+                body: str | None = None
+                address: Address | None = None
+                team: str = ""
+                locked: bool = False
+                created_at: datetime = Attr(generated="created", default=None)
+                updated_at: datetime = Attr(generated="updated", default=None)
+                pinned: bool = False
+
+            db.store(Note)
+            notes = db.evolve(NoteV2)
+            db.migrate()
+        """
+        name = meta_of(cls).name
+        for other in [c for c, st in self._stores.items() if st.meta.name == name and c is not cls]:
+            del self._stores[other]
+        return self.store(cls)
+
     @abstractmethod
     def _open(self, meta: StoreMeta) -> Store[Any]:
         """A new Store for ``meta``."""

@@ -186,6 +186,7 @@ class SqlOutboxStore(SqlStore):
         self.outbox.write_created(conn, items)
 
     def _commit_once(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        # (the SQL store's _commit tries a collided write again around this)
         if not ops:
             return []
         # every write commits with its outbox rows: one transaction per op when not atomic
