@@ -192,7 +192,7 @@ def _split(path: str) -> list[str]:
 def _step(concrete: str, name: str) -> str:
     """The concrete path one dict key or attribute further: ``a.b``, or ``a["x.y"]`` for a
     key that is not an identifier (so no two paths share a text)."""
-    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         return f"{concrete}.{name}" if concrete else name
     return f"{concrete}[{json.dumps(name)}]"
 
