@@ -33,7 +33,9 @@ KNOWN_CYCLES: list[list[str]] = [
         "persisty.files._sync.store",
         "persisty.store",
         "persisty.store._async",
+        "persisty.store._async.database",
         "persisty.store._sync",
+        "persisty.store._sync.database",
     ],
 ]
 
@@ -193,22 +195,12 @@ def _private_imports() -> list[str]:
 # imports of another package's private modules that remain, to be replaced by the public
 # surface (persisty.store, persisty.model …); this list only shrinks
 KNOWN_PRIVATE_IMPORTS: list[str] = [
-    "persisty.backends.dynamodb._async -> persisty.store._async",
-    "persisty.backends.dynamodb._async -> persisty.store._prepare",
-    "persisty.backends.dynamodb._sync -> persisty.store._prepare",
-    "persisty.backends.dynamodb._sync -> persisty.store._sync",
-    "persisty.backends.redis._async -> persisty.store._async",
-    "persisty.backends.redis._async -> persisty.store._prepare",
-    "persisty.backends.redis._sync -> persisty.store._prepare",
-    "persisty.backends.redis._sync -> persisty.store._sync",
     "persisty.cli -> persisty.kv._import",
     "persisty.layers.encrypted._crypto -> persisty.model._attr",
     "persisty.layers.related._async -> persisty.model._relations",
     "persisty.layers.related._sync -> persisty.model._relations",
-    "persisty.store._async -> persisty.files._async.open",
-    "persisty.store._async -> persisty.model._meta",
-    "persisty.store._sync -> persisty.files._sync.open",
-    "persisty.store._sync -> persisty.model._meta",
+    "persisty.store._async.database -> persisty.files._async.open",
+    "persisty.store._sync.database -> persisty.files._sync.open",
 ]
 
 

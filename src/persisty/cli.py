@@ -196,7 +196,7 @@ def import_(
     Every line is validated before anything is written; a bad line stops the import with
     its line number and field.
 
-    A TARGET without ":" names a runtime-defined store (``persisty schema``): the rows of a
+    A TARGET without ":" names a runtime-defined store (see persisty schema): the rows of a
     CSV file (a header row, then one item per row) or JSON Lines are created with a
     progress bar, each rejected row reported by line (--atomic: all or none).
     """

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 import persisty
 import persisty.aio
 from persisty.errors import Forbidden, ValidationError
-from persisty.layers import KeyRing, Policy, Principal, encrypted, secured
-from persisty.model import meta_of, parse_path
+from persisty.layers import KeyRing, Policy, Principal, encrypted, sealed_model, secured
+from persisty.model import Attr, meta_of, parse_path, stored
 from persisty.store import Edit, Increment
 from persisty.testing.models import Address, Profile
 
@@ -118,3 +118,34 @@ def test_any_dict_key_round_trips_as_a_pointer(key: str) -> None:
     item = Profile(id="x", extra={key: 3})
     assert p.get(item) == 3
     assert p.replace(item, 4) == {key: 4}
+
+
+@stored
+class Bag:
+    id: str
+    extra: dict[str, str] = Attr(default_factory=dict)
+    nums: dict[str, int] = Attr(default_factory=dict)
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite://"])
+def test_dict_value_wildcards_and_pointer_paths_are_encrypted(url: str) -> None:
+    db = persisty.connect(url)
+    fields = ["extra.*", "/nums/a.b"]
+    raw = db.store(sealed_model(Bag, fields))
+    bags = encrypted(raw, fields, KEYS)
+    b = bags.create(Bag(id="b", extra={"x": "secret", "y.z": "two"}, nums={"a.b": 5, "c": 6}))
+    assert bags.read("b") == b
+    stored_bag = raw.read("b")
+    assert stored_bag is not None
+    assert "secret" not in repr(stored_bag) and "'two'" not in repr(stored_bag)
+    assert stored_bag.nums["c"] == 6 and stored_bag.nums["a.b"] != 5  # only the path named
+    assert bags.write_path("b", "extra.new", "fresh").extra["new"] == "fresh"
+    assert "fresh" not in repr(raw.read("b"))
+    assert bags.read_path("b", "/nums/a.b") == 5
+    moved = raw.read("b")
+    assert moved is not None
+    raw.write_path("b", "extra.x", moved.extra["y.z"])  # a value moved to another key
+    with pytest.raises(persisty.errors.IntegrityError):
+        bags.read("b")
+    with pytest.raises(ValidationError):
+        encrypted(db.store(Profile), ["address.*"], KEYS)  # not a dict

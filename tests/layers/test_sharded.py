@@ -202,17 +202,40 @@ def test_separate_counters_of_one_item(db: Database) -> None:
     assert {path: len(_rows(db, path)) for path in FOUR_WAYS}["locations[]"] == 2
 
 
-async def test_async_round_trip() -> None:
-    database = persisty.aio.connect("memory://")
-    people = sharded(database.store(ROWS), FOUR_WAYS)
-    p = await people.create(person())
-    assert await people.read("p1") == p
-    assert (
-        await people.write_path("p1", "birth_details.hospital", "X")
-    ).birth_details.hospital == "X"  # type: ignore[union-attr]
-    assert len([r async for r in database.store(SHARDS["birth_details"].cls).search_all()]) == 1
-    await people.delete("p1")
-    assert await database.footprint() == []
+@pytest.mark.parametrize(
+    "url", URLS, ids=["memory", "file", "sqlite", "postgresql", "mariadb", "redis", "dynamodb"]
+)
+async def test_async_round_trip(url: str) -> None:
+    from persisty.testing._concurrency import run_concurrently_async
+
+    database = persisty.aio.connect(_url(url), namespace="s" + uuid.uuid4().hex[:10])
+    try:
+        people = sharded(database.store(ROWS), FOUR_WAYS)
+        p = await people.create(person())
+        assert await people.read("p1") == p
+        new = await people.write_path("p1", "birth_details.hospital", "X")
+        assert new.birth_details is not None and new.birth_details.hospital == "X"
+        births = database.store(SHARDS["birth_details"].cls)
+        assert len([r async for r in births.search_all()]) == 1
+
+        async def worker(n: int) -> None:
+            for i in range(1, 6):
+                await people.write_path("p1", f"counters.c{n}", i)
+
+        await run_concurrently_async([lambda n=n: worker(n) for n in range(4)])  # type: ignore[misc]
+        got = await people.read("p1")
+        assert got is not None and got.counters == {f"c{n}": 5 for n in range(4)}
+        assert (await people.read_batch(["p1", "x"]))[0] == got
+        results = await people.edit_batch([Edit.create(person("p2")), Edit.delete("p1")])
+        assert all(r.ok for r in results), results
+        assert await people.read("p1") is None and await people.count() == 1
+        await people.delete("p2")
+        assert [r async for r in births.search_all()] == []
+    finally:
+        try:
+            await database.drop()
+        finally:
+            await database.close()
 
 
 def test_the_model_must_be_the_shard_model() -> None:
@@ -297,3 +320,65 @@ def test_a_failing_child_delete_leaves_the_item_whole(url: str, monkeypatch: Any
 
 def _rows_of(database: Database) -> int:
     return sum(len(list(database.store(SHARDS[p].cls).search_all())) for p in FOUR_WAYS)
+
+
+LEAVES = [
+    "name",
+    "friends[]",
+    "birth_details.hospital",
+    "birth_details.dob",
+    "location.city",
+    "location.country",
+    "location.geolocation.longitude",
+    "location.geolocation.latitude",
+    "locations[].city",
+    "locations[].country",
+    "locations[].geolocation.longitude",
+    "locations[].geolocation.latitude",
+]
+PLAIN = [
+    "Ann",
+    "Osaka",
+    "Kobe",
+    "Nara",
+    "St Luke",
+    "1990-01-02",
+    "135.5",
+    "34.7",
+    "'JP'",
+    "'bo'",
+    "Tokyo",
+]
+
+
+def test_every_leaf_encrypted_before_it_is_split(db: Database) -> None:
+    from persisty.layers import KeyRing, encrypted, sealed_model
+
+    keys = KeyRing({"k1": KeyRing.new_key()}, current="k1")
+    rows_cls = shard_model(sealed_model(Person, LEAVES), FOUR_WAYS)
+    split = sharded(db.store(rows_cls), FOUR_WAYS)
+    people = encrypted(split, LEAVES, keys)
+    a = people.create(person("a"))
+    b = people.create(person("b"))
+    assert people.read("a") == a and people.read("b") == b
+    moved = people.write_path("a", "location.city", "Tokyo")
+    assert moved.location is not None and moved.location.city == "Tokyo"
+    assert people.read("a") == moved
+    stores = [db.store(rows_cls)] + [db.store(p.cls) for p in rows_cls.__persisty_shards__]
+    text = repr([list(s.search_all()) for s in stores])
+    assert not [w for w in PLAIN if w in text], text  # no plaintext in any row of any store
+    birth_a = split.read_path("a", "birth_details")
+    birth_b = split.read_path("b", "birth_details")
+    flipped = (
+        birth_b["dob"][:-3] + ("A" if birth_b["dob"][-3] != "A" else "B") + birth_b["dob"][-2:]
+    )
+    for damage in (
+        {"birth_details.dob": flipped},  # one flipped byte
+        {"birth_details.hospital": birth_b["dob"]},  # dob's ciphertext moved
+        {"birth_details": birth_a},
+    ):  # A's birth row under B
+        split.patch("b", damage)
+        with pytest.raises(IntegrityError):
+            people.read("b")
+        split.patch("b", {"birth_details": birth_b})
+        assert people.read("b") == b

@@ -24,8 +24,8 @@ from persisty.model._attr import strip_optional, to_utc
 from persisty.model._meta import StoreMeta, meta_of
 
 Segment = str | int
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DOTTED_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]{1,9}\])*)$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOTTED_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]{1,9}\])*)")
 _INDEX = re.compile(r"\[([0-9]{1,9})\]")
 MAX_DEPTH = 32
 
@@ -146,7 +146,7 @@ def _child(value: Any, seg: Segment) -> Any:
 def _text(segments: tuple[Segment, ...]) -> str:
     """The canonical text of ``segments``: dotted when every name is an identifier, else a
     JSON Pointer."""
-    if all(isinstance(s, int) or _NAME.match(s) for s in segments[1:]):
+    if all(isinstance(s, int) or _NAME.fullmatch(s) for s in segments[1:]):
         out = str(segments[0])
         for s in segments[1:]:
             out += f"[{s}]" if isinstance(s, int) else f".{s}"
@@ -160,7 +160,7 @@ def _tokens(text: str) -> list[Segment]:
         return [p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/")]
     out: list[Segment] = []
     for part in text.split("."):
-        m = _DOTTED_PART.match(part)
+        m = _DOTTED_PART.fullmatch(part)
         if m is None:
             raise ValidationError(
                 f"not a path: {text!r} (write a.b, items[3].x or a JSON "
@@ -185,7 +185,7 @@ def _step(text: str, done: tuple[Segment, ...], tp: Any, raw: Segment) -> tuple[
     if base is Any or base is object:
         return raw, Any
     if origin in (list, tuple):
-        if isinstance(raw, str) and not raw.isdigit():
+        if isinstance(raw, str) and not re.fullmatch(r"[0-9]{1,9}", raw):
             raise ValidationError(
                 f"{text}: {_text(done)} is a list: name an element by its index", field=text
             )

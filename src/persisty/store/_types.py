@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from persisty.query import Filter
+from persisty.query import ALL, Filter
 
 T = TypeVar("T")
 Key = tuple[Any, ...]
@@ -116,6 +116,26 @@ class EditResult(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """How a backend runs a (validated) filter: ``native`` on the engine, ``residual`` in
+    Python (``native & residual`` is the filter; no branch of an ``Or`` is dropped), whether
+    the engine returns the native matches already in the requested ``ordered`` order, and
+    the engine's own words for it (``detail``). What ``StoreBase._plan`` returns and
+    ``explain()`` reports.
+
+    Example::
+
+        plan = Plan(F.owner == "ann", F.title.icontains("x"))   # the rest in Python
+        assert plan.ordered and plan.detail == ""
+    """
+
+    native: Filter
+    residual: Filter = ALL
+    ordered: bool = True
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Explain:
     """Where a search runs: ``native`` on the engine, ``residual`` in Python.
 
@@ -148,13 +168,15 @@ class Insert:
 @dataclass(slots=True)
 class Replace:
     """Overwrite an existing item; ``NotFound`` if missing, ``PreconditionFailed`` if its
-    stored etag is not ``expected`` (when given)."""
+    stored etag is not ``expected`` (when given). ``old`` is the stored item when it was
+    read; ``doc``, when set, is the new item's canonical JSON already encoded."""
 
     key: Key
     item: Any
     etag: str
     expected: str | None = None
     old: Any = None
+    doc: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -25,7 +25,8 @@ from persisty.backends.dynamodb._clients import (
 )
 from persisty.backends.dynamodb._codec import ETAG, PK, SK, TTL, Codec, order_bytes
 from persisty.backends.dynamodb._commit_async import TransactPlan, commit_stores
-from persisty.backends.dynamodb._plan import Plan, make_plan
+from persisty.backends.dynamodb._plan import Plan as Access
+from persisty.backends.dynamodb._plan import make_plan
 from persisty.errors import (
     Conflict,
     NotFound,
@@ -34,10 +35,9 @@ from persisty.errors import (
     Unavailable,
     ValidationError,
 )
-from persisty.model import StoreMeta, etag, meta_of
+from persisty.model import StoreMeta, meta_of
 from persisty.query import (
     ALL,
-    NONE,
     Filter,
     Sort,
     compile_filter,
@@ -51,15 +51,16 @@ from persisty.store import (
     AsyncStoreBase,
     Edit,
     EditResult,
-    Explain,
     Insert,
     Key,
+    Plan,
     Remove,
     Replace,
     WriteOp,
+    check_changes,
+    delete_keys_async,
+    patch_keys_async,
 )
-from persisty.store._async import OrderArg, delete_keys, patch_keys
-from persisty.store._prepare import check_changes, prepare_update
 
 MAX_TRANSACTION = 100
 """DynamoDB's limit of actions in one TransactWriteItems (edits plus unique markers)."""
@@ -165,6 +166,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
     """
 
     reclaims_natively = True  # the table's TimeToLive attribute
+    finds_residual = True  # a query or scan filters its pages as they come
 
     def __init__(
         self, meta: StoreMeta, pages: Any, database: AsyncDynamoDatabase, table: str
@@ -181,11 +183,8 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
         self._uniques = [(i, ix) for i, ix in enumerate(meta.indexes) if ix.unique]
         self._needs_meta = bool(self._uniques) or any(a.generated == "sequence" for a in meta.attrs)
         self._key_order = sort_spec(meta, None)
-        self._blind_updates = not self._uniques and all(
-            a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs
-            if a.name not in meta.key.attrs
-        )
+        # a condition expression checks etags, but unique markers need the stored item
+        self.checks_expected = not self._uniques
 
     # ---- the table ------------------------------------------------------------------
 
@@ -623,24 +622,11 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
 
     # ---- search -------------------------------------------------------------------------
 
-    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
-        plan = make_plan(f, self._key_order, self.meta)
-        return plan.native, plan.residual
-
-    def _describe(self, native: Filter, spec: Sort) -> str:
-        return make_plan(native, spec, self.meta).description
-
-    async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
-        f, spec, _ = self._prepare_search(filter, order, None)
+    def _plan(self, f: Filter, spec: Sort) -> Plan:
         plan = make_plan(f, spec, self.meta)
-        return Explain(plan.native, plan.residual, plan.ordered, "dynamodb " + plan.description)
+        return Plan(plan.native, plan.residual, plan.ordered, "dynamodb " + plan.description)
 
     async def _find(
-        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
-    ) -> list[Any]:
-        return await self._run(native, spec, after, limit)
-
-    async def _collect(
         self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
     ) -> list[Any]:
         return await self._run(f, spec, after, limit)
@@ -662,7 +648,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
         items = await self._all(plan, self.max_sort if limit is not None else None)
         return seek(items, spec, after, limit)
 
-    def _params(self, plan: Plan) -> dict[str, Any]:
+    def _params(self, plan: Access) -> dict[str, Any]:
         params: dict[str, Any] = {"TableName": self.table}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -685,7 +671,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
         return params
 
     def _query_params(
-        self, plan: Plan, after_value: Any = None, use_after: bool = False
+        self, plan: Access, after_value: Any = None, use_after: bool = False
     ) -> dict[str, Any] | None:
         params = self._params(plan)
         condition = plan.key_condition(after_value, use_after)
@@ -710,7 +696,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
             raise client_error(e, self.meta.name) from e
 
     async def _stream(
-        self, plan: Plan, spec: Sort, after: Sequence[Any] | None, limit: int
+        self, plan: Access, spec: Sort, after: Sequence[Any] | None, limit: int
     ) -> list[Any]:
         """Query pages in the sort key's order until ``limit`` items after ``after`` are
         certain (ties on the sort key are ordered in Python per complete group)."""
@@ -751,7 +737,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                 page_limit = min(1000, page_limit * 2)
         return seek(collected, spec, after, limit)
 
-    async def _all(self, plan: Plan, bound: int | None) -> list[Any]:
+    async def _all(self, plan: Access, bound: int | None) -> list[Any]:
         """Every item the plan's Query or Scan returns that passes the residual filter;
         more than ``bound`` is a ``ValidationError`` (they would all be sorted in Python)."""
         raws = await self._scan_raw(plan, bound)
@@ -772,7 +758,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
             field="order",
         )
 
-    async def _scan_raw(self, plan: Plan | None, bound: int | None) -> list[dict[str, Any]]:
+    async def _scan_raw(self, plan: Access | None, bound: int | None) -> list[dict[str, Any]]:
         if plan is not None and plan.kind == "query":
             found = self._query_params(plan)
             if found is None:
@@ -819,10 +805,7 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
                 return items
             params["ExclusiveStartKey"] = start
 
-    async def count(self, filter: Filter | None = None) -> int:
-        f = self._live(validate_filter(filter, self.meta))
-        if f is NONE:
-            return 0
+    async def _count(self, f: Filter) -> int:
         plan = make_plan(f, self._key_order, self.meta)
         if plan.kind == "none":
             return 0
@@ -865,27 +848,6 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
 
     # ---- fewer round trips where the contract allows it -------------------------------
 
-    async def update(
-        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
-    ) -> Any:
-        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
-            return await super().update(item, if_match=if_match, precondition=precondition)
-        if not isinstance(item, self.meta.cls):
-            item = self.meta.from_builtins(item)
-        new = prepare_update(self.meta, item, item, self.clock())
-        await self._prepare()
-        await self._commit_one(Replace(self.meta.key_values(new), new, etag(new), if_match))
-        return new
-
-    async def delete(
-        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
-    ) -> None:
-        if precondition is not None or self._uniques or self.meta.expires is not None:
-            await super().delete(key, if_match=if_match, precondition=precondition)
-            return
-        await self._prepare()
-        await self._commit_one(Remove(self.meta.parse_key(key), if_match))
-
     async def _matching_keys(self, f: Filter) -> list[str]:
         plan = make_plan(f, self._key_order, self.meta)
         if plan.kind == "none":
@@ -901,12 +863,12 @@ class AsyncDynamoStore(AsyncStoreBase[Any]):
         changes = check_changes(self.meta, changes)
         f = self._live(validate_filter(filter, self.meta))
         keys = await self._matching_keys(f)
-        return await patch_keys(self, keys, changes, f)
+        return await patch_keys_async(self, keys, changes, f)
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = self._live(validate_filter(filter, self.meta))
         keys = await self._matching_keys(f)
-        return await delete_keys(self, keys, None if f is ALL else f)
+        return await delete_keys_async(self, keys, None if f is ALL else f)
 
 
 class AsyncDynamoDatabase(AsyncDatabase):

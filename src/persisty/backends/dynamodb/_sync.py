@@ -26,7 +26,8 @@ from persisty.backends.dynamodb._clients import (
 )
 from persisty.backends.dynamodb._codec import ETAG, PK, SK, TTL, Codec, order_bytes
 from persisty.backends.dynamodb._commit_sync import TransactPlan, commit_stores
-from persisty.backends.dynamodb._plan import Plan, make_plan
+from persisty.backends.dynamodb._plan import Plan as Access
+from persisty.backends.dynamodb._plan import make_plan
 from persisty.errors import (
     Conflict,
     NotFound,
@@ -35,10 +36,9 @@ from persisty.errors import (
     Unavailable,
     ValidationError,
 )
-from persisty.model import StoreMeta, etag, meta_of
+from persisty.model import StoreMeta, meta_of
 from persisty.query import (
     ALL,
-    NONE,
     Filter,
     Sort,
     compile_filter,
@@ -50,17 +50,18 @@ from persisty.store import (
     Database,
     Edit,
     EditResult,
-    Explain,
     Insert,
     Key,
+    Plan,
     Remove,
     Replace,
     Store,
     StoreBase,
     WriteOp,
+    check_changes,
+    delete_keys,
+    patch_keys,
 )
-from persisty.store._prepare import check_changes, prepare_update
-from persisty.store._sync import OrderArg, delete_keys, patch_keys
 
 MAX_TRANSACTION = 100
 """DynamoDB's limit of actions in one TransactWriteItems (edits plus unique markers)."""
@@ -166,6 +167,7 @@ class DynamoStore(StoreBase[Any]):
     """
 
     reclaims_natively = True  # the table's TimeToLive attribute
+    finds_residual = True  # a query or scan filters its pages as they come
 
     def __init__(self, meta: StoreMeta, pages: Any, database: DynamoDatabase, table: str) -> None:
         super().__init__(meta, pages)
@@ -180,11 +182,8 @@ class DynamoStore(StoreBase[Any]):
         self._uniques = [(i, ix) for i, ix in enumerate(meta.indexes) if ix.unique]
         self._needs_meta = bool(self._uniques) or any(a.generated == "sequence" for a in meta.attrs)
         self._key_order = sort_spec(meta, None)
-        self._blind_updates = not self._uniques and all(
-            a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs
-            if a.name not in meta.key.attrs
-        )
+        # a condition expression checks etags, but unique markers need the stored item
+        self.checks_expected = not self._uniques
 
     # ---- the table ------------------------------------------------------------------
 
@@ -618,24 +617,11 @@ class DynamoStore(StoreBase[Any]):
 
     # ---- search -------------------------------------------------------------------------
 
-    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
-        plan = make_plan(f, self._key_order, self.meta)
-        return plan.native, plan.residual
-
-    def _describe(self, native: Filter, spec: Sort) -> str:
-        return make_plan(native, spec, self.meta).description
-
-    def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
-        f, spec, _ = self._prepare_search(filter, order, None)
+    def _plan(self, f: Filter, spec: Sort) -> Plan:
         plan = make_plan(f, spec, self.meta)
-        return Explain(plan.native, plan.residual, plan.ordered, "dynamodb " + plan.description)
+        return Plan(plan.native, plan.residual, plan.ordered, "dynamodb " + plan.description)
 
     def _find(
-        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
-    ) -> list[Any]:
-        return self._run(native, spec, after, limit)
-
-    def _collect(
         self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
     ) -> list[Any]:
         return self._run(f, spec, after, limit)
@@ -657,7 +643,7 @@ class DynamoStore(StoreBase[Any]):
         items = self._all(plan, self.max_sort if limit is not None else None)
         return seek(items, spec, after, limit)
 
-    def _params(self, plan: Plan) -> dict[str, Any]:
+    def _params(self, plan: Access) -> dict[str, Any]:
         params: dict[str, Any] = {"TableName": self.table}
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -680,7 +666,7 @@ class DynamoStore(StoreBase[Any]):
         return params
 
     def _query_params(
-        self, plan: Plan, after_value: Any = None, use_after: bool = False
+        self, plan: Access, after_value: Any = None, use_after: bool = False
     ) -> dict[str, Any] | None:
         params = self._params(plan)
         condition = plan.key_condition(after_value, use_after)
@@ -704,7 +690,9 @@ class DynamoStore(StoreBase[Any]):
         except botocore.exceptions.ClientError as e:
             raise client_error(e, self.meta.name) from e
 
-    def _stream(self, plan: Plan, spec: Sort, after: Sequence[Any] | None, limit: int) -> list[Any]:
+    def _stream(
+        self, plan: Access, spec: Sort, after: Sequence[Any] | None, limit: int
+    ) -> list[Any]:
         """Query pages in the sort key's order until ``limit`` items after ``after`` are
         certain (ties on the sort key are ordered in Python per complete group)."""
         sk = plan.sk_field
@@ -744,7 +732,7 @@ class DynamoStore(StoreBase[Any]):
                 page_limit = min(1000, page_limit * 2)
         return seek(collected, spec, after, limit)
 
-    def _all(self, plan: Plan, bound: int | None) -> list[Any]:
+    def _all(self, plan: Access, bound: int | None) -> list[Any]:
         """Every item the plan's Query or Scan returns that passes the residual filter;
         more than ``bound`` is a ``ValidationError`` (they would all be sorted in Python)."""
         raws = self._scan_raw(plan, bound)
@@ -765,7 +753,7 @@ class DynamoStore(StoreBase[Any]):
             field="order",
         )
 
-    def _scan_raw(self, plan: Plan | None, bound: int | None) -> list[dict[str, Any]]:
+    def _scan_raw(self, plan: Access | None, bound: int | None) -> list[dict[str, Any]]:
         if plan is not None and plan.kind == "query":
             found = self._query_params(plan)
             if found is None:
@@ -812,10 +800,7 @@ class DynamoStore(StoreBase[Any]):
                 return items
             params["ExclusiveStartKey"] = start
 
-    def count(self, filter: Filter | None = None) -> int:
-        f = self._live(validate_filter(filter, self.meta))
-        if f is NONE:
-            return 0
+    def _count(self, f: Filter) -> int:
         plan = make_plan(f, self._key_order, self.meta)
         if plan.kind == "none":
             return 0
@@ -857,27 +842,6 @@ class DynamoStore(StoreBase[Any]):
             params["ExclusiveStartKey"] = start
 
     # ---- fewer round trips where the contract allows it -------------------------------
-
-    def update(
-        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
-    ) -> Any:
-        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
-            return super().update(item, if_match=if_match, precondition=precondition)
-        if not isinstance(item, self.meta.cls):
-            item = self.meta.from_builtins(item)
-        new = prepare_update(self.meta, item, item, self.clock())
-        self._prepare()
-        self._commit_one(Replace(self.meta.key_values(new), new, etag(new), if_match))
-        return new
-
-    def delete(
-        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
-    ) -> None:
-        if precondition is not None or self._uniques or self.meta.expires is not None:
-            super().delete(key, if_match=if_match, precondition=precondition)
-            return
-        self._prepare()
-        self._commit_one(Remove(self.meta.parse_key(key), if_match))
 
     def _matching_keys(self, f: Filter) -> list[str]:
         plan = make_plan(f, self._key_order, self.meta)

@@ -22,7 +22,7 @@ from persisty.backends.redis._keys import (
 from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
 from persisty.errors import Conflict, PersistyError, PreconditionFailed
-from persisty.model import StoreMeta, etag, meta_of
+from persisty.model import StoreMeta, meta_of
 from persisty.query import (
     ALL,
     NONE,
@@ -34,16 +34,13 @@ from persisty.query import (
 )
 from persisty.store import (
     Database,
-    Explain,
     Key,
-    Remove,
+    Plan,
     Replace,
     Store,
     StoreBase,
     WriteOp,
 )
-from persisty.store._prepare import prepare_update
-from persisty.store._sync import OrderArg
 
 CHUNK = 1000
 """Items per MGET, per SCAN page and per commit script call of a non-atomic batch."""
@@ -65,6 +62,8 @@ class RedisStore(StoreBase[Any]):
     """
 
     reclaims_natively = True  # SET … PXAT at each item's expiry
+    checks_expected = True  # the commit script compares etags: writes need no read first
+    finds_residual = True  # candidates stream from the index and are filtered as they come
 
     def __init__(self, meta: StoreMeta, pages: Any, client: Redis, base: str) -> None:
         super().__init__(meta, pages)
@@ -77,12 +76,6 @@ class RedisStore(StoreBase[Any]):
         self._ready = False
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
-        # update() needs no read of the stored item when nothing is kept from it
-        self._blind_updates = all(
-            a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs
-            if a.name not in meta.key.attrs
-        )
 
     # ---- index versions -----------------------------------------------------------------
 
@@ -204,31 +197,22 @@ class RedisStore(StoreBase[Any]):
 
     # ---- search -------------------------------------------------------------------------
 
-    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
-        acc = self.layout.access(f, self._key_order)
-        return acc.native, acc.residual
-
-    def _describe(self, native: Filter, spec: Sort) -> str:
-        return self.layout.access(native, spec).describe()
-
-    def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
-        f, spec, _ = self._prepare_search(filter, order, None)
+    def _plan(self, f: Filter, spec: Sort) -> Plan:
         acc = self.layout.access(f, spec)
-        order_native = acc.order_native or (acc.kind == "keys")
-        return Explain(acc.native, acc.residual, order_native, "redis " + acc.describe())
+        return Plan(
+            acc.native,
+            acc.residual,
+            acc.order_native or (acc.kind == "keys"),
+            "redis " + acc.describe(),
+        )
 
     def _find(
-        self, native: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
-    ) -> list[Any]:
-        return self._run(native, spec, after, limit)
-
-    def _collect(
         self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None
     ) -> list[Any]:
         return self._run(f, spec, after, limit)
 
-    def _count(self, native: Filter) -> int:
-        return self._count_access(native, self.layout.access(native, self._key_order))
+    def _count(self, f: Filter) -> int:
+        return self._count_access(f, self.layout.access(f, self._key_order))
 
     def _count_access(self, f: Filter, acc: Access) -> int:
         if not self._ready:
@@ -423,25 +407,6 @@ class RedisStore(StoreBase[Any]):
             rows = self._fetch([k.encode() for k in keys])
             return [None if r is None else r[0] for r in rows]
         return super().read_batch(keys)
-
-    def update(
-        self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
-    ) -> Any:
-        if precondition is not None or not self._blind_updates or self.meta.expires is not None:
-            return super().update(item, if_match=if_match, precondition=precondition)
-        if not isinstance(item, self.meta.cls):
-            item = self.meta.from_builtins(item)
-        new = prepare_update(self.meta, item, item, self.clock())
-        self._commit_one(Replace(self.meta.key_values(new), new, etag(new), if_match))
-        return new
-
-    def delete(
-        self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
-    ) -> None:
-        if precondition is not None or self.meta.expires is not None:
-            super().delete(key, if_match=if_match, precondition=precondition)
-            return
-        self._commit_one(Remove(self.meta.parse_key(key), if_match))
 
 
 def _glob_escape(raw: bytes) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import os
 import re
 import types
@@ -168,8 +169,16 @@ class FieldPath:
 def _split(path: str) -> list[str]:
     if not isinstance(path, str) or not path:
         raise ValidationError(f"not a field path: {path!r}", field="fields")
+    if path.startswith("/"):  # a JSON Pointer: dict keys that are not identifiers
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+        if not parts[0] or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", parts[0]):
+            raise ValidationError(f"not a field path: {path!r}", field=path)
+        return parts
     segments: list[str] = []
     for part in path.split("."):
+        if part == "*":  # each value of a dict
+            segments.append("*")
+            continue
         name, brackets = part, 0
         while name.endswith("[]"):
             name, brackets = name[:-2], brackets + 1
@@ -178,6 +187,14 @@ def _split(path: str) -> list[str]:
         segments.append(name)
         segments.extend(["[]"] * brackets)
     return segments
+
+
+def _step(concrete: str, name: str) -> str:
+    """The concrete path one dict key or attribute further: ``a.b``, or ``a["x.y"]`` for a
+    key that is not an identifier (so no two paths share a text)."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return f"{concrete}.{name}" if concrete else name
+    return f"{concrete}[{json.dumps(name)}]"
 
 
 def _hints(tp: Any) -> dict[str, Any] | None:
@@ -204,7 +221,13 @@ def walk_type(root: Any, path: str) -> tuple[tuple[str, ...], Any]:
         if seg != "[]" and _is_list(tp):  # implicit: a name after a list applies to elements
             result.append("[]")
             tp = strip_optional((typing.get_args(tp) or (Any,))[0])[0]
-        if seg == "[]":
+        if seg == "*":
+            if (typing.get_origin(tp) or tp) is not dict:
+                raise ValidationError(
+                    f"{path}: {'.'.join(result) or 'it'} is not a dict", field=path
+                )
+            tp = (typing.get_args(tp) or (Any, Any))[1]
+        elif seg == "[]":
             if not _is_list(tp):
                 raise ValidationError(
                     f"{path}: {'.'.join(result) or 'it'} is not a list", field=path
@@ -537,12 +560,17 @@ class FieldCipher:
                 self._visit(x, segments, i + 1, f"{concrete}[{j}/{n}]", fn)
                 for j, x in enumerate(node)
             ]
+        if seg == "*":
+            if not isinstance(node, dict):
+                return node
+            # bound to the concrete dict key: a value moved to another key does not open
+            return {
+                k: self._visit(v, segments, i + 1, _step(concrete, k), fn) for k, v in node.items()
+            }
         if not isinstance(node, dict) or seg not in node:
             return node
         copy = dict(node)
-        copy[seg] = self._visit(
-            node[seg], segments, i + 1, f"{concrete}.{seg}" if concrete else seg, fn
-        )
+        copy[seg] = self._visit(node[seg], segments, i + 1, _step(concrete, seg), fn)
         return copy
 
     def seal(

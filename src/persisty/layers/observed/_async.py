@@ -27,6 +27,7 @@ from persisty.layers.observed._changes import (
 )
 from persisty.query import Filter
 from persisty.store import (
+    AsyncOutboxSource,
     AsyncStore,
     AsyncWrappedStore,
     Edit,
@@ -157,14 +158,13 @@ class AsyncObservedStore(AsyncWrappedStore[T]):
     ) -> None:
         self._outbox: Any = None
         if outbox:
-            with_outbox = getattr(inner, "with_outbox", None)
-            if with_outbox is None:
+            if not isinstance(inner, AsyncOutboxSource):  # the SQL stores
                 raise ValidationError(
                     "outbox=True needs a SQL store directly beneath observed(), not "
                     f"{type(inner).__name__}",
                     field="outbox",
                 )
-            inner, self._outbox = with_outbox(outbox_lease.total_seconds())
+            inner, self._outbox = inner.with_outbox(outbox_lease.total_seconds())
         super().__init__(inner)
         self._hooks: list[tuple[frozenset[str], Hook]] = []
         self._subscribers: list[AsyncSubscription] = []

@@ -31,6 +31,7 @@ from persisty.store import (
     Edit,
     EditKind,
     EditResult,
+    OutboxSource,
     Store,
     WrappedStore,
     put_through,
@@ -158,14 +159,13 @@ class ObservedStore(WrappedStore[T]):
     ) -> None:
         self._outbox: Any = None
         if outbox:
-            with_outbox = getattr(inner, "with_outbox", None)
-            if with_outbox is None:
+            if not isinstance(inner, OutboxSource):  # the SQL stores
                 raise ValidationError(
                     "outbox=True needs a SQL store directly beneath observed(), not "
                     f"{type(inner).__name__}",
                     field="outbox",
                 )
-            inner, self._outbox = with_outbox(outbox_lease.total_seconds())
+            inner, self._outbox = inner.with_outbox(outbox_lease.total_seconds())
         super().__init__(inner)
         self._hooks: list[tuple[frozenset[str], Hook]] = []
         self._subscribers: list[Subscription] = []

@@ -73,6 +73,7 @@ def parse_shards(cls: type[Any], paths: Mapping[str, str]) -> list[ShardPath]:
         base = typing.get_origin(path.type) or path.type
         if (
             each
+            and base is not Any  # plain data (a sealed model's encrypted attribute)
             and base not in (list, tuple)
             and typing.get_origin(_optional_base(path.type)) not in (list, tuple)
         ):

@@ -34,7 +34,7 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.model import StoreMeta, etag
-from persisty.query import ALL, NONE, Filter, PageKeys, Sort, validate_filter
+from persisty.query import NONE, Filter, PageKeys, Sort, validate_filter
 from persisty.store import (
     MAX_RETRIES,
     AsyncStoreBase,
@@ -75,6 +75,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         notes = db.store(Note)
         await notes.search(F.title.icontains("x"), order=[-F.priority])
     """
+
+    checks_expected = True  # UPDATE/DELETE … WHERE key AND _etag = ?: no read first
 
     def __init__(
         self,
@@ -117,13 +119,7 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
             and not meta.sequence_attrs
             and (self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
         )
-        # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
-        self._blind_update = all(
-            a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs
-            if a.name not in meta.key.attrs
-        )
 
     # ---- connections --------------------------------------------------------------------
 
@@ -260,12 +256,8 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     ) -> list[PersistyError | None]:
         if not ops:
             return []
-        if len(ops) == 1 and isinstance(ops[0], Remove) and ops[0].expected is None:
-            s = self.schema
-            if await self._execute(s.sql_delete, s.key_params(ops[0].key)) == 0:
-                key_text = self.meta.key_string(ops[0].key)
-                return [NotFound(f"no {self.meta.name} with key {key_text!r}")]
-            return [None]
+        if len(ops) == 1 and not isinstance(ops[0], Insert):
+            return [await self._write_one(ops[0])]
         async with self._conn() as conn:
             if len(ops) == 1:
                 try:
@@ -283,6 +275,24 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
                 except PersistyError as e:
                     results.append(e)
             return results
+
+    async def _write_one(self, op: Replace | Remove) -> PersistyError | None:
+        """One conditional statement on the hot path (no transaction, no context manager)."""
+        s = self.schema
+        expected = op.expected
+        if isinstance(op, Replace):
+            sql = s.sql_update if expected is None else s.sql_update_if
+            params = s.update_params(op.item, op.etag, expected, op.doc)
+        else:
+            sql = s.sql_delete if expected is None else s.sql_delete_if
+            params = s.key_params(op.key)
+            if expected is not None:
+                params = (*params, expected)
+        if await self._execute(sql, params):
+            return None
+        if expected is not None and await self._query(s.sql_etag, s.key_params(op.key)):
+            return PreconditionFailed("the item has changed (etag does not match)")
+        return NotFound(f"no {self.meta.name} with key {self.meta.key_string(op.key)!r}")
 
     async def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
@@ -403,9 +413,6 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
         rows = await self._query(sql, params)
         return int(rows[0][0])
 
-    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
-        return f, ALL
-
     def _describe(self, native: Filter, spec: Sort) -> str:
         sql, params = self.schema.compiler.select(native, spec, None, self.default_limit + 1)
         return f"{self.dialect.name}: {sql}; parameters {params!r}"
@@ -481,9 +488,9 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def update(
         self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> Any:
-        if not self._blind_update or self.meta.expires is not None:
+        if precondition is None or not self._blind_update or self.meta.expires is not None:
             return await super().update(item, if_match=if_match, precondition=precondition)
-        # nothing of the stored item is kept: one conditional UPDATE, no read
+        # nothing of the stored item is kept: one UPDATE with the precondition in SQL
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
         new = prepare_update(self.meta, item, item, self.clock())
@@ -591,9 +598,10 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
     async def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> None:
-        if self.meta.expires is not None:  # an expired item is not there to delete
+        if precondition is None or self.meta.expires is not None:
+            # (an expired item is not there to delete)
             return await super().delete(key, if_match=if_match, precondition=precondition)
-        # one conditional DELETE
+        # one DELETE with the precondition in SQL
         k = self.meta.parse_key(key)
         s = self.schema
         params = list(s.key_params(k))

@@ -167,6 +167,8 @@ class SqlOutboxStore(SqlStore):
     base store, which know the old item every change row needs.
     """
 
+    checks_expected = False  # a change row needs the old item: read it before each write
+
     def __init__(self, of: SqlStore, outbox: SqlOutbox) -> None:
         super().__init__(of.meta, of.pages, of.schema, of.executor, of.tables, of._outboxes)
         self.clock = of.clock

@@ -35,7 +35,7 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.model import StoreMeta, etag
-from persisty.query import ALL, NONE, Filter, PageKeys, Sort, validate_filter
+from persisty.query import NONE, Filter, PageKeys, Sort, validate_filter
 from persisty.store import (
     MAX_RETRIES,
     Edit,
@@ -76,6 +76,8 @@ class SqlStore(StoreBase[Any]):
         notes = db.store(Note)
         notes.search(F.title.icontains("x"), order=[-F.priority])
     """
+
+    checks_expected = True  # UPDATE/DELETE … WHERE key AND _etag = ?: no read first
 
     def __init__(
         self,
@@ -118,13 +120,7 @@ class SqlStore(StoreBase[Any]):
             and not meta.sequence_attrs
             and (self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
         )
-        # update() needs no read when nothing of the stored item is kept
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
-        self._blind_update = all(
-            a.updatable and a.generated not in ("created", "sequence")
-            for a in meta.attrs
-            if a.name not in meta.key.attrs
-        )
 
     # ---- connections --------------------------------------------------------------------
 
@@ -257,12 +253,8 @@ class SqlStore(StoreBase[Any]):
     def _commit_once(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not ops:
             return []
-        if len(ops) == 1 and isinstance(ops[0], Remove) and ops[0].expected is None:
-            s = self.schema
-            if self._execute(s.sql_delete, s.key_params(ops[0].key)) == 0:
-                key_text = self.meta.key_string(ops[0].key)
-                return [NotFound(f"no {self.meta.name} with key {key_text!r}")]
-            return [None]
+        if len(ops) == 1 and not isinstance(ops[0], Insert):
+            return [self._write_one(ops[0])]
         with self._conn() as conn:
             if len(ops) == 1:
                 try:
@@ -280,6 +272,24 @@ class SqlStore(StoreBase[Any]):
                 except PersistyError as e:
                     results.append(e)
             return results
+
+    def _write_one(self, op: Replace | Remove) -> PersistyError | None:
+        """One conditional statement on the hot path (no transaction, no context manager)."""
+        s = self.schema
+        expected = op.expected
+        if isinstance(op, Replace):
+            sql = s.sql_update if expected is None else s.sql_update_if
+            params = s.update_params(op.item, op.etag, expected, op.doc)
+        else:
+            sql = s.sql_delete if expected is None else s.sql_delete_if
+            params = s.key_params(op.key)
+            if expected is not None:
+                params = (*params, expected)
+        if self._execute(sql, params):
+            return None
+        if expected is not None and self._query(s.sql_etag, s.key_params(op.key)):
+            return PreconditionFailed("the item has changed (etag does not match)")
+        return NotFound(f"no {self.meta.name} with key {self.meta.key_string(op.key)!r}")
 
     def _commit_atomic(self, conn: Any, ops: Sequence[WriteOp]) -> list[PersistyError | None]:
         results: list[PersistyError | None] = [None] * len(ops)
@@ -398,9 +408,6 @@ class SqlStore(StoreBase[Any]):
         rows = self._query(sql, params)
         return int(rows[0][0])
 
-    def _plan(self, f: Filter) -> tuple[Filter, Filter]:
-        return f, ALL
-
     def _describe(self, native: Filter, spec: Sort) -> str:
         sql, params = self.schema.compiler.select(native, spec, None, self.default_limit + 1)
         return f"{self.dialect.name}: {sql}; parameters {params!r}"
@@ -476,9 +483,9 @@ class SqlStore(StoreBase[Any]):
     def update(
         self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> Any:
-        if not self._blind_update or self.meta.expires is not None:
+        if precondition is None or not self._blind_update or self.meta.expires is not None:
             return super().update(item, if_match=if_match, precondition=precondition)
-        # nothing of the stored item is kept: one conditional UPDATE, no read
+        # nothing of the stored item is kept: one UPDATE with the precondition in SQL
         if not isinstance(item, self.meta.cls):
             item = self.meta.from_builtins(item)
         new = prepare_update(self.meta, item, item, self.clock())
@@ -586,9 +593,10 @@ class SqlStore(StoreBase[Any]):
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> None:
-        if self.meta.expires is not None:  # an expired item is not there to delete
+        if precondition is None or self.meta.expires is not None:
+            # (an expired item is not there to delete)
             return super().delete(key, if_match=if_match, precondition=precondition)
-        # one conditional DELETE
+        # one DELETE with the precondition in SQL
         k = self.meta.parse_key(key)
         s = self.schema
         params = list(s.key_params(k))
