@@ -15,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from examples.messenger.app import create_app
 
 
-def test_no_secret_outside_demo_refuses_to_start(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Any) -> None:
+def test_no_secret_outside_demo_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     monkeypatch.delenv("MESSENGER_SECRET", raising=False)
     with pytest.raises(SystemExit) as e:
         create_app(f"sqlite:///{tmp_path}/m.db")
