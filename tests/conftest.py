@@ -35,10 +35,14 @@ def _source(obj: Any) -> str:
 
 
 def _uses_engines(item: pytest.Item) -> bool:
-    texts = [_source(getattr(item, "obj", None))]
+    texts = [item.nodeid, _source(getattr(item, "obj", None))]
     cls = getattr(item, "cls", None)
-    if cls is not None:
-        texts += [_source(base) for base in cls.__mro__ if base.__module__.startswith("tests")]
+    if cls is not None:  # the test classes' own code (not the suites of persisty.testing)
+        texts += [
+            _source(base)
+            for base in cls.__mro__
+            if not base.__module__.startswith(("persisty", "builtins", "typing"))
+        ]
     info = getattr(item, "_fixtureinfo", None)
     for defs in info.name2fixturedefs.values() if info is not None else ():
         texts += [_source(d.func) for d in defs]
