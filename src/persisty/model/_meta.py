@@ -424,6 +424,7 @@ class StoreMeta:
             required = []
         else:
             raise ValueError(f"unknown shape {shape!r}")
+        props = {k: _with_datetime_format(v, self.by_name[k]) for k, v in props.items()}
         schema: dict[str, Any] = {
             "title": f"{self.cls.__name__}{'' if shape == 'read' else shape.capitalize()}",
             "type": "object",
@@ -438,6 +439,29 @@ class StoreMeta:
         if self.description:
             schema["description"] = self.description
         return schema
+
+
+def _with_datetime_format(schema: dict[str, Any], attr: AttrMeta) -> dict[str, Any]:
+    # msgspec leaves "format" off datetimes because it also accepts strings without an
+    # offset (read as UTC); clients and validators of the schema should send RFC 3339.
+    # Generated timestamps are left as msgspec describes them: the store sets them, so a
+    # client that sends one back is not held to a format.
+    if attr.generated or (attr.kind != "datetime" and attr.item_kind != "datetime"):
+        return schema
+
+    def mark(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        out = dict(node)
+        if out.get("type") == "string" and "format" not in out:
+            out["format"] = "date-time"
+        if "anyOf" in out:
+            out["anyOf"] = [mark(n) for n in out["anyOf"]]
+        if "items" in out:
+            out["items"] = mark(out["items"])
+        return out
+
+    return dict(mark(schema))
 
 
 _KEEP = (dt.datetime, dt.date, uuid.UUID, bytes)
