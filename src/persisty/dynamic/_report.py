@@ -28,12 +28,9 @@ class RowError:
 
 
 @dataclass(slots=True)
-class MigrationReport:
-    """How many rows were copied (or imported) and skipped, and the rows that failed (the
-    first 1,000; ``failed`` counts them all)."""
+class _RowErrors:
+    """Rows that failed: the first 1,000 kept, ``failed`` counting them all."""
 
-    copied: int = 0
-    skipped: int = 0
     failed: int = 0
     errors: list[RowError] = field(default_factory=list)
 
@@ -42,6 +39,15 @@ class MigrationReport:
         self.failed += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(error)
+
+
+@dataclass(slots=True)
+class MigrationReport(_RowErrors):
+    """How many rows were copied (or imported) and skipped, and the rows that failed (the
+    first 1,000; ``failed`` counts them all)."""
+
+    copied: int = 0
+    skipped: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -70,19 +76,11 @@ class MigrationFailed(ValidationError):
 
 
 @dataclass(slots=True)
-class ImportReport:
+class ImportReport(_RowErrors):
     """What an import did: how many items were written, and each rejected row's
     ``{line, field, message}`` (the first 1,000; ``failed`` counts them all)."""
 
     imported: int = 0
-    failed: int = 0
-    errors: list[RowError] = field(default_factory=list)
-
-    def add_error(self, error: RowError) -> None:
-        """Record a rejected row."""
-        self.failed += 1
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(error)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (what ``POST /api/{name}/_import`` answers)."""
