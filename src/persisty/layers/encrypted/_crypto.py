@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from persisty.errors import IntegrityError, PersistyError, ValidationError
+from persisty.layers._derived import redeclared
 from persisty.model import StoreMeta, meta_of, stored
 from persisty.model._attr import AttrOptions, strip_optional
 
@@ -305,14 +306,9 @@ def sealed_model(cls: type[Any], fields: Iterable[str], *, name: str | None = No
             opts = metadata.get("persisty", AttrOptions())
             metadata = {**metadata, "persisty": dataclasses.replace(opts, constraints={})}
         annotations[f.name] = tp
-        if f.default_factory is not dataclasses.MISSING:
-            namespace[f.name] = dataclasses.field(
-                default_factory=f.default_factory, metadata=metadata
-            )
-        elif f.default is not dataclasses.MISSING:
-            namespace[f.name] = dataclasses.field(default=f.default, metadata=metadata)
-        elif metadata:
-            namespace[f.name] = dataclasses.field(metadata=metadata)
+        value = redeclared(f, metadata)
+        if value is not dataclasses.MISSING:
+            namespace[f.name] = value
     namespace["__annotations__"] = annotations
     shadow = type(f"Sealed{cls.__name__}", (), namespace)
     for attr in meta.key.attrs:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from persisty.errors import ValidationError
+from persisty.layers._derived import redeclared
 from persisty.model import Attr, meta_of, parse_path, stored
 
 SHARDED_OF = "__persisty_sharded_of__"
@@ -121,14 +122,9 @@ def shard_model(cls: type[Any], paths: Mapping[str, str], *, name: str | None = 
             namespace[f.name] = None
             continue
         annotations[f.name] = tp
-        if f.default_factory is not dataclasses.MISSING:
-            namespace[f.name] = dataclasses.field(
-                default_factory=f.default_factory, metadata=metadata
-            )
-        elif f.default is not dataclasses.MISSING:
-            namespace[f.name] = dataclasses.field(default=f.default, metadata=metadata)
-        elif metadata:
-            namespace[f.name] = dataclasses.field(metadata=metadata)
+        value = redeclared(f, metadata)
+        if value is not dataclasses.MISSING:
+            namespace[f.name] = value
     annotations[SHARD_TAGS] = dict[str, str]
     namespace[SHARD_TAGS] = Attr(default_factory=dict)
     namespace["__annotations__"] = annotations
