@@ -23,8 +23,8 @@ from persisty.store._types import (
     Insert,
     Key,
     Remove,
-    Replace,
     WriteOp,
+    edit_results,
 )
 
 if TYPE_CHECKING:
@@ -129,21 +129,10 @@ def _attempt(
                 and (not isinstance(ops[i], Insert))
             ):
                 return None  # changed after it was read: resolve everything again
-    failed = any(errors)
-    results: list[EditResult[Any]] = []
-    for (_, e), op, err in zip(pairs, ops, errors, strict=True):
-        if err is not None:
-            results.append(EditResult(e, False, err.code, None, err.message, err.field))
-        elif failed:
-            results.append(
-                EditResult(
-                    e, False, "aborted", None, "not applied: another write of the commit failed"
-                )
-            )
-        else:
-            item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
-            results.append(EditResult(e, True, None, item))
-    return results
+    edits = [e for _, e in pairs]
+    return edit_results(
+        edits, ops, errors, atomic=True, aborted="another write of the commit failed"
+    )
 
 
 def plan_edits(

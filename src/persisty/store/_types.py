@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -241,6 +241,30 @@ class Clock:
     def advance(self, by: dt.timedelta) -> None:
         """Move the clock forward by ``by`` (from the system time if it was not set)."""
         self.now = self() + by
+
+
+def edit_results(
+    edits: Sequence[Edit],
+    ops: Sequence[WriteOp | None],
+    errors: Sequence[Any],
+    *,
+    atomic: bool,
+    aborted: str = "another edit in the batch failed",
+) -> list[EditResult[Any]]:
+    """One result per edit from what was planned (``ops``) and what failed (``errors``,
+    each a ``PersistyError`` or ``None``); when ``atomic`` and anything failed, the rest are
+    ``aborted``, with ``aborted`` saying why."""
+    failed = any(err is not None for err in errors)
+    results: list[EditResult[Any]] = []
+    for e, op, err in zip(edits, ops, errors, strict=True):
+        if err is not None:
+            results.append(EditResult(e, False, err.code, None, err.message, err.field))
+        elif atomic and failed:
+            results.append(EditResult(e, False, "aborted", None, f"not applied: {aborted}"))
+        else:
+            item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
+            results.append(EditResult(e, True, None, item))
+    return results
 
 
 def clock_of(store: Any) -> Clock:

@@ -44,6 +44,7 @@ from persisty.store._types import (
     Remove,
     Replace,
     WriteOp,
+    edit_results,
 )
 
 T = TypeVar("T")
@@ -265,21 +266,7 @@ class StoreBase(StoreCore[T]):
         errors: list[PersistyError | None],
         atomic: bool,
     ) -> list[EditResult[T]]:
-        failed = any(err is not None for err in errors)
-        results: list[EditResult[T]] = []
-        for e, op, err in zip(edits, ops, errors, strict=True):
-            if err is not None:
-                results.append(EditResult(e, False, err.code, None, err.message, err.field))
-            elif atomic and failed:
-                results.append(
-                    EditResult(
-                        e, False, "aborted", None, "not applied: another edit in the batch failed"
-                    )
-                )
-            else:
-                item = op.item if isinstance(op, Insert | Replace) else getattr(op, "old", None)
-                results.append(EditResult(e, True, None, item))
-        return results
+        return edit_results(edits, ops, errors, atomic=atomic)
 
     def restore(self, items: Sequence[Any], *, replace: bool = False) -> list[EditResult[T]]:
         """Write ``items`` exactly as given: generated values (``created``/``updated``
