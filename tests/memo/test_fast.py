@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,10 +95,8 @@ def test_none_is_cached_and_a_raising_worker_caches_nothing() -> None:
 
     assert h(1) is None and h(1) is None and runs == [1]
     for _ in range(2):
-        try:
+        with pytest.raises(ValueError):
             h(-1)
-        except ValueError:
-            pass
     assert runs == [1, -1, -1]
 
 
