@@ -154,7 +154,7 @@ _ENGINES = {
 
 @pytest.mark.parametrize("engine", list(_ENGINES))
 def test_a_tampered_pickle_is_refused_before_unpickling(engine: str, tmp_path: Path) -> None:
-    options = {"segments": 1} if engine == "dynamodb" else {}
+    options: dict[str, Any] = {"segments": 1} if engine == "dynamodb" else {}
     db = persisty.connect(
         _ENGINES[engine] or dynamodb_url(), namespace="t" + uuid.uuid4().hex[:10], **options
     )
@@ -162,13 +162,14 @@ def test_a_tampered_pickle_is_refused_before_unpickling(engine: str, tmp_path: P
         stash = StoreStash(db, "tamper", codec="pickle", secret="the stash secret")
         stash.dump("a", {"kept": (1, 2)})
         assert stash.get("a") == {"kept": (1, 2)}
-        signed = stash.store.read("a").value
+        entry_type: Any = stash.entry
+        signed: bytes = stash.store.read("a").value  # type: ignore[union-attr]
         marker = tmp_path / "unpickled"
         evil = pickle.dumps(_Boom(str(marker)))
         forged = StoreStash(db, "tamper", codec="pickle", secret="another secret")
         forged_blob = forged.codec.encode(_Boom(str(marker)))
         for blob in (signed[:36] + evil, evil, forged_blob, signed[:-1] + bytes([signed[-1] ^ 1])):
-            stash.store.put(type(stash.store.read("a"))(key="a", value=blob))
+            stash.store.put(entry_type(key="a", value=blob))
             with pytest.raises(IntegrityError):
                 stash.get("a")
             assert not marker.exists()  # refused before anything was unpickled
