@@ -21,6 +21,7 @@ from persisty.files._async.blobs import (
     AsyncDirectoryBlobs,
     AsyncMemoryBlobs,
 )
+from persisty.files._async.sqlchunks import AsyncSqlChunkBlobs
 from persisty.files._async.store import (
     AsyncFileReader,
     AsyncFileStore,
@@ -30,6 +31,7 @@ from persisty.files._async.store import (
 from persisty.files._model import (
     FileBlob,
     FileChunk,
+    FileChunkData,
     FileInfo,
     FileSecret,
     FileUpload,
@@ -45,6 +47,7 @@ from persisty.files._model import (
 )
 from persisty.files._sync.blobs import Blobs, ChunkBlobs, DirectoryBlobs, MemoryBlobs
 from persisty.files._sync.open import chunked_files, connect
+from persisty.files._sync.sqlchunks import SqlChunkBlobs
 from persisty.files._sync.store import FileReader, FileStore
 
 __all__ = [
@@ -54,11 +57,13 @@ __all__ = [
     "AsyncFileReader",
     "AsyncFileStore",
     "AsyncMemoryBlobs",
+    "AsyncSqlChunkBlobs",
     "Blobs",
     "ChunkBlobs",
     "DirectoryBlobs",
     "FileBlob",
     "FileChunk",
+    "FileChunkData",
     "FileInfo",
     "FileReader",
     "FileSecret",
@@ -70,6 +75,7 @@ __all__ = [
     "Limits",
     "MemoryBlobs",
     "SignedDownload",
+    "SqlChunkBlobs",
     "UploadGrant",
     "UploadPart",
     "check_key",

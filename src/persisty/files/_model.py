@@ -79,6 +79,19 @@ class FileChunk:
     data: bytes
 
 
+@stored(indexes=[Index("blob")])
+class FileChunkData:
+    """Chunk ``index`` of a blob in a SQL database: its bytes are the raw ``data`` column
+    of the row, which the file store writes and reads by SQL of its own; the item itself
+    (what the store's read answers) carries ``size`` and no ``data``."""
+
+    id: str
+    blob: str
+    index: int
+    size: int
+    data: bytes | None = None
+
+
 @stored(indexes=[Index("store")])
 class FileUpload:
     """A pending (or completed) upload granted by ``upload_grant``."""
