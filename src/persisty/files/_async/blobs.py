@@ -180,7 +180,7 @@ class AsyncChunkBlobs(AsyncBlobs):
     """Blobs as chunks (``chunk_size`` bytes each, 256 KiB by default) in two ordinary
     stores of any persisty database: ``FileBlob`` records (one per blob, written before its
     chunks and deleted after them) and ``FileChunk`` records. A range reads only the chunks
-    it covers, ``window`` chunks per ``read_batch``."""
+    it covers, about ``window_bytes`` (default ``batch_bytes``) per ``read_batch``."""
 
     marker = "c"
 
@@ -192,12 +192,14 @@ class AsyncChunkBlobs(AsyncBlobs):
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_bytes: int = 4 * 1024 * 1024,
+        window_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.chunks = chunks
         self.chunk_size = chunk_size
         self.batch = max(1, batch_bytes // chunk_size)
+        self.window = max(1, (window_bytes or batch_bytes) // chunk_size)
 
     def new_id(self) -> str:
         return f"{new_blob_id()}{self.marker}{self.chunk_size}"
@@ -248,8 +250,8 @@ class AsyncChunkBlobs(AsyncBlobs):
             return
         size = chunk_size_of(blob_id)
         first, last = start // size, (end - 1) // size
-        for window in range(first, last + 1, self.batch):
-            indexes = range(window, min(last + 1, window + self.batch))
+        for window in range(first, last + 1, self.window):
+            indexes = range(window, min(last + 1, window + self.window))
             found = await self._fetch(blob_id, indexes)
             for i, data in zip(indexes, found, strict=True):
                 if data is None:

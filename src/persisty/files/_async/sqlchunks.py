@@ -19,7 +19,8 @@ from persisty.files._async.blobs import AsyncChunkBlobs, chunk_id, chunk_size_of
 from persisty.files._model import DEFAULT_CHUNK_SIZE, FileBlob, FileChunk, FileChunkData
 from persisty.query import F
 
-SQL_BATCH_BYTES = 4 * 1024 * 1024
+SQL_BATCH_BYTES = 4 * 1024 * 1024  # per transaction: the fastest of 4 and 16 MiB on SQLite
+SQL_WINDOW_BYTES = 16 * 1024 * 1024  # per SELECT: fewer, larger queries read faster
 
 
 def raw_chunks(db: object) -> AsyncSqlStore | None:
@@ -48,9 +49,15 @@ class AsyncSqlChunkBlobs(AsyncChunkBlobs):
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_bytes: int = SQL_BATCH_BYTES,
+        window_bytes: int = SQL_WINDOW_BYTES,
     ) -> None:
         super().__init__(
-            store, db.store(FileBlob), rows, chunk_size=chunk_size, batch_bytes=batch_bytes
+            store,
+            db.store(FileBlob),
+            rows,
+            chunk_size=chunk_size,
+            batch_bytes=batch_bytes,
+            window_bytes=window_bytes,
         )
         self.db = db
         self.schema = schema = rows.schema
