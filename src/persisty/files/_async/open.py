@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from persisty.backends.sql import AsyncSqlDatabase
 from persisty.errors import ValidationError
 from persisty.files._async.blobs import (
     AsyncBlobs,
@@ -67,10 +66,11 @@ def chunk_blobs(
 ) -> AsyncChunkBlobs:
     """Chunks in ``db``: raw rows of a SQL table on a SQL database (no copy of the bytes
     in a JSON document), ``FileChunk`` items on every other one."""
-    rows = raw_chunks(db)
-    if rows is not None:
-        assert isinstance(db, AsyncSqlDatabase)
-        return AsyncSqlChunkBlobs(name, db, rows, chunk_size=chunk_size, batch_bytes=batch_bytes)
+    sql = raw_chunks(db)
+    if sql is not None:
+        return AsyncSqlChunkBlobs(
+            name, sql[0], sql[1], chunk_size=chunk_size, batch_bytes=batch_bytes
+        )
     return AsyncChunkBlobs(
         name,
         db.store(FileBlob),

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from persisty.backends.sql import SqlDatabase
 from persisty.errors import ValidationError
 from persisty.files._databases import Databases
 from persisty.files._model import (
@@ -68,10 +67,9 @@ def chunk_blobs(
 ) -> ChunkBlobs:
     """Chunks in ``db``: raw rows of a SQL table on a SQL database (no copy of the bytes
     in a JSON document), ``FileChunk`` items on every other one."""
-    rows = raw_chunks(db)
-    if rows is not None:
-        assert isinstance(db, SqlDatabase)
-        return SqlChunkBlobs(name, db, rows, chunk_size=chunk_size, batch_bytes=batch_bytes)
+    sql = raw_chunks(db)
+    if sql is not None:
+        return SqlChunkBlobs(name, sql[0], sql[1], chunk_size=chunk_size, batch_bytes=batch_bytes)
     return ChunkBlobs(
         name,
         db.store(FileBlob),

@@ -13,23 +13,29 @@ carry ``blob``, ``index`` and ``size``, never the bytes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from persisty.backends.sql import SqlDatabase, SqlStore
 from persisty.files._model import DEFAULT_CHUNK_SIZE, FileBlob, FileChunk, FileChunkData
 from persisty.files._sync.blobs import ChunkBlobs, chunk_id, chunk_size_of
 from persisty.query import F
+
+if TYPE_CHECKING:  # the SQL backend imports the store, which opens file stores: no cycle
+    from persisty.backends.sql import SqlDatabase, SqlStore
 
 SQL_BATCH_BYTES = 4 * 1024 * 1024  # per transaction: the fastest of 4 and 16 MiB on SQLite
 SQL_WINDOW_BYTES = 16 * 1024 * 1024  # per SELECT: fewer, larger queries read faster
 
 
-def raw_chunks(db: object) -> SqlStore | None:
-    """The ``FileChunkData`` store of ``db`` when it is a SQL database, else ``None``."""
-    if not isinstance(db, SqlDatabase):
+def raw_chunks(db: Any) -> tuple[SqlDatabase, SqlStore] | None:
+    """``db`` and its ``FileChunkData`` store when ``db`` is a SQL database (it has the
+    ``executor``, ``tables`` and ``dialect`` of one, and its stores a table ``schema``),
+    else ``None``."""
+    if not all(hasattr(db, a) for a in ("executor", "tables", "dialect", "store")):
         return None
     store = db.store(FileChunkData)
-    return store if isinstance(store, SqlStore) else None
+    if not hasattr(store, "schema"):
+        return None
+    return cast("SqlDatabase", db), cast("SqlStore", store)
 
 
 class SqlChunkBlobs(ChunkBlobs):
