@@ -55,7 +55,9 @@ class AsyncChangeChannel:
                 await conn.execute("SELECT pg_notify(%s, '')", (self.pg_name,))
 
     async def changed(self) -> bool:
-        """Whether a change was announced since the last look (subscribing on the first)."""
+        """Whether a change was announced since the last look; ``True`` on the first look
+        (it subscribes) and after a broken channel came back, as changes made meanwhile
+        were not announced (the counter tells)."""
         if self.kind == "redis":
             return await self._redis_changed()
         if self.kind == "postgresql":
@@ -68,7 +70,7 @@ class AsyncChangeChannel:
                 sub = self.client.pubsub(ignore_subscribe_messages=True)
                 await sub.subscribe(self.name)
                 self._subscription = sub
-                return False
+                return True  # what changed before the subscription is not announced
             seen = False
             while await self._subscription.get_message(timeout=0) is not None:
                 seen = True
@@ -95,7 +97,7 @@ class AsyncChangeChannel:
         try:
             if self._conn is None:
                 await self._listener()
-                return False
+                return True  # what changed before listening is not announced
             pgconn = self._conn.pgconn
             pgconn.consume_input()  # what has arrived on the socket, without blocking
             while pgconn.notifies() is not None:

@@ -56,7 +56,9 @@ class ChangeChannel:
                 conn.execute("SELECT pg_notify(%s, '')", (self.pg_name,))
 
     def changed(self) -> bool:
-        """Whether a change was announced since the last look (subscribing on the first)."""
+        """Whether a change was announced since the last look; ``True`` on the first look
+        (it subscribes) and after a broken channel came back, as changes made meanwhile
+        were not announced (the counter tells)."""
         if self.kind == "redis":
             return self._redis_changed()
         if self.kind == "postgresql":
@@ -69,7 +71,7 @@ class ChangeChannel:
                 sub = self.client.pubsub(ignore_subscribe_messages=True)
                 sub.subscribe(self.name)
                 self._subscription = sub
-                return False
+                return True  # what changed before the subscription is not announced
             seen = False
             while self._subscription.get_message(timeout=0) is not None:
                 seen = True
@@ -96,7 +98,7 @@ class ChangeChannel:
         try:
             if self._conn is None:
                 self._listener()
-                return False
+                return True  # what changed before listening is not announced
             pgconn = self._conn.pgconn
             pgconn.consume_input()  # what has arrived on the socket, without blocking
             while pgconn.notifies() is not None:
