@@ -4,6 +4,7 @@ dynamic store), on every backend, sync and async."""
 
 from __future__ import annotations
 
+import importlib
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -27,8 +28,22 @@ from persisty.layers import KeyRing, Policy, Principal, cached, encrypted, obser
 from persisty.model import meta_of
 from persisty.store import AsyncDatabase, AsyncStore, Database, Store
 from persisty.testing import AsyncStoreConformance, StoreConformance
+from persisty.testing._store import _async as parts_async
+from persisty.testing._store import _sync as parts_sync
 
-_MODULES = (suite_sync, suite_async, suite_data, secrecy_sync, secrecy_async)
+_PARTS = ("base", "crud", "search", "batch")
+_MODULES = (
+    suite_sync,
+    suite_async,
+    suite_data,
+    secrecy_sync,
+    secrecy_async,
+    *(
+        importlib.import_module(f"{pkg.__name__}.{p}")
+        for pkg in (parts_sync, parts_async)
+        for p in _PARTS
+    ),
+)
 
 
 def _swap(monkeypatch: pytest.MonkeyPatch, cls: type[Any]) -> None:

@@ -7,7 +7,9 @@ Example::
     notes = db.store(Note)
 """
 
-from persisty.backends.dynamodb._async import AsyncDynamoDatabase, AsyncDynamoStore
-from persisty.backends.dynamodb._sync import DynamoDatabase, DynamoStore
+from persisty.backends.dynamodb._async.database import AsyncDynamoDatabase
+from persisty.backends.dynamodb._async.store import AsyncDynamoStore
+from persisty.backends.dynamodb._sync.database import DynamoDatabase
+from persisty.backends.dynamodb._sync.store import DynamoStore
 
 __all__ = ["AsyncDynamoDatabase", "AsyncDynamoStore", "DynamoDatabase", "DynamoStore"]

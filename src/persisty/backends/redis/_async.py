@@ -72,22 +72,19 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         self._count_script = client.register_script(COUNT)
         self._expire_script = client.register_script(EXPIRE)
         self._key_order = sort_spec(meta, None)
-        self._ready = False
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
 
     # ---- index versions -----------------------------------------------------------------
 
-    async def _prepare(self) -> list[str]:
-        """Once per store object: when the declared indexes differ from those the stored
-        items were indexed with, re-index every item (what ``db.migrate()`` reports)."""
+    async def _setup(self) -> list[str]:
+        """When the declared indexes differ from those the stored items were indexed with,
+        re-index every item (what ``db.migrate()`` reports)."""
         layout = self.layout
         with translate():
             stored = await self.client.get(layout.version_key)
             if stored == layout.signature:
-                self._ready = True
                 return []
-            self._ready = True  # the writes below must not come back here
             done = 0
             if await self.client.zcard(layout.keyset.zset):
                 done = await self._reindex()
@@ -112,13 +109,13 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                 return total
             lo = b"(" + page[-1]
             raws = [layout.raw_of(layout.keyset, m) for m in page]
-            rows = await self._fetch(raws)
+            rows = await self._mget(raws)  # not _fetch: the store is being prepared
             ops: list[WriteOp] = []
             for row in rows:
                 if row is not None:
                     item, tag = row
                     ops.append(Replace(self.meta.key_values(item), item, tag, tag))
-            errors = await self._commit(ops, False)
+            errors = await self._send(ops, False)
             clash = next(
                 (
                     e
@@ -128,7 +125,6 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
                 None,
             )
             if clash is not None:
-                self._ready = False
                 raise Conflict(
                     f"cannot build the indexes of {self.meta.name}: {clash.message}",
                     field=clash.field,
@@ -151,6 +147,9 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
         """Items by raw key strings, ``None`` where missing (MGET, pipelined in chunks)."""
         if not self._ready:
             await self._prepare()
+        return await self._mget(raws)
+
+    async def _mget(self, raws: Sequence[bytes]) -> list[tuple[Any, str] | None]:
         if not raws:
             return []
         names = [self.layout.item_key(r) for r in raws]
@@ -179,6 +178,10 @@ class AsyncRedisStore(AsyncStoreBase[Any]):
     async def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not self._ready:
             await self._prepare()
+        return await self._send(ops, atomic)
+
+    async def _send(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        """``_commit`` on a prepared store: the commit script, in chunks when not atomic."""
         if not ops:
             return []
         if atomic or len(ops) <= CHUNK:  # one script call: all or nothing when atomic
@@ -496,7 +499,7 @@ class AsyncRedisDatabase(AsyncDatabase):
         done: list[str] = []
         for store in self._stores.values():
             if isinstance(store, AsyncRedisStore):
-                store._ready = False
+                store._unprepare()
                 done += await store._prepare()
         return done
 
@@ -527,7 +530,7 @@ class AsyncRedisDatabase(AsyncDatabase):
                 await self.client.unlink(*batch)
         for s in stores:
             if isinstance(s, AsyncRedisStore):
-                s._ready = False
+                s._unprepare()
 
     async def footprint(self, cls: type[Any] | None = None) -> list[str]:
         """The keys of the store of ``cls`` (without ``cls``, of the namespace)."""

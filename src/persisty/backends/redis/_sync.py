@@ -73,22 +73,19 @@ class RedisStore(StoreBase[Any]):
         self._count_script = client.register_script(COUNT)
         self._expire_script = client.register_script(EXPIRE)
         self._key_order = sort_spec(meta, None)
-        self._ready = False
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
 
     # ---- index versions -----------------------------------------------------------------
 
-    def _prepare(self) -> list[str]:
-        """Once per store object: when the declared indexes differ from those the stored
-        items were indexed with, re-index every item (what ``db.migrate()`` reports)."""
+    def _setup(self) -> list[str]:
+        """When the declared indexes differ from those the stored items were indexed with,
+        re-index every item (what ``db.migrate()`` reports)."""
         layout = self.layout
         with translate():
             stored = self.client.get(layout.version_key)
             if stored == layout.signature:
-                self._ready = True
                 return []
-            self._ready = True  # the writes below must not come back here
             done = 0
             if self.client.zcard(layout.keyset.zset):
                 done = self._reindex()
@@ -111,13 +108,13 @@ class RedisStore(StoreBase[Any]):
                 return total
             lo = b"(" + page[-1]
             raws = [layout.raw_of(layout.keyset, m) for m in page]
-            rows = self._fetch(raws)
+            rows = self._mget(raws)  # not _fetch: the store is being prepared
             ops: list[WriteOp] = []
             for row in rows:
                 if row is not None:
                     item, tag = row
                     ops.append(Replace(self.meta.key_values(item), item, tag, tag))
-            errors = self._commit(ops, False)
+            errors = self._send(ops, False)
             clash = next(
                 (
                     e
@@ -127,7 +124,6 @@ class RedisStore(StoreBase[Any]):
                 None,
             )
             if clash is not None:
-                self._ready = False
                 raise Conflict(
                     f"cannot build the indexes of {self.meta.name}: {clash.message}",
                     field=clash.field,
@@ -150,6 +146,9 @@ class RedisStore(StoreBase[Any]):
         """Items by raw key strings, ``None`` where missing (MGET, pipelined in chunks)."""
         if not self._ready:
             self._prepare()
+        return self._mget(raws)
+
+    def _mget(self, raws: Sequence[bytes]) -> list[tuple[Any, str] | None]:
         if not raws:
             return []
         names = [self.layout.item_key(r) for r in raws]
@@ -178,6 +177,10 @@ class RedisStore(StoreBase[Any]):
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
         if not self._ready:
             self._prepare()
+        return self._send(ops, atomic)
+
+    def _send(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
+        """``_commit`` on a prepared store: the commit script, in chunks when not atomic."""
         if not ops:
             return []
         if atomic or len(ops) <= CHUNK:  # one script call: all or nothing when atomic
@@ -495,7 +498,7 @@ class RedisDatabase(Database):
         done: list[str] = []
         for store in self._stores.values():
             if isinstance(store, RedisStore):
-                store._ready = False
+                store._unprepare()
                 done += store._prepare()
         return done
 
@@ -526,7 +529,7 @@ class RedisDatabase(Database):
                 self.client.unlink(*batch)
         for s in stores:
             if isinstance(s, RedisStore):
-                s._ready = False
+                s._unprepare()
 
     def footprint(self, cls: type[Any] | None = None) -> list[str]:
         """The keys of the store of ``cls`` (without ``cls``, of the namespace)."""

@@ -8,6 +8,7 @@ The sync twin ``_sync/core.py`` is generated from this file by
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
@@ -96,6 +97,7 @@ class AsyncStoreCore(AsyncStore[T]):
             for a in meta.attrs
             if a.name not in meta.key.attrs
         )
+        self._setup_lock = asyncio.Lock()
 
     checks_expected = False
     """Whether ``_commit`` checks each op's ``expected`` etag, and reports a missing key, on
@@ -110,6 +112,34 @@ class AsyncStoreCore(AsyncStore[T]):
     filters the rest in Python."""
 
     # ---- hooks --------------------------------------------------------------------------
+
+    _ready = False
+    """Whether :meth:`_setup` has run on this store object (see :meth:`_prepare`)."""
+
+    async def _setup(self) -> list[str]:
+        """Make the engine ready for this store (create its table, check how its items are
+        indexed, ...) and say what was done; :meth:`_prepare` runs it once. Nothing by
+        default."""
+        return []
+
+    async def _prepare(self) -> list[str]:
+        """Run :meth:`_setup` unless it has run on this store object since it was opened or
+        last :meth:`_unprepare`-d; what it did. Concurrent callers wait for one setup, and a
+        failed setup runs again next time. Backends call it before touching the engine
+        (``if not self._ready: await self._prepare()`` on hot paths)."""
+        if self._ready:
+            return []
+        async with self._setup_lock:
+            if self._ready:
+                return []
+            done = await self._setup()
+            self._ready = True
+            return done
+
+    def _unprepare(self) -> None:
+        """Make the next :meth:`_prepare` run :meth:`_setup` again (after a drop, or so that
+        a migrate checks the engine anew)."""
+        self._ready = False
 
     @abstractmethod
     async def _get(self, key: Key) -> tuple[T, str] | None:

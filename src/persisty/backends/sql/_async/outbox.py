@@ -174,9 +174,10 @@ class AsyncSqlOutboxStore(AsyncSqlStore):
         self.default_limit = of.default_limit
         self.outbox = outbox
 
-    async def _prepare(self) -> None:
-        await super()._prepare()
+    async def _prepare(self) -> list[str]:
+        done = await super()._prepare()
         await self.tables.ensure_outbox()
+        return done
 
     async def _log(self, conn: Any, ops: Sequence[WriteOp]) -> None:
         await self.outbox.write(conn, ops)

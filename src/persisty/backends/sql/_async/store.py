@@ -123,10 +123,13 @@ class AsyncSqlStore(AsyncStoreBase[Any]):
 
     # ---- connections --------------------------------------------------------------------
 
-    async def _prepare(self) -> None:
+    async def _prepare(self) -> list[str]:
+        # the tables' epoch stands for the base class's ready flag: a drop or migrate of
+        # the database's tables (not of this store object) makes every store check again
         epoch = self.tables.epoch
         await self.tables.ensure(self.schema)
         self._epoch = epoch
+        return []
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Any]:

@@ -175,9 +175,10 @@ class SqlOutboxStore(SqlStore):
         self.default_limit = of.default_limit
         self.outbox = outbox
 
-    def _prepare(self) -> None:
-        super()._prepare()
+    def _prepare(self) -> list[str]:
+        done = super()._prepare()
         self.tables.ensure_outbox()
+        return done
 
     def _log(self, conn: Any, ops: Sequence[WriteOp]) -> None:
         self.outbox.write(conn, ops)

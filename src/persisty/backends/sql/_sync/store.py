@@ -124,10 +124,13 @@ class SqlStore(StoreBase[Any]):
 
     # ---- connections --------------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def _prepare(self) -> list[str]:
+        # the tables' epoch stands for the base class's ready flag: a drop or migrate of
+        # the database's tables (not of this store object) makes every store check again
         epoch = self.tables.epoch
         self.tables.ensure(self.schema)
         self._epoch = epoch
+        return []
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:

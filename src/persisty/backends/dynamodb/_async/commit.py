@@ -1,6 +1,7 @@
 """Writes to several tables of one DynamoDB database in one ``TransactWriteItems``.
 
-The sync twin ``_commit_sync.py`` is generated from this file; edit this one.
+The sync twin ``_sync/commit.py`` is generated from this file by ``scripts/generate_sync.py``;
+edit this file, never the twin.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from persisty.errors import Conflict, PersistyError, ValidationError
 from persisty.store import WriteOp
 
 MAX_TRANSACTION = 100
+"""DynamoDB's limit of actions in one TransactWriteItems (edits plus unique markers)."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1 @@
+"""The DynamoDB backend, async (the source of the generated ``_sync`` package)."""

@@ -1,0 +1,1 @@
+"""The Store conformance suite's parts (async sources; ``_sync`` is generated)."""
