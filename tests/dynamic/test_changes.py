@@ -116,10 +116,10 @@ def test_errors_name_the_users_store_and_attributes(db: Any) -> None:
         [persisty.Edit.create({"zid": "c", "title": "x" * 30, "assignee": "a"})], atomic=False
     )
     assert not results[0].ok and "__g" not in (results[0].message or "")
-    report = import_rows(tasks, rows_of(["zid,title,assignee", "d,ok,ann", "e,,"], "csv"), cells=True)
-    assert report.imported == 1 and [(e.line, e.field) for e in report.errors] == [
-        (3, "title")
-    ]
+    report = import_rows(
+        tasks, rows_of(["zid,title,assignee", "d,ok,ann", "e,,"], "csv"), cells=True
+    )
+    assert report.imported == 1 and [(e.line, e.field) for e in report.errors] == [(3, "title")]
     assert "__g" not in report.errors[0].message and "tasks" in report.errors[0].message
 
 
@@ -129,7 +129,9 @@ def test_attributes_keep_their_declared_order(db: Any) -> None:
     d = cat.get("tasks")
     assert list(d.spec["attrs"]) == ORDER
     assert list(d.spec["attrs"]["where"]["attrs"]) == ["street", "city"]
-    fresh = catalog(persisty.connect(db.url, namespace=db.namespace)) if db.url != "memory://" else cat
+    fresh = (
+        catalog(persisty.connect(db.url, namespace=db.namespace)) if db.url != "memory://" else cat
+    )
     for c in (cat, fresh):
         store = c.store("tasks")
         assert [a.name for a in store.meta.attrs] == ORDER

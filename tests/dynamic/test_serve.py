@@ -303,13 +303,10 @@ def _alters_seen(one: Server, two: Server, rounds: int) -> list[float]:
         r = writer.client.put("/api/_schemas/tasks", json=spec, headers={"If-Match": tag})
         assert r.status_code == 200, r.text
         tag = r.headers["etag"].strip('"')
+        item = {"title": "t", f"x{i}": "v"}
         seen.append(
             _wait_for(
-                lambda: (
-                    reader.client.post("/api/tasks", json={"title": "t", f"x{i}": "v"}).status_code
-                    == 201
-                ),
-                5,
+                lambda c=reader.client, b=item: c.post("/api/tasks", json=b).status_code == 201, 5
             )
         )
     return seen

@@ -140,6 +140,13 @@ class AsyncCatalog:
         """The change counter this process last saw (``None`` before the first look)."""
         return self._state.serial
 
+    @property
+    def channel(self) -> str:
+        """How other processes hear of this catalog's changes at once: ``"redis"``
+        (pub/sub), ``"postgresql"`` (``LISTEN``/``NOTIFY``) or ``"polled"`` (only the
+        counter, within ``staleness``)."""
+        return self._state.channel.kind if self._state.channel is not None else "polled"
+
     async def refresh(self, force: bool = False) -> bool:
         """Reload the definitions when the change counter moved (or ``force``); return
         whether anything was reloaded. Called by every use at most once per ``staleness``."""
