@@ -35,7 +35,7 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.model import StoreMeta, etag
-from persisty.query import NONE, Filter, PageKeys, Sort, validate_filter
+from persisty.query import ALL, NONE, Filter, PageKeys, Sort, validate_filter
 from persisty.store import (
     MAX_RETRIES,
     Edit,
@@ -45,6 +45,7 @@ from persisty.store import (
     Key,
     OrderArg,
     Page,
+    Plan,
     Remove,
     Replace,
     StoreBase,
@@ -411,6 +412,13 @@ class SqlStore(StoreBase[Any]):
         rows = self._query(sql, params)
         return int(rows[0][0])
 
+    def _plan(self, f: Filter, spec: Sort) -> Plan:
+        native, residual = self.schema.compiler.split(f)
+        if residual is ALL:
+            return Plan(f)
+        detail = self._describe(native, spec) + f"; residual in Python: {residual!r}"
+        return Plan(native, residual, True, detail)
+
     def _describe(self, native: Filter, spec: Sort) -> str:
         sql, params = self.schema.compiler.select(native, spec, None, self.default_limit + 1)
         return f"{self.dialect.name}: {sql}; parameters {params!r}"
@@ -486,7 +494,12 @@ class SqlStore(StoreBase[Any]):
     def update(
         self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> Any:
-        if precondition is None or not self._blind_update or self.meta.expires is not None:
+        if (
+            precondition is None
+            or not self._blind_update
+            or self.meta.expires is not None
+            or not self.schema.compiler.pushable(validate_filter(precondition, self.meta))
+        ):
             return super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one UPDATE with the precondition in SQL
         if not isinstance(item, self.meta.cls):
@@ -645,6 +658,8 @@ class SqlStore(StoreBase[Any]):
         f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
+        if not self.schema.compiler.pushable(f):
+            return super().delete_all(f)
         sql, params = self.schema.compiler.delete_where(f)
         with self._conn() as conn:
             return self.executor.run(conn, sql, params, self.schema)
@@ -654,6 +669,8 @@ class SqlStore(StoreBase[Any]):
         f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
+        if not self.schema.compiler.pushable(f):
+            return super().update_all(f, changes)
         s = self.schema
         sql, params = s.compiler.select(f, (), None, None, what=s.quoted_doc, lock=True)
         now = self.clock()
