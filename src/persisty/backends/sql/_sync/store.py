@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from persisty.backends.sql._blind import value_checks
 from persisty.backends.sql._sync.executor import SqlExecutor
 from persisty.backends.sql._sync.tables import SqlTables
 from persisty.backends.sql._table import ETAG, TableSchema
@@ -121,6 +122,8 @@ class SqlStore(StoreBase[Any]):
             and (self.dialect.upsert_on_key_only or not any(ix.unique for ix in meta.indexes))
         )
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
+        # a patch without a read: the engine sets the values inside the document
+        self._checks = value_checks(meta) if self.dialect.doc_set_sql is not None else None
 
     # ---- connections --------------------------------------------------------------------
 
@@ -195,7 +198,8 @@ class SqlStore(StoreBase[Any]):
         if not rows:
             return None
         doc, tag = rows[0]
-        return self._decode(doc), tag
+        item = self._decode(doc)
+        return item, tag or etag(item)  # (empty after a patch without a read)
 
     def _get_many(self, keys: Sequence[Key]) -> list[tuple[Any, str] | None]:
         if not keys:
@@ -213,7 +217,7 @@ class SqlStore(StoreBase[Any]):
                 params.extend(s.key_params(k))
             for doc, tag, _ in self._query(s.sql_get_many(len(chunk)), params):
                 item = decode(doc)
-                found[self.meta.key_values(item)] = (item, tag)
+                found[self.meta.key_values(item)] = (item, tag or etag(item))
         return [found.get(tuple(k)) for k in keys]
 
     def _by_params(self, params_of: list[Any]) -> list[tuple[Any, str] | None]:
@@ -226,7 +230,8 @@ class SqlStore(StoreBase[Any]):
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             for doc, tag, kv in self._query(s.sql_get_many(len(chunk)), chunk):
-                by_param[kv] = (decode(doc), tag)
+                item = decode(doc)
+                by_param[kv] = (item, tag or etag(item))
         return [by_param.get(p) for p in params_of]
 
     def _commit(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
@@ -289,6 +294,8 @@ class SqlStore(StoreBase[Any]):
             if expected is not None:
                 params = (*params, expected)
         if self._execute(sql, params):
+            return None
+        if expected is not None and self._filled(op.key, expected) and self._execute(sql, params):
             return None
         if expected is not None and self._query(s.sql_etag, s.key_params(op.key)):
             return PreconditionFailed("the item has changed (etag does not match)")
@@ -375,18 +382,38 @@ class SqlStore(StoreBase[Any]):
             return
         if isinstance(op, Replace):
             if op.expected is None:
-                n = db.run(conn, s.sql_update, s.update_params(op.item, op.etag), s)
+                sql, params = s.sql_update, s.update_params(op.item, op.etag)
             else:
-                n = db.run(conn, s.sql_update_if, s.update_params(op.item, op.etag, op.expected), s)
+                sql, params = s.sql_update_if, s.update_params(op.item, op.etag, op.expected)
         elif isinstance(op, Remove):
             if op.expected is None:
-                n = db.run(conn, s.sql_delete, s.key_params(op.key), s)
+                sql, params = s.sql_delete, s.key_params(op.key)
             else:
-                n = db.run(conn, s.sql_delete_if, (*s.key_params(op.key), op.expected), s)
+                sql, params = s.sql_delete_if, (*s.key_params(op.key), op.expected)
         else:
             raise ValidationError(f"unknown write {op!r}")
+        n = db.run(conn, sql, params, s)
+        if n == 0 and op.expected is not None and self._filled(op.key, op.expected, conn):
+            n = db.run(conn, sql, params, s)
         if n == 0:
             self._missing(conn, op.key, op.expected)
+
+    def _filled(self, key: Key, expected: str, conn: Any = None) -> bool:
+        """Whether the row of ``key`` had an empty etag (a patch without a read) whose
+        document hashes to ``expected``, now filled in: the conditional write that found
+        no row may try again."""
+        s = self.schema
+        kp = s.key_params(key)
+        if conn is None:
+            rows = self._query(s.sql_get, kp)
+        else:
+            rows = self.executor.fetch(conn, s.sql_get, kp, s)
+        if not rows or rows[0][1] or etag(self._decode(rows[0][0])) != expected:
+            return False
+        params = (expected, *kp, rows[0][0])
+        if conn is None:
+            return self._execute(s.sql_fill_etag, params) > 0
+        return self.executor.run(conn, s.sql_fill_etag, params, s) > 0
 
     def _missing(self, conn: Any, key: Key, expected: str | None) -> None:
         key_text = self.meta.key_string(key)
@@ -496,7 +523,9 @@ class SqlStore(StoreBase[Any]):
         s = self.schema
         params = list(s.update_row(new))
         sql = self._conditions(s.sql_update, params, if_match, precondition)
-        if self._execute(sql, params) == 0:
+        if self._execute(sql, params) == 0 and not (
+            if_match is not None and self._filled(key, if_match) and self._execute(sql, params)
+        ):
             raise self._not_written(key)
         return new
 
@@ -543,18 +572,25 @@ class SqlStore(StoreBase[Any]):
         k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
         s = self.schema
         if if_match is None and precondition is None and not increments:
+            if self._checks is not None and not self._logs:
+                done = self._patch_blind(k, key, names, changes)
+                if done is not None:
+                    return done
             # read, then one UPDATE of the changed columns while the row is as read
             keyp = s.key_params(k)
             for _ in range(MAX_RETRIES):
                 rows = self._query(s.sql_get, keyp)
                 if not rows:
                     raise NotFound(f"no {self.meta.name} with key {key!r}")
+                if not rows[0][1]:  # an empty etag says nothing of a change: hold the row
+                    break
                 new = prepare_patch(self.meta, self._decode(rows[0][0]), changes, self.clock())
                 _, params = s.patch_params(names, new, k, rows[0][1])
                 if self._execute(s.patch_sql(names, True), params):
                     return new
                 self.retries += 1
-            raise Conflict("too many concurrent changes; try again")
+            else:
+                raise Conflict("too many concurrent changes; try again")
         # increments and conditions: one transaction holding the row, so no lost race (a
         # deadlock the engine resolved by rolling it back is tried again)
         for attempt in itertools.count():
@@ -565,6 +601,44 @@ class SqlStore(StoreBase[Any]):
                     raise
                 _after_collision(attempt)
         raise AssertionError("unreachable")
+
+    _logs = False
+    """Whether :meth:`_log` writes each change (the outbox twin): its patches read first."""
+
+    def _patch_blind(
+        self, k: Key, key: str, names: tuple[str, ...], changes: Mapping[str, Any]
+    ) -> Any:
+        """A patch in one ``UPDATE … RETURNING`` (no read), the new item; ``None`` when a
+        value does not pass its check or the engine refused the write (the read path then
+        gives the error that names the culprit)."""
+        assert self._checks is not None
+        checked = self._checks.checked
+        by_name = self.schema.by_name
+        now = None
+        cols: list[Any] = []
+        docs: list[Any] = []
+        for n in names:
+            if n in changes:
+                got = checked(n, changes[n])
+            else:  # an ``updated`` timestamp
+                now = now or self.clock()
+                got = checked(n, now)
+            if got is None:
+                return None
+            v, raw = got
+            conv = by_name[n].conv
+            cols.append(v if conv is None or v is None else conv(v))
+            docs.append(raw.decode())
+        s = self.schema
+        try:
+            rows = self._query(s.blind_patch_sql(names), [*cols, *docs, *s.key_params(k)])
+        except ConcurrentChange:
+            raise
+        except PersistyError:
+            return None
+        if not rows:
+            raise NotFound(f"no {self.meta.name} with key {key!r}")
+        return self._decode(rows[0][0])
 
     def _patch_locked(
         self,
@@ -583,7 +657,7 @@ class SqlStore(StoreBase[Any]):
                 if not rows:
                     raise NotFound(f"no {self.meta.name} with key {key!r}")
                 current = self._decode(rows[0][0])
-                self._check((current, rows[0][1]), if_match, precondition)
+                self._check((current, rows[0][1] or etag(current)), if_match, precondition)
                 new = prepare_patch(self.meta, current, changes, self.clock())
                 _, params = s.patch_params(names, new, k)
                 self.executor.run(conn, s.patch_sql(names, False), params, s)
@@ -604,7 +678,9 @@ class SqlStore(StoreBase[Any]):
         s = self.schema
         params = list(s.key_params(k))
         sql = self._conditions(s.sql_delete, params, if_match, precondition)
-        if self._execute(sql, params) == 0:
+        if self._execute(sql, params) == 0 and not (
+            if_match is not None and self._filled(k, if_match) and self._execute(sql, params)
+        ):
             raise self._not_written(k)
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
