@@ -2,22 +2,34 @@
 
     .venv/bin/python benchmarks/bench_stash.py [--n 5000] [--repeat 3]
 
-Stash phases (ops/s; each timing the best of ``--repeat`` runs, because a busy machine only
-ever slows a run down): ``set`` (n dumps), ``get`` (n random reads), ``exists`` (n, half of
+Stash phases (ops/s): ``set`` (n dumps), ``get`` (n random reads), ``exists`` (n, half of
 them missing), ``len`` (200 calls) and ``keys`` (20 full listings), for ``StoreStash`` on a
 SQLite file, ``diskcache.Cache`` and ``sqlitedict.SqliteDict`` (autocommit, so every set is
 durable as the others'). Memo: the cost of a hit of ``@persisted`` in process against
 ``functools.cache``, and of a hit served by the store (``store=`` a SQLite file, a fresh
 process memory: the decorated function made anew) against ``diskcache.memoize``.
 Ratios are persisty ÷ peer in ops/s (above 1: persisty is faster).
+
+How it measures, so that one run's ratios hold on a loaded machine: the contenders take
+turns within each repeat (a load that comes and goes hits all of them, not the one that
+ran during it), each timing is the best of ``--repeat`` turns (load only ever slows a
+run down), the garbage collector is off while a phase is timed (as ``timeit`` does), and
+the read phases (everything but ``set``) count the process's CPU time, not the wall clock:
+they are CPU-bound (the databases are in the page cache), so time the scheduler gave to
+other processes is not charged to whoever was running. ``set`` is timed on the wall clock
+(its fsyncs wait on the disk). ``--runs 3`` repeats the whole measurement and prints the
+median ratio of each phase with its spread.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gc
+import os
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,13 +44,27 @@ from persisty.memo import persisted
 from persisty.stash import StoreStash
 
 
-def best(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
+    """How long one call of ``fn`` takes on ``clock``, the collector off meanwhile."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        return clock() - t0
+    finally:
+        gc.enable()
+
+
+def best_of_turns(
+    fns: dict[str, Callable[[], Any]], repeat: int, clock: Callable[[], float]
+) -> dict[str, float]:
+    """The best time of each of ``fns`` over ``repeat`` turns, the contenders taking turns."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            best[name] = min(best[name], timed(fn, clock))
+    return best
 
 
 class Contender:
@@ -97,16 +123,23 @@ def stash_phases(n: int, repeat: int, root: Path) -> dict[str, dict[str, float]]
             keys=lambda s: list(s.keys()),
         ),
     ]
-    results: dict[str, dict[str, float]] = {}
-    for c in contenders:
-        r = results[c.name] = {}
+    results: dict[str, dict[str, float]] = {c.name: {} for c in contenders}
+    for c in contenders:  # set first, once per contender: the reads need the data
         obj = c.obj
-        r["set"] = n / best(lambda c=c, obj=obj: [c.set(obj, k, value) for k in keys], repeat)
-        r["get"] = n / best(lambda c=c, obj=obj: [c.get(obj, k) for k in reads], repeat)
-        r["exists"] = n / best(lambda c=c, obj=obj: [c.exists(obj, k) for k in probes], repeat)
+        results[c.name]["set"] = n / min(
+            timed(lambda c=c, obj=obj: [c.set(obj, k, value) for k in keys]) for _ in range(repeat)
+        )
         assert c.length(obj) == n and len(c.keys(obj)) == n
-        r["len"] = 200 / best(lambda c=c, obj=obj: [c.length(obj) for _ in range(200)], repeat)
-        r["keys"] = 20 / best(lambda c=c, obj=obj: [c.keys(obj) for _ in range(20)], repeat)
+    phases: dict[str, tuple[int, Callable[[Contender, Any], Any]]] = {
+        "get": (n, lambda c, obj: [c.get(obj, k) for k in reads]),
+        "exists": (n, lambda c, obj: [c.exists(obj, k) for k in probes]),
+        "len": (200, lambda c, obj: [c.length(obj) for _ in range(200)]),
+        "keys": (20, lambda c, obj: [c.keys(obj) for _ in range(20)]),
+    }
+    for phase, (count, body) in phases.items():
+        fns = {c.name: functools.partial(body, c, c.obj) for c in contenders}
+        for name, t in best_of_turns(fns, repeat, time.process_time).items():
+            results[name][phase] = count / t
     sd.close()
     dc.close()
     db.close()
@@ -124,17 +157,17 @@ def memo_phases(n: int, repeat: int, root: Path) -> dict[str, float]:
     for a in args:
         cached_fn(a), memo_fn(a)
     out: dict[str, float] = {}
-    out["functools.cache hit"] = len(hits) / best(lambda: [cached_fn(a) for a in hits], repeat)
-    out["@persisted hit (in process)"] = len(hits) / best(
-        lambda: [memo_fn(a) for a in hits], repeat
-    )
+    fns = {
+        "functools.cache hit": lambda: [cached_fn(a) for a in hits],
+        "@persisted hit (in process)": lambda: [memo_fn(a) for a in hits],
+    }
+    for name, t in best_of_turns(fns, repeat * 5, time.process_time).items():
+        out[name] = len(hits) / t
 
     dc = diskcache.Cache(str(root / "memo-diskcache"))
     dc_fn = dc.memoize()(work)
     for a in args:
         dc_fn(a)
-    out["diskcache.memoize hit"] = len(args) / best(lambda: [dc_fn(a) for a in args], repeat)
-
     db = persisty.connect(f"sqlite:///{root / 'memo.db'}")
     filler = persisted(store=db)(work)
     for a in args:
@@ -145,42 +178,77 @@ def memo_phases(n: int, repeat: int, root: Path) -> dict[str, float]:
         for a in args:
             fresh(a)
 
-    out["@persisted hit (store, cold memory)"] = len(args) / best(store_hits, repeat)
+    fns = {
+        "diskcache.memoize hit": lambda: [dc_fn(a) for a in args],
+        "@persisted hit (store, cold memory)": store_hits,
+    }
+    for name, t in best_of_turns(fns, repeat, time.process_time).items():
+        out[name] = len(args) / t
     dc.close()
     db.close()
+    return out
+
+
+PHASES = ("set", "get", "exists", "len", "keys")
+
+
+def one_run(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    root = Path(tempfile.mkdtemp(prefix="persisty-bench-stash-"))
+    try:
+        return stash_phases(n, repeat, root), memo_phases(n, repeat, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def ratios(stash: dict[str, dict[str, float]], memo: dict[str, float]) -> dict[str, float]:
+    """persisty ÷ peer per phase (above 1: persisty faster), and the memo hit costs."""
+    ours = stash["persisty StoreStash (SQLite)"]
+    out = {}
+    for phase in PHASES:
+        out[f"{phase} vs diskcache"] = ours[phase] / stash["diskcache.Cache"][phase]
+        out[f"{phase} vs sqlitedict"] = ours[phase] / stash["sqlitedict.SqliteDict"][phase]
+    out["in-process hit cost vs functools.cache (target <= 3)"] = (
+        memo["functools.cache hit"] / memo["@persisted hit (in process)"]
+    )
+    out["store hit cost vs diskcache.memoize (target <= 1)"] = (
+        memo["diskcache.memoize hit"] / memo["@persisted hit (store, cold memory)"]
+    )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=1)
     opts = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="persisty-bench-stash-"))
-    try:
-        stash = stash_phases(opts.n, opts.repeat, root)
-        memo = memo_phases(opts.n, opts.repeat, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    ours = stash["persisty StoreStash (SQLite)"]
-    print(f"stashes, n={opts.n} (ops/s; ratio = StoreStash / peer)")
-    print(
-        f"{'phase':8} {'StoreStash':>12} {'diskcache':>12} {'ratio':>7} {'sqlitedict':>12} "
-        f"{'ratio':>7}"
-    )
-    for phase in ("set", "get", "exists", "len", "keys"):
-        d, s = stash["diskcache.Cache"][phase], stash["sqlitedict.SqliteDict"][phase]
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    all_ratios: list[dict[str, float]] = []
+    for run in range(opts.runs):
+        stash, memo = one_run(opts.n, opts.repeat)
+        ours = stash["persisty StoreStash (SQLite)"]
+        print(f"\nrun {run + 1}: stashes, n={opts.n} (ops/s; ratio = StoreStash / peer)")
         print(
-            f"{phase:8} {ours[phase]:12,.0f} {d:12,.0f} {ours[phase] / d:6.2f}x {s:12,.0f} "
-            f"{ours[phase] / s:6.2f}x"
+            f"{'phase':8} {'StoreStash':>12} {'diskcache':>12} {'ratio':>7} "
+            f"{'sqlitedict':>12} {'ratio':>7}"
         )
-    print("\nmemo hits (calls/s)")
-    for name, rate in memo.items():
-        print(f"  {name:38} {rate:14,.0f}")
-    fc, pm = memo["functools.cache hit"], memo["@persisted hit (in process)"]
-    dm, ps = memo["diskcache.memoize hit"], memo["@persisted hit (store, cold memory)"]
-    print(f"  in-process hit cost: {fc / pm:.2f}x functools.cache's (target <= 3x)")
-    print(f"  store hit cost: {dm / ps:.2f}x diskcache.memoize's (target <= 1x)")
+        for phase in PHASES:
+            d, s = stash["diskcache.Cache"][phase], stash["sqlitedict.SqliteDict"][phase]
+            print(
+                f"{phase:8} {ours[phase]:12,.0f} {d:12,.0f} {ours[phase] / d:6.2f}x "
+                f"{s:12,.0f} {ours[phase] / s:6.2f}x"
+            )
+        print("memo hits (calls/s)")
+        for name, rate in memo.items():
+            print(f"  {name:38} {rate:14,.0f}")
+        all_ratios.append(ratios(stash, memo))
+    print(f"\nratios over {opts.runs} run(s): median [min - max]")
+    for name in all_ratios[0]:
+        values = [r[name] for r in all_ratios]
+        print(
+            f"  {name:54} {statistics.median(values):6.2f}x [{min(values):.2f} - {max(values):.2f}]"
+        )
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

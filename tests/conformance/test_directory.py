@@ -12,11 +12,13 @@ from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
+    AsyncNestedFilterConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
+    NestedFilterConformance,
     PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
@@ -27,6 +29,7 @@ class TestDirectory(
     StoreConformance,
     PutExpiryIncrementConformance,
     PathConformance,
+    NestedFilterConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
 ):
@@ -42,6 +45,7 @@ class TestDirectoryAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncNestedFilterConformance,
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):

@@ -15,11 +15,13 @@ from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
+    AsyncNestedFilterConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
+    NestedFilterConformance,
     PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
@@ -49,6 +51,7 @@ class TestDynamo(
     StoreConformance,
     PutExpiryIncrementConformance,
     PathConformance,
+    NestedFilterConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
 ):
@@ -70,6 +73,7 @@ class TestDynamoAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncNestedFilterConformance,
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):

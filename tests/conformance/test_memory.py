@@ -8,11 +8,13 @@ from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
+    AsyncNestedFilterConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
+    NestedFilterConformance,
     PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
@@ -23,6 +25,7 @@ class TestMemory(
     StoreConformance,
     PutExpiryIncrementConformance,
     PathConformance,
+    NestedFilterConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
 ):
@@ -34,6 +37,7 @@ class TestMemoryAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncNestedFilterConformance,
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):

@@ -12,11 +12,13 @@ from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
+    AsyncNestedFilterConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
+    NestedFilterConformance,
     PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
@@ -27,6 +29,7 @@ class TestRedis(
     StoreConformance,
     PutExpiryIncrementConformance,
     PathConformance,
+    NestedFilterConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
 ):
@@ -44,6 +47,7 @@ class TestRedisAsync(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncNestedFilterConformance,
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):

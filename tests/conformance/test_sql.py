@@ -17,11 +17,13 @@ from persisty.store import AsyncDatabase, Database
 from persisty.testing import (
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
+    AsyncNestedFilterConformance,
     AsyncPathConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncStoreConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
+    NestedFilterConformance,
     PathConformance,
     PutExpiryIncrementConformance,
     StoreConformance,
@@ -35,11 +37,13 @@ class _Sync(
     StoreConformance,
     PutExpiryIncrementConformance,
     PathConformance,
+    NestedFilterConformance,
     CommitConformance,
     DatabaseLifecycleConformance,
 ):
     url = ""
     concurrency_increments = 200
+    nested_native = True
 
     def open_database(self, namespace: str) -> Database:
         return persisty.connect(self.url, namespace=namespace)
@@ -53,11 +57,13 @@ class _Async(
     AsyncStoreConformance,
     AsyncPutExpiryIncrementConformance,
     AsyncPathConformance,
+    AsyncNestedFilterConformance,
     AsyncCommitConformance,
     AsyncDatabaseLifecycleConformance,
 ):
     url = ""
     concurrency_increments = 200
+    nested_native = True
 
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect(self.url, namespace=namespace)

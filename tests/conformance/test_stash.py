@@ -1,19 +1,23 @@
 """The stash conformance suite on StoreStash over every engine (memory, file, SQLite,
-PostgreSQL, MariaDB, Redis, DynamoDB on moto), sync and async; each test uses its own
-namespace and drops what it made."""
+PostgreSQL, MariaDB, Redis, DynamoDB on moto), sync and async, and a tampered pickle blob
+refused before unpickling on each; each test uses its own namespace and drops what it made."""
 
 from __future__ import annotations
 
+import os
+import pickle  # the test forges a pickle payload that must never be unpickled
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.conformance.test_dynamodb import dynamodb_url
 from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty
 import persisty.aio
+from persisty.errors import IntegrityError
 from persisty.stash import AsyncStash, AsyncStoreStash, Stash, StoreStash
 from persisty.testing import AsyncStashConformance, StashConformance
 
@@ -125,3 +129,53 @@ class TestDynamo(_Sync):
 class TestDynamoAsync(_Async):
     options = {"segments": 2}
     many_keys = 250
+
+
+class _Boom:
+    """Unpickling this runs ``os.mkdir(path)``: proof that a blob was unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (self.path,))
+
+
+_ENGINES = {
+    "memory": "memory://",
+    "file": f"file://{_DIR}",
+    "sqlite": f"sqlite:///{_DIR / 'tamper.db'}",
+    "postgres": POSTGRES_URL,
+    "mariadb": MYSQL_URL,
+    "redis": REDIS_URL,
+    "dynamodb": "",
+}
+
+
+@pytest.mark.parametrize("engine", list(_ENGINES))
+def test_a_tampered_pickle_is_refused_before_unpickling(engine: str, tmp_path: Path) -> None:
+    options: dict[str, Any] = {"segments": 1} if engine == "dynamodb" else {}
+    db = persisty.connect(
+        _ENGINES[engine] or dynamodb_url(), namespace="t" + uuid.uuid4().hex[:10], **options
+    )
+    try:
+        stash = StoreStash(db, "tamper", codec="pickle", secret="the stash secret")
+        stash.dump("a", {"kept": (1, 2)})
+        assert stash.get("a") == {"kept": (1, 2)}
+        entry_type: Any = stash.entry
+        signed: bytes = stash.store.read("a").value  # type: ignore[union-attr]
+        marker = tmp_path / "unpickled"
+        evil = pickle.dumps(_Boom(str(marker)))
+        forged = StoreStash(db, "tamper", codec="pickle", secret="another secret")
+        forged_blob = forged.codec.encode(_Boom(str(marker)))
+        for blob in (signed[:36] + evil, evil, forged_blob, signed[:-1] + bytes([signed[-1] ^ 1])):
+            stash.store.put(entry_type(key="a", value=blob))
+            with pytest.raises(IntegrityError):
+                stash.get("a")
+            assert not marker.exists()  # refused before anything was unpickled
+        pickle.loads(evil)
+        assert marker.is_dir()
+        stash.clear()
+        _drop(db)
+    finally:
+        db.close()

@@ -35,9 +35,6 @@ def dynamodb_url() -> str:
 class _Sync(KVConformance):
     url = ""
     shared = True
-    # until the contract's native Increment: increments are conditional writes, retried
-    incr_processes = 2
-    incr_each = 25
 
     def target(self) -> str:
         return self.url
@@ -59,8 +56,6 @@ class _Sync(KVConformance):
 class _Async(AsyncKVConformance):
     url = ""
     shared = True
-    incr_processes = 2
-    incr_each = 25
 
     def target(self) -> str:
         return self.url
@@ -91,15 +86,11 @@ class TestMemoryAsync(_Async):
 
 class TestFile(_Sync):
     url = FILE_URL
-    incr_processes = 2
-    incr_each = 25
     crash_points = 2_000
 
 
 class TestFileAsync(_Async):
     url = FILE_URL
-    incr_processes = 2
-    incr_each = 25
     crash_points = 2_000
 
 

@@ -1,6 +1,7 @@
 """@persisted(store=...): results in a store shared by processes; 8 threads in each of 4
 processes run the worker exactly once per key (a lease item in the store), on SQLite,
-PostgreSQL and Redis; a failing worker stores nothing; ttl uses the store's expiry."""
+PostgreSQL, MariaDB, Redis and DynamoDB; a failing worker stores nothing; ttl uses the
+store's expiry."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.conftest import POSTGRES_URL, REDIS_URL
+from tests.conformance.test_dynamodb import dynamodb_url
+from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty
 from persisty.errors import ValidationError
@@ -49,10 +51,12 @@ def _worker_process(url: str, namespace: str, log: str) -> None:
     db.close()
 
 
-@pytest.mark.parametrize("url", ["sqlite", POSTGRES_URL, REDIS_URL])
+@pytest.mark.parametrize("url", ["sqlite", POSTGRES_URL, MYSQL_URL, REDIS_URL, "dynamodb"])
 def test_once_per_key_across_threads_and_processes(url: str, tmp_path: Path) -> None:
     if url == "sqlite":
         url = f"sqlite:///{tmp_path / 'memo.db'}"
+    elif url == "dynamodb":
+        url = dynamodb_url()
     namespace = "m" + uuid.uuid4().hex[:10]
     log = tmp_path / "computed"
     ctx = multiprocessing.get_context("fork")

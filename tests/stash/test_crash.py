@@ -10,9 +10,33 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
+import pytest
+from tests.conformance.test_dynamodb import dynamodb_url
+from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
+
+import persisty
 from persisty.stash import DirectoryStash, MultiProcessStash, OneShotFactoryStash, StoreStash
+
+ENGINES = ["sqlite", POSTGRES_URL, MYSQL_URL, REDIS_URL, "dynamodb"]
+
+
+def _engine(url: str, tmp_path: Path) -> tuple[str, str]:
+    """The URL of an engine and a namespace of this test's own."""
+    if url == "sqlite":
+        url = f"sqlite:///{tmp_path / 'crash.db'}"
+    elif url == "dynamodb":
+        url = dynamodb_url()
+    return url, "c" + uuid.uuid4().hex[:10]
+
+
+def _drop(db: persisty.Database) -> None:
+    for name in ("drop_tables", "drop"):
+        if hasattr(db, name):
+            getattr(db, name)()
+            return
 
 
 def _start(code: str, cwd: Path) -> subprocess.Popen[bytes]:
@@ -62,12 +86,14 @@ def test_killed_directory_dumps_leave_whole_values(tmp_path: Path) -> None:
     assert len(list(stash.keys("k"))) == 20
 
 
-def test_killed_one_shot_fill_is_redone(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fill.db'}"
+@pytest.mark.parametrize("engine", ENGINES)
+def test_killed_one_shot_fill_is_redone(engine: str, tmp_path: Path) -> None:
+    url, ns = _engine(engine, tmp_path)
     marker = tmp_path / "started"
     code = f"""
         import time
         from pathlib import Path
+        import persisty
         from persisty.stash import OneShotFactoryStash, StoreStash
         def work():
             for i in range(1000):
@@ -75,21 +101,26 @@ def test_killed_one_shot_fill_is_redone(tmp_path: Path) -> None:
                     Path({str(marker)!r}).touch()
                 time.sleep(0.01)
                 yield str(i), i
-        OneShotFactoryStash(StoreStash({url!r}, "fill"), work, batch_size=10).get("0")
+        db = persisty.connect({url!r}, namespace={ns!r})
+        OneShotFactoryStash(StoreStash(db, "fill"), work, batch_size=10).get("0")
     """
     proc = _start(code, tmp_path)
     _kill_when(proc, marker.exists)
-    delegate = StoreStash(url, "fill")
+    db = persisty.connect(url, namespace=ns)
+    delegate = StoreStash(db, "fill")
     assert 0 < len(delegate) < 1000  # batches were written, the fill was not complete
     fill = OneShotFactoryStash(delegate, lambda: ((str(i), i) for i in range(100)))
     assert not fill.has_data
     assert fill.get("99") == 99  # redone, not served half
     assert fill.has_data and len(fill) >= 100
-    delegate.close()
+    delegate.clear()
+    _drop(db)
+    db.close()
 
 
-def test_killed_populate_resumes_with_the_missing_chunks(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'pop.db'}"
+@pytest.mark.parametrize("engine", ENGINES)
+def test_killed_populate_resumes_with_the_missing_chunks(engine: str, tmp_path: Path) -> None:
+    url, ns = _engine(engine, tmp_path)
     log = tmp_path / "computed"
     (tmp_path / "work.py").write_text(
         textwrap.dedent(f"""
@@ -105,12 +136,15 @@ def test_killed_populate_resumes_with_the_missing_chunks(tmp_path: Path) -> None
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
         from work import square
+        import persisty
         from persisty.stash import MultiProcessStash, StoreStash
-        MultiProcessStash(StoreStash({url!r}, "pop")).populate(
+        db = persisty.connect({url!r}, namespace={ns!r})
+        MultiProcessStash(StoreStash(db, "pop")).populate(
             square, [str(i) for i in range(200)], workers=2, chunk_size=10)
     """
     proc = _start(code, tmp_path)
-    delegate = StoreStash(url, "pop")
+    db = persisty.connect(url, namespace=ns)
+    delegate = StoreStash(db, "pop")
     _kill_when(proc, lambda: log.exists() and len(log.read_text().split()) >= 60)
     present = set(delegate.keys())
     assert 0 < len(present) < 200
@@ -120,6 +154,7 @@ def test_killed_populate_resumes_with_the_missing_chunks(tmp_path: Path) -> None
         assert delegate.get(key) == int(key) ** 2
     log.unlink()
     sys.path.insert(0, str(tmp_path))
+    sys.modules.pop("work", None)  # this test's work.py, not an earlier parameter's
     try:
         from work import square  # type: ignore[import-not-found]
     finally:
@@ -129,4 +164,6 @@ def test_killed_populate_resumes_with_the_missing_chunks(tmp_path: Path) -> None
     assert computed == 200 - len(present)
     assert set(log.read_text().split()) == {str(i) for i in range(200)} - present
     assert len(stash) == 200 and stash.get("199") == 199**2
-    delegate.close()
+    delegate.clear()
+    _drop(db)
+    db.close()

@@ -3,7 +3,6 @@ time-series grid, decimation and aggregation."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -120,6 +119,11 @@ class Buckets:
             raise ValidationError("bucket must be a positive int", field="bucket")
         self.start, self.end, self.bucket, self.fn, self.fill = start, end, bucket, fn, fill
         self.acc: dict[int, list[Any]] = {}
+        self.values: dict[int, Any] = {}  # buckets computed elsewhere (on the engine)
+
+    def bucket_of(self, index: int) -> int:
+        """The start of the bucket ``index`` (``(t - start) // bucket`` of its points)."""
+        return self.start + index * self.bucket
 
     def add(self, t: int, value: Any) -> None:
         if self.fn not in ("count", "first", "last") and (
@@ -147,19 +151,19 @@ class Buckets:
         previous: Any = None
         for b in grid(self.start, self.end, self.bucket):
             acc = self.acc.get(b)
-            if acc is None:
+            if b in self.values:
+                value = self.values[b]
+            elif acc is None:
                 value = previous if self.fill == "locf" else None
             else:
                 s, lo, hi, first, n, last = acc
-                value = {
-                    "avg": s / n if n else math.nan,
-                    "sum": s,
-                    "min": lo,
-                    "max": hi,
-                    "count": n,
-                    "first": first,
-                    "last": last,
-                }[self.fn]
+                value = (
+                    s / n
+                    if self.fn == "avg"
+                    else {"sum": s, "min": lo, "max": hi, "count": n, "first": first, "last": last}[
+                        self.fn
+                    ]
+                )
             previous = value
             out.append((b, value))
         return out

@@ -1,17 +1,9 @@
 """Typed stored items: ``@stored``, ``Attr``, ``Index``, keys, metadata and etags."""
 
 from persisty.model._attr import ORDERED_KINDS, SCALAR_KINDS, Attr, AttrMeta, FileRef, to_utc
-from persisty.model._meta import (
-    Index,
-    KeyConfig,
-    StoreMeta,
-    etag,
-    etag_of,
-    etags_of,
-    key_text,
-    meta_of,
-    stored,
-)
+from persisty.model._etag import etag, etag_of, etags_of
+from persisty.model._keys import Index, KeyConfig, key_text
+from persisty.model._meta import StoreMeta, meta_of
 from persisty.model._paths import ItemPath, is_path, parse_path
 from persisty.model._relations import (
     BelongsTo,
@@ -21,6 +13,7 @@ from persisty.model._relations import (
     references_to,
     relations_of,
 )
+from persisty.model._stored import stored
 
 __all__ = [
     "ORDERED_KINDS",

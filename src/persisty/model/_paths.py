@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from persisty.errors import ValidationError
-from persisty.model._attr import strip_optional, to_utc
+from persisty.model._attr import AttrMeta, kind_of, strip_optional, to_utc
 from persisty.model._meta import StoreMeta, meta_of
 
 Segment = str | int
@@ -133,6 +133,33 @@ class ItemPath:
 
     def _prefix(self, i: int) -> str:
         return _text(self.segments[:i])
+
+    @property
+    def leaf(self) -> AttrMeta:
+        """The value at this path as an attribute named by the path (what filters check
+        and coerce against): optional, since a ``None`` or missing parent gives ``None``."""
+        return _leaf(self)
+
+
+@lru_cache(maxsize=4096)
+def _leaf(path: ItemPath) -> AttrMeta:
+    kind, item_kind, enum_type = kind_of(path.type)
+    return AttrMeta(
+        name=path.text,
+        type=path.type,
+        kind=kind,
+        optional=True,
+        item_kind=item_kind,
+        enum_type=enum_type,
+        generated=None,
+        creatable=True,
+        readable=True,
+        updatable=True,
+        sortable=False,
+        required=False,
+        description=None,
+        constraints={},
+    )
 
 
 def _child(value: Any, seg: Segment) -> Any:

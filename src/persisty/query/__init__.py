@@ -5,12 +5,15 @@ from persisty.query._evaluate import (
     attrs_of,
     compile_filter,
     cursor_key,
+    filter_attr,
     matches,
+    paths_of,
     seek,
     sort_key,
     sort_spec,
     sort_values,
     validate_filter,
+    value_getter,
 )
 from persisty.query._filter import (
     ALL,
@@ -25,6 +28,7 @@ from persisty.query._filter import (
     Or,
     Order,
     TextQuery,
+    root_of,
 )
 from persisty.query._ops import (
     EQUALITY_OPS,
@@ -71,6 +75,7 @@ __all__ = [
     "attrs_of",
     "compile_filter",
     "cursor_key",
+    "filter_attr",
     "filter_from_json",
     "filter_from_query",
     "filter_to_json",
@@ -79,9 +84,12 @@ __all__ = [
     "ops_for",
     "order_from_text",
     "order_to_text",
+    "paths_of",
+    "root_of",
     "seek",
     "sort_key",
     "sort_spec",
     "sort_values",
     "validate_filter",
+    "value_getter",
 ]

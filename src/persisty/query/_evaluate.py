@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from persisty.errors import ValidationError
-from persisty.model import StoreMeta
+from persisty.model import AttrMeta, StoreMeta, is_path, parse_path
 from persisty.query._filter import (
     ALL,
     MAX_DEPTH,
@@ -28,6 +28,7 @@ from persisty.query._filter import (
     Or,
     Order,
     TextQuery,
+    root_of,
 )
 from persisty.query._ops import RANGE_OPS, ops_for
 
@@ -104,8 +105,34 @@ def _validate(f: Filter, meta: StoreMeta) -> Filter:
     raise ValidationError(f"not a filter: {f!r}")
 
 
+def filter_attr(meta: StoreMeta, name: str) -> AttrMeta:
+    """The attribute a filter names: a top-level attribute, or the leaf of a nested path
+    (``location.city``, ``/extra/a.b``) named by its canonical text; ``ValidationError``
+    naming it when the model has neither.
+
+    Example::
+
+        assert filter_attr(meta_of(Note), "/address/city").name == "address.city"
+        assert filter_attr(meta_of(Note), "address.city").kind == "str"
+    """
+    found = meta.by_name.get(name) if isinstance(name, str) else None
+    if found is not None:
+        return found
+    if isinstance(name, str) and is_path(name):
+        return parse_path(meta, name).leaf
+    return meta.attr(name)
+
+
+def value_getter(meta: StoreMeta, name: str) -> Callable[[Any], Any]:
+    """Reads the value a (validated) filter's attribute or nested path names from an item
+    (``None`` through a ``None`` parent, a missing dict key or an index past the end)."""
+    if name in meta.by_name:
+        return operator.attrgetter(name)
+    return parse_path(meta, name).get
+
+
 def _validate_compare(c: Compare, meta: StoreMeta) -> Filter:
-    a = meta.attr(c.attr)
+    a = filter_attr(meta, c.attr)
     op = c.op
     if not isinstance(op, Op):
         try:
@@ -162,10 +189,10 @@ def _plain(v: Any) -> Any:
 
 def _compare_fn(c: Compare, meta: StoreMeta) -> Callable[[Any], bool]:
     name = c.attr
-    get: Callable[[Any], Any] = operator.attrgetter(name)
+    get: Callable[[Any], Any] = value_getter(meta, name)
     value = c.value
     op = c.op
-    if meta.by_name[name].kind == "enum":
+    if filter_attr(meta, name).kind == "enum":
         value = tuple(_plain(v) for v in value) if op is Op.IN else _plain(value)
         plain_get = get
 
@@ -238,13 +265,19 @@ def matches(f: Filter | None, item: Any, meta: StoreMeta) -> bool:
 
 
 def attrs_of(f: Filter) -> set[str]:
-    """The attribute names a filter refers to."""
+    """The top-level attributes a filter refers to (a nested path counts as its root:
+    ``location.city`` refers to ``location``)."""
+    return {root_of(p) for p in paths_of(f)}
+
+
+def paths_of(f: Filter) -> set[str]:
+    """The attribute names and nested paths a filter refers to, as written in it."""
     if isinstance(f, Compare):
         return {f.attr}
     if isinstance(f, And | Or):
-        return set().union(*(attrs_of(x) for x in f.filters))
+        return set().union(*(paths_of(x) for x in f.filters))
     if isinstance(f, Not):
-        return attrs_of(f.filter)
+        return paths_of(f.filter)
     return set()
 
 
@@ -261,6 +294,13 @@ def _sort_spec(meta: StoreMeta, orders: tuple[Order, ...]) -> Sort:
     spec: list[tuple[str, bool]] = []
     seen: set[str] = set()
     for o in orders:
+        if isinstance(o.attr, str) and is_path(o.attr):
+            path = parse_path(meta, o.attr)  # names a path the model does not have
+            raise ValidationError(
+                f"{path.text}: ordering by a nested path is not supported (filter on it, "
+                f"order by a top-level attribute)",
+                field=path.text,
+            )
         a = meta.attr(o.attr)
         if not a.sortable or not (a.ordered or a.kind == "bool"):
             raise ValidationError(f"{a.name}: cannot order by a {a.kind}", field=a.name)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[[0-9]{1,9}\])*)")
+_INDEX = re.compile(r"\[([0-9]{1,9})\]")
+_ROOT = re.compile(r"[.\[]")
 
 MAX_DEPTH = 100
 """How deeply filters may nest (``and`` in ``or`` in ``not`` …); deeper is a ValidationError."""
@@ -64,7 +70,7 @@ class Compare(Filter):
     value: Any
 
     def __repr__(self) -> str:
-        return f"(F.{self.attr} {self.op.value} {self.value!r})"
+        return f"({_ref(self.attr)} {self.op.value} {self.value!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +273,56 @@ class AttrRef:
         """Descending order on this attribute."""
         return Order(self.name, True)
 
+    def __getattr__(self, name: str) -> AttrRef:
+        """``F.location.city``: the nested path ``location.city`` (a name that is also a
+        method of this class, such as ``desc``, is reached with ``F["location.desc"]``)."""
+        if name.startswith("__") or name == "name":
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, part: str | int) -> AttrRef:
+        """``F.items[3]``, ``F.extra["a.b"]``: a list element or a dict value below this
+        path (keys that are not identifiers make a JSON Pointer)."""
+        if isinstance(part, bool) or not isinstance(part, str | int):
+            raise TypeError(f"a path part is a name or an index, not {part!r}")
+        if isinstance(part, int):
+            if part < 0:
+                raise TypeError(f"a list index is not negative: {part}")
+            if self.name.startswith("/"):
+                return AttrRef(f"{self.name}/{part}")
+            return AttrRef(f"{self.name}[{part}]")
+        if _NAME.fullmatch(part) and not self.name.startswith("/"):
+            return AttrRef(f"{self.name}.{part}")
+        escaped = part.replace("~", "~0").replace("/", "~1")
+        return AttrRef(f"{pointer(self.name)}/{escaped}")
+
     def __repr__(self) -> str:
-        return f"F.{self.name}"
+        return _ref(self.name)
+
+
+def _ref(name: str) -> str:
+    return f"F.{name}" if isinstance(name, str) and not name.startswith("/") else f"F[{name!r}]"
+
+
+def pointer(text: str) -> str:
+    """The JSON Pointer spelling of a dotted path (``a.b[2]`` -> ``/a/b/2``)."""
+    if text.startswith("/"):
+        return text
+    out = ""
+    for part in text.split("."):
+        m = _PART.fullmatch(part)
+        if m is None:
+            raise TypeError(f"not a path: {text!r}")
+        out += "/" + m.group(1) + "".join("/" + i for i in _INDEX.findall(m.group(2)))
+    return out
+
+
+def root_of(text: str) -> str:
+    """The top-level attribute a filter's attribute or path names (``location.city`` ->
+    ``location``, ``/extra/a.b`` -> ``extra``)."""
+    if text.startswith("/"):
+        return text[1:].split("/", 1)[0].replace("~1", "/").replace("~0", "~")
+    return _ROOT.split(text, 1)[0]
 
 
 class _FieldBuilder:

@@ -17,68 +17,56 @@ from typing import Any
 import msgspec
 
 from persisty.errors import ValidationError
-from persisty.query._filter import (
-    ALL,
-    MAX_DEPTH,
-    NONE,
-    And,
-    Compare,
-    Filter,
-    Not,
-    Op,
-    Or,
-    Order,
-    TextQuery,
-)
+from persisty.query import _filter as q
 from persisty.query._ops import PAGING_WORDS
 
 
-def filter_to_json(f: Filter | None) -> Any:
+def filter_to_json(f: q.Filter | None) -> Any:
     """A JSON-compatible form of ``f``; values become builtins (datetimes as ISO strings)."""
-    if f is None or f is ALL:
+    if f is None or f is q.ALL:
         return {"all": True}
-    if f is NONE:
+    if f is q.NONE:
         return {"none": True}
-    if isinstance(f, Compare):
+    if isinstance(f, q.Compare):
         return {"attr": f.attr, "op": f.op.value, "value": msgspec.to_builtins(f.value)}
-    if isinstance(f, And):
+    if isinstance(f, q.And):
         return {"and": [filter_to_json(x) for x in f.filters]}
-    if isinstance(f, Or):
+    if isinstance(f, q.Or):
         return {"or": [filter_to_json(x) for x in f.filters]}
-    if isinstance(f, Not):
+    if isinstance(f, q.Not):
         return {"not": filter_to_json(f.filter)}
-    if isinstance(f, TextQuery):
+    if isinstance(f, q.TextQuery):
         return {"query": f.text}
     raise ValidationError(f"not a filter: {f!r}")
 
 
-def filter_from_json(data: Any, _depth: int = 0) -> Filter:
+def filter_from_json(data: Any, _depth: int = 0) -> q.Filter:
     """The filter for :func:`filter_to_json`'s form (values are coerced on validation)."""
-    if _depth > MAX_DEPTH:
+    if _depth > q.MAX_DEPTH:
         raise ValidationError(
-            f"the filter is nested more than {MAX_DEPTH} levels deep", field="filter"
+            f"the filter is nested more than {q.MAX_DEPTH} levels deep", field="filter"
         )
     if not isinstance(data, Mapping):
         raise ValidationError("a filter must be a JSON object", field="filter")
     if data.get("all") is True and len(data) == 1:
-        return ALL
+        return q.ALL
     if data.get("none") is True and len(data) == 1:
-        return NONE
+        return q.NONE
     if "and" in data or "or" in data:
         parts = data.get("and", data.get("or"))
         if not isinstance(parts, list) or len(data) != 1:
             raise ValidationError("'and'/'or' take a list of filters", field="filter")
         filters = [filter_from_json(p, _depth + 1) for p in parts]
-        return And.of(*filters) if "and" in data else Or.of(*filters)
+        return q.And.of(*filters) if "and" in data else q.Or.of(*filters)
     if "not" in data and len(data) == 1:
         return ~filter_from_json(data["not"], _depth + 1)
     if "query" in data and len(data) == 1:
         if not isinstance(data["query"], str):
             raise ValidationError("'query' takes a string", field="query")
-        return TextQuery(data["query"])
+        return q.TextQuery(data["query"])
     if set(data) <= {"attr", "op", "value"} and "attr" in data and "op" in data:
         try:
-            op = Op(data["op"])
+            op = q.Op(data["op"])
         except ValueError:
             raise ValidationError(
                 f"unknown operator {data['op']!r}", field=str(data["attr"])
@@ -86,41 +74,41 @@ def filter_from_json(data: Any, _depth: int = 0) -> Filter:
         if not isinstance(data["attr"], str):
             raise ValidationError("'attr' takes a string", field="filter")
         value = data.get("value")
-        if op is Op.IN and isinstance(value, list):
+        if op is q.Op.IN and isinstance(value, list):
             value = tuple(value)
-        return Compare(data["attr"], op, value)
+        return q.Compare(data["attr"], op, value)
     raise ValidationError(f"not a filter: {data!r}", field="filter")
 
 
-def filter_to_query(f: Filter | None) -> list[tuple[str, str]]:
+def filter_to_query(f: q.Filter | None) -> list[tuple[str, str]]:
     """Query-string pairs for ``f``; what pairs cannot say goes into one ``filter=`` pair."""
-    if f is None or f is ALL:
+    if f is None or f is q.ALL:
         return []
-    terms = f.filters if isinstance(f, And) else (f,)
+    terms = f.filters if isinstance(f, q.And) else (f,)
     pairs: list[tuple[str, str]] = []
-    rest: list[Filter] = []
+    rest: list[q.Filter] = []
     in_attrs: set[str] = set()
     for t in terms:
-        if isinstance(t, Compare):
-            suffix = "" if t.op is Op.EQ else "__" + t.op.value
-            if t.op is Op.IN and t.attr not in in_attrs and None not in t.value:
+        if isinstance(t, q.Compare):
+            suffix = "" if t.op is q.Op.EQ else "__" + t.op.value
+            if t.op is q.Op.IN and t.attr not in in_attrs and None not in t.value:
                 # repeated pairs of one attribute form one list, so a second `in` on the
                 # same attribute goes into the JSON part
                 in_attrs.add(t.attr)
                 pairs.extend((t.attr + suffix, _text(v)) for v in t.value)
                 continue
-            if t.op is Op.IN:
+            if t.op is q.Op.IN:
                 rest.append(t)
                 continue
             if t.value is not None:
                 pairs.append((t.attr + suffix, _text(t.value)))
                 continue
-        if isinstance(t, TextQuery):
+        if isinstance(t, q.TextQuery):
             pairs.append(("q", t.text))
             continue
         rest.append(t)
     if rest:
-        encoded = msgspec.json.encode(filter_to_json(And.of(*rest))).decode()
+        encoded = msgspec.json.encode(filter_to_json(q.And.of(*rest))).decode()
         pairs.append(("filter", encoded))
     return pairs
 
@@ -132,15 +120,15 @@ def _text(v: Any) -> str:
     return b if isinstance(b, str) else msgspec.json.encode(b).decode()
 
 
-def filter_from_query(pairs: Iterable[tuple[str, str]]) -> Filter:
+def filter_from_query(pairs: Iterable[tuple[str, str]]) -> q.Filter:
     """The filter in query-string pairs, ignoring ``order``, ``limit`` and ``page_key``."""
-    terms: list[Filter] = []
+    terms: list[q.Filter] = []
     ins: dict[str, list[str]] = {}
     for name, value in pairs:
         if name in PAGING_WORDS:
             continue
         if name == "q":
-            terms.append(TextQuery(value))
+            terms.append(q.TextQuery(value))
             continue
         if name == "filter":
             try:
@@ -152,22 +140,22 @@ def filter_from_query(pairs: Iterable[tuple[str, str]]) -> Filter:
             continue
         attr, _, op_name = name.partition("__")
         try:
-            op = Op(op_name or "eq")
+            op = q.Op(op_name or "eq")
         except ValueError:
             raise ValidationError(f"unknown operator {op_name!r}", field=attr) from None
-        if op is Op.IN:
+        if op is q.Op.IN:
             ins.setdefault(attr, []).append(value)
         else:
-            terms.append(Compare(attr, op, value))
-    terms.extend(Compare(a, Op.IN, tuple(v)) for a, v in ins.items())
-    return And.of(*terms)
+            terms.append(q.Compare(attr, op, value))
+    terms.extend(q.Compare(a, q.Op.IN, tuple(v)) for a, v in ins.items())
+    return q.And.of(*terms)
 
 
-def order_to_text(order: Iterable[Order]) -> str:
+def order_to_text(order: Iterable[q.Order]) -> str:
     """``-priority,title``."""
     return ",".join(("-" if o.desc else "") + o.attr for o in order)
 
 
-def order_from_text(text: str) -> tuple[Order, ...]:
+def order_from_text(text: str) -> tuple[q.Order, ...]:
     """The orders in ``-priority,title``."""
-    return Order.parse(text)
+    return q.Order.parse(text)

@@ -3,152 +3,38 @@ read-batch query and create, update, patch, delete and edit-batch mutations."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
-import enum
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from graphql import (
     GraphQLArgument,
     GraphQLBoolean,
-    GraphQLEnumType,
     GraphQLField,
-    GraphQLFloat,
     GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
 )
 
 from persisty.errors import NotFound, ValidationError
-from persisty.layers import relations_of
-from persisty.model import AttrMeta, meta_of
 from persisty.query import ALL, STRING_OPS, And, Compare, Filter, Not, Op, Or, TextQuery, ops_for
-from persisty.serve._api import Api, Link, Served, full_item, parse_edit, pin_edits
+from persisty.serve._api import Api, Served, full_item, parse_edit, pin_edits
 from persisty.serve._files_graphql import add_file_fields, ref_field
 from persisty.serve._graphql_loading import DEFAULT_CHILDREN, Context, Info, Loader, children_loader
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | decimal.Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
-
-
-def _scalar(name: str, description: str) -> GraphQLScalarType:
-    return GraphQLScalarType(
-        name, description=description, serialize=_text, parse_value=lambda v: v
-    )
-
-
-DATETIME = _scalar("DateTime", "An ISO 8601 date and time (UTC)")
-DATE = _scalar("Date", "An ISO 8601 date")
-UUID = _scalar("UUID", "A UUID in its text form")
-DECIMAL = _scalar("Decimal", "A decimal number as a string")
-BYTES = _scalar("Bytes", "Binary data, base64")
-ENUM = _scalar("EnumValue", "The value of an enumeration")
-JSON = GraphQLScalarType(
-    "JSON",
-    description="Any JSON value",
-    serialize=lambda v: msgspec.to_builtins(v),
-    parse_value=lambda v: v,
+from persisty.serve._graphql_relations import relation_graph
+from persisty.serve._graphql_types import (
+    EDIT_OP,
+    JSON,
+    KIND_TYPES,
+    camel,
+    field_type,
+    pascal,
+    type_of,
 )
-
-_KIND_TYPES: dict[str, Any] = {
-    "str": GraphQLString,
-    "int": GraphQLInt,
-    "float": GraphQLFloat,
-    "bool": GraphQLBoolean,
-    "datetime": DATETIME,
-    "date": DATE,
-    "uuid": UUID,
-    "decimal": DECIMAL,
-    "bytes": BYTES,
-    "enum": ENUM,
-}
-
-
-def _camel(name: str) -> str:
-    first, *rest = name.split("_")
-    return first + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
-def _pascal(name: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
-
-
-def _type_of(a: AttrMeta) -> Any:
-    if a.kind in _KIND_TYPES:
-        return _KIND_TYPES[a.kind]
-    if a.kind == "list" and a.item_kind in _KIND_TYPES:
-        return GraphQLList(_KIND_TYPES[a.item_kind])
-    return JSON
-
-
-def _field_type(a: AttrMeta) -> Any:
-    t = _type_of(a)
-    return t if a.optional else GraphQLNonNull(t)
-
-
-@dataclass(frozen=True)
-class RelationGraph:
-    """The nested fields of each served store, by store name and field name: ``belongs_to``
-    gives (attribute holding the target's key, target store); ``has_many`` gives (store of
-    the children, their attribute holding this store's key, whether there is at most one)."""
-
-    belongs_to: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
-    has_many: dict[str, dict[str, tuple[str, str, bool]]] = field(default_factory=dict)
-
-
-def relation_graph(served: Mapping[str, Served], links: Iterable[Link]) -> RelationGraph:
-    """The relations declared on the served classes (``BelongsTo``, ``HasMany``, ``HasOne``)
-    and the ``links`` given to ``app``; a relation to a store that is not served is left out,
-    a link to one is an error."""
-    graph = RelationGraph()
-    for s in served.values():
-        for rel_name, rel in relations_of(s.cls).items():
-            target = meta_of(rel.target)
-            if target.name not in served:
-                continue
-            if rel.kind == "belongs_to":
-                graph.belongs_to.setdefault(s.name, {})[rel_name] = (rel.foreign_key, target.name)
-            else:
-                graph.has_many.setdefault(s.name, {})[rel_name] = (
-                    target.name,
-                    rel.foreign_key,
-                    not rel.many,
-                )
-    for link in links:
-        src, dst = meta_of(link.source), meta_of(link.target)
-        if src.name not in served or dst.name not in served:
-            raise ValidationError(
-                f"link {src.name}.{link.attr}: both stores must be served", field="links"
-            )
-        src.attr(link.attr)
-        if len(dst.key.attrs) != 1:
-            raise ValidationError(
-                f"link to {dst.name}: the target needs a one-attribute key", field="links"
-            )
-        graph.belongs_to.setdefault(src.name, {})[link.field_name()] = (link.attr, dst.name)
-        if link.back:
-            graph.has_many.setdefault(dst.name, {})[link.back] = (src.name, link.attr, False)
-    return graph
 
 
 class _Builder:
@@ -167,7 +53,7 @@ class _Builder:
 
         def fields() -> dict[str, GraphQLField]:
             result = {
-                a.name: GraphQLField(_field_type(a), description=a.description)
+                a.name: GraphQLField(field_type(a), description=a.description)
                 for a in s.meta.attrs
                 if a.readable
             }
@@ -252,7 +138,7 @@ class _Builder:
         fields = {}
         for name in schema["properties"]:
             a = s.meta.by_name[name]
-            t = _type_of(a)
+            t = type_of(a)
             fields[name] = GraphQLInputField(GraphQLNonNull(t) if name in required else t)
         if not fields:
             return None
@@ -282,7 +168,7 @@ class _Builder:
             for a in s.meta.attrs:
                 if not a.readable:
                     continue
-                t = _KIND_TYPES.get((a.item_kind if a.kind == "list" else a.kind) or "")
+                t = KIND_TYPES.get((a.item_kind if a.kind == "list" else a.kind) or "")
                 for op in ops_for(a):  # the one table of ops per kind (persisty.query)
                     if op is Op.EQ:
                         add(a.name, a.name, op, t)
@@ -323,7 +209,7 @@ class _Builder:
     ) -> None:
         t = self.object_type(s)
         filt, ops = self.filter_type(s)
-        camel, pascal = _camel(s.name), _pascal(s.name)
+        camel_name, pascal_name = camel(s.name), pascal(s.name)
         title = s.meta.cls.__name__
         page = GraphQLObjectType(
             title + "Page",
@@ -468,16 +354,16 @@ class _Builder:
             await pin_edits(self.api, s, st, parsed)
             return await st.edit_batch(parsed, atomic=atomic)
 
-        query[camel] = GraphQLField(
+        query[camel_name] = GraphQLField(
             t, args=key_arg, resolve=read, description=f"The {s.name} with this key, or null"
         )
-        query[camel + "Search"] = GraphQLField(
+        query[camel_name + "Search"] = GraphQLField(
             GraphQLNonNull(page), args=search_args, resolve=search
         )
-        query[camel + "Count"] = GraphQLField(
+        query[camel_name + "Count"] = GraphQLField(
             GraphQLNonNull(GraphQLInt), args={"filter": GraphQLArgument(filt)}, resolve=count
         )
-        query[camel + "Batch"] = GraphQLField(
+        query[camel_name + "Batch"] = GraphQLField(
             GraphQLNonNull(GraphQLList(t)),
             args={
                 "keys": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString))))
@@ -485,27 +371,27 @@ class _Builder:
             resolve=batch,
         )
         if create_in is not None:
-            mutation["create" + pascal] = GraphQLField(
+            mutation["create" + pascal_name] = GraphQLField(
                 GraphQLNonNull(t),
                 args={"item": GraphQLArgument(GraphQLNonNull(create_in))},
                 resolve=create,
             )
         if update_in is not None:
-            mutation["update" + pascal] = GraphQLField(
+            mutation["update" + pascal_name] = GraphQLField(
                 GraphQLNonNull(t),
                 args={"item": GraphQLArgument(GraphQLNonNull(update_in)), **if_match},
                 resolve=update,
             )
         if patch_in is not None:
-            mutation["patch" + pascal] = GraphQLField(
+            mutation["patch" + pascal_name] = GraphQLField(
                 GraphQLNonNull(t),
                 args={**key_arg, "changes": GraphQLArgument(GraphQLNonNull(patch_in)), **if_match},
                 resolve=patch,
             )
-        mutation["delete" + pascal] = GraphQLField(
+        mutation["delete" + pascal_name] = GraphQLField(
             GraphQLNonNull(GraphQLBoolean), args={**key_arg, **if_match}, resolve=delete
         )
-        mutation["edit" + pascal + "Batch"] = GraphQLField(
+        mutation["edit" + pascal_name + "Batch"] = GraphQLField(
             GraphQLNonNull(GraphQLList(GraphQLNonNull(result_t))),
             args={
                 "edits": GraphQLArgument(GraphQLNonNull(GraphQLList(GraphQLNonNull(edit_in)))),
@@ -513,11 +399,6 @@ class _Builder:
             },
             resolve=edit_batch,
         )
-
-
-EDIT_OP = GraphQLEnumType(
-    "EditOp", {"create": "create", "update": "update", "patch": "patch", "delete": "delete"}
-)
 
 
 def build_schema(api: Api) -> GraphQLSchema:

@@ -14,7 +14,7 @@ from persisty.serve._api import DEFAULT_LIMITS, Api, Link, Served
 from persisty.serve._auth import DemoAuthenticator, JWTAuth
 from persisty.serve._files_access import file_mounts
 from persisty.serve._files_refs import file_ref_view, ref_attrs
-from persisty.serve._graphql import relation_graph
+from persisty.serve._graphql_relations import relation_graph
 from persisty.serve._limits import Limits
 from persisty.store import AsyncDatabase
 

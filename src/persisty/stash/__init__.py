@@ -15,18 +15,19 @@ Example::
 
 from persisty.stash._async.backing import AsyncDictionaryStash, AsyncDirectoryStash
 from persisty.stash._async.base import AsyncDelegateStash, AsyncReadOnlyStash, AsyncStash
-from persisty.stash._async.stacked import (
-    AsyncCacheStash,
-    AsyncFactoryStash,
+from persisty.stash._async.caching import AsyncCacheStash, AsyncLRUCacheStash
+from persisty.stash._async.filling import (
     AsyncIncrementKeyDirectoryStash,
     AsyncIncrementKeyStash,
+    AsyncOneShotFactoryStash,
+    AsyncProtectiveStash,
+)
+from persisty.stash._async.stacked import (
+    AsyncFactoryStash,
     AsyncKeyLimitStash,
     AsyncKeySubsetStash,
-    AsyncLRUCacheStash,
-    AsyncOneShotFactoryStash,
     AsyncPreemptiveStash,
     AsyncPrimeableStash,
-    AsyncProtectiveStash,
     AsyncSortedStash,
     AsyncUnionStash,
 )
@@ -36,18 +37,19 @@ from persisty.stash._multi import AsyncMultiProcessStash, MultiProcessStash
 from persisty.stash._protocol import StashedError
 from persisty.stash._sync.backing import DictionaryStash, DirectoryStash
 from persisty.stash._sync.base import DelegateStash, ReadOnlyStash, Stash
-from persisty.stash._sync.stacked import (
-    CacheStash,
-    FactoryStash,
+from persisty.stash._sync.caching import CacheStash, LRUCacheStash
+from persisty.stash._sync.filling import (
     IncrementKeyDirectoryStash,
     IncrementKeyStash,
+    OneShotFactoryStash,
+    ProtectiveStash,
+)
+from persisty.stash._sync.stacked import (
+    FactoryStash,
     KeyLimitStash,
     KeySubsetStash,
-    LRUCacheStash,
-    OneShotFactoryStash,
     PreemptiveStash,
     PrimeableStash,
-    ProtectiveStash,
     SortedStash,
     UnionStash,
 )

@@ -20,6 +20,8 @@ from persisty.testing._kv_async import AsyncKVConformance
 from persisty.testing._kv_sync import KVConformance
 from persisty.testing._lifecycle_async import AsyncDatabaseLifecycleConformance
 from persisty.testing._lifecycle_sync import DatabaseLifecycleConformance
+from persisty.testing._nested_async import AsyncNestedFilterConformance
+from persisty.testing._nested_sync import NestedFilterConformance
 from persisty.testing._paths_async import AsyncPathConformance
 from persisty.testing._paths_sync import PathConformance
 from persisty.testing._robust_async import AsyncRobustnessConformance
@@ -35,6 +37,7 @@ __all__ = [
     "AsyncDatabaseLifecycleConformance",
     "AsyncFileStoreConformance",
     "AsyncKVConformance",
+    "AsyncNestedFilterConformance",
     "AsyncPageKeySecrecyConformance",
     "AsyncPathConformance",
     "AsyncPutExpiryIncrementConformance",
@@ -45,6 +48,7 @@ __all__ = [
     "DatabaseLifecycleConformance",
     "FileStoreConformance",
     "KVConformance",
+    "NestedFilterConformance",
     "PageKeySecrecyConformance",
     "PathConformance",
     "PutExpiryIncrementConformance",

@@ -161,3 +161,35 @@ class Lease:
     note: str | None = None
     expires_at: datetime | None = Attr(expires=True, default=None)
     created_at: datetime = Attr(generated="created", default=None)
+
+
+@dataclasses.dataclass
+class Geo:
+    """A nested value two levels down."""
+
+    latitude: float
+    longitude: float
+
+
+@dataclasses.dataclass
+class Spot:
+    """A nested value with optional scalars of every comparable JSON type."""
+
+    city: str
+    country: str | None = None
+    rank: int | None = None
+    open: bool | None = None
+    kind: Color | None = None
+    geo: Geo | None = None
+
+
+@stored
+class Venue:
+    """Filters on nested paths: ``spot.city``, ``visits[0].rank``, ``/extra/a.b``."""
+
+    id: str
+    name: str = ""
+    spot: Spot | None = None
+    visits: list[Spot] = Attr(default_factory=list)
+    extra: dict[str, int] = Attr(default_factory=dict)
+    labels: dict[str, str] = Attr(default_factory=dict)

@@ -81,7 +81,9 @@ def expression(f: Filter, meta: StoreMeta, ex: Expr) -> str | None:
 
 
 def _compare(c: Compare, meta: StoreMeta, ex: Expr) -> str | None:
-    a = meta.by_name[c.attr]
+    a = meta.by_name.get(c.attr)
+    if a is None:  # a nested path: nested values are stored as JSON text, so in Python
+        return None
     op, v = c.op, c.value
     if op is Op.EXISTS:
         n = ex.name(a.name)

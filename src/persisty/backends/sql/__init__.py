@@ -14,13 +14,16 @@ Example::
 
 from persisty.backends.sql._async.database import AsyncSqlDatabase
 from persisty.backends.sql._async.executor import AsyncSqlExecutor
+from persisty.backends.sql._async.grouped import AsyncSqlGroups
 from persisty.backends.sql._async.outbox import AsyncSqlOutbox, AsyncSqlOutboxStore
 from persisty.backends.sql._async.store import AsyncSqlStore
 from persisty.backends.sql._async.tables import AsyncSqlTables
+from persisty.backends.sql._grouped import SqlAggregate, SqlBucket
 from persisty.backends.sql._meta_tables import META_TABLE, OUTBOX_TABLE
 from persisty.backends.sql._migrate import Step
 from persisty.backends.sql._sync.database import SqlDatabase
 from persisty.backends.sql._sync.executor import SqlExecutor
+from persisty.backends.sql._sync.grouped import SqlGroups
 from persisty.backends.sql._sync.outbox import SqlOutbox, SqlOutboxStore
 from persisty.backends.sql._sync.store import SqlStore
 from persisty.backends.sql._sync.tables import SqlTables
@@ -41,14 +44,18 @@ __all__ = [
     "AsyncDriver",
     "AsyncSqlDatabase",
     "AsyncSqlExecutor",
+    "AsyncSqlGroups",
     "AsyncSqlOutbox",
     "AsyncSqlOutboxStore",
     "AsyncSqlStore",
     "AsyncSqlTables",
     "Dialect",
     "Driver",
+    "SqlAggregate",
+    "SqlBucket",
     "SqlDatabase",
     "SqlExecutor",
+    "SqlGroups",
     "SqlOutbox",
     "SqlOutboxStore",
     "SqlStore",

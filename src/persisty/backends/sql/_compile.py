@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from persisty.backends.sql._compile_paths import nested_where
 from persisty.errors import ValidationError
 from persisty.query import ALL, NONE, And, Compare, Filter, Not, Op, Or, Sort, TextQuery
 
@@ -59,13 +60,38 @@ class FilterCompiler:
             return "(" + " OR ".join(parts) + ")"
         raise ValidationError(f"not a filter: {f!r}")
 
+    def pushable(self, f: Filter) -> bool:
+        """Whether :meth:`where` can say all of the validated filter ``f`` (a comparison on
+        a nested path of a kind or engine JSON cannot compare exactly runs in Python)."""
+        if isinstance(f, Compare):
+            return f.attr in self.table.by_name or nested_where(self.table, f, []) is not None
+        if isinstance(f, And | Or):
+            return all(self.pushable(x) for x in f.filters)
+        if isinstance(f, Not):
+            return self.pushable(f.filter)
+        return True
+
+    def split(self, f: Filter) -> tuple[Filter, Filter]:
+        """``(native, residual)`` of a validated filter: the terms of its conjunction SQL
+        can say, and the rest (``native & residual == f``)."""
+        terms = list(f.filters) if isinstance(f, And) else [f]
+        native = [t for t in terms if self.pushable(t)]
+        if len(native) == len(terms):
+            return f, ALL
+        return And.of(*native), And.of(*(t for t in terms if not self.pushable(t)))
+
     def _guard(self, c: Column, expr: str) -> str:
         if c.nullable:
             return f"({c.quoted} IS NOT NULL AND {expr})"
         return expr
 
     def _compare(self, f: Compare, params: list[Any]) -> str:
-        c = self.table.by_name[f.attr]
+        c = self.table.by_name.get(f.attr)
+        if c is None:
+            nested = nested_where(self.table, f, params)
+            if nested is None:
+                raise ValidationError(f"{f.attr}: cannot run in SQL", field=f.attr)
+            return nested
         ph = self.dialect.ph
         col = c.quoted
         op = f.op

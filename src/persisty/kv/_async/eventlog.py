@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from persisty._retry import attempts, lost_too_often
 from persisty.errors import Conflict, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._async._base import AsyncService, raise_result, retryable
 from persisty.kv._logic import (
@@ -230,7 +231,7 @@ class AsyncEventLog(AsyncService):
             raise ValidationError("expected_version must be an int", field="expected_version")
         await self._ready()
         encoded = self._dump_changes(parsed)  # every value must encode before anything
-        for _ in range(1000):
+        for _ in attempts():
             head = await self._head(key)
             version = 0 if head is None else head.version
             if expected_version is not None and version != expected_version:
@@ -291,7 +292,7 @@ class AsyncEventLog(AsyncService):
                 raise PreconditionFailed(
                     f"{key!r} changed: it is no longer at version {expected_version}"
                 )
-        raise Conflict("too many concurrent changes; try again")
+        raise lost_too_often()
 
     async def _replay_with(
         self, key: str, at: int, parsed: list[tuple[str, str, Any]]

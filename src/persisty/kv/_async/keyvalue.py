@@ -9,6 +9,7 @@ from typing import Any
 
 from persisty import Increment
 from persisty._retry import attempts, lost_too_often
+from persisty.backends.sql import AsyncSqlGroups, AsyncSqlStore, SqlAggregate
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._async._base import AsyncService, put_item, put_items, retryable
 from persisty.kv._codec import JsonCodec
@@ -114,9 +115,13 @@ class AsyncKeyValue(AsyncService):
         return {k: self._value(p) for k, p in live if p is not None}
 
     async def count(self) -> int:
-        """How many keys the namespace has (``len(kv)``); counted on the engine."""
+        """How many keys the namespace has (``len(kv)``); counted on the engine, on SQL in
+        one statement (the live pairs of the namespace: one consistent snapshot)."""
         if not await self._ready():
             return 0
+        if isinstance(self.raw, AsyncSqlStore):
+            rows = await AsyncSqlGroups(self.raw).rows(self.mine, [SqlAggregate("count")])
+            return int(rows[0][0])
         return await self.store.count(self.mine)
 
     async def _pairs(self, f: Filter, prefix_len: int = 0) -> list[KVPair]:
@@ -203,7 +208,7 @@ class AsyncKeyValue(AsyncService):
         if not isinstance(by, int) or isinstance(by, bool):
             raise ValidationError("by must be an int", field="by")
         k = self._key(key)
-        for _ in range(10_000):
+        for _ in attempts():
             if self._native_ints:
                 try:
                     new = await self.store.patch(

@@ -10,6 +10,7 @@ from typing import Any
 
 from persisty import Increment
 from persisty._retry import attempts, lost_too_often
+from persisty.backends.sql import SqlAggregate, SqlGroups, SqlStore
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
@@ -115,9 +116,13 @@ class KeyValue(Service):
         return {k: self._value(p) for k, p in live if p is not None}
 
     def count(self) -> int:
-        """How many keys the namespace has (``len(kv)``); counted on the engine."""
+        """How many keys the namespace has (``len(kv)``); counted on the engine, on SQL in
+        one statement (the live pairs of the namespace: one consistent snapshot)."""
         if not self._ready():
             return 0
+        if isinstance(self.raw, SqlStore):
+            rows = SqlGroups(self.raw).rows(self.mine, [SqlAggregate("count")])
+            return int(rows[0][0])
         return self.store.count(self.mine)
 
     def _pairs(self, f: Filter, prefix_len: int = 0) -> list[KVPair]:
@@ -200,7 +205,7 @@ class KeyValue(Service):
         if not isinstance(by, int) or isinstance(by, bool):
             raise ValidationError("by must be an int", field="by")
         k = self._key(key)
-        for _ in range(10_000):
+        for _ in attempts():
             if self._native_ints:
                 try:
                     new = self.store.patch(

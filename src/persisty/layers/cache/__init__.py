@@ -10,13 +10,14 @@ from typing import Any, TypeVar, overload
 from persisty.errors import ValidationError
 from persisty.layers._dispatch import is_async
 from persisty.layers._primitives import CacheStats
-from persisty.layers.cache._async import (
+from persisty.layers.cache._async import AsyncCachedStore
+from persisty.layers.cache._backends_async import (
     AsyncCacheBackend,
-    AsyncCachedStore,
     AsyncMemoryCache,
     AsyncRedisCache,
 )
-from persisty.layers.cache._sync import CacheBackend, CachedStore, MemoryCache, RedisCache
+from persisty.layers.cache._backends_sync import CacheBackend, MemoryCache, RedisCache
+from persisty.layers.cache._sync import CachedStore
 from persisty.layers.secured import AsyncSecuredStore, SecuredStore
 from persisty.store import AsyncStore, Store
 

@@ -41,6 +41,7 @@ from persisty.query import (
     Order,
     TextQuery,
     compile_filter,
+    root_of,
     validate_filter,
 )
 from persisty.store import (
@@ -269,8 +270,14 @@ class EncryptedStore(WrappedStore[T]):
             return ~self._translate_filter(f.filter)
         if isinstance(f, TextQuery):
             return Or.of(*(Compare(a, Op.ICONTAINS, f.text) for a in self._text_attrs))
-        if not isinstance(f, Compare) or f.attr not in self.cipher.attrs:
+        if not isinstance(f, Compare) or root_of(f.attr) not in self.cipher.attrs:
             return f
+        if f.attr not in self.cipher.attrs:  # a nested path into a sealed attribute
+            raise ValidationError(
+                f"{f.attr} is inside the encrypted attribute {root_of(f.attr)}: nested "
+                "filters cannot run on its ciphertext",
+                field=f.attr,
+            )
         if f.op is Op.EXISTS or (f.op in (Op.EQ, Op.NE) and f.value is None):
             return f  # None is stored as None
         whole = self._whole.get(f.attr)

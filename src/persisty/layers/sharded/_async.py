@@ -28,7 +28,14 @@ from persisty.layers._pinning._async import batched_delete_all, batched_update_a
 from persisty.layers.sharded._model import SHARD_TAGS, SHARDED_OF, ShardPath
 from persisty.layers.sharded._rows import Children, ShardRows, Stale
 from persisty.model import etag, meta_of
-from persisty.query import Filter, Order, attrs_of, compile_filter, validate_filter
+from persisty.query import (
+    Filter,
+    Order,
+    compile_filter,
+    paths_of,
+    root_of,
+    validate_filter,
+)
 from persisty.store import (
     AsyncDatabase,
     AsyncStore,
@@ -308,11 +315,11 @@ class AsyncShardedStore(ShardRows, AsyncStore[T]):
 
     def _plain(self, f: Filter | None, order: Any) -> None:
         """``ValidationError`` for a filter or order on a sharded attribute."""
-        used = attrs_of(validate_filter(f, self.meta))
+        used = paths_of(validate_filter(f, self.meta))
         with contextlib.suppress(TypeError):  # a bad order: the inner store reports it
             used |= {o.attr for o in Order.parse(order)}
         for name in sorted(used):
-            if name.split(".")[0] in self._roots:
+            if root_of(name) in self._roots:
                 raise ValidationError(
                     f"{name} is sharded: it cannot be filtered or ordered by", field=name
                 )

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from persisty.errors import Forbidden, NotFound, PersistyError, Unauthorized
 from persisty.query import NONE
 from persisty.serve._api import Api, Served
-from persisty.serve._graphql import RelationGraph, relation_graph
+from persisty.serve._graphql_relations import RelationGraph, relation_graph
 from persisty.serve._limits import read_body
 
 HERE = Path(__file__).resolve().parent

@@ -122,19 +122,23 @@ class AsyncStoreStash(AsyncStash):
     def _expired(entry: Any) -> bool:
         return entry.expires_at is not None and entry.expires_at <= _now()
 
+    # The reads are one point read of the store each, written out (no shared helper): a
+    # read is the hot path, and the store already hides an expired entry (its expiry).
+
+    async def get(self, key: Any, default: Any = None) -> Any:
+        entry = await self.store.read(key if type(key) is str else check_key(key))
+        return default if entry is None else self.codec.decode(entry.value)
+
     async def load(self, key: Any) -> Any:
-        value = await self._lookup(key)
-        return None if value is MISSING else value
+        entry = await self.store.read(key if type(key) is str else check_key(key))
+        return None if entry is None else self.codec.decode(entry.value)
 
     async def _lookup(self, key: Any) -> Any:
-        entry = await self.store.read(check_key(key))
-        if entry is None or self._expired(entry):
-            return MISSING
-        return self.codec.decode(entry.value)
+        entry = await self.store.read(key if type(key) is str else check_key(key))
+        return MISSING if entry is None else self.codec.decode(entry.value)
 
     async def exists(self, key: Any) -> bool:
-        entry = await self.store.read(check_key(key))
-        return entry is not None and not self._expired(entry)
+        return await self.store.read(key if type(key) is str else check_key(key)) is not None
 
     async def dump(self, key: Any, value: Any) -> None:
         await self.store.put(self._entry(key, value))

@@ -30,11 +30,12 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.model import StoreMeta, etag
-from persisty.query import Filter, PageKeys, Sort
+from persisty.query import ALL, Filter, PageKeys, Sort
 from persisty.store import (
     AsyncStoreBase,
     Insert,
     Key,
+    Plan,
     Remove,
     Replace,
     WriteOp,
@@ -390,6 +391,13 @@ class AsyncSqlRows(AsyncStoreBase[Any]):
         sql, params = self.schema.compiler.count(native)
         rows = await self._query(sql, params)
         return int(rows[0][0])
+
+    def _plan(self, f: Filter, spec: Sort) -> Plan:
+        native, residual = self.schema.compiler.split(f)
+        if residual is ALL:
+            return Plan(f)
+        detail = self._describe(native, spec) + f"; residual in Python: {residual!r}"
+        return Plan(native, residual, True, detail)
 
     def _describe(self, native: Filter, spec: Sort) -> str:
         sql, params = self.schema.compiler.select(native, spec, None, self.default_limit + 1)

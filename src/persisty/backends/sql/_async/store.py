@@ -145,7 +145,12 @@ class AsyncSqlStore(AsyncSqlRows):
     async def update(
         self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> Any:
-        if precondition is None or not self._blind_update or self.meta.expires is not None:
+        if (
+            precondition is None
+            or not self._blind_update
+            or self.meta.expires is not None
+            or not self.schema.compiler.pushable(validate_filter(precondition, self.meta))
+        ):
             return await super().update(item, if_match=if_match, precondition=precondition)
         # nothing of the stored item is kept: one UPDATE with the precondition in SQL
         if not isinstance(item, self.meta.cls):
@@ -361,6 +366,8 @@ class AsyncSqlStore(AsyncSqlRows):
         f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
+        if not self.schema.compiler.pushable(f):
+            return await super().delete_all(f)
         sql, params = self.schema.compiler.delete_where(f)
         async with self._conn() as conn:
             return await self.executor.run(conn, sql, params, self.schema)
@@ -370,6 +377,8 @@ class AsyncSqlStore(AsyncSqlRows):
         f = self._live(validate_filter(filter, self.meta))
         if f is NONE:
             return 0
+        if not self.schema.compiler.pushable(f):
+            return await super().update_all(f, changes)
         s = self.schema
         sql, params = s.compiler.select(f, (), None, None, what=s.quoted_doc, lock=True)
         now = self.clock()

@@ -31,6 +31,20 @@ def json_text(v: Any) -> str:
     return msgspec.json.encode(v).decode()
 
 
+def json_path(below: Sequence[str | int]) -> str | None:
+    """``$.a."b.c"[2]``: the JSON path of SQLite and MariaDB for ``below`` (``None`` for a
+    key holding a double quote, a backslash or a control character)."""
+    out = "$"
+    for seg in below:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        elif any(ch in seg for ch in '"\\') or any(ord(ch) < 32 for ch in seg):
+            return None
+        else:
+            out += f'."{seg}"'
+    return out
+
+
 def enum_value(v: Any) -> Any:
     """An enum member's value (anything else as it is)."""
     return v.value if isinstance(v, enum.Enum) else v
@@ -95,12 +109,12 @@ class Dialect:
     drivers: ClassVar[tuple[type[Any], ...]] = ()
     """Its sync and async driver classes (``AsyncDriver`` / ``Driver`` subclasses)."""
     upsert_on_key_only: ClassVar[bool] = True
+    """Whether its upsert looks at the key only (MySQL's fires on any unique index)."""
     doc_set_sql: ClassVar[str | None] = None
     """How an ``UPDATE … RETURNING`` sets attributes inside the document column without
     reading it: a format with ``{doc}`` (the column) and ``{sets}`` (``, '$."name"',
     json(?)`` per attribute), or ``None`` when the engine cannot do it in one statement
     keeping every other value's text as it is (then a patch reads first)."""
-    """Whether its upsert looks at the key only (MySQL's fires on any unique index)."""
     name_sql: ClassVar[str] = "VARCHAR(200)"
     """The SQL type of a short name compared byte for byte (the meta table's key)."""
     probe_sql: ClassVar[str | None] = None
@@ -194,6 +208,15 @@ class Dialect:
     def list_contains(self, table: str, column: str, element: Any, params: list[Any]) -> str:
         """The JSON list in ``column`` holds ``element`` (builtins); appends its parameter."""
         raise NotImplementedError
+
+    def json_value(
+        self, column: str, below: Sequence[str | int], kind: str, params: list[Any]
+    ) -> str | None:
+        """The value at the path ``below`` in the JSON ``column`` as SQL of ``kind`` (``str``,
+        ``int``, ``float``, ``bool``; ``any``: some non-``NULL`` value when one is there),
+        ``NULL`` where it is missing, JSON ``null`` or of another JSON type; appends its
+        parameters. ``None``: this engine cannot (the filter runs in Python)."""
+        return None
 
     def order_term(self, column: str, desc: bool, nullable: bool) -> str:
         """One ``ORDER BY`` term: ``NULL`` first ascending, last descending (the default of

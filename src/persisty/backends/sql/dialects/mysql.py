@@ -19,6 +19,7 @@ from persisty.backends.sql.dialects._base import (
     Dialect,
     conflict,
     field_in,
+    json_path,
     json_text,
     naive_utc,
     uuid_hex,
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
 
 _INIT = "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"
 BINARY = "utf8mb4_nopad_bin"
+_JSON_TYPES = {
+    "str": "'STRING'",
+    "int": "'INTEGER'",
+    "float": "'INTEGER', 'DOUBLE'",
+    "bool": "'BOOLEAN'",
+}
 
 
 class MysqlDriver(Driver):
@@ -175,6 +182,26 @@ class MysqlDialect(Dialect):
     def list_contains(self, table: str, column: str, element: Any, params: list[Any]) -> str:
         params.append(json_text(element))
         return f"JSON_CONTAINS({column}, %s)"
+
+    def json_value(
+        self, column: str, below: Sequence[str | int], kind: str, params: list[Any]
+    ) -> str | None:
+        path = json_path(below)
+        if path is None:
+            return None
+        params.append(path)
+        at = f"JSON_EXTRACT({column}, %s)"
+        if kind == "any":
+            return f"NULLIF(JSON_TYPE({at}), 'NULL')"
+        params.append(path)
+        value = {
+            "str": f"JSON_UNQUOTE(JSON_EXTRACT({column}, %s))",
+            "int": f"CAST(JSON_EXTRACT({column}, %s) AS SIGNED)",
+            "float": f"CAST(JSON_EXTRACT({column}, %s) AS DOUBLE)",
+            "bool": f"(JSON_EXTRACT({column}, %s) = 'true')",
+        }[kind]
+        expr = f"CASE WHEN JSON_TYPE({at}) IN ({_JSON_TYPES[kind]}) THEN {value} END"
+        return f"({expr}) COLLATE {BINARY}" if kind == "str" else expr
 
     def upsert_sql(self, insert: str, keys: Sequence[str], others: Sequence[str]) -> str:
         return (

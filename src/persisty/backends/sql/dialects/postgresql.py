@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from persisty.backends.sql._table import Column, TableSchema
 
 
+_JSON_TYPES = {
+    "str": ("string", "TEXT"),
+    "int": ("number", "NUMERIC"),
+    "float": ("number", "DOUBLE PRECISION"),
+    "bool": ("boolean", "BOOLEAN"),
+}
+
+
 class PostgresDriver(Driver):
     """psycopg 3, sync."""
 
@@ -111,6 +119,21 @@ class PostgresDialect(Dialect):
     def list_contains(self, table: str, column: str, element: Any, params: list[Any]) -> str:
         params.append(json_text([element]))
         return f"{column} @> CAST(%s AS JSONB)"
+
+    def json_value(
+        self, column: str, below: Sequence[str | int], kind: str, params: list[Any]
+    ) -> str | None:
+        path = [str(s) for s in below]
+        params.append(path)
+        at = f"{column} #> CAST(%s AS TEXT[])"
+        if kind == "any":
+            return f"NULLIF(jsonb_typeof({at}), 'null')"
+        params.append(path)
+        jtype, cast = _JSON_TYPES[kind]
+        value = f"CAST({column} #>> CAST(%s AS TEXT[]) AS {cast})"
+        if kind == "str":
+            value = f'({column} #>> CAST(%s AS TEXT[])) COLLATE "C"'
+        return f"CASE WHEN jsonb_typeof({at}) = '{jtype}' THEN {value} END"
 
     def introspect_sql(self) -> tuple[str, str]:
         return (

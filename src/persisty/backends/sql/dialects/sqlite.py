@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -17,7 +18,13 @@ from sqlalchemy.dialects import sqlite as sa_sqlite
 from sqlalchemy.engine.interfaces import Dialect as SaDialect
 
 from persisty.backends.sql._url import SqlUrl
-from persisty.backends.sql.dialects._base import Dialect, conflict, field_in, uuid_hex
+from persisty.backends.sql.dialects._base import (
+    Dialect,
+    conflict,
+    field_in,
+    json_path,
+    uuid_hex,
+)
 from persisty.backends.sql.dialects._drivers import AsyncDriver, Driver
 from persisty.errors import PersistyError, Unavailable, ValidationError
 from persisty.model import to_utc
@@ -33,6 +40,12 @@ def sqlite_datetime(v: dt.datetime) -> str:
     return v.isoformat(" ", "microseconds")[:26]
 
 
+_JSON_TYPES = {
+    "str": "'text'",
+    "int": "'integer'",
+    "float": "'integer', 'real'",
+    "bool": "'true', 'false'",
+}
 _DATETIME_TEXTS = msgspec.json.Decoder(list[str | None])
 
 
@@ -174,6 +187,19 @@ class SqliteDialect(Dialect):
     def list_contains(self, table: str, column: str, element: Any, params: list[Any]) -> str:
         params.append(element)
         return f"EXISTS (SELECT 1 FROM json_each({table}.{column}) AS je WHERE je.value = ?)"
+
+    def json_value(
+        self, column: str, below: Sequence[str | int], kind: str, params: list[Any]
+    ) -> str | None:
+        path = json_path(below)
+        if path is None:
+            return None
+        params.append(path)
+        if kind == "any":
+            return f"NULLIF(json_type({column}, ?), 'null')"
+        params.append(path)
+        types = _JSON_TYPES[kind]
+        return f"CASE WHEN json_type({column}, ?) IN ({types}) THEN json_extract({column}, ?) END"
 
     def introspect_sql(self) -> tuple[str, str]:
         return (
