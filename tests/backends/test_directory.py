@@ -9,12 +9,16 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
 
 import persisty
 from persisty import F, etag
+from persisty.backends.directory import _files
 from persisty.backends.directory._files import _JournalEntry
+from persisty.store import Edit
 from persisty.testing.models import Counter, Item
 
 
@@ -198,3 +202,30 @@ def test_reads_create_nothing_and_drop_leaves_nothing(tmp_path: Path) -> None:
     db.drop()
     assert not (root / "ns").exists() and db.footprint() == []
     assert items.count() == 0
+
+
+def test_a_reader_that_finds_no_store_reads_nothing_a_writer_adds_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cause of a flaky torn-batch test: a reader that found no store directory read
+    it anyway, without a lock, and so saw the files of a batch another process was
+    applying meanwhile (a loaded machine descheduled it between the two steps). Here the
+    writer's batch lands exactly in that gap."""
+    reader = persisty.connect(f"file://{tmp_path}").store(Item)
+    writer = persisty.connect(f"file://{tmp_path}").store(Item)
+    table = reader.table  # type: ignore[attr-defined]
+    real_open = open
+
+    def racing_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_open(path, *args, **kwargs)
+        except FileNotFoundError:
+            if Path(path) == table.path / ".lock":  # the gap: the batch lands now
+                writer.edit_batch([Edit.create(Item(owner="w", title=f"t{i}")) for i in range(5)])
+            raise
+
+    monkeypatch.setattr(_files, "open", racing_open, raising=False)
+    assert reader.count(F.owner == "w") == 0  # read before the batch: none of it
+    monkeypatch.undo()
+    assert reader.count(F.owner == "w") == 5
+    assert len(reader.search(F.owner == "w").items) == 5

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from persisty.errors import ValidationError
 from persisty.files import Limits, check_key, resolve_range, sniff
-from persisty.files._model import decide_type, seconds
+from persisty.files._content import decide_type
+from persisty.files._model import seconds
 from persisty.files._signing import Signer
 
 

@@ -21,15 +21,16 @@ from persisty.files._async.blobs import (
     AsyncDirectoryBlobs,
     AsyncMemoryBlobs,
 )
-from persisty.files._async.store import (
-    AsyncFileReader,
-    AsyncFileStore,
-    SignedDownload,
-    part_blob,
-)
+from persisty.files._async.maintenance import AsyncFileMaintenance
+from persisty.files._async.reader import AsyncFileReader, SignedDownload
+from persisty.files._async.sqlchunks import AsyncSqlChunkBlobs
+from persisty.files._async.store import AsyncFileStore
+from persisty.files._async.uploads import AsyncFileUploads, part_blob
+from persisty.files._content import sniff
 from persisty.files._model import (
     FileBlob,
     FileChunk,
+    FileChunkData,
     FileInfo,
     FileSecret,
     FileUpload,
@@ -41,35 +42,45 @@ from persisty.files._model import (
     UploadPart,
     check_key,
     resolve_range,
-    sniff,
 )
 from persisty.files._sync.blobs import Blobs, ChunkBlobs, DirectoryBlobs, MemoryBlobs
+from persisty.files._sync.maintenance import FileMaintenance
 from persisty.files._sync.open import chunked_files, connect
-from persisty.files._sync.store import FileReader, FileStore
+from persisty.files._sync.reader import FileReader
+from persisty.files._sync.sqlchunks import SqlChunkBlobs
+from persisty.files._sync.store import FileStore
+from persisty.files._sync.uploads import FileUploads
 
 __all__ = [
     "AsyncBlobs",
     "AsyncChunkBlobs",
     "AsyncDirectoryBlobs",
+    "AsyncFileMaintenance",
     "AsyncFileReader",
     "AsyncFileStore",
+    "AsyncFileUploads",
     "AsyncMemoryBlobs",
+    "AsyncSqlChunkBlobs",
     "Blobs",
     "ChunkBlobs",
     "DirectoryBlobs",
     "FileBlob",
     "FileChunk",
+    "FileChunkData",
     "FileInfo",
+    "FileMaintenance",
     "FileReader",
     "FileSecret",
     "FileStore",
     "FileUpload",
+    "FileUploads",
     "FsckProblem",
     "FsckReport",
     "GcReport",
     "Limits",
     "MemoryBlobs",
     "SignedDownload",
+    "SqlChunkBlobs",
     "UploadGrant",
     "UploadPart",
     "check_key",

@@ -12,7 +12,8 @@ Example::
 """
 
 from persisty.files._async.open import chunked_files, connect
-from persisty.files._async.store import AsyncFileReader, AsyncFileStore
+from persisty.files._async.reader import AsyncFileReader
+from persisty.files._async.store import AsyncFileStore
 from persisty.files._model import FileInfo, Limits, UploadGrant, UploadPart
 
 __all__ = [

@@ -10,6 +10,7 @@ from persisty.model._relations import (
     HasMany,
     HasOne,
     Reference,
+    Relation,
     references_to,
     relations_of,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ItemPath",
     "KeyConfig",
     "Reference",
+    "Relation",
     "StoreMeta",
     "etag",
     "etag_of",

@@ -65,6 +65,20 @@ class PageKeys:
         self.database = database
         self._derived: tuple[bytes, bytes, bytes] | None = None
 
+    def use_secret(self, secret: bytes | str | PageKeys) -> None:
+        """Key from now on with ``secret``, or with the secret of another :class:`PageKeys`
+        (a backend that keeps its database's secret installs it once it has read it).
+
+        Example::
+
+            keys = PageKeys(namespace="tenant2")
+            keys.use_secret(b"the secret the database keeps, 32 bytes or more")
+            keys.use_secret(PageKeys(b"another secret of thirty-two bytes..."))
+        """
+        if isinstance(secret, PageKeys):
+            secret = secret._secret
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+
     @property
     def identity(self) -> str:
         """A short name of this database and namespace (no secret in it), for keys kept

@@ -108,13 +108,18 @@ class DirectoryTable:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
+    def _reading(self) -> Iterator[bool]:
         """The shared (reader's) lock: no batch is being applied while it is held. A
-        journal found under it was left by a writer that died; it is replayed first."""
+        journal found under it was left by a writer that died; it is replayed first.
+
+        Yields ``False`` when the store's directory is not there (never written, or
+        dropped): the caller then reads nothing, not even what a writer that creates the
+        directory meanwhile has half written, since no lock covers that read.
+        """
         try:
             lock = open(self.path / ".lock", "a+b")  # noqa: SIM115
-        except FileNotFoundError:  # never written, or dropped: nothing to read
-            yield
+        except FileNotFoundError:
+            yield False
             return
         with lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
@@ -122,7 +127,7 @@ class DirectoryTable:
                 if (self.path / ".journal").exists():
                     fcntl.flock(lock, fcntl.LOCK_EX)
                     self._replay()
-                yield
+                yield True
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -188,13 +193,13 @@ class DirectoryTable:
 
     def get(self, key: Key) -> Row | None:
         """The item and etag stored under ``key``."""
-        with self._reading():
-            return self._load(self._file(key))
+        with self._reading() as there:
+            return self._load(self._file(key)) if there else None
 
     def get_many(self, keys: Sequence[Key]) -> list[Row | None]:
         """The items and etags stored under ``keys``, read under one lock."""
-        with self._reading():
-            return [self._load(self._file(k)) for k in keys]
+        with self._reading() as there:
+            return [self._load(self._file(k)) if there else None for k in keys]
 
     def _all(self) -> list[Any]:
         result = []
@@ -206,8 +211,8 @@ class DirectoryTable:
 
     def all(self) -> list[Any]:
         """Every stored item."""
-        with self._reading():
-            return self._all()
+        with self._reading() as there:
+            return self._all() if there else []
 
     def find(
         self, f: Filter, spec: Sort, after: Sequence[Any] | None, limit: int | None

@@ -143,35 +143,66 @@ def chunk_id(blob_id: str, index: int) -> str:
     return f"{blob_id}.{index:08d}"
 
 
+_CHUNK_SIZE = re.compile(r"[cr]([0-9]+)$")
+
+
 def chunk_size_of(blob_id: str) -> int:
-    """A chunked blob's chunk size, which its id carries after ``c``."""
-    _, _, size = blob_id.rpartition("c")
-    return int(size) if size.isdigit() else DEFAULT_CHUNK_SIZE
+    """A chunked blob's chunk size, which its id carries after ``c`` (chunks as items) or
+    ``r`` (chunks as raw rows of a SQL table)."""
+    found = _CHUNK_SIZE.search(blob_id)
+    return int(found.group(1)) if found else DEFAULT_CHUNK_SIZE
+
+
+async def rechunk(data: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """The stream cut into pieces of exactly ``size`` bytes (the last one shorter), each
+    byte copied once at most."""
+    buffer = bytearray()
+    async for piece in data:
+        view = memoryview(piece)
+        at = 0
+        if buffer:
+            at = min(len(view), size - len(buffer))
+            buffer += view[:at]
+            if len(buffer) < size:
+                continue
+            yield bytes(buffer)
+            buffer.clear()
+        while len(view) - at >= size:
+            whole = at == 0 and len(view) == size and type(piece) is bytes
+            yield piece if whole else bytes(view[at : at + size])
+            at += size
+        buffer += view[at:]
+    if buffer:
+        yield bytes(buffer)
 
 
 class AsyncChunkBlobs(AsyncBlobs):
     """Blobs as chunks (``chunk_size`` bytes each, 256 KiB by default) in two ordinary
     stores of any persisty database: ``FileBlob`` records (one per blob, written before its
     chunks and deleted after them) and ``FileChunk`` records. A range reads only the chunks
-    it covers, ``window`` chunks per ``read_batch``."""
+    it covers, about ``window_bytes`` (default ``batch_bytes``) per ``read_batch``."""
+
+    marker = "c"
 
     def __init__(
         self,
         store: str,
         blobs: AsyncStore[FileBlob],
-        chunks: AsyncStore[FileChunk],
+        chunks: AsyncStore[Any],
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_bytes: int = 4 * 1024 * 1024,
+        window_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.chunks = chunks
         self.chunk_size = chunk_size
         self.batch = max(1, batch_bytes // chunk_size)
+        self.window = max(1, (window_bytes or batch_bytes) // chunk_size)
 
     def new_id(self) -> str:
-        return f"{new_blob_id()}c{self.chunk_size}"
+        return f"{new_blob_id()}{self.marker}{self.chunk_size}"
 
     async def write(self, blob_id: str, data: AsyncIterator[bytes]) -> None:
         size = chunk_size_of(blob_id)
@@ -179,44 +210,38 @@ class AsyncChunkBlobs(AsyncBlobs):
             FileBlob(id=blob_id, store=self.store, chunk_size=size, created_at=now_utc())
         )
         try:
-            buffer = bytearray()
-            batch: list[FileChunk] = []
-            index = 0
-            async for piece in data:
-                buffer += piece
-                while len(buffer) >= size:
-                    batch.append(
-                        FileChunk(
-                            id=chunk_id(blob_id, index),
-                            blob=blob_id,
-                            index=index,
-                            data=bytes(buffer[:size]),
-                        )
-                    )
-                    del buffer[:size]
-                    index += 1
-                    if len(batch) >= self.batch:
-                        await self._flush(batch)
-                        batch = []
-            if buffer:
-                batch.append(
-                    FileChunk(
-                        id=chunk_id(blob_id, index), blob=blob_id, index=index, data=bytes(buffer)
-                    )
-                )
+            batch: list[bytes] = []
+            index = total = 0
+            async for chunk in rechunk(data, size):
+                batch.append(chunk)
+                total += len(chunk)
+                if len(batch) >= self.batch:
+                    await self._store_chunks(blob_id, index, batch)
+                    index += len(batch)
+                    batch = []
             if batch:
-                await self._flush(batch)
-            await self.blobs.patch(blob_id, {"size": index * size + len(buffer)})
+                await self._store_chunks(blob_id, index, batch)
+            await self.blobs.patch(blob_id, {"size": total})
         except BaseException:
             with contextlib.suppress(PersistyError):
                 await self.delete(blob_id)
             raise
 
-    async def _flush(self, batch: list[FileChunk]) -> None:
-        results = await self.chunks.edit_batch([Edit.create(c) for c in batch], atomic=False)
-        for r in results:
+    async def _store_chunks(self, blob_id: str, first: int, chunks: list[bytes]) -> None:
+        """Write chunks ``first, first + 1, …`` of a blob (one non-atomic ``edit_batch``)."""
+        edits = [
+            Edit.create(FileChunk(id=chunk_id(blob_id, i), blob=blob_id, index=i, data=data))
+            for i, data in enumerate(chunks, first)
+        ]
+        for r in await self.chunks.edit_batch(edits, atomic=False):
             if not r.ok:
                 raise PersistyError(f"writing a chunk failed: {r.code}: {r.message}")
+
+    async def _fetch(self, blob_id: str, indexes: range) -> list[bytes | None]:
+        """The bytes of chunks ``indexes`` of a blob, ``None`` for a missing one (one
+        ``read_batch``)."""
+        found = await self.chunks.read_batch([chunk_id(blob_id, i) for i in indexes])
+        return [None if c is None else c.data for c in found]
 
     async def read(self, blob_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         if start >= end:
@@ -225,17 +250,17 @@ class AsyncChunkBlobs(AsyncBlobs):
             return
         size = chunk_size_of(blob_id)
         first, last = start // size, (end - 1) // size
-        for window in range(first, last + 1, self.batch):
-            indexes = range(window, min(last + 1, window + self.batch))
-            found = await self.chunks.read_batch([chunk_id(blob_id, i) for i in indexes])
-            for i, chunk in zip(indexes, found, strict=True):
-                if chunk is None:
+        for window in range(first, last + 1, self.window):
+            indexes = range(window, min(last + 1, window + self.window))
+            found = await self._fetch(blob_id, indexes)
+            for i, data in zip(indexes, found, strict=True):
+                if data is None:
                     raise IntegrityError(f"chunk {i} of blob {blob_id} is missing")
                 base = i * size
                 lo, hi = max(start - base, 0), min(end - base, size)
-                if len(chunk.data) < hi:
+                if len(data) < hi:
                     raise IntegrityError(f"chunk {i} of blob {blob_id} is short")
-                yield chunk.data if (lo, hi) == (0, len(chunk.data)) else chunk.data[lo:hi]
+                yield data if (lo, hi) == (0, len(data)) else data[lo:hi]
 
     async def stat(self, blob_id: str) -> int | None:
         found = await self.blobs.read(blob_id)

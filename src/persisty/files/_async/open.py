@@ -15,6 +15,7 @@ from persisty.files._async.blobs import (
     AsyncDirectoryBlobs,
     AsyncMemoryBlobs,
 )
+from persisty.files._async.sqlchunks import AsyncSqlChunkBlobs, raw_chunks
 from persisty.files._async.store import AsyncFileStore
 from persisty.files._databases import AsyncDatabases
 from persisty.files._model import (
@@ -56,14 +57,27 @@ def chunked_files(
         raise ValidationError(
             f"chunk_size is from 1 KiB to {MAX_CHUNK_SIZE} bytes", field="chunk_size"
         )
-    blobs = AsyncChunkBlobs(
+    blobs = chunk_blobs(name, db, chunk_size, batch_bytes)
+    return _file_store(name, db, blobs, limits, secret, base_url, clock, closing)
+
+
+def chunk_blobs(
+    name: str, db: AsyncDatabase, chunk_size: int, batch_bytes: int = 4 * 1024 * 1024
+) -> AsyncChunkBlobs:
+    """Chunks in ``db``: raw rows of a SQL table on a SQL database (no copy of the bytes
+    in a JSON document), ``FileChunk`` items on every other one."""
+    sql = raw_chunks(db)
+    if sql is not None:
+        return AsyncSqlChunkBlobs(
+            name, sql[0], sql[1], chunk_size=chunk_size, batch_bytes=batch_bytes
+        )
+    return AsyncChunkBlobs(
         name,
         db.store(FileBlob),
         db.store(FileChunk),
         chunk_size=chunk_size,
         batch_bytes=batch_bytes,
     )
-    return _file_store(name, db, blobs, limits, secret, base_url, clock, closing)
 
 
 def _file_store(
@@ -156,9 +170,7 @@ def connect(
         # chunks in the URL's database, the catalog in another one
         chunks_db = AsyncDatabases.connect(url, namespace=namespace)
         closing.append(chunks_db)
-        blobs = AsyncChunkBlobs(
-            name, chunks_db.store(FileBlob), chunks_db.store(FileChunk), chunk_size=chunk_size
-        )
+        blobs = chunk_blobs(name, chunks_db, chunk_size)
         return _file_store(name, db, blobs, limits, secret, base_url, clock, tuple(closing))
     return chunked_files(
         db,

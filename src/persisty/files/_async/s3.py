@@ -18,14 +18,8 @@ from typing import Any
 
 from persisty.errors import Conflict, IntegrityError, PersistyError
 from persisty.files._async.blobs import AsyncBlobs
-from persisty.files._model import (
-    FileUpload,
-    Limits,
-    UploadGrant,
-    UploadPart,
-    base_type,
-    invalid,
-)
+from persisty.files._content import base_type
+from persisty.files._model import FileUpload, Limits, UploadGrant, UploadPart, invalid
 from persisty.files._s3client import AsyncS3Client, error_code, parse_s3_url
 
 SINGLE_PUT = 8 * 1024 * 1024
@@ -266,7 +260,7 @@ class AsyncS3Blobs(AsyncBlobs):
     async def finish_upload(
         self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
     ) -> tuple[str, int, str, bytes] | None:
-        from persisty.files._async.store import check_parts
+        from persisty.files._async.uploads import check_parts
 
         key = self.staging(record)
         if record.part_size is not None and await self._head(key) is None:

@@ -27,6 +27,7 @@ from persisty.files._sync.blobs import (
     DirectoryBlobs,
     MemoryBlobs,
 )
+from persisty.files._sync.sqlchunks import SqlChunkBlobs, raw_chunks
 from persisty.files._sync.store import FileStore
 from persisty.store import Database
 
@@ -57,14 +58,25 @@ def chunked_files(
         raise ValidationError(
             f"chunk_size is from 1 KiB to {MAX_CHUNK_SIZE} bytes", field="chunk_size"
         )
-    blobs = ChunkBlobs(
+    blobs = chunk_blobs(name, db, chunk_size, batch_bytes)
+    return _file_store(name, db, blobs, limits, secret, base_url, clock, closing)
+
+
+def chunk_blobs(
+    name: str, db: Database, chunk_size: int, batch_bytes: int = 4 * 1024 * 1024
+) -> ChunkBlobs:
+    """Chunks in ``db``: raw rows of a SQL table on a SQL database (no copy of the bytes
+    in a JSON document), ``FileChunk`` items on every other one."""
+    sql = raw_chunks(db)
+    if sql is not None:
+        return SqlChunkBlobs(name, sql[0], sql[1], chunk_size=chunk_size, batch_bytes=batch_bytes)
+    return ChunkBlobs(
         name,
         db.store(FileBlob),
         db.store(FileChunk),
         chunk_size=chunk_size,
         batch_bytes=batch_bytes,
     )
-    return _file_store(name, db, blobs, limits, secret, base_url, clock, closing)
 
 
 def _file_store(
@@ -155,9 +167,7 @@ def connect(
         # chunks in the URL's database, the catalog in another one
         chunks_db = Databases.connect(url, namespace=namespace)
         closing.append(chunks_db)
-        blobs = ChunkBlobs(
-            name, chunks_db.store(FileBlob), chunks_db.store(FileChunk), chunk_size=chunk_size
-        )
+        blobs = chunk_blobs(name, chunks_db, chunk_size)
         return _file_store(name, db, blobs, limits, secret, base_url, clock, tuple(closing))
     return chunked_files(
         db,

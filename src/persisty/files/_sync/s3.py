@@ -18,14 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from persisty.errors import Conflict, IntegrityError, PersistyError
-from persisty.files._model import (
-    FileUpload,
-    Limits,
-    UploadGrant,
-    UploadPart,
-    base_type,
-    invalid,
-)
+from persisty.files._content import base_type
+from persisty.files._model import FileUpload, Limits, UploadGrant, UploadPart, invalid
 from persisty.files._s3client import S3Client, error_code, parse_s3_url
 from persisty.files._sync.blobs import Blobs
 
@@ -265,7 +259,7 @@ class S3Blobs(Blobs):
     def finish_upload(
         self, record: FileUpload, parts: Sequence[Mapping[str, Any]] | None
     ) -> tuple[str, int, str, bytes] | None:
-        from persisty.files._sync.store import check_parts
+        from persisty.files._sync.uploads import check_parts
 
         key = self.staging(record)
         if record.part_size is not None and self._head(key) is None:

@@ -12,8 +12,16 @@ from typing import Any, TypeVar
 
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.layers._primitives import Outcome
-from persisty.model import StoreMeta, etag, meta_of
-from persisty.model._relations import BelongsTo, Relation, references_to, relations_of
+from persisty.layers.related._plan import DeletePlan, access_control_of, check_declaration, fk_keys
+from persisty.model import (
+    BelongsTo,
+    Relation,
+    StoreMeta,
+    etag,
+    meta_of,
+    references_to,
+    relations_of,
+)
 from persisty.query import F, Filter, compile_filter, validate_filter
 from persisty.store import (
     Database,
@@ -29,35 +37,7 @@ from persisty.store import (
 T = TypeVar("T")
 StoreSource = Database | Mapping[type[Any], Store[Any]] | Callable[[type[Any]], Store[Any]]
 LOAD_PAGE = 1000
-
-
-def _fk_keys(meta: StoreMeta, values: Sequence[Any]) -> list[str]:
-    """Key strings of ``meta`` for foreign-key values (``None`` left out, order kept)."""
-    keys: list[str] = []
-    for v in values:
-        if v is not None:
-            keys.append(v if isinstance(v, str) else meta.key_string((v,)))
-    return list(dict.fromkeys(keys))
-
-
-class _Plan:
-    """The writes a delete causes, per store, deepest stores first when applied."""
-
-    def __init__(self) -> None:
-        self.stores: list[Store[Any]] = []
-        self.edits: dict[int, dict[str, Edit]] = {}
-
-    def add(self, store: Store[Any], key: str, edit: Edit) -> None:
-        if id(store) not in self.edits:
-            self.stores.append(store)
-            self.edits[id(store)] = {}
-        found = self.edits[id(store)].get(key)
-        if found is None or (found.kind != EditKind.DELETE and edit.kind == EditKind.DELETE):
-            self.edits[id(store)][key] = edit
-
-    def deleting(self, store: Store[Any], key: str) -> bool:
-        e = self.edits.get(id(store), {}).get(key)
-        return e is not None and e.kind == EditKind.DELETE
+_Plan = DeletePlan[Store[Any]]
 
 
 class RelatedStore(WrappedStore[T]):
@@ -90,25 +70,7 @@ class RelatedStore(WrappedStore[T]):
         self.relations: dict[str, Relation] = relations_of(self.meta.cls)
         self._belongs = [r for r in self.relations.values() if isinstance(r, BelongsTo)]
         for r in self.relations.values():
-            self._check_declaration(r)
-
-    def _check_declaration(self, r: Relation) -> None:
-        child = meta_of(r.child)
-        parent = meta_of(r.parent)
-        if r.foreign_key not in child.by_name:
-            raise ValidationError(
-                f"{r!r}: {child.name} has no attribute {r.foreign_key!r}", field=r.foreign_key
-            )
-        if len(parent.key.attrs) != 1:
-            raise ValidationError(
-                f"{r!r}: {parent.name} has a composite key; a foreign key "
-                "refers to a single-attribute key",
-                field=r.foreign_key,
-            )
-        if r.on_delete == "set_null" and not child.by_name[r.foreign_key].optional:
-            raise ValidationError(
-                f"{r!r}: set_null needs an optional foreign key", field=r.foreign_key
-            )
+            check_declaration(r)
 
     # ---- where related items live ------------------------------------------------------
 
@@ -158,21 +120,21 @@ class RelatedStore(WrappedStore[T]):
         target = self.store_for(r.target)
         if isinstance(r, BelongsTo):
             values = [getattr(i, r.foreign_key) for i in items]
-            keys = _fk_keys(target.meta, values)
+            keys = fk_keys(target.meta, values)
             found = dict(zip(keys, target.read_batch(keys), strict=True)) if keys else {}
-            return [None if v is None else found.get(_fk_keys(target.meta, [v])[0]) for v in values]
+            return [None if v is None else found.get(fk_keys(target.meta, [v])[0]) for v in values]
         own = [self.meta.key_values(i)[0] for i in items]
         groups: dict[str, list[Any]] = {}
-        keys = _fk_keys(self.meta, own)
+        keys = fk_keys(self.meta, own)
         if keys:
             f = F[r.foreign_key].in_(keys)
             for child in target.search_all(f, order, page_size=LOAD_PAGE):
                 groups.setdefault(
-                    _fk_keys(self.meta, [getattr(child, r.foreign_key)])[0], []
+                    fk_keys(self.meta, [getattr(child, r.foreign_key)])[0], []
                 ).append(child)
         result: list[Any] = []
         for v in own:
-            found_children = groups.get(_fk_keys(self.meta, [v])[0], [])
+            found_children = groups.get(fk_keys(self.meta, [v])[0], [])
             result.append(
                 list(found_children) if r.many else (found_children[0] if found_children else None)
             )
@@ -215,7 +177,7 @@ class RelatedStore(WrappedStore[T]):
         for r in self._belongs:
             target = self._view_for(r.target)  # an item hidden from the caller is missing
             wanted = {
-                i: _fk_keys(target.meta, [v[r.foreign_key]])
+                i: fk_keys(target.meta, [v[r.foreign_key]])
                 for i, v in values.items()
                 if v.get(r.foreign_key) is not None
             }
@@ -283,14 +245,19 @@ class RelatedStore(WrappedStore[T]):
     # ---- integrity: deleting referenced items --------------------------------------------
 
     def _plan_deletes(
-        self, meta: StoreMeta, store: Store[Any], keys: list[str], plan: _Plan, depth: int = 0
+        self,
+        meta: StoreMeta,
+        store: Store[Any],
+        keys: list[str],
+        plan: _Plan,
+        depth: int = 0,
     ) -> None:
         if depth > 50:
             raise Conflict("delete cascades more than 50 levels deep")
         for ref in references_to(meta.cls):
             child_store = self.store_for(ref.child)
             child_meta = meta_of(ref.child)
-            guard = _access_control_of(self._view_for(ref.child))
+            guard = access_control_of(self._view_for(ref.child))
             if guard is not None:  # never reach, count or change what the caller may not
                 action = {"block": "read", "cascade": "delete"}.get(
                     ref.on_delete or "block", "update"
@@ -499,7 +466,9 @@ class RelatedStore(WrappedStore[T]):
             return self.inner.delete_all(filter)
         total = 0
         keys = [self.meta.key_of(i) for i in self.inner.search_all(filter)]
-        dry_run = _Plan()  # a blocked delete stops the whole call before anything is written
+        dry_run = DeletePlan[
+            Store[Any]
+        ]()  # a blocked delete stops the whole call before anything is written
         for k in keys:
             dry_run.add(self.inner, k, Edit.delete(k))
         if keys:
@@ -509,14 +478,3 @@ class RelatedStore(WrappedStore[T]):
             results = self._delete_with_rules(chunk, False)
             total += sum(1 for r in results if r.ok)
         return total
-
-
-def _access_control_of(store: Any) -> Any:
-    """The access-control layer in ``store``'s stack (``None`` without one): anything with
-    ``outside_rules``."""
-    s = store
-    while s is not None:
-        if hasattr(s, "outside_rules"):
-            return s
-        s = getattr(s, "inner", None)
-    return None

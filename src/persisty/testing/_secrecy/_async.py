@@ -59,7 +59,7 @@ class AsyncPageKeySecrecyConformance:
             theirs = await self.wrap(other.store(Item))
             await theirs.create(Item(owner="o", title="t0"))
             await theirs.search(limit=1)  # a backend may load the secret it keeps first
-            other.pages._secret = database.pages._secret  # the same secret, another tenant
+            other.pages.use_secret(database.pages)  # the same secret, another tenant
             with pytest.raises(ValidationError) as e:
                 await theirs.search(order=[+F.title], limit=1, page_key=key)
             assert e.value.field == "page_key"

@@ -58,7 +58,7 @@ class PageKeySecrecyConformance:
             theirs = self.wrap(other.store(Item))
             theirs.create(Item(owner="o", title="t0"))
             theirs.search(limit=1)  # a backend may load the secret it keeps first
-            other.pages._secret = database.pages._secret  # the same secret, another tenant
+            other.pages.use_secret(database.pages)  # the same secret, another tenant
             with pytest.raises(ValidationError) as e:
                 theirs.search(order=[+F.title], limit=1, page_key=key)
             assert e.value.field == "page_key"

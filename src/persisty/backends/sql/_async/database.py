@@ -79,7 +79,7 @@ class AsyncSqlDatabase(AsyncDatabase):
         self.schemas: dict[str, TableSchema] = {}
 
     def _keep_secret(self, secret: bytes) -> None:
-        self.pages._secret = secret  # the page keys of every process of this database
+        self.pages.use_secret(secret)  # the page keys of every process of this database
 
     def _open(self, meta: StoreMeta) -> AsyncSqlStore:
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)

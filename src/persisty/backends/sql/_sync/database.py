@@ -80,7 +80,7 @@ class SqlDatabase(Database):
         self.schemas: dict[str, TableSchema] = {}
 
     def _keep_secret(self, secret: bytes) -> None:
-        self.pages._secret = secret  # the page keys of every process of this database
+        self.pages.use_secret(secret)  # the page keys of every process of this database
 
     def _open(self, meta: StoreMeta) -> SqlStore:
         schema = TableSchema(meta, self.dialect, self.namespace, self.metadata)
