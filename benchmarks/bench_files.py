@@ -4,8 +4,8 @@
 
 Throughput (MB/s) of ``put`` and ``read`` of 1 MiB and 64 MiB files:
 
-- chunks on SQLite (``db.files()``, 256 KiB chunks) vs plain ``open()`` writes to disk and vs
-  diskcache ``set(read=True)`` / ``get(read=True)``;
+- chunks on SQLite (``db.files()``: 256 KiB chunks as raw rows of a BLOB column) vs
+  plain ``open()`` writes to disk and vs diskcache ``set(read=True)`` / ``get(read=True)``;
 - a directory store (``dir://``: temp file, fsync, rename) vs plain ``open()`` writes
   (with and without fsync);
 - S3 on moto_server (``source scripts/services`` first) vs raw ``boto3.upload_fileobj`` /

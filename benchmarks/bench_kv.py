@@ -39,7 +39,7 @@ def timed(fn: Callable[[], Any], ops: int) -> float:
     return ops / (time.perf_counter() - start)
 
 
-def bench_persisty(url: str, n: int, points: int, events: int) -> dict[str, float]:
+def bench_persisty(url: str, n: int, points: int, events: int, len_keys: int) -> dict[str, float]:
     ns = "b" + uuid.uuid4().hex[:8]
     db = persisty.connect(url, namespace=ns)
     kv, ts, log = KeyValue(db), TimeSeries(db), EventLog(db)
@@ -47,6 +47,10 @@ def bench_persisty(url: str, n: int, points: int, events: int) -> dict[str, floa
     r: dict[str, float] = {}
     r["set"] = timed(lambda: [kv.set(k, i) for i, k in enumerate(keys)], n)
     r["get"] = timed(lambda: [kv.get(k) for k in keys], n)
+    fill = {f"fill{i}": i for i in range(len_keys - n)}
+    for chunk in range(0, len(fill), 1000):  # up to len_keys pairs, in bulk
+        kv.set_many(dict(list(fill.items())[chunk : chunk + 1000]))
+    assert len(kv) == max(n, len_keys)
     r["has"] = timed(lambda: [kv.has(k) for k in keys[:1000]], 1000)
     r["len"] = timed(lambda: [len(kv) for _ in range(20)], 20)
     data = [(t, "abcdefg") for t in range(points)]
@@ -64,7 +68,9 @@ def bench_persisty(url: str, n: int, points: int, events: int) -> dict[str, floa
     return r
 
 
-def bench_rstore(dsn: str, n: int, points: int, events: int, kv_only: bool) -> dict[str, float]:
+def bench_rstore(
+    dsn: str, n: int, points: int, events: int, kv_only: bool, len_keys: int
+) -> dict[str, float]:
     assert rstore is not None
     ns = "b" + uuid.uuid4().hex[:8]
     r: dict[str, float] = {}
@@ -72,6 +78,21 @@ def bench_rstore(dsn: str, n: int, points: int, events: int, kv_only: bool) -> d
         keys = [f"key{i}" for i in range(n)]
         r["set"] = timed(lambda: [s.set(k, i) for i, k in enumerate(keys)], n)
         r["get"] = timed(lambda: [s.get(k) for k in keys], n)
+        rows = [(s._ns_key(f"fill{i}"), s._value_to_store(i)) for i in range(len_keys - n)]
+        backend = s._backend  # up to len_keys pairs, in bulk: rstore has no batch write
+        if dsn.startswith("postgresql"):
+            with backend._conn.cursor() as c:
+                c.executemany("INSERT INTO _kv VALUES (%s,%s)", rows)
+            backend._conn.commit()
+        elif hasattr(backend, "_conn"):
+            backend._conn.executemany("INSERT OR REPLACE INTO _kv VALUES (?,?)", rows)
+            backend._conn.commit()
+        else:
+            pipe = backend._redis.pipeline()
+            for k, v in rows:
+                pipe.set("kv" + k, v)
+            pipe.execute()
+        assert len(s) == max(n, len_keys)
         r["has"] = timed(lambda: [s.has(k) for k in keys[:20]], 20)
         r["len"] = timed(lambda: [len(s) for _ in range(5)], 5)
         if not kv_only:
@@ -142,7 +163,8 @@ def report(engine: str, mine: dict[str, float], peers: dict[str, dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--n", type=int, default=2_000, help="keys set and read one by one")
+    parser.add_argument("--len-keys", type=int, default=50_000, help="pairs when has/len run")
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--engines", default="sqlite,postgresql,redis")
@@ -151,23 +173,34 @@ def main() -> None:
     for engine in args.engines.split(","):
         peers: dict[str, dict[str, float]] = {}
         if engine == "sqlite":
-            mine = bench_persisty(f"sqlite:///{tmp}/persisty.db", args.n, args.points, args.events)
+            mine = bench_persisty(
+                f"sqlite:///{tmp}/persisty.db", args.n, args.points, args.events, args.len_keys
+            )
             if rstore is not None:
                 peers["rstore"] = bench_rstore(
-                    f"sqlite://{tmp}/rstore.store", args.n, args.points, args.events, False
+                    f"sqlite://{tmp}/rstore.store",
+                    args.n,
+                    args.points,
+                    args.events,
+                    False,
+                    args.len_keys,
                 )
             peers["raw sqlite3"] = bench_raw_sqlite(f"{tmp}/raw.db", args.n)
         elif engine == "postgresql":
-            mine = bench_persisty(PG, args.n, args.points, args.events)
+            mine = bench_persisty(PG, args.n, args.points, args.events, args.len_keys)
             if rstore is not None:
                 try:
-                    peers["rstore"] = bench_rstore(PG, args.n, args.points, args.events, False)
+                    peers["rstore"] = bench_rstore(
+                        PG, args.n, args.points, args.events, False, args.len_keys
+                    )
                 except Exception as e:  # psycopg2 missing
                     print(f"rstore on PostgreSQL: {e}")
         else:
-            mine = bench_persisty(REDIS, args.n, args.points, args.events)
+            mine = bench_persisty(REDIS, args.n, args.points, args.events, args.len_keys)
             if rstore is not None:
-                peers["rstore"] = bench_rstore(REDIS, args.n, args.points, args.events, True)
+                peers["rstore"] = bench_rstore(
+                    REDIS, args.n, args.points, args.events, True, args.len_keys
+                )
             peers["raw redis-py"] = bench_raw_redis(args.n)
         report(engine, mine, peers)
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from persisty.errors import Conflict, PersistyError, PreconditionFailed, ValidationError
+from persisty.model import etag
+from persisty.store._prepare import prepare_update
 from persisty.store._types import (
     Edit,
     EditKind,
@@ -22,6 +24,7 @@ from persisty.store._types import (
     Insert,
     Key,
     Remove,
+    Replace,
     WriteOp,
     edit_results,
 )
@@ -141,13 +144,19 @@ async def plan_edits(
     them: etags pinned to what was read), or the error of each edit that cannot apply."""
     expiring = store.meta.expires is not None
 
-    def blind(e: Edit) -> bool:  # an unconditional delete: the engine checks it exists
+    def blind(e: Edit) -> bool:
+        """A write the engine checks by itself, so it needs no read first: a delete (the
+        engine finds the key, and compares the etag when it checks expected etags), or an
+        update with ``if_match`` that keeps nothing of the stored item on such an engine."""
+        if not isinstance(e, Edit) or e.precondition is not None or expiring:
+            return False
+        if e.kind is EditKind.DELETE:
+            return e.if_match is None or store.checks_expected
         return (
-            isinstance(e, Edit)
-            and e.kind is EditKind.DELETE
-            and e.if_match is None
-            and e.precondition is None
-            and not expiring
+            e.kind is EditKind.UPDATE
+            and e.if_match is not None
+            and store.checks_expected
+            and store._blind_update
         )
 
     keys = [
@@ -174,9 +183,7 @@ async def plan_edits(
     for e in edits:
         try:
             if blind(e) and store._edit_key(e) not in state:
-                key = store.meta.parse_key(e.key)
-                state[key] = None
-                ops.append(Remove(key))
+                ops.append(_unread(store, e, state, now))
                 errors.append(None)
                 continue
             ops.append(await store._resolve(e, state, now, stale))
@@ -185,6 +192,23 @@ async def plan_edits(
             ops.append(None)
             errors.append(failure)
     return ops, errors
+
+
+def _unread(
+    store: AsyncStoreBase[Any], e: Edit, state: dict[Key, tuple[Any, str] | None], now: Any
+) -> WriteOp:
+    """The write of a ``blind`` edit, made without reading the item."""
+    meta = store.meta
+    if e.kind is EditKind.DELETE:
+        key = meta.parse_key(e.key)
+        state[key] = None
+        return Remove(key, e.if_match)
+    item = e.item if isinstance(e.item, meta.cls) else meta.from_builtins(e.item)
+    new = prepare_update(meta, item, item, now)
+    tag = etag(new)
+    key = meta.key_values(new)
+    state[key] = (new, tag)
+    return Replace(key, new, tag, e.if_match)
 
 
 async def commit_one_store(

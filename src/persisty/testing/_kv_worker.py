@@ -15,11 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import persisty
 import persisty.aio
+from persisty.kv import AsyncKeyValue, AsyncTimeSeries, KeyValue, TimeSeries
 
 
 def _incr(url: str, dbns: str, ns: str, workers: int, n: int, mode: str) -> None:
-    from persisty.kv import AsyncKeyValue, KeyValue
-
     if mode == "async":
 
         async def run() -> None:
@@ -49,8 +48,6 @@ def _incr(url: str, dbns: str, ns: str, workers: int, n: int, mode: str) -> None
 
 
 def _extend(url: str, dbns: str, ns: str, n: int, mode: str) -> None:
-    from persisty.kv import AsyncTimeSeries, TimeSeries
-
     points = [(i, {"v": i, "pad": "x" * 20}) for i in range(n)]
     if mode == "async":
 

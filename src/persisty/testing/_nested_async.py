@@ -176,15 +176,8 @@ class AsyncNestedFilterConformance:
         await store.create(new)
         assert await self._ids(store, F.spot.city == "Kobe") == ["new"]
 
-    @settings(
-        max_examples=50,
-        deadline=None,
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.differing_executors,
-        ],
-    )
+    # one method inherited by every backend's class: each is its own executor
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=st.data())
     async def test_random_nested_filters_match_evaluator(
         self, venues: tuple[AsyncStore[Venue], list[Venue]], data: st.DataObject

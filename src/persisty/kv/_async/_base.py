@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from persisty import errors
 from persisty._retry import attempts, lost_too_often
 from persisty.errors import ConcurrentChange, Forbidden, Unavailable, ValidationError
 from persisty.kv._codec import Codec, make_codec, make_keys
@@ -67,8 +68,6 @@ def retryable(error: BaseException) -> bool:
 
 def raise_result(result: EditResult[Any]) -> None:
     """Raise the error an edit result reports."""
-    from persisty import errors
-
     by_code = {
         c.code: c
         for c in (

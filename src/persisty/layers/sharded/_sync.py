@@ -182,9 +182,13 @@ class ShardedStore(ShardRows, Store[T]):
             for i, r in enumerate(children.get(p.text, [])):
                 name = f"{p.text}#{i}" if p.each else p.text
                 keep.add(store.meta.key_of(r))
+                held = tags_old.get(name)
                 if old is None:
                     writes.append((store, Edit.create(r)))  # new: no read before the write
-                elif tags_old.get(name) != tags_new.get(name):
+                elif held is not None and held != tags_new.get(name):
+                    # the row the parent points to, as it pointed: no read before the write
+                    writes.append((store, Edit.update(r, if_match=held)))
+                elif held != tags_new.get(name):
                     writes.append((store, Edit.put(r)))
         if old is not None:
             for path, pairs in self._child_keys(old).items():
