@@ -23,7 +23,7 @@ def metadata(db: Any, *classes: type[Any]) -> sa.MetaData:
     ``db`` opened so far, plus one for each ``@stored`` class in ``classes``.
 
     Columns are typed for the database's dialect; ``_etag`` and ``_doc`` are persisty's
-    hidden columns (the item's etag and its canonical JSON).
+    hidden columns (the item's etag, empty after a patch without a read, and its JSON).
 
     Example::
 

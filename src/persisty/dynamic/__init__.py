@@ -24,9 +24,10 @@ from typing import Any, overload
 from persisty.dynamic._async.catalog import AsyncCatalog, AsyncEntry
 from persisty.dynamic._async.importer import import_rows as import_rows_async
 from persisty.dynamic._async.store import AsyncDynamicStore
-from persisty.dynamic._classes import build_class, physical_name
+from persisty.dynamic._classes import build_class, physical_name, user_facing
 from persisty.dynamic._jsonschema import spec_from_json_schema, spec_to_json_schema
 from persisty.dynamic._models import Definition
+from persisty.dynamic._order import in_layout, layout_of
 from persisty.dynamic._plan import Plan, Step, plan_changes
 from persisty.dynamic._report import ImportReport, MigrationFailed, MigrationReport, RowError
 from persisty.dynamic._rows import rows_of
@@ -86,6 +87,8 @@ __all__ = [
     "check_name",
     "import_rows",
     "import_rows_async",
+    "in_layout",
+    "layout_of",
     "may_change",
     "may_use",
     "normalize_spec",
@@ -95,4 +98,5 @@ __all__ = [
     "rows_of",
     "spec_from_json_schema",
     "spec_to_json_schema",
+    "user_facing",
 ]

@@ -10,6 +10,7 @@ import enum
 import functools
 import hashlib
 import json
+import re
 import typing
 import uuid
 from collections.abc import Mapping
@@ -17,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from persisty.model import Attr, Index, stored
+from persisty.errors import PersistyError
+from persisty.model import Attr, Index, StoreMeta, stored
 
 _SCALARS: dict[str, Any] = {
     "str": str,
@@ -45,6 +47,50 @@ def physical_name(name: str, generation: int) -> str:
     """The name of the store that holds the items of ``name``'s data generation: a new
     generation (a destructive migration, a definition after a drop) never sees old rows."""
     return f"{name}__g{generation}"
+
+
+_PHYSICAL = re.compile(r"(?<=[a-z0-9])__g[0-9]+(?![0-9])")
+
+
+def user_facing(text: str) -> str:
+    """``text`` with the names of data generations (``tasks__g2``) shown as the user's
+    store name (``tasks``): what every error a user sees says.
+
+    Example::
+
+        from persisty.dynamic import user_facing
+
+        assert user_facing("tasks__g2.title: Expected `str`") == "tasks.title: Expected `str`"
+    """
+    return _PHYSICAL.sub("", text) if "__g" in text else text
+
+
+def rename_error(e: BaseException) -> None:
+    """Show a persisty error's message in the user's names (see :func:`user_facing`)."""
+    if isinstance(e, PersistyError) and "__g" in e.message:
+        e.message = user_facing(e.message)
+        e.args = (e.message, *e.args[1:])
+
+
+class UserNames:
+    """A context in which a persisty error's message is shown in the user's names (one
+    instance serves every call: it keeps no state)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: BaseException | None, tb: Any) -> None:
+        if error is not None:
+            rename_error(error)
+
+
+USER_NAMES = UserNames()
+
+
+def user_meta(meta: StoreMeta, name: str) -> StoreMeta:
+    """``meta`` named as the user's store: its validation errors say ``tasks``, not the
+    data generation ``tasks__g1`` (its class, attributes and schemas are the same)."""
+    return dataclasses.replace(meta, name=name)
 
 
 def class_name(name: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from persisty.dynamic._classes import user_facing
 from persisty.errors import ValidationError
 
 MAX_ERRORS = 1000
@@ -38,7 +40,7 @@ class _RowErrors:
         """Record a failed row."""
         self.failed += 1
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append(error)
+            self.errors.append(dataclasses.replace(error, message=user_facing(error.message)))
 
 
 @dataclass(slots=True)

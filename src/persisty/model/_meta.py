@@ -308,7 +308,9 @@ class StoreMeta:
         """
         (defs,) = [msgspec.json.schema_components([self.cls])[1]]
         full = dict(defs[self.cls.__name__])
-        props = dict(full.get("properties", {}))
+        given = full.get("properties", {})
+        # the declared order (msgspec lists the required attributes first)
+        props = {a.name: given[a.name] for a in self.attrs if a.name in given}
         required = list(full.get("required", []))
         if shape == "read":
             props = {k: v for k, v in props.items() if self.by_name[k].readable}

@@ -16,7 +16,6 @@ from starlette.types import Receive, Scope, Send
 
 from persisty.dynamic import AsyncCatalog, AsyncDynamicStore, may_use, policy_of
 from persisty.layers import relations_of
-from persisty.model import meta_of
 from persisty.serve._api import Api, JSONResponse, Served
 from persisty.serve._graphql_http import graphql_route
 from persisty.serve._openapi import openapi
@@ -77,7 +76,7 @@ class DynamicView:
             d = entry.definition
             if d.state == "dropped" or name in self.base.served:
                 continue
-            meta = meta_of(entry.cls)
+            meta = entry.meta  # named as the user's store: errors say "tasks", not "tasks__g1"
             policy = policy_of(d.spec) if d.spec["policy"]["kind"] != "allow" else None
             dynamic[name] = Served(
                 cls=entry.cls,

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from persisty.backends.sql._table import TableSchema
 
 
@@ -78,6 +80,8 @@ def plan_table(schema: TableSchema, columns: dict[str, str], indexes: set[str]) 
             steps.append(Step(f"add column {schema.name}.{name}", schema.add_column_sql(name)))
             if name in schema.by_name:
                 steps.extend(_backfill(schema, name))
+        elif _coarse(actual) == "int" and _coarse(schema.type_of(name)) == "float":
+            steps.extend(_widen(schema, name))
         elif not _compatible(schema.type_of(name), actual):
             steps.append(
                 Step(
@@ -101,6 +105,21 @@ def plan_table(schema: TableSchema, columns: dict[str, str], indexes: set[str]) 
         if str(ix.name).lower() not in have:
             steps.append(Step(f"create index {ix.name}", schema.index_sql(ix)))
     return steps
+
+
+def _widen(schema: TableSchema, name: str) -> list[Step]:
+    """An integer column whose attribute became a float: PostgreSQL and MariaDB change the
+    column's type in place (every integer fits); SQLite's columns take either already."""
+    engine = schema.dialect.name
+    q = schema.dialect.quote
+    if engine == "postgresql":
+        sql = f"ALTER TABLE {schema.quoted} ALTER COLUMN {q(name)} TYPE {schema.type_of(name)}"
+    elif engine == "mysql":
+        spec = str(sa.schema.CreateColumn(schema.table.c[name]).compile(dialect=schema.dialect.sa))
+        sql = f"ALTER TABLE {schema.quoted} MODIFY COLUMN {spec.strip()}"
+    else:
+        return []
+    return [Step(f"widen {schema.name}.{name} to {schema.type_of(name)}", sql)]
 
 
 def _backfill(schema: TableSchema, name: str) -> list[Step]:

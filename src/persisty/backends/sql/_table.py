@@ -145,8 +145,14 @@ class TableSchema:
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
         # the row held until commit (SQLite's BEGIN IMMEDIATE holds the whole database)
         self.sql_get_locked = self.sql_get + d.lock_suffix
-        self._patch_cache: dict[tuple[tuple[str, ...], bool], str] = {}
+        self._patch_cache: dict[tuple[tuple[str, ...], bool | None], str] = {}
         self.sql_etag = f"SELECT {q(ETAG)} FROM {t} WHERE {self.key_where}"
+        # the etag of a row a patch without a read left empty, while its document is the one
+        # it hashes (key, then the etag and the document)
+        self.sql_fill_etag = (
+            f"UPDATE {t} SET {q(ETAG)} = {ph} WHERE {self.key_where} "
+            f"AND {q(ETAG)} = '' AND {q(DOC)} = {ph}"
+        )
         self._settable = settable
         self._get_many_cache: dict[int, str] = {}
         self._get_all = operator.attrgetter(*[c.name for c in self.columns])
@@ -266,6 +272,26 @@ class TableSchema:
             if conditional:
                 found += f" AND {q(ETAG)} = {ph}"
             self._patch_cache[(names, conditional)] = found
+        return found
+
+    def blind_patch_sql(self, names: tuple[str, ...]) -> str:
+        """``UPDATE`` of the columns ``names`` and of the same attributes inside the document
+        (by the engine, :attr:`Dialect.doc_set_sql`), the etag left empty, ``RETURNING`` the
+        new document: parameters are the column values, the values' JSON texts, the key."""
+        found = self._patch_cache.get((names, None))
+        if found is None:
+            d = self.dialect
+            assert d.doc_set_sql is not None
+            q = d.quote
+            sets = [f"{self.by_name[n].quoted} = {self.by_name[n].placeholder}" for n in names]
+            paths = "".join(f", '$.\"{n}\"', json({d.ph})" for n in names)
+            doc = d.doc_set_sql.format(doc=q(DOC), sets=paths)
+            sets += [f"{q(ETAG)} = ''", f"{q(DOC)} = {doc}"]
+            found = (
+                f"UPDATE {self.quoted} SET {', '.join(sets)} WHERE {self.key_where} "
+                f"RETURNING {q(DOC)}"
+            )
+            self._patch_cache[(names, None)] = found
         return found
 
     def patch_params(

@@ -11,13 +11,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persisty.dynamic._async.channel import AsyncChangeChannel
-from persisty.dynamic._async.migration import copy_generation
+from persisty.dynamic._async.migration import backfill, fenced_copy
 from persisty.dynamic._async.store import AsyncDynamicStore
-from persisty.dynamic._classes import build_class, spec_digest
+from persisty.dynamic._classes import build_class, spec_digest, user_meta
 from persisty.dynamic._jsonschema import spec_from_json_schema
-from persisty.dynamic._models import SERIAL_KEY, CatalogSerial, Definition
+from persisty.dynamic._models import (
+    SERIAL_KEY,
+    CatalogSerial,
+    Definition,
+    matched,
+    next_generation,
+    same_name,
+)
+from persisty.dynamic._order import laid_out, ordered
 from persisty.dynamic._plan import Plan, plan_changes
-from persisty.dynamic._report import MigrationFailed, MigrationReport
+from persisty.dynamic._report import MigrationReport
 from persisty.dynamic._security import (
     ADMIN_SCOPE,
     may_change,
@@ -26,7 +34,6 @@ from persisty.dynamic._security import (
     require_admin,
 )
 from persisty.dynamic._spec import normalize_spec
-from persisty.dynamic._time import sleep_async
 from persisty.errors import (
     Conflict,
     Forbidden,
@@ -36,10 +43,8 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.layers import KeyRing, Principal, encrypted, secured
-from persisty.model import etag, meta_of
+from persisty.model import StoreMeta, etag, meta_of
 from persisty.store import AsyncDatabase, AsyncStore, Increment
-
-SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
 @dataclass(slots=True)
@@ -50,6 +55,8 @@ class AsyncEntry:
     etag: str
     cls: type[Any]
     store: AsyncStore[Any]
+    meta: StoreMeta
+    """The class's metadata named as the user's store (what validation errors say)."""
 
 
 @dataclass(slots=True)
@@ -67,10 +74,12 @@ class _State:
 class AsyncCatalog:
     """Definitions of stores made at runtime, kept as items of a store in ``db``.
 
-    Every process using the same database sees a change within ``staleness`` seconds (it
-    polls a change counter at most that often). ``principal`` (``None``: this trusted
-    process) is who acts: defining, altering and dropping need ``admin_scope``, and a
-    principal sees the definitions it owns or that are shared with one of its scopes.
+    Every process using the same database sees a change: at once where the engine can
+    announce it (a Redis pub/sub channel, PostgreSQL ``LISTEN``/``NOTIFY``), and within
+    ``staleness`` seconds anyway (every use polls a change counter at most that often).
+    ``principal`` (``None``: this trusted process) is who acts: defining, altering and
+    dropping need ``admin_scope``, and a principal sees the definitions it owns or that
+    are shared with one of its scopes.
     ``static`` names static stores whose names a definition may not take; ``keys`` is the
     KeyRing for definitions with ``encrypted`` attributes.
 
@@ -131,6 +140,13 @@ class AsyncCatalog:
         """The change counter this process last saw (``None`` before the first look)."""
         return self._state.serial
 
+    @property
+    def channel(self) -> str:
+        """How other processes hear of this catalog's changes at once: ``"redis"``
+        (pub/sub), ``"postgresql"`` (``LISTEN``/``NOTIFY``) or ``"polled"`` (only the
+        counter, within ``staleness``)."""
+        return self._state.channel.kind if self._state.channel is not None else "polled"
+
     async def refresh(self, force: bool = False) -> bool:
         """Reload the definitions when the change counter moved (or ``force``); return
         whether anything was reloaded. Called by every use at most once per ``staleness``."""
@@ -143,7 +159,7 @@ class AsyncCatalog:
             return False
         entries = {}
         async for d in self.definitions.search_all():
-            entries[d.name] = self._entry_of(d)
+            entries[d.name] = self._entry_of(ordered(d))
         with st.lock:
             st.entries, st.serial, st.checked = entries, serial, now
         return True
@@ -174,7 +190,7 @@ class AsyncCatalog:
         store: AsyncStore[Any] = self.db.evolve(cls)
         if d.spec.get("encrypted") and self.keys is not None:
             store = encrypted(store, fields=list(d.spec["encrypted"]), keys=self.keys)
-        return AsyncEntry(d, etag(d), cls, store)
+        return AsyncEntry(d, etag(d), cls, store, user_meta(meta_of(cls), d.name))
 
     def class_of(self, d: Definition) -> type[Any]:
         """The generated ``@stored`` class of a definition (one per name and version)."""
@@ -208,6 +224,8 @@ class AsyncCatalog:
     async def _load(self, name: str, *, change: bool = False) -> Definition:
         """The stored definition (read now, not from what this process knows)."""
         d = await self.definitions.read(name) if isinstance(name, str) else None
+        if d is not None:
+            d = ordered(d)
         if (
             d is None
             or d.state == "dropped"
@@ -266,7 +284,7 @@ class AsyncCatalog:
         """The steps from ``name``'s current definition to ``new_spec``."""
         d = await self._load(name)
         norm = self._normalize(new_spec)
-        _same_name(name, norm)
+        same_name(name, norm)
         return plan_changes(d.spec, norm)
 
     # ---- changing ----------------------------------------------------------------------------
@@ -284,25 +302,29 @@ class AsyncCatalog:
         owner = self.principal.subject if self.principal is not None else None
         if old is None:
             self._class(norm, name, 1, 1)
-            saved = await self.definitions.create(Definition(name=name, spec=norm, owner=owner))
+            saved = await self.definitions.create(
+                laid_out(Definition(name=name, spec=norm, owner=owner))
+            )
         else:
-            generation = _next_generation(old)
+            generation = next_generation(old)
             self._class(norm, name, old.version + 1, generation)
             saved = await self.definitions.update(
-                dataclasses.replace(
-                    old,
-                    version=old.version + 1,
-                    generation=generation,
-                    epoch=old.epoch + 1,
-                    spec=norm,
-                    state="live",
-                    owner=owner,
-                    shared=[],
+                laid_out(
+                    dataclasses.replace(
+                        old,
+                        version=old.version + 1,
+                        generation=generation,
+                        epoch=old.epoch + 1,
+                        spec=norm,
+                        state="live",
+                        owner=owner,
+                        shared=[],
+                    )
                 ),
                 if_match=etag(old),
             )
         await self._bump()
-        return saved
+        return ordered(saved)
 
     async def define_json_schema(
         self, name: str, schema: Any, key: str | builtins.list[str] | None = None, **extra: Any
@@ -318,9 +340,9 @@ class AsyncCatalog:
         definition the change was planned on (``PreconditionFailed`` when it moved)."""
         require_admin(self.principal, self.admin_scope, "altering a store")
         d = await self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         norm = self._normalize(new_spec)
-        _same_name(name, norm)
+        same_name(name, norm)
         plan = plan_changes(d.spec, norm)
         bad = [s for s in plan.steps if s.destructive]
         if bad:
@@ -330,49 +352,15 @@ class AsyncCatalog:
             )
         if d.state == "fenced":
             raise Unavailable(f"{name} is being migrated")
-        if plan.retypes and self.db.url.split(":", 1)[0].split("+")[0] in SQL_SCHEMES:
-            # a column changes type: SQL engines take it as a copy into a new table
-            await self._migrate(d, tag, norm, None, False, destructive=False)
-            return await self._load(name)
         cls = self._class(norm, name, d.version + 1, d.generation)
         self.db.evolve(cls)
-        await self.db.migrate()  # new columns and indexes, re-indexing where needed
+        await self.db.migrate()  # new columns and indexes, int columns widened to float
         saved = await self.definitions.update(
-            dataclasses.replace(d, version=d.version + 1, spec=norm), if_match=tag
+            laid_out(dataclasses.replace(d, version=d.version + 1, spec=norm)), if_match=tag
         )
         await self._bump()
-        await self._backfill(cls, d.spec, norm)
-        return saved
-
-    async def _backfill(
-        self, cls: type[Any], old: Mapping[str, Any], new: Mapping[str, Any]
-    ) -> None:
-        """Document engines keep old items without an added attribute: its default is
-        only filled in when they are read, so native filters and indexes would miss them.
-        Write the default into each item that shows it or nothing (some engines decode a
-        missing attribute as ``None``); SQL fills the new column,
-        and memory converts its items, by themselves."""
-        scheme = self.db.url.split(":", 1)[0].split("+")[0]
-        added = {
-            n: a["default"]
-            for n, a in new["attrs"].items()
-            if n not in old["attrs"] and a.get("default") is not None
-        }
-        if not added or scheme in SQL_SCHEMES or scheme == "memory":
-            return
-        store = self.db.store(cls)
-        meta = meta_of(cls)
-        defaults = {n: meta.by_name[n].coerce(v) for n, v in added.items()}
-        keys = [
-            meta.key_of(item)
-            async for item in store.search_all()
-            if any(getattr(item, n) in (v, None) for n, v in defaults.items())
-        ]
-        for key in keys:
-            try:
-                await store.patch(key, defaults)
-            except NotFound:
-                continue  # deleted meanwhile
+        await backfill(self.db, cls, d.spec, norm)
+        return ordered(saved)
 
     async def migrate(
         self,
@@ -391,83 +379,29 @@ class AsyncCatalog:
         ``skip_errors``. The old items are kept until :meth:`gc`."""
         require_admin(self.principal, self.admin_scope, "migrating a store")
         d = await self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         norm = self._normalize(new_spec)
-        _same_name(name, norm)
-        return await self._migrate(d, tag, norm, transform, skip_errors, destructive=True)
-
-    async def _migrate(
-        self,
-        d: Definition,
-        tag: str,
-        norm: dict[str, Any],
-        transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
-        skip_errors: bool,
-        *,
-        destructive: bool,
-    ) -> MigrationReport:
-        if d.state == "fenced":
-            raise Unavailable(f"{d.name} is being migrated")
-        generation = _next_generation(d)
-        new_cls = self._class(norm, d.name, d.version + 1, generation)
-        fenced = await self.definitions.update(dataclasses.replace(d, state="fenced"), if_match=tag)
-        await self._bump()
-        try:
-            await sleep_async(self.staleness)  # every process has seen the fence by now
-            source = self._entry_of(d).store
-            target = self.db.store(new_cls)
-            if self.keys is not None and norm["encrypted"]:
-                target = encrypted(target, fields=list(norm["encrypted"]), keys=self.keys)
-            await self.db.drop(new_cls)  # what an interrupted earlier attempt left
-            report = await copy_generation(source, target, transform, self.batch_size)
-            if report.errors and not skip_errors:
-                raise MigrationFailed(report)
-        except BaseException:
-            try:
-                await self.db.drop(new_cls)
-            finally:
-                await self.definitions.update(
-                    dataclasses.replace(fenced, state="live"), if_match=etag(fenced)
-                )
-                await self._bump()
-            raise
-        retired = [
-            *fenced.retired,
-            {"generation": d.generation, "version": d.version, "spec": d.spec},
-        ]
-        await self.definitions.update(
-            dataclasses.replace(
-                fenced,
-                state="live",
-                version=d.version + 1,
-                generation=generation,
-                spec=norm,
-                retired=retired,
-                epoch=d.epoch + 1 if destructive else d.epoch,
-            ),
-            if_match=etag(fenced),
-        )
-        await self._bump()
-        return report
+        same_name(name, norm)
+        return await fenced_copy(self, d, tag, norm, transform, skip_errors)
 
     async def share(
         self, name: str, scopes: Iterable[str], *, if_match: str | None = None
     ) -> Definition:
         """Let principals with any of ``scopes`` see and use ``name`` (its owner's call)."""
         d = await self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         saved = await self.definitions.update(
             dataclasses.replace(d, shared=sorted(set(scopes))), if_match=tag
         )
         await self._bump()
-        return saved
+        return ordered(saved)
 
     async def drop(self, name: str, *, if_match: str | None = None) -> None:
         """Remove ``name``'s items and keep a tombstone: defining the name again starts
         empty (a new data generation), and its earlier generations go with :meth:`gc`."""
         require_admin(self.principal, self.admin_scope, "dropping a store")
         d = await self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         await self.definitions.update(dataclasses.replace(d, state="dropped"), if_match=tag)
         await self._bump()
         await self.db.drop(self.class_of(d))
@@ -490,19 +424,3 @@ class AsyncCatalog:
         if done:
             await self._bump()
         return done
-
-
-def _matched(d: Definition, if_match: str | None) -> str:
-    tag = etag(d)
-    if if_match is not None and if_match != tag:
-        raise PreconditionFailed(f"{d.name} changed since etag {if_match!r}", field="if_match")
-    return tag
-
-
-def _same_name(name: str, norm: Mapping[str, Any]) -> None:
-    if norm["name"] != name:
-        raise ValidationError(f"name: a definition keeps its name ({name!r})", field="name")
-
-
-def _next_generation(d: Definition) -> int:
-    return max([d.generation, *(int(r["generation"]) for r in d.retired)]) + 1

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from persisty.dynamic._classes import USER_NAMES, user_facing
 from persisty.errors import Conflict, NotFound, Unavailable
 from persisty.model import StoreMeta
 from persisty.query import Filter, Order
@@ -39,11 +40,14 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
         self.catalog = catalog
         self.name = entry.definition.name
         self.epoch = entry.definition.epoch
+        self._shown = entry.meta
+        self._named = USER_NAMES
 
     @property
     def meta(self) -> StoreMeta:
-        """The metadata of the definition's current version (of this generation)."""
-        return self.inner.meta
+        """The metadata of the definition's current version (of this generation), named
+        as the user's store."""
+        return self._shown
 
     @meta.setter
     def meta(self, value: StoreMeta) -> None:  # the base class sets it once
@@ -58,7 +62,7 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
     async def _reader(self) -> AsyncStore[Any]:
         entry = await self._entry()
         if entry.definition.epoch == self.epoch:
-            self.inner = entry.store
+            self.inner, self._shown = entry.store, entry.meta
         return self.inner
 
     async def _writer(self) -> AsyncStore[Any]:
@@ -71,7 +75,7 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
             )
         if d.state == "fenced":
             raise Unavailable(f"{self.name} is being migrated: writes resume when the copy is done")
-        self.inner = entry.store
+        self.inner, self._shown = entry.store, entry.meta
         return entry.store
 
     def _item(self, item: Any) -> Any:
@@ -84,27 +88,31 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
         return item
 
     async def create(self, item: Any) -> Any:
-        store = await self._writer()
-        return await store.create(self._item(item))
+        with self._named:
+            store = await self._writer()
+            return await store.create(self._item(item))
 
     async def read(self, key: str) -> Any:
-        return await (await self._reader()).read(key)
+        with self._named:
+            return await (await self._reader()).read(key)
 
     async def update(
         self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> Any:
-        store = await self._writer()
-        item = self._item(item)
-        if isinstance(item, Mapping):
-            item = store.meta.from_builtins(item)
-        return await store.update(item, if_match=if_match, precondition=precondition)
+        with self._named:
+            store = await self._writer()
+            item = self._item(item)
+            if isinstance(item, Mapping):
+                item = store.meta.from_builtins(item)
+            return await store.update(item, if_match=if_match, precondition=precondition)
 
     async def put(self, item: Any, *, if_match: str | None = None) -> Any:
-        store = await self._writer()
-        item = self._item(item)
-        if isinstance(item, Mapping):
-            item = store.meta.from_builtins(item)
-        return await store.put(item, if_match=if_match)
+        with self._named:
+            store = await self._writer()
+            item = self._item(item)
+            if isinstance(item, Mapping):
+                item = store.meta.from_builtins(item)
+            return await store.put(item, if_match=if_match)
 
     async def patch(
         self,
@@ -114,14 +122,16 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        store = await self._writer()
-        return await store.patch(key, changes, if_match=if_match, precondition=precondition)
+        with self._named:
+            store = await self._writer()
+            return await store.patch(key, changes, if_match=if_match, precondition=precondition)
 
     async def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> None:
-        store = await self._writer()
-        await store.delete(key, if_match=if_match, precondition=precondition)
+        with self._named:
+            store = await self._writer()
+            await store.delete(key, if_match=if_match, precondition=precondition)
 
     async def search(
         self,
@@ -130,34 +140,48 @@ class AsyncDynamicStore(AsyncWrappedStore[Any]):
         limit: int | None = None,
         page_key: str | None = None,
     ) -> Page[Any]:
-        return await (await self._reader()).search(filter, order, limit, page_key)
+        with self._named:
+            return await (await self._reader()).search(filter, order, limit, page_key)
 
     async def count(self, filter: Filter | None = None) -> int:
-        return await (await self._reader()).count(filter)
+        with self._named:
+            return await (await self._reader()).count(filter)
 
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        return await (await self._reader()).read_batch(keys)
+        with self._named:
+            return await (await self._reader()).read_batch(keys)
 
     async def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
-        store = await self._writer()
-        fixed = [
-            dataclasses.replace(e, item=self._item(e.item))
-            if e.item is not None
-            and not isinstance(e.item, Mapping)
-            and type(e.item) is not store.meta.cls
-            else e
-            for e in edits
-        ]
-        return await store.edit_batch(fixed, atomic)
+        with self._named:
+            store = await self._writer()
+            fixed = [
+                dataclasses.replace(e, item=self._item(e.item))
+                if e.item is not None
+                and not isinstance(e.item, Mapping)
+                and type(e.item) is not store.meta.cls
+                else e
+                for e in edits
+            ]
+            results = await store.edit_batch(fixed, atomic)
+            return [
+                dataclasses.replace(r, message=user_facing(r.message))
+                if r.message is not None and "__g" in r.message
+                else r
+                for r in results
+            ]
 
     async def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
-        return await (await self._writer()).update_all(filter, changes)
+        with self._named:
+            return await (await self._writer()).update_all(filter, changes)
 
     async def delete_all(self, filter: Filter | None) -> int:
-        return await (await self._writer()).delete_all(filter)
+        with self._named:
+            return await (await self._writer()).delete_all(filter)
 
     async def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
-        return await (await self._reader()).explain(filter, order)
+        with self._named:
+            return await (await self._reader()).explain(filter, order)
 
     async def purge_expired(self, limit: int | None = None) -> int:
-        return await (await self._writer()).purge_expired(limit)
+        with self._named:
+            return await (await self._writer()).purge_expired(limit)

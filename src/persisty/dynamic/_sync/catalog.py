@@ -11,11 +11,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from persisty.dynamic._classes import build_class, spec_digest
+from persisty.dynamic._classes import build_class, spec_digest, user_meta
 from persisty.dynamic._jsonschema import spec_from_json_schema
-from persisty.dynamic._models import SERIAL_KEY, CatalogSerial, Definition
+from persisty.dynamic._models import (
+    SERIAL_KEY,
+    CatalogSerial,
+    Definition,
+    matched,
+    next_generation,
+    same_name,
+)
+from persisty.dynamic._order import laid_out, ordered
 from persisty.dynamic._plan import Plan, plan_changes
-from persisty.dynamic._report import MigrationFailed, MigrationReport
+from persisty.dynamic._report import MigrationReport
 from persisty.dynamic._security import (
     ADMIN_SCOPE,
     may_change,
@@ -25,9 +33,8 @@ from persisty.dynamic._security import (
 )
 from persisty.dynamic._spec import normalize_spec
 from persisty.dynamic._sync.channel import ChangeChannel
-from persisty.dynamic._sync.migration import copy_generation
+from persisty.dynamic._sync.migration import backfill, fenced_copy
 from persisty.dynamic._sync.store import DynamicStore
-from persisty.dynamic._time import sleep_sync
 from persisty.errors import (
     Conflict,
     Forbidden,
@@ -37,10 +44,8 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.layers import KeyRing, Principal, encrypted, secured
-from persisty.model import etag, meta_of
+from persisty.model import StoreMeta, etag, meta_of
 from persisty.store import Database, Increment, Store
-
-SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
 @dataclass(slots=True)
@@ -51,6 +56,8 @@ class Entry:
     etag: str
     cls: type[Any]
     store: Store[Any]
+    meta: StoreMeta
+    """The class's metadata named as the user's store (what validation errors say)."""
 
 
 @dataclass(slots=True)
@@ -68,10 +75,12 @@ class _State:
 class Catalog:
     """Definitions of stores made at runtime, kept as items of a store in ``db``.
 
-    Every process using the same database sees a change within ``staleness`` seconds (it
-    polls a change counter at most that often). ``principal`` (``None``: this trusted
-    process) is who acts: defining, altering and dropping need ``admin_scope``, and a
-    principal sees the definitions it owns or that are shared with one of its scopes.
+    Every process using the same database sees a change: at once where the engine can
+    announce it (a Redis pub/sub channel, PostgreSQL ``LISTEN``/``NOTIFY``), and within
+    ``staleness`` seconds anyway (every use polls a change counter at most that often).
+    ``principal`` (``None``: this trusted process) is who acts: defining, altering and
+    dropping need ``admin_scope``, and a principal sees the definitions it owns or that
+    are shared with one of its scopes.
     ``static`` names static stores whose names a definition may not take; ``keys`` is the
     KeyRing for definitions with ``encrypted`` attributes.
 
@@ -132,6 +141,13 @@ class Catalog:
         """The change counter this process last saw (``None`` before the first look)."""
         return self._state.serial
 
+    @property
+    def channel(self) -> str:
+        """How other processes hear of this catalog's changes at once: ``"redis"``
+        (pub/sub), ``"postgresql"`` (``LISTEN``/``NOTIFY``) or ``"polled"`` (only the
+        counter, within ``staleness``)."""
+        return self._state.channel.kind if self._state.channel is not None else "polled"
+
     def refresh(self, force: bool = False) -> bool:
         """Reload the definitions when the change counter moved (or ``force``); return
         whether anything was reloaded. Called by every use at most once per ``staleness``."""
@@ -144,7 +160,7 @@ class Catalog:
             return False
         entries = {}
         for d in self.definitions.search_all():
-            entries[d.name] = self._entry_of(d)
+            entries[d.name] = self._entry_of(ordered(d))
         with st.lock:
             st.entries, st.serial, st.checked = entries, serial, now
         return True
@@ -175,7 +191,7 @@ class Catalog:
         store: Store[Any] = self.db.evolve(cls)
         if d.spec.get("encrypted") and self.keys is not None:
             store = encrypted(store, fields=list(d.spec["encrypted"]), keys=self.keys)
-        return Entry(d, etag(d), cls, store)
+        return Entry(d, etag(d), cls, store, user_meta(meta_of(cls), d.name))
 
     def class_of(self, d: Definition) -> type[Any]:
         """The generated ``@stored`` class of a definition (one per name and version)."""
@@ -209,6 +225,8 @@ class Catalog:
     def _load(self, name: str, *, change: bool = False) -> Definition:
         """The stored definition (read now, not from what this process knows)."""
         d = self.definitions.read(name) if isinstance(name, str) else None
+        if d is not None:
+            d = ordered(d)
         if (
             d is None
             or d.state == "dropped"
@@ -267,7 +285,7 @@ class Catalog:
         """The steps from ``name``'s current definition to ``new_spec``."""
         d = self._load(name)
         norm = self._normalize(new_spec)
-        _same_name(name, norm)
+        same_name(name, norm)
         return plan_changes(d.spec, norm)
 
     # ---- changing ----------------------------------------------------------------------------
@@ -285,25 +303,27 @@ class Catalog:
         owner = self.principal.subject if self.principal is not None else None
         if old is None:
             self._class(norm, name, 1, 1)
-            saved = self.definitions.create(Definition(name=name, spec=norm, owner=owner))
+            saved = self.definitions.create(laid_out(Definition(name=name, spec=norm, owner=owner)))
         else:
-            generation = _next_generation(old)
+            generation = next_generation(old)
             self._class(norm, name, old.version + 1, generation)
             saved = self.definitions.update(
-                dataclasses.replace(
-                    old,
-                    version=old.version + 1,
-                    generation=generation,
-                    epoch=old.epoch + 1,
-                    spec=norm,
-                    state="live",
-                    owner=owner,
-                    shared=[],
+                laid_out(
+                    dataclasses.replace(
+                        old,
+                        version=old.version + 1,
+                        generation=generation,
+                        epoch=old.epoch + 1,
+                        spec=norm,
+                        state="live",
+                        owner=owner,
+                        shared=[],
+                    )
                 ),
                 if_match=etag(old),
             )
         self._bump()
-        return saved
+        return ordered(saved)
 
     def define_json_schema(
         self, name: str, schema: Any, key: str | builtins.list[str] | None = None, **extra: Any
@@ -319,9 +339,9 @@ class Catalog:
         definition the change was planned on (``PreconditionFailed`` when it moved)."""
         require_admin(self.principal, self.admin_scope, "altering a store")
         d = self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         norm = self._normalize(new_spec)
-        _same_name(name, norm)
+        same_name(name, norm)
         plan = plan_changes(d.spec, norm)
         bad = [s for s in plan.steps if s.destructive]
         if bad:
@@ -331,47 +351,15 @@ class Catalog:
             )
         if d.state == "fenced":
             raise Unavailable(f"{name} is being migrated")
-        if plan.retypes and self.db.url.split(":", 1)[0].split("+")[0] in SQL_SCHEMES:
-            # a column changes type: SQL engines take it as a copy into a new table
-            self._migrate(d, tag, norm, None, False, destructive=False)
-            return self._load(name)
         cls = self._class(norm, name, d.version + 1, d.generation)
         self.db.evolve(cls)
-        self.db.migrate()  # new columns and indexes, re-indexing where needed
+        self.db.migrate()  # new columns and indexes, int columns widened to float
         saved = self.definitions.update(
-            dataclasses.replace(d, version=d.version + 1, spec=norm), if_match=tag
+            laid_out(dataclasses.replace(d, version=d.version + 1, spec=norm)), if_match=tag
         )
         self._bump()
-        self._backfill(cls, d.spec, norm)
-        return saved
-
-    def _backfill(self, cls: type[Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        """Document engines keep old items without an added attribute: its default is
-        only filled in when they are read, so native filters and indexes would miss them.
-        Write the default into each item that shows it or nothing (some engines decode a
-        missing attribute as ``None``); SQL fills the new column,
-        and memory converts its items, by themselves."""
-        scheme = self.db.url.split(":", 1)[0].split("+")[0]
-        added = {
-            n: a["default"]
-            for n, a in new["attrs"].items()
-            if n not in old["attrs"] and a.get("default") is not None
-        }
-        if not added or scheme in SQL_SCHEMES or scheme == "memory":
-            return
-        store = self.db.store(cls)
-        meta = meta_of(cls)
-        defaults = {n: meta.by_name[n].coerce(v) for n, v in added.items()}
-        keys = [
-            meta.key_of(item)
-            for item in store.search_all()
-            if any(getattr(item, n) in (v, None) for n, v in defaults.items())
-        ]
-        for key in keys:
-            try:
-                store.patch(key, defaults)
-            except NotFound:
-                continue  # deleted meanwhile
+        backfill(self.db, cls, d.spec, norm)
+        return ordered(saved)
 
     def migrate(
         self,
@@ -390,81 +378,27 @@ class Catalog:
         ``skip_errors``. The old items are kept until :meth:`gc`."""
         require_admin(self.principal, self.admin_scope, "migrating a store")
         d = self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         norm = self._normalize(new_spec)
-        _same_name(name, norm)
-        return self._migrate(d, tag, norm, transform, skip_errors, destructive=True)
-
-    def _migrate(
-        self,
-        d: Definition,
-        tag: str,
-        norm: dict[str, Any],
-        transform: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
-        skip_errors: bool,
-        *,
-        destructive: bool,
-    ) -> MigrationReport:
-        if d.state == "fenced":
-            raise Unavailable(f"{d.name} is being migrated")
-        generation = _next_generation(d)
-        new_cls = self._class(norm, d.name, d.version + 1, generation)
-        fenced = self.definitions.update(dataclasses.replace(d, state="fenced"), if_match=tag)
-        self._bump()
-        try:
-            sleep_sync(self.staleness)  # every process has seen the fence by now
-            source = self._entry_of(d).store
-            target = self.db.store(new_cls)
-            if self.keys is not None and norm["encrypted"]:
-                target = encrypted(target, fields=list(norm["encrypted"]), keys=self.keys)
-            self.db.drop(new_cls)  # what an interrupted earlier attempt left
-            report = copy_generation(source, target, transform, self.batch_size)
-            if report.errors and not skip_errors:
-                raise MigrationFailed(report)
-        except BaseException:
-            try:
-                self.db.drop(new_cls)
-            finally:
-                self.definitions.update(
-                    dataclasses.replace(fenced, state="live"), if_match=etag(fenced)
-                )
-                self._bump()
-            raise
-        retired = [
-            *fenced.retired,
-            {"generation": d.generation, "version": d.version, "spec": d.spec},
-        ]
-        self.definitions.update(
-            dataclasses.replace(
-                fenced,
-                state="live",
-                version=d.version + 1,
-                generation=generation,
-                spec=norm,
-                retired=retired,
-                epoch=d.epoch + 1 if destructive else d.epoch,
-            ),
-            if_match=etag(fenced),
-        )
-        self._bump()
-        return report
+        same_name(name, norm)
+        return fenced_copy(self, d, tag, norm, transform, skip_errors)
 
     def share(self, name: str, scopes: Iterable[str], *, if_match: str | None = None) -> Definition:
         """Let principals with any of ``scopes`` see and use ``name`` (its owner's call)."""
         d = self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         saved = self.definitions.update(
             dataclasses.replace(d, shared=sorted(set(scopes))), if_match=tag
         )
         self._bump()
-        return saved
+        return ordered(saved)
 
     def drop(self, name: str, *, if_match: str | None = None) -> None:
         """Remove ``name``'s items and keep a tombstone: defining the name again starts
         empty (a new data generation), and its earlier generations go with :meth:`gc`."""
         require_admin(self.principal, self.admin_scope, "dropping a store")
         d = self._load(name, change=True)
-        tag = _matched(d, if_match)
+        tag = matched(d, if_match)
         self.definitions.update(dataclasses.replace(d, state="dropped"), if_match=tag)
         self._bump()
         self.db.drop(self.class_of(d))
@@ -487,19 +421,3 @@ class Catalog:
         if done:
             self._bump()
         return done
-
-
-def _matched(d: Definition, if_match: str | None) -> str:
-    tag = etag(d)
-    if if_match is not None and if_match != tag:
-        raise PreconditionFailed(f"{d.name} changed since etag {if_match!r}", field="if_match")
-    return tag
-
-
-def _same_name(name: str, norm: Mapping[str, Any]) -> None:
-    if norm["name"] != name:
-        raise ValidationError(f"name: a definition keeps its name ({name!r})", field="name")
-
-
-def _next_generation(d: Definition) -> int:
-    return max([d.generation, *(int(r["generation"]) for r in d.retired)]) + 1

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from persisty.dynamic._classes import USER_NAMES, user_facing
 from persisty.errors import Conflict, NotFound, Unavailable
 from persisty.model import StoreMeta
 from persisty.query import Filter, Order
@@ -40,11 +41,14 @@ class DynamicStore(WrappedStore[Any]):
         self.catalog = catalog
         self.name = entry.definition.name
         self.epoch = entry.definition.epoch
+        self._shown = entry.meta
+        self._named = USER_NAMES
 
     @property
     def meta(self) -> StoreMeta:
-        """The metadata of the definition's current version (of this generation)."""
-        return self.inner.meta
+        """The metadata of the definition's current version (of this generation), named
+        as the user's store."""
+        return self._shown
 
     @meta.setter
     def meta(self, value: StoreMeta) -> None:  # the base class sets it once
@@ -59,7 +63,7 @@ class DynamicStore(WrappedStore[Any]):
     def _reader(self) -> Store[Any]:
         entry = self._entry()
         if entry.definition.epoch == self.epoch:
-            self.inner = entry.store
+            self.inner, self._shown = entry.store, entry.meta
         return self.inner
 
     def _writer(self) -> Store[Any]:
@@ -72,7 +76,7 @@ class DynamicStore(WrappedStore[Any]):
             )
         if d.state == "fenced":
             raise Unavailable(f"{self.name} is being migrated: writes resume when the copy is done")
-        self.inner = entry.store
+        self.inner, self._shown = entry.store, entry.meta
         return entry.store
 
     def _item(self, item: Any) -> Any:
@@ -85,27 +89,31 @@ class DynamicStore(WrappedStore[Any]):
         return item
 
     def create(self, item: Any) -> Any:
-        store = self._writer()
-        return store.create(self._item(item))
+        with self._named:
+            store = self._writer()
+            return store.create(self._item(item))
 
     def read(self, key: str) -> Any:
-        return (self._reader()).read(key)
+        with self._named:
+            return (self._reader()).read(key)
 
     def update(
         self, item: Any, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> Any:
-        store = self._writer()
-        item = self._item(item)
-        if isinstance(item, Mapping):
-            item = store.meta.from_builtins(item)
-        return store.update(item, if_match=if_match, precondition=precondition)
+        with self._named:
+            store = self._writer()
+            item = self._item(item)
+            if isinstance(item, Mapping):
+                item = store.meta.from_builtins(item)
+            return store.update(item, if_match=if_match, precondition=precondition)
 
     def put(self, item: Any, *, if_match: str | None = None) -> Any:
-        store = self._writer()
-        item = self._item(item)
-        if isinstance(item, Mapping):
-            item = store.meta.from_builtins(item)
-        return store.put(item, if_match=if_match)
+        with self._named:
+            store = self._writer()
+            item = self._item(item)
+            if isinstance(item, Mapping):
+                item = store.meta.from_builtins(item)
+            return store.put(item, if_match=if_match)
 
     def patch(
         self,
@@ -115,14 +123,16 @@ class DynamicStore(WrappedStore[Any]):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        store = self._writer()
-        return store.patch(key, changes, if_match=if_match, precondition=precondition)
+        with self._named:
+            store = self._writer()
+            return store.patch(key, changes, if_match=if_match, precondition=precondition)
 
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
     ) -> None:
-        store = self._writer()
-        store.delete(key, if_match=if_match, precondition=precondition)
+        with self._named:
+            store = self._writer()
+            store.delete(key, if_match=if_match, precondition=precondition)
 
     def search(
         self,
@@ -131,34 +141,48 @@ class DynamicStore(WrappedStore[Any]):
         limit: int | None = None,
         page_key: str | None = None,
     ) -> Page[Any]:
-        return (self._reader()).search(filter, order, limit, page_key)
+        with self._named:
+            return (self._reader()).search(filter, order, limit, page_key)
 
     def count(self, filter: Filter | None = None) -> int:
-        return (self._reader()).count(filter)
+        with self._named:
+            return (self._reader()).count(filter)
 
     def read_batch(self, keys: Sequence[str]) -> list[Any]:
-        return (self._reader()).read_batch(keys)
+        with self._named:
+            return (self._reader()).read_batch(keys)
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[Any]]:
-        store = self._writer()
-        fixed = [
-            dataclasses.replace(e, item=self._item(e.item))
-            if e.item is not None
-            and not isinstance(e.item, Mapping)
-            and type(e.item) is not store.meta.cls
-            else e
-            for e in edits
-        ]
-        return store.edit_batch(fixed, atomic)
+        with self._named:
+            store = self._writer()
+            fixed = [
+                dataclasses.replace(e, item=self._item(e.item))
+                if e.item is not None
+                and not isinstance(e.item, Mapping)
+                and type(e.item) is not store.meta.cls
+                else e
+                for e in edits
+            ]
+            results = store.edit_batch(fixed, atomic)
+            return [
+                dataclasses.replace(r, message=user_facing(r.message))
+                if r.message is not None and "__g" in r.message
+                else r
+                for r in results
+            ]
 
     def update_all(self, filter: Filter | None, changes: Mapping[str, Any]) -> int:
-        return (self._writer()).update_all(filter, changes)
+        with self._named:
+            return (self._writer()).update_all(filter, changes)
 
     def delete_all(self, filter: Filter | None) -> int:
-        return (self._writer()).delete_all(filter)
+        with self._named:
+            return (self._writer()).delete_all(filter)
 
     def explain(self, filter: Filter | None = None, order: OrderArg = None) -> Explain:
-        return (self._reader()).explain(filter, order)
+        with self._named:
+            return (self._reader()).explain(filter, order)
 
     def purge_expired(self, limit: int | None = None) -> int:
-        return (self._writer()).purge_expired(limit)
+        with self._named:
+            return (self._writer()).purge_expired(limit)

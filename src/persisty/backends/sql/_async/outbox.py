@@ -174,6 +174,8 @@ class AsyncSqlOutboxStore(AsyncSqlStore):
         self.default_limit = of.default_limit
         self.outbox = outbox
 
+    _logs = True
+
     async def _prepare(self) -> list[str]:
         done = await super()._prepare()
         await self.tables.ensure_outbox()

@@ -175,6 +175,8 @@ class SqlOutboxStore(SqlStore):
         self.default_limit = of.default_limit
         self.outbox = outbox
 
+    _logs = True
+
     def _prepare(self) -> list[str]:
         done = super()._prepare()
         self.tables.ensure_outbox()

@@ -110,6 +110,11 @@ class Dialect:
     """Its sync and async driver classes (``AsyncDriver`` / ``Driver`` subclasses)."""
     upsert_on_key_only: ClassVar[bool] = True
     """Whether its upsert looks at the key only (MySQL's fires on any unique index)."""
+    doc_set_sql: ClassVar[str | None] = None
+    """How an ``UPDATE … RETURNING`` sets attributes inside the document column without
+    reading it: a format with ``{doc}`` (the column) and ``{sets}`` (``, '$."name"',
+    json(?)`` per attribute), or ``None`` when the engine cannot do it in one statement
+    keeping every other value's text as it is (then a patch reads first)."""
     name_sql: ClassVar[str] = "VARCHAR(200)"
     """The SQL type of a short name compared byte for byte (the meta table's key)."""
     probe_sql: ClassVar[str | None] = None

@@ -7,6 +7,7 @@ as the SQL function ``persisty_lower`` (SQLite's ``lower`` knows ASCII only).
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -145,6 +146,12 @@ class SqliteDialect(Dialect):
     ph = "?"
     begin_sql = "BEGIN IMMEDIATE"
     lock_suffix = ""
+    # json_set keeps the text of every value it does not set; RETURNING since 3.35
+    doc_set_sql = (
+        "CAST(json_set(CAST({doc} AS TEXT){sets}) AS BLOB)"
+        if sqlite3.sqlite_version_info >= (3, 35)
+        else None
+    )
     conversions = {
         "datetime": sqlite_datetime,
         "date": dt.date.isoformat,

@@ -14,7 +14,7 @@ from persisty.model import etag
 from persisty.query import (
     F,
 )
-from persisty.store import AsyncDatabase, AsyncStore
+from persisty.store import AsyncDatabase, AsyncStore, Edit
 from persisty.testing._concurrency import run_concurrently_async
 from persisty.testing._store._async.base import AsyncStoreSuiteBase
 from persisty.testing.models import Address, Color, Counter, Doc, Item, Numbered, Profile
@@ -176,6 +176,34 @@ class AsyncCrudConformance(AsyncStoreSuiteBase):
             await items.patch(str(n.id), {"title": "y" * 101})
         assert e.value.field == "title"
         assert await items.read(str(n.id)) == p
+
+    async def test_patch_etags(self, items: AsyncStore[Item]) -> None:
+        # etag(item) of what a patch returns is the stored etag, on every write path after it
+        n = await items.create(Item(owner="ann", title="Hello"))
+        key = str(n.id)
+        p = await items.patch(key, {"priority": 2})
+        assert etag(p) != etag(n)
+        assert await items.read(key) == p
+        with pytest.raises(PreconditionFailed):
+            await items.update(dataclasses.replace(p, title="stale"), if_match=etag(n))
+        with pytest.raises(PreconditionFailed):
+            await items.delete(key, if_match=etag(n))
+        u = await items.update(dataclasses.replace(p, title="fresh"), if_match=etag(p))
+        p = await items.patch(key, {"title": "patched"}, if_match=etag(u))
+        p = await items.patch(key, {"priority": 4})
+        [r] = await items.edit_batch([Edit.patch(key, {"priority": 5}, if_match=etag(p))])
+        assert r.ok and r.item is not None and r.item.priority == 5
+        p = await items.patch(key, {"priority": 6})
+        u = await items.update(
+            dataclasses.replace(p, title="checked"),
+            if_match=etag(p),
+            precondition=F.priority == 6,
+        )
+        p = await items.patch(key, {"priority": 7})
+        with pytest.raises(PreconditionFailed):
+            await items.delete(key, if_match=etag(u), precondition=F.priority == 7)
+        await items.delete(key, if_match=etag(p), precondition=F.priority == 7)
+        assert await items.read(key) is None
 
     async def test_missing_keys(self, items: AsyncStore[Item]) -> None:
         ghost = Item(owner="ann", title="ghost")

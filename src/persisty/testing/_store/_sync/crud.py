@@ -15,7 +15,7 @@ from persisty.model import etag
 from persisty.query import (
     F,
 )
-from persisty.store import Database, Store
+from persisty.store import Database, Edit, Store
 from persisty.testing._concurrency import run_concurrently
 from persisty.testing._store._sync.base import StoreSuiteBase
 from persisty.testing.models import Address, Color, Counter, Doc, Item, Numbered, Profile
@@ -175,6 +175,34 @@ class CrudConformance(StoreSuiteBase):
             items.patch(str(n.id), {"title": "y" * 101})
         assert e.value.field == "title"
         assert items.read(str(n.id)) == p
+
+    def test_patch_etags(self, items: Store[Item]) -> None:
+        # etag(item) of what a patch returns is the stored etag, on every write path after it
+        n = items.create(Item(owner="ann", title="Hello"))
+        key = str(n.id)
+        p = items.patch(key, {"priority": 2})
+        assert etag(p) != etag(n)
+        assert items.read(key) == p
+        with pytest.raises(PreconditionFailed):
+            items.update(dataclasses.replace(p, title="stale"), if_match=etag(n))
+        with pytest.raises(PreconditionFailed):
+            items.delete(key, if_match=etag(n))
+        u = items.update(dataclasses.replace(p, title="fresh"), if_match=etag(p))
+        p = items.patch(key, {"title": "patched"}, if_match=etag(u))
+        p = items.patch(key, {"priority": 4})
+        [r] = items.edit_batch([Edit.patch(key, {"priority": 5}, if_match=etag(p))])
+        assert r.ok and r.item is not None and r.item.priority == 5
+        p = items.patch(key, {"priority": 6})
+        u = items.update(
+            dataclasses.replace(p, title="checked"),
+            if_match=etag(p),
+            precondition=F.priority == 6,
+        )
+        p = items.patch(key, {"priority": 7})
+        with pytest.raises(PreconditionFailed):
+            items.delete(key, if_match=etag(u), precondition=F.priority == 7)
+        items.delete(key, if_match=etag(p), precondition=F.priority == 7)
+        assert items.read(key) is None
 
     def test_missing_keys(self, items: Store[Item]) -> None:
         ghost = Item(owner="ann", title="ghost")
