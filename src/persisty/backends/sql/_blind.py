@@ -42,6 +42,8 @@ class ValueChecks:
         """The value ``name`` holds after a patch to ``value`` and its canonical JSON; ``None``
         when it does not pass (the caller then takes the path that names the error)."""
         encode = self.meta.encode
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # JSON would write it as null, which an optional attribute accepts
         try:
             v = self._decoders[name].decode(encode(value))
             if type(v) is float and not math.isfinite(v):
