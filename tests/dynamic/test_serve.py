@@ -19,6 +19,9 @@ import httpx
 import pytest
 from tests.conftest import POSTGRES_URL, REDIS_URL
 
+import persisty
+import persisty.dynamic
+from persisty.model import etag
 from persisty.serve import JWTAuth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -340,3 +343,60 @@ def test_polled_processes_see_changes_within_the_staleness(tmp_path: Path) -> No
     finally:
         one.close()
         two.close()
+
+
+ORDERED = {
+    "name": "tasks",
+    "attrs": {
+        "id": {"type": "uuid"},
+        "zeta": {"type": "str"},
+        "alpha": {"type": "int", "optional": True},
+        "mid": {"type": "bool", "default": False},
+    },
+}
+
+
+def _problem_is_the_users(r: httpx.Response, field: str) -> None:
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field and "__g" not in r.text, r.text
+
+
+def test_http_keeps_the_users_names_and_declared_order(tmp_path: Path) -> None:
+    """Over HTTP too, after a destructive migrate moved the data to a new generation
+    (``tasks__g1`` inside): problems name ``tasks`` and the user's attributes, and the
+    definition, its JSON Schema and OpenAPI list attributes in the declared order."""
+    url, ns = f"sqlite:///{tmp_path / 'names.db'}", "o" + uuid.uuid4().hex[:8]
+    server = Server(url, ns, staleness=0.2)
+    try:
+        c = server.client
+        assert c.post("/api/_schemas", json=ORDERED).status_code == 201
+        key = c.post("/api/tasks", json={"zeta": "z", "alpha": 1}).json()["id"]
+        db = persisty.connect(url, namespace=ns)
+        cat = persisty.dynamic.catalog(db)
+        narrower = {**ORDERED, "attrs": {k: v for k, v in ORDERED["attrs"].items() if k != "mid"}}
+        cat.migrate("tasks", narrower, if_match=etag(cat.get("tasks")))
+        assert cat.get("tasks").spec["attrs"] and "__g" not in cat.store("tasks").meta.name
+        _wait_for(lambda: c.get("/api/_schemas/tasks").json()["version"] > 1, 5)
+
+        _problem_is_the_users(c.post("/api/tasks", json={"zeta": 5}), "zeta")
+        _problem_is_the_users(c.post("/api/tasks", json={"alpha": 2}), "zeta")
+        _problem_is_the_users(c.patch(f"/api/tasks/{key}", json={"alpha": "many"}), "alpha")
+        _problem_is_the_users(c.get("/api/tasks", params={"nope": "1"}), "nope")
+        assert c.get(f"/api/tasks/{key}").json()["zeta"] == "z"  # the copy is served
+
+        shown = c.get("/api/_schemas/tasks").json()
+        declared = ["id", "zeta", "alpha"]
+        assert list(shown["spec"]["attrs"]) == declared
+        assert list(shown["json_schema"]["properties"]) == declared
+        schemas = c.get("/api/openapi.json").json()["components"]["schemas"]
+        orders = {
+            n: list(s["properties"])
+            for n, s in schemas.items()
+            if "zeta" in s.get("properties", {})
+        }
+        assert set(orders) >= {"Tasks", "TasksCreate", "TasksPatch"}, orders
+        for order in orders.values():  # the patch body has no key: the rest, in order
+            assert order == [a for a in declared if a in order], orders
+        db.close()
+    finally:
+        server.close()
