@@ -18,7 +18,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from persisty import errors
 from persisty.kv._async.eventlog import AsyncEventLog
@@ -45,7 +45,43 @@ StoreIntegrityError = errors.Conflict
 _MISSING: Any = _keyvalue._MISSING
 
 
-class KeyValue(_keyvalue.KeyValue):
+class _Pairs(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any, *, ttl: Any = None, if_match: str | None = None) -> str: ...
+    def delete(self, *keys: str) -> int: ...
+    def has(self, key: str) -> bool: ...
+    def count(self) -> int: ...
+    def keys(self) -> list[str]: ...
+
+
+class _DictOfPairs:
+    """The dict methods rstore users know (``s[k]``, ``del s[k]``, ``k in s``, ``len(s)``,
+    iteration over the keys), for ``KeyValue`` and the one-object ``Store`` alike."""
+
+    def __getitem__(self: _Pairs, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self: _Pairs, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __delitem__(self: _Pairs, key: str) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def __contains__(self: _Pairs, key: object) -> bool:
+        return isinstance(key, str) and self.has(key)
+
+    def __len__(self: _Pairs) -> int:
+        return self.count()
+
+    def __iter__(self: _Pairs) -> Any:
+        return iter(self.keys())
+
+
+class KeyValue(_keyvalue.KeyValue, _DictOfPairs):
     """Key/value pairs in one namespace; also a dict: ``kv[k]``, ``kv[k] = v``,
     ``del kv[k]``, ``k in kv``, ``len(kv)``, iteration over the keys.
 
@@ -69,28 +105,6 @@ class KeyValue(_keyvalue.KeyValue):
     ) -> None:
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
         self.check()
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.set(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        if not self.delete(key):
-            raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.has(key)
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
 
     def __enter__(self) -> KeyValue:
         return self
@@ -161,7 +175,7 @@ class EventLog(_eventlog.EventLog):
         self.close()
 
 
-class Store(_onestore.Store):
+class Store(_onestore.Store, _DictOfPairs):
     """rstore's one object: key/value, time-series and event-sequence methods together;
     also a dict over the key/value pairs. Opening (``with``) a frozen store that does not
     exist raises ``StoreNotAvailableError`` (``Unavailable``) and creates nothing.
@@ -173,28 +187,6 @@ class Store(_onestore.Store):
             s.extend("series", (1, 10), (2, 20))
             s.apply("cart", {"apples": 3})
     """
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.set(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        if not self.delete(key):
-            raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.has(key)
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def __iter__(self) -> Any:
-        return iter(self.keys())
 
     def __enter__(self) -> Store:
         try:
