@@ -20,34 +20,20 @@ from persisty.errors import ValidationError
 from persisty.model import etag
 from persisty.store import AsyncDatabase, Edit, Increment
 from persisty.testing._concurrency import run_concurrently_async
+from persisty.testing._hooks_async import AsyncEngineHooks
 from persisty.testing.models import Counter, Doc, Tally
 
 
-class AsyncCommitConformance:
+class AsyncCommitConformance(AsyncEngineHooks):
     """``db.commit([(store, edit), …], atomic=…)`` over several stores of one engine."""
 
     commit_workers = 4
     commit_rounds = 10
 
-    async def open_database(self, namespace: str) -> AsyncDatabase:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    async def drop(self, database: AsyncDatabase) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            await store.delete_all(None)
-
     @pytest.fixture
     async def committing(self) -> AsyncIterator[AsyncDatabase]:
-        db = await self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        async with self.opened() as db:
             yield db
-        finally:
-            try:
-                await self.drop(db)
-            finally:
-                await db.close()
 
     async def test_commit_is_all_or_nothing(self, committing: AsyncDatabase) -> None:
         db = committing

@@ -21,34 +21,20 @@ from persisty.errors import ValidationError
 from persisty.model import etag
 from persisty.store import Database, Edit, Increment
 from persisty.testing._concurrency import run_concurrently
+from persisty.testing._hooks_sync import EngineHooks
 from persisty.testing.models import Counter, Doc, Tally
 
 
-class CommitConformance:
+class CommitConformance(EngineHooks):
     """``db.commit([(store, edit), …], atomic=…)`` over several stores of one engine."""
 
     commit_workers = 4
     commit_rounds = 10
 
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    def drop(self, database: Database) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            store.delete_all(None)
-
     @pytest.fixture
     def committing(self) -> Iterator[Database]:
-        db = self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        with self.opened() as db:
             yield db
-        finally:
-            try:
-                self.drop(db)
-            finally:
-                db.close()
 
     def test_commit_is_all_or_nothing(self, committing: Database) -> None:
         db = committing

@@ -14,7 +14,6 @@ so nothing here waits for real time to pass.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from persisty.model import etag
 from persisty.query import F
 from persisty.store import AsyncDatabase, AsyncStore, Edit, Increment
 from persisty.testing._concurrency import run_concurrently_async
+from persisty.testing._hooks_async import AsyncEngineHooks
 from persisty.testing.models import LEASE_TTL, Item, Lease, Tally
 
 
@@ -36,35 +36,16 @@ def _start() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-class AsyncPutExpiryIncrementConformance:
+class AsyncPutExpiryIncrementConformance(AsyncEngineHooks):
     """``put``, ``Attr(expires=True)``/``ttl`` and ``Increment`` on one engine."""
 
     increment_workers = 8
     increment_rounds = 25
 
-    async def open_database(self, namespace: str) -> AsyncDatabase:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    async def drop(self, database: AsyncDatabase) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            await store.delete_all(None)
-
-    async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     async def database(self) -> AsyncIterator[AsyncDatabase]:
-        db = await self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        async with self.opened() as db:
             yield db
-        finally:
-            try:
-                await self.drop(db)
-            finally:
-                await db.close()
 
     async def _clocked(self, database: AsyncDatabase, cls: type[Any]) -> AsyncStore[Any]:
         database.clock.now = _start()

@@ -15,7 +15,6 @@ so nothing here waits for real time to pass.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from persisty.model import etag
 from persisty.query import F
 from persisty.store import Database, Edit, Increment, Store
 from persisty.testing._concurrency import run_concurrently
+from persisty.testing._hooks_sync import EngineHooks
 from persisty.testing.models import LEASE_TTL, Item, Lease, Tally
 
 
@@ -37,35 +37,16 @@ def _start() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-class PutExpiryIncrementConformance:
+class PutExpiryIncrementConformance(EngineHooks):
     """``put``, ``Attr(expires=True)``/``ttl`` and ``Increment`` on one engine."""
 
     increment_workers = 8
     increment_rounds = 25
 
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    def drop(self, database: Database) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            store.delete_all(None)
-
-    def wrap(self, store: Store[Any]) -> Store[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     def database(self) -> Iterator[Database]:
-        db = self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        with self.opened() as db:
             yield db
-        finally:
-            try:
-                self.drop(db)
-            finally:
-                db.close()
 
     def _clocked(self, database: Database, cls: type[Any]) -> Store[Any]:
         database.clock.now = _start()

@@ -14,7 +14,6 @@ change, so writers of different paths of one item never lose each other's change
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,8 +22,9 @@ import pytest
 from persisty.errors import NotFound, PreconditionFailed, ValidationError
 from persisty.model import etag
 from persisty.query import F
-from persisty.store import AsyncDatabase, AsyncStore, Edit, Increment
+from persisty.store import AsyncStore, Edit, Increment
 from persisty.testing._concurrency import run_concurrently_async
+from persisty.testing._hooks_async import AsyncEngineHooks
 from persisty.testing.models import Address, Profile
 
 
@@ -37,35 +37,16 @@ def _profile(key: str) -> Profile:
     )
 
 
-class AsyncPathConformance:
+class AsyncPathConformance(AsyncEngineHooks):
     """``read_path``/``write_path`` and paths in ``patch`` and batches on one engine."""
 
     path_workers = 8
     path_rounds = 25
 
-    async def open_database(self, namespace: str) -> AsyncDatabase:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    async def drop(self, database: AsyncDatabase) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            await store.delete_all(None)
-
-    async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     async def profiles(self) -> AsyncIterator[AsyncStore[Profile]]:
-        db = await self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        async with self.opened() as db:
             yield await self.wrap(db.store(Profile))
-        finally:
-            try:
-                await self.drop(db)
-            finally:
-                await db.close()
 
     async def test_read_path(self, profiles: AsyncStore[Profile]) -> None:
         await profiles.create(_profile("p1"))

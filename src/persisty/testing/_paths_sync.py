@@ -15,7 +15,6 @@ change, so writers of different paths of one item never lose each other's change
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +23,9 @@ import pytest
 from persisty.errors import NotFound, PreconditionFailed, ValidationError
 from persisty.model import etag
 from persisty.query import F
-from persisty.store import Database, Edit, Increment, Store
+from persisty.store import Edit, Increment, Store
 from persisty.testing._concurrency import run_concurrently
+from persisty.testing._hooks_sync import EngineHooks
 from persisty.testing.models import Address, Profile
 
 
@@ -38,35 +38,16 @@ def _profile(key: str) -> Profile:
     )
 
 
-class PathConformance:
+class PathConformance(EngineHooks):
     """``read_path``/``write_path`` and paths in ``patch`` and batches on one engine."""
 
     path_workers = 8
     path_rounds = 25
 
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    def drop(self, database: Database) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            store.delete_all(None)
-
-    def wrap(self, store: Store[Any]) -> Store[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     def profiles(self) -> Iterator[Store[Profile]]:
-        db = self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        with self.opened() as db:
             yield self.wrap(db.store(Profile))
-        finally:
-            try:
-                self.drop(db)
-            finally:
-                db.close()
 
     def test_read_path(self, profiles: Store[Profile]) -> None:
         profiles.create(_profile("p1"))

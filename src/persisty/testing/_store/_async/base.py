@@ -6,7 +6,6 @@ the test stored (``database.drop()``: nothing is left behind) and the database i
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from persisty.query import (
 )
 from persisty.store import AsyncDatabase, AsyncStore, Edit
 from persisty.testing._data import sample_items
+from persisty.testing._hooks_async import AsyncEngineHooks
 from persisty.testing.models import Item
 
 ITEM = meta_of(Item)
@@ -37,34 +37,20 @@ def _keys(items: list[Any]) -> list[str]:
     return [meta_of(type(i)).key_of(i) for i in items]
 
 
-class AsyncStoreSuiteBase:
+class AsyncStoreSuiteBase(AsyncEngineHooks):
     """Hooks and fixtures of :class:`persisty.testing.AsyncStoreConformance`."""
 
     concurrency_workers = 8
     concurrency_increments = 25
 
-    async def open_database(self, namespace: str) -> AsyncDatabase:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
     async def drop(self, database: AsyncDatabase) -> None:
         """Remove what a test stored (before the database is closed)."""
         await database.drop()
 
-    async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     async def database(self) -> AsyncIterator[AsyncDatabase]:
-        db = await self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        async with self.opened() as db:
             yield db
-        finally:
-            try:
-                await self.drop(db)
-            finally:
-                await db.close()
 
     @pytest.fixture
     async def items(self, database: AsyncDatabase) -> AsyncStore[Item]:

@@ -7,7 +7,6 @@ the test stored (``database.drop()``: nothing is left behind) and the database i
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from persisty.query import (
 )
 from persisty.store import Database, Edit, Store
 from persisty.testing._data import sample_items
+from persisty.testing._hooks_sync import EngineHooks
 from persisty.testing.models import Item
 
 ITEM = meta_of(Item)
@@ -38,34 +38,20 @@ def _keys(items: list[Any]) -> list[str]:
     return [meta_of(type(i)).key_of(i) for i in items]
 
 
-class StoreSuiteBase:
+class StoreSuiteBase(EngineHooks):
     """Hooks and fixtures of :class:`persisty.testing.StoreConformance`."""
 
     concurrency_workers = 8
     concurrency_increments = 25
 
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
     def drop(self, database: Database) -> None:
         """Remove what a test stored (before the database is closed)."""
         database.drop()
 
-    def wrap(self, store: Store[Any]) -> Store[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     def database(self) -> Iterator[Database]:
-        db = self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        with self.opened() as db:
             yield db
-        finally:
-            try:
-                self.drop(db)
-            finally:
-                db.close()
 
     @pytest.fixture
     def items(self, database: Database) -> Store[Item]:
