@@ -214,7 +214,7 @@ class V1:
 class V2:
     id: str
     title: str = ""
-    size: float = 0.0  # retyped: reported, never applied
+    size: float = 0.0  # int -> float: widened in place (SQLite columns take either)
     priority: int = 3  # new, with a default
     note: str | None = None  # new, optional
 
@@ -236,13 +236,16 @@ def test_migration_plan(url: str) -> None:
         text = "\n".join(plan)
         assert "ADD COLUMN" in text and "priority" in text and "note" in text
         assert "CREATE INDEX" in text
-        assert any(p.startswith("-- not applied") and "size" in p for p in plan)
+        widened = [p for p in plan if "size" in p]
+        assert not any(p.startswith("-- not applied") for p in widened)
+        assert bool(widened) == (not url.startswith("sqlite")), plan
         assert any(p.startswith("-- not applied") and "legacy" in p for p in plan)
         assert new.migrate() == plan
         got = v2.read("a")
         assert got is not None and (got.title, got.priority, got.note) == ("A", 3, None)
         assert v2.count(F.priority == 3) == 1  # the new column was filled with the default
         v2.create(V2(id="b", title="B", size=2.5, priority=1))
+        assert v2.count(F.size > 2) == 1 and v2.count(F.size < 2) == 1  # compared as a float
         assert [x.id for x in v2.search(order=[+F.priority]).items] == ["b", "a"]
         again = new.plan_migration()
         assert all(p.startswith("-- not applied") for p in again)  # nothing more to add
