@@ -32,6 +32,9 @@ def test_files_commands(tmp_path: Path) -> None:
     assert "removed 0 blob(s)" in run("gc", db, "docs", "--older-than", "0")
     assert "invalid_key" in run("put", db, "docs", "../x", str(source), code=1)
     assert "not_found" in run("get", db, "docs", "nope", code=1)
+    # a store that cannot be opened is one error line too, never a traceback
+    unopened = run("ls", "nope://x", "docs", code=1)
+    assert "error:" in unopened and "Traceback" not in unopened
     directory = f"dir://{tmp_path / 'files'}"
     catalog = ["--catalog", f"sqlite:///{tmp_path / 'catalog.db'}"]
     run(

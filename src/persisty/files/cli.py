@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -48,8 +49,22 @@ CatalogOpt = Annotated[
 NamespaceOpt = Annotated[str | None, typer.Option(help="the database namespace")]
 
 
-def _open(url: str, store: str, catalog: str | None, namespace: str | None) -> FileStore:
-    return connect(url, name=store, catalog=catalog, namespace=namespace)
+@contextmanager
+def _opened(
+    url: str, store: str, catalog: str | None, namespace: str | None
+) -> Iterator[FileStore]:
+    """The file store, closed afterwards; a persisty error (opening it too) is one red line
+    and exit status 1, never a traceback."""
+    try:
+        files = connect(url, name=store, catalog=catalog, namespace=namespace)
+    except PersistyError as e:
+        raise _fail(e) from None
+    try:
+        yield files
+    except PersistyError as e:
+        raise _fail(e) from None
+    finally:
+        files.close()
 
 
 def _progress() -> Progress:
@@ -77,14 +92,9 @@ def ls(
     namespace: NamespaceOpt = None,
 ) -> None:
     """List files: size, content type, etag, key."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         for info in files.list_all(prefix):
             typer.echo(f"{info.size:>12}  {info.content_type:<28} {info.etag[:12]}  {info.key}")
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
 
 
 @app.command("put")
@@ -98,8 +108,7 @@ def put(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Upload a local file (or stdin) under KEY."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         source: BinaryIO = sys.stdin.buffer if str(path) == "-" else path.open("rb")
         total = None if str(path) == "-" else path.stat().st_size
         with source, _progress() as progress:
@@ -119,10 +128,6 @@ def put(
                 filename=None if str(path) == "-" else path.name,
             )
         typer.echo(f"{info.key}  {info.size} bytes  {info.content_type}  {info.etag}")
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
 
 
 @app.command("get")
@@ -137,8 +142,7 @@ def get(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Download a file to a local file (or stdout)."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         reader = files.open(key)
         out = output.open("wb") if output else sys.stdout.buffer
         try:
@@ -154,10 +158,6 @@ def get(
                 out.close()
             else:
                 out.flush()
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
 
 
 @app.command("rm")
@@ -169,15 +169,10 @@ def rm(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Delete files."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         for key in keys:
             files.delete(key)
             typer.echo(f"deleted {key}")
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
 
 
 @app.command("cp")
@@ -190,14 +185,9 @@ def cp(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Copy a file (no bytes move: the copy shares the blob)."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         info = files.copy(src, dst)
         typer.echo(f"{src} -> {info.key}  {info.size} bytes")
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
 
 
 @app.command("gc")
@@ -211,14 +201,9 @@ def gc(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Remove unreferenced blobs and expired upload grants."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         report = files.gc(older_than=older_than)
         typer.echo(f"removed {len(report.blobs)} blob(s), {len(report.uploads)} upload(s)")
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
 
 
 @app.command("fsck")
@@ -226,13 +211,8 @@ def fsck(
     url: UrlArg, store: StoreArg, catalog: CatalogOpt = None, namespace: NamespaceOpt = None
 ) -> None:
     """Check every file's bytes against its size and SHA-256; exit 1 on damage."""
-    files = _open(url, store, catalog, namespace)
-    try:
+    with _opened(url, store, catalog, namespace) as files:
         report = files.fsck()
-    except PersistyError as e:
-        raise _fail(e) from None
-    finally:
-        files.close()
     for p in report.problems:
         typer.echo(f"{p.problem}  {p.key}  {p.detail}")
     typer.echo(
