@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ class _Generated(StoreConformance):
         self.cat = cat
         _swap(monkeypatch, cat.class_of(d))
         yield
+        cat.close()  # its LISTEN connection: one left open per test exhausts PostgreSQL
 
     @pytest.fixture
     def items(self, database: Database, generated: None) -> Store[Any]:
@@ -88,11 +89,15 @@ class _GeneratedAsync(AsyncStoreConformance):
         return persisty.aio.connect(self.url, namespace=namespace)
 
     @pytest.fixture(autouse=True)
-    async def generated(self, database: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def generated(
+        self, database: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+    ) -> AsyncIterator[None]:
         cat = catalog(database)
         d = await cat.define(ITEM_SPEC)
         self.cat = cat
         _swap(monkeypatch, cat.class_of(d))
+        yield
+        await cat.close()
 
     @pytest.fixture
     async def items(self, database: AsyncDatabase, generated: None) -> AsyncStore[Any]:
