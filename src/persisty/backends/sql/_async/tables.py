@@ -202,11 +202,19 @@ class AsyncSqlTables:
 
     async def migrate(self, schemas: Iterable[TableSchema]) -> list[str]:
         """Run the additive steps of :meth:`plan`; return the whole plan."""
+        schemas = list(schemas)
         steps = await self.plan(schemas)
         async with self._lock:
             async with self.executor.connection() as conn:
                 for step in steps:
                     if step.sql is not None and not step.destructive:
-                        await self.driver.run(conn, step.sql, step.params)
+                        try:
+                            await self.driver.run(conn, step.sql, step.params)
+                        except Exception:
+                            # another process may have taken the same step at the same time
+                            # (PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against
+                            # that): done is done; a step still to do raises
+                            if str(step) in {str(s) for s in await self.plan(schemas)}:
+                                raise
             self.forget()
         return [str(s) for s in steps]

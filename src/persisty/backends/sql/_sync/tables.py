@@ -200,11 +200,19 @@ class SqlTables:
 
     def migrate(self, schemas: Iterable[TableSchema]) -> list[str]:
         """Run the additive steps of :meth:`plan`; return the whole plan."""
+        schemas = list(schemas)
         steps = self.plan(schemas)
         with self._lock:
             with self.executor.connection() as conn:
                 for step in steps:
                     if step.sql is not None and not step.destructive:
-                        self.driver.run(conn, step.sql, step.params)
+                        try:
+                            self.driver.run(conn, step.sql, step.params)
+                        except Exception:
+                            # another process may have taken the same step at the same time
+                            # (PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against
+                            # that): done is done; a step still to do raises
+                            if str(step) in {str(s) for s in self.plan(schemas)}:
+                                raise
             self.forget()
         return [str(s) for s in steps]
