@@ -382,3 +382,64 @@ def test_every_leaf_encrypted_before_it_is_split(db: Database) -> None:
             people.read("b")
         split.patch("b", {"birth_details": birth_b})
         assert people.read("b") == b
+
+
+def test_dynamodb_requests_are_those_of_hand_written_code() -> None:
+    """A read is one BatchGetItem of the parent and its rows, a write_path one read and one
+    TransactWriteItems, a delete of an item seen one TransactWriteItems; a new layer that
+    has seen nothing reads the list rows it could not guess in a second request."""
+    database = persisty.connect(
+        DYNAMODB_URL or "dynamodb://", namespace="s" + uuid.uuid4().hex[:10]
+    )
+    calls: list[str] = []
+    try:
+        people = sharded(database.store(ROWS), FOUR_WAYS)
+        people.create(person("warm"))  # the tables exist before counting
+        database.client.raw().meta.events.register(  # type: ignore[attr-defined]
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+        )
+        created = people.create(person())
+        assert calls == ["TransactWriteItems"]
+        calls.clear()
+        assert people.read("p1") == created and calls == ["BatchGetItem"]
+        calls.clear()
+        people.write_path("p1", "location.city", "Tokyo")
+        assert calls == ["BatchGetItem", "TransactWriteItems"]
+        calls.clear()
+        cold = sharded(database.store(ROWS), FOUR_WAYS)
+        got = cold.read("p1")
+        assert got is not None and got.location is not None and got.location.city == "Tokyo"
+        assert calls == ["BatchGetItem", "BatchGetItem"]  # the list length was unknown
+        calls.clear()
+        assert cold.read_batch(["warm", "p1"]) == [people.read("warm"), got]
+        calls.clear()
+        people.delete("p1")
+        assert calls == ["TransactWriteItems"]
+        assert all(_rows_of_key(database, "p1", path) == [] for path in FOUR_WAYS)
+        calls.clear()
+        sharded(database.store(ROWS), FOUR_WAYS).delete("warm")  # pointers unknown: read
+        assert calls == ["GetItem", "TransactWriteItems"]
+    finally:
+        try:
+            database.drop()
+        finally:
+            database.close()
+
+
+def _rows_of_key(database: Database, key: str, path: str) -> list[Any]:
+    return [r for r in database.store(SHARDS[path].cls).search_all() if r.parent == key]
+
+
+def test_pointers_seen_earlier_never_leave_orphans(db: Database) -> None:
+    """A layer deletes by the pointers it saw only while the parent is unchanged: after
+    another writer grew the list, the delete reads the parent and removes every row."""
+    mine, theirs = sharded(db.store(ROWS), FOUR_WAYS), sharded(db.store(ROWS), FOUR_WAYS)
+    mine.create(person())
+    assert mine.read("p1") is not None
+    three = [Location("A", "B"), Location("C", "D"), Location("E", "F")]
+    assert theirs.patch("p1", {"locations": three}).locations == three
+    assert mine.read_batch(["p1"])[0] == theirs.read("p1")  # the third row read too
+    theirs.patch("p1", {"locations": [*three, Location("G", "H")], "birth_details": None})
+    mine.delete("p1")
+    assert all(_rows(db, path) == [] for path in FOUR_WAYS)
+    assert mine.read("p1") is None

@@ -162,3 +162,37 @@ class CommitConformance(EngineHooks):
         assert "layer" in str(e.value)
         results = db.commit([(guarded, Edit.create(Counter(id="c")))], atomic=False)
         assert results[0].ok
+
+    def test_read_batch_across_stores(self, committing: Database) -> None:
+        """``db.read_batch([(store, key), …])``: one item or ``None`` per pair, in order, over
+        the database's own stores (a composite key, a repeat, a missing key) and a layer."""
+        from persisty.layers import Policy, Principal, secured
+
+        db = committing
+        tallies, counters, docs = db.store(Tally), db.store(Counter), db.store(Doc)
+        t = tallies.create(Tally(id="t", hits=2))
+        c = counters.create(Counter(id="c", value=3))
+        d = docs.create(Doc(owner="ann", slug="d"))
+        guarded: Any = secured(counters, Policy.allow_all(), Principal("svc"))
+        got = db.read_batch(
+            [
+                (counters, "c"),
+                (tallies, "t"),
+                (docs, "ann:d"),
+                (counters, "nobody"),
+                (tallies, "t"),
+                (guarded, "c"),
+                (docs, "bo:d"),
+            ]
+        )
+        assert got == [c, t, d, None, t, c, None]
+        many = [f"n{i}" for i in range(130)]  # more than one DynamoDB request holds
+        for k in many[::3]:
+            counters.create(Counter(id=k, value=1))
+        got = db.read_batch([(counters, k) for k in many] + [(tallies, "t")])
+        assert [g is not None for g in got[:-1]] == [i % 3 == 0 for i in range(130)]
+        assert got[-1] == t
+        assert db.read_batch([]) == []
+        for bad in ("c", [(counters, 5)], [counters]):
+            with pytest.raises(ValidationError):
+                db.read_batch(bad)  # type: ignore[arg-type]

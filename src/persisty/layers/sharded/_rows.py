@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,11 +20,19 @@ Children = dict[str, list[Any]]
 """The rows of each shard path of one item (one row, none, or one per list element)."""
 
 
+Fetched = dict[str, dict[str, Any]]
+"""Shard rows read, by path then row key (``None`` for a key read and not found)."""
+
+
 class Stale(Exception):
     """A shard row did not match its parent's pointer (a write in between, or damage)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+
+
+SEEN_MAX = 10_000
+"""How many items' pointers a sharded store remembers."""
 
 
 class ShardRows:
@@ -35,6 +44,9 @@ class ShardRows:
     inner: Any
     shards: list[ShardPath]
     _roots: set[str]
+    _seen: dict[str, tuple[str, dict[str, str]]]
+    _seen_lock: threading.Lock
+    _lengths: dict[str, int]
 
     # ---- splitting and putting together ------------------------------------------------
 
@@ -91,8 +103,11 @@ class ShardRows:
 
     def _child_keys(self, row: Any) -> dict[str, list[tuple[str, str]]]:
         """(tag name, row key) of every shard row ``row`` points to, per path."""
-        key = self.inner.meta.key_of(row)
-        tags: dict[str, str] = getattr(row, SHARD_TAGS) or {}
+        return self._keys_for(self.inner.meta.key_of(row), getattr(row, SHARD_TAGS) or {})
+
+    def _keys_for(self, key: str, tags: Mapping[str, str]) -> dict[str, list[tuple[str, str]]]:
+        """(tag name, row key) of every shard row of the parent ``key`` whose pointers are
+        ``tags``, per path."""
         found: dict[str, list[tuple[str, str]]] = {}
         for p in self.shards:
             m = meta_of(p.cls)
@@ -132,6 +147,43 @@ class ShardRows:
                 raise Stale(p.text)
             container[p.segments[-1]] = value
         return self.meta.from_builtins(doc)
+
+    def _guess(self, key: str) -> dict[str, list[str]]:
+        """The shard row keys the parent ``key`` is likely to point to, to read with the
+        parent: those of its pointers as last seen here, else every single shard and as
+        many list rows as the list had the last time one was read."""
+        seen = self._seen.get(key)
+        if seen is not None:
+            return {
+                path: [k for _, k in pairs] for path, pairs in self._keys_for(key, seen[1]).items()
+            }
+        out: dict[str, list[str]] = {}
+        for p in self.shards:
+            m = meta_of(p.cls)
+            if p.each:
+                out[p.text] = [m.key_string((key, i)) for i in range(self._lengths.get(p.text, 0))]
+            else:
+                out[p.text] = [m.key_string((key,))]
+        return out
+
+    def _remember(self, row: Any) -> None:
+        """Keep the pointers of a parent row as read or written (a bounded memory): they
+        say which rows to read with it next time, and which to delete without a read."""
+        key = self.inner.meta.key_of(row)
+        tags: dict[str, str] = dict(getattr(row, SHARD_TAGS) or {})
+        for p in self.shards:
+            marker = tags.get(p.text)
+            if p.each and marker and marker.startswith("n="):
+                self._lengths[p.text] = int(marker[2:])
+        with self._seen_lock:
+            self._seen.pop(key, None)
+            self._seen[key] = (etag(row), tags)
+            while len(self._seen) > SEEN_MAX:
+                self._seen.pop(next(iter(self._seen)))
+
+    def _forget(self, key: str) -> None:
+        with self._seen_lock:
+            self._seen.pop(key, None)
 
     def _by_key(self, children: Children) -> dict[str, dict[str, Any]]:
         return {

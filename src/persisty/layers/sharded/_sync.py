@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ from persisty.errors import (
 )
 from persisty.layers._pinning._sync import batched_delete_all, batched_update_all
 from persisty.layers.sharded._model import SHARD_TAGS, SHARDED_OF, ShardPath
-from persisty.layers.sharded._rows import Children, ShardRows, Stale
+from persisty.layers.sharded._rows import Children, Fetched, ShardRows, Stale
 from persisty.model import etag, meta_of
 from persisty.query import (
     Filter,
@@ -118,26 +119,57 @@ class ShardedStore(ShardRows, Store[T]):
         self.shards = shards
         self.stores: dict[str, Store[Any]] = {p.text: db.store(p.cls) for p in shards}
         self._roots = {p.segments[0] for p in shards}
+        self._seen = {}
+        self._seen_lock = threading.Lock()
+        self._lengths = {}
 
-    def _fetch(self, rows: Sequence[Any]) -> list[Any]:
-        """The outer items of parent rows: one ``read_batch`` per shard store; rows whose
-        shards changed meanwhile are read again, then ``IntegrityError``."""
+    def _load(self, keys: Sequence[str]) -> tuple[list[Any], Fetched]:
+        """The parent rows of ``keys`` and the shard rows they are likely to point to
+        (:meth:`_guess`), all in one ``db.read_batch`` (one ``BatchGetItem`` on DynamoDB)."""
+        meta = self.inner.meta
+        canon = [meta.key_string(meta.parse_key(k)) for k in keys]
+        asked = [
+            (path, k)
+            for key in dict.fromkeys(canon)
+            for path, ks in self._guess(key).items()
+            for k in ks
+        ]
+        got = self.database.read_batch(
+            [(self.inner, k) for k in canon] + [(self.stores[p], k) for p, k in asked]
+        )
+        fetched: Fetched = {p.text: {} for p in self.shards}
+        for (path, k), r in zip(asked, got[len(canon) :], strict=True):
+            fetched[path][k] = r
+        return got[: len(canon)], fetched
+
+    def _fetch(self, rows: Sequence[Any], fetched: Fetched | None = None) -> list[Any]:
+        """The outer items of parent rows (``None`` stays ``None``): the shard rows not in
+        ``fetched`` yet in one ``db.read_batch``; rows whose shards changed meanwhile are
+        read again with their shards, then ``IntegrityError``."""
         result: list[Any] = [None] * len(rows)
-        todo = list(range(len(rows)))
+        fetched = fetched if fetched is not None else {p.text: {} for p in self.shards}
+        todo = [i for i, r in enumerate(rows) if r is not None]
         current = list(rows)
         for attempt in range(READ_ATTEMPTS):
-            fetched: dict[str, dict[str, Any]] = {}
-            for p in self.shards:
-                keys = list(
-                    dict.fromkeys(k for i in todo for _, k in self._child_keys(current[i])[p.text])
+            missing = list(
+                dict.fromkeys(
+                    (path, k)
+                    for i in todo
+                    for path, pairs in self._child_keys(current[i]).items()
+                    for _, k in pairs
+                    if k not in fetched[path]
                 )
-                found = self.stores[p.text].read_batch(keys) if keys else []
-                fetched[p.text] = {k: r for k, r in zip(keys, found, strict=True) if r is not None}
+            )
+            if missing:
+                got = self.database.read_batch([(self.stores[p], k) for p, k in missing])
+                for (path, k), r in zip(missing, got, strict=True):
+                    fetched[path][k] = r
             stale: list[int] = []
             failed_path = ""
             for i in todo:
                 try:
                     result[i] = self._assemble(current[i], fetched)
+                    self._remember(current[i])
                 except Stale as e:
                     stale.append(i)
                     failed_path = e.path
@@ -148,7 +180,14 @@ class ShardedStore(ShardRows, Store[T]):
                     f"{self.meta.name}: the {failed_path} shard does not match its item",
                     field=failed_path,
                 )
-            again = self.inner.read_batch([self.inner.meta.key_of(current[i]) for i in stale])
+            for i in stale:  # read the parent and the rows it points to again, together
+                self._remember(current[i])
+                for path, pairs in self._child_keys(current[i]).items():
+                    for _, k in pairs:
+                        fetched[path].pop(k, None)
+            again, more = self._load([self.inner.meta.key_of(current[i]) for i in stale])
+            for path, found in more.items():
+                fetched[path].update(found)
             todo = []
             for i, r in zip(stale, again, strict=True):
                 if r is None:
@@ -170,18 +209,15 @@ class ShardedStore(ShardRows, Store[T]):
         tags_old: dict[str, str] = {} if old is None else (getattr(old, SHARD_TAGS) or {})
         tags_new: dict[str, str] = getattr(new, SHARD_TAGS)
         if kind is EditKind.DELETE:
-            parent = Edit.delete(self.inner.meta.key_of(old), if_match=etag(old))
-        elif old is None:
-            parent = Edit.create(new)
-        else:
-            parent = Edit.update(new, if_match=etag(old))
+            return self._deletes(self.inner.meta.key_of(old), etag(old), tags_old)
+        parent = Edit.create(new) if old is None else Edit.update(new, if_match=etag(old))
         writes: list[tuple[Store[Any], Edit]] = [(self.inner, parent)]
-        keep: set[str] = set()
+        keep: set[tuple[str, str]] = set()  # (path, row key): the stores share row keys
         for p in self.shards:
             store = self.stores[p.text]
             for i, r in enumerate(children.get(p.text, [])):
                 name = f"{p.text}#{i}" if p.each else p.text
-                keep.add(store.meta.key_of(r))
+                keep.add((p.text, store.meta.key_of(r)))
                 held = tags_old.get(name)
                 if old is None:
                     writes.append((store, Edit.create(r)))  # new: no read before the write
@@ -193,8 +229,18 @@ class ShardedStore(ShardRows, Store[T]):
         if old is not None:
             for path, pairs in self._child_keys(old).items():
                 for _, k in pairs:
-                    if k not in keep:
+                    if (path, k) not in keep:
                         writes.append((self.stores[path], Edit.delete(k)))
+        return writes
+
+    def _deletes(
+        self, key: str, row_etag: str, tags: Mapping[str, str]
+    ) -> list[tuple[Store[Any], Edit]]:
+        """The commit of deleting the parent row ``key`` (if its etag is still ``row_etag``)
+        and every shard row its pointers ``tags`` name."""
+        writes: list[tuple[Store[Any], Edit]] = [(self.inner, Edit.delete(key, if_match=row_etag))]
+        for path, pairs in self._keys_for(key, tags).items():
+            writes += [(self.stores[path], Edit.delete(k)) for _, k in pairs]
         return writes
 
     def _commit(self, writes: list[tuple[Store[Any], Edit]]) -> EditResult[Any]:
@@ -206,11 +252,11 @@ class ShardedStore(ShardRows, Store[T]):
         return results[0]
 
     def _current(self, key: str) -> tuple[Any, Any] | None:
-        row = self.inner.read(key)
-        if row is None:
+        rows, fetched = self._load([key])
+        if rows[0] is None:
             return None
-        item = (self._fetch([row]))[0]
-        return None if item is None else (row, item)
+        item = (self._fetch(rows, fetched))[0]
+        return None if item is None else (rows[0], item)
 
     def _check(self, item: Any, if_match: str | None, precondition: Filter | None) -> None:
         if if_match is not None and if_match != etag(item):
@@ -229,11 +275,25 @@ class ShardedStore(ShardRows, Store[T]):
     ) -> Any:
         """Update (``change`` gives the new item) or delete (``None``) the item with ``key``
         while its parent row is as read; tried again when it changed in between."""
+        key = self.inner.meta.key_string(self.inner.meta.parse_key(key))
         for attempt in attempts():
             if attempt >= 2:  # lost races: spread the contending writers out
                 time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
             found: tuple[Any, Any] | None
-            if change is None and if_match is None and precondition is None:
+            plain_delete = change is None and if_match is None and precondition is None
+            seen = self._seen.get(key) if plain_delete and attempt == 0 else None
+            if seen is not None:
+                # the pointers last seen here, kept only if the parent is still as seen:
+                # one commit, no read
+                writes = self._deletes(key, *seen)
+                r = self._commit(writes)
+                self._forget(key)
+                if r.ok:
+                    return None
+                if r.code in ("precondition_failed", "not_found") and r.edit is writes[0][1]:
+                    continue  # changed (or gone) since: read it
+                raise _error(r)
+            if plain_delete:
                 row = self.inner.read(key)  # its pointers name every row to delete
                 found = None if row is None else (row, None)
             else:
@@ -256,7 +316,11 @@ class ShardedStore(ShardRows, Store[T]):
                 writes = self._writes(row, new_row, children, EditKind.UPDATE)
             r = self._commit(writes)
             if r.ok:
-                return None if change is None else self._assemble(r.item, self._by_key(children))
+                if change is None:
+                    self._forget(key)
+                    return None
+                self._remember(r.item)
+                return self._assemble(r.item, self._by_key(children))
             if r.code in ("precondition_failed", "not_found") and r.edit is writes[0][1]:
                 continue  # the parent changed since it was read
             raise _error(r)
@@ -269,6 +333,7 @@ class ShardedStore(ShardRows, Store[T]):
         r = self._commit(self._writes(None, row, children, EditKind.CREATE))
         if not r.ok:
             raise _error(r)
+        self._remember(r.item)
         return self._assemble(r.item, self._by_key(children))  # type: ignore[no-any-return]
 
     def read(self, key: str) -> T | None:
@@ -344,10 +409,10 @@ class ShardedStore(ShardRows, Store[T]):
         return self.inner.count(filter)
 
     def read_batch(self, keys: Sequence[str]) -> list[T | None]:
-        rows = self.inner.read_batch(keys)
-        present = [r for r in rows if r is not None]
-        items = iter(self._fetch(present))
-        return [None if r is None else next(items) for r in rows]
+        if isinstance(keys, str):
+            raise ValidationError("read_batch takes a list of keys")
+        rows, fetched = self._load(keys)
+        return self._fetch(rows, fetched)
 
     def edit_batch(self, edits: Sequence[Edit], atomic: bool = True) -> list[EditResult[T]]:
         edits = resolve_puts(self, edits)
@@ -381,7 +446,7 @@ class ShardedStore(ShardRows, Store[T]):
 
     def _edit_together(self, edits: list[Edit]) -> list[EditResult[T]] | None:
         """One atomic commit of every edit's writes; ``None`` when an item changed."""
-        plans: list[tuple[int, int, Children, bool]] = []  # (first write, count, children)
+        plans: list[tuple[int, int, Children, bool, str]] = []  # (first write, count, …)
         writes: list[tuple[Store[Any], Edit]] = []
         failure: tuple[int, PersistyError] | None = None
         seen: set[str] = set()
@@ -394,7 +459,7 @@ class ShardedStore(ShardRows, Store[T]):
             except PersistyError as err:
                 failure = (i, err)
                 break
-            plans.append((len(writes), len(w), children, e.kind is EditKind.DELETE))
+            plans.append((len(writes), len(w), children, e.kind is EditKind.DELETE, key))
             writes += w
         if failure is not None:
             i, problem = failure
@@ -409,7 +474,7 @@ class ShardedStore(ShardRows, Store[T]):
         results = self.database.commit(writes, atomic=True)
         out: list[EditResult[T]] = []
         failed = False
-        for e, (start, count, children, deleting) in zip(edits, plans, strict=True):
+        for e, (start, count, children, deleting, key) in zip(edits, plans, strict=True):
             mine = results[start : start + count]
             bad = [r for r in mine if not r.ok and r.code != "aborted"]
             if (
@@ -423,6 +488,10 @@ class ShardedStore(ShardRows, Store[T]):
                 failed = True
                 out.append(EditResult(e, False, bad[0].code, None, bad[0].message, bad[0].field))
             elif mine[0].ok:
+                if deleting:
+                    self._forget(key)
+                else:
+                    self._remember(mine[0].item)
                 item = None if deleting else self._assemble(mine[0].item, self._by_key(children))
                 out.append(EditResult(e, True, None, item))
             else:

@@ -206,6 +206,46 @@ class AsyncDatabase(ABC):
         """Apply each store's ops, all or nothing across the stores (backends override)."""
         return await commit_one_store(groups, type(self).__name__)
 
+    async def read_batch(self, reads: Sequence[tuple[AsyncStore[Any], str]]) -> list[Any]:
+        """Read items of several stores at once; one item (or ``None``) per pair, in order.
+
+        The database's own stores are read together where the engine can: one
+        ``BatchGetItem`` over all their tables on DynamoDB (100 keys a request), one
+        ``read_batch`` per store elsewhere. Any other store (a layer) is read through its
+        own ``read_batch``. A key repeated is read once.
+
+        Example::
+
+            note, author = await db.read_batch([(notes, key), (db.store(Author), "a1")])
+        """
+        if isinstance(reads, str | bytes) or not isinstance(reads, Sequence):
+            raise ValidationError("read_batch takes a list of (store, key) pairs", field="reads")
+        groups: dict[int, tuple[AsyncStore[Any], list[int]]] = {}
+        for i, pair in enumerate(reads):
+            if not (
+                isinstance(pair, tuple)
+                and len(pair) == 2
+                and isinstance(pair[1], str)
+                and hasattr(pair[0], "read_batch")
+            ):
+                raise ValidationError(f"not a (store, key) pair: {pair!r}", field="reads")
+            groups.setdefault(id(pair[0]), (pair[0], []))[1].append(i)
+        result: list[Any] = [None] * len(reads)
+        found = await self._read_stores(
+            [(store, [reads[i][1] for i in idx]) for store, idx in groups.values()]
+        )
+        for (_, idx), items in zip(groups.values(), found, strict=True):
+            for i, item in zip(idx, items, strict=True):
+                result[i] = item
+        return result
+
+    async def _read_stores(
+        self, groups: list[tuple[AsyncStore[Any], list[str]]]
+    ) -> list[list[Any]]:
+        """The items of each store's keys (backends that read several tables at once
+        override this)."""
+        return [await store.read_batch(keys) for store, keys in groups]
+
     async def migrate(self) -> list[str]:
         """Bring the engine's schema up to the stores opened so far; return what was done."""
         return []

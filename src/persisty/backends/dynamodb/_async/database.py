@@ -12,7 +12,7 @@ from typing import Any
 import botocore.exceptions
 
 from persisty.backends.dynamodb._async.commit import commit_stores
-from persisty.backends.dynamodb._async.reads import BATCH_WRITE
+from persisty.backends.dynamodb._async.reads import BATCH_WRITE, read_stores
 from persisty.backends.dynamodb._async.store import AsyncDynamoStore
 from persisty.backends.dynamodb._clients import (
     META_KEY,
@@ -82,6 +82,11 @@ class AsyncDynamoDatabase(AsyncDatabase):
         self, groups: list[tuple[AsyncStoreBase[Any], list[WriteOp]]]
     ) -> list[list[PersistyError | None]]:
         return await commit_stores(groups)
+
+    async def _read_stores(
+        self, groups: list[tuple[AsyncStore[Any], list[str]]]
+    ) -> list[list[Any]]:
+        return await read_stores(self, groups)
 
     @property
     def table_prefix(self) -> str:

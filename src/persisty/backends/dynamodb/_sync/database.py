@@ -23,7 +23,7 @@ from persisty.backends.dynamodb._clients import (
     parse_url,
 )
 from persisty.backends.dynamodb._sync.commit import commit_stores
-from persisty.backends.dynamodb._sync.reads import BATCH_WRITE
+from persisty.backends.dynamodb._sync.reads import BATCH_WRITE, read_stores
 from persisty.backends.dynamodb._sync.store import DynamoStore
 from persisty.errors import PersistyError, Unavailable, ValidationError
 from persisty.model import StoreMeta, meta_of
@@ -83,6 +83,9 @@ class DynamoDatabase(Database):
         self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
     ) -> list[list[PersistyError | None]]:
         return commit_stores(groups)
+
+    def _read_stores(self, groups: list[tuple[Store[Any], list[str]]]) -> list[list[Any]]:
+        return read_stores(self, groups)
 
     @property
     def table_prefix(self) -> str:
