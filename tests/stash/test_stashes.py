@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +36,11 @@ from persisty.stash import (
 class Counting(DictionaryStash):
     """A dictionary stash that counts its lookups."""
 
-    def __init__(self, data=None) -> None:
+    def __init__(self, data: Any = None) -> None:
         super().__init__(data)
         self.lookups = 0
 
-    def _lookup(self, key):
+    def _lookup(self, key: Any) -> Any:
         self.lookups += 1
         return super()._lookup(key)
 
@@ -122,6 +124,7 @@ def test_tampered_pickle_in_a_store_is_refused_before_unpickling() -> None:
     stash.dump("a", ("t", 1))
     assert stash.get("a") == ("t", 1)
     entry = stash.store.read("a")
+    assert entry is not None
     import pickle
 
     evil = pickle.dumps(("evil",))
@@ -151,7 +154,12 @@ def test_pickle_key_derives_from_the_database_secret(tmp_path: Path) -> None:
 def test_read_only_refuses_writes() -> None:
     stash = ReadOnlyStash(DictionaryStash({"a": 1}))
     assert stash["a"] == 1 and len(stash) == 1
-    for write in (lambda: stash.dump("b", 2), lambda: stash.delete("a"), stash.clear):
+    writes: list[Callable[[], None]] = [
+        lambda: stash.dump("b", 2),
+        lambda: stash.delete("a"),
+        stash.clear,
+    ]
+    for write in writes:
         with pytest.raises(Forbidden):
             write()
     assert stash.keys() == {"a"}
@@ -185,11 +193,11 @@ def test_factory_none_is_stored() -> None:
     calls = []
 
     class Maker(ReadOnlyStash):
-        def load(self, key):
+        def load(self, key: Any) -> Any:
             calls.append(key)
             return None
 
-        def keys(self, prefix=None):
+        def keys(self, prefix: Any = None) -> Any:
             return []
 
     delegate = DictionaryStash()
@@ -245,7 +253,7 @@ def test_one_shot_crashed_fill_is_redone_not_served() -> None:
     delegate = DictionaryStash()
     runs = []
 
-    def failing():
+    def failing() -> Any:
         runs.append(1)
         yield from ((str(i), i) for i in range(5))
         raise RuntimeError("crash in the middle of the fill")
@@ -254,7 +262,7 @@ def test_one_shot_crashed_fill_is_redone_not_served() -> None:
         OneShotFactoryStash(delegate, failing, batch_size=2).get("0")
     assert not OneShotFactoryStash(delegate, lambda: iter(())).has_data
 
-    def good():
+    def good() -> Any:
         runs.append(2)
         return ((str(i), i) for i in range(5))
 
@@ -282,7 +290,7 @@ def test_increment_key_threads_never_collide(tmp_path: Path) -> None:
         keys: list[str] = []
         lock = threading.Lock()
 
-        def write(stash=stash, keys=keys, lock=lock) -> None:
+        def write(stash: Any = stash, keys: Any = keys, lock: Any = lock) -> None:
             for i in range(10):
                 k = stash.dump({"i": i})
                 with lock:
@@ -344,15 +352,15 @@ def test_preemptive_as_in_zensols() -> None:
             super().__init__()
             self.n, self.keyed, self.loaded = n, False, False
 
-        def load(self, name):
+        def load(self, name: Any) -> Any:
             self.loaded = True
             return name if self.exists(name) else None
 
-        def keys(self):
+        def keys(self, prefix: str | None = None) -> Any:
             self.keyed = True
             return range(self.n)
 
-        def exists(self, name):
+        def exists(self, name: Any) -> Any:
             return int(name) < self.n
 
     rs = Range(3)
