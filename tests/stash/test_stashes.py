@@ -119,18 +119,41 @@ def test_pickle_only_when_asked_and_signed(tmp_path: Path) -> None:
         stash.get("b")
 
 
-def test_tampered_pickle_in_a_store_is_refused_before_unpickling() -> None:
-    stash = StoreStash("memory://", "p", codec="pickle")
+class _Touches:
+    """A pickle whose loading has an effect: it creates ``path`` (proof of unpickling)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("engine", ["memory", "sqlite"])
+def test_tampered_pickle_in_a_store_is_refused_before_unpickling(
+    engine: str, tmp_path: Path
+) -> None:
+    import pickle
+
+    url = "memory://" if engine == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
+    stash = StoreStash(url, "p", codec="pickle")
     stash.dump("a", ("t", 1))
     assert stash.get("a") == ("t", 1)
     entry = stash.store.read("a")
     assert entry is not None
-    import pickle
-
-    evil = pickle.dumps(("evil",))
+    proof = tmp_path / "unpickled"
+    evil = pickle.dumps(_Touches(proof))
+    pickle.loads(evil)  # the payload works: loading it creates the file
+    assert proof.exists()
+    proof.unlink()
+    # the stored tag kept, the payload swapped
     stash.store.update(type(entry)(key="a", value=entry.value[:36] + evil))
     with pytest.raises(IntegrityError):
         stash.get("a")
+    with pytest.raises(IntegrityError):
+        stash.load("a")
+    assert not proof.exists()  # refused before unpickling
+    stash.close()
 
 
 def test_pickle_key_derives_from_the_database_secret(tmp_path: Path) -> None:
