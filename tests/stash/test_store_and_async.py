@@ -125,3 +125,13 @@ async def test_async_multi_process_populate() -> None:
     assert await stash.populate(int, keys, workers=2, chunk_size=2) == 6  # "1" was there
     assert await stash.get("7") == 7 and await stash.get("1") == -1
     assert await stash.populate(int, keys) == 0
+
+
+def test_counted_is_refused_on_redis() -> None:
+    from tests.conftest import REDIS_URL
+
+    import persisty
+
+    with persisty.connect(REDIS_URL) as db, pytest.raises(ValidationError) as e:
+        StoreStash(db, "counted", counted=True)
+    assert e.value.field == "counted"
