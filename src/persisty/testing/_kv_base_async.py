@@ -53,6 +53,9 @@ class AsyncKVBase:
     local_incr_each = 50
     crash_points = 10_000
     apply_count = 200
+    incr_native = False
+    """Whether ``incr`` is one native engine operation here (the suite then checks that no
+    write was ever tried again)."""
 
     async def open_database(self, namespace: str) -> AsyncDatabase:
         """A database on the engine under test, isolated by ``namespace``."""

@@ -54,6 +54,9 @@ class KVBase:
     local_incr_each = 50
     crash_points = 10_000
     apply_count = 200
+    incr_native = False
+    """Whether ``incr`` is one native engine operation here (the suite then checks that no
+    write was ever tried again)."""
 
     def open_database(self, namespace: str) -> Database:
         """A database on the engine under test, isolated by ``namespace``."""
