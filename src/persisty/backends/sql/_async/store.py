@@ -209,7 +209,7 @@ class AsyncSqlStore(AsyncSqlRows):
                         [
                             *patched_attrs(changes),
                             *(a.name for a in self.meta.attrs if a.generated == "updated"),
-                            *([self.meta.expires] if self.meta.ttl is not None else []),
+                            *(e for e in [self.meta.expires] if e and self.meta.ttl),
                         ]
                     )
                 )

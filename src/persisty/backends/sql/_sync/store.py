@@ -208,7 +208,7 @@ class SqlStore(SqlRows):
                         [
                             *patched_attrs(changes),
                             *(a.name for a in self.meta.attrs if a.generated == "updated"),
-                            *([self.meta.expires] if self.meta.ttl is not None else []),
+                            *(e for e in [self.meta.expires] if e and self.meta.ttl),
                         ]
                     )
                 )
