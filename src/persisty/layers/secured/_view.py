@@ -9,19 +9,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from persisty.errors import (
-    Forbidden,
-    NotFound,
-    PreconditionFailed,
-    ValidationError,
-)
+from persisty.errors import Forbidden, NotFound, PreconditionFailed, ValidationError
 from persisty.layers.secured._policy import Policy, Principal
 from persisty.model import StoreMeta, etag
 from persisty.query import Filter, Order, attrs_of, compile_filter, expand_text, validate_filter
-from persisty.store import (
-    OrderArg,
-    prepare_create,
-)
+from persisty.store import OrderArg, prepare_create
 
 T = TypeVar("T")
 
