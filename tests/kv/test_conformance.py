@@ -96,26 +96,32 @@ class TestFileAsync(_Async):
 
 class TestSqlite(_Sync):
     url = SQLITE_URL
+    incr_native = True  # one transaction holding the row: never a retried race
 
 
 class TestSqliteAsync(_Async):
     url = SQLITE_URL
+    incr_native = True  # one transaction holding the row: never a retried race
 
 
 class TestPostgres(_Sync):
     url = POSTGRES_URL
+    incr_native = True  # one transaction holding the row: never a retried race
 
 
 class TestPostgresAsync(_Async):
     url = POSTGRES_URL
+    incr_native = True  # one transaction holding the row: never a retried race
 
 
 class TestMariaDB(_Sync):
     url = MYSQL_URL
+    incr_native = True  # one transaction holding the row: never a retried race
 
 
 class TestMariaDBAsync(_Async):
     url = MYSQL_URL
+    incr_native = True  # one transaction holding the row: never a retried race
 
 
 class TestRedis(_Sync):

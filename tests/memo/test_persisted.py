@@ -13,6 +13,7 @@ import time
 import weakref
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_arguments_are_part_of_the_key() -> None:
     calls = []
 
     @persisted()
-    def f(x, y=2):
+    def f(x: Any, y: Any = 2) -> Any:
         calls.append((x, y))
         return x * y
 
@@ -38,7 +39,7 @@ def test_ignore_typed_and_custom_key() -> None:
     calls = []
 
     @persisted(ignore=("verbose",))
-    def g(x, verbose=False):
+    def g(x: Any, verbose: Any = False) -> Any:
         calls.append(x)
         return x
 
@@ -46,7 +47,7 @@ def test_ignore_typed_and_custom_key() -> None:
     assert calls == [1]
 
     @persisted(ignore=(1,))
-    def h(x, y):
+    def h(x: Any, y: Any) -> Any:
         calls.append((x, y))
         return x
 
@@ -54,19 +55,19 @@ def test_ignore_typed_and_custom_key() -> None:
     assert calls[-1] == (1, 2) and len(calls) == 2
 
     @persisted(typed=True)
-    def t(x):
+    def t(x: Any) -> Any:
         return type(x).__name__
 
     assert t(1) == "int" and t(1.0) == "float"
 
     @persisted()
-    def u(x):
+    def u(x: Any) -> Any:
         return type(x).__name__
 
     assert u(1) == "int" and u(1.0) == "int"  # 1 == 1.0: one entry, as functools.cache
 
     @persisted(key=lambda x, y: x % 10)
-    def k(x, y):
+    def k(x: Any, y: Any) -> Any:
         return x
 
     assert k(3, 0) == 3 and k(13, 1) == 3
@@ -78,7 +79,7 @@ def test_none_is_cached_and_failures_cache_nothing(tmp_path: Path) -> None:
     calls = []
 
     @persisted(path=tmp_path / "none.json")
-    def nothing():
+    def nothing() -> Any:
         calls.append(1)
         return None
 
@@ -119,12 +120,12 @@ def test_one_computation_per_key_across_threads() -> None:
     barrier = threading.Barrier(8)
 
     @persisted()
-    def slow(x):
+    def slow(x: Any) -> Any:
         calls.append(x)
         time.sleep(0.05)
         return x * 2
 
-    def run():
+    def run() -> Any:
         barrier.wait()
         return slow(3)
 
@@ -165,32 +166,32 @@ def test_wraps_name_doc_signature() -> None:
 
 
 def test_property_classmethod_staticmethod() -> None:
-    calls = []
+    calls: list[tuple[Any, ...]] = []
 
     class C:
         base = 10
 
         @classmethod
         @persisted("_cm")
-        def cm(cls, x):
+        def cm(cls, x: Any) -> Any:
             calls.append(("cm", x))
             return cls.base + x
 
         @staticmethod
         @persisted()
-        def sm(x):
+        def sm(x: Any) -> Any:
             calls.append(("sm", x))
             return x * 3
 
         @persisted()
         @staticmethod
-        def sm2(x):
+        def sm2(x: Any) -> Any:
             calls.append(("sm2", x))
             return -x
 
-        @persisted()
+        @persisted()  # type: ignore[prop-decorator]
         @property
-        def prop(self):
+        def prop(self) -> Any:
             calls.append(("prop",))
             return 5
 
@@ -242,7 +243,7 @@ def test_ttl_expires(tmp_path: Path) -> None:
     calls = []
 
     @persisted(ttl=timedelta(milliseconds=100))
-    def now(x):
+    def now(x: Any) -> Any:
         calls.append(x)
         return len(calls)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,43 +19,47 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class SomeClass(PersistableContainer):
-    def __init__(self, n):
+    def __init__(self, n: Any) -> None:
         self.n = n
         self._sp = PersistedWork(Path("target/tmp.dat"), owner=self)
 
     @property
     @persisted("_sp")
-    def someprop(self):
+    def someprop(self) -> Any:
         return self.n * 2
 
 
 class AnotherClass:
-    def __init__(self, n):
+    counter: PersistedWork  # made by @persisted on first use
+
+    def __init__(self, n: Any) -> None:
         self.n = n
 
     @property
     @persisted("counter", Path("target/tmp2.dat"))
-    def someprop(self):
+    def someprop(self) -> Any:
         return self.n * 2
 
 
 class YetAnotherClass:
+    counter: PersistedWork  # made by @persisted on first use
+
     @persisted("counter", Path("target/tmp3.dat"))
-    def get_prop(self, n):
+    def get_prop(self, n: Any) -> Any:
         return n * 2
 
 
 class HybridClass:
-    def __init__(self, n):
+    def __init__(self, n: Any) -> None:
         self.n = n
         self._counter = PersistedWork(Path("target/tmp4.dat"), owner=self)
 
-    def clear(self):
+    def clear(self) -> Any:
         self._counter.clear()
 
     @property
     @persisted("_counter")
-    def someprop(self):
+    def someprop(self) -> Any:
         return self.n * 2
 
 
@@ -63,56 +68,60 @@ class HybridClassPickle(HybridClass, PersistableContainer):
 
 
 class PropertyOnlyClass(PersistableContainer):
-    def __init__(self, n):
+    _someprop: PersistedWork  # made by @persisted on first use
+
+    def __init__(self, n: Any) -> None:
         self.n = n
 
     @property
     @persisted("_someprop")
-    def someprop(self):
+    def someprop(self) -> Any:
         self.n += 10
         return self.n
 
 
 class GlobalTest:
-    def __init__(self, n):
+    _someprop: PersistedWork  # made by @persisted on first use
+
+    def __init__(self, n: Any) -> None:
         self.n = n
 
     @property
     @persisted("_someprop", cache_global=True)
-    def someprop(self):
+    def someprop(self) -> Any:
         self.n += 10
         return self.n
 
 
 class GlobalTestPickle(PersistableContainer):
-    def __init__(self, n):
+    def __init__(self, n: Any) -> None:
         self.n = n
 
     @property
     @persisted("_someprop", cache_global=True)
-    def someprop(self):
+    def someprop(self) -> Any:
         self.n += 10
         return self.n
 
 
 class TransientPickle(PersistableContainer):
-    def __init__(self, n):
+    def __init__(self, n: Any) -> None:
         self.n = n
 
     @property
     @persisted("_someprop", transient=True)
-    def someprop(self):
+    def someprop(self) -> Any:
         self.n += 10
         return self.n
 
 
 class TransientPickleOverride(TransientPickle):
-    def __setstate__(self, state):
+    def __setstate__(self, state: Any) -> Any:
         super().__setstate__(state)
         self.n = 40
 
 
-def _freeze_thaw(o):
+def _freeze_thaw(o: Any) -> Any:
     return pickle.loads(pickle.dumps(o))
 
 
@@ -245,7 +254,7 @@ class Container(PersistableContainer):
     _PERSITABLE_PROPERTIES = {"total"}
     _PERSITABLE_METHODS = {"warm"}
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.conn = object()
         self.scratch = [1]
         self.warmed = 0
@@ -253,11 +262,11 @@ class Container(PersistableContainer):
 
     @property
     @persisted("_total")
-    def total(self):
+    def total(self) -> Any:
         self.computed += 1
         return 42
 
-    def warm(self):
+    def warm(self) -> Any:
         self.warmed += 1
 
 

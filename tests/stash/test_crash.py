@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,9 @@ def _start(code: str, cwd: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _kill_when(proc: subprocess.Popen[bytes], ready: callable, timeout: float = 60) -> None:
+def _kill_when(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +36,11 @@ from persisty.stash import (
 class Counting(DictionaryStash):
     """A dictionary stash that counts its lookups."""
 
-    def __init__(self, data=None) -> None:
+    def __init__(self, data: Any = None) -> None:
         super().__init__(data)
         self.lookups = 0
 
-    def _lookup(self, key):
+    def _lookup(self, key: Any) -> Any:
         self.lookups += 1
         return super()._lookup(key)
 
@@ -117,17 +119,41 @@ def test_pickle_only_when_asked_and_signed(tmp_path: Path) -> None:
         stash.get("b")
 
 
-def test_tampered_pickle_in_a_store_is_refused_before_unpickling() -> None:
-    stash = StoreStash("memory://", "p", codec="pickle")
+class _Touches:
+    """A pickle whose loading has an effect: it creates ``path`` (proof of unpickling)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("engine", ["memory", "sqlite"])
+def test_tampered_pickle_in_a_store_is_refused_before_unpickling(
+    engine: str, tmp_path: Path
+) -> None:
+    import pickle
+
+    url = "memory://" if engine == "memory" else f"sqlite:///{tmp_path / 'p.db'}"
+    stash = StoreStash(url, "p", codec="pickle")
     stash.dump("a", ("t", 1))
     assert stash.get("a") == ("t", 1)
     entry = stash.store.read("a")
-    import pickle
-
-    evil = pickle.dumps(("evil",))
+    assert entry is not None
+    proof = tmp_path / "unpickled"
+    evil = pickle.dumps(_Touches(proof))
+    pickle.loads(evil)  # the payload works: loading it creates the file
+    assert proof.exists()
+    proof.unlink()
+    # the stored tag kept, the payload swapped
     stash.store.update(type(entry)(key="a", value=entry.value[:36] + evil))
     with pytest.raises(IntegrityError):
         stash.get("a")
+    with pytest.raises(IntegrityError):
+        stash.load("a")
+    assert not proof.exists()  # refused before unpickling
+    stash.close()
 
 
 def test_pickle_key_derives_from_the_database_secret(tmp_path: Path) -> None:
@@ -151,7 +177,12 @@ def test_pickle_key_derives_from_the_database_secret(tmp_path: Path) -> None:
 def test_read_only_refuses_writes() -> None:
     stash = ReadOnlyStash(DictionaryStash({"a": 1}))
     assert stash["a"] == 1 and len(stash) == 1
-    for write in (lambda: stash.dump("b", 2), lambda: stash.delete("a"), stash.clear):
+    writes: list[Callable[[], None]] = [
+        lambda: stash.dump("b", 2),
+        lambda: stash.delete("a"),
+        stash.clear,
+    ]
+    for write in writes:
         with pytest.raises(Forbidden):
             write()
     assert stash.keys() == {"a"}
@@ -185,11 +216,11 @@ def test_factory_none_is_stored() -> None:
     calls = []
 
     class Maker(ReadOnlyStash):
-        def load(self, key):
+        def load(self, key: Any) -> Any:
             calls.append(key)
             return None
 
-        def keys(self, prefix=None):
+        def keys(self, prefix: Any = None) -> Any:
             return []
 
     delegate = DictionaryStash()
@@ -245,7 +276,7 @@ def test_one_shot_crashed_fill_is_redone_not_served() -> None:
     delegate = DictionaryStash()
     runs = []
 
-    def failing():
+    def failing() -> Any:
         runs.append(1)
         yield from ((str(i), i) for i in range(5))
         raise RuntimeError("crash in the middle of the fill")
@@ -254,7 +285,7 @@ def test_one_shot_crashed_fill_is_redone_not_served() -> None:
         OneShotFactoryStash(delegate, failing, batch_size=2).get("0")
     assert not OneShotFactoryStash(delegate, lambda: iter(())).has_data
 
-    def good():
+    def good() -> Any:
         runs.append(2)
         return ((str(i), i) for i in range(5))
 
@@ -282,7 +313,7 @@ def test_increment_key_threads_never_collide(tmp_path: Path) -> None:
         keys: list[str] = []
         lock = threading.Lock()
 
-        def write(stash=stash, keys=keys, lock=lock) -> None:
+        def write(stash: Any = stash, keys: Any = keys, lock: Any = lock) -> None:
             for i in range(10):
                 k = stash.dump({"i": i})
                 with lock:
@@ -344,15 +375,15 @@ def test_preemptive_as_in_zensols() -> None:
             super().__init__()
             self.n, self.keyed, self.loaded = n, False, False
 
-        def load(self, name):
+        def load(self, name: Any) -> Any:
             self.loaded = True
             return name if self.exists(name) else None
 
-        def keys(self):
+        def keys(self, prefix: str | None = None) -> Any:
             self.keyed = True
             return range(self.n)
 
-        def exists(self, name):
+        def exists(self, name: Any) -> Any:
             return int(name) < self.n
 
     rs = Range(3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,8 @@ def test_store_stash_of_layers_composes() -> None:
     )
     stash.dump("s1", Secret(id="s1", owner="ann", body="the plan"))
     assert stash["s1"].body == "the plan" and len(stash) == 1 and "s1" in stash
-    assert raw.read("s1").body != "the plan"  # encrypted underneath
+    found = raw.read("s1")
+    assert found is not None and found.body != "the plan"  # encrypted underneath
     assert list(stash.keys()) == ["s1"] and dict(stash)["s1"].owner == "ann"
     with pytest.raises(ValidationError):
         stash.dump("other", Secret(id="s1", owner="ann", body="x"))  # key mismatch
@@ -84,10 +86,10 @@ async def test_async_stacks() -> None:
         "x" in cache  # noqa: B015
 
     class Squares(AsyncReadOnlyStash):
-        async def load(self, key):
+        async def load(self, key: Any) -> Any:
             return int(key) ** 2
 
-        async def keys(self, prefix=None):
+        async def keys(self, prefix: Any = None) -> Any:
             return [str(i) for i in range(4)]
 
     factory = AsyncFactoryStash(AsyncDictionaryStash(), Squares())
@@ -95,7 +97,7 @@ async def test_async_stacks() -> None:
     with pytest.raises(Forbidden):
         await Squares().dump("1", 1)
 
-    async def fill():
+    async def fill() -> Any:
         for i in range(3):
             yield str(i), i
 
@@ -123,3 +125,13 @@ async def test_async_multi_process_populate() -> None:
     assert await stash.populate(int, keys, workers=2, chunk_size=2) == 6  # "1" was there
     assert await stash.get("7") == 7 and await stash.get("1") == -1
     assert await stash.populate(int, keys) == 0
+
+
+def test_counted_is_refused_on_redis() -> None:
+    from tests.conftest import REDIS_URL
+
+    import persisty
+
+    with persisty.connect(REDIS_URL) as db, pytest.raises(ValidationError) as e:
+        StoreStash(db, "counted", counted=True)
+    assert e.value.field == "counted"

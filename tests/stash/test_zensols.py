@@ -4,6 +4,7 @@ missing key a no-op; otherwise the same names and meanings)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -23,11 +24,11 @@ class IncStash(ReadOnlyStash):
         super().__init__()
         self.c = 0
 
-    def load(self, name):
+    def load(self, name: Any) -> Any:
         self.c += 1
         return f"{name}-{self.c}"
 
-    def keys(self):
+    def keys(self, prefix: str | None = None) -> Any:
         return ()
 
 
@@ -36,13 +37,13 @@ class RangeStash(ReadOnlyStash):
         super().__init__()
         self.n = n
 
-    def load(self, name):
+    def load(self, name: Any) -> Any:
         n = int(name)
         if n >= self.n:
             return None
         return name
 
-    def keys(self):
+    def keys(self, prefix: str | None = None) -> Any:
         return range(self.n)
 
 
@@ -54,7 +55,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_dict() -> None:
     ds = DictionaryStash()
-    assert len(ds.keys()) == 0
+    assert len(list(ds.keys())) == 0
     assert not ds.exists("a")
     ds.dump("a", 1)
     assert ds.exists("a")
@@ -63,7 +64,7 @@ def test_dict() -> None:
     assert ds.get("a") == 1
     assert ds.get("b", 2) == 2
     ds.delete("a")
-    assert len(ds.keys()) == 0
+    assert len(list(ds.keys())) == 0
     assert not ds.exists("a")
 
 
@@ -102,9 +103,9 @@ def test_not_exist() -> None:
 def test_cache_stash() -> None:
     stash = CacheStash(delegate=RangeStash(5))
     assert tuple(stash) == ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4))
-    assert stash.cache_stash.data == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
+    assert cast(DictionaryStash, stash.cache_stash).data == {0: 0, 1: 1, 2: 2, 3: 3, 4: 4}
     stash.delete(3)
-    assert stash.cache_stash.data == {0: 0, 1: 1, 2: 2, 4: 4}
+    assert cast(DictionaryStash, stash.cache_stash).data == {0: 0, 1: 1, 2: 2, 4: 4}
     # the range stash is read only: deleting only evicts from the cache
     assert tuple(stash) == ((0, 0), (1, 1), (2, 2), (3, 3), (4, 4))
     assert tuple(sorted(stash.cache_stash, key=lambda x: x[0])) == (
@@ -115,7 +116,7 @@ def test_cache_stash() -> None:
         (4, 4),
     )
     stash.clear()
-    assert stash.cache_stash.data == {}
+    assert cast(DictionaryStash, stash.cache_stash).data == {}
 
 
 def test_dir_stash() -> None:

@@ -4,15 +4,14 @@ fault (``attrs.age.type``, ``indexes.0``, ``key`` …)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import keyword
 import re
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from persisty.errors import ValidationError
+from persisty.dynamic._security import normalize_policy
+from persisty.dynamic._values import check_value
+from persisty.dynamic._values import spec_error as _err
 
 TYPES = (
     "str",
@@ -70,7 +69,6 @@ ATTR_FIELDS = frozenset(
 LENGTH_CONSTRAINTS = ("min_length", "max_length")
 BOUND_CONSTRAINTS = ("ge", "le", "gt", "lt")
 GENERATED_TYPES = {"uuid": "uuid", "created": "datetime", "updated": "datetime", "sequence": "int"}
-POLICY_KINDS = ("allow", "read_only", "owner", "scoped")
 
 MAX_NAME = 40
 MAX_ATTRS = 200
@@ -106,10 +104,6 @@ RESERVED = frozenset(
     }
 )
 RESERVED_ATTRS = frozenset({"etag", "meta", "key", "mro", "register"})
-
-
-def _err(path: str, message: str) -> ValidationError:
-    return ValidationError(f"{path}: {message}", field=path)
 
 
 def check_name(name: Any, static: Iterable[str] = (), path: str = "name") -> str:
@@ -404,98 +398,3 @@ def _constraints(raw: Mapping[str, Any], out: dict[str, Any], path: str) -> None
         del out["ge" if out["gt"] >= out["ge"] else "gt"]
     if "le" in out and "lt" in out:
         del out["le" if out["lt"] <= out["le"] else "lt"]
-
-
-def check_value(attr: Mapping[str, Any], value: Any, path: str) -> Any:
-    """``value`` checked against the attribute spec ``attr`` (a default, a CSV cell …)
-    and returned in its JSON form."""
-    if value is None:
-        if not attr["optional"]:
-            raise _err(path, "may not be null")
-        return None
-    tp = attr["type"]
-    ok: Callable[[Any], bool] = {
-        "str": lambda v: isinstance(v, str),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-        "datetime": lambda v: isinstance(v, str) and _parses(dt.datetime.fromisoformat, v),
-        "date": lambda v: isinstance(v, str) and _parses(dt.date.fromisoformat, v),
-        "uuid": lambda v: isinstance(v, str) and _parses(uuid.UUID, v),
-        "decimal": lambda v: isinstance(v, str | int) and _parses(decimal.Decimal, str(v)),
-        "bytes": lambda v: isinstance(v, str),
-        "enum": lambda v: v in attr.get("values", ()),
-        "list": lambda v: isinstance(v, list),
-        "dict": lambda v: isinstance(v, dict),
-        "any": lambda v: True,
-    }[tp]
-    if not ok(value):
-        raise _err(path, f"{str(value)[:50]!r} is not a valid {tp}")
-    if tp == "list":
-        for i, v in enumerate(value):
-            check_value(attr["items"], v, f"{path}.{i}")
-    if tp == "dict" and "attrs" in attr:
-        for k, v in value.items():
-            if k not in attr["attrs"]:
-                raise _err(f"{path}.{k}", "is not an attribute")
-            check_value(attr["attrs"][k], v, f"{path}.{k}")
-    if isinstance(value, str | list | bytes):
-        if "min_length" in attr and len(value) < attr["min_length"]:
-            raise _err(path, f"is shorter than {attr['min_length']}")
-        if "max_length" in attr and len(value) > attr["max_length"]:
-            raise _err(path, f"is longer than {attr['max_length']}")
-    if "pattern" in attr and isinstance(value, str) and not re.search(attr["pattern"], value):
-        raise _err(path, f"does not match {attr['pattern']!r}")
-    if tp in ("int", "float"):
-        for c, test in (
-            ("ge", value >= attr.get("ge", value)),
-            ("le", value <= attr.get("le", value)),
-            ("gt", "gt" not in attr or value > attr["gt"]),
-            ("lt", "lt" not in attr or value < attr["lt"]),
-        ):
-            if not test:
-                raise _err(path, f"{value!r} violates {c}={attr[c]!r}")
-    return value
-
-
-def _parses(parse: Any, text: str) -> bool:
-    try:
-        parse(text)
-    except (ValueError, TypeError, ArithmeticError):
-        return False
-    return True
-
-
-def normalize_policy(raw: Any, attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"kind": "allow" | "read_only" | "owner" | "scoped", …}``: ``owner`` names the
-    attribute holding the owner (``"owner"`` by default); ``scoped`` maps scopes to one of
-    the other kinds (``{"kind": "scoped", "scopes": {"admin": "allow", "user": "read_only"}}``)."""
-    if raw is None:
-        return {"kind": "allow"}
-    if isinstance(raw, str):
-        raw = {"kind": raw}
-    if not isinstance(raw, Mapping) or raw.get("kind") not in POLICY_KINDS:
-        raise _err("policy.kind", f"must be one of {', '.join(POLICY_KINDS)}")
-    kind = raw["kind"]
-    extra = [k for k in raw if k not in ("kind", "attr", "scopes")]
-    if extra:
-        raise _err(f"policy.{extra[0]}", "is not a field of a policy")
-    if kind == "owner":
-        attr = raw.get("attr", "owner")
-        if attr not in attrs or attrs[attr]["type"] != "str":
-            raise _err("policy.attr", f"{attr!r} must be a str attribute (the owner)")
-        return {"kind": "owner", "attr": attr}
-    if kind == "scoped":
-        scopes = raw.get("scopes")
-        if not isinstance(scopes, Mapping) or not scopes:
-            raise _err("policy.scopes", "must map scopes to policies")
-        out = {}
-        for scope, sub in scopes.items():
-            if not isinstance(scope, str) or not scope:
-                raise _err("policy.scopes", "scopes are non-empty strings")
-            norm = normalize_policy(sub, attrs)
-            if norm["kind"] == "scoped":
-                raise _err(f"policy.scopes.{scope}", "cannot be scoped again")
-            out[scope] = norm
-        return {"kind": "scoped", "scopes": out}
-    return {"kind": kind}

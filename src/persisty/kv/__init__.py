@@ -28,6 +28,7 @@ from persisty.kv._async.timeseries import AsyncTimeSeries
 from persisty.kv._codec import Codec, FunctionCodec, JsonCodec, PickleCodec, make_codec
 from persisty.kv._models import EventRow, KVPair, Point
 from persisty.kv._ops import register_op
+from persisty.kv._sync import _base
 from persisty.kv._sync import eventlog as _eventlog
 from persisty.kv._sync import keyvalue as _keyvalue
 from persisty.kv._sync import onestore as _onestore
@@ -81,18 +82,9 @@ class _DictOfPairs:
         return iter(self.keys())
 
 
-class KeyValue(_keyvalue.KeyValue, _DictOfPairs):
-    """Key/value pairs in one namespace; also a dict: ``kv[k]``, ``kv[k] = v``,
-    ``del kv[k]``, ``k in kv``, ``len(kv)``, iteration over the keys.
-
-    A frozen one raises ``Unavailable`` at once when its table does not exist.
-
-    Example::
-
-        kv = KeyValue("memory://")
-        kv["a"] = 1
-        assert kv.incr("a") == 2 and len(kv) == 1 and "a" in kv
-    """
+class _CheckedAtOnce(_base.Service):
+    """A service that checks at construction that a frozen store's table exists (the sync
+    classes' ``__init__`` for the signature that ``KeyValue`` and ``EventLog`` share)."""
 
     def __init__(
         self,
@@ -106,11 +98,19 @@ class KeyValue(_keyvalue.KeyValue, _DictOfPairs):
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
         self.check()
 
-    def __enter__(self) -> KeyValue:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class KeyValue(_CheckedAtOnce, _keyvalue.KeyValue, _DictOfPairs):
+    """Key/value pairs in one namespace; also a dict: ``kv[k]``, ``kv[k] = v``,
+    ``del kv[k]``, ``k in kv``, ``len(kv)``, iteration over the keys.
+
+    A frozen one raises ``Unavailable`` at once when its table does not exist.
+
+    Example::
+
+        kv = KeyValue("memory://")
+        kv["a"] = 1
+        assert kv.incr("a") == 2 and len(kv) == 1 and "a" in kv
+    """
 
 
 class TimeSeries(_timeseries.TimeSeries):
@@ -137,14 +137,8 @@ class TimeSeries(_timeseries.TimeSeries):
         super().__init__(db_or_url, namespace, freq=freq, codec=codec, keys=keys, frozen=frozen)
         self.check()
 
-    def __enter__(self) -> TimeSeries:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class EventLog(_eventlog.EventLog):
+class EventLog(_CheckedAtOnce, _eventlog.EventLog):
     """Event sequences in one namespace (see :class:`AsyncEventLog`); a frozen one raises
     ``Unavailable`` at once when its table does not exist.
 
@@ -155,24 +149,6 @@ class EventLog(_eventlog.EventLog):
         log.apply("d", {"n": 1}); log.apply("d", {"n": (operator.add, 2)})
         assert log.current("d") == {"n": 3}
     """
-
-    def __init__(
-        self,
-        db_or_url: Any,
-        namespace: str = "default",
-        *,
-        codec: Any = "json",
-        keys: Any = None,
-        frozen: bool = False,
-    ) -> None:
-        super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
-        self.check()
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Store(_onestore.Store, _DictOfPairs):

@@ -193,14 +193,18 @@ class Spec:
 
     # ---- the slow path (the wrappers inline the hit) -------------------------------------
 
+    def _counted(self, work: PersistedWork, key: Any) -> Any:
+        """The value in memory (counted as a hit) or ``MISSING`` (counted as a miss)."""
+        value = work._memory_get(self, key)
+        self.counts[1 if value is MISSING else 0] += 1
+        return value
+
     def lookup_or_compute(
         self, work: PersistedWork, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        value = work._memory_get(self, key)
+        value = self._counted(work, key)
         if value is not MISSING:
-            self.counts[0] += 1
             return value
-        self.counts[1] += 1
         return self.flights.run(
             (id(work), key),
             lambda: work._memory_get(self, key),
@@ -210,11 +214,9 @@ class Spec:
     async def lookup_or_compute_async(
         self, work: PersistedWork, key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        value = work._memory_get(self, key)
+        value = self._counted(work, key)
         if value is not MISSING:
-            self.counts[0] += 1
             return value
-        self.counts[1] += 1
         return await self.flights.run(
             (id(work), key),
             lambda: work._memory_get(self, key),

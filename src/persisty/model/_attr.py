@@ -165,14 +165,14 @@ class AttrMeta:
     item_kind: str | None
     """For lists: the kind of the elements."""
     enum_type: type[enum.Enum] | None
-    generated: str | None
-    creatable: bool
-    readable: bool
-    updatable: bool
-    sortable: bool
-    required: bool
-    description: str | None
-    constraints: dict[str, Any]
+    generated: str | None = None
+    creatable: bool = True
+    readable: bool = True
+    updatable: bool = True
+    sortable: bool = False
+    required: bool = False
+    description: str | None = None
+    constraints: dict[str, Any] = dataclasses.field(default_factory=dict)
     expires: bool = False
     """Whether this attribute holds the item's expiry instant (``Attr(expires=True)``)."""
     files: str | None = None

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from persisty.errors import ValidationError
-from persisty.model._attr import (
-    AttrMeta,
-    to_utc,
-)
+from persisty.model._attr import AttrMeta, to_utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,7 @@ from typing import Any
 import msgspec
 
 from persisty.errors import IntegrityError, ValidationError
-from persisty.model._attr import (
-    AttrMeta,
-    to_utc,
-)
+from persisty.model._attr import AttrMeta, to_utc
 from persisty.model._etag import _ENCODER
 from persisty.model._keys import Index, KeyConfig, _escape, _key_parser, _unescape, key_text
 

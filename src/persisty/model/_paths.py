@@ -151,15 +151,7 @@ def _leaf(path: ItemPath) -> AttrMeta:
         optional=True,
         item_kind=item_kind,
         enum_type=enum_type,
-        generated=None,
-        creatable=True,
-        readable=True,
-        updatable=True,
-        sortable=False,
-        required=False,
-        description=None,
-        constraints={},
-    )
+    )  # the rest as declared by default: creatable, readable, updatable, not sortable
 
 
 def _child(value: Any, seg: Segment) -> Any:

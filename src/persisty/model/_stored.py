@@ -14,14 +14,7 @@ from typing import Any, TypeVar, dataclass_transform, overload
 
 import msgspec
 
-from persisty.model._attr import (
-    Attr,
-    AttrMeta,
-    AttrOptions,
-    FileRef,
-    kind_of,
-    strip_optional,
-)
+from persisty.model._attr import Attr, AttrMeta, AttrOptions, FileRef, kind_of, strip_optional
 from persisty.model._keys import Index, KeyConfig
 from persisty.model._meta import StoreMeta
 

@@ -41,6 +41,7 @@ from persisty.query._ops import (
     ops_for,
 )
 from persisty.query._page import PageKeys
+from persisty.query._rewrite import expand_text, map_leaves
 from persisty.query._serialize import (
     filter_from_json,
     filter_from_query,
@@ -49,6 +50,7 @@ from persisty.query._serialize import (
     order_from_text,
     order_to_text,
 )
+from persisty.query._terms import conjuncts, split_conjuncts
 
 __all__ = [
     "ALL",
@@ -74,12 +76,15 @@ __all__ = [
     "TextQuery",
     "attrs_of",
     "compile_filter",
+    "conjuncts",
     "cursor_key",
+    "expand_text",
     "filter_attr",
     "filter_from_json",
     "filter_from_query",
     "filter_to_json",
     "filter_to_query",
+    "map_leaves",
     "matches",
     "ops_for",
     "order_from_text",
@@ -90,6 +95,7 @@ __all__ = [
     "sort_key",
     "sort_spec",
     "sort_values",
+    "split_conjuncts",
     "validate_filter",
     "value_getter",
 ]

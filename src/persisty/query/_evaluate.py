@@ -31,6 +31,7 @@ from persisty.query._filter import (
     root_of,
 )
 from persisty.query._ops import RANGE_OPS, ops_for
+from persisty.query._rewrite import map_leaves
 
 SCALAR_OPS = frozenset({Op.EQ, Op.NE, Op.IN, Op.EXISTS})
 
@@ -86,14 +87,14 @@ def _validated(meta: StoreMeta, f: Filter, _spelling: str) -> Filter:
 
 
 def _validate(f: Filter, meta: StoreMeta) -> Filter:
+    return map_leaves(f, functools.partial(_validate_leaf, meta=meta))
+
+
+def _validate_leaf(f: Filter | None, meta: StoreMeta) -> Filter:
+    if f is None:
+        return ALL
     if f is ALL or f is NONE:
         return f
-    if isinstance(f, And):
-        return And.of(*(validate_filter(x, meta) for x in f.filters))
-    if isinstance(f, Or):
-        return Or.of(*(validate_filter(x, meta) for x in f.filters))
-    if isinstance(f, Not):
-        return ~validate_filter(f.filter, meta)
     if isinstance(f, TextQuery):
         if not isinstance(f.text, str):
             raise ValidationError("a text query must be a string", field="query")

@@ -82,16 +82,7 @@ class And(Filter):
     @staticmethod
     def of(*filters: Filter) -> Filter:
         """Flattened conjunction: ALL drops out, NONE wins."""
-        parts: list[Filter] = []
-        for f in filters:
-            if f is NONE:
-                return NONE
-            if f is ALL:
-                continue
-            parts.extend(f.filters if isinstance(f, And) else (f,))
-        if not parts:
-            return ALL
-        return parts[0] if len(parts) == 1 else And(tuple(parts))
+        return _joined(And, filters, wins=NONE, drops=ALL)
 
     def __repr__(self) -> str:
         return "(" + " & ".join(map(repr, self.filters)) + ")"
@@ -106,19 +97,27 @@ class Or(Filter):
     @staticmethod
     def of(*filters: Filter) -> Filter:
         """Flattened disjunction: NONE drops out, ALL wins."""
-        parts: list[Filter] = []
-        for f in filters:
-            if f is ALL:
-                return ALL
-            if f is NONE:
-                continue
-            parts.extend(f.filters if isinstance(f, Or) else (f,))
-        if not parts:
-            return NONE
-        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+        return _joined(Or, filters, wins=ALL, drops=NONE)
 
     def __repr__(self) -> str:
         return "(" + " | ".join(map(repr, self.filters)) + ")"
+
+
+def _joined(
+    kind: type[And] | type[Or], filters: Iterable[Filter], wins: Filter, drops: Filter
+) -> Filter:
+    """``filters`` joined as ``kind``, flattened: ``wins`` decides it, ``drops`` drops out
+    (and is what none at all gives)."""
+    parts: list[Filter] = []
+    for f in filters:
+        if f is wins:
+            return wins
+        if f is drops:
+            continue
+        parts.extend(f.filters if isinstance(f, kind) else (f,))
+    if not parts:
+        return drops
+    return parts[0] if len(parts) == 1 else kind(tuple(parts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,7 @@ from persisty.serve._files_access import (
     render,
     render_all,
 )
-from persisty.serve._files_ranges import (
-    Multipart,
-    evaluate,
-    http_date,
-    parse_range,
-)
+from persisty.serve._files_ranges import Multipart, evaluate, http_date, parse_range
 from persisty.serve._files_uploads import upload_routes
 from persisty.serve._limits import PayloadTooLarge, check_query_json
 

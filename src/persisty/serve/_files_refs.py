@@ -13,13 +13,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from persisty.errors import (
-    Conflict,
-    NotFound,
-    PersistyError,
-    PreconditionFailed,
-    ValidationError,
-)
+from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.files import FileInfo
 from persisty.model import FileRef, StoreMeta
 from persisty.serve._files_access import Access, FileMount, access, signed_url

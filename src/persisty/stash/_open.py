@@ -8,6 +8,7 @@ import threading
 import uuid
 from typing import Any
 
+from persisty._connect import connect, connect_async
 from persisty.errors import ValidationError
 from persisty.model import Attr, Index, stored
 from persisty.store import AsyncDatabase, Database
@@ -23,8 +24,6 @@ def open_database(db_or_url: Database | str) -> tuple[Database, bool]:
     if isinstance(db_or_url, Database):
         return db_or_url, False
     if isinstance(db_or_url, str):
-        from persisty import connect
-
         return connect(db_or_url), True
     raise ValidationError("a stash needs a Database or a URL", field="db_or_url")
 
@@ -34,9 +33,7 @@ def open_async_database(db_or_url: AsyncDatabase | str) -> tuple[AsyncDatabase, 
     if isinstance(db_or_url, AsyncDatabase):
         return db_or_url, False
     if isinstance(db_or_url, str):
-        from persisty.aio import connect
-
-        return connect(db_or_url), True
+        return connect_async(db_or_url), True
     raise ValidationError("an async stash needs an AsyncDatabase or a URL", field="db_or_url")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from persisty.store import AsyncDatabase
+from persisty.testing._hooks_async import AsyncEngineHooks
 
 NAMESPACES = ["a_b", "axb", "a.b", "a__b", "x' OR 1=1 OR '", "%", "*", "", "a:b", "~1"]
 KEYS = [
@@ -41,11 +42,10 @@ def _ns() -> str:
     return "ns-" + uuid.uuid4().hex[:8]
 
 
-class AsyncKVBase:
-    """What the kv conformance tests share: the database fixture, the engine's hooks
-    and the counts of the concurrency tests. Subclasses implement :meth:`open_database`."""
-
-    """``persisty.kv`` on one engine. Subclasses implement :meth:`open_database`."""
+class AsyncKVBase(AsyncEngineHooks):
+    """What the kv conformance tests share: the database fixture (through the engine's
+    hooks) and the counts of the concurrency tests. Subclasses implement
+    :meth:`open_database`."""
 
     incr_workers = 8
     incr_processes = 4
@@ -53,32 +53,20 @@ class AsyncKVBase:
     local_incr_each = 50
     crash_points = 10_000
     apply_count = 200
-
-    async def open_database(self, namespace: str) -> AsyncDatabase:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
+    incr_native = False
+    """Whether ``incr`` is one native engine operation here (the suite then checks that no
+    write was ever tried again)."""
 
     def process_url(self) -> str | None:
         """A URL other processes can open the same engine with (``None``: in-process
         engines, whose multi-process tests do not apply)."""
         return None
 
-    async def drop(self, database: AsyncDatabase) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            await store.delete_all(None)
-
     @pytest.fixture
     async def database(self) -> AsyncIterator[AsyncDatabase]:
-        self.db_namespace = "k" + uuid.uuid4().hex[:12]
-        db = await self.open_database(self.db_namespace)
-        try:
+        async with self.opened() as db:
+            self.db_namespace = db.namespace
             yield db
-        finally:
-            try:
-                await self.drop(db)
-            finally:
-                await db.close()
 
     def _child(self, *args: Any) -> list[str]:
         url = self.process_url()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from persisty.store import Database
+from persisty.testing._hooks_sync import EngineHooks
 
 NAMESPACES = ["a_b", "axb", "a.b", "a__b", "x' OR 1=1 OR '", "%", "*", "", "a:b", "~1"]
 KEYS = [
@@ -42,11 +43,10 @@ def _ns() -> str:
     return "ns-" + uuid.uuid4().hex[:8]
 
 
-class KVBase:
-    """What the kv conformance tests share: the database fixture, the engine's hooks
-    and the counts of the concurrency tests. Subclasses implement :meth:`open_database`."""
-
-    """``persisty.kv`` on one engine. Subclasses implement :meth:`open_database`."""
+class KVBase(EngineHooks):
+    """What the kv conformance tests share: the database fixture (through the engine's
+    hooks) and the counts of the concurrency tests. Subclasses implement
+    :meth:`open_database`."""
 
     incr_workers = 8
     incr_processes = 4
@@ -54,32 +54,20 @@ class KVBase:
     local_incr_each = 50
     crash_points = 10_000
     apply_count = 200
-
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
+    incr_native = False
+    """Whether ``incr`` is one native engine operation here (the suite then checks that no
+    write was ever tried again)."""
 
     def process_url(self) -> str | None:
         """A URL other processes can open the same engine with (``None``: in-process
         engines, whose multi-process tests do not apply)."""
         return None
 
-    def drop(self, database: Database) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            store.delete_all(None)
-
     @pytest.fixture
     def database(self) -> Iterator[Database]:
-        self.db_namespace = "k" + uuid.uuid4().hex[:12]
-        db = self.open_database(self.db_namespace)
-        try:
+        with self.opened() as db:
+            self.db_namespace = db.namespace
             yield db
-        finally:
-            try:
-                self.drop(db)
-            finally:
-                db.close()
 
     def _child(self, *args: Any) -> list[str]:
         url = self.process_url()

@@ -226,6 +226,8 @@ class AsyncKVPairTests(AsyncKVBase):
 
         await run_concurrently_async([worker for _ in range(self.incr_workers)])
         assert await kv.get("counter") == self.incr_workers * self.local_incr_each
+        if self.incr_native:
+            assert kv.retries + int(getattr(kv.raw, "retries", 0)) == 0
 
     async def test_kv_incr_across_processes_is_exact(self, database: AsyncDatabase) -> None:
         if self.process_url() is None:
@@ -235,9 +237,13 @@ class AsyncKVPairTests(AsyncKVBase):
         await kv.set("counter", 0)
         command = self._child("incr", ns, self.incr_workers, self.incr_each)
         procs = [
-            subprocess.Popen(command)  # noqa: S603
+            subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
             for _ in range(self.incr_processes)
         ]
-        assert [p.wait(timeout=600) for p in procs] == [0] * self.incr_processes
+        outs = [p.communicate(timeout=600)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0] * self.incr_processes
         expected = self.incr_workers * self.incr_processes * self.incr_each
         assert await kv.get("counter") == expected
+        retries = sum(int(line.split()[1]) for o in outs for line in o.splitlines())
+        if self.incr_native:  # one atomic engine operation: no write is ever tried again
+            assert retries == 0

@@ -3,7 +3,8 @@
     python -m persisty.testing._kv_worker incr URL DB_NAMESPACE KV_NAMESPACE WORKERS N sync|async
     python -m persisty.testing._kv_worker extend URL DB_NAMESPACE KV_NAMESPACE N sync|async
 
-``incr`` runs WORKERS threads (or asyncio tasks) each calling ``incr("counter")`` N times;
+``incr`` runs WORKERS threads (or asyncio tasks) each calling ``incr("counter")`` N times,
+then prints ``retries R`` (the writes tried again after a lost race, by kv and the store);
 ``extend`` prints ``start`` and extends the series ``crash`` with N points at once.
 """
 
@@ -18,6 +19,10 @@ import persisty.aio
 from persisty.kv import AsyncKeyValue, AsyncTimeSeries, KeyValue, TimeSeries
 
 
+def _retries(kv: KeyValue | AsyncKeyValue) -> int:
+    return kv.retries + int(getattr(kv.raw, "retries", 0))
+
+
 def _incr(url: str, dbns: str, ns: str, workers: int, n: int, mode: str) -> None:
     if mode == "async":
 
@@ -30,6 +35,7 @@ def _incr(url: str, dbns: str, ns: str, workers: int, n: int, mode: str) -> None
                     await kv.incr("counter")
 
             await asyncio.gather(*(one() for _ in range(workers)))
+            print("retries", _retries(kv), flush=True)
             await db.close()
 
         asyncio.run(run())
@@ -44,6 +50,7 @@ def _incr(url: str, dbns: str, ns: str, workers: int, n: int, mode: str) -> None
     with ThreadPoolExecutor(workers) as pool:
         for f in [pool.submit(one) for _ in range(workers)]:
             f.result()
+    print("retries", _retries(kv), flush=True)
     db.close()
 
 

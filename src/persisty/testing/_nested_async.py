@@ -16,7 +16,6 @@ Set ``nested_native`` on a class whose engine pushes scalar nested comparisons d
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,7 +26,8 @@ from hypothesis import strategies as st
 from persisty.errors import ValidationError
 from persisty.model import meta_of
 from persisty.query import F, Filter, compile_filter, paths_of, validate_filter
-from persisty.store import AsyncDatabase, AsyncStore, Edit
+from persisty.store import AsyncStore, Edit
+from persisty.testing._hooks_async import AsyncEngineHooks
 from persisty.testing._nested import nested_filters, sample_venues
 from persisty.testing.models import Color, Geo, Spot, Venue
 
@@ -39,38 +39,19 @@ def _want(venues: list[Venue], f: Filter) -> list[str]:
     return sorted(v.id for v in venues if keep(v))
 
 
-class AsyncNestedFilterConformance:
+class AsyncNestedFilterConformance(AsyncEngineHooks):
     """Filters on nested paths on one engine, checked against the Python evaluator."""
 
     nested_native = False
     """Whether the engine runs comparisons on nested strings and numbers natively."""
 
-    async def open_database(self, namespace: str) -> AsyncDatabase:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    async def drop(self, database: AsyncDatabase) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            await store.delete_all(None)
-
-    async def wrap(self, store: AsyncStore[Any]) -> AsyncStore[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     async def venues(self) -> AsyncIterator[tuple[AsyncStore[Venue], list[Venue]]]:
-        db = await self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        async with self.opened() as db:
             store = await self.wrap(db.store(Venue))
             results = await store.edit_batch([Edit.create(v) for v in sample_venues()])
             assert all(r.ok for r in results), [r for r in results if not r.ok][:1]
             yield store, [r.item for r in results if r.item is not None]
-        finally:
-            try:
-                await self.drop(db)
-            finally:
-                await db.close()
 
     async def _ids(self, store: AsyncStore[Venue], f: Filter) -> list[str]:
         return sorted(v.id for v in (await store.search(f, limit=1000)).items)

@@ -17,7 +17,6 @@ Set ``nested_native`` on a class whose engine pushes scalar nested comparisons d
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +27,8 @@ from hypothesis import strategies as st
 from persisty.errors import ValidationError
 from persisty.model import meta_of
 from persisty.query import F, Filter, compile_filter, paths_of, validate_filter
-from persisty.store import Database, Edit, Store
+from persisty.store import Edit, Store
+from persisty.testing._hooks_sync import EngineHooks
 from persisty.testing._nested import nested_filters, sample_venues
 from persisty.testing.models import Color, Geo, Spot, Venue
 
@@ -40,38 +40,19 @@ def _want(venues: list[Venue], f: Filter) -> list[str]:
     return sorted(v.id for v in venues if keep(v))
 
 
-class NestedFilterConformance:
+class NestedFilterConformance(EngineHooks):
     """Filters on nested paths on one engine, checked against the Python evaluator."""
 
     nested_native = False
     """Whether the engine runs comparisons on nested strings and numbers natively."""
 
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    def drop(self, database: Database) -> None:
-        """Remove what a test stored (before the database is closed)."""
-        for store in list(database._stores.values()):
-            store.delete_all(None)
-
-    def wrap(self, store: Store[Any]) -> Store[Any]:
-        """Layers under test override this to wrap the backend's store."""
-        return store
-
     @pytest.fixture
     def venues(self) -> Iterator[tuple[Store[Venue], list[Venue]]]:
-        db = self.open_database("t" + uuid.uuid4().hex[:12])
-        try:
+        with self.opened() as db:
             store = self.wrap(db.store(Venue))
             results = store.edit_batch([Edit.create(v) for v in sample_venues()])
             assert all(r.ok for r in results), [r for r in results if not r.ok][:1]
             yield store, [r.item for r in results if r.item is not None]
-        finally:
-            try:
-                self.drop(db)
-            finally:
-                db.close()
 
     def _ids(self, store: Store[Venue], f: Filter) -> list[str]:
         return sorted(v.id for v in (store.search(f, limit=1000)).items)

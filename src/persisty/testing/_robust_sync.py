@@ -22,11 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -38,7 +33,7 @@ from persisty.errors import NotFound, ValidationError
 from persisty.model import Attr, meta_of, stored
 from persisty.query import And, F, Filter, Or
 from persisty.store import Database, Edit, Store, StoreBase
-from persisty.testing._concurrency import in_thread, pause, run_concurrently
+from persisty.testing._torn_sync import TornBatchConformance
 from persisty.testing.models import Animal, Dog, Item, Measure, Pet
 
 DEPTH = 1000
@@ -68,48 +63,9 @@ def _depth_of(doc: Any) -> int:
     return depth
 
 
-_WRITER = r"""
-import sys
-import persisty
-from persisty.store import Edit
-from persisty.testing.models import Item
-
-url, namespace, batches, size, owner = sys.argv[1:6]
-db = persisty.connect(url, namespace=namespace)
-items = db.store(Item)
-items.count()
-print("ready", flush=True)
-for b in range(int(batches)):
-    results = items.edit_batch(
-        [Edit.create(Item(owner=owner, title=f"{b}-{i}")) for i in range(int(size))],
-        atomic=True)
-    assert all(r.ok for r in results), [r for r in results if not r.ok][:1]
-    print("batch", b, flush=True)
-db.close()
-"""
-
-
-class RobustnessConformance:
+class RobustnessConformance(TornBatchConformance):
     """Drop, hostile values, inheritance and torn batches. Subclasses implement
     :meth:`open_database`."""
-
-    batch_size = 100
-    """Edits per atomic batch in the torn-batch tests (DynamoDB takes at most 100)."""
-
-    def open_database(self, namespace: str) -> Database:
-        """A database on the engine under test, isolated by ``namespace``."""
-        raise NotImplementedError
-
-    def process_url(self, database: Database) -> str | None:
-        """The URL another process opens the same database with; ``None`` when the engine
-        lives in this process (``memory://``, ``sqlite://``): batches are then written by a
-        concurrent task (thread when sync) instead of a killed process."""
-        url = database.url
-        if url.startswith("memory:") or url.rstrip("/") in ("sqlite:", "sqlite:/"):
-            return None
-        if url.startswith("sqlite:") and ":memory:" in url:
-            return None
-        return url
 
     @pytest.fixture
     def database(self) -> Iterator[Database]:
@@ -409,104 +365,6 @@ class RobustnessConformance:
         assert e.value.field == "age"
         assert pets.count(F.age == None) == 1  # noqa: E711
         assert pets.count(F.tags.contains("a")) == 1
-
-    # ---- torn batches --------------------------------------------------------------------
-
-    def test_readers_see_whole_batches(self, database: Database) -> None:
-        items = database.store(Item)
-        size = self.batch_size
-        owner = "w" + os.urandom(3).hex()
-        mine = F.owner == owner
-        assert items.count(mine) == 0  # the store is open before the writer runs
-        url = self.process_url(database)
-        if url is None:
-            self._in_process_batches(items, owner, size)
-            return
-        seen = self._watch_writer(items, url, database, owner, 3, size, kill=False)
-        assert seen <= {0, size, 2 * size, 3 * size}, sorted(seen)
-        assert items.count(mine) == 3 * size
-        # killed while writing one more batch: afterwards the batch is there whole or not
-        seen = self._watch_writer(items, url, database, owner, 1, size, kill=True)
-        assert seen <= {3 * size, 4 * size}, sorted(seen)
-        after = items.count(mine)
-        assert after in (3 * size, 4 * size)
-        assert len([i for i in items.search_all(mine)]) == after
-        other = self.open_database(database.namespace or "")
-        try:
-            assert other.store(Item).count(mine) == after
-        finally:
-            other.close()
-
-    def _watch_writer(
-        self,
-        items: Store[Item],
-        url: str,
-        database: Database,
-        owner: str,
-        batches: int,
-        size: int,
-        kill: bool,
-    ) -> set[int]:
-        """Counts a reader sees while a writer process runs ``batches`` atomic batches
-        (killed with SIGKILL a random moment after it starts, when ``kill``)."""
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        proc = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-c",
-                _WRITER,
-                url,
-                database.namespace or "",
-                str(batches),
-                str(size),
-                owner,
-            ],
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdout is not None
-        line = in_thread(proc.stdout.readline)
-        assert line.startswith(b"ready"), line
-        deadline = time.monotonic() + (random.uniform(0.0, 0.3) if kill else 120)
-        seen: set[int] = set()
-        mine = F.owner == owner
-        while proc.poll() is None:
-            seen.add(items.count(mine))
-            if kill and time.monotonic() >= deadline:
-                proc.send_signal(signal.SIGKILL)
-                break
-        in_thread(proc.wait)
-        proc.stdout.close()
-        if not kill:
-            assert proc.returncode == 0
-        seen.add(items.count(mine))
-        return seen
-
-    def _in_process_batches(self, items: Store[Item], owner: str, size: int) -> None:
-        mine = F.owner == owner
-        seen: set[int] = set()
-        done = False
-
-        def write() -> None:
-            nonlocal done
-            try:
-                for b in range(3):
-                    items.edit_batch(
-                        [Edit.create(Item(owner=owner, title=f"{b}-{i}")) for i in range(size)],
-                        atomic=True,
-                    )
-                    pause()
-            finally:
-                done = True
-
-        def read() -> None:
-            while not done:
-                seen.add(items.count(mine))
-                pause()
-
-        run_concurrently([write, read])
-        seen.add(items.count(mine))
-        assert seen <= {0, size, 2 * size, 3 * size}, sorted(seen)
 
 
 __all__ = []

@@ -12,13 +12,12 @@ from typing import Any
 from persisty.backends.memory._ordered import NONE_PAIR, Entry, OrderedIndex, Position, pair
 from persisty.model import StoreMeta
 from persisty.query import (
-    ALL,
-    And,
     Compare,
     Filter,
     Op,
     Sort,
     compile_filter,
+    conjuncts,
     cursor_key,
     sort_key,
 )
@@ -88,7 +87,7 @@ def slices(ordered: Sequence[OrderedIndex], f: Filter) -> list[Slice]:
     """For each ordered index, the slice of its entries that can match ``f``."""
     if not ordered:
         return []
-    terms = f.filters if isinstance(f, And) else () if f is ALL else (f,)
+    terms = conjuncts(f)
     fixed: dict[str, Any] = {}
     repeated: set[str] = set()
     for t in terms:

@@ -20,16 +20,7 @@ from persisty.backends.memory._plan import (
 )
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import Index, StoreMeta
-from persisty.query import (
-    ALL,
-    And,
-    Compare,
-    Filter,
-    Op,
-    Sort,
-    compile_filter,
-    seek,
-)
+from persisty.query import ALL, Compare, Filter, Op, Sort, compile_filter, conjuncts, seek
 from persisty.store import Insert, Key, Remove, Replace, WriteOp
 
 Row = tuple[Any, str]
@@ -125,7 +116,7 @@ class MemoryTable:
         """The smallest set of candidate keys for ``f`` the indexes give: (its size, the
         keys or the slice), ``(len(rows), None)`` when they give nothing smaller."""
         best: tuple[int, Any] = (len(self.rows), None)
-        terms = f.filters if isinstance(f, And) else (f,)
+        terms = conjuncts(f)
         for t in terms:
             if not isinstance(t, Compare) or t.attr not in self.eq:
                 continue

@@ -24,13 +24,7 @@ from persisty.dynamic._models import (
 from persisty.dynamic._order import laid_out, ordered
 from persisty.dynamic._plan import Plan, plan_changes
 from persisty.dynamic._report import MigrationReport
-from persisty.dynamic._security import (
-    ADMIN_SCOPE,
-    may_change,
-    may_use,
-    policy_of,
-    require_admin,
-)
+from persisty.dynamic._security import ADMIN_SCOPE, may_change, may_use, policy_of, require_admin
 from persisty.dynamic._spec import normalize_spec
 from persisty.dynamic._sync.channel import ChangeChannel
 from persisty.dynamic._sync.migration import backfill, fenced_copy

@@ -4,7 +4,7 @@ the contract calls (``put``, ``Increment``) they are built on."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from persisty import errors
 from persisty._retry import attempts, lost_too_often
@@ -195,6 +195,22 @@ class AsyncService:
             await self.check()
         return not self._absent
 
+    async def _distinct(self, attr: str, then: str) -> list[str]:
+        """The distinct values of ``attr`` in this namespace (without their leading ``/``),
+        in order: one query per value, each seeking past the last (a skip scan over the
+        key ``(ns, attr, then)``)."""
+        if not await self._ready():
+            return []
+        names: list[str] = []
+        f: Filter = self.mine
+        while True:
+            page = await self.store.search(f, order=[+getattr(F, attr), +getattr(F, then)], limit=1)
+            if not page.items:
+                return names
+            last = getattr(page.items[0], attr)
+            names.append(last[1:])
+            f = self.mine & (getattr(F, attr) > last)
+
     def _encode(self, value: Any) -> str:
         return self.codec.encode(value)
 
@@ -216,7 +232,7 @@ class AsyncService:
         if self._owned:
             await self.db.close()
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         await self.check()
         return self
 

@@ -39,6 +39,9 @@ class AsyncKeyValue(AsyncService):
     """
 
     model: type[Any] = KVPair
+    retries = 0
+    """How many times a write of ``incr`` was tried again after losing a race (zero where
+    the engine increments natively)."""
 
     def __init__(
         self,
@@ -202,7 +205,10 @@ class AsyncKeyValue(AsyncService):
         raise lost_too_often()
 
     async def incr(self, key: str, by: int = 1) -> int:
-        """Add ``by`` to the integer at ``key`` (0 when absent) atomically; return it."""
+        """Add ``by`` to the integer at ``key`` (0 when absent or expired) atomically;
+        return it. Under the JSON codec without encryption this is one native increment
+        on the engine (``Increment``: on SQL one transaction holding the row, never a
+        retried race); otherwise a conditional write, tried again on a lost race."""
         self._writable()
         await self._ready()
         if not isinstance(by, int) or isinstance(by, bool):
@@ -214,22 +220,23 @@ class AsyncKeyValue(AsyncService):
                     new = await self.store.patch(
                         k, {"num": Increment(by)}, precondition=F.value.exists(False)
                     )
-                    if new.num is not None:
-                        return int(new.num)
+                    return int(new.num)
                 except NotFound:
-                    pass
-                except Unavailable as e:
+                    pass  # absent (or expired): created below
+                except PreconditionFailed:
+                    self._not_int(await self.store.read(k))  # raises unless deleted meanwhile
+                    self.retries += 1
+                    continue
+                except (Conflict, Unavailable) as e:
                     if not retryable(e):
                         raise
+                    # the engine rolled a collision back: nothing was written, so trying
+                    # again loses no increment
+                    self.retries += 1
                     continue
-                except PreconditionFailed:
-                    self._not_int(await self.store.read(k))
-                    continue
-                except Conflict:  # the store gave up retrying under contention: nothing
-                    continue  # was written, so trying again loses no increment
             else:
                 old = await self.store.read(k)
-                if old is not None and self._live(old) is not None:
+                if old is not None:
                     current = self._not_int(old)
                     try:
                         stored = await self.store.update(
@@ -237,13 +244,17 @@ class AsyncKeyValue(AsyncService):
                         )
                         return int(self._value(stored))
                     except (PreconditionFailed, NotFound):
+                        self.retries += 1
                         continue
-                    except Unavailable as e:
+                    except (Conflict, Unavailable) as e:
                         if not retryable(e):
                             raise
+                        self.retries += 1
                         continue
             if await self.add(key, by):
                 return by
+            # another writer created the pair meanwhile: the next pass adds to it (a second
+            # step of this increment, not a lost race: nothing was written twice)
         raise lost_too_often()
 
     def _not_int(self, pair: KVPair | None) -> int:

@@ -208,16 +208,7 @@ class AsyncTimeSeries(AsyncService):
 
     async def timeseries(self) -> list[str]:
         """The series of this namespace, in order: one query per series (a skip scan)."""
-        if not await self._ready():
-            return []
-        names: list[str] = []
-        f: Filter = self.mine
-        while True:
-            page = await self.store.search(f, order=[+F.series, +F.t], limit=1)
-            if not page.items:
-                return names
-            names.append(page.items[0].series[1:])
-            f = self.mine & (F.series > page.items[0].series)
+        return await self._distinct("series", "t")
 
     async def aggregate(
         self,

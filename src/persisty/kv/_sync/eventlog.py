@@ -188,16 +188,7 @@ class EventLog(Service):
     def eventsequences(self) -> list[str]:
         """The sequences of this namespace, in order: one query per sequence (a skip scan
         over the key)."""
-        if not self._ready():
-            return []
-        names: list[str] = []
-        f: Filter = self.mine
-        while True:
-            page = self.store.search(f, order=[+F.seq, +F.pos], limit=1)
-            if not page.items:
-                return names
-            names.append(page.items[0].seq[1:])
-            f = self.mine & (F.seq > page.items[0].seq)
+        return self._distinct("seq", "pos")
 
     eventsources = eventsequences
 

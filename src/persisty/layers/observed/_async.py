@@ -19,12 +19,7 @@ from persisty.layers._pinning._async import (
     pinned_edit_batch,
 )
 from persisty.layers._primitives import AsyncChangeQueue, AsyncHookCaller, Outcome
-from persisty.layers.observed._changes import (
-    KINDS,
-    Change,
-    Failures,
-    HookFailure,
-)
+from persisty.layers.observed._changes import KINDS, Change, Failures, HookFailure
 from persisty.query import Filter
 from persisty.store import (
     AsyncOutboxSource,

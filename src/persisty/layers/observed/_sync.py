@@ -20,12 +20,7 @@ from persisty.layers._pinning._sync import (
     pinned_edit_batch,
 )
 from persisty.layers._primitives import ChangeQueue, HookCaller, Outcome
-from persisty.layers.observed._changes import (
-    KINDS,
-    Change,
-    Failures,
-    HookFailure,
-)
+from persisty.layers.observed._changes import KINDS, Change, Failures, HookFailure
 from persisty.query import Filter
 from persisty.store import (
     Edit,

@@ -12,22 +12,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from persisty._retry import attempts, lost_too_often
-from persisty.errors import (
-    Conflict,
-    NotFound,
-    PersistyError,
-    PreconditionFailed,
-    ValidationError,
-)
+from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.layers.secured._policy import Policy, Principal
 from persisty.layers.secured._view import SecuredView
 from persisty.model import etag
-from persisty.query import (
-    NONE,
-    And,
-    Filter,
-    validate_filter,
-)
+from persisty.query import NONE, And, Filter, validate_filter
 from persisty.store import (
     Edit,
     EditKind,

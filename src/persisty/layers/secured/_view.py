@@ -9,31 +9,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from persisty.errors import (
-    Forbidden,
-    NotFound,
-    PreconditionFailed,
-    ValidationError,
-)
+from persisty.errors import Forbidden, NotFound, PreconditionFailed, ValidationError
 from persisty.layers.secured._policy import Policy, Principal
 from persisty.model import StoreMeta, etag
-from persisty.query import (
-    And,
-    Compare,
-    Filter,
-    Not,
-    Op,
-    Or,
-    Order,
-    TextQuery,
-    attrs_of,
-    compile_filter,
-    validate_filter,
-)
-from persisty.store import (
-    OrderArg,
-    prepare_create,
-)
+from persisty.query import Filter, Order, attrs_of, compile_filter, expand_text, validate_filter
+from persisty.store import OrderArg, prepare_create
 
 T = TypeVar("T")
 
@@ -103,20 +83,9 @@ class SecuredView(Generic[T]):
                 raise Forbidden(
                     f"{name} is not readable, so it cannot be used in a {what}", field=name
                 )
-        if self.hidden:
-            v = self._readable_text(v)
+        if self.hidden:  # free text searches only what the principal may read
+            v = expand_text(v, self._text_attrs)
         return v
-
-    def _readable_text(self, f: Filter) -> Filter:
-        if isinstance(f, TextQuery):
-            return Or.of(*(Compare(a, Op.ICONTAINS, f.text) for a in self._text_attrs))
-        if isinstance(f, And):
-            return And.of(*(self._readable_text(x) for x in f.filters))
-        if isinstance(f, Or):
-            return Or.of(*(self._readable_text(x) for x in f.filters))
-        if isinstance(f, Not):
-            return ~self._readable_text(f.filter)
-        return f
 
     def _order(self, order: OrderArg) -> None:
         for o in Order.parse(order):

@@ -191,8 +191,11 @@ class AsyncSqlStore(AsyncSqlRows):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        if self.meta.expires is not None:
+        if self.meta.expires is not None and not any(
+            type(v) is Increment for v in changes.values()
+        ):
             return await super().patch(key, changes, if_match=if_match, precondition=precondition)
+        # (an increment of an expiring model goes the locked way below, expiry checked there)
         names = self._patched.get(tuple(changes)) if type(changes) is dict else None
         # names seen before (attributes, never paths: those are not kept) need no check
         # again; increment values do
@@ -206,6 +209,7 @@ class AsyncSqlStore(AsyncSqlRows):
                         [
                             *patched_attrs(changes),
                             *(a.name for a in self.meta.attrs if a.generated == "updated"),
+                            *(e for e in [self.meta.expires] if e and self.meta.ttl),
                         ]
                     )
                 )
@@ -242,6 +246,7 @@ class AsyncSqlStore(AsyncSqlRows):
             except ConcurrentChange:
                 if attempt + 1 >= COLLISION_RETRIES:
                     raise
+                self.retries += 1
                 await _after_collision(attempt)
         raise AssertionError("unreachable")
 
@@ -300,6 +305,8 @@ class AsyncSqlStore(AsyncSqlRows):
                 if not rows:
                     raise NotFound(f"no {self.meta.name} with key {key!r}")
                 current = self._decode(rows[0][0])
+                if self._expired(current):
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
                 self._check((current, rows[0][1] or etag(current)), if_match, precondition)
                 new = prepare_patch(self.meta, current, changes, self.clock())
                 _, params = s.patch_params(names, new, k)

@@ -190,8 +190,11 @@ class SqlStore(SqlRows):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        if self.meta.expires is not None:
+        if self.meta.expires is not None and not any(
+            type(v) is Increment for v in changes.values()
+        ):
             return super().patch(key, changes, if_match=if_match, precondition=precondition)
+        # (an increment of an expiring model goes the locked way below, expiry checked there)
         names = self._patched.get(tuple(changes)) if type(changes) is dict else None
         # names seen before (attributes, never paths: those are not kept) need no check
         # again; increment values do
@@ -205,6 +208,7 @@ class SqlStore(SqlRows):
                         [
                             *patched_attrs(changes),
                             *(a.name for a in self.meta.attrs if a.generated == "updated"),
+                            *(e for e in [self.meta.expires] if e and self.meta.ttl),
                         ]
                     )
                 )
@@ -241,6 +245,7 @@ class SqlStore(SqlRows):
             except ConcurrentChange:
                 if attempt + 1 >= COLLISION_RETRIES:
                     raise
+                self.retries += 1
                 _after_collision(attempt)
         raise AssertionError("unreachable")
 
@@ -299,6 +304,8 @@ class SqlStore(SqlRows):
                 if not rows:
                     raise NotFound(f"no {self.meta.name} with key {key!r}")
                 current = self._decode(rows[0][0])
+                if self._expired(current):
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
                 self._check((current, rows[0][1] or etag(current)), if_match, precondition)
                 new = prepare_patch(self.meta, current, changes, self.clock())
                 _, params = s.patch_params(names, new, k)
