@@ -73,6 +73,6 @@ def test_len_is_exact_after_concurrent_writers(engine: str, tmp_path: Path) -> N
         assert len(reopened) == native
         stash.clear()
         assert len(stash) == 0 and stash.store.count() == 0
-        db.drop_tables()
+        db.drop_tables()  # type: ignore[attr-defined]  # (a SQL database's)
     finally:
         db.close()
