@@ -74,6 +74,17 @@ def test_writes_are_one_script_call(posts: tuple[Store[Post], Recorder]) -> None
     assert rec.names() == ["EVALSHA", "EVALSHA", "EVALSHA"]
 
 
+def test_put_is_one_script_call(posts: tuple[Store[Post], Recorder]) -> None:
+    store, rec = posts
+    assert store.put(Post(id="p001", owner="o7", score=9)).owner == "o7"  # replaces
+    assert store.put(Post(id="fresh", owner="o7", score=8)).score == 8  # creates
+    assert rec.names() == ["EVALSHA", "EVALSHA"]
+    assert store.read("p001") == Post(id="p001", owner="o7", score=9)
+    assert store.read("fresh") == Post(id="fresh", owner="o7", score=8)
+    assert store.count(F.owner == "o7") == 2  # the index follows the replaced item
+    assert store.count(F.owner == "o1") == 99
+
+
 def test_reads_are_batched(posts: tuple[Store[Post], Recorder]) -> None:
     store, rec = posts
     store.read("p001")

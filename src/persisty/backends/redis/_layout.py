@@ -39,7 +39,14 @@ from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFaile
 from persisty.model import SCALAR_KINDS, StoreMeta
 from persisty.store import Insert, Key, Remove, WriteOp
 
-__all__ = ["Access", "IndexDef", "Layout", "after_filter", "as_bytes", "pack"]
+__all__ = ["Access", "IndexDef", "Layout", "Upsert", "after_filter", "as_bytes", "pack"]
+
+
+class Upsert(Insert):
+    """Create or replace (``store.put`` with nothing of a stored item kept): the commit
+    script writes the item whether or not its key is taken, in the one call."""
+
+    __slots__ = ()
 
 
 def pack(parts: Iterable[bytes]) -> bytes:
@@ -169,7 +176,7 @@ class Layout(Planner):
                 else (self.meta.encode(item))
             )
             args += [
-                b"I" if isinstance(op, Insert) else b"R",
+                (b"P" if type(op) is Upsert else b"I") if isinstance(op, Insert) else b"R",
                 raw,
                 expected,
                 tag + b"|" + doc,

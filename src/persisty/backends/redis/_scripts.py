@@ -4,10 +4,10 @@ checks, etag checks and TTL bookkeeping, happens inside one script call, so it i
 Arguments of ``COMMIT`` (see ``Layout.commit_args``): the store's base name, ``1`` for an
 all-or-nothing batch, the TTL in milliseconds (0 for none), the number of sorted-set indexes
 (the key set first) and of unique indexes, their names, then per operation ``D key
-expected`` or ``I|R key expected value shadow <one member per index> <one field per unique
-index>`` (``shadow`` is what ``Layout.shadow_entry`` builds). It returns one code per
-operation: ``ok``, ``exists``, ``missing``, ``etag`` or ``unique:<n>`` (in an atomic
-batch that fails, operations after the failing one get ``""``).
+expected`` or ``I|R|P key expected value shadow <one member per index> <one field per
+unique index>`` (``P`` creates or replaces; ``shadow`` is what ``Layout.shadow_entry``
+builds). It returns one code per operation: ``ok``, ``exists``, ``missing``, ``etag`` or
+``unique:<n>`` (in an atomic batch that fails, operations after the failing one get ``""``).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ local function check(op)
   local cur = current(op.key)
   if op.kind == 'I' then
     if cur then return 'exists' end
-  else
+  elseif op.kind ~= 'P' then  -- P: create or replace, whichever the key needs
     if not cur then return 'missing' end
     if op.expected ~= '' and etag_of(cur) ~= op.expected then return 'etag' end
   end

@@ -14,10 +14,10 @@ from persisty.backends.redis._clients import Redis
 from persisty.backends.redis._keys import (
     translate,
 )
-from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
+from persisty.backends.redis._layout import Access, Layout, Upsert, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
 from persisty.errors import Conflict, PersistyError, PreconditionFailed
-from persisty.model import StoreMeta
+from persisty.model import StoreMeta, etag_of
 from persisty.query import (
     ALL,
     NONE,
@@ -33,6 +33,7 @@ from persisty.store import (
     Replace,
     StoreBase,
     WriteOp,
+    prepare_create,
 )
 
 CHUNK = 1000
@@ -68,6 +69,17 @@ class RedisStore(StoreBase[Any]):
         self._key_order = sort_spec(meta, None)
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
+        # put() is one script call when nothing of a stored item is kept and creating sets
+        # nothing an update would not (an expired item in the way is the base class's case)
+        self._blind_put = (
+            all(
+                a.updatable and a.creatable and a.generated in (None, "updated")
+                for a in meta.attrs
+                if a.name not in meta.key.attrs
+            )
+            and not meta.sequence_attrs
+            and meta.expires is None
+        )
 
     # ---- index versions -----------------------------------------------------------------
 
@@ -190,6 +202,15 @@ class RedisStore(StoreBase[Any]):
         for part, codes in zip(parts, replies, strict=True):
             errors += self.layout.errors(part, codes)
         return errors
+
+    def put(self, item: Any, *, if_match: str | None = None) -> Any:
+        if if_match is not None or not self._blind_put:
+            return super().put(item, if_match=if_match)
+        # create and update give the same item: one commit script call creating or replacing
+        new = prepare_create(self.meta, item, self.clock())
+        raw = self.meta.encode(new)
+        self._commit_one(Upsert(self.meta.key_values(new), new, etag_of(raw), raw))
+        return new
 
     # ---- search -------------------------------------------------------------------------
 
