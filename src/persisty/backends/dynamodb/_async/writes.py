@@ -12,7 +12,7 @@ from typing import Any
 import botocore.exceptions
 
 from persisty.backends.dynamodb._async.commit import MAX_TRANSACTION, TransactPlan
-from persisty.backends.dynamodb._async.reads import BATCH_WRITE, AsyncDynamoReads
+from persisty.backends.dynamodb._async.reads import AsyncDynamoReads, write_batches
 from persisty.backends.dynamodb._clients import META_KEY, backoff, client_error, error_code
 from persisty.backends.dynamodb._codec import ETAG, PK, VERSION, order_bytes
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
@@ -113,18 +113,7 @@ class AsyncDynamoWrites(AsyncDynamoReads):
         return errors
 
     async def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), BATCH_WRITE):
-            pending: dict[str, Any] = {self.table: requests[start : start + BATCH_WRITE]}
-            attempt = 0
-            while pending:
-                try:
-                    out = await self.client.call("batch_write_item", RequestItems=pending)
-                except botocore.exceptions.ClientError as e:
-                    raise client_error(e, self.meta.name) from e
-                pending = out.get("UnprocessedItems") or {}
-                if pending:
-                    await self.client.sleep(backoff(attempt))
-                    attempt += 1
+        await write_batches(self.client, self.table, requests, self.meta.name)
 
     def _condition(self, op: WriteOp) -> dict[str, Any]:
         names = {"#k": PK}

@@ -181,8 +181,8 @@ class DynamoNative(DynamoWrites):
         """The UpdateItem of a patch (SET of the changed attributes, ADD of increments,
         ``attribute_exists`` of the key, the precondition and the etag as its condition),
         or ``None`` when it needs the stored item (unique values, paths, an increment of
-        an indexed or non-integer attribute, an index whose other attribute it lacks, a
-        value that does not pass its check: the read path names the error)."""
+        an indexed or non-integer attribute, an index partition value without its sort
+        value, a value that does not pass its check: the read path names the error)."""
         checks = self._checks
         meta = self.meta
         if self._uniques or checks is None or any(map(is_path, changes)):
@@ -227,18 +227,19 @@ class DynamoNative(DynamoWrites):
             else:
                 sets.append(f"{ex.name(TTL)} = {ex.value(self.codec.ttl_av(at))}")
         for i, ix in enumerate(meta.indexes):
-            if not any(a in values for a in ix.attrs):
-                continue
-            if not all(a in values for a in ix.attrs):
-                return None
-            first = values[ix.attrs[0]]
-            if first is None:  # sparse: out of the index
-                removes += [ex.name(f"~p{i}"), *([ex.name(f"~s{i}")] if len(ix.attrs) > 1 else [])]
-                continue
-            sets.append(f"{ex.name(f'~p{i}')} = {ex.value({'B': order_bytes(first)})}")
-            if len(ix.attrs) > 1:
-                second = order_bytes(values[ix.attrs[1]])
-                sets.append(f"{ex.name(f'~s{i}')} = {ex.value({'B': second})}")
+            second = ix.attrs[1] if len(ix.attrs) > 1 else None
+            if ix.attrs[0] in values:
+                first = values[ix.attrs[0]]
+                if first is None:  # sparse: out of the index
+                    removes += [ex.name(f"~p{i}"), *([ex.name(f"~s{i}")] if second else [])]
+                    continue
+                if second is not None and second not in values:
+                    return None  # into the index with a sort key only the stored item has
+                sets.append(f"{ex.name(f'~p{i}')} = {ex.value({'B': order_bytes(first)})}")
+            if second is not None and second in values:
+                # (harmless without the partition key: the item is then in no index)
+                sort = order_bytes(values[second])
+                sets.append(f"{ex.name(f'~s{i}')} = {ex.value({'B': sort})}")
         removes.append(ex.name(ETAG))  # the content hash, computed by readers
         adds.append(f"{ex.name(VERSION)} {ex.value({'N': '1'})}")
         conditions = [f"attribute_exists({ex.name(PK)})"]

@@ -15,7 +15,7 @@ import botocore.exceptions
 from persisty.backends.dynamodb._clients import META_KEY, backoff, client_error, error_code
 from persisty.backends.dynamodb._codec import ETAG, PK, VERSION, order_bytes
 from persisty.backends.dynamodb._sync.commit import MAX_TRANSACTION, TransactPlan
-from persisty.backends.dynamodb._sync.reads import BATCH_WRITE, DynamoReads
+from persisty.backends.dynamodb._sync.reads import DynamoReads, write_batches
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.store import Edit, EditResult, Insert, Key, Remove, Replace, WriteOp
 
@@ -112,18 +112,7 @@ class DynamoWrites(DynamoReads):
         return errors
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), BATCH_WRITE):
-            pending: dict[str, Any] = {self.table: requests[start : start + BATCH_WRITE]}
-            attempt = 0
-            while pending:
-                try:
-                    out = self.client.call("batch_write_item", RequestItems=pending)
-                except botocore.exceptions.ClientError as e:
-                    raise client_error(e, self.meta.name) from e
-                pending = out.get("UnprocessedItems") or {}
-                if pending:
-                    self.client.sleep(backoff(attempt))
-                    attempt += 1
+        write_batches(self.client, self.table, requests, self.meta.name)
 
     def _condition(self, op: WriteOp) -> dict[str, Any]:
         names = {"#k": PK}
