@@ -22,7 +22,7 @@ import persisty.files
 from persisty.errors import IntegrityError, ValidationError
 from persisty.files import FileChunk, FileChunkData, FileStore
 from persisty.files._async.blobs import chunk_id
-from persisty.testing._files_sync import BAD_KEYS, payload
+from persisty.testing._files_data import BAD_KEYS, payload
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
