@@ -278,8 +278,15 @@ class AsyncSqlStore(AsyncSqlRows):
             cols.append(v if conv is None or v is None else conv(v))
             docs.append(raw.decode())
         s = self.schema
+        sql, then = s.blind_patch_sql(names)
+        params = [*cols, *docs, *s.key_params(k)]
         try:
-            rows = await self._query(s.blind_patch_sql(names), [*cols, *docs, *s.key_params(k)])
+            if then is None:
+                rows = await self._query(sql, params)
+            else:  # the new document is read back on the same connection
+                async with self._conn() as conn:
+                    done = await self.executor.run(conn, sql, params, s)
+                    rows = await self.executor.fetch(conn, then, (), s) if done else []
         except ConcurrentChange:
             raise
         except PersistyError:

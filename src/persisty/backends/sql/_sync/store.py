@@ -277,8 +277,15 @@ class SqlStore(SqlRows):
             cols.append(v if conv is None or v is None else conv(v))
             docs.append(raw.decode())
         s = self.schema
+        sql, then = s.blind_patch_sql(names)
+        params = [*cols, *docs, *s.key_params(k)]
         try:
-            rows = self._query(s.blind_patch_sql(names), [*cols, *docs, *s.key_params(k)])
+            if then is None:
+                rows = self._query(sql, params)
+            else:  # the new document is read back on the same connection
+                with self._conn() as conn:
+                    done = self.executor.run(conn, sql, params, s)
+                    rows = self.executor.fetch(conn, then, (), s) if done else []
         except ConcurrentChange:
             raise
         except PersistyError:
