@@ -425,3 +425,27 @@ def test_pointers_seen_earlier_never_leave_orphans(db: Database) -> None:
     mine.delete("p1")
     assert all(_rows(db, path) == [] for path in FOUR_WAYS)
     assert mine.read("p1") is None
+
+
+def test_dynamodb_read_batch_of_100_items_is_the_batch_get_floor() -> None:
+    """100 items are 600 rows (100 parents, 100 of each single shard, 200 list rows):
+    BatchGetItem takes 100 keys a request, so 6 requests, as hand-written code needs."""
+    database = persisty.connect(
+        DYNAMODB_URL or "dynamodb://", namespace="s" + uuid.uuid4().hex[:10]
+    )
+    calls: list[str] = []
+    try:
+        people = sharded(database.store(ROWS), FOUR_WAYS)
+        keys = [f"q{i}" for i in range(100)]
+        people.edit_batch([Edit.create(person(k)) for k in keys], atomic=False)
+        database.client.raw().meta.events.register(  # type: ignore[attr-defined]
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+        )
+        got = people.read_batch(keys)
+        assert [p.id for p in got if p is not None] == keys
+        assert calls == ["BatchGetItem"] * 6  # ceil(600 / 100)
+    finally:
+        try:
+            database.drop()
+        finally:
+            database.close()
