@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,64 +48,57 @@ class Requests:
         self.count[self.phase] += 1
 
 
+class Phases:
+    """Times each phase (seconds per call of ``work``) and names it for the request count."""
+
+    def __init__(self, requests: Requests | None) -> None:
+        self.requests = requests
+        self.times: dict[str, float] = {}
+
+    def timed(self, phase: str, work: Callable[[Any], object], keys: Sequence[Any]) -> None:
+        """``work(k)`` for each of ``keys``, its requests counted as ``phase``'s."""
+        self.name(phase)
+        start = time.perf_counter()
+        for k in keys:
+            work(k)
+        self.times[phase] = (time.perf_counter() - start) / len(keys)
+        self.name("setup")  # what follows (creates of the next phase's items) is not this one's
+
+    def name(self, phase: str) -> None:
+        if self.requests is not None:
+            self.requests.phase = phase
+
+
 def _persisty(url: str, n: int, requests: Requests | None) -> dict[str, float]:
     db = persisty.connect(url, namespace="b" + uuid.uuid4().hex[:8])
+    phases = Phases(requests)
     try:
         if requests is not None:
             db.client.raw().meta.events.register("before-call.dynamodb", requests)  # type: ignore[attr-defined]
         people = sharded(db.store(ROWS), FOUR_WAYS)
         people.create(person("warm"))
         people.delete("warm")
-        times: dict[str, float] = {}
         keys = [f"p{i}" for i in range(n)]
-        for phase, work in (
-            ("create", lambda k: people.create(person(k))),
-            ("read", lambda k: people.read(k)),
-            ("write_path", lambda k: people.write_path(k, "location.city", "Tokyo")),
-        ):
-            if requests is not None:
-                requests.phase = phase
-            start = time.perf_counter()
-            for k in keys:
-                work(k)
-            times[phase] = (time.perf_counter() - start) / n
-        cold = sharded(db.store(ROWS), FOUR_WAYS)  # a new layer: no pointers seen yet
-        if requests is not None:
-            requests.phase = "read (cold)"
-        start = time.perf_counter()
-        for k in keys:
-            cold.read(k)
-        times["read (cold)"] = (time.perf_counter() - start) / n
         batch = [f"q{i}" for i in range(100)]
-        if requests is not None:
-            requests.phase = "setup"  # the 100 creates are not the phase before's
+        phases.timed("create", lambda k: people.create(person(k)), keys)
+        phases.timed("read", people.read, keys)
+        # a new layer each time: no pointers seen yet
+        phases.timed("read (cold)", sharded(db.store(ROWS), FOUR_WAYS).read, keys)
+        phases.timed("write_path", lambda k: people.write_path(k, "location.city", "Tokyo"), keys)
         for k in batch:
             people.create(person(k))
-        if requests is not None:
-            requests.phase = "read_batch(100)"
-        start = time.perf_counter()
-        got = people.read_batch(batch)
-        times["read_batch(100)"] = time.perf_counter() - start
-        assert all(g is not None for g in got)
-        if requests is not None:
-            requests.phase = "delete"
-        start = time.perf_counter()
-        for k in keys:
-            people.delete(k)
-        times["delete"] = (time.perf_counter() - start) / n
-        cold = sharded(db.store(ROWS), FOUR_WAYS)
-        if requests is not None:
-            requests.phase = "delete (cold)"
-        start = time.perf_counter()
-        for k in batch[:n]:
-            cold.delete(k)
-        times["delete (cold)"] = (time.perf_counter() - start) / n
-        return times
+        phases.timed("read_batch(100)", lambda b: _all_found(people.read_batch(b)), [batch])
+        phases.timed("delete", people.delete, keys)
+        phases.timed("delete (cold)", sharded(db.store(ROWS), FOUR_WAYS).delete, batch[:n])
+        return phases.times
     finally:
-        if requests is not None:
-            requests.phase = "teardown"  # dropping the tables is no delete's
+        phases.name("teardown")  # dropping the tables is no delete's
         db.drop()
         db.close()
+
+
+def _all_found(got: Sequence[object | None]) -> None:
+    assert all(g is not None for g in got)
 
 
 def _raw(n: int, requests: Requests) -> dict[str, float]:
@@ -112,8 +107,8 @@ def _raw(n: int, requests: Requests) -> dict[str, float]:
     prefix = "raw" + uuid.uuid4().hex[:8]
     names = {"parent": f"{prefix}.person", **{p: f"{prefix}.{t}" for p, t in FOUR_WAYS.items()}}
     for path, name in names.items():
-        keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
-        attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+        keys: list[Any] = [{"AttributeName": "pk", "KeyType": "HASH"}]
+        attrs: list[Any] = [{"AttributeName": "pk", "AttributeType": "S"}]
         if path.endswith("[]"):
             keys.append({"AttributeName": "i", "KeyType": "RANGE"})
             attrs.append({"AttributeName": "i", "AttributeType": "N"})
@@ -190,60 +185,30 @@ def _raw(n: int, requests: Requests) -> dict[str, float]:
             },
         }
 
-    times: dict[str, float] = {}
-    ks = [f"p{i}" for i in range(n)]
-    try:
-        requests.phase = "create"
-        start = time.perf_counter()
-        for k in ks:
-            c.transact_write_items(TransactItems=rows(k))  # type: ignore[arg-type]
-        times["create"] = (time.perf_counter() - start) / n
-        requests.phase = "read"
-        start = time.perf_counter()
-        for k in ks:
-            c.batch_get_item(RequestItems=keys_of(k))
-        times["read"] = (time.perf_counter() - start) / n
-        requests.phase = "write_path"
-        start = time.perf_counter()
-        for k in ks:
-            v = c.get_item(TableName=names["parent"], Key={"pk": {"S": k}}, ConsistentRead=True)[
-                "Item"
-            ]["v"]["N"]
-            c.transact_write_items(
-                TransactItems=[  # type: ignore[list-item]
-                    {
-                        "Update": {
-                            "TableName": names["parent"],
-                            "Key": {"pk": {"S": k}},
-                            "UpdateExpression": "SET v = :n",
-                            "ConditionExpression": "v = :v",
-                            "ExpressionAttributeValues": {
-                                ":v": {"N": v},
-                                ":n": {"N": str(int(v) + 1)},
-                            },
-                        }
-                    },
-                    rows(k, "Tokyo")[2],
-                ]
-            )
-        times["write_path"] = (time.perf_counter() - start) / n
-        requests.phase = "delete"
-        start = time.perf_counter()
-        for k in ks:
-            c.transact_write_items(
-                TransactItems=[  # type: ignore[misc]
-                    {"Delete": {"TableName": t, "Key": key}}
-                    for t, spec in keys_of(k).items()
-                    for key in spec["Keys"]
-                ]
-            )
-        times["delete"] = (time.perf_counter() - start) / n
-        requests.phase = "setup"
-        batch = [f"q{i}" for i in range(100)]
-        for k in batch:
-            c.transact_write_items(TransactItems=rows(k))  # type: ignore[arg-type]
-        requests.phase = "read_batch(100)"
-        start = time.perf_counter()
+    def write_path(k: str) -> None:
+        item = c.get_item(TableName=names["parent"], Key={"pk": {"S": k}}, ConsistentRead=True)
+        v = item["Item"]["v"]["N"]
+        update: Any = {
+            "Update": {
+                "TableName": names["parent"],
+                "Key": {"pk": {"S": k}},
+                "UpdateExpression": "SET v = :n",
+                "ConditionExpression": "v = :v",
+                "ExpressionAttributeValues": {":v": {"N": v}, ":n": {"N": str(int(v) + 1)}},
+            }
+        }
+        c.transact_write_items(TransactItems=[update, rows(k, "Tokyo")[2]])  # type: ignore[list-item]
+
+    def delete(k: str) -> None:
+        c.transact_write_items(
+            TransactItems=[
+                {"Delete": {"TableName": t, "Key": key}}
+                for t, spec in keys_of(k).items()
+                for key in spec["Keys"]
+            ]
+        )
+
+    def read_batch(batch: list[str]) -> None:
         wanted = [(t, key) for k in batch for t, spec in keys_of(k).items() for key in spec["Keys"]]
         for s in range(0, len(wanted), 100):  # BatchGetItem takes 100 keys a request
             request: dict[str, Any] = {}
@@ -251,48 +216,84 @@ def _raw(n: int, requests: Requests) -> dict[str, float]:
                 request.setdefault(t, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
             while request:
                 request = c.batch_get_item(RequestItems=request).get("UnprocessedKeys") or {}
-        times["read_batch(100)"] = time.perf_counter() - start
+
+    phases = Phases(requests)
+    ks = [f"p{i}" for i in range(n)]
+    batch = [f"q{i}" for i in range(100)]
+    try:
+        phases.timed("create", lambda k: c.transact_write_items(TransactItems=rows(k)), ks)  # type: ignore[arg-type]
+        phases.timed("read", lambda k: c.batch_get_item(RequestItems=keys_of(k)), ks)
+        phases.timed("write_path", write_path, ks)
+        phases.timed("delete", delete, ks)
+        for k in batch:
+            c.transact_write_items(TransactItems=rows(k))  # type: ignore[arg-type]
+        phases.timed("read_batch(100)", read_batch, [batch])
     finally:
         requests.phase = "teardown"
         for name in names.values():
             c.delete_table(TableName=name)
-    return times
+    return phases.times
+
+
+PHASES = (
+    "create",
+    "read",
+    "read (cold)",
+    "write_path",
+    "delete",
+    "delete (cold)",
+    "read_batch(100)",
+)
+
+
+def _ms(runs: list[dict[str, float]], phase: str, digits: int = 1) -> str:
+    """The median of the runs in ms, with their range when there are several."""
+    got = sorted(r[phase] * 1000 for r in runs)
+    median = statistics.median(got)
+    return f"{median:.{digits}f}" + (
+        f" ({got[0]:.{digits}f}-{got[-1]:.{digits}f})" if len(got) > 1 else ""
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=1, help="times: the median and range")
     args = parser.parse_args()
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
         sys.exit("AWS_ENDPOINT_URL is not set: `source scripts/services` first (moto_server)")
     url = f"dynamodb://?region=us-east-1&endpoint_url={endpoint}"
-    ours, theirs = Requests(), Requests()
-    t_ours = _persisty(url, args.n, ours)
-    t_raw = _raw(args.n, theirs)
-    t_sqlite = _persisty("sqlite://", args.n, None)
-    print(f"n={args.n} items of four shards (moto_server; the machine was shared and loaded)\n")
+    ours: list[Requests] = []
+    theirs: list[Requests] = []
+    t_ours, t_raw, t_sqlite = [], [], []
+    for _ in range(args.runs):
+        ours.append(Requests())
+        theirs.append(Requests())
+        t_ours.append(_persisty(url, args.n, ours[-1]))
+        t_raw.append(_raw(args.n, theirs[-1]))
+        t_sqlite.append(_persisty("sqlite://", args.n, None))
+    # request counts are exact: every run must issue the same
+    assert all(r.count == ours[0].count for r in ours), [r.count for r in ours]
+    assert all(r.count == theirs[0].count for r in theirs), [r.count for r in theirs]
+    print(
+        f"n={args.n} items of four shards, {args.runs} run(s) (moto_server; times: median "
+        f"(range); load average {os.getloadavg()[0]:.1f})\n"
+    )
     print(
         "| phase | persisty requests/op | raw boto3 requests/op | persisty ms/op | "
         "raw ms/op | persisty on SQLite ms/op |"
     )
     print("|---|---|---|---|---|---|")
-    for phase in (
-        "create",
-        "read",
-        "read (cold)",
-        "write_path",
-        "delete",
-        "delete (cold)",
-        "read_batch(100)",
-    ):
+    for phase in PHASES:
         per = 1 if phase == "read_batch(100)" else args.n
         mine = phase.removesuffix(" (cold)")  # the raw code knows every key either way
-        raw_req = f"{theirs.count[mine] / per:.1f}" if mine in t_raw else "-"
-        raw_ms = f"{t_raw[mine] * 1000:.1f}" if mine in t_raw else "-"
+        has_raw = mine in t_raw[0]
+        raw_req = f"{theirs[0].count[mine] / per:.1f}" if has_raw else "-"
+        raw_ms = _ms(t_raw, mine) if has_raw else "-"
         print(
-            f"| {phase} | {ours.count[phase] / per:.1f} | {raw_req} | "
-            f"{t_ours[phase] * 1000:.1f} | {raw_ms} | {t_sqlite[phase] * 1000:.2f} |"
+            f"| {phase} | {ours[0].count[phase] / per:.1f} | {raw_req} | "
+            f"{_ms(t_ours, phase)} | {raw_ms} | {_ms(t_sqlite, phase, 2)} |"
         )
 
 

@@ -145,7 +145,14 @@ class TableSchema:
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
         # the row held until commit (SQLite's BEGIN IMMEDIATE holds the whole database)
         self.sql_get_locked = self.sql_get + d.lock_suffix
-        self._patch_cache: dict[tuple[tuple[str, ...], bool | None], str] = {}
+        self.sql_get_live = self.sql_get
+        """``sql_get`` of a row that has not expired: the instant is the last parameter (an
+        expiry at or before it is expired, as ``purge_sql`` deletes)."""
+        if meta.expires is not None:
+            exp = self.by_name[meta.expires]
+            self.sql_get_live += f" AND ({exp.quoted} IS NULL OR {exp.quoted} > {exp.placeholder})"
+        self._patch_cache: dict[tuple[tuple[str, ...], bool], str] = {}
+        self._blind_cache: dict[tuple[str, ...], tuple[str, str | None]] = {}
         self.sql_etag = f"SELECT {q(ETAG)} FROM {t} WHERE {self.key_where}"
         # the etag of a row a patch without a read left empty, while its document is the one
         # it hashes (key, then the etag and the document)
@@ -274,24 +281,21 @@ class TableSchema:
             self._patch_cache[(names, conditional)] = found
         return found
 
-    def blind_patch_sql(self, names: tuple[str, ...]) -> str:
+    def blind_patch_sql(self, names: tuple[str, ...]) -> tuple[str, str | None]:
         """``UPDATE`` of the columns ``names`` and of the same attributes inside the document
-        (by the engine, :attr:`Dialect.doc_set_sql`), the etag left empty, ``RETURNING`` the
-        new document: parameters are the column values, the values' JSON texts, the key."""
-        found = self._patch_cache.get((names, None))
+        (by the engine, :meth:`Dialect.doc_set`), the etag left empty, giving back the new
+        document (:meth:`Dialect.returning`: ``RETURNING``, or the query to run next on the
+        same connection): parameters are the column values, the values' JSON texts, the
+        key."""
+        found = self._blind_cache.get(names)
         if found is None:
             d = self.dialect
-            assert d.doc_set_sql is not None
             q = d.quote
             sets = [f"{self.by_name[n].quoted} = {self.by_name[n].placeholder}" for n in names]
-            paths = "".join(f", '$.\"{n}\"', json({d.ph})" for n in names)
-            doc = d.doc_set_sql.format(doc=q(DOC), sets=paths)
-            sets += [f"{q(ETAG)} = ''", f"{q(DOC)} = {doc}"]
-            found = (
-                f"UPDATE {self.quoted} SET {', '.join(sets)} WHERE {self.key_where} "
-                f"RETURNING {q(DOC)}"
-            )
-            self._patch_cache[(names, None)] = found
+            sets += [f"{q(ETAG)} = ''", f"{q(DOC)} = {d.doc_set(q(DOC), names)}"]
+            update = f"UPDATE {self.quoted} SET {', '.join(sets)} WHERE {self.key_where}"
+            found = d.returning(update, q(DOC))
+            self._blind_cache[names] = found
         return found
 
     def patch_params(

@@ -9,7 +9,8 @@ from typing import Any, overload
 
 from persisty.layers._dispatch import is_async
 from persisty.layers.encrypted._async import AsyncEncryptedStore
-from persisty.layers.encrypted._crypto import KeyProvider, KeyRing, MissingKeyError, sealed_model
+from persisty.layers.encrypted._keys import KeyProvider, KeyRing, MissingKeyError
+from persisty.layers.encrypted._paths import sealed_model
 from persisty.layers.encrypted._sync import EncryptedStore
 from persisty.store import AsyncStore, Store
 

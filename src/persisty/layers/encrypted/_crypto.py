@@ -1,4 +1,4 @@
-"""Field encryption (sync-only helpers): key rings, encrypted paths and the ciphertext format.
+"""Field encryption (sync-only helpers): the cipher that seals and opens the encrypted paths.
 
 Used by the ``encrypted`` layer (``persisty.layers.encrypted._async`` and its sync twin).
 A value is encrypted as the msgspec JSON of the value, so its type round-trips exactly, and
@@ -18,22 +18,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-import json
 import os
-import re
-import types
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from persisty.errors import IntegrityError, PersistyError, ValidationError
-from persisty.layers._derived import redeclared
-from persisty.model import StoreMeta, meta_of, stored
-from persisty.model._attr import AttrOptions, strip_optional
+from persisty.layers.encrypted._keys import KEY_ID_FORM, KeyProvider, MissingKeyError, as_key
+from persisty.layers.encrypted._paths import FieldPath, slot_of, step, walk_type
+from persisty.model import StoreMeta
 
 try:  # the crypto extra
     from cryptography.exceptions import InvalidTag
@@ -45,286 +39,9 @@ try:  # the crypto extra
 except ImportError:  # pragma: no cover - reported when a layer is built
     HAVE_CRYPTO = False
 
-KeyProvider = Callable[[str, str | None], tuple[str, bytes]]
-"""``provider(path, key_id)`` returns ``(key_id, 32-byte key)``: with ``key_id=None`` the
-key new values of ``path`` are sealed with, else the key with that id (``KeyError`` when it
-is unknown). ``path`` is the declared path (``"address.city"``, ``"tags[]"``)."""
-
-_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RANDOM = "pe1"
 _DETERMINISTIC = "pd1"
 _NONCE = 12
-
-
-class MissingKeyError(PersistyError):
-    """The key a value was sealed with (or the current key) is not available.
-
-    Example::
-
-        try:
-            notes.read(key)
-        except MissingKeyError as e:
-            print(e.field, e.key_id)
-    """
-
-    code = "missing_key"
-    status = 500
-
-    def __init__(
-        self, message: str, *, field: str | None = None, key_id: str | None = None
-    ) -> None:
-        super().__init__(message, field=field)
-        self.key_id = key_id
-
-
-def _as_key(key_id: str, key: bytes | str) -> bytes:
-    if isinstance(key, str):
-        try:
-            key = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
-        except (binascii.Error, ValueError) as e:
-            raise ValueError(f"key {key_id!r}: not base64") from e
-    if not isinstance(key, bytes | bytearray) or len(key) != 32:
-        raise ValueError(f"key {key_id!r}: AES-256 needs a 32-byte key")
-    return bytes(key)
-
-
-class KeyRing:
-    """Named 256-bit keys; ``current`` seals new values, every key opens old ones.
-
-    ``current`` may be one id for every path or a mapping from path to id (``"*"`` for the
-    rest). Keys are 32 bytes, or their urlsafe base64 text. A KeyRing is a key provider: any
-    callable ``provider(path, key_id) -> (key_id, key)`` can be passed instead.
-
-    Example::
-
-        keys = KeyRing({"k1": old_key, "k2": new_key}, current="k2")
-        secret = encrypted(db.store(Note), fields=["body"], keys=keys)
-        secret.reencrypt()          # rewrite values still sealed with k1
-    """
-
-    def __init__(
-        self, keys: Mapping[str, bytes | str], current: str | Mapping[str, str] | None = None
-    ) -> None:
-        if not keys:
-            raise ValueError("a KeyRing needs at least one key")
-        self._keys: dict[str, bytes] = {}
-        for kid, key in keys.items():
-            if not isinstance(kid, str) or not _KEY_ID.match(kid):
-                raise ValueError(f"key id {kid!r}: letters, digits, _ or -, at most 64")
-            self._keys[kid] = _as_key(kid, key)
-        if current is None:
-            current = list(self._keys)[-1]
-        self._current = {"*": current} if isinstance(current, str) else dict(current)
-        for kid in self._current.values():
-            if kid not in self._keys:
-                raise ValueError(f"current key {kid!r} is not in the ring")
-
-    @staticmethod
-    def new_key() -> bytes:
-        """A fresh random 256-bit key."""
-        return os.urandom(32)
-
-    def key_ids(self, path: str) -> list[str]:
-        """Every key id, the current one for ``path`` first."""
-        current = self._current.get(path, self._current.get("*"))
-        return [k for k in self._keys if k == current] + [k for k in self._keys if k != current]
-
-    def __call__(self, path: str, key_id: str | None) -> tuple[str, bytes]:
-        if key_id is None:
-            key_id = self._current.get(path, self._current.get("*"))
-            if key_id is None:
-                raise KeyError(path)
-        return key_id, self._keys[key_id]
-
-
-# ---- paths ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FieldPath:
-    """One encrypted path: ``segments`` are attribute/dict names and ``"[]"`` (each list
-    element); ``slot`` is how the ciphertext is held in the stored item (``str``/``bytes``)."""
-
-    text: str
-    segments: tuple[str, ...]
-    deterministic: bool
-    slot: str
-    leaf: Any
-
-    @property
-    def attr(self) -> str:
-        """The top-level attribute the path is in."""
-        return self.segments[0]
-
-    @property
-    def whole(self) -> bool:
-        """The path is a whole top-level attribute."""
-        return len(self.segments) == 1
-
-    @property
-    def elements(self) -> bool:
-        """The path is each element of a top-level list attribute (``tags[]``)."""
-        return self.segments[1:] == ("[]",)
-
-
-def _split(path: str) -> list[str]:
-    if not isinstance(path, str) or not path:
-        raise ValidationError(f"not a field path: {path!r}", field="fields")
-    if path.startswith("/"):  # a JSON Pointer: dict keys that are not identifiers
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-        if not parts[0] or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", parts[0]):
-            raise ValidationError(f"not a field path: {path!r}", field=path)
-        return parts
-    segments: list[str] = []
-    for part in path.split("."):
-        if part == "*":  # each value of a dict
-            segments.append("*")
-            continue
-        name, brackets = part, 0
-        while name.endswith("[]"):
-            name, brackets = name[:-2], brackets + 1
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise ValidationError(f"not a field path: {path!r}", field=path)
-        segments.append(name)
-        segments.extend(["[]"] * brackets)
-    return segments
-
-
-def _step(concrete: str, name: str) -> str:
-    """The concrete path one dict key or attribute further: ``a.b``, or ``a["x.y"]`` for a
-    key that is not an identifier (so no two paths share a text)."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        return f"{concrete}.{name}" if concrete else name
-    return f"{concrete}[{json.dumps(name)}]"
-
-
-def _hints(tp: Any) -> dict[str, Any] | None:
-    if dataclasses.is_dataclass(tp) or (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
-        return typing.get_type_hints(tp)
-    return None
-
-
-def _is_list(tp: Any) -> bool:
-    return (typing.get_origin(tp) or tp) in (list, tuple, set, frozenset)
-
-
-def walk_type(root: Any, path: str) -> tuple[tuple[str, ...], Any]:
-    """The normalized segments of ``path`` in the type ``root`` (list steps made explicit)
-    and the type at its end; ``ValidationError`` naming the path when it does not exist."""
-    segments = _split(path)
-    tp: Any = root
-    result: list[str] = []
-    for seg in segments:
-        tp = strip_optional(tp)[0]
-        if tp is Any:
-            result.append(seg)
-            continue
-        if seg != "[]" and _is_list(tp):  # implicit: a name after a list applies to elements
-            result.append("[]")
-            tp = strip_optional((typing.get_args(tp) or (Any,))[0])[0]
-        if seg == "*":
-            if (typing.get_origin(tp) or tp) is not dict:
-                raise ValidationError(
-                    f"{path}: {'.'.join(result) or 'it'} is not a dict", field=path
-                )
-            tp = (typing.get_args(tp) or (Any, Any))[1]
-        elif seg == "[]":
-            if not _is_list(tp):
-                raise ValidationError(
-                    f"{path}: {'.'.join(result) or 'it'} is not a list", field=path
-                )
-            tp = (typing.get_args(tp) or (Any,))[0]
-        elif (typing.get_origin(tp) or tp) is dict:
-            tp = (typing.get_args(tp) or (Any, Any))[1]
-        else:
-            hints = _hints(tp)
-            if hints is None or seg not in hints:
-                raise ValidationError(f"{path}: no attribute {seg!r} there", field=path)
-            tp = hints[seg]
-        result.append(seg)
-    return tuple(result), tp
-
-
-def _slot_of(tp: Any) -> str | None:
-    """How a ciphertext can be held where ``tp`` is declared: as text, bytes, or not."""
-    base = strip_optional(tp)[0]
-    if base is Any or base is str:
-        return "str"
-    if base in (bytes, bytearray):
-        return "bytes"
-    if typing.get_origin(base) in (typing.Union, types.UnionType) and str in typing.get_args(base):
-        return "str"
-    return None
-
-
-# ---- the storage model ---------------------------------------------------------------------
-
-SEALED_OF = "__persisty_sealed_of__"
-
-
-def sealed_model(cls: type[Any], fields: Iterable[str], *, name: str | None = None) -> type[Any]:
-    """A ``@stored`` class to keep ``cls``'s items in when some encrypted attributes are not
-    text (``int``, ``date``, lists, nested values …): every top-level attribute named by a
-    path in ``fields`` is stored as ciphertext text (``str``) or, for nested paths, as JSON.
-
-    The storage class has the same store name as ``cls`` (override with ``name``), key and
-    indexes; open its store and pass it to ``encrypted``, which reads and writes ``cls``.
-
-    Example::
-
-        Sealed = sealed_model(Patient, ["birthday", "visits[].notes"])
-        patients = encrypted(db.store(Sealed), fields=["birthday", "visits[].notes"], keys=k)
-        patients.create(Patient(id="p1", birthday=date(1990, 1, 2)))   # reads return Patient
-    """
-    meta = meta_of(cls)
-    whole: set[str] = set()
-    nested: set[str] = set()
-    elements: set[str] = set()
-    for path in fields:
-        segments = _split(path.lstrip("="))
-        meta.attr(segments[0])
-        if len(segments) == 1:
-            whole.add(segments[0])
-        elif segments[1:] == ["[]"]:
-            elements.add(segments[0])
-        else:
-            nested.add(segments[0])
-    elements -= whole | nested
-    namespace: dict[str, Any] = {"__module__": cls.__module__, "__doc__": meta.description}
-    annotations: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        a = meta.by_name[f.name]
-        tp: Any = a.type
-        metadata: Mapping[str, Any] = f.metadata
-        if f.name in whole or f.name in nested or f.name in elements:
-            if f.name in whole:
-                tp = str | None if a.optional else str
-            elif f.name in elements:
-                tp = list[str] | None if a.optional else list[str]
-            else:
-                tp = Any
-            opts = metadata.get("persisty", AttrOptions())
-            metadata = {**metadata, "persisty": dataclasses.replace(opts, constraints={})}
-        annotations[f.name] = tp
-        value = redeclared(f, metadata)
-        if value is not dataclasses.MISSING:
-            namespace[f.name] = value
-    namespace["__annotations__"] = annotations
-    shadow = type(f"Sealed{cls.__name__}", (), namespace)
-    for attr in meta.key.attrs:
-        if attr in whole or attr in nested or attr in elements:
-            raise ValidationError(f"{attr}: a key attribute cannot be encrypted", field=attr)
-    result = stored(
-        shadow,
-        key=meta.key.attrs,
-        indexes=meta.indexes,  # type: ignore[call-overload]
-        name=name or meta.name,
-        label=meta.label,
-        summary=meta.summary,
-        ttl=meta.ttl,
-    )
-    setattr(result, SEALED_OF, cls)
-    return result  # type: ignore[no-any-return]
 
 
 # ---- the cipher ------------------------------------------------------------------------------
@@ -369,7 +86,7 @@ class FieldCipher:
             if outer_segments[0] in outer.key.attrs:
                 raise ValidationError(f"{text}: a key attribute cannot be encrypted", field=text)
             inner_segments, stored_tp = walk_type(inner.cls, text)
-            slot = _slot_of(stored_tp)
+            slot = slot_of(stored_tp)
             attr = inner.attr(inner_segments[0])
             if slot is None or (len(inner_segments) == 1 and attr.constraints):
                 raise ValidationError(
@@ -409,11 +126,11 @@ class FieldCipher:
         except KeyError:
             which = "no current key" if key_id is None else f"key {key_id!r} is not available"
             raise MissingKeyError(f"{path.text}: {which}", field=path.text, key_id=key_id) from None
-        if not _KEY_ID.match(kid):
+        if not KEY_ID_FORM.match(kid):
             raise ValidationError(f"key id {kid!r}: letters, digits, _ or -", field="keys")
         found = self._aead.get((kid, path.deterministic))
         if found is None:
-            key = _as_key(kid, key)
+            key = as_key(kid, key)
             if path.deterministic:
                 derived = HKDF(
                     hashes.SHA256(), 64, salt=None, info=b"persisty field encryption: AES-SIV"
@@ -561,12 +278,12 @@ class FieldCipher:
                 return node
             # bound to the concrete dict key: a value moved to another key does not open
             return {
-                k: self._visit(v, segments, i + 1, _step(concrete, k), fn) for k, v in node.items()
+                k: self._visit(v, segments, i + 1, step(concrete, k), fn) for k, v in node.items()
             }
         if not isinstance(node, dict) or seg not in node:
             return node
         copy = dict(node)
-        copy[seg] = self._visit(node[seg], segments, i + 1, _step(concrete, seg), fn)
+        copy[seg] = self._visit(node[seg], segments, i + 1, step(concrete, seg), fn)
         return copy
 
     def seal(

@@ -92,7 +92,7 @@ class SqlRows(StoreBase[Any]):
         )
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         # a patch without a read: the engine sets the values inside the document
-        self._checks = value_checks(meta) if self.dialect.doc_set_sql is not None else None
+        self._checks = value_checks(meta) if self.dialect.sets_in_doc else None
 
     # ---- connections --------------------------------------------------------------------
 

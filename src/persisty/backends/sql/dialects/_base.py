@@ -110,11 +110,10 @@ class Dialect:
     """Its sync and async driver classes (``AsyncDriver`` / ``Driver`` subclasses)."""
     upsert_on_key_only: ClassVar[bool] = True
     """Whether its upsert looks at the key only (MySQL's fires on any unique index)."""
-    doc_set_sql: ClassVar[str | None] = None
-    """How an ``UPDATE … RETURNING`` sets attributes inside the document column without
-    reading it: a format with ``{doc}`` (the column) and ``{sets}`` (``, '$."name"',
-    json(?)`` per attribute), or ``None`` when the engine cannot do it in one statement
-    keeping every other value's text as it is (then a patch reads first)."""
+    sets_in_doc: ClassVar[bool] = False
+    """Whether one statement can set attributes inside the document column without reading
+    it, keeping every other value's text as it is (:meth:`doc_set`, :meth:`returning`);
+    otherwise a patch reads first."""
     name_sql: ClassVar[str] = "VARCHAR(200)"
     """The SQL type of a short name compared byte for byte (the meta table's key)."""
     probe_sql: ClassVar[str | None] = None
@@ -245,6 +244,18 @@ class Dialect:
             f"DELETE FROM {table} WHERE {lhs} IN (SELECT {joined} FROM {table} "
             f"WHERE {expiry} <= {self.ph}{bound})"
         )
+
+    def doc_set(self, doc: str, names: Sequence[str]) -> str:
+        """SQL of the document column ``doc`` with the attributes ``names`` set to one
+        parameter each (the value's JSON text, in order), every other value's text kept
+        (only when :attr:`sets_in_doc`)."""
+        raise NotImplementedError
+
+    def returning(self, update: str, doc: str) -> tuple[str, str | None]:
+        """``update`` (whose ``SET`` holds a :meth:`doc_set`) made to give back the new
+        ``doc``: the statement, and the query that returns it on the same connection when
+        the statement itself cannot (``None``: it does, by ``RETURNING``)."""
+        return f"{update} RETURNING {doc}", None
 
     def introspect_sql(self) -> tuple[str, str]:
         """Queries for (column name, type) and index names of a table (one parameter each)."""

@@ -125,6 +125,7 @@ class MysqlDialect(Dialect):
     conversions = {"datetime": naive_utc, "uuid": uuid_hex, "bool": int}
     drivers = (MysqlDriver, AsyncMysqlDriver)
     upsert_on_key_only = False
+    sets_in_doc = True
     name_sql = "VARCHAR(200) COLLATE utf8mb4_bin"
 
     def sa_dialect(self) -> SaDialect:
@@ -202,6 +203,15 @@ class MysqlDialect(Dialect):
         }[kind]
         expr = f"CASE WHEN JSON_TYPE({at}) IN ({_JSON_TYPES[kind]}) THEN {value} END"
         return f"({expr}) COLLATE {BINARY}" if kind == "str" else expr
+
+    def doc_set(self, doc: str, names: Sequence[str]) -> str:
+        # JSON_SET keeps the text of every other value (it adds spaces between tokens);
+        # no UPDATE … RETURNING: the new document goes to a session variable as well
+        paths = "".join(f", '$.\"{n}\"', JSON_EXTRACT(%s, '$')" for n in names)
+        return f"(@persisty_doc := JSON_SET(CONVERT({doc} USING utf8mb4){paths}))"
+
+    def returning(self, update: str, doc: str) -> tuple[str, str | None]:
+        return update, "SELECT @persisty_doc"
 
     def upsert_sql(self, insert: str, keys: Sequence[str], others: Sequence[str]) -> str:
         return (

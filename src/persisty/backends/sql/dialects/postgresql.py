@@ -30,6 +30,11 @@ _JSON_TYPES = {
 }
 
 
+def _sql_text(text: str) -> str:
+    """A SQL string literal of ``text`` (an attribute name from the model, never a value)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class PostgresDriver(Driver):
     """psycopg 3, sync."""
 
@@ -65,6 +70,7 @@ class PostgresDialect(Dialect):
     doc_is_text = True
     drivers = (PostgresDriver, AsyncPostgresDriver)
     probe_sql = "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'"
+    sets_in_doc = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -134,6 +140,21 @@ class PostgresDialect(Dialect):
         if kind == "str":
             value = f'({column} #>> CAST(%s AS TEXT[])) COLLATE "C"'
         return f"CASE WHEN jsonb_typeof({at}) = '{jtype}' THEN {value} END"
+
+    def doc_set(self, doc: str, names: Sequence[str]) -> str:
+        # the document is TEXT (JSONB would rewrite every value's text and reorder keys):
+        # the set values first, then the others as json_each of the JSON type gives them,
+        # their text and order untouched (the order of top-level keys decides nothing)
+        head = " || ',' || ".join(
+            f"{_sql_text(json_text(n) + ':')} || CAST(%s AS TEXT)" for n in names
+        )
+        taken = ", ".join(_sql_text(n) for n in names)
+        rest = (
+            "SELECT string_agg(',' || to_json(j.k)::text || ':' || j.v::text, '' ORDER BY j.n) "
+            f"FROM json_each(CAST({doc} AS JSON)) WITH ORDINALITY AS j(k, v, n) "
+            f"WHERE j.k NOT IN ({taken})"
+        )
+        return f"'{{' || {head} || COALESCE(({rest}), '') || '}}'"
 
     def introspect_sql(self) -> tuple[str, str]:
         return (

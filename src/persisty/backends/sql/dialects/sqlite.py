@@ -147,11 +147,7 @@ class SqliteDialect(Dialect):
     begin_sql = "BEGIN IMMEDIATE"
     lock_suffix = ""
     # json_set keeps the text of every value it does not set; RETURNING since 3.35
-    doc_set_sql = (
-        "CAST(json_set(CAST({doc} AS TEXT){sets}) AS BLOB)"
-        if sqlite3.sqlite_version_info >= (3, 35)
-        else None
-    )
+    sets_in_doc = sqlite3.sqlite_version_info >= (3, 35)
     conversions = {
         "datetime": sqlite_datetime,
         "date": dt.date.isoformat,
@@ -200,6 +196,10 @@ class SqliteDialect(Dialect):
         params.append(path)
         types = _JSON_TYPES[kind]
         return f"CASE WHEN json_type({column}, ?) IN ({types}) THEN json_extract({column}, ?) END"
+
+    def doc_set(self, doc: str, names: Sequence[str]) -> str:
+        paths = "".join(f", '$.\"{n}\"', json(?)" for n in names)
+        return f"CAST(json_set(CAST({doc} AS TEXT){paths}) AS BLOB)"
 
     def introspect_sql(self) -> tuple[str, str]:
         return (
