@@ -26,7 +26,7 @@ from persisty.files import (
 )
 from persisty.query import F
 from persisty.store import SqlAccess, WrappedStore
-from persisty.testing._files_sync import payload
+from persisty.testing._files_data import payload
 
 KIB = 1024
 
