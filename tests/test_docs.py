@@ -16,6 +16,7 @@ that already has a ``Note`` model, a ``db`` (``memory://``) and its ``notes`` st
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import re
@@ -23,6 +24,7 @@ import sys
 import textwrap
 import types
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,6 +312,7 @@ PUBLIC_MODULES = [
     "persisty.memo",
     "persisty.kv",
     "persisty.files",
+    "persisty.files.aio",
     "persisty.serve.admin",
     "persisty.testing",
 ]
@@ -407,8 +410,15 @@ def test_docstring_example_runs(where: str, code: str, isolated: Path) -> None:
     if where.startswith("persisty.files"):  # examples of file stores name one ``files``
         context += FILES_CONTEXT.replace("AWAIT ", "await " if asynchronous else "")
     block = Block(ROOT / "README.md", 0, "python", context + code)
-    try:
-        # a module of its own: relation targets named by string resolve in it
-        run_blocks("docstring_" + re.sub(r"\W", "_", where), [block], top_level_await=True)
-    except AssertionError as e:
-        raise AssertionError(f"the Example:: of {where} failed:\n{code}\n{e.__cause__!r}") from e
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        try:
+            # a module of its own: relation targets named by string resolve in it
+            run_blocks("docstring_" + re.sub(r"\W", "_", where), [block], top_level_await=True)
+        except AssertionError as e:
+            raise AssertionError(
+                f"the Example:: of {where} failed:\n{code}\n{e.__cause__!r}"
+            ) from e
+        gc.collect()  # a coroutine nobody awaited warns when it is collected
+    unawaited = [str(w.message) for w in caught if "never awaited" in str(w.message)]
+    assert unawaited == [], f"the Example:: of {where} leaves coroutines unawaited:\n{code}"

@@ -208,8 +208,6 @@ def _private_imports() -> list[str]:
 KNOWN_PRIVATE_IMPORTS: list[str] = [
     "persisty.cli -> persisty.kv._import",
     "persisty.layers.encrypted._paths -> persisty.model._attr",
-    "persisty.store._async.database -> persisty.files._async.open",
-    "persisty.store._sync.database -> persisty.files._sync.open",
 ]
 
 

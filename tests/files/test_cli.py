@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from persisty.cli import cli
-from persisty.testing._files_sync import payload
+from persisty.testing._files_data import payload
 
 
 def test_files_commands(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 import boto3
@@ -19,8 +19,8 @@ from tests.files._engines import ENGINES, NAMESPACE, endpoint, s3_url
 import persisty.files
 from persisty.errors import ValidationError
 from persisty.files import FileStore, Limits
-from persisty.files._async.s3 import SINGLE_PUT
-from persisty.testing._files_sync import payload
+from persisty.files._sync.s3 import SINGLE_PUT, S3Blobs
+from persisty.testing._files_data import payload
 
 MIB = 1024 * 1024
 
@@ -39,10 +39,15 @@ def files() -> Iterator[FileStore]:
         store.close()
 
 
-def _objects(files: FileStore) -> list[dict[str, object]]:
+def _s3_blobs(files: FileStore) -> S3Blobs:
+    assert isinstance(files.blobs, S3Blobs)
+    return files.blobs
+
+
+def _objects(files: FileStore) -> list[Mapping[str, object]]:
     s3 = boto3.client("s3", endpoint_url=endpoint(), region_name="us-east-1")
-    blobs = files.blobs
-    answer = s3.list_objects_v2(Bucket=blobs.bucket, Prefix=blobs.base)  # type: ignore[attr-defined]
+    blobs = _s3_blobs(files)
+    answer = s3.list_objects_v2(Bucket=blobs.bucket, Prefix=blobs.base)
     return list(answer.get("Contents", []))
 
 
@@ -99,7 +104,7 @@ def test_the_post_policy_pins_key_type_size_and_expiry(files: FileStore) -> None
     assert ["content-length-range", 1234, 1234] in conditions
     assert {"Content-Type": "image/png"} in conditions
     assert {"key": grant.fields["key"]} in conditions
-    assert {"bucket": files.blobs.bucket} in conditions  # type: ignore[attr-defined]
+    assert {"bucket": _s3_blobs(files).bucket} in conditions
     assert "/uploads/" in grant.fields["key"]  # lands on a staging key, never the blob
 
 
@@ -132,10 +137,9 @@ def test_single_put_up_to_8_mib_multipart_beyond(files: FileStore) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint(), region_name="us-east-1")
     small = files.put("small", payload(SINGLE_PUT))
     big = files.put("big", payload(SINGLE_PUT + 1))
-    blobs = files.blobs
+    blobs = _s3_blobs(files)
     for info, multipart in [(small, False), (big, True)]:
-        key = blobs.key(info.blob)  # type: ignore[attr-defined]
-        head = s3.head_object(Bucket=blobs.bucket, Key=key)  # type: ignore[attr-defined]
+        head = s3.head_object(Bucket=blobs.bucket, Key=blobs.key(info.blob))
         assert head["ETag"].strip('"').endswith("-2") == multipart, head["ETag"]
     assert files.read("big", start=SINGLE_PUT - 5) == payload(SINGLE_PUT + 1)[-6:]
     # blobs are written with IfNoneMatch="*": an existing blob is never overwritten

@@ -22,6 +22,7 @@ from persisty.files._async.blobs import (
     AsyncMemoryBlobs,
 )
 from persisty.files._async.maintenance import AsyncFileMaintenance
+from persisty.files._async.open import chunked_files as chunked_files_async
 from persisty.files._async.reader import AsyncFileReader, SignedDownload
 from persisty.files._async.sqlchunks import AsyncSqlChunkBlobs
 from persisty.files._async.store import AsyncFileStore
@@ -85,6 +86,7 @@ __all__ = [
     "UploadPart",
     "check_key",
     "chunked_files",
+    "chunked_files_async",
     "connect",
     "part_blob",
     "resolve_range",

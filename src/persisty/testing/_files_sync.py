@@ -17,112 +17,25 @@ from __future__ import annotations
 
 import hashlib
 import io
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from persisty.errors import NotFound, PersistyError, PreconditionFailed, ValidationError
-from persisty.files import FileInfo, FileStore, Limits, UploadGrant, UploadPart
-from persisty.query import F
+from persisty.errors import NotFound, PreconditionFailed, ValidationError
+from persisty.files import FileInfo, FileStore, Limits
 from persisty.testing._concurrency import run_concurrently
-
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
-BAD_KEYS = [
-    "../etc/passwd",
-    "/abs",
-    "a//b",
-    "a\x00b",
-    "x" * 1025,
-    "",
-    "a/./b",
-    "a/..",
-    "a\\b",
-    "a\nb",
-    "a/",
-]
+from persisty.testing._files_base_sync import code_of
+from persisty.testing._files_catalog_sync import FileCatalogConformance
+from persisty.testing._files_data import BAD_KEYS, MIB_PAYLOAD_SHA256, PNG, payload
+from persisty.testing._files_uploads_sync import FileUploadConformance
 
 
-def payload(size: int, seed: int = 0) -> bytes:
-    """``size`` deterministic pseudo-random bytes (the same on every backend)."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
-
-
-# what the same 1 MiB payload must give on every backend
-MIB_PAYLOAD_SHA256 = hashlib.sha256(payload(1024 * 1024)).hexdigest()
-
-
-def _code(e: pytest.ExceptionInfo[PersistyError]) -> str:
-    return e.value.code
-
-
-class FileStoreConformance:
-    """The file store contract. Subclasses implement :meth:`open_files`."""
-
-    concurrent_writers = 20
-
-    def open_files(self, name: str, limits: Limits | None = None) -> FileStore:
-        """A file store called ``name`` on the backend under test."""
-        raise NotImplementedError
-
-    def drop(self, files: FileStore) -> None:
-        """Remove what a test stored (before the file store is closed)."""
-        for info in files.list_all():
-            files.delete(info.key)
-        files.gc(older_than=0)
-
-    def send_form(self, files: FileStore, grant: UploadGrant, data: bytes) -> None:
-        """Upload ``data`` the way a browser would with a form grant."""
-        if grant.url.startswith("http"):
-            import httpx
-
-            answer = httpx.post(grant.url, data=grant.fields, files={"file": ("f", data)})
-            assert answer.status_code in (200, 201, 204), answer.text
-        else:
-            files.accept_upload(grant.fields, data)
-
-    def send_part(self, files: FileStore, part: UploadPart, data: bytes) -> str:
-        """Upload one part of a multipart grant; the ETag to complete it with."""
-        if part.url.startswith("http"):
-            import httpx
-
-            answer = httpx.put(part.url, content=data)
-            assert answer.status_code == 200, answer.text
-            return str(answer.headers["etag"])
-        return files.accept_part(part.url, data)
-
-    def fetch(self, files: FileStore, url: str) -> bytes:
-        """The bytes a download URL serves."""
-        if url.startswith("http"):
-            import httpx
-
-            answer = httpx.get(url)
-            assert answer.status_code == 200, answer.text
-            return answer.content
-        signed = files.verify_download(url.rpartition("token=")[2])
-        return files.read(signed.info.key)
-
-    def _open(self, limits: Limits | None = None) -> FileStore:
-        return self.open_files("f" + uuid.uuid4().hex[:12], limits)
-
-    @pytest.fixture
-    def files(self) -> Iterator[FileStore]:
-        store = self._open()
-        try:
-            yield store
-        finally:
-            try:
-                self.drop(store)
-            finally:
-                store.close()
+class FileStoreConformance(FileCatalogConformance, FileUploadConformance):
+    """The file store contract: writing and reading, conditional writes and limits here,
+    the catalog and the grants in the parts it inherits. Subclasses implement
+    :meth:`open_files`."""
 
     # ---- writing and reading ------------------------------------------------------------
 
@@ -175,10 +88,10 @@ class FileStoreConformance:
         assert (files.put("t", b"hello", content_type="text/x-note")).content_type == "text/x-note"
         with pytest.raises(ValidationError) as e:
             files.put("p.png", b"not a png", content_type="image/png")
-        assert _code(e) == "content_type_mismatch"
+        assert code_of(e) == "content_type_mismatch"
         with pytest.raises(ValidationError) as e:
             files.put("p", PNG, content_type="text/plain")
-        assert _code(e) == "content_type_mismatch"
+        assert code_of(e) == "content_type_mismatch"
         with pytest.raises(ValidationError) as e:
             files.put("p", b"x", content_type="not a type")
         assert e.value.field == "content_type"
@@ -205,7 +118,7 @@ class FileStoreConformance:
         for start, end in [(600_001, None), (10, 5), (-5, -10)]:
             with pytest.raises(ValidationError) as e:
                 files.read("r", start=start, end=end)
-            assert _code(e) == "invalid_range"
+            assert code_of(e) == "invalid_range"
 
     @settings(
         max_examples=20,
@@ -250,7 +163,7 @@ class FileStoreConformance:
         for key in BAD_KEYS:
             with pytest.raises(ValidationError) as e:
                 files.put(key, b"x")
-            assert _code(e) == "invalid_key", key
+            assert code_of(e) == "invalid_key", key
             with pytest.raises(ValidationError):
                 files.read(key)
             with pytest.raises(ValidationError):
@@ -317,20 +230,20 @@ class FileStoreConformance:
             ]:
                 with pytest.raises(ValidationError) as e:
                     files.put("bad", data, content_type=kind)
-                assert _code(e) == code
+                assert code_of(e) == code
             with pytest.raises(ValidationError) as e:
                 files.put("bad.txt", b"hello", expected_sha256="0" * 64)
-            assert _code(e) == "digest_mismatch"
+            assert code_of(e) == "digest_mismatch"
             good = hashlib.sha256(b"hello").hexdigest()
             assert (files.put("t.txt", b"hello", expected_sha256=good)).etag == good
             assert not files.exists("bad")
             assert (files.fsck()).orphans == []
             with pytest.raises(ValidationError) as e:
                 files.upload_grant("g", size=100_001, content_type="text/plain")
-            assert _code(e) == "file_too_large"
+            assert code_of(e) == "file_too_large"
             with pytest.raises(ValidationError) as e:
                 files.upload_grant("g", size=10, content_type="application/pdf")
-            assert _code(e) == "content_type_not_allowed"
+            assert code_of(e) == "content_type_not_allowed"
         finally:
             self.drop(files)
             files.close()
@@ -345,175 +258,3 @@ class FileStoreConformance:
         finally:
             self.drop(files)
             files.close()
-
-    # ---- listing ------------------------------------------------------------------------
-
-    def test_list_and_count(self, files: FileStore) -> None:
-        for i in range(7):
-            files.put(f"p/{i}", b"x" * (i + 1))
-        files.put("q/other", b"x")
-        page = files.list("p/")
-        assert [i.key for i in page.items] == [f"p/{i}" for i in range(7)]
-        assert page.next_page_key is None
-        seen: list[str] = []
-        page_key = None
-        while True:
-            page = files.list("p/", limit=3, page_key=page_key)
-            seen.extend(i.key for i in page.items)
-            page_key = page.next_page_key
-            if page_key is None:
-                break
-        assert seen == [f"p/{i}" for i in range(7)]
-        big = files.list("p/", filter=F.size >= 5, order=[-F.size])
-        assert [i.key for i in big.items] == ["p/6", "p/5", "p/4"]
-        assert files.count() == 8
-        assert files.count(prefix="p/") == 7
-        assert files.count(F.size > 3, prefix="p/") == 4
-        other = self._open()
-        try:
-            assert other.count() == 0  # another file store sees none of them
-        finally:
-            other.close()
-
-    # ---- copy, move, delete --------------------------------------------------------------
-
-    def test_copy_shares_blob(self, files: FileStore) -> None:
-        src = files.put("src", payload(10_000))
-        dst = files.copy("src", "dst")
-        assert dst.blob == src.blob and dst.etag == src.etag and dst.key == "dst"
-        files.delete("src")
-        assert files.read("dst") == payload(10_000)
-        moved = files.move("dst", "moved")
-        assert moved.etag == src.etag and not files.exists("dst")
-        assert files.read("moved") == payload(10_000)
-        report = files.fsck()
-        assert report.ok and report.orphans == []
-        files.delete("moved")
-        assert (files.fsck()).orphans == []
-
-    def test_overwrite_releases_old_blob(self, files: FileStore) -> None:
-        files.put("o", b"one")
-        files.put("o", b"two")
-        report = files.fsck()
-        assert report.checked == 1 and report.ok and report.orphans == []
-
-    # ---- gc and fsck ----------------------------------------------------------------------
-
-    def test_gc_removes_orphans(self, files: FileStore) -> None:
-        files.put("kept", b"kept")
-
-        def crashed() -> Iterator[bytes]:
-            yield b"partial"
-
-        blob = files.blobs.new_id()
-        files.blobs.write(blob, crashed())  # a write whose catalog switch never came
-        report = files.fsck()
-        assert blob in report.orphans and report.ok
-        assert (files.gc(older_than=3600)).blobs == []  # too young
-        assert blob in (files.gc(older_than=0)).blobs
-        assert (files.fsck()).orphans == []
-        assert files.read("kept") == b"kept"
-
-    # ---- signed URLs and uploads ----------------------------------------------------------
-
-    def test_download_url(self, files: FileStore) -> None:
-        data = payload(5000, 4)
-        files.put("d/x.bin", data)
-        url = files.download_url("d/x.bin", expires_in=60)
-        assert self.fetch(files, url) == data
-        with pytest.raises(ValidationError):
-            files.download_url("d/x.bin", disposition="evil")
-        if files.blobs.hosted:
-            token = url.rpartition("token=")[2]
-            with pytest.raises(ValidationError):
-                files.verify_download(token[:-2] + "xx")
-            files.put("d/x.bin", b"changed")
-            with pytest.raises(PreconditionFailed):
-                files.verify_download(token)
-            mine = files.download_url("d/x.bin", principal="ann")
-            mine_token = mine.rpartition("token=")[2]
-            assert (files.verify_download(mine_token, principal="ann")).info.size == 7
-            with pytest.raises(ValidationError):
-                files.verify_download(mine_token, principal="bob")
-            expired = files.download_url("d/x.bin", expires_in=0)
-            with pytest.raises(ValidationError) as e:
-                files.verify_download(expired.rpartition("token=")[2])
-            assert _code(e) == "url_expired"
-
-    def test_form_upload(self, files: FileStore) -> None:
-        data = payload(50_000, 5)
-        sha = hashlib.sha256(data).hexdigest()
-        grant = files.upload_grant(
-            "up/a.bin",
-            size=len(data),
-            content_type="application/octet-stream",
-            sha256=sha,
-            metadata={"by": "ann"},
-            filename="a.bin",
-        )
-        assert grant.key == "up/a.bin" and not grant.parts
-        assert not files.exists("up/a.bin")
-        with pytest.raises(ValidationError) as e:
-            files.complete_upload(grant.upload_id)
-        assert _code(e) == "upload_incomplete"
-        self.send_form(files, grant, data)
-        assert not files.exists("up/a.bin")  # nothing visible before completion
-        info = files.complete_upload(grant.upload_id)
-        assert (info.etag, info.size, info.metadata, info.filename) == (
-            sha,
-            len(data),
-            {"by": "ann"},
-            "a.bin",
-        )
-        assert files.complete_upload(grant.upload_id) == info  # idempotent
-        assert files.read("up/a.bin") == data
-        prefixed = files.upload_grant(prefix="inbox/", size=3, content_type="text/plain")
-        assert prefixed.key.startswith("inbox/")
-
-    def test_upload_checks(self, files: FileStore) -> None:
-        data = payload(2000, 6)
-        for sent, kind, sha, code in [
-            (data, "application/octet-stream", "0" * 64, "digest_mismatch"),
-            (data, "image/png", None, "content_type_mismatch"),
-        ]:
-            grant = files.upload_grant("chk", size=len(sent), content_type=kind, sha256=sha)
-            self.send_form(files, grant, sent)
-            with pytest.raises(ValidationError) as e:
-                files.complete_upload(grant.upload_id)
-            assert _code(e) == code
-            assert not files.exists("chk")
-        grant = files.upload_grant("chk", size=10, content_type="text/plain", expires_in=0)
-        with pytest.raises(ValidationError) as e:
-            files.complete_upload(grant.upload_id)
-        assert _code(e) == "upload_expired"
-        assert grant.upload_id in (files.fsck()).expired_uploads
-        assert grant.upload_id in (files.gc(older_than=0)).uploads
-        with pytest.raises(NotFound):
-            files.complete_upload(grant.upload_id)
-        aborted = files.upload_grant("chk", size=10, content_type="text/plain")
-        files.abort_upload(aborted.upload_id)
-        with pytest.raises(NotFound):
-            files.complete_upload(aborted.upload_id)
-        assert not files.exists("chk")
-
-    def test_multipart_upload(self, files: FileStore) -> None:
-        part_size = files.blobs.min_part_size
-        data = payload(part_size * 2 + 10, 7)
-        grant = files.upload_grant(
-            "mp.bin", size=len(data), content_type="application/octet-stream", part_size=part_size
-        )
-        assert [p.size for p in grant.parts] == [part_size, part_size, 10]
-        tags = []
-        for part in grant.parts:
-            at = (part.part_number - 1) * part_size
-            tag = self.send_part(files, part, data[at : at + part.size])
-            tags.append({"part_number": part.part_number, "etag": tag})
-        with pytest.raises(ValidationError) as e:
-            files.complete_upload(grant.upload_id, tags[:2])
-        assert _code(e) == "upload_incomplete"
-        info = files.complete_upload(grant.upload_id, tags)
-        assert info.etag == hashlib.sha256(data).hexdigest()
-        assert files.read("mp.bin", start=-10) == data[-10:]
-        assert files.complete_upload(grant.upload_id, tags) == info
-        with pytest.raises(ValidationError):
-            files.upload_grant("x", size=10, content_type="text/plain", part_size=1)

@@ -7,7 +7,9 @@ Example::
     notes = db.store(Note)
 """
 
-from persisty.backends.redis._async import AsyncRedisDatabase, AsyncRedisStore
-from persisty.backends.redis._sync import RedisDatabase, RedisStore
+from persisty.backends.redis._async import AsyncRedisStore
+from persisty.backends.redis._database_async import AsyncRedisDatabase
+from persisty.backends.redis._database_sync import RedisDatabase
+from persisty.backends.redis._sync import RedisStore
 
 __all__ = ["AsyncRedisDatabase", "AsyncRedisStore", "RedisDatabase", "RedisStore"]

@@ -11,18 +11,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from persisty.backends.redis._clients import Redis
-from persisty.backends.redis._commit_sync import commit_stores
 from persisty.backends.redis._keys import (
-    base_name,
-    load_secret,
-    namespace_pattern,
-    parse_url,
     translate,
 )
 from persisty.backends.redis._layout import Access, Layout, after_filter, as_bytes
 from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
 from persisty.errors import Conflict, PersistyError, PreconditionFailed
-from persisty.model import StoreMeta, meta_of
+from persisty.model import StoreMeta
 from persisty.query import (
     ALL,
     NONE,
@@ -33,11 +28,9 @@ from persisty.query import (
     validate_filter,
 )
 from persisty.store import (
-    Database,
     Key,
     Plan,
     Replace,
-    Store,
     StoreBase,
     WriteOp,
 )
@@ -419,133 +412,3 @@ def _glob_escape(raw: bytes) -> bytes:
             out += b"\\"
         out.append(b)
     return bytes(out)
-
-
-class RedisDatabase(Database):
-    """``redis://[user:password@]host:port/db[?prefix=persisty]`` (also ``rediss://``):
-    stores on a Redis 7 server through redis-py (with hiredis when installed).
-
-    Every key starts with ``prefix`` (default ``persisty``), then the namespace and the
-    store name. The page-key secret is kept in Redis under ``<prefix>:secret`` unless one
-    is given. Extra keyword options go to ``redis.asyncio.Redis.from_url``.
-
-    Example::
-
-        db = persisty.aio.connect("redis://127.0.0.1:6379/0", namespace="tenant1")
-        notes = db.store(Note)
-        db.close()
-    """
-
-    def __init__(
-        self,
-        url: str = "redis://127.0.0.1:6379/0",
-        *,
-        namespace: str | None = None,
-        secret: bytes | str | None = None,
-        prefix: str | None = None,
-        **options: Any,
-    ) -> None:
-        self.redis_url, self.prefix = parse_url(url, prefix)
-        super().__init__(url, namespace=namespace, secret=secret)
-        options["decode_responses"] = False
-        self.client: Redis = Redis.from_url(self.redis_url, **options)
-
-    def _secret(self) -> bytes | None:
-        return load_secret(self.redis_url, self.prefix)
-
-    def _commit_stores(
-        self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
-    ) -> list[list[PersistyError | None]]:
-        return commit_stores(self.client, groups)
-
-    def _open(self, meta: StoreMeta) -> Store[Any]:
-        return RedisStore(
-            meta, self.pages, self.client, base_name(self.prefix, self.namespace, meta.name)
-        )
-
-    def plan_migration(self) -> list[str]:
-        """What :meth:`migrate` would do for the stores opened so far (nothing is changed):
-        one ``REINDEX`` step per store whose items were indexed for other indexes.
-
-        Example::
-
-            db.store(Note)
-            for step in db.plan_migration():
-                print(step)
-        """
-        steps: list[str] = []
-        for store in self._stores.values():
-            if not isinstance(store, RedisStore):
-                continue
-            layout = store.layout
-            with translate():
-                stored = self.client.get(layout.version_key)
-                count = int(self.client.zcard(layout.keyset.zset))
-            if stored != layout.signature and count:
-                names = ", ".join(ix.name for ix in layout.indexes[1:]) or "no index"
-                steps.append(f"REINDEX {store.meta.name} ({count} item(s); indexes: {names});")
-        return steps
-
-    def migrate(self) -> list[str]:
-        """Re-index the stored items of every store opened so far whose declared indexes
-        changed; return what was done. (Stores also do this by themselves on first use.)
-
-        Example::
-
-            db.store(Note)
-            print(db.migrate())
-        """
-        done: list[str] = []
-        for store in self._stores.values():
-            if isinstance(store, RedisStore):
-                store._unprepare()
-                done += store._prepare()
-        return done
-
-    def drop(self, cls: type[Any] | None = None) -> None:
-        """Delete every key of the store of ``cls`` (items, indexes, layout version,
-        sequence counters); without ``cls``, every key of this database's namespace.
-
-        Example::
-
-            db.drop(Note)   # one store
-            db.drop()       # the namespace
-        """
-        if cls is None:
-            pattern = namespace_pattern(self.prefix, self.namespace)
-            stores = list(self._stores.values())
-        else:
-            store = self.store(cls)
-            pattern = base_name(self.prefix, self.namespace, store.meta.name).encode() + b"*"
-            stores = [store]
-        with translate():
-            batch: list[bytes] = []
-            for name in self.client.scan_iter(match=pattern, count=CHUNK):
-                batch.append(name)
-                if len(batch) >= CHUNK:
-                    self.client.unlink(*batch)
-                    batch = []
-            if batch:
-                self.client.unlink(*batch)
-        for s in stores:
-            if isinstance(s, RedisStore):
-                s._unprepare()
-
-    def footprint(self, cls: type[Any] | None = None) -> list[str]:
-        """The keys of the store of ``cls`` (without ``cls``, of the namespace)."""
-        if cls is None:
-            pattern = namespace_pattern(self.prefix, self.namespace)
-        else:
-            name = meta_of(cls).name
-            pattern = base_name(self.prefix, self.namespace, name).encode() + b"*"
-        with translate():
-            return sorted(
-                [
-                    k.decode(errors="replace")
-                    for k in self.client.scan_iter(match=pattern, count=CHUNK)
-                ]
-            )
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self.client.connection_pool.disconnect()

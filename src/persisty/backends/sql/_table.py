@@ -145,6 +145,12 @@ class TableSchema:
         self.sql_get = f"SELECT {q(DOC)}, {q(ETAG)} FROM {t} WHERE {self.key_where}"
         # the row held until commit (SQLite's BEGIN IMMEDIATE holds the whole database)
         self.sql_get_locked = self.sql_get + d.lock_suffix
+        self.sql_get_live = self.sql_get
+        """``sql_get`` of a row that has not expired: the instant is the last parameter (an
+        expiry at or before it is expired, as ``purge_sql`` deletes)."""
+        if meta.expires is not None:
+            exp = self.by_name[meta.expires]
+            self.sql_get_live += f" AND ({exp.quoted} IS NULL OR {exp.quoted} > {exp.placeholder})"
         self._patch_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         self._blind_cache: dict[tuple[str, ...], tuple[str, str | None]] = {}
         self.sql_etag = f"SELECT {q(ETAG)} FROM {t} WHERE {self.key_where}"

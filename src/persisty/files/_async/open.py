@@ -15,7 +15,7 @@ from persisty.files._async.blobs import (
     AsyncDirectoryBlobs,
     AsyncMemoryBlobs,
 )
-from persisty.files._async.sqlchunks import AsyncSqlChunkBlobs, raw_chunks
+from persisty.files._async.sqlchunks import AsyncSqlChunkBlobs
 from persisty.files._async.store import AsyncFileStore
 from persisty.files._databases import AsyncDatabases
 from persisty.files._model import (
@@ -28,7 +28,7 @@ from persisty.files._model import (
     Limits,
     check_store_name,
 )
-from persisty.store import AsyncDatabase
+from persisty.store import AsyncDatabase, AsyncSqlAccess
 
 MAX_CHUNK_SIZE = 350 * 1024  # DynamoDB's 400 KB item, with room for the rest of the item
 
@@ -50,7 +50,9 @@ def chunked_files(
 
     Example::
 
-        files = chunked_files(persisty.aio.connect("sqlite:///app.db"), "avatars")
+        files = chunked_files_async(sql_db, "avatars", chunk_size=64 * 1024)
+        info = await files.put("big.bin", bytes(100_000))
+        assert info.size == 100_000 and info.blob.endswith("r65536")  # 2 chunks
     """
     check_store_name(name)
     if not isinstance(chunk_size, int) or not 1024 <= chunk_size <= MAX_CHUNK_SIZE:
@@ -64,13 +66,11 @@ def chunked_files(
 def chunk_blobs(
     name: str, db: AsyncDatabase, chunk_size: int, batch_bytes: int = 4 * 1024 * 1024
 ) -> AsyncChunkBlobs:
-    """Chunks in ``db``: raw rows of a SQL table on a SQL database (no copy of the bytes
-    in a JSON document), ``FileChunk`` items on every other one."""
-    sql = raw_chunks(db)
-    if sql is not None:
-        return AsyncSqlChunkBlobs(
-            name, sql[0], sql[1], chunk_size=chunk_size, batch_bytes=batch_bytes
-        )
+    """Chunks in ``db``: raw rows of a SQL table on a database that declares
+    :class:`~persisty.store.AsyncSqlAccess` (no copy of the bytes in a JSON document),
+    ``FileChunk`` items on every other one."""
+    if isinstance(db, AsyncDatabase) and isinstance(db, AsyncSqlAccess):
+        return AsyncSqlChunkBlobs(name, db, chunk_size=chunk_size, batch_bytes=batch_bytes)
     return AsyncChunkBlobs(
         name,
         db.store(FileBlob),
@@ -128,7 +128,10 @@ def connect(
 
     Example::
 
-        files = persisty.files.aio.connect("dir:///tmp/files", catalog="sqlite:///app.db")
+        files = persisty.files.aio.connect("dir://./files", catalog="sqlite:///app.db")
+        await files.put("a.txt", b"hello")
+        assert await files.read("a.txt") == b"hello"
+        await files.close()
     """
     check_store_name(name)
     parts = urlsplit(url)

@@ -47,6 +47,8 @@ class AsyncS3Blobs(AsyncBlobs):
         self.bucket, prefix, options = parse_s3_url(url)
         self.base = f"{prefix}/{store}/" if prefix else f"{store}/"
         self.client = AsyncS3Client(options)
+        # blob id -> multipart uploads a killed write left open, as the last ids() saw them
+        self._open_uploads: dict[str, list[str]] = {}
 
     def key(self, blob_id: str) -> str:
         """The object key of a blob."""
@@ -163,9 +165,16 @@ class AsyncS3Blobs(AsyncBlobs):
         return None if head is None else int(head["ContentLength"])
 
     async def delete(self, blob_id: str) -> None:
-        await self.client.call("delete_object", Bucket=self.bucket, Key=self.key(blob_id))
+        key = self.key(blob_id)
+        for upload_id in self._open_uploads.pop(blob_id, ()):
+            await self.client.call(
+                "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+        await self.client.call("delete_object", Bucket=self.bucket, Key=key)
 
     async def ids(self) -> list[str]:
+        """The blobs' ids, and those of the multipart uploads a killed write left open
+        (invisible, but billed: ``gc`` aborts them as it deletes orphaned blobs)."""
         found: list[str] = []
         token: str | None = None
         prefix = f"{self.base}blobs/"
@@ -176,8 +185,28 @@ class AsyncS3Blobs(AsyncBlobs):
             )
             found.extend(o["Key"][len(prefix) :] for o in page.get("Contents", ()))
             if not page.get("IsTruncated"):
-                return found
+                break
             token = page["NextContinuationToken"]
+        self._open_uploads = await self._multipart_uploads(prefix)
+        return found + [b for b in self._open_uploads if b not in found]
+
+    async def _multipart_uploads(self, prefix: str) -> dict[str, list[str]]:
+        """Blob id -> the ids of the multipart uploads open under ``prefix``."""
+        found: dict[str, list[str]] = {}
+        marker: dict[str, str] = {}
+        while True:
+            page = await self.client.call(
+                "list_multipart_uploads", Bucket=self.bucket, Prefix=prefix, **marker
+            )
+            for upload in page.get("Uploads", ()):
+                blob = upload["Key"][len(prefix) :]
+                found.setdefault(blob, []).append(str(upload["UploadId"]))
+            if not page.get("IsTruncated"):
+                return found
+            marker = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page["NextUploadIdMarker"],
+            }
 
     async def close(self) -> None:
         await self.client.close()

@@ -58,9 +58,9 @@ class AsyncFileStore(AsyncFileUploads, AsyncFileMaintenance):
 
     Example::
 
-        files = persisty.aio.connect("memory://").files("docs")
+        files = db.files("docs")
         info = await files.put("a/b.txt", b"hello", content_type="text/plain")
-        await files.read("a/b.txt", start=-2)     # b'lo'
+        assert await files.read("a/b.txt", start=-2) == b"lo" and info.size == 5
     """
 
     # ---- writing -------------------------------------------------------------------------

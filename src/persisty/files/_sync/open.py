@@ -27,9 +27,9 @@ from persisty.files._sync.blobs import (
     DirectoryBlobs,
     MemoryBlobs,
 )
-from persisty.files._sync.sqlchunks import SqlChunkBlobs, raw_chunks
+from persisty.files._sync.sqlchunks import SqlChunkBlobs
 from persisty.files._sync.store import FileStore
-from persisty.store import Database
+from persisty.store import Database, SqlAccess
 
 MAX_CHUNK_SIZE = 350 * 1024  # DynamoDB's 400 KB item, with room for the rest of the item
 
@@ -51,7 +51,9 @@ def chunked_files(
 
     Example::
 
-        files = chunked_files(persisty.aio.connect("sqlite:///app.db"), "avatars")
+        files = chunked_files(sql_db, "avatars", chunk_size=64 * 1024)
+        info = files.put("big.bin", bytes(100_000))
+        assert info.size == 100_000 and info.blob.endswith("r65536")  # 2 chunks
     """
     check_store_name(name)
     if not isinstance(chunk_size, int) or not 1024 <= chunk_size <= MAX_CHUNK_SIZE:
@@ -65,11 +67,11 @@ def chunked_files(
 def chunk_blobs(
     name: str, db: Database, chunk_size: int, batch_bytes: int = 4 * 1024 * 1024
 ) -> ChunkBlobs:
-    """Chunks in ``db``: raw rows of a SQL table on a SQL database (no copy of the bytes
-    in a JSON document), ``FileChunk`` items on every other one."""
-    sql = raw_chunks(db)
-    if sql is not None:
-        return SqlChunkBlobs(name, sql[0], sql[1], chunk_size=chunk_size, batch_bytes=batch_bytes)
+    """Chunks in ``db``: raw rows of a SQL table on a database that declares
+    :class:`~persisty.store.SqlAccess` (no copy of the bytes in a JSON document),
+    ``FileChunk`` items on every other one."""
+    if isinstance(db, Database) and isinstance(db, SqlAccess):
+        return SqlChunkBlobs(name, db, chunk_size=chunk_size, batch_bytes=batch_bytes)
     return ChunkBlobs(
         name,
         db.store(FileBlob),
@@ -127,7 +129,10 @@ def connect(
 
     Example::
 
-        files = persisty.files.aio.connect("dir:///tmp/files", catalog="sqlite:///app.db")
+        files = persisty.files.connect("dir://./files", catalog="sqlite:///app.db")
+        files.put("a.txt", b"hello")
+        assert files.read("a.txt") == b"hello"
+        files.close()
     """
     check_store_name(name)
     parts = urlsplit(url)

@@ -48,6 +48,8 @@ class S3Blobs(Blobs):
         self.bucket, prefix, options = parse_s3_url(url)
         self.base = f"{prefix}/{store}/" if prefix else f"{store}/"
         self.client = S3Client(options)
+        # blob id -> multipart uploads a killed write left open, as the last ids() saw them
+        self._open_uploads: dict[str, list[str]] = {}
 
     def key(self, blob_id: str) -> str:
         """The object key of a blob."""
@@ -164,9 +166,16 @@ class S3Blobs(Blobs):
         return None if head is None else int(head["ContentLength"])
 
     def delete(self, blob_id: str) -> None:
-        self.client.call("delete_object", Bucket=self.bucket, Key=self.key(blob_id))
+        key = self.key(blob_id)
+        for upload_id in self._open_uploads.pop(blob_id, ()):
+            self.client.call(
+                "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+        self.client.call("delete_object", Bucket=self.bucket, Key=key)
 
     def ids(self) -> list[str]:
+        """The blobs' ids, and those of the multipart uploads a killed write left open
+        (invisible, but billed: ``gc`` aborts them as it deletes orphaned blobs)."""
         found: list[str] = []
         token: str | None = None
         prefix = f"{self.base}blobs/"
@@ -175,8 +184,28 @@ class S3Blobs(Blobs):
             page = self.client.call("list_objects_v2", Bucket=self.bucket, Prefix=prefix, **extra)
             found.extend(o["Key"][len(prefix) :] for o in page.get("Contents", ()))
             if not page.get("IsTruncated"):
-                return found
+                break
             token = page["NextContinuationToken"]
+        self._open_uploads = self._multipart_uploads(prefix)
+        return found + [b for b in self._open_uploads if b not in found]
+
+    def _multipart_uploads(self, prefix: str) -> dict[str, list[str]]:
+        """Blob id -> the ids of the multipart uploads open under ``prefix``."""
+        found: dict[str, list[str]] = {}
+        marker: dict[str, str] = {}
+        while True:
+            page = self.client.call(
+                "list_multipart_uploads", Bucket=self.bucket, Prefix=prefix, **marker
+            )
+            for upload in page.get("Uploads", ()):
+                blob = upload["Key"][len(prefix) :]
+                found.setdefault(blob, []).append(str(upload["UploadId"]))
+            if not page.get("IsTruncated"):
+                return found
+            marker = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page["NextUploadIdMarker"],
+            }
 
     def close(self) -> None:
         self.client.close()

@@ -54,14 +54,14 @@ class FileStore(FileUploads, FileMaintenance):
     """Files by key: a catalog (a Store of :class:`FileInfo`) plus blobs.
 
     Open one with ``db.files("avatars")`` (chunks in that database) or
-    ``persisty.files.aio.connect(url, catalog=db)``. Every method validates the key
+    ``persisty.files.connect(url, catalog=db)``. Every method validates the key
     (``invalid_key``) and raises persisty's errors.
 
     Example::
 
-        files = persisty.aio.connect("memory://").files("docs")
+        files = db.files("docs")
         info = files.put("a/b.txt", b"hello", content_type="text/plain")
-        files.read("a/b.txt", start=-2)     # b'lo'
+        assert files.read("a/b.txt", start=-2) == b"lo" and info.size == 5
     """
 
     # ---- writing -------------------------------------------------------------------------

@@ -13,4 +13,5 @@ from persisty.store._async.core import AsyncStoreCore as AsyncStoreCore
 from persisty.store._async.database import AsyncDatabase as AsyncDatabase
 from persisty.store._async.outbox import AsyncOutbox as AsyncOutbox
 from persisty.store._async.outbox import AsyncOutboxSource as AsyncOutboxSource
+from persisty.store._async.sql_access import AsyncSqlAccess as AsyncSqlAccess
 from persisty.store._async.wrapped import AsyncWrappedStore as AsyncWrappedStore

@@ -168,7 +168,7 @@ class AsyncDatabase(ABC):
 
     def files(self, name: str = "files", **options: Any) -> AsyncFileStore:
         """A file store whose bytes are chunks in this database (256 KiB each by default);
-        ``options`` are those of ``persisty.files.chunked_files`` (``limits``,
+        ``options`` are those of ``persisty.files.aio.chunked_files`` (``limits``,
         ``chunk_size``, ``secret`` …).
 
         Example::
@@ -177,9 +177,10 @@ class AsyncDatabase(ABC):
 
             avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
         """
-        from persisty.files._async.open import chunked_files
+        # here, not at the top: persisty.files builds on this module (a known cycle)
+        from persisty.files import chunked_files_async
 
-        return chunked_files(self, name, **options)
+        return chunked_files_async(self, name, **options)
 
     async def commit(
         self, writes: Sequence[tuple[AsyncStore[Any], Edit]], *, atomic: bool = True

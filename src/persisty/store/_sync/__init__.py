@@ -14,4 +14,5 @@ from persisty.store._sync.core import StoreCore as StoreCore
 from persisty.store._sync.database import Database as Database
 from persisty.store._sync.outbox import Outbox as Outbox
 from persisty.store._sync.outbox import OutboxSource as OutboxSource
+from persisty.store._sync.sql_access import SqlAccess as SqlAccess
 from persisty.store._sync.wrapped import WrappedStore as WrappedStore

@@ -178,7 +178,8 @@ class Database(ABC):
 
             avatars = db.files("avatars", limits=Limits(max_size=5_000_000))
         """
-        from persisty.files._sync.open import chunked_files
+        # here, not at the top: persisty.files builds on this module (a known cycle)
+        from persisty.files import chunked_files
 
         return chunked_files(self, name, **options)
 

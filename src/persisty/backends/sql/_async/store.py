@@ -108,21 +108,30 @@ class AsyncSqlStore(AsyncSqlRows):
         return await super().search(filter, order, limit, page_key)
 
     async def read(self, key: str) -> Any:
-        if self._str_key and type(key) is str and key and self.meta.expires is None:
-            rows = await self._query(self.schema.sql_get, (key,))
+        if self._str_key and type(key) is str and key:
+            s = self.schema
+            if self.meta.expires is None:
+                rows = await self._query(s.sql_get, (key,))
+            else:  # the expiry checked in the statement: an expired row is not there
+                rows = await self._query(
+                    s.sql_get_live, (key, s.param(self.meta.expires, self.clock()))
+                )
             return self._decode(rows[0][0]) if rows else None
         return await super().read(key)
 
     async def read_batch(self, keys: Sequence[str]) -> list[Any]:
         if (
             self._str_key
-            and self.meta.expires is None
             and isinstance(keys, list | tuple)
             and all(type(k) is str and k for k in keys)
         ):
             if not keys:
                 return []
-            return [None if f is None else f[0] for f in await self._by_params(list(keys))]
+            found = await self._by_params(list(keys))
+            if self.meta.expires is not None:
+                now = self.clock()  # one instant for the whole batch
+                return [None if f is None or self._expired(f[0], now) else f[0] for f in found]
+            return [None if f is None else f[0] for f in found]
         return await super().read_batch(keys)
 
     def _conditions(

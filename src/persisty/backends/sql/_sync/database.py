@@ -9,6 +9,7 @@ The sync twin ``_sync/database.py`` is generated from this file by
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,10 +24,10 @@ from persisty.backends.sql._table import TableSchema
 from persisty.backends.sql.dialects import dialect_for
 from persisty.errors import PersistyError, ValidationError
 from persisty.model import StoreMeta
-from persisty.store import Database, StoreBase, WriteOp
+from persisty.store import Database, SqlAccess, StoreBase, WriteOp
 
 
-class SqlDatabase(Database):
+class SqlDatabase(Database, SqlAccess):
     """``sqlite:///file.db`` (``sqlite://`` in memory), ``postgresql://user@host/db``,
     ``mysql://user@host/db`` (or ``mariadb://``): one table per store, named
     ``<namespace>_<store>``, created on first use.
@@ -91,6 +92,47 @@ class SqlDatabase(Database):
         self, groups: list[tuple[StoreBase[Any], list[WriteOp]]]
     ) -> list[list[PersistyError | None]]:
         return commit_stores(self.executor, groups)
+
+    def _bytes_column(self, cls: type[Any], attr: str) -> tuple[TableSchema, int]:
+        """The schema of ``cls``'s store and the position of its ``attr`` column."""
+        store = self.store(cls)
+        assert isinstance(store, SqlStore)  # this database's own stores are
+        schema = store.schema
+        column = schema.by_name.get(attr)
+        if column is None or len(schema.key_cols) != 1:
+            raise ValidationError(
+                f"{schema.name} has no column {attr!r} beside a one-attribute key", field=attr
+            )
+        return schema, schema.columns.index(column)
+
+    def insert_with_bytes(
+        self, cls: type[Any], items: Sequence[Any], attr: str, values: Sequence[bytes]
+    ) -> None:
+        """See :class:`~persisty.store.SqlAccess` (one ``executemany``, one
+        transaction)."""
+        schema, at = self._bytes_column(cls, attr)
+        self.tables.ensure(schema)
+        rows = [
+            (*row[:at], value, *row[at + 1 :])
+            for row, value in zip(schema.insert_rows(items), values, strict=True)
+        ]
+        executor = self.executor
+        with executor.connection(schema) as conn, executor.transaction(conn):
+            executor.run_many(conn, schema.sql_insert, rows, schema)
+
+    def read_bytes(self, cls: type[Any], keys: Sequence[str], attr: str) -> list[bytes | None]:
+        """See :class:`~persisty.store.SqlAccess` (one ``SELECT … IN (…)``)."""
+        schema, at = self._bytes_column(cls, attr)
+        if not keys:
+            return []
+        self.tables.ensure(schema)
+        key, column = schema.key_cols[0].quoted, schema.columns[at].quoted
+        marks = ", ".join([self.dialect.ph] * len(keys))
+        # quoted names of the model; the keys only as parameters
+        sql = f"SELECT {key}, {column} FROM {schema.quoted} WHERE {key} IN ({marks})"
+        rows: list[Any] = self.executor.query(sql, list(keys), schema)
+        found = {str(row[0]): row[1] for row in rows}
+        return [None if (value := found.get(k)) is None else bytes(value) for k in keys]
 
     def plan_migration(self) -> list[str]:
         """What :meth:`migrate` would do for the stores opened so far: SQL statements, and
