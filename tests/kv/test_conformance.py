@@ -133,11 +133,13 @@ class TestRedisAsync(_Async):
 
 
 class TestDynamo(_Sync):
-    # moto answers one request at a time (~10 ms): fewer increments, a smaller crash
-    incr_workers = 4
+    incr_native = True  # one UpdateItem (ADD) with its condition: never a retried race
+    # moto answers one request at a time (~10-60 ms): fewer increments (one UpdateItem
+    # each; the default 8,000 across processes took minutes), a smaller crash
+    incr_workers = 8
     incr_processes = 2
-    incr_each = 5
-    local_incr_each = 5
+    incr_each = 25
+    local_incr_each = 25
     crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
     apply_count = 50
 
@@ -146,10 +148,11 @@ class TestDynamo(_Sync):
 
 
 class TestDynamoAsync(_Async):
-    incr_workers = 4
+    incr_native = True  # one UpdateItem (ADD) with its condition: never a retried race
+    incr_workers = 8
     incr_processes = 2
-    incr_each = 5
-    local_incr_each = 5
+    incr_each = 25
+    local_incr_each = 25
     crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
     apply_count = 50
 

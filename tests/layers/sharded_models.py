@@ -1,11 +1,18 @@
-"""The Person model of the sharding tests, and the four ways it is sharded."""
+"""The Person model of the sharding tests, the four ways it is sharded, and what the sync and
+async tests share (the engines, the leaves to encrypt, the failure injection)."""
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from datetime import date
+from typing import Any
+
+import pytest
+from tests.conftest import DYNAMODB_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 from persisty.model import Attr, stored
+from persisty.store import Edit
 
 
 @dataclasses.dataclass
@@ -55,3 +62,74 @@ def person(key: str = "p1") -> Person:
         friends=["bo", "cy"],
         locations=[Location("Kobe", "JP"), Location("Nara", "JP", Geo(1.0, 2.0))],
     )
+
+
+DOB = date(1990, 1, 2)
+
+ENGINE_URLS = {
+    "memory": "memory://",
+    "file": "file://",
+    "sqlite": "sqlite://",
+    "postgresql": POSTGRES_URL,
+    "mariadb": MYSQL_URL,
+    "redis": REDIS_URL,
+    "dynamodb": DYNAMODB_URL or "dynamodb://",
+}
+URLS = list(ENGINE_URLS.values())
+ENGINE_IDS = list(ENGINE_URLS)
+
+
+def url_of(url: str) -> str:
+    """``url``, with a fresh directory for the file engine."""
+    return "file://" + tempfile.mkdtemp() if url == "file://" else url
+
+
+# every leaf of the Person, and the plaintexts none of its rows may hold once they are sealed
+LEAVES = [
+    "name",
+    "friends[]",
+    "birth_details.hospital",
+    "birth_details.dob",
+    "location.city",
+    "location.country",
+    "location.geolocation.longitude",
+    "location.geolocation.latitude",
+    "locations[].city",
+    "locations[].country",
+    "locations[].geolocation.longitude",
+    "locations[].geolocation.latitude",
+]
+PLAIN = [
+    "Ann",
+    "Osaka",
+    "Kobe",
+    "Nara",
+    "St Luke",
+    "1990-01-02",
+    "135.5",
+    "34.7",
+    "'JP'",
+    "'bo'",
+    "Tokyo",
+]
+
+
+def flipped(envelope: str) -> str:
+    """A ciphertext envelope with one character of its body changed."""
+    return envelope[:-3] + ("A" if envelope[-3] != "A" else "B") + envelope[-2:]
+
+
+def stale_child_deletes(monkeypatch: pytest.MonkeyPatch, layer: type[Any], path: str) -> None:
+    """Make the sharded ``layer`` class's deletes of the rows at ``path`` conditional on an
+    etag no row has: the engine refuses that one delete inside the commit that also deletes
+    the parent and the other rows (a real failure on every engine, no engine code mocked)."""
+    real = layer._deletes
+
+    def deletes(self: Any, key: str, row_etag: str, tags: Any) -> list[tuple[Any, Edit]]:
+        target = self.stores[path]
+        return [
+            (s, Edit.delete(e.key, if_match="not-the-row-etag") if s is target else e)
+            for s, e in real(self, key, row_etag, tags)
+        ]
+
+    monkeypatch.setattr(layer, "_deletes", deletes)

@@ -14,6 +14,7 @@ from persisty.model import Attr, Index, stored
 KV_STORE = "persisty_kv"
 TS_STORE = "persisty_ts"
 EVENTS_STORE = "persisty_events"
+KV_COUNT_STORE = "persisty_kv_count"
 
 
 @stored(key=("ns", "key"), name=KV_STORE)
@@ -66,3 +67,13 @@ class EventRow:
     data: str = ""
     version: int = 0
     snapshot: bool = False
+
+
+@stored(key="ns", name=KV_COUNT_STORE)
+class KVCount:
+    """How many pairs of namespace ``ns`` have no expiry, kept by every write that adds or
+    removes one in the same atomic commit (SQL): ``len`` is this point read plus the live
+    pairs with an expiry (an index range), never a count of the namespace."""
+
+    ns: str
+    n: int = 0

@@ -21,7 +21,21 @@ from graphql import (
 )
 
 from persisty.errors import NotFound, ValidationError
-from persisty.query import ALL, STRING_OPS, And, Compare, Filter, Not, Op, Or, TextQuery, ops_for
+from persisty.model import StoreMeta
+from persisty.query import (
+    ALL,
+    STRING_OPS,
+    And,
+    Compare,
+    Filter,
+    Not,
+    Op,
+    Or,
+    TextQuery,
+    ops_for,
+    root_of,
+    validate_filter,
+)
 from persisty.serve._api import Api, Served, full_item, parse_edit, pin_edits
 from persisty.serve._files_graphql import add_file_fields, ref_field
 from persisty.serve._graphql_loading import DEFAULT_CHILDREN, Context, Info, Loader, children_loader
@@ -30,11 +44,36 @@ from persisty.serve._graphql_types import (
     EDIT_OP,
     JSON,
     KIND_TYPES,
+    PATH_FILTER,
     camel,
     field_type,
     pascal,
     type_of,
 )
+
+
+def paths_field(s: Served) -> str:
+    """The name of the filter field of nested paths: ``paths``, or ``_paths`` when the model
+    has an attribute called ``paths``."""
+    return "_paths" if "paths" in s.meta.by_name else "paths"
+
+
+def path_filter(meta: StoreMeta, data: dict[str, Any]) -> Filter:
+    """The comparison of one ``PathFilter`` input, its path checked against the model
+    (``ValidationError`` naming it: an unknown path, an op its type does not take, a value
+    that does not fit)."""
+    path, op, value = data["path"], Op(data.get("op") or "eq"), data.get("value")
+    root = root_of(path)
+    a = meta.by_name.get(root)
+    if a is None or not a.readable:
+        raise ValidationError(f"{path}: {meta.name} has no attribute {root!r}", field=path)
+    if op is Op.IN:
+        if not isinstance(value, list):
+            raise ValidationError(f"{path}: in takes a list", field=path)
+        value = tuple(value)
+    compare = Compare(path, op, value)
+    validate_filter(compare, meta)  # the store validates it again; here for the error
+    return compare
 
 
 class _Builder:
@@ -185,6 +224,10 @@ class _Builder:
             result["or"] = GraphQLInputField(GraphQLList(GraphQLNonNull(me)))
             result["not"] = GraphQLInputField(me)
             result["q"] = GraphQLInputField(GraphQLString, description="free-text search")
+            result[paths_field(s)] = GraphQLInputField(
+                GraphQLList(GraphQLNonNull(PATH_FILTER)),
+                description="comparisons on nested paths (all must hold)",
+            )
             return result
 
         t = GraphQLInputObjectType(title, fields)
@@ -253,6 +296,8 @@ class _Builder:
             "page_key": GraphQLArgument(GraphQLString),
         }
 
+        paths = paths_field(s)
+
         def to_filter(data: dict[str, Any] | None) -> Filter:
             if not data:
                 return ALL
@@ -267,6 +312,8 @@ class _Builder:
                 elif name == "q":
                     if value is not None:
                         parts.append(TextQuery(value))
+                elif name == paths:
+                    parts += [path_filter(s.meta, x) for x in value or []]
                 else:
                     attr, op = ops[name]
                     if op is Op.IN:

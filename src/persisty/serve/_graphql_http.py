@@ -158,7 +158,9 @@ def graphql_route(api: Api, path: str = "/graphql") -> Route:
                     if code == "forbidden" and api.is_anonymous(request):
                         code = "unauthorized"
                     formatted["extensions"] = {"code": code, "field": orig.field}
-                elif orig is not None:
+                elif orig is not None and not isinstance(orig, GraphQLError):
+                    # a bug's message stays in the log; a value graphql-core refused (an
+                    # enum value that does not exist, a string for an Int) is the caller's
                     formatted["message"] = "internal server error"
                     formatted["extensions"] = {"code": "internal_error"}
                 errs.append(formatted)

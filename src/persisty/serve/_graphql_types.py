@@ -14,6 +14,8 @@ from graphql import (
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLFloat,
+    GraphQLInputField,
+    GraphQLInputObjectType,
     GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
@@ -22,6 +24,7 @@ from graphql import (
 )
 
 from persisty.model import AttrMeta
+from persisty.query import Op
 
 
 def _text(value: Any) -> Any:
@@ -90,6 +93,25 @@ def field_type(a: AttrMeta) -> Any:
     t = type_of(a)
     return t if a.optional else GraphQLNonNull(t)
 
+
+FILTER_OP = GraphQLEnumType(
+    "FilterOp",
+    {op.value: op.value for op in Op},
+    description="A comparison operator (as in REST's attribute__op=value)",
+)
+PATH_FILTER = GraphQLInputObjectType(
+    "PathFilter",
+    {
+        "path": GraphQLInputField(
+            GraphQLNonNull(GraphQLString),
+            description='an attribute or a path into one: "spot.city", "visits[0].rank", '
+            '"/extra/a.b" (JSON Pointer, for dict keys that are not identifiers)',
+        ),
+        "op": GraphQLInputField(FILTER_OP, default_value="eq"),
+        "value": GraphQLInputField(JSON, description="coerced to the type at the path"),
+    },
+    description="One comparison on a nested path, as REST's ?spot.city__ne=Osaka",
+)
 
 EDIT_OP = GraphQLEnumType(
     "EditOp", {"create": "create", "update": "update", "patch": "patch", "delete": "delete"}

@@ -52,6 +52,7 @@ class KVBase(EngineHooks):
     incr_processes = 4
     incr_each = 250
     local_incr_each = 50
+    churn_steps = 80
     crash_points = 10_000
     apply_count = 200
     incr_native = False

@@ -229,6 +229,48 @@ class AsyncKVPairTests(AsyncKVBase):
         if self.incr_native:
             assert kv.retries + int(getattr(kv.raw, "retries", 0)) == 0
 
+    @pytest.mark.parametrize("ttl", ["no-ttl", "ttl"])
+    async def test_kv_len_is_exact_after_writers_in_processes(
+        self, database: AsyncDatabase, ttl: str
+    ) -> None:
+        if self.process_url() is None:
+            pytest.skip("an in-process engine: other processes cannot reach it")
+        ns = _ns()
+        kv = AsyncKeyValue(database, ns)
+        await kv.set("kept", 1)  # a key no worker touches
+        procs = [
+            subprocess.Popen(self._child("churn", ns, seed, self.churn_steps, ttl))  # noqa: S603
+            for seed in range(4)
+        ]
+        for p in procs:
+            p.wait(timeout=600)
+        assert [p.returncode for p in procs] == [0] * 4
+        keys = await kv.keys()
+        assert "kept" in keys
+        assert await kv.count() == len(keys)
+        assert await AsyncKeyValue(database, ns).count() == len(keys)  # (a new opening)
+
+    async def test_kv_len_counts_expiring_keys_until_they_expire(
+        self, database: AsyncDatabase
+    ) -> None:
+        kv = AsyncKeyValue(database, _ns())
+        await kv.set_many({"a": 1, "b": 2})
+        await kv.set("d", 4, ttl=3600)
+        assert await kv.count() == 3
+        await kv.set("a", 1, ttl=3600)  # gets an expiry, stays one key
+        await kv.set("d", 4)  # loses it
+        assert await kv.count() == 3
+        assert await kv.add("e", 5, ttl=3600) and not await kv.add("b", 0)
+        assert await kv.pop("a") == 1 and await kv.delete("b", "zz") == 1
+        assert await kv.count() == 2 == len(await kv.keys())
+        await kv.set("c", 3, ttl=1.5)  # a second and a half: a loaded engine counts it first
+        assert await kv.count() == 3
+        await asyncio.sleep(1.8)
+        assert await kv.count() == 2 == len(await kv.keys())  # c expired
+        await kv.set("c", 30)  # over the expired pair
+        assert await kv.count() == 3
+        assert await kv.discard() == 3 and await kv.count() == 0
+
     async def test_kv_incr_across_processes_is_exact(self, database: AsyncDatabase) -> None:
         if self.process_url() is None:
             pytest.skip("an in-process engine: other processes cannot reach it")

@@ -230,6 +230,44 @@ class KVPairTests(KVBase):
         if self.incr_native:
             assert kv.retries + int(getattr(kv.raw, "retries", 0)) == 0
 
+    @pytest.mark.parametrize("ttl", ["no-ttl", "ttl"])
+    def test_kv_len_is_exact_after_writers_in_processes(self, database: Database, ttl: str) -> None:
+        if self.process_url() is None:
+            pytest.skip("an in-process engine: other processes cannot reach it")
+        ns = _ns()
+        kv = KeyValue(database, ns)
+        kv.set("kept", 1)  # a key no worker touches
+        procs = [
+            subprocess.Popen(self._child("churn", ns, seed, self.churn_steps, ttl))  # noqa: S603
+            for seed in range(4)
+        ]
+        for p in procs:
+            p.wait(timeout=600)
+        assert [p.returncode for p in procs] == [0] * 4
+        keys = kv.keys()
+        assert "kept" in keys
+        assert kv.count() == len(keys)
+        assert KeyValue(database, ns).count() == len(keys)  # (a new opening)
+
+    def test_kv_len_counts_expiring_keys_until_they_expire(self, database: Database) -> None:
+        kv = KeyValue(database, _ns())
+        kv.set_many({"a": 1, "b": 2})
+        kv.set("d", 4, ttl=3600)
+        assert kv.count() == 3
+        kv.set("a", 1, ttl=3600)  # gets an expiry, stays one key
+        kv.set("d", 4)  # loses it
+        assert kv.count() == 3
+        assert kv.add("e", 5, ttl=3600) and not kv.add("b", 0)
+        assert kv.pop("a") == 1 and kv.delete("b", "zz") == 1
+        assert kv.count() == 2 == len(kv.keys())
+        kv.set("c", 3, ttl=1.5)  # a second and a half: a loaded engine counts it first
+        assert kv.count() == 3
+        time.sleep(1.8)
+        assert kv.count() == 2 == len(kv.keys())  # c expired
+        kv.set("c", 30)  # over the expired pair
+        assert kv.count() == 3
+        assert kv.discard() == 3 and kv.count() == 0
+
     def test_kv_incr_across_processes_is_exact(self, database: Database) -> None:
         if self.process_url() is None:
             pytest.skip("an in-process engine: other processes cannot reach it")

@@ -196,3 +196,31 @@ def test_a_failing_value_names_its_field(db: SqlDatabase) -> None:
         cards.patch("b", {"code": "x"})
     assert taken.value.field == "code"
     assert cards.read("b") == Card(id="b")
+
+
+@stored
+class Plain:
+    id: str
+    n: int = 0
+    x: float = 0.0
+    s: str = ""
+
+
+def test_the_hot_path_checks_each_value_exactly(db: SqlDatabase) -> None:
+    plain = db.store(Plain)
+    plain.create(Plain(id="a"))
+    for _ in range(3):  # the first patch of a shape plans it, the others take it
+        assert plain.patch("a", {"n": 2, "x": 1.5, "s": "é"}) == Plain(id="a", n=2, x=1.5, s="é")
+    bad: list[dict[str, Any]] = [
+        {"n": True, "x": 1.5, "s": "t"},  # a bool is no int
+        {"n": 2**63, "x": 1.5, "s": "t"},  # beyond 64 bits
+        {"n": 1, "x": float("nan"), "s": "t"},
+        {"n": 1, "x": 1.5, "s": 3},
+    ]
+    for changes in bad:
+        with pytest.raises(ValidationError):
+            plain.patch("a", changes)
+    assert plain.read("a") == Plain(id="a", n=2, x=1.5, s="é")
+    assert plain.patch("a", {"n": 1, "x": 2, "s": "u"}).x == 2.0  # an int for a float passes
+    with pytest.raises(NotFound):
+        plain.patch("b", {"n": 2, "x": 1.5, "s": "t"})

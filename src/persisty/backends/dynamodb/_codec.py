@@ -30,11 +30,16 @@ from typing import Any
 import msgspec
 
 from persisty.errors import ValidationError
-from persisty.model import AttrMeta, StoreMeta, key_text
+from persisty.model import AttrMeta, StoreMeta, etag, key_text
 
 PK = "~pk"
 SK = "~sk"
 ETAG = "~e"
+"""The stored etag; left out by a patch without a read (then the content hash, computed by
+the reader: ``etag(item)`` of the item read)."""
+VERSION = "~v"
+"""Counts the patches without a read since the item was last put whole: a conditional write
+that finds no stored etag fills it in while this is as it read it."""
 TTL = "~t"
 """The table's TimeToLive attribute: an expiring item's expiry in epoch seconds."""
 EXACT = "~x"
@@ -288,36 +293,17 @@ class Codec:
             v = getattr(item, a.name)
             if v is None:
                 continue
-            kind = a.kind
-            if kind in NATIVE_SCALARS:
-                av, ok = scalar_av(a, kind, v)
-            elif kind == "list" and self._list_kinds.get(a.name):
-                ek = self._list_kinds[a.name]
-                assert ek is not None
-                elements = []
-                ok = True
-                for x in v:
-                    if x is None:
-                        elements.append({"NULL": True})
-                    else:
-                        e_av, e_ok = scalar_av(a, ek, x)
-                        ok = ok and e_ok
-                        elements.append(e_av)
-                av = {"L": elements}
-                if isinstance(v, set | frozenset):
-                    ok = False  # keep the set's canonical order exactly
-            else:
-                av, ok = {"S": _JSON.encode(v).decode()}, True
+            av, ok = self.attr_av(a, v)
             out[a.name] = av
             if not ok:
                 exact[a.name] = {"S": _JSON.encode(v).decode()}
         if exact:
             out[EXACT] = {"M": exact}
         out[ETAG] = {"S": tag}
-        if self.meta.expires is not None:  # DynamoDB deletes the item (within days) after it
+        if self.meta.expires is not None:
             at = getattr(item, self.meta.expires)
             if at is not None:
-                out[TTL] = {"N": str(int(at.timestamp()) + 1)}
+                out[TTL] = self.ttl_av(at)
         out.update(self.index_keys(item))
         self._check_key_sizes(out, item)
         size = sum(len(k) + _size(v) for k, v in out.items())
@@ -327,6 +313,32 @@ class Codec:
                 f"400 KB ({MAX_ITEM_BYTES:,} bytes)"
             )
         return out
+
+    def attr_av(self, a: AttrMeta, v: Any) -> tuple[dict[str, Any], bool]:
+        """(attribute value, exact) of the non-None value ``v`` of attribute ``a``; not
+        exact means the value's JSON goes to the ``~x`` map beside it."""
+        kind = a.kind
+        if kind in NATIVE_SCALARS:
+            return scalar_av(a, kind, v)
+        ek = self._list_kinds.get(a.name) if kind == "list" else None
+        if ek is not None:
+            elements = []
+            ok = True
+            for x in v:
+                if x is None:
+                    elements.append({"NULL": True})
+                else:
+                    e_av, e_ok = scalar_av(a, ek, x)
+                    ok = ok and e_ok
+                    elements.append(e_av)
+            # a set's canonical order is kept exactly in ~x
+            return {"L": elements}, ok and not isinstance(v, set | frozenset)
+        return {"S": _JSON.encode(v).decode()}, True
+
+    def ttl_av(self, at: dt.datetime) -> dict[str, Any]:
+        """The TimeToLive attribute value of an expiry instant (DynamoDB deletes the item,
+        within days, after it; reads filter what is left)."""
+        return {"N": str(int(at.timestamp()) + 1)}
 
     def _check_key_sizes(self, out: dict[str, Any], item: Any) -> None:
         """DynamoDB refuses a partition key over 2,048 bytes and a sort key over 1,024 (of
@@ -401,7 +413,10 @@ class Codec:
                 data[name] = msgspec.convert(values, a.type, strict=False)
             else:
                 data[name] = self._item_decoders[name].decode(av["S"])
-        return self.meta.cls(**data), raw[ETAG]["S"]
+        item = self.meta.cls(**data)
+        tag = raw.get(ETAG)
+        # a patch without a read leaves the etag out: it is the hash of the content
+        return item, etag(item) if tag is None else tag["S"]
 
 
 def _plain(av: dict[str, Any], kind: str | None) -> Any:

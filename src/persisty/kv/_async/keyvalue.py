@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from persisty import Increment
 from persisty._retry import attempts, lost_too_often
-from persisty.backends.sql import AsyncSqlGroups, AsyncSqlStore, SqlAggregate
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._async._base import AsyncService, put_item, put_items, retryable
+from persisty.kv._async._counted import AsyncPairCount
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
 from persisty.kv._models import IndexedKVPair, KVPair
@@ -53,8 +54,17 @@ class AsyncKeyValue(AsyncService):
         frozen: bool = False,
     ) -> None:
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
+        self._counter: AsyncPairCount | None = None
         if hasattr(self.db, "sql_url"):  # an index there costs a B-tree, not every write
             self.model = IndexedKVPair
+
+    @property
+    def counter(self) -> AsyncPairCount | None:
+        """The namespace's key count (SQL: ``len`` is a point read), else ``None`` (the
+        engine counts natively: Redis ``ZLEXCOUNT``, a DynamoDB query, memory)."""
+        if self._counter is None and self.model is IndexedKVPair:
+            self._counter = AsyncPairCount(self.db, self.ns, self.store, self.raw)
+        return self._counter
 
     @property
     def _native_ints(self) -> bool:
@@ -118,13 +128,13 @@ class AsyncKeyValue(AsyncService):
         return {k: self._value(p) for k, p in live if p is not None}
 
     async def count(self) -> int:
-        """How many keys the namespace has (``len(kv)``); counted on the engine, on SQL in
-        one statement (the live pairs of the namespace: one consistent snapshot)."""
+        """How many keys the namespace has (``len(kv)``): on SQL one point read of the
+        namespace's count of pairs without expiry plus an index range of the live pairs
+        with one; counted by the engine elsewhere."""
         if not await self._ready():
             return 0
-        if isinstance(self.raw, AsyncSqlStore):
-            rows = await AsyncSqlGroups(self.raw).rows(self.mine, [SqlAggregate("count")])
-            return int(rows[0][0])
+        if self.counter is not None:
+            return await self.counter.length()
         return await self.store.count(self.mine)
 
     async def _pairs(self, f: Filter, prefix_len: int = 0) -> list[KVPair]:
@@ -174,6 +184,8 @@ class AsyncKeyValue(AsyncService):
         self._writable()
         await self._ready()
         item = self._item(key, value, ttl)
+        if self.counter is not None:
+            return etag(await self.counter.set(item, if_match))
         stored = await put_item(self.store, item, if_match=if_match)
         return etag(stored)
 
@@ -182,6 +194,9 @@ class AsyncKeyValue(AsyncService):
         self._writable()
         await self._ready()
         items = [self._item(k, v) for k, v in dict(mapping).items()]
+        if self.counter is not None:
+            await self.counter.set_many(items)
+            return
         await put_items(self.store, items, self.atomic_limit)
 
     async def add(self, key: str, value: Any, *, ttl: Any = None) -> bool:
@@ -189,6 +204,8 @@ class AsyncKeyValue(AsyncService):
         self._writable()
         await self._ready()
         item = self._item(key, value, ttl)
+        if self.counter is not None:
+            return await self.counter.add(item)
         for _ in attempts():
             try:
                 await self.store.create(item)
@@ -238,10 +255,10 @@ class AsyncKeyValue(AsyncService):
                 old = await self.store.read(k)
                 if old is not None:
                     current = self._not_int(old)
+                    # the pair keeps its expiry, as a native increment does (and its count)
+                    new = dataclasses.replace(self._item(key, current + by), expires=old.expires)
                     try:
-                        stored = await self.store.update(
-                            self._item(key, current + by), if_match=etag(old)
-                        )
+                        stored = await self.store.update(new, if_match=etag(old))
                         return int(self._value(stored))
                     except (PreconditionFailed, NotFound):
                         self.retries += 1
@@ -267,6 +284,13 @@ class AsyncKeyValue(AsyncService):
         """Remove ``key`` and return its value; ``default`` if absent (``KeyError``
         without one)."""
         self._writable()
+        if self.counter is not None and await self._ready():
+            gone = await self.counter.delete([self._key(key)])
+            if gone:
+                return self._value(gone[0])
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
         for _ in attempts():
             pair = await self._read(key)
             if pair is None:
@@ -286,6 +310,8 @@ class AsyncKeyValue(AsyncService):
         if not keys or not await self._ready():
             return 0
         names = list(dict.fromkeys(self._key(k) for k in keys))
+        if self.counter is not None:
+            return len(await self.counter.delete(names))
         results = await self.store.edit_batch([Edit.delete(k) for k in names], atomic=False)
         return sum(1 for r in results if r.ok)
 
@@ -294,4 +320,6 @@ class AsyncKeyValue(AsyncService):
         self._writable()
         if not await self._ready():
             return 0
+        if self.counter is not None:
+            return await self.counter.discard()
         return await self.store.delete_all(self.mine)

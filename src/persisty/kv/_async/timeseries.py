@@ -177,8 +177,16 @@ class AsyncTimeSeries(AsyncService):
         for p in points:
             if not isinstance(p, tuple | list) or len(p) != 2:
                 raise ValidationError("a point is a (t, value) pair", field="points")
-            latest[check_time(p[0])] = self._point(key, p[0], p[1])
-        await put_items(self.store, list(latest.values()), self.atomic_limit)
+            t = check_time(p[0])
+            latest[t] = Point(ns=self.ns, series="/" + key, t=t, value=self._encode(p[1]))
+        if not latest:
+            return 0
+        # no point of the series in the call's span yet (one range query): every point is
+        # a create, without reading their keys first (a point added meanwhile makes the
+        # batch fail whole, and the next attempt reads)
+        span = self._series(key) & (F.t >= min(latest)) & (F.t <= max(latest))
+        fresh = not (await self.store.search(span, limit=1)).items
+        await put_items(self.store, list(latest.values()), self.atomic_limit, fresh=fresh)
         return len(latest)
 
     async def append(self, key: str, t: int, value: Any) -> None:

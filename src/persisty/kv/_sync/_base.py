@@ -23,21 +23,25 @@ def put_item(store: Store[Any], item: Any, *, if_match: str | None = None) -> An
     return store.put(item, if_match=if_match)
 
 
-def put_items(store: Store[Any], items: Sequence[Any], limit: int | None = None) -> None:
+def put_items(
+    store: Store[Any], items: Sequence[Any], limit: int | None = None, *, fresh: bool = False
+) -> None:
     """Create or replace every item of ``items`` in one atomic batch (all or none); in
-    atomic batches of ``limit`` items on engines whose transactions are bounded."""
+    atomic batches of ``limit`` items on engines whose transactions are bounded. ``fresh``:
+    the caller saw none of the keys stored, so the first attempt creates them all unread."""
     if limit is not None and len(items) > limit:
         for start in range(0, len(items), limit):
-            put_items(store, items[start : start + limit])
+            put_items(store, items[start : start + limit], fresh=fresh)
         return
     if not items:
         return
-    keys = [store.key_of(i) for i in items]
     for attempt in attempts():
         # new items go as creates, which backends write in bulk; one created meanwhile
         # makes the batch fail as a conflict and the next attempt puts everything
-        if attempt == 0 and len(items) > 1:
-            found = store.read_batch(keys)
+        if attempt == 0 and fresh:
+            edits = [Edit.create(i) for i in items]
+        elif attempt == 0 and len(items) > 1:
+            found = store.read_batch([store.key_of(i) for i in items])
             edits = [
                 Edit.create(i) if f is None else Edit.put(i)
                 for i, f in zip(items, found, strict=True)

@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from persisty import Increment
 from persisty._retry import attempts, lost_too_often
-from persisty.backends.sql import SqlAggregate, SqlGroups, SqlStore
 from persisty.errors import Conflict, NotFound, PreconditionFailed, Unavailable, ValidationError
 from persisty.kv._codec import JsonCodec
 from persisty.kv._logic import check_key, glob_prefix
 from persisty.kv._models import IndexedKVPair, KVPair
 from persisty.kv._sync._base import Service, put_item, put_items, retryable
+from persisty.kv._sync._counted import PairCount
 from persisty.model import etag
 from persisty.query import F, Filter
 from persisty.store import Edit
@@ -54,8 +55,17 @@ class KeyValue(Service):
         frozen: bool = False,
     ) -> None:
         super().__init__(db_or_url, namespace, codec=codec, keys=keys, frozen=frozen)
+        self._counter: PairCount | None = None
         if hasattr(self.db, "sql_url"):  # an index there costs a B-tree, not every write
             self.model = IndexedKVPair
+
+    @property
+    def counter(self) -> PairCount | None:
+        """The namespace's key count (SQL: ``len`` is a point read), else ``None`` (the
+        engine counts natively: Redis ``ZLEXCOUNT``, a DynamoDB query, memory)."""
+        if self._counter is None and self.model is IndexedKVPair:
+            self._counter = PairCount(self.db, self.ns, self.store, self.raw)
+        return self._counter
 
     @property
     def _native_ints(self) -> bool:
@@ -119,13 +129,13 @@ class KeyValue(Service):
         return {k: self._value(p) for k, p in live if p is not None}
 
     def count(self) -> int:
-        """How many keys the namespace has (``len(kv)``); counted on the engine, on SQL in
-        one statement (the live pairs of the namespace: one consistent snapshot)."""
+        """How many keys the namespace has (``len(kv)``): on SQL one point read of the
+        namespace's count of pairs without expiry plus an index range of the live pairs
+        with one; counted by the engine elsewhere."""
         if not self._ready():
             return 0
-        if isinstance(self.raw, SqlStore):
-            rows = SqlGroups(self.raw).rows(self.mine, [SqlAggregate("count")])
-            return int(rows[0][0])
+        if self.counter is not None:
+            return self.counter.length()
         return self.store.count(self.mine)
 
     def _pairs(self, f: Filter, prefix_len: int = 0) -> list[KVPair]:
@@ -171,6 +181,8 @@ class KeyValue(Service):
         self._writable()
         self._ready()
         item = self._item(key, value, ttl)
+        if self.counter is not None:
+            return etag(self.counter.set(item, if_match))
         stored = put_item(self.store, item, if_match=if_match)
         return etag(stored)
 
@@ -179,6 +191,9 @@ class KeyValue(Service):
         self._writable()
         self._ready()
         items = [self._item(k, v) for k, v in dict(mapping).items()]
+        if self.counter is not None:
+            self.counter.set_many(items)
+            return
         put_items(self.store, items, self.atomic_limit)
 
     def add(self, key: str, value: Any, *, ttl: Any = None) -> bool:
@@ -186,6 +201,8 @@ class KeyValue(Service):
         self._writable()
         self._ready()
         item = self._item(key, value, ttl)
+        if self.counter is not None:
+            return self.counter.add(item)
         for _ in attempts():
             try:
                 self.store.create(item)
@@ -235,10 +252,10 @@ class KeyValue(Service):
                 old = self.store.read(k)
                 if old is not None:
                     current = self._not_int(old)
+                    # the pair keeps its expiry, as a native increment does (and its count)
+                    new = dataclasses.replace(self._item(key, current + by), expires=old.expires)
                     try:
-                        stored = self.store.update(
-                            self._item(key, current + by), if_match=etag(old)
-                        )
+                        stored = self.store.update(new, if_match=etag(old))
                         return int(self._value(stored))
                     except (PreconditionFailed, NotFound):
                         self.retries += 1
@@ -264,6 +281,13 @@ class KeyValue(Service):
         """Remove ``key`` and return its value; ``default`` if absent (``KeyError``
         without one)."""
         self._writable()
+        if self.counter is not None and self._ready():
+            gone = self.counter.delete([self._key(key)])
+            if gone:
+                return self._value(gone[0])
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
         for _ in attempts():
             pair = self._read(key)
             if pair is None:
@@ -283,6 +307,8 @@ class KeyValue(Service):
         if not keys or not self._ready():
             return 0
         names = list(dict.fromkeys(self._key(k) for k in keys))
+        if self.counter is not None:
+            return len(self.counter.delete(names))
         results = self.store.edit_batch([Edit.delete(k) for k in names], atomic=False)
         return sum(1 for r in results if r.ok)
 
@@ -291,4 +317,6 @@ class KeyValue(Service):
         self._writable()
         if not self._ready():
             return 0
+        if self.counter is not None:
+            return self.counter.discard()
         return self.store.delete_all(self.mine)

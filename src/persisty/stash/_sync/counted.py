@@ -22,10 +22,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.errors import Conflict, NotFound, PersistyError, ValidationError
+from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.model import stored
 from persisty.query import F
-from persisty.store import Edit, Increment, Store
+from persisty.store import Edit, EditResult, Increment, Store
 
 ATTEMPTS = 50
 CHUNK = 99  # with the count item, 100 writes: DynamoDB's bound on one transaction
@@ -49,6 +49,32 @@ def count_type(name: str) -> type[Any]:
             StashCount.__qualname__ = f"StashCount[{name}]"
             found = _COUNTS[name] = StashCount
         return found
+
+
+def commit_counted(
+    database: Any,
+    writes: list[tuple[Store[Any], Edit]],
+    counts: Store[Any],
+    count_key: str,
+    delta: int,
+    field: str = "pairs",
+) -> list[EditResult[Any]] | None:
+    """``writes`` and ``n + delta`` of the count item ``count_key`` (attribute ``n`` in
+    ``counts``) in one atomic ``database.commit``: the results of ``writes``, else ``None``
+    when a key was created, changed or deleted meanwhile (re-read and try again). Shared by
+    the counted stash and ``persisty.kv``'s key count."""
+    writes = list(writes)
+    if delta:
+        writes.append((counts, Edit.patch(count_key, {"n": Increment(delta)})))
+    results: list[EditResult[Any]] = database.commit(writes, atomic=True)
+    failed = [r for r in results if not r.ok and r.code != "aborted"]
+    if not failed:
+        return results[: len(results) - (1 if delta else 0)]
+    if failed[0].code in (Conflict.code, NotFound.code, PreconditionFailed.code):
+        return None
+    if failed[0].code == ValidationError.code:  # too large for one transaction
+        raise ValidationError(str(failed[0].message), field=field)
+    raise PersistyError(f"the counted write failed: {failed[0].code} {failed[0].message}")
 
 
 class Counter:
@@ -101,17 +127,7 @@ class Counter:
         """``edits`` of the entries and ``n + delta`` in one atomic commit; ``False`` when
         a key was created or deleted meanwhile (re-read and try again)."""
         writes: list[tuple[Store[Any], Edit]] = [(self.entries, e) for e in edits]
-        if delta:
-            writes.append((self.store, Edit.patch(self.name, {"n": Increment(delta)})))
-        results = self.database.commit(writes, atomic=True)
-        failed = [r for r in results if not r.ok and r.code != "aborted"]
-        if not failed:
-            return True
-        if failed[0].code in (Conflict.code, NotFound.code):
-            return False
-        if failed[0].code == ValidationError.code:  # too large for one transaction
-            raise ValidationError(str(failed[0].message), field="pairs")
-        raise PersistyError(f"the stash write failed: {failed[0].code} {failed[0].message}")
+        return commit_counted(self.database, writes, self.store, self.name, delta) is not None
 
     def dump(self, entry: Any) -> None:
         if entry.expires_at is not None:

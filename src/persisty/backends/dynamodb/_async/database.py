@@ -12,12 +12,11 @@ from typing import Any
 import botocore.exceptions
 
 from persisty.backends.dynamodb._async.commit import commit_stores
-from persisty.backends.dynamodb._async.reads import BATCH_WRITE, read_stores
+from persisty.backends.dynamodb._async.reads import read_stores, write_batches
 from persisty.backends.dynamodb._async.store import AsyncDynamoStore
 from persisty.backends.dynamodb._clients import (
     META_KEY,
     AsyncClient,
-    backoff,
     client_error,
     error_code,
     load_secret,
@@ -189,18 +188,9 @@ class AsyncDynamoDatabase(AsyncDatabase):
             await self._drop_meta_entries((f"u|{ns}|{name}|", f"seq|{ns}|{name}|"))
         else:
             stores = [s for s in self._stores.values() if isinstance(s, AsyncDynamoStore)]
-            start: str | None = None
-            while True:
-                params: dict[str, Any] = {"Limit": 100}
-                if start:
-                    params["ExclusiveStartTableName"] = start
-                out = await self.client.call("list_tables", **params)
-                for table in out.get("TableNames", []):
-                    if table.startswith(self.table_prefix):
-                        await self._delete_table(table)
-                start = out.get("LastEvaluatedTableName")
-                if not start:
-                    break
+            for table in await self._tables():
+                if table.startswith(self.table_prefix):
+                    await self._delete_table(table)
             await self._drop_meta_entries((f"u|{ns}|", f"seq|{ns}|"))
         for s in stores:
             s._unprepare()
@@ -214,22 +204,24 @@ class AsyncDynamoDatabase(AsyncDatabase):
             name = meta_of(cls).name
             table_prefix = self.table_prefix + name
             prefixes = (f"u|{ns}|{name}|", f"seq|{ns}|{name}|")
-        found: list[str] = []
-        start: str | None = None
+        found = [
+            t
+            for t in await self._tables()
+            if (t == table_prefix if cls is not None else t.startswith(table_prefix))
+        ]
+        return found + await self._meta_entries(prefixes)
+
+    async def _tables(self) -> list[str]:
+        """The names of all the tables the endpoint lists (100 a page)."""
+        names: list[str] = []
+        params: dict[str, Any] = {"Limit": 100}
         while True:
-            params: dict[str, Any] = {"Limit": 100}
-            if start:
-                params["ExclusiveStartTableName"] = start
             out = await self.client.call("list_tables", **params)
-            found += [
-                t
-                for t in out.get("TableNames", [])
-                if (t == table_prefix if cls is not None else t.startswith(table_prefix))
-            ]
+            names += out.get("TableNames", [])
             start = out.get("LastEvaluatedTableName")
             if not start:
-                break
-        return found + await self._meta_entries(prefixes)
+                return names
+            params["ExclusiveStartTableName"] = start
 
     async def _delete_table(self, name: str) -> None:
         try:
@@ -260,18 +252,9 @@ class AsyncDynamoDatabase(AsyncDatabase):
             params["ExclusiveStartKey"] = start
 
     async def _drop_meta_entries(self, prefixes: tuple[str, str]) -> None:
-        keys = [{META_KEY: {"S": name}} for name in await self._meta_entries(prefixes)]
-        for s in range(0, len(keys), BATCH_WRITE):
-            pending: dict[str, Any] = {
-                self.meta_table: [{"DeleteRequest": {"Key": k}} for k in keys[s : s + BATCH_WRITE]]
-            }
-            attempt = 0
-            while pending:
-                out = await self.client.call("batch_write_item", RequestItems=pending)
-                pending = out.get("UnprocessedItems") or {}
-                if pending:
-                    await self.client.sleep(backoff(attempt))
-                    attempt += 1
+        names = await self._meta_entries(prefixes)
+        requests = [{"DeleteRequest": {"Key": {META_KEY: {"S": name}}}} for name in names]
+        await write_batches(self.client, self.meta_table, requests, self.meta_table)
 
     async def close(self) -> None:
         """Close the HTTP connections."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from persisty.backends.dynamodb._clients import backoff, client_error
+from persisty.backends.dynamodb._clients import AsyncClient, backoff, client_error
 from persisty.backends.dynamodb._codec import PK, SK, Codec
 from persisty.model import StoreMeta
 from persisty.query import sort_spec
@@ -75,6 +75,25 @@ async def get_across(
             row.append(None if item is None else store.codec.load(item))
         result.append(row)
     return result
+
+
+async def write_batches(
+    client: AsyncClient, table: str, requests: Sequence[dict[str, Any]], what: str
+) -> None:
+    """``requests`` (PutRequest / DeleteRequest) on ``table`` by BatchWriteItem in 25s,
+    unprocessed items sent again after a backoff."""
+    for start in range(0, len(requests), BATCH_WRITE):
+        pending: dict[str, Any] = {table: list(requests[start : start + BATCH_WRITE])}
+        attempt = 0
+        while pending:
+            try:
+                out = await client.call("batch_write_item", RequestItems=pending)
+            except botocore.exceptions.ClientError as e:
+                raise client_error(e, what) from e
+            pending = out.get("UnprocessedItems") or {}
+            if pending:
+                await client.sleep(backoff(attempt))
+                attempt += 1
 
 
 async def read_stores(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from persisty.backends.dynamodb._async.writes import AsyncDynamoWrites
+from persisty.backends.dynamodb._async.native import AsyncDynamoNative
 from persisty.backends.dynamodb._codec import order_bytes
 from persisty.backends.dynamodb._plan import Plan as Access
 from persisty.backends.dynamodb._plan import make_plan
@@ -18,7 +18,7 @@ from persisty.query import ALL, Filter, Sort, compile_filter, seek, validate_fil
 from persisty.store import Plan, check_changes, delete_keys_async, patch_keys_async
 
 
-class AsyncDynamoSearch(AsyncDynamoWrites):
+class AsyncDynamoSearch(AsyncDynamoNative):
     """The queries of :class:`AsyncDynamoStore`: Query on a partition key, parallel Scan
     segments otherwise, counts by ``Select=COUNT``, and ``update_all`` / ``delete_all``."""
 

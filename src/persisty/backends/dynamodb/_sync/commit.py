@@ -84,6 +84,8 @@ def commit_stores(
                 continue  # a conflicting transaction: try again
             n, k = owner[checks[0]]
             i, err = groups[n][0]._transact_failure(plans[n], k)
+            if err is None:
+                continue  # an etag filled in: try again
             errors[n][i] = err
             return errors
     errors[0][0] = Conflict("too many concurrent transactions; try again")

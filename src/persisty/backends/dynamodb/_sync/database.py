@@ -15,7 +15,6 @@ import botocore.exceptions
 from persisty.backends.dynamodb._clients import (
     META_KEY,
     Client,
-    backoff,
     client_error,
     error_code,
     load_secret,
@@ -23,7 +22,7 @@ from persisty.backends.dynamodb._clients import (
     parse_url,
 )
 from persisty.backends.dynamodb._sync.commit import commit_stores
-from persisty.backends.dynamodb._sync.reads import BATCH_WRITE, read_stores
+from persisty.backends.dynamodb._sync.reads import read_stores, write_batches
 from persisty.backends.dynamodb._sync.store import DynamoStore
 from persisty.errors import PersistyError, Unavailable, ValidationError
 from persisty.model import StoreMeta, meta_of
@@ -186,18 +185,9 @@ class DynamoDatabase(Database):
             self._drop_meta_entries((f"u|{ns}|{name}|", f"seq|{ns}|{name}|"))
         else:
             stores = [s for s in self._stores.values() if isinstance(s, DynamoStore)]
-            start: str | None = None
-            while True:
-                params: dict[str, Any] = {"Limit": 100}
-                if start:
-                    params["ExclusiveStartTableName"] = start
-                out = self.client.call("list_tables", **params)
-                for table in out.get("TableNames", []):
-                    if table.startswith(self.table_prefix):
-                        self._delete_table(table)
-                start = out.get("LastEvaluatedTableName")
-                if not start:
-                    break
+            for table in self._tables():
+                if table.startswith(self.table_prefix):
+                    self._delete_table(table)
             self._drop_meta_entries((f"u|{ns}|", f"seq|{ns}|"))
         for s in stores:
             s._unprepare()
@@ -211,22 +201,24 @@ class DynamoDatabase(Database):
             name = meta_of(cls).name
             table_prefix = self.table_prefix + name
             prefixes = (f"u|{ns}|{name}|", f"seq|{ns}|{name}|")
-        found: list[str] = []
-        start: str | None = None
+        found = [
+            t
+            for t in self._tables()
+            if (t == table_prefix if cls is not None else t.startswith(table_prefix))
+        ]
+        return found + self._meta_entries(prefixes)
+
+    def _tables(self) -> list[str]:
+        """The names of all the tables the endpoint lists (100 a page)."""
+        names: list[str] = []
+        params: dict[str, Any] = {"Limit": 100}
         while True:
-            params: dict[str, Any] = {"Limit": 100}
-            if start:
-                params["ExclusiveStartTableName"] = start
             out = self.client.call("list_tables", **params)
-            found += [
-                t
-                for t in out.get("TableNames", [])
-                if (t == table_prefix if cls is not None else t.startswith(table_prefix))
-            ]
+            names += out.get("TableNames", [])
             start = out.get("LastEvaluatedTableName")
             if not start:
-                break
-        return found + self._meta_entries(prefixes)
+                return names
+            params["ExclusiveStartTableName"] = start
 
     def _delete_table(self, name: str) -> None:
         try:
@@ -257,18 +249,9 @@ class DynamoDatabase(Database):
             params["ExclusiveStartKey"] = start
 
     def _drop_meta_entries(self, prefixes: tuple[str, str]) -> None:
-        keys = [{META_KEY: {"S": name}} for name in self._meta_entries(prefixes)]
-        for s in range(0, len(keys), BATCH_WRITE):
-            pending: dict[str, Any] = {
-                self.meta_table: [{"DeleteRequest": {"Key": k}} for k in keys[s : s + BATCH_WRITE]]
-            }
-            attempt = 0
-            while pending:
-                out = self.client.call("batch_write_item", RequestItems=pending)
-                pending = out.get("UnprocessedItems") or {}
-                if pending:
-                    self.client.sleep(backoff(attempt))
-                    attempt += 1
+        names = self._meta_entries(prefixes)
+        requests = [{"DeleteRequest": {"Key": {META_KEY: {"S": name}}}} for name in names]
+        write_batches(self.client, self.meta_table, requests, self.meta_table)
 
     def close(self) -> None:
         """Close the HTTP connections."""

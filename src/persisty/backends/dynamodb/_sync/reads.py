@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from persisty.backends.dynamodb._clients import backoff, client_error
+from persisty.backends.dynamodb._clients import Client, backoff, client_error
 from persisty.backends.dynamodb._codec import PK, SK, Codec
 from persisty.model import StoreMeta
 from persisty.query import sort_spec
@@ -76,6 +76,25 @@ def get_across(
             row.append(None if item is None else store.codec.load(item))
         result.append(row)
     return result
+
+
+def write_batches(
+    client: Client, table: str, requests: Sequence[dict[str, Any]], what: str
+) -> None:
+    """``requests`` (PutRequest / DeleteRequest) on ``table`` by BatchWriteItem in 25s,
+    unprocessed items sent again after a backoff."""
+    for start in range(0, len(requests), BATCH_WRITE):
+        pending: dict[str, Any] = {table: list(requests[start : start + BATCH_WRITE])}
+        attempt = 0
+        while pending:
+            try:
+                out = client.call("batch_write_item", RequestItems=pending)
+            except botocore.exceptions.ClientError as e:
+                raise client_error(e, what) from e
+            pending = out.get("UnprocessedItems") or {}
+            if pending:
+                client.sleep(backoff(attempt))
+                attempt += 1
 
 
 def read_stores(

@@ -13,13 +13,13 @@ from typing import Any
 from persisty.backends.dynamodb._codec import order_bytes
 from persisty.backends.dynamodb._plan import Plan as Access
 from persisty.backends.dynamodb._plan import make_plan
-from persisty.backends.dynamodb._sync.writes import DynamoWrites
+from persisty.backends.dynamodb._sync.native import DynamoNative
 from persisty.errors import ValidationError
 from persisty.query import ALL, Filter, Sort, compile_filter, seek, validate_filter
 from persisty.store import Plan, check_changes, delete_keys, patch_keys
 
 
-class DynamoSearch(DynamoWrites):
+class DynamoSearch(DynamoNative):
     """The queries of :class:`DynamoStore`: Query on a partition key, parallel Scan
     segments otherwise, counts by ``Select=COUNT``, and ``update_all`` / ``delete_all``."""
 

@@ -13,9 +13,9 @@ from typing import Any
 import botocore.exceptions
 
 from persisty.backends.dynamodb._clients import META_KEY, backoff, client_error, error_code
-from persisty.backends.dynamodb._codec import ETAG, PK, order_bytes
+from persisty.backends.dynamodb._codec import ETAG, PK, VERSION, order_bytes
 from persisty.backends.dynamodb._sync.commit import MAX_TRANSACTION, TransactPlan
-from persisty.backends.dynamodb._sync.reads import BATCH_WRITE, DynamoReads
+from persisty.backends.dynamodb._sync.reads import DynamoReads, write_batches
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed, ValidationError
 from persisty.store import Edit, EditResult, Insert, Key, Remove, Replace, WriteOp
 
@@ -49,6 +49,11 @@ def _coalesce(ops: Sequence[WriteOp]) -> tuple[list[WriteOp | tuple[str, Key]], 
         else:
             merged[j] = op
     return merged, first
+
+
+FILL_ATTEMPTS = 4
+"""How often one conditional write tries again after filling in an etag a patch without a
+read left out (each patch between takes the etag seen away, so this ends)."""
 
 
 class DynamoWrites(DynamoReads):
@@ -107,18 +112,7 @@ class DynamoWrites(DynamoReads):
         return errors
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), BATCH_WRITE):
-            pending: dict[str, Any] = {self.table: requests[start : start + BATCH_WRITE]}
-            attempt = 0
-            while pending:
-                try:
-                    out = self.client.call("batch_write_item", RequestItems=pending)
-                except botocore.exceptions.ClientError as e:
-                    raise client_error(e, self.meta.name) from e
-                pending = out.get("UnprocessedItems") or {}
-                if pending:
-                    self.client.sleep(backoff(attempt))
-                    attempt += 1
+        write_batches(self.client, self.table, requests, self.meta.name)
 
     def _condition(self, op: WriteOp) -> dict[str, Any]:
         names = {"#k": PK}
@@ -139,51 +133,94 @@ class DynamoWrites(DynamoReads):
             "ExpressionAttributeValues": {":e": {"S": op.expected}},
         }
 
-    def _failed(self, op: WriteOp | tuple[str, Key]) -> PersistyError:
-        """Why the item condition of ``op`` failed."""
+    def _failed(self, op: WriteOp | tuple[str, Key]) -> PersistyError | None:
+        """Why the item condition of ``op`` failed; ``None`` when the item had no etag (a
+        patch without a read) and its content hashes to the expected one, which is now
+        filled in: the write may try again."""
         if isinstance(op, tuple):
             return Conflict(f"{self.meta.name} {self.meta.key_string(op[1])!r} already exists")
         name = f"{self.meta.name} {self.meta.key_string(op.key)!r}"
         if isinstance(op, Insert):
             return Conflict(f"{name} already exists")
-        if self._get(op.key) is None:
+        raw = self._get_raw(op.key)
+        if raw is None:
             return NotFound(f"no {name}")
+        if self._fill(raw, op.expected):
+            return None
         return PreconditionFailed("the item has changed (etag does not match)")
+
+    def _get_raw(self, key: Key) -> dict[str, Any] | None:
+        out = self._call(
+            "get_item",
+            {"TableName": self.table, "Key": self.codec.key_av(key), "ConsistentRead": True},
+        )
+        raw: dict[str, Any] | None = out.get("Item")
+        return raw
+
+    def _fill(self, raw: dict[str, Any], expected: str | None) -> bool:
+        """Whether the stored item ``raw`` had no etag (a patch without a read leaves it
+        out) and its content hashes to ``expected``, now stored as its etag (only while no
+        other such patch came between: its version is the one read)."""
+        if expected is None or ETAG in raw or VERSION not in raw:
+            return False
+        item, tag = self.codec.load(raw)
+        if tag != expected:
+            return False
+        try:
+            self.client.call(
+                "update_item",
+                TableName=self.table,
+                Key=self.codec.key_av(self.meta.key_values(item)),
+                UpdateExpression="SET #e = :e",
+                ConditionExpression="attribute_not_exists(#e) AND #v = :v",
+                ExpressionAttributeNames={"#e": ETAG, "#v": VERSION},
+                ExpressionAttributeValues={":e": {"S": expected}, ":v": raw[VERSION]},
+            )
+        except botocore.exceptions.ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                return False  # patched again meanwhile: the etag seen is gone
+            raise client_error(e, self.meta.name) from e
+        return True
 
     def _write_one(self, op: WriteOp) -> PersistyError | None:
         """One conditional PutItem/DeleteItem (a transaction when unique values change)."""
         if self._uniques:
             return (self._transact([op]))[0]
-        try:
-            if isinstance(op, Remove):
-                self.client.call(
-                    "delete_item",
-                    TableName=self.table,
-                    Key=self.codec.key_av(op.key),
-                    **self._condition(op),
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            else:
-                item = self.codec.dump(op.item, op.etag)
-                extra = (
-                    {}
-                    if isinstance(op, Insert)
-                    else {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
-                )
-                self.client.call(
-                    "put_item", TableName=self.table, Item=item, **self._condition(op), **extra
-                )
-        except PersistyError as e:
-            return e
-        except botocore.exceptions.ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
+        for _ in range(FILL_ATTEMPTS):
+            try:
+                if isinstance(op, Remove):
+                    self.client.call(
+                        "delete_item",
+                        TableName=self.table,
+                        Key=self.codec.key_av(op.key),
+                        **self._condition(op),
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
+                else:
+                    item = self.codec.dump(op.item, op.etag)
+                    extra = (
+                        {}
+                        if isinstance(op, Insert)
+                        else {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+                    )
+                    self.client.call(
+                        "put_item", TableName=self.table, Item=item, **self._condition(op), **extra
+                    )
+            except PersistyError as e:
+                return e
+            except botocore.exceptions.ClientError as e:
+                if error_code(e) != "ConditionalCheckFailedException":
+                    return client_error(e, self.meta.name)
                 if isinstance(op, Insert):
                     return self._failed(op)
-                if e.response.get("Item") is None:
+                old: Any = e.response.get("Item")
+                if old is None:
                     return NotFound(f"no {self.meta.name} {self.meta.key_string(op.key)!r}")
+                if self._fill(old, op.expected):
+                    continue
                 return PreconditionFailed("the item has changed (etag does not match)")
-            return client_error(e, self.meta.name)
-        return None
+            return None
+        return PreconditionFailed("the item has changed (etag does not match)")
 
     def _marker(self, ix_name: str, values: Sequence[Any]) -> str:
         raw = b"".join(order_bytes(v) for v in values)
@@ -327,6 +364,8 @@ class DynamoWrites(DynamoReads):
                 code = error_code(e)
                 if code == "ConditionalCheckFailedException":
                     i, err = self._transact_failure(plan, 0)
+                    if err is None:
+                        continue  # an etag filled in: try again
                     errors[i] = err
                     return errors
                 if code != "TransactionCanceledException":
@@ -347,13 +386,16 @@ class DynamoWrites(DynamoReads):
                     self.client.sleep(backoff(attempt))
                     continue  # a conflicting transaction: try again
                 i, err = self._transact_failure(plan, checks[0][0])
+                if err is None:
+                    continue  # an etag filled in: try again
                 errors[i] = err
                 return errors
         errors[0] = Conflict("too many concurrent transactions; try again")
         return errors
 
-    def _transact_failure(self, plan: TransactPlan, n: int) -> tuple[int, PersistyError]:
-        """Which op of ``plan`` the failed condition of action ``n`` belongs to, and why."""
+    def _transact_failure(self, plan: TransactPlan, n: int) -> tuple[int, PersistyError | None]:
+        """Which op of ``plan`` the failed condition of action ``n`` belongs to, and why
+        (``None``: an etag was filled in, the transaction may try again)."""
         j, what, attr = plan.owners[n]
         i = plan.first[j]
         if what == "item":

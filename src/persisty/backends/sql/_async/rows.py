@@ -18,7 +18,7 @@ import msgspec
 
 from persisty.backends.sql._async.executor import AsyncSqlExecutor
 from persisty.backends.sql._async.tables import AsyncSqlTables
-from persisty.backends.sql._blind import value_checks
+from persisty.backends.sql._blind import FastPatch, value_checks
 from persisty.backends.sql._table import TableSchema
 from persisty.errors import (
     ConcurrentChange,
@@ -78,6 +78,8 @@ class AsyncSqlRows(AsyncStoreBase[Any]):
 
         self._decode = decode
         self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._fast_patches: dict[tuple[str, ...], FastPatch] = {}
+        """Patches of only plain attributes seen before: their statement and checks."""
         # put() is one upsert when nothing of a stored item is kept and creating sets
         # nothing an update would not (MySQL's upsert fires on any unique index: none then)
         self._blind_put = (
@@ -91,7 +93,11 @@ class AsyncSqlRows(AsyncStoreBase[Any]):
         )
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         # a patch without a read: the engine sets the values inside the document
-        self._checks = value_checks(meta) if self.dialect.sets_in_doc else None
+        self._checks = (
+            value_checks(meta, {c.name: c.conv for c in schema.columns})
+            if self.dialect.sets_in_doc
+            else None
+        )
 
     # ---- connections --------------------------------------------------------------------
 

@@ -13,11 +13,14 @@ edit this file, never the twin.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from persisty.backends.sql._async.rows import COLLISION_RETRIES, AsyncSqlRows, _after_collision
+from persisty.backends.sql._blind import FAILURES as _FAILURES
+from persisty.backends.sql._blind import FastPatch
 from persisty.backends.sql._table import ETAG
 from persisty.errors import (
     ConcurrentChange,
@@ -54,6 +57,7 @@ OutboxFactory = Callable[["AsyncSqlStore", float], tuple["AsyncSqlStore", "Async
 """Makes the outbox twin of a store (given by the database, which knows both modules)."""
 
 _KIND = operator.attrgetter("kind")
+_INT64 = 2**63
 
 
 class AsyncSqlStore(AsyncSqlRows):
@@ -200,6 +204,12 @@ class AsyncSqlStore(AsyncSqlRows):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
+        if type(changes) is dict and if_match is None and precondition is None:
+            fast = self._fast_patches.get(tuple(changes))
+            if fast is not None and type(key) is str and key:
+                done = await self._patch_plain(fast, key, changes)
+                if done is not None:
+                    return done
         if self.meta.expires is not None and not any(
             type(v) is Increment for v in changes.values()
         ):
@@ -224,6 +234,7 @@ class AsyncSqlStore(AsyncSqlRows):
                 )
                 if not any(map(is_path, changes)):
                     self._patched[tuple(changes)] = names
+                    self._plan_fast(tuple(changes), names)
         assert names is not None
         k = (key,) if self._str_key and type(key) is str and key else self.meta.parse_key(key)
         s = self.schema
@@ -270,7 +281,7 @@ class AsyncSqlStore(AsyncSqlRows):
         gives the error that names the culprit)."""
         assert self._checks is not None
         checked = self._checks.checked
-        by_name = self.schema.by_name
+        convs = self._checks.convs
         now = None
         cols: list[Any] = []
         docs: list[Any] = []
@@ -283,12 +294,14 @@ class AsyncSqlStore(AsyncSqlRows):
             if got is None:
                 return None
             v, raw = got
-            conv = by_name[n].conv
+            conv = convs[n]
             cols.append(v if conv is None or v is None else conv(v))
-            docs.append(raw.decode())
+            docs.append(raw)
         s = self.schema
         sql, then = s.blind_patch_sql(names)
-        params = [*cols, *docs, *s.key_params(k)]
+        cols += docs
+        cols += s.key_params(k)
+        params = cols
         try:
             if then is None:
                 rows = await self._query(sql, params)
@@ -296,6 +309,52 @@ class AsyncSqlStore(AsyncSqlRows):
                 async with self._conn() as conn:
                     done = await self.executor.run(conn, sql, params, s)
                     rows = await self.executor.fetch(conn, then, (), s) if done else []
+        except ConcurrentChange:
+            raise
+        except PersistyError:
+            return None
+        if not rows:
+            raise NotFound(f"no {self.meta.name} with key {key!r}")
+        return self._decode(rows[0][0])
+
+    def _plan_fast(self, changed: tuple[str, ...], names: tuple[str, ...]) -> None:
+        """Keep the hot path of patches of ``changed`` when every one is a bare
+        str/int/float/bool attribute and the patch sets nothing else (no ``updated``
+        timestamp), in one statement with ``RETURNING``, on a single str key."""
+        checks = self._checks
+        if checks is None or self._logs or not self._str_key or names != changed:
+            return
+        plain = checks.plain_plan(names)
+        sql, then = self.schema.blind_patch_sql(names)
+        if plain is not None and then is None:
+            self._fast_patches[changed] = (sql, plain)
+
+    async def _patch_plain(self, fast: FastPatch, key: str, changes: dict[str, Any]) -> Any:
+        """:meth:`_patch_blind` of values of exactly their attributes' plain types, the
+        checks inlined (this runs once per patch of a write-heavy workload); ``None`` when a
+        value is of another type or the engine refused (the general path then decides)."""
+        sql, plain = fast
+        encode = self.meta.encode
+        cols: list[Any] = []
+        docs: list[str] = []
+        for name, typ, conv in plain:
+            v = changes[name]
+            if type(v) is not typ:  # (exact: a bool is no int here)
+                return None
+            if typ is float:
+                if not math.isfinite(v):
+                    return None
+            elif typ is int and not -_INT64 <= v < _INT64:
+                return None
+            try:
+                docs.append(encode(v).decode())
+            except _FAILURES:  # a lone surrogate in a str
+                return None
+            cols.append(v if conv is None else conv(v))
+        cols += docs
+        cols.append(key)
+        try:
+            rows = await self._query(sql, cols)
         except ConcurrentChange:
             raise
         except PersistyError:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from persisty.backends.sql._blind import value_checks
+from persisty.backends.sql._blind import FastPatch, value_checks
 from persisty.backends.sql._sync.executor import SqlExecutor
 from persisty.backends.sql._sync.tables import SqlTables
 from persisty.backends.sql._table import TableSchema
@@ -79,6 +79,8 @@ class SqlRows(StoreBase[Any]):
 
         self._decode = decode
         self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._fast_patches: dict[tuple[str, ...], FastPatch] = {}
+        """Patches of only plain attributes seen before: their statement and checks."""
         # put() is one upsert when nothing of a stored item is kept and creating sets
         # nothing an update would not (MySQL's upsert fires on any unique index: none then)
         self._blind_put = (
@@ -92,7 +94,11 @@ class SqlRows(StoreBase[Any]):
         )
         self._str_key = len(meta.key.attrs) == 1 and meta.key_attrs[0].kind == "str"
         # a patch without a read: the engine sets the values inside the document
-        self._checks = value_checks(meta) if self.dialect.sets_in_doc else None
+        self._checks = (
+            value_checks(meta, {c.name: c.conv for c in schema.columns})
+            if self.dialect.sets_in_doc
+            else None
+        )
 
     # ---- connections --------------------------------------------------------------------
 
