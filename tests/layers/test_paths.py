@@ -68,7 +68,7 @@ async def test_write_path_sealed_async() -> None:
     raw = db.store(Profile)
     store = encrypted(raw, ["address.city"], KEYS)
     await store.create(_person())
-    assert (await store.write_path("p1", "address.city", "Tokyo")).address.city == "Tokyo"  # type: ignore[union-attr]
+    assert (await store.write_path("p1", "address.city", "Tokyo")).address.city == "Tokyo"
     stored = await raw.read("p1")
     assert stored is not None and stored.address is not None
     assert stored.address.city != "Tokyo"
