@@ -41,7 +41,7 @@ def test_toy_comes_from_an_installed_entry_point() -> None:
 
 
 def test_register_adds_a_scheme_and_refuses_non_classes() -> None:
-    import persisty_toy
+    import persisty_toy  # type: ignore[import-untyped]
 
     register("toy2", persisty_toy.ToyDatabase, persisty_toy.AsyncToyDatabase)
     assert isinstance(persisty.connect("toy2://"), persisty_toy.ToyDatabase)

@@ -125,7 +125,7 @@ async def test_lifecycle_async(name: str) -> None:
                 _with(CONTACTS, tags={"type": "list", "items": {"type": "str"}, "default": []}),
                 if_match=etag(d),
             )
-            assert (await contacts.read("ann@example.com")).tags == []
+            assert (await contacts.read("ann@example.com")).tags == []  # type: ignore[union-attr]
             report = await cat.migrate(
                 "contacts",
                 {
@@ -137,7 +137,7 @@ async def test_lifecycle_async(name: str) -> None:
             )
             assert report.copied == 1
             store = await cat.store("contacts")
-            assert (await store.read("ann@example.com")).years == 3
+            assert (await store.read("ann@example.com")).years == 3  # type: ignore[union-attr]
             with pytest.raises(Conflict):
                 await contacts.patch("ann@example.com", {"age": 4})
             await cat.drop("contacts")
@@ -235,7 +235,7 @@ def test_migrate_fences_writes_and_serves_reads() -> None:
         assert seen["read"].age == 1 and seen["count"] == 120
         assert isinstance(seen["write"], Unavailable)
         fresh = cat.store("contacts")
-        assert fresh.read("u1@x").age == 1001 and fresh.read("late@x") is None
+        assert fresh.read("u1@x").age == 1001 and fresh.read("late@x") is None  # type: ignore[union-attr]
     finally:
         db.drop()
 
@@ -367,7 +367,7 @@ def test_encrypted_attributes_need_keys_and_are_sealed_at_rest() -> None:
     cat = catalog(db, keys=KeyRing({"k1": KeyRing.new_key()}, current="k1"))
     d = cat.define(spec)
     cat.store("secrets").create({"id": "a", "note": "the plan"})
-    assert cat.store("secrets").read("a").note == "the plan"
+    assert cat.store("secrets").read("a").note == "the plan"  # type: ignore[union-attr]
     raw = db.store(cat.class_of(d)).read("a")
     assert raw is not None and "the plan" not in raw.note
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -12,7 +13,7 @@ from persisty.cli import cli
 from persisty.dynamic import catalog
 
 runner = CliRunner()
-PEOPLE = {
+PEOPLE: dict[str, Any] = {
     "name": "people",
     "key": "email",
     "attrs": {"email": {"type": "str"}, "age": {"type": "int", "ge": 0}},

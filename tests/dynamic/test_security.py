@@ -3,6 +3,8 @@ creator owns a definition and shares it by scope, and each definition's data pol
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import persisty
@@ -15,7 +17,7 @@ ANN = Principal("ann", scopes={"admin", "staff"})
 ZED = Principal("zed", scopes={"admin"})
 BOB = Principal("bob", scopes={"user"})
 CY = Principal("cy", scopes={"sales"})
-SPEC = {
+SPEC: dict[str, Any] = {
     "name": "leads",
     "attrs": {"id": "str", "owner": "str", "note": {"type": "str", "optional": True}},
     "policy": {"kind": "owner", "attr": "owner"},

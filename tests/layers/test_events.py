@@ -211,7 +211,7 @@ def test_slow_subscriber_drops_oldest(db: Any) -> None:
         for i in range(5):
             counters.create(Counter(id=f"c{i}"))
         assert sub.dropped == 2
-        assert [sub.get(0).key for _ in range(3)] == ["c2", "c3", "c4"]  # type: ignore[union-attr]
+        assert [sub.get(0).key for _ in range(3)] == ["c2", "c3", "c4"]
 
 
 def test_async_hook_on_sync_store_is_a_reported_failure(db: Any) -> None:

@@ -71,5 +71,5 @@ def test_the_pure_classes_are_one_class_on_both_sides() -> None:
     ``CacheStats`` the package exports."""
     sync_cache = cached(persisty.connect("memory://").store(Thing))
     async_cache = cached(persisty.aio.connect("memory://").store(Thing))
-    assert isinstance(sync_cache.stats, persisty.layers.CacheStats)
-    assert isinstance(async_cache.stats, persisty.layers.CacheStats)
+    assert isinstance(sync_cache.stats, persisty.layers.CacheStats)  # type: ignore[attr-defined]
+    assert isinstance(async_cache.stats, persisty.layers.CacheStats)  # type: ignore[attr-defined]

@@ -15,7 +15,8 @@ from persisty.testing.models import Doc, Item, Numbered
 
 
 def test_stored_makes_a_slotted_keyword_dataclass() -> None:
-    assert dataclasses.is_dataclass(Item)
+    is_dataclass = dataclasses.is_dataclass(Item)  # a variable: no narrowing of Item
+    assert is_dataclass
     assert "__slots__" in Item.__dict__
     a, b = Item(owner="o", title="t"), Item(owner="o", title="t")
     assert isinstance(a.id, UUID) and a.id != b.id

@@ -64,7 +64,7 @@ def _admin_client(url: str) -> Iterator[TestClient]:
     asgi = Starlette(routes=admin(adb, [Shelf, Book]).routes, lifespan=lifespan)
     try:
         with TestClient(asgi, base_url="https://testserver") as c:
-            c.sync_db = lambda: persisty.connect(url, namespace=namespace)  # type: ignore[attr-defined]
+            c.sync_db = lambda: persisty.connect(url, namespace=namespace)
             yield c
     finally:
         with persisty.connect(url, namespace=namespace) as db:
@@ -140,7 +140,7 @@ def test_posts_need_the_token_and_this_origin(client: TestClient) -> None:
         == 403
     )
     assert client.post("/admin/book/_new", data=data, headers={"origin": "null"}).status_code == 403
-    with client.sync_db() as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:
         assert db.store(Book).read("new") is None
     made = client.post(
         "/admin/book/_new",
@@ -162,7 +162,7 @@ def test_a_blocked_delete_says_why_and_deletes_nothing(client: TestClient) -> No
         data={"csrf_token": _token(confirm.text), "_etag": etag.group(1)},
     )
     assert refused.status_code == 409 and "3 book item(s) refer to it" in refused.text
-    with client.sync_db() as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:
         assert db.store(Shelf).read("s1") is not None
 
 
@@ -183,7 +183,7 @@ def test_bulk_patch_and_an_unknown_key(client: TestClient) -> None:
     )
     assert done.status_code == 303 and done.headers["location"] == "/admin/book"
     assert client.get("/admin/book").text.count("2 updated, 1 not found") == 1
-    with client.sync_db() as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:
         assert [b.pages for b in db.store(Book).read_batch(["b0", "b1", "b2"])] == [42, 42, 2]
     bad = client.post(
         "/admin/book/_bulk",
@@ -355,7 +355,7 @@ def test_hostile_posts_get_a_clear_answer_and_write_nothing(sqlite_client: TestC
     assert big.status_code == 413
     json_body = client.post("/admin/book/_new", json={"id": "j"}, headers=ORIGIN)
     assert json_body.status_code in (403, 415)
-    with client.sync_db() as db:  # type: ignore[attr-defined]
+    with client.sync_db() as db:
         assert sorted(b.id for b in db.store(Book).search_all()) == ["b0", "b1", "b2"]
         assert db.store(Book).read("b0").pages == 0
 

@@ -327,6 +327,27 @@ class HookCaller:
             raise TypeError("an async hook on a sync store: use the async store")
 
 
+def _put_dropping_oldest(
+    into: asyncio.Queue[Change | None] | queue.Queue[Change | None],
+    change: Change | None,
+    full: type[Exception],
+    empty: type[Exception],
+) -> int:
+    """Puts ``change``, dropping the oldest while the queue is full (a slow subscriber loses
+    old changes, never blocks the writer); returns how many were dropped."""
+    dropped = 0
+    while True:
+        try:
+            into.put_nowait(change)
+            return dropped
+        except full:
+            try:
+                into.get_nowait()
+                dropped += 1
+            except empty:  # pragma: no cover
+                pass
+
+
 class AsyncChangeQueue:
     """A subscriber's buffer in the async layer (``asyncio.Queue``); when full, the oldest
     change is dropped and counted in ``dropped``."""
@@ -336,16 +357,9 @@ class AsyncChangeQueue:
         self.dropped = 0
 
     def put(self, change: Change | None) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(change)
-                return
-            except asyncio.QueueFull:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except asyncio.QueueEmpty:  # pragma: no cover
-                    pass
+        self.dropped += _put_dropping_oldest(
+            self._queue, change, asyncio.QueueFull, asyncio.QueueEmpty
+        )
 
     async def get(self, timeout: float | None = None) -> Change | None:
         if timeout is None:
@@ -366,16 +380,7 @@ class ChangeQueue:
 
     def put(self, change: Change | None) -> None:
         with self._lock:
-            while True:
-                try:
-                    self._queue.put_nowait(change)
-                    return
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:  # pragma: no cover
-                        pass
+            self.dropped += _put_dropping_oldest(self._queue, change, queue.Full, queue.Empty)
 
     def get(self, timeout: float | None = None) -> Change | None:
         try:

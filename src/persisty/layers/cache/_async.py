@@ -1,7 +1,6 @@
 """The cache layer (async): a read-through cache of items, searches and counts.
 
-The sync twin ``persisty/layers/cache/_sync.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``layers/cache/_sync.py``.
 """
 
 from __future__ import annotations

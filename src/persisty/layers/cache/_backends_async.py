@@ -1,7 +1,6 @@
 """The cache layer's backends (async): in process (an LRU) and in Redis.
 
-The sync twin ``persisty/layers/cache/_backends_sync.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``layers/cache/_backends_sync.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """The change-events layer: after-commit hooks and ``listen()`` subscriptions.
 
-The sync twin ``persisty/layers/observed/_sync.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``layers/observed/_sync.py``.
 """
 
 from __future__ import annotations

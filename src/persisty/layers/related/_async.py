@@ -1,7 +1,6 @@
 """The relations layer: batched loading of related items and referential integrity.
 
-The sync twin ``persisty/layers/related/_sync.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``layers/related/_sync.py``.
 """
 
 from __future__ import annotations

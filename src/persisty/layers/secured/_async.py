@@ -1,7 +1,6 @@
 """The access-control layer (async): a Store as one principal may see and change it.
 
-The sync twin ``persisty/layers/secured/_sync.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``layers/secured/_sync.py``.
 """
 
 from __future__ import annotations

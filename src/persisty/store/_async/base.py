@@ -2,8 +2,7 @@
 of ``AsyncStoreCore`` plus the batch engine (``edit_batch``, ``restore``, ``update_all``,
 ``delete_all``).
 
-The sync twin ``_sync/base.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file: ``scripts/generate_sync.py`` writes its sync twin ``_sync/base.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 ``Edit.put`` resolved for layers, bulk patches and deletes in batches, and the pause
 after lost races.
 
-The sync twin ``_sync/composed.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file: ``scripts/generate_sync.py`` writes its sync twin ``_sync/composed.py``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ cannot check the etag itself, or the write keeps something of the stored item), 
 when it loses a race. ``AsyncStoreCore`` stands on ``AsyncStoreReads`` (``reads.py``) and
 ``AsyncStoreHooks`` (``hooks.py``); ``AsyncStoreBase`` (``base.py``) adds the batch engine.
 
-The sync twin ``_sync/core.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file: ``scripts/generate_sync.py`` writes its sync twin ``_sync/core.py``.
 """
 
 from __future__ import annotations

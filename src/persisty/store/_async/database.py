@@ -1,8 +1,7 @@
 """The Database (async): a connection to one engine that hands out one Store per
 ``@stored`` class.
 
-The sync twin ``_sync/database.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``_sync/database.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """What a store with a transactional outbox offers the events layer (async protocols).
 
-The sync twin ``_sync/outbox.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``_sync/outbox.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 count and explain over the engine hooks of ``AsyncStoreHooks`` (``hooks.py``), with the
 plan split into native and residual parts, expiry filtering, and ``purge_expired``.
 
-The sync twin ``_sync/reads.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file: ``scripts/generate_sync.py`` writes its sync twin ``_sync/reads.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 """The Store contract (async): ``Store``, the one interface every backend and layer
 implements, and the constants the base classes share.
 
-The sync twin ``_sync/contract.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``_sync/contract.py``.
 """
 
 from __future__ import annotations

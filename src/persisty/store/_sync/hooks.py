@@ -7,8 +7,7 @@ the reads and writes share (etag and precondition checks, expiry, sequences).
 ``StoreReads`` (``reads.py``) adds the read side of the contract, ``StoreCore``
 (``core.py``) the single-item writes, ``StoreBase`` (``base.py``) the batch engine.
 
-The sync twin ``_sync/hooks.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file: ``scripts/generate_sync.py`` writes its sync twin ``_sync/hooks.py``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 """The base of layers (async): ``WrappedStore`` passes every call to the store it
 wraps.
 
-The sync twin ``_sync/wrapped.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``_sync/wrapped.py``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Conformance: page keys are sealed (no attribute value in clear) and bound to their
 namespace, on every backend and layer.
 
-The sync twin ``persisty/testing/_secrecy/_sync.py`` is generated from this file by
-``scripts/generate_sync.py``; edit this file, never the twin.
+Edit this file; scripts/generate_sync.py writes its sync twin ``testing/_secrecy/_sync.py``.
 """
 
 from __future__ import annotations
