@@ -46,10 +46,10 @@ class ValueChecks:
         self,
         meta: StoreMeta,
         hints: dict[str, Any],
-        convs: dict[str, Callable[[Any], Any] | None],
+        convs: dict[str, Callable[[Any], Any] | None] | None = None,
     ) -> None:
         self.meta = meta
-        self.convs = convs
+        self.convs = convs if convs is not None else {a.name: None for a in meta.attrs}
         """Value -> driver parameter of each attribute's column (``None``: unchanged)."""
         self._decoders = {a.name: msgspec.json.Decoder(hints[a.name]) for a in meta.attrs}
         # attributes of a bare str/int/float/bool (no constraint, not optional): a value of
