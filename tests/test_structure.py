@@ -208,6 +208,9 @@ def _private_imports() -> list[str]:
 KNOWN_PRIVATE_IMPORTS: list[str] = [
     "persisty.cli -> persisty.kv._import",
     "persisty.layers.encrypted._paths -> persisty.model._attr",
+    # the shared count-in-the-same-commit helper; to be exported from persisty.stash (issue 13)
+    "persisty.kv._async._counted -> persisty.stash._async.counted",
+    "persisty.kv._sync._counted -> persisty.stash._sync.counted",
 ]
 
 

@@ -29,7 +29,7 @@ from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFaile
 from persisty.model import StoreMeta, etag, is_path
 from persisty.query import ALL, Filter, validate_filter
 from persisty.store import Increment, Key, as_item, check_changes, prepare_create, prepare_update
-from persisty.store._async.composed import MAX_RETRIES
+from persisty.store import MAX_RETRIES
 
 _ALWAYS_EXACT = frozenset({"str", "int", "bool", "datetime", "date", "uuid", "bytes"})
 """Kinds whose DynamoDB value always gives back the same Python value (no ``~x`` entry)."""
