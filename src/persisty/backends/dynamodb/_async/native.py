@@ -28,8 +28,15 @@ from persisty.backends.sql._blind import ValueChecks
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta, etag, is_path
 from persisty.query import ALL, Filter, validate_filter
-from persisty.store import Increment, Key, as_item, check_changes, prepare_create, prepare_update
-from persisty.store import MAX_RETRIES
+from persisty.store import (
+    MAX_RETRIES,
+    Increment,
+    Key,
+    as_item,
+    check_changes,
+    prepare_create,
+    prepare_update,
+)
 
 _ALWAYS_EXACT = frozenset({"str", "int", "bool", "datetime", "date", "uuid", "bytes"})
 """Kinds whose DynamoDB value always gives back the same Python value (no ``~x`` entry)."""
