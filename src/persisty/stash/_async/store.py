@@ -16,6 +16,7 @@ from typing import Any
 from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from persisty.model import etag
 from persisty.query import F
+from persisty.stash._answers import PRESENT, answers_for
 from persisty.stash._async.base import AsyncStash
 from persisty.stash._async.counted import AsyncCounter
 from persisty.stash._codec import MISSING, Codec, check_key
@@ -77,6 +78,11 @@ class AsyncStoreStash(AsyncStash):
     expiry, ``len`` counts natively again (expired entries leave without a write). Every
     writer of a counted stash must open it counted.
 
+    On a SQLite file (WAL mode) the answers of ``exists``, ``get`` and ``len`` are kept in
+    process (``local_cache`` keys at most; 0: none) for as long as the file's WAL-index
+    header is unchanged: any commit by any process or connection changes it, so a
+    cached answer is never stale (docs/stash-memo.md, "The answer cache").
+
     Example::
 
         stash = AsyncStoreStash("sqlite:///cache.db", "reports")
@@ -94,6 +100,7 @@ class AsyncStoreStash(AsyncStash):
         ttl: dt.timedelta | None = None,
         value_type: Any = Any,
         counted: bool = False,
+        local_cache: int = 10_000,
     ) -> None:
         self.database, self._owns_database = open_async_database(db_or_url)
         self.name = name
@@ -107,6 +114,7 @@ class AsyncStoreStash(AsyncStash):
         self.ttl = ttl
         self._sequence: AsyncStore[Any] | None = None
         self.counter = AsyncCounter(self.database, name, self.store) if counted else None
+        self._answers = answers_for(self.database, local_cache)
 
     @classmethod
     def of(cls, store: AsyncStore[Any]) -> AsyncStoreItemStash:
@@ -132,85 +140,143 @@ class AsyncStoreStash(AsyncStash):
     def _expired(entry: Any) -> bool:
         return entry.expires_at is not None and entry.expires_at <= _now()
 
-    # The reads are one point read of the store each, written out (no shared helper): a
-    # read is the hot path, and the store already hides an expired entry (its expiry).
+    # The reads are a hit of the answer cache (its header unchanged) or one point read of
+    # the store, the answer kept for next time; the store hides an expired entry.
+
+    async def _read(self, key: Any) -> Any:
+        k = key if type(key) is str else check_key(key)
+        answers = self._answers
+        if answers is None:
+            return await self.store.read(k)
+        token = answers.begin()  # the header before the query
+        entry = await self.store.read(k)
+        answers.put(token, k, entry)
+        return entry
 
     async def get(self, key: Any, default: Any = None) -> Any:
-        entry = await self.store.read(key if type(key) is str else check_key(key))
+        answers = self._answers
+        if answers is not None:
+            found = answers.entry(key)
+            if found is not None and found[0] is not PRESENT:
+                return default if found[0] is MISSING else self.codec.decode(found[0])
+        entry = await self._read(key)
         return default if entry is None else self.codec.decode(entry.value)
 
     async def load(self, key: Any) -> Any:
-        entry = await self.store.read(key if type(key) is str else check_key(key))
-        return None if entry is None else self.codec.decode(entry.value)
+        return await self.get(key)
 
     async def _lookup(self, key: Any) -> Any:
-        entry = await self.store.read(key if type(key) is str else check_key(key))
-        return MISSING if entry is None else self.codec.decode(entry.value)
+        return await self.get(key, MISSING)
 
     async def exists(self, key: Any) -> bool:
-        return await self.store.read(key if type(key) is str else check_key(key)) is not None
+        answers = self._answers
+        if answers is not None:
+            found = answers.entry(key)
+            if found is not None:
+                return found[0] is not MISSING
+        return await self._read(key) is not None
+
+    def _forget(self) -> None:
+        """After a write: no answer kept from before it (the header changes too)."""
+        if self._answers is not None:
+            self._answers.forget()
 
     async def dump(self, key: Any, value: Any) -> None:
-        if self.counter is not None:
-            await self.counter.dump(self._entry(key, value))
-        else:
-            await self.store.put(self._entry(key, value))
+        try:
+            if self.counter is not None:
+                await self.counter.dump(self._entry(key, value))
+            else:
+                await self.store.put(self._entry(key, value))
+        finally:
+            self._forget()
 
     async def dump_for(self, key: Any, value: Any, ttl: dt.timedelta | None) -> None:
         """``dump`` with its own ``ttl`` (``None``: the stash's)."""
-        if self.counter is not None:
-            await self.counter.dump(self._entry(key, value, ttl))
-        else:
-            await self.store.put(self._entry(key, value, ttl))
+        try:
+            if self.counter is not None:
+                await self.counter.dump(self._entry(key, value, ttl))
+            else:
+                await self.store.put(self._entry(key, value, ttl))
+        finally:
+            self._forget()
 
     async def dump_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        entries = [self._entry(k, v) for k, v in pairs]
-        if self.counter is not None:
-            await self.counter.dump_all(entries)
-        else:
-            await _put_all(self.store, entries)
+        try:
+            entries = [self._entry(k, v) for k, v in pairs]
+            if self.counter is not None:
+                await self.counter.dump_all(entries)
+            else:
+                await _put_all(self.store, entries)
+        finally:
+            self._forget()
 
     async def add(self, key: Any, value: Any) -> bool:
-        entry = self._entry(key, value)
-        if self.counter is not None:
-            added = await self.counter.add(entry)
-            if added is not None:
-                return added
         try:
-            await self.store.create(entry)
-            return True
-        except Conflict:
-            pass
-        found = await self.store.read(entry.key)
-        if found is not None and self._expired(found):
-            try:  # an expired entry is no value: take its place, unless someone else did
-                await self.store.update(entry, if_match=etag(found))
+            entry = self._entry(key, value)
+            if self.counter is not None:
+                added = await self.counter.add(entry)
+                if added is not None:
+                    return added
+            try:
+                await self.store.create(entry)
                 return True
-            except (PreconditionFailed, NotFound):
-                return False
-        return False
+            except Conflict:
+                pass
+            found = await self.store.read(entry.key)
+            if found is not None and self._expired(found):
+                try:  # an expired entry is no value: take its place, unless someone else did
+                    await self.store.update(entry, if_match=etag(found))
+                    return True
+                except (PreconditionFailed, NotFound):
+                    return False
+            return False
+        finally:
+            self._forget()
 
     async def delete(self, key: Any) -> None:
-        if self.counter is not None:
-            await self.counter.delete(check_key(key))
-            return
-        with contextlib.suppress(NotFound):
-            await self.store.delete(check_key(key))
+        try:
+            if self.counter is not None:
+                await self.counter.delete(check_key(key))
+                return
+            with contextlib.suppress(NotFound):
+                await self.store.delete(check_key(key))
+        finally:
+            self._forget()
 
     async def keys(self, prefix: str | None = None) -> Iterable[Any]:
         f = F.key.startswith(prefix) if prefix else None
         return [e.key async for e in self.store.search_all(f, page_size=PAGE)]
 
     async def count(self) -> int:
+        answers = self._answers
+        if answers is None:
+            return await self._count()
+        n = answers.count()
+        if n is not None:
+            return n
+        token = answers.begin()
+        if token is None:
+            return await self._count()
+        # the earliest expiry first: whatever the count then counts expires no sooner
+        first = await self.store.search(F.expires_at != None, order="expires_at", limit=1)  # noqa: E711
+        n = await self._count()
+        until = first.items[0].expires_at.timestamp() if first.items else None
+        answers.put_count(token, n, until)
+        return n
+
+    async def _count(self) -> int:
         if self.counter is not None:
             return await self.counter.length()
         return await self.store.count()
 
     async def clear(self) -> None:
-        if self.counter is not None:
-            await self.counter.clear()
-        else:
-            await self.store.delete_all(None)
+        try:
+            if self.counter is not None:
+                await self.counter.clear()
+            else:
+                await self.store.delete_all(None)
+        finally:
+            self._forget()
 
     async def next_sequence(self) -> int:
         """The next number of this stash's sequence (unique across every writer)."""

@@ -17,6 +17,7 @@ from typing import Any
 from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from persisty.model import etag
 from persisty.query import F
+from persisty.stash._answers import PRESENT, answers_for
 from persisty.stash._codec import MISSING, Codec, check_key
 from persisty.stash._open import (
     database_secret,
@@ -78,6 +79,11 @@ class StoreStash(Stash):
     expiry, ``len`` counts natively again (expired entries leave without a write). Every
     writer of a counted stash must open it counted.
 
+    On a SQLite file (WAL mode) the answers of ``exists``, ``get`` and ``len`` are kept in
+    process (``local_cache`` keys at most; 0: none) for as long as the file's WAL-index
+    header is unchanged: any commit by any process or connection changes it, so a
+    cached answer is never stale (docs/stash-memo.md, "The answer cache").
+
     Example::
 
         stash = StoreStash("sqlite:///cache.db", "reports")
@@ -95,6 +101,7 @@ class StoreStash(Stash):
         ttl: dt.timedelta | None = None,
         value_type: Any = Any,
         counted: bool = False,
+        local_cache: int = 10_000,
     ) -> None:
         self.database, self._owns_database = open_database(db_or_url)
         self.name = name
@@ -108,6 +115,7 @@ class StoreStash(Stash):
         self.ttl = ttl
         self._sequence: Store[Any] | None = None
         self.counter = Counter(self.database, name, self.store) if counted else None
+        self._answers = answers_for(self.database, local_cache)
 
     @classmethod
     def of(cls, store: Store[Any]) -> StoreItemStash:
@@ -133,85 +141,143 @@ class StoreStash(Stash):
     def _expired(entry: Any) -> bool:
         return entry.expires_at is not None and entry.expires_at <= _now()
 
-    # The reads are one point read of the store each, written out (no shared helper): a
-    # read is the hot path, and the store already hides an expired entry (its expiry).
+    # The reads are a hit of the answer cache (its header unchanged) or one point read of
+    # the store, the answer kept for next time; the store hides an expired entry.
+
+    def _read(self, key: Any) -> Any:
+        k = key if type(key) is str else check_key(key)
+        answers = self._answers
+        if answers is None:
+            return self.store.read(k)
+        token = answers.begin()  # the header before the query
+        entry = self.store.read(k)
+        answers.put(token, k, entry)
+        return entry
 
     def get(self, key: Any, default: Any = None) -> Any:
-        entry = self.store.read(key if type(key) is str else check_key(key))
+        answers = self._answers
+        if answers is not None:
+            found = answers.entry(key)
+            if found is not None and found[0] is not PRESENT:
+                return default if found[0] is MISSING else self.codec.decode(found[0])
+        entry = self._read(key)
         return default if entry is None else self.codec.decode(entry.value)
 
     def load(self, key: Any) -> Any:
-        entry = self.store.read(key if type(key) is str else check_key(key))
-        return None if entry is None else self.codec.decode(entry.value)
+        return self.get(key)
 
     def _lookup(self, key: Any) -> Any:
-        entry = self.store.read(key if type(key) is str else check_key(key))
-        return MISSING if entry is None else self.codec.decode(entry.value)
+        return self.get(key, MISSING)
 
     def exists(self, key: Any) -> bool:
-        return self.store.read(key if type(key) is str else check_key(key)) is not None
+        answers = self._answers
+        if answers is not None:
+            found = answers.entry(key)
+            if found is not None:
+                return found[0] is not MISSING
+        return self._read(key) is not None
+
+    def _forget(self) -> None:
+        """After a write: no answer kept from before it (the header changes too)."""
+        if self._answers is not None:
+            self._answers.forget()
 
     def dump(self, key: Any, value: Any) -> None:
-        if self.counter is not None:
-            self.counter.dump(self._entry(key, value))
-        else:
-            self.store.put(self._entry(key, value))
+        try:
+            if self.counter is not None:
+                self.counter.dump(self._entry(key, value))
+            else:
+                self.store.put(self._entry(key, value))
+        finally:
+            self._forget()
 
     def dump_for(self, key: Any, value: Any, ttl: dt.timedelta | None) -> None:
         """``dump`` with its own ``ttl`` (``None``: the stash's)."""
-        if self.counter is not None:
-            self.counter.dump(self._entry(key, value, ttl))
-        else:
-            self.store.put(self._entry(key, value, ttl))
+        try:
+            if self.counter is not None:
+                self.counter.dump(self._entry(key, value, ttl))
+            else:
+                self.store.put(self._entry(key, value, ttl))
+        finally:
+            self._forget()
 
     def dump_all(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        entries = [self._entry(k, v) for k, v in pairs]
-        if self.counter is not None:
-            self.counter.dump_all(entries)
-        else:
-            _put_all(self.store, entries)
+        try:
+            entries = [self._entry(k, v) for k, v in pairs]
+            if self.counter is not None:
+                self.counter.dump_all(entries)
+            else:
+                _put_all(self.store, entries)
+        finally:
+            self._forget()
 
     def add(self, key: Any, value: Any) -> bool:
-        entry = self._entry(key, value)
-        if self.counter is not None:
-            added = self.counter.add(entry)
-            if added is not None:
-                return added
         try:
-            self.store.create(entry)
-            return True
-        except Conflict:
-            pass
-        found = self.store.read(entry.key)
-        if found is not None and self._expired(found):
-            try:  # an expired entry is no value: take its place, unless someone else did
-                self.store.update(entry, if_match=etag(found))
+            entry = self._entry(key, value)
+            if self.counter is not None:
+                added = self.counter.add(entry)
+                if added is not None:
+                    return added
+            try:
+                self.store.create(entry)
                 return True
-            except (PreconditionFailed, NotFound):
-                return False
-        return False
+            except Conflict:
+                pass
+            found = self.store.read(entry.key)
+            if found is not None and self._expired(found):
+                try:  # an expired entry is no value: take its place, unless someone else did
+                    self.store.update(entry, if_match=etag(found))
+                    return True
+                except (PreconditionFailed, NotFound):
+                    return False
+            return False
+        finally:
+            self._forget()
 
     def delete(self, key: Any) -> None:
-        if self.counter is not None:
-            self.counter.delete(check_key(key))
-            return
-        with contextlib.suppress(NotFound):
-            self.store.delete(check_key(key))
+        try:
+            if self.counter is not None:
+                self.counter.delete(check_key(key))
+                return
+            with contextlib.suppress(NotFound):
+                self.store.delete(check_key(key))
+        finally:
+            self._forget()
 
     def keys(self, prefix: str | None = None) -> Iterable[Any]:
         f = F.key.startswith(prefix) if prefix else None
         return [e.key for e in self.store.search_all(f, page_size=PAGE)]
 
     def count(self) -> int:
+        answers = self._answers
+        if answers is None:
+            return self._count()
+        n = answers.count()
+        if n is not None:
+            return n
+        token = answers.begin()
+        if token is None:
+            return self._count()
+        # the earliest expiry first: whatever the count then counts expires no sooner
+        first = self.store.search(F.expires_at != None, order="expires_at", limit=1)  # noqa: E711
+        n = self._count()
+        until = first.items[0].expires_at.timestamp() if first.items else None
+        answers.put_count(token, n, until)
+        return n
+
+    def _count(self) -> int:
         if self.counter is not None:
             return self.counter.length()
         return self.store.count()
 
     def clear(self) -> None:
-        if self.counter is not None:
-            self.counter.clear()
-        else:
-            self.store.delete_all(None)
+        try:
+            if self.counter is not None:
+                self.counter.clear()
+            else:
+                self.store.delete_all(None)
+        finally:
+            self._forget()
 
     def next_sequence(self) -> int:
         """The next number of this stash's sequence (unique across every writer)."""
