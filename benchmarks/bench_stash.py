@@ -4,7 +4,8 @@
 
 Stash phases (ops/s): ``set`` (n dumps), ``get`` (n random reads), ``exists`` (n, half of
 them missing), ``len`` (200 calls) and ``keys`` (20 full listings), for ``StoreStash`` on a
-SQLite file (plain, and ``counted=True``: ``len`` one point read of a count item),
+SQLite file (plain, ``counted=True``: ``len`` one point read of a count item, and
+``local_cache=0``: no process-local answer cache, every read one statement),
 ``diskcache.Cache`` and ``sqlitedict.SqliteDict`` (autocommit, so every set is durable as
 the others'). Memo: the cost of a hit of ``@persisted`` in process against
 ``functools.cache``, and of a hit served by the store (``store=`` a SQLite file, a fresh
@@ -47,7 +48,9 @@ from persisty.stash import StoreStash
 
 OURS = "persisty StoreStash (SQLite)"
 COUNTED = "persisty StoreStash counted=True (SQLite)"
+UNCACHED = "persisty StoreStash local_cache=0 (SQLite)"
 FLOOR = "sqlite3 PRAGMA data_version"
+COLD = "persisty StoreStash exists, answer cache emptied before each call"
 
 
 def timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
@@ -99,6 +102,7 @@ def stash_phases(n: int, repeat: int, root: Path) -> dict[str, dict[str, float]]
     db = persisty.connect(f"sqlite:///{root / 'stash.db'}")
     store = StoreStash(db, "bench")
     counted = StoreStash(db, "bench_counted", counted=True)
+    uncached = StoreStash(db, "bench_uncached", local_cache=0)
     dc = diskcache.Cache(str(root / "diskcache"))
     sd = SqliteDict(str(root / "sqlitedict.db"), autocommit=True)
     contenders = [
@@ -114,6 +118,15 @@ def stash_phases(n: int, repeat: int, root: Path) -> dict[str, dict[str, float]]
         Contender(
             COUNTED,
             counted,
+            set_=lambda s, k, v: s.dump(k, v),
+            get=lambda s, k: s.get(k),
+            exists=lambda s, k: s.exists(k),
+            length=len,
+            keys=lambda s: list(s.keys()),
+        ),
+        Contender(
+            UNCACHED,
+            uncached,
             set_=lambda s, k, v: s.dump(k, v),
             get=lambda s, k: s.get(k),
             exists=lambda s, k: s.exists(k),
@@ -156,9 +169,19 @@ def stash_phases(n: int, repeat: int, root: Path) -> dict[str, dict[str, float]]
         fns = {c.name: functools.partial(body, c, c.obj) for c in contenders}
         for name, t in best_of_turns(fns, repeat, time.process_time).items():
             results[name][phase] = count / t
+    # a miss of the answer cache (emptied before each call, as a commit would): the
+    # header read, one statement and the answer kept
+    answers = store._answers
+    assert answers is not None
+
+    def cold() -> None:
+        for k in probes:
+            answers.forget()
+            store.exists(k)
+
+    results[COLD] = {"exists": n / min(timed(cold, time.process_time) for _ in range(repeat))}
     # the floor of any answer that asks SQLite: its cheapest statement, on the same file
-    # (PRAGMA data_version: what a process-local cache would have to run per call to see
-    # other processes' commits)
+    # (PRAGMA data_version: what a cache validated by asking SQLite would run per call)
     raw = sqlite3.connect(str(root / "stash.db"), isolation_level=None)
 
     def floor() -> None:
@@ -230,13 +253,16 @@ def one_run(n: int, repeat: int) -> tuple[dict[str, dict[str, float]], dict[str,
 def ratios(stash: dict[str, dict[str, float]], memo: dict[str, float]) -> dict[str, float]:
     """persisty ÷ peer per phase (above 1: persisty faster), and the memo hit costs."""
     out = {}
-    for label, name in (("", OURS), ("counted ", COUNTED)):
+    for label, name in (("", OURS), ("counted ", COUNTED), ("uncached ", UNCACHED)):
         ours = stash[name]
         for phase in PHASES:
             out[f"{label}{phase} vs diskcache"] = ours[phase] / stash["diskcache.Cache"][phase]
             out[f"{label}{phase} vs sqlitedict"] = (
                 ours[phase] / stash["sqlitedict.SqliteDict"][phase]
             )
+    out["exists on a cache miss vs diskcache"] = (
+        stash[COLD]["exists"] / stash["diskcache.Cache"]["exists"]
+    )
     out["cheapest SQLite statement vs diskcache exists"] = (
         stash[FLOOR]["exists"] / stash["diskcache.Cache"]["exists"]
     )
@@ -259,21 +285,26 @@ def main() -> None:
     all_ratios: list[dict[str, float]] = []
     for run in range(opts.runs):
         stash, memo = one_run(opts.n, opts.repeat)
-        ours, cnt = stash[OURS], stash[COUNTED]
+        ours, cnt, unc = stash[OURS], stash[COUNTED], stash[UNCACHED]
         print(f"\nrun {run + 1}: stashes, n={opts.n} (ops/s; ratio = StoreStash / diskcache)")
         print(
             f"{'phase':8} {'StoreStash':>12} {'ratio':>7} {'counted':>12} {'ratio':>7} "
-            f"{'diskcache':>12} {'sqlitedict':>12}"
+            f"{'uncached':>12} {'ratio':>7} {'diskcache':>12} {'sqlitedict':>12}"
         )
         for phase in PHASES:
             d, s = stash["diskcache.Cache"][phase], stash["sqlitedict.SqliteDict"][phase]
             print(
                 f"{phase:8} {ours[phase]:12,.0f} {ours[phase] / d:6.2f}x "
-                f"{cnt[phase]:12,.0f} {cnt[phase] / d:6.2f}x {d:12,.0f} {s:12,.0f}"
+                f"{cnt[phase]:12,.0f} {cnt[phase] / d:6.2f}x "
+                f"{unc[phase]:12,.0f} {unc[phase] / d:6.2f}x {d:12,.0f} {s:12,.0f}"
             )
         print(
             f"floor: one PRAGMA data_version {stash[FLOOR]['exists']:,.0f}/s "
             f"= {stash[FLOOR]['exists'] / stash['diskcache.Cache']['exists']:.2f}x diskcache exists"
+        )
+        print(
+            f"exists on a cache miss: {stash[COLD]['exists']:,.0f}/s "
+            f"= {stash[COLD]['exists'] / stash['diskcache.Cache']['exists']:.2f}x diskcache"
         )
         print("memo hits (calls/s)")
         for name, rate in memo.items():
