@@ -300,3 +300,89 @@ def _child_reads(url: str) -> None:
     assert stash.exists("a") and not stash.exists("b")
     stash.dump("b", 2)
     assert stash.exists("b") and len(stash) == 2
+
+
+def test_any_interleaving_of_writers_and_checkpoints_is_seen(tmp_path: Path) -> None:
+    """Hypothesis: any sequence of writes by us, by another persisty database, by a raw
+    ``sqlite3`` connection, checkpoints of every mode and reads; every read right."""
+    import datetime as dt
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    url = _url(tmp_path)
+    db, other = persisty.connect(url), persisty.connect(url)
+    ours, theirs = StoreStash(db, "h"), StoreStash(other, "h")
+    ours.dump("x", 0)
+    raw = _raw(tmp_path)
+    keys = st.sampled_from(["a", "b", "c"])
+    step = st.one_of(
+        st.tuples(st.sampled_from(["ours", "theirs"]), keys, st.integers(0, 9)),
+        st.tuples(st.just("raw-delete"), keys, st.just(0)),
+        st.tuples(st.just("raw-expire"), keys, st.just(0)),
+        st.tuples(st.just("checkpoint"), st.sampled_from(["PASSIVE", "TRUNCATE"]), st.just(0)),
+        st.tuples(st.just("clear"), keys, st.just(0)),
+    )
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(st.lists(step, max_size=12))
+    def run(steps: list[tuple[str, str, int]]) -> None:
+        theirs.clear()
+        model: dict[str, int] = {}
+        past = dt.datetime(2000, 1, 1).isoformat(" ", "microseconds")
+        for op, key, value in steps:
+            for k in "abc":
+                ours.exists(k), ours.get(k)  # fill (and hit) before the change
+            len(ours)
+            if op in ("ours", "theirs"):
+                (ours if op == "ours" else theirs).dump(key, value)
+                model[key] = value
+            elif op == "raw-delete":
+                raw.execute("DELETE FROM stash_h WHERE key = ?", (key,))
+                model.pop(key, None)
+            elif op == "raw-expire":
+                raw.execute("UPDATE stash_h SET expires_at = ? WHERE key = ?", (past, key))
+                model.pop(key, None)
+            elif op == "checkpoint":
+                raw.execute(f"PRAGMA wal_checkpoint({key})").fetchall()
+            else:
+                theirs.clear()
+                model.clear()
+            for k in "abc":
+                assert ours.exists(k) == (k in model) and ours.get(k) == model.get(k)
+            assert len(ours) == len(model)
+
+    try:
+        run()
+    finally:
+        raw.close()
+        other.close()
+        db.close()
+
+
+def test_a_writer_thread_sharing_the_stash_is_seen(tmp_path: Path) -> None:
+    import threading
+
+    db = persisty.connect(_url(tmp_path))
+    stash = StoreStash(db, "t")
+    stash.dump("v", 0)
+    rounds = 200
+
+    def write() -> None:
+        for n in range(1, rounds + 1):
+            stash.dump_all([("v", n), (f"n{n}", n)])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    last = 0
+    while writer.is_alive():
+        v = stash.get("v")
+        assert v >= last and (v == 0 or stash.exists(f"n{v}"))
+        last = v
+    writer.join()
+    assert stash.get("v") == rounds and len(stash) == rounds + 1
+    db.close()

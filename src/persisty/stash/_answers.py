@@ -112,6 +112,9 @@ class Answers:
             if watch is None:
                 return None
         stamp = watch.view[:_SPAN]
+        s = self._state
+        if s.stamp == stamp:  # checked when it was first seen; put() checks it is current
+            return s
         if not consistent(stamp):
             return None
         with self._lock:
