@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from persisty.backends.redis._async import CHUNK, AsyncRedisStore
+from persisty.backends.redis._async import AsyncRedisStore
 from persisty.backends.redis._clients import AsyncRedis
 from persisty.backends.redis._commit_async import commit_stores
 from persisty.backends.redis._keys import (
@@ -18,6 +18,7 @@ from persisty.backends.redis._keys import (
     parse_url,
     translate,
 )
+from persisty.backends.redis._reads_async import CHUNK
 from persisty.errors import PersistyError
 from persisty.model import StoreMeta, meta_of
 from persisty.store import AsyncDatabase, AsyncStore, AsyncStoreBase, WriteOp

@@ -18,7 +18,8 @@ from persisty.backends.redis._keys import (
     parse_url,
     translate,
 )
-from persisty.backends.redis._sync import CHUNK, RedisStore
+from persisty.backends.redis._reads_sync import CHUNK
+from persisty.backends.redis._sync import RedisStore
 from persisty.errors import PersistyError
 from persisty.model import StoreMeta, meta_of
 from persisty.store import Database, Store, StoreBase, WriteOp

@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 import redis.exceptions
 
-from persisty.errors import Unavailable, ValidationError
+from persisty.errors import Unavailable as PersistyUnavailable
+from persisty.errors import ValidationError
 
 DEFAULT_PREFIX = "persisty"
 
@@ -53,8 +54,17 @@ def load_secret(url: str, prefix: str) -> bytes:
         client.set(name, secrets.token_hex(32), nx=True)
         value = client.get(name)
     if not isinstance(value, bytes):
-        raise Unavailable("could not read the page-key secret from Redis")
+        raise PersistyUnavailable("could not read the page-key secret from Redis")
     return value
+
+
+CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+"""redis-py's errors that say the server cannot be reached (for ``except`` on hot paths)."""
+
+
+def unavailable(e: Exception) -> PersistyUnavailable:
+    """persisty's ``Unavailable`` for one of redis-py's :data:`CONNECTION_ERRORS`."""
+    return PersistyUnavailable(f"Redis is unavailable: {e}")
 
 
 @contextlib.contextmanager
@@ -62,5 +72,5 @@ def translate() -> Iterator[None]:
     """Turn redis-py's connection and timeout errors into ``Unavailable``."""
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
-        raise Unavailable(f"Redis is unavailable: {e}") from e
+    except CONNECTION_ERRORS as e:
+        raise unavailable(e) from e

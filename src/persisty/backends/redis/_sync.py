@@ -7,40 +7,36 @@ edit this file, never the twin.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from persisty.backends.redis._clients import Redis
-from persisty.backends.redis._keys import (
-    translate,
-)
-from persisty.backends.redis._layout import Access, Layout, Upsert, after_filter, as_bytes
-from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE
-from persisty.errors import Conflict, PersistyError, PreconditionFailed
+from persisty.backends.redis._keys import CONNECTION_ERRORS, translate, unavailable
+from persisty.backends.redis._layout import Access, Layout, Upsert, as_bytes
+from persisty.backends.redis._patching import PatchPlan, patch_args, patch_plan, value_checks
+from persisty.backends.redis._reads_sync import CHUNK, RedisReads
+from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE, FILL, PATCH
+from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta, etag_of
 from persisty.query import (
     ALL,
     NONE,
+    Compare,
     Filter,
     Sort,
-    seek,
     sort_spec,
     validate_filter,
 )
 from persisty.store import (
-    Key,
     Plan,
     Replace,
-    StoreBase,
     WriteOp,
+    check_changes,
     prepare_create,
 )
 
-CHUNK = 1000
-"""Items per MGET, per SCAN page and per commit script call of a non-atomic batch."""
 
-
-class RedisStore(StoreBase[Any]):
+class RedisStore(RedisReads):
     """A Store whose items are JSON values under one key each, with every declared index
     kept as a lexicographic sorted set that is written in the same Lua script as the item.
 
@@ -66,6 +62,12 @@ class RedisStore(StoreBase[Any]):
         self._commit_script = client.register_script(COMMIT)
         self._count_script = client.register_script(COUNT)
         self._expire_script = client.register_script(EXPIRE)
+        self._fill_script = client.register_script(FILL)
+        self._patch_script = client.register_script(PATCH)
+        self._checks = value_checks(meta)
+        self._patch_plans: dict[tuple[str, ...], PatchPlan | None] = {}
+        # count(F.attr == "text") on an index: the ZLEXCOUNT arguments, by (attr, op, value)
+        self._counts: dict[tuple[str, Any, str], tuple[bytes, bytes, bytes] | None] = {}
         self._key_order = sort_spec(meta, None)
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
@@ -135,39 +137,6 @@ class RedisStore(StoreBase[Any]):
                 )
             total += len(ops)
 
-    # ---- reads ------------------------------------------------------------------------
-
-    def _get(self, key: Key) -> tuple[Any, str] | None:
-        if not self._ready:
-            self._prepare()
-        with translate():
-            data = self.client.get(self.layout.item_key(self.layout.raw_key(key)))
-        return self.layout.load(data)
-
-    def _get_many(self, keys: Sequence[Key]) -> list[tuple[Any, str] | None]:
-        return self._fetch([self.layout.raw_key(k) for k in keys])
-
-    def _fetch(self, raws: Sequence[bytes]) -> list[tuple[Any, str] | None]:
-        """Items by raw key strings, ``None`` where missing (MGET, pipelined in chunks)."""
-        if not self._ready:
-            self._prepare()
-        return self._mget(raws)
-
-    def _mget(self, raws: Sequence[bytes]) -> list[tuple[Any, str] | None]:
-        if not raws:
-            return []
-        names = [self.layout.item_key(r) for r in raws]
-        with translate():
-            if len(names) <= CHUNK:
-                values = self.client.mget(names)
-            else:
-                with self.client.pipeline(transaction=False) as pipe:
-                    for start in range(0, len(names), CHUNK):
-                        pipe.mget(names[start : start + CHUNK])
-                    values = [v for part in pipe.execute() for v in part]
-        load = self.layout.load
-        return [load(v) for v in values]
-
     def _next_sequence(self, attr: str) -> int:
         with translate():
             value = self.client.incr(self.layout.b + b":q:" + attr.encode())
@@ -185,23 +154,39 @@ class RedisStore(StoreBase[Any]):
         return self._send(ops, atomic)
 
     def _send(self, ops: Sequence[WriteOp], atomic: bool) -> list[PersistyError | None]:
-        """``_commit`` on a prepared store: the commit script, in chunks when not atomic."""
+        """``_commit`` on a prepared store: the commit script, in chunks when not atomic;
+        an op that met an etag a patch left out (``unknown``) goes again once it is filled."""
+        codes = self._codes(ops, atomic)
+        for _ in range(3):
+            todo = [i for i, c in enumerate(codes) if c == b"unknown"]
+            if not todo:
+                break
+            raws = [self.layout.raw_key(ops[i].key) for i in todo]
+            with translate():
+                values = self.client.mget([self.layout.item_key(r) for r in raws])
+                self._fill_script(args=self.layout.fill_args(raws, values))
+            if atomic:  # nothing was written: the whole batch again
+                codes = self._codes(ops, atomic)
+                continue
+            again = self._codes([ops[i] for i in todo], False)
+            for i, c in zip(todo, again, strict=True):
+                codes[i] = c
+        return self.layout.errors(ops, codes)
+
+    def _codes(self, ops: Sequence[WriteOp], atomic: bool) -> list[Any]:
+        """The commit script's code per op."""
         if not ops:
             return []
         if atomic or len(ops) <= CHUNK:  # one script call: all or nothing when atomic
             with translate():
-                codes = self._commit_script(args=self.layout.commit_args(ops, atomic))
-            return self.layout.errors(ops, codes)
+                return list(self._commit_script(args=self.layout.commit_args(ops, atomic)))
         parts = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
         with self.client.pipeline(transaction=False) as pipe:
             for part in parts:  # buffered: nothing is sent before execute()
                 self._commit_script(args=self.layout.commit_args(part, False), client=pipe)
             with translate():
                 replies = pipe.execute()
-        errors: list[PersistyError | None] = []
-        for part, codes in zip(parts, replies, strict=True):
-            errors += self.layout.errors(part, codes)
-        return errors
+        return [c for part in replies for c in part]
 
     def put(self, item: Any, *, if_match: str | None = None) -> Any:
         if if_match is not None or not self._blind_put:
@@ -211,6 +196,51 @@ class RedisStore(StoreBase[Any]):
         raw = self.meta.encode(new)
         self._commit_one(Upsert(self.meta.key_values(new), new, etag_of(raw), raw))
         return new
+
+    def patch(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: str | None = None,
+        precondition: Filter | None = None,
+    ) -> Any:
+        if (
+            if_match is None
+            and precondition is None
+            and self._checks is not None
+            and self._plain_keys
+            and type(key) is str
+            and key
+            and type(changes) is dict
+        ):
+            names = tuple(changes)
+            try:
+                plan = self._patch_plans[names]
+            except KeyError:
+                plan = self._plan_patch(names, changes)
+            if plan is not None:
+                now = self.clock() if plan.stamps else None
+                args = patch_args(self.layout, self._checks, plan, key.encode(), changes, now)
+                if args is not None:  # (None: a value the read path checks and names)
+                    if not self._ready:
+                        self._prepare()
+                    with translate():
+                        out = self._patch_script(args=args)
+                    if out[0] == b"ok":
+                        return self.meta.decode(out[1])
+                    if out[0] == b"missing":
+                        raise NotFound(f"no {self.meta.name} with key {key!r}")
+        return super().patch(key, changes, if_match=if_match, precondition=precondition)
+
+    def _plan_patch(self, names: tuple[str, ...], changes: Mapping[str, Any]) -> PatchPlan | None:
+        """The one-script plan of patches naming ``names`` (checked here: a wrong name
+        raises), kept for the next patch of the same names."""
+        checked = check_changes(self.meta, changes)
+        plan = patch_plan(self.layout, tuple(checked)) if tuple(checked) == names else None
+        if len(self._patch_plans) < 256:
+            self._patch_plans[names] = plan
+        return plan
 
     # ---- search -------------------------------------------------------------------------
 
@@ -255,143 +285,16 @@ class RedisStore(StoreBase[Any]):
                     args += [lo, hi]
             return int(self._count_script(args=args))
 
-    def _run(
-        self,
-        f: Filter,
-        spec: Sort,
-        after: Sequence[Any] | None,
-        limit: int | None,
-        acc: Access | None = None,
-    ) -> list[Any]:
-        """Items matching the validated filter ``f`` in ``spec`` order after ``after``."""
-        if not self._ready:
-            self._prepare()
-        if acc is None:
-            acc = self.layout.access(f, spec)
-        keep = self.layout.predicate(f)
-        if self.meta.expires is not None and acc.kind != "keys":
-            with translate():
-                self._expire_script(args=[self.layout.b])
-        if acc.kind == "keys":
-            rows = self._get_many(acc.keys)
-            return seek([r[0] for r in rows if r is not None and keep(r[0])], spec, after, limit)
-        if acc.kind == "scan":
-            items = [i for i in self._scan() if keep(i)]
-            return seek(items, spec, after, limit)
-        if acc.stream:
-            return self._stream(acc, keep, spec, after, limit)
-        members = self._members(acc)
-        assert acc.index is not None
-        if acc.sortable:
-            ordered = self.layout.sort_members(acc.index, members, spec, after)
-            result: list[Any] = []
-            step = CHUNK if limit is None else max(limit + 1, 50)
-            for start in range(0, len(ordered), step):
-                raws = [self.layout.raw_of(acc.index, m) for m in ordered[start : start + step]]
-                rows = self._fetch(raws)
-                result += [r[0] for r in rows if r is not None and keep(r[0])]
-                if limit is not None and len(result) >= limit:
-                    break
-            return seek(result, spec, after, limit)
-        raws = [self.layout.raw_of(acc.index, m) for m in members]
-        rows = self._fetch(raws)
-        return seek([r[0] for r in rows if r is not None and keep(r[0])], spec, after, limit)
-
-    def _members(self, acc: Access) -> list[bytes]:
-        """Every member in the access's ranges (without duplicates)."""
-        assert acc.index is not None
-        zset = acc.index.zset
-        with translate():
-            if len(acc.ranges) == 1:
-                lo, hi = acc.ranges[0]
-                return as_bytes(self.client.zrangebylex(zset, lo, hi))
-            with self.client.pipeline(transaction=False) as pipe:
-                for lo, hi in acc.ranges:
-                    pipe.zrangebylex(zset, lo, hi)
-                parts = pipe.execute()
-        return list(dict.fromkeys(m for part in parts for m in part))
-
-    def _stream(
-        self, acc: Access, keep: Any, spec: Sort, after: Sequence[Any] | None, limit: int | None
-    ) -> list[Any]:
-        """Page through one index range in its order; ties are sorted per complete group."""
-        assert acc.index is not None
-        ix = acc.index
-        lo, hi = self.layout.start(acc, spec, after, *acc.ranges[0])
-        if limit is None:
-            size = CHUNK
-        elif acc.residual is ALL:  # every entry is a hit: the page plus a few for ties
-            size = min(CHUNK, limit + 8)
-        else:
-            size = min(CHUNK, max(2 * (limit + 1), 32))
-        result: list[Any] = []
-        pending: list[bytes] = []
-        beyond = after_filter(spec, after)
-        while True:
-            with translate():
-                if acc.desc:
-                    page = as_bytes(self.client.zrevrangebylex(ix.zset, hi, lo, 0, size))
-                else:
-                    page = as_bytes(self.client.zrangebylex(ix.zset, lo, hi, 0, size))
-            done = len(page) < size
-            if page:
-                if acc.desc:
-                    hi = b"(" + page[-1]
-                else:
-                    lo = b"(" + page[-1]
-            pending += page
-            if done:
-                ready, pending = pending, []
-            else:
-                last = self.layout.group_of(acc, pending[-1])
-                cut = len(pending) - 1
-                while (
-                    cut > 0
-                    and pending[cut - 1].startswith(last)
-                    and (self.layout.group_of(acc, pending[cut - 1]) == last)
-                ):
-                    cut -= 1
-                ready, pending = pending[:cut], pending[cut:]
-            batches = [ready]
-            if limit is not None and acc.residual is ALL:
-                # every entry is a hit: fetch the groups the page needs, the rest if short
-                need = limit - len(result)
-                if after is not None and not result:  # the cursor's own group comes first
-                    need += len(self.layout.split_groups(acc, ready, 1)[0])
-                batches = self.layout.split_groups(acc, ready, need)
-            for batch in batches:
-                if not batch:
-                    continue
-                rows = self._fetch([self.layout.raw_of(ix, m) for m in batch])
-                items = [r[0] for r in rows if r is not None and keep(r[0]) and beyond(r[0])]
-                result += seek(items, spec, None, None)
-                if limit is not None and len(result) >= limit:
-                    return result[:limit]
-            if done:
-                return result
-            size = min(CHUNK, size * 2)
-
-    def _scan(self) -> Iterator[Any]:
-        """Every item of the store: SCAN over its item keys in pages, MGET per page."""
-        pattern = _glob_escape(self.layout.item_prefix) + b"*"
-        seen: set[bytes] = set()
-        cursor: int = 0
-        while True:
-            with translate():
-                cursor, found = self.client.scan(cursor, match=pattern, count=CHUNK)
-            names = [n for n in as_bytes(found) if n not in seen]
-            seen.update(names)
-            if names:
-                with translate():
-                    values = self.client.mget(names)
-                for v in values:
-                    row = self.layout.load(v)
-                    if row is not None:
-                        yield row[0]
-            if cursor == 0:
-                return
-
     def count(self, filter: Filter | None = None) -> int:
+        if type(filter) is Compare and type(filter.value) is str and self.meta.expires is None:
+            # the hot path: a string comparison seen before, one ZLEXCOUNT and nothing else
+            found = self._counts.get((filter.attr, filter.op, filter.value))
+            if found is not None and self._ready:
+                try:
+                    return int(self.client.zlexcount(*found))
+                except CONNECTION_ERRORS as e:
+                    raise unavailable(e) from e
+            return self._count_str(filter)
         f = validate_filter(filter, self.meta)
         # on the system clock, expired items are removed on the server (the count script
         # runs expire_due before ZCARD/ZLEXCOUNT, item keys carry PXAT): no expiry predicate
@@ -402,34 +305,18 @@ class RedisStore(StoreBase[Any]):
             return 0
         return self._count_access(f, self.layout.access(f, self._key_order))
 
-    # ---- one round trip where the contract allows it ----------------------------------
-
-    def read(self, key: str) -> Any:
-        if not self._ready:
-            self._prepare()
-        if self._plain_keys and isinstance(key, str) and key and self.meta.expires is None:
-            with translate():
-                data = self.client.get(self.layout.item_prefix + key.encode())
-            row = self.layout.load(data)
-            return None if row is None else row[0]
-        return super().read(key)
-
-    def read_batch(self, keys: Sequence[str]) -> list[Any]:
+    def _count_str(self, filter: Compare) -> int:
+        """``count`` of a string comparison, its ZLEXCOUNT kept when it is one."""
+        f = validate_filter(filter, self.meta)
+        acc = self.layout.access(f, self._key_order)
         if (
-            self._plain_keys
-            and self.meta.expires is None
-            and isinstance(keys, list | tuple)
-            and all(isinstance(k, str) and k for k in keys)
+            f == filter
+            and acc.kind == "index"
+            and acc.residual is ALL
+            and acc.index is not None
+            and len(acc.ranges) == 1
         ):
-            rows = self._fetch([k.encode() for k in keys])
-            return [None if r is None else r[0] for r in rows]
-        return super().read_batch(keys)
-
-
-def _glob_escape(raw: bytes) -> bytes:
-    out = bytearray()
-    for b in raw:
-        if b in b"*?[]\\":
-            out += b"\\"
-        out.append(b)
-    return bytes(out)
+            if len(self._counts) >= 1024:
+                self._counts.clear()
+            self._counts[(filter.attr, filter.op, filter.value)] = (acc.index.zset, *acc.ranges[0])
+        return self._count_access(f, acc)
