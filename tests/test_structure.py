@@ -205,13 +205,7 @@ def _private_imports() -> list[str]:
 
 # imports of another package's private modules that remain, to be replaced by the public
 # surface (persisty.store, persisty.model …); this list only shrinks
-KNOWN_PRIVATE_IMPORTS: list[str] = [
-    "persisty.cli -> persisty.kv._import",
-    "persisty.layers.encrypted._paths -> persisty.model._attr",
-    # the shared count-in-the-same-commit helper; to be exported from persisty.stash (issue 13)
-    "persisty.kv._async._counted -> persisty.stash._async.counted",
-    "persisty.kv._sync._counted -> persisty.stash._sync.counted",
-]
+KNOWN_PRIVATE_IMPORTS: list[str] = []
 
 
 def test_no_imports_of_another_packages_private_modules() -> None:

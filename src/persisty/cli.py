@@ -24,10 +24,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+import persisty
 from persisty.dynamic.cli import app as schema_app
 from persisty.dynamic.cli import import_file
-from persisty.errors import PersistyError
+from persisty.errors import IntegrityError, PersistyError
 from persisty.files.cli import app as files_app
+from persisty.kv import import_rstore as run_import_rstore
+from persisty.store import Edit, StoreBase
 
 cli = typer.Typer(
     help="persisty: serve stores, export/import JSON Lines, migrate schemas.",
@@ -73,8 +76,6 @@ def _fail(message: str) -> NoReturn:
 def _open_existing(url: str, namespace: str | None, cls: Any) -> Any:
     """The database at ``url`` for a command that only reads: nothing is created, and a
     missing database file, directory or store is a clear error."""
-    import persisty
-
     db = persisty.connect(url, namespace=namespace)
     try:
         sql_url = getattr(db, "sql_url", None)
@@ -203,9 +204,6 @@ def import_(
     if ":" not in target:
         import_file(url, target, source, namespace=namespace, atomic=atomic)
         return
-    import persisty
-    from persisty.store import Edit, StoreBase
-
     cls = _stored_class(target)
     meta = cls.__persisty__
     items = []
@@ -272,8 +270,6 @@ def migrate(
     namespace: Annotated[str | None, typer.Option(help="the database namespace")] = None,
 ) -> None:
     """Print the schema changes the module's stores need; apply them with --apply."""
-    import persisty
-
     mod = load(module)
     classes = [v for v in vars(mod).values() if isinstance(v, type) and hasattr(v, "__persisty__")]
     if not classes:
@@ -305,8 +301,6 @@ def migrate(
 def _unreadable(db: Any, classes: list[Any]) -> list[str]:
     """A note for each store whose stored items no longer fit its class (an attribute
     made required without a default, a changed type): no schema step fixes that."""
-    from persisty.errors import IntegrityError
-
     notes = []
     for cls in classes:
         try:
@@ -341,12 +335,10 @@ def import_rstore(
     ] = False,
 ) -> None:
     """Copy an rstore namespace (pairs, time series, event sequences) into persisty.kv."""
-    from persisty.kv._import import import_rstore as run
-
     try:
         with _progress() as bar:
             task = bar.add_task("import-rstore", total=None)
-            counts = run(
+            counts = run_import_rstore(
                 dsn,
                 url,
                 namespace=namespace,

@@ -26,6 +26,7 @@ from persisty.kv._async.keyvalue import AsyncKeyValue
 from persisty.kv._async.onestore import AsyncStore
 from persisty.kv._async.timeseries import AsyncTimeSeries
 from persisty.kv._codec import Codec, FunctionCodec, JsonCodec, PickleCodec, make_codec
+from persisty.kv._import import import_rstore
 from persisty.kv._models import EventRow, KVPair, Point
 from persisty.kv._ops import register_op
 from persisty.kv._sync import _base
@@ -197,6 +198,7 @@ __all__ = [
     "StoreIntegrityError",
     "StoreNotAvailableError",
     "TimeSeries",
+    "import_rstore",
     "make_codec",
     "register_op",
 ]

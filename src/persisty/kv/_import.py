@@ -177,7 +177,18 @@ def import_rstore(
 
     Example::
 
+        import pickle, sqlite3
+        from persisty.kv import KeyValue, import_rstore
+
+        old = sqlite3.connect("old.store")  # an rstore file, one pair in namespace "default"
+        old.executescript(
+            "CREATE TABLE _kv(_key, _value); CREATE TABLE _ts(_key, _timestamp, _value);"
+            "CREATE TABLE _es(_key, _timestamp, _item, _op, _value)"
+        )
+        old.execute("INSERT INTO _kv VALUES (?, ?)", ("__default__hi", pickle.dumps("hello")))
+        old.commit()
         import_rstore("sqlite://old.store", "sqlite:///new.db", trust_pickle=True)
+        assert KeyValue("sqlite:///new.db", namespace="default")["hi"] == "hello"
     """
     if not trust_pickle:
         raise ValidationError(

@@ -1,6 +1,15 @@
 """Typed stored items: ``@stored``, ``Attr``, ``Index``, keys, metadata and etags."""
 
-from persisty.model._attr import ORDERED_KINDS, SCALAR_KINDS, Attr, AttrMeta, FileRef, to_utc
+from persisty.model._attr import (
+    ORDERED_KINDS,
+    SCALAR_KINDS,
+    Attr,
+    AttrMeta,
+    AttrOptions,
+    FileRef,
+    strip_optional,
+    to_utc,
+)
 from persisty.model._etag import etag, etag_of, etags_of
 from persisty.model._keys import Index, KeyConfig, key_text
 from persisty.model._meta import StoreMeta, meta_of
@@ -21,6 +30,7 @@ __all__ = [
     "SCALAR_KINDS",
     "Attr",
     "AttrMeta",
+    "AttrOptions",
     "BelongsTo",
     "FileRef",
     "HasMany",
@@ -41,5 +51,6 @@ __all__ = [
     "references_to",
     "relations_of",
     "stored",
+    "strip_optional",
     "to_utc",
 ]

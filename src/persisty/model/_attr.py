@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from persisty.errors import ValidationError
+
 Generated = Literal["uuid", "created", "updated", "sequence"]
 GENERATORS: tuple[str, ...] = ("uuid", "created", "updated", "sequence")
 
@@ -187,8 +189,6 @@ class AttrMeta:
 
     def coerce(self, value: Any) -> Any:
         """Convert a JSON-ish value (``"2024-01-01"``, ``"3"``) to this attribute's type."""
-        from persisty.errors import ValidationError
-
         if value is None:
             return None
         if _EXACT.get(self.kind) is type(value):
@@ -217,8 +217,6 @@ class AttrMeta:
 
     def coerce_element(self, value: Any) -> Any:
         """Convert a value to this list attribute's element type."""
-        from persisty.errors import ValidationError
-
         args = typing.get_args(strip_optional(self.type)[0])
         try:
             return _convert(value, args[0] if args else Any)
@@ -268,7 +266,14 @@ def _type_name(tp: Any) -> str:
 
 
 def strip_optional(tp: Any) -> tuple[Any, bool]:
-    """``int | None`` -> ``(int, True)``; also unwraps ``Annotated``."""
+    """``int | None`` -> ``(int, True)``; also unwraps ``Annotated``.
+
+    Example::
+
+        from persisty.model import strip_optional
+
+        assert strip_optional(int | None) == (int, True)
+    """
     if typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp)

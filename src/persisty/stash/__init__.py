@@ -16,6 +16,7 @@ Example::
 from persisty.stash._async.backing import AsyncDictionaryStash, AsyncDirectoryStash
 from persisty.stash._async.base import AsyncDelegateStash, AsyncReadOnlyStash, AsyncStash
 from persisty.stash._async.caching import AsyncCacheStash, AsyncLRUCacheStash
+from persisty.stash._async.counted import commit_counted as commit_counted_async
 from persisty.stash._async.filling import (
     AsyncIncrementKeyDirectoryStash,
     AsyncIncrementKeyStash,
@@ -38,6 +39,7 @@ from persisty.stash._protocol import StashedError
 from persisty.stash._sync.backing import DictionaryStash, DirectoryStash
 from persisty.stash._sync.base import DelegateStash, ReadOnlyStash, Stash
 from persisty.stash._sync.caching import CacheStash, LRUCacheStash
+from persisty.stash._sync.counted import commit_counted
 from persisty.stash._sync.filling import (
     IncrementKeyDirectoryStash,
     IncrementKeyStash,
@@ -103,5 +105,7 @@ __all__ = [
     "StoreItemStash",
     "StoreStash",
     "UnionStash",
+    "commit_counted",
+    "commit_counted_async",
     "shelve",
 ]

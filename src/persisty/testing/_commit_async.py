@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from persisty.errors import ValidationError
+from persisty.layers import Policy, Principal, secured
 from persisty.model import etag
 from persisty.store import AsyncDatabase, Edit, Increment
 from persisty.testing._concurrency import run_concurrently_async
@@ -152,8 +153,6 @@ class AsyncCommitConformance(AsyncEngineHooks):
 
     async def test_commit_with_stores_of_layers(self, committing: AsyncDatabase) -> None:
         """A layer's store takes part in non-atomic commits only (its own rules run)."""
-        from persisty.layers import Policy, Principal, secured
-
         db = committing
         guarded: Any = secured(db.store(Counter), Policy.allow_all(), Principal("svc"))
         with pytest.raises(ValidationError) as e:
@@ -165,8 +164,6 @@ class AsyncCommitConformance(AsyncEngineHooks):
     async def test_read_batch_across_stores(self, committing: AsyncDatabase) -> None:
         """``db.read_batch([(store, key), …])``: one item or ``None`` per pair, in order, over
         the database's own stores (a composite key, a repeat, a missing key) and a layer."""
-        from persisty.layers import Policy, Principal, secured
-
         db = committing
         tallies, counters, docs = db.store(Tally), db.store(Counter), db.store(Doc)
         t = await tallies.create(Tally(id="t", hits=2))

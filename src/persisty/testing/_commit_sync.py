@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from persisty.errors import ValidationError
+from persisty.layers import Policy, Principal, secured
 from persisty.model import etag
 from persisty.store import Database, Edit, Increment
 from persisty.testing._concurrency import run_concurrently
@@ -153,8 +154,6 @@ class CommitConformance(EngineHooks):
 
     def test_commit_with_stores_of_layers(self, committing: Database) -> None:
         """A layer's store takes part in non-atomic commits only (its own rules run)."""
-        from persisty.layers import Policy, Principal, secured
-
         db = committing
         guarded: Any = secured(db.store(Counter), Policy.allow_all(), Principal("svc"))
         with pytest.raises(ValidationError) as e:
@@ -166,8 +165,6 @@ class CommitConformance(EngineHooks):
     def test_read_batch_across_stores(self, committing: Database) -> None:
         """``db.read_batch([(store, key), …])``: one item or ``None`` per pair, in order, over
         the database's own stores (a composite key, a repeat, a missing key) and a layer."""
-        from persisty.layers import Policy, Principal, secured
-
         db = committing
         tallies, counters, docs = db.store(Tally), db.store(Counter), db.store(Doc)
         t = tallies.create(Tally(id="t", hits=2))

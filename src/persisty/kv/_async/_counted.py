@@ -22,7 +22,7 @@ from persisty.errors import Conflict, NotFound, PreconditionFailed
 from persisty.kv._models import KVCount
 from persisty.model import etag
 from persisty.query import F
-from persisty.stash._async.counted import commit_counted
+from persisty.stash import commit_counted_async
 from persisty.store import AsyncStore, Edit
 
 CHUNK = 500  # pairs in one counted transaction (a delete or set_many goes in parts)
@@ -77,7 +77,7 @@ class AsyncPairCount:
         if not self._ready:
             await self._row()
         writes: list[tuple[AsyncStore[Any], Edit]] = [(self.raw, e) for e in edits]
-        results = await commit_counted(self.db, writes, self.counts, self.ns, delta)
+        results = await commit_counted_async(self.db, writes, self.counts, self.ns, delta)
         return None if results is None else [r.item for r in results]
 
     async def set(self, item: Any, if_match: str | None) -> Any:

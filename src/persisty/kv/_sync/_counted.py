@@ -23,7 +23,7 @@ from persisty.errors import Conflict, NotFound, PreconditionFailed
 from persisty.kv._models import KVCount
 from persisty.model import etag
 from persisty.query import F
-from persisty.stash._sync.counted import commit_counted
+from persisty.stash import commit_counted
 from persisty.store import Edit, Store
 
 CHUNK = 500  # pairs in one counted transaction (a delete or set_many goes in parts)

@@ -16,8 +16,7 @@ import msgspec
 
 from persisty.errors import ValidationError
 from persisty.layers._derived import redeclared
-from persisty.model import meta_of, stored
-from persisty.model._attr import AttrOptions, strip_optional
+from persisty.model import AttrOptions, meta_of, stored, strip_optional
 
 
 @dataclass(frozen=True, slots=True)
