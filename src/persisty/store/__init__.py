@@ -22,6 +22,7 @@ from persisty.store._async import delete_keys as delete_keys_async
 from persisty.store._async import patch_keys as patch_keys_async
 from persisty.store._async import put_through as put_through_async
 from persisty.store._async import resolve_puts as resolve_puts_async
+from persisty.store._checks import CHECK_FAILURES, Plain, ValueChecks, value_checks
 from persisty.store._prepare import (
     as_item,
     check_changes,
@@ -64,6 +65,7 @@ from persisty.store._types import (
 )
 
 __all__ = [
+    "CHECK_FAILURES",
     "MAX_RETRIES",
     "AsyncDatabase",
     "AsyncOutbox",
@@ -85,12 +87,14 @@ __all__ = [
     "Outbox",
     "OutboxSource",
     "Page",
+    "Plain",
     "Plan",
     "Remove",
     "Replace",
     "SqlAccess",
     "Store",
     "StoreBase",
+    "ValueChecks",
     "WrappedStore",
     "WriteOp",
     "as_item",
@@ -111,4 +115,5 @@ __all__ = [
     "resolve_increments",
     "resolve_puts",
     "resolve_puts_async",
+    "value_checks",
 ]

@@ -62,7 +62,7 @@ class Edit:
     @staticmethod
     def create(item: Any) -> Edit:
         """Create ``item``."""
-        return Edit(EditKind.CREATE, item=item)
+        return Edit(EditKind.CREATE, item)  # (positional: a bulk load builds one per item)
 
     @staticmethod
     def update(

@@ -1,6 +1,6 @@
-"""A patch without a read (SQL): each changed value is checked on its own, as
-:meth:`StoreMeta.build` checks it inside a whole item, and written both to its column and,
-by the engine, into the stored document, in one ``UPDATE … RETURNING``.
+"""A patch without a read (SQL): each changed value is checked on its own
+(:class:`persisty.store.ValueChecks`) and written both to its column and, by the engine,
+into the stored document, in one ``UPDATE … RETURNING``.
 
 The etag of a row written so is left empty: it is the content hash of the document that
 comes back, computed by whoever reads the row (``etag(item)`` of the returned item is that
@@ -10,87 +10,19 @@ document is still the one it hashed) and tries again.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import decimal
-import math
-import typing
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
+from persisty.model import StoreMeta
+from persisty.store import CHECK_FAILURES, Plain, ValueChecks
+from persisty.store import value_checks as _value_checks
 
-from persisty.model import StoreMeta, to_utc
+FAILURES = CHECK_FAILURES
 
-_INT64 = 2**63
-FAILURES = (
-    msgspec.ValidationError,
-    msgspec.EncodeError,
-    TypeError,
-    ValueError,
-    OverflowError,
-    RecursionError,
-)
-
-
-Plain = tuple[tuple[str, type[Any], Callable[[Any], Any] | None], ...]
-"""Per attribute of a patch, in order: its plain type and its column's conversion."""
-FastPatch = tuple[str, Plain]
-"""A patch's one statement (``UPDATE … RETURNING``) and its :data:`Plain` attributes."""
-
-
-class ValueChecks:
-    """Per-attribute checks of patch values for one model (see :func:`value_checks`)."""
-
-    def __init__(
-        self,
-        meta: StoreMeta,
-        hints: dict[str, Any],
-        convs: dict[str, Callable[[Any], Any] | None] | None = None,
-    ) -> None:
-        self.meta = meta
-        self.convs = convs if convs is not None else {a.name: None for a in meta.attrs}
-        """Value -> driver parameter of each attribute's column (``None``: unchanged)."""
-        self._decoders = {a.name: msgspec.json.Decoder(hints[a.name]) for a in meta.attrs}
-        # attributes of a bare str/int/float/bool (no constraint, not optional): a value of
-        # exactly that type passes as it is (bool is no int here: type() is exact)
-        self._plain = {
-            a.name: hints[a.name] for a in meta.attrs if hints[a.name] in (str, int, float, bool)
-        }
-
-    def plain_plan(self, names: tuple[str, ...]) -> Plain | None:
-        """Per name its plain type and column conversion when every one is of a bare
-        str/int/float/bool attribute (the store's hot path checks those inline)."""
-        if not all(n in self._plain for n in names):
-            return None
-        return tuple((n, self._plain[n], self.convs[n]) for n in names)
-
-    def checked(self, name: str, value: Any) -> tuple[Any, str] | None:
-        """The value ``name`` holds after a patch to ``value`` and its canonical JSON text;
-        ``None`` when it does not pass (the caller then takes the path that names the
-        error)."""
-        encode = self.meta.encode
-        t = type(value)
-        if self._plain.get(name) is t and (
-            (t is not float or math.isfinite(value)) and (t is not int or -_INT64 <= value < _INT64)
-        ):
-            try:
-                return value, encode(value).decode()
-            except FAILURES:  # a lone surrogate in a str
-                return None
-        if isinstance(value, float) and not math.isfinite(value):
-            return None  # JSON would write it as null, which an optional attribute accepts
-        try:
-            v = self._decoders[name].decode(encode(value))
-            if type(v) is float and not math.isfinite(v):
-                return None
-            if isinstance(v, decimal.Decimal) and not v.is_finite():
-                return None
-            if isinstance(v, dt.datetime) and v.tzinfo is not dt.UTC:
-                v = to_utc(v)
-            return v, encode(v).decode()
-        except FAILURES:
-            return None
+FastPatch = tuple[str, Plain, bool]
+"""A patch's one statement (``UPDATE … RETURNING``), its :data:`Plain` attributes, and
+whether each value is bound once as it is (``TableSchema.bound_patch_sql``) rather than as
+column value and JSON text."""
 
 
 def value_checks(
@@ -99,13 +31,6 @@ def value_checks(
     """The checks of ``meta``'s patch values, or ``None`` when a changed value cannot be
     checked without the rest of the item (a ``__post_init__``, expiry stamped on every
     write, or type hints that do not resolve)."""
-    cls = meta.cls
-    if meta.expires is not None or getattr(cls, "__post_init__", None) is not None:
+    if meta.expires is not None:
         return None
-    if not dataclasses.is_dataclass(cls):
-        return None
-    try:
-        hints = typing.get_type_hints(cls, include_extras=True)
-        return ValueChecks(meta, hints, convs)
-    except Exception:
-        return None
+    return _value_checks(meta, convs)

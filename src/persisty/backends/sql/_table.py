@@ -153,6 +153,7 @@ class TableSchema:
             self.sql_get_live += f" AND ({exp.quoted} IS NULL OR {exp.quoted} > {exp.placeholder})"
         self._patch_cache: dict[tuple[tuple[str, ...], bool], str] = {}
         self._blind_cache: dict[tuple[str, ...], tuple[str, str | None]] = {}
+        self._bound_cache: dict[tuple[str, ...], str | None] = {}
         self.sql_etag = f"SELECT {q(ETAG)} FROM {t} WHERE {self.key_where}"
         # the etag of a row a patch without a read left empty, while its document is the one
         # it hashes (key, then the etag and the document)
@@ -296,6 +297,27 @@ class TableSchema:
             update = f"UPDATE {self.quoted} SET {', '.join(sets)} WHERE {self.key_where}"
             found = d.returning(update, q(DOC))
             self._blind_cache[names] = found
+        return found
+
+    def bound_patch_sql(self, names: tuple[str, ...]) -> str | None:
+        """:meth:`Dialect.bound_patch_sql` of the columns ``names`` (each value bound once,
+        as it is), ``None`` when the dialect cannot or a column converts its values or the
+        key is not one column."""
+        if names in self._bound_cache:
+            return self._bound_cache[names]
+        found = None
+        if len(self.key_cols) == 1 and all(
+            c.conv is None for c in [self.key_cols[0], *(self.by_name[n] for n in names)]
+        ):
+            q = self.dialect.quote
+            found = self.dialect.bound_patch_sql(
+                self.quoted,
+                [(n, self.by_name[n].quoted) for n in names],
+                self.key_cols[0].quoted,
+                q(ETAG),
+                q(DOC),
+            )
+        self._bound_cache[names] = found
         return found
 
     def patch_params(

@@ -24,7 +24,6 @@ from persisty.backends.dynamodb._async.writes import AsyncDynamoWrites
 from persisty.backends.dynamodb._clients import client_error, error_code
 from persisty.backends.dynamodb._codec import ETAG, EXACT, PK, TTL, VERSION, order_bytes
 from persisty.backends.dynamodb._plan import Expr, expression
-from persisty.backends.sql._blind import ValueChecks
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta, etag, is_path
 from persisty.query import ALL, Filter, validate_filter
@@ -32,6 +31,7 @@ from persisty.store import (
     MAX_RETRIES,
     Increment,
     Key,
+    ValueChecks,
     as_item,
     check_changes,
     prepare_create,

@@ -25,7 +25,6 @@ from persisty.backends.dynamodb._clients import client_error, error_code
 from persisty.backends.dynamodb._codec import ETAG, EXACT, PK, TTL, VERSION, order_bytes
 from persisty.backends.dynamodb._plan import Expr, expression
 from persisty.backends.dynamodb._sync.writes import DynamoWrites
-from persisty.backends.sql._blind import ValueChecks
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta, etag, is_path
 from persisty.query import ALL, Filter, validate_filter
@@ -33,6 +32,7 @@ from persisty.store import (
     MAX_RETRIES,
     Increment,
     Key,
+    ValueChecks,
     as_item,
     check_changes,
     prepare_create,

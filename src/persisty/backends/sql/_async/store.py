@@ -325,17 +325,46 @@ class AsyncSqlStore(AsyncSqlRows):
         if checks is None or self._logs or not self._str_key or names != changed:
             return
         plain = checks.plain_plan(names)
+        if plain is None:
+            return
+        bound = self.schema.bound_patch_sql(names)
+        if bound is not None and all(t is str or t is int for _, t, _ in plain):
+            self._fast_patches[changed] = (bound, plain, True)
+            return
         sql, then = self.schema.blind_patch_sql(names)
-        if plain is not None and then is None:
-            self._fast_patches[changed] = (sql, plain)
+        if then is None:
+            self._fast_patches[changed] = (sql, plain, False)
 
     async def _patch_plain(self, fast: FastPatch, key: str, changes: dict[str, Any]) -> Any:
         """:meth:`_patch_blind` of values of exactly their attributes' plain types, the
         checks inlined (this runs once per patch of a write-heavy workload); ``None`` when a
         value is of another type or the engine refused (the general path then decides)."""
-        sql, plain = fast
-        encode = self.meta.encode
+        sql, plain, bound = fast
         cols: list[Any] = []
+        if bound:  # each value bound once, as it is: the engine writes its JSON
+            for name, typ, _ in plain:
+                v = changes[name]
+                if type(v) is not typ:
+                    return None
+                if typ is int:
+                    if not -_INT64 <= v < _INT64:
+                        return None
+                # a str of printable characters only: no control character, no lone
+                # surrogate, nothing whose JSON the engine might write otherwise
+                elif not v.isprintable():
+                    return None
+                cols.append(v)
+            cols.append(key)
+            try:
+                rows = await self._query(sql, cols)
+            except ConcurrentChange:
+                raise
+            except PersistyError:
+                return None
+            if not rows:
+                raise NotFound(f"no {self.meta.name} with key {key!r}")
+            return self._decode(rows[0][0])
+        encode = self.meta.encode
         docs: list[str] = []
         for name, typ, conv in plain:
             v = changes[name]

@@ -251,6 +251,17 @@ class Dialect:
         (only when :attr:`sets_in_doc`)."""
         raise NotImplementedError
 
+    def bound_patch_sql(
+        self, table: str, columns: Sequence[tuple[str, str]], key: str, etag: str, doc: str
+    ) -> str | None:
+        """An ``UPDATE … RETURNING doc`` of one row by its one ``key`` column that sets each
+        ``(attribute, quoted column)`` of ``columns`` to one parameter, used twice: as the
+        column value and, bound as it is (a ``str`` or an ``int``, the engine writing its
+        JSON), inside the document; the etag emptied. Parameters: the values, then the
+        key. ``None`` when the dialect cannot (the values then travel as JSON texts,
+        :meth:`doc_set`)."""
+        return None
+
     def returning(self, update: str, doc: str) -> tuple[str, str | None]:
         """``update`` (whose ``SET`` holds a :meth:`doc_set`) made to give back the new
         ``doc``: the statement, and the query that returns it on the same connection when

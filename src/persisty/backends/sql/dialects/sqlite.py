@@ -201,6 +201,19 @@ class SqliteDialect(Dialect):
         paths = "".join(f", '$.\"{n}\"', json(?)" for n in names)
         return f"CAST(json_set(CAST({doc} AS TEXT){paths}) AS BLOB)"
 
+    def bound_patch_sql(
+        self, table: str, columns: Sequence[tuple[str, str]], key: str, etag: str, doc: str
+    ) -> str | None:
+        # numbered parameters: each value once, for its column and inside the document
+        # (json_set writes a bound TEXT as a JSON string, an INTEGER as a number)
+        sets = [f"{col} = ?{i}" for i, (_, col) in enumerate(columns, 1)]
+        paths = "".join(f", '$.\"{n}\"', ?{i}" for i, (n, _) in enumerate(columns, 1))
+        sets += [f"{etag} = ''", f"{doc} = CAST(json_set(CAST({doc} AS TEXT){paths}) AS BLOB)"]
+        return (
+            f"UPDATE {table} SET {', '.join(sets)} WHERE {key} = ?{len(columns) + 1} "
+            f"RETURNING {doc}"
+        )
+
     def introspect_sql(self) -> tuple[str, str]:
         return (
             "SELECT name, type FROM pragma_table_info(?)",
