@@ -386,3 +386,16 @@ def test_a_writer_thread_sharing_the_stash_is_seen(tmp_path: Path) -> None:
     writer.join()
     assert stash.get("v") == rounds and len(stash) == rounds + 1
     db.close()
+
+
+def test_watches_are_bounded_per_process(tmp_path: Path, monkeypatch: Any) -> None:
+    from persisty.stash import _walwatch
+
+    db = persisty.connect(_url(tmp_path))
+    stash = StoreStash(db, "t")
+    monkeypatch.setattr(_walwatch, "MAX_WATCHES", len(_walwatch._WATCHES))
+    stash.dump("a", 1)
+    for _ in range(4):  # every try refused: asks SQLite, and stays right
+        assert stash.get("a") == 1 and len(stash) == 1
+    assert stash._answers is not None and stash._answers.entry("a") is None
+    db.close()

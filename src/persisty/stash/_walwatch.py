@@ -33,6 +33,7 @@ import weakref
 from typing import Any
 
 HEADER = 48
+MAX_WATCHES = 256  # files watched per process (each: a connection and two descriptors)
 VERSION = struct.pack("=I", 3007000)  # iVersion of the WAL-index header
 _LOCK = threading.Lock()
 _WATCHES: dict[str, WalWatch] = {}
@@ -107,12 +108,15 @@ def _open(path: str) -> WalWatch | None:
 def watch_for(path: str) -> WalWatch | None:
     """This process's watch of the SQLite file ``path`` (opened on first use, kept until
     the process ends), or ``None`` when it cannot be had: no such file, not in WAL mode,
-    no ``-shm`` file (another VFS, or exclusive locking). The caller then asks SQLite."""
+    no ``-shm`` file (another VFS, or exclusive locking), or ``MAX_WATCHES`` files watched
+    already. The caller then asks SQLite."""
     real = os.path.realpath(path)  # SQLite resolves symbolic links the same way
     with _LOCK:
         found = _WATCHES.get(real)
         if found is not None and found.pid == os.getpid() and _same_file(found):
             return found
+        if len(_WATCHES) >= MAX_WATCHES:
+            return None  # bounded: the stashes of further files ask SQLite every time
         made = _open(real)
         if made is not None:
             _WATCHES[real] = made  # an earlier one (another file at that path) stays open
