@@ -10,9 +10,20 @@ from typing import Any
 
 import msgspec
 
-from persisty.errors import ValidationError
+from persisty.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    NotFound,
+    PersistyError,
+    PreconditionFailed,
+    Unavailable,
+    ValidationError,
+)
 from persisty.layers.sharded._model import SHARD_TAGS, ShardPath
 from persisty.model import StoreMeta, etag, meta_of
+from persisty.query import Filter, compile_filter, validate_filter
+from persisty.store import Edit, EditKind, EditResult
 
 _EPOCH = "1970-01-01T00:00:00Z"
 
@@ -31,6 +42,19 @@ class Stale(Exception):
         self.path = path
 
 
+_ERRORS: dict[str, type[PersistyError]] = {
+    c.code: c
+    for c in (
+        Conflict,
+        Forbidden,
+        IntegrityError,
+        NotFound,
+        PreconditionFailed,
+        Unavailable,
+        ValidationError,
+    )
+}
+
 SEEN_MAX = 10_000
 """How many items' pointers a sharded store remembers."""
 
@@ -42,6 +66,7 @@ class ShardRows:
 
     meta: StoreMeta
     inner: Any
+    stores: dict[str, Any]
     shards: list[ShardPath]
     _roots: set[str]
     _seen: dict[str, tuple[str, dict[str, str]]]
@@ -189,3 +214,59 @@ class ShardRows:
         return {
             path: {meta_of(type(r)).key_of(r): r for r in rows} for path, rows in children.items()
         }
+
+    # ---- the writes of a commit (no reads) ---------------------------------------------
+
+    def _writes(
+        self, old: Any, new: Any, children: Children, kind: EditKind
+    ) -> list[tuple[Any, Edit]]:
+        """The commit of writing parent row ``new`` (over ``old``) with ``children``: only
+        the shard rows that changed, and deletes of those that are gone."""
+        tags_old: dict[str, str] = {} if old is None else (getattr(old, SHARD_TAGS) or {})
+        tags_new: dict[str, str] = getattr(new, SHARD_TAGS)
+        if kind is EditKind.DELETE:
+            return self._deletes(self.inner.meta.key_of(old), etag(old), tags_old)
+        parent = Edit.create(new) if old is None else Edit.update(new, if_match=etag(old))
+        writes: list[tuple[Any, Edit]] = [(self.inner, parent)]
+        keep: set[tuple[str, str]] = set()  # (path, row key): the stores share row keys
+        for p in self.shards:
+            store = self.stores[p.text]
+            for i, r in enumerate(children.get(p.text, [])):
+                name = f"{p.text}#{i}" if p.each else p.text
+                keep.add((p.text, store.meta.key_of(r)))
+                held = tags_old.get(name)
+                if old is None:
+                    writes.append((store, Edit.create(r)))  # new: no read before the write
+                elif held is not None and held != tags_new.get(name):
+                    # the row the parent points to, as it pointed: no read before the write
+                    writes.append((store, Edit.update(r, if_match=held)))
+                elif held != tags_new.get(name):
+                    writes.append((store, Edit.put(r)))
+        if old is not None:
+            for path, pairs in self._child_keys(old).items():
+                for _, k in pairs:
+                    if (path, k) not in keep:
+                        writes.append((self.stores[path], Edit.delete(k)))
+        return writes
+
+    def _deletes(self, key: str, row_etag: str, tags: Mapping[str, str]) -> list[tuple[Any, Edit]]:
+        """The commit of deleting the parent row ``key`` (if its etag is still ``row_etag``)
+        and every shard row its pointers ``tags`` name."""
+        writes: list[tuple[Any, Edit]] = [(self.inner, Edit.delete(key, if_match=row_etag))]
+        for path, pairs in self._keys_for(key, tags).items():
+            writes += [(self.stores[path], Edit.delete(k)) for _, k in pairs]
+        return writes
+
+    def _check(self, item: Any, if_match: str | None, precondition: Filter | None) -> None:
+        if if_match is not None and if_match != etag(item):
+            raise PreconditionFailed("the item has changed (etag does not match)")
+        if precondition is not None and not compile_filter(
+            validate_filter(precondition, self.meta), self.meta
+        )(item):
+            raise PreconditionFailed("the precondition does not hold")
+
+
+def shard_error(r: EditResult[Any]) -> PersistyError:
+    """The error of a failed result of a sharded store's commit."""
+    cls = _ERRORS.get(r.code or "", PersistyError)
+    return cls(r.message or r.code or "error", field=r.field)
