@@ -60,6 +60,7 @@ class TestDynamo(
     # increment (8 x 25 took 60-70 s per run here; 8 x 200 would take many minutes)
     concurrency_increments = 10
     increment_rounds = 10
+    path_rounds = 10  # 8 writers x 10 paths each (25 took ~6 s here, a minute on CI)
 
     def open_database(self, namespace: str) -> Database:
         return persisty.connect(dynamodb_url(), namespace=namespace, **SYNC_OPTIONS)
@@ -79,6 +80,7 @@ class TestDynamoAsync(
 ):
     concurrency_increments = 10
     increment_rounds = 10
+    path_rounds = 10
 
     async def open_database(self, namespace: str) -> AsyncDatabase:
         return persisty.aio.connect(dynamodb_url(), namespace=namespace, **ASYNC_OPTIONS)

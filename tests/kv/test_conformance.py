@@ -135,11 +135,13 @@ class TestRedisAsync(_Async):
 class TestDynamo(_Sync):
     incr_native = True  # one UpdateItem (ADD) with its condition: never a retried race
     # moto answers one request at a time (~10-60 ms): fewer increments (one UpdateItem
-    # each; the default 8,000 across processes took minutes), a smaller crash
+    # each; the default 8 threads x 4 processes x 250, which SQLite, PostgreSQL, MariaDB
+    # and Redis run, took minutes), fewer churn steps, a smaller crash
     incr_workers = 8
     incr_processes = 2
-    incr_each = 25
-    local_incr_each = 25
+    incr_each = 10
+    local_incr_each = 10
+    churn_steps = 30
     crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
     apply_count = 50
 
@@ -151,8 +153,9 @@ class TestDynamoAsync(_Async):
     incr_native = True  # one UpdateItem (ADD) with its condition: never a retried race
     incr_workers = 8
     incr_processes = 2
-    incr_each = 25
-    local_incr_each = 25
+    incr_each = 10
+    local_incr_each = 10
+    churn_steps = 30
     crash_points = 100  # one TransactWriteItems: bigger extends are atomic per 100 points
     apply_count = 50
 

