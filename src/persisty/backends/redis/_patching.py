@@ -23,8 +23,7 @@ import msgspec
 
 from persisty.backends.redis import _encoding as enc
 from persisty.backends.redis._layout import Layout
-from persisty.backends.sql._blind import ValueChecks
-from persisty.store import Increment
+from persisty.store import Increment, ValueChecks
 
 
 @dataclasses.dataclass(frozen=True)
