@@ -72,7 +72,8 @@ class RedisStore(RedisReads):
         key_attrs = meta.key_attrs
         self._plain_keys = len(key_attrs) == 1 and key_attrs[0].kind == "str"
         # put() is one script call when nothing of a stored item is kept and creating sets
-        # nothing an update would not (an expired item in the way is the base class's case)
+        # nothing an update would not (with expiry too: the script drops the due items
+        # first, and sets or clears the new item's own expiry whichever it replaces)
         self._blind_put = (
             all(
                 a.updatable and a.creatable and a.generated in (None, "updated")
@@ -80,7 +81,6 @@ class RedisStore(RedisReads):
                 if a.name not in meta.key.attrs
             )
             and not meta.sequence_attrs
-            and meta.expires is None
         )
 
     # ---- index versions -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 from persisty._retry import attempts, lost_too_often
 from persisty.errors import Conflict, NotFound, PreconditionFailed
+from persisty.kv._async._sqlfast import AsyncSqlPairs
 from persisty.kv._models import KVCount
 from persisty.model import etag
 from persisty.query import F
@@ -51,6 +52,8 @@ class AsyncPairCount:
         self.seal: Any = layer._seal if store is not raw else (lambda item: item)
         self.open: Any = layer._open if store is not raw else (lambda item: item)
         self._ready = False
+        # SQL (always, where a count is kept): the one-statement paths
+        self.fast = AsyncSqlPairs(ns, raw, self.counts)
 
     async def _row(self) -> Any:
         row = await self.counts.read(self.ns)
@@ -69,6 +72,10 @@ class AsyncPairCount:
 
     async def length(self) -> int:
         """The pairs without expiry (one point read) plus the live ones with an expiry."""
+        if self._ready:
+            n = await self.fast.length()  # one query
+            if n is not None:
+                return n
         row = await self._row()
         expiring = await self.raw.count((F.ns == self.ns) & (F.expires != None))  # noqa: E711
         return int(row.n) + expiring
@@ -84,6 +91,9 @@ class AsyncPairCount:
         """Store ``item`` (``if_match``: only over that etag); return what was stored."""
         if not self._ready:
             await self._row()
+        # over an absent pair or one without expiry: one statement where the engine can
+        if if_match is None and item.expires is None and await self.fast.put(self.seal(item)):
+            return item
         same = (F.expires == None) if item.expires is None else (F.expires != None)  # noqa: E711
         for _ in attempts():
             try:  # the pair is there with (or without) an expiry as the new one: no change

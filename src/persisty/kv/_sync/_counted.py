@@ -21,6 +21,7 @@ from typing import Any
 from persisty._retry import attempts, lost_too_often
 from persisty.errors import Conflict, NotFound, PreconditionFailed
 from persisty.kv._models import KVCount
+from persisty.kv._sync._sqlfast import SqlPairs
 from persisty.model import etag
 from persisty.query import F
 from persisty.stash import commit_counted
@@ -52,6 +53,8 @@ class PairCount:
         self.seal: Any = layer._seal if store is not raw else (lambda item: item)
         self.open: Any = layer._open if store is not raw else (lambda item: item)
         self._ready = False
+        # SQL (always, where a count is kept): the one-statement paths
+        self.fast = SqlPairs(ns, raw, self.counts)
 
     def _row(self) -> Any:
         row = self.counts.read(self.ns)
@@ -70,6 +73,10 @@ class PairCount:
 
     def length(self) -> int:
         """The pairs without expiry (one point read) plus the live ones with an expiry."""
+        if self._ready:
+            n = self.fast.length()  # one query
+            if n is not None:
+                return n
         row = self._row()
         expiring = self.raw.count((F.ns == self.ns) & (F.expires != None))  # noqa: E711
         return int(row.n) + expiring
@@ -85,6 +92,9 @@ class PairCount:
         """Store ``item`` (``if_match``: only over that etag); return what was stored."""
         if not self._ready:
             self._row()
+        # over an absent pair or one without expiry: one statement where the engine can
+        if if_match is None and item.expires is None and self.fast.put(self.seal(item)):
+            return item
         same = (F.expires == None) if item.expires is None else (F.expires != None)  # noqa: E711
         for _ in attempts():
             try:  # the pair is there with (or without) an expiry as the new one: no change
