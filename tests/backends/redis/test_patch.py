@@ -39,7 +39,13 @@ class Account:
 
 
 class Recorder:
+    """The commands sent from now on (after one patch loaded the script on the server)."""
+
     def __init__(self, db: RedisDatabase) -> None:
+        warm = db.store(Doc)
+        warm.create(Doc(id="~warm", owner="~"))
+        warm.patch("~warm", {"title": "x"})
+        warm.delete("~warm")
         self.names: list[str] = []
         original: Any = db.client.execute_command
 
@@ -141,12 +147,32 @@ def test_increments_are_native(db: RedisDatabase) -> None:
     assert store.read("c") == last
     # what the script does not add itself takes the read path, and is still exact
     assert store.patch("c", {"ratio": Increment(0.5)}).ratio == 0.5
-    assert store.patch("c", {"score": Increment(4)}).score == 4  # indexed
+    assert store.patch("c", {"score": Increment(4)}).score == 4  # indexed: in the script
     assert store.count((F.owner == "o") & (F.score == 4)) == 1
     big = store.patch("c", {"hits": 10**17})
     assert store.patch("c", {"hits": Increment(1)}).hits == big.hits + 1
     with pytest.raises(ValidationError):
         store.patch("c", {"title": Increment(1)})
+
+
+def test_increments_of_indexed_values_move_the_entry(db: RedisDatabase) -> None:
+    store = db.store(Doc)
+    store.create(Doc(id="c", owner="o"))
+    store.create(Doc(id="d", owner="o", score=50))
+    rec = Recorder(db)
+    seen = []
+    for by in (4, 96, -100, -1, -999, 2000, -1000, 10**14, -(10**14) + 7):
+        rec.names = []
+        new = store.patch("c", {"score": Increment(by)})
+        assert rec.names == ["EVALSHA"]
+        seen.append(new.score)
+        # the entry the script wrote is the one Python's encoding finds, in value order
+        assert store.count((F.owner == "o") & (F.score == new.score)) == 1
+        assert store.count(F.owner == "o") == 2
+        below = store.count((F.owner == "o") & (F.score < 50))
+        assert below == (1 if new.score < 50 else 0)
+    assert seen == [4, 100, 0, -1, -1000, 1000, 0, 10**14, 7]
+    assert [x.id for x in store.search(F.owner == "o", order=[-F.score]).items] == ["d", "c"]
 
 
 def test_unique_indexes_take_the_read_path(db: RedisDatabase) -> None:

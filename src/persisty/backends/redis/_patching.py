@@ -6,7 +6,8 @@ Each changed value is checked on its own (as :meth:`StoreMeta.build` checks it i
 whole item) and sent as its canonical JSON text, which the script splices into the stored
 document, so the document stays exactly what :meth:`StoreMeta.encode` gives for the new
 item (no number is ever re-encoded on the server). An ``Increment`` of an int attribute
-that no index holds is added by the script itself (exactly, up to 15 digits). The etag
+that no unique index holds is added by the script itself (exactly, up to 15 digits; the
+script encodes the sum for the indexes holding it). The etag
 is left empty: it is the content hash of the document, computed by whoever reads it
 (``etag(item)`` of the returned item is that hash), and a conditional write that finds
 it empty fills it in first (``FILL``) and tries again.
@@ -37,7 +38,7 @@ class PatchPlan:
     json_names: dict[str, bytes]
     """Each written attribute's name as a JSON string (as it is in the document)."""
     addable: frozenset[str]
-    """Attributes the script adds an ``Increment`` to (int, in no index)."""
+    """Attributes the script adds an ``Increment`` to (int, in no unique index)."""
     moves: tuple[tuple[bytes, bytes, tuple[tuple[bytes, str], ...]], ...]
     """Per index holding a written attribute: its name, its number of components and the
     (1-based position, attribute) of each component the patch replaces."""
@@ -68,9 +69,7 @@ def patch_plan(layout: Layout, changed: tuple[str, ...]) -> PatchPlan | None:
     if any(a in written for ix in layout.unique for a in ix.attrs[: ix.own]):
         return None
     moves = []
-    indexed: set[str] = set()
     for ix in layout.indexes[1:]:  # (the key set holds key attributes only)
-        indexed.update(ix.attrs)
         reps = tuple(
             (str(pos + 1).encode(), a) for pos, a in enumerate(ix.attrs[: ix.own]) if a in written
         )
@@ -80,7 +79,7 @@ def patch_plan(layout: Layout, changed: tuple[str, ...]) -> PatchPlan | None:
         changed,
         stamps,
         {n: msgspec.json.encode(n) for n in (*changed, *stamps)},
-        frozenset(n for n in changed if meta.by_name[n].kind == "int" and n not in indexed),
+        frozenset(n for n in changed if meta.by_name[n].kind == "int"),
         tuple(moves),
     )
 
@@ -98,6 +97,7 @@ def patch_args(
     checked = checks.checked
     fields: list[bytes] = []
     values: dict[str, Any] = {}
+    added: dict[str, bytes] = {}  # incremented attribute -> its field number
     names = plan.json_names
     for n in plan.changed:
         v = changes[n]
@@ -106,6 +106,7 @@ def patch_args(
             if n not in plan.addable or type(by) is not int or not -(10**15) < by < 10**15:
                 return None
             fields += (names[n], b"+", b"%d" % by)
+            added[n] = b"%d" % (len(fields) // 3)
             continue
         got = checked(n, v)
         if got is None:
@@ -123,7 +124,10 @@ def patch_args(
         for name, ncomp, reps in plan.moves:
             args += (name, ncomp, b"%d" % len(reps))
             for pos, a in reps:
-                args += (pos, enc.encode(values[a]))
+                if a in added:  # the script encodes the sum
+                    args += (pos, added[a], b"")
+                else:
+                    args += (pos, b"0", enc.encode(values[a]))
     except (TypeError, ValueError):  # a value no index can hold: the read path says so
         return None
     return args

@@ -343,7 +343,8 @@ PATCH = (
     + r"""
 -- ARGV: base, key, the number of changed fields, per field its JSON name (quoted), '=' and
 -- its new JSON value or '+' and the integer to add; then per index the change moves: its
--- name, its number of components and the number replaced, (position, new component) each.
+-- name, its number of components and the number replaced, (position, the number of the
+-- incremented field whose new value it encodes or 0, new component) each.
 -- The fields are spliced into the stored (canonical, compact) JSON, so the document stays
 -- what StoreMeta.encode gives for the new item; the etag is left empty (the content hash,
 -- computed by readers). Returns {'ok', document}, {'missing'} or {'fallback'} (a value the
@@ -417,6 +418,7 @@ local order = {}
 for f = 1, nf do order[f] = f end
 table.sort(order, function(a, b) return spans[a][1] < spans[b][1] end)
 local parts = {}
+local sums = {}
 local at = 1
 for _, f in ipairs(order) do
   local vs, ve = spans[f][1], spans[f][2]
@@ -430,7 +432,8 @@ for _, f in ipairs(order) do
       if #cur > 15 or not string.find(cur, '^%-?%d+$') then return {'fallback'} end
       n = tonumber(cur)
     end
-    v = string.format('%d', n + tonumber(v))
+    sums[f] = n + tonumber(v)
+    v = string.format('%d', sums[f])
   end
   parts[#parts + 1] = v
   at = ve
@@ -456,6 +459,22 @@ local function comp_end(m, j)
   if tag == 66 then return j + 17 end  -- uuid
   return j + 1
 end
+-- the component of an integer (persisty.backends.redis._encoding._int)
+local function int_comp(x)
+  if x == 0 then return '\34' end
+  local text = string.format('%d', math.abs(x))
+  local digits = (string.gsub(text, '0+$', ''))
+  local adj = #text - 1
+  local v = 2147483648 + adj
+  if x < 0 then
+    v = 2147483648 - adj
+    digits = (string.gsub(digits, '%d', function(d) return string.char(105 - string.byte(d)) end))
+  end
+  local b4 = string.char(math.floor(v / 16777216) % 256, math.floor(v / 65536) % 256,
+    math.floor(v / 256) % 256, v % 256)
+  if x < 0 then return '\33' .. b4 .. digits .. '~' end
+  return '\35' .. b4 .. digits .. '\0'
+end
 local nix = tonumber(ARGV[p])
 p = p + 1
 for _ = 1, nix do
@@ -463,8 +482,9 @@ for _ = 1, nix do
   p = p + 3
   local rep = {}
   for _ = 1, nrep do
-    rep[tonumber(ARGV[p])] = ARGV[p + 1]
-    p = p + 2
+    local f = tonumber(ARGV[p + 1])
+    rep[tonumber(ARGV[p])] = f > 0 and int_comp(sums[f]) or ARGV[p + 2]
+    p = p + 3
   end
   local nm = tonumber(sh[2])
   for e = 1, nm do
