@@ -16,7 +16,6 @@ it empty fills it in first (``FILL``) and tries again.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +23,9 @@ import msgspec
 
 from persisty.backends.redis import _encoding as enc
 from persisty.backends.redis._layout import Layout
+from persisty.model import StoreMeta
 from persisty.store import Increment, ValueChecks
+from persisty.store import value_checks as store_value_checks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,18 +45,13 @@ class PatchPlan:
     (1-based position, attribute) of each component the patch replaces."""
 
 
-def value_checks(meta: Any) -> ValueChecks | None:
+def value_checks(meta: StoreMeta) -> ValueChecks | None:
     """The per-attribute checks of patch values, or ``None`` when a value cannot be checked
-    without the rest of the item (a ``__post_init__``, expiry, unresolvable hints)."""
-    cls = meta.cls
-    if meta.expires is not None or getattr(cls, "__post_init__", None) is not None:
+    without the rest of the item (a ``__post_init__``, unresolvable hints) or the model
+    expires (its expiry is stamped on every write: the read path does that)."""
+    if meta.expires is not None:
         return None
-    if not dataclasses.is_dataclass(cls):
-        return None
-    try:
-        return ValueChecks(meta, typing.get_type_hints(cls, include_extras=True))
-    except Exception:  # unresolvable hints: the read path checks the whole item
-        return None
+    return store_value_checks(meta)
 
 
 def patch_plan(layout: Layout, changed: tuple[str, ...]) -> PatchPlan | None:
