@@ -22,7 +22,7 @@ from persisty.store._async import delete_keys as delete_keys_async
 from persisty.store._async import patch_keys as patch_keys_async
 from persisty.store._async import put_through as put_through_async
 from persisty.store._async import resolve_puts as resolve_puts_async
-from persisty.store._checks import CHECK_FAILURES, Plain, ValueChecks, value_checks
+from persisty.store._checks import CHECK_FAILURES, Plain, ValueChecks, gc_paused, value_checks
 from persisty.store._prepare import (
     as_item,
     check_changes,
@@ -102,6 +102,7 @@ __all__ = [
     "clock_of",
     "delete_keys",
     "delete_keys_async",
+    "gc_paused",
     "has_increments",
     "patch_keys",
     "patch_keys_async",

@@ -6,12 +6,14 @@ whole item.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
+import gc
 import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -118,3 +120,26 @@ def value_checks(
         return ValueChecks(meta, hints, convs)
     except Exception:  # unresolvable hints: the read path checks the whole item
         return None
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off for a block that builds many objects
+    which all stay alive (a bulk write's items, rows and results): a collection in it
+    would only walk them, and promote them to be walked again by the next full one. Back
+    on after the block if it was on before (a program that turned it off keeps it off).
+    Only for a block that does not wait (no ``await`` in it).
+
+    Example::
+
+        with gc_paused():
+            items = [Note(title=str(i)) for i in range(1000)]
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

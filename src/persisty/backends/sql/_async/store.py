@@ -42,6 +42,7 @@ from persisty.store import (
     OrderArg,
     Page,
     check_changes,
+    gc_paused,
     has_increments,
     patched_attrs,
     prepare_create,
@@ -454,10 +455,14 @@ class AsyncSqlStore(AsyncSqlRows):
         # item, a taken key) falls back to the general path, which names the culprit
         now = self.clock()
         s = self.schema
-        try:
-            news = prepare_creates(self.meta, [e.item for e in edits], now)
-            rows = s.insert_rows(news)
-        except PersistyError:
+        news: list[Any] | None = None
+        with gc_paused():  # (the items built here all stay alive)
+            try:
+                news = prepare_creates(self.meta, [e.item for e in edits], now)
+                rows = s.insert_rows(news)
+            except PersistyError:
+                pass
+        if news is None:
             return await super().edit_batch(edits, atomic)
         try:
             async with self._conn() as conn:
@@ -471,7 +476,10 @@ class AsyncSqlStore(AsyncSqlRows):
                 await self.executor.commit(conn)
         except (Conflict, ValidationError):
             return await super().edit_batch(edits, atomic)
-        return list(map(EditResult, edits, itertools.repeat(True), itertools.repeat(None), news))
+        with gc_paused():
+            return list(
+                map(EditResult, edits, itertools.repeat(True), itertools.repeat(None), news)
+            )
 
     async def delete_all(self, filter: Filter | None) -> int:
         f = self._live(validate_filter(filter, self.meta))

@@ -43,6 +43,7 @@ from persisty.store import (
     OrderArg,
     Page,
     check_changes,
+    gc_paused,
     has_increments,
     patched_attrs,
     prepare_create,
@@ -449,10 +450,14 @@ class SqlStore(SqlRows):
         # item, a taken key) falls back to the general path, which names the culprit
         now = self.clock()
         s = self.schema
-        try:
-            news = prepare_creates(self.meta, [e.item for e in edits], now)
-            rows = s.insert_rows(news)
-        except PersistyError:
+        news: list[Any] | None = None
+        with gc_paused():  # (the items built here all stay alive)
+            try:
+                news = prepare_creates(self.meta, [e.item for e in edits], now)
+                rows = s.insert_rows(news)
+            except PersistyError:
+                pass
+        if news is None:
             return super().edit_batch(edits, atomic)
         try:
             with self._conn() as conn:
@@ -466,7 +471,10 @@ class SqlStore(SqlRows):
                 self.executor.commit(conn)
         except (Conflict, ValidationError):
             return super().edit_batch(edits, atomic)
-        return list(map(EditResult, edits, itertools.repeat(True), itertools.repeat(None), news))
+        with gc_paused():
+            return list(
+                map(EditResult, edits, itertools.repeat(True), itertools.repeat(None), news)
+            )
 
     def delete_all(self, filter: Filter | None) -> int:
         f = self._live(validate_filter(filter, self.meta))
