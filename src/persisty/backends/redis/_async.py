@@ -229,7 +229,19 @@ class AsyncRedisStore(AsyncRedisReads):
                     with translate():
                         out = await self._patch_script(args=args)
                     if out[0] == b"ok":
-                        return self.meta.decode(out[1])
+                        new = self.meta.decode(out[1])
+                        raw = self.meta.encode(new)
+                        if raw != out[1]:  # the document held more than the model has
+                            with translate():  # (say, a removed attribute): its etag, now
+                                await self._fill_script(
+                                    args=[
+                                        self.layout.b,
+                                        key.encode(),
+                                        out[1],
+                                        etag_of(raw).encode(),
+                                    ]
+                                )
+                        return new
                     if out[0] == b"missing":
                         raise NotFound(f"no {self.meta.name} with key {key!r}")
         return await super().patch(key, changes, if_match=if_match, precondition=precondition)

@@ -138,9 +138,12 @@ class Layout(Planner):
         """The ``FILL`` script's arguments for the items ``raws`` whose stored values (as
         read) lack the etag a patch left out."""
         args = [self.b]
+        meta = self.meta
         for raw, data in zip(raws, values, strict=True):
             if isinstance(data, bytes) and data.startswith(b"|"):
-                args += (raw, data[1:], etag_of(data[1:]).encode())
+                # etag(item), also of a document that holds more than the model has
+                tag = etag_of(meta.encode(meta.decode(data[1:])))
+                args += (raw, data[1:], tag.encode())
         return args
 
     def member(self, ix: IndexDef, item: Any, raw: bytes) -> bytes:
