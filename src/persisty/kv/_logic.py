@@ -4,7 +4,7 @@ time-series grid, decimation and aggregation."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from persisty.errors import ValidationError
@@ -34,6 +34,24 @@ def check_time(t: Any, field: str = "t") -> int:
     if not INT64_MIN <= t <= INT64_MAX:
         raise ValidationError(f"{field} is outside the 64-bit range", field=field)
     return t
+
+
+def check_points(points: Sequence[Any]) -> tuple[list[int], list[Any]]:
+    """The times and the values of ``points``, each a ``(t, value)`` pair with ``t`` as
+    :func:`check_time` allows (checked in bulk, point by point only to name a bad one)."""
+    if not all(type(p) in _PAIRS and len(p) == 2 for p in points):
+        for p in points:
+            if not isinstance(p, tuple | list) or len(p) != 2:
+                raise ValidationError("a point is a (t, value) pair", field="points")
+    times = [p[0] for p in points]
+    if times and (
+        not all(type(t) is int for t in times) or min(times) < INT64_MIN or max(times) > INT64_MAX
+    ):
+        times = [check_time(t) for t in times]
+    return times, [p[1] for p in points]
+
+
+_PAIRS = (tuple, list)
 
 
 def check_freq(freq: Any) -> int | None:

@@ -43,7 +43,7 @@ class IndexedKVPair:
     expires: datetime | None = Attr(expires=True)
 
 
-@stored(key=("ns", "series", "t"), name=TS_STORE)
+@stored(key=("ns", "series", "t"), name=TS_STORE, clustered=True)
 class Point:
     """One point of a time series: ``(t, value)`` with ``value`` as the codec's text."""
 
@@ -53,7 +53,7 @@ class Point:
     value: str | None = None
 
 
-@stored(key=("ns", "seq", "pos"), name=EVENTS_STORE)
+@stored(key=("ns", "seq", "pos"), name=EVENTS_STORE, clustered=True)
 class EventRow:
     """A row of an event sequence. ``pos`` is ``"h"`` for the sequence's head (its version,
     its last timestamp and its current state, a snapshot kept with every change) and

@@ -57,6 +57,8 @@ class StoreMeta:
     """Float and decimal attributes: their values must be finite."""
     expires: str | None = None
     """The attribute holding the item's expiry instant (``Attr(expires=True)``), if any."""
+    clustered: bool = False
+    """Rows kept in key order by the engine (``@stored(clustered=True)``)."""
 
     def __post_init__(self) -> None:
         self.by_name.update({a.name: a for a in self.attrs})

@@ -41,6 +41,7 @@ def stored(
     label: str | None = None,
     summary: Sequence[str] = (),
     ttl: dt.timedelta | None = None,
+    clustered: bool = False,
 ) -> Callable[[type[T]], type[T]]: ...
 
 
@@ -55,12 +56,18 @@ def stored(
     label: str | None = None,
     summary: Sequence[str] = (),
     ttl: dt.timedelta | None = None,
+    clustered: bool = False,
 ) -> Any:
     """Make a class a stored item: a slotted, keyword-only dataclass with a :class:`StoreMeta`.
 
     The key is ``key`` (one attribute or several), else the attribute ``id``. A ``UUID`` key
     without a default gets a fresh ``uuid4`` when absent. ``name`` defaults to the class
     name in snake_case; ``label``/``summary`` name the attributes that describe an item.
+    ``clustered=True`` asks the engine to keep the rows themselves in key order (SQLite
+    ``WITHOUT ROWID``; InnoDB always does, the other engines ignore it): a point read or a
+    key-ordered scan is one B-tree walk instead of two, and a write in key order appends.
+    It suits small rows with a composite key, such as the points of a time series; rows of
+    more than a few hundred bytes are better left in a rowid table.
 
     Example::
 
@@ -75,7 +82,9 @@ def stored(
 
     def wrap(c: type[T]) -> type[T]:
         caller = sys._getframe(1 if cls is None else 2).f_locals
-        return _make_stored(c, key, tuple(indexes), name, label, tuple(summary), ttl, caller)
+        return _make_stored(
+            c, key, tuple(indexes), name, label, tuple(summary), ttl, caller, clustered
+        )
 
     return wrap(cls) if cls is not None else wrap
 
@@ -89,6 +98,7 @@ def _make_stored(
     summary: tuple[str, ...],
     ttl: dt.timedelta | None,
     localns: Mapping[str, Any],
+    clustered: bool = False,
 ) -> type[Any]:
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
@@ -204,6 +214,7 @@ def _make_stored(
         summary=summary,
         ttl=ttl,
         description=description,
+        clustered=clustered,
     )
     dc.__persisty__ = meta
     return dc

@@ -84,3 +84,29 @@ def test_async_open_prints_no_server_notes(url: str) -> None:
     out = run.stdout + run.stderr
     assert "already exists" not in out and "Duplicate" not in out, out
     assert out.strip() == "", out
+
+
+@pytest.mark.parametrize("clustered", [True, False])
+def test_a_clustered_model_is_a_without_rowid_table_on_sqlite(
+    tmp_path: Path, clustered: bool
+) -> None:
+    import sqlite3
+
+    @stored(key=("series", "t"), name="pt", clustered=clustered)
+    class Pt:
+        series: str
+        t: int
+        v: str = ""
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    db = persisty.connect(url)
+    store = db.store(Pt)
+    for t in (3, 1, 2):
+        store.create(Pt(series="s", t=t, v=str(t)))
+    assert [p.t for p in store.search(order=["t"]).items] == [1, 2, 3]
+    assert store.read(store.key_of(Pt(series="s", t=2))) == Pt(series="s", t=2, v="2")
+    db.close()
+    conn = sqlite3.connect(tmp_path / "c.db")
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'pt'").fetchone()
+    conn.close()
+    assert ("WITHOUT ROWID" in sql) is clustered

@@ -114,7 +114,7 @@ class TableSchema:
         sa_cols.append(sa.Column(DOC, d.doc_type(), nullable=False))
         if self.name in metadata.tables:
             metadata.remove(metadata.tables[self.name])
-        self.table = sa.Table(self.name, metadata, *sa_cols, **d.table_options())
+        self.table = sa.Table(self.name, metadata, *sa_cols, **d.table_options(meta))
         self.indexes: list[sa.Index] = []
         self.index_attrs: dict[str, tuple[str, ...]] = {}
         for ix in meta.indexes:
@@ -230,9 +230,13 @@ class TableSchema:
         v.append(raw.decode() if self.doc_text else raw)
         return tuple(v)
 
-    def insert_rows(self, items: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+    def insert_rows(
+        self, items: Sequence[Any], *, tagged: bool = True
+    ) -> Iterator[tuple[Any, ...]]:
         """:meth:`insert_row` for many items, built column by column and handed out one row
-        at a time (executemany consumes them as it goes: no list of rows stays alive)."""
+        at a time (executemany consumes them as it goes: no list of rows stays alive).
+        ``tagged=False`` stores empty etags, as a patch without a read does (a read computes
+        them): for items whose etags are rarely asked for, such as time-series points."""
         raws = self.meta.encode_many(items)
         columns: list[Any] = []
         for c in self.columns:
@@ -248,7 +252,7 @@ class TableSchema:
                 columns.append([v if v is None else conv(v) for v in values])
             else:
                 columns.append(map(conv, values))
-        columns.append(etags_of(raws))
+        columns.append(etags_of(raws) if tagged else [""] * len(raws))
         columns.append(map(bytes.decode, raws) if self.doc_text else raws)
         return zip(*columns, strict=True)
 

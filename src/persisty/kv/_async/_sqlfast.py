@@ -96,8 +96,9 @@ class AsyncSqlPairs:
 async def insert_all(raw: Any, items: list[Any]) -> bool:
     """Insert the stored forms ``items`` (valid, built by the service, distinct keys) into
     the SQL store ``raw`` in one transaction, one ``executemany`` of the store's compiled
-    ``INSERT``: ``False`` (nothing written) when a key was taken, or where ``raw`` is no SQL
-    store (the caller's ``edit_batch`` then decides)."""
+    ``INSERT``, with empty etags (a read computes them, as after a patch without a read):
+    ``False`` (nothing written) when a key was taken, or where ``raw`` is no SQL store (the
+    caller's ``edit_batch`` then decides)."""
     schema = getattr(raw, "schema", None)
     if schema is None or not hasattr(raw, "executor"):
         return False
@@ -106,7 +107,9 @@ async def insert_all(raw: Any, items: list[Any]) -> bool:
         async with raw._conn() as conn:
             await executor.begin(conn)
             try:
-                await executor.run_many(conn, schema.sql_insert, schema.insert_rows(items), schema)
+                await executor.run_many(
+                    conn, schema.sql_insert, schema.insert_rows(items, tagged=False), schema
+                )
                 await raw._log_created(conn, items)
             except BaseException:
                 await executor.rollback(conn, quiet=True)

@@ -9,9 +9,19 @@ from persisty.errors import Conflict, ValidationError
 from persisty.kv._async._aggregate import on_engine
 from persisty.kv._async._base import AsyncService, put_items
 from persisty.kv._async._sqlfast import insert_all
-from persisty.kv._logic import Buckets, check_freq, check_key, check_time, decimate, grid
+from persisty.kv._codec import encode_many
+from persisty.kv._logic import (
+    Buckets,
+    check_freq,
+    check_key,
+    check_points,
+    check_time,
+    decimate,
+    grid,
+)
 from persisty.kv._models import Point
 from persisty.query import F, Filter
+from persisty.store import gc_paused
 
 PAGE = 1000
 """Points read per query by ``range`` (and written per batch by ``extend`` on engines whose
@@ -174,12 +184,9 @@ class AsyncTimeSeries(AsyncService):
         self._writable()
         await self._ready()
         check_key(key)
-        latest: dict[int, Point] = {}
-        for p in points:
-            if not isinstance(p, tuple | list) or len(p) != 2:
-                raise ValidationError("a point is a (t, value) pair", field="points")
-            t = check_time(p[0])
-            latest[t] = Point(ns=self.ns, series="/" + key, t=t, value=self._encode(p[1]))
+        times, values = check_points(points)
+        # every value is encoded (a bad one fails the call, even if a later point replaces it)
+        latest = dict(zip(times, encode_many(self.codec, values), strict=True))
         if not latest:
             return 0
         # no point of the series in the call's span yet (one range query): every point is
@@ -187,9 +194,11 @@ class AsyncTimeSeries(AsyncService):
         # batch fail whole, and the next attempt reads)
         span = self._series(key) & (F.t >= min(latest)) & (F.t <= max(latest))
         fresh = not (await self.store.search(span, limit=1)).items
-        news = list(latest.values())
-        if fresh and self.store is self.raw and await insert_all(self.raw, news):
-            return len(news)  # SQL: one executemany of the store's INSERT
+        ns, series = self.ns, "/" + key
+        with gc_paused():  # (the points built here all stay alive)
+            news = [Point(ns=ns, series=series, t=t, value=v) for t, v in latest.items()]
+            if fresh and self.store is self.raw and await insert_all(self.raw, news):
+                return len(news)  # SQL: one executemany of the store's INSERT
         await put_items(self.store, news, self.atomic_limit, fresh=fresh)
         return len(latest)
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine.interfaces import Dialect as SaDialect
 
 from persisty.backends.sql._url import SqlUrl
 from persisty.errors import Conflict, PersistyError, ValidationError
-from persisty.model import AttrMeta, to_utc
+from persisty.model import AttrMeta, StoreMeta, to_utc
 
 if TYPE_CHECKING:
     from persisty.backends.sql._table import Column, TableSchema
@@ -179,8 +179,9 @@ class Dialect:
         """The placeholder of a parameter for a column of ``family``."""
         return self.ph
 
-    def table_options(self) -> dict[str, Any]:
-        """Keyword arguments of the SQLAlchemy ``Table`` (engine, charset …)."""
+    def table_options(self, meta: StoreMeta) -> dict[str, Any]:
+        """Keyword arguments of the SQLAlchemy ``Table`` of ``meta`` (engine, charset,
+        clustering …)."""
         return {}
 
     def index_element(self, col: Any, nullable: bool) -> Any:

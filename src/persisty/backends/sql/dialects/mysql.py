@@ -26,6 +26,7 @@ from persisty.backends.sql.dialects._base import (
 )
 from persisty.backends.sql.dialects._drivers import AsyncDriver, Driver
 from persisty.errors import ConcurrentChange, PersistyError, Unavailable, ValidationError
+from persisty.model import StoreMeta
 
 if TYPE_CHECKING:
     from persisty.backends.sql._table import Column, TableSchema
@@ -171,7 +172,8 @@ class MysqlDialect(Dialect):
     def name_type(self) -> Any:
         return sa_mysql.VARCHAR(200, collation="utf8mb4_bin")
 
-    def table_options(self) -> dict[str, Any]:
+    def table_options(self, meta: StoreMeta) -> dict[str, Any]:
+        # InnoDB clusters every table by its primary key: ``clustered`` needs nothing
         return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": BINARY}
 
     def index_options(self, unique: bool, families: dict[str, str]) -> dict[str, Any]:

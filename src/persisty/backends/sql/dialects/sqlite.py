@@ -27,7 +27,7 @@ from persisty.backends.sql.dialects._base import (
 )
 from persisty.backends.sql.dialects._drivers import AsyncDriver, Driver
 from persisty.errors import PersistyError, Unavailable, ValidationError
-from persisty.model import to_utc
+from persisty.model import StoreMeta, to_utc
 
 if TYPE_CHECKING:
     from persisty.backends.sql._table import TableSchema
@@ -160,6 +160,10 @@ class SqliteDialect(Dialect):
 
     def sa_dialect(self) -> SaDialect:
         return sa_sqlite.dialect()
+
+    def table_options(self, meta: StoreMeta) -> dict[str, Any]:
+        # a rowid table keeps a composite key twice (in the rows and in its autoindex)
+        return {"sqlite_with_rowid": False} if meta.clustered else {}
 
     def parse_url(self, url: str) -> SqlUrl:
         """``sqlite:///rel.db``, ``sqlite:////abs.db``, ``sqlite://`` (memory)."""
