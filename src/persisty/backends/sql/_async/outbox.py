@@ -20,10 +20,18 @@ from typing import Any
 from persisty.backends.sql._async.executor import AsyncSqlExecutor
 from persisty.backends.sql._async.store import AsyncSqlStore
 from persisty.backends.sql._async.tables import AsyncSqlTables
-from persisty.errors import PersistyError
-from persisty.model import StoreMeta
+from persisty.errors import NotFound, PersistyError
+from persisty.model import StoreMeta, etag
 from persisty.query import Filter
-from persisty.store import AsyncStoreBase, Insert, Key, Replace, WriteOp
+from persisty.store import (
+    AsyncStoreBase,
+    Insert,
+    Key,
+    Replace,
+    WriteOp,
+    check_changes,
+    prepare_patch,
+)
 
 _COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "persisty_outbox_ids", default=None
@@ -220,9 +228,30 @@ class AsyncSqlOutboxStore(AsyncSqlStore):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        return await AsyncStoreBase.patch(
-            self, key, changes, if_match=if_match, precondition=precondition
-        )
+        # the row is held from the read to the commit (FOR UPDATE; SQLite's BEGIN IMMEDIATE
+        # holds the database), so concurrent patches of one item queue instead of losing
+        # races and trying again, and the change row sees the item as it was
+        changes = check_changes(self.meta, changes)
+        k = self.meta.parse_key(key)
+        s = self.schema
+        async with self._conn() as conn:
+            await self.executor.begin(conn)
+            try:
+                rows = await self.executor.fetch(conn, s.sql_get_locked, s.key_params(k), s)
+                current = self._decode(rows[0][0]) if rows else None
+                if current is None or self._expired(current):
+                    raise NotFound(f"no {self.meta.name} with key {key!r}")
+                tag = rows[0][1] or etag(current)
+                self._check((current, tag), if_match, precondition)
+                new = prepare_patch(self.meta, current, changes, self.clock())
+                op = Replace(k, new, etag(new), None, current)
+                await self._apply(conn, op)
+                await self._log(conn, [op])
+                await self.executor.commit(conn)
+            except BaseException:
+                await self.executor.rollback(conn, quiet=True)
+                raise
+        return new
 
     async def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
