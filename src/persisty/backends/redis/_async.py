@@ -12,9 +12,10 @@ from typing import Any
 from persisty.backends.redis._clients import AsyncRedis
 from persisty.backends.redis._keys import CONNECTION_ERRORS, translate, unavailable
 from persisty.backends.redis._layout import Access, Layout, Upsert, as_bytes
+from persisty.backends.redis._patch_script import PATCH
 from persisty.backends.redis._patching import PatchPlan, patch_args, patch_plan, value_checks
 from persisty.backends.redis._reads_async import CHUNK, AsyncRedisReads
-from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE, FILL, PATCH
+from persisty.backends.redis._scripts import COMMIT, COUNT, EXPIRE, FILL
 from persisty.errors import Conflict, NotFound, PersistyError, PreconditionFailed
 from persisty.model import StoreMeta, etag_of
 from persisty.query import (

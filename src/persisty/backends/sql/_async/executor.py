@@ -167,33 +167,30 @@ class AsyncSqlExecutor:
         self, sql: str, params: Sequence[Any], schema: TableSchema | None = None
     ) -> list[Any]:
         """Rows of one statement on a pooled connection (the hot path: no context managers)."""
-        pool = self.pool
-        conn = await pool.acquire()
-        try:
-            rows = await self.driver.fetch(conn, sql, params)
-        except BaseException as e:
-            err = await self._failure(conn, e, schema)
-            if err is e:
-                raise
-            raise err from e
-        pool.give_back(conn)
-        return rows
+        return await self._pooled(self.driver.fetch, sql, params, schema)  # type: ignore[no-any-return]
 
     async def execute(
         self, sql: str, params: Sequence[Any], schema: TableSchema | None = None
     ) -> int:
         """Row count of one statement on a pooled connection."""
+        return await self._pooled(self.driver.run, sql, params, schema)  # type: ignore[no-any-return]
+
+    async def _pooled(
+        self, call: Any, sql: str, params: Sequence[Any], schema: TableSchema | None
+    ) -> Any:
+        """``call(conn, sql, params)`` on a connection taken from the pool and given back
+        after it, a failure translated (and the connection discarded when it broke)."""
         pool = self.pool
         conn = await pool.acquire()
         try:
-            n = await self.driver.run(conn, sql, params)
+            result = await call(conn, sql, params)
         except BaseException as e:
             err = await self._failure(conn, e, schema)
             if err is e:
                 raise
             raise err from e
         pool.give_back(conn)
-        return n
+        return result
 
     def _translated(self, e: Exception, schema: TableSchema | None) -> Exception:
         err = self.dialect.translate(e, schema)

@@ -20,8 +20,8 @@ from typing import Any
 from persisty.backends.sql._async.executor import AsyncSqlExecutor
 from persisty.backends.sql._async.store import AsyncSqlStore
 from persisty.backends.sql._async.tables import AsyncSqlTables
-from persisty.errors import NotFound, PersistyError
-from persisty.model import StoreMeta, etag
+from persisty.errors import PersistyError
+from persisty.model import StoreMeta
 from persisty.query import Filter
 from persisty.store import (
     AsyncStoreBase,
@@ -30,7 +30,6 @@ from persisty.store import (
     Replace,
     WriteOp,
     check_changes,
-    prepare_patch,
 )
 
 _COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
@@ -228,30 +227,13 @@ class AsyncSqlOutboxStore(AsyncSqlStore):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        # the row is held from the read to the commit (FOR UPDATE; SQLite's BEGIN IMMEDIATE
-        # holds the database), so concurrent patches of one item queue instead of losing
-        # races and trying again, and the change row sees the item as it was
+        # the row is held from its read to the commit (FOR UPDATE; SQLite's BEGIN IMMEDIATE
+        # holds the database) and the change row written in that transaction, so concurrent
+        # patches of one item queue instead of losing races and trying again
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
-        s = self.schema
-        async with self._conn() as conn:
-            await self.executor.begin(conn)
-            try:
-                rows = await self.executor.fetch(conn, s.sql_get_locked, s.key_params(k), s)
-                current = self._decode(rows[0][0]) if rows else None
-                if current is None or self._expired(current):
-                    raise NotFound(f"no {self.meta.name} with key {key!r}")
-                tag = rows[0][1] or etag(current)
-                self._check((current, tag), if_match, precondition)
-                new = prepare_patch(self.meta, current, changes, self.clock())
-                op = Replace(k, new, etag(new), None, current)
-                await self._apply(conn, op)
-                await self._log(conn, [op])
-                await self.executor.commit(conn)
-            except BaseException:
-                await self.executor.rollback(conn, quiet=True)
-                raise
-        return new
+        names = self._patch_names(changes)
+        return await self._patch_locked(k, key, names, changes, if_match, precondition)
 
     async def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None

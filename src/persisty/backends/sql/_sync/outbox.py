@@ -21,8 +21,8 @@ from typing import Any
 from persisty.backends.sql._sync.executor import SqlExecutor
 from persisty.backends.sql._sync.store import SqlStore
 from persisty.backends.sql._sync.tables import SqlTables
-from persisty.errors import NotFound, PersistyError
-from persisty.model import StoreMeta, etag
+from persisty.errors import PersistyError
+from persisty.model import StoreMeta
 from persisty.query import Filter
 from persisty.store import (
     Insert,
@@ -31,7 +31,6 @@ from persisty.store import (
     StoreBase,
     WriteOp,
     check_changes,
-    prepare_patch,
 )
 
 _COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
@@ -227,30 +226,13 @@ class SqlOutboxStore(SqlStore):
         if_match: str | None = None,
         precondition: Filter | None = None,
     ) -> Any:
-        # the row is held from the read to the commit (FOR UPDATE; SQLite's BEGIN IMMEDIATE
-        # holds the database), so concurrent patches of one item queue instead of losing
-        # races and trying again, and the change row sees the item as it was
+        # the row is held from its read to the commit (FOR UPDATE; SQLite's BEGIN IMMEDIATE
+        # holds the database) and the change row written in that transaction, so concurrent
+        # patches of one item queue instead of losing races and trying again
         changes = check_changes(self.meta, changes)
         k = self.meta.parse_key(key)
-        s = self.schema
-        with self._conn() as conn:
-            self.executor.begin(conn)
-            try:
-                rows = self.executor.fetch(conn, s.sql_get_locked, s.key_params(k), s)
-                current = self._decode(rows[0][0]) if rows else None
-                if current is None or self._expired(current):
-                    raise NotFound(f"no {self.meta.name} with key {key!r}")
-                tag = rows[0][1] or etag(current)
-                self._check((current, tag), if_match, precondition)
-                new = prepare_patch(self.meta, current, changes, self.clock())
-                op = Replace(k, new, etag(new), None, current)
-                self._apply(conn, op)
-                self._log(conn, [op])
-                self.executor.commit(conn)
-            except BaseException:
-                self.executor.rollback(conn, quiet=True)
-                raise
-        return new
+        names = self._patch_names(changes)
+        return self._patch_locked(k, key, names, changes, if_match, precondition)
 
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None

@@ -14,14 +14,12 @@ edit this file, never the twin.
 from __future__ import annotations
 
 import itertools
-import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from persisty.backends.sql._blind import FAILURES as _FAILURES
-from persisty.backends.sql._blind import FastPatch
-from persisty.backends.sql._sync.rows import COLLISION_RETRIES, SqlRows, _after_collision
+from persisty.backends.sql._sync.patches import SqlPatches
+from persisty.backends.sql._sync.rows import COLLISION_RETRIES, _after_collision
 from persisty.backends.sql._table import ETAG
 from persisty.errors import (
     ConcurrentChange,
@@ -45,7 +43,6 @@ from persisty.store import (
     check_changes,
     gc_paused,
     has_increments,
-    patched_attrs,
     prepare_create,
     prepare_creates,
     prepare_patch,
@@ -62,7 +59,7 @@ _KIND = operator.attrgetter("kind")
 _INT64 = 2**63
 
 
-class SqlStore(SqlRows):
+class SqlStore(SqlPatches):
     """A Store over one SQL table: every filter runs in SQL, pages seek by key.
 
     Example::
@@ -221,15 +218,7 @@ class SqlStore(SqlRows):
             changes = check_changes(self.meta, changes)
             increments = has_increments(changes)
             if names is None:
-                names = tuple(
-                    dict.fromkeys(
-                        [
-                            *patched_attrs(changes),
-                            *(a.name for a in self.meta.attrs if a.generated == "updated"),
-                            *(e for e in [self.meta.expires] if e and self.meta.ttl),
-                        ]
-                    )
-                )
+                names = self._patch_names(changes)
                 if not any(map(is_path, changes)):
                     self._patched[tuple(changes)] = names
                     self._plan_fast(tuple(changes), names)
@@ -267,157 +256,6 @@ class SqlStore(SqlRows):
                 self.retries += 1
                 _after_collision(attempt)
         raise AssertionError("unreachable")
-
-    _logs = False
-    """Whether :meth:`_log` writes each change (the outbox twin): its patches read first."""
-
-    def _patch_blind(
-        self, k: Key, key: str, names: tuple[str, ...], changes: Mapping[str, Any]
-    ) -> Any:
-        """A patch in one ``UPDATE … RETURNING`` (no read), the new item; ``None`` when a
-        value does not pass its check or the engine refused the write (the read path then
-        gives the error that names the culprit)."""
-        assert self._checks is not None
-        checked = self._checks.checked
-        convs = self._checks.convs
-        now = None
-        cols: list[Any] = []
-        docs: list[Any] = []
-        for n in names:
-            if n in changes:
-                got = checked(n, changes[n])
-            else:  # an ``updated`` timestamp
-                now = now or self.clock()
-                got = checked(n, now)
-            if got is None:
-                return None
-            v, raw = got
-            conv = convs[n]
-            cols.append(v if conv is None or v is None else conv(v))
-            docs.append(raw)
-        s = self.schema
-        sql, then = s.blind_patch_sql(names)
-        cols += docs
-        cols += s.key_params(k)
-        params = cols
-        try:
-            if then is None:
-                rows = self._query(sql, params)
-            else:  # the new document is read back on the same connection
-                with self._conn() as conn:
-                    done = self.executor.run(conn, sql, params, s)
-                    rows = self.executor.fetch(conn, then, (), s) if done else []
-        except ConcurrentChange:
-            raise
-        except PersistyError:
-            return None
-        if not rows:
-            raise NotFound(f"no {self.meta.name} with key {key!r}")
-        return self._decode(rows[0][0])
-
-    def _plan_fast(self, changed: tuple[str, ...], names: tuple[str, ...]) -> None:
-        """Keep the hot path of patches of ``changed`` when every one is a bare
-        str/int/float/bool attribute and the patch sets nothing else (no ``updated``
-        timestamp), in one statement with ``RETURNING``, on a single str key."""
-        checks = self._checks
-        if checks is None or self._logs or not self._str_key or names != changed:
-            return
-        plain = checks.plain_plan(names)
-        if plain is None:
-            return
-        bound = self.schema.bound_patch_sql(names)
-        if bound is not None and all(t is str or t is int for _, t, _ in plain):
-            self._fast_patches[changed] = (bound, plain, True)
-            return
-        sql, then = self.schema.blind_patch_sql(names)
-        if then is None:
-            self._fast_patches[changed] = (sql, plain, False)
-
-    def _patch_plain(self, fast: FastPatch, key: str, changes: dict[str, Any]) -> Any:
-        """:meth:`_patch_blind` of values of exactly their attributes' plain types, the
-        checks inlined (this runs once per patch of a write-heavy workload); ``None`` when a
-        value is of another type or the engine refused (the general path then decides)."""
-        sql, plain, bound = fast
-        cols: list[Any] = []
-        if bound:  # each value bound once, as it is: the engine writes its JSON
-            for name, typ, _ in plain:
-                v = changes[name]
-                if type(v) is not typ:
-                    return None
-                if typ is int:
-                    if not -_INT64 <= v < _INT64:
-                        return None
-                # a str of printable characters only: no control character, no lone
-                # surrogate, nothing whose JSON the engine might write otherwise
-                elif not v.isprintable():
-                    return None
-                cols.append(v)
-            cols.append(key)
-            try:
-                rows = self._query(sql, cols)
-            except ConcurrentChange:
-                raise
-            except PersistyError:
-                return None
-            if not rows:
-                raise NotFound(f"no {self.meta.name} with key {key!r}")
-            return self._decode(rows[0][0])
-        encode = self.meta.encode
-        docs: list[str] = []
-        for name, typ, conv in plain:
-            v = changes[name]
-            if type(v) is not typ:  # (exact: a bool is no int here)
-                return None
-            if typ is float:
-                if not math.isfinite(v):
-                    return None
-            elif typ is int and not -_INT64 <= v < _INT64:
-                return None
-            try:
-                docs.append(encode(v).decode())
-            except _FAILURES:  # a lone surrogate in a str
-                return None
-            cols.append(v if conv is None else conv(v))
-        cols += docs
-        cols.append(key)
-        try:
-            rows = self._query(sql, cols)
-        except ConcurrentChange:
-            raise
-        except PersistyError:
-            return None
-        if not rows:
-            raise NotFound(f"no {self.meta.name} with key {key!r}")
-        return self._decode(rows[0][0])
-
-    def _patch_locked(
-        self,
-        k: Key,
-        key: str,
-        names: tuple[str, ...],
-        changes: Mapping[str, Any],
-        if_match: str | None,
-        precondition: Filter | None,
-    ) -> Any:
-        s = self.schema
-        with self._conn() as conn:
-            self.executor.begin(conn)
-            try:
-                rows = self.executor.fetch(conn, s.sql_get_locked, s.key_params(k), s)
-                if not rows:
-                    raise NotFound(f"no {self.meta.name} with key {key!r}")
-                current = self._decode(rows[0][0])
-                if self._expired(current):
-                    raise NotFound(f"no {self.meta.name} with key {key!r}")
-                self._check((current, rows[0][1] or etag(current)), if_match, precondition)
-                new = prepare_patch(self.meta, current, changes, self.clock())
-                _, params = s.patch_params(names, new, k)
-                self.executor.run(conn, s.patch_sql(names, False), params, s)
-                self.executor.commit(conn)
-            except BaseException:
-                self.executor.rollback(conn, quiet=True)
-                raise
-        return new
 
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
