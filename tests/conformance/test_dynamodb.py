@@ -5,6 +5,7 @@ afterwards."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -43,8 +44,8 @@ def dynamodb_url() -> str:
 
 # moto reads the whole table for every Scan segment: the sync suite scans with one segment,
 # the async one with two (tests/backends/dynamodb covers more)
-SYNC_OPTIONS = {"segments": 1}
-ASYNC_OPTIONS = {"segments": 2}
+SYNC_OPTIONS: dict[str, Any] = {"segments": 1}
+ASYNC_OPTIONS: dict[str, Any] = {"segments": 2}
 
 
 class TestDynamo(

@@ -29,7 +29,7 @@ SECRET = "a test secret that is long enough for HS256 tokens!"
 AUTH = JWTAuth(secret=SECRET)
 ADMIN = {"Authorization": "Bearer " + AUTH.issue("ann", ["admin"])}
 USER = {"Authorization": "Bearer " + AUTH.issue("bob", ["user"])}
-TASKS = {
+TASKS: dict[str, Any] = {
     "name": "tasks",
     "attrs": {
         "id": {"type": "uuid"},
@@ -345,7 +345,7 @@ def test_polled_processes_see_changes_within_the_staleness(tmp_path: Path) -> No
         two.close()
 
 
-ORDERED = {
+ORDERED: dict[str, Any] = {
     "name": "tasks",
     "attrs": {
         "id": {"type": "uuid"},

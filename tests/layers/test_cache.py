@@ -17,7 +17,7 @@ from tests.conftest import REDIS_URL
 import persisty
 import persisty.aio
 from persisty.errors import NotFound, ValidationError
-from persisty.layers import CachedStore, cached
+from persisty.layers import AsyncCachedStore, CachedStore, cached
 from persisty.layers._primitives import LRU, AsyncFlights, Flights
 from persisty.query import F
 from persisty.store import AsyncWrappedStore, Edit, Store, WrappedStore
@@ -131,8 +131,10 @@ def test_every_write_invalidates(setup: tuple[CachedStore[Item], CountingStore])
         assert (batch.title if batch else None) == title
 
     warm()
+    current = store.read(key)
+    assert current is not None
     store.update(
-        store.read(key).__class__(
+        current.__class__(
             **{
                 **store.meta.to_builtins(a),
                 "title": "u",
@@ -185,6 +187,7 @@ def test_redis_cache_shared_between_processes() -> None:
     prefix = f"persisty:test:{uuid.uuid4().hex}:"
     one = cached(raw, cache=REDIS_URL, prefix=prefix)
     two = cached(raw, cache=REDIS_URL, prefix=prefix)
+    assert isinstance(one, CachedStore) and isinstance(two, CachedStore)
     try:
         a = one.create(Item(owner="ann", title="a"))
         key = one.key_of(a)
@@ -262,6 +265,7 @@ def test_stampede_threads(backend: str) -> None:
         cache=REDIS_URL if backend == "redis" else None,
         prefix=f"persisty:test:{uuid.uuid4().hex}:",
     )
+    assert isinstance(store, CachedStore)
     a = raw.inner.create(Item(owner="ann", title="a"))
     key = store.key_of(a)
     barrier = threading.Barrier(16)
@@ -319,6 +323,7 @@ async def test_stampede_tasks(backend: str) -> None:
         cache=REDIS_URL if backend == "redis" else None,
         prefix=f"persisty:test:{uuid.uuid4().hex}:",
     )
+    assert isinstance(store, AsyncCachedStore)
     try:
         a = await store.create(Item(owner="ann", title="a"))
         key = store.key_of(a)
@@ -330,7 +335,7 @@ async def test_stampede_tasks(backend: str) -> None:
         assert batches == [[a, a]] * 20
         assert store.stats.loads == 2  # the batch came from the cached item
     finally:
-        await store.close()  # type: ignore[attr-defined]
+        await store.close()
 
 
 async def test_write_during_miss_is_not_cached() -> None:
@@ -344,7 +349,8 @@ async def test_write_during_miss_is_not_cached() -> None:
     await asyncio.sleep(0.01)  # the slow read has fetched "old" and waits
     await raw.inner.patch(key, {"title": "new"})
     await store.patch(key, {"priority": 1})  # a write through the layer meanwhile
-    assert (await slow).title == "old"  # it started before the write
+    started = await slow
+    assert started is not None and started.title == "old"  # it started before the write
     assert (await store.read(key)).title == "new"  # type: ignore[union-attr]
 
 

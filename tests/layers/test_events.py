@@ -18,7 +18,7 @@ import persisty.aio
 from persisty import F, etag
 from persisty.errors import NotFound, PreconditionFailed, ValidationError
 from persisty.layers import Change, KeyRing, encrypted, observed
-from persisty.store import Edit
+from persisty.store import AsyncDatabase, Edit
 from persisty.testing.models import Counter, Item
 
 URLS = ["memory://", "sqlite://"]
@@ -179,7 +179,7 @@ async def test_listen_async(adb: Any) -> None:
         counters.listen(["upsert"])
 
 
-async def test_async_hooks_are_awaited(adb: Any) -> None:
+async def test_async_hooks_are_awaited(adb: AsyncDatabase) -> None:
     counters = observed(adb.store(Counter))
     log: list[str] = []
 

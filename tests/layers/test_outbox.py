@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tests.conftest import MYSQL_URL, POSTGRES_URL
 import persisty
 import persisty.aio
 from persisty import etag
-from persisty.backends.sql import OUTBOX_TABLE
+from persisty.backends.sql import OUTBOX_TABLE, AsyncSqlDatabase, SqlDatabase, SqlStore
 from persisty.errors import PersistyError, ValidationError
 from persisty.layers import Change, observed
 from persisty.store import Edit
@@ -42,8 +43,9 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def db(url: str, namespace: str) -> Any:
+def db(url: str, namespace: str) -> Iterator[SqlDatabase]:
     database = persisty.connect(url, namespace=namespace)
+    assert isinstance(database, SqlDatabase)
     yield database
     database.drop_tables()
     database.close()
@@ -138,11 +140,13 @@ def test_a_change_survives_a_crash_between_commit_and_delivery(url: str, namespa
     )
     assert writer.returncode == 3, writer.stderr
     db = persisty.connect(url, namespace=namespace)
+    assert isinstance(db, SqlDatabase)
     try:
         counters = observed(db.store(Counter), outbox=True)
         seen: list[Change] = []
         counters.on_change(seen.append)
-        assert counters.read("c").value == 8  # committed
+        committed = counters.read("c")
+        assert committed is not None and committed.value == 8  # committed
         assert counters.pending_changes() == 1  # the create was delivered, the update not
         assert counters.deliver_pending() == 0  # the writer's lease still runs
         time.sleep(1.1)
@@ -159,8 +163,11 @@ def test_a_change_survives_a_crash_between_commit_and_delivery(url: str, namespa
 
 def test_concurrent_deliverers_take_each_change_once(url: str, namespace: str) -> None:
     setup = persisty.connect(url, namespace=namespace)
+    assert isinstance(setup, SqlDatabase)
+    sql_store = setup.store(Counter)
+    assert isinstance(sql_store, SqlStore)
     # a writer that never delivers: its changes stay in the outbox with an expired lease
-    store, outbox = setup.store(Counter).with_outbox(lease=0)
+    store, outbox = sql_store.with_outbox(lease=0)
     store.edit_batch([Edit.create(Counter(id=f"k{i:03d}")) for i in range(120)])
     assert outbox.pending() == 120
     seen: list[str] = []
@@ -200,6 +207,7 @@ def test_outbox_needs_a_sql_store_beneath() -> None:
 
 async def test_async_outbox_delivers_and_clears(namespace: str) -> None:
     db = persisty.aio.connect(POSTGRES_URL, namespace=namespace)
+    assert isinstance(db, AsyncSqlDatabase)
     try:
         counters = observed(db.store(Counter), outbox=True, outbox_lease=timedelta(seconds=5))
         seen: list[tuple[str, int]] = []

@@ -13,7 +13,7 @@ from tests.conftest import MYSQL_URL, POSTGRES_URL, REDIS_URL
 
 import persisty
 import persisty.aio
-from persisty import F, stored
+from persisty import Attr, F, stored
 from persisty.errors import Conflict, NotFound, PreconditionFailed, ValidationError
 from persisty.layers import BelongsTo, HasMany, HasOne, observed, related, relations_of
 from persisty.store import Edit, WrappedStore
@@ -30,7 +30,7 @@ class Author:
 
 @stored
 class Book:
-    id: uuid.UUID
+    id: uuid.UUID = Attr(generated="uuid", default=None)  # what a bare UUID key gets
     title: str = ""
     author_id: str | None = None
     author = BelongsTo(Author, "author_id")

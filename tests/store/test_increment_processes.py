@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,7 +51,8 @@ def _drop(db: Any) -> None:
             return
 
 
-CASES = {
+# engine: (its URL, rounds per process, whether the processes must never retry)
+CASES: dict[str, tuple[Callable[[], str], int, bool]] = {
     "sqlite": (lambda: f"sqlite:///{_DIR}/increments.db", 500, True),
     "postgresql": (lambda: POSTGRES_URL, 500, True),
     "mariadb": (lambda: MYSQL_URL, 500, True),

@@ -20,7 +20,7 @@ from persisty.testing.models import Item
 @stored
 class Ticket:
     id: str
-    n: int | None = Attr(generated="sequence")
+    n: int | None = Attr(generated="sequence", default=None)
     title: str = ""
 
 

@@ -4,7 +4,7 @@ index entries, counts are one command, writes are one script call, batches are p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ class Post:
 class Recorder:
     def __init__(self, db: RedisDatabase) -> None:
         self.calls: list[tuple[str, int]] = []
-        original = db.client.execute_command
+        original: Callable[..., Any] = db.client.execute_command
 
         def record(*args: Any, **options: Any) -> Any:
             self.calls.append((str(args[0]).upper(), len(args) - 1))

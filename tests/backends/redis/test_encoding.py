@@ -20,14 +20,14 @@ numbers = st.one_of(
         lambda d: abs(d.adjusted()) < 10_000
     ),
 )
-strings = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12)
+strings = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
 datetimes = st.datetimes(timezones=st.just(dt.UTC))
 
 
 def _cmp(a: Any, b: Any) -> int:
     if a is None or b is None:
         return (a is not None) - (b is not None)
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def _bcmp(a: bytes, b: bytes) -> int:

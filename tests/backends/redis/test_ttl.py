@@ -20,7 +20,7 @@ class Session:
     id: str
     owner: str
     code: str | None = None
-    expires_at: datetime | None = Attr(expires=True)
+    expires_at: datetime | None = Attr(expires=True, default=None)
 
 
 def _index_sizes(db: RedisDatabase) -> dict[bytes, int]:
@@ -34,7 +34,7 @@ def test_items_expire_natively_and_leave_no_index_entries(db: RedisDatabase) -> 
         [Edit.create(Session(id=f"s{i}", owner="ann", code=f"c{i}")) for i in range(5)]
     )
     store.create(Session(id="b", owner="bob"))
-    ttl_ms = db.client.pttl(b"persisty:{" + db.namespace.encode() + b":session}:i:s1")
+    ttl_ms = db.client.pttl(f"persisty:{{{db.namespace}:session}}:i:s1")
     assert 0 < ttl_ms <= 600
     assert store.count(F.owner == "ann") == 5
     assert len(store.search(F.owner == "ann").items) == 5
@@ -88,6 +88,6 @@ def test_redis_expires_each_item_at_its_own_instant(db: RedisDatabase) -> None:
     until = datetime.now(UTC) + timedelta(days=2)
     store.create(Session(id="long", owner="ann", expires_at=until))
     store.create(Session(id="short", owner="ann"))
-    prefix = b"persisty:{" + db.namespace.encode() + b":session}:i:"
-    assert abs(db.client.pexpiretime(prefix + b"long") - until.timestamp() * 1000) < 2
-    assert 0 < db.client.pttl(prefix + b"short") <= 600
+    prefix = f"persisty:{{{db.namespace}:session}}:i:"
+    assert abs(db.client.pexpiretime(prefix + "long") - until.timestamp() * 1000) < 2
+    assert 0 < db.client.pttl(prefix + "short") <= 600

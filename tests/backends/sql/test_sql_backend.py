@@ -158,7 +158,7 @@ class Ticket:
     """A generated sequence."""
 
     id: str
-    number: int | None = Attr(generated="sequence")
+    number: int | None = Attr(generated="sequence", default=None)
 
 
 def test_sequences(db: SqlDatabase) -> None:
@@ -340,11 +340,13 @@ def test_single_statement_conditional_writes(db: SqlDatabase) -> None:
 
 def test_sqlite_page_size_applies_to_a_new_file(tmp_path: Path) -> None:
     db = persisty.connect(f"sqlite:///{tmp_path / 'big.db'}", page_size=8192)
+    assert isinstance(db, SqlDatabase)
     db.store(Item).create(Item(owner="a", title="t"))
     with db.executor.connection() as conn:
         assert db.executor.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]
     db.close()
     again = persisty.connect(f"sqlite:///{tmp_path / 'big.db'}", page_size=4096)
+    assert isinstance(again, SqlDatabase)
     assert again.store(Item).count() == 1  # an existing file keeps its page size
     with again.executor.connection() as conn:
         assert again.executor.driver.fetch(conn, "PRAGMA page_size", ()) == [(8192,)]

@@ -16,7 +16,7 @@ from persisty.backends.sql import SqlDatabase
 from persisty.model import Index, stored
 from persisty.store import Edit
 
-TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=8)
+TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8)
 # letters whose lowercase is the same in Python, ICU, MariaDB and SQLite
 PLAIN = st.text(st.sampled_from("aAbBzZ äÄöÖüÜ_%!é"), max_size=6)
 
