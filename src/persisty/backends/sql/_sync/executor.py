@@ -16,11 +16,23 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from persisty.backends.sql._url import SqlUrl
-from persisty.backends.sql.dialects import Dialect, Driver, driver_for
+from persisty.backends.sql.dialects import Dialect, Driver, driver_for, raised_in_driver
 from persisty.errors import PersistyError, Unavailable
 
 if TYPE_CHECKING:
     from persisty.backends.sql._table import TableSchema
+
+PROGRAMMING_ERRORS = (
+    NameError,
+    AttributeError,
+    LookupError,
+    AssertionError,
+    NotImplementedError,
+    RecursionError,
+    ImportError,
+)
+"""Built-in errors that only a bug raises: the executor translates them only when a driver
+raised them (a driver that lost its connection may fail with an ``AttributeError``)."""
 
 
 class Pool:
@@ -152,6 +164,15 @@ class SqlExecutor:
             return e
         if not isinstance(e, Exception):
             self.pool.discard(conn)
+            return e
+        if isinstance(e, PROGRAMMING_ERRORS) and not raised_in_driver(e):
+            # a bug (in persisty or a caller's code run inside the block), never the engine's
+            # answer: raised as it is, not hidden behind "unavailable"; the connection, which
+            # may be inside a transaction, is not used again
+            if self.url.memory:
+                self.pool.give_back(conn)
+            else:
+                self.pool.discard(conn)
             return e
         err = self.dialect.translate(e, schema)
         if (err is None or isinstance(err, Unavailable)) and not self.url.memory:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from persisty.backends.sql._url import SqlUrl
-from persisty.backends.sql.dialects._base import Dialect
+from persisty.backends.sql.dialects._base import Dialect, raised_in_driver
 from persisty.backends.sql.dialects._drivers import AsyncDriver, Driver, driver_for
 from persisty.backends.sql.dialects.mysql import MysqlDialect
 from persisty.backends.sql.dialects.postgresql import PostgresDialect
@@ -79,5 +79,6 @@ __all__ = [
     "dialect_for",
     "driver_for",
     "parse_url",
+    "raised_in_driver",
     "register_dialect",
 ]

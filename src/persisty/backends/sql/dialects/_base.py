@@ -324,3 +324,19 @@ def family_of(a: AttrMeta) -> str:
     if a.kind in ("list", "dict", "struct", "any"):
         return "json"
     return a.kind
+
+
+DRIVER_PACKAGES = frozenset(
+    {"sqlite3", "aiosqlite", "psycopg", "psycopg_pool", "pymysql", "asyncmy"}
+)
+
+
+def raised_in_driver(e: BaseException) -> bool:
+    """Whether the innermost frame of ``e`` is in a database driver's code."""
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__") or ""
+    return str(module).split(".")[0] in DRIVER_PACKAGES
