@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +16,8 @@ from typing import Any
 
 import pytest
 import uvicorn
-from starlette.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.messenger.app import create_app
+from starlette.testclient import TestClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

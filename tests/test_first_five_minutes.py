@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from datetime import datetime
 from pathlib import Path
 from uuid import UUID
@@ -98,8 +97,7 @@ async def test_snippet_async(kind: str, tmp_path: Path) -> None:
 
 
 def test_quickstart_example_runs() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-    import quickstart
+    from examples import quickstart
 
     lines = quickstart.main("memory://")
     assert any("stale etag was refused" in line for line in lines)

@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import enum
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,20 +17,17 @@ from typing import Any
 from uuid import UUID
 
 import uvicorn
+from examples.messenger.app import POLICIES, USERS, Channel, Message, User, seed
+
+import persisty
+import persisty.aio
+from persisty import Attr, stored
+from persisty.layers import Policy
+from persisty.serve import DemoAuthenticator, JWTAuth
+from persisty.serve import app as make_app
+from persisty.store import Edit
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from examples.messenger.app import POLICIES, USERS, Channel, Message, User, seed  # noqa: E402
-
-import persisty  # noqa: E402
-import persisty.aio  # noqa: E402
-from persisty import Attr, stored  # noqa: E402
-from persisty.layers import Policy  # noqa: E402
-from persisty.serve import DemoAuthenticator, JWTAuth  # noqa: E402
-from persisty.serve import app as make_app  # noqa: E402
-from persisty.store import Edit  # noqa: E402
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -1,3 +1,3 @@
 """What the CLI tests point the ``persisty`` command at."""
 
-from serve_models import Note, Page  # noqa: F401
+from tests.serve.serve_models import Note, Page  # noqa: F401

@@ -7,9 +7,9 @@ import os
 import time
 import uuid
 
-from serve_models import Author, Post
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from tests.serve.serve_models import Author, Post
 
 import persisty.aio
 from persisty.serve import Link, app

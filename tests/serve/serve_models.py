@@ -19,7 +19,7 @@ class Mood(enum.Enum):
 class Note:
     """A note someone wrote."""
 
-    id: UUID
+    id: UUID = Attr(generated="uuid", default=None)  # what a bare UUID key gets
     owner: str = Attr(max_length=40)
     title: str = Attr(max_length=200)
     priority: int = 0

@@ -1,6 +1,6 @@
 """An app for ``persisty serve`` in the CLI test; the URL comes from ``--url``."""
 
-from serve_models import Note
+from tests.serve.serve_models import Note
 
 import persisty.aio
 from persisty.serve import app

@@ -17,18 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import pytest
-from admin_support import (
+from examples.messenger.app import Channel, Message, User
+from tests.serve.admin_support import (
     ARTIFACTS,
     GADGETS,
     POLICY,
     STORES,
-    Channel,
     Color,
     Gadget,
-    Message,
     Server,
     Tab,
-    User,
     gadget,
     launch,
     open_tab,
@@ -178,7 +176,8 @@ def test_keyset_paging_every_key_once_reload_stable_and_inserts_repeat_nothing(
 
 
 def _count_text(tab: Tab) -> str:
-    return tab.page.locator("#count").inner_text().split()[0]
+    text: str = tab.page.locator("#count").inner_text()
+    return text.split()[0]
 
 
 def test_sort_headers_filter_panel_and_search_equal_the_store(tab: Tab, server: Server) -> None:
@@ -648,9 +647,11 @@ def test_dark_mode_colours_the_toggle_and_screenshots(browser: Any, server: Serv
         tab.page.click("button:has-text('Theme')")
         other = "rgb(20, 23, 28)" if scheme == "light" else "rgb(255, 255, 255)"
         assert _background(tab) == other
-        wait_for(
-            lambda tab=tab: any(c["name"] == "persisty_admin_theme" for c in tab.context.cookies())
-        )
+
+        def remembered(tab: Tab = tab) -> bool:
+            return any(c["name"] == "persisty_admin_theme" for c in tab.context.cookies())
+
+        wait_for(remembered)
         tab.page.reload()
         assert _background(tab) == other
         assert tab.errors == [] and tab.csp() == []

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from admin_support import Server, launch, open_tab, serve
+from tests.serve.admin_support import Server, launch, open_tab, serve
 
 from persisty import Attr, stored
 from persisty.backends.sql import AsyncSqlStore

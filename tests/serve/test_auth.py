@@ -10,8 +10,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from serve_models import Note, Page
 from starlette.testclient import TestClient
+from tests.serve.serve_models import Note, Page
 
 import persisty.aio
 from persisty.errors import ValidationError

@@ -4,15 +4,11 @@ token of one run is refused by the next); a short secret is refused too."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from examples.messenger.app import create_app
+from starlette.testclient import TestClient
 
 
 def test_no_secret_outside_demo_refuses_to_start(

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from _files_backends import BACKENDS, open_files
 from starlette.testclient import TestClient
-from test_files_refs import CountingCatalog, RefNote
+from tests.serve._files_backends import BACKENDS, open_files
+from tests.serve.test_files_refs import CountingCatalog, RefNote
 
 import persisty.aio
 from persisty.layers import Policy

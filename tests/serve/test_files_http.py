@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from _files_backends import BACKENDS, open_files
 from starlette.testclient import TestClient
+from tests.serve._files_backends import BACKENDS, open_files
 
 import persisty.aio
 from persisty.files import Limits

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _files_backends import open_files
+from tests.serve._files_backends import open_files
 
 import persisty.aio
 from persisty.serve import app, lambda_handler
@@ -29,7 +29,7 @@ class Context:
 
 
 def _event(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
-    event = copy.deepcopy(EVENT)
+    event: dict[str, Any] = copy.deepcopy(EVENT)
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
     event["requestContext"]["http"]["method"] = method
     event["headers"]["content-type"] = "application/octet-stream"

@@ -7,7 +7,7 @@ import re
 
 from openapi_spec_validator import validate
 from starlette.routing import Route
-from test_files_refs import RefNote
+from tests.serve.test_files_refs import RefNote
 
 import persisty.aio
 import persisty.files.aio

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _files_backends import BACKENDS, open_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
+from tests.serve._files_backends import BACKENDS, open_files
 
 import persisty.aio
 from persisty.serve import router

@@ -9,8 +9,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from _files_backends import BACKENDS, open_files
 from starlette.testclient import TestClient
+from tests.serve._files_backends import BACKENDS, open_files
 
 import persisty.aio
 from persisty import Attr, FileRef, stored

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from _files_backends import BACKENDS, open_files
 from starlette.testclient import TestClient
+from tests.serve._files_backends import BACKENDS, open_files
 
 import persisty.aio
 from persisty.files import Limits

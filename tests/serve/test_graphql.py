@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from serve_models import Author, Note, Page, Post
 from starlette.testclient import TestClient
+from tests.serve.serve_models import Author, Note, Page, Post
 
 import persisty.aio
 from persisty.serve import Link, app
@@ -170,7 +170,7 @@ def test_relations_are_batched_per_level(client: Any) -> None:
 
 
 def test_declared_relations(tmp_path: Any) -> None:
-    from serve_models import Person, Profile
+    from tests.serve.serve_models import Person, Profile
 
     db = persisty.aio.connect(f"sqlite:///{tmp_path}/rel.db")
     with TestClient(app(db, [Person, Profile])) as c:

@@ -4,12 +4,13 @@ schema (introspection) and checks that none causes a server error."""
 from __future__ import annotations
 
 import tempfile
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.graphql import nodes, scalar
-from serve_models import Note, Page
+from tests.serve.serve_models import Note, Page
 
 import persisty.aio
 from persisty.serve import app
@@ -28,7 +29,7 @@ schema = schemathesis.graphql.from_asgi("/graphql", ASGI)
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_graphql_has_no_server_errors(case: schemathesis.Case) -> None:
+def test_graphql_has_no_server_errors(case: schemathesis.Case[Any]) -> None:
     response = case.call()
     assert response.status_code in (200, 400), response.text
     body = response.json()

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_models import Author, Post
 from starlette.testclient import TestClient
+from tests.serve.serve_models import Author, Post
 
 import persisty.aio
 from persisty.serve import Limits, Link, app
@@ -170,18 +170,18 @@ def server(tmp_path_factory: Any) -> Any:
     """``gql_timing_app`` under uvicorn in a process of its own, on a loopback port."""
     path = tmp_path_factory.mktemp("gql") / "gql.db"
     port = _free_port()
-    here = Path(__file__).parent
+    root = Path(__file__).resolve().parents[2]
     env = {
         **os.environ,
         "PERSISTY_GQL_TIMING_DB": str(path),
-        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "gql_timing_app:asgi",
+            "tests.serve.gql_timing_app:asgi",
             "--host",
             "127.0.0.1",
             "--port",
@@ -189,7 +189,7 @@ def server(tmp_path_factory: Any) -> Any:
             "--log-level",
             "warning",
         ],
-        cwd=here,
+        cwd=root,
         env=env,
     )
     url = f"http://127.0.0.1:{port}"

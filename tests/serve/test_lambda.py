@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from serve_models import Page
+from tests.serve.serve_models import Page
 
 import persisty.aio
 from persisty.serve import app, lambda_handler
@@ -48,7 +48,7 @@ def test_api_gateway_v2_events() -> None:
 
 
 def test_graphql_and_jwt_through_lambda() -> None:
-    from serve_models import Note
+    from tests.serve.serve_models import Note
 
     from persisty.layers import Policy
     from persisty.serve import JWTAuth

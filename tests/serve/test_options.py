@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any
 
 import pytest
-from serve_models import Note
 from starlette.testclient import TestClient
+from tests.serve.serve_models import Note
 
 import persisty.aio
 from persisty.serve import ServeOptions, app, router

@@ -9,12 +9,13 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serve_models import Note, Page
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
+from tests.serve.serve_models import Note, Page
 
 import persisty.aio
+from persisty.model import meta_of
 from persisty.serve import app, router
 
 URLS = ["memory://", "sqlite"]
@@ -264,5 +265,5 @@ def test_any_key_round_trips_through_the_url(tmp_path: Any, owner: str, slug: st
         loc = r.headers["location"]
         got = c.get(loc)
         assert got.status_code == 200 and (got.json()["owner"], got.json()["slug"]) == (owner, slug)
-        key = Page.__persisty__.key_of(Page(owner=owner, slug=slug))
+        key = meta_of(Page).key_of(Page(owner=owner, slug=slug))
         assert loc == "/api/page/" + quote(key, safe="")

@@ -11,14 +11,14 @@ from typing import Any
 
 import msgspec
 import pytest
-from serve_models import Note, Page
 from starlette.testclient import TestClient
 from tests.conftest import POSTGRES_URL, REDIS_URL
+from tests.serve.serve_models import Note, Page
 
 import persisty
 import persisty.aio
 from persisty.errors import ValidationError
-from persisty.layers import AsyncMemoryCache, Policy, Principal, cached, secured
+from persisty.layers import AsyncMemoryCache, CachedStore, Policy, Principal, cached, secured
 from persisty.serve import JWTAuth, Limits, app
 from persisty.store import AsyncDatabase, AsyncStore
 
@@ -131,6 +131,7 @@ def test_redis_cache_over_secured_never_mixes_principals() -> None:
     policy = Policy.owner("owner")
     ann = cached(secured(raw, policy, Principal("ann")), cache=REDIS_URL, ttl=60)
     bob = cached(secured(raw, policy, Principal("bob")), cache=REDIS_URL, ttl=60)
+    assert isinstance(ann, CachedStore) and isinstance(bob, CachedStore)
     try:
         bob_key = str(uuid.uuid4())
         assert ann.read(bob_key) is None  # ann's cached "missing" ...
@@ -236,11 +237,12 @@ def test_token_without_scope_is_a_principal_without_scopes() -> None:
         auth=AUTH,
         policies={Note: Policy.scoped({"user": Policy.allow_all(), "": Policy.owner("owner")})},
     )
+    assert AUTH.secret is not None
     token = jwt.encode(
         {"sub": "ann", "exp": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
         AUTH.secret,
         algorithm="HS256",
-    )  # type: ignore[arg-type]
+    )
     with TestClient(asgi) as c:
         r = c.get("/api/note", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["items"] == []  # no scopes: sees nothing
