@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
+
+from examples.messenger.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from starlette.testclient import TestClient  # noqa: E402
-
-from examples.messenger.app import create_app  # noqa: E402
 
 
 @pytest.fixture
