@@ -80,6 +80,8 @@ class AsyncSqlRows(AsyncStoreBase[Any]):
         self._patched: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._fast_patches: dict[tuple[str, ...], FastPatch] = {}
         """Patches of only plain attributes seen before: their statement and checks."""
+        self._eq_counts: dict[tuple[str, type], str] = {}
+        """``count(F.attr == value)`` statements per attribute and value type."""
         # put() is one upsert when nothing of a stored item is kept and creating sets
         # nothing an update would not (MySQL's upsert fires on any unique index: none then)
         self._blind_put = (

@@ -29,7 +29,7 @@ from persisty.errors import (
     ValidationError,
 )
 from persisty.model import etag, is_path
-from persisty.query import NONE, Filter, validate_filter
+from persisty.query import ALL, NONE, Compare, Filter, Op, validate_filter
 from persisty.store import (
     MAX_RETRIES,
     Edit,
@@ -104,6 +104,37 @@ class AsyncSqlStore(AsyncSqlPatches):
         if page_key is not None and self._epoch != self.tables.epoch:
             await self._prepare()  # the page-key secret is kept in the database
         return await super().search(filter, order, limit, page_key)
+
+    async def count(self, filter: Filter | None = None) -> int:
+        # ``count(F.attr == value)`` of a bare str/int attribute, the commonest count: its
+        # statement is kept per attribute and value type once the general path has
+        # validated and compiled one such filter unchanged
+        if type(filter) is Compare and filter.op is Op.EQ:
+            value = filter.value
+            sql = self._eq_counts.get((filter.attr, type(value)))
+            if sql is not None and (type(value) is str or -_INT64 <= value < _INT64):
+                rows = await self._query(sql, (self.schema.param(filter.attr, value),))
+                return int(rows[0][0])
+            if sql is None and self._checks is not None and self.meta.expires is None:
+                self._plan_eq_count(filter)
+        return await super().count(filter)
+
+    def _plan_eq_count(self, filter: Compare) -> None:
+        plain = self._checks.plain_plan((filter.attr,)) if self._checks is not None else None
+        value = filter.value
+        if plain is None or plain[0][1] is not type(value) or type(value) not in (str, int):
+            return
+        try:
+            if validate_filter(filter, self.meta) != filter:
+                return
+        except ValidationError:
+            return
+        compiler = self.schema.compiler
+        if compiler.split(filter)[1] is not ALL:
+            return
+        sql, params = compiler.count(filter)
+        if params == [self.schema.param(filter.attr, value)]:
+            self._eq_counts[(filter.attr, type(value))] = sql
 
     async def read(self, key: str) -> Any:
         if self._str_key and type(key) is str and key:
