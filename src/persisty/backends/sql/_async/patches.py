@@ -59,14 +59,12 @@ class AsyncSqlPatches(AsyncSqlRows):
         sql, then = s.blind_patch_sql(names)
         cols += docs
         cols += s.key_params(k)
-        params = cols
-        try:
-            if then is None:
-                rows = await self._query(sql, params)
-            else:  # the new document is read back on the same connection
-                async with self._conn() as conn:
-                    done = await self.executor.run(conn, sql, params, s)
-                    rows = await self.executor.fetch(conn, then, (), s) if done else []
+        if then is None:
+            return await self._run_plain(sql, cols, key)
+        try:  # the new document is read back on the same connection
+            async with self._conn() as conn:
+                done = await self.executor.run(conn, sql, cols, s)
+                rows = await self.executor.fetch(conn, then, (), s) if done else []
         except ConcurrentChange:
             raise
         except PersistyError:
@@ -135,8 +133,8 @@ class AsyncSqlPatches(AsyncSqlRows):
         return await self._run_plain(sql, cols, key)
 
     async def _run_plain(self, sql: str, cols: list[Any], key: str) -> Any:
-        """The new item of one plain patch statement; ``None`` when the engine refused a
-        value (the general path then decides)."""
+        """The new item of one patch statement with ``RETURNING``; ``None`` when the engine
+        refused a value (the general path then decides)."""
         try:
             rows = await self._query(sql, cols)
         except ConcurrentChange:
@@ -166,6 +164,7 @@ class AsyncSqlPatches(AsyncSqlRows):
             except ConcurrentChange:
                 if attempt + 1 >= COLLISION_RETRIES:
                     raise
+                self.retries += 1
                 await _after_collision(attempt)
         raise AssertionError("unreachable")
 

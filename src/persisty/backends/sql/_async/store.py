@@ -18,10 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from persisty.backends.sql._async.patches import AsyncSqlPatches
-from persisty.backends.sql._async.rows import COLLISION_RETRIES, _after_collision
 from persisty.backends.sql._table import ETAG
 from persisty.errors import (
-    ConcurrentChange,
     Conflict,
     NotFound,
     PersistyError,
@@ -279,17 +277,8 @@ class AsyncSqlStore(AsyncSqlPatches):
                 self.retries += 1
             else:
                 raise Conflict("too many concurrent changes; try again")
-        # increments and conditions: one transaction holding the row, so no lost race (a
-        # deadlock the engine resolved by rolling it back is tried again)
-        for attempt in itertools.count():
-            try:
-                return await self._patch_locked(k, key, names, changes, if_match, precondition)
-            except ConcurrentChange:
-                if attempt + 1 >= COLLISION_RETRIES:
-                    raise
-                self.retries += 1
-                await _after_collision(attempt)
-        raise AssertionError("unreachable")
+        # increments and conditions: one transaction holding the row, so no lost race
+        return await self._patch_locked(k, key, names, changes, if_match, precondition)
 
     async def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None

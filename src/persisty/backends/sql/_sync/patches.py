@@ -60,14 +60,12 @@ class SqlPatches(SqlRows):
         sql, then = s.blind_patch_sql(names)
         cols += docs
         cols += s.key_params(k)
-        params = cols
-        try:
-            if then is None:
-                rows = self._query(sql, params)
-            else:  # the new document is read back on the same connection
-                with self._conn() as conn:
-                    done = self.executor.run(conn, sql, params, s)
-                    rows = self.executor.fetch(conn, then, (), s) if done else []
+        if then is None:
+            return self._run_plain(sql, cols, key)
+        try:  # the new document is read back on the same connection
+            with self._conn() as conn:
+                done = self.executor.run(conn, sql, cols, s)
+                rows = self.executor.fetch(conn, then, (), s) if done else []
         except ConcurrentChange:
             raise
         except PersistyError:
@@ -136,8 +134,8 @@ class SqlPatches(SqlRows):
         return self._run_plain(sql, cols, key)
 
     def _run_plain(self, sql: str, cols: list[Any], key: str) -> Any:
-        """The new item of one plain patch statement; ``None`` when the engine refused a
-        value (the general path then decides)."""
+        """The new item of one patch statement with ``RETURNING``; ``None`` when the engine
+        refused a value (the general path then decides)."""
         try:
             rows = self._query(sql, cols)
         except ConcurrentChange:
@@ -167,6 +165,7 @@ class SqlPatches(SqlRows):
             except ConcurrentChange:
                 if attempt + 1 >= COLLISION_RETRIES:
                     raise
+                self.retries += 1
                 _after_collision(attempt)
         raise AssertionError("unreachable")
 

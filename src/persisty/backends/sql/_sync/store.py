@@ -19,10 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from persisty.backends.sql._sync.patches import SqlPatches
-from persisty.backends.sql._sync.rows import COLLISION_RETRIES, _after_collision
 from persisty.backends.sql._table import ETAG
 from persisty.errors import (
-    ConcurrentChange,
     Conflict,
     NotFound,
     PersistyError,
@@ -276,17 +274,8 @@ class SqlStore(SqlPatches):
                 self.retries += 1
             else:
                 raise Conflict("too many concurrent changes; try again")
-        # increments and conditions: one transaction holding the row, so no lost race (a
-        # deadlock the engine resolved by rolling it back is tried again)
-        for attempt in itertools.count():
-            try:
-                return self._patch_locked(k, key, names, changes, if_match, precondition)
-            except ConcurrentChange:
-                if attempt + 1 >= COLLISION_RETRIES:
-                    raise
-                self.retries += 1
-                _after_collision(attempt)
-        raise AssertionError("unreachable")
+        # increments and conditions: one transaction holding the row, so no lost race
+        return self._patch_locked(k, key, names, changes, if_match, precondition)
 
     def delete(
         self, key: str, *, if_match: str | None = None, precondition: Filter | None = None
