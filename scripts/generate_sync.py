@@ -97,15 +97,10 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _inputs(source: Path, replacements: dict[str, str]) -> str:
-    """The digest of everything the twin of ``source`` is made from."""
-    return _digest(
-        Path(__file__).read_text(),
-        version("unasyncd"),
-        version("ruff"),
-        json.dumps(replacements, sort_keys=True),
-        source.read_text(),
-    )
+def _inputs(tools: str, source: Path, replacements: dict[str, str]) -> str:
+    """The digest of everything the twin of ``source`` is made from (``tools``: this
+    script and the versions of the tools it runs)."""
+    return _digest(tools, json.dumps(replacements, sort_keys=True), source.read_text())
 
 
 def _generate(job: tuple[Path, dict[str, str]]) -> str:
@@ -119,15 +114,15 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError):
         cache = {}
     pairs = twins()
+    tools = _digest(Path(__file__).read_text(), version("unasyncd"), version("ruff"))
+    inputs = {src: _inputs(tools, src, replacements) for src, (_, replacements) in pairs.items()}
     todo = []
-    for source, (target, replacements) in pairs.items():
-        key = source.relative_to(ROOT).as_posix()
-        known = cache.get(key)
-        current = target.read_text() if target.exists() else None
+    for source, (target, _) in pairs.items():
+        known = cache.get(source.relative_to(ROOT).as_posix())
         if (
             known is not None
-            and current is not None
-            and known == [_inputs(source, replacements), _digest(current)]
+            and target.exists()
+            and known == [inputs[source], _digest(target.read_text())]
         ):
             continue
         todo.append(source)
@@ -136,17 +131,14 @@ def main(argv: list[str]) -> int:
         codes = list(pool.map(_generate, [(src, pairs[src][1]) for src in todo]))
     stale = []
     for source, code in zip(todo, codes, strict=True):
-        target, replacements = pairs[source]
+        target = pairs[source][0]
         if not (target.exists() and target.read_text() == code):
             stale.append(target.relative_to(ROOT).as_posix())
             if check:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(code)
-        cache[source.relative_to(ROOT).as_posix()] = [
-            _inputs(source, replacements),
-            _digest(code),
-        ]
+        cache[source.relative_to(ROOT).as_posix()] = [inputs[source], _digest(code)]
     CACHE.parent.mkdir(exist_ok=True)
     CACHE.write_text(json.dumps(cache, indent=0, sort_keys=True))
     if check and stale:

@@ -165,21 +165,16 @@ class SqlExecutor:
         if not isinstance(e, Exception):
             self.pool.discard(conn)
             return e
-        if isinstance(e, PROGRAMMING_ERRORS) and not raised_in_driver(e):
-            # a bug (in persisty or a caller's code run inside the block), never the engine's
-            # answer: raised as it is, not hidden behind "unavailable"; the connection, which
-            # may be inside a transaction, is not used again
-            if self.url.memory:
-                self.pool.give_back(conn)
-            else:
-                self.pool.discard(conn)
-            return e
-        err = self.dialect.translate(e, schema)
-        if (err is None or isinstance(err, Unavailable)) and not self.url.memory:
+        # a bug (in persisty or a caller's code run inside the block) is never the engine's
+        # answer: raised as it is, not hidden behind "unavailable"
+        bug = isinstance(e, PROGRAMMING_ERRORS) and not raised_in_driver(e)
+        err: BaseException | None = e if bug else self.dialect.translate(e, schema)
+        # a connection that failed, or that a bug may have left inside a transaction, is not
+        # used again, but an in-memory SQLite database lives in its one connection: kept
+        if (bug or err is None or isinstance(err, Unavailable)) and not self.url.memory:
             self.pool.discard(conn)
-            return err or Unavailable(f"{self.dialect.name}: {e}")
-        # an in-memory SQLite database lives in its one connection: never throw it away
-        self.pool.give_back(conn)
+        else:
+            self.pool.give_back(conn)
         return err or Unavailable(f"{self.dialect.name}: {e}")
 
     def query(

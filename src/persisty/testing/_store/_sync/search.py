@@ -23,6 +23,14 @@ from persisty.testing._data import every_op_filters, filters, sample_items
 from persisty.testing._store._sync.base import ITEM, StoreSuiteBase, _expected, _keys
 from persisty.testing.models import Doc, Item
 
+_INHERITED = [
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.too_slow,
+    HealthCheck.differing_executors,
+]
+"""The health checks a property test of the suite passes by design: one method, inherited by
+every backend's subclass (each its own executor), over a loaded fixture."""
+
 
 class SearchConformance(StoreSuiteBase):
     """Searching of the Store contract."""
@@ -172,16 +180,7 @@ class SearchConformance(StoreSuiteBase):
         finally:
             other.close()
 
-    @settings(
-        max_examples=60,
-        deadline=None,
-        # one method, inherited by every backend's subclass: each is its own executor
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.differing_executors,
-        ],
-    )
+    @settings(max_examples=60, deadline=None, suppress_health_check=_INHERITED)
     @given(data=st.data())
     def test_random_filters_match_evaluator(
         self, loaded: tuple[Store[Item], list[Item]], data: st.DataObject
@@ -195,15 +194,7 @@ class SearchConformance(StoreSuiteBase):
         assert _keys((items.search(f, order, limit=1000)).items) == want
         assert items.count(f) == len(want)
 
-    @settings(
-        max_examples=30,
-        deadline=None,
-        suppress_health_check=[
-            HealthCheck.function_scoped_fixture,
-            HealthCheck.too_slow,
-            HealthCheck.differing_executors,
-        ],
-    )
+    @settings(max_examples=30, deadline=None, suppress_health_check=_INHERITED)
     @given(data=st.data())
     def test_repeated_equality_counts_match_evaluator(
         self, loaded: tuple[Store[Item], list[Item]], data: st.DataObject
